@@ -1,0 +1,115 @@
+"""Packaging: the extension zip is valid for Blender, installs through
+Blender's own extension installer into a fresh user folder, enables, and its
+import operator builds a scene from a bundle.
+
+Installation runs in a subprocess so that it gets a user folder of its own
+and cannot register a second copy of the add-on in the test process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ADDON_MODULE = "bl_ext.user_default.blender_cnn"
+RESULT_MARKER = "PACKAGING_RESULT:"
+
+
+def _load_build_extension():
+    spec = importlib.util.spec_from_file_location(
+        "build_extension", REPO_ROOT / "scripts" / "build_extension.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_extension = _load_build_extension()
+
+
+@pytest.fixture(scope="module")
+def extension_zip(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("extension")
+    return build_extension.build_extension(work / "dist", stage_dir=work / "stage")
+
+
+def test_staged_extension_validates(tmp_path):
+    staged = build_extension.stage_extension(tmp_path / "stage")
+    build_extension.validate_extension(staged)
+
+
+def test_zip_holds_addon_presets_and_license(extension_zip):
+    names = set(zipfile.ZipFile(extension_zip).namelist())
+    assert {"__init__.py", "blender_manifest.toml", "LICENSE"} <= names
+    presets = sorted(p.name for p in (REPO_ROOT / "presets").glob("*.json"))
+    assert presets, "the repository has no presets to ship"
+    assert {f"presets/{name}" for name in presets} <= names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+# Runs inside a fresh Blender (bpy) process: argv = zip [bundle].
+_INSTALL_SCRIPT = r"""
+import json, sys
+import bpy  # first: it puts Blender's own modules (addon_utils) on sys.path
+import addon_utils
+
+zip_path = sys.argv[1]
+bundle_path = sys.argv[2] if len(sys.argv) > 2 else None
+module = "bl_ext.user_default.blender_cnn"
+result = {}
+
+result["install"] = sorted(bpy.ops.extensions.package_install_files(
+    filepath=zip_path, repo="user_default", enable_on_install=True))
+result["extensions_dir"] = bpy.utils.user_resource("EXTENSIONS")
+result["enabled"] = module in bpy.context.preferences.addons
+result["loaded"] = bool(addon_utils.check(module)[1])
+
+if bundle_path is not None:
+    before = set(bpy.context.scene.objects)
+    result["import"] = sorted(bpy.ops.bcnn.import_bundle(filepath=bundle_path))
+    result["new_objects"] = sorted(o.name for o in set(bpy.context.scene.objects) - before)
+
+print("PACKAGING_RESULT:" + json.dumps(result))
+"""
+
+
+def _install_in_fresh_blender(zip_path: Path, user_dir: Path, *extra_args: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLENDER_USER_")}
+    env["BLENDER_USER_RESOURCES"] = str(user_dir)
+    completed = subprocess.run(
+        [sys.executable, "-c", _INSTALL_SCRIPT, str(zip_path), *extra_args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [l for l in completed.stdout.splitlines() if l.startswith(RESULT_MARKER)]
+    assert completed.returncode == 0 and lines, (
+        f"Blender subprocess failed (exit {completed.returncode})\n"
+        f"--- stdout ---\n{completed.stdout[-4000:]}\n--- stderr ---\n{completed.stderr[-4000:]}"
+    )
+    return json.loads(lines[-1][len(RESULT_MARKER):])
+
+
+def test_zip_installs_and_enables_in_fresh_user_folder(extension_zip, tmp_path):
+    user_dir = tmp_path / "blender_user"
+    result = _install_in_fresh_blender(extension_zip, user_dir)
+    assert result["install"] == ["FINISHED"]
+    assert Path(result["extensions_dir"]).resolve().is_relative_to(user_dir.resolve())
+    assert (user_dir / "extensions" / "user_default" / "blender_cnn" / "__init__.py").is_file()
+    assert result["enabled"] and result["loaded"], result
+
+
+def test_installed_addon_imports_bundle(extension_zip, tmp_path, demo_bundle_path):
+    result = _install_in_fresh_blender(extension_zip, tmp_path / "blender_user", str(demo_bundle_path))
+    assert result["enabled"], result
+    assert result["import"] == ["FINISHED"]
+    assert result["new_objects"], "the import operator added no object to the scene"
