@@ -1,0 +1,136 @@
+"""What the scene shows, as flat numpy arrays: one cell per activation, one edge per weight.
+
+Pure numpy, no bpy. The builder writes these arrays onto Blender geometry as
+attributes; the node groups compute positions and colors from them.
+Cells are ordered layer by layer; within a spatial layer channel-major, then
+row, then column; within a 1D layer in unit order, so that neuron ``i`` of a
+dense or flatten layer is cell ``layer_start + i``.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Dense layers up to this many neurons are drawn as one column; wider ones as a near-square grid.
+COLUMN_MAX_NEURONS = 64
+
+
+@dataclass(frozen=True)
+class LayerCells:
+    """Where one layer's cells sit in the cell arrays and how its maps are shaped."""
+
+    layer_index: int
+    name: str
+    type: str
+    output_shape: tuple
+    map_rows: int
+    map_cols: int
+    channels: int
+    start: int
+    count: int
+
+    @property
+    def label(self):
+        shape = "x".join(str(size) for size in self.output_shape)
+        return f"{self.name}\n{self.type} {shape}"
+
+
+def display_shape(output_shape):
+    """(rows, cols, channels) of the maps that show a layer's output."""
+    if len(output_shape) == 3:
+        return tuple(int(size) for size in output_shape)
+    units = int(np.prod(output_shape))
+    if units <= COLUMN_MAX_NEURONS:
+        return units, 1, 1
+    cols = math.ceil(math.sqrt(units))
+    return math.ceil(units / cols), cols, 1
+
+
+def layer_cells(bundle):
+    """The ``LayerCells`` of every layer in the bundle, in order."""
+    layers, start = [], 0
+    for layer in bundle.layers:
+        rows, cols, channels = display_shape(layer.output_shape)
+        count = int(np.prod(layer.output_shape))
+        layers.append(LayerCells(layer.index, layer.name, layer.type, layer.output_shape,
+                                 rows, cols, channels, start, count))
+        start += count
+    return layers
+
+
+def cell_arrays(bundle, epoch=-1, sample=0):
+    """Per-cell int32 indices and float32 values for one epoch and sample.
+
+    Returns ``(layers, arrays)``; ``arrays`` maps attribute names to arrays of
+    length ``sum(layer.count)``. ``act_low``/``act_high`` are the layer's range
+    over all epochs and samples, so colors stay comparable through training.
+    """
+    layers = layer_cells(bundle)
+    columns = {name: [] for name in ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels")}
+    values = {name: [] for name in ("activation", "act_low", "act_high")}
+    for cells in layers:
+        activation = np.asarray(bundle.activations(cells.name, epoch, sample), dtype=np.float32)
+        if len(cells.output_shape) == 3:
+            flat = activation.transpose(2, 0, 1).ravel()
+            channel, row, col = np.indices((cells.channels, cells.map_rows, cells.map_cols)).reshape(3, -1)
+        else:
+            flat = activation.ravel()
+            unit = np.arange(cells.count)
+            channel, row, col = np.zeros_like(unit), unit // cells.map_cols, unit % cells.map_cols
+        low, high = activation_range(bundle.array(bundle.layer(cells.name).activations))
+        n = cells.count
+        for name, column in (("layer", np.full(n, cells.layer_index)), ("channel", channel), ("row", row),
+                             ("col", col), ("map_rows", np.full(n, cells.map_rows)),
+                             ("map_cols", np.full(n, cells.map_cols)), ("channels", np.full(n, cells.channels))):
+            columns[name].append(column)
+        values["activation"].append(flat)
+        values["act_low"].append(np.full(n, low))
+        values["act_high"].append(np.full(n, high))
+    arrays = {name: np.ascontiguousarray(np.concatenate(parts), dtype=np.int32) for name, parts in columns.items()}
+    arrays.update({name: np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+                   for name, parts in values.items()})
+    return layers, arrays
+
+
+def activation_range(all_activations):
+    """(low, high) for coloring: zero-based for non-negative layers, symmetric when signed."""
+    low, high = float(np.min(all_activations)), float(np.max(all_activations))
+    if low >= 0.0:
+        low = 0.0
+    else:
+        bound = max(-low, high)
+        low, high = -bound, bound
+    if high <= low:
+        high = low + 1.0
+    return low, high
+
+
+def dense_connections(bundle, layers, epoch=-1):
+    """One edge per weight of every Dense layer fed by a 1D layer (flatten or dense).
+
+    Returns int32 ``source_cell``/``target_cell`` and float32 ``weight`` and
+    ``weight_max`` (the largest magnitude of that layer's kernel over all epochs).
+    """
+    by_name = {cells.name: cells for cells in layers}
+    parts = {name: [] for name in ("source_cell", "target_cell", "weight", "weight_max")}
+    for layer in bundle.layers:
+        if layer.type != "Dense" or len(layer.inputs) != 1:
+            continue
+        source, target = by_name[layer.inputs[0]], by_name[layer.name]
+        if len(source.output_shape) != 1:
+            continue
+        kernel_info = next((w for w in layer.weights if w.name == "kernel"), None)
+        if kernel_info is None:
+            continue
+        kernel = np.asarray(bundle.weights(layer.name, epoch)["kernel"], dtype=np.float32)
+        inputs, outputs = kernel.shape
+        source_index, target_index = np.meshgrid(np.arange(inputs), np.arange(outputs), indexing="ij")
+        parts["source_cell"].append(source.start + source_index.ravel())
+        parts["target_cell"].append(target.start + target_index.ravel())
+        parts["weight"].append(kernel.ravel())
+        weight_max = float(np.max(np.abs(bundle.array(kernel_info.array)))) or 1.0
+        parts["weight_max"].append(np.full(kernel.size, weight_max))
+    dtypes = {"source_cell": np.int32, "target_cell": np.int32, "weight": np.float32, "weight_max": np.float32}
+    return {name: np.ascontiguousarray(np.concatenate(chunks) if chunks else np.zeros(0), dtype=dtypes[name])
+            for name, chunks in parts.items()}

@@ -1,0 +1,53 @@
+"""Colormaps as stops in linear RGB, shared by the node groups and by numpy.
+
+Geometry Nodes' Color Ramp interpolates its stops linearly in the values it
+stores (scene-linear RGB), so ``sample`` does the same: the colors a test
+computes here are the colors the scene shows.
+"""
+
+import numpy as np
+
+# Sequential: activations (0 = dark violet, still visible on a dark background).
+_VIRIDIS_SRGB = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
+# Diverging with a dark middle: weights near zero fade into the background.
+_DARK_DIVERGING_SRGB = ["#2c7bd8", "#1d4a7a", "#262626", "#8a2d1c", "#ef5a33"]
+
+COLORMAPS = {}
+
+
+def _srgb_to_linear(channel):
+    return np.where(channel <= 0.04045, channel / 12.92, ((channel + 0.055) / 1.055) ** 2.4)
+
+
+def _stops_from_hex(hex_colors):
+    positions = np.linspace(0.0, 1.0, len(hex_colors))
+    srgb = np.array([[int(h[i:i + 2], 16) / 255.0 for i in (1, 3, 5)] for h in hex_colors])
+    linear = _srgb_to_linear(srgb)
+    return [(float(p), tuple(float(v) for v in rgb)) for p, rgb in zip(positions, linear)]
+
+
+COLORMAPS["viridis"] = _stops_from_hex(_VIRIDIS_SRGB)
+COLORMAPS["dark_diverging"] = _stops_from_hex(_DARK_DIVERGING_SRGB)
+
+ACTIVATION_COLORMAP = "viridis"
+WEIGHT_COLORMAP = "dark_diverging"
+
+
+def stops(name):
+    """``[(position, (r, g, b)), ...]`` of a colormap, linear RGB."""
+    return COLORMAPS[name]
+
+
+def sample(name, values):
+    """Linear RGB (..., 3) float32 for ``values`` in [0, 1] (clamped), as the Color Ramp computes."""
+    positions = np.array([p for p, _ in COLORMAPS[name]], dtype=np.float64)
+    colors = np.array([c for _, c in COLORMAPS[name]], dtype=np.float64)
+    values = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
+    channels = [np.interp(values, positions, colors[:, i]) for i in range(3)]
+    return np.stack(channels, axis=-1).astype(np.float32)
+
+
+def normalize(values, low, high):
+    """Map [low, high] to [0, 1], clamped; the node groups' Map Range does the same."""
+    span = high - low if high > low else 1.0
+    return np.clip((np.asarray(values, dtype=np.float64) - low) / span, 0.0, 1.0)

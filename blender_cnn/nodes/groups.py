@@ -1,0 +1,198 @@
+"""The reusable Geometry Nodes groups of a network scene, built in code.
+
+Each group reads the attributes the builder wrote (see ``core/cells.py``) and
+computes positions and looks from its inputs, so a user can change layout and
+style on the modifier and keyframe them. Bump a group's version when its
+build function changes; ``ensure_group`` then rebuilds it in place.
+"""
+
+import math
+
+from ..core import colormaps
+from .builder import ensure_group
+
+CELL_LAYOUT = "BCNN Cell Layout"
+FEATURE_MAPS = "BCNN Feature Maps"
+CONNECTIONS = "BCNN Connections"
+# Cycles does not find a geometry attribute called plain "color", hence the prefixes.
+CELL_COLOR = "cell_color"
+EDGE_COLOR = "edge_color"
+LAYER_LABEL = "BCNN Layer Label"
+NEURON_LABEL = "BCNN Neuron Label"
+
+# Quads and text are made in the XY plane; this turns them to face -X, the side
+# the network is looked at from, with text reading along -Y (left to right on screen).
+FACE_NETWORK_VIEW = (math.pi / 2, 0.0, -math.pi / 2)
+QUAD_FACING_VIEW = (0.0, -math.pi / 2, 0.0)
+
+
+def ensure_cell_layout():
+    return ensure_group(CELL_LAYOUT, 1, _build_cell_layout)
+
+
+def ensure_feature_maps():
+    return ensure_group(FEATURE_MAPS, 1, _build_feature_maps)
+
+
+def ensure_connections():
+    return ensure_group(CONNECTIONS, 1, _build_connections)
+
+
+def ensure_layer_label():
+    return ensure_group(LAYER_LABEL, 1, _build_layer_label)
+
+
+def ensure_neuron_label():
+    return ensure_group(NEURON_LABEL, 1, _build_neuron_label)
+
+
+def _build_cell_layout(b):
+    """Cell centres: layers along +X, each layer's maps in a grid on a wall facing -X."""
+    b.tree.description = "Places every cell from its layer, channel, row and column"
+    geometry = b.add_input("Geometry", "GEOMETRY")
+    spacing = b.add_input("Layer Spacing", "FLOAT", 30.0, 0.0, description="Distance between layers")
+    gap = b.add_input("Map Gap", "FLOAT", 2.0, 0.0, description="Space between the maps of a layer")
+    cell = b.add_input("Cell Size", "FLOAT", 1.0, 0.001, description="Distance between neighbouring cells")
+    b.add_output("Geometry", "GEOMETRY")
+
+    layer = b.attribute("layer", "INT")
+    channel = b.attribute("channel", "INT")
+    row = b.attribute("row", "INT")
+    col = b.attribute("col", "INT")
+    map_rows = b.attribute("map_rows", "INT")
+    map_cols = b.attribute("map_cols", "INT")
+    channels = b.attribute("channels", "INT")
+
+    grid_cols = b.math("CEIL", b.math("SQRT", channels))
+    grid_rows = b.math("CEIL", b.math("DIVIDE", channels, grid_cols))
+    map_col = b.math("FLOORED_MODULO", channel, grid_cols)
+    map_row = b.math("FLOOR", b.math("DIVIDE", channel, grid_cols))
+    map_width = b.math("ADD", b.math("MULTIPLY", map_cols, cell), gap)
+    map_height = b.math("ADD", b.math("MULTIPLY", map_rows, cell), gap)
+
+    def centred(index, count):
+        """index - (count - 1) / 2: position of ``index`` among ``count`` centred on zero."""
+        return b.math("SUBTRACT", index, b.math("MULTIPLY", b.math("SUBTRACT", count, 1.0), 0.5))
+
+    across = b.math("ADD", b.math("MULTIPLY", centred(map_col, grid_cols), map_width),
+                    b.math("MULTIPLY", centred(col, map_cols), cell))
+    up = b.math("ADD", b.math("MULTIPLY", centred(map_row, grid_rows), map_height),
+                b.math("MULTIPLY", centred(row, map_rows), cell))
+    position = b.combine_xyz(b.math("MULTIPLY", layer, spacing),
+                             b.math("MULTIPLY", across, -1.0),
+                             b.math("MULTIPLY", up, -1.0))
+    placed = b.node("GeometryNodeSetPosition", {"Geometry": geometry, "Position": position})
+    b.set_outputs(Geometry=placed.outputs[0])
+
+
+def _build_feature_maps(b):
+    """One colored quad per cell; color = activation through the colormap, stored as ``cell_color``."""
+    b.tree.description = "Turns placed cells into colored quads"
+    points = b.add_input("Cells", "GEOMETRY")
+    cell = b.add_input("Cell Size", "FLOAT", 1.0, 0.001)
+    cell_gap = b.add_input("Cell Gap", "FLOAT", 0.1, 0.0, 0.95, description="Share of a cell left empty")
+    material = b.add_input("Material", "MATERIAL")
+    b.add_output("Mesh", "GEOMETRY")
+
+    value = b.node("ShaderNodeMapRange", {"Value": b.attribute("activation"), "From Min": b.attribute("act_low"),
+                                          "From Max": b.attribute("act_high")}, clamp=True).outputs["Result"]
+    color = b.color_ramp(value, colormaps.stops(colormaps.ACTIVATION_COLORMAP))
+    colored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": points, "Name": CELL_COLOR, "Value": color},
+                     data_type="FLOAT_COLOR", domain="POINT")
+    quad_size = b.math("MULTIPLY", cell, b.math("SUBTRACT", 1.0, cell_gap))
+    quad = b.node("GeometryNodeMeshGrid", {"Size X": quad_size, "Size Y": quad_size, "Vertices X": 2,
+                                           "Vertices Y": 2})
+    facing = b.node("GeometryNodeTransform", {"Geometry": quad.outputs["Mesh"], "Rotation": QUAD_FACING_VIEW})
+    instanced = b.node("GeometryNodeInstanceOnPoints", {"Points": colored.outputs[0],
+                                                        "Instance": facing.outputs[0]})
+    realized = b.node("GeometryNodeRealizeInstances", {"Geometry": instanced.outputs[0]})
+    shaded = b.node("GeometryNodeSetMaterial", {"Geometry": realized.outputs[0], "Material": material})
+    b.set_outputs(Mesh=shaded.outputs[0])
+
+
+def _build_connections(b):
+    """Edges from the cell ``source_cell`` to ``target_cell``, colored and thickened by weight."""
+    b.tree.description = "Draws connections between placed cells"
+    curves = b.add_input("Curves", "GEOMETRY")
+    cells = b.add_input("Cells", "GEOMETRY")
+    radius = b.add_input("Edge Radius", "FLOAT", 0.04, 0.0, description="Radius of the strongest edge")
+    material = b.add_input("Material", "MATERIAL")
+    b.add_output("Curves", "GEOMETRY")
+
+    position = b.node("GeometryNodeInputPosition").outputs[0]
+
+    def cell_position(index_attribute):
+        return b.node("GeometryNodeSampleIndex", {"Geometry": cells, "Value": position,
+                                                  "Index": b.attribute(index_attribute, "INT")},
+                      data_type="FLOAT_VECTOR", domain="POINT").outputs[0]
+
+    factor = b.node("GeometryNodeSplineParameter").outputs["Factor"]
+    straight = b.node("ShaderNodeMix", {"Factor": factor, "A": cell_position("source_cell"),
+                                        "B": cell_position("target_cell")}, data_type="VECTOR").outputs["Result"]
+    placed = b.node("GeometryNodeSetPosition", {"Geometry": curves, "Position": straight})
+
+    weight, weight_max = b.attribute("weight"), b.attribute("weight_max")
+    signed = b.node("ShaderNodeMapRange", {"Value": weight, "From Min": b.math("MULTIPLY", weight_max, -1.0),
+                                           "From Max": weight_max}, clamp=True).outputs["Result"]
+    color = b.color_ramp(signed, colormaps.stops(colormaps.WEIGHT_COLORMAP))
+    colored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": placed.outputs[0], "Name": EDGE_COLOR,
+                                                         "Value": color}, data_type="FLOAT_COLOR", domain="CURVE")
+    strength = b.math("DIVIDE", b.math("ABSOLUTE", weight), weight_max)
+    thickness = b.math("MULTIPLY", radius, b.math("MULTIPLY_ADD", strength, 0.8, 0.2))
+    thick = b.node("GeometryNodeSetCurveRadius", {"Curve": colored.outputs[0], "Radius": thickness})
+    shaded = b.node("GeometryNodeSetMaterial", {"Geometry": thick.outputs[0], "Material": material})
+    b.set_outputs(Curves=shaded.outputs[0])
+
+
+def _text_mesh(b, text, size, align_x, align_y):
+    curves = b.node("GeometryNodeStringToCurves", {"String": text, "Size": size, "Align X": align_x,
+                                                   "Align Y": align_y})
+    realized = b.node("GeometryNodeRealizeInstances", {"Geometry": curves.outputs["Curve Instances"]})
+    return b.node("GeometryNodeFillCurve", {"Curve": realized.outputs[0]}).outputs[0]
+
+
+def _build_layer_label(b):
+    """A layer's name and shape, centred under its cells wherever the layout put them."""
+    b.tree.description = "Text under one layer"
+    cells = b.add_input("Cells", "GEOMETRY")
+    layer = b.add_input("Layer", "INT", 0, 0)
+    text = b.add_input("Text", "STRING")
+    size = b.add_input("Size", "FLOAT", 2.0, 0.0)
+    margin = b.add_input("Margin", "FLOAT", 1.5, 0.0)
+    material = b.add_input("Material", "MATERIAL")
+    b.add_output("Mesh", "GEOMETRY")
+
+    in_layer = b.compare_int(b.attribute("layer", "INT"), layer)
+    position = b.node("GeometryNodeInputPosition").outputs[0]
+    stats = b.node("GeometryNodeAttributeStatistic", {"Geometry": cells, "Selection": in_layer,
+                                                      "Attribute": position}, data_type="FLOAT_VECTOR")
+    centre = b.separate_xyz(stats.outputs["Mean"])
+    lowest = b.separate_xyz(stats.outputs["Min"])
+    anchor = b.combine_xyz(centre["X"], centre["Y"], b.math("SUBTRACT", lowest["Z"], margin))
+    mesh = _text_mesh(b, text, size, "Center", "Top")
+    placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": FACE_NETWORK_VIEW,
+                                              "Translation": anchor})
+    shaded = b.node("GeometryNodeSetMaterial", {"Geometry": placed.outputs[0], "Material": material})
+    b.set_outputs(Mesh=shaded.outputs[0])
+
+
+def _build_neuron_label(b):
+    """Text beside one cell (a class name beside its output neuron)."""
+    b.tree.description = "Text beside one cell"
+    cells = b.add_input("Cells", "GEOMETRY")
+    cell = b.add_input("Cell", "INT", 0, 0)
+    text = b.add_input("Text", "STRING")
+    size = b.add_input("Size", "FLOAT", 1.0, 0.0)
+    offset = b.add_input("Offset", "FLOAT", 1.0, 0.0)
+    material = b.add_input("Material", "MATERIAL")
+    b.add_output("Mesh", "GEOMETRY")
+
+    position = b.node("GeometryNodeInputPosition").outputs[0]
+    centre = b.node("GeometryNodeSampleIndex", {"Geometry": cells, "Value": position, "Index": cell},
+                    data_type="FLOAT_VECTOR", domain="POINT").outputs[0]
+    anchor = b.vector_math("ADD", centre, b.combine_xyz(0.0, b.math("MULTIPLY", offset, -1.0), 0.0))
+    mesh = _text_mesh(b, text, size, "Left", "Middle")
+    placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": FACE_NETWORK_VIEW,
+                                              "Translation": anchor})
+    shaded = b.node("GeometryNodeSetMaterial", {"Geometry": placed.outputs[0], "Material": material})
+    b.set_outputs(Mesh=shaded.outputs[0])

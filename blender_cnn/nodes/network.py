@@ -1,0 +1,81 @@
+"""The top-level node tree of one network: its modifier inputs and the groups wired together.
+
+The tree is per network because its labels hold that network's layer names;
+everything else lives in the shared groups of ``groups.py``.
+"""
+
+import bpy
+
+from . import groups
+from .builder import TreeBuilder
+
+# Modifier inputs: (name, kind, default, min, max, description). Defaults suit a cell size of 1.
+LAYOUT_INPUTS = (
+    ("Layer Spacing", "FLOAT", 26.0, 0.0, None, "Distance between layers along the network"),
+    ("Map Gap", "FLOAT", 2.0, 0.0, None, "Space between the feature maps of a layer"),
+    ("Cell Size", "FLOAT", 1.0, 0.001, None, "Distance between neighbouring cells"),
+    ("Cell Gap", "FLOAT", 0.12, 0.0, 0.95, "Share of each cell left empty"),
+    ("Edge Radius", "FLOAT", 0.15, 0.0, None, "Radius of the strongest connection"),
+    ("Label Size", "FLOAT", 3.0, 0.0, None, "Height of the layer labels"),
+)
+
+
+def build_network_tree(name, layers, class_names, cells_object, materials):
+    """A new modifier tree for one network, for the Curves object that holds its connections.
+
+    The cells come from ``cells_object`` (a mesh of one vertex per cell). The
+    tree sits on a Curves object because Cycles renders the curves a Mesh
+    object's nodes make as nothing, while a Curves object renders both.
+    ``layers`` are ``core.cells.LayerCells``; ``materials`` maps "cell",
+    "edge" and "label" to materials. Returns the node group.
+    """
+    tree = bpy.data.node_groups.new(f"BCNN Network {name}", "GeometryNodeTree")
+    tree.is_modifier = True
+    tree.description = f"The 3D scene of the network {name}"
+    b = TreeBuilder(tree)
+    connections = b.add_input("Geometry", "GEOMETRY")
+    settings = {label: b.add_input(label, kind, default, low, high, description)
+                for label, kind, default, low, high, description in LAYOUT_INPUTS}
+    cells_source = b.add_input("Cells", "OBJECT", cells_object,
+                               description="The mesh that holds one vertex per cell")
+    material_inputs = {key: b.add_input(f"{key.title()} Material", "MATERIAL", material)
+                       for key, material in materials.items()}
+    b.add_output("Geometry", "GEOMETRY")
+
+    cells = b.node("GeometryNodeObjectInfo", {"Object": cells_source}, transform_space="RELATIVE")
+    placed = b.group(groups.ensure_cell_layout(), {
+        "Geometry": cells.outputs["Geometry"], "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
+        "Cell Size": settings["Cell Size"]}).outputs[0]
+    parts = [b.group(groups.ensure_feature_maps(), {
+        "Cells": placed, "Cell Size": settings["Cell Size"], "Cell Gap": settings["Cell Gap"],
+        "Material": material_inputs["cell"]}).outputs[0]]
+
+    parts.append(b.group(groups.ensure_connections(), {
+        "Curves": connections, "Cells": placed, "Edge Radius": settings["Edge Radius"],
+        "Material": material_inputs["edge"]}).outputs[0])
+
+    label_margin = b.math("MULTIPLY", settings["Label Size"], 0.6)
+    for layer in layers:
+        parts.append(b.group(groups.ensure_layer_label(), {
+            "Cells": placed, "Layer": layer.layer_index, "Text": layer.label, "Size": settings["Label Size"],
+            "Margin": label_margin, "Material": material_inputs["label"]}).outputs[0])
+    output_layer = layers[-1]
+    if len(output_layer.output_shape) == 1 and output_layer.count == len(class_names):
+        class_size = b.math("MULTIPLY", settings["Label Size"], 0.4)
+        for unit, class_name in enumerate(class_names):
+            parts.append(b.group(groups.ensure_neuron_label(), {
+                "Cells": placed, "Cell": output_layer.start + unit, "Text": str(class_name), "Size": class_size,
+                "Offset": settings["Cell Size"], "Material": material_inputs["label"]}).outputs[0])
+
+    join = b.node("GeometryNodeJoinGeometry")
+    # Links into a multi-input socket sort newest first; link in reverse to keep the order readable.
+    for part in reversed(parts):
+        b.link(part, join.inputs[0])
+    b.set_outputs(Geometry=join.outputs[0])
+    return tree
+
+
+def input_identifiers(tree):
+    """``{input name: socket identifier}``; the identifier names the modifier input."""
+    return {item.name: item.identifier for item in tree.interface.items_tree
+            if item.item_type == "SOCKET" and item.in_out == "INPUT"}

@@ -1,0 +1,123 @@
+"""Build the scene objects of one network from a bundle.
+
+Python writes data (indices and values per cell and per connection); the
+network's node tree computes the layout and colors. A failed build removes
+everything it made, so the file is left as it was.
+"""
+
+import bpy
+
+from ..core import cells as cell_data
+from ..core.bundle import Bundle, load_bundle
+from ..core.errors import BlenderCNNError
+from ..nodes.network import build_network_tree, input_identifiers
+from .geometry_data import hair_curves, points_mesh
+from .materials import ensure_materials
+
+MODIFIER_NAME = "BlenderCNN"
+# Custom properties on the network object: where it came from and what it shows.
+BUNDLE_PROPERTY = "blender_cnn_bundle"
+EPOCH_PROPERTY = "blender_cnn_epoch"
+SAMPLE_PROPERTY = "blender_cnn_sample"
+
+
+def build_network(bundle, epoch=-1, sample=0, collection=None):
+    """Build a network scene from a ``Bundle`` or a bundle path; returns the network object.
+
+    ``epoch`` is an epoch number of the bundle (negative counts from the last)
+    and ``sample`` the index of the input sample whose activations are shown.
+    """
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(bundle)
+    # Everything that can refuse the input is computed before any datablock exists.
+    layers, cell_arrays = cell_data.cell_arrays(bundle, epoch, sample)
+    edges = cell_data.dense_connections(bundle, layers, epoch)
+    epoch_number = bundle.epochs[bundle.epoch_index(epoch)]
+
+    created = _Created()
+    try:
+        return _build(bundle, layers, cell_arrays, edges, epoch_number, sample, collection, created)
+    except Exception:
+        created.remove()
+        raise
+
+
+def _build(bundle, layers, cell_arrays, edges, epoch, sample, collection, created):
+    name = bundle.name
+    parent = collection or bpy.context.scene.collection
+    network_collection = created.add(bpy.data.collections.new(f"CNN {name}"))
+    parent.children.link(network_collection)
+
+    mesh = created.add(points_mesh(f"{name} cells", len(cell_arrays["layer"]), cell_arrays))
+    cells = created.add(bpy.data.objects.new(f"{name} cells", mesh))
+    curves = created.add(hair_curves(f"{name} connections", len(edges["weight"]), 2, edges))
+    network = created.add(bpy.data.objects.new(name, curves))
+    # The network object draws the cells through its node tree; the cells object only keeps their data.
+    cells.hide_render = True
+    cells.hide_viewport = True
+    cells.hide_select = True
+    network_collection.objects.link(network)
+    network_collection.objects.link(cells)
+
+    tree = created.add(build_network_tree(name, layers, bundle.class_names, cells, ensure_materials()))
+    modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
+    modifier.node_group = tree
+
+    network[BUNDLE_PROPERTY] = bundle.path
+    network[EPOCH_PROPERTY] = epoch
+    network[SAMPLE_PROPERTY] = sample
+    return network
+
+
+def network_modifier(network):
+    modifier = network.modifiers.get(MODIFIER_NAME)
+    if modifier is None or modifier.node_group is None:
+        raise BlenderCNNError(network.name, "is not a blender_cnn network (it has no BlenderCNN modifier)")
+    return modifier
+
+
+def set_network_input(network, name, value):
+    """Set a modifier input by its name (e.g. "Layer Spacing"), as the UI would."""
+    modifier = network_modifier(network)
+    identifiers = input_identifiers(modifier.node_group)
+    if name not in identifiers:
+        raise BlenderCNNError(network.name, f"has no setting {name!r}; it has {sorted(identifiers)}")
+    getattr(modifier.properties.inputs, identifiers[name]).value = value
+    # Setting the value from Python does not tag the object (measured on 5.2.3); without this
+    # the evaluated scene keeps the old layout until something else changes.
+    network.update_tag()
+
+
+def get_network_input(network, name):
+    modifier = network_modifier(network)
+    return getattr(modifier.properties.inputs, input_identifiers(modifier.node_group)[name]).value
+
+
+def network_input_path(network, name):
+    """The data path to keyframe a modifier input, e.g. with ``network.keyframe_insert``."""
+    modifier = network_modifier(network)
+    identifier = input_identifiers(modifier.node_group)[name]
+    return f'modifiers["{modifier.name}"].properties.inputs.{identifier}.value'
+
+
+class _Created:
+    """The datablocks a build made, so that a failure can take them all back."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, item):
+        self.items.append(item)
+        return item
+
+    def remove(self):
+        collections = {
+            bpy.types.Object: bpy.data.objects, bpy.types.Mesh: bpy.data.meshes,
+            bpy.types.Curves: bpy.data.hair_curves, bpy.types.Collection: bpy.data.collections,
+            bpy.types.NodeTree: bpy.data.node_groups,
+        }
+        for item in reversed(self.items):
+            for kind, owner in collections.items():
+                if isinstance(item, kind):
+                    owner.remove(item)
+                    break

@@ -1,0 +1,122 @@
+"""Camera, world, light and render settings around a network, and rendering a still."""
+
+import os
+
+import bpy
+import numpy as np
+from mathutils import Vector
+
+BACKGROUND = (0.008, 0.010, 0.016, 1.0)
+# From the input side, slightly above: layers run left to right and their maps face the camera at an angle.
+VIEW_DIRECTION = Vector((0.75, 1.0, -0.42)).normalized()
+CAMERA_NAME = "BCNN Camera"
+LIGHT_NAME = "BCNN Key Light"
+ENGINES = {"CYCLES": "CYCLES", "EEVEE": "BLENDER_EEVEE", "BLENDER_EEVEE": "BLENDER_EEVEE"}
+
+
+def set_up_stage(network, scene=None, margin=1.08):
+    """Dark world, a soft key light and a camera that frames ``network``; returns the camera."""
+    scene = scene or bpy.context.scene
+    _set_world(scene)
+    _ensure_light(scene)
+    camera = _ensure_camera(scene)
+    frame_camera(camera, network, scene, margin)
+    view = scene.view_settings
+    # "Standard" shows the colormap's colors as they are; AgX would desaturate them.
+    view.view_transform = "Standard"
+    view.look = "None"
+    return camera
+
+
+def frame_camera(camera, network, scene=None, margin=1.08):
+    """Aim ``camera`` along the view direction so the evaluated network fills the frame."""
+    scene = scene or bpy.context.scene
+    camera.rotation_mode = "QUATERNION"
+    camera.rotation_quaternion = VIEW_DIRECTION.to_track_quat("-Z", "Y")
+    camera.data.lens = 40.0
+    camera.data.clip_end = 10_000.0
+    # camera_fit_coords reads the camera's evaluated rotation, so apply the new one first.
+    bpy.context.view_layer.update()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    points = _evaluated_points(network.evaluated_get(depsgraph))
+    location, _scale = camera.camera_fit_coords(depsgraph, points.ravel().tolist())
+    centre = Vector(points.mean(axis=0))
+    # Back off from the tight fit so nothing touches the border.
+    camera.location = centre + (Vector(location) - centre) * margin
+
+
+def _evaluated_points(evaluated, limit=20_000):
+    """World positions of (a sample of) the evaluated mesh's vertices: the network as drawn.
+
+    Fitting these rather than the bounding box keeps the sparse walls of maps
+    from leaving the frame half empty.
+    """
+    geometry = evaluated.evaluated_geometry()  # keeps the mesh alive while it is read
+    mesh = geometry.mesh
+    count = len(mesh.vertices)
+    points = np.empty(count * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", points)
+    points = points.reshape(-1, 3)[:: max(1, count // limit)]
+    matrix = np.array(evaluated.matrix_world, dtype=np.float32)
+    return points @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def configure_render(scene=None, engine="CYCLES", width=1280, height=720, samples=32):
+    scene = scene or bpy.context.scene
+    render = scene.render
+    render.engine = ENGINES[engine.upper()]
+    render.resolution_x, render.resolution_y = width, height
+    render.resolution_percentage = 100
+    if render.engine == "CYCLES":
+        scene.cycles.device = "CPU"
+        scene.cycles.samples = samples
+        scene.cycles.use_denoising = False
+        scene.cycles.max_bounces = 4
+        scene.cycles.transparent_max_bounces = 8
+    else:
+        scene.eevee.taa_render_samples = samples
+
+
+def render_still(path, scene=None, engine="CYCLES", width=1280, height=720, samples=32):
+    """Render the scene's camera view to a PNG at ``path``; returns the path."""
+    scene = scene or bpy.context.scene
+    configure_render(scene, engine, width, height, samples)
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.filepath = os.path.abspath(path)
+    bpy.ops.render.render(write_still=True, scene=scene.name)
+    return scene.render.filepath
+
+
+def _set_world(scene):
+    world = scene.world or bpy.data.worlds.new("BCNN World")
+    scene.world = world
+    background = world.node_tree.nodes.get("Background")
+    if background is None:
+        background = world.node_tree.nodes.new("ShaderNodeBackground")
+        output = world.node_tree.nodes.get("World Output") or world.node_tree.nodes.new("ShaderNodeOutputWorld")
+        world.node_tree.links.new(background.outputs[0], output.inputs["Surface"])
+    background.inputs["Color"].default_value = BACKGROUND
+    background.inputs["Strength"].default_value = 1.0
+
+
+def _ensure_light(scene):
+    light = bpy.data.objects.get(LIGHT_NAME)
+    if light is None:
+        data = bpy.data.lights.new(LIGHT_NAME, "SUN")
+        data.energy = 2.0
+        data.angle = 0.3
+        light = bpy.data.objects.new(LIGHT_NAME, data)
+        light.rotation_euler = (0.9, 0.2, -0.6)
+    if light.name not in scene.collection.objects:
+        scene.collection.objects.link(light)
+    return light
+
+
+def _ensure_camera(scene):
+    camera = bpy.data.objects.get(CAMERA_NAME)
+    if camera is None:
+        camera = bpy.data.objects.new(CAMERA_NAME, bpy.data.cameras.new(CAMERA_NAME))
+    if camera.name not in scene.collection.objects:
+        scene.collection.objects.link(camera)
+    scene.camera = camera
+    return camera

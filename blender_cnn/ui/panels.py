@@ -1,0 +1,35 @@
+"""The add-on's panel in the 3D viewport's sidebar (N panel, tab "CNN")."""
+
+import bpy
+
+from ..nodes.network import LAYOUT_INPUTS, input_identifiers
+from ..scene.network import BUNDLE_PROPERTY, EPOCH_PROPERTY, MODIFIER_NAME, SAMPLE_PROPERTY
+
+
+class BCNN_PT_network(bpy.types.Panel):
+    bl_label = "CNN Network"
+    bl_idname = "BCNN_PT_network"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "CNN"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.operator("bcnn.import_bundle", icon="IMPORT")
+        network = context.active_object
+        modifier = network.modifiers.get(MODIFIER_NAME) if network is not None else None
+        if modifier is None or modifier.node_group is None:
+            layout.label(text="Select a network to change its layout")
+            return
+        info = layout.column(align=True)
+        info.label(text=f"{network.name}: epoch {network.get(EPOCH_PROPERTY)}, sample {network.get(SAMPLE_PROPERTY)}")
+        info.label(text=bpy.path.basename(network.get(BUNDLE_PROPERTY, "")), icon="FILE")
+        identifiers = input_identifiers(modifier.node_group)
+        settings = layout.column(align=True)
+        for name, *_rest in LAYOUT_INPUTS:
+            if name in identifiers:
+                settings.prop(getattr(modifier.properties.inputs, identifiers[name]), "value", text=name)
+
+
+classes = (BCNN_PT_network,)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -1,0 +1,158 @@
+"""The built scene, read back from the evaluated geometry (after Geometry Nodes)."""
+
+import numpy as np
+import pytest
+
+from blender_cnn.core import colormaps
+from blender_cnn.core.cells import activation_range
+from blender_cnn.core.errors import BlenderCNNError
+from scene_readers import cell_faces, evaluated_geometry, label_face_count, read_attribute
+
+
+def build(blender, bundle, **options):
+    from blender_cnn.scene.network import build_network
+
+    return build_network(bundle, **options)
+
+
+def test_every_activation_is_one_cell(blender, demo_bundle):
+    network = build(blender, demo_bundle)
+    _centres, cells = cell_faces(network)
+    for layer in demo_bundle.layers:
+        expected = int(np.prod(layer.output_shape))
+        assert int((cells["layer"] == layer.index).sum()) == expected, layer.name
+
+
+@pytest.mark.parametrize("epoch, sample", [(0, 3), (-1, 7)])
+def test_cells_carry_the_activations_of_the_chosen_epoch_and_sample(blender, demo_bundle, epoch, sample):
+    network = build(blender, demo_bundle, epoch=epoch, sample=sample)
+    _centres, cells = cell_faces(network)
+    for layer in demo_bundle.layers:
+        mine = cells["layer"] == layer.index
+        expected = demo_bundle.activations(layer.name, epoch, sample)
+        if layer.is_spatial:
+            expected = expected[cells["row"][mine], cells["col"][mine], cells["channel"][mine]]
+        else:
+            expected = expected.ravel()[cells["row"][mine] * _map_cols(layer) + cells["col"][mine]]
+        np.testing.assert_array_equal(cells["activation"][mine], expected, err_msg=layer.name)
+
+
+def _map_cols(layer):
+    from blender_cnn.core.cells import display_shape
+
+    return display_shape(layer.output_shape)[1]
+
+
+def test_cell_colors_are_the_colormap_of_the_normalized_activation(blender, demo_bundle):
+    network = build(blender, demo_bundle, epoch=-1, sample=2)
+    _centres, cells = cell_faces(network)
+    for layer in demo_bundle.layers:
+        mine = cells["layer"] == layer.index
+        low, high = activation_range(demo_bundle.array(layer.activations))
+        expected = colormaps.sample(colormaps.ACTIVATION_COLORMAP,
+                                    colormaps.normalize(cells["activation"][mine], low, high))
+        np.testing.assert_allclose(cells["cell_color"][mine][:, :3], expected, atol=2e-3, err_msg=layer.name)
+    # A trained network's cells are not all one color.
+    assert np.ptp(cells["cell_color"][:, :3], axis=0).max() > 0.3
+
+
+def test_layout_inputs_on_the_modifier_move_the_cells(blender, demo_bundle):
+    from blender_cnn.scene.network import get_network_input, set_network_input
+
+    network = build(blender, demo_bundle)
+    before, cells = cell_faces(network)
+    spacing = get_network_input(network, "Layer Spacing")
+
+    set_network_input(network, "Layer Spacing", spacing + 10.0)
+    after, _ = cell_faces(network)
+    np.testing.assert_allclose(after[:, 0] - before[:, 0], cells["layer"] * 10.0, atol=1e-3)
+    np.testing.assert_allclose(after[:, 1:], before[:, 1:], atol=1e-4)
+
+    set_network_input(network, "Cell Size", 2.0)
+    doubled, _ = cell_faces(network)
+    first_map = (cells["layer"] == 1) & (cells["channel"] == 0)
+    width_before = np.ptp(after[first_map, 1])
+    assert np.ptp(doubled[first_map, 1]) == pytest.approx(2 * width_before, rel=1e-4)
+
+
+def test_dense_layers_are_joined_by_one_curve_per_weight(blender, demo_bundle):
+    network = build(blender, demo_bundle)
+    geometry = evaluated_geometry(network)
+    centres, cells = cell_faces(network)
+    dense = [layer for layer in demo_bundle.layers if layer.type == "Dense"]
+    expected = sum(int(np.prod(demo_bundle.weights(layer.name)["kernel"].shape)) for layer in dense)
+    curves = geometry.curves
+    assert len(curves.curves) == expected
+    # The first curve runs from neuron 0 of the flatten layer to neuron 0 of the first dense layer.
+    points = read_attribute(curves, "position")
+    flatten = demo_bundle.layer(dense[0].inputs[0])
+    start = centres[(cells["layer"] == flatten.index) & (cells["row"] == 0) & (cells["col"] == 0)][0]
+    end = centres[(cells["layer"] == dense[0].index) & (cells["row"] == 0)][0]
+    np.testing.assert_allclose(points[0], start, atol=1e-3)
+    np.testing.assert_allclose(points[1], end, atol=1e-3)
+    weights = read_attribute(curves, "weight")
+    np.testing.assert_allclose(weights[: dense[0].weights[0].shape[1]],
+                               demo_bundle.weights(dense[0].name)["kernel"][0], rtol=1e-6)
+
+
+def test_every_layer_and_class_has_a_label(blender, demo_bundle):
+    network = build(blender, demo_bundle)
+    assert label_face_count(network) > 0
+    tree = network.modifiers["BlenderCNN"].node_group
+    label_texts = {node.inputs["Text"].default_value for node in tree.nodes
+                   if node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs}
+    for layer in demo_bundle.layers:
+        assert any(text.startswith(layer.name + "\n") for text in label_texts), layer.name
+    assert set(demo_bundle.class_names) <= label_texts
+
+
+def test_rebuilding_reuses_the_node_groups(blender, demo_bundle):
+    build(blender, demo_bundle)
+    groups_after_first = {group.name for group in blender.data.node_groups if not group.name.startswith("BCNN Network")}
+    build(blender, demo_bundle)
+    groups_after_second = {group.name for group in blender.data.node_groups if not group.name.startswith("BCNN Network")}
+    assert groups_after_first == groups_after_second
+
+
+def test_a_bad_bundle_is_refused_and_leaves_the_file_as_it_was(blender, tmp_path):
+    broken = tmp_path / "broken.bcnn.npz"
+    np.savez(broken, something=np.zeros(3, dtype=np.float32))
+
+    def counts():
+        data = blender.data
+        return [len(collection) for collection in (data.objects, data.meshes, data.hair_curves, data.node_groups,
+                                                   data.collections, data.materials)]
+
+    before = counts()
+    with pytest.raises(BlenderCNNError) as error:
+        build(blender, str(broken))
+    assert "broken.bcnn.npz" in str(error.value) and "manifest" in str(error.value)
+    assert counts() == before
+
+
+def test_a_failure_during_the_build_removes_what_it_made(blender, demo_bundle, monkeypatch):
+    from blender_cnn.scene import network as network_module
+
+    def failing_tree(*_args, **_kwargs):
+        raise RuntimeError("node tree could not be built")
+
+    monkeypatch.setattr(network_module, "build_network_tree", failing_tree)
+    objects_before, meshes_before = len(blender.data.objects), len(blender.data.meshes)
+    with pytest.raises(RuntimeError):
+        build(blender, demo_bundle)
+    assert (len(blender.data.objects), len(blender.data.meshes)) == (objects_before, meshes_before)
+    assert len(blender.data.hair_curves) == 0
+
+
+def test_the_import_operator_builds_the_network_and_reports_bad_files(blender, demo_bundle_path, tmp_path):
+    assert blender.ops.bcnn.import_bundle(filepath=str(demo_bundle_path)) == {"FINISHED"}
+    network = blender.context.active_object
+    assert network.name == "digits_cnn"
+    assert blender.context.scene.camera is not None
+
+    not_a_bundle = tmp_path / "notes.bcnn.npz"
+    not_a_bundle.write_text("hello")
+    objects_before = len(blender.data.objects)
+    with pytest.raises(RuntimeError, match="notes.bcnn.npz: is not a network bundle"):
+        blender.ops.bcnn.import_bundle(filepath=str(not_a_bundle))
+    assert len(blender.data.objects) == objects_before
