@@ -67,7 +67,8 @@ def cell_arrays(bundle, epoch=-1, sample=0):
     over all epochs and samples, so colors stay comparable through training.
     """
     layers = layer_cells(bundle)
-    columns = {name: [] for name in ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels")}
+    columns = {name: [] for name in ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels",
+                                     "is_neuron")}
     values = {name: [] for name in ("activation", "act_low", "act_high")}
     for cells in layers:
         activation = np.asarray(bundle.activations(cells.name, epoch, sample), dtype=np.float32)
@@ -82,7 +83,8 @@ def cell_arrays(bundle, epoch=-1, sample=0):
         n = cells.count
         for name, column in (("layer", np.full(n, cells.layer_index)), ("channel", channel), ("row", row),
                              ("col", col), ("map_rows", np.full(n, cells.map_rows)),
-                             ("map_cols", np.full(n, cells.map_cols)), ("channels", np.full(n, cells.channels))):
+                             ("map_cols", np.full(n, cells.map_cols)), ("channels", np.full(n, cells.channels)),
+                             ("is_neuron", np.full(n, int(len(cells.output_shape) == 1)))):
             columns[name].append(column)
         values["activation"].append(flat)
         values["act_low"].append(np.full(n, low))

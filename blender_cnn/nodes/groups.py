@@ -27,11 +27,11 @@ QUAD_FACING_VIEW = (0.0, -math.pi / 2, 0.0)
 
 
 def ensure_cell_layout():
-    return ensure_group(CELL_LAYOUT, 1, _build_cell_layout)
+    return ensure_group(CELL_LAYOUT, 2, _build_cell_layout)
 
 
 def ensure_feature_maps():
-    return ensure_group(FEATURE_MAPS, 1, _build_feature_maps)
+    return ensure_group(FEATURE_MAPS, 2, _build_feature_maps)
 
 
 def ensure_connections():
@@ -43,16 +43,22 @@ def ensure_layer_label():
 
 
 def ensure_neuron_label():
-    return ensure_group(NEURON_LABEL, 1, _build_neuron_label)
+    return ensure_group(NEURON_LABEL, 2, _build_neuron_label)
 
 
 def _build_cell_layout(b):
-    """Cell centres: layers along +X, each layer's maps in a grid on a wall facing -X."""
+    """Cell centres: layers along +X, each layer's maps in a grid on a wall facing -X.
+
+    Also stores ``cell_pitch``, the distance between neighbouring cells of each
+    cell's layer, which sizes the quads.
+    """
     b.tree.description = "Places every cell from its layer, channel, row and column"
     geometry = b.add_input("Geometry", "GEOMETRY")
-    spacing = b.add_input("Layer Spacing", "FLOAT", 30.0, 0.0, description="Distance between layers")
+    spacing = b.add_input("Layer Spacing", "FLOAT", 40.0, 0.0, description="Distance between layers")
     gap = b.add_input("Map Gap", "FLOAT", 2.0, 0.0, description="Space between the maps of a layer")
-    cell = b.add_input("Cell Size", "FLOAT", 1.0, 0.001, description="Distance between neighbouring cells")
+    cell_size = b.add_input("Cell Size", "FLOAT", 1.0, 0.001, description="Distance between neighbouring cells")
+    neuron_scale = b.add_input("Neuron Scale", "FLOAT", 2.5, 0.01,
+                               description="Size of dense-layer neurons relative to feature-map cells")
     b.add_output("Geometry", "GEOMETRY")
 
     layer = b.attribute("layer", "INT")
@@ -62,7 +68,11 @@ def _build_cell_layout(b):
     map_rows = b.attribute("map_rows", "INT")
     map_cols = b.attribute("map_cols", "INT")
     channels = b.attribute("channels", "INT")
+    is_neuron = b.attribute("is_neuron", "INT")
 
+    # cell_size * (1 + is_neuron * (neuron_scale - 1)): neurons get the larger pitch.
+    cell = b.math("MULTIPLY", cell_size,
+                  b.math("MULTIPLY_ADD", is_neuron, b.math("SUBTRACT", neuron_scale, 1.0), 1.0))
     grid_cols = b.math("CEIL", b.math("SQRT", channels))
     grid_rows = b.math("CEIL", b.math("DIVIDE", channels, grid_cols))
     map_col = b.math("FLOORED_MODULO", channel, grid_cols)
@@ -82,14 +92,15 @@ def _build_cell_layout(b):
                              b.math("MULTIPLY", across, -1.0),
                              b.math("MULTIPLY", up, -1.0))
     placed = b.node("GeometryNodeSetPosition", {"Geometry": geometry, "Position": position})
-    b.set_outputs(Geometry=placed.outputs[0])
+    pitched = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": placed.outputs[0], "Name": "cell_pitch",
+                                                         "Value": cell}, data_type="FLOAT", domain="POINT")
+    b.set_outputs(Geometry=pitched.outputs[0])
 
 
 def _build_feature_maps(b):
     """One colored quad per cell; color = activation through the colormap, stored as ``cell_color``."""
     b.tree.description = "Turns placed cells into colored quads"
     points = b.add_input("Cells", "GEOMETRY")
-    cell = b.add_input("Cell Size", "FLOAT", 1.0, 0.001)
     cell_gap = b.add_input("Cell Gap", "FLOAT", 0.1, 0.0, 0.95, description="Share of a cell left empty")
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
@@ -99,12 +110,11 @@ def _build_feature_maps(b):
     color = b.color_ramp(value, colormaps.stops(colormaps.ACTIVATION_COLORMAP))
     colored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": points, "Name": CELL_COLOR, "Value": color},
                      data_type="FLOAT_COLOR", domain="POINT")
-    quad_size = b.math("MULTIPLY", cell, b.math("SUBTRACT", 1.0, cell_gap))
-    quad = b.node("GeometryNodeMeshGrid", {"Size X": quad_size, "Size Y": quad_size, "Vertices X": 2,
-                                           "Vertices Y": 2})
+    quad = b.node("GeometryNodeMeshGrid", {"Size X": 1.0, "Size Y": 1.0, "Vertices X": 2, "Vertices Y": 2})
     facing = b.node("GeometryNodeTransform", {"Geometry": quad.outputs["Mesh"], "Rotation": QUAD_FACING_VIEW})
+    quad_size = b.math("MULTIPLY", b.attribute("cell_pitch"), b.math("SUBTRACT", 1.0, cell_gap))
     instanced = b.node("GeometryNodeInstanceOnPoints", {"Points": colored.outputs[0],
-                                                        "Instance": facing.outputs[0]})
+                                                        "Instance": facing.outputs[0], "Scale": quad_size})
     realized = b.node("GeometryNodeRealizeInstances", {"Geometry": instanced.outputs[0]})
     shaded = b.node("GeometryNodeSetMaterial", {"Geometry": realized.outputs[0], "Material": material})
     b.set_outputs(Mesh=shaded.outputs[0])
@@ -177,20 +187,24 @@ def _build_layer_label(b):
 
 
 def _build_neuron_label(b):
-    """Text beside one cell (a class name beside its output neuron)."""
+    """Text beside one cell (a class name beside its output neuron); Size and Offset are in cell pitches."""
     b.tree.description = "Text beside one cell"
     cells = b.add_input("Cells", "GEOMETRY")
     cell = b.add_input("Cell", "INT", 0, 0)
     text = b.add_input("Text", "STRING")
-    size = b.add_input("Size", "FLOAT", 1.0, 0.0)
-    offset = b.add_input("Offset", "FLOAT", 1.0, 0.0)
+    size = b.add_input("Size", "FLOAT", 0.8, 0.0)
+    offset = b.add_input("Offset", "FLOAT", 0.8, 0.0)
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
 
     position = b.node("GeometryNodeInputPosition").outputs[0]
     centre = b.node("GeometryNodeSampleIndex", {"Geometry": cells, "Value": position, "Index": cell},
                     data_type="FLOAT_VECTOR", domain="POINT").outputs[0]
-    anchor = b.vector_math("ADD", centre, b.combine_xyz(0.0, b.math("MULTIPLY", offset, -1.0), 0.0))
+    pitch = b.node("GeometryNodeSampleIndex", {"Geometry": cells, "Value": b.attribute("cell_pitch"),
+                                               "Index": cell}, data_type="FLOAT", domain="POINT").outputs[0]
+    size = b.math("MULTIPLY", size, pitch)
+    anchor = b.vector_math("ADD", centre, b.combine_xyz(0.0, b.math("MULTIPLY", b.math("MULTIPLY", offset, pitch),
+                                                                     -1.0), 0.0))
     mesh = _text_mesh(b, text, size, "Left", "Middle")
     placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": FACE_NETWORK_VIEW,
                                               "Translation": anchor})

@@ -11,12 +11,13 @@ from .builder import TreeBuilder
 
 # Modifier inputs: (name, kind, default, min, max, description). Defaults suit a cell size of 1.
 LAYOUT_INPUTS = (
-    ("Layer Spacing", "FLOAT", 26.0, 0.0, None, "Distance between layers along the network"),
+    ("Layer Spacing", "FLOAT", 40.0, 0.0, None, "Distance between layers along the network"),
     ("Map Gap", "FLOAT", 2.0, 0.0, None, "Space between the feature maps of a layer"),
     ("Cell Size", "FLOAT", 1.0, 0.001, None, "Distance between neighbouring cells"),
+    ("Neuron Scale", "FLOAT", 2.5, 0.01, None, "Size of dense-layer neurons relative to feature-map cells"),
     ("Cell Gap", "FLOAT", 0.12, 0.0, 0.95, "Share of each cell left empty"),
     ("Edge Radius", "FLOAT", 0.15, 0.0, None, "Radius of the strongest connection"),
-    ("Label Size", "FLOAT", 3.0, 0.0, None, "Height of the layer labels"),
+    ("Label Size", "FLOAT", 3.5, 0.0, None, "Height of the layer labels"),
 )
 
 
@@ -45,9 +46,9 @@ def build_network_tree(name, layers, class_names, cells_object, materials):
     cells = b.node("GeometryNodeObjectInfo", {"Object": cells_source}, transform_space="RELATIVE")
     placed = b.group(groups.ensure_cell_layout(), {
         "Geometry": cells.outputs["Geometry"], "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
-        "Cell Size": settings["Cell Size"]}).outputs[0]
+        "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"]}).outputs[0]
     parts = [b.group(groups.ensure_feature_maps(), {
-        "Cells": placed, "Cell Size": settings["Cell Size"], "Cell Gap": settings["Cell Gap"],
+        "Cells": placed, "Cell Gap": settings["Cell Gap"],
         "Material": material_inputs["cell"]}).outputs[0]]
 
     parts.append(b.group(groups.ensure_connections(), {
@@ -61,11 +62,10 @@ def build_network_tree(name, layers, class_names, cells_object, materials):
             "Margin": label_margin, "Material": material_inputs["label"]}).outputs[0])
     output_layer = layers[-1]
     if len(output_layer.output_shape) == 1 and output_layer.count == len(class_names):
-        class_size = b.math("MULTIPLY", settings["Label Size"], 0.4)
         for unit, class_name in enumerate(class_names):
             parts.append(b.group(groups.ensure_neuron_label(), {
-                "Cells": placed, "Cell": output_layer.start + unit, "Text": str(class_name), "Size": class_size,
-                "Offset": settings["Cell Size"], "Material": material_inputs["label"]}).outputs[0])
+                "Cells": placed, "Cell": output_layer.start + unit, "Text": str(class_name),
+                "Material": material_inputs["label"]}).outputs[0])
 
     join = b.node("GeometryNodeJoinGeometry")
     # Links into a multi-input socket sort newest first; link in reverse to keep the order readable.

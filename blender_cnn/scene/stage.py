@@ -7,8 +7,10 @@ import numpy as np
 from mathutils import Vector
 
 BACKGROUND = (0.008, 0.010, 0.016, 1.0)
-# From the input side, slightly above: layers run left to right and their maps face the camera at an angle.
-VIEW_DIRECTION = Vector((0.75, 1.0, -0.42)).normalized()
+# From the input side, slightly above: layers run left to right and their maps face the camera at 45 degrees.
+VIEW_DIRECTION = Vector((1.0, 1.0, -0.3)).normalized()
+# A long lens keeps the far layers nearly as large as the near ones.
+LENS = 85.0
 CAMERA_NAME = "BCNN Camera"
 LIGHT_NAME = "BCNN Key Light"
 ENGINES = {"CYCLES": "CYCLES", "EEVEE": "BLENDER_EEVEE", "BLENDER_EEVEE": "BLENDER_EEVEE"}
@@ -33,7 +35,7 @@ def frame_camera(camera, network, scene=None, margin=1.08):
     scene = scene or bpy.context.scene
     camera.rotation_mode = "QUATERNION"
     camera.rotation_quaternion = VIEW_DIRECTION.to_track_quat("-Z", "Y")
-    camera.data.lens = 40.0
+    camera.data.lens = LENS
     camera.data.clip_end = 10_000.0
     # camera_fit_coords reads the camera's evaluated rotation, so apply the new one first.
     bpy.context.view_layer.update()
