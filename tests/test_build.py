@@ -114,20 +114,20 @@ def test_rebuilding_reuses_the_node_groups(blender, demo_bundle):
     assert groups_after_first == groups_after_second
 
 
+def datablock_counts(bpy):
+    data = bpy.data
+    return {kind: len(getattr(data, kind)) for kind in ("objects", "meshes", "hair_curves", "node_groups",
+                                                        "collections", "materials")}
+
+
 def test_a_bad_bundle_is_refused_and_leaves_the_file_as_it_was(blender, tmp_path):
     broken = tmp_path / "broken.bcnn.npz"
     np.savez(broken, something=np.zeros(3, dtype=np.float32))
-
-    def counts():
-        data = blender.data
-        return [len(collection) for collection in (data.objects, data.meshes, data.hair_curves, data.node_groups,
-                                                   data.collections, data.materials)]
-
-    before = counts()
+    before = datablock_counts(blender)
     with pytest.raises(BlenderCNNError) as error:
         build(blender, str(broken))
     assert "broken.bcnn.npz" in str(error.value) and "manifest" in str(error.value)
-    assert counts() == before
+    assert datablock_counts(blender) == before
 
 
 def test_a_failure_during_the_build_removes_what_it_made(blender, demo_bundle, monkeypatch):
@@ -137,11 +137,10 @@ def test_a_failure_during_the_build_removes_what_it_made(blender, demo_bundle, m
         raise RuntimeError("node tree could not be built")
 
     monkeypatch.setattr(network_module, "build_network_tree", failing_tree)
-    objects_before, meshes_before = len(blender.data.objects), len(blender.data.meshes)
-    with pytest.raises(RuntimeError):
+    before = datablock_counts(blender)
+    with pytest.raises(RuntimeError, match="node tree could not be built"):
         build(blender, demo_bundle)
-    assert (len(blender.data.objects), len(blender.data.meshes)) == (objects_before, meshes_before)
-    assert len(blender.data.hair_curves) == 0
+    assert datablock_counts(blender) == before
 
 
 def test_the_import_operator_builds_the_network_and_reports_bad_files(blender, demo_bundle_path, tmp_path):

@@ -34,24 +34,24 @@ def build_network(bundle, epoch=-1, sample=0, collection=None):
     edges = cell_data.dense_connections(bundle, layers, epoch)
     epoch_number = bundle.epochs[bundle.epoch_index(epoch)]
 
-    created = _Created()
+    new_datablocks = _NewDatablocks()
     try:
-        return _build(bundle, layers, cell_arrays, edges, epoch_number, sample, collection, created)
+        return _build(bundle, layers, cell_arrays, edges, epoch_number, sample, collection)
     except Exception:
-        created.remove()
+        new_datablocks.remove()
         raise
 
 
-def _build(bundle, layers, cell_arrays, edges, epoch, sample, collection, created):
+def _build(bundle, layers, cell_arrays, edges, epoch, sample, collection):
     name = bundle.name
     parent = collection or bpy.context.scene.collection
-    network_collection = created.add(bpy.data.collections.new(f"CNN {name}"))
+    network_collection = bpy.data.collections.new(f"CNN {name}")
     parent.children.link(network_collection)
 
-    mesh = created.add(points_mesh(f"{name} cells", len(cell_arrays["layer"]), cell_arrays))
-    cells = created.add(bpy.data.objects.new(f"{name} cells", mesh))
-    curves = created.add(hair_curves(f"{name} connections", len(edges["weight"]), 2, edges))
-    network = created.add(bpy.data.objects.new(name, curves))
+    mesh = points_mesh(f"{name} cells", len(cell_arrays["layer"]), cell_arrays)
+    cells = bpy.data.objects.new(f"{name} cells", mesh)
+    curves = hair_curves(f"{name} connections", len(edges["weight"]), 2, edges)
+    network = bpy.data.objects.new(name, curves)
     # The network object draws the cells through its node tree; the cells object only keeps their data.
     cells.hide_render = True
     cells.hide_viewport = True
@@ -59,7 +59,7 @@ def _build(bundle, layers, cell_arrays, edges, epoch, sample, collection, create
     network_collection.objects.link(network)
     network_collection.objects.link(cells)
 
-    tree = created.add(build_network_tree(name, layers, bundle.class_names, cells, ensure_materials()))
+    tree = build_network_tree(name, layers, bundle.class_names, cells, ensure_materials())
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
     modifier.node_group = tree
 
@@ -100,24 +100,16 @@ def network_input_path(network, name):
     return f'modifiers["{modifier.name}"].properties.inputs.{identifier}.value'
 
 
-class _Created:
-    """The datablocks a build made, so that a failure can take them all back."""
+class _NewDatablocks:
+    """Remembers which datablocks existed, so that a failed build can remove all it made."""
+
+    KINDS = ("objects", "meshes", "hair_curves", "collections", "node_groups", "materials")
 
     def __init__(self):
-        self.items = []
-
-    def add(self, item):
-        self.items.append(item)
-        return item
+        self.before = {kind: {item.as_pointer() for item in getattr(bpy.data, kind)} for kind in self.KINDS}
 
     def remove(self):
-        collections = {
-            bpy.types.Object: bpy.data.objects, bpy.types.Mesh: bpy.data.meshes,
-            bpy.types.Curves: bpy.data.hair_curves, bpy.types.Collection: bpy.data.collections,
-            bpy.types.NodeTree: bpy.data.node_groups,
-        }
-        for item in reversed(self.items):
-            for kind, owner in collections.items():
-                if isinstance(item, kind):
-                    owner.remove(item)
-                    break
+        for kind in self.KINDS:
+            owner = getattr(bpy.data, kind)
+            for item in [item for item in owner if item.as_pointer() not in self.before[kind]]:
+                owner.remove(item)
