@@ -154,11 +154,16 @@ def _build_connections(b):
     b.set_outputs(Curves=shaded.outputs[0])
 
 
-def _text_mesh(b, text, size, align_x, align_y):
+def _output_text(b, text, size, align_x, align_y, anchor, material):
+    """Filled text facing the view, its alignment point at ``anchor``, as the group's Mesh output."""
     curves = b.node("GeometryNodeStringToCurves", {"String": text, "Size": size, "Align X": align_x,
                                                    "Align Y": align_y})
     realized = b.node("GeometryNodeRealizeInstances", {"Geometry": curves.outputs["Curve Instances"]})
-    return b.node("GeometryNodeFillCurve", {"Curve": realized.outputs[0]}).outputs[0]
+    mesh = b.node("GeometryNodeFillCurve", {"Curve": realized.outputs[0]}).outputs[0]
+    placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": FACE_NETWORK_VIEW,
+                                              "Translation": anchor})
+    shaded = b.node("GeometryNodeSetMaterial", {"Geometry": placed.outputs[0], "Material": material})
+    b.set_outputs(Mesh=shaded.outputs[0])
 
 
 def _build_layer_label(b):
@@ -179,11 +184,7 @@ def _build_layer_label(b):
     centre = b.separate_xyz(stats.outputs["Mean"])
     lowest = b.separate_xyz(stats.outputs["Min"])
     anchor = b.combine_xyz(centre["X"], centre["Y"], b.math("SUBTRACT", lowest["Z"], margin))
-    mesh = _text_mesh(b, text, size, "Center", "Top")
-    placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": FACE_NETWORK_VIEW,
-                                              "Translation": anchor})
-    shaded = b.node("GeometryNodeSetMaterial", {"Geometry": placed.outputs[0], "Material": material})
-    b.set_outputs(Mesh=shaded.outputs[0])
+    _output_text(b, text, size, "Center", "Top", anchor, material)
 
 
 def _build_neuron_label(b):
@@ -205,8 +206,4 @@ def _build_neuron_label(b):
     size = b.math("MULTIPLY", size, pitch)
     anchor = b.vector_math("ADD", centre, b.combine_xyz(0.0, b.math("MULTIPLY", b.math("MULTIPLY", offset, pitch),
                                                                      -1.0), 0.0))
-    mesh = _text_mesh(b, text, size, "Left", "Middle")
-    placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": FACE_NETWORK_VIEW,
-                                              "Translation": anchor})
-    shaded = b.node("GeometryNodeSetMaterial", {"Geometry": placed.outputs[0], "Material": material})
-    b.set_outputs(Mesh=shaded.outputs[0])
+    _output_text(b, text, size, "Left", "Middle", anchor, material)
