@@ -29,18 +29,17 @@ def test_cells_carry_the_activations_of_the_chosen_epoch_and_sample(blender, dem
     _centres, cells = cell_faces(network)
     for layer in demo_bundle.layers:
         mine = cells["layer"] == layer.index
-        expected = demo_bundle.activations(layer.name, epoch, sample)
-        if layer.is_spatial:
-            expected = expected[cells["row"][mine], cells["col"][mine], cells["channel"][mine]]
-        else:
-            expected = expected.ravel()[cells["row"][mine] * _map_cols(layer) + cells["col"][mine]]
+        expected = values_at_cells(layer, demo_bundle.activations(layer.name, epoch, sample), cells, mine)
         np.testing.assert_array_equal(cells["activation"][mine], expected, err_msg=layer.name)
 
 
-def _map_cols(layer):
+def values_at_cells(layer, values, cells, mine):
+    """``values`` (one layer's output) looked up at each cell's channel, row and column."""
     from blender_cnn.core.cells import display_shape
 
-    return display_shape(layer.output_shape)[1]
+    if layer.is_spatial:
+        return values[cells["row"][mine], cells["col"][mine], cells["channel"][mine]]
+    return values.ravel()[cells["row"][mine] * display_shape(layer.output_shape)[1] + cells["col"][mine]]
 
 
 def test_cell_colors_are_the_colormap_of_the_normalized_activation(blender, demo_bundle):
@@ -155,3 +154,28 @@ def test_the_import_operator_builds_the_network_and_reports_bad_files(blender, d
     with pytest.raises(RuntimeError, match="notes.bcnn.npz: is not a network bundle"):
         blender.ops.bcnn.import_bundle(filepath=str(not_a_bundle))
     assert len(blender.data.objects) == objects_before
+
+
+def test_a_new_input_runs_through_the_weights_and_shows_its_activations(blender, demo_bundle):
+    from blender_cnn.scene.network import show_input
+
+    network = build(blender, demo_bundle, epoch=-1, sample=0)
+    new_input = demo_bundle.array(demo_bundle.manifest["samples"]["inputs"])[5]
+    show_input(network, new_input, epoch=0, label="sample 5")
+    _centres, cells = cell_faces(network)
+    for layer in demo_bundle.layers:
+        mine = cells["layer"] == layer.index
+        expected = values_at_cells(layer, demo_bundle.activations(layer.name, 0, 5), cells, mine)
+        np.testing.assert_allclose(cells["activation"][mine], expected, rtol=1e-4, atol=1e-5, err_msg=layer.name)
+    assert network["blender_cnn_sample"] == "sample 5" and network["blender_cnn_epoch"] == 0
+
+
+def test_an_input_of_the_wrong_shape_is_refused_and_changes_nothing(blender, demo_bundle):
+    from blender_cnn.scene.network import show_input
+
+    network = build(blender, demo_bundle, sample=1)
+    _centres, before = cell_faces(network)
+    with pytest.raises(BlenderCNNError, match="shape"):
+        show_input(network, np.zeros((8, 8, 1), dtype=np.float32))
+    _centres, after = cell_faces(network)
+    np.testing.assert_array_equal(after["activation"], before["activation"])

@@ -69,14 +69,11 @@ def cell_arrays(bundle, epoch=-1, sample=0):
     layers = layer_cells(bundle)
     columns = {name: [] for name in ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels",
                                      "is_neuron")}
-    values = {name: [] for name in ("activation", "act_low", "act_high")}
+    ranges = {"act_low": [], "act_high": []}
     for cells in layers:
-        activation = np.asarray(bundle.activations(cells.name, epoch, sample), dtype=np.float32)
         if len(cells.output_shape) == 3:
-            flat = activation.transpose(2, 0, 1).ravel()
             channel, row, col = np.indices((cells.channels, cells.map_rows, cells.map_cols)).reshape(3, -1)
         else:
-            flat = activation.ravel()
             unit = np.arange(cells.count)
             channel, row, col = np.zeros_like(unit), unit // cells.map_cols, unit % cells.map_cols
         low, high = activation_range(bundle.array(bundle.layer(cells.name).activations))
@@ -86,13 +83,26 @@ def cell_arrays(bundle, epoch=-1, sample=0):
                              ("map_cols", np.full(n, cells.map_cols)), ("channels", np.full(n, cells.channels)),
                              ("is_neuron", np.full(n, int(len(cells.output_shape) == 1)))):
             columns[name].append(column)
-        values["activation"].append(flat)
-        values["act_low"].append(np.full(n, low))
-        values["act_high"].append(np.full(n, high))
+        ranges["act_low"].append(np.full(n, low))
+        ranges["act_high"].append(np.full(n, high))
     arrays = {name: np.ascontiguousarray(np.concatenate(parts), dtype=np.int32) for name, parts in columns.items()}
     arrays.update({name: np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-                   for name, parts in values.items()})
+                   for name, parts in ranges.items()})
+    arrays["activation"] = cell_activations(
+        layers, {cells.name: bundle.activations(cells.name, epoch, sample) for cells in layers})
     return layers, arrays
+
+
+def cell_activations(layers, activations):
+    """One float32 value per cell, in cell order, from ``{layer name: one sample's output}``.
+
+    Serves activations read from a bundle and those computed by the forward pass alike.
+    """
+    flat = []
+    for cells in layers:
+        values = np.asarray(activations[cells.name], dtype=np.float32)
+        flat.append(values.transpose(2, 0, 1).ravel() if len(cells.output_shape) == 3 else values.ravel())
+    return np.ascontiguousarray(np.concatenate(flat), dtype=np.float32)
 
 
 def activation_range(all_activations):

@@ -10,8 +10,9 @@ import bpy
 from ..core import cells as cell_data
 from ..core.bundle import Bundle, load_bundle
 from ..core.errors import BlenderCNNError
+from ..core.forward import forward
 from ..nodes.network import build_network_tree, input_identifiers
-from .geometry_data import hair_curves, points_mesh
+from .geometry_data import hair_curves, points_mesh, write_attributes
 from .materials import ensure_materials
 
 MODIFIER_NAME = "BlenderCNN"
@@ -67,6 +68,36 @@ def _build(bundle, layers, cell_arrays, edges, epoch, sample, collection):
     network[EPOCH_PROPERTY] = epoch
     network[SAMPLE_PROPERTY] = sample
     return network
+
+
+def network_bundle(network):
+    """The bundle a network was built from (its path is stored on the object)."""
+    network_modifier(network)  # refuses objects that are not networks
+    path = network.get(BUNDLE_PROPERTY)
+    if not path:
+        raise BlenderCNNError(network.name, "does not say which bundle it was built from")
+    return load_bundle(path)
+
+
+def show_input(network, inputs, epoch=-1, label="custom input", bundle=None):
+    """Run one input (the model's input shape) through ``epoch``'s weights and show every layer's output.
+
+    The numpy forward pass computes the activations, so no TensorFlow is
+    needed; they replace the cells' ``activation`` attribute. Returns
+    ``{layer name: activations}`` of that one input.
+    """
+    bundle = bundle or network_bundle(network)
+    computed = {name: values[0] for name, values in forward(bundle, inputs, epoch).items()}
+    layers = cell_data.layer_cells(bundle)
+    cells = get_network_input(network, "Cells")
+    if cells is None or len(cells.data.vertices) != sum(layer.count for layer in layers):
+        raise BlenderCNNError(network.name, f"no longer matches its bundle {bundle.path}; import it again")
+    write_attributes(cells.data, {"activation": cell_data.cell_activations(layers, computed)}, "POINT")
+    cells.data.update()
+    network.update_tag()
+    network[EPOCH_PROPERTY] = bundle.epochs[bundle.epoch_index(epoch)]
+    network[SAMPLE_PROPERTY] = label
+    return computed
 
 
 def network_modifier(network):
