@@ -179,3 +179,25 @@ def test_an_input_of_the_wrong_shape_is_refused_and_changes_nothing(blender, dem
         show_input(network, np.zeros((8, 8, 1), dtype=np.float32))
     _centres, after = cell_faces(network)
     np.testing.assert_array_equal(after["activation"], before["activation"])
+
+
+def test_a_layer_the_addon_does_not_understand_is_shown_with_its_outputs(blender, demo_bundle, tmp_path):
+    import json
+
+    from blender_cnn.core.bundle import MANIFEST_KEY, load_bundle, write_bundle
+
+    with np.load(demo_bundle.path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files if key != MANIFEST_KEY}
+        manifest = json.loads(archive[MANIFEST_KEY].tobytes().decode("utf-8"))
+    mystery = next(layer for layer in manifest["layers"] if layer["name"] == "pool1")
+    mystery["type"] = "MysteryPooling"
+    path = write_bundle(tmp_path / "mystery.bcnn.npz", manifest, arrays)
+
+    network = build(blender, load_bundle(path))
+    _centres, cells = cell_faces(network)
+    assert int((cells["layer"] == demo_bundle.layer("pool1").index).sum()) == 8 * 8 * 8
+    tree = network.modifiers["BlenderCNN"].node_group
+    texts = [node.inputs["Text"].default_value for node in tree.nodes
+             if node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs]
+    assert "pool1\nMysteryPooling 8x8x8\n(outputs only)" in texts
+    assert not any("conv1" in text and "outputs only" in text for text in texts)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .layer_types import is_known_layer_type
+
 # Dense layers up to this many neurons are drawn as one column; wider ones as a near-square grid.
 COLUMN_MAX_NEURONS = 64
 
@@ -33,7 +35,9 @@ class LayerCells:
     @property
     def label(self):
         shape = "x".join(str(size) for size in self.output_shape)
-        return f"{self.name}\n{self.type} {shape}"
+        label = f"{self.name}\n{self.type} {shape}"
+        # Layers the add-on cannot interpret still show their outputs; the label says so.
+        return label if is_known_layer_type(self.type) else label + "\n(outputs only)"
 
 
 def display_shape(output_shape):
