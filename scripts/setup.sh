@@ -8,6 +8,7 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv_dir="$repo_root/.venv"
 requirements="$repo_root/requirements.txt"
+requirements_no_deps="$repo_root/requirements-no-deps.txt"
 stamp="$venv_dir/.requirements.sha256"
 
 say() { echo "setup: $*"; }
@@ -96,13 +97,14 @@ ensure_venv() {
 
     # The interpreter version is part of the hash so a rebuilt venv reinstalls.
     local wanted
-    wanted="$( { cat "$requirements"; "$venv_dir/bin/python" -V; } | sha256sum | cut -d' ' -f1)"
+    wanted="$( { cat "$requirements" "$requirements_no_deps"; "$venv_dir/bin/python" -V; } | sha256sum | cut -d' ' -f1)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         say "Python packages up to date"
         return
     fi
     say "installing Python packages from requirements.txt"
     "$venv_dir/bin/python" -m pip install --disable-pip-version-check -q -r "$requirements"
+    "$venv_dir/bin/python" -m pip install --disable-pip-version-check -q --no-deps -r "$requirements_no_deps"
     echo "$wanted" > "$stamp"
     say "Python packages installed"
 }

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from blender_cnn.core.bundle import FORMAT_NAME, MANIFEST_KEY, load_bundle, write_bundle
+from blender_cnn.core.bundle import FORMAT_NAME, FORMAT_VERSION, MANIFEST_KEY, load_bundle, write_bundle
 from blender_cnn.core.errors import BlenderCNNError
 
 EPOCHS = [0, 1, 2]
@@ -147,8 +147,8 @@ def test_bad_json(tmp_path):
 
 def test_newer_version(tmp_path):
     manifest, arrays = small_bundle()
-    path = write_raw(tmp_path / "future.bcnn.npz", stamped(manifest, version=2), arrays)
-    expect_error(path, "is bundle version 2", "reads up to version 1")
+    path = write_raw(tmp_path / "future.bcnn.npz", stamped(manifest, version=FORMAT_VERSION + 1), arrays)
+    expect_error(path, f"is bundle version {FORMAT_VERSION + 1}", f"reads up to version {FORMAT_VERSION}")
 
 
 def test_missing_array(tmp_path):

@@ -142,7 +142,7 @@ def test_bad_preset_is_a_user_error(tmp_path):
 
 def test_cli_reports_user_errors_with_exit_code_2(tmp_path, capsys):
     assert extract_cli.main([str(tmp_path / "missing")]) == 2
-    assert "no such run folder" in capsys.readouterr().err
+    assert "no such file or folder" in capsys.readouterr().err
     assert extract_cli.main([str(tmp_path)]) == 2
     assert "no checkpoints" in capsys.readouterr().err
 
@@ -170,8 +170,8 @@ def test_checkpoints_that_carry_code_are_refused(tmp_path):
     outputs = keras.layers.Lambda(lambda x: x * 2, name="double")(inputs)
     keras.Model(inputs, outputs).save(tmp_path / "epoch_000.keras")
     np.savez(tmp_path / "samples.npz", inputs=np.zeros((1, 2), np.float32), labels=np.zeros(1, np.int32))
-    with pytest.raises(BlenderCNNError, match="epoch_000.keras: cannot be opened as a Keras model"):
+    with pytest.raises(BlenderCNNError, match="epoch_000.keras: layer 'double' is a Lambda layer"):
         extract_run(tmp_path, log=lambda message: None)
     (tmp_path / "epoch_000.keras").write_text("not a model")
-    with pytest.raises(BlenderCNNError, match="epoch_000.keras: cannot be opened"):
+    with pytest.raises(BlenderCNNError, match="epoch_000.keras: is damaged or not a .keras file"):
         extract_run(tmp_path, log=lambda message: None)

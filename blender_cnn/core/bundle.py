@@ -1,14 +1,22 @@
 """The network bundle: one ``.npz`` file with a JSON manifest and numpy arrays.
 
 The bundle is the contract between the extractor (TensorFlow) and the add-on
-(numpy + bpy). It is read with ``allow_pickle=False`` and validated on load
-and on write, so a file that does not fit the format is refused with one
-message naming the file and what is wrong. ``docs/bundle-format.md`` is the
-written specification; keep the two in step.
+(numpy + bpy). It is read without pickle and validated on load and on write,
+so a file that does not fit the format is refused with one message naming the
+file and what is wrong. ``docs/bundle-format.md`` is the written
+specification; keep the two in step.
+
+Loading reads only the manifest and the ``.npy`` headers; an array's data is
+read when it is first asked for, so opening a large network costs little.
+Writing goes through ``BundleWriter``, which takes big arrays slice by slice
+and keeps them in temporary files, so a writer never needs every epoch of
+every layer in memory at once.
 """
 
 import json
 import os
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 
@@ -17,9 +25,13 @@ import numpy as np
 from .errors import BlenderCNNError
 
 FORMAT_NAME = "blender_cnn.bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_KEY = "manifest.json"
 FILE_SUFFIX = ".bcnn.npz"
+# Activation arrays may be stored in these dtypes from version 2 on; everything else stays float32/int32.
+ACTIVATION_DTYPES = ("float32", "float16")
+UNLABELLED = -1  # the label of a sample whose class is not known (an image file), from version 2 on
+COPY_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,11 @@ class LayerInfo:
 
 
 class Bundle:
-    """A validated bundle. Arrays are read from the file when first asked for."""
+    """A validated bundle. Arrays are read from the file when first asked for.
+
+    ``array(key)`` returns an array as it is stored: activation arrays may be
+    float16 (version 2). ``activations()`` always returns float32.
+    """
 
     def __init__(self, path, manifest, arrays):
         self.path = str(path)
@@ -97,14 +113,18 @@ class Bundle:
             raise BlenderCNNError(self.path, f"has no epoch {epoch}; it holds epochs {epochs}")
         return epochs.index(epoch)
 
+    @property
+    def version(self):
+        return int(self.manifest["version"])
+
     def activations(self, layer_name, epoch=-1, sample=0):
-        """One layer's output for one epoch and sample, shaped like the layer's output."""
+        """One layer's output for one epoch and sample as float32, shaped like the layer's output."""
         layer = self.layer(layer_name)
         values = self.array(layer.activations)
         if not 0 <= sample < values.shape[1]:
             raise BlenderCNNError(self.path, f"has {values.shape[1]} samples; sample {sample} does not exist")
         epoch_axis = self.epoch_index(epoch) if values.shape[0] > 1 else 0
-        return values[epoch_axis, sample]
+        return np.asarray(values[epoch_axis, sample], dtype=np.float32)
 
     def weights(self, layer_name, epoch=-1):
         """``{weight name: array}`` of one layer at one epoch."""
@@ -118,42 +138,242 @@ class Bundle:
 
 
 def load_bundle(path):
-    """Read and validate a bundle; raise BlenderCNNError naming the file otherwise."""
+    """Read and validate a bundle; raise BlenderCNNError naming the file otherwise.
+
+    Only the manifest and the array headers are read here; the arrays' data is
+    read on first use.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise BlenderCNNError(path, "no such file")
     if not zipfile.is_zipfile(path):
         raise BlenderCNNError(path, "is not a network bundle (expected a .npz archive written by blender_cnn)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except ValueError as error:
-        raise BlenderCNNError(path, f"holds an array numpy cannot read without pickle ({error})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
-        raise BlenderCNNError(path, f"is damaged and cannot be read ({error})") from None
-    for key, value in arrays.items():
-        if not isinstance(value, np.ndarray):
-            raise BlenderCNNError(path, f"member {key!r} is not a .npy array; every member of a bundle must be one")
-    manifest = _read_manifest(path, arrays.pop(MANIFEST_KEY, None))
-    validate(path, manifest, arrays)
-    return Bundle(path, manifest, arrays)
+    encoded, headers = _read_members(path)
+    manifest = _read_manifest(path, encoded)
+    validate(path, manifest, {key: _stand_in(shape, dtype) for key, (shape, dtype) in headers.items()},
+             labels_of=lambda key: _read_array(path, key, headers[key]))
+    return Bundle(path, manifest, _LazyArrays(path, headers))
 
 
 def write_bundle(path, manifest, arrays):
     """Validate ``manifest`` against ``arrays`` and write them as one bundle file."""
     path = os.fspath(path)
-    manifest = dict(manifest, format=FORMAT_NAME, version=FORMAT_VERSION)
-    arrays = {key: np.ascontiguousarray(value) for key, value in arrays.items()}
-    for key, value in arrays.items():
-        if value.dtype.hasobject:  # np.savez would pickle it, and readers refuse pickles
-            raise BlenderCNNError(path, f"array {key!r} holds Python objects; bundles hold numbers only")
-    validate(path, manifest, arrays)
-    encoded = np.frombuffer(json.dumps(manifest, indent=1).encode("utf-8"), dtype=np.uint8)
-    tmp_path = path + ".partial"
-    with open(tmp_path, "wb") as handle:
-        np.savez(handle, **{MANIFEST_KEY: encoded}, **arrays)
-    os.replace(tmp_path, path)
-    return path
+    writer = BundleWriter(path)
+    try:
+        for key, value in arrays.items():
+            writer.add(key, value)
+        return writer.finish(manifest)
+    finally:
+        writer.discard()
+
+
+class BundleWriter:
+    """Write a bundle whose big arrays arrive one slice at a time, with bounded memory.
+
+    Small arrays are given whole with ``add``; big ones are declared with
+    ``reserve(key, shape, dtype)`` and filled with ``write`` into a temporary
+    ``.npy`` file beside the bundle, one epoch (or a run of samples of one
+    epoch) at a time. ``finish(manifest)`` validates, then streams every array
+    into ``<path>.partial`` and renames it to ``path``, so readers never see a
+    half-written bundle. ``discard()`` removes the temporary files (call it in
+    a ``finally``; it is a no-op after ``finish``).
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._small = {}
+        self._slots = {}
+        self._work_dir = None
+
+    def add(self, key, value):
+        value = np.ascontiguousarray(value)
+        if value.dtype.hasobject:  # it would need pickle, and readers refuse pickles
+            raise BlenderCNNError(self.path, f"array {key!r} holds Python objects; bundles hold numbers only")
+        self._check_new_key(key)
+        self._small[key] = value
+
+    def reserve(self, key, shape, dtype=np.float32):
+        """Declare array ``key`` of ``shape`` (epochs first); return the slot to ``write`` it through."""
+        self._check_new_key(key)
+        if self._work_dir is None:
+            # Beside the bundle rather than in /tmp, which may be memory (tmpfs) or too small.
+            directory = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(directory, exist_ok=True)
+            self._work_dir = tempfile.mkdtemp(prefix=".bcnn-parts-", dir=directory)
+        slot = _ArraySlot(self.path, key, os.path.join(self._work_dir, f"{len(self._slots)}.npy"),
+                          tuple(int(size) for size in shape), np.dtype(dtype))
+        self._slots[key] = slot
+        return slot
+
+    def finish(self, manifest):
+        """Validate and write the bundle; return its path."""
+        for slot in self._slots.values():
+            slot.check_complete()
+        arrays = dict(self._small)
+        arrays.update({key: _stand_in(slot.shape, slot.dtype) for key, slot in self._slots.items()})
+        manifest = dict(manifest, format=FORMAT_NAME, version=_needed_version(manifest, arrays, self._small))
+        validate(self.path, manifest, arrays, labels_of=self._small.get)
+        encoded = np.frombuffer(json.dumps(manifest, indent=1).encode("utf-8"), dtype=np.uint8)
+        tmp_path = self.path + ".partial"
+        try:
+            # Stored, not deflated: float data hardly compresses, and stored members can be read in place.
+            with zipfile.ZipFile(tmp_path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for key, value in {MANIFEST_KEY: encoded, **self._small}.items():
+                    with archive.open(key + ".npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, value, allow_pickle=False)
+                for key, slot in self._slots.items():
+                    with archive.open(key + ".npy", "w", force_zip64=True) as member, \
+                            open(slot.file_path, "rb") as source:
+                        shutil.copyfileobj(source, member, COPY_CHUNK_BYTES)
+            os.replace(tmp_path, self.path)
+        except BaseException:
+            if os.path.exists(tmp_path):
+                os.remove(tmp_path)
+            raise
+        finally:
+            self.discard()
+        return self.path
+
+    def discard(self):
+        if self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+            self._work_dir = None
+
+    def _check_new_key(self, key):
+        if not isinstance(key, str) or not key or key == MANIFEST_KEY:
+            raise BlenderCNNError(self.path, f"{key!r} cannot name an array of a bundle")
+        if key in self._small or key in self._slots:
+            raise BlenderCNNError(self.path, f"array {key!r} is given twice")
+
+
+class _ArraySlot:
+    """One array of a ``BundleWriter`` in a temporary ``.npy`` file, written slice by slice."""
+
+    def __init__(self, bundle_path, key, file_path, shape, dtype):
+        self.bundle_path, self.key, self.file_path, self.shape, self.dtype = bundle_path, key, file_path, shape, dtype
+        with open(file_path, "wb") as handle:
+            np.lib.format.write_array_header_2_0(handle, {
+                "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+            self._data_offset = handle.tell()
+            handle.truncate(self._data_offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+        self._written = np.zeros(shape[:2] if len(shape) >= 2 else shape[:1], dtype=bool)
+
+    def write(self, values, epoch, first_sample=None):
+        """Write ``values`` at ``[epoch]``, or at ``[epoch, first_sample:first_sample + len(values)]``."""
+        values = np.asarray(values)
+        if first_sample is None:
+            expected, position, count = self.shape[1:], (epoch,), None
+        else:
+            expected, position, count = (len(values), *self.shape[2:]), (epoch, first_sample), len(values)
+        if values.shape != expected or not 0 <= epoch < self.shape[0] or (
+                count is not None and not 0 <= first_sample <= first_sample + count <= self.shape[1]):
+            raise BlenderCNNError(self.key, f"cannot write values of shape {values.shape} at {position} "
+                                            f"into an array of shape {self.shape}")
+        with np.errstate(over="ignore"):  # overflow is reported below, naming the array
+            converted = np.ascontiguousarray(values, dtype=self.dtype)
+        if converted.dtype.kind == "f" and converted.dtype.itemsize < values.dtype.itemsize:
+            overflowed = np.isinf(converted) & np.isfinite(values)
+            if overflowed.any():
+                raise BlenderCNNError(self.key, f"holds values up to {float(np.abs(values[overflowed]).max()):.4g}, "
+                                                f"beyond what {self.dtype} can store; store it as float32")
+        row = int(np.prod(self.shape[2:], dtype=np.int64)) if len(self.shape) >= 2 else 1
+        start = epoch * (self.shape[1] if len(self.shape) >= 2 else 1) + (first_sample or 0)
+        with open(self.file_path, "r+b") as handle:
+            handle.seek(self._data_offset + start * row * self.dtype.itemsize)
+            handle.write(memoryview(converted).cast("B"))
+        if first_sample is None:
+            self._written[epoch] = True
+        else:
+            self._written[epoch, first_sample:first_sample + count] = True
+
+    def check_complete(self):
+        if not self._written.all():
+            missing = sorted({int(index[0]) for index in np.argwhere(~self._written)})
+            raise BlenderCNNError(self.bundle_path, f"array {self.key!r} was never written for epoch "
+                                                    f"positions {missing}")
+
+
+class _LazyArrays:
+    """``{key: array}`` of a bundle file, each read on first access and kept."""
+
+    def __init__(self, path, headers):
+        self._path, self._headers, self._loaded = path, headers, {}
+
+    def __getitem__(self, key):
+        if key not in self._loaded:
+            self._loaded[key] = _read_array(self._path, key, self._headers[key])
+        return self._loaded[key]
+
+    def __contains__(self, key):
+        return key in self._headers
+
+    def keys(self):
+        return self._headers.keys()
+
+
+def _read_members(path):
+    """The manifest bytes (or None) and ``{key: (shape, dtype)}`` from the .npy headers of the other members."""
+    encoded, headers = None, {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise BlenderCNNError(path, f"member {info.filename!r} is not a .npy array; every member "
+                                                "of a bundle must be one")
+                key = info.filename[:-len(".npy")]
+                with archive.open(info) as member:
+                    if key == MANIFEST_KEY:
+                        encoded = np.lib.format.read_array(member, allow_pickle=False)
+                    else:
+                        headers[key] = _read_header(path, key, member)
+    except ValueError as error:
+        raise BlenderCNNError(path, f"holds an array numpy cannot read without pickle ({error})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise BlenderCNNError(path, f"is damaged and cannot be read ({error})") from None
+    return encoded, headers
+
+
+def _read_header(path, key, member):
+    version = np.lib.format.read_magic(member)
+    read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if read is None:  # format 3.0 only differs in its header's text encoding; read the array whole
+        array = np.lib.format.read_array(member, allow_pickle=False)
+        return array.shape, array.dtype
+    shape, _fortran_order, dtype = read(member)
+    if dtype.hasobject:
+        raise BlenderCNNError(path, f"array {key!r} holds Python objects that numpy cannot read without pickle")
+    return tuple(shape), dtype
+
+
+def _read_array(path, key, header):
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            array = archive[key]
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise BlenderCNNError(path, f"array {key!r} cannot be read ({error})") from None
+    if (array.shape, array.dtype) != tuple(header):
+        raise BlenderCNNError(path, f"array {key!r} changed since the bundle was opened; open it again")
+    return array
+
+
+def _stand_in(shape, dtype):
+    """An array of ``shape`` and ``dtype`` that takes no memory, for checks that look at shapes only."""
+    return np.broadcast_to(np.zeros((), dtype=dtype), shape)
+
+
+def _needed_version(manifest, arrays, small_arrays):
+    """The oldest version whose readers read this content right: 2 for float16 activations or unlabelled samples.
+
+    Stamping the oldest fitting version keeps float32, labelled bundles readable by older add-ons.
+    """
+    activation_keys = {layer.get("activations") for layer in manifest.get("layers", []) if isinstance(layer, dict)}
+    if any(key in arrays and arrays[key].dtype == np.float16 for key in activation_keys):
+        return 2
+    labels = small_arrays.get(manifest.get("samples", {}).get("labels") if isinstance(
+        manifest.get("samples"), dict) else None)
+    if labels is not None and labels.dtype.kind in "iu" and np.any(labels == UNLABELLED):
+        return 2
+    return 1
 
 
 def _read_manifest(path, encoded):
@@ -168,8 +388,12 @@ def _read_manifest(path, encoded):
     return manifest
 
 
-def validate(path, manifest, arrays):
-    """Check the manifest's fields and that every array it names exists with its shape."""
+def validate(path, manifest, arrays, labels_of=None):
+    """Check the manifest's fields and that every array it names exists with its dtype and shape.
+
+    Only ``dtype``, ``shape`` and ``ndim`` of ``arrays`` are looked at. ``labels_of(key)``,
+    if given, returns the labels array so their values can be checked too.
+    """
 
     def fail(message):
         raise BlenderCNNError(path, message)
@@ -177,7 +401,7 @@ def validate(path, manifest, arrays):
     if manifest.get("format") != FORMAT_NAME:
         fail(f"manifest format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
     version = manifest.get("version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         fail(f"manifest version {version!r} is not a positive integer")
     if version > FORMAT_VERSION:
         fail(f"is bundle version {version}; this blender_cnn reads up to version {FORMAT_VERSION}, please update the add-on")
@@ -196,13 +420,16 @@ def validate(path, manifest, arrays):
         fail("manifest lists no layers")
     epoch_count = len(epochs)
     class_count = len(manifest["class_names"])
+    activation_dtypes = ACTIVATION_DTYPES if version >= 2 else ("float32",)
+    activation_hint = "" if version >= 2 else " (float16 activations need bundle version 2)"
 
-    def check_array(key, expected_shape, what, dtype_kind="f"):
+    def check_array(key, expected_shape, what, dtypes=("float32",), hint=""):
         if key not in arrays:
             fail(f"{what}: array {key!r} is missing")
         array = arrays[key]
-        if array.dtype != (np.float32 if dtype_kind == "f" else np.int32):
-            fail(f"{what}: array {key!r} has dtype {array.dtype}, expected {'float32' if dtype_kind == 'f' else 'int32'}")
+        if array.dtype.name not in dtypes or array.dtype.byteorder == ">":
+            fail(f"{what}: array {key!r} has dtype {array.dtype}, expected {' or '.join(dtypes)}"
+                 f"{hint if array.dtype == np.float16 else ''}")
         if len(array.shape) != len(expected_shape) or any(
                 want is not None and want != got for want, got in zip(expected_shape, array.shape)):
             shown = tuple("*" if want is None else want for want in expected_shape)
@@ -215,7 +442,13 @@ def validate(path, manifest, arrays):
             fail(f"manifest 'samples' lacks the array name {field!r}")
     inputs = check_array(samples["inputs"], (None, *manifest["input_shape"]), "samples inputs")
     sample_count = inputs.shape[0]
-    check_array(samples["labels"], (sample_count,), "samples labels", dtype_kind="i")
+    check_array(samples["labels"], (sample_count,), "samples labels", dtypes=("int32",))
+    labels = labels_of(samples["labels"]) if labels_of is not None else None
+    if labels is not None and len(labels):
+        lowest = UNLABELLED if version >= 2 else 0
+        if labels.min() < lowest or labels.max() >= class_count:
+            fail(f"samples labels must be class indices from {lowest} to {class_count - 1}"
+                 f"{' (-1: unlabelled)' if lowest < 0 else ''}, got values from {labels.min()} to {labels.max()}")
     check_array(samples["predictions"], (epoch_count, sample_count, class_count), "samples predictions")
     for metric, key in manifest.get("metrics", {}).items():
         check_array(key, (epoch_count,), f"metric {metric!r}")
@@ -246,7 +479,8 @@ def validate(path, manifest, arrays):
             check_array(weight["array"], (epoch_count, *weight["shape"]), f"{where} weight {weight['name']!r}")
         values = arrays.get(layer["activations"])
         leading = 1 if values is not None and values.ndim and values.shape[0] == 1 else epoch_count
-        check_array(layer["activations"], (leading, sample_count, *layer["output_shape"]), f"{where} activations")
+        check_array(layer["activations"], (leading, sample_count, *layer["output_shape"]), f"{where} activations",
+                    dtypes=activation_dtypes, hint=activation_hint)
         seen.add(layer["name"])
 
 

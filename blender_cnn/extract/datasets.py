@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import BlenderCNNError
+from ..core.images import resize
 
 DATASETS = ("digits",)
 
@@ -54,6 +55,8 @@ def load_dataset(name, input_shape, validation_split=0.2, seed=0):
     preprocessing = {
         "source": "sklearn.datasets.load_digits (8x8 grayscale, values 0..16, 1797 images)",
         "scale": "value / 16, giving 0..1",
+        # Read by core.images for new input images: ink is bright (1), paper dark (0).
+        "range": [0.0, 1.0],
         "resize": {
             "method": "bilinear",
             "from": [8, 8],
@@ -98,32 +101,9 @@ def pick_samples(labels, samples_per_class, class_count):
 
 
 def resize_bilinear(images, height, width):
-    """Resize (N, h, w) images to (N, height, width) by bilinear interpolation.
-
-    Pixel centers sit at half-integer coordinates and samples outside the image
-    are clamped to the edge, as in ``tf.image.resize(..., 'bilinear')`` without
-    antialiasing, so the numpy result matches TensorFlow's.
-    """
-    images = np.asarray(images, dtype=np.float32)
-    rows = _interpolation_matrix(images.shape[1], height)
-    cols = _interpolation_matrix(images.shape[2], width)
-    return np.ascontiguousarray(np.einsum("yh,nhw,xw->nyx", rows, images, cols, optimize=True),
-                                dtype=np.float32)
-
-
-def _interpolation_matrix(source_size, target_size):
-    """(target, source) matrix of linear interpolation weights along one axis."""
-    scale = source_size / target_size
-    centers = (np.arange(target_size) + 0.5) * scale - 0.5
-    centers = np.clip(centers, 0, source_size - 1)
-    lower = np.floor(centers).astype(np.int64)
-    upper = np.minimum(lower + 1, source_size - 1)
-    fraction = (centers - lower).astype(np.float32)
-    matrix = np.zeros((target_size, source_size), dtype=np.float32)
-    rows = np.arange(target_size)
-    np.add.at(matrix, (rows, lower), 1.0 - fraction)
-    np.add.at(matrix, (rows, upper), fraction)
-    return matrix
+    """Resize (N, h, w) images to (N, height, width) as ``tf.image.resize(..., 'bilinear')`` does."""
+    images = np.asarray(images, dtype=np.float32)[..., np.newaxis]
+    return resize(images, height, width, antialias=False)[..., 0]
 
 
 def _check_input_shape(input_shape):

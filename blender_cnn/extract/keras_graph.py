@@ -1,0 +1,191 @@
+"""A Keras model as a flat layer graph: every layer that computes something, nested models opened up.
+
+A model used as a layer (a Sequential backbone inside a functional model, say)
+is replaced by its own layers, named ``<model>/<layer>``. Keras 3 forbids
+``/`` in layer names, so such a name can never clash with a real one, and it is
+the same path Keras gives the layer's variables (``backbone/conv1/kernel``).
+
+The graph is rebuilt by calling every layer once more on fresh symbolic
+tensors, in the order the model runs them; the rebuilt graph shares the
+model's layers and weights, so its outputs are the model's own.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.errors import BlenderCNNError
+
+NAME_SEPARATOR = "/"
+PREDICTION_BATCH = 256
+# Config entries that describe how a layer was made or trained, not what it computes.
+SKIPPED_CONFIG_KEYS = {"name", "trainable", "dtype", "autocast", "sparse", "ragged", "optional",
+                       "batch_shape", "batch_input_shape", "quantization_config"}
+SKIPPED_CONFIG_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
+
+
+@dataclass
+class FlatLayer:
+    name: str       # unique in the graph; nested layers are "<model>/<layer>"
+    layer: object   # the Keras layer
+    inputs: list    # names of the flat layers it takes input from, in the order it takes them
+
+
+@dataclass
+class FlatGraph:
+    layers: list        # FlatLayer, the input first, each after the layers it takes input from
+    model_input: object  # the symbolic input the graph was rebuilt from
+    tensors: dict       # flat layer name -> symbolic output
+    output_name: str    # the flat layer whose output is the model's output
+
+
+def flatten_model(keras, model, input_shape, where):
+    """The model's layer graph with nested models replaced by their layers, for samples of ``input_shape``."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise BlenderCNNError(where, f"has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+                                     "only networks with one input and one output are supported")
+    declared = tuple(model.inputs[0].shape[1:])
+    if len(declared) != len(input_shape) or any(size not in (None, got) for size, got in zip(declared, input_shape)):
+        raise BlenderCNNError(where, f"takes inputs of shape {declared}, the samples have shape {tuple(input_shape)}")
+    input_layer = _input_layer(keras, model.inputs[0], tuple(input_shape))
+    model_input = keras.Input(shape=tuple(input_shape), name=input_layer.name)
+    graph = FlatGraph([FlatLayer(input_layer.name, input_layer, [])], model_input, {input_layer.name: model_input}, "")
+    producers = {id(model_input): input_layer.name}
+
+    def call_layer(prefix, layer, args, kwargs):
+        if isinstance(layer, keras.Model):
+            return run_model(prefix + layer.name + NAME_SEPARATOR, layer, args, kwargs)
+        name = prefix + layer.name
+        if name in graph.tensors:
+            raise BlenderCNNError(where, f"layer {name!r} is used more than once; shared layers are not supported")
+        sources = []
+        for tensor in keras.tree.flatten((args, kwargs)):
+            if isinstance(tensor, keras.KerasTensor):
+                if id(tensor) not in producers:
+                    raise BlenderCNNError(where, f"layer {name!r} takes an input no layer of the model produces")
+                sources.append(producers[id(tensor)])
+        outputs = layer(*args, **kwargs)
+        if len(keras.tree.flatten(outputs)) != 1:
+            raise BlenderCNNError(where, f"layer {name!r} has several outputs; only layers with one are supported")
+        producers[id(outputs)] = name
+        graph.tensors[name] = outputs
+        graph.layers.append(FlatLayer(name, layer, sources))
+        return outputs
+
+    def run_model(prefix, inner, args, kwargs):
+        inputs = args[0] if args else kwargs.get("inputs")
+        if isinstance(inner, keras.Sequential):
+            tensor = inputs
+            for layer in inner.layers:
+                tensor = call_layer(prefix, layer, (tensor,), {})
+            return tensor
+        run_through_graph = getattr(inner, "_run_through_graph", None)
+        if run_through_graph is None or not hasattr(inner, "_nodes_by_depth"):
+            raise BlenderCNNError(where, f"model {prefix.rstrip(NAME_SEPARATOR) or inner.name!r} is a subclassed "
+                                         "model; its layer graph lives in Python code, not in the file")
+        return run_through_graph(inputs, call_fn=lambda operation, *a, **k: call_layer(prefix, operation, a, k))
+
+    output = run_model("", model, (model_input,), {})
+    graph.output_name = producers.get(id(keras.tree.flatten(output)[0]), "")
+    if graph.output_name in ("", input_layer.name):
+        raise BlenderCNNError(where, "the model's output is not the output of one of its layers")
+    return graph
+
+
+def _input_layer(keras, tensor, input_shape):
+    """The InputLayer that made ``tensor``, or a stand-in named "input" (Sequential models hide theirs)."""
+    operation = getattr(getattr(tensor, "_keras_history", None), "operation", None)
+    name = operation.name if isinstance(operation, keras.layers.InputLayer) else "input"
+    return keras.layers.InputLayer(shape=input_shape, name=name)
+
+
+def describe_layer(flat, output, is_input):
+    """The manifest entry of one flat layer (docs/bundle-format.md, "Layer objects")."""
+    layer = flat.layer
+    shape = list(output.shape[1:])
+    if any(size is None for size in shape):
+        raise BlenderCNNError(f"layer {flat.name!r}", f"has an output shape with unknown sizes {shape}")
+    return {
+        "name": flat.name,
+        "type": type(layer).__name__,
+        "inputs": list(flat.inputs),
+        "output_shape": [int(size) for size in shape],
+        "config": json_safe_config(layer.get_config()),
+        "params": 0 if is_input else int(layer.count_params()),
+        "weights": [{"name": name, "array": weight_key(flat.name, name), "shape": [int(n) for n in variable.shape]}
+                    for name, variable in named_weights(layer)],
+        "activations": f"activations/{flat.name}",
+    }
+
+
+def weight_key(layer_name, weight_name):
+    return f"weights/{layer_name}/{weight_name}"
+
+
+def named_weights(layer):
+    """``[(name, variable)]`` with names unique within the layer ("kernel", "bias", ...)."""
+    named, seen = [], set()
+    for variable in layer.weights:
+        name = variable.name
+        if name in seen:  # a layer holding sublayers repeats short names; their path tells them apart
+            name = variable.path.removeprefix(layer.name + "/").replace("/", ".")
+        seen.add(name)
+        named.append((name, variable))
+    return named
+
+
+def structure(described):
+    """What must be equal for two checkpoints to be epochs of the same network."""
+    return [(layer["name"], layer["type"], layer["inputs"], layer["output_shape"],
+             [(weight["name"], weight["shape"]) for weight in layer["weights"]]) for layer in described]
+
+
+def probe_model(keras, graph):
+    """A Keras model whose outputs are the outputs of every flat layer after the input."""
+    return keras.Model(graph.model_input, [graph.tensors[flat.name] for flat in graph.layers[1:]])
+
+
+def all_layer_outputs(keras, probe, inputs):
+    """Every layer's output for ``inputs`` in inference mode, batch by batch, as float32 numpy."""
+    batches = []
+    for start in range(0, len(inputs), PREDICTION_BATCH):
+        result = probe(inputs[start:start + PREDICTION_BATCH], training=False)
+        batches.append([np.asarray(values) for values in keras.tree.flatten(result)])
+    return [np.ascontiguousarray(np.concatenate(parts), dtype=np.float32) for parts in zip(*batches)]
+
+
+def as_probabilities(outputs):
+    """The network's class probabilities: its output if that is already a distribution, else its softmax."""
+    outputs = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+    if np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3):
+        return outputs.astype(np.float32)
+    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def json_safe_config(config):
+    safe = {}
+    for key, value in config.items():
+        if key in SKIPPED_CONFIG_KEYS or key.endswith(SKIPPED_CONFIG_SUFFIXES):
+            continue
+        if key == "activation" and isinstance(value, dict):  # a serialized activation object
+            value = value.get("config", {}).get("name") or value.get("class_name")
+        value = _json_value(value)
+        if value is not _UNSAFE:
+            safe[key] = value
+    return safe
+
+
+_UNSAFE = object()
+
+
+def _json_value(value):
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _UNSAFE
+    if isinstance(value, (list, tuple)):
+        items = [_json_value(item) for item in value]
+        return _UNSAFE if any(item is _UNSAFE for item in items) else items
+    return _UNSAFE  # dicts are initializers, regularizers, policies: how it was made, not what it computes

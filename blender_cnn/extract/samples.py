@@ -1,0 +1,193 @@
+"""The fixed inputs a bundle records activations for.
+
+``extract`` takes a ``Samples`` object or the path of an ``.npz`` holding
+``inputs`` (S, *input_shape) float and ``labels`` (S,) int, optionally
+``source_index`` (S,) int and ``class_names`` (K,) text. Samples can also be
+picked per class from the run's dataset or from such a file
+(``run_dataset_samples``, ``samples_per_class_of``), or read from image files
+(``image_samples``).
+
+Samples from data keep their class (``labels``) and their position in the
+source (``source_index``). Image files have no class: their label is
+``UNLABELLED`` (-1), which bundle version 2 allows and the scene never uses as
+an index. Either way ``preprocessing`` says how the raw data became the
+inputs; it travels into the bundle as ``samples.preprocessing``.
+
+Images are decoded with TensorFlow (imported when first needed) and converted
+by the numpy pipeline of ``core/images.py``, which Blender uses too.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core.bundle import UNLABELLED
+from ..core.errors import BlenderCNNError
+from ..core.images import image_input_shape, image_settings, to_model_input
+from .datasets import DATASETS, load_dataset
+
+SAMPLES_FILE = "samples.npz"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class Samples:
+    inputs: np.ndarray                # (S, *input_shape) float32, exactly as fed to the network
+    labels: np.ndarray                # (S,) int32; UNLABELLED (-1) where the class is not known
+    source_index: np.ndarray | None = None
+    class_names: list | None = None
+    preprocessing: dict = field(default_factory=dict)
+    dataset: str | None = None
+    path: str | None = None           # the file they came from, for messages and provenance
+
+    def __post_init__(self):
+        inputs, labels = np.asarray(self.inputs), np.asarray(self.labels)
+        where = self.path or "samples"
+        if inputs.dtype.kind not in "fiu" or labels.dtype.kind not in "iu" or labels.shape != inputs.shape[:1] \
+                or inputs.ndim < 2 or len(inputs) == 0:
+            raise BlenderCNNError(where, f"needs numeric 'inputs' (S, ...) and integer 'labels' (S,) with S > 0, "
+                                         f"got {inputs.dtype} {inputs.shape} and {labels.dtype} {labels.shape}")
+        object.__setattr__(self, "inputs", np.ascontiguousarray(inputs, dtype=np.float32))
+        object.__setattr__(self, "labels", np.ascontiguousarray(labels, dtype=np.int32))
+        if self.source_index is not None:
+            object.__setattr__(self, "source_index", np.ascontiguousarray(self.source_index, dtype=np.int32))
+
+
+def read_samples(path):
+    """``Samples`` from an ``.npz`` file, read without pickle."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise BlenderCNNError(path, "no such samples file; it holds the inputs to record activations for")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            stored = {key: archive[key] for key in archive.files}
+    except Exception as error:  # zip, npy and pickle refusals all mean the same to a user
+        raise BlenderCNNError(path, f"cannot be read as .npz without pickle ({_first_line(error)})") from None
+    for key in ("inputs", "labels"):
+        if key not in stored:
+            raise BlenderCNNError(path, f"lacks the array {key!r} (it has {sorted(stored)})")
+    class_names = stored.get("class_names")
+    return Samples(inputs=stored["inputs"], labels=stored["labels"], source_index=stored.get("source_index"),
+                   class_names=None if class_names is None else [str(name) for name in class_names.tolist()],
+                   path=path)
+
+
+def image_samples(paths, input_shape, preprocessing=None):
+    """Read PNG/JPEG files as samples for a network taking ``input_shape`` (height, width, channels).
+
+    TensorFlow decodes each file to 0..1; ``core.images.to_model_input`` does
+    the rest (color, fit, resize, value range: see ``core.images.image_settings``
+    for the ``preprocessing`` keys it reads), the same numpy code Blender uses
+    for an image picked there. A run's recorded preprocessing (run.json) can be
+    passed as it is.
+    """
+    paths = [os.fspath(path) for path in paths]
+    if not paths:
+        raise BlenderCNNError("images", "no image files given")
+    image_input_shape(input_shape)
+    image_settings(preprocessing or {})  # refuse bad options before decoding anything
+
+    import tensorflow as tf
+
+    inputs, steps = [], []
+    for path in paths:
+        values, recorded = to_model_input(_decode(tf, path).numpy(), input_shape, preprocessing, where=path)
+        inputs.append(values)
+        steps.append(recorded)
+    recorded = {
+        "source": "image files",
+        "files": [os.path.basename(path) for path in paths],
+        "decode": "tf.io.decode_image to 0..1 (8- or 16-bit)",
+        **steps[0],
+        "labels": f"{UNLABELLED}: image files have no class",
+    }
+    colors = [step["color"] for step in steps]
+    if len(set(colors)) > 1:
+        recorded["color"] = colors
+    if preprocessing:
+        recorded["network_preprocessing"] = preprocessing
+    return Samples(inputs=np.stack(inputs).astype(np.float32), labels=np.full(len(paths), UNLABELLED, dtype=np.int32),
+                   preprocessing=recorded)
+
+
+def run_dataset_samples(run, samples_per_class):
+    """``samples_per_class`` validation images of every class of the run's dataset, or None if it is not known.
+
+    ``run`` is the run description (run.json). The split is made again from the
+    recorded dataset, validation split and seed, so the images are those the
+    run validated on, chosen the way training chose its samples.
+    """
+    _check_count(samples_per_class)
+    preset = run.get("preset") or {}
+    training = preset.get("training") or {}
+    if run.get("dataset") not in DATASETS or "input_shape" not in preset \
+            or not {"validation_split", "seed"} <= training.keys():
+        return None
+    dataset = load_dataset(run["dataset"], preset["input_shape"], training["validation_split"], training["seed"])
+    chosen = pick_per_class(dataset.y_val, samples_per_class, len(dataset.class_names),
+                            f"dataset {dataset.name!r} (validation split)")
+    preprocessing = dict(dataset.preprocessing, samples={
+        "per_class": samples_per_class,
+        "chosen_from": "validation split, first images of each class in split order",
+    })
+    return Samples(inputs=dataset.x_val[chosen], labels=dataset.y_val[chosen],
+                   source_index=dataset.val_source_index[chosen], class_names=list(dataset.class_names),
+                   preprocessing=preprocessing, dataset=dataset.name)
+
+
+def samples_per_class_of(samples, samples_per_class, class_count=None):
+    """The first ``samples_per_class`` of each class of ``samples`` (classes 0..class_count-1, or 0..largest label)."""
+    _check_count(samples_per_class)
+    if class_count is None:
+        class_count = len(samples.class_names) if samples.class_names else int(samples.labels.max()) + 1
+    where = samples.path or "samples"
+    chosen = pick_per_class(samples.labels, samples_per_class, class_count, where)
+    # Positions in the source dataset when known, else positions in the samples file.
+    index = samples.source_index[chosen] if samples.source_index is not None else chosen
+    preprocessing = dict(samples.preprocessing, samples={
+        "per_class": samples_per_class,
+        "chosen_from": f"{os.path.basename(where)}, first samples of each class in stored order"})
+    return Samples(inputs=samples.inputs[chosen], labels=samples.labels[chosen], source_index=index,
+                   class_names=samples.class_names, preprocessing=preprocessing, dataset=samples.dataset,
+                   path=samples.path)
+
+
+def pick_per_class(labels, samples_per_class, class_count, where):
+    """Positions of the first ``samples_per_class`` items of each class, class by class.
+
+    The first ones rather than random ones keep the choice stable and readable:
+    with one per class, sample 0 is of class 0, and so on.
+    """
+    labels = np.asarray(labels)
+    chosen = []
+    for label in range(class_count):
+        positions = np.flatnonzero(labels == label)[:samples_per_class]
+        if len(positions) < samples_per_class:
+            raise BlenderCNNError(where, f"holds {len(positions)} samples of class {label}; "
+                                         f"{samples_per_class} per class were asked for")
+        chosen.extend(positions.tolist())
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def _check_count(samples_per_class):
+    if not isinstance(samples_per_class, int) or isinstance(samples_per_class, bool) or samples_per_class < 1:
+        raise BlenderCNNError("samples_per_class", f"must be a positive integer, got {samples_per_class!r}")
+
+
+def _decode(tf, path):
+    if not os.path.isfile(path):
+        raise BlenderCNNError(path, "no such image file")
+    if not path.lower().endswith(IMAGE_SUFFIXES):
+        raise BlenderCNNError(path, f"is not a PNG or JPEG file (expected {', '.join(IMAGE_SUFFIXES)})")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        return tf.io.decode_image(data, dtype=tf.float32, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, ValueError) as error:
+        raise BlenderCNNError(path, f"cannot be decoded as an image ({_first_line(error)})") from None
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
