@@ -1,8 +1,8 @@
-"""Operators and panels: thin wrappers over the functions in ``scene``."""
+"""Preferences, operators and panels: thin wrappers over the functions in ``scene`` and ``extract.runner``."""
 
-from . import operators, panels
+from . import operators, panels, preferences
 
-_modules = (operators, panels)
+_modules = (preferences, operators, panels)
 
 
 def register():

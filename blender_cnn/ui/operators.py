@@ -1,16 +1,50 @@
 """Operators: each is a thin wrapper over a function scripts call too."""
 
+import os
+
 import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from ..core.bundle import load_bundle
 from ..core.errors import BlenderCNNError
+from ..extract import runner
 from ..scene.network import build_network
 from ..scene.stage import set_up_stage
+from . import preferences
+
+POLL_SECONDS = 0.25
 
 
-class BCNN_OT_import_bundle(bpy.types.Operator, ImportHelper):
+def import_bundle(context, path, epoch=-1, sample=0, frame_camera=True):
+    """Build the network of the bundle at ``path`` into the scene, framed, selected and active.
+
+    Returns ``(network object, one-line summary)``; raises ``BlenderCNNError``
+    with the scene unchanged when the bundle cannot be built.
+    """
+    bundle = load_bundle(path)
+    network = build_network(bundle, epoch=epoch, sample=sample)
+    if frame_camera:
+        set_up_stage(network, context.scene)
+    for selected in context.selected_objects:
+        selected.select_set(False)
+    network.select_set(True)
+    context.view_layer.objects.active = network
+    summary = (f"Built {bundle.name}: {len(bundle.layers)} layers, epoch "
+               f"{bundle.epochs[bundle.epoch_index(epoch)]}, sample {sample}")
+    return network, summary
+
+
+class _ViewOptions:
+    """The options both importers share: what the built scene shows."""
+
+    epoch: IntProperty(name="Epoch", default=-1, description="Epoch whose activations are shown (-1: the last one)")
+    sample: IntProperty(name="Sample", default=0, min=0, description="Input sample whose activations are shown")
+    frame_camera: BoolProperty(name="Set Up Camera", default=True,
+                               description="Add a camera, light and dark world that frame the network")
+
+
+class BCNN_OT_import_bundle(bpy.types.Operator, ImportHelper, _ViewOptions):
     """Build the 3D scene of a network from a network bundle (.bcnn.npz)"""
 
     bl_idname = "bcnn.import_bundle"
@@ -19,35 +53,171 @@ class BCNN_OT_import_bundle(bpy.types.Operator, ImportHelper):
 
     filename_ext = ".npz"
     filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
-    epoch: IntProperty(name="Epoch", default=-1,
-                       description="Epoch whose activations are shown (-1: the last one)")
-    sample: IntProperty(name="Sample", default=0, min=0, description="Input sample whose activations are shown")
-    frame_camera: BoolProperty(name="Set Up Camera", default=True,
-                               description="Add a camera, light and dark world that frame the network")
 
     def execute(self, context):
         try:
-            bundle = load_bundle(self.filepath)
-            network = build_network(bundle, epoch=self.epoch, sample=self.sample)
+            _network, summary = import_bundle(context, self.filepath, self.epoch, self.sample, self.frame_camera)
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        if self.frame_camera:
-            set_up_stage(network, context.scene)
-        for selected in context.selected_objects:
-            selected.select_set(False)
-        network.select_set(True)
-        context.view_layer.objects.active = network
-        self.report({"INFO"}, f"Built {bundle.name}: {len(bundle.layers)} layers, epoch "
-                              f"{bundle.epochs[bundle.epoch_index(self.epoch)]}, sample {self.sample}")
+        self.report({"INFO"}, summary)
+        return {"FINISHED"}
+
+
+class BCNN_OT_import_checkpoint(bpy.types.Operator, ImportHelper, _ViewOptions):
+    """Read TensorFlow/Keras checkpoints (one file, or a run folder with one per epoch) and build the \
+network's 3D scene. Runs TensorFlow in Blender's Python if it has it, else in the Python set in the \
+add-on's preferences"""
+
+    bl_idname = "bcnn.import_checkpoint"
+    bl_label = "Import TensorFlow Checkpoint"
+    bl_options = {"REGISTER", "UNDO"}
+
+    # One file browser for both: a selected file is the source; with none selected, the folder is.
+    # SKIP_SAVE: a script that passes only ``directory`` must not inherit the last file picked.
+    filepath: StringProperty(name="File Path", subtype="FILE_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    directory: StringProperty(name="Run Folder", subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    filter_glob: StringProperty(default="*.keras;*.h5;*.hdf5;*.index", options={"HIDDEN"})
+    filter_folder: BoolProperty(default=True, options={"HIDDEN"})
+
+    architecture: StringProperty(
+        name="Architecture", subtype="FILE_PATH",
+        description="Optional network for weights-only files and TensorFlow checkpoints: a .keras or .h5 "
+                    "model, a model.to_json() file or a preset (default: found beside the checkpoints)")
+    samples: StringProperty(
+        name="Samples", subtype="FILE_PATH",
+        description="Optional .npz with 'inputs' and 'labels' to record activations for "
+                    "(default: samples.npz beside the checkpoints)")
+    allow_unsafe: BoolProperty(
+        name="Allow Unsafe Loading", default=False,
+        description="WARNING: loads Lambda layers, which run Python code stored in the file. "
+                    "Only for files from a source you trust")
+
+    # Set by invoke: a user in the UI gets a background job, a script gets a synchronous call.
+    run_in_background: BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
+    # What the last run extracted, so that redoing it (Adjust Last Operation) only rebuilds.
+    extracted_bundle: StringProperty(options={"HIDDEN", "SKIP_SAVE"})
+    extracted_from: StringProperty(options={"HIDDEN", "SKIP_SAVE"})
+
+    def invoke(self, context, event):
+        self.run_in_background = True
+        return ImportHelper.invoke(self, context, event)
+
+    def draw(self, context):
+        layout = self.layout
+        layout.label(text="Pick a checkpoint, or open a run folder", icon="INFO")
+        layout.label(text="and import with no file selected")
+        column = layout.column()
+        column.prop(self, "architecture")
+        column.prop(self, "samples")
+        column.prop(self, "allow_unsafe")
+        if self.allow_unsafe:
+            column.label(text="Trusted files only: they can run code", icon="ERROR")
+        column.separator()
+        column.prop(self, "epoch")
+        column.prop(self, "sample")
+        column.prop(self, "frame_camera")
+
+    def source(self):
+        """The checkpoint file picked, else the folder."""
+        path = bpy.path.abspath(self.filepath) if self.filepath else ""
+        if path and os.path.isfile(path):
+            return path
+        if self.directory:
+            return bpy.path.abspath(self.directory)
+        return path
+
+    def _extraction_key(self, source):
+        return repr((os.path.normpath(source), self.architecture, self.samples, self.allow_unsafe))
+
+    def execute(self, context):
+        source = self.source()
+        if (self.extracted_bundle and self.extracted_from == self._extraction_key(source)
+                and os.path.isfile(self.extracted_bundle)):
+            return self._build(context, self.extracted_bundle)
+        try:
+            job = runner.start_extraction(
+                source, preferences.bundle_folder(), python_path=preferences.python_with_tensorflow(context),
+                architecture=bpy.path.abspath(self.architecture) if self.architecture else None,
+                samples=bpy.path.abspath(self.samples) if self.samples else None,
+                allow_unsafe=self.allow_unsafe)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self._job = job
+        if self.run_in_background and not self.is_repeat() and context.window is not None:
+            return self._start_modal(context)
+        try:
+            job.wait()
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        finally:
+            job.cancel()  # a no-op unless something interrupted the wait
+        return self._finished_extraction(context)
+
+    def _start_modal(self, context):
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(POLL_SECONDS, window=context.window)
+        window_manager.progress_begin(0, self._job.epoch_total or 1)
+        window_manager.modal_handler_add(self)
+        self._show_status(context)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self._job.cancel()
+            self._end_modal(context)
+            self.report({"WARNING"}, "Checkpoint import cancelled; the scene is unchanged")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        state = self._job.poll()
+        if state == runner.RUNNING:
+            self._show_status(context)
+            return {"PASS_THROUGH"}
+        self._end_modal(context)
+        if state == runner.FAILED:
+            self.report({"ERROR"}, self._job.error)
+            return {"CANCELLED"}
+        return self._finished_extraction(context)
+
+    def cancel(self, context):
+        # Blender ends the operator without an event (a file is loaded, Blender quits).
+        self._job.cancel()
+        self._end_modal(context)
+
+    def _show_status(self, context):
+        if self._job.epoch_total:
+            context.window_manager.progress_update(min(self._job.epochs_done, self._job.epoch_total))
+        context.workspace.status_text_set(self._job.status_text)
+
+    def _end_modal(self, context):
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        context.workspace.status_text_set(None)
+
+    def _finished_extraction(self, context):
+        self.extracted_bundle = self._job.bundle_path
+        self.extracted_from = self._extraction_key(self._job.source)
+        return self._build(context, self._job.bundle_path)
+
+    def _build(self, context, bundle_path):
+        try:
+            _network, summary = import_bundle(context, bundle_path, self.epoch, self.sample, self.frame_camera)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, summary)
         return {"FINISHED"}
 
 
 def menu_import(self, _context):
     self.layout.operator(BCNN_OT_import_bundle.bl_idname, text="CNN Network Bundle (.bcnn.npz)")
+    self.layout.operator(BCNN_OT_import_checkpoint.bl_idname, text="TensorFlow Checkpoint (.keras, run folder)")
 
 
-classes = (BCNN_OT_import_bundle,)
+classes = (BCNN_OT_import_bundle, BCNN_OT_import_checkpoint)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 

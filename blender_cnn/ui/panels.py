@@ -15,7 +15,9 @@ class BCNN_PT_network(bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        layout.operator("bcnn.import_bundle", icon="IMPORT")
+        imports = layout.column(align=True)
+        imports.operator("bcnn.import_bundle", text="Import Bundle", icon="IMPORT")
+        imports.operator("bcnn.import_checkpoint", text="Import Checkpoint", icon="FILE_FOLDER")
         network = context.active_object
         modifier = network.modifiers.get(MODIFIER_NAME) if network is not None else None
         if modifier is None or modifier.node_group is None:

@@ -1,0 +1,72 @@
+"""Add-on preferences: the Python that extracts checkpoints when Blender's own has no TensorFlow."""
+
+import os
+import tempfile
+
+import bpy
+from bpy.props import StringProperty
+
+from ..core.errors import BlenderCNNError
+from ..extract import runner
+
+# "blender_cnn" when imported as a package, "bl_ext.<repo>.blender_cnn" when installed as an extension.
+ADDON_PACKAGE = __package__.rpartition(".")[0]
+
+
+class BCNN_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_PACKAGE
+
+    python_path: StringProperty(
+        name=runner.PREFERENCE_NAME, subtype="FILE_PATH",
+        description="A Python program with TensorFlow (tensorflow-cpu 2.21) that extracts checkpoints when "
+                    "Blender's own Python cannot import TensorFlow, e.g. the project's .venv/bin/python")
+
+    def draw(self, context):
+        layout = self.layout
+        if runner.tensorflow_in_this_python():
+            layout.label(text="TensorFlow is importable in Blender's Python: checkpoints are read here",
+                         icon="CHECKMARK")
+        layout.prop(self, "python_path")
+        layout.operator(BCNN_OT_check_python.bl_idname, icon="CHECKMARK")
+
+
+class BCNN_OT_check_python(bpy.types.Operator):
+    """Check that the Python set in the preferences runs and has TensorFlow"""
+
+    bl_idname = "bcnn.check_python"
+    bl_label = "Check Python with TensorFlow"
+
+    def execute(self, context):
+        python = python_with_tensorflow(context)
+        try:
+            if not python:
+                raise runner.no_tensorflow_error()
+            runner.check_external_python(python)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{python} has TensorFlow")
+        return {"FINISHED"}
+
+
+def python_with_tensorflow(context):
+    """The external Python set in the preferences ('' when unset, or when the add-on is not enabled
+    through Blender's add-on system and so has no preferences)."""
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
+    if addon is None or addon.preferences is None:
+        return ""
+    return bpy.path.abspath(addon.preferences.python_path) if addon.preferences.python_path else ""
+
+
+def bundle_folder():
+    """Where extracted bundles go: the extension's user folder, never the add-on's own folder
+    (an update replaces it, and it may not be writable)."""
+    if ADDON_PACKAGE.startswith("bl_ext."):
+        folder = bpy.utils.extension_path_user(ADDON_PACKAGE, path="bundles", create=True)
+        if folder:
+            return folder
+    return os.path.join(tempfile.gettempdir(), "blender_cnn", "bundles")
+
+
+classes = (BCNN_AddonPreferences, BCNN_OT_check_python)
+register, unregister = bpy.utils.register_classes_factory(classes)

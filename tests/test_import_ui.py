@@ -1,0 +1,315 @@
+"""Importing TensorFlow checkpoints: the extraction runner (in another Python and in this one)
+and the ``bcnn.import_checkpoint`` operator driven from bpy.
+
+The demo run folder (``demo_bundle_path.parent``) is the source throughout;
+this test process' own Python (the venv's, with TensorFlow) plays the
+"external Python" a user sets in the preferences.
+"""
+
+import os
+import re
+import shutil
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from blender_cnn.core.bundle import load_bundle
+from blender_cnn.core.errors import BlenderCNNError
+from blender_cnn.extract import runner
+
+
+@pytest.fixture
+def run_dir(demo_bundle_path):
+    return demo_bundle_path.parent
+
+
+def leftovers(folder):
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def test_command_is_an_argument_list_with_only_the_options_set(tmp_path):
+    command = runner.extract_command("py", "run", tmp_path / "b.bcnn.npz")
+    assert command == ["py", "-m", "blender_cnn.extract", "run", "--out", str(tmp_path / "b.bcnn.npz")]
+    command = runner.extract_command("py", "m.h5", "b", architecture="m.json", samples="s.npz", allow_unsafe=True)
+    assert command[4:] == ["--out", "b", "--architecture", "m.json", "--samples", "s.npz", "--allow-unsafe"]
+    environment = runner.child_environment({"PYTHONPATH": "/elsewhere", "PYTHONHOME": "/blender/python"})
+    assert environment["PYTHONPATH"] == str(runner.ADDON_ROOT.parent)
+    assert "PYTHONHOME" not in environment
+
+
+def test_the_progress_total_counts_the_largest_group_of_numbered_checkpoints(tmp_path):
+    for name in ("epoch_000.keras", "epoch_001.keras", "epoch_002.keras", "best.keras", "samples.npz",
+                 "ckpt-1.index", "ckpt-1.data-00000-of-00001"):
+        (tmp_path / name).write_bytes(b"")
+    assert runner.expected_epoch_count(tmp_path) == 3
+    assert runner.expected_epoch_count(tmp_path / "best.keras") == 1
+    assert runner.expected_epoch_count(tmp_path / "samples.npz") is None
+
+
+def test_progress_and_error_lines_are_parsed():
+    assert runner.parse_epoch("epoch 12: epoch_012.keras (0.1 s)") == 12
+    assert runner.parse_epoch("wrote x.bcnn.npz: 8 layers") is None
+    stderr = ["I0000 oneDNN custom operations are on.", "error: /runs/a/epoch_001.keras: cannot be opened", ""]
+    assert runner.error_message(stderr, 2) == "/runs/a/epoch_001.keras: cannot be opened"
+    assert runner.error_message(["Traceback (most recent call last):", "ZeroDivisionError: boom"], 1) \
+        == "ZeroDivisionError: boom"
+    assert runner.error_message([], -9) == "exited with code -9 and printed no error"
+
+
+def test_external_python_extracts_the_run_with_progress(run_dir, tmp_path):
+    job = runner.start_extraction(run_dir, tmp_path, python_path=sys.executable, in_process=False)
+    assert isinstance(job, runner.SubprocessExtraction)
+    seen = []
+    while job.poll() == runner.RUNNING:
+        seen.append(job.epochs_done)
+        time.sleep(0.05)
+    assert job.state == runner.FINISHED, job.error
+    checkpoints = sorted(run_dir.glob("epoch_*.keras"))
+    assert job.epoch_total == job.epochs_done == len(checkpoints)
+    assert job.last_epoch == len(checkpoints) - 1
+    assert seen == sorted(seen)
+    bundle = load_bundle(job.bundle_path)
+    assert bundle.epochs == list(range(len(checkpoints)))
+    assert leftovers(tmp_path) == [os.path.basename(job.bundle_path)]
+
+
+def test_a_bad_checkpoint_fails_with_one_line_naming_the_file(run_dir, tmp_path):
+    source = tmp_path / "broken_run"
+    source.mkdir()
+    (source / "epoch_000.keras").write_bytes(b"not a keras file")
+    shutil.copy(run_dir / "samples.npz", source / "samples.npz")
+    out_dir = tmp_path / "bundles"
+    job = runner.start_extraction(source, out_dir, python_path=sys.executable, in_process=False)
+    with pytest.raises(BlenderCNNError) as raised:
+        job.wait()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(str(source / "epoch_000.keras") + ": ")
+    assert job.error == message
+    assert leftovers(out_dir) == []
+
+
+def test_cancel_stops_the_process_and_leaves_nothing(run_dir, tmp_path):
+    job = runner.start_extraction(run_dir, tmp_path, python_path=sys.executable, in_process=False)
+    time.sleep(0.5)  # TensorFlow takes seconds to import: the process is mid-run
+    assert job.poll() == runner.RUNNING
+    job.cancel()
+    assert job.process.returncode is not None
+    assert job.state == runner.CANCELLED
+    assert leftovers(tmp_path) == []
+    with pytest.raises(runner.ExtractionCancelled):
+        job.wait()
+
+
+def test_in_process_extraction_and_cancel(run_dir, tmp_path):
+    job = runner.start_extraction(run_dir, tmp_path / "done", in_process=True)
+    assert isinstance(job, runner.InProcessExtraction)
+    path = job.wait()
+    assert job.epochs_done == job.epoch_total
+    assert load_bundle(path).epochs == load_bundle(run_dir / "digits_cnn.bcnn.npz").epochs
+
+    cancelled = runner.start_extraction(run_dir, tmp_path / "cancelled", in_process=True)
+    cancelled.cancel()
+    cancelled.join(timeout=60)
+    assert cancelled.poll() == runner.CANCELLED
+    assert leftovers(tmp_path / "cancelled") == []
+
+
+def test_without_tensorflow_the_message_says_what_to_install_and_where(run_dir, tmp_path):
+    with pytest.raises(BlenderCNNError, match=r"Edit > Preferences > Add-ons > Blender CNN.*tensorflow-cpu"):
+        runner.start_extraction(run_dir, tmp_path, python_path="", in_process=False)
+    with pytest.raises(BlenderCNNError, match="does not exist"):
+        runner.start_extraction(run_dir, tmp_path, python_path=str(tmp_path / "nowhere" / "python"),
+                                in_process=False)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a script with a #! line stands in for a Python")
+def test_an_external_python_without_tensorflow_is_named(run_dir, tmp_path):
+    # Answers the TensorFlow probe as a Python without TensorFlow would: exit status 1.
+    python = tmp_path / "python"
+    python.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(1)\n")
+    python.chmod(0o755)
+    started = time.perf_counter()
+    with pytest.raises(BlenderCNNError) as raised:
+        runner.start_extraction(run_dir, tmp_path / "out", python_path=str(python), in_process=False)
+    assert time.perf_counter() - started < 10
+    message = str(raised.value)
+    assert message.startswith(f"{python}: has no TensorFlow")
+    assert f"{python} -m pip install tensorflow-cpu" in message
+
+
+@pytest.fixture
+def bundle_folder(tmp_path, monkeypatch):
+    """Where the operator puts extracted bundles, instead of the system's temporary folder."""
+    from blender_cnn.ui import preferences
+
+    folder = tmp_path / "bundles"
+    monkeypatch.setattr(preferences, "bundle_folder", lambda: str(folder))
+    return folder
+
+
+def scene_state(bpy):
+    return sorted(bpy.data.objects.keys()), sorted(bpy.data.meshes.keys()), sorted(bpy.data.node_groups.keys())
+
+
+def test_operator_builds_the_network_of_a_run_folder(blender, run_dir, bundle_folder):
+    result = blender.ops.bcnn.import_checkpoint(directory=str(run_dir), epoch=0, sample=2)
+    assert result == {"FINISHED"}
+    network = blender.context.view_layer.objects.active
+    assert network is not None and network.modifiers.get("BlenderCNN") is not None
+    assert network["blender_cnn_epoch"] == 0 and network["blender_cnn_sample"] == 2
+    bundle = load_bundle(network["blender_cnn_bundle"])
+    expected = load_bundle(run_dir / "digits_cnn.bcnn.npz")
+    np.testing.assert_array_equal(bundle.array(bundle.layers[-1].activations),
+                                  expected.array(expected.layers[-1].activations))
+    assert leftovers(bundle_folder) == [os.path.basename(network["blender_cnn_bundle"])]
+
+
+def test_operator_failure_leaves_the_scene_unchanged(blender, run_dir, tmp_path, bundle_folder):
+    source = tmp_path / "broken_run"
+    source.mkdir()
+    (source / "epoch_000.keras").write_bytes(b"not a keras file")
+    shutil.copy(run_dir / "samples.npz", source / "samples.npz")
+    before = scene_state(blender)
+    with pytest.raises(RuntimeError, match=re.escape(str(source / "epoch_000.keras") + ": ")):
+        blender.ops.bcnn.import_checkpoint(directory=str(source))
+    assert scene_state(blender) == before
+    assert leftovers(bundle_folder) == []
+
+
+def test_operator_runs_the_external_python_when_blender_has_no_tensorflow(blender, run_dir, monkeypatch,
+                                                                          bundle_folder):
+    from blender_cnn.ui import preferences
+
+    monkeypatch.setattr(runner, "tensorflow_in_this_python", lambda: False)
+    monkeypatch.setattr(preferences, "python_with_tensorflow", lambda _context: "")
+    missing = "TensorFlow is not importable in Blender's Python. Set 'Python with TensorFlow'"
+    with pytest.raises(RuntimeError, match=missing):
+        blender.ops.bcnn.import_checkpoint(directory=str(run_dir))
+    assert blender.context.view_layer.objects.active is None
+
+    monkeypatch.setattr(preferences, "python_with_tensorflow", lambda _context: sys.executable)
+    assert blender.ops.bcnn.import_checkpoint(filepath=str(run_dir), frame_camera=False) == {"FINISHED"}
+    assert blender.context.view_layer.objects.active.modifiers.get("BlenderCNN") is not None
+
+
+
+class _FakeWindowManager:
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):  # event_timer_add/remove, progress_begin/update/end, modal_handler_add
+        return lambda *args, **kwargs: self.calls.append((name, args))
+
+
+class _FakeWorkspace:
+    def __init__(self):
+        self.status = []
+
+    def status_text_set(self, text):
+        self.status.append(text)
+
+
+def _modal_driver(job):
+    """The operator's modal methods on a stand-in: the modal loop needs a window, which tests lack."""
+    operator = _checkpoint_operator()
+
+    class Driver:
+        _start_modal, modal, cancel = operator._start_modal, operator.modal, operator.cancel
+        _show_status, _end_modal = operator._show_status, operator._end_modal
+
+        def __init__(self):
+            self._job, self.reports, self.built = job, [], None
+
+        def report(self, kind, text):
+            self.reports.append((kind, text))
+
+        def _finished_extraction(self, _context):
+            self.built = self._job.bundle_path
+            return {"FINISHED"}
+
+    from types import SimpleNamespace
+
+    context = SimpleNamespace(window=object(), window_manager=_FakeWindowManager(), workspace=_FakeWorkspace())
+    return Driver(), context
+
+
+def _checkpoint_operator():
+    from blender_cnn.ui.operators import BCNN_OT_import_checkpoint
+
+    return BCNN_OT_import_checkpoint
+
+
+def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(run_dir, tmp_path):
+    from types import SimpleNamespace
+
+    # bpy first: importing it while an extraction thread imports Keras can deadlock the two imports.
+    _checkpoint_operator()
+
+    timer, escape = SimpleNamespace(type="TIMER", value="NOTHING"), SimpleNamespace(type="ESC", value="PRESS")
+    driver, context = _modal_driver(runner.start_extraction(run_dir, tmp_path / "done", in_process=True))
+    assert driver._start_modal(context) == {"RUNNING_MODAL"}
+    assert driver.modal(context, SimpleNamespace(type="MOUSEMOVE", value="NOTHING")) == {"PASS_THROUGH"}
+    deadline = time.monotonic() + 60
+    while (result := driver.modal(context, timer)) == {"PASS_THROUGH"} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert result == {"FINISHED"} and os.path.isfile(driver.built)
+    called = [name for name, _args in context.window_manager.calls]
+    assert called[:3] == ["event_timer_add", "progress_begin", "modal_handler_add"]
+    assert called[-2:] == ["event_timer_remove", "progress_end"] and "progress_update" in called
+    shown = context.workspace.status
+    assert shown[-1] is None and any("Esc to cancel" in text for text in shown[:-1])
+
+    job = runner.start_extraction(run_dir, tmp_path / "cancelled", in_process=True)
+    driver, context = _modal_driver(job)
+    driver._start_modal(context)
+    assert driver.modal(context, escape) == {"CANCELLED"}
+    assert driver.built is None and driver.reports[-1][0] == {"WARNING"}
+    job.join(timeout=60)
+    assert leftovers(tmp_path / "cancelled") == []
+
+
+# Runs inside a fresh Blender (bpy) process: argv = zip run_dir. Blender's Python here has TensorFlow,
+# so the runner is told it has none, to take the path of a Blender without it.
+_INSTALLED_SCRIPT = r"""
+import json, sys
+import bpy
+
+zip_path, run_dir = sys.argv[1:3]
+package = "bl_ext.user_default.blender_cnn"
+bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+sys.modules[package + ".extract.runner"].tensorflow_in_this_python = lambda: False
+bpy.context.preferences.addons[package].preferences.python_path = sys.executable
+result = {"import": sorted(bpy.ops.bcnn.import_checkpoint(directory=run_dir)),
+          "bundle": bpy.context.view_layer.objects.active["blender_cnn_bundle"],
+          "user_folder": bpy.utils.extension_path_user(package)}
+print("IMPORT_RESULT:" + json.dumps(result))
+"""
+
+
+def test_installed_extension_extracts_in_the_external_python(run_dir, tmp_path):
+    import importlib.util
+    import json
+    import subprocess
+    from pathlib import Path
+
+    scripts = Path(runner.ADDON_ROOT).parent / "scripts" / "build_extension.py"
+    spec = importlib.util.spec_from_file_location("build_extension", scripts)
+    build_extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_extension)
+    zip_path = build_extension.build_extension(tmp_path / "dist", stage_dir=tmp_path / "stage")
+
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("BLENDER_USER_")}
+    environment["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
+    completed = subprocess.run([sys.executable, "-c", _INSTALLED_SCRIPT, str(zip_path), str(run_dir)],
+                               env=environment, capture_output=True, text=True, timeout=300)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("IMPORT_RESULT:")]
+    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
+    result = json.loads(lines[-1].removeprefix("IMPORT_RESULT:"))
+    assert result["import"] == ["FINISHED"]
+    # The bundle lands in the extension's user folder, not in the add-on's own folder.
+    assert Path(result["bundle"]).parent == Path(result["user_folder"]) / "bundles"
+    assert leftovers(Path(result["user_folder"]) / "bundles") == [os.path.basename(result["bundle"])]
