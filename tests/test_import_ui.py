@@ -32,8 +32,12 @@ def leftovers(folder):
 def test_command_is_an_argument_list_with_only_the_options_set(tmp_path):
     command = runner.extract_command("py", "run", tmp_path / "b.bcnn.npz")
     assert command == ["py", "-m", "blender_cnn.extract", "run", "--out", str(tmp_path / "b.bcnn.npz")]
-    command = runner.extract_command("py", "m.h5", "b", architecture="m.json", samples="s.npz", allow_unsafe=True)
+    command = runner.extract_command("py", "m.h5", "b", runner.ExtractionOptions(
+        architecture="m.json", samples="s.npz", allow_unsafe=True))
     assert command[4:] == ["--out", "b", "--architecture", "m.json", "--samples", "s.npz", "--allow-unsafe"]
+    command = runner.extract_command("py", "run", "b", runner.ExtractionOptions(
+        images=("a.png", "b.jpg"), samples_per_class=3, float16=True))
+    assert command[4:] == ["--out", "b", "--images", "a.png", "b.jpg", "--samples-per-class", "3", "--float16"]
     environment = runner.child_environment({"PYTHONPATH": "/elsewhere", "PYTHONHOME": "/blender/python"})
     assert environment["PYTHONPATH"] == str(runner.ADDON_ROOT.parent)
     assert "PYTHONHOME" not in environment
@@ -166,6 +170,45 @@ def test_operator_builds_the_network_of_a_run_folder(blender, run_dir, bundle_fo
     np.testing.assert_array_equal(bundle.array(bundle.layers[-1].activations),
                                   expected.array(expected.layers[-1].activations))
     assert leftovers(bundle_folder) == [os.path.basename(network["blender_cnn_bundle"])]
+
+
+def write_png(bpy, path, pixels):
+    """Save (h, w, 4) RGBA values 0..1 as a PNG through Blender's own image writer."""
+    height, width = pixels.shape[:2]
+    image = bpy.data.images.new(path.stem, width, height, alpha=True)
+    image.pixels.foreach_set(np.ascontiguousarray(pixels[::-1], dtype=np.float32).ravel())  # Blender is bottom-up
+    image.filepath_raw = str(path)
+    image.file_format = "PNG"
+    image.save()
+    bpy.data.images.remove(image)
+
+
+def test_operator_records_the_images_of_a_folder_as_samples(blender, run_dir, tmp_path, bundle_folder):
+    images = tmp_path / "my digits"
+    images.mkdir()
+    stroke = np.zeros((32, 32, 4), dtype=np.float32)
+    stroke[..., 3] = 1.0
+    stroke[4:28, 14:18, :3] = 1.0  # a bright vertical bar, like a "1"
+    write_png(blender, images / "one.png", stroke)
+    write_png(blender, images / "blank.png", np.dstack([np.zeros((20, 20, 3)), np.ones((20, 20))]))
+
+    result = blender.ops.bcnn.import_checkpoint(directory=str(run_dir), image_folder=str(images), float16=True)
+    assert result == {"FINISHED"}
+    bundle = load_bundle(blender.context.view_layer.objects.active["blender_cnn_bundle"])
+    inputs = bundle.array(bundle.manifest["samples"]["inputs"])
+    assert inputs.shape == (2, 16, 16, 1)
+    # Sorted by name: blank, then one (its bar, 14..17 of 32 pixels, lands on columns 7 and 8 of 16).
+    assert inputs[0].max() == 0.0
+    assert inputs[1, 4:12, 7:9].min() > 0.8 and inputs[1, :, :5].max() == 0.0
+    assert bundle.manifest["samples"]["preprocessing"]["files"] == ["blank.png", "one.png"]
+    assert bundle.array(bundle.layers[-1].activations).dtype == np.float16
+
+
+def test_operator_refuses_an_image_folder_without_images(blender, run_dir, tmp_path, bundle_folder):
+    before = scene_state(blender)
+    with pytest.raises(RuntimeError, match="holds no PNG or JPEG images"):
+        blender.ops.bcnn.import_checkpoint(directory=str(run_dir), image_folder=str(tmp_path))
+    assert scene_state(blender) == before
 
 
 def test_operator_failure_leaves_the_scene_unchanged(blender, run_dir, tmp_path, bundle_folder):

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.bundle import FILE_SUFFIX
@@ -108,16 +109,47 @@ def check_external_python(python):
         raise BlenderCNNError(python, "cannot be run as Python (" + last_line(result.stderr, result.returncode) + ")")
 
 
-def extract_command(python, source, out_path, architecture=None, samples=None, allow_unsafe=False):
+@dataclass(frozen=True)
+class ExtractionOptions:
+    """What the user chose beyond the source; what is left unset, the extractor decides."""
+
+    architecture: str | None = None
+    samples: str | None = None
+    images: tuple = ()
+    samples_per_class: int | None = None
+    float16: bool = False
+    allow_unsafe: bool = False
+
+    def command_arguments(self):
+        """The extractor CLI's options for these choices."""
+        arguments = []
+        if self.architecture:
+            arguments += ["--architecture", os.fspath(self.architecture)]
+        if self.samples:
+            arguments += ["--samples", os.fspath(self.samples)]
+        if self.images:
+            arguments += ["--images", *map(os.fspath, self.images)]
+        if self.samples_per_class:
+            arguments += ["--samples-per-class", str(self.samples_per_class)]
+        if self.float16:
+            arguments.append("--float16")
+        if self.allow_unsafe:
+            arguments.append("--allow-unsafe")
+        return arguments
+
+    def keyword_arguments(self):
+        """The same choices as keyword arguments of ``keras_bundle.extract``."""
+        chosen = {"architecture": self.architecture, "samples": self.samples, "images": list(self.images) or None,
+                  "samples_per_class": self.samples_per_class, "allow_unsafe": self.allow_unsafe,
+                  "activations_dtype": "float16" if self.float16 else None}
+        return {key: value for key, value in chosen.items() if value}
+
+
+def extract_command(python, source, out_path, options=None):
     """The extractor's command line as an argument list; options the user left unset are left out."""
-    command = [os.fspath(python), "-m", EXTRACT_MODULE, os.fspath(source), "--out", os.fspath(out_path)]
-    if architecture:
-        command += ["--architecture", os.fspath(architecture)]
-    if samples:
-        command += ["--samples", os.fspath(samples)]
-    if allow_unsafe:
-        command.append("--allow-unsafe")
-    return command
+    options = options or ExtractionOptions()
+    return [os.fspath(python), "-m", EXTRACT_MODULE, os.fspath(source), "--out", os.fspath(out_path),
+            *options.command_arguments()]
 
 
 def child_environment(base=None):
@@ -261,9 +293,9 @@ def _error_from_line(line, source):
 class SubprocessExtraction(ExtractionJob):
     """The extractor's CLI in another Python, read line by line as it runs."""
 
-    def __init__(self, python, source, out_dir, architecture=None, samples=None, allow_unsafe=False):
+    def __init__(self, python, source, out_dir, options=None):
         super().__init__(source, out_dir)
-        self.command = extract_command(python, self.source, self.work_bundle, architecture, samples, allow_unsafe)
+        self.command = extract_command(python, self.source, self.work_bundle, options)
         self._lines = queue.Queue()
         self.stderr_lines = []
         try:
@@ -328,9 +360,9 @@ class SubprocessExtraction(ExtractionJob):
 class InProcessExtraction(ExtractionJob):
     """The extractor in a thread of this Python; cancelling stops it at its next progress line."""
 
-    def __init__(self, source, out_dir, architecture=None, samples=None, allow_unsafe=False):
+    def __init__(self, source, out_dir, options=None):
         super().__init__(source, out_dir)
-        self._options = {"architecture": architecture, "samples": samples, "allow_unsafe": allow_unsafe}
+        self._options = options or ExtractionOptions()
         self._lines = queue.Queue()
         self._cancel_requested = threading.Event()
         self._outcome = None  # (error line or None), set by the thread when it ends
@@ -346,7 +378,7 @@ class InProcessExtraction(ExtractionJob):
 
     def _run(self):
         try:
-            run_extractor(self.source, self.work_bundle, log=self._log, **self._options)
+            run_extractor(self.source, self.work_bundle, self._options, log=self._log)
             outcome = None
         except ExtractionCancelled:
             outcome = CANCELLED
@@ -391,18 +423,15 @@ class InProcessExtraction(ExtractionJob):
         self._thread.join(timeout)
 
 
-def run_extractor(source, out_path, architecture=None, samples=None, allow_unsafe=False, log=print):
+def run_extractor(source, out_path, options=None, log=print):
     """Call the extractor's Python API in this process (TensorFlow must be importable)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .keras_bundle import extract
 
-    options = {key: value for key, value in
-               (("architecture", architecture), ("samples", samples), ("allow_unsafe", allow_unsafe)) if value}
-    return extract(source, out_path, log=log, **options)
+    return extract(source, out_path, log=log, **(options or ExtractionOptions()).keyword_arguments())
 
 
-def start_extraction(source, out_dir, python_path="", architecture=None, samples=None, allow_unsafe=False,
-                     in_process=None):
+def start_extraction(source, out_dir, python_path="", options=None, in_process=None):
     """Start extracting ``source`` (a checkpoint file or run folder) into a bundle in ``out_dir``.
 
     Runs in this Python when TensorFlow is importable here (``in_process``
@@ -413,15 +442,14 @@ def start_extraction(source, out_dir, python_path="", architecture=None, samples
     # A TensorFlow checkpoint may be named by its prefix (ckpt-5 for ckpt-5.index and its data files).
     if not source or not (os.path.exists(source) or os.path.exists(source + ".index")):
         raise BlenderCNNError(source or "source", "no such checkpoint file or run folder")
-    options = {"architecture": architecture or None, "samples": samples or None, "allow_unsafe": allow_unsafe}
     if in_process is None:
         in_process = tensorflow_in_this_python()
     if in_process:
-        return InProcessExtraction(source, out_dir, **options)
+        return InProcessExtraction(source, out_dir, options)
     if not python_path:
         raise no_tensorflow_error()
     check_external_python(python_path)
-    return SubprocessExtraction(python_path, source, out_dir, **options)
+    return SubprocessExtraction(python_path, source, out_dir, options)
 
 
 def _no_console_window():

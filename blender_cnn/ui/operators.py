@@ -88,6 +88,15 @@ add-on's preferences"""
         name="Samples", subtype="FILE_PATH",
         description="Optional .npz with 'inputs' and 'labels' to record activations for "
                     "(default: samples.npz beside the checkpoints)")
+    image_folder: StringProperty(
+        name="Image Folder", subtype="DIR_PATH",
+        description="Optional folder of PNG/JPEG images to use as the samples, resized and converted to the "
+                    "network's input (instead of the run's samples)")
+    samples_per_class: IntProperty(
+        name="Samples per Class", default=0, min=0,
+        description="How many samples of every class to record (0: the samples the run chose)")
+    float16: BoolProperty(name="Store as float16", default=False,
+                          description="Store activations as float16: half the bundle's size")
     allow_unsafe: BoolProperty(
         name="Allow Unsafe Loading", default=False,
         description="WARNING: loads Lambda layers, which run Python code stored in the file. "
@@ -110,6 +119,9 @@ add-on's preferences"""
         column = layout.column()
         column.prop(self, "architecture")
         column.prop(self, "samples")
+        column.prop(self, "image_folder")
+        column.prop(self, "samples_per_class")
+        column.prop(self, "float16")
         column.prop(self, "allow_unsafe")
         if self.allow_unsafe:
             column.label(text="Trusted files only: they can run code", icon="ERROR")
@@ -127,20 +139,29 @@ add-on's preferences"""
             return bpy.path.abspath(self.directory)
         return path
 
-    def _extraction_key(self, source):
-        return repr((os.path.normpath(source), self.architecture, self.samples, self.allow_unsafe))
+    def extraction_options(self):
+        """The extraction options the user set, with paths made absolute."""
+        return runner.ExtractionOptions(
+            architecture=bpy.path.abspath(self.architecture) if self.architecture else None,
+            samples=bpy.path.abspath(self.samples) if self.samples else None,
+            images=tuple(image_files(bpy.path.abspath(self.image_folder))) if self.image_folder else (),
+            samples_per_class=self.samples_per_class or None,
+            float16=self.float16,
+            allow_unsafe=self.allow_unsafe)
+
+    @staticmethod
+    def _extraction_key(source, options):
+        return repr((os.path.normpath(source), options))
 
     def execute(self, context):
         source = self.source()
-        if (self.extracted_bundle and self.extracted_from == self._extraction_key(source)
-                and os.path.isfile(self.extracted_bundle)):
-            return self._build(context, self.extracted_bundle)
         try:
-            job = runner.start_extraction(
-                source, preferences.bundle_folder(), python_path=preferences.python_with_tensorflow(context),
-                architecture=bpy.path.abspath(self.architecture) if self.architecture else None,
-                samples=bpy.path.abspath(self.samples) if self.samples else None,
-                allow_unsafe=self.allow_unsafe)
+            self._options = self.extraction_options()
+            if (self.extracted_bundle and self.extracted_from == self._extraction_key(source, self._options)
+                    and os.path.isfile(self.extracted_bundle)):
+                return self._build(context, self.extracted_bundle)
+            job = runner.start_extraction(source, preferences.bundle_folder(), options=self._options,
+                                          python_path=preferences.python_with_tensorflow(context))
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -199,7 +220,7 @@ add-on's preferences"""
 
     def _finished_extraction(self, context):
         self.extracted_bundle = self._job.bundle_path
-        self.extracted_from = self._extraction_key(self._job.source)
+        self.extracted_from = self._extraction_key(self._job.source, self._options)
         return self._build(context, self._job.bundle_path)
 
     def _build(self, context, bundle_path):
@@ -210,6 +231,16 @@ add-on's preferences"""
             return {"CANCELLED"}
         self.report({"INFO"}, summary)
         return {"FINISHED"}
+
+
+def image_files(folder):
+    """The PNG and JPEG files in ``folder``, by name; refuses a folder with none."""
+    if not os.path.isdir(folder):
+        raise BlenderCNNError(folder, "no such image folder")
+    names = sorted(name for name in os.listdir(folder) if name.lower().endswith((".png", ".jpg", ".jpeg")))
+    if not names:
+        raise BlenderCNNError(folder, "holds no PNG or JPEG images")
+    return [os.path.join(folder, name) for name in names]
 
 
 def menu_import(self, _context):
