@@ -201,3 +201,33 @@ def test_a_layer_the_addon_does_not_understand_is_shown_with_its_outputs(blender
              if node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs]
     assert "pool1\nMysteryPooling 8x8x8\n(outputs only)" in texts
     assert not any("conv1" in text and "outputs only" in text for text in texts)
+
+
+def test_an_image_file_runs_through_the_network_without_tensorflow(blender, demo_bundle, tmp_path):
+    from blender_cnn.core.forward import forward
+
+    network = build(blender, demo_bundle, sample=0)
+    drawing = np.ones((24, 24, 4), dtype=np.float32)
+    drawing[3:21, 10:14, :3] = 0.0  # a dark bar on white paper, like a pen-drawn "1"
+    path = tmp_path / "my one.png"
+    image = blender.data.images.new("drawing", 24, 24, alpha=True)
+    image.pixels.foreach_set(np.ascontiguousarray(drawing[::-1]).ravel())
+    image.filepath_raw, image.file_format = str(path), "PNG"
+    image.save()
+    blender.data.images.remove(image)
+
+    blender.context.view_layer.objects.active = network
+    assert blender.ops.bcnn.show_image(filepath=str(path), epoch=0, invert=True) == {"FINISHED"}
+    _centres, cells = cell_faces(network)
+    input_layer = demo_bundle.layers[0]
+    shown_input = cells["activation"][cells["layer"] == 0].reshape(16, 16)
+    assert shown_input[8, 8] == pytest.approx(1.0, abs=1e-3) and shown_input[8, 0] == pytest.approx(0.0, abs=1e-3)
+    expected = forward(demo_bundle, shown_input[..., np.newaxis], epoch=0)
+    for layer in demo_bundle.layers[1:]:
+        mine = cells["layer"] == layer.index
+        np.testing.assert_allclose(cells["activation"][mine], values_at_cells(layer, expected[layer.name][0], cells, mine),
+                                   rtol=1e-5, atol=1e-6, err_msg=layer.name)
+    assert network["blender_cnn_sample"] == "my one.png" and input_layer.type == "InputLayer"
+
+    with pytest.raises(RuntimeError, match="nothing.png: no such image file"):
+        blender.ops.bcnn.show_image(filepath=str(tmp_path / "nothing.png"))

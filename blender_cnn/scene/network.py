@@ -5,14 +5,18 @@ network's node tree computes the layout and colors. A failed build removes
 everything it made, so the file is left as it was.
 """
 
+import os
+
 import bpy
 
 from ..core import cells as cell_data
 from ..core.bundle import Bundle, load_bundle
 from ..core.errors import BlenderCNNError
 from ..core.forward import forward
+from ..core.images import to_model_input
 from ..nodes.network import build_network_tree, input_identifiers
 from .geometry_data import hair_curves, points_mesh, write_attributes
+from .images import read_image
 from .materials import ensure_materials
 
 MODIFIER_NAME = "BlenderCNN"
@@ -98,6 +102,20 @@ def show_input(network, inputs, epoch=-1, label="custom input", bundle=None):
     network[EPOCH_PROPERTY] = bundle.epochs[bundle.epoch_index(epoch)]
     network[SAMPLE_PROPERTY] = label
     return computed
+
+
+def show_image(network, path, epoch=-1, invert=False):
+    """Run an image file through ``epoch``'s weights and show its activations (see ``show_input``).
+
+    The image is converted to the network's input as the bundle's recorded
+    preprocessing says (value range, mean/std), by the same numpy code the
+    extractor uses; ``invert`` turns dark-on-light drawings into light-on-dark.
+    """
+    bundle = network_bundle(network)
+    preprocessing = bundle.manifest["samples"].get("preprocessing") or {}
+    preprocessing = dict(preprocessing.get("network_preprocessing", preprocessing), invert=invert)
+    inputs, _recorded = to_model_input(read_image(path), bundle.input_shape, preprocessing, where=path)
+    return show_input(network, inputs, epoch, label=os.path.basename(path), bundle=bundle)
 
 
 def network_modifier(network):

@@ -9,7 +9,7 @@ from bpy_extras.io_utils import ImportHelper
 from ..core.bundle import load_bundle
 from ..core.errors import BlenderCNNError
 from ..extract import runner
-from ..scene.network import build_network
+from ..scene.network import MODIFIER_NAME, build_network, show_image
 from ..scene.stage import set_up_stage
 from . import preferences
 
@@ -233,6 +233,34 @@ add-on's preferences"""
         return {"FINISHED"}
 
 
+class BCNN_OT_show_image(bpy.types.Operator, ImportHelper):
+    """Run an image file (PNG/JPEG) through the selected network's weights and show every layer's \
+activations; needs no TensorFlow"""
+
+    bl_idname = "bcnn.show_image"
+    bl_label = "Show Image"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default="*.png;*.jpg;*.jpeg", options={"HIDDEN"})
+    epoch: IntProperty(name="Epoch", default=-1, description="Epoch whose weights compute it (-1: the last one)")
+    invert: BoolProperty(name="Invert", default=False,
+                         description="Dark drawing on light paper: invert it, as digit data sets are light on dark")
+
+    @classmethod
+    def poll(cls, context):
+        network = context.active_object
+        return network is not None and network.modifiers.get(MODIFIER_NAME) is not None
+
+    def execute(self, context):
+        try:
+            outputs = show_image(context.active_object, self.filepath, self.epoch, self.invert)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Showing {os.path.basename(self.filepath)}: {len(outputs)} layers computed")
+        return {"FINISHED"}
+
+
 def image_files(folder):
     """The PNG and JPEG files in ``folder``, by name; refuses a folder with none."""
     if not os.path.isdir(folder):
@@ -248,7 +276,7 @@ def menu_import(self, _context):
     self.layout.operator(BCNN_OT_import_checkpoint.bl_idname, text="TensorFlow Checkpoint (.keras, run folder)")
 
 
-classes = (BCNN_OT_import_bundle, BCNN_OT_import_checkpoint)
+classes = (BCNN_OT_import_bundle, BCNN_OT_import_checkpoint, BCNN_OT_show_image)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 

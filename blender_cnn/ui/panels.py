@@ -26,6 +26,7 @@ class BCNN_PT_network(bpy.types.Panel):
         info = layout.column(align=True)
         info.label(text=f"{network.name}: epoch {network.get(EPOCH_PROPERTY)}, sample {network.get(SAMPLE_PROPERTY)}")
         info.label(text=bpy.path.basename(network.get(BUNDLE_PROPERTY, "")), icon="FILE")
+        layout.operator("bcnn.show_image", text="Show Image", icon="IMAGE_DATA")
         identifiers = input_identifiers(modifier.node_group)
         settings = layout.column(align=True)
         for name, *_rest in LAYOUT_INPUTS:
