@@ -207,19 +207,30 @@ def test_registry_uses_keras_names():
 # ---------------------------------------------------------------- through a bundle
 
 def bundle_model():
+    """A network with every layer type the add-on understands, to go through extraction."""
     inputs = keras.Input(shape=(12, 12, 2), name="image")
     x = L.Rescaling(2.0, offset=-1.0, name="rescale")(inputs)
-    x = L.Conv2D(6, 3, padding="same", activation="relu", name="conv1")(x)
+    x = L.ZeroPadding2D(1, name="pad")(x)
+    x = L.Conv2D(6, 3, activation="relu", name="conv1")(x)
     y = L.Conv2D(6, 3, padding="same", dilation_rate=2, name="conv2")(x)
     y = L.BatchNormalization(name="norm")(y)
     x = L.Add(name="skip")([x, y])
     left = L.DepthwiseConv2D(3, depth_multiplier=2, strides=2, padding="same", name="depthwise")(x)
     right = L.SeparableConv2D(4, 3, strides=2, padding="same", activation="relu", name="separable")(x)
     x = L.Concatenate(name="merge")([left, right])
+    x = L.MaxPooling2D(2, name="max_pool")(x)
+    x = L.Conv2DTranspose(4, 3, strides=2, padding="same", name="transpose")(x)
+    x = L.LeakyReLU(negative_slope=0.2, name="leaky")(x)
     x = L.AveragePooling2D(3, strides=2, padding="same", name="pool")(x)
+    pooled = L.Concatenate(name="pooled")([L.GlobalAveragePooling2D(name="global_mean")(x),
+                                           L.GlobalMaxPooling2D(name="global_max")(x)])
     x = L.Flatten(name="flatten")(x)
     x = L.Dropout(0.3, name="dropout")(x)
-    outputs = L.Dense(4, activation="softmax", name="output")(x)
+    x = L.ReLU(name="relu")(L.Dense(8, name="hidden")(x))
+    x = L.Add(name="join")([x, pooled])
+    x = L.Flatten(name="unfold")(L.Reshape((2, 2, 2), name="fold")(x))
+    x = L.Activation("tanh", name="tanh")(L.Dense(4, name="logits")(x))
+    outputs = L.Softmax(name="output")(x)
     return keras.Model(inputs, outputs, name="forward_test")
 
 
@@ -238,6 +249,21 @@ def bundle(tmp_path_factory):
     np.savez(run_dir / "samples.npz", inputs=rng.uniform(0, 1, (3, 12, 12, 2)).astype(np.float32),
              labels=np.arange(3, dtype=np.int32))
     return load_bundle(extract_run(run_dir, run_dir / "forward.bcnn.npz", log=lambda message: None))
+
+
+def test_every_understood_layer_type_goes_through_extraction(bundle):
+    from blender_cnn.core.layer_types import KNOWN_LAYER_TYPES
+
+    assert {layer.type for layer in bundle.layers} == set(KNOWN_LAYER_TYPES)
+    assert not bundle.manifest.get("unrecognized_layers")
+    # What the bundle stored is what Keras itself computes, layer by layer.
+    model = keras.saving.load_model(os.path.join(os.path.dirname(bundle.path), "epoch_001.keras"))
+    names = [layer.name for layer in bundle.layers[1:]]
+    probe = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
+    inputs = bundle.array(bundle.manifest["samples"]["inputs"])
+    for name, expected in zip(names, probe(inputs, training=False)):
+        stored = np.stack([bundle.activations(name, 1, sample) for sample in range(len(inputs))])
+        assert relative_error(stored, np.asarray(expected)) < TOLERANCE, name
 
 
 def test_forward_reproduces_bundle_activations(bundle):
