@@ -20,11 +20,12 @@ def read_attribute(data, name):
     return values.reshape(-1, width) if width > 1 else values
 
 
-def cell_faces(network):
+def cell_faces(network, legend=False):
     """Per cell face of the evaluated mesh: its centre and point attributes at its first corner.
 
-    Cells are the faces whose material is the cell material; the rest is text.
-    Returns ``(centres, {attribute: values})``.
+    Cells are the faces whose material is the cell material and that belong to a
+    layer; the rest is text, and the legend's color bar (layer -1, or with
+    ``legend=True`` only those). Returns ``(centres, {attribute: values})``.
     """
     geometry = evaluated_geometry(network)  # the mesh lives as long as this does
     mesh = geometry.mesh
@@ -39,6 +40,8 @@ def cell_faces(network):
     mesh.polygons.foreach_get("center", centres)
     cell_slots = [i for i, material in enumerate(mesh.materials) if material and material.name.startswith("BCNN Cell")]
     is_cell = np.isin(material_index, cell_slots)
+    layer = read_attribute(mesh, "layer")[corner_vertex[loop_start]]
+    is_cell &= (layer < 0) if legend else (layer >= 0)
     first_vertex = corner_vertex[loop_start[is_cell]]
     names = ("layer", "channel", "row", "col", "activation", "cell_color")
     values = {name: read_attribute(mesh, name)[first_vertex] for name in names}

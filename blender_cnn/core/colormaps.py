@@ -7,10 +7,20 @@ computes here are the colors the scene shows.
 
 import numpy as np
 
-# Sequential: activations (0 = dark violet, still visible on a dark background).
-_VIRIDIS_SRGB = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
-# Diverging with a dark middle: weights near zero fade into the background.
-_DARK_DIVERGING_SRGB = ["#2c7bd8", "#1d4a7a", "#262626", "#8a2d1c", "#ef5a33"]
+# Perceptual maps as sRGB stops (matplotlib's viridis, magma and plasma; Moreland's cool-warm).
+_SRGB_STOPS = {
+    # Sequential, for activations. viridis and plasma keep their low end visible on a dark background;
+    # magma starts at black, so zero activations fade away.
+    "viridis": ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"],
+    "plasma": ["#0d0887", "#4c02a1", "#7e03a8", "#a92395", "#cc4778", "#e56b5d", "#f89540", "#fdc527", "#f0f921"],
+    "magma": ["#000004", "#1c1044", "#4f127b", "#812581", "#b5367a", "#e55064", "#fb8861", "#fec287", "#fcfdbf"],
+    # Diverging, centred on zero, for weights. The dark middle lets weights near zero fade into the
+    # background; cool-warm's light middle suits a light background.
+    "dark_diverging": ["#2c7bd8", "#1d4a7a", "#262626", "#8a2d1c", "#ef5a33"],
+    "coolwarm": ["#3b4cc0", "#7b9ff9", "#dddddd", "#f49a7b", "#b40426"],
+}
+ACTIVATION_COLORMAPS = ("viridis", "plasma", "magma")
+WEIGHT_COLORMAPS = ("dark_diverging", "coolwarm")
 
 COLORMAPS = {}
 
@@ -26,11 +36,10 @@ def _stops_from_hex(hex_colors):
     return [(float(p), tuple(float(v) for v in rgb)) for p, rgb in zip(positions, linear)]
 
 
-COLORMAPS["viridis"] = _stops_from_hex(_VIRIDIS_SRGB)
-COLORMAPS["dark_diverging"] = _stops_from_hex(_DARK_DIVERGING_SRGB)
+COLORMAPS.update({name: _stops_from_hex(hex_colors) for name, hex_colors in _SRGB_STOPS.items()})
 
-ACTIVATION_COLORMAP = "viridis"
-WEIGHT_COLORMAP = "dark_diverging"
+ACTIVATION_COLORMAP = ACTIVATION_COLORMAPS[0]
+WEIGHT_COLORMAP = WEIGHT_COLORMAPS[0]
 
 
 def stops(name):

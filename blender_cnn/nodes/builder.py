@@ -19,6 +19,7 @@ SOCKET_TYPES = {
     "STRING": "NodeSocketString",
     "MATERIAL": "NodeSocketMaterial",
     "OBJECT": "NodeSocketObject",
+    "MENU": "NodeSocketMenu",
 }
 
 
@@ -48,12 +49,14 @@ class TreeBuilder:
         self._input_node = None
         self._output_node = None
         self._column = 0
+        self.interface_inputs = {}
 
     # Interface -----------------------------------------------------------
 
     def add_input(self, name, kind, default=None, min_value=None, max_value=None, description=""):
         """Add a group input; returns its socket on the Group Input node."""
         item = self.tree.interface.new_socket(name, in_out="INPUT", socket_type=SOCKET_TYPES[kind])
+        self.interface_inputs[name] = item
         item.description = description
         if default is not None:
             item.default_value = default
@@ -142,6 +145,21 @@ class TreeBuilder:
         self.set_input(node, 0, a)
         self.set_input(node, 1, b)
         return node.outputs["Result"]
+
+    def menu_switch(self, menu, options, data_type="RGBA"):
+        """A Menu Switch choosing among ``options`` ({item name: value or socket}) by ``menu``.
+
+        Linking a group's Menu input to it gives that input (and a modifier
+        showing it) a drop-down of the item names.
+        """
+        node = self.node("GeometryNodeMenuSwitch", data_type=data_type)
+        node.enum_items.clear()
+        for name in options:
+            node.enum_items.new(name)
+        self.set_input(node, "Menu", menu)
+        for name, value in options.items():
+            self.set_input(node, name, value)
+        return node.outputs[0]
 
     def color_ramp(self, factor, stops):
         """A Color Ramp with ``stops`` = [(position, (r, g, b)), ...] in linear RGB."""

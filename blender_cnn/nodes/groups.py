@@ -18,6 +18,9 @@ CONNECTIONS = "BCNN Connections"
 CELL_COLOR = "cell_color"
 EDGE_COLOR = "edge_color"
 LAYER_LABEL = "BCNN Layer Label"
+LEGEND = "BCNN Legend"
+ACTIVATION_COLORMAP = "BCNN Activation Colormap"
+WEIGHT_COLORMAP = "BCNN Weight Colormap"
 NEURON_LABEL = "BCNN Neuron Label"
 
 # Quads and text are made in the XY plane; this turns them to face -X, the side
@@ -31,11 +34,15 @@ def ensure_cell_layout():
 
 
 def ensure_feature_maps():
-    return ensure_group(FEATURE_MAPS, 2, _build_feature_maps)
+    return ensure_group(FEATURE_MAPS, 3, _build_feature_maps)
+
+
+def ensure_legend():
+    return ensure_group(LEGEND, 3, _build_legend)
 
 
 def ensure_connections():
-    return ensure_group(CONNECTIONS, 1, _build_connections)
+    return ensure_group(CONNECTIONS, 2, _build_connections)
 
 
 def ensure_layer_label():
@@ -97,27 +104,76 @@ def _build_cell_layout(b):
     b.set_outputs(Geometry=pitched.outputs[0])
 
 
+def ensure_activation_colormap():
+    return ensure_group(ACTIVATION_COLORMAP, 1, lambda b: _build_colormap(b, colormaps.ACTIVATION_COLORMAPS))
+
+
+def ensure_weight_colormap():
+    return ensure_group(WEIGHT_COLORMAP, 1, lambda b: _build_colormap(b, colormaps.WEIGHT_COLORMAPS))
+
+
+def _build_colormap(b, names):
+    """Factor (0..1) to color through the colormap the menu picks.
+
+    One group per kind of colormap, used wherever that kind is drawn, so that
+    every menu linked to it shares its one Menu Switch: Blender empties a menu
+    linked to two different switches.
+    """
+    b.tree.description = "Maps 0..1 to a color of the chosen colormap"
+    factor = b.add_input("Factor", "FLOAT", 0.0, 0.0, 1.0)
+    menu = b.add_input("Colormap", "MENU")
+    b.add_output("Color", "COLOR")
+    b.set_outputs(Color=b.menu_switch(menu, {name: b.color_ramp(factor, colormaps.stops(name)) for name in names}))
+
+
+def _colormap(b, factor, colormap_group, menu):
+    return b.group(colormap_group, {"Factor": factor, "Colormap": menu}).outputs[0]
+
+
+def _activation_range(b, cells, across_network):
+    """(low, high) fields: each cell's layer range, or the whole network's when ``across_network``."""
+    low, high = b.attribute("act_low"), b.attribute("act_high")
+
+    def network_wide(value, statistic):
+        return b.node("GeometryNodeAttributeStatistic", {"Geometry": cells, "Attribute": value},
+                      data_type="FLOAT", domain="POINT").outputs[statistic]
+
+    def choose(per_layer, whole):
+        return b.node("ShaderNodeMix", {"Factor": across_network, "A": per_layer, "B": whole},
+                      data_type="FLOAT").outputs["Result"]
+
+    return choose(low, network_wide(low, "Min")), choose(high, network_wide(high, "Max"))
+
+
 def _build_feature_maps(b):
     """One colored quad per cell; color = activation through the colormap, stored as ``cell_color``."""
     b.tree.description = "Turns placed cells into colored quads"
     points = b.add_input("Cells", "GEOMETRY")
     cell_gap = b.add_input("Cell Gap", "FLOAT", 0.1, 0.0, 0.95, description="Share of a cell left empty")
+    colormap = b.add_input("Colormap", "MENU", description="Colormap of the activations")
+    across = b.add_input("Across Network", "BOOLEAN", False,
+                         description="Normalize by the whole network's range instead of each layer's")
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
 
-    value = b.node("ShaderNodeMapRange", {"Value": b.attribute("activation"), "From Min": b.attribute("act_low"),
-                                          "From Max": b.attribute("act_high")}, clamp=True).outputs["Result"]
-    color = b.color_ramp(value, colormaps.stops(colormaps.ACTIVATION_COLORMAP))
+    low, high = _activation_range(b, points, across)
+    value = b.node("ShaderNodeMapRange", {"Value": b.attribute("activation"), "From Min": low, "From Max": high},
+                   clamp=True).outputs["Result"]
+    color = _colormap(b, value, ensure_activation_colormap(), colormap)
     colored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": points, "Name": CELL_COLOR, "Value": color},
                      data_type="FLOAT_COLOR", domain="POINT")
+    b.set_outputs(Mesh=_quads(b, colored.outputs[0], b.math("MULTIPLY", b.attribute("cell_pitch"),
+                                                          b.math("SUBTRACT", 1.0, cell_gap)), material))
+
+
+def _quads(b, points, size, material):
+    """A square of ``size`` facing the view on every point, realized, with ``material``."""
     quad = b.node("GeometryNodeMeshGrid", {"Size X": 1.0, "Size Y": 1.0, "Vertices X": 2, "Vertices Y": 2})
     facing = b.node("GeometryNodeTransform", {"Geometry": quad.outputs["Mesh"], "Rotation": QUAD_FACING_VIEW})
-    quad_size = b.math("MULTIPLY", b.attribute("cell_pitch"), b.math("SUBTRACT", 1.0, cell_gap))
-    instanced = b.node("GeometryNodeInstanceOnPoints", {"Points": colored.outputs[0],
-                                                        "Instance": facing.outputs[0], "Scale": quad_size})
+    instanced = b.node("GeometryNodeInstanceOnPoints", {"Points": points, "Instance": facing.outputs[0],
+                                                        "Scale": size})
     realized = b.node("GeometryNodeRealizeInstances", {"Geometry": instanced.outputs[0]})
-    shaded = b.node("GeometryNodeSetMaterial", {"Geometry": realized.outputs[0], "Material": material})
-    b.set_outputs(Mesh=shaded.outputs[0])
+    return b.node("GeometryNodeSetMaterial", {"Geometry": realized.outputs[0], "Material": material}).outputs[0]
 
 
 def _build_connections(b):
@@ -126,6 +182,7 @@ def _build_connections(b):
     curves = b.add_input("Curves", "GEOMETRY")
     cells = b.add_input("Cells", "GEOMETRY")
     radius = b.add_input("Edge Radius", "FLOAT", 0.04, 0.0, description="Radius of the strongest edge")
+    colormap = b.add_input("Colormap", "MENU", description="Diverging colormap of the weights")
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Curves", "GEOMETRY")
 
@@ -144,7 +201,7 @@ def _build_connections(b):
     weight, weight_max = b.attribute("weight"), b.attribute("weight_max")
     signed = b.node("ShaderNodeMapRange", {"Value": weight, "From Min": b.math("MULTIPLY", weight_max, -1.0),
                                            "From Max": weight_max}, clamp=True).outputs["Result"]
-    color = b.color_ramp(signed, colormaps.stops(colormaps.WEIGHT_COLORMAP))
+    color = _colormap(b, signed, ensure_weight_colormap(), colormap)
     colored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": placed.outputs[0], "Name": EDGE_COLOR,
                                                          "Value": color}, data_type="FLOAT_COLOR", domain="CURVE")
     strength = b.math("DIVIDE", b.math("ABSOLUTE", weight), weight_max)
@@ -154,16 +211,15 @@ def _build_connections(b):
     b.set_outputs(Curves=shaded.outputs[0])
 
 
-def _output_text(b, text, size, align_x, align_y, anchor, material):
-    """Filled text facing the view, its alignment point at ``anchor``, as the group's Mesh output."""
+def _text(b, text, size, align_x, align_y, anchor, material):
+    """Filled text facing the view, its alignment point at ``anchor``."""
     curves = b.node("GeometryNodeStringToCurves", {"String": text, "Size": size, "Align X": align_x,
                                                    "Align Y": align_y})
     realized = b.node("GeometryNodeRealizeInstances", {"Geometry": curves.outputs["Curve Instances"]})
     mesh = b.node("GeometryNodeFillCurve", {"Curve": realized.outputs[0]}).outputs[0]
     placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": FACE_NETWORK_VIEW,
                                               "Translation": anchor})
-    shaded = b.node("GeometryNodeSetMaterial", {"Geometry": placed.outputs[0], "Material": material})
-    b.set_outputs(Mesh=shaded.outputs[0])
+    return b.node("GeometryNodeSetMaterial", {"Geometry": placed.outputs[0], "Material": material}).outputs[0]
 
 
 def _build_layer_label(b):
@@ -184,7 +240,7 @@ def _build_layer_label(b):
     centre = b.separate_xyz(stats.outputs["Mean"])
     lowest = b.separate_xyz(stats.outputs["Min"])
     anchor = b.combine_xyz(centre["X"], centre["Y"], b.math("SUBTRACT", lowest["Z"], margin))
-    _output_text(b, text, size, "Center", "Top", anchor, material)
+    b.set_outputs(Mesh=_text(b, text, size, "Center", "Top", anchor, material))
 
 
 def _build_neuron_label(b):
@@ -206,4 +262,67 @@ def _build_neuron_label(b):
     size = b.math("MULTIPLY", size, pitch)
     anchor = b.vector_math("ADD", centre, b.combine_xyz(0.0, b.math("MULTIPLY", b.math("MULTIPLY", offset, pitch),
                                                                      -1.0), 0.0))
-    _output_text(b, text, size, "Left", "Middle", anchor, material)
+    b.set_outputs(Mesh=_text(b, text, size, "Left", "Middle", anchor, material))
+
+
+LEGEND_STEPS = 24
+
+
+def _build_legend(b):
+    """A color bar of the activation colormap with its range, under the input layer."""
+    b.tree.description = "What the cell colors mean"
+    cells = b.add_input("Cells", "GEOMETRY")
+    colormap = b.add_input("Colormap", "MENU")
+    across = b.add_input("Across Network", "BOOLEAN", False)
+    size = b.add_input("Size", "FLOAT", 2.0, 0.0, description="Height of the legend's text")
+    cell_material = b.add_input("Cell Material", "MATERIAL")
+    label_material = b.add_input("Label Material", "MATERIAL")
+    b.add_output("Mesh", "GEOMETRY")
+
+    first_layer = b.compare_int(b.attribute("layer", "INT"), 0)
+    position = b.node("GeometryNodeInputPosition").outputs[0]
+    stats = b.node("GeometryNodeAttributeStatistic", {"Geometry": cells, "Selection": first_layer,
+                                                      "Attribute": position}, data_type="FLOAT_VECTOR")
+    centre, lowest = b.separate_xyz(stats.outputs["Mean"]), b.separate_xyz(stats.outputs["Min"])
+    step = b.math("MULTIPLY", size, 0.6)
+    half_length = b.math("MULTIPLY", step, (LEGEND_STEPS - 1) / 2)
+    # Below the input layer's own two-line label.
+    bar_z = b.math("SUBTRACT", lowest["Z"], b.math("MULTIPLY", size, 6.5))
+    # The bar runs along -Y, left to right as the network is seen.
+    start = b.combine_xyz(centre["X"], b.math("ADD", centre["Y"], half_length), bar_z)
+    end = b.combine_xyz(centre["X"], b.math("SUBTRACT", centre["Y"], half_length), bar_z)
+    line = b.node("GeometryNodeMeshLine", {"Count": LEGEND_STEPS, "Start Location": start,
+                                           "Offset": b.combine_xyz(0.0, b.math("MULTIPLY", step, -1.0), 0.0)},
+                  mode="OFFSET")
+    factor = b.math("DIVIDE", b.node("GeometryNodeInputIndex").outputs[0], LEGEND_STEPS - 1)
+    colored = b.node("GeometryNodeStoreNamedAttribute", {
+        "Geometry": line.outputs[0], "Name": CELL_COLOR,
+        "Value": _colormap(b, factor, ensure_activation_colormap(), colormap)},
+        data_type="FLOAT_COLOR", domain="POINT")
+    # Layer -1: the legend's quads share the cells' material but belong to no layer.
+    unlayered = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": colored.outputs[0], "Name": "layer",
+                                                           "Value": -1}, data_type="INT", domain="POINT")
+    bar = _quads(b, unlayered.outputs[0], step, cell_material)
+
+    low, high = _activation_range(b, cells, across)
+
+    def number_or(text, value):
+        """``value`` written out when normalized across the network, else ``text`` (ranges differ per layer)."""
+        written = b.node("FunctionNodeValueToString", {"Value": value, "Decimals": 2}).outputs[0]
+        return b.node("GeometryNodeSwitch", {"Switch": across, "False": text, "True": written},
+                      input_type="STRING").outputs[0]
+
+    gap = b.combine_xyz(0.0, step, 0.0)
+    title = b.node("GeometryNodeSwitch", {"Switch": across, "False": "activation, each layer from 0 to its maximum",
+                                          "True": "activation, whole network"}, input_type="STRING").outputs[0]
+    texts = [
+        _text(b, number_or("0", low), size, "Right", "Middle", b.vector_math("ADD", start, gap), label_material),
+        _text(b, number_or("max", high), size, "Left", "Middle", b.vector_math("SUBTRACT", end, gap),
+              label_material),
+        _text(b, title, b.math("MULTIPLY", size, 0.8), "Center", "Bottom",
+              b.combine_xyz(centre["X"], centre["Y"], b.math("ADD", bar_z, size)), label_material),
+    ]
+    join = b.node("GeometryNodeJoinGeometry")
+    for part in reversed([bar, *texts]):
+        b.link(part, join.inputs[0])
+    b.set_outputs(Mesh=join.outputs[0])

@@ -6,6 +6,7 @@ everything else lives in the shared groups of ``groups.py``.
 
 import bpy
 
+from ..core import colormaps
 from . import groups
 from .builder import TreeBuilder
 
@@ -18,6 +19,15 @@ LAYOUT_INPUTS = (
     ("Cell Gap", "FLOAT", 0.12, 0.0, 0.95, "Share of each cell left empty"),
     ("Edge Radius", "FLOAT", 0.15, 0.0, None, "Radius of the strongest connection"),
     ("Label Size", "FLOAT", 3.5, 0.0, None, "Height of the layer labels"),
+)
+# Modifier inputs of the look: (name, kind, default, description). A menu gets its items from the
+# groups' Menu Switches once linked, and starts on the first: the colormaps' defaults.
+STYLE_INPUTS = (
+    ("Activation Colormap", "MENU", colormaps.ACTIVATION_COLORMAP, "Sequential colormap of the activations"),
+    ("Normalize Across Network", "BOOLEAN", False,
+     "Color every layer on the whole network's range instead of its own (0 to the layer's maximum)"),
+    ("Weight Colormap", "MENU", colormaps.WEIGHT_COLORMAP, "Diverging colormap of the weights, centred on zero"),
+    ("Show Legend", "BOOLEAN", True, "A color bar under the input layer saying what the colors mean"),
 )
 
 
@@ -37,6 +47,8 @@ def build_network_tree(name, layers, class_names, cells_object, materials):
     connections = b.add_input("Geometry", "GEOMETRY")
     settings = {label: b.add_input(label, kind, default, low, high, description)
                 for label, kind, default, low, high, description in LAYOUT_INPUTS}
+    settings.update({label: b.add_input(label, kind, None if kind == "MENU" else default, description=description)
+                     for label, kind, default, description in STYLE_INPUTS})
     cells_source = b.add_input("Cells", "OBJECT", cells_object,
                                description="The mesh that holds one vertex per cell")
     material_inputs = {key: b.add_input(f"{key.title()} Material", "MATERIAL", material)
@@ -48,12 +60,19 @@ def build_network_tree(name, layers, class_names, cells_object, materials):
         "Geometry": cells.outputs["Geometry"], "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
         "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"]}).outputs[0]
     parts = [b.group(groups.ensure_feature_maps(), {
-        "Cells": placed, "Cell Gap": settings["Cell Gap"],
-        "Material": material_inputs["cell"]}).outputs[0]]
+        "Cells": placed, "Cell Gap": settings["Cell Gap"], "Colormap": settings["Activation Colormap"],
+        "Across Network": settings["Normalize Across Network"], "Material": material_inputs["cell"]}).outputs[0]]
 
     parts.append(b.group(groups.ensure_connections(), {
         "Curves": connections, "Cells": placed, "Edge Radius": settings["Edge Radius"],
-        "Material": material_inputs["edge"]}).outputs[0])
+        "Colormap": settings["Weight Colormap"], "Material": material_inputs["edge"]}).outputs[0])
+
+    legend = b.group(groups.ensure_legend(), {
+        "Cells": placed, "Colormap": settings["Activation Colormap"],
+        "Across Network": settings["Normalize Across Network"], "Size": settings["Label Size"],
+        "Cell Material": material_inputs["cell"], "Label Material": material_inputs["label"]}).outputs[0]
+    parts.append(b.node("GeometryNodeSwitch", {"Switch": settings["Show Legend"], "True": legend},
+                        input_type="GEOMETRY").outputs[0])
 
     label_margin = b.math("MULTIPLY", settings["Label Size"], 0.6)
     for layer in layers:

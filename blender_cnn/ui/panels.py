@@ -2,7 +2,7 @@
 
 import bpy
 
-from ..nodes.network import LAYOUT_INPUTS, input_identifiers
+from ..nodes.network import LAYOUT_INPUTS, STYLE_INPUTS, input_identifiers
 from ..scene.network import BUNDLE_PROPERTY, EPOCH_PROPERTY, MODIFIER_NAME, SAMPLE_PROPERTY
 
 
@@ -28,10 +28,11 @@ class BCNN_PT_network(bpy.types.Panel):
         info.label(text=bpy.path.basename(network.get(BUNDLE_PROPERTY, "")), icon="FILE")
         layout.operator("bcnn.show_image", text="Show Image", icon="IMAGE_DATA")
         identifiers = input_identifiers(modifier.node_group)
-        settings = layout.column(align=True)
-        for name, *_rest in LAYOUT_INPUTS:
-            if name in identifiers:
-                settings.prop(getattr(modifier.properties.inputs, identifiers[name]), "value", text=name)
+        for inputs in (LAYOUT_INPUTS, STYLE_INPUTS):
+            settings = layout.column(align=True)
+            for name, *_rest in inputs:
+                if name in identifiers:
+                    settings.prop(getattr(modifier.properties.inputs, identifiers[name]), "value", text=name)
 
 
 classes = (BCNN_PT_network,)

@@ -1,0 +1,74 @@
+"""Colormaps, normalization and the legend, read back from the evaluated geometry."""
+
+import numpy as np
+import pytest
+
+from blender_cnn.core import colormaps
+from blender_cnn.core.cells import activation_range
+from scene_readers import cell_faces, evaluated_geometry, read_attribute
+
+
+@pytest.fixture
+def network(blender, demo_bundle):
+    from blender_cnn.scene.network import build_network
+
+    return build_network(demo_bundle, sample=4)
+
+
+def layer_ranges(bundle):
+    return {layer.index: activation_range(bundle.array(layer.activations)) for layer in bundle.layers}
+
+
+@pytest.mark.parametrize("colormap", colormaps.ACTIVATION_COLORMAPS)
+def test_each_activation_colormap_colors_the_cells(network, demo_bundle, colormap):
+    from blender_cnn.scene.network import set_network_input
+
+    set_network_input(network, "Activation Colormap", colormap)
+    _centres, cells = cell_faces(network)
+    ranges = layer_ranges(demo_bundle)
+    low = np.array([ranges[layer][0] for layer in cells["layer"]])
+    high = np.array([ranges[layer][1] for layer in cells["layer"]])
+    expected = colormaps.sample(colormap, (cells["activation"] - low) / (high - low))
+    np.testing.assert_allclose(cells["cell_color"][:, :3], expected, atol=2e-3)
+
+
+def test_normalizing_across_the_network_uses_one_range_for_all_layers(network, demo_bundle):
+    from blender_cnn.scene.network import set_network_input
+
+    set_network_input(network, "Normalize Across Network", True)
+    _centres, cells = cell_faces(network)
+    ranges = layer_ranges(demo_bundle).values()
+    low, high = min(low for low, _ in ranges), max(high for _, high in ranges)
+    expected = colormaps.sample(colormaps.ACTIVATION_COLORMAP, colormaps.normalize(cells["activation"], low, high))
+    np.testing.assert_allclose(cells["cell_color"][:, :3], expected, atol=2e-3)
+    # The raw values stay on the geometry for materials and users to remap.
+    assert "activation" in cells and cells["activation"].max() > 1.0
+
+
+@pytest.mark.parametrize("colormap", colormaps.WEIGHT_COLORMAPS)
+def test_edges_take_the_diverging_weight_colormap_centred_on_zero(network, colormap):
+    from blender_cnn.scene.network import set_network_input
+
+    set_network_input(network, "Weight Colormap", colormap)
+    geometry = evaluated_geometry(network)
+    curves = geometry.curves
+    weight, weight_max = read_attribute(curves, "weight"), read_attribute(curves, "weight_max")
+    expected = colormaps.sample(colormap, (weight / weight_max + 1.0) / 2.0)
+    np.testing.assert_allclose(read_attribute(curves, "edge_color")[:, :3], expected, atol=2e-3)
+
+
+def test_the_legend_shows_the_colormap_from_low_to_high_and_can_be_hidden(network):
+    from blender_cnn.scene.network import set_network_input
+
+    set_network_input(network, "Activation Colormap", "plasma")
+    centres, legend = cell_faces(network, legend=True)
+    steps = len(centres)
+    assert steps >= 16
+    # Left to right as the network is seen is along -Y.
+    order = np.argsort(-centres[:, 1])
+    expected = colormaps.sample("plasma", np.linspace(0.0, 1.0, steps))
+    np.testing.assert_allclose(legend["cell_color"][order, :3], expected, atol=2e-3)
+
+    set_network_input(network, "Show Legend", False)
+    centres, _legend = cell_faces(network, legend=True)
+    assert len(centres) == 0
