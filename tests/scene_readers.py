@@ -43,7 +43,7 @@ def cell_faces(network, legend=False):
     layer = read_attribute(mesh, "layer")[corner_vertex[loop_start]]
     is_cell &= (layer < 0) if legend else (layer >= 0)
     first_vertex = corner_vertex[loop_start[is_cell]]
-    names = ("layer", "channel", "row", "col", "activation", "cell_color")
+    names = ("layer", "channel", "row", "col", "activation", "cell_color", "is_summary")
     values = {name: read_attribute(mesh, name)[first_vertex] for name in names}
     return centres.reshape(-1, 3)[is_cell], values
 

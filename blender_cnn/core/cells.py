@@ -4,7 +4,10 @@ Pure numpy, no bpy. The builder writes these arrays onto Blender geometry as
 attributes; the node groups compute positions and colors from them.
 Cells are ordered layer by layer; within a spatial layer channel-major, then
 row, then column; within a 1D layer in unit order, so that neuron ``i`` of a
-dense or flatten layer is cell ``layer_start + i``.
+dense or flatten layer is cell ``layer_start + i``. After the cells of all
+layers come the *summary* cells (``is_summary`` 1): one map per spatial layer
+holding the mean over its channels (and ``summary_max``, the maximum), which
+the scene shows when a layer is folded.
 """
 
 import math
@@ -72,41 +75,72 @@ def cell_arrays(bundle, epoch=-1, sample=0):
     """
     layers = layer_cells(bundle)
     columns = {name: [] for name in ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels",
-                                     "is_neuron")}
+                                     "is_neuron", "is_summary")}
     ranges = {"act_low": [], "act_high": []}
+
+    def add(cells, channel, row, col, is_summary):
+        n = len(row)
+        for name, column in (("layer", np.full(n, cells.layer_index)), ("channel", channel), ("row", row),
+                             ("col", col), ("map_rows", np.full(n, cells.map_rows)),
+                             ("map_cols", np.full(n, cells.map_cols)), ("channels", np.full(n, cells.channels)),
+                             ("is_neuron", np.full(n, int(len(cells.output_shape) == 1))),
+                             ("is_summary", np.full(n, int(is_summary)))):
+            columns[name].append(column)
+        low, high = activation_range(bundle.array(bundle.layer(cells.name).activations))
+        ranges["act_low"].append(np.full(n, low))
+        ranges["act_high"].append(np.full(n, high))
+
     for cells in layers:
         if len(cells.output_shape) == 3:
             channel, row, col = np.indices((cells.channels, cells.map_rows, cells.map_cols)).reshape(3, -1)
         else:
             unit = np.arange(cells.count)
             channel, row, col = np.zeros_like(unit), unit // cells.map_cols, unit % cells.map_cols
-        low, high = activation_range(bundle.array(bundle.layer(cells.name).activations))
-        n = cells.count
-        for name, column in (("layer", np.full(n, cells.layer_index)), ("channel", channel), ("row", row),
-                             ("col", col), ("map_rows", np.full(n, cells.map_rows)),
-                             ("map_cols", np.full(n, cells.map_cols)), ("channels", np.full(n, cells.channels)),
-                             ("is_neuron", np.full(n, int(len(cells.output_shape) == 1)))):
-            columns[name].append(column)
-        ranges["act_low"].append(np.full(n, low))
-        ranges["act_high"].append(np.full(n, high))
+        add(cells, channel, row, col, is_summary=False)
+    for cells in summarized(layers):
+        row, col = np.indices((cells.map_rows, cells.map_cols)).reshape(2, -1)
+        add(cells, np.zeros_like(row), row, col, is_summary=True)
     arrays = {name: np.ascontiguousarray(np.concatenate(parts), dtype=np.int32) for name, parts in columns.items()}
     arrays.update({name: np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
                    for name, parts in ranges.items()})
-    arrays["activation"] = cell_activations(
-        layers, {cells.name: bundle.activations(cells.name, epoch, sample) for cells in layers})
+    arrays.update(cell_activations(
+        layers, {cells.name: bundle.activations(cells.name, epoch, sample) for cells in layers}))
     return layers, arrays
 
 
-def cell_activations(layers, activations):
-    """One float32 value per cell, in cell order, from ``{layer name: one sample's output}``.
+def summarized(layers):
+    """The layers that get a summary map when folded: those with feature maps."""
+    return [cells for cells in layers if len(cells.output_shape) == 3]
 
-    Serves activations read from a bundle and those computed by the forward pass alike.
+
+def cell_count(layers):
+    """Cells of all layers plus their summary maps: the length of every cell array."""
+    return sum(cells.count for cells in layers) + sum(cells.map_rows * cells.map_cols for cells in summarized(layers))
+
+
+def cell_activations(layers, activations):
+    """``activation`` and ``summary_max`` per cell, in cell order, from ``{layer name: one sample's output}``.
+
+    A layer's cells get its output; its summary cells get the mean over its
+    channels as ``activation`` and the maximum as ``summary_max`` (0 on all
+    other cells). Serves activations read from a bundle and those computed by
+    the forward pass alike.
     """
-    flat = []
+    flat, means, maxima = [], [], []
     for cells in layers:
         values = np.asarray(activations[cells.name], dtype=np.float32)
         flat.append(values.transpose(2, 0, 1).ravel() if len(cells.output_shape) == 3 else values.ravel())
-    return np.ascontiguousarray(np.concatenate(flat), dtype=np.float32)
+    for cells in summarized(layers):
+        values = np.asarray(activations[cells.name], dtype=np.float32)
+        means.append(values.mean(axis=2).ravel())
+        maxima.append(values.max(axis=2).ravel())
+    summaries = sum(len(mean) for mean in means)
+    real = np.concatenate(flat)
+    return {
+        "activation": np.ascontiguousarray(np.concatenate([real, *means]), dtype=np.float32),
+        "summary_max": np.ascontiguousarray(np.concatenate([np.zeros(len(real)), *maxima])
+                                            if summaries else np.zeros(len(real)), dtype=np.float32),
+    }
 
 
 def activation_range(all_activations):

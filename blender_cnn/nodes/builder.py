@@ -53,10 +53,10 @@ class TreeBuilder:
 
     # Interface -----------------------------------------------------------
 
-    def add_input(self, name, kind, default=None, min_value=None, max_value=None, description=""):
-        """Add a group input; returns its socket on the Group Input node."""
-        item = self.tree.interface.new_socket(name, in_out="INPUT", socket_type=SOCKET_TYPES[kind])
-        self.interface_inputs[name] = item
+    def add_input(self, name, kind, default=None, min_value=None, max_value=None, description="", panel=None):
+        """Add a group input (inside ``panel`` if given); returns its socket on the Group Input node."""
+        item = self.tree.interface.new_socket(name, in_out="INPUT", socket_type=SOCKET_TYPES[kind], parent=panel)
+        self.interface_inputs[name if panel is None else f"{panel.name}/{name}"] = item
         item.description = description
         if default is not None:
             item.default_value = default
@@ -65,6 +65,10 @@ class TreeBuilder:
         if max_value is not None:
             item.max_value = max_value
         return self.group_input().outputs[item.identifier]
+
+    def add_panel(self, name, closed=True):
+        """A collapsible panel of inputs, as the modifier shows it."""
+        return self.tree.interface.new_panel(name, default_closed=closed)
 
     def add_output(self, name, kind):
         self.tree.interface.new_socket(name, in_out="OUTPUT", socket_type=SOCKET_TYPES[kind])

@@ -30,11 +30,11 @@ QUAD_FACING_VIEW = (0.0, -math.pi / 2, 0.0)
 
 
 def ensure_cell_layout():
-    return ensure_group(CELL_LAYOUT, 2, _build_cell_layout)
+    return ensure_group(CELL_LAYOUT, 3, _build_cell_layout)
 
 
 def ensure_feature_maps():
-    return ensure_group(FEATURE_MAPS, 3, _build_feature_maps)
+    return ensure_group(FEATURE_MAPS, 4, _build_feature_maps)
 
 
 def ensure_legend():
@@ -54,10 +54,14 @@ def ensure_neuron_label():
 
 
 def _build_cell_layout(b):
-    """Cell centres: layers along +X, each layer's maps in a grid on a wall facing -X.
+    """Cell centres: layers along +X, each layer's maps on a wall facing -X, in a line, a circle or a grid.
 
-    Also stores ``cell_pitch``, the distance between neighbouring cells of each
-    cell's layer, which sizes the quads.
+    Map Layout morphs continuously: 0 = line (across the wall, or along the
+    network as Line Direction goes to 1), 1 = circle, 2 = grid. Fold collapses
+    a layer's maps into its summary map (mean or max over channels). Map
+    Layout, Fold and Channels Shown are fields, so each layer can have its own.
+    Stores ``cell_pitch`` (distance between neighbouring cells of the layer)
+    and ``cell_scale`` (how much of the cell is shown: 0 = hidden).
     """
     b.tree.description = "Places every cell from its layer, channel, row and column"
     geometry = b.add_input("Geometry", "GEOMETRY")
@@ -66,42 +70,83 @@ def _build_cell_layout(b):
     cell_size = b.add_input("Cell Size", "FLOAT", 1.0, 0.001, description="Distance between neighbouring cells")
     neuron_scale = b.add_input("Neuron Scale", "FLOAT", 2.5, 0.01,
                                description="Size of dense-layer neurons relative to feature-map cells")
+    layout = b.add_input("Map Layout", "FLOAT", 2.0, 0.0, 2.0,
+                         description="0 = maps in a line, 1 = on a circle, 2 = in a grid; between: a blend")
+    direction = b.add_input("Line Direction", "FLOAT", 0.0, 0.0, 1.0,
+                            description="Where the line of maps runs: 0 = across the wall, 1 = along the network")
+    fold = b.add_input("Fold", "FLOAT", 0.0, 0.0, 1.0,
+                       description="0 = every channel's map, 1 = one summary map of the layer")
+    shown = b.add_input("Channels Shown", "INT", 0, 0, description="Show the first N channels (0: all)")
+    fold_to_max = b.add_input("Fold to Max", "BOOLEAN", False,
+                              description="The summary map shows the maximum over channels instead of the mean")
     b.add_output("Geometry", "GEOMETRY")
 
-    layer = b.attribute("layer", "INT")
-    channel = b.attribute("channel", "INT")
-    row = b.attribute("row", "INT")
-    col = b.attribute("col", "INT")
-    map_rows = b.attribute("map_rows", "INT")
-    map_cols = b.attribute("map_cols", "INT")
-    channels = b.attribute("channels", "INT")
-    is_neuron = b.attribute("is_neuron", "INT")
+    layer, channel = b.attribute("layer", "INT"), b.attribute("channel", "INT")
+    row, col = b.attribute("row", "INT"), b.attribute("col", "INT")
+    map_rows, map_cols = b.attribute("map_rows", "INT"), b.attribute("map_cols", "INT")
+    channels, is_neuron = b.attribute("channels", "INT"), b.attribute("is_neuron", "INT")
+    is_summary = b.attribute("is_summary", "INT")
 
     # cell_size * (1 + is_neuron * (neuron_scale - 1)): neurons get the larger pitch.
     cell = b.math("MULTIPLY", cell_size,
                   b.math("MULTIPLY_ADD", is_neuron, b.math("SUBTRACT", neuron_scale, 1.0), 1.0))
-    grid_cols = b.math("CEIL", b.math("SQRT", channels))
-    grid_rows = b.math("CEIL", b.math("DIVIDE", channels, grid_cols))
-    map_col = b.math("FLOORED_MODULO", channel, grid_cols)
-    map_row = b.math("FLOOR", b.math("DIVIDE", channel, grid_cols))
-    map_width = b.math("ADD", b.math("MULTIPLY", map_cols, cell), gap)
-    map_height = b.math("ADD", b.math("MULTIPLY", map_rows, cell), gap)
+    # Channels shown: all when the input is 0, else at most that many.
+    visible_channels = b.math("MINIMUM", channels,
+                              b.math("MULTIPLY_ADD", b.math("LESS_THAN", shown, 0.5), channels, shown))
+    map_width = b.math("MULTIPLY", map_cols, cell)
+    map_height = b.math("MULTIPLY", map_rows, cell)
+    map_pitch = b.math("ADD", map_width, gap)
 
     def centred(index, count):
         """index - (count - 1) / 2: position of ``index`` among ``count`` centred on zero."""
         return b.math("SUBTRACT", index, b.math("MULTIPLY", b.math("SUBTRACT", count, 1.0), 0.5))
 
-    across = b.math("ADD", b.math("MULTIPLY", centred(map_col, grid_cols), map_width),
-                    b.math("MULTIPLY", centred(col, map_cols), cell))
-    up = b.math("ADD", b.math("MULTIPLY", centred(map_row, grid_rows), map_height),
-                b.math("MULTIPLY", centred(row, map_rows), cell))
-    position = b.combine_xyz(b.math("MULTIPLY", layer, spacing),
-                             b.math("MULTIPLY", across, -1.0),
-                             b.math("MULTIPLY", up, -1.0))
+    def mix(factor, a, b_):
+        return b.node("ShaderNodeMix", {"Factor": factor, "A": a, "B": b_}, data_type="VECTOR").outputs["Result"]
+
+    # The map centre in each layout (X along the network, -Y across the wall, Z up).
+    along_line = centred(channel, visible_channels)
+    across = b.combine_xyz(0.0, b.math("MULTIPLY", along_line, b.math("MULTIPLY", map_pitch, -1.0)), 0.0)
+    lengthwise = b.combine_xyz(b.math("MULTIPLY", along_line, b.math("MULTIPLY", map_pitch, 0.5)), 0.0, 0.0)
+    line = mix(direction, across, lengthwise)
+    angle = b.math("MULTIPLY", b.math("DIVIDE", channel, visible_channels), 2 * math.pi)
+    radius = b.math("MULTIPLY", b.math("DIVIDE", b.math("MULTIPLY", visible_channels, b.math(
+        "ADD", b.math("MAXIMUM", map_width, map_height), gap)), 2 * math.pi),
+        b.math("GREATER_THAN", visible_channels, 1.5))
+    circle = b.combine_xyz(0.0, b.math("MULTIPLY", b.math("SINE", angle), b.math("MULTIPLY", radius, -1.0)),
+                           b.math("MULTIPLY", b.math("COSINE", angle), radius))
+    grid_cols = b.math("CEIL", b.math("SQRT", visible_channels))
+    grid_rows = b.math("CEIL", b.math("DIVIDE", visible_channels, grid_cols))
+    grid = b.combine_xyz(
+        0.0, b.math("MULTIPLY", centred(b.math("FLOORED_MODULO", channel, grid_cols), grid_cols),
+                    b.math("MULTIPLY", map_pitch, -1.0)),
+        b.math("MULTIPLY", centred(b.math("FLOOR", b.math("DIVIDE", channel, grid_cols)), grid_rows),
+               b.math("MULTIPLY", b.math("ADD", map_height, gap), -1.0)))
+    line_to_circle = b.math("MINIMUM", b.math("MAXIMUM", layout, 0.0), 1.0)
+    circle_to_grid = b.math("MINIMUM", b.math("MAXIMUM", b.math("SUBTRACT", layout, 1.0), 0.0), 1.0)
+    map_centre = mix(circle_to_grid, mix(line_to_circle, line, circle), grid)
+    # Folding pulls the maps into the layer's centre, where the summary map grows; summary maps stay there.
+    spread = b.math("MULTIPLY", b.math("SUBTRACT", 1.0, fold), b.math("SUBTRACT", 1.0, is_summary))
+    map_centre = b.vector_math("SCALE", map_centre, spread)
+
+    in_map = b.combine_xyz(0.0, b.math("MULTIPLY", centred(col, map_cols), b.math("MULTIPLY", cell, -1.0)),
+                           b.math("MULTIPLY", centred(row, map_rows), b.math("MULTIPLY", cell, -1.0)))
+    layer_origin = b.combine_xyz(b.math("MULTIPLY", layer, spacing), 0.0, 0.0)
+    position = b.vector_math("ADD", layer_origin, b.vector_math("ADD", map_centre, in_map))
     placed = b.node("GeometryNodeSetPosition", {"Geometry": geometry, "Position": position})
-    pitched = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": placed.outputs[0], "Name": "cell_pitch",
-                                                         "Value": cell}, data_type="FLOAT", domain="POINT")
-    b.set_outputs(Geometry=pitched.outputs[0])
+
+    channel_shown = b.math("LESS_THAN", channel, visible_channels)
+    scale = b.node("ShaderNodeMix", {"Factor": is_summary,
+                                     "A": b.math("MULTIPLY", b.math("SUBTRACT", 1.0, fold), channel_shown),
+                                     "B": fold}, data_type="FLOAT").outputs["Result"]
+    summary_value = b.node("ShaderNodeMix", {"Factor": b.math("MULTIPLY", is_summary, fold_to_max),
+                                             "A": b.attribute("activation"), "B": b.attribute("summary_max")},
+                           data_type="FLOAT").outputs["Result"]
+    geometry = placed.outputs[0]
+    for name, value in (("cell_pitch", cell), ("cell_scale", scale), ("activation", summary_value)):
+        geometry = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": geometry, "Name": name, "Value": value},
+                          data_type="FLOAT", domain="POINT").outputs[0]
+    b.set_outputs(Geometry=geometry)
 
 
 def ensure_activation_colormap():
@@ -162,8 +207,12 @@ def _build_feature_maps(b):
     color = _colormap(b, value, ensure_activation_colormap(), colormap)
     colored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": points, "Name": CELL_COLOR, "Value": color},
                      data_type="FLOAT_COLOR", domain="POINT")
-    b.set_outputs(Mesh=_quads(b, colored.outputs[0], b.math("MULTIPLY", b.attribute("cell_pitch"),
-                                                          b.math("SUBTRACT", 1.0, cell_gap)), material))
+    hidden = b.math("LESS_THAN", b.attribute("cell_scale"), 1e-6)
+    shown = b.node("GeometryNodeDeleteGeometry", {"Geometry": colored.outputs[0], "Selection": hidden},
+                   domain="POINT")
+    size = b.math("MULTIPLY", b.math("MULTIPLY", b.attribute("cell_pitch"), b.attribute("cell_scale")),
+                  b.math("SUBTRACT", 1.0, cell_gap))
+    b.set_outputs(Mesh=_quads(b, shown.outputs[0], size, material))
 
 
 def _quads(b, points, size, material):

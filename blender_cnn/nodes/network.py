@@ -9,6 +9,7 @@ import bpy
 from ..core import colormaps
 from . import groups
 from .builder import TreeBuilder
+from .layer_controls import add_layer_controls
 
 # Modifier inputs: (name, kind, default, min, max, description). Defaults suit a cell size of 1.
 LAYOUT_INPUTS = (
@@ -19,6 +20,8 @@ LAYOUT_INPUTS = (
     ("Cell Gap", "FLOAT", 0.12, 0.0, 0.95, "Share of each cell left empty"),
     ("Edge Radius", "FLOAT", 0.15, 0.0, None, "Radius of the strongest connection"),
     ("Label Size", "FLOAT", 3.5, 0.0, None, "Height of the layer labels"),
+    ("Line Direction", "FLOAT", 0.0, 0.0, 1.0, "Where a line of maps runs: 0 = across the wall, 1 = along the network"),
+    ("Fold to Max", "BOOLEAN", False, None, None, "A folded layer shows the maximum over its channels, not the mean"),
 )
 # Modifier inputs of the look: (name, kind, default, description). A menu gets its items from the
 # groups' Menu Switches once linked, and starts on the first: the colormaps' defaults.
@@ -54,11 +57,13 @@ def build_network_tree(name, layers, class_names, cells_object, materials):
     material_inputs = {key: b.add_input(f"{key.title()} Material", "MATERIAL", material)
                        for key, material in materials.items()}
     b.add_output("Geometry", "GEOMETRY")
+    per_layer = add_layer_controls(b, layers)
 
     cells = b.node("GeometryNodeObjectInfo", {"Object": cells_source}, transform_space="RELATIVE")
     placed = b.group(groups.ensure_cell_layout(), {
         "Geometry": cells.outputs["Geometry"], "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
-        "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"]}).outputs[0]
+        "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"],
+        "Line Direction": settings["Line Direction"], "Fold to Max": settings["Fold to Max"], **per_layer}).outputs[0]
     parts = [b.group(groups.ensure_feature_maps(), {
         "Cells": placed, "Cell Gap": settings["Cell Gap"], "Colormap": settings["Activation Colormap"],
         "Across Network": settings["Normalize Across Network"], "Material": material_inputs["cell"]}).outputs[0]]
@@ -95,6 +100,13 @@ def build_network_tree(name, layers, class_names, cells_object, materials):
 
 
 def input_identifiers(tree):
-    """``{input name: socket identifier}``; the identifier names the modifier input."""
-    return {item.name: item.identifier for item in tree.interface.items_tree
-            if item.item_type == "SOCKET" and item.in_out == "INPUT"}
+    """``{input name: socket identifier}``; the identifier names the modifier input.
+
+    Inputs inside a panel are named ``"<panel>/<input>"``, e.g. ``"conv1/Fold"``.
+    """
+    identifiers = {}
+    for item in tree.interface.items_tree:
+        if item.item_type == "SOCKET" and item.in_out == "INPUT":
+            panel = item.parent.name if item.parent is not None else ""
+            identifiers[f"{panel}/{item.name}" if panel else item.name] = item.identifier
+    return identifiers

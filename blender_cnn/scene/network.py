@@ -94,9 +94,9 @@ def show_input(network, inputs, epoch=-1, label="custom input", bundle=None):
     computed = {name: values[0] for name, values in forward(bundle, inputs, epoch).items()}
     layers = cell_data.layer_cells(bundle)
     cells = get_network_input(network, "Cells")
-    if cells is None or len(cells.data.vertices) != sum(layer.count for layer in layers):
+    if cells is None or len(cells.data.vertices) != cell_data.cell_count(layers):
         raise BlenderCNNError(network.name, f"no longer matches its bundle {bundle.path}; import it again")
-    write_attributes(cells.data, {"activation": cell_data.cell_activations(layers, computed)}, "POINT")
+    write_attributes(cells.data, cell_data.cell_activations(layers, computed), "POINT")
     cells.data.update()
     network.update_tag()
     network[EPOCH_PROPERTY] = bundle.epochs[bundle.epoch_index(epoch)]

@@ -1,0 +1,44 @@
+"""Per-layer modifier inputs: a panel per layer with feature maps, turned into per-cell fields.
+
+Each layer's Map Layout, Fold and Channels Shown are inputs of their own, so
+each can be changed and keyframed on its own; an Index Switch on the cell's
+``layer`` attribute hands every cell the value of its layer.
+"""
+
+from .builder import find_socket
+
+# (name, kind, default, min, max, description) of the inputs in each layer's panel.
+PER_LAYER_INPUTS = (
+    ("Map Layout", "FLOAT", 2.0, 0.0, 2.0, "0 = maps in a line, 1 = on a circle, 2 = in a grid; between: a blend"),
+    ("Fold", "FLOAT", 0.0, 0.0, 1.0, "0 = every channel's map, 1 = one summary map of the layer"),
+    ("Channels Shown", "INT", 0, 0, None, "Show the first N channels (0: all)"),
+)
+
+
+def has_controls(layer):
+    """Layers with feature maps (several channels) get a panel; the others have nothing to lay out."""
+    return len(layer.output_shape) == 3
+
+
+def add_layer_controls(b, layers):
+    """Add a panel of inputs per layer; returns ``{input name: field with each cell's layer's value}``."""
+    sockets = {}
+    for layer in layers:
+        if has_controls(layer):
+            panel = b.add_panel(layer.name)
+            sockets[layer.layer_index] = {
+                name: b.add_input(name, kind, default, low, high, description, panel=panel)
+                for name, kind, default, low, high, description in PER_LAYER_INPUTS}
+    layer_of_cell = b.attribute("layer", "INT")
+    fields = {}
+    for name, kind, default, *_rest in PER_LAYER_INPUTS:
+        switch = b.node("GeometryNodeIndexSwitch", data_type=kind)
+        # A new Index Switch has two items; one is needed per layer.
+        while len([socket for socket in switch.inputs if socket.identifier.startswith("Item_")]) < len(layers):
+            switch.index_switch_items.new()
+        b.set_input(switch, "Index", layer_of_cell)
+        for layer in layers:
+            item = find_socket(switch.inputs, str(layer.layer_index))
+            b.set_input(switch, item.identifier, sockets.get(layer.layer_index, {}).get(name, default))
+        fields[name] = switch.outputs[0]
+    return fields

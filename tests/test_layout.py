@@ -1,0 +1,108 @@
+"""Layouts of the feature maps (line, circle, grid and blends), folding and channels shown, per layer."""
+
+import math
+
+import numpy as np
+import pytest
+
+from scene_readers import cell_faces
+
+SPACING, GAP = 40.0, 2.0  # the modifier's defaults
+
+
+@pytest.fixture
+def network(blender, demo_bundle):
+    from blender_cnn.scene.network import build_network
+
+    return build_network(demo_bundle, sample=3)
+
+
+def set_input(network, name, value):
+    from blender_cnn.scene.network import set_network_input
+
+    set_network_input(network, name, value)
+
+
+def map_centres(network, layer_index):
+    """{channel: mean cell centre} of a layer's channel maps (summary maps left out)."""
+    centres, cells = cell_faces(network)
+    mine = (cells["layer"] == layer_index) & (cells["is_summary"] == 0)
+    return {int(c): centres[mine & (cells["channel"] == c)].mean(axis=0) for c in np.unique(cells["channel"][mine])}
+
+
+def expected_centres(layout, channels=8, size=16, layer_index=1, direction=0.0):
+    """The map centres the layout arithmetic promises for conv1 (8 maps of 16x16 cells)."""
+    pitch = size + GAP
+    u = np.arange(channels) - (channels - 1) / 2
+    line = np.stack([u * pitch * 0.5 * direction, -u * pitch * (1 - direction), np.zeros(channels)], axis=1)
+    radius = channels * (size + GAP) / (2 * math.pi)
+    angle = 2 * math.pi * np.arange(channels) / channels
+    circle = np.stack([np.zeros(channels), -radius * np.sin(angle), radius * np.cos(angle)], axis=1)
+    cols = math.ceil(math.sqrt(channels))
+    rows = math.ceil(channels / cols)
+    grid = np.stack([np.zeros(channels), -((np.arange(channels) % cols) - (cols - 1) / 2) * pitch,
+                     -((np.arange(channels) // cols) - (rows - 1) / 2) * pitch], axis=1)
+    t1, t2 = min(max(layout, 0), 1), min(max(layout - 1, 0), 1)
+    centres = (line * (1 - t1) + circle * t1) * (1 - t2) + grid * t2
+    return centres + np.array([layer_index * SPACING, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("layout", [0.0, 1.0, 2.0, 1.5, 0.25])
+def test_map_layout_places_the_maps_in_a_line_a_circle_a_grid_or_between(network, layout):
+    set_input(network, "conv1/Map Layout", layout)
+    centres = map_centres(network, 1)
+    np.testing.assert_allclose(np.array([centres[c] for c in range(8)]), expected_centres(layout), atol=1e-3)
+
+
+def test_a_line_can_run_along_the_network(network):
+    set_input(network, "conv1/Map Layout", 0.0)
+    set_input(network, "Line Direction", 1.0)
+    centres = map_centres(network, 1)
+    np.testing.assert_allclose(np.array([centres[c] for c in range(8)]),
+                               expected_centres(0.0, direction=1.0), atol=1e-3)
+
+
+def test_each_layer_has_its_own_layout(network):
+    before = map_centres(network, 3)
+    set_input(network, "conv1/Map Layout", 0.0)
+    assert all(np.allclose(before[c], centre) for c, centre in map_centres(network, 3).items())
+
+
+def test_folding_shows_the_summary_map_of_the_mean_or_the_max(network, demo_bundle):
+    _centres, cells = cell_faces(network)
+    assert not cells["is_summary"].any()  # unfolded: no summary maps
+
+    set_input(network, "conv1/Fold", 1.0)
+    centres, cells = cell_faces(network)
+    conv1 = cells["layer"] == 1
+    assert conv1.sum() == 16 * 16 and cells["is_summary"][conv1].all()
+    outputs = np.asarray(demo_bundle.activations("conv1", -1, 3), dtype=np.float32)
+    np.testing.assert_allclose(cells["activation"][conv1],
+                               outputs.mean(axis=2)[cells["row"][conv1], cells["col"][conv1]], rtol=1e-5)
+    # The summary map stands at the layer's centre.
+    np.testing.assert_allclose(centres[conv1].mean(axis=0), [SPACING, 0.0, 0.0], atol=1e-3)
+
+    set_input(network, "Fold to Max", True)
+    _centres, cells = cell_faces(network)
+    conv1 = cells["layer"] == 1
+    np.testing.assert_allclose(cells["activation"][conv1],
+                               outputs.max(axis=2)[cells["row"][conv1], cells["col"][conv1]], rtol=1e-5)
+
+
+def test_half_folded_maps_move_halfway_in_while_the_summary_grows(network):
+    grid = map_centres(network, 1)
+    set_input(network, "conv1/Fold", 0.5)
+    half = map_centres(network, 1)
+    origin = np.array([SPACING, 0.0, 0.0])
+    for channel, centre in grid.items():
+        np.testing.assert_allclose(half[channel], origin + (centre - origin) * 0.5, atol=1e-3)
+    _centres, cells = cell_faces(network)
+    assert ((cells["layer"] == 1) & (cells["is_summary"] == 1)).sum() == 16 * 16
+
+
+def test_channels_shown_keeps_the_first_n_maps(network):
+    set_input(network, "conv2/Channels Shown", 3)
+    _centres, cells = cell_faces(network)
+    conv2 = (cells["layer"] == 3) & (cells["is_summary"] == 0)
+    assert conv2.sum() == 3 * 8 * 8
+    assert set(np.unique(cells["channel"][conv2])) == {0, 1, 2}
