@@ -7,7 +7,7 @@ everything else lives in the shared groups of ``groups.py``.
 import bpy
 
 from ..core import colormaps
-from . import groups
+from . import groups, operations
 from .builder import TreeBuilder
 from .layer_controls import add_layer_controls
 
@@ -34,14 +34,16 @@ STYLE_INPUTS = (
 )
 
 
-def build_network_tree(name, layers, class_names, cells_object, materials):
+def build_network_tree(name, layers, class_names, cells_object, materials, operation_objects=None):
     """A new modifier tree for one network, for the Curves object that holds its connections.
 
     The cells come from ``cells_object`` (a mesh of one vertex per cell). The
     tree sits on a Curves object because Cycles renders the curves a Mesh
     object's nodes make as nothing, while a Curves object renders both.
     ``layers`` are ``core.cells.LayerCells``; ``materials`` maps "cell",
-    "edge" and "label" to materials. Returns the node group.
+    "edge", "label" and "highlight" to materials; ``operation_objects`` (from
+    ``scene.operations.add_operation_objects``) adds receptive fields, kernels,
+    pooling, flatten and probabilities. Returns the node group.
     """
     tree = bpy.data.node_groups.new(f"BCNN Network {name}", "GeometryNodeTree")
     tree.is_modifier = True
@@ -56,6 +58,8 @@ def build_network_tree(name, layers, class_names, cells_object, materials):
                                description="The mesh that holds one vertex per cell")
     material_inputs = {key: b.add_input(f"{key.title()} Material", "MATERIAL", material)
                        for key, material in materials.items()}
+    if operation_objects is not None:
+        operation_inputs = operations.add_operation_inputs(b, layers, operation_objects)
     b.add_output("Geometry", "GEOMETRY")
     per_layer = add_layer_controls(b, layers)
 
@@ -64,6 +68,9 @@ def build_network_tree(name, layers, class_names, cells_object, materials):
         "Geometry": cells.outputs["Geometry"], "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
         "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"],
         "Line Direction": settings["Line Direction"], "Fold to Max": settings["Fold to Max"], **per_layer}).outputs[0]
+    if operation_objects is not None:
+        placed, operation_parts = operations.add_operation_nodes(b, operation_inputs, placed, settings, material_inputs,
+                                                                 layers, class_names)
     parts = [b.group(groups.ensure_feature_maps(), {
         "Cells": placed, "Cell Gap": settings["Cell Gap"], "Colormap": settings["Activation Colormap"],
         "Across Network": settings["Normalize Across Network"], "Material": material_inputs["cell"]}).outputs[0]]
@@ -91,6 +98,8 @@ def build_network_tree(name, layers, class_names, cells_object, materials):
                 "Cells": placed, "Cell": output_layer.start + unit, "Text": str(class_name),
                 "Material": material_inputs["label"]}).outputs[0])
 
+    if operation_objects is not None:
+        parts.extend(operation_parts)
     join = b.node("GeometryNodeJoinGeometry")
     # Links into a multi-input socket sort newest first; link in reverse to keep the order readable.
     for part in reversed(parts):

@@ -3,6 +3,7 @@
 import bpy
 
 from ..nodes.groups import CELL_COLOR, EDGE_COLOR
+from ..nodes.operations import HIGHLIGHT_COLOR
 
 VERSION_PROPERTY = "blender_cnn_version"
 
@@ -13,6 +14,9 @@ def ensure_materials():
         "cell": _ensure("BCNN Cell", 1, _glowing_attribute_material, attribute=CELL_COLOR, strength=0.9),
         "edge": _ensure("BCNN Edge", 1, _glowing_attribute_material, attribute=EDGE_COLOR, strength=1.6),
         "label": _ensure("BCNN Label", 1, _plain_emission, color=(0.85, 0.87, 0.9, 1.0), strength=1.0),
+        # Receptive-field frames, kernel tiles, pooling winners and probability bars.
+        "highlight": _ensure("BCNN Highlight", 1, _glowing_attribute_material, attribute=HIGHLIGHT_COLOR,
+                             strength=1.4),
     }
 
 

@@ -10,6 +10,7 @@ import os
 import bpy
 
 from ..core import cells as cell_data
+from ..core import operations as operation_data
 from ..core.bundle import Bundle, load_bundle
 from ..core.errors import BlenderCNNError
 from ..core.forward import forward
@@ -18,6 +19,7 @@ from ..nodes.network import build_network_tree, input_identifiers
 from .geometry_data import hair_curves, points_mesh, write_attributes
 from .images import read_image
 from .materials import ensure_materials
+from .operations import add_operation_objects, write_kernel_weights
 
 MODIFIER_NAME = "BlenderCNN"
 # Custom properties on the network object: where it came from and what it shows.
@@ -37,17 +39,19 @@ def build_network(bundle, epoch=-1, sample=0, collection=None):
     # Everything that can refuse the input is computed before any datablock exists.
     layers, cell_arrays = cell_data.cell_arrays(bundle, epoch, sample)
     edges = cell_data.dense_connections(bundle, layers, epoch)
+    operations = operation_data.operation_data(bundle, layers, epoch, sample)
+    cell_arrays.update(operations.cell_arrays)
     epoch_number = bundle.epochs[bundle.epoch_index(epoch)]
 
     new_datablocks = _NewDatablocks()
     try:
-        return _build(bundle, layers, cell_arrays, edges, epoch_number, sample, collection)
+        return _build(bundle, layers, cell_arrays, edges, epoch_number, sample, collection, operations)
     except Exception:
         new_datablocks.remove()
         raise
 
 
-def _build(bundle, layers, cell_arrays, edges, epoch, sample, collection):
+def _build(bundle, layers, cell_arrays, edges, epoch, sample, collection, operations):
     name = bundle.name
     parent = collection or bpy.context.scene.collection
     network_collection = bpy.data.collections.new(f"CNN {name}")
@@ -64,7 +68,8 @@ def _build(bundle, layers, cell_arrays, edges, epoch, sample, collection):
     network_collection.objects.link(network)
     network_collection.objects.link(cells)
 
-    tree = build_network_tree(name, layers, bundle.class_names, cells, ensure_materials())
+    tree = build_network_tree(name, layers, bundle.class_names, cells, ensure_materials(),
+                              add_operation_objects(name, operations, network_collection))
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
     modifier.node_group = tree
 
@@ -96,8 +101,11 @@ def show_input(network, inputs, epoch=-1, label="custom input", bundle=None):
     cells = get_network_input(network, "Cells")
     if cells is None or len(cells.data.vertices) != cell_data.cell_count(layers):
         raise BlenderCNNError(network.name, f"no longer matches its bundle {bundle.path}; import it again")
-    write_attributes(cells.data, cell_data.cell_activations(layers, computed), "POINT")
+    write_attributes(cells.data, {**cell_data.cell_activations(layers, computed),
+                                  "winner_cell": operation_data.winner_cells(bundle, layers, computed)}, "POINT")
     cells.data.update()
+    if "Kernels" in input_identifiers(network_modifier(network).node_group):  # networks built before kernels had none
+        write_kernel_weights(get_network_input(network, "Kernels"), bundle, layers, epoch)
     network.update_tag()
     network[EPOCH_PROPERTY] = bundle.epochs[bundle.epoch_index(epoch)]
     network[SAMPLE_PROPERTY] = label
@@ -135,6 +143,17 @@ def set_network_input(network, name, value):
     # Setting the value from Python does not tag the object (measured on 5.2.3); without this
     # the evaluated scene keeps the old layout until something else changes.
     network.update_tag()
+
+
+def set_every_layer_input(network, name, value):
+    """Set one per-layer input (e.g. "Map Layout") in every layer's panel; returns how many were set."""
+    modifier = network_modifier(network)
+    names = [key for key in input_identifiers(modifier.node_group) if key.endswith("/" + name)]
+    if not names:
+        raise BlenderCNNError(network.name, f"has no per-layer setting {name!r}")
+    for key in names:
+        set_network_input(network, key, value)
+    return len(names)
 
 
 def get_network_input(network, name):

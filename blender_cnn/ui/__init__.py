@@ -1,8 +1,8 @@
 """Preferences, operators and panels: thin wrappers over the functions in ``scene`` and ``extract.runner``."""
 
-from . import operators, panels, preferences
+from . import focus, operators, panels, preferences
 
-_modules = (preferences, operators, panels)
+_modules = (preferences, operators, focus, panels)
 
 
 def register():

@@ -3,6 +3,7 @@
 import bpy
 
 from ..nodes.network import LAYOUT_INPUTS, STYLE_INPUTS, input_identifiers
+from ..nodes.operations import OPERATION_INPUTS
 from ..scene.network import BUNDLE_PROPERTY, EPOCH_PROPERTY, MODIFIER_NAME, SAMPLE_PROPERTY
 
 
@@ -28,8 +29,10 @@ class BCNN_PT_network(bpy.types.Panel):
         info.label(text=bpy.path.basename(network.get(BUNDLE_PROPERTY, "")), icon="FILE")
         layout.operator("bcnn.show_image", text="Show Image", icon="IMAGE_DATA")
         identifiers = input_identifiers(modifier.node_group)
-        for inputs in (LAYOUT_INPUTS, STYLE_INPUTS):
+        for inputs in (LAYOUT_INPUTS, STYLE_INPUTS, OPERATION_INPUTS):
             settings = layout.column(align=True)
+            if inputs is OPERATION_INPUTS:
+                settings.operator("bcnn.focus_selected_cell", icon="PIVOT_CURSOR")
             for name, *_rest in inputs:
                 if name in identifiers:
                     settings.prop(getattr(modifier.properties.inputs, identifiers[name]), "value", text=name)

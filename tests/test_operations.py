@@ -1,0 +1,269 @@
+"""Receptive fields, kernels, pooling winners, flatten links and probabilities, read from the evaluated scene.
+
+A small synthetic network covers the convolution arithmetic that matters: stride 2 with
+'same' padding (asymmetric: one more row after than before), 'valid' padding and dilation 2;
+then max pooling with 'same' padding, flatten and a softmax output.
+"""
+
+import numpy as np
+import pytest
+
+from blender_cnn.core.cells import layer_cells
+from blender_cnn.core.forward import compute_layer
+from scene_readers import cell_faces, evaluated_geometry, read_attribute
+
+INPUT_SHAPE = (12, 13, 2)
+CLASSES = ["cat", "dog", "bird"]
+# name, type, config, output shape
+LAYERS = [
+    ("strided", "Conv2D", {"filters": 3, "kernel_size": [3, 3], "strides": [2, 2], "padding": "same",
+                           "dilation_rate": [1, 1]}, (6, 7, 3)),
+    ("valid", "Conv2D", {"filters": 4, "kernel_size": [3, 3], "strides": [1, 1], "padding": "valid",
+                         "dilation_rate": [1, 1]}, (4, 5, 4)),
+    ("dilated", "Conv2D", {"filters": 2, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same",
+                           "dilation_rate": [2, 2]}, (4, 5, 2)),
+    ("pool", "MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "same"}, (2, 3, 2)),
+    ("flatten", "Flatten", {}, (12,)),
+    ("output", "Dense", {"units": 3, "activation": "softmax"}, (3,)),
+]
+SAMPLES = 2
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """Random weights and activations (no ties, so every pooling window has one winner)."""
+    from blender_cnn.core.bundle import load_bundle, write_bundle
+
+    rng = np.random.default_rng(4)
+    arrays = {"samples/inputs": rng.random((SAMPLES, *INPUT_SHAPE), dtype=np.float32),
+              "samples/labels": np.array([0, 2], dtype=np.int32),
+              "samples/predictions": rng.random((1, SAMPLES, len(CLASSES)), dtype=np.float32)}
+    arrays["activations/input"] = arrays["samples/inputs"][np.newaxis]
+    layers = [{"name": "input", "type": "InputLayer", "inputs": [], "output_shape": list(INPUT_SHAPE),
+               "config": {}, "params": 0, "weights": [], "activations": "activations/input"}]
+    channels = INPUT_SHAPE[2]
+    for name, kind, config, shape in LAYERS:
+        weights = []
+        if kind == "Conv2D":
+            weights = {"kernel": (*config["kernel_size"], channels, shape[2]), "bias": (shape[2],)}
+        elif kind == "Dense":
+            weights = {"kernel": (12, shape[0]), "bias": (shape[0],)}
+        for weight, weight_shape in dict(weights).items():
+            arrays[f"weights/{name}/{weight}"] = rng.normal(size=(1, *weight_shape)).astype(np.float32)
+        values = rng.random((1, SAMPLES, *shape), dtype=np.float32)
+        if name == "output":
+            values /= values.sum(axis=-1, keepdims=True)
+        arrays[f"activations/{name}"] = values
+        layers.append({"name": name, "type": kind, "inputs": [layers[-1]["name"]], "output_shape": list(shape),
+                       "config": config, "params": 0, "activations": f"activations/{name}",
+                       "weights": [{"name": weight, "array": f"weights/{name}/{weight}", "shape": list(weight_shape)}
+                                   for weight, weight_shape in dict(weights).items()]})
+        channels = shape[-1] if len(shape) == 3 else channels
+    manifest = {"name": "ops", "input_shape": list(INPUT_SHAPE), "class_names": CLASSES, "epochs": [0],
+                "layers": layers, "samples": {"inputs": "samples/inputs", "labels": "samples/labels",
+                                              "predictions": "samples/predictions"}}
+    return load_bundle(write_bundle(tmp_path_factory.mktemp("ops") / "ops.bcnn.npz", manifest, arrays))
+
+
+@pytest.fixture
+def network(blender, bundle):
+    from blender_cnn.scene.network import build_network
+
+    return build_network(bundle, sample=1)
+
+
+def focus(network, layer, channel, row, col):
+    from blender_cnn.scene.network import set_network_input
+
+    for name, value in zip(("Focus Layer", "Focus Channel", "Focus Row", "Focus Column"), (layer, channel, row, col)):
+        set_network_input(network, name, value)
+
+
+def starts(bundle):
+    return {cells.name: cells.start for cells in layer_cells(bundle)}
+
+
+def cell_index(bundle, layer_name, channel, row, col):
+    rows, cols, _ = bundle.layer(layer_name).output_shape
+    return starts(bundle)[layer_name] + (channel * rows + row) * cols + col
+
+
+def faces_of(network, material_prefix, tag, kind, names):
+    """Per face with ``material_prefix`` and attribute ``tag`` == ``kind``: the point attributes ``names``."""
+    geometry = evaluated_geometry(network)
+    mesh = geometry.mesh
+    count = len(mesh.polygons)
+    loop_start, material = np.empty(count, np.int32), np.empty(count, np.int32)
+    mesh.polygons.foreach_get("loop_start", loop_start)
+    mesh.polygons.foreach_get("material_index", material)
+    corner_vertex = np.empty(len(mesh.loops), np.int32)
+    mesh.loops.foreach_get("vertex_index", corner_vertex)
+    slots = [i for i, m in enumerate(mesh.materials) if m and m.name.startswith(material_prefix)]
+    first = corner_vertex[loop_start]
+    chosen = np.isin(material, slots) & (read_attribute(mesh, tag)[first] == kind)
+    values = {name: read_attribute(mesh, name)[first[chosen]] for name in names}
+    corners = [corner_vertex[start:start + 4] for start in loop_start[chosen]]
+    positions = read_attribute(mesh, "position")
+    values["corners"] = np.array([positions[c] for c in corners]).reshape(-1, 4, 3) if corners else np.zeros((0, 4, 3))
+    return values
+
+
+def links(network, kind):
+    """Unique (source_cell, target_cell) pairs of the lines of ``kind``."""
+    faces = faces_of(network, "BCNN Edge", "link", kind, ("source_cell", "target_cell"))
+    return {(int(s), int(t)) for s, t in zip(faces["source_cell"], faces["target_cell"])}
+
+
+def dependent_inputs(bundle, layer_name, channel, row, col):
+    """The input cells an output pixel depends on, found by perturbing each input value in turn.
+
+    Ground truth from the computation itself (the numpy forward pass), not from window formulas.
+    """
+    layer = bundle.layer(layer_name)
+    source = bundle.layer(layer.inputs[0])
+    shape = source.output_shape
+    base = np.random.default_rng(1).random(shape, dtype=np.float32) + 1.0
+    perturbed = np.repeat(base[np.newaxis], int(np.prod(shape)) + 1, axis=0)
+    flat = perturbed[1:].reshape(len(perturbed) - 1, -1)
+    flat[np.arange(len(flat)), np.arange(len(flat))] += 1.0
+    weights = {key: np.abs(value) + 0.1 for key, value in bundle.weights(layer_name).items()}  # no zero taps
+    config = dict(layer.config, activation="linear")
+    out = compute_layer(layer.type, config, weights, [perturbed], name=layer_name)[:, row, col, channel]
+    changed = np.flatnonzero(out[1:] != out[0])
+    r, c, ch = np.unravel_index(changed, shape)
+    return {starts(bundle)[source.name] + (int(k) * shape[0] + int(i)) * shape[1] + int(j)
+            for i, j, k in zip(r, c, ch)}
+
+
+@pytest.mark.parametrize("layer_name, channel, row, col", [
+    ("strided", 1, 0, 0), ("strided", 2, 5, 6), ("strided", 0, 3, 2),
+    ("valid", 3, 0, 4), ("valid", 1, 2, 1),
+    ("dilated", 0, 0, 0), ("dilated", 1, 2, 3),
+    ("pool", 1, 1, 2), ("pool", 0, 0, 0),
+])
+def test_receptive_field_is_what_the_computation_reads(network, bundle, layer_name, channel, row, col):
+    focus(network, bundle.layer(layer_name).index, channel, row, col)
+    expected = dependent_inputs(bundle, layer_name, channel, row, col)
+    assert focus_cells(network, bundle) == expected
+    target = cell_index(bundle, layer_name, channel, row, col)
+    assert links(network, 1) == {(source, target) for source in expected}
+
+
+def focus_cells(network, bundle):
+    """Cell indices whose drawn quad carries ``focus`` 1."""
+    faces = faces_of(network, "BCNN Cell", "focus", 1.0, ("layer", "channel", "row", "col"))
+    layer_starts = [cells.start for cells in layer_cells(bundle)]
+    shapes = [(cells.map_rows, cells.map_cols) for cells in layer_cells(bundle)]
+    return {layer_starts[l] + (c * shapes[l][0] + r) * shapes[l][1] + k
+            for l, c, r, k in zip(*(faces[name].tolist() for name in ("layer", "channel", "row", "col")))}
+
+
+def test_kernel_tiles_show_the_focus_pixels_kernel_weights(network, bundle):
+    layer = bundle.layer("dilated")
+    channel, row, col = 1, 2, 3
+    focus(network, layer.index, channel, row, col)
+    tiles = faces_of(network, "BCNN Highlight", "overlay", 3, ("weight", "source_cell"))
+    kernel = bundle.weights("dilated")["kernel"]
+    source = bundle.layer("valid")
+    rows, cols, _ = source.output_shape
+    local = tiles["source_cell"] - starts(bundle)["valid"]
+    in_channel, r, c = local // (rows * cols), local // cols % rows, local % cols
+    ky, kx = (r + 2 - row) // 2, (c + 2 - col) // 2  # 'same' with dilation 2: two rows of padding before
+    np.testing.assert_allclose(tiles["weight"], kernel[ky, kx, in_channel, channel], rtol=1e-6)
+    assert len(set(tiles["source_cell"].tolist())) == len(dependent_inputs(bundle, "dilated", channel, row, col))
+
+
+def expected_winners(bundle, values, pool_name="pool"):
+    """{pooled cell: winning input cell} by numpy's argmax over each 'same'-padded 2x2 window."""
+    source = bundle.layer(bundle.layer(pool_name).inputs[0])
+    rows, cols, channels = source.output_shape
+    out_rows, out_cols, _ = bundle.layer(pool_name).output_shape
+    padded = np.full((out_rows * 2, out_cols * 2, channels), -np.inf, dtype=np.float32)
+    padded[:rows, :cols] = values  # TensorFlow pads 'same' windows after the data when the total is odd
+    windows = padded.reshape(out_rows, 2, out_cols, 2, channels).transpose(0, 2, 4, 1, 3).reshape(
+        out_rows, out_cols, channels, 4)
+    best = windows.argmax(axis=-1)
+    winners = {}
+    for y, x, ch in np.ndindex(out_rows, out_cols, channels):
+        r, c = 2 * y + best[y, x, ch] // 2, 2 * x + best[y, x, ch] % 2
+        winners[cell_index(bundle, pool_name, ch, y, x)] = cell_index(bundle, source.name, ch, r, c)
+    return winners
+
+
+def test_max_pooling_links_each_pooled_pixel_to_its_window_winner(network, bundle):
+    from blender_cnn.scene.network import set_network_input, show_input
+
+    set_network_input(network, "All Channels", True)
+    expected = expected_winners(bundle, bundle.activations("dilated", 0, 1))
+    assert links(network, 2) == {(winner, pooled) for pooled, winner in expected.items()}
+    marks = faces_of(network, "BCNN Highlight", "overlay", 4, ())
+    assert len(marks["corners"]) == len(expected)
+
+    # A new input: the winners follow its activations.
+    new_input = bundle.array("samples/inputs")[0][::-1].copy()
+    computed = show_input(network, new_input, bundle=bundle)
+    expected = expected_winners(bundle, computed["dilated"])
+    assert links(network, 2) == {(winner, pooled) for pooled, winner in expected.items()}
+
+    set_network_input(network, "All Channels", False)
+    set_network_input(network, "Focus Channel", 1)
+    pooled_channel_1 = {pooled for pooled in expected if pooled >= cell_index(bundle, "pool", 1, 0, 0)}
+    assert {target for _source, target in links(network, 2)} == pooled_channel_1
+
+
+def test_flatten_links_follow_keras_order(network, bundle):
+    from blender_cnn.scene.network import set_network_input
+
+    set_network_input(network, "All Channels", True)
+    rows, cols, channels = bundle.layer("pool").output_shape
+    neuron = np.arange(rows * cols * channels)
+    r, c, ch = np.unravel_index(neuron, (rows, cols, channels))
+    expected = {(cell_index(bundle, "pool", int(k), int(i), int(j)), starts(bundle)["flatten"] + int(n))
+                for n, i, j, k in zip(neuron, r, c, ch)}
+    assert links(network, 3) == expected
+    set_network_input(network, "All Channels", False)
+    set_network_input(network, "Focus Channel", 1)
+    first_of_channel_1 = cell_index(bundle, "pool", 1, 0, 0)
+    assert links(network, 3) == {(s, t) for s, t in expected if s >= first_of_channel_1}
+
+
+def test_all_calculations_draws_a_sample_of_windows(network, bundle):
+    from blender_cnn.scene.network import set_network_input
+
+    focus(network, bundle.layer("strided").index, 2, 0, 0)
+    set_network_input(network, "All Calculations", True)
+    set_network_input(network, "Max Windows", 4)
+    targets = {target for _source, target in links(network, 1)}
+    # 6x7 positions, at most 4: every 4th row and column (ceil(sqrt(42 / 4)) = 4).
+    assert targets == {cell_index(bundle, "strided", 2, r, c) for r in (0, 4) for c in (0, 4)}
+    set_network_input(network, "Max Windows", 1000)
+    lines = links(network, 1)
+    assert len({target for _source, target in lines}) == 6 * 7
+    for target in (cell_index(bundle, "strided", 2, 5, 6), cell_index(bundle, "strided", 2, 3, 2)):
+        sources = {source for source, t in lines if t == target}
+        assert sources == dependent_inputs(bundle, "strided", 2, *divmod(target - cell_index(bundle, "strided", 2, 0, 0),
+                                                                           7))
+
+
+def test_probability_bars_are_as_long_as_the_output_activations(network, bundle):
+    bars = faces_of(network, "BCNN Highlight", "overlay", 5, ("probability",))
+    probabilities = bundle.activations("output", 0, 1)
+    np.testing.assert_allclose(np.sort(bars["probability"]), np.sort(probabilities), rtol=1e-6)
+    lengths = np.ptp(bars["corners"][:, :, 1], axis=1)
+    # Length 6 cell pitches at full probability; an output neuron's pitch is Cell Size x Neuron Scale = 2.5.
+    np.testing.assert_allclose(lengths, bars["probability"] * 6.0 * 2.5, rtol=1e-3, atol=1e-3)
+
+
+def test_the_focus_operator_picks_the_cell_nearest_the_cursor(network, bundle, blender):
+    from blender_cnn.scene.network import get_network_input
+
+    centres, cells = cell_faces(network)
+    pick = int(np.flatnonzero((cells["layer"] == bundle.layer("valid").index) & (cells["channel"] == 2)
+                              & (cells["row"] == 1) & (cells["col"] == 3))[0])
+    blender.context.scene.cursor.location = centres[pick] + np.array([0.0, 0.2, -0.15], dtype=np.float32)
+    blender.context.view_layer.objects.active = network
+    assert blender.ops.bcnn.focus_selected_cell() == {"FINISHED"}
+    picked = [get_network_input(network, name) for name in ("Focus Layer", "Focus Channel", "Focus Row",
+                                                            "Focus Column")]
+    assert picked == [bundle.layer("valid").index, 2, 1, 3]
+    assert focus_cells(network, bundle) == dependent_inputs(bundle, "valid", 2, 1, 3)
