@@ -7,7 +7,7 @@ import pytest
 
 from scene_readers import cell_faces
 
-SPACING, GAP = 40.0, 2.0  # the modifier's defaults
+GAP = 2.0  # the modifier's default
 
 
 @pytest.fixture
@@ -30,7 +30,13 @@ def map_centres(network, layer_index):
     return {int(c): centres[mine & (cells["channel"] == c)].mean(axis=0) for c in np.unique(cells["channel"][mine])}
 
 
-def expected_centres(layout, channels=8, size=16, layer_index=1, direction=0.0):
+def spacing(network):
+    from blender_cnn.scene.network import get_network_input
+
+    return get_network_input(network, "Layer Spacing")
+
+
+def expected_centres(spacing, layout, channels=8, size=16, layer_index=1, direction=0.0):
     """The map centres the layout arithmetic promises for conv1 (8 maps of 16x16 cells)."""
     pitch = size + GAP
     u = np.arange(channels) - (channels - 1) / 2
@@ -44,14 +50,14 @@ def expected_centres(layout, channels=8, size=16, layer_index=1, direction=0.0):
                      -((np.arange(channels) // cols) - (rows - 1) / 2) * pitch], axis=1)
     t1, t2 = min(max(layout, 0), 1), min(max(layout - 1, 0), 1)
     centres = (line * (1 - t1) + circle * t1) * (1 - t2) + grid * t2
-    return centres + np.array([layer_index * SPACING, 0.0, 0.0])
+    return centres + np.array([layer_index * spacing, 0.0, 0.0])
 
 
 @pytest.mark.parametrize("layout", [0.0, 1.0, 2.0, 1.5, 0.25])
 def test_map_layout_places_the_maps_in_a_line_a_circle_a_grid_or_between(network, layout):
     set_input(network, "conv1/Map Layout", layout)
     centres = map_centres(network, 1)
-    np.testing.assert_allclose(np.array([centres[c] for c in range(8)]), expected_centres(layout), atol=1e-3)
+    np.testing.assert_allclose(np.array([centres[c] for c in range(8)]), expected_centres(spacing(network), layout), atol=1e-3)
 
 
 def test_a_line_can_run_along_the_network(network):
@@ -59,7 +65,7 @@ def test_a_line_can_run_along_the_network(network):
     set_input(network, "Line Direction", 1.0)
     centres = map_centres(network, 1)
     np.testing.assert_allclose(np.array([centres[c] for c in range(8)]),
-                               expected_centres(0.0, direction=1.0), atol=1e-3)
+                               expected_centres(spacing(network), 0.0, direction=1.0), atol=1e-3)
 
 
 def test_each_layer_has_its_own_layout(network):
@@ -80,7 +86,7 @@ def test_folding_shows_the_summary_map_of_the_mean_or_the_max(network, demo_bund
     np.testing.assert_allclose(cells["activation"][conv1],
                                outputs.mean(axis=2)[cells["row"][conv1], cells["col"][conv1]], rtol=1e-5)
     # The summary map stands at the layer's centre.
-    np.testing.assert_allclose(centres[conv1].mean(axis=0), [SPACING, 0.0, 0.0], atol=1e-3)
+    np.testing.assert_allclose(centres[conv1].mean(axis=0), [spacing(network), 0.0, 0.0], atol=1e-3)
 
     set_input(network, "Fold to Max", True)
     _centres, cells = cell_faces(network)
@@ -93,7 +99,7 @@ def test_half_folded_maps_move_halfway_in_while_the_summary_grows(network):
     grid = map_centres(network, 1)
     set_input(network, "conv1/Fold", 0.5)
     half = map_centres(network, 1)
-    origin = np.array([SPACING, 0.0, 0.0])
+    origin = np.array([spacing(network), 0.0, 0.0])
     for channel, centre in grid.items():
         np.testing.assert_allclose(half[channel], origin + (centre - origin) * 0.5, atol=1e-3)
     _centres, cells = cell_faces(network)
@@ -106,3 +112,11 @@ def test_channels_shown_keeps_the_first_n_maps(network):
     conv2 = (cells["layer"] == 3) & (cells["is_summary"] == 0)
     assert conv2.sum() == 3 * 8 * 8
     assert set(np.unique(cells["channel"][conv2])) == {0, 1, 2}
+
+
+def test_layers_stand_far_enough_apart_for_their_widest_wall(network, demo_bundle):
+    from blender_cnn.core.layout import wall_width
+
+    widest = max(wall_width(layer.output_shape) for layer in demo_bundle.layers)
+    assert widest == 3 * (16 + GAP)  # conv1: 8 maps of 16x16 in a 3x3 grid
+    assert spacing(network) == round(0.9 * widest)

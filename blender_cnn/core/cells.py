@@ -83,7 +83,9 @@ def cell_arrays(bundle, epoch=-1, sample=0):
         for name, column in (("layer", np.full(n, cells.layer_index)), ("channel", channel), ("row", row),
                              ("col", col), ("map_rows", np.full(n, cells.map_rows)),
                              ("map_cols", np.full(n, cells.map_cols)), ("channels", np.full(n, cells.channels)),
-                             ("is_neuron", np.full(n, int(len(cells.output_shape) == 1))),
+                             # Only neurons drawn as a column get the larger pitch: a wide layer drawn as a
+                             # grid (a flatten of thousands) would otherwise dwarf the feature maps.
+                             ("is_neuron", np.full(n, int(len(cells.output_shape) == 1 and cells.map_cols == 1))),
                              ("is_summary", np.full(n, int(is_summary)))):
             columns[name].append(column)
         low, high = activation_range(bundle.array(bundle.layer(cells.name).activations))

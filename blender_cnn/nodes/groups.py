@@ -30,7 +30,7 @@ QUAD_FACING_VIEW = (0.0, -math.pi / 2, 0.0)
 
 
 def ensure_cell_layout():
-    return ensure_group(CELL_LAYOUT, 3, _build_cell_layout)
+    return ensure_group(CELL_LAYOUT, 4, _build_cell_layout)
 
 
 def ensure_feature_maps():
@@ -126,7 +126,10 @@ def _build_cell_layout(b):
     circle_to_grid = b.math("MINIMUM", b.math("MAXIMUM", b.math("SUBTRACT", layout, 1.0), 0.0), 1.0)
     map_centre = mix(circle_to_grid, mix(line_to_circle, line, circle), grid)
     # Folding pulls the maps into the layer's centre, where the summary map grows; summary maps stay there.
-    spread = b.math("MULTIPLY", b.math("SUBTRACT", 1.0, fold), b.math("SUBTRACT", 1.0, is_summary))
+    # Hidden channels wait there too, so that labels and the camera frame only what is shown.
+    channel_shown = b.math("LESS_THAN", channel, visible_channels)
+    spread = b.math("MULTIPLY", b.math("MULTIPLY", b.math("SUBTRACT", 1.0, fold), b.math("SUBTRACT", 1.0, is_summary)),
+                    channel_shown)
     map_centre = b.vector_math("SCALE", map_centre, spread)
 
     in_map = b.combine_xyz(0.0, b.math("MULTIPLY", centred(col, map_cols), b.math("MULTIPLY", cell, -1.0)),
@@ -135,7 +138,6 @@ def _build_cell_layout(b):
     position = b.vector_math("ADD", layer_origin, b.vector_math("ADD", map_centre, in_map))
     placed = b.node("GeometryNodeSetPosition", {"Geometry": geometry, "Position": position})
 
-    channel_shown = b.math("LESS_THAN", channel, visible_channels)
     scale = b.node("ShaderNodeMix", {"Factor": is_summary,
                                      "A": b.math("MULTIPLY", b.math("SUBTRACT", 1.0, fold), channel_shown),
                                      "B": fold}, data_type="FLOAT").outputs["Result"]

@@ -31,6 +31,7 @@ STYLE_INPUTS = (
      "Color every layer on the whole network's range instead of its own (0 to the layer's maximum)"),
     ("Weight Colormap", "MENU", colormaps.WEIGHT_COLORMAP, "Diverging colormap of the weights, centred on zero"),
     ("Show Legend", "BOOLEAN", True, "A color bar under the input layer saying what the colors mean"),
+    ("Show Connections", "BOOLEAN", True, "The curves between dense layers, one per weight"),
 )
 
 
@@ -75,9 +76,11 @@ def build_network_tree(name, layers, class_names, cells_object, materials, opera
         "Cells": placed, "Cell Gap": settings["Cell Gap"], "Colormap": settings["Activation Colormap"],
         "Across Network": settings["Normalize Across Network"], "Material": material_inputs["cell"]}).outputs[0]]
 
-    parts.append(b.group(groups.ensure_connections(), {
+    edges = b.group(groups.ensure_connections(), {
         "Curves": connections, "Cells": placed, "Edge Radius": settings["Edge Radius"],
-        "Colormap": settings["Weight Colormap"], "Material": material_inputs["edge"]}).outputs[0])
+        "Colormap": settings["Weight Colormap"], "Material": material_inputs["edge"]}).outputs[0]
+    parts.append(b.node("GeometryNodeSwitch", {"Switch": settings["Show Connections"], "True": edges},
+                        input_type="GEOMETRY").outputs[0])
 
     legend = b.group(groups.ensure_legend(), {
         "Cells": placed, "Colormap": settings["Activation Colormap"],

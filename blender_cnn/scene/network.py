@@ -15,6 +15,7 @@ from ..core.bundle import Bundle, load_bundle
 from ..core.errors import BlenderCNNError
 from ..core.forward import forward
 from ..core.images import to_model_input
+from ..core.layout import GRID, suggested_spacing
 from ..nodes.network import build_network_tree, input_identifiers
 from .geometry_data import hair_curves, points_mesh, write_attributes
 from .images import read_image
@@ -22,6 +23,7 @@ from .materials import ensure_materials
 from .operations import add_operation_objects, write_kernel_weights
 
 MODIFIER_NAME = "BlenderCNN"
+LABEL_SIZE_PER_SPACING = 0.07
 # Custom properties on the network object: where it came from and what it shows.
 BUNDLE_PROPERTY = "blender_cnn_bundle"
 EPOCH_PROPERTY = "blender_cnn_epoch"
@@ -72,6 +74,7 @@ def _build(bundle, layers, cell_arrays, edges, epoch, sample, collection, operat
                               add_operation_objects(name, operations, network_collection))
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
     modifier.node_group = tree
+    space_layers(network, bundle)
 
     network[BUNDLE_PROPERTY] = bundle.path
     network[EPOCH_PROPERTY] = epoch
@@ -143,6 +146,19 @@ def set_network_input(network, name, value):
     # Setting the value from Python does not tag the object (measured on 5.2.3); without this
     # the evaluated scene keeps the old layout until something else changes.
     network.update_tag()
+
+
+def space_layers(network, bundle=None, layout=GRID, channels_shown=0):
+    """Set Layer Spacing so the widest wall (in ``layout``) does not hide its neighbour, and size the labels to match.
+
+    Returns the spacing; a user can change both on the modifier afterwards.
+    """
+    bundle = bundle or network_bundle(network)
+    spacing = float(suggested_spacing([layer.output_shape for layer in bundle.layers], layout,
+                                      channels_shown=channels_shown))
+    set_network_input(network, "Layer Spacing", spacing)
+    set_network_input(network, "Label Size", max(3.5, round(LABEL_SIZE_PER_SPACING * spacing, 1)))
+    return spacing
 
 
 def set_every_layer_input(network, name, value):

@@ -1,0 +1,36 @@
+"""Layout arithmetic in numpy terms: how wide a layer's wall of maps is, to space the layers.
+
+The node group ``BCNN Cell Layout`` places the cells; this mirrors its sizes
+so that Python can choose a Layer Spacing at which neighbouring walls do not
+overlap when seen from the stage's 45-degree camera.
+"""
+
+import math
+
+from .cells import display_shape
+
+LINE, CIRCLE, GRID = 0.0, 1.0, 2.0
+MINIMUM_SPACING = 40.0
+
+
+def wall_width(output_shape, layout=GRID, map_gap=2.0, cell_size=1.0, channels_shown=0):
+    """The width across the wall of one layer's maps in a layout; a blend takes the wider of its two ends."""
+    if layout not in (LINE, CIRCLE, GRID):
+        ends = (LINE, CIRCLE) if layout < CIRCLE else (CIRCLE, GRID)
+        return max(wall_width(output_shape, end, map_gap, cell_size, channels_shown) for end in ends)
+    rows, cols, channels = display_shape(output_shape)
+    if channels_shown:
+        channels = min(channels, channels_shown)
+    width, height = cols * cell_size, rows * cell_size
+    if layout <= LINE:
+        return channels * (width + map_gap)
+    if layout <= CIRCLE:
+        radius = channels * (max(width, height) + map_gap) / (2 * math.pi) if channels > 1 else 0.0
+        return 2 * radius + width
+    return math.ceil(math.sqrt(channels)) * (width + map_gap)
+
+
+def suggested_spacing(output_shapes, layout=GRID, channels_shown=0, **sizes):
+    """A Layer Spacing at which the widest wall does not hide its neighbour."""
+    widest = max(wall_width(shape, layout, channels_shown=channels_shown, **sizes) for shape in output_shapes)
+    return max(MINIMUM_SPACING, round(0.9 * widest))
