@@ -214,15 +214,17 @@ def _build_feature_maps(b):
                    domain="POINT")
     size = b.math("MULTIPLY", b.math("MULTIPLY", b.attribute("cell_pitch"), b.attribute("cell_scale")),
                   b.math("SUBTRACT", 1.0, cell_gap))
-    b.set_outputs(Mesh=_quads(b, shown.outputs[0], size, material))
+    b.set_outputs(Mesh=facing_quads(b, shown.outputs[0], size, material))
 
 
-def _quads(b, points, size, material):
-    """A square of ``size`` facing the view on every point, realized, with ``material``."""
+def facing_quads(b, points, size, material, selection=None):
+    """A square of ``size`` facing the view on every (selected) point, realized, with ``material``."""
     quad = b.node("GeometryNodeMeshGrid", {"Size X": 1.0, "Size Y": 1.0, "Vertices X": 2, "Vertices Y": 2})
     facing = b.node("GeometryNodeTransform", {"Geometry": quad.outputs["Mesh"], "Rotation": QUAD_FACING_VIEW})
-    instanced = b.node("GeometryNodeInstanceOnPoints", {"Points": points, "Instance": facing.outputs[0],
-                                                        "Scale": size})
+    inputs = {"Points": points, "Instance": facing.outputs[0], "Scale": size}
+    if selection is not None:
+        inputs["Selection"] = selection
+    instanced = b.node("GeometryNodeInstanceOnPoints", inputs)
     realized = b.node("GeometryNodeRealizeInstances", {"Geometry": instanced.outputs[0]})
     return b.node("GeometryNodeSetMaterial", {"Geometry": realized.outputs[0], "Material": material}).outputs[0]
 
@@ -262,7 +264,7 @@ def _build_connections(b):
     b.set_outputs(Curves=shaded.outputs[0])
 
 
-def _text(b, text, size, align_x, align_y, anchor, material):
+def text_mesh(b, text, size, align_x, align_y, anchor, material):
     """Filled text facing the view, its alignment point at ``anchor``."""
     curves = b.node("GeometryNodeStringToCurves", {"String": text, "Size": size, "Align X": align_x,
                                                    "Align Y": align_y})
@@ -291,7 +293,7 @@ def _build_layer_label(b):
     centre = b.separate_xyz(stats.outputs["Mean"])
     lowest = b.separate_xyz(stats.outputs["Min"])
     anchor = b.combine_xyz(centre["X"], centre["Y"], b.math("SUBTRACT", lowest["Z"], margin))
-    b.set_outputs(Mesh=_text(b, text, size, "Center", "Top", anchor, material))
+    b.set_outputs(Mesh=text_mesh(b, text, size, "Center", "Top", anchor, material))
 
 
 def _build_neuron_label(b):
@@ -313,7 +315,7 @@ def _build_neuron_label(b):
     size = b.math("MULTIPLY", size, pitch)
     anchor = b.vector_math("ADD", centre, b.combine_xyz(0.0, b.math("MULTIPLY", b.math("MULTIPLY", offset, pitch),
                                                                      -1.0), 0.0))
-    b.set_outputs(Mesh=_text(b, text, size, "Left", "Middle", anchor, material))
+    b.set_outputs(Mesh=text_mesh(b, text, size, "Left", "Middle", anchor, material))
 
 
 LEGEND_STEPS = 24
@@ -353,7 +355,7 @@ def _build_legend(b):
     # Layer -1: the legend's quads share the cells' material but belong to no layer.
     unlayered = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": colored.outputs[0], "Name": "layer",
                                                            "Value": -1}, data_type="INT", domain="POINT")
-    bar = _quads(b, unlayered.outputs[0], step, cell_material)
+    bar = facing_quads(b, unlayered.outputs[0], step, cell_material)
 
     low, high = _activation_range(b, cells, across)
 
@@ -367,10 +369,10 @@ def _build_legend(b):
     title = b.node("GeometryNodeSwitch", {"Switch": across, "False": "activation, each layer from 0 to its maximum",
                                           "True": "activation, whole network"}, input_type="STRING").outputs[0]
     texts = [
-        _text(b, number_or("0", low), size, "Right", "Middle", b.vector_math("ADD", start, gap), label_material),
-        _text(b, number_or("max", high), size, "Left", "Middle", b.vector_math("SUBTRACT", end, gap),
+        text_mesh(b, number_or("0", low), size, "Right", "Middle", b.vector_math("ADD", start, gap), label_material),
+        text_mesh(b, number_or("max", high), size, "Left", "Middle", b.vector_math("SUBTRACT", end, gap),
               label_material),
-        _text(b, title, b.math("MULTIPLY", size, 0.8), "Center", "Bottom",
+        text_mesh(b, title, b.math("MULTIPLY", size, 0.8), "Center", "Bottom",
               b.combine_xyz(centre["X"], centre["Y"], b.math("ADD", bar_z, size)), label_material),
     ]
     join = b.node("GeometryNodeJoinGeometry")

@@ -20,6 +20,7 @@ tubes (meshes), so they never mix with the connections' curves.
 
 from ..core import operations as ops
 from .builder import ensure_group
+from .groups import QUAD_FACING_VIEW, facing_quads, text_mesh
 
 FOCUS_CELL = "BCNN Focus Cell"
 RECEPTIVE_FIELD = "BCNN Receptive Field"
@@ -40,10 +41,6 @@ WINNER_COLOR = (1.0, 0.08, 0.45)
 FLATTEN_COLOR = (0.25, 0.45, 1.0)
 BAR_COLOR = (0.75, 0.8, 0.9)
 KERNEL_BACKING_COLOR = (0.45, 0.45, 0.5)
-
-# Quads and text made in the XY plane turned to face -X, as in groups.py.
-QUAD_FACING_VIEW = (0.0, -1.5707963, 0.0)
-FACE_NETWORK_VIEW = (1.5707963, 0.0, -1.5707963)
 
 
 def ensure_focus_cell():
@@ -147,15 +144,8 @@ def _sampling_step(b, points, selection, max_count):
 
 def _facing_quads(b, points, size, behind, material, selection=None):
     """A square of ``size`` facing the view on each point, ``behind`` the point (along +X), realized."""
-    quad = b.node("GeometryNodeMeshGrid", {"Size X": 1.0, "Size Y": 1.0, "Vertices X": 2, "Vertices Y": 2})
-    facing = b.node("GeometryNodeTransform", {"Geometry": quad.outputs["Mesh"], "Rotation": QUAD_FACING_VIEW})
     moved = b.node("GeometryNodeSetPosition", {"Geometry": points, "Offset": b.combine_xyz(behind, 0.0, 0.0)})
-    inputs = {"Points": moved.outputs[0], "Instance": facing.outputs[0], "Scale": size}
-    if selection is not None:
-        inputs["Selection"] = selection
-    instanced = b.node("GeometryNodeInstanceOnPoints", inputs)
-    realized = b.node("GeometryNodeRealizeInstances", {"Geometry": instanced.outputs[0]})
-    return b.node("GeometryNodeSetMaterial", {"Geometry": realized.outputs[0], "Material": material}).outputs[0]
+    return facing_quads(b, moved.outputs[0], size, material, selection)
 
 
 def _overlay(b, points, kind, color):
@@ -198,12 +188,7 @@ def _join(b, parts):
 
 
 def _text(b, text, size, align_x, anchor, material):
-    curves = b.node("GeometryNodeStringToCurves", {"String": text, "Size": size, "Align X": align_x,
-                                                   "Align Y": "Middle"})
-    realized = b.node("GeometryNodeRealizeInstances", {"Geometry": curves.outputs["Curve Instances"]})
-    mesh = b.node("GeometryNodeFillCurve", {"Curve": realized.outputs[0]}).outputs[0]
-    placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": FACE_NETWORK_VIEW, "Translation": anchor})
-    return b.node("GeometryNodeSetMaterial", {"Geometry": placed.outputs[0], "Material": material}).outputs[0]
+    return text_mesh(b, text, size, align_x, "Middle", anchor, material)
 
 
 # ---------------------------------------------------------------- groups
