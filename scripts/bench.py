@@ -235,8 +235,9 @@ def update_benchmarks(section_title, section_text):
     sections[section_title] = section_text.rstrip() + "\n"
     known = [DEMO_SECTION, EXTRACTION_SECTION]
     order = [title for title in known if title in sections] + [title for title in sections if title not in known]
-    header = ("# Benchmarks\n\nWritten by `scripts/bench.py`: `make bench` measures the demo path, "
-              "`scripts/bench.py --extraction`\nthe extractor by model size. Wall-clock times.\n")
+    header = ("# Benchmarks\n\nWritten by `scripts/bench.py` (`make bench`: the demo path; "
+              "`scripts/bench.py --extraction`: the\nextractor by model size) and `scripts/bench_scene.py` "
+              "(the scene by network size). Wall-clock times.\n")
     BENCHMARKS.write_text(header + "".join("\n" + sections[title] for title in order))
 
 
