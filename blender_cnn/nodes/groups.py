@@ -16,6 +16,9 @@ FEATURE_MAPS = "BCNN Feature Maps"
 CONNECTIONS = "BCNN Connections"
 # Cycles does not find a geometry attribute called plain "color", hence the prefixes.
 CELL_COLOR = "cell_color"
+# Cell attributes that only place and size the cells; the drawn quads do without them.
+LAYOUT_ONLY_ATTRIBUTES = ("map_rows", "map_cols", "channels", "is_neuron", "act_low", "act_high", "summary_max",
+                          "cell_pitch", "cell_scale")
 EDGE_COLOR = "edge_color"
 LAYER_LABEL = "BCNN Layer Label"
 LEGEND = "BCNN Legend"
@@ -34,11 +37,11 @@ def ensure_cell_layout():
 
 
 def ensure_feature_maps():
-    return ensure_group(FEATURE_MAPS, 4, _build_feature_maps)
+    return ensure_group(FEATURE_MAPS, 5, _build_feature_maps)
 
 
 def ensure_legend():
-    return ensure_group(LEGEND, 3, _build_legend)
+    return ensure_group(LEGEND, 4, _build_legend)
 
 
 def ensure_connections():
@@ -217,15 +220,31 @@ def _build_feature_maps(b):
     b.set_outputs(Mesh=facing_quads(b, shown.outputs[0], size, material))
 
 
+def without_layout_attributes(b, geometry):
+    """``geometry`` without the attributes that only placed the cells.
+
+    Every drawn part must drop them: joining parts gives every vertex the
+    union of their attributes, so one part that keeps them costs them all.
+    """
+    for name in LAYOUT_ONLY_ATTRIBUTES:
+        geometry = b.node("GeometryNodeRemoveAttribute", {"Geometry": geometry, "Name": name}).outputs[0]
+    return geometry
+
+
 def facing_quads(b, points, size, material, selection=None):
-    """A square of ``size`` facing the view on every (selected) point, realized, with ``material``."""
+    """A square of ``size`` facing the view on every (selected) point, realized, with ``material``.
+
+    The attributes that only placed and sized the cells are removed from the
+    instances before they are realized: realizing copies every attribute onto
+    four vertices per quad, which at VGG scale costs more than anything else.
+    """
     quad = b.node("GeometryNodeMeshGrid", {"Size X": 1.0, "Size Y": 1.0, "Vertices X": 2, "Vertices Y": 2})
     facing = b.node("GeometryNodeTransform", {"Geometry": quad.outputs["Mesh"], "Rotation": QUAD_FACING_VIEW})
     inputs = {"Points": points, "Instance": facing.outputs[0], "Scale": size}
     if selection is not None:
         inputs["Selection"] = selection
-    instanced = b.node("GeometryNodeInstanceOnPoints", inputs)
-    realized = b.node("GeometryNodeRealizeInstances", {"Geometry": instanced.outputs[0]})
+    instances = b.node("GeometryNodeInstanceOnPoints", inputs).outputs[0]
+    realized = b.node("GeometryNodeRealizeInstances", {"Geometry": without_layout_attributes(b, instances)})
     return b.node("GeometryNodeSetMaterial", {"Geometry": realized.outputs[0], "Material": material}).outputs[0]
 
 

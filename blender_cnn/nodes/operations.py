@@ -20,7 +20,7 @@ tubes (meshes), so they never mix with the connections' curves.
 
 from ..core import operations as ops
 from .builder import ensure_group
-from .groups import QUAD_FACING_VIEW, facing_quads, text_mesh
+from .groups import QUAD_FACING_VIEW, facing_quads, text_mesh, without_layout_attributes
 
 FOCUS_CELL = "BCNN Focus Cell"
 RECEPTIVE_FIELD = "BCNN Receptive Field"
@@ -44,23 +44,23 @@ KERNEL_BACKING_COLOR = (0.45, 0.45, 0.5)
 
 
 def ensure_focus_cell():
-    return ensure_group(FOCUS_CELL, 1, _build_focus_cell)
+    return ensure_group(FOCUS_CELL, 2, _build_focus_cell)
 
 
 def ensure_receptive_field():
-    return ensure_group(RECEPTIVE_FIELD, 1, _build_receptive_field)
+    return ensure_group(RECEPTIVE_FIELD, 2, _build_receptive_field)
 
 
 def ensure_pooling_links():
-    return ensure_group(POOLING_LINKS, 1, _build_pooling_links)
+    return ensure_group(POOLING_LINKS, 2, _build_pooling_links)
 
 
 def ensure_flatten_links():
-    return ensure_group(FLATTEN_LINKS, 1, _build_flatten_links)
+    return ensure_group(FLATTEN_LINKS, 2, _build_flatten_links)
 
 
 def ensure_probability():
-    return ensure_group(PROBABILITY, 1, _build_probability)
+    return ensure_group(PROBABILITY, 2, _build_probability)
 
 
 # ---------------------------------------------------------------- small helpers
@@ -177,7 +177,8 @@ def _links(b, points, start, end, radius, color, kind, material, selection=None)
     profile = b.node("GeometryNodeCurvePrimitiveCircle", {"Resolution": 6, "Radius": 1.0})
     tubes = b.node("GeometryNodeCurveToMesh", {"Curve": placed.outputs[0], "Profile Curve": profile.outputs["Curve"],
                                                "Scale": radius})
-    return b.node("GeometryNodeSetMaterial", {"Geometry": tubes.outputs[0], "Material": material}).outputs[0]
+    return b.node("GeometryNodeSetMaterial", {"Geometry": without_layout_attributes(b, tubes.outputs[0]),
+                                              "Material": material}).outputs[0]
 
 
 def _join(b, parts):
