@@ -17,6 +17,7 @@ half-written file.
 """
 
 import hashlib
+from abc import ABC, abstractmethod
 import importlib.util
 import os
 import queue
@@ -215,7 +216,7 @@ def bundle_name(source):
     return f"{stem or 'network'}-{digest}{FILE_SUFFIX}"
 
 
-class ExtractionJob:
+class ExtractionJob(ABC):
     """An extraction that runs in the background; ``poll`` it, ``cancel`` it or ``wait`` for it."""
 
     def __init__(self, source, out_dir):
@@ -264,12 +265,13 @@ class ExtractionJob:
             self.state, self.error = FAILED, error
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
+    @abstractmethod
     def poll(self):
         """Take in what the job has done since the last call; returns the state."""
-        raise NotImplementedError
 
+    @abstractmethod
     def cancel(self):
-        raise NotImplementedError
+        """Stop the job and remove what it wrote; the scene is never touched."""
 
     def wait(self, interval=0.1):
         """Block until the job ends; returns the bundle path or raises ``BlenderCNNError``."""
