@@ -146,15 +146,6 @@ def probe_model(keras, graph):
     return keras.Model(graph.model_input, [graph.tensors[flat.name] for flat in graph.layers[1:]])
 
 
-def all_layer_outputs(keras, probe, inputs):
-    """Every layer's output for ``inputs`` in inference mode, batch by batch, as float32 numpy."""
-    batches = []
-    for start in range(0, len(inputs), PREDICTION_BATCH):
-        result = probe(inputs[start:start + PREDICTION_BATCH], training=False)
-        batches.append([np.asarray(values) for values in keras.tree.flatten(result)])
-    return [np.ascontiguousarray(np.concatenate(parts), dtype=np.float32) for parts in zip(*batches)]
-
-
 def as_probabilities(outputs):
     """The network's class probabilities: its output if that is already a distribution, else its softmax."""
     outputs = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
