@@ -78,6 +78,10 @@ def cell_arrays(bundle, epoch=-1, sample=0):
                                      "is_neuron", "is_summary")}
     ranges = {"act_low": [], "act_high": []}
 
+    # A layer's range scans all its epochs and samples: once per layer, shared by its summary map.
+    layer_ranges = {cells.name: activation_range(bundle.array(bundle.layer(cells.name).activations))
+                    for cells in layers}
+
     def add(cells, channel, row, col, is_summary):
         n = len(row)
         for name, column in (("layer", np.full(n, cells.layer_index)), ("channel", channel), ("row", row),
@@ -88,7 +92,7 @@ def cell_arrays(bundle, epoch=-1, sample=0):
                              ("is_neuron", np.full(n, int(len(cells.output_shape) == 1 and cells.map_cols == 1))),
                              ("is_summary", np.full(n, int(is_summary)))):
             columns[name].append(column)
-        low, high = activation_range(bundle.array(bundle.layer(cells.name).activations))
+        low, high = layer_ranges[cells.name]
         ranges["act_low"].append(np.full(n, low))
         ranges["act_high"].append(np.full(n, high))
 
