@@ -1,51 +1,23 @@
 """Read what a user would see: the evaluated geometry of a network, as numpy arrays."""
 
-import bpy
 import numpy as np
 
-
-def evaluated_geometry(obj):
-    """The GeometrySet after Geometry Nodes; keep it alive while reading its parts."""
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    return obj.evaluated_get(depsgraph).evaluated_geometry()
+from blender_cnn.scene.drawn import drawn_quads, evaluated_geometry, read_attribute  # noqa: F401 (re-exported)
+from blender_cnn.scene.materials import CELL_MATERIAL, LABEL_MATERIAL
 
 
-def read_attribute(data, name):
-    attribute = data.attributes[name]
-    field, width = {"FLOAT_COLOR": ("color", 4), "FLOAT_VECTOR": ("vector", 3)}.get(attribute.data_type,
-                                                                                    ("value", 1))
-    dtype = np.int32 if attribute.data_type in {"INT", "BOOLEAN"} else np.float32
-    values = np.empty(len(attribute.data) * width, dtype=dtype)
-    attribute.data.foreach_get(field, values)
-    return values.reshape(-1, width) if width > 1 else values
+def drawn_cells(network, legend=False):
+    """Per cell quad as drawn: its centre and its attributes.
 
-
-def cell_faces(network, legend=False):
-    """Per cell face of the evaluated mesh: its centre and point attributes at its first corner.
-
-    Cells are the faces whose material is the cell material and that belong to a
-    layer; the rest is text, and the legend's color bar (layer -1, or with
-    ``legend=True`` only those). Returns ``(centres, {attribute: values})``.
+    Cells are the quads with the cell material that belong to a layer; the
+    legend's color bar has layer -1 (``legend=True`` returns only those).
+    Returns ``(centres, {attribute: values})``.
     """
-    geometry = evaluated_geometry(network)  # the mesh lives as long as this does
-    mesh = geometry.mesh
-    face_count = len(mesh.polygons)
-    loop_start = np.empty(face_count, dtype=np.int32)
-    mesh.polygons.foreach_get("loop_start", loop_start)
-    material_index = np.empty(face_count, dtype=np.int32)
-    mesh.polygons.foreach_get("material_index", material_index)
-    corner_vertex = np.empty(len(mesh.loops), dtype=np.int32)
-    mesh.loops.foreach_get("vertex_index", corner_vertex)
-    centres = np.empty(face_count * 3, dtype=np.float32)
-    mesh.polygons.foreach_get("center", centres)
-    cell_slots = [i for i, material in enumerate(mesh.materials) if material and material.name.startswith("BCNN Cell")]
-    is_cell = np.isin(material_index, cell_slots)
-    layer = read_attribute(mesh, "layer")[corner_vertex[loop_start]]
-    is_cell &= (layer < 0) if legend else (layer >= 0)
-    first_vertex = corner_vertex[loop_start[is_cell]]
+    quads, _geometry = drawn_quads(network, CELL_MATERIAL)
+    layer = quads.attribute("layer")
+    chosen = (layer < 0) if legend else (layer >= 0)
     names = ("layer", "channel", "row", "col", "activation", "cell_color", "is_summary")
-    values = {name: read_attribute(mesh, name)[first_vertex] for name in names}
-    return centres.reshape(-1, 3)[is_cell], values
+    return quads.centres()[chosen], {name: quads.attribute(name)[chosen] for name in names}
 
 
 def label_face_count(network):
@@ -53,5 +25,5 @@ def label_face_count(network):
     mesh = geometry.mesh
     material_index = np.empty(len(mesh.polygons), dtype=np.int32)
     mesh.polygons.foreach_get("material_index", material_index)
-    label_slots = [i for i, material in enumerate(mesh.materials) if material and material.name.startswith("BCNN Label")]
+    label_slots = [i for i, material in enumerate(mesh.materials) if material and material.name.startswith(LABEL_MATERIAL)]
     return int(np.isin(material_index, label_slots).sum())

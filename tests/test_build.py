@@ -6,7 +6,7 @@ import pytest
 from blender_cnn.core import colormaps
 from blender_cnn.core.cells import activation_range
 from blender_cnn.core.errors import BlenderCNNError
-from scene_readers import cell_faces, evaluated_geometry, label_face_count, read_attribute
+from scene_readers import drawn_cells, evaluated_geometry, label_face_count, read_attribute
 
 
 def build(blender, bundle, **options):
@@ -17,7 +17,7 @@ def build(blender, bundle, **options):
 
 def test_every_activation_is_one_cell(blender, demo_bundle):
     network = build(blender, demo_bundle)
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     for layer in demo_bundle.layers:
         expected = int(np.prod(layer.output_shape))
         assert int((cells["layer"] == layer.index).sum()) == expected, layer.name
@@ -26,7 +26,7 @@ def test_every_activation_is_one_cell(blender, demo_bundle):
 @pytest.mark.parametrize("epoch, sample", [(0, 3), (-1, 7)])
 def test_cells_carry_the_activations_of_the_chosen_epoch_and_sample(blender, demo_bundle, epoch, sample):
     network = build(blender, demo_bundle, epoch=epoch, sample=sample)
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     for layer in demo_bundle.layers:
         mine = cells["layer"] == layer.index
         expected = values_at_cells(layer, demo_bundle.activations(layer.name, epoch, sample), cells, mine)
@@ -44,7 +44,7 @@ def values_at_cells(layer, values, cells, mine):
 
 def test_cell_colors_are_the_colormap_of_the_normalized_activation(blender, demo_bundle):
     network = build(blender, demo_bundle, epoch=-1, sample=2)
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     for layer in demo_bundle.layers:
         mine = cells["layer"] == layer.index
         low, high = activation_range(demo_bundle.array(layer.activations))
@@ -59,16 +59,16 @@ def test_layout_inputs_on_the_modifier_move_the_cells(blender, demo_bundle):
     from blender_cnn.scene.network import get_network_input, set_network_input
 
     network = build(blender, demo_bundle)
-    before, cells = cell_faces(network)
+    before, cells = drawn_cells(network)
     spacing = get_network_input(network, "Layer Spacing")
 
     set_network_input(network, "Layer Spacing", spacing + 10.0)
-    after, _ = cell_faces(network)
+    after, _ = drawn_cells(network)
     np.testing.assert_allclose(after[:, 0] - before[:, 0], cells["layer"] * 10.0, atol=1e-3)
     np.testing.assert_allclose(after[:, 1:], before[:, 1:], atol=1e-4)
 
     set_network_input(network, "Cell Size", 2.0)
-    doubled, _ = cell_faces(network)
+    doubled, _ = drawn_cells(network)
     first_map = (cells["layer"] == 1) & (cells["channel"] == 0)
     width_before = np.ptp(after[first_map, 1])
     assert np.ptp(doubled[first_map, 1]) == pytest.approx(2 * width_before, rel=1e-4)
@@ -77,7 +77,7 @@ def test_layout_inputs_on_the_modifier_move_the_cells(blender, demo_bundle):
 def test_dense_layers_are_joined_by_one_curve_per_weight(blender, demo_bundle):
     network = build(blender, demo_bundle)
     geometry = evaluated_geometry(network)
-    centres, cells = cell_faces(network)
+    centres, cells = drawn_cells(network)
     dense = [layer for layer in demo_bundle.layers if layer.type == "Dense"]
     expected = sum(int(np.prod(demo_bundle.weights(layer.name)["kernel"].shape)) for layer in dense)
     curves = geometry.curves
@@ -162,7 +162,7 @@ def test_a_new_input_runs_through_the_weights_and_shows_its_activations(blender,
     network = build(blender, demo_bundle, epoch=-1, sample=0)
     new_input = demo_bundle.array(demo_bundle.manifest["samples"]["inputs"])[5]
     show_input(network, new_input, epoch=0, label="sample 5")
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     for layer in demo_bundle.layers:
         mine = cells["layer"] == layer.index
         expected = values_at_cells(layer, demo_bundle.activations(layer.name, 0, 5), cells, mine)
@@ -174,10 +174,10 @@ def test_an_input_of_the_wrong_shape_is_refused_and_changes_nothing(blender, dem
     from blender_cnn.scene.network import show_input
 
     network = build(blender, demo_bundle, sample=1)
-    _centres, before = cell_faces(network)
+    _centres, before = drawn_cells(network)
     with pytest.raises(BlenderCNNError, match="shape"):
         show_input(network, np.zeros((8, 8, 1), dtype=np.float32))
-    _centres, after = cell_faces(network)
+    _centres, after = drawn_cells(network)
     np.testing.assert_array_equal(after["activation"], before["activation"])
 
 
@@ -194,7 +194,7 @@ def test_a_layer_the_addon_does_not_understand_is_shown_with_its_outputs(blender
     path = write_bundle(tmp_path / "mystery.bcnn.npz", manifest, arrays)
 
     network = build(blender, load_bundle(path))
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     assert int((cells["layer"] == demo_bundle.layer("pool1").index).sum()) == 8 * 8 * 8
     tree = network.modifiers["BlenderCNN"].node_group
     texts = [node.inputs["Text"].default_value for node in tree.nodes
@@ -218,7 +218,7 @@ def test_an_image_file_runs_through_the_network_without_tensorflow(blender, demo
 
     blender.context.view_layer.objects.active = network
     assert blender.ops.bcnn.show_image(filepath=str(path), epoch=0, invert=True) == {"FINISHED"}
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     input_layer = demo_bundle.layers[0]
     shown_input = cells["activation"][cells["layer"] == 0].reshape(16, 16)
     assert shown_input[8, 8] == pytest.approx(1.0, abs=1e-3) and shown_input[8, 0] == pytest.approx(0.0, abs=1e-3)

@@ -5,7 +5,7 @@ import pytest
 
 from blender_cnn.core import colormaps
 from blender_cnn.core.cells import activation_range
-from scene_readers import cell_faces, evaluated_geometry, read_attribute
+from scene_readers import drawn_cells, evaluated_geometry, read_attribute
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def test_each_activation_colormap_colors_the_cells(network, demo_bundle, colorma
     from blender_cnn.scene.network import set_network_input
 
     set_network_input(network, "Activation Colormap", colormap)
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     ranges = layer_ranges(demo_bundle)
     low = np.array([ranges[layer][0] for layer in cells["layer"]])
     high = np.array([ranges[layer][1] for layer in cells["layer"]])
@@ -36,7 +36,7 @@ def test_normalizing_across_the_network_uses_one_range_for_all_layers(network, d
     from blender_cnn.scene.network import set_network_input
 
     set_network_input(network, "Normalize Across Network", True)
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     ranges = layer_ranges(demo_bundle).values()
     low, high = min(low for low, _ in ranges), max(high for _, high in ranges)
     expected = colormaps.sample(colormaps.ACTIVATION_COLORMAP, colormaps.normalize(cells["activation"], low, high))
@@ -61,7 +61,7 @@ def test_the_legend_shows_the_colormap_from_low_to_high_and_can_be_hidden(networ
     from blender_cnn.scene.network import set_network_input
 
     set_network_input(network, "Activation Colormap", "plasma")
-    centres, legend = cell_faces(network, legend=True)
+    centres, legend = drawn_cells(network, legend=True)
     steps = len(centres)
     assert steps >= 16
     # Left to right as the network is seen is along -Y.
@@ -70,5 +70,5 @@ def test_the_legend_shows_the_colormap_from_low_to_high_and_can_be_hidden(networ
     np.testing.assert_allclose(legend["cell_color"][order, :3], expected, atol=2e-3)
 
     set_network_input(network, "Show Legend", False)
-    centres, _legend = cell_faces(network, legend=True)
+    centres, _legend = drawn_cells(network, legend=True)
     assert len(centres) == 0

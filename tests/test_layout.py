@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from scene_readers import cell_faces
+from scene_readers import drawn_cells
 
 GAP = 2.0  # the modifier's default
 
@@ -25,7 +25,7 @@ def set_input(network, name, value):
 
 def map_centres(network, layer_index):
     """{channel: mean cell centre} of a layer's channel maps (summary maps left out)."""
-    centres, cells = cell_faces(network)
+    centres, cells = drawn_cells(network)
     mine = (cells["layer"] == layer_index) & (cells["is_summary"] == 0)
     return {int(c): centres[mine & (cells["channel"] == c)].mean(axis=0) for c in np.unique(cells["channel"][mine])}
 
@@ -75,11 +75,11 @@ def test_each_layer_has_its_own_layout(network):
 
 
 def test_folding_shows_the_summary_map_of_the_mean_or_the_max(network, demo_bundle):
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     assert not cells["is_summary"].any()  # unfolded: no summary maps
 
     set_input(network, "conv1/Fold", 1.0)
-    centres, cells = cell_faces(network)
+    centres, cells = drawn_cells(network)
     conv1 = cells["layer"] == 1
     assert conv1.sum() == 16 * 16 and cells["is_summary"][conv1].all()
     outputs = np.asarray(demo_bundle.activations("conv1", -1, 3), dtype=np.float32)
@@ -89,7 +89,7 @@ def test_folding_shows_the_summary_map_of_the_mean_or_the_max(network, demo_bund
     np.testing.assert_allclose(centres[conv1].mean(axis=0), [spacing(network), 0.0, 0.0], atol=1e-3)
 
     set_input(network, "Fold to Max", True)
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     conv1 = cells["layer"] == 1
     np.testing.assert_allclose(cells["activation"][conv1],
                                outputs.max(axis=2)[cells["row"][conv1], cells["col"][conv1]], rtol=1e-5)
@@ -102,16 +102,57 @@ def test_half_folded_maps_move_halfway_in_while_the_summary_grows(network):
     origin = np.array([spacing(network), 0.0, 0.0])
     for channel, centre in grid.items():
         np.testing.assert_allclose(half[channel], origin + (centre - origin) * 0.5, atol=1e-3)
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     assert ((cells["layer"] == 1) & (cells["is_summary"] == 1)).sum() == 16 * 16
 
 
 def test_channels_shown_keeps_the_first_n_maps(network):
     set_input(network, "conv2/Channels Shown", 3)
-    _centres, cells = cell_faces(network)
+    _centres, cells = drawn_cells(network)
     conv2 = (cells["layer"] == 3) & (cells["is_summary"] == 0)
     assert conv2.sum() == 3 * 8 * 8
     assert set(np.unique(cells["channel"][conv2])) == {0, 1, 2}
+
+
+def conv1_quads(network):
+    """Corners and (channel, row, col) of conv1's drawn cell quads."""
+    from blender_cnn.scene.materials import CELL_MATERIAL
+    from scene_readers import drawn_quads
+
+    quads, _geometry = drawn_quads(network, CELL_MATERIAL)
+    mine = (quads.attribute("layer") == 1) & (quads.attribute("is_summary") == 0)
+    return quads.corners()[mine], {name: quads.attribute(name)[mine] for name in ("channel", "row", "col")}
+
+
+@pytest.mark.parametrize("fold", [1.0, 0.5])
+def test_a_folded_map_tilts_its_rows_alternately_like_a_concertina(network, fold):
+    from blender_cnn.nodes.groups import MAP_FOLD_ANGLE
+
+    flat_corners, flat = conv1_quads(network)
+    set_input(network, "conv1/Map Fold", fold)
+    corners, cells = conv1_quads(network)
+    np.testing.assert_array_equal(cells["row"], flat["row"])
+    angle = fold * MAP_FOLD_ANGLE
+    centres, flat_centres = corners.mean(axis=1), flat_corners.mean(axis=1)
+    # Each map keeps its width and centre, and its rows close up by cos(angle).
+    first_map = cells["channel"] == 0
+    np.testing.assert_allclose(centres[:, :2], flat_centres[:, :2], atol=1e-3)
+    map_centre = flat_centres[first_map].mean(axis=0)
+    np.testing.assert_allclose(centres[first_map, 2] - map_centre[2],
+                               (flat_centres[first_map, 2] - map_centre[2]) * math.cos(angle), atol=1e-3)
+    # A quad's top and bottom edges lie at different depths (X): it is tilted, forward on even rows, back on odd.
+    top = corners[:, :, 2] > centres[:, None, 2]
+    depth = np.array([c[t, 0].mean() - c[~t, 0].mean() for c, t in zip(corners, top)])
+    height = np.ptp(flat_corners[:, :, 2], axis=1)
+    expected = height * math.sin(angle) * np.where(cells["row"] % 2 == 0, 1.0, -1.0)
+    np.testing.assert_allclose(np.abs(depth), np.abs(expected), atol=1e-3)
+    even, odd = np.sign(depth[cells["row"] % 2 == 0]), np.sign(depth[cells["row"] % 2 == 1])
+    assert set(even) == {even[0]} and set(odd) == {-even[0]}
+
+
+def test_an_unfolded_map_is_flat(network):
+    corners, _cells = conv1_quads(network)
+    assert np.ptp(corners[:, :, 0]) < 1e-4
 
 
 def test_layers_stand_far_enough_apart_for_their_widest_wall(network, demo_bundle):

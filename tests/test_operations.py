@@ -10,7 +10,7 @@ import pytest
 
 from blender_cnn.core.cells import layer_cells
 from blender_cnn.core.forward import compute_layer
-from scene_readers import cell_faces, evaluated_geometry, read_attribute
+from scene_readers import drawn_cells, drawn_quads, evaluated_geometry, read_attribute
 
 INPUT_SHAPE = (12, 13, 2)
 CLASSES = ["cat", "dog", "bird"]
@@ -88,8 +88,17 @@ def cell_index(bundle, layer_name, channel, row, col):
     return starts(bundle)[layer_name] + (channel * rows + row) * cols + col
 
 
-def faces_of(network, material_prefix, tag, kind, names):
-    """Per face with ``material_prefix`` and attribute ``tag`` == ``kind``: the point attributes ``names``."""
+def quads_of(network, material_prefix, tag, kind, names):
+    """Per instanced quad with ``material_prefix`` and attribute ``tag`` == ``kind``: ``names`` and its corners."""
+    quads, _geometry = drawn_quads(network, material_prefix)
+    chosen = quads.attribute(tag) == kind
+    values = {name: quads.attribute(name)[chosen] for name in names}
+    values["corners"] = quads.corners()[chosen]
+    return values
+
+
+def mesh_faces_of(network, material_prefix, tag, kind, names):
+    """Per mesh face (tubes, bars) with ``material_prefix`` and ``tag`` == ``kind``: point attributes ``names``, corners."""
     geometry = evaluated_geometry(network)
     mesh = geometry.mesh
     count = len(mesh.polygons)
@@ -102,15 +111,15 @@ def faces_of(network, material_prefix, tag, kind, names):
     first = corner_vertex[loop_start]
     chosen = np.isin(material, slots) & (read_attribute(mesh, tag)[first] == kind)
     values = {name: read_attribute(mesh, name)[first[chosen]] for name in names}
-    corners = [corner_vertex[start:start + 4] for start in loop_start[chosen]]
     positions = read_attribute(mesh, "position")
-    values["corners"] = np.array([positions[c] for c in corners]).reshape(-1, 4, 3) if corners else np.zeros((0, 4, 3))
+    values["corners"] = np.array([positions[corner_vertex[start:start + 4]] for start in loop_start[chosen]]
+                                 ).reshape(-1, 4, 3)
     return values
 
 
 def links(network, kind):
     """Unique (source_cell, target_cell) pairs of the lines of ``kind``."""
-    faces = faces_of(network, "BCNN Edge", "link", kind, ("source_cell", "target_cell"))
+    faces = mesh_faces_of(network, "BCNN Edge", "link", kind, ("source_cell", "target_cell"))
     return {(int(s), int(t)) for s, t in zip(faces["source_cell"], faces["target_cell"])}
 
 
@@ -151,7 +160,7 @@ def test_receptive_field_is_what_the_computation_reads(network, bundle, layer_na
 
 def focus_cells(network, bundle):
     """Cell indices whose drawn quad carries ``focus`` 1."""
-    faces = faces_of(network, "BCNN Cell", "focus", 1.0, ("layer", "channel", "row", "col"))
+    faces = quads_of(network, "BCNN Cell", "focus", 1.0, ("layer", "channel", "row", "col"))
     layer_starts = [cells.start for cells in layer_cells(bundle)]
     shapes = [(cells.map_rows, cells.map_cols) for cells in layer_cells(bundle)]
     return {layer_starts[l] + (c * shapes[l][0] + r) * shapes[l][1] + k
@@ -162,7 +171,7 @@ def test_kernel_tiles_show_the_focus_pixels_kernel_weights(network, bundle):
     layer = bundle.layer("dilated")
     channel, row, col = 1, 2, 3
     focus(network, layer.index, channel, row, col)
-    tiles = faces_of(network, "BCNN Highlight", "overlay", 3, ("weight", "source_cell"))
+    tiles = quads_of(network, "BCNN Highlight", "overlay", 3, ("weight", "source_cell"))
     kernel = bundle.weights("dilated")["kernel"]
     source = bundle.layer("valid")
     rows, cols, _ = source.output_shape
@@ -196,7 +205,7 @@ def test_max_pooling_links_each_pooled_pixel_to_its_window_winner(network, bundl
     set_network_input(network, "All Channels", True)
     expected = expected_winners(bundle, bundle.activations("dilated", 0, 1))
     assert links(network, 2) == {(winner, pooled) for pooled, winner in expected.items()}
-    marks = faces_of(network, "BCNN Highlight", "overlay", 4, ())
+    marks = quads_of(network, "BCNN Highlight", "overlay", 4, ())
     assert len(marks["corners"]) == len(expected)
 
     # A new input: the winners follow its activations.
@@ -246,7 +255,7 @@ def test_all_calculations_draws_a_sample_of_windows(network, bundle):
 
 
 def test_probability_bars_are_as_long_as_the_output_activations(network, bundle):
-    bars = faces_of(network, "BCNN Highlight", "overlay", 5, ("probability",))
+    bars = mesh_faces_of(network, "BCNN Highlight", "overlay", 5, ("probability",))
     probabilities = bundle.activations("output", 0, 1)
     np.testing.assert_allclose(np.sort(bars["probability"]), np.sort(probabilities), rtol=1e-6)
     lengths = np.ptp(bars["corners"][:, :, 1], axis=1)
@@ -257,7 +266,7 @@ def test_probability_bars_are_as_long_as_the_output_activations(network, bundle)
 def test_the_focus_operator_picks_the_cell_nearest_the_cursor(network, bundle, blender):
     from blender_cnn.scene.network import get_network_input
 
-    centres, cells = cell_faces(network)
+    centres, cells = drawn_cells(network)
     pick = int(np.flatnonzero((cells["layer"] == bundle.layer("valid").index) & (cells["channel"] == 2)
                               & (cells["row"] == 1) & (cells["col"] == 3))[0])
     blender.context.scene.cursor.location = centres[pick] + np.array([0.0, 0.2, -0.15], dtype=np.float32)

@@ -195,6 +195,23 @@ def test_cycles_still_shows_the_network(blender, demo_bundle, tmp_path):
     assert purple > 0.05 and green_to_teal > 0.05, (purple, green_to_teal)
 
 
+def test_cells_render_the_same_as_instances_or_realized(blender, demo_bundle, tmp_path):
+    """The viewport's instanced quads and the realized mesh of final renders show the same colors."""
+    from blender_cnn.scene.network import set_network_input
+    from blender_cnn.scene.stage import render_still
+
+    network = build_staged(demo_bundle)
+    width, height = CYCLES_SIZE
+    realized = read_png(render_still(tmp_path / "realized.png", engine="CYCLES", width=width, height=height,
+                                     samples=CYCLES_SAMPLES))
+    set_network_input(network, "Realize in Render", False)
+    instanced = read_png(render_still(tmp_path / "instanced.png", engine="CYCLES", width=width, height=height,
+                                      samples=CYCLES_SAMPLES))
+    assert content_mask(instanced).mean() > 0.10
+    difference = np.abs(instanced - realized)
+    assert difference.mean() < 2 / 255, difference.mean()
+
+
 def test_saved_blend_renders_the_same_without_the_addon_or_the_bundle(blender, demo_bundle_path, tmp_path):
     from blender_cnn.scene.stage import configure_render, render_still
 

@@ -1,6 +1,6 @@
 """Per-layer modifier inputs: a panel per layer with feature maps, turned into per-cell fields.
 
-Each layer's Map Layout, Fold and Channels Shown are inputs of their own, so
+Each layer's Map Layout, Fold, Channels Shown and Map Fold are inputs of their own, so
 each can be changed and keyframed on its own; an Index Switch on the cell's
 ``layer`` attribute hands every cell the value of its layer.
 """
@@ -12,6 +12,7 @@ PER_LAYER_INPUTS = (
     ("Map Layout", "FLOAT", 2.0, 0.0, 2.0, "0 = maps in a line, 1 = on a circle, 2 = in a grid; between: a blend"),
     ("Fold", "FLOAT", 0.0, 0.0, 1.0, "0 = every channel's map, 1 = one summary map of the layer"),
     ("Channels Shown", "INT", 0, 0, None, "Show the first N channels (0: all)"),
+    ("Map Fold", "FLOAT", 0.0, 0.0, 1.0, "0 = each map flat, 1 = each map folded like a concertina along its rows"),
 )
 
 

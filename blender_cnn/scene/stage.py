@@ -3,8 +3,9 @@
 import os
 
 import bpy
-import numpy as np
 from mathutils import Vector
+
+from .drawn import drawn_points
 
 BACKGROUND = (0.008, 0.010, 0.016, 1.0)
 # From the input side, slightly above: layers run left to right and their maps face the camera at 45 degrees.
@@ -40,27 +41,13 @@ def frame_camera(camera, network, scene=None, margin=1.08):
     # camera_fit_coords reads the camera's evaluated rotation, so apply the new one first.
     bpy.context.view_layer.update()
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    points = _evaluated_points(network.evaluated_get(depsgraph))
+    # The network as drawn rather than its bounding box, so that sparse walls of maps do not leave
+    # the frame half empty.
+    points = drawn_points(network, depsgraph=depsgraph)
     location, _scale = camera.camera_fit_coords(depsgraph, points.ravel().tolist())
     centre = Vector(points.mean(axis=0))
     # Back off from the tight fit so nothing touches the border.
     camera.location = centre + (Vector(location) - centre) * margin
-
-
-def _evaluated_points(evaluated, limit=20_000):
-    """World positions of (a sample of) the evaluated mesh's vertices: the network as drawn.
-
-    Fitting these rather than the bounding box keeps the sparse walls of maps
-    from leaving the frame half empty.
-    """
-    geometry = evaluated.evaluated_geometry()  # keeps the mesh alive while it is read
-    mesh = geometry.mesh
-    count = len(mesh.vertices)
-    points = np.empty(count * 3, dtype=np.float32)
-    mesh.vertices.foreach_get("co", points)
-    points = points.reshape(-1, 3)[:: max(1, count // limit)]
-    matrix = np.array(evaluated.matrix_world, dtype=np.float32)
-    return points @ matrix[:3, :3].T + matrix[:3, 3]
 
 
 def configure_render(scene=None, engine="CYCLES", width=1280, height=720, samples=32):

@@ -1,0 +1,109 @@
+"""What a network draws, read back from its evaluated geometry as numpy arrays.
+
+The cells and every other square (legend, receptive-field frames, kernel
+tiles, pooling marks) are instances of one quad per material; labels, bars
+and link tubes are mesh faces. Serves the viewport focus, the camera framing
+and the tests alike.
+"""
+
+import bpy
+import numpy as np
+
+_VECTOR_WIDTHS = {"FLOAT_COLOR": ("color", 4), "FLOAT_VECTOR": ("vector", 3), "FLOAT4X4": ("value", 16)}
+
+
+def evaluated_geometry(network, depsgraph=None):
+    """The network's GeometrySet after its nodes; keep it alive while reading its parts."""
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    return network.evaluated_get(depsgraph).evaluated_geometry()
+
+
+def read_attribute(data, name):
+    """One attribute of a mesh, curves or point cloud as a numpy array (rows for vectors and colors)."""
+    attribute = data.attributes[name]
+    field, width = _VECTOR_WIDTHS.get(attribute.data_type, ("value", 1))
+    dtype = np.int32 if attribute.data_type in {"INT", "BOOLEAN"} else np.float32
+    values = np.empty(len(attribute.data) * width, dtype=dtype)
+    attribute.data.foreach_get(field, values)
+    return values.reshape(-1, width) if width > 1 else values
+
+
+class DrawnQuads:
+    """The instanced squares drawn with one material: their world centres, corners and attributes."""
+
+    def __init__(self, geometry, matrix_world, material_prefix):
+        self._instances = geometry.instances_pointcloud()
+        references = geometry.instance_references()
+        self._matrix = np.array(matrix_world, dtype=np.float32)
+        matching = [index for index, reference in enumerate(references) if _material_name(reference)
+                    .startswith(material_prefix)]
+        # The reference GeometrySets own their meshes; keep them, not just the meshes.
+        self._quad_references = [references[index] for index in matching]
+        if self._instances is None or not matching:
+            self.chosen = np.zeros(0, dtype=np.int64)
+            return
+        reference = read_attribute(self._instances, ".reference_index")
+        self.chosen = np.flatnonzero(np.isin(reference, matching))
+
+    def __len__(self):
+        return len(self.chosen)
+
+    def has(self, name):
+        return self._instances is not None and name in self._instances.attributes
+
+    def attribute(self, name):
+        if not len(self.chosen):
+            return np.zeros(0)
+        return read_attribute(self._instances, name)[self.chosen]
+
+    def transforms(self):
+        """World matrices (n, 4, 4) of the chosen instances."""
+        if not len(self.chosen):
+            return np.zeros((0, 4, 4), dtype=np.float32)
+        # Stored column by column, as Blender's matrices are.
+        local = self.attribute("instance_transform").reshape(-1, 4, 4).transpose(0, 2, 1)
+        return self._matrix @ local
+
+    def centres(self):
+        return self.transforms()[:, :3, 3]
+
+    def corners(self):
+        """The four world-space corners (n, 4, 3) of every chosen quad."""
+        quad = self._quad_references[0].mesh
+        local = np.empty(len(quad.vertices) * 3, dtype=np.float32)
+        quad.vertices.foreach_get("co", local)
+        local = np.c_[local.reshape(-1, 3), np.ones(len(quad.vertices), dtype=np.float32)]
+        return np.einsum("nij,vj->nvi", self.transforms(), local)[:, :, :3]
+
+
+def drawn_quads(network, material_prefix, depsgraph=None):
+    """The squares ``network`` draws with a material whose name starts with ``material_prefix``.
+
+    Returns the ``DrawnQuads`` and the GeometrySet it reads, which must be kept
+    alive as long as the quads are read.
+    """
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    evaluated = network.evaluated_get(depsgraph)
+    geometry = evaluated.evaluated_geometry()
+    return DrawnQuads(geometry, evaluated.matrix_world, material_prefix), geometry
+
+
+def drawn_points(network, limit=20_000, depsgraph=None):
+    """World positions of (a sample of) everything drawn: quad centres and mesh vertices."""
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    evaluated = network.evaluated_get(depsgraph)
+    geometry = evaluated.evaluated_geometry()
+    matrix = np.array(evaluated.matrix_world, dtype=np.float32)
+    parts = [DrawnQuads(geometry, evaluated.matrix_world, "").centres()]
+    if geometry.mesh is not None and len(geometry.mesh.vertices):
+        local = read_attribute(geometry.mesh, "position")
+        parts.append(local @ matrix[:3, :3].T + matrix[:3, 3])
+    points = np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.float32)
+    return points[:: max(1, len(points) // limit)]
+
+
+def _material_name(reference):
+    """The material of an instanced quad ("" for anything else); Set Material leaves an empty first slot."""
+    mesh = getattr(reference, "mesh", None)
+    materials = [material for material in (mesh.materials if mesh is not None else ()) if material is not None]
+    return materials[0].name if materials else ""
