@@ -66,49 +66,63 @@ def layer_cells(bundle):
     return layers
 
 
+INT_COLUMNS = ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels", "is_neuron", "is_summary")
+RANGE_COLUMNS = ("act_low", "act_high")
+
+
 def cell_arrays(bundle, epoch=-1, sample=0):
     """Per-cell int32 indices and float32 values for one epoch and sample.
 
     Returns ``(layers, arrays)``; ``arrays`` maps attribute names to arrays of
-    length ``sum(layer.count)``. ``act_low``/``act_high`` are the layer's range
-    over all epochs and samples, so colors stay comparable through training.
+    length ``cell_count(layers)``. ``act_low``/``act_high`` are the layer's
+    range over all epochs and samples, so colors stay comparable through training.
     """
     layers = layer_cells(bundle)
-    columns = {name: [] for name in ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels",
-                                     "is_neuron", "is_summary")}
-    ranges = {"act_low": [], "act_high": []}
-
+    total = cell_count(layers)
+    # Filled in place, slice by slice: at VGG scale (15 million cells) building per-layer
+    # int64 pieces and concatenating them took seconds.
+    arrays = {name: np.empty(total, dtype=np.int32) for name in INT_COLUMNS}
+    arrays.update({name: np.empty(total, dtype=np.float32) for name in RANGE_COLUMNS})
     # A layer's range scans all its epochs and samples: once per layer, shared by its summary map.
     layer_ranges = {cells.name: activation_range(bundle.array(bundle.layer(cells.name).activations))
                     for cells in layers}
 
-    def add(cells, channel, row, col, is_summary):
-        n = len(row)
-        for name, column in (("layer", np.full(n, cells.layer_index)), ("channel", channel), ("row", row),
-                             ("col", col), ("map_rows", np.full(n, cells.map_rows)),
-                             ("map_cols", np.full(n, cells.map_cols)), ("channels", np.full(n, cells.channels)),
-                             # Only neurons drawn as a column get the larger pitch: a wide layer drawn as a
-                             # grid (a flatten of thousands) would otherwise dwarf the feature maps.
-                             ("is_neuron", np.full(n, int(len(cells.output_shape) == 1 and cells.map_cols == 1))),
-                             ("is_summary", np.full(n, int(is_summary)))):
-            columns[name].append(column)
+    def fill(cells, start, channels, is_summary):
+        """The cells of ``channels`` maps of ``cells``' shape from ``start``, channel-major, then row, then column."""
+        rows, cols = cells.map_rows, cells.map_cols
+        end = start + channels * rows * cols
+        grid = arrays["channel"][start:end].reshape(channels, rows, cols)
+        grid[...] = np.arange(channels, dtype=np.int32)[:, None, None]
+        arrays["row"][start:end].reshape(channels, rows, cols)[...] = np.arange(rows, dtype=np.int32)[None, :, None]
+        arrays["col"][start:end].reshape(channels, rows, cols)[...] = np.arange(cols, dtype=np.int32)[None, None, :]
         low, high = layer_ranges[cells.name]
-        ranges["act_low"].append(np.full(n, low))
-        ranges["act_high"].append(np.full(n, high))
+        # Only neurons drawn as a column get the larger pitch: a wide layer drawn as a grid (a flatten
+        # of thousands) would otherwise dwarf the feature maps.
+        is_neuron = int(len(cells.output_shape) == 1 and cells.map_cols == 1)
+        for name, value in (("layer", cells.layer_index), ("map_rows", rows), ("map_cols", cols),
+                            ("channels", cells.channels), ("is_neuron", is_neuron), ("is_summary", int(is_summary)),
+                            ("act_low", low), ("act_high", high)):
+            arrays[name][start:end] = value
+        return end
 
     for cells in layers:
         if len(cells.output_shape) == 3:
-            channel, row, col = np.indices((cells.channels, cells.map_rows, cells.map_cols)).reshape(3, -1)
+            fill(cells, cells.start, cells.channels, is_summary=False)
         else:
-            unit = np.arange(cells.count)
-            channel, row, col = np.zeros_like(unit), unit // cells.map_cols, unit % cells.map_cols
-        add(cells, channel, row, col, is_summary=False)
+            # A 1D layer: unit u sits at row u // cols, column u % cols of one map; a last row may be short.
+            unit = np.arange(cells.count, dtype=np.int32)
+            span = slice(cells.start, cells.start + cells.count)
+            arrays["channel"][span], arrays["row"][span], arrays["col"][span] = 0, unit // cells.map_cols, \
+                unit % cells.map_cols
+            low, high = layer_ranges[cells.name]
+            for name, value in (("layer", cells.layer_index), ("map_rows", cells.map_rows),
+                                ("map_cols", cells.map_cols), ("channels", 1),
+                                ("is_neuron", int(cells.map_cols == 1)), ("is_summary", 0),
+                                ("act_low", low), ("act_high", high)):
+                arrays[name][span] = value
+    start = sum(cells.count for cells in layers)
     for cells in summarized(layers):
-        row, col = np.indices((cells.map_rows, cells.map_cols)).reshape(2, -1)
-        add(cells, np.zeros_like(row), row, col, is_summary=True)
-    arrays = {name: np.ascontiguousarray(np.concatenate(parts), dtype=np.int32) for name, parts in columns.items()}
-    arrays.update({name: np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-                   for name, parts in ranges.items()})
+        start = fill(cells, start, 1, is_summary=True)
     arrays.update(cell_activations(
         layers, {cells.name: bundle.activations(cells.name, epoch, sample) for cells in layers}))
     return layers, arrays
@@ -132,21 +146,24 @@ def cell_activations(layers, activations):
     other cells). Serves activations read from a bundle and those computed by
     the forward pass alike.
     """
-    flat, means, maxima = [], [], []
+    total = cell_count(layers)
+    activation = np.empty(total, dtype=np.float32)
+    summary_max = np.zeros(total, dtype=np.float32)
     for cells in layers:
         values = np.asarray(activations[cells.name], dtype=np.float32)
-        flat.append(values.transpose(2, 0, 1).ravel() if len(cells.output_shape) == 3 else values.ravel())
+        target = activation[cells.start:cells.start + cells.count]
+        if len(cells.output_shape) == 3:
+            target.reshape(cells.channels, cells.map_rows, cells.map_cols)[...] = values.transpose(2, 0, 1)
+        else:
+            target[...] = values.ravel()
+    start = sum(cells.count for cells in layers)
     for cells in summarized(layers):
         values = np.asarray(activations[cells.name], dtype=np.float32)
-        means.append(values.mean(axis=2).ravel())
-        maxima.append(values.max(axis=2).ravel())
-    summaries = sum(len(mean) for mean in means)
-    real = np.concatenate(flat)
-    return {
-        "activation": np.ascontiguousarray(np.concatenate([real, *means]), dtype=np.float32),
-        "summary_max": np.ascontiguousarray(np.concatenate([np.zeros(len(real)), *maxima])
-                                            if summaries else np.zeros(len(real)), dtype=np.float32),
-    }
+        end = start + cells.map_rows * cells.map_cols
+        activation[start:end] = values.mean(axis=2).ravel()
+        summary_max[start:end] = values.max(axis=2).ravel()
+        start = end
+    return {"activation": activation, "summary_max": summary_max}
 
 
 def activation_range(all_activations):
