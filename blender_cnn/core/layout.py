@@ -7,6 +7,8 @@ overlap when seen from the stage's 45-degree camera.
 
 import math
 
+import numpy as np
+
 from .cells import display_shape
 
 LINE, CIRCLE, GRID = 0.0, 1.0, 2.0
@@ -34,3 +36,21 @@ def suggested_spacing(output_shapes, layout=GRID, channels_shown=0, **sizes):
     """A Layer Spacing at which the widest wall does not hide its neighbour."""
     widest = max(wall_width(shape, layout, channels_shown=channels_shown, **sizes) for shape in output_shapes)
     return max(MINIMUM_SPACING, round(0.9 * widest))
+
+
+def neuron_positions(units, layer_x, cell_size=1.0, neuron_scale=2.5):
+    """float32 (units, 3) centres of a 1D layer's neurons, as the cell layout places them.
+
+    Up to ``COLUMN_MAX_NEURONS`` units form one column along -Z at the larger
+    neuron pitch; wider layers a near-square grid at the cell pitch, unit ``u``
+    at row ``u // cols``, column ``u % cols``. Used to bundle dense connections.
+    """
+    rows, cols, _ = display_shape((units,))
+    pitch = cell_size * neuron_scale if cols == 1 else cell_size
+    unit = np.arange(units)
+    row, col = unit // cols, unit % cols
+    positions = np.empty((units, 3), dtype=np.float32)
+    positions[:, 0] = layer_x
+    positions[:, 1] = -(col - (cols - 1) / 2) * pitch
+    positions[:, 2] = -(row - (rows - 1) / 2) * pitch
+    return positions
