@@ -283,7 +283,8 @@ def main(argv=None):
     rows.append(("import bpy", time.perf_counter() - start))
 
     from blender_cnn.core.bundle import load_bundle
-    from blender_cnn.core.cells import cell_arrays, dense_connections
+    from blender_cnn.core.cells import cell_arrays
+    from blender_cnn.core.connections import dense_connections
     from blender_cnn.scene.network import build_network, set_network_input
     from blender_cnn.scene.stage import render_still, set_up_stage
 
@@ -294,7 +295,7 @@ def main(argv=None):
 
     bundle = load_bundle(bundle_path)
     rows.append(("load + validate bundle", median_time(lambda: load_bundle(bundle_path), args.repeats)))
-    rows.append(("cell and edge arrays (numpy)", median_time(
+    rows.append(("cell arrays, edge selection and bundling (numpy)", median_time(
         lambda: dense_connections(bundle, cell_arrays(bundle)[0]), args.repeats)))
     built = {}
 

@@ -163,6 +163,7 @@ def child_build(bundle_path, blend_path=None):
     """Time load, cell arrays, build and first evaluation of one bundle; optionally save the .blend."""
     bpy, import_seconds = _import_bpy(Path(bundle_path).parent)
     from blender_cnn.core import cells as cell_data
+    from blender_cnn.core.connections import dense_connections
     from blender_cnn.core.bundle import load_bundle
     from blender_cnn.scene.network import build_network
 
@@ -173,7 +174,7 @@ def child_build(bundle_path, blend_path=None):
     # The numpy stage on its own (build_network computes it again), to split the build into its parts.
     start = time.perf_counter()
     layers, arrays = cell_data.cell_arrays(bundle)
-    edges = cell_data.dense_connections(bundle, layers)
+    edges = dense_connections(bundle, layers)[0]
     times["arrays"] = time.perf_counter() - start
     activations, cells, edge_count = sum(cells.count for cells in layers), len(arrays["layer"]), len(edges["weight"])
     del layers, arrays, edges
@@ -216,6 +217,7 @@ def child_naive(bundle_path, time_limit):
     """
     bpy, _ = _import_bpy(Path(bundle_path).parent)
     from blender_cnn.core import cells as cell_data
+    from blender_cnn.core.connections import dense_connections
     from blender_cnn.core.bundle import load_bundle
 
     layers, arrays = cell_data.cell_arrays(load_bundle(bundle_path))

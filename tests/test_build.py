@@ -6,7 +6,7 @@ import pytest
 from blender_cnn.core import colormaps
 from blender_cnn.core.cells import activation_range
 from blender_cnn.core.errors import BlenderCNNError
-from scene_readers import drawn_cells, evaluated_geometry, label_face_count, read_attribute
+from scene_readers import drawn_cells, label_face_count
 
 
 def build(blender, bundle, **options):
@@ -72,26 +72,6 @@ def test_layout_inputs_on_the_modifier_move_the_cells(blender, demo_bundle):
     first_map = (cells["layer"] == 1) & (cells["channel"] == 0)
     width_before = np.ptp(after[first_map, 1])
     assert np.ptp(doubled[first_map, 1]) == pytest.approx(2 * width_before, rel=1e-4)
-
-
-def test_dense_layers_are_joined_by_one_curve_per_weight(blender, demo_bundle):
-    network = build(blender, demo_bundle)
-    geometry = evaluated_geometry(network)
-    centres, cells = drawn_cells(network)
-    dense = [layer for layer in demo_bundle.layers if layer.type == "Dense"]
-    expected = sum(int(np.prod(demo_bundle.weights(layer.name)["kernel"].shape)) for layer in dense)
-    curves = geometry.curves
-    assert len(curves.curves) == expected
-    # The first curve runs from neuron 0 of the flatten layer to neuron 0 of the first dense layer.
-    points = read_attribute(curves, "position")
-    flatten = demo_bundle.layer(dense[0].inputs[0])
-    start = centres[(cells["layer"] == flatten.index) & (cells["row"] == 0) & (cells["col"] == 0)][0]
-    end = centres[(cells["layer"] == dense[0].index) & (cells["row"] == 0)][0]
-    np.testing.assert_allclose(points[0], start, atol=1e-3)
-    np.testing.assert_allclose(points[1], end, atol=1e-3)
-    weights = read_attribute(curves, "weight")
-    np.testing.assert_allclose(weights[: dense[0].weights[0].shape[1]],
-                               demo_bundle.weights(dense[0].name)["kernel"][0], rtol=1e-6)
 
 
 def test_every_layer_and_class_has_a_label(blender, demo_bundle):

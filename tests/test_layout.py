@@ -91,6 +91,7 @@ def test_folding_shows_the_summary_map_of_the_mean_or_the_max(network, demo_bund
     set_input(network, "Fold to Max", True)
     _centres, cells = drawn_cells(network)
     conv1 = cells["layer"] == 1
+    assert conv1.sum() == 16 * 16  # the max map instead of the mean map, not beside it
     np.testing.assert_allclose(cells["activation"][conv1],
                                outputs.max(axis=2)[cells["row"][conv1], cells["col"][conv1]], rtol=1e-5)
 

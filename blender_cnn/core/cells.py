@@ -5,9 +5,9 @@ attributes; the node groups compute positions and colors from them.
 Cells are ordered layer by layer; within a spatial layer channel-major, then
 row, then column; within a 1D layer in unit order, so that neuron ``i`` of a
 dense or flatten layer is cell ``layer_start + i``. After the cells of all
-layers come the *summary* cells (``is_summary`` 1): one map per spatial layer
-holding the mean over its channels (and ``summary_max``, the maximum), which
-the scene shows when a layer is folded.
+layers come the *summary* cells: one map per spatial layer holding the mean
+over its channels (``is_summary`` 1), then one holding the maximum
+(``is_summary`` 2); the scene shows one of them when a layer is folded.
 """
 
 import math
@@ -17,6 +17,7 @@ import numpy as np
 
 from .layer_types import is_known_layer_type
 
+SUMMARY_MEAN, SUMMARY_MAX = 1, 2
 # Dense layers up to this many neurons are drawn as one column; wider ones as a near-square grid.
 COLUMN_MAX_NEURONS = 64
 
@@ -121,8 +122,9 @@ def cell_arrays(bundle, epoch=-1, sample=0):
                                 ("act_low", low), ("act_high", high)):
                 arrays[name][span] = value
     start = sum(cells.count for cells in layers)
-    for cells in summarized(layers):
-        start = fill(cells, start, 1, is_summary=True)
+    for kind in (SUMMARY_MEAN, SUMMARY_MAX):
+        for cells in summarized(layers):
+            start = fill(cells, start, 1, is_summary=kind)
     arrays.update(cell_activations(
         layers, {cells.name: bundle.activations(cells.name, epoch, sample) for cells in layers}))
     return layers, arrays
@@ -134,21 +136,23 @@ def summarized(layers):
 
 
 def cell_count(layers):
-    """Cells of all layers plus their summary maps: the length of every cell array."""
-    return sum(cells.count for cells in layers) + sum(cells.map_rows * cells.map_cols for cells in summarized(layers))
+    """Cells of all layers plus their two summary maps: the length of every cell array."""
+    return sum(cells.count for cells in layers) + 2 * summary_cell_count(layers)
+
+
+def summary_cell_count(layers):
+    """Cells of one kind of summary map (mean or max) over all layers."""
+    return sum(cells.map_rows * cells.map_cols for cells in summarized(layers))
 
 
 def cell_activations(layers, activations):
-    """``activation`` and ``summary_max`` per cell, in cell order, from ``{layer name: one sample's output}``.
+    """``activation`` per cell, in cell order, from ``{layer name: one sample's output}``.
 
-    A layer's cells get its output; its summary cells get the mean over its
-    channels as ``activation`` and the maximum as ``summary_max`` (0 on all
-    other cells). Serves activations read from a bundle and those computed by
-    the forward pass alike.
+    A layer's cells get its output; its summary cells the mean over its
+    channels, then the maximum. Serves activations read from a bundle and
+    those computed by the forward pass alike.
     """
-    total = cell_count(layers)
-    activation = np.empty(total, dtype=np.float32)
-    summary_max = np.zeros(total, dtype=np.float32)
+    activation = np.empty(cell_count(layers), dtype=np.float32)
     for cells in layers:
         values = np.asarray(activations[cells.name], dtype=np.float32)
         target = activation[cells.start:cells.start + cells.count]
@@ -157,13 +161,12 @@ def cell_activations(layers, activations):
         else:
             target[...] = values.ravel()
     start = sum(cells.count for cells in layers)
-    for cells in summarized(layers):
-        values = np.asarray(activations[cells.name], dtype=np.float32)
-        end = start + cells.map_rows * cells.map_cols
-        activation[start:end] = values.mean(axis=2).ravel()
-        summary_max[start:end] = values.max(axis=2).ravel()
-        start = end
-    return {"activation": activation, "summary_max": summary_max}
+    for summary in (np.mean, np.max):
+        for cells in summarized(layers):
+            end = start + cells.map_rows * cells.map_cols
+            activation[start:end] = summary(np.asarray(activations[cells.name], dtype=np.float32), axis=2).ravel()
+            start = end
+    return {"activation": activation}
 
 
 def activation_range(all_activations):
@@ -177,33 +180,3 @@ def activation_range(all_activations):
     if high <= low:
         high = low + 1.0
     return low, high
-
-
-def dense_connections(bundle, layers, epoch=-1):
-    """One edge per weight of every Dense layer fed by a 1D layer (flatten or dense).
-
-    Returns int32 ``source_cell``/``target_cell`` and float32 ``weight`` and
-    ``weight_max`` (the largest magnitude of that layer's kernel over all epochs).
-    """
-    by_name = {cells.name: cells for cells in layers}
-    parts = {name: [] for name in ("source_cell", "target_cell", "weight", "weight_max")}
-    for layer in bundle.layers:
-        if layer.type != "Dense" or len(layer.inputs) != 1:
-            continue
-        source, target = by_name[layer.inputs[0]], by_name[layer.name]
-        if len(source.output_shape) != 1:
-            continue
-        kernel_info = next((w for w in layer.weights if w.name == "kernel"), None)
-        if kernel_info is None:
-            continue
-        kernel = np.asarray(bundle.weights(layer.name, epoch)["kernel"], dtype=np.float32)
-        inputs, outputs = kernel.shape
-        source_index, target_index = np.meshgrid(np.arange(inputs), np.arange(outputs), indexing="ij")
-        parts["source_cell"].append(source.start + source_index.ravel())
-        parts["target_cell"].append(target.start + target_index.ravel())
-        parts["weight"].append(kernel.ravel())
-        weight_max = float(np.max(np.abs(bundle.array(kernel_info.array)))) or 1.0
-        parts["weight_max"].append(np.full(kernel.size, weight_max))
-    dtypes = {"source_cell": np.int32, "target_cell": np.int32, "weight": np.float32, "weight_max": np.float32}
-    return {name: np.ascontiguousarray(np.concatenate(chunks) if chunks else np.zeros(0), dtype=dtypes[name])
-            for name, chunks in parts.items()}

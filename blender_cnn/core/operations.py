@@ -12,8 +12,9 @@ Pure numpy, no bpy. Three kinds of arrays, written beside the cells:
   Nodes from the modifier's focus inputs, and can be keyframed.
 - the *kernel weights*: one value per weight of every convolution kernel, each
   layer's kernel flattened in Keras order ``(ky, kx, in channel, out channel)``;
-- ``winner_cell`` per cell: for a max-pooling cell the cell index of the input
-  pixel that won its window (depends on the shown input), -1 elsewhere.
+- ``winner_cells``: for a max-pooling cell the cell index of the input pixel
+  that won its window (depends on the input and epoch), -1 elsewhere;
+  ``core.timeline`` stores them per epoch and sample.
 
 One table row per layer rather than per-cell copies keeps a VGG-sized network's
 cell mesh small: the table is a few hundred bytes, the per-cell copies would be
@@ -52,22 +53,18 @@ FLOAT_COLUMNS = ("weight_max",)
 
 @dataclass(frozen=True)
 class OperationData:
-    """What ``operation_data`` returns: the layer table, the kernel weights and per-cell arrays."""
+    """What ``operation_data`` returns: the layer table and the kernel weights."""
 
     layer_table: dict
     kernel_weights: np.ndarray
-    cell_arrays: dict
 
 
-def operation_data(bundle, layers, epoch=-1, sample=0):
-    """The layer table, kernel weights (of ``epoch``) and ``winner_cell`` (of ``sample``) of a network.
+def operation_data(bundle, layers, epoch=-1):
+    """The layer table and kernel weights (of ``epoch``) of a network; winners are in ``core.timeline``.
 
     ``layers`` are ``core.cells.LayerCells`` (from ``layer_cells``).
     """
-    table, kernel_weights = layer_table(bundle, layers, epoch)
-    activations = {cells.name: bundle.activations(cells.name, epoch, sample)
-                   for cells in layers if _is_max_pooling_source(bundle, cells.name)}
-    return OperationData(table, kernel_weights, {"winner_cell": winner_cells(bundle, layers, activations)})
+    return OperationData(*layer_table(bundle, layers, epoch))
 
 
 def layer_table(bundle, layers, epoch=-1):
@@ -206,10 +203,6 @@ def _pool_winners(values, window, output_shape, source_start):
     channel = np.arange(channels)
     cell = source_start + (channel * rows + row) * cols + col
     return cell.transpose(2, 0, 1).ravel()
-
-
-def _is_max_pooling_source(bundle, name):
-    return any(layer.type == "MaxPooling2D" and name in layer.inputs for layer in bundle.layers)
 
 
 def _kernel_of(layer):

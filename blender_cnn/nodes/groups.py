@@ -17,7 +17,7 @@ CONNECTIONS = "BCNN Connections"
 # Cycles does not find a geometry attribute called plain "color", hence the prefixes.
 CELL_COLOR = "cell_color"
 # Cell attributes that only place and size the cells; the drawn quads do without them.
-LAYOUT_ONLY_ATTRIBUTES = ("map_rows", "map_cols", "channels", "is_neuron", "act_low", "act_high", "summary_max",
+LAYOUT_ONLY_ATTRIBUTES = ("map_rows", "map_cols", "channels", "is_neuron", "act_low", "act_high",
                           "cell_pitch", "cell_scale", "cell_tilt")
 # A map folded all the way (Map Fold 1) has its rows tilted this far from the wall, alternately forward and back.
 MAP_FOLD_ANGLE = math.radians(80.0)
@@ -35,7 +35,7 @@ QUAD_FACING_VIEW = (0.0, -math.pi / 2, 0.0)
 
 
 def ensure_cell_layout():
-    return ensure_group(CELL_LAYOUT, 5, _build_cell_layout)
+    return ensure_group(CELL_LAYOUT, 6, _build_cell_layout)
 
 
 def ensure_feature_maps():
@@ -47,7 +47,7 @@ def ensure_legend():
 
 
 def ensure_connections():
-    return ensure_group(CONNECTIONS, 2, _build_connections)
+    return ensure_group(CONNECTIONS, 3, _build_connections)
 
 
 def ensure_layer_label():
@@ -95,7 +95,9 @@ def _build_cell_layout(b):
     row, col = b.attribute("row", "INT"), b.attribute("col", "INT")
     map_rows, map_cols = b.attribute("map_rows", "INT"), b.attribute("map_cols", "INT")
     channels, is_neuron = b.attribute("channels", "INT"), b.attribute("is_neuron", "INT")
-    is_summary = b.attribute("is_summary", "INT")
+    # Summary cells: 1 = the mean map, 2 = the max map; Fold to Max picks which one a fold shows.
+    summary_kind = b.attribute("is_summary", "INT")
+    is_summary = b.math("MINIMUM", summary_kind, 1.0)
 
     # cell_size * (1 + is_neuron * (neuron_scale - 1)): neurons get the larger pitch.
     cell = b.math("MULTIPLY", cell_size,
@@ -153,15 +155,13 @@ def _build_cell_layout(b):
     position = b.vector_math("ADD", layer_origin, b.vector_math("ADD", map_centre, in_map))
     placed = b.node("GeometryNodeSetPosition", {"Geometry": geometry, "Position": position})
 
+    wanted_summary = b.compare_int(summary_kind, b.math("ADD", fold_to_max, 1.0))
     scale = b.node("ShaderNodeMix", {"Factor": is_summary,
                                      "A": b.math("MULTIPLY", b.math("SUBTRACT", 1.0, fold), channel_shown),
-                                     "B": fold}, data_type="FLOAT").outputs["Result"]
-    summary_value = b.node("ShaderNodeMix", {"Factor": b.math("MULTIPLY", is_summary, fold_to_max),
-                                             "A": b.attribute("activation"), "B": b.attribute("summary_max")},
-                           data_type="FLOAT").outputs["Result"]
+                                     "B": b.math("MULTIPLY", fold, wanted_summary)},
+                   data_type="FLOAT").outputs["Result"]
     geometry = placed.outputs[0]
-    for name, value in (("cell_pitch", cell), ("cell_scale", scale), ("cell_tilt", tilt),
-                        ("activation", summary_value)):
+    for name, value in (("cell_pitch", cell), ("cell_scale", scale), ("cell_tilt", tilt)):
         geometry = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": geometry, "Name": name, "Value": value},
                           data_type="FLOAT", domain="POINT").outputs[0]
     b.set_outputs(Geometry=geometry)
@@ -279,12 +279,26 @@ def facing_quads(b, points, size, material, selection=None, rotation=None):
 
 
 def _build_connections(b):
-    """Edges from the cell ``source_cell`` to ``target_cell``, colored and thickened by weight."""
-    b.tree.description = "Draws connections between placed cells"
+    """Curves from the cell ``source_cell`` to ``target_cell``, bundled, colored and thickened by weight.
+
+    A curve's points lie evenly along the straight line between its two cells
+    plus ``bundle_offset`` (lateral, computed at Cell Size 1) scaled by the
+    Bundling Strength and the Cell Size: 0 draws straight lines, 1 the bundles.
+    Both ends have no offset, so curves always start and end at their neurons.
+    A highlighted neuron keeps its own edges bright and dims the others.
+    """
+    b.tree.description = "Draws the connections between placed cells, straight or bundled"
     curves = b.add_input("Curves", "GEOMETRY")
     cells = b.add_input("Cells", "GEOMETRY")
     radius = b.add_input("Edge Radius", "FLOAT", 0.04, 0.0, description="Radius of the strongest edge")
     colormap = b.add_input("Colormap", "MENU", description="Diverging colormap of the weights")
+    bundling = b.add_input("Bundling Strength", "FLOAT", 1.0, 0.0, 1.0,
+                           description="0 = straight lines, 1 = fully bundled")
+    cell_size = b.add_input("Cell Size", "FLOAT", 1.0, 0.001)
+    highlight = b.add_input("Highlight Neuron", "INT", -1, -1,
+                            description="Cell index of a neuron whose edges stay bright (-1: none)")
+    dimming = b.add_input("Dimmed Brightness", "FLOAT", 0.12, 0.0, 1.0,
+                          description="Brightness of the other edges while a neuron is highlighted")
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Curves", "GEOMETRY")
 
@@ -295,32 +309,43 @@ def _build_connections(b):
                                                   "Index": b.attribute(index_attribute, "INT")},
                       data_type="FLOAT_VECTOR", domain="POINT").outputs[0]
 
-    factor = b.node("GeometryNodeSplineParameter").outputs["Factor"]
+    # The points' share of the way by index, not by length: bundled curves are not straight.
+    point_index = b.node("GeometryNodeSplineParameter").outputs["Index"]
+    point_count = b.node("GeometryNodeSplineLength").outputs["Point Count"]
+    factor = b.math("DIVIDE", point_index, b.math("MAXIMUM", b.math("SUBTRACT", point_count, 1.0), 1.0))
     straight = b.node("ShaderNodeMix", {"Factor": factor, "A": cell_position("source_cell"),
                                         "B": cell_position("target_cell")}, data_type="VECTOR").outputs["Result"]
-    placed = b.node("GeometryNodeSetPosition", {"Geometry": curves, "Position": straight})
+    offset = b.vector_math("SCALE", b.attribute("bundle_offset", "FLOAT_VECTOR"), b.math("MULTIPLY", bundling, cell_size))
+    placed = b.node("GeometryNodeSetPosition", {"Geometry": curves, "Position": b.vector_math("ADD", straight, offset)})
 
     weight, weight_max = b.attribute("weight"), b.attribute("weight_max")
     signed = b.node("ShaderNodeMapRange", {"Value": weight, "From Min": b.math("MULTIPLY", weight_max, -1.0),
                                            "From Max": weight_max}, clamp=True).outputs["Result"]
-    color = _colormap(b, signed, ensure_weight_colormap(), colormap)
+    touches = b.node("FunctionNodeBooleanMath", {
+        0: b.compare_int(b.attribute("source_cell", "INT"), highlight),
+        1: b.compare_int(b.attribute("target_cell", "INT"), highlight)}, operation="OR").outputs[0]
+    nothing_highlighted = b.compare_int(highlight, 0, "LESS_THAN")
+    lit = b.node("FunctionNodeBooleanMath", {0: touches, 1: nothing_highlighted}, operation="OR").outputs[0]
+    brightness = b.node("GeometryNodeSwitch", {"Switch": lit, "False": dimming, "True": 1.0},
+                        input_type="FLOAT").outputs[0]
+    color = b.vector_math("SCALE", _colormap(b, signed, ensure_weight_colormap(), colormap), brightness)
     colored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": placed.outputs[0], "Name": EDGE_COLOR,
                                                          "Value": color}, data_type="FLOAT_COLOR", domain="CURVE")
     strength = b.math("DIVIDE", b.math("ABSOLUTE", weight), weight_max)
-    thickness = b.math("MULTIPLY", radius, b.math("MULTIPLY_ADD", strength, 0.8, 0.2))
+    thickness = b.math("MULTIPLY", b.math("MULTIPLY", radius, b.math("MULTIPLY_ADD", strength, 0.8, 0.2)),
+                       b.math("MAXIMUM", brightness, 0.5))
     thick = b.node("GeometryNodeSetCurveRadius", {"Curve": colored.outputs[0], "Radius": thickness})
     shaded = b.node("GeometryNodeSetMaterial", {"Geometry": thick.outputs[0], "Material": material})
     b.set_outputs(Curves=shaded.outputs[0])
 
 
-def text_mesh(b, text, size, align_x, align_y, anchor, material):
-    """Filled text facing the view, its alignment point at ``anchor``."""
+def text_mesh(b, text, size, align_x, align_y, anchor, material, facing=FACE_NETWORK_VIEW):
+    """Filled text turned by ``facing`` (default: to face the network's view), its alignment point at ``anchor``."""
     curves = b.node("GeometryNodeStringToCurves", {"String": text, "Size": size, "Align X": align_x,
                                                    "Align Y": align_y})
     realized = b.node("GeometryNodeRealizeInstances", {"Geometry": curves.outputs["Curve Instances"]})
     mesh = b.node("GeometryNodeFillCurve", {"Curve": realized.outputs[0]}).outputs[0]
-    placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": FACE_NETWORK_VIEW,
-                                              "Translation": anchor})
+    placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": facing, "Translation": anchor})
     return b.node("GeometryNodeSetMaterial", {"Geometry": placed.outputs[0], "Material": material}).outputs[0]
 
 

@@ -7,7 +7,7 @@ everything else lives in the shared groups of ``groups.py``.
 import bpy
 
 from ..core import colormaps
-from . import groups, operations
+from . import groups, operations, timeline
 from .builder import TreeBuilder
 from .layer_controls import add_layer_controls
 
@@ -23,6 +23,20 @@ LAYOUT_INPUTS = (
     ("Line Direction", "FLOAT", 0.0, 0.0, 1.0, "Where a line of maps runs: 0 = across the wall, 1 = along the network"),
     ("Fold to Max", "BOOLEAN", False, None, None, "A folded layer shows the maximum over its channels, not the mean"),
 )
+# What the network shows over training, as LAYOUT_INPUTS: keyframe them to animate.
+TIMELINE_INPUTS = (
+    ("Epoch", "FLOAT", 0.0, None, None, "Epoch number shown; between two epochs their values blend"),
+    ("Sample", "FLOAT", 0.0, 0.0, None, "Input sample shown; between two samples their activations cross-fade"),
+    ("Show Training Overlay", "BOOLEAN", False, None, None,
+     "Epoch, loss and accuracy in the top left of the camera's view"),
+    ("Overlay Size", "FLOAT", 0.02, 0.0, None, "Height of the overlay's text as a share of the frame's width"),
+)
+# Modifier inputs of the connections, as LAYOUT_INPUTS.
+CONNECTION_INPUTS = (
+    ("Bundling Strength", "FLOAT", 1.0, 0.0, 1.0, "0 = straight connections, 1 = fully bundled; keyframe it to gather them"),
+    ("Highlight Neuron", "INT", -1, -1, None, "Cell index of a dense neuron whose connections stay bright (-1: none)"),
+    ("Dimmed Brightness", "FLOAT", 0.12, 0.0, 1.0, "Brightness of the other connections while a neuron is highlighted"),
+)
 # Modifier inputs of the look: (name, kind, default, description). A menu gets its items from the
 # groups' Menu Switches once linked, and starts on the first: the colormaps' defaults.
 STYLE_INPUTS = (
@@ -31,23 +45,27 @@ STYLE_INPUTS = (
      "Color every layer on the whole network's range instead of its own (0 to the layer's maximum)"),
     ("Weight Colormap", "MENU", colormaps.WEIGHT_COLORMAP, "Diverging colormap of the weights, centred on zero"),
     ("Show Legend", "BOOLEAN", True, "A color bar under the input layer saying what the colors mean"),
-    ("Show Connections", "BOOLEAN", True, "The curves between dense layers, one per weight"),
+    ("Show Connections", "BOOLEAN", True, "The curves between dense layers, one per drawn weight"),
+
     ("Realize in Render", "BOOLEAN", True,
      "Final renders get the cells as one mesh (faster to render up to millions of cells); the viewport always "
      "draws them as instances of one quad. Turn off for networks too large to realize in memory"),
 )
 
 
-def build_network_tree(name, layers, class_names, cells_object, materials, operation_objects=None):
+def build_network_tree(name, layers, class_names, cells_object, history_object, materials, operation_objects=None,
+                       label_notes=None):
     """A new modifier tree for one network, for the Curves object that holds its connections.
 
-    The cells come from ``cells_object`` (a mesh of one vertex per cell). The
+    The cells come from ``cells_object`` (a mesh of one vertex per cell), the
+    epochs' numbers and metrics from ``history_object`` (one vertex per epoch). The
     tree sits on a Curves object because Cycles renders the curves a Mesh
     object's nodes make as nothing, while a Curves object renders both.
     ``layers`` are ``core.cells.LayerCells``; ``materials`` maps "cell",
     "edge", "label" and "highlight" to materials; ``operation_objects`` (from
     ``scene.operations.add_operation_objects``) adds receptive fields, kernels,
-    pooling, flatten and probabilities. Returns the node group.
+    pooling, flatten and probabilities; ``label_notes`` maps layer names to a
+    line added under their label. Returns the node group.
     """
     tree = bpy.data.node_groups.new(f"BCNN Network {name}", "GeometryNodeTree")
     tree.is_modifier = True
@@ -55,11 +73,13 @@ def build_network_tree(name, layers, class_names, cells_object, materials, opera
     b = TreeBuilder(tree)
     connections = b.add_input("Geometry", "GEOMETRY")
     settings = {label: b.add_input(label, kind, default, low, high, description)
-                for label, kind, default, low, high, description in LAYOUT_INPUTS}
+                for label, kind, default, low, high, description in TIMELINE_INPUTS + LAYOUT_INPUTS + CONNECTION_INPUTS}
     settings.update({label: b.add_input(label, kind, None if kind == "MENU" else default, description=description)
                      for label, kind, default, description in STYLE_INPUTS})
     cells_source = b.add_input("Cells", "OBJECT", cells_object,
                                description="The mesh that holds one vertex per cell")
+    history_source = b.add_input("History", "OBJECT", history_object,
+                                 description="The mesh that holds one vertex per epoch: its number and metrics")
     material_inputs = {key: b.add_input(f"{key.title()} Material", "MATERIAL", material)
                        for key, material in materials.items()}
     if operation_objects is not None:
@@ -67,21 +87,31 @@ def build_network_tree(name, layers, class_names, cells_object, materials, opera
     b.add_output("Geometry", "GEOMETRY")
     per_layer = add_layer_controls(b, layers)
 
+    history = b.node("GeometryNodeObjectInfo", {"Object": history_source}, transform_space="RELATIVE").outputs[
+        "Geometry"]
+    position = b.group(timeline.ensure_epoch_position(), {"History": history, "Epoch": settings["Epoch"]})
+    epoch_blend = {"Epoch Low": position.outputs["Low"], "Epoch High": position.outputs["High"],
+                   "Epoch Factor": position.outputs["Factor"]}
     cells = b.node("GeometryNodeObjectInfo", {"Object": cells_source}, transform_space="RELATIVE")
+    trained = b.group(timeline.ensure_trained_cells(), {"Cells": cells.outputs["Geometry"], "Sample": settings["Sample"],
+                                                        **epoch_blend})
     placed = b.group(groups.ensure_cell_layout(), {
-        "Geometry": cells.outputs["Geometry"], "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
+        "Geometry": trained.outputs[0], "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
         "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"],
         "Line Direction": settings["Line Direction"], "Fold to Max": settings["Fold to Max"], **per_layer}).outputs[0]
     if operation_objects is not None:
         placed, operation_parts = operations.add_operation_nodes(b, operation_inputs, placed, settings, material_inputs,
-                                                                 layers, class_names)
+                                                                 layers, class_names, epoch_blend)
     parts = [b.group(groups.ensure_feature_maps(), {
         "Cells": placed, "Cell Gap": settings["Cell Gap"], "Colormap": settings["Activation Colormap"],
         "Across Network": settings["Normalize Across Network"], "Material": material_inputs["cell"]}).outputs[0]]
 
+    trained_connections = b.group(timeline.ensure_trained_weights("CURVE"), {"Geometry": connections, **epoch_blend})
     edges = b.group(groups.ensure_connections(), {
-        "Curves": connections, "Cells": placed, "Edge Radius": settings["Edge Radius"],
-        "Colormap": settings["Weight Colormap"], "Material": material_inputs["edge"]}).outputs[0]
+        "Curves": trained_connections.outputs[0], "Cells": placed, "Edge Radius": settings["Edge Radius"],
+        "Colormap": settings["Weight Colormap"], "Bundling Strength": settings["Bundling Strength"],
+        "Cell Size": settings["Cell Size"], "Highlight Neuron": settings["Highlight Neuron"],
+        "Dimmed Brightness": settings["Dimmed Brightness"], "Material": material_inputs["edge"]}).outputs[0]
     parts.append(b.node("GeometryNodeSwitch", {"Switch": settings["Show Connections"], "True": edges},
                         input_type="GEOMETRY").outputs[0])
 
@@ -95,7 +125,8 @@ def build_network_tree(name, layers, class_names, cells_object, materials, opera
     label_margin = b.math("MULTIPLY", settings["Label Size"], 0.6)
     for layer in layers:
         parts.append(b.group(groups.ensure_layer_label(), {
-            "Cells": placed, "Layer": layer.layer_index, "Text": layer.label, "Size": settings["Label Size"],
+            "Cells": placed, "Layer": layer.layer_index, "Size": settings["Label Size"],
+            "Text": "\n".join([layer.label, *([label_notes[layer.name]] if layer.name in (label_notes or {}) else [])]),
             "Margin": label_margin, "Material": material_inputs["label"]}).outputs[0])
     output_layer = layers[-1]
     if len(output_layer.output_shape) == 1 and output_layer.count == len(class_names):
@@ -106,6 +137,11 @@ def build_network_tree(name, layers, class_names, cells_object, materials, opera
 
     if operation_objects is not None:
         parts.extend(operation_parts)
+    overlay = b.group(timeline.ensure_training_overlay(), {
+        "History": history, "Epoch": settings["Epoch"], **epoch_blend, "Size": settings["Overlay Size"],
+        "Material": material_inputs["label"]}).outputs[0]
+    parts.append(b.node("GeometryNodeSwitch", {"Switch": settings["Show Training Overlay"], "True": overlay},
+                        input_type="GEOMETRY").outputs[0])
     join = b.node("GeometryNodeJoinGeometry")
     # Links into a multi-input socket sort newest first; link in reverse to keep the order readable.
     for part in reversed(parts):

@@ -21,6 +21,7 @@ tubes (meshes), so they never mix with the connections' curves.
 from ..core import operations as ops
 from .builder import ensure_group
 from .groups import QUAD_FACING_VIEW, facing_quads, text_mesh, without_layout_attributes
+from .timeline import ensure_trained_weights
 
 FOCUS_CELL = "BCNN Focus Cell"
 RECEPTIVE_FIELD = "BCNN Receptive Field"
@@ -516,12 +517,16 @@ def add_operation_inputs(b, layers, objects):
     return sockets
 
 
-def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_names):
-    """Wire the groups of this module; returns ``(cells with the focus attribute, [geometry parts])``."""
+def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_names, epoch_blend):
+    """Wire the groups of this module; returns ``(cells with the focus attribute, [geometry parts])``.
+
+    ``epoch_blend`` holds the Epoch Low/High/Factor sockets that pick the kernels' weights.
+    """
     def geometry(name):
         return b.node("GeometryNodeObjectInfo", {"Object": inputs[name]}, transform_space="RELATIVE").outputs["Geometry"]
 
-    operations, kernels = geometry("Operations"), geometry("Kernels")
+    operations = geometry("Operations")
+    kernels = b.group(ensure_trained_weights("POINT"), {"Geometry": geometry("Kernels"), **epoch_blend}).outputs[0]
     radius = settings["Edge Radius"]
     field = b.group(ensure_receptive_field(), {
         "Cells": placed, "Operations": operations, "Kernels": kernels,

@@ -10,7 +10,9 @@ import os
 import bpy
 
 from ..core import cells as cell_data
+from ..core import connections as connection_data
 from ..core import operations as operation_data
+from ..core import timeline
 from ..core.bundle import Bundle, load_bundle
 from ..core.errors import BlenderCNNError
 from ..core.forward import forward
@@ -20,7 +22,7 @@ from ..nodes.network import build_network_tree, input_identifiers
 from .geometry_data import hair_curves, points_mesh, write_attributes
 from .images import read_image
 from .materials import ensure_materials
-from .operations import add_operation_objects, write_kernel_weights
+from .operations import add_operation_objects
 
 MODIFIER_NAME = "BlenderCNN"
 LABEL_SIZE_PER_SPACING = 0.07
@@ -28,32 +30,47 @@ LABEL_SIZE_PER_SPACING = 0.07
 BUNDLE_PROPERTY = "blender_cnn_bundle"
 EPOCH_PROPERTY = "blender_cnn_epoch"
 SAMPLE_PROPERTY = "blender_cnn_sample"
+# Per dense layer: how many of its weights are drawn, for the panel.
+CONNECTIONS_PROPERTY = "blender_cnn_connections"
+# The bundle's samples whose activations the cells hold for every epoch.
+STORED_SAMPLES_PROPERTY = "blender_cnn_stored_samples"
 
 
-def build_network(bundle, epoch=-1, sample=0, collection=None):
+def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_data.EdgeSelection()):
     """Build a network scene from a ``Bundle`` or a bundle path; returns the network object.
 
     ``epoch`` is an epoch number of the bundle (negative counts from the last)
-    and ``sample`` the index of the input sample whose activations are shown.
+    and ``sample`` the index of the input sample whose activations are shown;
+    ``edges`` (a ``core.connections.EdgeSelection``) chooses which dense
+    weights are drawn, by ``epoch``'s magnitudes.
     """
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
     # Everything that can refuse the input is computed before any datablock exists.
     layers, cell_arrays = cell_data.cell_arrays(bundle, epoch, sample)
-    edges = cell_data.dense_connections(bundle, layers, epoch)
-    operations = operation_data.operation_data(bundle, layers, epoch, sample)
-    cell_arrays.update(operations.cell_arrays)
+    # The node tree picks the shown activations from every epoch's (and sample's) stored ones.
+    del cell_arrays["activation"]
+    samples = timeline.stored_samples(bundle, len(cell_arrays["layer"]), sample)
+    cell_arrays.update(timeline.cell_timeline(bundle, layers, samples))
+    connections = connection_data.dense_connections(bundle, layers, epoch, edges)
+    operations = operation_data.operation_data(bundle, layers, epoch)
     epoch_number = bundle.epochs[bundle.epoch_index(epoch)]
 
     new_datablocks = _NewDatablocks()
     try:
-        return _build(bundle, layers, cell_arrays, edges, epoch_number, sample, collection, operations)
+        network = _build(bundle, layers, cell_arrays, connections, collection, operations)
+        set_network_input(network, "Epoch", float(epoch_number))
+        set_network_input(network, "Sample", float(sample))
     except Exception:
         new_datablocks.remove()
         raise
+    network[EPOCH_PROPERTY] = epoch_number
+    network[SAMPLE_PROPERTY] = sample
+    network[STORED_SAMPLES_PROPERTY] = samples
+    return network
 
 
-def _build(bundle, layers, cell_arrays, edges, epoch, sample, collection, operations):
+def _build(bundle, layers, cell_arrays, connections, collection, operations):
     name = bundle.name
     parent = collection or bpy.context.scene.collection
     network_collection = bpy.data.collections.new(f"CNN {name}")
@@ -61,24 +78,29 @@ def _build(bundle, layers, cell_arrays, edges, epoch, sample, collection, operat
 
     mesh = points_mesh(f"{name} cells", len(cell_arrays["layer"]), cell_arrays)
     cells = bpy.data.objects.new(f"{name} cells", mesh)
-    curves = hair_curves(f"{name} connections", len(edges["weight"]), 2, edges)
+    history_table = timeline.history_table(bundle)
+    history = bpy.data.objects.new(f"{name} history", points_mesh(f"{name} history", len(bundle.epochs),
+                                                                   history_table))
+    curve_arrays, point_arrays, points_per_edge, drawn_layers = connections
+    curves = hair_curves(f"{name} connections", len(curve_arrays["weight"]), points_per_edge, curve_arrays,
+                         point_arrays)
     network = bpy.data.objects.new(name, curves)
-    # The network object draws the cells through its node tree; the cells object only keeps their data.
-    cells.hide_render = True
-    cells.hide_viewport = True
-    cells.hide_select = True
     network_collection.objects.link(network)
-    network_collection.objects.link(cells)
+    # The network object draws what these hold through its node tree; they only keep data.
+    for data_object in (cells, history):
+        data_object.hide_render = data_object.hide_viewport = data_object.hide_select = True
+        network_collection.objects.link(data_object)
 
-    tree = build_network_tree(name, layers, bundle.class_names, cells, ensure_materials(),
-                              add_operation_objects(name, operations, network_collection))
+    tree = build_network_tree(name, layers, bundle.class_names, cells, history, ensure_materials(),
+                              add_operation_objects(name, operations, bundle, layers, network_collection),
+                              label_notes={drawn.name: drawn.label for drawn in drawn_layers})
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
     modifier.node_group = tree
     space_layers(network, bundle)
 
     network[BUNDLE_PROPERTY] = bundle.path
-    network[EPOCH_PROPERTY] = epoch
-    network[SAMPLE_PROPERTY] = sample
+    network[CONNECTIONS_PROPERTY] = [{"layer": drawn.name, "drawn": drawn.drawn, "total": drawn.total,
+                                      "selection": drawn.selection} for drawn in drawn_layers]
     return network
 
 
@@ -92,27 +114,34 @@ def network_bundle(network):
 
 
 def show_input(network, inputs, epoch=-1, label="custom input", bundle=None):
-    """Run one input (the model's input shape) through ``epoch``'s weights and show every layer's output.
+    """Run one input (the model's input shape) through every epoch's weights and show it at ``epoch``.
 
     The numpy forward pass computes the activations, so no TensorFlow is
-    needed; they replace the cells' ``activation`` attribute. Returns
-    ``{layer name: activations}`` of that one input.
+    needed. They go into the sample slot after the bundle's samples (a later
+    input replaces an earlier one there), and the Sample input switches to it,
+    so the input can be watched over all epochs like the bundle's samples.
+    Returns ``{layer name: activations}`` of that one input at ``epoch``.
     """
     bundle = bundle or network_bundle(network)
-    computed = {name: values[0] for name, values in forward(bundle, inputs, epoch).items()}
     layers = cell_data.layer_cells(bundle)
     cells = get_network_input(network, "Cells")
     if cells is None or len(cells.data.vertices) != cell_data.cell_count(layers):
         raise BlenderCNNError(network.name, f"no longer matches its bundle {bundle.path}; import it again")
-    write_attributes(cells.data, {**cell_data.cell_activations(layers, computed),
-                                  "winner_cell": operation_data.winner_cells(bundle, layers, computed)}, "POINT")
+    epoch_number = bundle.epochs[bundle.epoch_index(epoch)]
+    computed = {}
+
+    def activations_of(epoch_shown):
+        computed[epoch_shown] = {name: values[0] for name, values in forward(bundle, inputs, epoch_shown).items()}
+        return computed[epoch_shown]
+
+    slot = bundle.sample_count
+    write_attributes(cells.data, timeline.sample_timeline(bundle, layers, slot, activations_of), "POINT")
     cells.data.update()
-    if "Kernels" in input_identifiers(network_modifier(network).node_group):  # networks built before kernels had none
-        write_kernel_weights(get_network_input(network, "Kernels"), bundle, layers, epoch)
-    network.update_tag()
-    network[EPOCH_PROPERTY] = bundle.epochs[bundle.epoch_index(epoch)]
+    set_network_input(network, "Sample", float(slot))
+    set_network_input(network, "Epoch", float(epoch_number))
+    network[EPOCH_PROPERTY] = epoch_number
     network[SAMPLE_PROPERTY] = label
-    return computed
+    return computed[epoch_number]
 
 
 def show_image(network, path, epoch=-1, invert=False):

@@ -3,17 +3,19 @@
 import bpy
 
 from ..core.operations import layer_table
-from .geometry_data import points_mesh, write_attributes
+from ..core.timeline import weight_name
+from .geometry_data import points_mesh
 
 
-def add_operation_objects(name, data, collection):
+def add_operation_objects(name, data, bundle, layers, collection):
     """Two hidden point meshes from ``core.operations.OperationData``, linked to ``collection``.
 
-    Returns ``{"Operations": layer table object, "Kernels": kernel weights object, "table": the table}``.
+    The kernel points hold every epoch's weights (``weight_e{E}``). Returns
+    ``{"Operations": layer table object, "Kernels": kernel weights object, "table": the table}``.
     """
     objects = {"table": data.layer_table}
     for key, count, arrays in (("Operations", len(data.layer_table["op_kind"]), data.layer_table),
-                               ("Kernels", len(data.kernel_weights), {"weight": data.kernel_weights})):
+                               ("Kernels", len(data.kernel_weights), kernel_timeline(bundle, layers))):
         obj = bpy.data.objects.new(f"{name} {key.lower()}", points_mesh(f"{name} {key.lower()}", count, arrays))
         # Data only: the network object draws what they describe.
         obj.hide_render = obj.hide_viewport = obj.hide_select = True
@@ -22,11 +24,6 @@ def add_operation_objects(name, data, collection):
     return objects
 
 
-def write_kernel_weights(kernels_object, bundle, layers, epoch):
-    """Rewrite the kernel points with ``epoch``'s weights (the table, and so the count, stays the same)."""
-    _table, weights = layer_table(bundle, layers, epoch)
-    if kernels_object is None or len(kernels_object.data.vertices) != len(weights):
-        return False
-    write_attributes(kernels_object.data, {"weight": weights}, "POINT")
-    kernels_object.data.update()
-    return True
+def kernel_timeline(bundle, layers):
+    """``{weight_e{E}: the kernel points' weights at epoch E}`` for every epoch of the bundle."""
+    return {weight_name(index): layer_table(bundle, layers, epoch)[1] for index, epoch in enumerate(bundle.epochs)}

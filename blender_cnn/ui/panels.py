@@ -2,8 +2,10 @@
 
 import bpy
 
-from ..nodes.network import LAYOUT_INPUTS, STYLE_INPUTS, input_identifiers
+from ..core.errors import BlenderCNNError
+from ..nodes.network import CONNECTION_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, input_identifiers
 from ..nodes.operations import OPERATION_INPUTS
+from ..scene.connections import drawn_connection_counts
 from ..scene.network import BUNDLE_PROPERTY, EPOCH_PROPERTY, MODIFIER_NAME, SAMPLE_PROPERTY
 
 
@@ -29,13 +31,30 @@ class BCNN_PT_network(bpy.types.Panel):
         info.label(text=bpy.path.basename(network.get(BUNDLE_PROPERTY, "")), icon="FILE")
         layout.operator("bcnn.show_image", text="Show Image", icon="IMAGE_DATA")
         identifiers = input_identifiers(modifier.node_group)
-        for inputs in (LAYOUT_INPUTS, STYLE_INPUTS, OPERATION_INPUTS):
+        for inputs in (LAYOUT_INPUTS, STYLE_INPUTS, CONNECTION_INPUTS, OPERATION_INPUTS):
             settings = layout.column(align=True)
             if inputs is OPERATION_INPUTS:
                 settings.operator("bcnn.focus_selected_cell", icon="PIVOT_CURSOR")
+            if inputs is CONNECTION_INPUTS:
+                self.draw_connection_counts(settings, network)
             for name, *_rest in inputs:
                 if name in identifiers:
                     settings.prop(getattr(modifier.properties.inputs, identifiers[name]), "value", text=name)
+
+
+    @staticmethod
+    def draw_connection_counts(layout, network):
+        try:
+            counts = drawn_connection_counts(network)
+        except BlenderCNNError as error:
+            layout.label(text=str(error), icon="ERROR")
+            return
+        for layer, drawn, total, selection in counts:
+            layout.label(text=f"{layer}: {drawn:,} of {total:,} drawn, {total - drawn:,} hidden ({selection})")
+        row = layout.row(align=True)
+        row.operator("bcnn.draw_connections", icon="CURVES")
+        row.operator("bcnn.highlight_neuron", text="Highlight", icon="PIVOT_CURSOR")
+        row.operator("bcnn.highlight_neuron", text="", icon="X").clear = True
 
 
 classes = (BCNN_PT_network,)

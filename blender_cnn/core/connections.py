@@ -1,0 +1,153 @@
+"""The connections between dense layers as curves: which weights are drawn, and their bundled shape.
+
+Pure numpy, no bpy. One curve per drawn weight of every Dense layer fed by a
+1D layer (a flatten or another dense layer), from source neuron to target
+neuron, with ``points_per_edge`` points. Each point carries its lateral
+``bundle_offset`` from the straight line (computed by ``core/bundling.py`` at
+a cell size of 1); the scene adds it scaled by the keyframable bundling
+strength and the cell size, so strength 0 draws straight lines.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import bundling
+from .errors import BlenderCNNError
+from .layout import MINIMUM_SPACING, neuron_positions
+from .timeline import weight_name
+
+ALL, STRONGEST_PER_NEURON, STRONGEST_SHARE = "ALL", "STRONGEST_PER_NEURON", "STRONGEST_SHARE"
+# Above this many weights a layer pair is drawn by its strongest per neuron unless the user asks for all:
+# a wall of two million straight lines is unreadable and slow to build.
+AUTO_MAX_EDGES = 20_000
+
+
+@dataclass(frozen=True)
+class EdgeSelection:
+    """Which weights of each dense layer become curves.
+
+    ``mode``: ``ALL``; ``STRONGEST_PER_NEURON``: the ``per_neuron`` incoming
+    weights of largest magnitude of every target neuron; ``STRONGEST_SHARE``:
+    the ``share`` (0..1] of the layer's weights of largest magnitude. ``None``
+    (the default) draws all of a layer's weights up to ``AUTO_MAX_EDGES`` and
+    the strongest per neuron within that many above it.
+    """
+
+    mode: str | None = None
+    per_neuron: int = 0
+    share: float = 1.0
+
+    def __post_init__(self):
+        if self.mode not in (None, ALL, STRONGEST_PER_NEURON, STRONGEST_SHARE):
+            raise BlenderCNNError("edge selection", f"unknown mode {self.mode!r}")
+        if self.mode == STRONGEST_PER_NEURON and self.per_neuron < 1:
+            raise BlenderCNNError("edge selection", f"per_neuron must be at least 1, got {self.per_neuron}")
+        if self.mode == STRONGEST_SHARE and not 0.0 < self.share <= 1.0:
+            raise BlenderCNNError("edge selection", f"share must be in (0, 1], got {self.share}")
+
+    def for_kernel(self, inputs, outputs):
+        """The concrete selection for a kernel of ``inputs`` x ``outputs`` weights."""
+        if self.mode is not None:
+            return self
+        if inputs * outputs <= AUTO_MAX_EDGES:
+            return EdgeSelection(ALL)
+        return EdgeSelection(STRONGEST_PER_NEURON, per_neuron=max(1, AUTO_MAX_EDGES // outputs))
+
+    def describe(self):
+        if self.mode == STRONGEST_PER_NEURON:
+            return f"strongest {self.per_neuron} per neuron"
+        if self.mode == STRONGEST_SHARE:
+            return f"strongest {self.share:.0%}"
+        return "all"
+
+
+def selected_weights(kernel, selection):
+    """(input index, output index) int arrays of the weights ``selection`` keeps, sorted by output then input.
+
+    Magnitude decides; among equal magnitudes the lower index wins, so the
+    result is the same on every run.
+    """
+    kernel = np.asarray(kernel, dtype=np.float32)
+    inputs, outputs = kernel.shape
+    selection = selection.for_kernel(inputs, outputs)
+    if selection.mode == ALL:
+        target, source = np.divmod(np.arange(inputs * outputs), inputs)
+        return source, target
+    magnitude = np.abs(kernel.T)  # (outputs, inputs): one row per target neuron
+    if selection.mode == STRONGEST_PER_NEURON:
+        keep = min(selection.per_neuron, inputs)
+        order = np.argsort(-magnitude, axis=1, kind="stable")[:, :keep]
+        source = np.sort(order, axis=1).ravel()
+        target = np.repeat(np.arange(outputs), keep)
+        return source, target
+    keep = max(1, math.ceil(selection.share * inputs * outputs))
+    flat = np.sort(np.argsort(-magnitude.ravel(), kind="stable")[:keep])
+    target, source = np.divmod(flat, inputs)
+    return source, target
+
+
+@dataclass(frozen=True)
+class DrawnLayer:
+    """What one dense layer's curves show: how many of its weights, chosen how."""
+
+    name: str
+    drawn: int
+    total: int
+    selection: str
+
+    @property
+    def label(self):
+        return f"{self.drawn:,} of {self.total:,} connections ({self.selection})"
+
+
+def dense_connections(bundle, layers, epoch=-1, selection=EdgeSelection(), bundle_options=None):
+    """The curves of every Dense layer fed by a 1D layer.
+
+    Returns ``(curve_arrays, point_arrays, points_per_edge, drawn_layers)``:
+    int32 ``source_cell``/``target_cell`` and float32 ``weight`` (at
+    ``epoch``, which also chooses the drawn weights), ``weight_e{E}`` (at every
+    epoch) and ``weight_max`` (the largest magnitude of that layer's kernel
+    over all epochs) per curve; float32 ``bundle_offset`` (points, 3) per point; and a
+    ``DrawnLayer`` per dense layer. ``bundle_options`` go to
+    ``bundling.bundle_edges``.
+    """
+    by_name = {cells.name: cells for cells in layers}
+    curves = {name: [] for name in ("source_cell", "target_cell", "weight", "weight_max",
+                                    *(weight_name(index) for index in range(len(bundle.epochs))))}
+    sources, targets, drawn_layers = [], [], []
+    for layer in bundle.layers:
+        if layer.type != "Dense" or len(layer.inputs) != 1:
+            continue
+        source_cells, target_cells = by_name[layer.inputs[0]], by_name[layer.name]
+        kernel_info = next((w for w in layer.weights if w.name == "kernel"), None)
+        if len(source_cells.output_shape) != 1 or kernel_info is None:
+            continue
+        kernel = np.asarray(bundle.weights(layer.name, epoch)["kernel"], dtype=np.float32)
+        chosen = selection.for_kernel(*kernel.shape)
+        source_unit, target_unit = selected_weights(kernel, chosen)
+        curves["source_cell"].append(source_cells.start + source_unit)
+        curves["target_cell"].append(target_cells.start + target_unit)
+        curves["weight"].append(kernel[source_unit, target_unit])
+        every_epoch = bundle.array(kernel_info.array)
+        for index in range(len(bundle.epochs)):
+            curves[weight_name(index)].append(np.asarray(every_epoch[index][source_unit, target_unit]))
+        weight_max = float(np.max(np.abs(every_epoch))) or 1.0
+        curves["weight_max"].append(np.full(len(source_unit), weight_max))
+        # Where the cell layout puts the neurons at Cell Size 1; only their lateral (y, z) matters.
+        sources.append(neuron_positions(source_cells.count, source_cells.layer_index * MINIMUM_SPACING)[source_unit])
+        targets.append(neuron_positions(target_cells.count, target_cells.layer_index * MINIMUM_SPACING)[target_unit])
+        drawn_layers.append(DrawnLayer(layer.name, len(source_unit), kernel.size, chosen.describe()))
+    curve_arrays = {name: np.ascontiguousarray(np.concatenate(chunks) if chunks else np.zeros(0),
+                                               dtype=np.int32 if name.endswith("_cell") else np.float32)
+                    for name, chunks in curves.items()}
+    count = len(curve_arrays["weight"])
+    points = bundling.default_points_per_edge(count)
+    if not count:
+        return curve_arrays, {"bundle_offset": np.zeros((0, 3), np.float32)}, points, drawn_layers
+    source, target = np.concatenate(sources), np.concatenate(targets)
+    straight = bundling.straight_points(source, target, points)
+    bundled = bundling.bundle_edges(source, target, points, straight=straight, **(bundle_options or {}))
+    offsets = bundling.lateral_offsets(bundled, straight).reshape(-1, 3)
+    return curve_arrays, {"bundle_offset": offsets}, points, drawn_layers

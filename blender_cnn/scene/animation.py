@@ -1,0 +1,89 @@
+"""Keyframe a network's training and input samples over the timeline.
+
+The network's Epoch and Sample modifier inputs drive what it shows (see
+``nodes/timeline.py``); these functions only write keyframes and markers, so
+a user can edit, retime or replace them like any other animation.
+"""
+
+import bpy
+from bpy_extras import anim_utils
+
+from ..core.errors import BlenderCNNError
+from .network import STORED_SAMPLES_PROPERTY, network_bundle, network_input_path, set_network_input
+
+EASINGS = ("EASE", "LINEAR")
+MARKER_PREFIX = "epoch "
+
+
+def animate_training(network, frames_per_epoch=24, hold_frames=12, easing="EASE", start_frame=1, scene=None):
+    """Keyframe the Epoch input from the bundle's first epoch to its last; returns ``(first frame, last frame)``.
+
+    Each epoch is held for ``hold_frames`` frames, then the network moves to
+    the next one over ``frames_per_epoch`` frames, linearly or eased in and
+    out. A timeline marker names each epoch where it arrives; the scene's
+    frame range becomes the animation's.
+    """
+    scene = scene or bpy.context.scene
+    if frames_per_epoch < 1 or hold_frames < 0:
+        raise BlenderCNNError(network.name, f"needs at least 1 frame per epoch and no negative hold, got "
+                                            f"{frames_per_epoch} and {hold_frames}")
+    if easing not in EASINGS:
+        raise BlenderCNNError(network.name, f"easing must be one of {EASINGS}, got {easing!r}")
+    epochs = network_bundle(network).epochs
+    keys, frame = [], start_frame
+    for epoch in epochs:
+        keys.append((frame, epoch))
+        if hold_frames:
+            keys.append((frame + hold_frames, epoch))
+        frame += hold_frames + frames_per_epoch
+    _replace_keys(network, "Epoch", keys, easing)
+    for marker in [marker for marker in scene.timeline_markers if marker.name.startswith(MARKER_PREFIX)]:
+        scene.timeline_markers.remove(marker)
+    for arrival, epoch in keys[::2 if hold_frames else 1]:
+        scene.timeline_markers.new(f"{MARKER_PREFIX}{epoch}", frame=arrival)
+    scene.frame_start, scene.frame_end = start_frame, keys[-1][0]
+    return scene.frame_start, scene.frame_end
+
+
+def animate_samples(network, samples, frames_per_sample=48, fade_frames=0, start_frame=1):
+    """Keyframe the Sample input through ``samples`` (stored sample slots): cuts, or cross-fades of ``fade_frames``.
+
+    Returns the last frame.
+    """
+    stored = list(network.get(STORED_SAMPLES_PROPERTY, []))
+    missing = [sample for sample in samples if sample not in stored]
+    if not samples or missing:
+        raise BlenderCNNError(network.name, f"stores the activations of samples {stored}; cannot show {missing or 'none'}")
+    if frames_per_sample < 1 or not 0 <= fade_frames < frames_per_sample:
+        raise BlenderCNNError(network.name, "needs at least 1 frame per sample and a fade shorter than that")
+    keys = []
+    for position, sample in enumerate(samples):
+        arrival = start_frame + position * frames_per_sample
+        keys += [(arrival, sample), (arrival + frames_per_sample - fade_frames - 1, sample)]
+    _replace_keys(network, "Sample", keys, "LINEAR" if fade_frames else "CONSTANT")
+    return start_frame + len(samples) * frames_per_sample - 1
+
+
+def _replace_keys(network, input_name, keys, easing):
+    path = network_input_path(network, input_name)
+    fcurve = _fcurve(network, path)
+    if fcurve is not None:
+        fcurve.keyframe_points.clear()
+    for frame, value in keys:
+        set_network_input(network, input_name, float(value))
+        network.keyframe_insert(data_path=path, frame=frame)
+    fcurve = _fcurve(network, path)
+    interpolation = {"EASE": "BEZIER"}.get(easing, easing)
+    for point in fcurve.keyframe_points:
+        point.interpolation = interpolation
+        # Flat handles: the value rests on each key and eases in and out between them.
+        point.handle_left_type = point.handle_right_type = "AUTO_CLAMPED"
+    fcurve.update()
+
+
+def _fcurve(network, path):
+    animation = network.animation_data
+    if animation is None or animation.action is None:
+        return None
+    channels = anim_utils.action_get_channelbag_for_slot(animation.action, animation.action_slot)
+    return None if channels is None else channels.fcurves.find(path)

@@ -1,0 +1,87 @@
+"""Operators for the connections between dense layers: which weights are drawn, whose are highlighted."""
+
+import bpy
+from bpy.props import EnumProperty, FloatProperty, IntProperty
+
+from ..core import connections as connection_data
+from ..core.errors import BlenderCNNError
+from ..scene.connections import clear_highlight, highlight_nearest_neuron, redraw_connections
+from ..scene.network import MODIFIER_NAME
+
+
+def _is_network(context):
+    network = context.active_object
+    return network is not None and network.modifiers.get(MODIFIER_NAME) is not None
+
+
+class BCNN_OT_draw_connections(bpy.types.Operator):
+    """Choose which weights of the dense layers are drawn as curves: all, or the strongest"""
+
+    bl_idname = "bcnn.draw_connections"
+    bl_label = "Draw Connections"
+    bl_options = {"REGISTER", "UNDO"}
+
+    mode: EnumProperty(name="Draw", default="AUTO", items=(
+        ("AUTO", "Automatic", f"Every weight of layers up to {connection_data.AUTO_MAX_EDGES:,} weights, "
+                              "the strongest per neuron within that many above"),
+        (connection_data.ALL, "All", "One curve per weight (slow for millions)"),
+        (connection_data.STRONGEST_PER_NEURON, "Strongest per Neuron",
+         "The incoming weights of largest magnitude of every neuron"),
+        (connection_data.STRONGEST_SHARE, "Strongest Share", "The given share of the weights of largest magnitude"),
+    ))
+    per_neuron: IntProperty(name="Per Neuron", default=10, min=1, description="Incoming weights kept per neuron")
+    share: FloatProperty(name="Share", default=10.0, min=0.001, max=100.0, subtype="PERCENTAGE",
+                         description="Share of each layer's weights kept, strongest first")
+
+    @classmethod
+    def poll(cls, context):
+        return _is_network(context)
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context):
+        network = context.active_object
+        try:
+            selection = connection_data.EdgeSelection(None if self.mode == "AUTO" else self.mode,
+                                                      per_neuron=self.per_neuron, share=self.share / 100.0)
+            drawn = redraw_connections(network, selection)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, "; ".join(f"{layer.name}: {layer.label}" for layer in drawn) or "No dense connections")
+        return {"FINISHED"}
+
+
+class BCNN_OT_highlight_neuron(bpy.types.Operator):
+    """Keep the connections of the dense neuron nearest the 3D cursor bright and dim the rest"""
+
+    bl_idname = "bcnn.highlight_neuron"
+    bl_label = "Highlight Neuron at Cursor"
+    bl_options = {"REGISTER", "UNDO"}
+
+    clear: bpy.props.BoolProperty(name="Clear", default=False, description="Highlight no neuron")
+
+    @classmethod
+    def poll(cls, context):
+        return _is_network(context)
+
+    def execute(self, context):
+        network = context.active_object
+        try:
+            if self.clear:
+                clear_highlight(network)
+                return {"FINISHED"}
+            picked = highlight_nearest_neuron(network, context.scene.cursor.location)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        if picked is None:
+            self.report({"WARNING"}, f"{network.name} draws no dense-layer neurons")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Highlighted {picked[0]} neuron {picked[1]}")
+        return {"FINISHED"}
+
+
+classes = (BCNN_OT_draw_connections, BCNN_OT_highlight_neuron)
+register, unregister = bpy.utils.register_classes_factory(classes)
