@@ -241,28 +241,3 @@ def test_highlight_operator_picks_the_dense_neuron_at_the_cursor(blender, demo_b
 def test_connection_operators_need_a_network(blender):
     assert not blender.ops.bcnn.draw_connections.poll()
     assert not blender.ops.bcnn.highlight_neuron.poll()
-
-
-def test_the_panel_shows_the_counts_of_drawn_and_hidden_connections(blender, demo_bundle):
-    from blender_cnn.ui.panels import BCNN_PT_network
-
-    network = active_network(blender, demo_bundle)
-
-    class Recorder:
-        def __init__(self):
-            self.texts = []
-
-        def label(self, text="", **_options):
-            self.texts.append(text)
-
-        def row(self, **_options):
-            return self
-
-        def operator(self, *_args, **_options):
-            return type("Properties", (), {})()
-
-    layout = Recorder()
-    BCNN_PT_network.draw_connection_counts(layout, network)
-    dense = [layer for layer in demo_bundle.layers if layer.type == "Dense"]
-    assert len(layout.texts) == len(dense)
-    assert layout.texts[0].startswith(f"{dense[0].name}: 8,192 of 8,192 drawn, 0 hidden")

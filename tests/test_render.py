@@ -102,6 +102,8 @@ import bpy
 blend, png = sys.argv[1], sys.argv[2]
 bpy.ops.wm.open_mainfile(filepath=blend, load_ui=False)
 scene = bpy.context.scene
+if len(sys.argv) > 3:
+    scene.frame_set(int(sys.argv[3]))
 scene.render.image_settings.file_format = "PNG"
 scene.render.filepath = png
 bpy.ops.render.render(write_still=True, scene=scene.name)
@@ -123,8 +125,8 @@ print(""" + repr(RESULT_MARKER) + r""" + json.dumps(result), flush=True)
 """
 
 
-def render_in_fresh_blender(blend, png, timeout):
-    """Open ``blend`` in a new Python with bpy alone and render its scene to ``png``.
+def render_in_fresh_blender(blend, png, timeout, frame=None):
+    """Open ``blend`` in a new Python with bpy alone and render its scene (at ``frame``, if given) to ``png``.
 
     The process gets an empty Blender user folder, no PYTHONPATH and a working
     directory of its own, so neither the add-on nor the repository is in reach.
@@ -135,7 +137,7 @@ def render_in_fresh_blender(blend, png, timeout):
     env["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="blender_cnn_fresh_user_")
     try:
         process = subprocess.run(
-            [sys.executable, "-c", _RENDER_SCRIPT, str(blend), str(png)],
+            [sys.executable, "-c", _RENDER_SCRIPT, str(blend), str(png), *([] if frame is None else [str(frame)])],
             cwd=elsewhere, env=env, capture_output=True, text=True, timeout=timeout,
         )
     finally:
@@ -243,6 +245,37 @@ def test_saved_blend_renders_the_same_without_the_addon_or_the_bundle(blender, d
     difference = np.abs(there - here)
     assert difference.mean() < 1 / 255, difference.mean()
     assert difference.max() < 0.1, difference.max()
+
+
+def test_saved_training_animation_renders_without_the_addon_or_the_bundle(blender, demo_bundle_path, tmp_path):
+    """Every frame's epoch is picked by the saved node tree alone: a fresh Blender renders the same frames."""
+    from blender_cnn.scene.animation import animate_training
+    from blender_cnn.scene.stage import configure_render, render_still
+
+    bundle = tmp_path / "bundle" / "digits.bcnn.npz"
+    bundle.parent.mkdir()
+    shutil.copy(demo_bundle_path, bundle)
+    network = build_staged(bundle)
+    first, last = animate_training(network, frames_per_epoch=4, hold_frames=0, easing="LINEAR")
+    width, height = CYCLES_SIZE
+    scene = blender.context.scene
+    configure_render(scene, "CYCLES", width, height, CYCLES_SAMPLES)
+    blend = tmp_path / "training.blend"
+    blender.ops.wm.save_as_mainfile(filepath=str(blend))
+    bundle.rename(bundle.with_name("moved_away.bin"))
+
+    renders = {}
+    for frame in (first, first + 2, last):
+        scene.frame_set(frame)
+        here = read_png(render_still(tmp_path / f"here_{frame}.png", engine="CYCLES", width=width, height=height,
+                                     samples=CYCLES_SAMPLES))
+        result = render_in_fresh_blender(blend, tmp_path / f"there_{frame}.png", timeout=180, frame=frame)
+        assert_rendered_without_the_addon(result)
+        there = read_png(tmp_path / f"there_{frame}.png")
+        assert np.abs(there - here).mean() < 1 / 255, frame
+        renders[frame] = there
+    # Training shows: the first and last epochs look different.
+    assert np.abs(renders[last] - renders[first]).mean() > 2 / 255
 
 
 @pytest.mark.eevee

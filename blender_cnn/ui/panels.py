@@ -3,7 +3,7 @@
 import bpy
 
 from ..core.errors import BlenderCNNError
-from ..nodes.network import CONNECTION_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, input_identifiers
+from ..nodes.network import CONNECTION_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, TIMELINE_INPUTS, input_identifiers
 from ..nodes.operations import OPERATION_INPUTS
 from ..scene.connections import drawn_connection_counts
 from ..scene.network import BUNDLE_PROPERTY, EPOCH_PROPERTY, MODIFIER_NAME, SAMPLE_PROPERTY
@@ -31,8 +31,12 @@ class BCNN_PT_network(bpy.types.Panel):
         info.label(text=bpy.path.basename(network.get(BUNDLE_PROPERTY, "")), icon="FILE")
         layout.operator("bcnn.show_image", text="Show Image", icon="IMAGE_DATA")
         identifiers = input_identifiers(modifier.node_group)
-        for inputs in (LAYOUT_INPUTS, STYLE_INPUTS, CONNECTION_INPUTS, OPERATION_INPUTS):
+        for inputs in (TIMELINE_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, CONNECTION_INPUTS, OPERATION_INPUTS):
             settings = layout.column(align=True)
+            if inputs is TIMELINE_INPUTS:
+                row = settings.row(align=True)
+                row.operator("bcnn.animate_training", icon="ANIM")
+                row.operator("bcnn.animate_samples", icon="IMAGE_DATA")
             if inputs is OPERATION_INPUTS:
                 settings.operator("bcnn.focus_selected_cell", icon="PIVOT_CURSOR")
             if inputs is CONNECTION_INPUTS:

@@ -1,0 +1,67 @@
+"""The sidebar panel draws in every state a user meets, with a stand-in layout that records what it shows."""
+
+import pytest
+
+
+class RecordingLayout:
+    """Takes the calls a panel makes on ``UILayout`` and remembers labels, operators and properties."""
+
+    def __init__(self, record=None):
+        self.record = record if record is not None else {"labels": [], "operators": [], "props": []}
+
+    def column(self, **_options):
+        return RecordingLayout(self.record)
+
+    row = box = column
+
+    def label(self, text="", **_options):
+        self.record["labels"].append(text)
+
+    def operator(self, idname, **_options):
+        self.record["operators"].append(idname)
+        return type("OperatorProperties", (), {})()
+
+    def prop(self, data, attribute, text="", **_options):
+        getattr(data, attribute)  # a property that does not exist raises, as Blender's layout would
+        self.record["props"].append(text)
+
+
+def draw_panel(blender):
+    from blender_cnn.ui.panels import BCNN_PT_network
+
+    layout = RecordingLayout()
+    panel = type("Panel", (), {"layout": layout,
+                               "draw_connection_counts": staticmethod(BCNN_PT_network.draw_connection_counts)})()
+    BCNN_PT_network.draw(panel, blender.context)
+    return layout.record
+
+
+def test_without_a_network_the_panel_offers_the_importers(blender):
+    record = draw_panel(blender)
+    assert "bcnn.import_bundle" in record["operators"] and "bcnn.import_checkpoint" in record["operators"]
+    assert "Select a network to change its layout" in record["labels"]
+
+
+def test_with_a_network_the_panel_shows_its_settings_and_actions(blender, demo_bundle):
+    from blender_cnn.scene.network import build_network
+
+    network = build_network(demo_bundle)
+    blender.context.view_layer.objects.active = network
+    record = draw_panel(blender)
+    for name in ("Epoch", "Sample", "Bundling Strength", "Layer Spacing", "Activation Colormap", "Focus Layer"):
+        assert name in record["props"], name
+    for operator in ("bcnn.animate_training", "bcnn.draw_connections", "bcnn.focus_selected_cell",
+                     "bcnn.show_image"):
+        assert operator in record["operators"], operator
+    assert any(label.startswith("dense1: 8,192 of 8,192 drawn") for label in record["labels"])
+
+
+@pytest.mark.parametrize("broken", ["not a list", [{"layer": "dense1"}]])
+def test_an_unreadable_connection_record_is_reported_in_the_panel_not_raised(blender, demo_bundle, broken):
+    from blender_cnn.scene.network import build_network
+
+    network = build_network(demo_bundle)
+    network["blender_cnn_connections"] = broken
+    blender.context.view_layer.objects.active = network
+    record = draw_panel(blender)
+    assert any("unreadable record of its connections" in label for label in record["labels"])
