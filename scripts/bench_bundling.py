@@ -132,6 +132,7 @@ def large_pair_child():
 
 
 SCENES = {"digits demo CNN (16x16x1)": "digits", "CIFAR-10 greyscale CNN (32x32x1)": "cifar"}
+SCENE_WIDTHS = (1280, 640)  # render widths of the 16:9 frame
 
 
 def scene_child(kind, work):
@@ -141,8 +142,9 @@ def scene_child(kind, work):
 
     import bpy
 
+    from blender_cnn.scene.drawn import drawn_curves
     from blender_cnn.scene.network import build_network, set_network_input
-    from blender_cnn.scene.stage import set_up_stage
+    from blender_cnn.scene.stage import camera_projection, configure_render, set_up_stage
 
     layers = {"digits": ((16, 16, 1), [("Conv2D", 8), ("MaxPooling2D", None), ("Conv2D", 16), ("MaxPooling2D", None),
                                        ("Flatten", None), ("Dense", 32), ("Dense", 10)]),
@@ -151,23 +153,19 @@ def scene_child(kind, work):
     bpy.ops.wm.read_homefile(app_template="")
     network = build_network(path)
     camera = set_up_stage(network)
+    configure_render(bpy.context.scene, width=1280, height=720)
     drawn = {}
     for strength in (0.0, 1.0):
         set_network_input(network, "Bundling Strength", strength)
-        geometry = network.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
-        positions = np.empty(len(geometry.curves.points) * 3, dtype=np.float32)
-        geometry.curves.points.foreach_get("position", positions)
-        drawn[strength] = positions.reshape(len(geometry.curves.curves), -1, 3)
-    # The stage camera's own projection (perspective, 16:9 at 1280x720).
-    scene = bpy.context.scene
-    projection = np.array(camera.calc_matrix_camera(bpy.context.evaluated_depsgraph_get(), x=1280, y=720)) @ \
-        np.array(camera.matrix_world.inverted()) @ np.array(network.matrix_world)
-    frame = drawing_bounds(drawn[0.0], projection)
+        drawn[strength] = drawn_curves(network)
+    projection = np.array(camera_projection(camera))
+    # The camera's whole frame, at the render's pixels (camera_projection makes them square).
+    frame = (-1.0, -720 / 1280, 1.0, 720 / 1280)
     result = {"edges": len(drawn[1.0]), "total": sum(entry["total"] for entry in network["blender_cnn_connections"]),
-              "distortion": distortion(drawn[1.0]), "scene": scene.name}
-    for resolution in RESOLUTIONS:
-        plain, bundled = (ink(drawn[strength], projection, resolution, frame) for strength in (0.0, 1.0))
-        result[f"ink_{resolution}"] = [plain, bundled]
+              "distortion": distortion(drawn[1.0])}
+    for width in SCENE_WIDTHS:
+        plain, bundled = (ink(drawn[strength], projection, width, frame) for strength in (0.0, 1.0))
+        result[f"ink_{width}"] = [plain, bundled]
     print(json.dumps(result))
 
 
@@ -283,15 +281,16 @@ def report(nn_vis_seconds, large, hammer, stacks, scenes):
     lines += ["", "### The scenes as built", "",
               "The goal's own terms: each network built by `build_network` with its default edge selection (every",
               "weight of a layer up to 20,000, else the strongest per neuron within that many), its evaluated",
-              "curves at Bundling Strength 0 and 1, drawn through the stage camera's perspective projection;",
-              "the frame is the straight drawing's. Synthetic bundles (random weights) of the real shapes.", "",
-              "| network | curves drawn (of weights) | resolution | straight ink | bundled ink | ratio | distortion | goal |",
+              "curves at Bundling Strength 0 and 1, drawn through the stage camera's perspective projection",
+              "into its whole 16:9 frame at the render's pixels. Synthetic bundles (random weights) of the real shapes.",
+              "", "| network | curves drawn (of weights) | render | straight ink | bundled ink | ratio | distortion | goal |",
               "|---|---:|---:|---:|---:|---:|---:|---|"]
     for name, numbers in scenes:
-        for resolution in RESOLUTIONS:
-            plain, bundled = numbers[f"ink_{resolution}"]
+        for width in SCENE_WIDTHS:
+            plain, bundled = numbers[f"ink_{width}"]
             ratio = bundled / plain
-            lines.append(f"| {name} | {numbers['edges']:,} ({numbers['total']:,}) | {resolution} | {plain:.3f} | "
+            lines.append(f"| {name} | {numbers['edges']:,} ({numbers['total']:,}) | {width}x{width * 9 // 16} | "
+                         f"{plain:.3f} | "
                          f"{bundled:.3f} | {ratio:.2f} | {numbers['distortion']:.3f} | "
                          f"{met(ratio <= GOALS['ink'] and numbers['distortion'] < GOALS['distortion'])} |")
     return "\n".join(lines) + "\n"

@@ -102,6 +102,19 @@ def drawn_points(network, limit=20_000, depsgraph=None):
     return points[:: max(1, len(points) // limit)]
 
 
+def drawn_curves(network, depsgraph=None):
+    """World positions (curves, points per curve, 3) of the connection curves as drawn (all of equal length)."""
+    depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
+    evaluated = network.evaluated_get(depsgraph)
+    geometry = evaluated.evaluated_geometry()
+    curves = geometry.curves
+    if curves is None or not len(curves.curves):
+        return np.zeros((0, 2, 3), dtype=np.float32)
+    matrix = np.array(evaluated.matrix_world, dtype=np.float32)
+    points = read_attribute(curves, "position") @ matrix[:3, :3].T + matrix[:3, 3]
+    return points.reshape(len(curves.curves), -1, 3)
+
+
 def _material_name(reference):
     """The material of an instanced quad ("" for anything else); Set Material leaves an empty first slot."""
     mesh = getattr(reference, "mesh", None)

@@ -3,7 +3,7 @@
 import os
 
 import bpy
-from mathutils import Vector
+from mathutils import Matrix, Vector
 
 from .drawn import drawn_points
 
@@ -48,6 +48,19 @@ def frame_camera(camera, network, scene=None, margin=1.08):
     centre = Vector(points.mean(axis=0))
     # Back off from the tight fit so nothing touches the border.
     camera.location = centre + (Vector(location) - centre) * margin
+
+
+def camera_projection(camera, scene=None):
+    """4x4 world -> clip matrix of ``camera`` at the scene's resolution, with clip y scaled to square pixels.
+
+    Clip x spans the frame's width as -1..1 and clip y its height as -h/w..h/w,
+    so a raster of those bounds has the render's pixels.
+    """
+    scene = scene or bpy.context.scene
+    width, height = scene.render.resolution_x, scene.render.resolution_y
+    projection = camera.calc_matrix_camera(bpy.context.evaluated_depsgraph_get(), x=width, y=height)
+    square = Matrix.Diagonal((1.0, height / width, 1.0, 1.0))
+    return square @ projection @ camera.matrix_world.inverted()
 
 
 def configure_render(scene=None, engine="CYCLES", width=1280, height=720, samples=32):

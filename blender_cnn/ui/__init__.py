@@ -1,8 +1,8 @@
 """Preferences, operators and panels: thin wrappers over the functions in ``scene`` and ``extract.runner``."""
 
-from . import animation, connections, focus, operators, panels, preferences
+from . import animation, connections, focus, operators, panels, preferences, render
 
-_modules = (preferences, operators, focus, connections, animation, panels)
+_modules = (preferences, operators, focus, connections, animation, render, panels)
 
 
 def register():

@@ -44,6 +44,11 @@ class BCNN_PT_network(bpy.types.Panel):
             for name, *_rest in inputs:
                 if name in identifiers:
                     settings.prop(getattr(modifier.properties.inputs, identifiers[name]), "value", text=name)
+        renders = layout.column(align=True)
+        renders.operator("bcnn.camera_move", icon="CAMERA_DATA")
+        row = renders.row(align=True)
+        row.operator("bcnn.render_still", text="Render Still", icon="RENDER_STILL")
+        row.operator("bcnn.render_animation", text="Render Animation", icon="RENDER_ANIMATION")
 
 
     @staticmethod

@@ -1,0 +1,307 @@
+"""Render stills, animations and videos of the scene, and add camera moves: thin operators over
+``scene.stage``, ``scene.rendering`` and ``scene.camera_moves``.
+
+The animation render runs one frame per timer event in a modal operator, so
+Blender's progress bar moves, the status bar shows the time left and Esc
+cancels between frames; called without a window (scripts, tests) it renders
+every frame at once.
+"""
+
+import os
+import tempfile
+import time
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from ..core.errors import BlenderCNNError
+from ..scene import camera_moves
+from ..scene.network import MODIFIER_NAME, network_bundle
+from ..scene.rendering import AnimationRender, format_seconds
+from ..scene.stage import render_still
+from .preferences import ADDON_PACKAGE
+
+ENGINE_ITEMS = (("CYCLES", "Cycles", "Path tracing on the CPU: slower, soft light"),
+                ("EEVEE", "Eevee", "Real-time engine on the GPU: fast after its first frame compiles shaders"))
+MOVE_ITEMS = (("ORBIT", "Orbit", "Circle around the network's centre, looking at it"),
+              ("FLY_THROUGH", "Fly-through", "Fly from before the input layer along the network to past the output"),
+              ("PUSH_IN", "Push-in", "Move from the view of the whole network to a close view of one layer"))
+DEFAULTS = {"engine": "CYCLES", "samples": 32, "width": 1280, "height": 720}
+TIMER_SECONDS = 0.05
+
+
+def preference_defaults(context):
+    """Engine and samples from the add-on preferences when they have them, else sensible defaults."""
+    defaults = dict(DEFAULTS)
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
+    preferences = getattr(addon, "preferences", None)
+    for name in ("engine", "samples", "width", "height"):
+        for attribute in (f"render_{name}", name):
+            value = getattr(preferences, attribute, None)
+            if value not in (None, ""):
+                defaults[name] = value.upper() if name == "engine" else value
+                break
+    if defaults["engine"] not in {item[0] for item in ENGINE_ITEMS}:
+        defaults["engine"] = "EEVEE" if "EEVEE" in str(defaults["engine"]) else DEFAULTS["engine"]
+    return defaults
+
+
+def output_path(path, default_name):
+    """An absolute output path: "//" is the .blend's folder (the temporary folder while unsaved)."""
+    path = path or "//" + default_name
+    if path.startswith("//") and not bpy.data.filepath:
+        path = os.path.join(tempfile.gettempdir(), "blender_cnn", path[2:])
+    return os.path.abspath(bpy.path.abspath(path))
+
+
+def scene_network(context):
+    """The active object when it is a network, else the scene's first network (None without one)."""
+    active = context.active_object
+    if active is not None and active.modifiers.get(MODIFIER_NAME) is not None:
+        return active
+    return next((obj for obj in context.scene.objects if obj.modifiers.get(MODIFIER_NAME) is not None), None)
+
+
+class _RenderSettings:
+    """Properties shared by both render operators."""
+
+    engine: EnumProperty(name="Engine", items=ENGINE_ITEMS, default="CYCLES")
+    width: IntProperty(name="Width", default=1280, min=4, max=16384, subtype="PIXEL")
+    height: IntProperty(name="Height", default=720, min=4, max=16384, subtype="PIXEL")
+    samples: IntProperty(name="Samples", default=32, min=1, max=65536)
+
+    @classmethod
+    def poll(cls, context):
+        if context.scene is None or context.scene.camera is None:
+            cls.poll_message_set("The scene has no camera: import a network with a camera, or add one")
+            return False
+        return True
+
+    def invoke(self, context, _event):
+        defaults = preference_defaults(context)
+        for name in ("engine", "samples", "width", "height"):
+            if not self.properties.is_property_set(name):
+                setattr(self, name, defaults[name])
+        return context.window_manager.invoke_props_dialog(self)
+
+
+class BCNN_OT_render_still(_RenderSettings, bpy.types.Operator):
+    """Render the scene's camera view to a PNG"""
+
+    bl_idname = "bcnn.render_still"
+    bl_label = "Render Still"
+    bl_options = {"UNDO"}
+
+    filepath: StringProperty(name="Output", subtype="FILE_PATH", default="//render.png",
+                             description="The PNG to write ('//' is the .blend's folder)")
+
+    def execute(self, context):
+        path = output_path(self.filepath, "render.png")
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        started = time.perf_counter()
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            render_still(path, context.scene, self.engine, self.width, self.height, self.samples)
+        except (BlenderCNNError, OSError, RuntimeError) as error:
+            self.report({"ERROR"}, _one_line(error, path))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Rendered {path} in {format_seconds(time.perf_counter() - started)}")
+        return {"FINISHED"}
+
+
+class BCNN_OT_render_animation(_RenderSettings, bpy.types.Operator):
+    """Render the frame range to PNG frames or an MP4 video, frame by frame (Esc cancels)"""
+
+    bl_idname = "bcnn.render_animation"
+    bl_label = "Render Animation"
+    bl_options = {"UNDO"}
+
+    filepath: StringProperty(name="Output", subtype="FILE_PATH", default="//render/",
+                             description="A folder or a file-name prefix for the frames; the MP4 file for a video")
+    video: BoolProperty(name="Video (MP4)", default=False,
+                        description="Encode the frames into one MP4 (H.264) with Blender's FFmpeg")
+    use_scene_range: BoolProperty(name="Scene Frame Range", default=True,
+                                  description="Render the scene's frame range, else the range below")
+    frame_start: IntProperty(name="Start", default=1, min=0)
+    frame_end: IntProperty(name="End", default=250, min=0)
+
+    def draw(self, _context):
+        layout = self.layout
+        layout.use_property_split = True
+        for name in ("filepath", "engine", "width", "height", "samples", "video", "use_scene_range"):
+            layout.prop(self, name)
+        column = layout.column(align=True)
+        column.enabled = not self.use_scene_range
+        column.prop(self, "frame_start")
+        column.prop(self, "frame_end")
+
+    def execute(self, context):
+        scene = context.scene
+        first, last = ((scene.frame_start, scene.frame_end) if self.use_scene_range
+                       else (self.frame_start, self.frame_end))
+        default_name = "animation.mp4" if self.video else "render/"
+        output = self.filepath or "//" + default_name
+        keep_folder = output.endswith(("/", os.sep))
+        output = output_path(output, default_name) + (os.sep if keep_folder else "")
+        try:
+            self._job = AnimationRender(output, scene, self.engine, self.width, self.height, self.samples,
+                                        first, last, self.video)
+            self._job.start()
+        except (BlenderCNNError, OSError) as error:
+            self.report({"ERROR"}, _one_line(error, output))
+            return {"CANCELLED"}
+        # A window to show progress in and take Esc from; in the background (scripts, tests) render at once.
+        if not bpy.app.background and context.window is not None and not self.is_repeat():
+            return self._start_modal(context)
+        try:
+            while not self._job.done:
+                self._job.step()
+            paths = self._job.finish()
+        except (BlenderCNNError, OSError, RuntimeError) as error:
+            self._job.cancel()
+            self.report({"ERROR"}, _one_line(error, output))
+            return {"CANCELLED"}
+        return self._finished(paths)
+
+    def _start_modal(self, context):
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(TIMER_SECONDS, window=context.window)
+        window_manager.progress_begin(0, self._job.total)
+        window_manager.modal_handler_add(self)
+        context.workspace.status_text_set(f"Rendering {self._job.total} frames (Esc cancels)")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            written = self._job.cancel()
+            self._end_modal(context)
+            kept = f"the {len(written)} frames rendered are kept" if written else "nothing was kept"
+            self.report({"WARNING"}, f"Render cancelled: {kept}")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        try:
+            report = self._job.step()
+            if self._job.done:
+                paths = self._job.finish()
+        except (BlenderCNNError, OSError, RuntimeError) as error:
+            self._job.cancel()
+            self._end_modal(context)
+            self.report({"ERROR"}, _one_line(error, self._job.video_path or self._job.prefix))
+            return {"CANCELLED"}
+        if self._job.done:
+            self._end_modal(context)
+            return self._finished(paths)
+        context.window_manager.progress_update(report.done)
+        context.workspace.status_text_set(
+            f"Rendered frame {report.frame} ({report.done}/{report.total}), about "
+            f"{format_seconds(report.remaining)} left (Esc cancels)")
+        return {"RUNNING_MODAL"}
+
+    def cancel(self, context):
+        # Blender ends the operator without an event (a file is loaded, Blender quits).
+        self._job.cancel()
+        self._end_modal(context)
+
+    def _end_modal(self, context):
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        context.workspace.status_text_set(None)
+
+    def _finished(self, paths):
+        elapsed = format_seconds(sum(self._job.seconds))
+        where = paths[0] if self.video else os.path.dirname(paths[0])
+        self.report({"INFO"}, f"Rendered {self._job.total} frames in {elapsed}: {where}")
+        return {"FINISHED"}
+
+
+_layer_items_cache = {}
+
+
+def _layer_items(_self, context):
+    """The layers of the scene's network, for the push-in (cached per bundle: the menu redraws often)."""
+    network = scene_network(context) if context is not None else None
+    path = network.get("blender_cnn_bundle") if network is not None else None
+    if not path:
+        return _layer_items_cache.setdefault(None, [("NONE", "No network", "The scene has no network")])
+    if path not in _layer_items_cache:
+        try:
+            layers = network_bundle(network).layers
+        except (BlenderCNNError, OSError):
+            layers = []
+        _layer_items_cache[path] = ([(layer.name, layer.name, f"Layer {layer.index}") for layer in layers]
+                                    or [("NONE", "No layers", "The network's bundle cannot be read")])
+    return _layer_items_cache[path]
+
+
+class BCNN_OT_camera_move(bpy.types.Operator):
+    """Keyframe a camera move on the scene's camera: orbit, fly-through or push-in to a layer"""
+
+    bl_idname = "bcnn.camera_move"
+    bl_label = "Camera Move"
+    bl_options = {"REGISTER", "UNDO"}
+
+    move: EnumProperty(name="Move", items=MOVE_ITEMS, default="ORBIT")
+    layer: EnumProperty(name="Layer", items=_layer_items, description="The layer a push-in ends on")
+    turns: FloatProperty(name="Turns", default=1.0, soft_min=-3.0, soft_max=3.0,
+                         description="Turns of an orbit (negative: clockwise seen from above)")
+    use_scene_range: BoolProperty(name="Scene Frame Range", default=True,
+                                  description="Move over the scene's frame range, else over the range below")
+    frame_start: IntProperty(name="Start", default=1, min=0)
+    frame_end: IntProperty(name="End", default=250, min=0)
+
+    @classmethod
+    def poll(cls, context):
+        if context.scene is None or context.scene.camera is None:
+            cls.poll_message_set("The scene has no camera to move")
+            return False
+        if scene_network(context) is None:
+            cls.poll_message_set("The scene has no network to move around")
+            return False
+        return True
+
+    def draw(self, _context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop(self, "move")
+        if self.move == "PUSH_IN":
+            layout.prop(self, "layer")
+        if self.move == "ORBIT":
+            layout.prop(self, "turns")
+        layout.prop(self, "use_scene_range")
+        column = layout.column(align=True)
+        column.enabled = not self.use_scene_range
+        column.prop(self, "frame_start")
+        column.prop(self, "frame_end")
+
+    def execute(self, context):
+        scene = context.scene
+        network = scene_network(context)
+        first, last = ((scene.frame_start, scene.frame_end) if self.use_scene_range
+                       else (self.frame_start, self.frame_end))
+        try:
+            if self.move == "ORBIT":
+                camera_moves.orbit(network, scene.camera, first, last, turns=self.turns)
+            elif self.move == "FLY_THROUGH":
+                camera_moves.fly_through(network, scene.camera, first, last)
+            else:
+                if self.layer == "NONE":
+                    raise BlenderCNNError(network.name, "has no layers to push in to")
+                camera_moves.push_in(network, self.layer, scene.camera, first, last)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        label = dict((item[0], item[1]) for item in MOVE_ITEMS)[self.move]
+        target = f" to {self.layer}" if self.move == "PUSH_IN" else ""
+        self.report({"INFO"}, f"{label}{target} keyframed on {scene.camera.name}, frames {first}-{last}")
+        return {"FINISHED"}
+
+
+def _one_line(error, where):
+    text = " ".join(str(error).split())
+    return text if isinstance(error, BlenderCNNError) else f"{where}: {text}"
+
+
+classes = (BCNN_OT_render_still, BCNN_OT_render_animation, BCNN_OT_camera_move)
+register, unregister = bpy.utils.register_classes_factory(classes)
