@@ -6,13 +6,18 @@ PYTHON := .venv/bin/python
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k packaging -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench extension clean
+.PHONY: setup demo video test bench extension clean
 
 setup:
 	bash scripts/setup.sh
 
 demo: setup
 	$(PYTHON) scripts/demo.py
+
+# The demo network training, as a short MP4 (after `make demo` made its bundle).
+video: demo
+	$(PYTHON) scripts/render.py --bundle runs/digits_cnn/digits_cnn.bcnn.npz --sample 3 --animate-epochs \
+		--frames-per-epoch 8 --hold 4 --width 640 --height 360 --samples 12 --video --output out/demo/training.mp4
 
 # -ra lists why tests were skipped (e.g. Eevee without EGL) or xfailed.
 test: setup

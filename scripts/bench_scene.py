@@ -94,17 +94,27 @@ def series_input_side(target):
                key=lambda s: abs(activation_count((s, s, SERIES_CHANNELS), SERIES_LAYERS) - target))
 
 
-def write_synthetic_bundle(path, name, input_shape, layers, seed=0):
-    """A valid bundle of 1 epoch and 1 sample: random activations, random Dense kernels and biases."""
+def write_synthetic_bundle(path, name, input_shape, layers, seed=0, epochs=1, samples=1):
+    """A valid bundle: random activations and Dense kernels that drift from epoch to epoch, and falling loss."""
     sys.path.insert(0, str(REPO))
     from blender_cnn.core.bundle import write_bundle
 
     rng = np.random.default_rng(seed)
     shapes = output_shapes(input_shape, layers)
-    inputs = rng.random((1, *input_shape), dtype=np.float32)
-    arrays = {"samples/inputs": inputs, "samples/labels": np.zeros(1, np.int32),
-              "samples/predictions": np.full((1, 1, CLASS_COUNT), 1 / CLASS_COUNT, np.float32),
-              "activations/input": inputs[None]}
+    inputs = rng.random((samples, *input_shape), dtype=np.float32)
+
+    def drifting(shape, scale=1.0):
+        """(epochs, *shape) values that change a little each epoch, as training does."""
+        start = rng.normal(0, scale, shape).astype(np.float32)
+        steps = rng.normal(0, 0.2 * scale, (epochs, *shape)).astype(np.float32)
+        steps[0] = 0
+        return start + np.cumsum(steps, axis=0)
+
+    arrays = {"samples/inputs": inputs, "samples/labels": np.zeros(samples, np.int32),
+              "samples/predictions": np.full((epochs, samples, CLASS_COUNT), 1 / CLASS_COUNT, np.float32),
+              "activations/input": np.broadcast_to(inputs, (epochs, *inputs.shape)).copy(),
+              "metrics/loss": np.linspace(2.3, 0.3, epochs, dtype=np.float32),
+              "metrics/accuracy": np.linspace(0.1, 0.9, epochs, dtype=np.float32)}
     manifest_layers = [{"name": "input", "type": "InputLayer", "inputs": [], "output_shape": list(input_shape),
                         "config": {}, "params": 0, "weights": [], "activations": "activations/input"}]
     for index, ((kind, setting), shape) in enumerate(zip(layers, shapes[1:]), start=1):
@@ -118,21 +128,21 @@ def write_synthetic_bundle(path, name, input_shape, layers, seed=0):
             config, params = {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}, 0
         elif kind == "Dense":
             config = {"units": setting, "activation": "relu"}
-            kernel = rng.normal(0, 0.05, (1, shapes[index - 1][0], setting)).astype(np.float32)
+            kernel = drifting((shapes[index - 1][0], setting), 0.05)
             arrays[f"weights/{layer_name}/kernel"] = kernel
-            arrays[f"weights/{layer_name}/bias"] = np.zeros((1, setting), np.float32)
+            arrays[f"weights/{layer_name}/bias"] = np.zeros((epochs, setting), np.float32)
             weights = [{"name": "kernel", "array": f"weights/{layer_name}/kernel", "shape": list(kernel.shape[1:])},
                        {"name": "bias", "array": f"weights/{layer_name}/bias", "shape": [setting]}]
-            params = kernel.size + setting
+            params = kernel[0].size + setting
         else:
             params = 0
-        arrays[f"activations/{layer_name}"] = rng.random((1, 1, *shape), dtype=np.float32)
+        arrays[f"activations/{layer_name}"] = np.abs(drifting((samples, *shape)))
         manifest_layers.append({"name": layer_name, "type": kind, "inputs": [manifest_layers[-1]["name"]],
                                 "output_shape": list(shape), "config": config, "params": params,
                                 "weights": weights, "activations": f"activations/{layer_name}"})
     manifest = {"name": name, "input_shape": list(input_shape),
-                "class_names": [f"class {i}" for i in range(CLASS_COUNT)], "epochs": [1],
-                "layers": manifest_layers,
+                "class_names": [f"class {i}" for i in range(CLASS_COUNT)], "epochs": list(range(1, epochs + 1)),
+                "layers": manifest_layers, "metrics": {"loss": "metrics/loss", "accuracy": "metrics/accuracy"},
                 "samples": {"inputs": "samples/inputs", "labels": "samples/labels",
                             "predictions": "samples/predictions"}}
     return write_bundle(path, manifest, arrays)

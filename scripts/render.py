@@ -205,16 +205,14 @@ def _apply_layout(network, layout, set_every_layer_input, space_layers):
 
 
 def _frame_range(args, scene, network):
-    from blender_cnn.core.errors import BlenderCNNError
-
     epoch_range = None
     if args.animate_epochs:
-        try:
-            from blender_cnn.scene.animation import animate_training
-        except ImportError:
-            raise BlenderCNNError("--animate-epochs", "this version of blender_cnn has no epoch animation "
-                                                      "(blender_cnn.scene.animation)") from None
+        from blender_cnn.scene.animation import animate_training
+        from blender_cnn.scene.network import set_network_input
+
         epoch_range = animate_training(network, frames_per_epoch=args.frames_per_epoch, hold_frames=args.hold)
+        # Watching training, one wants to read which epoch it is and how well it does.
+        set_network_input(network, "Show Training Overlay", True)
     if args.frames:
         return tuple(args.frames)
     if epoch_range:
