@@ -8,12 +8,16 @@ them with a keyframable strength.
 
 The algorithm (see docs/bundling.md for why and the measurements):
 
-1. **Cluster-centre routing.** Per layer pair, the source neurons and the
-   target neurons are each grouped by k-means on their (y, z). An edge leaves
-   its source, fans into its source cluster's centre over the first
-   ``fan_length`` of the way, runs straight to its target cluster's centre and
-   fans out to its target over the last ``fan_length``. All edges of one pair
-   of clusters share the middle stretch: that is the bundle.
+1. **Nested cluster routing.** Per layer pair, the source neurons and the
+   target neurons are each grouped by k-means on their (y, z) into a few
+   *clusters*: at most ``strands`` (2) cluster pairs per layer pair, so the
+   middle of the way holds one or two strands. Inside each cluster,
+   neighbouring neurons form *groups* of about ``group_size`` (64). An edge
+   leaves its source, merges into its group's centre over the first step
+   between points, curves into its cluster's centre by ``fan_length`` (0.15)
+   of the way, runs straight to its target cluster's centre, and mirrors that
+   at the target end. Edges of neighbouring neurons share their fan from the
+   group on; all edges of one pair of clusters share the middle stretch.
 2. **Optional KDE smoothing**, off by default (kernel density estimation edge bundling, Hurter et al.
    2012, applied per slice of constant x): a few steps move each interior
    point up the gradient of the density of all points of its slice, then
@@ -27,29 +31,52 @@ import math
 
 import numpy as np
 
-# Points per edge: fewer for huge layer pairs, where memory and Blender's curve count dominate.
+# Points per edge: more for small drawings (shorter first step, so shorter fans), fewer for huge ones,
+# where memory and Blender's curve count dominate.
+POINTS_PER_EDGE_SMALL = 24
+SMALL_EDGE_COUNT = 50_000
 POINTS_PER_EDGE = 12
 POINTS_PER_EDGE_HUGE = 8
 HUGE_EDGE_COUNT = 500_000
 CHUNK_EDGES = 131_072
+GROUP_SIZE = 64
+STRANDS = 2
 
 LATERAL = slice(1, 3)
 
 
 def default_points_per_edge(edge_count):
-    """Points per edge for a drawing of ``edge_count`` edges: 12, or 8 above 500,000 edges."""
+    """Points per edge for a drawing of ``edge_count`` edges: 24 up to 50,000 edges, 12 up to 500,000, else 8."""
+    if edge_count <= SMALL_EDGE_COUNT:
+        return POINTS_PER_EDGE_SMALL
     return POINTS_PER_EDGE_HUGE if edge_count > HUGE_EDGE_COUNT else POINTS_PER_EDGE
 
 
-def default_clusters(neuron_count):
-    """Clusters for a layer of ``neuron_count`` distinct neurons: about sqrt(n) / 6; 2 from 16 neurons, else 1.
+def default_clusters(source_count, target_count, strands=STRANDS):
+    """(source clusters, target clusters) of a layer pair: at most ``strands`` cluster pairs in all.
 
-    Measured on the CIFAR-10 greyscale scene from the stage camera: sqrt(n) / 3
-    left 67% of the straight drawing's ink at 512 px, sqrt(n) / 6 leaves 56%.
-    Two bundles at least keep a layer of a few dozen neurons from gathering
-    into a single point.
+    Each side starts from about sqrt(n) / 6 clusters (2 from 16 neurons, 1
+    below); then the side with more clusters loses one (the source side on a
+    tie) until their product is at most ``strands``. With the default 2, the
+    wide side of a pair gets one cluster and the other side one or two.
+    Measured on the CIFAR-10 greyscale scene from the stage camera, 15 x 3
+    clusters for flatten 8192 -> dense 256 left 70% of the straight ink, one
+    or two strands under 55%: the middle strands were most of the ink, while
+    fans near a big layer hide in the layer's own footprint (docs/bundling.md).
     """
-    return max(1 if neuron_count < 16 else 2, min(neuron_count, round(math.sqrt(neuron_count) / 6)))
+    if strands < 1:
+        raise ValueError(f"strands must be at least 1, got {strands!r}")
+
+    def start(count):
+        return max(1 if count < 16 else 2, min(count, round(math.sqrt(count) / 6)))
+
+    source, target = start(source_count), start(target_count)
+    while source * target > strands:
+        if source >= target:
+            source -= 1
+        else:
+            target -= 1
+    return source, target
 
 
 def _checked_edges(source_xyz, target_xyz, points_per_edge):
@@ -104,7 +131,8 @@ def lateral_offsets(bundled, straight):
 
 
 def bundle_edges(source_xyz, target_xyz, points_per_edge=None, *, source_clusters=None, target_clusters=None,
-                 fan_length=0.15, kde_iterations=0, kde_bandwidth=0.08, smoothing=2, seed=0, straight=None):
+                 strands=STRANDS, group_size=GROUP_SIZE, fan_length=0.15, group_length=None, kde_iterations=0,
+                 kde_bandwidth=0.08, smoothing=2, seed=0, straight=None):
     """float32 (E, P, 3) bundled points of the edges ``source_xyz[i] -> target_xyz[i]``.
 
     Edges are bundled per layer pair (edges sharing the x of their source and
@@ -112,10 +140,19 @@ def bundle_edges(source_xyz, target_xyz, points_per_edge=None, *, source_cluster
 
     - ``points_per_edge``: P, points along each edge; default ``default_points_per_edge(E)``.
     - ``source_clusters``, ``target_clusters``: k-means clusters of the source
-      and target neurons of each layer pair; default ``default_clusters(n)``.
-      Fewer clusters, fewer and thicker bundles: less ink, longer detours.
-    - ``fan_length``: share of the way (0 < f < 0.5) over which an edge fans
-      into its source cluster's centre, and out of its target cluster's.
+      and target neurons of each layer pair; by default ``default_clusters``
+      chooses them, at most ``strands`` cluster pairs (strands in the middle
+      of the way) per layer pair. Fewer clusters, fewer and thicker bundles:
+      less ink, longer detours.
+    - ``group_size``: neurons per group, the finer level inside each cluster;
+      a cluster of fewer than 1.5 groups' worth of neurons is not divided and
+      its neurons fan straight into its centre. 0 turns groups off.
+    - ``fan_length``: share of the way (0 < f < 0.5) by which an edge has
+      reached its source cluster's centre; it leaves its target cluster's
+      centre as far from the end.
+    - ``group_length``: share of the way over which an edge merges into its
+      group's centre; default the first step between points, 1 / (P - 1),
+      at most half the fan.
     - ``kde_iterations``: KDEEB density-gradient steps after routing. Off by
       default: measured, they pull apart bundles the routing made coincide
       and add ink (docs/bundling.md); kept for experiments.
@@ -133,6 +170,12 @@ def bundle_edges(source_xyz, target_xyz, points_per_edge=None, *, source_cluster
     source, target, points = _checked_edges(source, target, points)
     if not 0.0 < fan_length < 0.5:
         raise ValueError(f"fan_length must be in (0, 0.5), got {fan_length!r}")
+    if group_length is None:
+        group_length = min(1.0 / (points - 1), fan_length / 2)
+    if not 0.0 < group_length < fan_length:
+        raise ValueError(f"group_length must be in (0, fan_length), got {group_length!r}")
+    if group_size < 0 or strands < 1:
+        raise ValueError("group_size must be >= 0 and strands >= 1")
     if kde_iterations < 0 or kde_bandwidth <= 0 or smoothing < 0:
         raise ValueError("kde_iterations and smoothing must be >= 0 and kde_bandwidth > 0")
     if straight is None:
@@ -142,9 +185,10 @@ def bundle_edges(source_xyz, target_xyz, points_per_edge=None, *, source_cluster
     bundled = straight.copy()
     if points < 3 or len(source) == 0:
         return bundled
+    weights = route_weights(points, fan_length, group_length)
     for edges in _layer_pairs(source, target):
-        lateral = _routed_lateral(source[edges], target[edges], points, fan_length,
-                                  source_clusters, target_clusters, seed)
+        lateral = _routed_lateral(source[edges], target[edges], weights, source_clusters, target_clusters,
+                                  strands, group_size, seed)
         if kde_iterations:
             _kde_smooth(lateral, source[edges][:, LATERAL], target[edges][:, LATERAL],
                         kde_iterations, kde_bandwidth, smoothing)
@@ -196,56 +240,84 @@ def kmeans(positions, clusters, seed=0, iterations=25):
     return centres, labels
 
 
-def route_weights(points, fan_length):
-    """float32 (P-2, 4): each interior point as a mix of (source, source centre, target centre, target).
+def route_weights(points, fan_length, group_length):
+    """float32 (P-2, 6): each interior point as a mix of the six places of its edge's route.
 
-    Over the first ``fan_length`` of the way an edge leaves its source along
-    +x and curves into its source cluster's centre; in the middle it runs
-    straight from that centre to its target cluster's centre; over the last
-    ``fan_length`` it curves out of that centre into its target. The curves
-    are cubic Hermite pieces that meet the middle stretch with its slope, so
-    the path has no kinks. The four weights of a point sum to 1.
+    Columns: source, source group centre, source cluster centre, target
+    cluster centre, target group centre, target. Over the first
+    ``group_length`` of the way an edge leaves its source along +x and eases
+    into its group's centre (a smoothstep, so it arrives along +x too); up to
+    ``fan_length`` it curves from there into its cluster's centre; in the
+    middle it runs straight from that centre to its target cluster's centre;
+    the last ``fan_length`` mirrors the first. The curve into the cluster's
+    centre is a cubic Hermite piece that meets the middle stretch with its
+    slope, so the path has no kinks. The six weights of a point sum to 1.
     """
     t = _parameters(points)[1:-1].astype(np.float64)
     middle = 1.0 - 2.0 * fan_length
-    weights = np.zeros((len(t), 4))
+    weights = np.zeros((len(t), 6))
     for row, value in enumerate(t):
-        if value <= fan_length or value >= 1.0 - fan_length:
-            near_source = value <= fan_length
-            u = value / fan_length if near_source else (1.0 - value) / fan_length
-            # Hermite basis from the neuron (u=0, leaving along +x) to the centre (u=1, the route's slope).
-            at_neuron = 2 * u**3 - 3 * u**2 + 1
-            at_centre = -2 * u**3 + 3 * u**2
-            slope = (u**3 - u**2) * fan_length / middle  # times (far centre - near centre)
-            if near_source:
-                weights[row] = (at_neuron, at_centre - slope, slope, 0.0)
-            else:
-                weights[row] = (0.0, slope, at_centre - slope, at_neuron)
-        else:
+        if fan_length < value < 1.0 - fan_length:
             along = (value - fan_length) / middle
-            weights[row] = (0.0, 1.0 - along, along, 0.0)
+            weights[row] = (0.0, 0.0, 1.0 - along, along, 0.0, 0.0)
+            continue
+        near_source = value <= fan_length
+        way = value if near_source else 1.0 - value  # distance from the nearer end
+        if way <= group_length:
+            u = way / group_length
+            into_group = 3 * u**2 - 2 * u**3
+            mix = (1.0 - into_group, into_group, 0.0, 0.0)  # (neuron, group, own centre, far centre)
+        else:
+            # Hermite basis from the group (u=0, along +x) to the centre (u=1, the route's slope).
+            u = (way - group_length) / (fan_length - group_length)
+            at_centre = -2 * u**3 + 3 * u**2
+            slope = (u**3 - u**2) * (fan_length - group_length) / middle  # times (far centre - own centre)
+            mix = (0.0, 2 * u**3 - 3 * u**2 + 1, at_centre - slope, slope)
+        weights[row] = (*mix, 0.0, 0.0) if near_source else (0.0, 0.0, *mix[::-1])
     return weights.astype(np.float32)
 
 
-def _routed_lateral(source, target, points, fan_length, source_clusters, target_clusters, seed):
-    """float32 (E, P-2, 2): interior (y, z) of the edges routed through their clusters' centres."""
+def nested_clusters(positions, clusters, group_size, seed=0):
+    """float32 (cluster centre, group centre) per position (n, 2): groups nested inside k-means clusters.
+
+    Each cluster of n neurons is divided by k-means into round(n / ``group_size``)
+    groups of neighbours; a cluster that would get a single group is not
+    divided, and its neurons are their own group (their fan starts at the
+    cluster's centre's curve directly).
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    centres, labels = kmeans(positions, clusters, seed)
+    group = positions.copy()
+    for cluster in range(len(centres)):
+        members = np.flatnonzero(labels == cluster)
+        groups = round(len(members) / group_size) if group_size else 0
+        if groups > 1:
+            group_centres, group_labels = kmeans(positions[members], groups, seed + 2 + cluster)
+            group[members] = group_centres[group_labels]
+    return centres[labels].astype(np.float32), group.astype(np.float32)
+
+
+def _routed_lateral(source, target, weights, source_clusters, target_clusters, strands, group_size, seed):
+    """float32 (E, P-2, 2): interior (y, z) of the edges routed through their groups' and clusters' centres."""
     sources, source_of = _distinct(np.ascontiguousarray(source[:, LATERAL]))
     targets, target_of = _distinct(np.ascontiguousarray(target[:, LATERAL]))
-    k_source = default_clusters(len(sources)) if source_clusters is None else source_clusters
-    k_target = default_clusters(len(targets)) if target_clusters is None else target_clusters
-    source_centres, source_label = kmeans(sources, k_source, seed)
-    target_centres, target_label = kmeans(targets, k_target, seed + 1)
-    # Per distinct neuron, its cluster's centre.
-    source_centre = source_centres[source_label].astype(np.float32)
-    target_centre = target_centres[target_label].astype(np.float32)
-    weights = route_weights(points, fan_length)[None, :, :, None]
-    lateral = np.empty((len(source), points - 2, 2), dtype=np.float32)
+    k_source, k_target = default_clusters(len(sources), len(targets), strands)
+    k_source = k_source if source_clusters is None else source_clusters
+    k_target = k_target if target_clusters is None else target_clusters
+    # Per distinct neuron, its cluster's centre and its group's centre.
+    source_centre, source_group = nested_clusters(sources, k_source, group_size, seed)
+    target_centre, target_group = nested_clusters(targets, k_target, group_size, seed + 1)
+    weights = weights[None, :, :, None]
+    lateral = np.empty((len(source), weights.shape[1], 2), dtype=np.float32)
     for start in range(0, len(source), CHUNK_EDGES):
         part = slice(start, start + CHUNK_EDGES)
+        of_source, of_target = source_of[part], target_of[part]
         lateral[part] = (weights[:, :, 0] * source[part, None, LATERAL]
-                         + weights[:, :, 1] * source_centre[source_of[part], None, :]
-                         + weights[:, :, 2] * target_centre[target_of[part], None, :]
-                         + weights[:, :, 3] * target[part, None, LATERAL])
+                         + weights[:, :, 1] * source_group[of_source, None, :]
+                         + weights[:, :, 2] * source_centre[of_source, None, :]
+                         + weights[:, :, 3] * target_centre[of_target, None, :]
+                         + weights[:, :, 4] * target_group[of_target, None, :]
+                         + weights[:, :, 5] * target[part, None, LATERAL])
     return lateral
 
 

@@ -43,7 +43,7 @@ def ensure_feature_maps():
 
 
 def ensure_legend():
-    return ensure_group(LEGEND, 5, _build_legend)
+    return ensure_group(LEGEND, 6, _build_legend)
 
 
 def ensure_connections():
@@ -51,11 +51,11 @@ def ensure_connections():
 
 
 def ensure_layer_label():
-    return ensure_group(LAYER_LABEL, 1, _build_layer_label)
+    return ensure_group(LAYER_LABEL, 2, _build_layer_label)
 
 
 def ensure_neuron_label():
-    return ensure_group(NEURON_LABEL, 2, _build_neuron_label)
+    return ensure_group(NEURON_LABEL, 3, _build_neuron_label)
 
 
 def _build_cell_layout(b):
@@ -343,8 +343,9 @@ def text_mesh(b, text, size, align_x, align_y, anchor, material, facing=FACE_NET
     """Filled text turned by ``facing`` (default: to face the network's view), its alignment point at ``anchor``."""
     curves = b.node("GeometryNodeStringToCurves", {"String": text, "Size": size, "Align X": align_x,
                                                    "Align Y": align_y})
-    realized = b.node("GeometryNodeRealizeInstances", {"Geometry": curves.outputs["Curve Instances"]})
-    mesh = b.node("GeometryNodeFillCurve", {"Curve": realized.outputs[0]}).outputs[0]
+    # Filled before realizing: each distinct glyph is an instance reference and is filled once, not per letter.
+    glyphs = b.node("GeometryNodeFillCurve", {"Curve": curves.outputs["Curve Instances"]}).outputs[0]
+    mesh = b.node("GeometryNodeRealizeInstances", {"Geometry": glyphs}).outputs[0]
     placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": facing, "Translation": anchor})
     return b.node("GeometryNodeSetMaterial", {"Geometry": placed.outputs[0], "Material": material}).outputs[0]
 

@@ -61,7 +61,7 @@ def ensure_flatten_links():
 
 
 def ensure_probability():
-    return ensure_group(PROBABILITY, 2, _build_probability)
+    return ensure_group(PROBABILITY, 3, _build_probability)
 
 
 # ---------------------------------------------------------------- small helpers

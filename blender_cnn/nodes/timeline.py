@@ -37,7 +37,7 @@ def ensure_trained_weights(domain):
 
 
 def ensure_training_overlay():
-    return ensure_group(TRAINING_OVERLAY, 1, _build_training_overlay)
+    return ensure_group(TRAINING_OVERLAY, 2, _build_training_overlay)
 
 
 def _int(b, operation, a, c=None):
