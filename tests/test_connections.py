@@ -69,6 +69,12 @@ def test_strongest_share_keeps_exactly_that_share_of_the_largest_magnitudes():
     assert (np.abs(kernel) >= threshold).sum() == 21
 
 
+def test_equal_magnitudes_go_to_the_lower_index_so_the_choice_is_always_the_same():
+    kernel = np.array([[1.0, -2.0], [-1.0, 2.0], [1.0, 0.5], [0.2, -2.0]], np.float32)
+    source, target = selected_weights(kernel, EdgeSelection(STRONGEST_PER_NEURON, per_neuron=2))
+    assert list(zip(source.tolist(), target.tolist())) == [(0, 0), (1, 0), (0, 1), (1, 1)]
+
+
 def test_small_layers_draw_every_weight_and_huge_ones_their_strongest_per_neuron():
     source, _target = selected_weights(np.ones((100, 10), np.float32), EdgeSelection())
     assert len(source) == 1000

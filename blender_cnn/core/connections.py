@@ -77,15 +77,26 @@ def selected_weights(kernel, selection):
         return source, target
     magnitude = np.abs(kernel.T)  # (outputs, inputs): one row per target neuron
     if selection.mode == STRONGEST_PER_NEURON:
-        keep = min(selection.per_neuron, inputs)
-        order = np.argsort(-magnitude, axis=1, kind="stable")[:, :keep]
-        source = np.sort(order, axis=1).ravel()
-        target = np.repeat(np.arange(outputs), keep)
-        return source, target
-    keep = max(1, math.ceil(selection.share * inputs * outputs))
-    flat = np.sort(np.argsort(-magnitude.ravel(), kind="stable")[:keep])
-    target, source = np.divmod(flat, inputs)
+        chosen = _strongest(magnitude, min(selection.per_neuron, inputs))
+    else:
+        keep = max(1, math.ceil(selection.share * inputs * outputs))
+        chosen = _strongest(magnitude.reshape(1, -1), keep).reshape(outputs, inputs)
+    target, source = np.nonzero(chosen)
     return source, target
+
+
+def _strongest(values, keep):
+    """bool mask of the ``keep`` largest values of each row; ties go to the lower index.
+
+    A partition finds each row's threshold in linear time; a full sort of a
+    2-million-weight kernel took most of a CIFAR-sized build.
+    """
+    columns = values.shape[1]
+    threshold = np.partition(values, columns - keep, axis=1)[:, columns - keep][:, None]
+    above = values > threshold
+    ties = values == threshold
+    missing = keep - above.sum(axis=1, keepdims=True)
+    return above | (ties & (np.cumsum(ties, axis=1) <= missing))
 
 
 @dataclass(frozen=True)
