@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from blender_cnn.core.bundling import (bundle_edges, default_points_per_edge, kmeans, lateral_offsets,
-                                       route_weights, straight_points)
+from blender_cnn.core.bundling import (bundle_edges, default_clusters, default_points_per_edge, kmeans,
+                                       lateral_offsets, nested_clusters, route_weights, straight_points)
+from blender_cnn.core.connections import STRONGEST_PER_NEURON, EdgeSelection, selected_weights
 from blender_cnn.core.drawing_metrics import distortion, drawing_bounds, ink
 from blender_cnn.core.layout import neuron_positions
 
@@ -24,10 +25,11 @@ def dense_stack(sizes, spacing=40.0):
 
 @pytest.fixture(scope="module")
 def demo_stack():
-    """flatten 4x4x8 (a 12 x 11 grid) -> dense 64 (a column) -> dense 10 (a column)."""
-    source, target = dense_stack([128, 64, 10])
-    straight = straight_points(source, target, 12)
-    return source, target, straight, bundle_edges(source, target, 12)
+    """The digits demo: flatten 4x4x16 (a 16 x 16 grid) -> dense 32 (a column) -> dense 10 (a column)."""
+    source, target = dense_stack([256, 32, 10])
+    points = default_points_per_edge(len(source))
+    straight = straight_points(source, target, points)
+    return source, target, straight, bundle_edges(source, target, points, straight=straight)
 
 
 def test_neuron_positions_form_a_column_up_to_64_units_and_a_grid_beyond():
@@ -49,7 +51,7 @@ def test_straight_points_run_evenly_from_source_to_target():
 
 def test_bundled_edges_start_and_end_exactly_at_their_neurons(demo_stack):
     source, target, _, bundled = demo_stack
-    assert bundled.dtype == np.float32 and bundled.shape == (len(source), 12, 3)
+    assert bundled.dtype == np.float32 and bundled.shape == (len(source), 24, 3)
     assert np.array_equal(bundled[:, 0], source) and np.array_equal(bundled[:, -1], target)
 
 
@@ -85,11 +87,45 @@ def test_bundling_is_deterministic_and_per_layer_pair():
 
 
 def test_routing_weights_sum_to_one_and_end_at_the_neurons():
-    weights = route_weights(16, 0.25)
-    assert np.allclose(weights.sum(axis=1), 1.0)
-    assert weights[0, 0] > 0.8 and weights[-1, 3] > 0.8  # next to the neurons, close to them
-    middle = weights[7]  # t = 7/15: on the straight stretch between the two centres
-    assert middle[0] == middle[3] == 0
+    weights = route_weights(16, 0.25, 0.1)  # columns: source, its group, its cluster, far cluster, group, target
+    assert weights.shape == (14, 6) and np.allclose(weights.sum(axis=1), 1.0)
+    assert np.all(weights[0, 2:] == 0) and weights[0, 1] > 0.5  # t = 1/15: easing into its group
+    assert weights[1, 0] == 0 and weights[1, 1] > 0.8  # t = 2/15: left its group for its cluster
+    assert np.allclose(weights[::-1, ::-1], weights)  # the target end mirrors the source end
+    middle = weights[6]  # t = 7/15: on the straight stretch between the two cluster centres
+    assert middle[0] == middle[1] == middle[4] == middle[5] == 0
+
+
+def test_wide_side_gets_one_cluster_and_the_narrow_side_at_most_two():
+    assert default_clusters(8192, 256) == (1, 2)  # CIFAR flatten -> dense 256: one trunk, two strands
+    assert default_clusters(32, 256) == (2, 1)
+    assert default_clusters(256, 10) == (1, 1)  # 10 neurons: too few to split
+    assert default_clusters(8192, 256, strands=1) == (1, 1)
+
+
+def test_neighbouring_neurons_share_a_group_inside_their_cluster():
+    grid = neuron_positions(8192, 0.0)[:, 1:]
+    centre, group = nested_clusters(grid, 2, 64)
+    assert len(np.unique(centre, axis=0)) == 2
+    assert 100 <= len(np.unique(group, axis=0)) <= 140  # about 8192 / 64
+    spread = np.linalg.norm(grid - group, axis=1)
+    assert spread.max() < 10 and np.linalg.norm(grid - centre, axis=1).mean() > 3 * spread.mean()
+    # A cluster too small for two groups is not divided: its neurons fan straight into its centre.
+    column = neuron_positions(32, 0.0)[:, 1:]
+    assert np.array_equal(nested_clusters(column, 2, 64)[1], column)
+
+
+def test_a_wide_pair_with_the_scenes_selection_uses_at_most_60_percent_of_the_ink():
+    """flatten 8192 (91 x 91 grid) -> dense 256 (16 x 16 grid), the strongest 78 weights per target."""
+    kernel = np.random.default_rng(1).standard_normal((8192, 256)).astype(np.float32)
+    source_unit, target_unit = selected_weights(kernel, EdgeSelection(STRONGEST_PER_NEURON, per_neuron=78))
+    source = neuron_positions(8192, 0.0)[source_unit]
+    target = neuron_positions(256, 40.0)[target_unit]
+    points = default_points_per_edge(len(source))
+    straight = straight_points(source, target, points)
+    bundled = bundle_edges(source, target, points, straight=straight)
+    frame = drawing_bounds(straight, STAGE_VIEW)
+    assert ink(bundled, STAGE_VIEW, 512, frame) <= 0.6 * ink(straight, STAGE_VIEW, 512, frame)
 
 
 def test_kmeans_finds_separate_groups_and_is_seeded():
@@ -99,8 +135,10 @@ def test_kmeans_finds_separate_groups_and_is_seeded():
     assert len(set(labels[:5])) == 1 and labels[0] != labels[-1]
 
 
-def test_huge_layer_pairs_get_fewer_points():
-    assert default_points_per_edge(10_000) > default_points_per_edge(2_000_000) >= 4
+def test_small_drawings_get_more_points_and_huge_ones_fewer():
+    assert default_points_per_edge(22_528) == 24  # the CIFAR-10 scene's curves: short first steps, short fans
+    assert default_points_per_edge(10_000) > default_points_per_edge(100_000) > default_points_per_edge(2_000_000)
+    assert default_points_per_edge(2_000_000) == 8
 
 
 def test_bad_input_is_refused_with_a_clear_message():
@@ -115,6 +153,10 @@ def test_bad_input_is_refused_with_a_clear_message():
         bundle_edges(source, target, 1)
     with pytest.raises(ValueError, match="fan_length"):
         bundle_edges(source, target, 8, fan_length=0.5)
+    with pytest.raises(ValueError, match="group_length"):
+        bundle_edges(source, target, 8, group_length=0.2)
+    with pytest.raises(ValueError, match="strands"):
+        bundle_edges(source, target, 8, strands=0)
     with pytest.raises(ValueError, match="must be finite"):
         bundle_edges(np.full_like(source, np.nan), target)
 

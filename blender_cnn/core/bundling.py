@@ -9,15 +9,16 @@ them with a keyframable strength.
 The algorithm (see docs/bundling.md for why and the measurements):
 
 1. **Nested cluster routing.** Per layer pair, the source neurons and the
-   target neurons are each grouped by k-means on their (y, z) into a few
-   *clusters*: at most ``strands`` (2) cluster pairs per layer pair, so the
-   middle of the way holds one or two strands. Inside each cluster,
-   neighbouring neurons form *groups* of about ``group_size`` (64). An edge
-   leaves its source, merges into its group's centre over the first step
-   between points, curves into its cluster's centre by ``fan_length`` (0.15)
-   of the way, runs straight to its target cluster's centre, and mirrors that
-   at the target end. Edges of neighbouring neurons share their fan from the
-   group on; all edges of one pair of clusters share the middle stretch.
+   target neurons are each grouped by k-means on their (y, z) into
+   *clusters*, as a funnel: the wider layer gets one cluster, the narrower
+   one or two (``strands``), so the middle of the way holds one or two
+   strands. Inside each cluster, neighbouring neurons form *groups* of about
+   ``group_size`` (64). An edge leaves its source, merges into its group's
+   centre over the first step between points, curves into its cluster's
+   centre by ``fan_length`` (0.15) of the way, runs straight to its target
+   cluster's centre, and mirrors that at the target end. Edges of
+   neighbouring neurons share their fan from their group on; all edges of one
+   pair of clusters share the middle stretch.
 2. **Optional KDE smoothing**, off by default (kernel density estimation edge bundling, Hurter et al.
    2012, applied per slice of constant x): a few steps move each interior
    point up the gradient of the density of all points of its slice, then
@@ -53,30 +54,22 @@ def default_points_per_edge(edge_count):
 
 
 def default_clusters(source_count, target_count, strands=STRANDS):
-    """(source clusters, target clusters) of a layer pair: at most ``strands`` cluster pairs in all.
+    """(source clusters, target clusters) of a layer pair of that many distinct neurons: a funnel.
 
-    Each side starts from about sqrt(n) / 6 clusters (2 from 16 neurons, 1
-    below); then the side with more clusters loses one (the source side on a
-    tie) until their product is at most ``strands``. With the default 2, the
-    wide side of a pair gets one cluster and the other side one or two.
-    Measured on the CIFAR-10 greyscale scene from the stage camera, 15 x 3
-    clusters for flatten 8192 -> dense 256 left 70% of the straight ink, one
-    or two strands under 55%: the middle strands were most of the ink, while
+    The wider side (more neurons; the source on a tie) gets one cluster, so
+    all its edges join one trunk; the narrower side about sqrt(n) / 6
+    clusters, at least 2 from 16 neurons, at most ``strands``: the trunk
+    splits into that many strands as it nears the narrower layer. Measured
+    on the CIFAR-10 greyscale scene from the stage camera, the former
+    sqrt(n) / 6 on both sides (15 x 3 clusters for flatten 8192 -> dense 256)
+    left 70% of the straight ink: the 45 strands were most of it, while the
     fans near a big layer hide in the layer's own footprint (docs/bundling.md).
     """
     if strands < 1:
         raise ValueError(f"strands must be at least 1, got {strands!r}")
-
-    def start(count):
-        return max(1 if count < 16 else 2, min(count, round(math.sqrt(count) / 6)))
-
-    source, target = start(source_count), start(target_count)
-    while source * target > strands:
-        if source >= target:
-            source -= 1
-        else:
-            target -= 1
-    return source, target
+    narrow = min(source_count, target_count)
+    clusters = min(strands, narrow, max(1 if narrow < 16 else 2, round(math.sqrt(narrow) / 6)))
+    return (1, clusters) if source_count >= target_count else (clusters, 1)
 
 
 def _checked_edges(source_xyz, target_xyz, points_per_edge):
@@ -227,7 +220,7 @@ def kmeans(positions, clusters, seed=0, iterations=25):
         nearest = np.minimum(nearest, ((positions - positions[pick]) ** 2).sum(axis=1))
     centres = np.array(centres)
     for _ in range(iterations):
-        labels = ((positions[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+        labels = _nearest(positions, centres)
         counts = np.bincount(labels, minlength=clusters)
         moved = np.stack([np.bincount(labels, positions[:, axis], minlength=clusters) for axis in range(2)], 1)
         filled = counts > 0
@@ -236,8 +229,12 @@ def kmeans(positions, clusters, seed=0, iterations=25):
         if np.allclose(moved, centres):
             break
         centres = moved
-    labels = ((positions[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
-    return centres, labels
+    return centres, _nearest(positions, centres)
+
+
+def _nearest(positions, centres):
+    """Index of each position's nearest centre: |c|^2 - 2 x.c ranks them as |x - c|^2 does, without an (n, k, 2) array."""
+    return ((centres ** 2).sum(axis=1)[None, :] - 2.0 * positions @ centres.T).argmin(axis=1)
 
 
 def route_weights(points, fan_length, group_length):
@@ -281,9 +278,9 @@ def nested_clusters(positions, clusters, group_size, seed=0):
     """float32 (cluster centre, group centre) per position (n, 2): groups nested inside k-means clusters.
 
     Each cluster of n neurons is divided by k-means into round(n / ``group_size``)
-    groups of neighbours; a cluster that would get a single group is not
-    divided, and its neurons are their own group (their fan starts at the
-    cluster's centre's curve directly).
+    groups of neighbours. A cluster that would get a single group is not
+    divided: each of its neurons is its own group and fans straight into the
+    cluster's centre. ``group_size`` 0: no groups at all.
     """
     positions = np.asarray(positions, dtype=np.float64)
     centres, labels = kmeans(positions, clusters, seed)
