@@ -166,10 +166,13 @@ def _import_bpy(work):
 def _evaluated_counts(bpy, obj):
     geometry = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
     mesh, curves = geometry.mesh, geometry.curves
-    return {"faces": len(mesh.polygons) if mesh else 0, "curves": len(curves.curves) if curves else 0}
+    instances = geometry.instances_pointcloud()
+    # Cells and other squares are instances of one quad each; labels and bars are mesh faces.
+    return {"faces": (len(mesh.polygons) if mesh else 0) + (len(instances.points) if instances else 0),
+            "curves": len(curves.curves) if curves else 0}
 
 
-def child_build(bundle_path, blend_path=None):
+def child_build(bundle_path, blend_path=None, again=False):
     """Time load, cell arrays, build and first evaluation of one bundle; optionally save the .blend."""
     bpy, import_seconds = _import_bpy(Path(bundle_path).parent)
     from blender_cnn.core import cells as cell_data
@@ -195,6 +198,11 @@ def child_build(bundle_path, blend_path=None):
     counts = _evaluated_counts(bpy, network)
     times["evaluate"] = time.perf_counter() - start
     result = {"activations": activations, "cells": cells, "edges": edge_count, **counts, "times": times}
+    if again:
+        # A second network in the same file: the shared node groups exist already.
+        start = time.perf_counter()
+        _evaluated_counts(bpy, build_network(bundle))
+        times["again"] = time.perf_counter() - start
     if blend_path:
         start = time.perf_counter()
         bpy.ops.wm.save_as_mainfile(filepath=str(blend_path))
@@ -275,7 +283,7 @@ def measure(work, naive_limit):
     results = {"baseline_peak": baseline}
 
     cifar = write_synthetic_bundle(work / "cifar.bcnn.npz", "cifar_greyscale", (32, 32, 1), cifar_greyscale_layers())
-    results["cifar"] = run_child("--child-build", cifar)
+    results["cifar"] = run_child("--child-build", cifar, "--again")
     print("CIFAR-10 greyscale:", results["cifar"], flush=True)
     Path(cifar).unlink()
 
@@ -361,7 +369,7 @@ def report(results):
                 f"**{format_seconds(t['build'] + t['evaluate'])}** | {format_bytes(result['peak'])}")
 
     cifar, vgg, reopened = results["cifar"], results["vgg16"], results["vgg16_reopen"]
-    networks = ["| network | activations | cells | connections | faces | build | first evaluation | total | peak memory |",
+    networks = ["| network | activations | cells | connections drawn | quads and faces | build | first evaluation | total | peak memory |",
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, result in (("CIFAR-10 greyscale CNN, 32x32x1", cifar), ("VGG16 conv + pool, 224x224x3", vgg)):
         networks.append(f"| {label} | {result['activations']:,} | {result['cells']:,} | {result['edges']:,} | {result['faces']:,} "
@@ -384,16 +392,20 @@ def report(results):
         series.append(cells + ours_text + naive_text)
 
     cifar_total, vgg_total = total_seconds(cifar), total_seconds(vgg)
+    cifar_again = cifar["times"]["again"]
     verdicts = [
         f"- CIFAR-10 greyscale scene built (build + first evaluation) in under {CIFAR_BUILD_GOAL_SECONDS:.0f} s: "
-        f"**{'met' if cifar_total < CIFAR_BUILD_GOAL_SECONDS else 'NOT met'}** ({format_seconds(cifar_total)}).",
+        f"as the first network of a new file, which also builds the node groups every network shares, "
+        f"**{'met' if cifar_total < CIFAR_BUILD_GOAL_SECONDS else 'NOT met'}** ({format_seconds(cifar_total)}); "
+        f"as another network in a file that has them, "
+        f"**{'met' if cifar_again < CIFAR_BUILD_GOAL_SECONDS else 'NOT met'}** ({format_seconds(cifar_again)}).",
         f"- VGG16 built and evaluated in under {VGG16_GOAL_SECONDS:.0f} s: "
         f"**{'met' if vgg_total < VGG16_GOAL_SECONDS else 'NOT met'}** ({format_seconds(vgg_total)}); "
         f"under {VGG16_GOAL_BYTES / 1e9:.0f} GB peak memory: "
         f"**{'met' if vgg['peak'] < VGG16_GOAL_BYTES else 'NOT met'}** ({format_bytes(vgg['peak'])}).",
         f"- VGG16's .blend saves ({format_seconds(vgg['times']['save'])}, {format_bytes(vgg['blend_bytes'])}) and "
         f"reopens in a fresh process (open {format_seconds(reopened['times']['open'])}, the modifier evaluating "
-        f"while the file opens; {reopened['faces']:,} faces, peak "
+        f"while the file opens; {reopened['faces']:,} quads and faces, peak "
         f"{format_bytes(reopened['peak'])}): **{'met' if reopened['faces'] == vgg['faces'] else 'NOT met'}**.",
     ]
     machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -408,15 +420,16 @@ def report(results):
         "Each network is a synthetic bundle (1 epoch, 1 sample, random activations of the real shapes, random",
         "Dense kernels; the scene does not depend on training) built in its own process. *build* is",
         "`build_network` (numpy cell arrays, mesh and curve attributes, node tree), *first evaluation* the",
-        "first `evaluated_geometry()` of the network object (the Geometry Nodes: layout, one quad per cell,",
-        "labels, connections), *peak memory* the process's maximum resident set (`ru_maxrss` from `wait4`);",
+        "first `evaluated_geometry()` of the network object (the Geometry Nodes: layout, one instanced quad",
+        "per cell as the viewport draws them, labels, connections), *peak memory* the process's maximum",
+        "resident set (`ru_maxrss` from `wait4`);",
         f"Python with bpy imported and an empty file alone peaks at {format_bytes(results['baseline_peak'])}.",
         "*cells* are the points the scene is built from: one per activation plus the summary maps shown",
         "when a layer is folded.",
         "VGG16 is its 13 conv and 5 pool layers at 224x224x3 (about 15 million activations) without the",
-        "classifier: flatten (25,088) -> dense 4096 would be 103 million connections, which the builder draws",
-        "as one curve per weight. The CIFAR-10 greyscale CNN: 2 x conv 3x3 64, max pool, 2 x conv 3x3 128,",
-        "max pool, flatten, dense 256, dense 10 (its flatten -> dense 256 is 2.1 million curves).",
+        "classifier. The CIFAR-10 greyscale CNN: 2 x conv 3x3 64, max pool, 2 x conv 3x3 128, max pool,",
+        "flatten, dense 256, dense 10: its flatten -> dense 256 has 2.1 million weights, of which the default",
+        "selection draws the strongest 78 per neuron, bundled.",
         "",
         *networks,
         "",
@@ -446,13 +459,14 @@ def main(argv=None):
     parser.add_argument("--naive-limit", type=float, default=60.0,
                         help="stop timing one object per cell after the first size slower than this (s)")
     parser.add_argument("--child-build", help=argparse.SUPPRESS)
+    parser.add_argument("--again", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--blend", help=argparse.SUPPRESS)
     parser.add_argument("--child-reopen", help=argparse.SUPPRESS)
     parser.add_argument("--child-naive", help=argparse.SUPPRESS)
     parser.add_argument("--child-baseline", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_build:
-        return child_build(args.child_build, args.blend)
+        return child_build(args.child_build, args.blend, args.again)
     if args.child_reopen:
         return child_reopen(args.child_reopen)
     if args.child_naive:
