@@ -3,8 +3,9 @@
     .venv/bin/python scripts/render_bundling.py BUNDLE [BUNDLE ...] [--output-dir docs/bundling] [--samples 16]
 
 For each bundle: the scene built with its default edge selection, the
-receptive-field and pooling overlays off, framed by the stage camera, rendered
-at Bundling Strength 0 and 1 (Cycles). The ink of each drawing (the share of
+receptive-field and pooling overlays off, the stage camera framing its
+connections (straight and bundled), rendered at Bundling Strength 0 and 1
+(Cycles). The ink of each drawing (the share of
 the frame's pixels the curves cover, one pixel wide, through the camera's own
 projection at the render's size) and the bundled curves' distortion are
 printed as a markdown table for docs/bundling.md.
@@ -39,7 +40,7 @@ def main(argv=None):
     from blender_cnn.core.drawing_metrics import distortion, ink
     from blender_cnn.scene.drawn import drawn_curves
     from blender_cnn.scene.network import build_network, set_network_input
-    from blender_cnn.scene.stage import camera_projection, configure_render, render_still, set_up_stage
+    from blender_cnn.scene.stage import camera_projection, configure_render, frame_camera, render_still, set_up_stage
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -51,8 +52,13 @@ def main(argv=None):
         for name in ("Show Receptive Field", "Show Pooling", "Show Flatten"):
             set_network_input(network, name, False)
         configure_render(bpy.context.scene, width=args.width, height=args.height, samples=args.samples)
-        set_network_input(network, "Bundling Strength", 0.0)
         camera = set_up_stage(network)
+        # The connections are the subject: frame where they run, straight or bundled.
+        ends = []
+        for strength in STRENGTHS.values():
+            set_network_input(network, "Bundling Strength", strength)
+            ends.append(drawn_curves(network).reshape(-1, 3))
+        frame_camera(camera, network, margin=1.25, points=np.concatenate(ends)[::7])
         projection = np.array(camera_projection(camera))
         frame = (-1.0, -args.height / args.width, 1.0, args.height / args.width)
         inks, curves = {}, None

@@ -31,8 +31,8 @@ def set_up_stage(network, scene=None, margin=1.08):
     return camera
 
 
-def frame_camera(camera, network, scene=None, margin=1.08):
-    """Aim ``camera`` along the view direction so the evaluated network fills the frame."""
+def frame_camera(camera, network, scene=None, margin=1.08, points=None):
+    """Aim ``camera`` along the view direction so the evaluated network (or ``points``, world) fills the frame."""
     scene = scene or bpy.context.scene
     camera.rotation_mode = "QUATERNION"
     camera.rotation_quaternion = VIEW_DIRECTION.to_track_quat("-Z", "Y")
@@ -43,7 +43,8 @@ def frame_camera(camera, network, scene=None, margin=1.08):
     depsgraph = bpy.context.evaluated_depsgraph_get()
     # The network as drawn rather than its bounding box, so that sparse walls of maps do not leave
     # the frame half empty.
-    points = drawn_points(network, depsgraph=depsgraph)
+    if points is None:
+        points = drawn_points(network, depsgraph=depsgraph)
     location, _scale = camera.camera_fit_coords(depsgraph, points.ravel().tolist())
     centre = Vector(points.mean(axis=0))
     # Back off from the tight fit so nothing touches the border.
