@@ -193,3 +193,12 @@ def test_the_overlay_writes_epoch_loss_and_accuracy_in_front_of_the_camera(blend
     distances = np.linalg.norm(drawn[:, None, :2] - expected[None, :, :2], axis=2)
     assert distances.min(axis=1).max() < 1e-3 and distances.min(axis=0).max() < 1e-3
     assert np.abs(drawn[:, 2]).max() < 1e-3
+
+
+def test_framing_the_network_leaves_the_overlay_out(blender, network):
+    from blender_cnn.scene.stage import set_up_stage
+
+    without = tuple(set_up_stage(network).location)
+    set_input(network, "Show Training Overlay", True)
+    with_overlay = tuple(set_up_stage(network).location)
+    np.testing.assert_allclose(with_overlay, without, rtol=1e-4)

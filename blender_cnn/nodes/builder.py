@@ -144,6 +144,13 @@ class TreeBuilder:
     def separate_xyz(self, vector):
         return self.node("ShaderNodeSeparateXYZ", {"Vector": vector}).outputs
 
+    def int_math(self, operation, a, b=None):
+        node = self.node("FunctionNodeIntegerMath", operation=operation)
+        self.set_input(node, 0, a)
+        if b is not None:
+            self.set_input(node, 1, b)
+        return node.outputs[0]
+
     def compare_int(self, a, b, operation="EQUAL"):
         node = self.node("FunctionNodeCompare", data_type="INT", operation=operation)
         self.set_input(node, 0, a)

@@ -66,14 +66,6 @@ def ensure_probability():
 
 # ---------------------------------------------------------------- small helpers
 
-def _int(b, operation, a, c=None):
-    node = b.node("FunctionNodeIntegerMath", operation=operation)
-    b.set_input(node, 0, a)
-    if c is not None:
-        b.set_input(node, 1, c)
-    return node.outputs[0]
-
-
 def _and(b, *values):
     result = values[0]
     for value in values[1:]:
@@ -123,14 +115,14 @@ def _real_cell(b):
 
 def _flatten_source(b, neuron, column):
     """The cell that flatten neuron (cell index) ``neuron`` copies: Keras flattens (row, col, channel)."""
-    unit = _int(b, "SUBTRACT", neuron, column("layer_start"))
+    unit = b.int_math("SUBTRACT", neuron, column("layer_start"))
     channels, rows, cols = column("source_channels"), column("source_rows"), column("source_cols")
-    pixel = _int(b, "DIVIDE_FLOOR", unit, channels)
-    channel = _int(b, "FLOORED_MODULO", unit, channels)
-    row = _int(b, "DIVIDE_FLOOR", pixel, cols)
-    col = _int(b, "FLOORED_MODULO", pixel, cols)
-    return _int(b, "ADD", column("source_start"),
-                _int(b, "ADD", _int(b, "MULTIPLY", _int(b, "ADD", _int(b, "MULTIPLY", channel, rows), row), cols),
+    pixel = b.int_math("DIVIDE_FLOOR", unit, channels)
+    channel = b.int_math("FLOORED_MODULO", unit, channels)
+    row = b.int_math("DIVIDE_FLOOR", pixel, cols)
+    col = b.int_math("FLOORED_MODULO", pixel, cols)
+    return b.int_math("ADD", column("source_start"),
+                b.int_math("ADD", b.int_math("MULTIPLY", b.int_math("ADD", b.int_math("MULTIPLY", channel, rows), row), cols),
                      col))
 
 
@@ -140,7 +132,7 @@ def _sampling_step(b, points, selection, max_count):
                                                       "Attribute": 1.0}, data_type="FLOAT",
                    domain="POINT").outputs["Sum"]
     step = b.math("MAXIMUM", b.math("CEIL", b.math("DIVIDE", count, b.math("MAXIMUM", max_count, 1.0))), 1.0)
-    return _and(b, selection, _compare(b, _int(b, "FLOORED_MODULO", _index(b), step), 0, "EQUAL"))
+    return _and(b, selection, _compare(b, b.int_math("FLOORED_MODULO", _index(b), step), 0, "EQUAL"))
 
 
 def _facing_quads(b, points, size, behind, material, selection=None):
@@ -209,15 +201,16 @@ def _build_focus_cell(b):
     layers = b.node("GeometryNodeAttributeDomainSize", {"Geometry": operations}, component="MESH").outputs[0]
 
     def clamped(value, count):
-        return _int(b, "MAXIMUM", _int(b, "MINIMUM", value, _int(b, "SUBTRACT", count, 1)), 0)
+        return b.int_math("MAXIMUM", b.int_math("MINIMUM", value, b.int_math("SUBTRACT", count, 1)), 0)
 
     layer = clamped(layer, layers)
     column = _table(b, operations, layer)
     channel = clamped(channel, column("channels"))
     row = clamped(row, column("map_rows"))
     col = clamped(col, column("map_cols"))
-    cell = _int(b, "ADD", column("layer_start"), _int(b, "ADD", _int(b, "MULTIPLY", _int(
-        b, "ADD", _int(b, "MULTIPLY", channel, column("map_rows")), row), column("map_cols")), col))
+    map_row = b.int_math("ADD", b.int_math("MULTIPLY", channel, column("map_rows")), row)
+    cell = b.int_math("ADD", column("layer_start"), b.int_math("ADD", b.int_math("MULTIPLY", map_row, column("map_cols")),
+                                                               col))
     b.set_outputs(Index=cell, Layer=layer, Channel=channel, Row=row, Column=col)
 
 
@@ -253,20 +246,20 @@ def _build_receptive_field(b):
     kind = column("op_kind")
     windowed = _and(b, _compare(b, kind, ops.OP_CONVOLUTION, "GREATER_EQUAL"),
                     _compare(b, kind, ops.OP_AVERAGE_POOLING, "LESS_EQUAL"))
-    channel_low = _int(b, "MULTIPLY", _int(b, "DIVIDE_FLOOR", focus["Channel"], column("group_outputs")),
+    channel_low = b.int_math("MULTIPLY", b.int_math("DIVIDE_FLOOR", focus["Channel"], column("group_outputs")),
                        column("group_inputs"))
 
     # Per cell: is it in the focus pixel's window?
     def in_window(index, focus_index, pad, stride, dilation, size):
-        offset = _int(b, "SUBTRACT", _int(b, "ADD", index, column(pad)),
-                      _int(b, "MULTIPLY", focus_index, column(stride)))
+        offset = b.int_math("SUBTRACT", b.int_math("ADD", index, column(pad)),
+                      b.int_math("MULTIPLY", focus_index, column(stride)))
         return _and(b, _compare(b, offset, 0, "GREATER_EQUAL"),
-                    _compare(b, _int(b, "FLOORED_MODULO", offset, column(dilation)), 0, "EQUAL"),
-                    _compare(b, _int(b, "DIVIDE_FLOOR", offset, column(dilation)), column(size), "LESS_THAN"))
+                    _compare(b, b.int_math("FLOORED_MODULO", offset, column(dilation)), 0, "EQUAL"),
+                    _compare(b, b.int_math("DIVIDE_FLOOR", offset, column(dilation)), column(size), "LESS_THAN"))
 
     channel = b.attribute("channel", "INT")
     channel_ok = _and(b, _compare(b, channel, channel_low, "GREATER_EQUAL"),
-                      _compare(b, channel, _int(b, "ADD", channel_low, column("group_inputs")), "LESS_THAN"))
+                      _compare(b, channel, b.int_math("ADD", channel_low, column("group_inputs")), "LESS_THAN"))
     window = _and(b, windowed, channel_ok,
                   in_window(b.attribute("row", "INT"), focus["Row"], "pad_top", "stride_rows", "dilation_rows",
                             "kernel_rows"),
@@ -288,13 +281,13 @@ def _build_receptive_field(b):
 
     # Output pixels whose windows are drawn: the focus pixel, or a grid of its channel's pixels.
     map_rows, map_cols = column("map_rows"), column("map_cols")
-    spacing = b.math("CEIL", b.math("SQRT", b.math("DIVIDE", _int(b, "MULTIPLY", map_rows, map_cols),
+    spacing = b.math("CEIL", b.math("SQRT", b.math("DIVIDE", b.int_math("MULTIPLY", map_rows, map_cols),
                                                    b.math("MAXIMUM", max_windows, 1.0))))
-    spacing = _int(b, "MAXIMUM", spacing, 1)
+    spacing = b.int_math("MAXIMUM", spacing, 1)
     on_grid = _and(b, _compare(b, b.attribute("layer", "INT"), focus["Layer"], "EQUAL"),
                    _compare(b, channel, focus["Channel"], "EQUAL"), _real_cell(b),
-                   _compare(b, _int(b, "FLOORED_MODULO", b.attribute("row", "INT"), spacing), 0, "EQUAL"),
-                   _compare(b, _int(b, "FLOORED_MODULO", b.attribute("col", "INT"), spacing), 0, "EQUAL"))
+                   _compare(b, b.int_math("FLOORED_MODULO", b.attribute("row", "INT"), spacing), 0, "EQUAL"),
+                   _compare(b, b.int_math("FLOORED_MODULO", b.attribute("col", "INT"), spacing), 0, "EQUAL"))
     drawn = b.node("GeometryNodeSwitch", {"Switch": all_calculations, "False": is_focus, "True": on_grid},
                    input_type="BOOLEAN").outputs[0]
     drawn = _and(b, show, windowed, drawn)
@@ -302,30 +295,29 @@ def _build_receptive_field(b):
     # One point per (input channel, tap) of every drawn window: Duplicate Elements, then the
     # duplicate index says which input cell and which kernel weight it is.
     targets = _store(b, focused, "target_cell", _index(b), "INT")
-    taps = _int(b, "MULTIPLY", column("kernel_rows"), column("kernel_cols"))
+    taps = b.int_math("MULTIPLY", column("kernel_rows"), column("kernel_cols"))
     duplicated = b.node("GeometryNodeDuplicateElements", {
-        "Geometry": targets, "Selection": drawn, "Amount": _int(b, "MULTIPLY", taps, column("group_inputs"))},
+        "Geometry": targets, "Selection": drawn, "Amount": b.int_math("MULTIPLY", taps, column("group_inputs"))},
         domain="POINT")
     duplicate = duplicated.outputs["Duplicate Index"]
-    in_channel = _int(b, "DIVIDE_FLOOR", duplicate, taps)
-    tap = _int(b, "FLOORED_MODULO", duplicate, taps)
-    ky = _int(b, "DIVIDE_FLOOR", tap, column("kernel_cols"))
-    kx = _int(b, "FLOORED_MODULO", tap, column("kernel_cols"))
+    in_channel = b.int_math("DIVIDE_FLOOR", duplicate, taps)
+    tap = b.int_math("FLOORED_MODULO", duplicate, taps)
+    ky = b.int_math("DIVIDE_FLOOR", tap, column("kernel_cols"))
+    kx = b.int_math("FLOORED_MODULO", tap, column("kernel_cols"))
 
     def source_index(index, stride, pad, k, dilation):
-        return _int(b, "ADD", _int(b, "SUBTRACT", _int(b, "MULTIPLY", index, column(stride)), column(pad)),
-                    _int(b, "MULTIPLY", k, column(dilation)))
+        return b.int_math("ADD", b.int_math("SUBTRACT", b.int_math("MULTIPLY", index, column(stride)), column(pad)),
+                    b.int_math("MULTIPLY", k, column(dilation)))
 
     row = source_index(b.attribute("row", "INT"), "stride_rows", "pad_top", ky, "dilation_rows")
     col = source_index(b.attribute("col", "INT"), "stride_cols", "pad_left", kx, "dilation_cols")
     out_channel = b.attribute("channel", "INT")
-    low = _int(b, "MULTIPLY", _int(b, "DIVIDE_FLOOR", out_channel, column("group_outputs")), column("group_inputs"))
+    low = b.int_math("MULTIPLY", b.int_math("DIVIDE_FLOOR", out_channel, column("group_outputs")), column("group_inputs"))
     source_rows, source_cols = column("source_rows"), column("source_cols")
-    source = _int(b, "ADD", column("source_start"), _int(b, "ADD", _int(b, "MULTIPLY", _int(
-        b, "ADD", _int(b, "MULTIPLY", _int(b, "ADD", low, in_channel), source_rows), row), source_cols), col))
-    weight_index = _int(b, "ADD", _int(b, "ADD", column("kernel_start"), _int(b, "MULTIPLY", tap,
+    source = b.int_math("ADD", column("source_start"), b.int_math("ADD", b.int_math("MULTIPLY", b.int_math("ADD", b.int_math("MULTIPLY", b.int_math("ADD", low, in_channel), source_rows), row), source_cols), col))
+    weight_index = b.int_math("ADD", b.int_math("ADD", column("kernel_start"), b.int_math("MULTIPLY", tap,
                                                                                column("kernel_tap_stride"))),
-                        _int(b, "ADD", _int(b, "MULTIPLY", in_channel, column("kernel_in_stride")), out_channel))
+                        b.int_math("ADD", b.int_math("MULTIPLY", in_channel, column("kernel_in_stride")), out_channel))
     inside = _and(b, _compare(b, row, 0, "GREATER_EQUAL"), _compare(b, row, source_rows, "LESS_THAN"),
                   _compare(b, col, 0, "GREATER_EQUAL"), _compare(b, col, source_cols, "LESS_THAN"))
     taps_points = _store(b, duplicated.outputs["Geometry"], "source_cell", source, "INT")

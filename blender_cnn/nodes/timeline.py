@@ -16,6 +16,8 @@ EPOCH_POSITION = "BCNN Epoch Position"
 TRAINED_CELLS = "BCNN Trained Cells"
 TRAINED_WEIGHTS = "BCNN Trained Weights"
 TRAINING_OVERLAY = "BCNN Training Overlay"
+# Point attribute (1) on the overlay's text, which moves with the camera rather than with the network.
+SCREEN_OVERLAY = "screen_overlay"
 
 # The overlay sits this far in front of the camera, scaled for the stage camera's lens and 36 mm sensor.
 OVERLAY_DISTANCE = 10.0
@@ -37,15 +39,7 @@ def ensure_trained_weights(domain):
 
 
 def ensure_training_overlay():
-    return ensure_group(TRAINING_OVERLAY, 2, _build_training_overlay)
-
-
-def _int(b, operation, a, c=None):
-    node = b.node("FunctionNodeIntegerMath", operation=operation)
-    b.set_input(node, 0, a)
-    if c is not None:
-        b.set_input(node, 1, c)
-    return node.outputs[0]
+    return ensure_group(TRAINING_OVERLAY, 3, _build_training_overlay)
 
 
 def _joined(b, *parts):
@@ -83,9 +77,9 @@ def _build_epoch_position(b):
         "Geometry": history, "Attribute": b.math("LESS_THAN", number, b.math("ADD", epoch, 1e-4))},
         data_type="FLOAT", domain="POINT").outputs["Sum"]
     count = b.node("GeometryNodeAttributeDomainSize", {"Geometry": history}, component="MESH").outputs["Point Count"]
-    last = _int(b, "SUBTRACT", count, 1)
-    low = _int(b, "MAXIMUM", _int(b, "SUBTRACT", reached, 1), 0)
-    high = _int(b, "MINIMUM", _int(b, "ADD", low, 1), last)
+    last = b.int_math("SUBTRACT", count, 1)
+    low = b.int_math("MAXIMUM", b.int_math("SUBTRACT", reached, 1), 0)
+    high = b.int_math("MINIMUM", b.int_math("ADD", low, 1), last)
 
     def number_at(index):
         return b.node("GeometryNodeSampleIndex", {"Geometry": history, "Value": number, "Index": index},
@@ -191,5 +185,8 @@ def _build_training_overlay(b):
     placed = b.node("GeometryNodeTransform", {"Geometry": in_view.outputs[0],
                                               "Translation": placement.outputs["Location"],
                                               "Rotation": placement.outputs["Rotation"]})
-    b.set_outputs(Mesh=placed.outputs[0])
+    # Marked so that framing the network leaves out text that sits at the camera.
+    marked = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": placed.outputs[0], "Name": SCREEN_OVERLAY,
+                                                        "Value": 1}, data_type="INT", domain="POINT")
+    b.set_outputs(Mesh=marked.outputs[0])
 

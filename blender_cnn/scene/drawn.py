@@ -9,6 +9,8 @@ and the tests alike.
 import bpy
 import numpy as np
 
+from ..nodes.timeline import SCREEN_OVERLAY
+
 _VECTOR_WIDTHS = {"FLOAT_COLOR": ("color", 4), "FLOAT_VECTOR": ("vector", 3), "FLOAT4X4": ("value", 16)}
 
 
@@ -89,7 +91,10 @@ def drawn_quads(network, material_prefix, depsgraph=None):
 
 
 def drawn_points(network, limit=20_000, depsgraph=None):
-    """World positions of (a sample of) everything drawn: quad centres and mesh vertices."""
+    """World positions of (a sample of) everything drawn with the network: quad centres and mesh vertices.
+
+    The training overlay is left out: it sits in front of the camera, wherever that is.
+    """
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
     evaluated = network.evaluated_get(depsgraph)
     geometry = evaluated.evaluated_geometry()
@@ -97,6 +102,8 @@ def drawn_points(network, limit=20_000, depsgraph=None):
     parts = [DrawnQuads(geometry, evaluated.matrix_world, "").centres()]
     if geometry.mesh is not None and len(geometry.mesh.vertices):
         local = read_attribute(geometry.mesh, "position")
+        if SCREEN_OVERLAY in geometry.mesh.attributes:
+            local = local[read_attribute(geometry.mesh, SCREEN_OVERLAY) == 0]
         parts.append(local @ matrix[:3, :3].T + matrix[:3, 3])
     points = np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.float32)
     return points[:: max(1, len(points) // limit)]

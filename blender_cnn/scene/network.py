@@ -158,6 +158,11 @@ def show_image(network, path, epoch=-1, invert=False):
     return show_input(network, inputs, epoch, label=os.path.basename(path), bundle=bundle)
 
 
+def is_network(obj):
+    """Whether ``obj`` is a network built by blender_cnn (it has the BlenderCNN modifier)."""
+    return obj is not None and obj.modifiers.get(MODIFIER_NAME) is not None
+
+
 def network_modifier(network):
     modifier = network.modifiers.get(MODIFIER_NAME)
     if modifier is None or modifier.node_group is None:

@@ -5,12 +5,7 @@ from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..core.errors import BlenderCNNError
 from ..scene.animation import animate_samples, animate_training
-from ..scene.network import MODIFIER_NAME
-
-
-def _is_network(context):
-    network = context.active_object
-    return network is not None and network.modifiers.get(MODIFIER_NAME) is not None
+from ..scene.network import is_network
 
 
 class BCNN_OT_animate_training(bpy.types.Operator):
@@ -30,7 +25,7 @@ class BCNN_OT_animate_training(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _is_network(context)
+        return is_network(context.active_object)
 
     def execute(self, context):
         try:
@@ -57,7 +52,7 @@ class BCNN_OT_animate_samples(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _is_network(context)
+        return is_network(context.active_object)
 
     def execute(self, context):
         try:

@@ -6,12 +6,7 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty
 from ..core import connections as connection_data
 from ..core.errors import BlenderCNNError
 from ..scene.connections import clear_highlight, highlight_nearest_neuron, redraw_connections
-from ..scene.network import MODIFIER_NAME
-
-
-def _is_network(context):
-    network = context.active_object
-    return network is not None and network.modifiers.get(MODIFIER_NAME) is not None
+from ..scene.network import is_network
 
 
 class BCNN_OT_draw_connections(bpy.types.Operator):
@@ -35,7 +30,7 @@ class BCNN_OT_draw_connections(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _is_network(context)
+        return is_network(context.active_object)
 
     def invoke(self, context, event):
         return context.window_manager.invoke_props_dialog(self)
@@ -64,7 +59,7 @@ class BCNN_OT_highlight_neuron(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _is_network(context)
+        return is_network(context.active_object)
 
     def execute(self, context):
         network = context.active_object

@@ -16,7 +16,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 
 from ..core.errors import BlenderCNNError
 from ..scene import camera_moves
-from ..scene.network import MODIFIER_NAME, network_bundle
+from ..scene.network import is_network, network_bundle
 from ..scene.rendering import AnimationRender, format_seconds
 from ..scene.stage import render_still
 from .preferences import ADDON_PACKAGE
@@ -57,9 +57,9 @@ def output_path(path, default_name):
 def scene_network(context):
     """The active object when it is a network, else the scene's first network (None without one)."""
     active = context.active_object
-    if active is not None and active.modifiers.get(MODIFIER_NAME) is not None:
+    if is_network(active):
         return active
-    return next((obj for obj in context.scene.objects if obj.modifiers.get(MODIFIER_NAME) is not None), None)
+    return next((obj for obj in context.scene.objects if is_network(obj)), None)
 
 
 class _RenderSettings:
