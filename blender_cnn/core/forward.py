@@ -557,7 +557,7 @@ def _permute(config, weights, inputs):
     return _only_input(inputs).transpose(0, *_required(config, "dims"))
 
 
-def _two_sided(value):
+def two_sided(value):
     """Keras' (top, bottom), (left, right) from an int, a pair or a pair of pairs."""
     if np.isscalar(value):
         return (int(value),) * 2, (int(value),) * 2
@@ -567,7 +567,7 @@ def _two_sided(value):
 @_registers(LAYER_FUNCTIONS, "ZeroPadding2D")
 def _zero_padding(config, weights, inputs):
     _channels_last(config)
-    rows, cols = _two_sided(config.get("padding", 1))
+    rows, cols = two_sided(config.get("padding", 1))
     return np.pad(_only_input(inputs), ((0, 0), rows, cols, (0, 0)))
 
 
@@ -575,7 +575,7 @@ def _zero_padding(config, weights, inputs):
 def _cropping(config, weights, inputs):
     _channels_last(config)
     x = _only_input(inputs)
-    (top, bottom), (left, right) = _two_sided(config.get("cropping", 0))
+    (top, bottom), (left, right) = two_sided(config.get("cropping", 0))
     return x[:, top:x.shape[1] - bottom, left:x.shape[2] - right]
 
 
