@@ -317,7 +317,9 @@ def main(argv=None):
     rows.append(("change Layer Spacing and re-evaluate", median_time(relayout, args.repeats)))
     rows.append(("camera, light, world", median_time(lambda: set_up_stage(network), args.repeats)))
     geometry = network.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
-    counts = (f"{len(geometry.mesh.polygons):,} faces, {len(geometry.curves.curves):,} curves")
+    instances = geometry.instances_pointcloud()
+    counts = (f"{len(instances.points) if instances else 0:,} instanced quads (cells and overlays), "
+              f"{len(geometry.mesh.polygons):,} mesh faces (text, bars), {len(geometry.curves.curves):,} curves")
     for width, height, samples in ((320, 180, 8), (1280, 720, 32)):
         rows.append((f"Cycles CPU render {width}x{height}, {samples} samples", median_time(
             lambda: render_still(work / "bench.png", width=width, height=height, samples=samples), 1)))
