@@ -219,7 +219,7 @@ def design_bundle(design, path, seed=0, inputs=None):
         })
     arrays["samples/inputs"] = inputs
     arrays["samples/labels"] = np.full(len(inputs), -1, dtype=np.int32)
-    arrays["samples/predictions"] = _probabilities(outputs[infos[-1].name])[np.newaxis]
+    arrays["samples/predictions"] = forward_pass.as_probabilities(outputs[infos[-1].name])[np.newaxis]
     manifest = {
         "name": design["name"],
         "description": design.get("description", ""),
@@ -406,12 +406,3 @@ def _initial_weight(name, shape, rng):
     if name in ("gamma", "moving_variance"):
         return np.ones(shape, dtype=np.float32)
     return np.zeros(shape, dtype=np.float32)
-
-
-def _probabilities(outputs):
-    """The output as class probabilities: itself if it already is a distribution, else its softmax."""
-    outputs = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
-    if np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3):
-        return outputs.astype(np.float32)
-    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

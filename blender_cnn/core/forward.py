@@ -631,3 +631,12 @@ LAYER_FUNCTIONS.update({
 @_registers(LAYER_FUNCTIONS, "Concatenate")
 def _concatenate(config, weights, inputs):
     return np.concatenate(inputs, axis=int(config.get("axis", -1)))
+
+
+def as_probabilities(outputs):
+    """The network's class probabilities: its output if that is already a distribution, else its softmax."""
+    outputs = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+    if np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3):
+        return outputs.astype(np.float32)
+    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

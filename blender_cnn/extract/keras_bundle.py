@@ -20,8 +20,9 @@ import numpy as np
 
 from ..core.bundle import FILE_SUFFIX, BundleWriter, load_bundle
 from ..core.errors import BlenderCNNError
+from ..core.forward import as_probabilities
 from ..core.layer_types import is_known_layer_type
-from .keras_graph import (PREDICTION_BATCH, as_probabilities, describe_layer, flatten_model, named_weights,
+from .keras_graph import (PREDICTION_BATCH, describe_layer, flatten_model, named_weights,
                           probe_model, structure, weight_key)
 from .samples import (SAMPLES_FILE, Samples, image_samples, read_samples, run_dataset_samples,
                       samples_per_class_of)

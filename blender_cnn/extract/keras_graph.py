@@ -13,7 +13,6 @@ model's layers and weights, so its outputs are the model's own.
 import math
 from dataclasses import dataclass
 
-import numpy as np
 
 from ..core.errors import BlenderCNNError
 
@@ -144,15 +143,6 @@ def structure(described):
 def probe_model(keras, graph):
     """A Keras model whose outputs are the outputs of every flat layer after the input."""
     return keras.Model(graph.model_input, [graph.tensors[flat.name] for flat in graph.layers[1:]])
-
-
-def as_probabilities(outputs):
-    """The network's class probabilities: its output if that is already a distribution, else its softmax."""
-    outputs = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
-    if np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3):
-        return outputs.astype(np.float32)
-    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def json_safe_config(config):
