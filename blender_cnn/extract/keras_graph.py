@@ -13,7 +13,6 @@ model's layers and weights, so its outputs are the model's own.
 import math
 from dataclasses import dataclass
 
-
 from ..core.errors import BlenderCNNError
 
 NAME_SEPARATOR = "/"
