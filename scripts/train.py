@@ -1,6 +1,9 @@
-"""Train a preset and save a checkpoint per epoch: ``python scripts/train.py [--preset P] [--run-dir D] [--epochs N]``.
+"""Train a preset, a design or a Keras model and save a checkpoint per epoch (and, with --bundle, the bundle).
 
-Then ``python -m blender_cnn.extract D`` turns the run into a network bundle.
+    python scripts/train.py [--preset P | --model M.keras] [--images FOLDER] [--epochs N]
+                            [--run-dir D] [--bundle OUT.bcnn.npz]
+
+Without --bundle, ``python -m blender_cnn.extract D`` turns the run into a network bundle later.
 """
 
 import argparse
@@ -14,27 +17,55 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
-from blender_cnn.extract.training import train_run  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Train a network preset on its dataset, saving "
-                                                 "epoch_000.keras (untrained) to epoch_NNN.keras.")
-    parser.add_argument("--preset", default=os.path.join(REPO, "presets", "digits_cnn.json"),
-                        help="preset JSON (default: presets/digits_cnn.json)")
-    parser.add_argument("--run-dir", help="output folder (default: runs/<preset name>)")
-    parser.add_argument("--epochs", type=int, help="number of epochs (default: the preset's)")
+    parser = argparse.ArgumentParser(description="Train a network preset, a saved design or a Keras model on a "
+                                                 "dataset, saving epoch_000.keras (untrained) to epoch_NNN.keras; "
+                                                 "optionally write the bundle of all epochs.")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", help="preset or saved design JSON (default: presets/digits_cnn.json)")
+    source.add_argument("--model", help="a Keras model file (.keras) to train, loaded in safe mode; it trains on "
+                                        "--images, or on digits sized to its input")
+    parser.add_argument("--images", help="a folder with one subfolder of images per class (the class names) to "
+                                         "train on instead of the preset's dataset")
+    parser.add_argument("--epochs", type=int, help="number of epochs (default: the preset's, 8 for --model)")
+    parser.add_argument("--run-dir", help="output folder (default: runs/<preset or model name>)")
+    parser.add_argument("--bundle", help="after training, also write the bundle of every epoch to this "
+                                         "file (.bcnn.npz)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        run_dir = args.run_dir or os.path.join(
-            "runs", os.path.splitext(os.path.basename(args.preset))[0])
-        train_run(args.preset, run_dir, epochs=args.epochs)
+        # Imported here, so a usage error answers without loading TensorFlow.
+        from blender_cnn.extract.keras_bundle import extract_run
+        from blender_cnn.extract.training import train_model, train_run
+
+        if args.model:
+            run_dir = args.run_dir or os.path.join("runs", _stem(args.model))
+            train_model(args.model, run_dir, epochs=args.epochs, images=args.images)
+        else:
+            preset = args.preset or os.path.join(REPO, "presets", "digits_cnn.json")
+            run_dir = args.run_dir or os.path.join("runs", _stem(preset))
+            train_run(preset, run_dir, epochs=args.epochs, images=args.images)
+        if args.bundle:
+            extract_run(run_dir, args.bundle)
     except BlenderCNNError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
-    print(f"done in {time.perf_counter() - started:.1f} s: {run_dir}")
+    print(f"done in {time.perf_counter() - started:.1f} s: {args.bundle or run_dir}")
     return 0
+
+
+def one_line(error):
+    """A multi-line error (a design's list of problems) as one line: the problems joined by '; '."""
+    first, *rest = str(error).splitlines() or [""]
+    rest = [line.strip() for line in rest if line.strip()]
+    return f"{first} {'; '.join(rest)}" if rest else first
+
+
+def _stem(path):
+    name = os.path.basename(os.path.normpath(path))
+    return name.split(".")[0] or "run"
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import json
 import os
 
 from ..core.errors import BlenderCNNError
+from .datasets import dataset_problem, resolve_dataset
 
 INPUT_NAME = "input"
 TRAINING_DEFAULTS = {
@@ -75,9 +76,57 @@ def check_preset(preset, where="preset"):
     if not isinstance(training, dict):
         fail("'training' must be an object")
     training = {**TRAINING_DEFAULTS, **training}
+    problem = dataset_problem(training["dataset"])
+    if problem:
+        fail(f"training {problem}")
     for key in ("epochs", "batch_size", "samples_per_class"):
         if not isinstance(training[key], int) or training[key] < (0 if key == "epochs" else 1):
             fail(f"training {key!r} must be a positive integer, got {training[key]!r}")
+    return {**preset, "training": training}
+
+
+def load_network(source, dataset=None):
+    """A preset or a design (a dict, or the path of its JSON file) as a checked preset, ready to build and train.
+
+    A design whose ``inputs`` name layers listed after them is put in preset
+    order (``core.design.sorted_design``); when the file is no valid preset,
+    ``core.design.validate_design`` gives the reasons (all of them, in one
+    error). The training dataset's folder, if any, is made absolute against
+    the file's folder (the current folder for a dict). ``dataset`` (a spec:
+    ``"digits"`` or ``{"folder": path}``, a relative path taken against the
+    current folder) replaces the preset's.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        where = os.fspath(source)
+        base_dir = os.path.dirname(os.path.abspath(where))
+        try:
+            with open(where, encoding="utf-8") as handle:
+                design = json.load(handle)
+        except FileNotFoundError:
+            raise BlenderCNNError(where, "no such preset or design file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise BlenderCNNError(where, f"is not a readable JSON preset ({error})") from None
+    else:
+        design, where, base_dir = source, None, os.getcwd()
+        name = design.get("name") if isinstance(design, dict) else None
+        where = f"design {name!r}" if isinstance(name, str) and name else "design"
+    try:
+        preset, preset_error = check_preset(design, where=where), None
+    except BlenderCNNError as error:
+        preset, preset_error = None, error
+    if preset is None:
+        from ..core.design import sorted_design, validate_design
+
+        validate_design(design, where)  # raises with every reason when the design is invalid
+        try:
+            preset = check_preset(sorted_design(design), where=where)
+        except BlenderCNNError:
+            raise preset_error from None
+    training = dict(preset["training"])
+    if dataset is not None:
+        training["dataset"] = resolve_dataset(dataset)
+    else:
+        training["dataset"] = resolve_dataset(training["dataset"], base_dir)
     return {**preset, "training": training}
 
 

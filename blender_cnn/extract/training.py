@@ -1,4 +1,8 @@
-"""Train a preset and keep what the extractor needs: one checkpoint per epoch.
+"""Train a preset, a design or a Keras model file and keep what the extractor needs: one checkpoint per epoch.
+
+``train_run`` trains a preset or design (``keras_models.load_network``),
+``train_model`` a ``.keras`` file; either on the dataset the preset names or
+on a folder of images with one subfolder per class (``datasets``).
 
 A run folder holds::
 
@@ -20,8 +24,8 @@ import time
 import numpy as np
 
 from ..core.errors import BlenderCNNError
-from .datasets import load_dataset, pick_samples
-from .keras_models import build_model, load_preset
+from .datasets import FOLDER_KEY, dataset_class_names, load_dataset, pick_samples, resolve_dataset
+from .keras_models import TRAINING_DEFAULTS, build_model, load_network
 
 RUN_FORMAT = "blender_cnn.run"
 RUN_VERSION = 1
@@ -43,21 +47,107 @@ def find_checkpoints(run_dir):
     return sorted(found)
 
 
-def train_run(preset_path, run_dir, epochs=None, log=print):
-    """Train the preset at ``preset_path`` into ``run_dir``; reuse the folder if it already holds this run.
+def train_run(preset_path, run_dir, epochs=None, log=print, images=None):
+    """Train a preset or design into ``run_dir``; reuse the folder if it already holds this run.
 
-    ``epochs`` overrides the preset's ``training.epochs``. Returns the run
-    description (the contents of ``run.json``).
+    ``preset_path`` is a preset or design: the path of its JSON file or a
+    dict (``keras_models.load_network``). ``epochs`` overrides the preset's
+    ``training.epochs``; ``images`` (a folder with one subfolder of images per
+    class) its ``training.dataset``. Returns the run description (the
+    contents of ``run.json``).
     """
-    preset = load_preset(preset_path)
-    training = dict(preset["training"])
+    preset = load_network(preset_path, dataset=_folder_spec(images))
+    preset = {**preset, "training": _with_epochs(preset["training"], epochs)}
+    where = os.fspath(preset_path) if isinstance(preset_path, (str, os.PathLike)) else f"design {preset['name']!r}"
+
+    def make_model(dataset):
+        if len(dataset.class_names) != len(preset["class_names"]):
+            raise BlenderCNNError(where, f"lists {len(preset['class_names'])} class names, but dataset "
+                                         f"{dataset.name!r} has {len(dataset.class_names)} classes "
+                                         f"({_names(dataset.class_names)})")
+        return build_model(preset)
+
+    source_path = os.path.abspath(where) if isinstance(preset_path, (str, os.PathLike)) else None
+    return _train(preset, run_dir, make_model, source_path, log)
+
+
+def train_model(model_path, run_dir, epochs=None, log=print, images=None, training=None):
+    """Train the Keras model file ``model_path`` (loaded in safe mode) into ``run_dir``, as ``train_run`` does.
+
+    The dataset is the image folder ``images`` or else digits, sized to the
+    model's input. The model is compiled again: Adam, sparse categorical
+    cross-entropy (from logits when its outputs are not probabilities),
+    accuracy. ``training`` overrides ``keras_models.TRAINING_DEFAULTS``
+    (``epochs`` defaults to 8 there).
+    """
+    model_path = os.fspath(model_path)
+    if not os.path.isfile(model_path):
+        raise BlenderCNNError(model_path, "no such Keras model file")
+    if not model_path.lower().endswith(".keras"):
+        raise BlenderCNNError(model_path, "is not a .keras file (Keras 3's native format)")
+    settings = {**TRAINING_DEFAULTS, **(training or {})}
+    if images is not None:
+        settings["dataset"] = _folder_spec(images)
+    settings["dataset"] = resolve_dataset(settings["dataset"])
+    settings = _with_epochs(settings, epochs)
+    import keras
+
+    from .architecture import load_keras_file
+    from .safety import check_config, read_model_config
+
+    check_config(read_model_config(model_path), model_path, False)
+    model = load_keras_file(keras, model_path, False)
+    input_shape = [int(size) for size in model.input_shape[1:]] if not isinstance(model.input_shape, list) else []
+    if len(input_shape) != 3 or input_shape[2] not in (1, 3):
+        raise BlenderCNNError(model_path, f"takes input {model.input_shape}; training here needs one image input "
+                                          "(height, width, 1 or 3 channels)")
+    status = os.stat(model_path)
+    preset = {
+        "name": os.path.splitext(os.path.basename(model_path))[0],
+        "description": f"the Keras model {os.path.basename(model_path)}, trained",
+        "input_shape": input_shape,
+        "class_names": dataset_class_names(settings["dataset"]),
+        "model": {"path": os.path.abspath(model_path), "size": status.st_size, "modified": status.st_mtime_ns},
+        "training": settings,
+    }
+
+    def make_model(dataset):
+        outputs = tuple(model.output.shape[1:]) if not isinstance(model.output, list) else None
+        if outputs != (len(dataset.class_names),):
+            raise BlenderCNNError(model_path, f"outputs shape {outputs}, but dataset {dataset.name!r} has "
+                                              f"{len(dataset.class_names)} classes ({_names(dataset.class_names)})")
+        probe = np.asarray(model(dataset.x_train[:16], training=False), dtype=np.float64)
+        probabilities = bool(np.all(probe >= 0) and np.allclose(probe.sum(axis=1), 1.0, atol=1e-3))
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(settings["learning_rate"])),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities),
+                      metrics=["accuracy"])
+        return model
+
+    return _train(preset, run_dir, make_model, os.path.abspath(model_path), log)
+
+
+def _folder_spec(images):
+    return None if images is None else {FOLDER_KEY: os.fspath(images)}
+
+
+def _with_epochs(training, epochs):
+    training = dict(training)
     if epochs is not None:
-        if not isinstance(epochs, int) or epochs < 1:
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise BlenderCNNError("epochs", f"must be a positive integer, got {epochs!r}")
         training["epochs"] = epochs
-    preset = {**preset, "training": training}
-    run_dir = os.fspath(run_dir)
+    return training
 
+
+def _names(class_names, limit=12):
+    shown = ", ".join(str(name) for name in class_names[:limit])
+    return shown + (", ..." if len(class_names) > limit else "")
+
+
+def _train(preset, run_dir, make_model, source_path, log):
+    """Train ``make_model(dataset)`` as ``preset["training"]`` says and write the run folder (module docstring)."""
+    training = preset["training"]
+    run_dir = os.fspath(run_dir)
     finished = _finished_run(run_dir, preset)
     if finished is not None:
         log(f"reusing {run_dir}: it already holds {training['epochs']} epochs of {preset['name']!r}")
@@ -71,12 +161,10 @@ def train_run(preset_path, run_dir, epochs=None, log=print):
     keras.utils.set_random_seed(int(training["seed"]))
     dataset = load_dataset(training["dataset"], preset["input_shape"],
                            training["validation_split"], training["seed"])
-    if len(dataset.class_names) != len(preset["class_names"]):
-        raise BlenderCNNError(preset_path, f"lists {len(preset['class_names'])} class names, but dataset "
-                                           f"{dataset.name!r} has {len(dataset.class_names)} classes")
-    model = build_model(preset)
+    model = make_model(dataset)
     log(f"{preset['name']}: {model.count_params()} parameters, {len(dataset.x_train)} training and "
-        f"{len(dataset.x_val)} validation images ({time.perf_counter() - started:.1f} s to set up)")
+        f"{len(dataset.x_val)} validation images of {dataset.name} "
+        f"({time.perf_counter() - started:.1f} s to set up)")
 
     chosen = pick_samples(dataset.y_val, training["samples_per_class"], len(dataset.class_names))
     np.savez(os.path.join(run_dir, "samples.npz"),
@@ -85,6 +173,8 @@ def train_run(preset_path, run_dir, epochs=None, log=print):
              source_index=dataset.val_source_index[chosen].astype(np.int32))
 
     # Epoch 0 is the untrained model; its metrics are evaluated, not averaged over a pass of training.
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)  # so loading epoch_000 does not warn of missing variables
     model.save(checkpoint_path(run_dir, 0))
     train_loss, train_accuracy = model.evaluate(dataset.x_train, dataset.y_train, verbose=0)
     val_loss, val_accuracy = model.evaluate(dataset.x_val, dataset.y_val, verbose=0)
@@ -127,7 +217,7 @@ def train_run(preset_path, run_dir, epochs=None, log=print):
         "format": RUN_FORMAT,
         "version": RUN_VERSION,
         "name": preset["name"],
-        "preset_path": os.path.abspath(os.fspath(preset_path)),
+        "preset_path": source_path,
         "preset": preset,
         "dataset": dataset.name,
         "preprocessing": dataset.preprocessing,

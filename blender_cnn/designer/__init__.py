@@ -1,0 +1,22 @@
+"""The network designer: a "CNN Design" node tree whose nodes are layers, with live shapes and problems.
+
+``tree`` defines the node tree type and one node per layer type,
+``convert`` turns designs (``core.design``) into trees and back,
+``operators`` start designs from presets, save presets, build the 3D scene
+of a design and make a design of an imported network, and ``panel`` is the
+node editor's sidebar panel.
+"""
+
+from . import operators, panel, tree
+
+_modules = (tree, operators, panel)
+
+
+def register():
+    for module in _modules:
+        module.register()
+
+
+def unregister():
+    for module in reversed(_modules):
+        module.unregister()

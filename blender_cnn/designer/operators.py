@@ -1,0 +1,418 @@
+"""Operators of the network designer: new design from a preset, save a preset, build the scene, design from a network.
+
+Each is a thin wrapper over a function scripts can call too (``build_design_scene``,
+``save_preset``, ``new_design``). Errors are one report from a BlenderCNNError.
+"""
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+
+from ..core import design as design_core
+from ..core.errors import BlenderCNNError
+from ..scene.network import (build_network, get_network_input, is_network, network_bundle,
+                             network_modifier, set_network_input)
+from . import convert
+from .tree import TREE_TYPE, refresh
+
+ADDON_PACKAGE = __package__.rpartition(".")[0]  # "blender_cnn", or "bl_ext.<repo>.blender_cnn" as an extension
+DESIGN_PROPERTY = "blender_cnn_design"          # on a network built from a design: the design's name
+PATTERN_NAMES = ("centred square", "diagonal stripe", "checkerboard")  # core.design.synthetic_inputs' order
+SKIPPED_INPUTS = ("Cells", "History", "Epoch")   # data objects, and the one epoch a design has: never carried over
+
+
+# ---------------------------------------------------------------- folders
+
+def _user_folder(kind):
+    if ADDON_PACKAGE.startswith("bl_ext."):
+        return bpy.utils.extension_path_user(ADDON_PACKAGE, path=kind, create=True)
+    return bpy.utils.user_resource("SCRIPTS", path=f"blender_cnn_{kind}", create=True)
+
+
+def user_presets_folder():
+    """Where the user's own design presets are saved (never the add-on's folder)."""
+    return _user_folder("presets")
+
+
+def design_cache_folder():
+    """Where the bundles of built designs are written (the network objects point at them)."""
+    return _user_folder("designs")
+
+
+def builtin_presets_folder():
+    """The presets shipped with the add-on: ``presets/`` in the extension, or in the repository."""
+    here = Path(__file__).resolve().parent.parent
+    for folder in (here / "presets", here.parent / "presets"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def preset_files():
+    """``[(identifier, label, path)]``: built-in presets, then the user's."""
+    found = []
+    for prefix, folder, suffix in (("builtin", builtin_presets_folder(), ""),
+                                   ("user", user_presets_folder(), " (user)")):
+        if folder and os.path.isdir(folder):
+            for path in sorted(Path(folder).glob("*.json")):
+                found.append((f"{prefix}:{path.stem}", f"{path.stem}{suffix}", str(path)))
+    return found
+
+
+_enum_items = []  # Blender needs the strings of a dynamic enum kept alive
+
+
+def _preset_items(_self, _context):
+    try:
+        files = preset_files()
+    except Exception:  # noqa: BLE001 - an enum callback must not raise
+        files = []
+    _enum_items[:] = [(identifier, label, path) for identifier, label, path in files] or \
+        [("NONE", "No presets", "No preset files found")]
+    return _enum_items
+
+
+def safe_file_name(name):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "design"
+
+
+# ---------------------------------------------------------------- the functions behind the operators
+
+def new_design(design, context=None, name=None):
+    """A new design tree showing ``design``, shown in the node editor of ``context`` if there is one."""
+    tree = convert.tree_from_design(design, name)
+    show_tree(tree, context)
+    return tree
+
+
+def show_tree(tree, context):
+    space = getattr(context, "space_data", None) if context is not None else None
+    if space is not None and space.type == "NODE_EDITOR":
+        try:
+            space.tree_type = TREE_TYPE
+            space.node_tree = tree
+        except (AttributeError, TypeError, ValueError):
+            pass
+
+
+def save_preset(tree, name, folder=None):
+    """Write the tree's design as ``<folder>/<name>.json`` (the user's presets); refuses an invalid design."""
+    design = convert.check_tree(tree)
+    design = {**design, "name": name}
+    folder = folder or user_presets_folder()
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, safe_file_name(name) + ".json")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(design, handle, indent=2)
+        handle.write("\n")
+    return path
+
+
+def design_bundle_path(design, seed, pattern):
+    """A bundle of ``design`` (random weights of ``seed``) in the cache, written unless it is there already.
+
+    The file name holds a hash of the design, seed and inputs, so a bundle an
+    older network (or an undo step) points at is never overwritten.
+    """
+    key = json.dumps([design, int(seed), pattern], sort_keys=True, default=str)
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
+    path = os.path.join(design_cache_folder(), f"{safe_file_name(design['name'])}-{digest}.bcnn.npz")
+    if not os.path.isfile(path):
+        inputs = None
+        if pattern != "ALL":
+            inputs = design_core.synthetic_inputs(design["input_shape"])[int(pattern):int(pattern) + 1]
+        partial = path + ".partial.npz"
+        written = design_core.design_bundle(design, partial, seed=seed, inputs=inputs)
+        os.replace(written, path)
+    return path
+
+
+def designed_network(design_name, scene=None):
+    """The network object built from the design ``design_name``, or None."""
+    for obj in (scene.objects if scene is not None else bpy.data.objects):
+        if obj.get(DESIGN_PROPERTY) == design_name and is_network(obj):
+            return obj
+    return None
+
+
+def build_design_scene(tree, context, seed=0, pattern="ALL", frame_camera=True):
+    """Validate the tree's design, write its bundle and build its network; returns ``(network, summary)``.
+
+    A network built before from a design of the same name is replaced in
+    place: the modifier input values the user set (and its animation) carry
+    over to the inputs that still exist, and the old objects are removed.
+    An invalid design raises BlenderCNNError and leaves the scene unchanged.
+    """
+    design = convert.check_tree(tree)
+    path = design_bundle_path(design, seed, pattern)
+    old = designed_network(design["name"], context.scene)
+    kept = read_inputs(old) if old is not None else {}
+    network = build_network(path)
+    network[DESIGN_PROPERTY] = design["name"]
+    restored = 0
+    if old is not None:
+        restored = write_inputs(network, kept)
+        _clamp_sample(network)
+        _take_animation(old, network)
+        name = old.name
+        remove_network(old)
+        network.name = name
+        context.view_layer.update()  # the view layer still lists the removed objects until updated
+    elif frame_camera:
+        from ..scene.stage import set_up_stage
+
+        set_up_stage(network, context.scene)
+    for obj in context.view_layer.objects:
+        if obj is not None and obj.select_get():
+            obj.select_set(False)
+    network.select_set(True)
+    context.view_layer.objects.active = network
+    infos = design_core.infer_shapes(design)
+    summary = (f"Built design {design['name']}: {len(infos) - 1} layers, "
+               f"{design_core.total_parameters(infos):,} parameters (random weights, seed {seed})")
+    if old is not None:
+        summary += f"; replaced the previous network, kept {restored} settings"
+    return network, summary
+
+
+def read_inputs(network):
+    """``{input name: value}`` of the network's modifier inputs that hold plain values."""
+    from ..nodes.network import input_identifiers
+
+    values = {}
+    modifier = network_modifier(network)
+    for name in input_identifiers(modifier.node_group):
+        if name in SKIPPED_INPUTS:
+            continue
+        try:
+            value = get_network_input(network, name)
+        except (AttributeError, KeyError, TypeError):
+            continue
+        if isinstance(value, (bool, int, float, str)):
+            values[name] = value
+        elif hasattr(value, "__len__") and not isinstance(value, bpy.types.ID):
+            try:
+                values[name] = tuple(value)
+            except TypeError:
+                continue
+    return values
+
+
+def write_inputs(network, values):
+    """Set the inputs of ``values`` the network still has; returns how many were set."""
+    from ..nodes.network import input_identifiers
+
+    identifiers = input_identifiers(network_modifier(network).node_group)
+    count = 0
+    for name, value in values.items():
+        if name not in identifiers:
+            continue
+        try:
+            set_network_input(network, name, value)
+            count += 1
+        except (BlenderCNNError, TypeError, ValueError, AttributeError):
+            continue
+    return count
+
+
+def _clamp_sample(network):
+    """Show the first sample when the kept Sample is past the new bundle's samples."""
+    from ..scene.network import SAMPLE_PROPERTY
+
+    sample = int(get_network_input(network, "Sample"))
+    if sample >= network_bundle(network).sample_count:
+        sample = 0
+        set_network_input(network, "Sample", 0.0)
+    network[SAMPLE_PROPERTY] = sample
+
+
+def _take_animation(old, new):
+    """Give the new network the old one's action (keyframed modifier inputs), when it has one."""
+    animation = old.animation_data
+    if animation is None or animation.action is None:
+        return
+    action, slot = animation.action, getattr(animation, "action_slot", None)
+    try:
+        target = new.animation_data_create()
+        target.action = action
+        if slot is not None and getattr(target, "action_slot", None) is None:
+            target.action_slot = slot
+    except (AttributeError, TypeError, RuntimeError):
+        pass
+
+
+def remove_network(network):
+    """Remove a network built by the add-on: its collection's objects, their data and its node tree."""
+    collections = [c for c in network.users_collection if c.name.startswith("CNN ")]
+    objects = {obj for collection in collections for obj in collection.all_objects} | {network}
+    trees = {modifier.node_group for obj in objects for modifier in obj.modifiers
+             if modifier.type == "NODES" and modifier.node_group is not None}
+    data = [obj.data for obj in objects if obj.data is not None]
+    for obj in objects:
+        bpy.data.objects.remove(obj)
+    owners = ((bpy.types.Mesh, bpy.data.meshes), (bpy.types.Curves, bpy.data.hair_curves),
+              (bpy.types.Curve, bpy.data.curves))
+    for block in data:
+        for kind, owner in owners:
+            if isinstance(block, kind) and block.users == 0:
+                owner.remove(block)
+                break
+    for collection in collections:
+        for child in list(collection.children_recursive):
+            if not child.all_objects:
+                bpy.data.collections.remove(child)
+        bpy.data.collections.remove(collection)
+    for tree in trees:
+        if tree.users == 0 and tree.name.startswith("BCNN Network"):
+            bpy.data.node_groups.remove(tree)
+
+
+def design_tree(context, tree_name=""):
+    """The design tree an operator acts on: ``tree_name``, else the node editor's; BlenderCNNError when none."""
+    if tree_name:
+        tree = bpy.data.node_groups.get(tree_name)
+        if tree is None or tree.bl_idname != TREE_TYPE:
+            raise BlenderCNNError(tree_name, "is not a CNN Design node tree")
+        return tree
+    space = getattr(context, "space_data", None)
+    tree = getattr(space, "edit_tree", None) if space is not None and space.type == "NODE_EDITOR" else None
+    if tree is None or tree.bl_idname != TREE_TYPE:
+        raise BlenderCNNError("designer", "no CNN Design tree is open in the node editor")
+    return tree
+
+
+def _has_design_tree(context):
+    space = getattr(context, "space_data", None)
+    tree = getattr(space, "edit_tree", None) if space is not None and space.type == "NODE_EDITOR" else None
+    if tree is not None:
+        return tree.bl_idname == TREE_TYPE
+    return any(group.bl_idname == TREE_TYPE for group in bpy.data.node_groups)
+
+
+# ---------------------------------------------------------------- operators
+
+class BCNN_OT_new_design_from_preset(bpy.types.Operator):
+    """Start a new network design (a CNN Design node tree) from a preset: a shipped one or one you saved"""
+
+    bl_idname = "bcnn.new_design_from_preset"
+    bl_label = "New Design from Preset"
+    bl_options = {"REGISTER", "UNDO"}
+    bl_property = "preset"
+
+    preset: EnumProperty(name="Preset", items=_preset_items, description="The preset to start from")
+
+    def execute(self, context):
+        paths = {identifier: path for identifier, _label, path in preset_files()}
+        try:
+            if self.preset not in paths:
+                raise BlenderCNNError("preset", f"{self.preset!r} is not a preset file (any more)")
+            tree = new_design(design_core.load_design(paths[self.preset]), context)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        result = refresh(tree)
+        self.report({"INFO"}, f"New design {tree.name}: {len(result.layers) - 1} layers, "
+                              f"{result.total_params:,} parameters")
+        return {"FINISHED"}
+
+
+class BCNN_OT_save_design_preset(bpy.types.Operator):
+    """Save the design as a preset in your presets folder (refused while the design has problems)"""
+
+    bl_idname = "bcnn.save_design_preset"
+    bl_label = "Save Design Preset"
+    bl_options = {"REGISTER"}
+
+    name: StringProperty(name="Name", default="", description="The preset's name (default: the design's name)")
+    tree_name: StringProperty(name="Tree", default="", options={"HIDDEN", "SKIP_SAVE"},
+                              description="The design tree (default: the node editor's)")
+
+    @classmethod
+    def poll(cls, context):
+        return _has_design_tree(context)
+
+    def invoke(self, context, event):
+        try:
+            self.name = self.name or design_tree(context, self.tree_name).design_name
+        except BlenderCNNError:
+            pass
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context):
+        try:
+            tree = design_tree(context, self.tree_name)
+            path = save_preset(tree, self.name or tree.design_name)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        except OSError as error:
+            self.report({"ERROR"}, f"could not save the preset: {error}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Saved preset {path}")
+        return {"FINISHED"}
+
+
+class BCNN_OT_build_design_scene(bpy.types.Operator):
+    """Build the 3D scene of the design with random weights; rebuilding replaces the design's network and \
+keeps its settings"""
+
+    bl_idname = "bcnn.build_design_scene"
+    bl_label = "Build Scene"
+    bl_options = {"REGISTER", "UNDO"}
+
+    seed: IntProperty(name="Seed", default=0, min=0, description="Seed of the random weights")
+    inputs: EnumProperty(name="Inputs", default="ALL", description="The samples whose activations are shown",
+                         items=[("ALL", "All Patterns", "Three synthetic inputs: " + ", ".join(PATTERN_NAMES))] +
+                         [(str(i), name.title(), f"Only the {name}") for i, name in enumerate(PATTERN_NAMES)])
+    frame_camera: BoolProperty(name="Set Up Camera", default=True,
+                               description="On the first build, add a camera, light and world that frame it")
+    tree_name: StringProperty(name="Tree", default="", options={"HIDDEN", "SKIP_SAVE"},
+                              description="The design tree (default: the node editor's)")
+
+    @classmethod
+    def poll(cls, context):
+        return _has_design_tree(context)
+
+    def execute(self, context):
+        try:
+            tree = design_tree(context, self.tree_name)
+            _network, summary = build_design_scene(tree, context, self.seed, self.inputs, self.frame_camera)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, summary)
+        return {"FINISHED"}
+
+
+class BCNN_OT_design_from_network(bpy.types.Operator):
+    """Make a design (a CNN Design node tree) of the active network's layers, to edit and rebuild"""
+
+    bl_idname = "bcnn.design_from_network"
+    bl_label = "Design from Network"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        view_layer = getattr(context, "view_layer", None)
+        return view_layer is not None and is_network(view_layer.objects.active)
+
+    def execute(self, context):
+        network = context.view_layer.objects.active
+        try:
+            design = convert.design_from_bundle(network_bundle(network))
+            tree = new_design(design, context)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"New design {tree.name} from {network.name}: {len(design['layers'])} layers")
+        return {"FINISHED"}
+
+
+classes = (BCNN_OT_new_design_from_preset, BCNN_OT_save_design_preset, BCNN_OT_build_design_scene,
+           BCNN_OT_design_from_network)
+register, unregister = bpy.utils.register_classes_factory(classes)
