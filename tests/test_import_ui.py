@@ -329,6 +329,9 @@ bpy.context.preferences.addons[package].preferences.python_path = sys.executable
 result = {"import": sorted(bpy.ops.bcnn.import_checkpoint(directory=run_dir)),
           "bundle": bpy.context.view_layer.objects.active["blender_cnn_bundle"],
           "user_folder": bpy.utils.extension_path_user(package)}
+preferences = bpy.context.preferences.addons[package].preferences
+preferences.render_engine, preferences.render_samples = "EEVEE", 5
+result["render_defaults"] = sys.modules[package + ".ui.render"].preference_defaults(bpy.context)
 print("IMPORT_RESULT:" + json.dumps(result))
 """
 
@@ -356,3 +359,5 @@ def test_installed_extension_extracts_in_the_external_python(run_dir, tmp_path):
     # The bundle lands in the extension's user folder, not in the add-on's own folder.
     assert Path(result["bundle"]).parent == Path(result["user_folder"]) / "bundles"
     assert leftovers(Path(result["user_folder"]) / "bundles") == [os.path.basename(result["bundle"])]
+    # The render operators start from the engine and samples set in the preferences.
+    assert result["render_defaults"] == {"engine": "EEVEE", "samples": 5, "width": 1280, "height": 720}

@@ -1,16 +1,18 @@
-"""Add-on preferences: the Python that extracts checkpoints when Blender's own has no TensorFlow."""
+"""Add-on preferences: the Python that extracts checkpoints when Blender's own has no TensorFlow, and render defaults."""
 
 import os
 import tempfile
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..core.errors import BlenderCNNError
 from ..extract import runner
 
 # "blender_cnn" when imported as a package, "bl_ext.<repo>.blender_cnn" when installed as an extension.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
+ENGINE_ITEMS = (("CYCLES", "Cycles", "Path tracing on the CPU: slower, soft light"),
+                ("EEVEE", "Eevee", "Real-time engine on the GPU: fast after its first frame compiles shaders"))
 
 
 class BCNN_AddonPreferences(bpy.types.AddonPreferences):
@@ -21,8 +23,16 @@ class BCNN_AddonPreferences(bpy.types.AddonPreferences):
         description="A Python program with TensorFlow (tensorflow-cpu 2.21) that extracts checkpoints when "
                     "Blender's own Python cannot import TensorFlow, e.g. the project's .venv/bin/python")
 
+    render_engine: EnumProperty(name="Render Engine", items=ENGINE_ITEMS, default="CYCLES",
+                                description="The engine the render operators start with")
+    render_samples: IntProperty(name="Render Samples", default=32, min=1,
+                                description="The samples per pixel the render operators start with")
+
     def draw(self, context):
         layout = self.layout
+        row = layout.row()
+        row.prop(self, "render_engine")
+        row.prop(self, "render_samples")
         if runner.tensorflow_in_this_python():
             layout.label(text="TensorFlow is importable in Blender's Python: checkpoints are read here",
                          icon="CHECKMARK")

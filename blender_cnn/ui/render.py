@@ -19,10 +19,8 @@ from ..scene import camera_moves
 from ..scene.network import is_network, network_bundle
 from ..scene.rendering import AnimationRender, format_seconds
 from ..scene.stage import render_still
-from .preferences import ADDON_PACKAGE
+from .preferences import ADDON_PACKAGE, ENGINE_ITEMS
 
-ENGINE_ITEMS = (("CYCLES", "Cycles", "Path tracing on the CPU: slower, soft light"),
-                ("EEVEE", "Eevee", "Real-time engine on the GPU: fast after its first frame compiles shaders"))
 MOVE_ITEMS = (("ORBIT", "Orbit", "Circle around the network's centre, looking at it"),
               ("FLY_THROUGH", "Fly-through", "Fly from before the input layer along the network to past the output"),
               ("PUSH_IN", "Push-in", "Move from the view of the whole network to a close view of one layer"))
@@ -31,18 +29,12 @@ TIMER_SECONDS = 0.05
 
 
 def preference_defaults(context):
-    """Engine and samples from the add-on preferences when they have them, else sensible defaults."""
+    """Engine and samples from the add-on preferences (defaults without them), the render size."""
     defaults = dict(DEFAULTS)
     addon = context.preferences.addons.get(ADDON_PACKAGE)
     preferences = getattr(addon, "preferences", None)
-    for name in ("engine", "samples", "width", "height"):
-        for attribute in (f"render_{name}", name):
-            value = getattr(preferences, attribute, None)
-            if value not in (None, ""):
-                defaults[name] = value.upper() if name == "engine" else value
-                break
-    if defaults["engine"] not in {item[0] for item in ENGINE_ITEMS}:
-        defaults["engine"] = "EEVEE" if "EEVEE" in str(defaults["engine"]) else DEFAULTS["engine"]
+    if preferences is not None:
+        defaults.update(engine=preferences.render_engine, samples=preferences.render_samples)
     return defaults
 
 
