@@ -7,7 +7,6 @@ Each is a thin wrapper over a function scripts can call too (``build_design_scen
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 
 import bpy
@@ -15,12 +14,12 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..core import design as design_core
 from ..core.errors import BlenderCNNError
+from ..scene.user_folders import builtin_presets_folder, safe_file_name, user_folder
 from ..scene.network import (build_network, get_network_input, is_network, network_bundle,
                              network_modifier, set_network_input)
 from . import convert
 from .tree import TREE_TYPE, refresh
 
-ADDON_PACKAGE = __package__.rpartition(".")[0]  # "blender_cnn", or "bl_ext.<repo>.blender_cnn" as an extension
 DESIGN_PROPERTY = "blender_cnn_design"          # on a network built from a design: the design's name
 PATTERN_NAMES = ("centred square", "diagonal stripe", "checkerboard")  # core.design.synthetic_inputs' order
 SKIPPED_INPUTS = ("Cells", "History", "Epoch")   # data objects, and the one epoch a design has: never carried over
@@ -28,29 +27,14 @@ SKIPPED_INPUTS = ("Cells", "History", "Epoch")   # data objects, and the one epo
 
 # ---------------------------------------------------------------- folders
 
-def _user_folder(kind):
-    if ADDON_PACKAGE.startswith("bl_ext."):
-        return bpy.utils.extension_path_user(ADDON_PACKAGE, path=kind, create=True)
-    return bpy.utils.user_resource("SCRIPTS", path=f"blender_cnn_{kind}", create=True)
-
-
 def user_presets_folder():
     """Where the user's own design presets are saved (never the add-on's folder)."""
-    return _user_folder("presets")
+    return user_folder("presets")
 
 
 def design_cache_folder():
     """Where the bundles of built designs are written (the network objects point at them)."""
-    return _user_folder("designs")
-
-
-def builtin_presets_folder():
-    """The presets shipped with the add-on: ``presets/`` in the extension, or in the repository."""
-    here = Path(__file__).resolve().parent.parent
-    for folder in (here / "presets", here.parent / "presets"):
-        if folder.is_dir():
-            return folder
-    return None
+    return user_folder("designs")
 
 
 def preset_files():
@@ -75,10 +59,6 @@ def _preset_items(_self, _context):
     _enum_items[:] = [(identifier, label, path) for identifier, label, path in files] or \
         [("NONE", "No presets", "No preset files found")]
     return _enum_items
-
-
-def safe_file_name(name):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "design"
 
 
 # ---------------------------------------------------------------- the functions behind the operators

@@ -1,8 +1,8 @@
 """Preferences, operators and panels: thin wrappers over the functions in ``scene`` and ``extract.runner``."""
 
-from . import animation, connections, focus, operators, panels, preferences, render
+from . import animation, connections, focus, operators, panels, preferences, render, style
 
-_modules = (preferences, operators, focus, connections, animation, render, panels)
+_modules = (preferences, operators, focus, connections, animation, render, style, panels)
 
 
 def register():

@@ -44,6 +44,9 @@ class BCNN_PT_network(bpy.types.Panel):
             for name, *_rest in inputs:
                 if name in identifiers:
                     settings.prop(getattr(modifier.properties.inputs, identifiers[name]), "value", text=name)
+        styles = layout.row(align=True)
+        styles.operator("bcnn.apply_style", text="Apply Style", icon="COLOR")
+        styles.operator("bcnn.save_style", text="Save Style", icon="FILE_TICK")
         renders = layout.column(align=True)
         renders.operator("bcnn.camera_move", icon="CAMERA_DATA")
         row = renders.row(align=True)

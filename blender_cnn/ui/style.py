@@ -1,0 +1,78 @@
+"""Apply and save scene style presets: thin operators over ``scene.style``."""
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+from ..core.errors import BlenderCNNError
+from ..scene.network import is_network
+from ..scene.style import apply_style, current_style, load_style, save_style, style_path, style_presets
+
+_enum_items = []  # Blender needs the strings of a dynamic enum kept alive
+
+
+def _style_items(_self, _context):
+    try:
+        presets = style_presets()
+    except Exception:  # noqa: BLE001 - an enum callback must not raise
+        presets = []
+    _enum_items[:] = [(identifier, label, path) for identifier, label, path in presets] or \
+        [("NONE", "No styles", "No style preset files found")]
+    return _enum_items
+
+
+class BCNN_OT_apply_style(bpy.types.Operator):
+    """Give the active network and the scene the look of a style preset (colormaps, background, light, materials)"""
+
+    bl_idname = "bcnn.apply_style"
+    bl_label = "Apply Style"
+    bl_options = {"REGISTER", "UNDO"}
+    bl_property = "style"
+
+    style: EnumProperty(name="Style", items=_style_items, description="The style preset to apply")
+
+    @classmethod
+    def poll(cls, context):
+        return is_network(context.active_object)
+
+    def execute(self, context):
+        try:
+            path = style_path(self.style)
+            apply_style(context.active_object, load_style(path), context.scene, where=path)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Applied the style {self.style.partition(':')[2] or self.style}")
+        return {"FINISHED"}
+
+
+class BCNN_OT_save_style(bpy.types.Operator):
+    """Save the active network's and the scene's look as a style preset in your user folder"""
+
+    bl_idname = "bcnn.save_style"
+    bl_label = "Save Style"
+    bl_options = {"REGISTER"}
+
+    name: StringProperty(name="Name", default="my style", description="Name of the style preset file")
+
+    @classmethod
+    def poll(cls, context):
+        return is_network(context.active_object)
+
+    def invoke(self, context, _event):
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context):
+        if not self.name.strip():
+            self.report({"ERROR"}, "A style needs a name")
+            return {"CANCELLED"}
+        try:
+            path = save_style(current_style(context.active_object, context.scene), self.name.strip())
+        except (BlenderCNNError, OSError) as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Saved the style {path}")
+        return {"FINISHED"}
+
+
+classes = (BCNN_OT_apply_style, BCNN_OT_save_style)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -1,0 +1,216 @@
+"""Scene style presets: the built-in styles apply, user styles round-trip, bad files change nothing."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BUILTIN_STYLES = ("dark", "light", "print")
+
+
+@pytest.fixture(scope="module")
+def style_operators(registered_addon):
+    """The style operators, registered here unless the add-on registers them already."""
+    import blender_cnn.ui.style as ui_style
+
+    try:
+        ui_style.register()
+        registered_here = True
+    except ValueError:
+        registered_here = False
+    yield ui_style
+    if registered_here:
+        ui_style.unregister()
+
+
+@pytest.fixture
+def user_styles(monkeypatch, tmp_path):
+    import blender_cnn.scene.style as style
+
+    folder = tmp_path / "user_styles"
+    monkeypatch.setattr(style, "user_styles_folder", lambda: str(folder))
+    return folder
+
+
+@pytest.fixture
+def network(blender, demo_bundle):
+    from blender_cnn.scene.network import build_network
+    from blender_cnn.scene.stage import set_up_stage
+
+    network = build_network(demo_bundle)
+    set_up_stage(network, blender.context.scene)
+    blender.context.view_layer.objects.active = network
+    return network
+
+
+def _scene_values(bpy, network):
+    """What a style sets, read straight from the modifier, world, light and materials."""
+    from blender_cnn.scene.network import get_network_input
+
+    materials = bpy.data.materials
+    principled = {name: next(n for n in materials[name].node_tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
+                  for name in ("BCNN Cell", "BCNN Edge", "BCNN Highlight")}
+    label = next(n for n in materials["BCNN Label"].node_tree.nodes if n.bl_idname == "ShaderNodeEmission")
+    background = next(n for n in bpy.context.scene.world.node_tree.nodes if n.bl_idname == "ShaderNodeBackground")
+    return {
+        "activation_colormap": get_network_input(network, "Activation Colormap"),
+        "weight_colormap": get_network_input(network, "Weight Colormap"),
+        "normalize_across_network": bool(get_network_input(network, "Normalize Across Network")),
+        "background": list(background.inputs["Color"].default_value),
+        "light_energy": bpy.data.objects["BCNN Key Light"].data.energy,
+        "label_color": list(label.inputs["Color"].default_value),
+        "cell_emission": principled["BCNN Cell"].inputs["Emission Strength"].default_value,
+        "edge_emission": principled["BCNN Edge"].inputs["Emission Strength"].default_value,
+        "highlight_emission": principled["BCNN Highlight"].inputs["Emission Strength"].default_value,
+    }
+
+
+def _assert_matches(values, style):
+    for key, expected in style.items():
+        if key in ("name", "description"):
+            continue
+        if isinstance(expected, (list, float, int)) and not isinstance(expected, bool):
+            assert values[key] == pytest.approx(expected, abs=1e-6), key
+        else:
+            assert values[key] == expected, key
+
+
+def test_the_built_in_styles_are_listed_before_the_users(user_styles):
+    from blender_cnn.scene.style import save_style, style_presets
+
+    save_style({"activation_colormap": "plasma"}, "mine")
+    presets = style_presets()
+    identifiers = [identifier for identifier, _label, _path in presets]
+    assert identifiers[:3] == [f"builtin:{name}" for name in sorted(BUILTIN_STYLES)]
+    assert identifiers[-1] == "user:mine"
+    assert presets[-1][1] == "mine (user)"
+
+
+def test_the_dark_style_is_the_defaults(network, blender):
+    from blender_cnn.scene.style import current_style, load_style
+
+    dark = load_style(REPO / "presets" / "styles" / "dark.json")
+    _assert_matches(current_style(network), dark)
+
+
+@pytest.mark.parametrize("name", BUILTIN_STYLES)
+def test_each_built_in_style_applies_to_a_network(network, blender, name):
+    from blender_cnn.scene.style import apply_style, current_style
+
+    path = REPO / "presets" / "styles" / f"{name}.json"
+    style = json.loads(path.read_text())
+    if name != "dark":  # start from another look, so every key has to change
+        apply_style(network, REPO / "presets" / "styles" / "dark.json")
+    apply_style(network, str(path), blender.context.scene)
+    values = _scene_values(blender, network)
+    _assert_matches(values, style)
+    _assert_matches(current_style(network, blender.context.scene), style)
+
+
+def test_a_partial_style_changes_only_its_keys(network, blender):
+    from blender_cnn.scene.style import apply_style
+
+    before = _scene_values(blender, network)
+    apply_style(network, {"activation_colormap": "plasma", "background": [1, 1, 1]})
+    after = _scene_values(blender, network)
+    assert after.pop("activation_colormap") == "plasma" and after.pop("background") == [1.0, 1.0, 1.0, 1.0]
+    before.pop("activation_colormap"), before.pop("background")
+    assert after == before
+
+
+def test_a_saved_user_style_loads_back_the_same(network, blender, user_styles):
+    from blender_cnn.scene.style import apply_style, current_style, load_style, save_style
+
+    apply_style(network, REPO / "presets" / "styles" / "print.json")
+    apply_style(network, {"cell_emission": 0.33, "label_color": [0.1, 0.2, 0.3, 1.0]})
+    saved = current_style(network)
+    path = save_style(saved, "my print/style")
+    assert Path(path).parent == user_styles and Path(path).name == "my_print_style.json"
+    assert not Path(path).is_relative_to(REPO)
+    loaded = load_style(path)
+    assert loaded.pop("name") == "my print/style"
+    _assert_matches(loaded, saved)
+    assert set(loaded) == set(saved)
+
+    apply_style(network, REPO / "presets" / "styles" / "dark.json")
+    apply_style(network, path)
+    _assert_matches(_scene_values(blender, network), saved)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("activation_colormap", "jet"),
+    ("weight_colormap", "viridis"),          # a sequential map is no diverging one
+    ("background", [1.0, 0.5]),
+    ("label_color", [0.1, 2.0, 0.1, 1.0]),
+    ("label_color", "black"),
+    ("light_energy", -1.0),
+    ("cell_emission", True),
+    ("normalize_across_network", "yes"),
+    ("background_colour", [1, 1, 1, 1]),     # unknown key
+])
+def test_a_bad_preset_names_its_file_and_key_and_changes_nothing(network, blender, tmp_path, key, value):
+    from blender_cnn.core.errors import BlenderCNNError
+    from blender_cnn.scene.style import apply_style, load_style
+
+    # Valid keys before the bad one: none of them may be applied either.
+    style = {"activation_colormap": "magma", "background": [1, 1, 1, 1], "light_energy": 7.0,
+             "label_color": [0, 0, 0, 1], "edge_emission": 0.2, key: value}
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(style))
+    before = _scene_values(blender, network)
+    for attempt in (lambda: apply_style(network, str(path)), lambda: load_style(path)):
+        with pytest.raises(BlenderCNNError) as raised:
+            attempt()
+        assert raised.value.where == str(path)
+        assert repr(key) in raised.value.message
+    assert _scene_values(blender, network) == before
+
+
+def test_a_file_that_is_no_json_object_is_refused(network, tmp_path):
+    from blender_cnn.core.errors import BlenderCNNError
+    from blender_cnn.scene.style import apply_style
+
+    for text in ("{not json", "[1, 2]"):
+        path = tmp_path / "broken.json"
+        path.write_text(text)
+        with pytest.raises(BlenderCNNError, match="broken.json"):
+            apply_style(network, path)
+
+
+def test_saving_refuses_a_bad_style_and_writes_nothing(user_styles):
+    from blender_cnn.core.errors import BlenderCNNError
+    from blender_cnn.scene.style import save_style
+
+    with pytest.raises(BlenderCNNError, match="activation_colormap"):
+        save_style({"activation_colormap": "jet"}, "bad")
+    assert not (user_styles / "bad.json").exists()
+
+
+def test_the_operators_apply_and_save_styles(network, blender, style_operators, user_styles):
+    bpy = blender
+    assert bpy.ops.bcnn.apply_style.poll()
+    assert bpy.ops.bcnn.apply_style(style="builtin:print") == {"FINISHED"}
+    _assert_matches(_scene_values(bpy, network), json.loads((REPO / "presets/styles/print.json").read_text()))
+
+    assert bpy.ops.bcnn.save_style(name="from operator") == {"FINISHED"}
+    saved = user_styles / "from_operator.json"
+    assert saved.is_file()
+    assert bpy.ops.bcnn.apply_style(style="builtin:dark") == {"FINISHED"}
+    assert bpy.ops.bcnn.apply_style(style="user:from_operator") == {"FINISHED"}
+    assert _scene_values(bpy, network)["activation_colormap"] == "magma"
+
+
+def test_the_operator_reports_a_bad_preset_and_changes_nothing(network, blender, style_operators, user_styles):
+    bpy = blender
+    user_styles.mkdir(parents=True, exist_ok=True)
+    (user_styles / "broken.json").write_text(json.dumps({"background": [1, 1, 1, 1], "weight_colormap": "jet"}))
+    before = _scene_values(bpy, network)
+    with pytest.raises(RuntimeError, match="weight_colormap"):
+        bpy.ops.bcnn.apply_style(style="user:broken")
+    assert _scene_values(bpy, network) == before
+
+
+def test_the_operators_need_an_active_network(blender, style_operators):
+    assert not blender.ops.bcnn.apply_style.poll()
+    assert not blender.ops.bcnn.save_style.poll()
