@@ -5,6 +5,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from ui_recorder import RecordingLayout
 
 from conftest import REPO
 
@@ -26,34 +27,6 @@ SKIP_DESIGN = {
         {"type": "Dense", "name": "output", "units": 3, "activation": "softmax"},
     ],
 }
-
-
-class RecordingLayout:
-    """Takes the calls a panel or node makes on ``UILayout`` and remembers labels, operators and properties."""
-
-    def __init__(self, record=None):
-        self.record = record if record is not None else {"labels": [], "operators": [], "props": []}
-
-    def column(self, **_options):
-        return RecordingLayout(self.record)
-
-    row = box = column
-
-    def label(self, text="", **_options):
-        self.record["labels"].append(text)
-
-    def operator(self, idname, **_options):
-        self.record["operators"].append(idname)
-        return SimpleNamespace()
-
-    def operator_menu_enum(self, idname, prop, **_options):
-        self.record["operators"].append(idname)
-
-    def prop(self, data, attribute, text="", index=-1, **_options):
-        value = getattr(data, attribute)  # a property that does not exist raises, as Blender's layout would
-        if index >= 0:
-            value[index]
-        self.record["props"].append(attribute)
 
 
 @pytest.fixture(scope="module")

@@ -1,29 +1,7 @@
 """The sidebar panel draws in every state a user meets, with a stand-in layout that records what it shows."""
 
 import pytest
-
-
-class RecordingLayout:
-    """Takes the calls a panel makes on ``UILayout`` and remembers labels, operators and properties."""
-
-    def __init__(self, record=None):
-        self.record = record if record is not None else {"labels": [], "operators": [], "props": []}
-
-    def column(self, **_options):
-        return RecordingLayout(self.record)
-
-    row = box = column
-
-    def label(self, text="", **_options):
-        self.record["labels"].append(text)
-
-    def operator(self, idname, **_options):
-        self.record["operators"].append(idname)
-        return type("OperatorProperties", (), {})()
-
-    def prop(self, data, attribute, text="", **_options):
-        getattr(data, attribute)  # a property that does not exist raises, as Blender's layout would
-        self.record["props"].append(text)
+from ui_recorder import RecordingLayout
 
 
 def draw_panel(blender):

@@ -7,14 +7,13 @@ Each is a thin wrapper over a function scripts can call too (``build_design_scen
 import hashlib
 import json
 import os
-from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..core import design as design_core
 from ..core.errors import BlenderCNNError
-from ..scene.user_folders import builtin_presets_folder, safe_file_name, user_folder
+from ..scene.user_folders import builtin_presets_folder, enum_items, preset_entries, safe_file_name, user_folder
 from ..scene.network import (build_network, get_network_input, is_network, network_bundle,
                              network_modifier, set_network_input)
 from . import convert
@@ -39,26 +38,10 @@ def design_cache_folder():
 
 def preset_files():
     """``[(identifier, label, path)]``: built-in presets, then the user's."""
-    found = []
-    for prefix, folder, suffix in (("builtin", builtin_presets_folder(), ""),
-                                   ("user", user_presets_folder(), " (user)")):
-        if folder and os.path.isdir(folder):
-            for path in sorted(Path(folder).glob("*.json")):
-                found.append((f"{prefix}:{path.stem}", f"{path.stem}{suffix}", str(path)))
-    return found
+    return preset_entries(builtin_presets_folder(), user_presets_folder())
 
 
-_enum_items = []  # Blender needs the strings of a dynamic enum kept alive
-
-
-def _preset_items(_self, _context):
-    try:
-        files = preset_files()
-    except Exception:  # noqa: BLE001 - an enum callback must not raise
-        files = []
-    _enum_items[:] = [(identifier, label, path) for identifier, label, path in files] or \
-        [("NONE", "No presets", "No preset files found")]
-    return _enum_items
+_preset_items = enum_items(lambda: preset_files(), "No presets")
 
 
 # ---------------------------------------------------------------- the functions behind the operators

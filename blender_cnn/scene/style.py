@@ -21,7 +21,7 @@ import bpy
 
 from ..core import colormaps
 from ..core.errors import BlenderCNNError
-from .user_folders import builtin_presets_folder, safe_file_name, user_folder
+from .user_folders import builtin_presets_folder, preset_entries, safe_file_name, user_folder
 from ..nodes.network import input_identifiers
 from .materials import CELL_MATERIAL, EDGE_MATERIAL, HIGHLIGHT_MATERIAL, LABEL_MATERIAL, ensure_materials
 from .network import get_network_input, network_modifier, set_network_input
@@ -65,13 +65,7 @@ def builtin_styles_folder():
 
 def style_presets():
     """``[(identifier, label, path)]``: built-in styles, then the user's."""
-    found = []
-    for prefix, folder, suffix in (("builtin", builtin_styles_folder(), ""),
-                                   ("user", user_styles_folder(), " (user)")):
-        if folder and os.path.isdir(folder):
-            for path in sorted(Path(folder).glob("*.json")):
-                found.append((f"{prefix}:{path.stem}", f"{path.stem}{suffix}", str(path)))
-    return found
+    return preset_entries(builtin_styles_folder(), user_styles_folder())
 
 
 def style_path(identifier):

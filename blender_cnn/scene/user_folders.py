@@ -3,6 +3,7 @@
 An update of the add-on replaces its folder, and it may not be writable.
 """
 
+import os
 import re
 from pathlib import Path
 
@@ -31,3 +32,28 @@ def builtin_presets_folder():
         if folder.is_dir():
             return folder
     return None
+
+
+def preset_entries(builtin_folder, user_folder_path):
+    """``[(identifier, label, path)]`` of the JSON files of both folders: built-in ones, then the user's."""
+    found = []
+    for prefix, folder, suffix in (("builtin", builtin_folder, ""), ("user", user_folder_path, " (user)")):
+        if folder and os.path.isdir(folder):
+            for path in sorted(Path(folder).glob("*.json")):
+                found.append((f"{prefix}:{path.stem}", f"{path.stem}{suffix}", str(path)))
+    return found
+
+
+def enum_items(entries_function, empty_label):
+    """A dynamic EnumProperty ``items`` callback listing ``entries_function()``; it never raises."""
+    kept = []  # Blender needs the strings of a dynamic enum kept alive
+
+    def items(_self, _context):
+        try:
+            entries = entries_function()
+        except Exception:  # noqa: BLE001 - an enum callback must not raise
+            entries = []
+        kept[:] = list(entries) or [("NONE", empty_label, empty_label)]
+        return kept
+
+    return items

@@ -6,18 +6,9 @@ from bpy.props import EnumProperty, StringProperty
 from ..core.errors import BlenderCNNError
 from ..scene.network import is_network
 from ..scene.style import apply_style, current_style, load_style, save_style, style_path, style_presets
+from ..scene.user_folders import enum_items
 
-_enum_items = []  # Blender needs the strings of a dynamic enum kept alive
-
-
-def _style_items(_self, _context):
-    try:
-        presets = style_presets()
-    except Exception:  # noqa: BLE001 - an enum callback must not raise
-        presets = []
-    _enum_items[:] = [(identifier, label, path) for identifier, label, path in presets] or \
-        [("NONE", "No styles", "No style preset files found")]
-    return _enum_items
+_style_items = enum_items(lambda: style_presets(), "No styles")
 
 
 class BCNN_OT_apply_style(bpy.types.Operator):
