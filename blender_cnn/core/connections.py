@@ -96,7 +96,12 @@ def _strongest(values, keep):
     above = values > threshold
     ties = values == threshold
     missing = keep - above.sum(axis=1, keepdims=True)
-    return above | (ties & (np.cumsum(ties, axis=1) <= missing))
+    chosen = above | ties
+    # Only rows with more ties at the threshold than places left need the lower indices picked.
+    crowded = np.flatnonzero(ties.sum(axis=1, keepdims=True)[:, 0] > missing[:, 0])
+    if len(crowded):
+        chosen[crowded] = above[crowded] | (ties[crowded] & (np.cumsum(ties[crowded], axis=1) <= missing[crowded]))
+    return chosen
 
 
 @dataclass(frozen=True)

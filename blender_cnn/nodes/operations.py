@@ -25,6 +25,7 @@ from .timeline import ensure_trained_weights
 
 FOCUS_CELL = "BCNN Focus Cell"
 RECEPTIVE_FIELD = "BCNN Receptive Field"
+KERNEL_TAPS = "BCNN Kernel Taps"
 POOLING_LINKS = "BCNN Pooling Links"
 FLATTEN_LINKS = "BCNN Flatten Links"
 PROBABILITY = "BCNN Probability"
@@ -49,7 +50,11 @@ def ensure_focus_cell():
 
 
 def ensure_receptive_field():
-    return ensure_group(RECEPTIVE_FIELD, 3, _build_receptive_field)
+    return ensure_group(RECEPTIVE_FIELD, 4, _build_receptive_field)
+
+
+def ensure_kernel_taps():
+    return ensure_group(KERNEL_TAPS, 1, _build_kernel_taps)
 
 
 def ensure_pooling_links():
@@ -292,6 +297,34 @@ def _build_receptive_field(b):
                    input_type="BOOLEAN").outputs[0]
     drawn = _and(b, show, windowed, drawn)
 
+    taps = b.group(ensure_kernel_taps(), {
+        "Cells": focused, "Operations": operations, "Kernels": kernels, "Focus Layer": focus["Layer"],
+        "Focus Index": focus["Index"], "Drawn": drawn, "Kernel Position": kernel_position, "Line Radius": radius,
+        "Colormap": colormap, "Highlight Material": highlight, "Edge Material": edge}).outputs[0]
+    b.set_outputs(Cells=focused, Mesh=_join(b, [frames, focus_frame, taps]))
+
+
+def _build_kernel_taps(b):
+    """Lines from each tap of the drawn windows to its output pixel, and the kernel's weights as tiles on them.
+
+    A group of its own: Blender adds nodes ever more slowly as a tree grows, and
+    the receptive field in one tree took most of a first import's node building.
+    """
+    b.tree.description = "The taps of the drawn windows: lines and kernel-weight tiles"
+    focused = b.add_input("Cells", "GEOMETRY")
+    operations = b.add_input("Operations", "GEOMETRY")
+    kernels = b.add_input("Kernels", "GEOMETRY")
+    focus = {"Layer": b.add_input("Focus Layer", "INT", 0, 0), "Index": b.add_input("Focus Index", "INT", 0, 0)}
+    drawn = b.add_input("Drawn", "BOOLEAN", False, description="The output pixels whose windows are drawn")
+    kernel_position = b.add_input("Kernel Position", "FLOAT", 0.3, 0.0, 1.0)
+    radius = b.add_input("Line Radius", "FLOAT", 0.05, 0.0)
+    colormap = b.add_input("Colormap", "MENU")
+    highlight = b.add_input("Highlight Material", "MATERIAL")
+    edge = b.add_input("Edge Material", "MATERIAL")
+    b.add_output("Mesh", "GEOMETRY")
+    cells = focused
+    column = _table(b, operations, focus["Layer"])
+
     # One point per (input channel, tap) of every drawn window: Duplicate Elements, then the
     # duplicate index says which input cell and which kernel weight it is.
     targets = _store(b, focused, "target_cell", _index(b), "INT")
@@ -354,7 +387,7 @@ def _build_receptive_field(b):
                             b.math("MULTIPLY", tile_size, 1.18), b.math("MULTIPLY", source_pitch, 0.03), highlight,
                             selection=tile_selection)
 
-    b.set_outputs(Cells=focused, Mesh=_join(b, [frames, focus_frame, lines, kernel_tiles, backing]))
+    b.set_outputs(Mesh=_join(b, [lines, kernel_tiles, backing]))
 
 
 def _weight_colormap():
