@@ -192,14 +192,8 @@ def test_orbit_over_the_epoch_animation(blender, demo_bundle):
 
 @pytest.fixture
 def render_operators(blender):
-    from blender_cnn.ui import render as ui_render
-
-    registered_here = not ui_render.BCNN_OT_camera_move.is_registered
-    if registered_here:
-        ui_render.register()
-    yield blender
-    if registered_here:
-        ui_render.unregister()
+    """bpy with a clean file; the add-on registers the render operators with everything else."""
+    return blender
 
 
 def test_camera_move_operator(render_operators, demo_bundle):

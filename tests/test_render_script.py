@@ -180,14 +180,8 @@ def test_render_animation_reports_progress_and_can_be_cancelled(blender, demo_bu
 
 @pytest.fixture
 def render_operators(blender):
-    from blender_cnn.ui import render as ui_render
-
-    registered_here = not ui_render.BCNN_OT_render_still.is_registered
-    if registered_here:
-        ui_render.register()
-    yield blender
-    if registered_here:
-        ui_render.unregister()
+    """bpy with a clean file; the add-on registers the render operators with everything else."""
+    return blender
 
 
 def test_render_operators(render_operators, demo_bundle, tmp_path):

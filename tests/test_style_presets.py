@@ -11,17 +11,10 @@ BUILTIN_STYLES = ("dark", "light", "print")
 
 @pytest.fixture(scope="module")
 def style_operators(registered_addon):
-    """The style operators, registered here unless the add-on registers them already."""
+    """The style operators, which the add-on registers with everything else."""
     import blender_cnn.ui.style as ui_style
 
-    try:
-        ui_style.register()
-        registered_here = True
-    except ValueError:
-        registered_here = False
-    yield ui_style
-    if registered_here:
-        ui_style.unregister()
+    return ui_style
 
 
 @pytest.fixture

@@ -59,15 +59,15 @@ class DesignLayer:
 # ---------------------------------------------------------------- reading designs
 
 def load_design(path):
-    """Read a design (preset) JSON file without validating it; BlenderCNNError when it is not JSON."""
+    """Read a design or preset JSON file without validating it; BlenderCNNError when it is missing or not JSON."""
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError:
-        raise BlenderCNNError(path, "no such design file") from None
+        raise BlenderCNNError(path, "no such preset or design file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BlenderCNNError(path, f"is not a readable JSON design ({error})") from None
+        raise BlenderCNNError(path, f"is not a readable JSON preset or design ({error})") from None
 
 
 def _design_and_where(design, where):

@@ -10,9 +10,9 @@ Keras is imported inside the functions: the add-on imports this package in
 Blender's Python, where TensorFlow may be missing.
 """
 
-import json
 import os
 
+from ..core.design import load_design
 from ..core.errors import BlenderCNNError
 from .datasets import dataset_problem, resolve_dataset
 
@@ -33,14 +33,7 @@ REFUSED_LAYER_TYPES = {"Lambda", "TFSMLayer", "InputLayer", "Input"}
 def load_preset(path):
     """Read a preset file, check its structure and fill in training defaults."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            preset = json.load(handle)
-    except FileNotFoundError:
-        raise BlenderCNNError(path, "no such preset file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BlenderCNNError(path, f"is not a readable JSON preset ({error})") from None
-    return check_preset(preset, where=path)
+    return check_preset(load_design(path), where=path)
 
 
 def check_preset(preset, where="preset"):
@@ -99,13 +92,7 @@ def load_network(source, dataset=None):
     if isinstance(source, (str, os.PathLike)):
         where = os.fspath(source)
         base_dir = os.path.dirname(os.path.abspath(where))
-        try:
-            with open(where, encoding="utf-8") as handle:
-                design = json.load(handle)
-        except FileNotFoundError:
-            raise BlenderCNNError(where, "no such preset or design file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise BlenderCNNError(where, f"is not a readable JSON preset ({error})") from None
+        design = load_design(where)
     else:
         design, where, base_dir = source, None, os.getcwd()
         name = design.get("name") if isinstance(design, dict) else None
