@@ -8,8 +8,9 @@ def draw_panel(blender):
     from blender_cnn.ui.panels import BCNN_PT_network
 
     layout = RecordingLayout()
-    panel = type("Panel", (), {"layout": layout,
-                               "draw_connection_counts": staticmethod(BCNN_PT_network.draw_connection_counts)})()
+    helpers = {name: staticmethod(getattr(BCNN_PT_network, name))
+               for name in ("draw_connection_counts", "draw_inspection")}
+    panel = type("Panel", (), {"layout": layout, **helpers})()
     BCNN_PT_network.draw(panel, blender.context)
     return layout.record
 

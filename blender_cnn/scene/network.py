@@ -8,6 +8,7 @@ everything it made, so the file is left as it was.
 import os
 
 import bpy
+import numpy as np
 
 from ..core import cells as cell_data
 from ..core import connections as connection_data
@@ -34,6 +35,9 @@ SAMPLE_PROPERTY = "blender_cnn_sample"
 CONNECTIONS_PROPERTY = "blender_cnn_connections"
 # The bundle's samples whose activations the cells hold for every epoch.
 STORED_SAMPLES_PROPERTY = "blender_cnn_stored_samples"
+# The last input shown with show_input, flattened, so its cells can be inspected later; left out above this size.
+CUSTOM_INPUT_PROPERTY = "blender_cnn_custom_input"
+CUSTOM_INPUT_LIMIT = 1_000_000
 
 
 def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_data.EdgeSelection()):
@@ -135,6 +139,11 @@ def show_input(network, inputs, epoch=-1, label="custom input", bundle=None):
         return computed[epoch_shown]
 
     slot = bundle.sample_count
+    flat = np.asarray(inputs, dtype=np.float32).ravel()
+    if len(flat) == int(np.prod(bundle.input_shape)) and len(flat) <= CUSTOM_INPUT_LIMIT:
+        network[CUSTOM_INPUT_PROPERTY] = flat
+    elif CUSTOM_INPUT_PROPERTY in network:
+        del network[CUSTOM_INPUT_PROPERTY]
     write_attributes(cells.data, timeline.sample_timeline(bundle, layers, slot, activations_of), "POINT")
     cells.data.update()
     set_network_input(network, "Sample", float(slot))

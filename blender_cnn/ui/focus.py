@@ -1,15 +1,16 @@
-"""Pick the focus pixel of the receptive-field view in the viewport.
+"""Pick a cell in the viewport: focus the receptive-field view on it, or inspect what it computed.
 
 The cells are drawn by the network's Geometry Nodes, so they cannot be selected
 one by one; the 3D cursor stands in for a selection: Shift+right-click a cell
-(which puts the cursor on it), then Focus Cell at Cursor.
+(which puts the cursor on it), then Focus Cell at Cursor or Inspect Cell at Cursor.
 """
 
 import bpy
 
 from ..core.errors import BlenderCNNError
 from ..scene.focus import focus_nearest_cell
-from ..scene.network import network_modifier
+from ..scene.inspection import INSPECTION_TEXT_PROPERTY, clear_inspection, inspect_nearest_cell
+from ..scene.network import is_network, network_modifier
 
 
 class BCNN_OT_focus_selected_cell(bpy.types.Operator):
@@ -39,5 +40,63 @@ class BCNN_OT_focus_selected_cell(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (BCNN_OT_focus_selected_cell,)
+class BCNN_OT_inspect_cell(bpy.types.Operator):
+    """Show what the cell nearest the 3D cursor computed at the shown epoch and sample: its inputs, weights,
+    products, bias and activation, as numbers beside the cells and as text in the panel"""
+
+    bl_idname = "bcnn.inspect_cell"
+    bl_label = "Inspect Cell at Cursor"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return is_network(context.active_object)
+
+    def execute(self, context):
+        network = context.active_object
+        try:
+            inspection = inspect_nearest_cell(network, context.scene.cursor.location)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        if inspection is None:
+            self.report({"WARNING"}, f"{network.name} draws no cells to inspect")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{inspection.where()}: {inspection.equation()}")
+        return {"FINISHED"}
+
+
+class BCNN_OT_copy_inspection(bpy.types.Operator):
+    """Copy the last inspection's text to the clipboard (for slides and notes)"""
+
+    bl_idname = "bcnn.copy_inspection"
+    bl_label = "Copy Inspection"
+
+    @classmethod
+    def poll(cls, context):
+        return context.active_object is not None and INSPECTION_TEXT_PROPERTY in context.active_object
+
+    def execute(self, context):
+        context.window_manager.clipboard = context.active_object[INSPECTION_TEXT_PROPERTY]
+        self.report({"INFO"}, "Inspection copied")
+        return {"FINISHED"}
+
+
+class BCNN_OT_clear_inspection(bpy.types.Operator):
+    """Remove the inspection's numbers and text"""
+
+    bl_idname = "bcnn.clear_inspection"
+    bl_label = "Clear Inspection"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.active_object is not None and INSPECTION_TEXT_PROPERTY in context.active_object
+
+    def execute(self, context):
+        clear_inspection(context.active_object)
+        return {"FINISHED"}
+
+
+classes = (BCNN_OT_focus_selected_cell, BCNN_OT_inspect_cell, BCNN_OT_copy_inspection, BCNN_OT_clear_inspection)
 register, unregister = bpy.utils.register_classes_factory(classes)

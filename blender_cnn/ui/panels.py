@@ -6,7 +6,11 @@ from ..core.errors import BlenderCNNError
 from ..nodes.network import CONNECTION_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, TIMELINE_INPUTS, input_identifiers
 from ..nodes.operations import OPERATION_INPUTS
 from ..scene.connections import drawn_connection_counts
+from ..scene.inspection import INSPECTION_TEXT_PROPERTY
 from ..scene.network import BUNDLE_PROPERTY, EPOCH_PROPERTY, MODIFIER_NAME, SAMPLE_PROPERTY
+
+
+INSPECTION_LINES_SHOWN = 8
 
 
 class BCNN_PT_network(bpy.types.Panel):
@@ -38,7 +42,10 @@ class BCNN_PT_network(bpy.types.Panel):
                 row.operator("bcnn.animate_training", icon="ANIM")
                 row.operator("bcnn.animate_samples", icon="IMAGE_DATA")
             if inputs is OPERATION_INPUTS:
-                settings.operator("bcnn.focus_selected_cell", icon="PIVOT_CURSOR")
+                row = settings.row(align=True)
+                row.operator("bcnn.focus_selected_cell", icon="PIVOT_CURSOR")
+                row.operator("bcnn.inspect_cell", text="Inspect", icon="VIEWZOOM")
+                self.draw_inspection(settings, network)
             if inputs is CONNECTION_INPUTS:
                 self.draw_connection_counts(settings, network)
             for name, *_rest in inputs:
@@ -53,6 +60,23 @@ class BCNN_PT_network(bpy.types.Panel):
         row.operator("bcnn.render_still", text="Render Still", icon="RENDER_STILL")
         row.operator("bcnn.render_animation", text="Render Animation", icon="RENDER_ANIMATION")
 
+
+    @staticmethod
+    def draw_inspection(layout, network):
+        text = network.get(INSPECTION_TEXT_PROPERTY)
+        if not text:
+            return
+        box = layout.box()
+        lines = text.split("\n")
+        for line in lines[:INSPECTION_LINES_SHOWN]:
+            box.label(text=line)
+        if len(lines) > INSPECTION_LINES_SHOWN:
+            box.label(text=f"... {len(lines) - INSPECTION_LINES_SHOWN} more lines (Copy, or the Text Editor's "
+                           f"'BCNN Inspection')")
+            box.label(text=lines[-1])
+        row = box.row(align=True)
+        row.operator("bcnn.copy_inspection", text="Copy", icon="COPYDOWN")
+        row.operator("bcnn.clear_inspection", text="Clear", icon="X")
 
     @staticmethod
     def draw_connection_counts(layout, network):
