@@ -17,6 +17,7 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
+from blender_cnn.extract.runner import one_line  # noqa: E402
 
 
 def main(argv=None):
@@ -54,13 +55,6 @@ def main(argv=None):
         return 2
     print(f"done in {time.perf_counter() - started:.1f} s: {args.bundle or run_dir}")
     return 0
-
-
-def one_line(error):
-    """A multi-line error (a design's list of problems) as one line: the problems joined by '; '."""
-    first, *rest = str(error).splitlines() or [""]
-    rest = [line.strip() for line in rest if line.strip()]
-    return f"{first} {'; '.join(rest)}" if rest else first
 
 
 def _stem(path):

@@ -11,6 +11,7 @@ import re
 import shutil
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -53,8 +54,10 @@ def test_the_progress_total_counts_the_largest_group_of_numbered_checkpoints(tmp
 
 
 def test_progress_and_error_lines_are_parsed():
-    assert runner.parse_epoch("epoch 12: epoch_012.keras (0.1 s)") == 12
-    assert runner.parse_epoch("wrote x.bcnn.npz: 8 layers") is None
+    assert runner.parse_progress("epoch 12: epoch_012.keras (0.1 s)") == "epoch 12"
+    assert runner.parse_progress("layer block1_conv1: 1/22") == "layer block1_conv1"
+    assert runner.parse_progress("wrote x.bcnn.npz: 8 layers") is None
+    assert runner.one_line("design 'x': has 2 problems:\n  a: no\n  b: no") == "design 'x': has 2 problems: a: no; b: no"
     stderr = ["I0000 oneDNN custom operations are on.", "error: /runs/a/epoch_001.keras: cannot be opened", ""]
     assert runner.error_message(stderr, 2) == "/runs/a/epoch_001.keras: cannot be opened"
     assert runner.error_message(["Traceback (most recent call last):", "ZeroDivisionError: boom"], 1) \
@@ -64,15 +67,15 @@ def test_progress_and_error_lines_are_parsed():
 
 def test_external_python_extracts_the_run_with_progress(run_dir, tmp_path):
     job = runner.start_extraction(run_dir, tmp_path, python_path=sys.executable, in_process=False)
-    assert isinstance(job, runner.SubprocessExtraction)
+    assert isinstance(job, runner.SubprocessJob)
     seen = []
     while job.poll() == runner.RUNNING:
-        seen.append(job.epochs_done)
+        seen.append(job.progress_done)
         time.sleep(0.05)
     assert job.state == runner.FINISHED, job.error
     checkpoints = sorted(run_dir.glob("epoch_*.keras"))
-    assert job.epoch_total == job.epochs_done == len(checkpoints)
-    assert job.last_epoch == len(checkpoints) - 1
+    assert job.progress_total == job.progress_done == len(checkpoints)
+    assert job.last_step == f"epoch {len(checkpoints) - 1}"
     assert seen == sorted(seen)
     bundle = load_bundle(job.bundle_path)
     assert bundle.epochs == list(range(len(checkpoints)))
@@ -103,15 +106,15 @@ def test_cancel_stops_the_process_and_leaves_nothing(run_dir, tmp_path):
     assert job.process.returncode is not None
     assert job.state == runner.CANCELLED
     assert leftovers(tmp_path) == []
-    with pytest.raises(runner.ExtractionCancelled):
+    with pytest.raises(runner.JobCancelled):
         job.wait()
 
 
 def test_in_process_extraction_and_cancel(run_dir, tmp_path):
     job = runner.start_extraction(run_dir, tmp_path / "done", in_process=True)
-    assert isinstance(job, runner.InProcessExtraction)
+    assert isinstance(job, runner.ThreadJob)
     path = job.wait()
-    assert job.epochs_done == job.epoch_total
+    assert job.progress_done == job.progress_total
     assert load_bundle(path).epochs == load_bundle(run_dir / "digits_cnn.bcnn.npz").epochs
 
     cancelled = runner.start_extraction(run_dir, tmp_path / "cancelled", in_process=True)
@@ -240,7 +243,7 @@ def test_operator_runs_the_external_python_when_blender_has_no_tensorflow(blende
 
 
 
-class _FakeWindowManager:
+class FakeWindowManager:
     def __init__(self):
         self.calls = []
 
@@ -248,7 +251,7 @@ class _FakeWindowManager:
         return lambda *args, **kwargs: self.calls.append((name, args))
 
 
-class _FakeWorkspace:
+class FakeWorkspace:
     def __init__(self):
         self.status = []
 
@@ -256,28 +259,48 @@ class _FakeWorkspace:
         self.status.append(text)
 
 
-def _modal_driver(job):
-    """The operator's modal methods on a stand-in: the modal loop needs a window, which tests lack."""
-    operator = _checkpoint_operator()
+TIMER = SimpleNamespace(type="TIMER", value="NOTHING")
+ESCAPE = SimpleNamespace(type="ESC", value="PRESS")
 
-    class Driver:
-        _start_modal, modal, cancel = operator._start_modal, operator.modal, operator.cancel
-        _show_status, _end_modal = operator._show_status, operator._end_modal
 
-        def __init__(self):
-            self._job, self.reports, self.built = job, [], None
+def modal_driver(operator_class, job=None, **properties):
+    """An operator's own methods on a stand-in: the modal loop needs a window, which tests lack.
 
-        def report(self, kind, text):
-            self.reports.append((kind, text))
+    ``job`` is what ``run_job`` was given (the driver's modal loop starts at once);
+    without it, ``execute`` starts the job as the operator would. ``job_finished``
+    is the operator's unless the test replaces it.
+    """
+    attributes = {}
+    for cls in reversed(operator_class.__mro__):  # the add-on's own classes: Blender's need a registered struct
+        if cls.__module__.startswith("blender_cnn"):
+            attributes.update({name: value for name, value in vars(cls).items() if not name.startswith("__")})
+    driver_class = type("Driver", (), attributes)
+    driver = driver_class()
+    driver.reports, driver.run_in_background = [], True
+    driver.report = lambda kind, text: driver.reports.append((kind, text))
+    driver.is_repeat = lambda: False
+    for name, value in properties.items():
+        setattr(driver, name, value)
+    if job is not None:
+        driver._job = job
+    return driver
 
-        def _finished_extraction(self, _context):
-            self.built = self._job.bundle_path
-            return {"FINISHED"}
 
-    from types import SimpleNamespace
+def modal_context(bpy=None):
+    """A stand-in context with a window: the real scene and view layer when ``bpy`` is given."""
+    if bpy is None:
+        return SimpleNamespace(window=object(), window_manager=FakeWindowManager(), workspace=FakeWorkspace())
+    return SimpleNamespace(window=object(), window_manager=FakeWindowManager(), workspace=FakeWorkspace(),
+                           scene=bpy.context.scene, view_layer=bpy.context.view_layer,
+                           preferences=bpy.context.preferences, space_data=None)
 
-    context = SimpleNamespace(window=object(), window_manager=_FakeWindowManager(), workspace=_FakeWorkspace())
-    return Driver(), context
+
+def run_modal(driver, context, timeout=120):
+    """Send timer events until the operator ends; returns its result."""
+    deadline = time.monotonic() + timeout
+    while (result := driver.modal(context, TIMER)) == {"PASS_THROUGH"} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
 
 
 def _checkpoint_operator():
@@ -287,19 +310,16 @@ def _checkpoint_operator():
 
 
 def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(run_dir, tmp_path):
-    from types import SimpleNamespace
-
     # bpy first: importing it while an extraction thread imports Keras can deadlock the two imports.
-    _checkpoint_operator()
+    operator = _checkpoint_operator()
 
-    timer, escape = SimpleNamespace(type="TIMER", value="NOTHING"), SimpleNamespace(type="ESC", value="PRESS")
-    driver, context = _modal_driver(runner.start_extraction(run_dir, tmp_path / "done", in_process=True))
+    built = []
+    driver = modal_driver(operator, runner.start_extraction(run_dir, tmp_path / "done", in_process=True),
+                          job_finished=lambda _context: built.append(driver._job.bundle_path) or {"FINISHED"})
+    context = modal_context()
     assert driver._start_modal(context) == {"RUNNING_MODAL"}
     assert driver.modal(context, SimpleNamespace(type="MOUSEMOVE", value="NOTHING")) == {"PASS_THROUGH"}
-    deadline = time.monotonic() + 60
-    while (result := driver.modal(context, timer)) == {"PASS_THROUGH"} and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert result == {"FINISHED"} and os.path.isfile(driver.built)
+    assert run_modal(driver, context) == {"FINISHED"} and os.path.isfile(built[0])
     called = [name for name, _args in context.window_manager.calls]
     assert called[:3] == ["event_timer_add", "progress_begin", "modal_handler_add"]
     assert called[-2:] == ["event_timer_remove", "progress_end"] and "progress_update" in called
@@ -307,10 +327,11 @@ def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(run_dir, tmp_
     assert shown[-1] is None and any("Esc to cancel" in text for text in shown[:-1])
 
     job = runner.start_extraction(run_dir, tmp_path / "cancelled", in_process=True)
-    driver, context = _modal_driver(job)
+    driver = modal_driver(operator, job)
+    context = modal_context()
     driver._start_modal(context)
-    assert driver.modal(context, escape) == {"CANCELLED"}
-    assert driver.built is None and driver.reports[-1][0] == {"WARNING"}
+    assert driver.modal(context, ESCAPE) == {"CANCELLED"}
+    assert driver.reports[-1] == ({"WARNING"}, "Import TensorFlow Checkpoint cancelled; the scene is unchanged")
     job.join(timeout=60)
     assert leftovers(tmp_path / "cancelled") == []
 

@@ -37,6 +37,12 @@ INPUT_NAME = "input"
 DESIGN_KEY = "<design>"  # the key of problems that belong to the whole design, not one layer
 
 
+class DesignCancelled(BlenderCNNError):
+    """``design_bundle`` was told to stop (``should_stop``); nothing was written."""
+
+    def __init__(self, where):
+        super().__init__(where, "computing the bundle was cancelled")
+
 
 @dataclass(eq=False)
 class DesignLayer:
@@ -70,7 +76,8 @@ def load_design(path):
         raise BlenderCNNError(path, f"is not a readable JSON preset or design ({error})") from None
 
 
-def _design_and_where(design, where):
+def design_and_where(design, where=None):
+    """``(design dict, what errors name)`` for a design dict or the path of a design or preset file."""
     if isinstance(design, (str, os.PathLike)):
         return load_design(design), where or os.fspath(design)
     if where is None:
@@ -107,7 +114,7 @@ def validate_design(design, where=None):
 
     ``design`` is a dict or the path of a design file; ``where`` names it in the error.
     """
-    design, where = _design_and_where(design, where)
+    design, where = design_and_where(design, where)
     infos, design_problems = _analyse(design)
     lines = list(design_problems) + [f"{info.name}: {info.problem}" for info in infos if info.problem is not None]
     if lines:
@@ -144,13 +151,13 @@ def random_weights(design, seed=0):
     not change the others' weights. Layers without weights are left out.
     """
     infos = validate_design(design)
-    weights = {}
-    for info in infos:
-        if not info.weight_shapes:
-            continue
-        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(info.name.encode("utf-8"))])
-        weights[info.name] = {name: _initial_weight(name, shape, rng) for name, shape in info.weight_shapes.items()}
-    return weights
+    return {info.name: layer_weights(info, seed) for info in infos if info.weight_shapes}
+
+
+def layer_weights(info, seed=0):
+    """``{weight name: float32 array}`` of one ``DesignLayer``, as ``random_weights`` draws them."""
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(info.name.encode("utf-8"))])
+    return {name: _initial_weight(name, shape, rng) for name, shape in info.weight_shapes.items()}
 
 
 def synthetic_inputs(input_shape):
@@ -178,14 +185,19 @@ def synthetic_inputs(input_shape):
     return np.ascontiguousarray(images.reshape((3, *shape)), dtype=np.float32)
 
 
-def design_bundle(design, path, seed=0, inputs=None):
+def design_bundle(design, path, seed=0, inputs=None, progress=None, should_stop=None):
     """Write a bundle of ``design`` with random weights (epoch 0) and the numpy forward pass's activations.
 
     ``inputs`` is ``(S, *input_shape)`` (default ``synthetic_inputs``). The
     samples are unlabelled (label -1); the predictions are the output layer's
     values (softmax applied when they are not probabilities). Returns ``path``.
+
+    For a UI that shows progress and can cancel (VGG16 takes seconds):
+    ``progress(done, total, layer name)`` is called as each layer's weights
+    and activations are ready, and ``should_stop()`` before each layer; when
+    it returns True, ``DesignCancelled`` is raised and nothing is written.
     """
-    design, where = _design_and_where(design, None)
+    design, where = design_and_where(design, None)
     infos = validate_design(design, where)
     input_shape = tuple(design["input_shape"])
     synthetic = inputs is None
@@ -195,28 +207,30 @@ def design_bundle(design, path, seed=0, inputs=None):
     if inputs.ndim != len(input_shape) + 1 or inputs.shape[1:] != input_shape or not len(inputs):
         raise BlenderCNNError("inputs", f"have shape {inputs.shape}; the design {design['name']!r} takes "
                                         f"(samples, {', '.join(map(str, input_shape))})")
-    weights = random_weights(design, seed)
-
     arrays, layers, outputs = {}, [], {}
-    for info in infos:
-        layer_weights = weights.get(info.name, {})
+    for done, info in enumerate(infos):
+        if should_stop is not None and should_stop():
+            raise DesignCancelled(where)
+        weights = layer_weights(info, seed)
         if info.type == "InputLayer":
             values = inputs
         else:
-            values = forward_pass.compute_layer(info.type, info.config, layer_weights,
+            values = forward_pass.compute_layer(info.type, info.config, weights,
                                                 [outputs[name] for name in info.inputs], name=info.name)
         outputs[info.name] = values
         key = f"activations/{info.name}"
         arrays[key] = values[np.newaxis]
-        for weight_name, value in layer_weights.items():
+        for weight_name, value in weights.items():
             arrays[f"weights/{info.name}/{weight_name}"] = value[np.newaxis]
         layers.append({
             "name": info.name, "type": info.type, "inputs": list(info.inputs),
             "output_shape": list(info.output_shape), "config": info.config, "params": info.params,
             "weights": [{"name": weight_name, "array": f"weights/{info.name}/{weight_name}",
-                         "shape": list(value.shape)} for weight_name, value in layer_weights.items()],
+                         "shape": list(value.shape)} for weight_name, value in weights.items()],
             "activations": key,
         })
+        if progress is not None and done:
+            progress(done, len(infos) - 1, info.name)
     arrays["samples/inputs"] = inputs
     arrays["samples/labels"] = np.full(len(inputs), -1, dtype=np.int32)
     arrays["samples/predictions"] = forward_pass.as_probabilities(outputs[infos[-1].name])[np.newaxis]

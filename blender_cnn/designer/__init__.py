@@ -3,13 +3,14 @@
 ``tree`` defines the node tree type and one node per layer type,
 ``convert`` turns designs (``core.design``) into trees and back,
 ``operators`` start designs from presets, save presets, build the 3D scene
-of a design and make a design of an imported network, and ``panel`` is the
-node editor's sidebar panel.
+of a design and make a design of an imported network,
+``tensorflow_operators`` export a design to Keras and train it, and
+``panel`` is the node editor's sidebar panel.
 """
 
-from . import operators, panel, tree
+from . import operators, panel, tensorflow_operators, tree
 
-_modules = (tree, operators, panel)
+_modules = (tree, operators, tensorflow_operators, panel)
 
 
 def register():

@@ -2,6 +2,9 @@
 
 Each is a thin wrapper over a function scripts can call too (``build_design_scene``,
 ``save_preset``, ``new_design``). Errors are one report from a BlenderCNNError.
+Build Scene computes a big design's bundle (VGG16's takes seconds) as a
+``runner`` job, with progress and Esc to cancel; ``tensorflow_operators``
+export and train designs.
 """
 
 import hashlib
@@ -13,9 +16,11 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..core import design as design_core
 from ..core.errors import BlenderCNNError
+from ..extract import runner
 from ..scene.user_folders import builtin_presets_folder, enum_items, preset_entries, safe_file_name, user_folder
 from ..scene.network import (build_network, get_network_input, is_network, network_bundle,
                              network_modifier, set_network_input)
+from ..ui.jobs import BackgroundJob
 from . import convert
 from .tree import TREE_TYPE, refresh
 
@@ -76,23 +81,47 @@ def save_preset(tree, name, folder=None):
     return path
 
 
-def design_bundle_path(design, seed, pattern):
-    """A bundle of ``design`` (random weights of ``seed``) in the cache, written unless it is there already.
+def design_bundle_file(design, seed, pattern):
+    """Where the cache keeps the bundle of ``design`` with random weights of ``seed`` and inputs ``pattern``.
 
     The file name holds a hash of the design, seed and inputs, so a bundle an
     older network (or an undo step) points at is never overwritten.
     """
-    key = json.dumps([design, int(seed), pattern], sort_keys=True, default=str)
-    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
-    path = os.path.join(design_cache_folder(), f"{safe_file_name(design['name'])}-{digest}.bcnn.npz")
-    if not os.path.isfile(path):
-        inputs = None
-        if pattern != "ALL":
-            inputs = design_core.synthetic_inputs(design["input_shape"])[int(pattern):int(pattern) + 1]
-        partial = path + ".partial.npz"
-        written = design_core.design_bundle(design, partial, seed=seed, inputs=inputs)
-        os.replace(written, path)
-    return path
+    digest = settings_digest(design, int(seed), pattern)[:12]
+    return os.path.join(design_cache_folder(), f"{safe_file_name(design['name'])}-{digest}.bcnn.npz")
+
+
+def settings_digest(*values):
+    """A hash of JSON-like ``values``: names a file by everything that went into it."""
+    key = json.dumps(values, sort_keys=True, default=str)
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+def start_design_bundle(design, seed, pattern):
+    """A ``runner`` job writing the (valid) design's bundle into the cache, or None when it is there already.
+
+    The numpy forward pass runs in a thread, one progress step per layer.
+    """
+    path = design_bundle_file(design, seed, pattern)
+    if os.path.isfile(path):
+        return None
+    inputs = None
+    if pattern != "ALL":
+        inputs = design_core.synthetic_inputs(design["input_shape"])[int(pattern):int(pattern) + 1]
+
+    def run(out_path, log, should_stop):
+        design_core.design_bundle(design, out_path, seed=seed, inputs=inputs, should_stop=should_stop,
+                                  progress=lambda done, total, name: log(f"layer {name}: {done}/{total}"))
+
+    task = runner.Task("Computing activations", f"design {design['name']!r}", path, run,
+                       progress_total=len(design_core.infer_shapes(design)) - 1, starting="starting...")
+    return runner.start_job(task)
+
+
+def design_bundle_path(design, seed, pattern):
+    """A bundle of ``design`` (random weights of ``seed``) in the cache, written unless it is there already."""
+    job = start_design_bundle(design, seed, pattern)
+    return job.wait() if job is not None else design_bundle_file(design, seed, pattern)
 
 
 def designed_network(design_name, scene=None):
@@ -107,17 +136,37 @@ def build_design_scene(tree, context, seed=0, pattern="ALL", frame_camera=True):
     """Validate the tree's design, write its bundle and build its network; returns ``(network, summary)``.
 
     A network built before from a design of the same name is replaced in
-    place: the modifier input values the user set (and its animation) carry
-    over to the inputs that still exist, and the old objects are removed.
-    An invalid design raises BlenderCNNError and leaves the scene unchanged.
+    place (``place_design_network``). An invalid design raises
+    BlenderCNNError and leaves the scene unchanged.
     """
     design = convert.check_tree(tree)
-    path = design_bundle_path(design, seed, pattern)
-    old = designed_network(design["name"], context.scene)
+    return build_design_network(design, design_bundle_path(design, seed, pattern), context, seed, frame_camera)
+
+
+def build_design_network(design, bundle_path, context, seed, frame_camera=True):
+    """``build_design_scene`` once the bundle of the design's random weights is written."""
+    network, restored = place_design_network(design["name"], bundle_path, context, frame_camera)
+    infos = design_core.infer_shapes(design)
+    summary = (f"Built design {design['name']}: {len(infos) - 1} layers, "
+               f"{design_core.total_parameters(infos):,} parameters (random weights, seed {seed})")
+    if restored is not None:
+        summary += f"; replaced the previous network, kept {restored} settings"
+    return network, summary
+
+
+def place_design_network(design_name, bundle_path, context, frame_camera=True):
+    """Build the network of a design's bundle (random weights or trained), selected and active.
+
+    The network built before from a design of the same name is replaced in
+    place: the modifier input values the user set (and its animation) carry
+    over to the inputs that still exist, and the old objects are removed.
+    Returns ``(network, settings kept, or None when there was no network to replace)``.
+    """
+    old = designed_network(design_name, context.scene)
     kept = read_inputs(old) if old is not None else {}
-    network = build_network(path)
-    network[DESIGN_PROPERTY] = design["name"]
-    restored = 0
+    network = build_network(bundle_path)
+    network[DESIGN_PROPERTY] = design_name
+    restored = None
     if old is not None:
         restored = write_inputs(network, kept)
         _clamp_sample(network)
@@ -135,12 +184,7 @@ def build_design_scene(tree, context, seed=0, pattern="ALL", frame_camera=True):
             obj.select_set(False)
     network.select_set(True)
     context.view_layer.objects.active = network
-    infos = design_core.infer_shapes(design)
-    summary = (f"Built design {design['name']}: {len(infos) - 1} layers, "
-               f"{design_core.total_parameters(infos):,} parameters (random weights, seed {seed})")
-    if old is not None:
-        summary += f"; replaced the previous network, kept {restored} settings"
-    return network, summary
+    return network, restored
 
 
 def read_inputs(network):
@@ -320,9 +364,9 @@ class BCNN_OT_save_design_preset(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class BCNN_OT_build_design_scene(bpy.types.Operator):
+class BCNN_OT_build_design_scene(BackgroundJob, bpy.types.Operator):
     """Build the 3D scene of the design with random weights; rebuilding replaces the design's network and \
-keeps its settings"""
+keeps its settings. A big design computes with a progress bar; Esc cancels"""
 
     bl_idname = "bcnn.build_design_scene"
     bl_label = "Build Scene"
@@ -343,8 +387,22 @@ keeps its settings"""
 
     def execute(self, context):
         try:
-            tree = design_tree(context, self.tree_name)
-            _network, summary = build_design_scene(tree, context, self.seed, self.inputs, self.frame_camera)
+            self._design = convert.check_tree(design_tree(context, self.tree_name))
+            job = start_design_bundle(self._design, self.seed, self.inputs)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        if job is None:
+            return self._build(context, design_bundle_file(self._design, self.seed, self.inputs))
+        return self.run_job(context, job)
+
+    def job_finished(self, context):
+        return self._build(context, self._job.result_path)
+
+    def _build(self, context, bundle_path):
+        try:
+            _network, summary = build_design_network(self._design, bundle_path, context, self.seed,
+                                                     self.frame_camera)
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

@@ -3,6 +3,7 @@
 import bpy
 
 from ..scene.network import is_network
+from ..ui.jobs import running_jobs
 from .tree import TREE_TYPE, analysis, wrapped
 
 MAX_PROBLEMS_SHOWN = 8
@@ -29,6 +30,11 @@ class BCNN_PT_designer(bpy.types.Panel):
             layout.label(text="or add a CNN Design tree and its nodes")
         else:
             self.draw_design(layout, tree)
+        for job in list(running_jobs):
+            first, *rest = wrapped(job.status_text, 44) or [""]
+            layout.label(text=first, icon="SORTTIME")
+            for part in rest:
+                layout.label(text=part)
         network = context.view_layer.objects.active if getattr(context, "view_layer", None) else None
         box = layout.column(align=True)
         if is_network(network):
@@ -60,9 +66,15 @@ class BCNN_PT_designer(bpy.types.Panel):
                 problems.label(text=f"... and {len(lines) - MAX_PROBLEMS_SHOWN} more (see the red nodes)")
         actions = layout.column(align=True)
         actions.operator("bcnn.save_design_preset", text="Save Preset", icon="FILE_TICK")
-        build = actions.row(align=True)
-        build.enabled = count == 0
-        build.operator("bcnn.build_design_scene", text="Build Scene", icon="SCENE_DATA")
+        # The buttons refuse an invalid design with its problems; greyed out, they say so before a click.
+        valid = actions.column(align=True)
+        valid.enabled = count == 0
+        valid.operator("bcnn.build_design_scene", text="Build Scene", icon="SCENE_DATA")
+        tensorflow = layout.column(align=True)
+        tensorflow.enabled = count == 0
+        tensorflow.label(text="With TensorFlow:")
+        tensorflow.operator("bcnn.export_design", text="Export to Keras", icon="EXPORT")
+        tensorflow.operator("bcnn.train_design", text="Train", icon="PLAY")
 
 
 classes = (BCNN_PT_designer,)

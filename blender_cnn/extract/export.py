@@ -1,4 +1,4 @@
-"""A design (or preset) saved as a Keras model file.
+"""A design (or preset) saved as a Keras model file, from Python, the command line or as a background job.
 
 ``export_keras`` checks the design with ``core.design.validate_design`` (one
 error listing every problem), puts it in preset order (``sorted_design``),
@@ -10,11 +10,19 @@ With a ``seed`` the model gets the design's random weights
 (``core.design.random_weights``): the exported model computes what the
 designed scene shows (``design_bundle`` with the same seed). With
 ``seed=None`` it keeps Keras' own random initial weights.
+
+``start_export`` runs it as a ``runner`` job (in this Python when it has
+TensorFlow, else in another one through this module's CLI)::
+
+    python -m blender_cnn.extract.export DESIGN.json OUT.keras [--seed N | --keras-initial-weights]
 """
 
+import argparse
 import os
+import sys
 
 from ..core.errors import BlenderCNNError
+from . import runner
 from .keras_models import build_model, check_preset
 
 KERAS_SUFFIX = ".keras"
@@ -26,16 +34,10 @@ def export_keras(design, path, seed=0, log=None):
     Returns ``path``. Raises BlenderCNNError when the design is invalid (the
     reasons listed), ``path`` does not end in ``.keras`` or cannot be written.
     """
-    from ..core.design import load_design, random_weights, sorted_design, validate_design
+    from ..core.design import design_and_where, random_weights, sorted_design, validate_design
 
-    if isinstance(design, (str, os.PathLike)):
-        design, where = load_design(design), os.fspath(design)
-    else:
-        name = design.get("name") if isinstance(design, dict) else None
-        where = f"design {name!r}" if isinstance(name, str) and name else "design"
-    path = os.fspath(path)
-    if not path.lower().endswith(KERAS_SUFFIX):
-        raise BlenderCNNError(path, f"a Keras model file must end in {KERAS_SUFFIX}")
+    design, where = design_and_where(design)
+    path = check_keras_path(path)
     validate_design(design, where)
     preset = check_preset(sorted_design(design), where=where)
     model = build_model(preset)
@@ -55,6 +57,14 @@ def export_keras(design, path, seed=0, log=None):
     return path
 
 
+def check_keras_path(path):
+    """``path`` as a string; BlenderCNNError unless it names a ``.keras`` file."""
+    path = os.fspath(path)
+    if not path.lower().endswith(KERAS_SUFFIX):
+        raise BlenderCNNError(path, f"a Keras model file must end in {KERAS_SUFFIX}")
+    return path
+
+
 def set_design_weights(model, weights, where="design"):
     """Give the layers of ``model`` the arrays ``{layer name: {weight name: array}}`` (as ``random_weights``)."""
     from .keras_graph import named_weights
@@ -70,3 +80,50 @@ def set_design_weights(model, weights, where="design"):
                 raise BlenderCNNError(where, f"layer {layer.name!r}: weight {name!r} is {tuple(variable.shape)} "
                                              f"in Keras, {tuple(arrays[name].shape)} in the design")
             variable.assign(arrays[name])
+
+
+def start_export(design, path, seed=0, python_path="", in_process=None):
+    """Start exporting ``design`` (a dict) to ``path`` as a ``runner`` job; its ``result_path`` is ``path``.
+
+    The design and the path are checked first, so a bad one raises
+    BlenderCNNError before any job starts.
+    """
+    from ..core.design import design_and_where, validate_design
+
+    design, where = design_and_where(design)
+    path = os.path.abspath(check_keras_path(path))
+    validate_design(design, where)
+    weights = ["--keras-initial-weights"] if seed is None else ["--seed", str(int(seed))]
+    task = runner.Task(
+        "Exporting", where, path,
+        run=lambda out_path, log, _should_stop: export_keras(design, out_path, seed, log=log),
+        command=lambda out_path: runner.module_command("extract.export", runner.DESIGN_FILE, out_path, *weights),
+        inputs=runner.design_input(design))
+    return runner.start_job(task, python_path, in_process)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m blender_cnn.extract.export",
+        description="Save a design or preset (JSON) as a Keras model file (.keras) that loads in safe mode. "
+                    "See docs/designing.md.")
+    parser.add_argument("design", metavar="DESIGN", help="a design or preset JSON file")
+    parser.add_argument("out", metavar="OUT", help="the Keras model file to write (.keras)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--seed", type=int, default=0,
+                         help="the seed of the design's random weights, as the designer's Build Scene uses "
+                              "(default 0)")
+    weights.add_argument("--keras-initial-weights", action="store_true",
+                         help="keep Keras' own random initial weights instead of the design's")
+    args = parser.parse_args(argv)
+    try:
+        export_keras(args.design, args.out, None if args.keras_initial_weights else args.seed, log=print)
+    except BlenderCNNError as error:
+        print(f"{runner.ERROR_PREFIX}{runner.one_line(error)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())

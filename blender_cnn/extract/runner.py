@@ -1,24 +1,35 @@
-"""Run the checkpoint extractor as a job that a UI can poll, in this Python or in another one.
+"""Run long work (TensorFlow's above all) as jobs a UI can poll, in this Python or in another one.
 
-No bpy and no TensorFlow here: Blender's operator wraps these jobs, scripts
-and tests use them directly. Two kinds of job share one interface
-(``poll``, ``cancel``, ``wait``, progress and one-line errors):
+No bpy and no TensorFlow here: Blender's operators wrap these jobs, scripts
+and tests use them directly. A ``Task`` says what to do: a label for the
+status line, what an error names, where the finished output goes, the CLI
+that does the work in another Python and the function that does it here,
+and how many progress steps to expect. Two kinds of job run a task behind
+one interface (``poll``, ``cancel``, ``wait``, progress and one-line errors):
 
-* ``SubprocessExtraction`` runs ``python -m blender_cnn.extract SOURCE --out
-  BUNDLE ...`` in a Python that has TensorFlow, for the usual case of a
-  Blender without it;
-* ``InProcessExtraction`` calls the extractor in a thread of this Python,
-  when TensorFlow is importable here.
+* ``SubprocessJob`` runs the task's CLI (``python -m <add-on>.extract...``)
+  in a Python that has TensorFlow, for the usual case of a Blender without
+  it, reading its output line by line as it runs;
+* ``ThreadJob`` calls the task's function in a thread of this Python, when
+  TensorFlow is importable here, and for numpy work, which needs no other
+  Python.
 
-``start_extraction`` picks one. Each job writes into a fresh folder of its
-own inside ``out_dir`` and moves the finished bundle next to it, so a failed
-or cancelled job leaves nothing behind and a finished one never leaves a
-half-written file.
+The tasks: ``start_extraction`` (checkpoints to a bundle, here),
+``export.start_export`` (a design to a .keras file),
+``train_design.start_training`` (a design trained, its run extracted) and
+the designer's bundle of a design (numpy, in a thread).
+
+Progress comes from the lines the work prints (or logs): ``epoch N: ...``
+and ``layer NAME: ...`` are one step each, and ``stage: LABEL`` starts the
+task's next stage (a training run's extraction). Each job works in a fresh
+folder of its own beside its output and moves the finished output into
+place, so a failed or cancelled job leaves nothing behind and a finished one
+never leaves a half-written file.
 """
 
 import hashlib
-from abc import ABC, abstractmethod
 import importlib.util
+import json
 import os
 import queue
 import re
@@ -29,8 +40,10 @@ import tempfile
 import threading
 import time
 import traceback
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..core.bundle import FILE_SUFFIX
 from ..core.errors import BlenderCNNError
@@ -43,24 +56,27 @@ CANCELLED = "CANCELLED"
 TENSORFLOW_REQUIREMENT = "tensorflow-cpu==2.21.0"
 PREFERENCE_LOCATION = "Edit > Preferences > Add-ons > Blender CNN"
 PREFERENCE_NAME = "Python with TensorFlow"
-# The extractor prints one line per checkpoint it has read: "epoch N: ...".
-EPOCH_LINE = re.compile(r"^epoch (\d+):")
-# The extractor's CLI reports a user error as "error: <where>: <message>" and exits 2.
+# A step of progress, as the extractor, the trainer and the designer's bundle print them: "epoch 3: ...".
+PROGRESS_LINE = re.compile(r"^((?:epoch|layer) [^:]+):")
+STAGE_PREFIX = "stage: "
+# The CLIs report a user error as "error: <where>: <message>" and exit 2.
 ERROR_PREFIX = "error: "
 NUMBER = re.compile(r"\d+")
+WORD_GAPS = re.compile(r"\W+")
 # What the extractor reads as checkpoints (TensorFlow's by their .index file); for the progress total only.
 CHECKPOINT_SUFFIXES = (".keras", ".h5", ".hdf5", ".index")
+# The design a CLI works on, written into the job's work folder (the CLI's current folder).
+DESIGN_FILE = "design.json"
 TENSORFLOW_CHECK_SECONDS = 60
 TERMINATE_SECONDS = 5
 
 # The add-on's root package folder (``blender_cnn``, or the extension's folder, named by its id).
 ADDON_ROOT = Path(__file__).resolve().parent.parent
-EXTRACT_MODULE = f"{ADDON_ROOT.name}.extract"
 
 
-class ExtractionCancelled(BlenderCNNError):
-    def __init__(self, source):
-        super().__init__(source, "extraction was cancelled")
+class JobCancelled(BlenderCNNError):
+    def __init__(self, source, label="the job"):
+        super().__init__(source, f"{label.lower()} was cancelled")
 
 
 def tensorflow_in_this_python():
@@ -69,7 +85,7 @@ def tensorflow_in_this_python():
 
 
 class TensorFlowMissing(BlenderCNNError):
-    """No Python to run the extractor in; reads as a sentence rather than "where: what"."""
+    """No Python to run the work in; reads as a sentence rather than "where: what"."""
 
     def __init__(self):
         message = (f"is not importable in Blender's Python. Set '{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} to a "
@@ -110,49 +126,6 @@ def check_external_python(python):
         raise BlenderCNNError(python, "cannot be run as Python (" + last_line(result.stderr, result.returncode) + ")")
 
 
-@dataclass(frozen=True)
-class ExtractionOptions:
-    """What the user chose beyond the source; what is left unset, the extractor decides."""
-
-    architecture: str | None = None
-    samples: str | None = None
-    images: tuple = ()
-    samples_per_class: int | None = None
-    float16: bool = False
-    allow_unsafe: bool = False
-
-    def command_arguments(self):
-        """The extractor CLI's options for these choices."""
-        arguments = []
-        if self.architecture:
-            arguments += ["--architecture", os.fspath(self.architecture)]
-        if self.samples:
-            arguments += ["--samples", os.fspath(self.samples)]
-        if self.images:
-            arguments += ["--images", *map(os.fspath, self.images)]
-        if self.samples_per_class:
-            arguments += ["--samples-per-class", str(self.samples_per_class)]
-        if self.float16:
-            arguments.append("--float16")
-        if self.allow_unsafe:
-            arguments.append("--allow-unsafe")
-        return arguments
-
-    def keyword_arguments(self):
-        """The same choices as keyword arguments of ``keras_bundle.extract``."""
-        chosen = {"architecture": self.architecture, "samples": self.samples, "images": list(self.images) or None,
-                  "samples_per_class": self.samples_per_class, "allow_unsafe": self.allow_unsafe,
-                  "activations_dtype": "float16" if self.float16 else None}
-        return {key: value for key, value in chosen.items() if value}
-
-
-def extract_command(python, source, out_path, options=None):
-    """The extractor's command line as an argument list; options the user left unset are left out."""
-    options = options or ExtractionOptions()
-    return [os.fspath(python), "-m", EXTRACT_MODULE, os.fspath(source), "--out", os.fspath(out_path),
-            *options.command_arguments()]
-
-
 def child_environment(base=None):
     """This process' environment, with the add-on importable and Python's output unbuffered.
 
@@ -169,14 +142,31 @@ def child_environment(base=None):
     return environment
 
 
-def parse_epoch(line):
-    """The epoch number of an extractor progress line, or None."""
-    match = EPOCH_LINE.match(line.strip())
-    return int(match.group(1)) if match else None
+def module_command(module, *arguments):
+    """``-m <add-on>.<module> ARGUMENTS``: a CLI of this add-on, whatever its package is called when installed."""
+    return ["-m", f"{ADDON_ROOT.name}.{module}", *(os.fspath(argument) for argument in arguments)]
+
+
+def design_input(design):
+    """The work folder's input files for a CLI that reads a design: ``DESIGN_FILE`` with ``design``."""
+    return ((DESIGN_FILE, json.dumps(design, indent=1)),)
+
+
+def parse_progress(line):
+    """The step a progress line reports ("epoch 12", "layer conv1"), or None."""
+    match = PROGRESS_LINE.match(line.strip())
+    return match.group(1) if match else None
+
+
+def one_line(error):
+    """An error's text on one line: a design's list of problems joined by '; '."""
+    first, *rest = str(error).splitlines() or [""]
+    rest = [line.strip() for line in rest if line.strip()]
+    return f"{first} {'; '.join(rest)}" if rest else first
 
 
 def error_message(stderr_lines, returncode):
-    """One readable line for a failed extractor: its own ``error:`` line, else the last line it printed."""
+    """One readable line for a failed CLI: its own ``error:`` line, else the last line it printed."""
     for line in reversed(stderr_lines):
         if line.startswith(ERROR_PREFIX):
             return line[len(ERROR_PREFIX):].strip()
@@ -188,79 +178,81 @@ def last_line(text, returncode):
     return lines[-1] if lines else f"exited with code {returncode} and printed no error"
 
 
-def expected_epoch_count(source):
-    """How many checkpoints the extractor will read from ``source``, or None when that is not known.
+# ---------------------------------------------------------------- tasks and jobs
 
-    In a folder the epochs are the files whose names differ only in a number
-    (``epoch_003.keras``); the largest such group is the one the extractor picks.
-    """
-    source = os.fspath(source)
-    if not os.path.isdir(source):
-        return 1 if source.endswith(CHECKPOINT_SUFFIXES) else None
-    groups = {}
-    for name in os.listdir(source):
-        if name.endswith(CHECKPOINT_SUFFIXES):
-            pattern = NUMBER.sub("#", name)
-            groups[pattern] = groups.get(pattern, 0) + 1
-    return max(groups.values()) if groups else None
+@dataclass(frozen=True)
+class Task:
+    """One piece of work a job runs; ``out_path`` is written only once the work is complete."""
 
-
-def bundle_name(source):
-    """``<source name>-<hash of its path>.bcnn.npz``: re-importing a source replaces its bundle,
-    two runs with the same folder name do not."""
-    source = os.path.abspath(os.fspath(source))
-    stem = os.path.basename(os.path.normpath(source))
-    for suffix in (".weights.h5", *CHECKPOINT_SUFFIXES):
-        stem = stem.removesuffix(suffix)
-    digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:8]
-    return f"{stem or 'network'}-{digest}{FILE_SUFFIX}"
+    label: str                     # the status line's first word: "Extracting", "Exporting", "Training"
+    source: str                    # what an error names when the work names nothing itself
+    out_path: str                  # the finished output, a file or a folder
+    run: Callable                  # the work in this Python: run(work_output, log, should_stop)
+    command: Callable = None       # its CLI after the Python: command(work_output) -> arguments; None: here only
+    progress_total: int = None     # how many progress lines to expect; None when unknown
+    result: str = ""               # the path inside a folder output that callers want (a run's bundle)
+    inputs: tuple = ()             # ((file name, text), ...) the CLI reads from its current folder
+    starting: str = "starting TensorFlow..."
 
 
-class ExtractionJob(ABC):
-    """An extraction that runs in the background; ``poll`` it, ``cancel`` it or ``wait`` for it."""
+class Job(ABC):
+    """A task running in the background; ``poll`` it, ``cancel`` it or ``wait`` for it."""
 
-    def __init__(self, source, out_dir):
-        self.source = os.fspath(source)
-        self.out_dir = os.fspath(out_dir)
-        os.makedirs(self.out_dir, exist_ok=True)
-        # A folder of its own: removing it removes every trace of a failed or cancelled job.
-        self.work_dir = tempfile.mkdtemp(prefix=".extracting-", dir=self.out_dir)
-        self.work_bundle = os.path.join(self.work_dir, bundle_name(self.source))
-        self.bundle_path = os.path.join(self.out_dir, bundle_name(self.source))
-        self.epoch_total = expected_epoch_count(self.source)
-        self.epochs_done = 0
-        self.last_epoch = None
+    def __init__(self, task):
+        self.task = task
+        self.source = os.fspath(task.source)
+        self.out_path = os.fspath(task.out_path)
+        out_dir = os.path.dirname(os.path.abspath(self.out_path))
+        os.makedirs(out_dir, exist_ok=True)
+        # A folder of its own beside the output: removing it removes every trace of a failed or cancelled
+        # job, and on the same disk the finished output moves into place in one step.
+        self.work_dir = tempfile.mkdtemp(prefix=f".{WORD_GAPS.sub('-', task.label.lower())}-", dir=out_dir)
+        self.work_output = os.path.join(self.work_dir, os.path.basename(os.path.normpath(self.out_path)))
+        self.label = task.label
+        self.progress_total = task.progress_total
+        self.progress_done = 0
+        self.last_step = None
         self.state = RUNNING
         self.error = None
 
     @property
+    def result_path(self):
+        """What the job made: its output, or the file inside it that callers want."""
+        return os.path.join(self.out_path, self.task.result) if self.task.result else self.out_path
+
+    bundle_path = result_path  # the name callers of an extraction know it by
+
+    @property
     def status_text(self):
         if self.state == FAILED:
-            return f"Extraction failed: {self.error}"
+            return f"{self.label} failed: {self.error}"
         if self.state == CANCELLED:
-            return "Extraction cancelled"
+            return f"{self.label} cancelled"
         if self.state == FINISHED:
-            return f"Extracted {self.epochs_done} epochs"
-        if self.last_epoch is None:
-            return "Extracting: starting TensorFlow... (Esc to cancel)"
-        total = f"/{self.epoch_total}" if self.epoch_total else ""
-        return f"Extracting: epoch {self.last_epoch} read, {self.epochs_done}{total} checkpoints (Esc to cancel)"
+            return f"{self.label} done: {self.result_path}"
+        if self.last_step is None:
+            return f"{self.label}: {self.task.starting} (Esc to cancel)"
+        total = f"/{self.progress_total}" if self.progress_total else ""
+        return f"{self.label}: {self.last_step}, {self.progress_done}{total} done (Esc to cancel)"
 
     def _take_line(self, line):
-        epoch = parse_epoch(line)
-        if epoch is not None:
-            self.last_epoch = epoch
-            self.epochs_done += 1
+        if line.startswith(STAGE_PREFIX):
+            self.label = line[len(STAGE_PREFIX):].strip() or self.label
+            return
+        step = parse_progress(line)
+        if step is not None:
+            self.last_step = step
+            self.progress_done += 1
 
     def _finish(self, error=None):
-        if error is None and not os.path.isfile(self.work_bundle):
-            error = f"{self.source}: the extractor finished but wrote no bundle"
+        if error is None and not os.path.exists(self.work_output):
+            error = f"{self.source}: {self.label.lower()} ended without writing {os.path.basename(self.out_path)}"
         if error is None:
             try:
-                os.replace(self.work_bundle, self.bundle_path)
+                _move_into_place(self.work_output, self.out_path, self.work_dir)
                 self.state = FINISHED
-            except OSError as move_error:  # e.g. Windows, where a bundle still open elsewhere cannot be replaced
-                error = f"{self.bundle_path}: cannot be written ({move_error.strerror or move_error})"
+            except OSError as move_error:  # e.g. Windows, where a file still open elsewhere cannot be replaced
+                error = f"{self.out_path}: cannot be written ({move_error.strerror or move_error})"
         if error is not None:
             self.state, self.error = FAILED, error
         shutil.rmtree(self.work_dir, ignore_errors=True)
@@ -273,15 +265,36 @@ class ExtractionJob(ABC):
     def cancel(self):
         """Stop the job and remove what it wrote; the scene is never touched."""
 
-    def wait(self, interval=0.1):
-        """Block until the job ends; returns the bundle path or raises ``BlenderCNNError``."""
-        while self.poll() == RUNNING:
+    def poll_until(self, seconds=None, interval=0.02):
+        """Poll until the job ends or ``seconds`` (None: no limit) pass; returns the state."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while self.poll() == RUNNING and (deadline is None or time.monotonic() < deadline):
             time.sleep(interval)
+        return self.state
+
+    def wait(self, interval=0.02):
+        """Block until the job ends; returns ``result_path`` or raises ``BlenderCNNError``."""
+        self.poll_until(None, interval)
         if self.state == FAILED:
             raise _error_from_line(self.error, self.source)
         if self.state == CANCELLED:
-            raise ExtractionCancelled(self.source)
-        return self.bundle_path
+            raise JobCancelled(self.source, self.task.label)
+        return self.result_path
+
+
+def _move_into_place(work_output, out_path, work_dir):
+    """Move the finished output to ``out_path``; a folder there (an earlier run) is replaced whole."""
+    if not os.path.isdir(out_path):
+        os.replace(work_output, out_path)
+        return
+    # os.replace cannot replace a folder that holds files: move the old one aside first, and back on failure.
+    aside = os.path.join(work_dir, ".replaced")
+    os.replace(out_path, aside)
+    try:
+        os.replace(work_output, out_path)
+    except OSError:
+        os.replace(aside, out_path)
+        raise
 
 
 def _error_from_line(line, source):
@@ -292,17 +305,20 @@ def _error_from_line(line, source):
     return BlenderCNNError(where, message)
 
 
-class SubprocessExtraction(ExtractionJob):
-    """The extractor's CLI in another Python, read line by line as it runs."""
+class SubprocessJob(Job):
+    """The task's CLI in another Python, read line by line as it runs."""
 
-    def __init__(self, python, source, out_dir, options=None):
-        super().__init__(source, out_dir)
-        self.command = extract_command(python, self.source, self.work_bundle, options)
+    def __init__(self, task, python):
+        super().__init__(task)
+        self.command = [os.fspath(python), *task.command(self.work_output)]
         self._lines = queue.Queue()
         self.stderr_lines = []
         try:
-            # The work folder as cwd: "python -m" puts the cwd first on sys.path, where stray files would shadow
-            # modules.
+            for name, text in task.inputs:
+                with open(os.path.join(self.work_dir, name), "w", encoding="utf-8") as handle:
+                    handle.write(text)
+            # The work folder as cwd: the CLI finds its inputs there, and "python -m" puts the cwd first on
+            # sys.path, where stray files elsewhere would shadow modules.
             self.process = subprocess.Popen(
                 self.command, cwd=self.work_dir, env=child_environment(), stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
@@ -359,12 +375,11 @@ class SubprocessExtraction(ExtractionJob):
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-class InProcessExtraction(ExtractionJob):
-    """The extractor in a thread of this Python; cancelling stops it at its next progress line."""
+class ThreadJob(Job):
+    """The task's function in a thread of this Python; cancelling stops it at its next progress line."""
 
-    def __init__(self, source, out_dir, options=None):
-        super().__init__(source, out_dir)
-        self._options = options or ExtractionOptions()
+    def __init__(self, task):
+        super().__init__(task)
         self._lines = queue.Queue()
         self._cancel_requested = threading.Event()
         self._outcome = None  # (error line or None), set by the thread when it ends
@@ -373,22 +388,23 @@ class InProcessExtraction(ExtractionJob):
         self._thread.start()
 
     def _log(self, line):
-        # The extractor calls this between checkpoints: the one safe point to stop a thread.
+        # The work calls this between its steps: the one safe point to stop a thread.
         if self._cancel_requested.is_set():
-            raise ExtractionCancelled(self.source)
+            raise JobCancelled(self.source, self.task.label)
         self._lines.put(str(line))
 
     def _run(self):
         try:
-            run_extractor(self.source, self.work_bundle, self._options, log=self._log)
+            self.task.run(self.work_output, self._log, self._cancel_requested.is_set)
             outcome = None
-        except ExtractionCancelled:
-            outcome = CANCELLED
-        except BlenderCNNError as error:
-            outcome = str(error)
-        except Exception as error:  # a bug or a TensorFlow failure: keep the trace for the console
-            traceback.print_exc()
-            outcome = last_line(f"{type(error).__name__}: {error}", 1)
+        except Exception as error:
+            if self._cancel_requested.is_set():
+                outcome = CANCELLED
+            elif isinstance(error, BlenderCNNError):
+                outcome = one_line(error)
+            else:  # a bug or a TensorFlow failure: keep the trace for the console
+                traceback.print_exc()
+                outcome = last_line(f"{type(error).__name__}: {error}", 1)
         with self._lock:
             self._outcome = (outcome,)
             if self._cancel_requested.is_set():
@@ -411,7 +427,7 @@ class InProcessExtraction(ExtractionJob):
         return self.state
 
     def cancel(self):
-        """Returns at once; the thread removes the work folder when it stops, at the next checkpoint."""
+        """Returns at once; the thread removes the work folder when it stops, at its next step."""
         if self.state != RUNNING:
             return
         with self._lock:
@@ -421,8 +437,101 @@ class InProcessExtraction(ExtractionJob):
         self.state = CANCELLED
 
     def join(self, timeout=None):
-        """Wait for the thread itself, which may outlive a cancel by one checkpoint."""
+        """Wait for the thread itself, which may outlive a cancel by one step."""
         self._thread.join(timeout)
+
+
+def start_job(task, python_path="", in_process=None):
+    """Start ``task``: in this Python when TensorFlow is importable here (``in_process`` None) or the task
+    has no CLI, else in ``python_path``, which is checked for TensorFlow first. Raises ``BlenderCNNError``
+    with what to install and where when neither can."""
+    if task.command is None:
+        in_process = True
+    elif in_process is None:
+        in_process = tensorflow_in_this_python()
+    if in_process:
+        return ThreadJob(task)
+    if not python_path:
+        raise no_tensorflow_error()
+    check_external_python(python_path)
+    return SubprocessJob(task, python_path)
+
+
+# ---------------------------------------------------------------- extraction
+
+@dataclass(frozen=True)
+class ExtractionOptions:
+    """What the user chose beyond the source; what is left unset, the extractor decides."""
+
+    architecture: str | None = None
+    samples: str | None = None
+    images: tuple = ()
+    samples_per_class: int | None = None
+    float16: bool = False
+    allow_unsafe: bool = False
+
+    def command_arguments(self):
+        """The extractor CLI's options for these choices."""
+        arguments = []
+        if self.architecture:
+            arguments += ["--architecture", os.fspath(self.architecture)]
+        if self.samples:
+            arguments += ["--samples", os.fspath(self.samples)]
+        if self.images:
+            arguments += ["--images", *map(os.fspath, self.images)]
+        if self.samples_per_class:
+            arguments += ["--samples-per-class", str(self.samples_per_class)]
+        if self.float16:
+            arguments.append("--float16")
+        if self.allow_unsafe:
+            arguments.append("--allow-unsafe")
+        return arguments
+
+    def keyword_arguments(self):
+        """The same choices as keyword arguments of ``keras_bundle.extract``."""
+        chosen = {"architecture": self.architecture, "samples": self.samples, "images": list(self.images) or None,
+                  "samples_per_class": self.samples_per_class, "allow_unsafe": self.allow_unsafe,
+                  "activations_dtype": "float16" if self.float16 else None}
+        return {key: value for key, value in chosen.items() if value}
+
+
+def extract_command(python, source, out_path, options=None):
+    """The extractor's command line as an argument list; options the user left unset are left out."""
+    return [os.fspath(python), *extract_arguments(source, out_path, options)]
+
+
+def extract_arguments(source, out_path, options=None):
+    """``extract_command`` after the Python."""
+    options = options or ExtractionOptions()
+    return module_command("extract", source, "--out", out_path, *options.command_arguments())
+
+
+def expected_epoch_count(source):
+    """How many checkpoints the extractor will read from ``source``, or None when that is not known.
+
+    In a folder the epochs are the files whose names differ only in a number
+    (``epoch_003.keras``); the largest such group is the one the extractor picks.
+    """
+    source = os.fspath(source)
+    if not os.path.isdir(source):
+        return 1 if source.endswith(CHECKPOINT_SUFFIXES) else None
+    groups = {}
+    for name in os.listdir(source):
+        if name.endswith(CHECKPOINT_SUFFIXES):
+            pattern = NUMBER.sub("#", name)
+            groups[pattern] = groups.get(pattern, 0) + 1
+    return max(groups.values()) if groups else None
+
+
+def bundle_name(source):
+    """``<source name>-<hash of its path>.bcnn.npz``: re-importing a source replaces its bundle,
+    two runs with the same folder name do not."""
+    source = os.path.abspath(os.fspath(source))
+    stem = os.path.basename(os.path.normpath(source))
+    for suffix in (".weights.h5", *CHECKPOINT_SUFFIXES):
+        stem = stem.removesuffix(suffix)
+    digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:8]
+    return f"{stem or 'network'}-{digest}{FILE_SUFFIX}"
 
 
 def run_extractor(source, out_path, options=None, log=print):
@@ -436,22 +545,19 @@ def run_extractor(source, out_path, options=None, log=print):
 def start_extraction(source, out_dir, python_path="", options=None, in_process=None):
     """Start extracting ``source`` (a checkpoint file or run folder) into a bundle in ``out_dir``.
 
-    Runs in this Python when TensorFlow is importable here (``in_process``
-    None), else in ``python_path``, which is checked for TensorFlow first.
-    Raises ``BlenderCNNError`` with what to install and where when neither can.
+    Runs where ``start_job`` says. The job's ``bundle_path`` is
+    ``out_dir/bundle_name(source)``.
     """
     source = os.fspath(source)
     # A TensorFlow checkpoint may be named by its prefix (ckpt-5 for ckpt-5.index and its data files).
     if not source or not (os.path.exists(source) or os.path.exists(source + ".index")):
         raise BlenderCNNError(source or "source", "no such checkpoint file or run folder")
-    if in_process is None:
-        in_process = tensorflow_in_this_python()
-    if in_process:
-        return InProcessExtraction(source, out_dir, options)
-    if not python_path:
-        raise no_tensorflow_error()
-    check_external_python(python_path)
-    return SubprocessExtraction(python_path, source, out_dir, options)
+    options = options or ExtractionOptions()
+    task = Task("Extracting", source, os.path.join(os.fspath(out_dir), bundle_name(source)),
+                run=lambda out_path, log, _should_stop: run_extractor(source, out_path, options, log),
+                command=lambda out_path: extract_arguments(source, out_path, options),
+                progress_total=expected_epoch_count(source))
+    return start_job(task, python_path, in_process)
 
 
 def _no_console_window():

@@ -47,17 +47,19 @@ def find_checkpoints(run_dir):
     return sorted(found)
 
 
-def train_run(preset_path, run_dir, epochs=None, log=print, images=None):
+def train_run(preset_path, run_dir, epochs=None, log=print, images=None, design_seed=None):
     """Train a preset or design into ``run_dir``; reuse the folder if it already holds this run.
 
     ``preset_path`` is a preset or design: the path of its JSON file or a
     dict (``keras_models.load_network``). ``epochs`` overrides the preset's
     ``training.epochs``; ``images`` (a folder with one subfolder of images per
-    class) its ``training.dataset``. Returns the run description (the
-    contents of ``run.json``).
+    class) its ``training.dataset``. ``design_seed`` starts from the design's
+    random weights of that seed (``core.design.random_weights``), so epoch 0
+    is the network the designer's Build Scene shows, instead of Keras' own
+    initial weights. Returns the run description (the contents of ``run.json``).
     """
     preset = load_network(preset_path, dataset=_folder_spec(images))
-    preset = {**preset, "training": _with_epochs(preset["training"], epochs)}
+    preset = {**preset, "training": with_epochs(preset["training"], epochs)}
     where = os.fspath(preset_path) if isinstance(preset_path, (str, os.PathLike)) else f"design {preset['name']!r}"
 
     def make_model(dataset):
@@ -65,10 +67,16 @@ def train_run(preset_path, run_dir, epochs=None, log=print, images=None):
             raise BlenderCNNError(where, f"lists {len(preset['class_names'])} class names, but dataset "
                                          f"{dataset.name!r} has {len(dataset.class_names)} classes "
                                          f"({_names(dataset.class_names)})")
-        return build_model(preset)
+        model = build_model(preset)
+        if design_seed is not None:
+            from ..core.design import random_weights
+            from .export import set_design_weights
+
+            set_design_weights(model, random_weights(preset, design_seed), where)
+        return model
 
     source_path = os.path.abspath(where) if isinstance(preset_path, (str, os.PathLike)) else None
-    return _train(preset, run_dir, make_model, source_path, log)
+    return _train(preset, run_dir, make_model, source_path, log, design_seed)
 
 
 def train_model(model_path, run_dir, epochs=None, log=print, images=None, training=None):
@@ -89,7 +97,7 @@ def train_model(model_path, run_dir, epochs=None, log=print, images=None, traini
     if images is not None:
         settings["dataset"] = _folder_spec(images)
     settings["dataset"] = resolve_dataset(settings["dataset"])
-    settings = _with_epochs(settings, epochs)
+    settings = with_epochs(settings, epochs)
     import keras
 
     from .architecture import load_keras_file
@@ -130,7 +138,8 @@ def _folder_spec(images):
     return None if images is None else {FOLDER_KEY: os.fspath(images)}
 
 
-def _with_epochs(training, epochs):
+def with_epochs(training, epochs):
+    """A copy of the ``training`` section with ``epochs`` (a positive integer) when it is given."""
     training = dict(training)
     if epochs is not None:
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
@@ -144,11 +153,11 @@ def _names(class_names, limit=12):
     return shown + (", ..." if len(class_names) > limit else "")
 
 
-def _train(preset, run_dir, make_model, source_path, log):
+def _train(preset, run_dir, make_model, source_path, log, design_seed=None):
     """Train ``make_model(dataset)`` as ``preset["training"]`` says and write the run folder (module docstring)."""
     training = preset["training"]
     run_dir = os.fspath(run_dir)
-    finished = _finished_run(run_dir, preset)
+    finished = _finished_run(run_dir, preset, design_seed)
     if finished is not None:
         log(f"reusing {run_dir}: it already holds {training['epochs']} epochs of {preset['name']!r}")
         return finished
@@ -219,6 +228,7 @@ def _train(preset, run_dir, make_model, source_path, log):
         "name": preset["name"],
         "preset_path": source_path,
         "preset": preset,
+        "design_seed": design_seed,
         "dataset": dataset.name,
         "preprocessing": dataset.preprocessing,
         "class_names": dataset.class_names,
@@ -253,15 +263,15 @@ def read_run(run_dir):
     return run
 
 
-def _finished_run(run_dir, preset):
+def _finished_run(run_dir, preset, design_seed=None):
     if not os.path.isdir(run_dir):
         return None
     run = read_run(run_dir)
     if run is None:
         return None
-    if run.get("preset") != preset:
-        raise BlenderCNNError(run_dir, "holds a finished run of a different preset or epoch count; "
-                                       "choose another run folder or delete this one")
+    if run.get("preset") != preset or run.get("design_seed") != design_seed:
+        raise BlenderCNNError(run_dir, "holds a finished run of a different preset, epoch count or initial "
+                                       "weights; choose another run folder or delete this one")
     needed = [checkpoint_path(run_dir, epoch) for epoch in run["epochs"]]
     needed += [os.path.join(run_dir, name) for name in ("history.json", "samples.npz")]
     if not all(os.path.isfile(path) for path in needed):

@@ -1,4 +1,4 @@
-"""Operators: each is a thin wrapper over a function scripts call too."""
+"""Import operators (bundle, checkpoint) and Show Image: thin wrappers over functions scripts call too."""
 
 import os
 
@@ -12,9 +12,7 @@ from ..extract import runner
 from ..scene.network import MODIFIER_NAME, build_network, show_image
 from ..scene.stage import set_up_stage
 from . import preferences
-
-POLL_SECONDS = 0.25
-
+from .jobs import BackgroundJob
 
 def import_bundle(context, path, epoch=-1, sample=0, frame_camera=True):
     """Build the network of the bundle at ``path`` into the scene, framed, selected and active.
@@ -64,7 +62,7 @@ class BCNN_OT_import_bundle(bpy.types.Operator, ImportHelper, _ViewOptions):
         return {"FINISHED"}
 
 
-class BCNN_OT_import_checkpoint(bpy.types.Operator, ImportHelper, _ViewOptions):
+class BCNN_OT_import_checkpoint(BackgroundJob, bpy.types.Operator, ImportHelper, _ViewOptions):
     """Read TensorFlow/Keras checkpoints (one file, or a run folder with one per epoch) and build the \
 network's 3D scene. Runs TensorFlow in Blender's Python if it has it, else in the Python set in the \
 add-on's preferences"""
@@ -102,8 +100,6 @@ add-on's preferences"""
         description="WARNING: loads Lambda layers, which run Python code stored in the file. "
                     "Only for files from a source you trust")
 
-    # Set by invoke: a user in the UI gets a background job, a script gets a synchronous call.
-    run_in_background: BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
     # What the last run extracted, so that redoing it (Adjust Last Operation) only rebuilds.
     extracted_bundle: StringProperty(options={"HIDDEN", "SKIP_SAVE"})
     extracted_from: StringProperty(options={"HIDDEN", "SKIP_SAVE"})
@@ -165,60 +161,9 @@ add-on's preferences"""
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self._job = job
-        if self.run_in_background and not self.is_repeat() and context.window is not None:
-            return self._start_modal(context)
-        try:
-            job.wait()
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        finally:
-            job.cancel()  # a no-op unless something interrupted the wait
-        return self._finished_extraction(context)
+        return self.run_job(context, job)
 
-    def _start_modal(self, context):
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(POLL_SECONDS, window=context.window)
-        window_manager.progress_begin(0, self._job.epoch_total or 1)
-        window_manager.modal_handler_add(self)
-        self._show_status(context)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type == "ESC" and event.value == "PRESS":
-            self._job.cancel()
-            self._end_modal(context)
-            self.report({"WARNING"}, "Checkpoint import cancelled; the scene is unchanged")
-            return {"CANCELLED"}
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        state = self._job.poll()
-        if state == runner.RUNNING:
-            self._show_status(context)
-            return {"PASS_THROUGH"}
-        self._end_modal(context)
-        if state == runner.FAILED:
-            self.report({"ERROR"}, self._job.error)
-            return {"CANCELLED"}
-        return self._finished_extraction(context)
-
-    def cancel(self, context):
-        # Blender ends the operator without an event (a file is loaded, Blender quits).
-        self._job.cancel()
-        self._end_modal(context)
-
-    def _show_status(self, context):
-        if self._job.epoch_total:
-            context.window_manager.progress_update(min(self._job.epochs_done, self._job.epoch_total))
-        context.workspace.status_text_set(self._job.status_text)
-
-    def _end_modal(self, context):
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
-        context.workspace.status_text_set(None)
-
-    def _finished_extraction(self, context):
+    def job_finished(self, context):
         self.extracted_bundle = self._job.bundle_path
         self.extracted_from = self._extraction_key(self._job.source, self._options)
         return self._build(context, self._job.bundle_path)
