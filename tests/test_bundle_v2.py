@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from blender_cnn.core.bundle import FORMAT_VERSION, MANIFEST_KEY, BundleWriter, load_bundle, write_bundle
+from blender_cnn.core.bundle import MANIFEST_KEY, BundleWriter, load_bundle, write_bundle
 from blender_cnn.core.errors import BlenderCNNError
 from tests.test_bundle import expect_error, small_bundle, stamped, write_raw
 
@@ -15,10 +15,6 @@ ACTIVATION_KEYS = ("activations/input", "activations/flatten", "activations/dens
 
 def as_float16(arrays):
     return {key: value.astype(np.float16) if key in ACTIVATION_KEYS else value for key, value in arrays.items()}
-
-
-def test_format_version_is_2():
-    assert FORMAT_VERSION == 2
 
 
 def test_float16_activations_round_trip(tmp_path):

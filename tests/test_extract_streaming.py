@@ -101,7 +101,7 @@ def test_streamed_bundle_equals_keras(run_dir, streamed):
 def test_float16_bundle_holds_the_same_activations_rounded(run_dir, streamed, tmp_path):
     path = keras_bundle.extract(run_dir, tmp_path / "half.bcnn.npz", activations_dtype="float16", log=quiet)
     half = load_bundle(path)
-    assert half.version == 2 and streamed.version == 1
+    assert half.version == streamed.version == 3  # extracted bundles carry importance (version 3)
     for layer in half.layers:
         stored = half.array(layer.activations)
         assert stored.dtype == np.float16
@@ -132,7 +132,7 @@ def test_image_files_through_the_cli(run_dir, tmp_path):
     assert extract_cli.main([str(run_dir), "--out", str(out), "--images", str(png), str(jpeg), "--float16"]) == 0
     bundle = load_bundle(out)
     assert bundle.sample_count == 2 and bundle.array("samples/labels").tolist() == [-1, -1]
-    assert bundle.version == 2 and bundle.array("activations/conv1").dtype == np.float16
+    assert bundle.version == 3 and bundle.array("activations/conv1").dtype == np.float16
     recorded = bundle.manifest["samples"]["preprocessing"]
     assert recorded["files"] == ["photo.png", "photo.jpg"] and recorded["resize"]["to"] == [12, 12]
     assert "samples/source_index" not in bundle.manifest["samples"].values()

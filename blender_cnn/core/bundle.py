@@ -25,12 +25,13 @@ import numpy as np
 from .errors import BlenderCNNError
 
 FORMAT_NAME = "blender_cnn.bundle"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST_KEY = "manifest.json"
 FILE_SUFFIX = ".bcnn.npz"
 # Activation arrays may be stored in these dtypes from version 2 on; everything else stays float32/int32.
 ACTIVATION_DTYPES = ("float32", "float16")
 UNLABELLED = -1  # the label of a sample whose class is not known (an image file), from version 2 on
+IMPORTANCE_VERSION = 3  # the first version with importance and output gradients
 COPY_CHUNK_BYTES = 16 * 1024 * 1024
 
 
@@ -54,6 +55,8 @@ class LayerInfo:
     params: int
     weights: tuple
     activations: str
+    importance: str | None = None        # array key, version 3: (E, K+1, channels) float32
+    output_gradients: str | None = None  # array key, version 3, Dense layers: (E, S, K, units) float32
 
     @property
     def is_spatial(self):
@@ -125,6 +128,32 @@ class Bundle:
             raise BlenderCNNError(self.path, f"has {values.shape[1]} samples; sample {sample} does not exist")
         epoch_axis = self.epoch_index(epoch) if values.shape[0] > 1 else 0
         return np.asarray(values[epoch_axis, sample], dtype=np.float32)
+
+    def layer_activations(self, layer_name, epoch=-1):
+        """One layer's output for every sample at one epoch as float32, ``(S, *output_shape)``."""
+        layer = self.layer(layer_name)
+        values = self.array(layer.activations)
+        return np.asarray(values[self.epoch_index(epoch) if values.shape[0] > 1 else 0], dtype=np.float32)
+
+    @property
+    def importance_info(self):
+        """The manifest's ``importance`` object (how the stored importance was computed), or None."""
+        return self.manifest.get("importance")
+
+    def importance(self, layer_name, epoch=-1):
+        """Stored importance of one layer at one epoch, ``(K+1, channels)`` float32, or None if it has none.
+
+        Row ``k < K`` is class ``k``, row ``K`` all classes; see docs/importance.md.
+        """
+        layer = self.layer(layer_name)
+        return None if layer.importance is None else self.array(layer.importance)[self.epoch_index(epoch)]
+
+    def output_gradients(self, layer_name, epoch=-1):
+        """d(score_k)/d(pre-activation) of a Dense layer at one epoch, ``(S, K, units)`` float32, or None."""
+        layer = self.layer(layer_name)
+        if layer.output_gradients is None:
+            return None
+        return self.array(layer.output_gradients)[self.epoch_index(epoch)]
 
     def weights(self, layer_name, epoch=-1):
         """``{weight name: array}`` of one layer at one epoch."""
@@ -362,10 +391,13 @@ def _stand_in(shape, dtype):
 
 
 def _needed_version(manifest, arrays, small_arrays):
-    """The oldest version whose readers read this content right: 2 for float16 activations or unlabelled samples.
+    """The oldest version whose readers read this content right: 3 for importance, 2 for float16
+    activations or unlabelled samples.
 
     Stamping the oldest fitting version keeps float32, labelled bundles readable by older add-ons.
     """
+    if _importance_fields(manifest):
+        return IMPORTANCE_VERSION
     activation_keys = {layer.get("activations") for layer in manifest.get("layers", []) if isinstance(layer, dict)}
     if any(key in arrays and arrays[key].dtype == np.float16 for key in activation_keys):
         return 2
@@ -374,6 +406,16 @@ def _needed_version(manifest, arrays, small_arrays):
     if labels is not None and labels.dtype.kind in "iu" and np.any(labels == UNLABELLED):
         return 2
     return 1
+
+
+def _importance_fields(manifest):
+    """Names of the version-3 fields the manifest uses, e.g. ``["importance", "layer 'dense' output_gradients"]``."""
+    used = ["importance"] if "importance" in manifest else []
+    for layer in manifest.get("layers", []):
+        if isinstance(layer, dict):
+            used += [f"layer {layer.get('name')!r} {field}" for field in ("importance", "output_gradients")
+                     if field in layer]
+    return used
 
 
 def _read_manifest(path, encoded):
@@ -453,7 +495,22 @@ def validate(path, manifest, arrays, labels_of=None):
     for metric, key in manifest.get("metrics", {}).items():
         check_array(key, (epoch_count,), f"metric {metric!r}")
 
-    seen = set()
+    used = _importance_fields(manifest)
+    if used and version < IMPORTANCE_VERSION:
+        fail(f"uses {used[0]}, which needs bundle version {IMPORTANCE_VERSION} (the file says {version})")
+    if used and not isinstance(manifest.get("importance"), dict):
+        fail(f"{used[0]} is given but the manifest's 'importance' object, which says how it was computed, is missing")
+    if "importance" in manifest:
+        described = manifest["importance"]
+        if not isinstance(described, dict) or not all(isinstance(described.get(field), str)
+                                                      for field in ("method", "score")):
+            fail("manifest 'importance' must be an object with the strings 'method' and 'score'")
+
+    def check_key(key, what):
+        if not isinstance(key, str):
+            fail(f"{what} must be an array name, got {key!r}")
+
+    seen, shapes = set(), {}
     for position, layer in enumerate(manifest["layers"]):
         if not isinstance(layer, dict) or not isinstance(layer.get("name"), str):
             fail(f"layer #{position} has no name")
@@ -481,6 +538,18 @@ def validate(path, manifest, arrays, labels_of=None):
         leading = 1 if values is not None and values.ndim and values.shape[0] == 1 else epoch_count
         check_array(layer["activations"], (leading, sample_count, *layer["output_shape"]), f"{where} activations",
                     dtypes=activation_dtypes, hint=activation_hint)
+        if "importance" in layer:
+            check_key(layer["importance"], f"{where} 'importance'")
+            check_array(layer["importance"], (epoch_count, class_count + 1, layer["output_shape"][-1]),
+                        f"{where} importance")
+        if "output_gradients" in layer:
+            check_key(layer["output_gradients"], f"{where} 'output_gradients'")
+            sources = [shapes.get(source) for source in layer["inputs"]]
+            if layer["type"] != "Dense" or len(layer["output_shape"]) != 1 or len(sources) != 1 or len(sources[0]) != 1:
+                fail(f"{where}: 'output_gradients' belong to Dense layers with a one-dimensional input and output")
+            check_array(layer["output_gradients"], (epoch_count, sample_count, class_count, layer["output_shape"][0]),
+                        f"{where} output gradients")
+        shapes[layer["name"]] = layer["output_shape"]
         seen.add(layer["name"])
 
 
@@ -500,4 +569,6 @@ def _layer_info(index, layer):
         params=int(layer.get("params", 0)),
         weights=tuple(WeightInfo(w["name"], w["array"], tuple(w["shape"])) for w in layer["weights"]),
         activations=layer["activations"],
+        importance=layer.get("importance"),
+        output_gradients=layer.get("output_gradients"),
     )

@@ -8,7 +8,8 @@ unless the caller passes ``allow_unsafe=True`` for files they trust.
 Extraction streams: one checkpoint is in memory at a time, and each epoch's
 weights and activations (batch by batch of samples) go straight into the
 bundle writer's temporary files, so memory stays bounded by one model and one
-batch of layer outputs however many epochs and layers there are.
+batch of layer outputs however many epochs and layers there are. The same
+batches give the gradients behind each layer's importance (``gradients.py``).
 """
 
 import dataclasses
@@ -21,9 +22,10 @@ import numpy as np
 from ..core.bundle import FILE_SUFFIX, BundleWriter, load_bundle
 from ..core.errors import BlenderCNNError
 from ..core.forward import as_probabilities
+from ..core.importance import GRADIENT_X_ACTIVATION
 from ..core.layer_types import is_known_layer_type
-from .keras_graph import (PREDICTION_BATCH, describe_layer, flatten_model, named_weights,
-                          probe_model, structure, weight_key)
+from .gradients import EpochImportance, plan_gradients, run_samples
+from .keras_graph import PREDICTION_BATCH, describe_layer, flatten_model, named_weights, structure, weight_key
 from .samples import (SAMPLES_FILE, Samples, image_samples, read_samples, run_dataset_samples,
                       samples_per_class_of)
 from .sources import FULL_MODEL, file_stem, find_source
@@ -34,6 +36,8 @@ SAMPLES_HINT = ("pass the inputs to show with --samples FILE (an .npz with array
 ACTIVATIONS_DTYPES = ("float32", "float16")
 # Every layer's output for one batch of samples is held at once; VGG16 at 224x224 needs ~60 MB a sample.
 ACTIVATION_BATCH_BYTES = 256 * 1024 * 1024
+# A gradient tape keeps every output for the backward pass, which makes gradients as big again, and more.
+GRADIENT_MEMORY_FACTOR = 3
 
 
 def default_bundle_path(source):
@@ -53,7 +57,7 @@ def extract_run(run_dir, out_path=None, log=print):
 
 
 def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe=False, log=print,
-            images=None, samples_per_class=None, activations_dtype="float32"):
+            images=None, samples_per_class=None, activations_dtype="float32", importance=True):
     """Write the bundle of the checkpoints at ``source`` (a file or a folder) and return its path.
 
     ``architecture``: the file the network's structure comes from when the
@@ -65,7 +69,9 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
     0..1). ``samples_per_class``: take that many samples of every class, from
     the run's dataset when run.json names one ``datasets.py`` knows, else from
     the samples file. ``activations_dtype``: ``"float16"`` halves the
-    activations (bundle version 2). ``allow_unsafe``: load Lambda layers,
+    activations (bundle version 2). ``importance``: also store each layer's
+    gradient x activation importance and the Dense layers' output gradients
+    (bundle version 3, docs/importance.md). ``allow_unsafe``: load Lambda layers,
     which run code stored in the file. An ``out_path`` newer than every input
     file and made with the same options is reused as it is.
     """
@@ -85,7 +91,8 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
     if samples is None and samples_path is None and not images and dataset_samples is None:
         raise BlenderCNNError(source, f"has no {SAMPLES_FILE} beside it; {SAMPLES_HINT}")
     options = {"activations_dtype": activations_dtype, "samples_per_class": samples_per_class,
-               "images": [os.path.abspath(path) for path in images] if images else None}
+               "images": [os.path.abspath(path) for path in images] if images else None,
+               "importance": bool(importance)}
     inputs_files = images or ([samples_path] if dataset_samples is None else [])
     if not isinstance(samples, Samples) and _is_reusable(out_path, found.files + inputs_files, options):
         log(f"reusing {out_path}: it is newer than the checkpoints")
@@ -113,7 +120,7 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
     writer = BundleWriter(out_path)
     try:
         graph, predictions, unrecognized = None, None, []
-        model, probe, flat, slots = None, None, None, {}
+        model, plan, flat, slots, importance_slots, score = None, None, None, {}, None, None
         for position, checkpoint in enumerate(found.checkpoints):
             epoch_started = time.perf_counter()
             loaded = checkpoint.load(keras)
@@ -125,31 +132,44 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
                 flat = flatten_model(keras, model, samples.inputs.shape[1:], checkpoint.path)
                 described = [describe_layer(layer, flat.tensors[layer.name], is_input=index == 0)
                              for index, layer in enumerate(flat.layers)]
-                probe = probe_model(keras, flat)
                 if graph is None:
                     graph, first_path = described, checkpoint.path
                     slots = _reserve_arrays(writer, graph, len(epochs), len(samples.inputs), activations_dtype)
-                    batch_size = _batch_size(graph)
                 elif structure(described) != structure(graph):
                     raise BlenderCNNError(checkpoint.path, f"has a different layer structure than "
                                                            f"{os.path.basename(first_path)}; all checkpoints of a "
                                                            "run must be the same network")
+                plan = (plan_gradients(keras, flat, graph, len(samples.inputs), log if position == 0 else _silent)
+                        if importance else None)
+                score = plan.score if plan is not None else None
+                batch_size = _batch_size(graph, gradients=plan is not None)
                 output_position = [layer.name for layer in flat.layers[1:]].index(flat.output_name)
             for layer in flat.layers[1:]:
                 for weight_name, variable in named_weights(layer.layer):
                     slots[weight_key(layer.name, weight_name)].write(variable.numpy(), position)
-            for start, outputs in _layer_outputs_in_batches(keras, probe, samples.inputs, batch_size):
-                for described_layer, values in zip(graph[1:], outputs):
+            epoch_importance = EpochImportance(samples.labels, plan.class_count) if plan is not None else None
+            for start, batch in run_samples(keras, flat, plan, samples.inputs, samples.labels, batch_size):
+                for described_layer, values in zip(graph[1:], batch.outputs):
                     slots[described_layer["activations"]].write(values, position, first_sample=start)
-                probabilities = as_probabilities(outputs[output_position])
+                if plan is not None:
+                    if importance_slots is None:
+                        importance_slots = _reserve_importance(writer, graph, batch, len(epochs),
+                                                               len(samples.inputs))
+                    epoch_importance.add(batch.importance)
+                    for name, values in batch.output_gradients.items():
+                        importance_slots[name, "output_gradients"].write(values, position, first_sample=start)
+                probabilities = as_probabilities(batch.outputs[output_position])
                 if predictions is None:
                     predictions = np.zeros((len(epochs), len(samples.inputs), probabilities.shape[1]), np.float32)
                 predictions[position, start:start + len(probabilities)] = probabilities
-                del outputs
+                del batch
+            if plan is not None:
+                for name, rows in epoch_importance.rows().items():
+                    importance_slots[name, "importance"].write(rows, position)
             log(f"epoch {checkpoint.epoch}: {os.path.basename(checkpoint.path)} "
                 f"({time.perf_counter() - epoch_started:.1f} s)")
             if checkpoint.kind == FULL_MODEL:  # the next epoch is a new model; free this one's graph
-                model = probe = flat = loaded = None
+                model = plan = flat = loaded = None
                 keras.backend.clear_session()
         inputs = samples.inputs
         slots[graph[0]["activations"]].write(inputs, 0, first_sample=0)
@@ -204,6 +224,8 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
                 "extraction": options,
             },
         }
+        if importance_slots:
+            manifest["importance"] = {"method": GRADIENT_X_ACTIVATION, "score": score}
         writer.finish(manifest)
     finally:
         writer.discard()
@@ -224,18 +246,28 @@ def _reserve_arrays(writer, graph, epoch_count, sample_count, activations_dtype)
     return slots
 
 
-def _batch_size(graph):
+def _reserve_importance(writer, graph, batch, epoch_count, sample_count):
+    """Slots ``{(layer name, field): slot}`` for the importance arrays the first batch gave, noted in ``graph``."""
+    slots = {}
+    for layer in graph:
+        name = layer["name"]
+        if name in batch.importance:
+            class_count, channels = batch.importance[name].shape
+            layer["importance"] = f"importance/{name}"
+            slots[name, "importance"] = writer.reserve(layer["importance"], (epoch_count, class_count + 1, channels))
+        if name in batch.output_gradients:
+            layer["output_gradients"] = f"output_gradients/{name}"
+            slots[name, "output_gradients"] = writer.reserve(
+                layer["output_gradients"], (epoch_count, sample_count, *batch.output_gradients[name].shape[1:]))
+    return slots
+
+
+def _batch_size(graph, gradients=False):
     """How many samples to run at once so that every layer's output of one batch fits ACTIVATION_BATCH_BYTES."""
     bytes_per_sample = 4 * sum(math.prod(layer["output_shape"]) for layer in graph)
+    if gradients:
+        bytes_per_sample *= GRADIENT_MEMORY_FACTOR
     return max(1, min(PREDICTION_BATCH, ACTIVATION_BATCH_BYTES // bytes_per_sample))
-
-
-def _layer_outputs_in_batches(keras, probe, inputs, batch_size):
-    """``(first sample, [every layer's output as float32 numpy])`` per batch, in inference mode."""
-    for start in range(0, len(inputs), batch_size):
-        result = probe(inputs[start:start + batch_size], training=False)
-        yield start, [np.asarray(values, dtype=np.float32) for values in keras.tree.flatten(result)]
-        del result
 
 
 def _image_input_shape(model, path):
@@ -268,3 +300,7 @@ def _is_newer_than(path, sources):
     if not os.path.isfile(path):
         return False
     return os.path.getmtime(path) > max(os.path.getmtime(source) for source in sources)
+
+
+def _silent(*_args):
+    pass

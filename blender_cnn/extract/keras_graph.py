@@ -7,9 +7,12 @@ the same path Keras gives the layer's variables (``backbone/conv1/kernel``).
 
 The graph is rebuilt by calling every layer once more on fresh symbolic
 tensors, in the order the model runs them; the rebuilt graph shares the
-model's layers and weights, so its outputs are the model's own.
+model's layers and weights, so its outputs are the model's own. Each flat
+layer keeps how it was called, so ``run_graph`` can run the graph eagerly,
+layer by layer, where a gradient tape sees every layer's output.
 """
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -28,6 +31,14 @@ class FlatLayer:
     name: str       # unique in the graph; nested layers are "<model>/<layer>"
     layer: object   # the Keras layer
     inputs: list    # names of the flat layers it takes input from, in the order it takes them
+    call: tuple = ((), {})  # (args, kwargs) of its call, each input tensor a Source
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where ``FlatLayer.call`` takes the output of flat layer ``name``."""
+
+    name: str
 
 
 @dataclass
@@ -58,17 +69,22 @@ def flatten_model(keras, model, input_shape, where):
         if name in graph.tensors:
             raise BlenderCNNError(where, f"layer {name!r} is used more than once; shared layers are not supported")
         sources = []
-        for tensor in keras.tree.flatten((args, kwargs)):
-            if isinstance(tensor, keras.KerasTensor):
-                if id(tensor) not in producers:
-                    raise BlenderCNNError(where, f"layer {name!r} takes an input no layer of the model produces")
-                sources.append(producers[id(tensor)])
+
+        def source_of(value):
+            if not isinstance(value, keras.KerasTensor):
+                return value
+            if id(value) not in producers:
+                raise BlenderCNNError(where, f"layer {name!r} takes an input no layer of the model produces")
+            sources.append(producers[id(value)])
+            return Source(producers[id(value)])
+
+        call = keras.tree.map_structure(source_of, (list(args), dict(kwargs)))
         outputs = layer(*args, **kwargs)
         if len(keras.tree.flatten(outputs)) != 1:
             raise BlenderCNNError(where, f"layer {name!r} has several outputs; only layers with one are supported")
         producers[id(outputs)] = name
         graph.tensors[name] = outputs
-        graph.layers.append(FlatLayer(name, layer, sources))
+        graph.layers.append(FlatLayer(name, layer, sources, call))
         return outputs
 
     def run_model(prefix, inner, args, kwargs):
@@ -139,9 +155,29 @@ def structure(described):
              [(weight["name"], weight["shape"]) for weight in layer["weights"]]) for layer in described]
 
 
-def probe_model(keras, graph):
-    """A Keras model whose outputs are the outputs of every flat layer after the input."""
-    return keras.Model(graph.model_input, [graph.tensors[flat.name] for flat in graph.layers[1:]])
+def run_graph(keras, graph, inputs, call_layer=None):
+    """``{flat layer name: output}`` for a batch of ``inputs``, running the layers eagerly, in inference mode.
+
+    ``call_layer(flat, args, kwargs)``, if given, computes a layer in place of
+    ``flat.layer(*args, **kwargs)``, so a caller can take a layer apart (its
+    pre-activation, say) while the tape is watching.
+    """
+    outputs = {graph.layers[0].name: keras.ops.convert_to_tensor(inputs, dtype=graph.model_input.dtype)}
+    for flat in graph.layers[1:]:
+        args, kwargs = keras.tree.map_structure(
+            lambda value: outputs[value.name] if isinstance(value, Source) else value, flat.call)
+        if "training" not in kwargs and _takes_training(flat.layer):
+            kwargs["training"] = False
+        outputs[flat.name] = (call_layer(flat, args, kwargs) if call_layer is not None
+                              else flat.layer(*args, **kwargs))
+    return outputs
+
+
+def _takes_training(layer):
+    try:
+        return "training" in inspect.signature(layer.call).parameters
+    except (TypeError, ValueError):  # a callable without a readable signature; Keras then infers inference mode
+        return False
 
 
 def json_safe_config(config):
