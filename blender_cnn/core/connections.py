@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bundling
+from . import bundling, importance, importance_timeline
 from .errors import BlenderCNNError
 from .layout import MINIMUM_SPACING, neuron_positions
 from .timeline import weight_name
 
 ALL, STRONGEST_PER_NEURON, STRONGEST_SHARE = "ALL", "STRONGEST_PER_NEURON", "STRONGEST_SHARE"
+BY_WEIGHT, BY_IMPORTANCE = "WEIGHT", "IMPORTANCE"
 # Above this many weights a layer pair is drawn by its strongest per neuron unless the user asks for all:
 # a wall of two million straight lines is unreadable and slow to build.
 AUTO_MAX_EDGES = 20_000
@@ -32,12 +33,17 @@ class EdgeSelection:
     weights of largest magnitude of every target neuron; ``STRONGEST_SHARE``:
     the ``share`` (0..1] of the layer's weights of largest magnitude. ``None``
     (the default) draws all of a layer's weights up to ``AUTO_MAX_EDGES`` and
-    the strongest per neuron within that many above it.
+    the strongest per neuron within that many above it. ``rank_by``: what
+    "strongest" means, the weight's magnitude (``BY_WEIGHT``) or the
+    connection's importance (``BY_IMPORTANCE``, ``core.importance``) for
+    ``importance_class`` (-1: all classes) at the epoch drawn.
     """
 
     mode: str | None = None
     per_neuron: int = 0
     share: float = 1.0
+    rank_by: str = BY_WEIGHT
+    importance_class: int = -1
 
     def __post_init__(self):
         if self.mode not in (None, ALL, STRONGEST_PER_NEURON, STRONGEST_SHARE):
@@ -46,6 +52,8 @@ class EdgeSelection:
             raise BlenderCNNError("edge selection", f"per_neuron must be at least 1, got {self.per_neuron}")
         if self.mode == STRONGEST_SHARE and not 0.0 < self.share <= 1.0:
             raise BlenderCNNError("edge selection", f"share must be in (0, 1], got {self.share}")
+        if self.rank_by not in (BY_WEIGHT, BY_IMPORTANCE):
+            raise BlenderCNNError("edge selection", f"unknown ranking {self.rank_by!r}")
 
     def for_kernel(self, inputs, outputs):
         """The concrete selection for a kernel of ``inputs`` x ``outputs`` weights."""
@@ -53,21 +61,37 @@ class EdgeSelection:
             return self
         if inputs * outputs <= AUTO_MAX_EDGES:
             return EdgeSelection(ALL)
-        return EdgeSelection(STRONGEST_PER_NEURON, per_neuron=max(1, AUTO_MAX_EDGES // outputs))
+        return EdgeSelection(STRONGEST_PER_NEURON, per_neuron=max(1, AUTO_MAX_EDGES // outputs), rank_by=self.rank_by,
+                             importance_class=self.importance_class)
 
-    def describe(self):
+    def describe(self, class_names=()):
         if self.mode == STRONGEST_PER_NEURON:
-            return f"strongest {self.per_neuron} per neuron"
-        if self.mode == STRONGEST_SHARE:
-            return f"strongest {self.share:.0%}"
-        return "all"
+            chosen = f"strongest {self.per_neuron} per neuron"
+        elif self.mode == STRONGEST_SHARE:
+            chosen = f"strongest {self.share:.0%}"
+        else:
+            return "all"
+        if self.rank_by == BY_IMPORTANCE:
+            known = 0 <= self.importance_class < len(class_names)
+            chosen += " by importance for " + (f"class {class_names[self.importance_class]}" if known
+                                               else "all classes")
+        return chosen
+
+    def strengths(self, bundle, layer_name, epoch, kernel):
+        """What ranks the weights of a layer's ``kernel``: their magnitudes or the connections' importance."""
+        if self.rank_by == BY_WEIGHT:
+            return kernel
+        class_count = len(bundle.class_names)
+        class_index = self.importance_class if 0 <= self.importance_class < class_count else class_count
+        return importance.edge_importance(bundle, layer_name, bundle.epoch_index(epoch), class_index)
 
 
 def selected_weights(kernel, selection):
     """(input index, output index) int arrays of the weights ``selection`` keeps, sorted by output then input.
 
-    Magnitude decides; among equal magnitudes the lower index wins, so the
-    result is the same on every run.
+    Magnitude decides (``kernel`` holds weights, or importances: see
+    ``EdgeSelection.strengths``); among equal magnitudes the lower index wins,
+    so the result is the same on every run.
     """
     kernel = np.asarray(kernel, dtype=np.float32)
     inputs, outputs = kernel.shape
@@ -142,7 +166,7 @@ def dense_connections(bundle, layers, epoch=-1, selection=EdgeSelection(), bundl
             continue
         kernel = np.asarray(bundle.weights(layer.name, epoch)["kernel"], dtype=np.float32)
         chosen = selection.for_kernel(*kernel.shape)
-        source_unit, target_unit = selected_weights(kernel, chosen)
+        source_unit, target_unit = selected_weights(chosen.strengths(bundle, layer.name, epoch, kernel), chosen)
         curves["source_cell"].append(source_cells.start + source_unit)
         curves["target_cell"].append(target_cells.start + target_unit)
         curves["weight"].append(kernel[source_unit, target_unit])
@@ -151,12 +175,18 @@ def dense_connections(bundle, layers, epoch=-1, selection=EdgeSelection(), bundl
             curves[weight_name(index)].append(np.asarray(every_epoch[index][source_unit, target_unit]))
         weight_max = float(np.max(np.abs(every_epoch))) or 1.0
         curves["weight_max"].append(np.full(len(source_unit), weight_max))
+        for name, values in importance_timeline.edge_importance_arrays(bundle, layer.name, source_unit,
+                                                                       target_unit).items():
+            curves.setdefault(name, []).append(values)
         # Where the cell layout puts the neurons at Cell Size 1; only their lateral (y, z) matters.
         sources.append(neuron_positions(source_cells.count, source_cells.layer_index * MINIMUM_SPACING)[source_unit])
         targets.append(neuron_positions(target_cells.count, target_cells.layer_index * MINIMUM_SPACING)[target_unit])
-        drawn_layers.append(DrawnLayer(layer.name, len(source_unit), kernel.size, chosen.describe()))
+        drawn_layers.append(DrawnLayer(layer.name, len(source_unit), kernel.size,
+                                       chosen.describe(bundle.class_names)))
+    integer = ("source_cell", "target_cell", *(importance_timeline.top_class_name(index)
+                                               for index in range(len(bundle.epochs))))
     curve_arrays = {name: np.ascontiguousarray(np.concatenate(chunks) if chunks else np.zeros(0),
-                                               dtype=np.int32 if name.endswith("_cell") else np.float32)
+                                               dtype=np.int32 if name in integer else np.float32)
                     for name, chunks in curves.items()}
     count = len(curve_arrays["weight"])
     points = bundling.default_points_per_edge(count)

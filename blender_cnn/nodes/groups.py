@@ -18,7 +18,7 @@ CONNECTIONS = "BCNN Connections"
 CELL_COLOR = "cell_color"
 # Cell attributes that only place and size the cells; the drawn quads do without them.
 LAYOUT_ONLY_ATTRIBUTES = ("map_rows", "map_cols", "channels", "is_neuron", "act_low", "act_high",
-                          "cell_pitch", "cell_scale", "cell_tilt")
+                          "cell_pitch", "cell_scale", "cell_tilt", "importance_row", "importance", "importance_class")
 # A map folded all the way (Map Fold 1) has its rows tilted this far from the wall, alternately forward and back.
 MAP_FOLD_ANGLE = math.radians(80.0)
 EDGE_COLOR = "edge_color"
@@ -39,15 +39,15 @@ def ensure_cell_layout():
 
 
 def ensure_feature_maps():
-    return ensure_group(FEATURE_MAPS, 7, _build_feature_maps)
+    return ensure_group(FEATURE_MAPS, 8, _build_feature_maps)
 
 
 def ensure_legend():
-    return ensure_group(LEGEND, 6, _build_legend)
+    return ensure_group(LEGEND, 7, _build_legend)
 
 
 def ensure_connections():
-    return ensure_group(CONNECTIONS, 3, _build_connections)
+    return ensure_group(CONNECTIONS, 4, _build_connections)
 
 
 def ensure_layer_label():
@@ -208,6 +208,28 @@ def _activation_range(b, cells, across_network):
     return choose(low, network_wide(low, "Min")), choose(high, network_wide(high, "Max"))
 
 
+def _importance_inputs(b):
+    return (b.add_input("Show Importance", "FLOAT", 0.0, 0.0, 1.0,
+                        description="0 = colors by activation (weight), 1 = by importance; between, a blend"),
+            b.add_input("Class Count", "INT", 1, 1))
+
+
+def _with_importance(b, color, show, class_count):
+    """``color`` blended toward the importance color: the class's hue, as bright as the importance (0..1).
+
+    The class is the one chosen, or with all classes the one each part matters most for, so both views
+    give a class the same color (``importance`` and ``importance_class`` from the Importance groups).
+    """
+    hue = b.math("DIVIDE", b.attribute("importance_class", "INT"), class_count)
+    importance_color = b.node("FunctionNodeCombineColor", {0: hue, 1: 0.75, 2: b.attribute("importance")},
+                              mode="HSV").outputs[0]
+    mix = b.node("ShaderNodeMix", {"Factor": show}, data_type="RGBA")
+    sockets = {socket.identifier: socket for socket in (*mix.inputs, *mix.outputs)}
+    b.link(color, sockets["A_Color"])
+    b.link(importance_color, sockets["B_Color"])
+    return sockets["Result_Color"]
+
+
 def _build_feature_maps(b):
     """One colored quad per cell; color = activation through the colormap, stored as ``cell_color``."""
     b.tree.description = "Turns placed cells into colored quads"
@@ -216,13 +238,15 @@ def _build_feature_maps(b):
     colormap = b.add_input("Colormap", "MENU", description="Colormap of the activations")
     across = b.add_input("Across Network", "BOOLEAN", False,
                          description="Normalize by the whole network's range instead of each layer's")
+    show_importance, class_count = _importance_inputs(b)
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
 
     low, high = _activation_range(b, points, across)
     value = b.node("ShaderNodeMapRange", {"Value": b.attribute("activation"), "From Min": low, "From Max": high},
                    clamp=True).outputs["Result"]
-    color = _colormap(b, value, ensure_activation_colormap(), colormap)
+    color = _with_importance(b, _colormap(b, value, ensure_activation_colormap(), colormap), show_importance,
+                             class_count)
     colored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": points, "Name": CELL_COLOR, "Value": color},
                      data_type="FLOAT_COLOR", domain="POINT")
     hidden = b.math("LESS_THAN", b.attribute("cell_scale"), 1e-6)
@@ -299,6 +323,7 @@ def _build_connections(b):
                             description="Cell index of a neuron whose edges stay bright (-1: none)")
     dimming = b.add_input("Dimmed Brightness", "FLOAT", 0.12, 0.0, 1.0,
                           description="Brightness of the other edges while a neuron is highlighted")
+    show_importance, class_count = _importance_inputs(b)
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Curves", "GEOMETRY")
 
@@ -328,7 +353,9 @@ def _build_connections(b):
     lit = b.node("FunctionNodeBooleanMath", {0: touches, 1: nothing_highlighted}, operation="OR").outputs[0]
     brightness = b.node("GeometryNodeSwitch", {"Switch": lit, "False": dimming, "True": 1.0},
                         input_type="FLOAT").outputs[0]
-    color = b.vector_math("SCALE", _colormap(b, signed, ensure_weight_colormap(), colormap), brightness)
+    weight_color = _with_importance(b, _colormap(b, signed, ensure_weight_colormap(), colormap), show_importance,
+                                    class_count)
+    color = b.vector_math("SCALE", weight_color, brightness)
     colored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": placed.outputs[0], "Name": EDGE_COLOR,
                                                          "Value": color}, data_type="FLOAT_COLOR", domain="CURVE")
     strength = b.math("DIVIDE", b.math("ABSOLUTE", weight), weight_max)
@@ -403,6 +430,9 @@ def _build_legend(b):
     colormap = b.add_input("Colormap", "MENU")
     across = b.add_input("Across Network", "BOOLEAN", False)
     size = b.add_input("Size", "FLOAT", 2.0, 0.0, description="Height of the legend's text")
+    show_importance = b.add_input("Show Importance", "FLOAT", 0.0, 0.0, 1.0)
+    importance_title = b.add_input("Importance Title", "STRING",
+                                   description="What the colors mean while importance is shown")
     cell_material = b.add_input("Cell Material", "MATERIAL")
     label_material = b.add_input("Label Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
@@ -423,9 +453,13 @@ def _build_legend(b):
                                            "Offset": b.combine_xyz(0.0, b.math("MULTIPLY", step, -1.0), 0.0)},
                   mode="OFFSET")
     factor = b.math("DIVIDE", b.node("GeometryNodeInputIndex").outputs[0], LEGEND_STEPS - 1)
+    # While importance is shown the bar is a brightness ramp: importance is drawn as brightness in a class's hue.
+    bar_color = b.node("ShaderNodeMix", {"Factor": show_importance}, data_type="RGBA")
+    bar_sockets = {socket.identifier: socket for socket in (*bar_color.inputs, *bar_color.outputs)}
+    b.link(_colormap(b, factor, ensure_activation_colormap(), colormap), bar_sockets["A_Color"])
+    b.link(b.combine_xyz(factor, factor, factor), bar_sockets["B_Color"])
     colored = b.node("GeometryNodeStoreNamedAttribute", {
-        "Geometry": line.outputs[0], "Name": CELL_COLOR,
-        "Value": _colormap(b, factor, ensure_activation_colormap(), colormap)},
+        "Geometry": line.outputs[0], "Name": CELL_COLOR, "Value": bar_sockets["Result_Color"]},
         data_type="FLOAT_COLOR", domain="POINT")
     # Layer -1: the legend's quads share the cells' material but belong to no layer.
     unlayered = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": colored.outputs[0], "Name": "layer",
@@ -443,6 +477,8 @@ def _build_legend(b):
     gap = b.combine_xyz(0.0, step, 0.0)
     title = b.node("GeometryNodeSwitch", {"Switch": across, "False": "activation, each layer from 0 to its maximum",
                                           "True": "activation, whole network"}, input_type="STRING").outputs[0]
+    title = b.node("GeometryNodeSwitch", {"Switch": b.math("GREATER_THAN", show_importance, 0.5), "False": title,
+                                          "True": importance_title}, input_type="STRING").outputs[0]
     texts = [
         text_mesh(b, number_or("0", low), size, "Right", "Middle", b.vector_math("ADD", start, gap), label_material),
         text_mesh(b, number_or("max", high), size, "Left", "Middle", b.vector_math("SUBTRACT", end, gap),

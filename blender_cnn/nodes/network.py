@@ -37,6 +37,13 @@ CONNECTION_INPUTS = (
     ("Highlight Neuron", "INT", -1, -1, None, "Cell index of a dense neuron whose connections stay bright (-1: none)"),
     ("Dimmed Brightness", "FLOAT", 0.12, 0.0, 1.0, "Brightness of the other connections while a neuron is highlighted"),
 )
+# Modifier inputs of the importance view, as LAYOUT_INPUTS.
+IMPORTANCE_INPUTS = (
+    ("Show Importance", "FLOAT", 0.0, 0.0, 1.0,
+     "0 = cells and connections colored by activation and weight, 1 = by importance; keyframe it to fade"),
+    ("Importance Class", "INT", -1, -1, None,
+     "Class whose importance is shown; -1: all classes, each part in the color of the class it matters most for"),
+)
 # Modifier inputs of the look: (name, kind, default, description). A menu gets its items from the
 # groups' Menu Switches once linked, and starts on the first: the colormaps' defaults.
 STYLE_INPUTS = (
@@ -54,7 +61,7 @@ STYLE_INPUTS = (
 
 
 def build_network_tree(name, layers, class_names, cells_object, history_object, materials, operation_objects=None,
-                       label_notes=None):
+                       label_notes=None, importance_object=None, importance_method="", stored_classes=0):
     """A new modifier tree for one network, for the Curves object that holds its connections.
 
     The cells come from ``cells_object`` (a mesh of one vertex per cell), the
@@ -65,7 +72,10 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     "edge", "label" and "highlight" to materials; ``operation_objects`` (from
     ``scene.operations.add_operation_objects``) adds receptive fields, kernels,
     pooling, flatten and probabilities; ``label_notes`` maps layer names to a
-    line added under their label. Returns the node group.
+    line added under their label. ``importance_object`` holds the importance
+    table (``core/importance_timeline.py``) the cells look up, computed by
+    ``importance_method`` (the legend's words) for ``stored_classes`` classes.
+    Returns the node group.
     """
     tree = bpy.data.node_groups.new(f"BCNN Network {name}", "GeometryNodeTree")
     tree.is_modifier = True
@@ -73,13 +83,16 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     b = TreeBuilder(tree)
     connections = b.add_input("Geometry", "GEOMETRY")
     settings = {label: b.add_input(label, kind, default, low, high, description)
-                for label, kind, default, low, high, description in TIMELINE_INPUTS + LAYOUT_INPUTS + CONNECTION_INPUTS}
+                for label, kind, default, low, high, description in TIMELINE_INPUTS + LAYOUT_INPUTS + CONNECTION_INPUTS
+                + IMPORTANCE_INPUTS}
     settings.update({label: b.add_input(label, kind, None if kind == "MENU" else default, description=description)
                      for label, kind, default, description in STYLE_INPUTS})
     cells_source = b.add_input("Cells", "OBJECT", cells_object,
                                description="The mesh that holds one vertex per cell")
     history_source = b.add_input("History", "OBJECT", history_object,
                                  description="The mesh that holds one vertex per epoch: its number and metrics")
+    importance_source = b.add_input("Importance", "OBJECT", importance_object,
+                                    description="The mesh that holds the importance of every channel and unit")
     material_inputs = {key: b.add_input(f"{key.title()} Material", "MATERIAL", material)
                        for key, material in materials.items()}
     if operation_objects is not None:
@@ -95,6 +108,12 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     cells = b.node("GeometryNodeObjectInfo", {"Object": cells_source}, transform_space="RELATIVE")
     trained = b.group(timeline.ensure_trained_cells(), {"Cells": cells.outputs["Geometry"], "Sample": settings["Sample"],
                                                         **epoch_blend})
+    importance_table = b.node("GeometryNodeObjectInfo", {"Object": importance_source},
+                              transform_space="RELATIVE").outputs["Geometry"]
+    trained = b.group(timeline.ensure_importance(from_table=True), {
+        "Geometry": trained.outputs[0], "Table": importance_table, **epoch_blend,
+        "Class": settings["Importance Class"]})
+    importance_settings = {"Show Importance": settings["Show Importance"], "Class Count": max(len(class_names), 1)}
     placed = b.group(groups.ensure_cell_layout(), {
         "Geometry": trained.outputs[0], "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
         "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"],
@@ -104,20 +123,27 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
                                                                  layers, class_names, epoch_blend)
     parts = [b.group(groups.ensure_feature_maps(), {
         "Cells": placed, "Cell Gap": settings["Cell Gap"], "Colormap": settings["Activation Colormap"],
-        "Across Network": settings["Normalize Across Network"], "Material": material_inputs["cell"]}).outputs[0]]
+        "Across Network": settings["Normalize Across Network"], **importance_settings,
+        "Material": material_inputs["cell"]}).outputs[0]]
 
     trained_connections = b.group(timeline.ensure_trained_weights("CURVE"), {"Geometry": connections, **epoch_blend})
+    trained_connections = b.group(timeline.ensure_importance(from_table=False), {
+        "Geometry": trained_connections.outputs[0], **epoch_blend, "Class": settings["Importance Class"]})
     edges = b.group(groups.ensure_connections(), {
         "Curves": trained_connections.outputs[0], "Cells": placed, "Edge Radius": settings["Edge Radius"],
         "Colormap": settings["Weight Colormap"], "Bundling Strength": settings["Bundling Strength"],
         "Cell Size": settings["Cell Size"], "Highlight Neuron": settings["Highlight Neuron"],
-        "Dimmed Brightness": settings["Dimmed Brightness"], "Material": material_inputs["edge"]}).outputs[0]
+        "Dimmed Brightness": settings["Dimmed Brightness"], **importance_settings,
+        "Material": material_inputs["edge"]}).outputs[0]
     parts.append(b.node("GeometryNodeSwitch", {"Switch": settings["Show Connections"], "True": edges},
                         input_type="GEOMETRY").outputs[0])
 
     legend = b.group(groups.ensure_legend(), {
         "Cells": placed, "Colormap": settings["Activation Colormap"],
         "Across Network": settings["Normalize Across Network"], "Size": settings["Label Size"],
+        "Show Importance": settings["Show Importance"],
+        "Importance Title": _importance_title(b, importance_method, class_names[:stored_classes],
+                                              settings["Importance Class"]),
         "Cell Material": material_inputs["cell"], "Label Material": material_inputs["label"]}).outputs[0]
     parts.append(b.node("GeometryNodeSwitch", {"Switch": settings["Show Legend"], "True": legend},
                         input_type="GEOMETRY").outputs[0])
@@ -148,6 +174,18 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
         b.link(part, join.inputs[0])
     b.set_outputs(Geometry=_realized_in_render(b, join.outputs[0], settings["Realize in Render"]))
     return tree
+
+
+def _importance_title(b, method, class_names, chosen):
+    """The legend's words while importance is shown: how it was computed and for which class."""
+    choices = ["all classes, each in its own color", *(f"class {name}" for name in class_names)]
+    switch = b.node("GeometryNodeIndexSwitch", data_type="STRING")
+    while len(switch.index_switch_items) < len(choices):
+        switch.index_switch_items.new()
+    for index, text in enumerate(choices):
+        switch.inputs[index + 1].default_value = text
+    b.link(b.int_math("ADD", chosen, 1), switch.inputs[0])
+    return timeline.joined_string(b, f"importance ({method}), each layer from 0 to its maximum: ", switch.outputs[0])
 
 
 def _realized_in_render(b, geometry, realize):

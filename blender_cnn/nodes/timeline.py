@@ -16,6 +16,7 @@ EPOCH_POSITION = "BCNN Epoch Position"
 TRAINED_CELLS = "BCNN Trained Cells"
 TRAINED_WEIGHTS = "BCNN Trained Weights"
 TRAINING_OVERLAY = "BCNN Training Overlay"
+IMPORTANCE = "BCNN Importance"
 # Point attribute (1) on the overlay's text, which moves with the camera rather than with the network.
 SCREEN_OVERLAY = "screen_overlay"
 
@@ -38,11 +39,18 @@ def ensure_trained_weights(domain):
     return ensure_group(f"{TRAINED_WEIGHTS} ({domain.title()})", 1, lambda b: _build_trained_weights(b, domain))
 
 
+def ensure_importance(from_table):
+    """``importance`` and ``importance_class`` of the epoch and class shown: looked up in the importance table
+    by ``importance_row`` (cells, ``from_table``) or read from the geometry's own attributes (connection curves)."""
+    kind = "Table" if from_table else "Own"
+    return ensure_group(f"{IMPORTANCE} ({kind})", 1, lambda b: _build_importance(b, from_table))
+
+
 def ensure_training_overlay():
     return ensure_group(TRAINING_OVERLAY, 3, _build_training_overlay)
 
 
-def _joined(b, *parts):
+def joined_string(b, *parts):
     """One string from strings and integers: attribute names such as ``activation_e3_s0``."""
     join = b.node("GeometryNodeStringJoin")
     # Links into a multi-input socket sort newest first: link the last part first.
@@ -110,7 +118,7 @@ def _build_trained_cells(b):
     first_slot, second_slot, sample_factor = _sample_slots(b, sample)
 
     def activation(epoch, slot):
-        return _named(b, _joined(b, "activation_e", epoch, "_s", slot))
+        return _named(b, joined_string(b, "activation_e", epoch, "_s", slot))
 
     value = _mix(b, sample_factor,
                  _mix(b, factor, activation(low, first_slot), activation(high, first_slot)),
@@ -118,7 +126,7 @@ def _build_trained_cells(b):
     nearest_epoch = b.node("GeometryNodeSwitch", {"Switch": b.math("GREATER_THAN", factor, 0.5), "False": low,
                                                   "True": high}, input_type="INT").outputs[0]
     nearest_slot = b.math("ROUND", b.math("MAXIMUM", sample, 0.0))
-    winner = _named(b, _joined(b, "winner_cell_e", nearest_epoch, "_s", nearest_slot), "INT")
+    winner = _named(b, joined_string(b, "winner_cell_e", nearest_epoch, "_s", nearest_slot), "INT")
     stored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": cells, "Name": "activation", "Value": value},
                     data_type="FLOAT", domain="POINT").outputs[0]
     stored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": stored, "Name": "winner_cell", "Value": winner},
@@ -133,7 +141,7 @@ def _build_trained_weights(b, domain):
     low, high = b.add_input("Epoch Low", "INT", 0), b.add_input("Epoch High", "INT", 0)
     factor = b.add_input("Epoch Factor", "FLOAT", 0.0)
     b.add_output("Geometry", "GEOMETRY")
-    value = _mix(b, factor, _named(b, _joined(b, "weight_e", low)), _named(b, _joined(b, "weight_e", high)))
+    value = _mix(b, factor, _named(b, joined_string(b, "weight_e", low)), _named(b, joined_string(b, "weight_e", high)))
     b.set_outputs(Geometry=b.node("GeometryNodeStoreNamedAttribute", {
         "Geometry": geometry, "Name": "weight", "Value": value}, data_type="FLOAT", domain=domain).outputs[0])
 
@@ -162,7 +170,7 @@ def _build_training_overlay(b):
     for name, label in zip(HISTORY_METRICS, ("loss", "accuracy", "val. loss", "val. accuracy")):
         value = metric(name)
         shown = written(b.math("MULTIPLY", value, 100.0), 1) if "accuracy" in name else written(value, 3)
-        text = _joined(b, f"   {label} ", shown, "%" if "accuracy" in name else "")
+        text = joined_string(b, f"   {label} ", shown, "%" if "accuracy" in name else "")
         # A metric the bundle lacks (or NaN for an epoch) is left out, not shown as 0 or nan.
         known = b.node("FunctionNodeCompare", {"A": value, "B": value}, data_type="FLOAT", operation="EQUAL")
         has_column = b.node("GeometryNodeAttributeStatistic", {"Geometry": history, "Attribute": b.node(
@@ -172,7 +180,7 @@ def _build_training_overlay(b):
                       operation="AND").outputs[0]
         parts.append(b.node("GeometryNodeSwitch", {"Switch": show, "False": "", "True": text},
                             input_type="STRING").outputs[0])
-    line = _joined(b, *parts)
+    line = joined_string(b, *parts)
 
     camera = b.node("GeometryNodeInputActiveCamera").outputs[0]
     placement = b.node("GeometryNodeObjectInfo", {"Object": camera}, transform_space="RELATIVE")
@@ -190,3 +198,48 @@ def _build_training_overlay(b):
                                                         "Value": 1}, data_type="INT", domain="POINT")
     b.set_outputs(Mesh=marked.outputs[0])
 
+
+
+def _build_importance(b, from_table):
+    """Importance blended between epochs, for one class or (Class -1) all classes with the class each matters most for.
+
+    Names as ``core/importance_timeline.py`` writes them: ``importance_e{E}_c{k}``,
+    ``importance_e{E}_all`` and ``importance_top_e{E}``.
+    """
+    b.tree.description = "Picks the importance of the epoch and class shown"
+    geometry = b.add_input("Geometry", "GEOMETRY")
+    table = b.add_input("Table", "GEOMETRY") if from_table else None
+    low, high = b.add_input("Epoch Low", "INT", 0), b.add_input("Epoch High", "INT", 0)
+    factor = b.add_input("Epoch Factor", "FLOAT", 0.0)
+    chosen = b.add_input("Class", "INT", -1, -1, description="Class shown; -1: all classes, each in its own color")
+    b.add_output("Geometry", "GEOMETRY")
+    domain = "POINT" if from_table else "CURVE"
+
+    def read(name, data_type="FLOAT"):
+        value = _named(b, name, data_type)
+        if not from_table:
+            return value
+        return b.node("GeometryNodeSampleIndex", {"Geometry": table, "Value": value,
+                                                  "Index": _named(b, "importance_row", "INT")},
+                      data_type=data_type, domain="POINT").outputs[0]
+
+    every_class = b.compare_int(chosen, 0, "LESS_THAN")
+
+    def at(epoch):
+        name = b.node("GeometryNodeSwitch", {"Switch": every_class,
+                                             "False": joined_string(b, "importance_e", epoch, "_c", chosen),
+                                             "True": joined_string(b, "importance_e", epoch, "_all")},
+                      input_type="STRING").outputs[0]
+        return read(name)
+
+    nearest_epoch = b.node("GeometryNodeSwitch", {"Switch": b.math("GREATER_THAN", factor, 0.5), "False": low,
+                                                  "True": high}, input_type="INT").outputs[0]
+    top = read(joined_string(b, "importance_top_e", nearest_epoch), "INT")
+    shown_class = b.node("GeometryNodeSwitch", {"Switch": every_class, "False": chosen, "True": top},
+                         input_type="INT").outputs[0]
+    stored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": geometry, "Name": "importance",
+                                                        "Value": _mix(b, factor, at(low), at(high))},
+                    data_type="FLOAT", domain=domain).outputs[0]
+    stored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": stored, "Name": "importance_class",
+                                                        "Value": shown_class}, data_type="INT", domain=domain).outputs[0]
+    b.set_outputs(Geometry=stored)

@@ -211,7 +211,7 @@ def _equation_annotation(quads, found, inspection):
     text = f"{inspection.where()}, epoch {inspection.epoch}, sample {inspection.sample}\n{inspection.equation()}"
     layer, channel = quads.indices[found, 0], quads.indices[found, 1]
     if len(inspection.position) == 1:
-        return Annotation(text, centre + right * edge * 6.0, right, up, LABEL_SIZE * edge, left=True)
+        return Annotation(text, centre + right * edge * 9.0, right, up, LABEL_SIZE * edge, left=True)
     same_map = (quads.indices[:, 0] == layer) & (quads.indices[:, 1] == channel)
     above = np.max((quads.centres[same_map] - centre) @ up)
     return Annotation(text, centre + up * (above + edge * 2.2), right, up, LABEL_SIZE * edge)

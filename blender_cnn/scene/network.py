@@ -13,7 +13,7 @@ import numpy as np
 from ..core import cells as cell_data
 from ..core import connections as connection_data
 from ..core import operations as operation_data
-from ..core import timeline
+from ..core import importance, importance_timeline, timeline
 from ..core.bundle import Bundle, load_bundle
 from ..core.errors import BlenderCNNError
 from ..core.forward import forward
@@ -56,13 +56,15 @@ def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_
     del cell_arrays["activation"]
     samples = timeline.stored_samples(bundle, len(cell_arrays["layer"]), sample)
     cell_arrays.update(timeline.cell_timeline(bundle, layers, samples))
+    cell_arrays["importance_row"] = importance_timeline.cell_rows(layers)[0]
+    importance_table = importance_timeline.importance_table(bundle, layers)
     connections = connection_data.dense_connections(bundle, layers, epoch, edges)
     operations = operation_data.operation_data(bundle, layers, epoch)
     epoch_number = bundle.epochs[bundle.epoch_index(epoch)]
 
     new_datablocks = _NewDatablocks()
     try:
-        network = _build(bundle, layers, cell_arrays, connections, collection, operations)
+        network = _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table)
         set_network_input(network, "Epoch", float(epoch_number))
         set_network_input(network, "Sample", float(sample))
     except Exception:
@@ -74,7 +76,7 @@ def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_
     return network
 
 
-def _build(bundle, layers, cell_arrays, connections, collection, operations):
+def _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table):
     name = bundle.name
     parent = collection or bpy.context.scene.collection
     network_collection = bpy.data.collections.new(f"CNN {name}")
@@ -85,19 +87,25 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations):
     history_table = timeline.history_table(bundle)
     history = bpy.data.objects.new(f"{name} history", points_mesh(f"{name} history", len(bundle.epochs),
                                                                    history_table))
+    row_count = len(next(iter(importance_table.values())))
+    importance_rows = bpy.data.objects.new(f"{name} importance", points_mesh(f"{name} importance", row_count,
+                                                                              importance_table))
     curve_arrays, point_arrays, points_per_edge, drawn_layers = connections
     curves = hair_curves(f"{name} connections", len(curve_arrays["weight"]), points_per_edge, curve_arrays,
                          point_arrays)
     network = bpy.data.objects.new(name, curves)
     network_collection.objects.link(network)
     # The network object draws what these hold through its node tree; they only keep data.
-    for data_object in (cells, history):
+    for data_object in (cells, history, importance_rows):
         data_object.hide_render = data_object.hide_viewport = data_object.hide_select = True
         network_collection.objects.link(data_object)
 
     tree = build_network_tree(name, layers, bundle.class_names, cells, history, ensure_materials(),
                               add_operation_objects(name, operations, bundle, layers, network_collection),
-                              label_notes={drawn.name: drawn.label for drawn in drawn_layers})
+                              label_notes={drawn.name: drawn.label for drawn in drawn_layers},
+                              importance_object=importance_rows,
+                              importance_method=importance.METHOD_LABELS[importance.importance_method(bundle)],
+                              stored_classes=importance_timeline.stored_class_count(bundle))
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
     modifier.node_group = tree
     space_layers(network, bundle)

@@ -10,7 +10,7 @@ from ..scene.network import is_network
 
 
 class BCNN_OT_draw_connections(bpy.types.Operator):
-    """Choose which weights of the dense layers are drawn as curves: all, or the strongest"""
+    """Choose which weights of the dense layers are drawn as curves: all, or the strongest by weight or importance"""
 
     bl_idname = "bcnn.draw_connections"
     bl_label = "Draw Connections"
@@ -27,6 +27,14 @@ class BCNN_OT_draw_connections(bpy.types.Operator):
     per_neuron: IntProperty(name="Per Neuron", default=10, min=1, description="Incoming weights kept per neuron")
     share: FloatProperty(name="Share", default=10.0, min=0.001, max=100.0, subtype="PERCENTAGE",
                          description="Share of each layer's weights kept, strongest first")
+    rank_by: EnumProperty(name="Strongest by", default=connection_data.BY_WEIGHT, items=(
+        (connection_data.BY_WEIGHT, "Weight", "The weights of largest magnitude"),
+        (connection_data.BY_IMPORTANCE, "Importance",
+         "The connections that matter most for a class (gradient x activation when the bundle has it, "
+         "else activation x weight magnitude; docs/importance.md)"),
+    ))
+    importance_class: IntProperty(name="Class", default=-1, min=-1,
+                                  description="Class whose importance ranks the connections; -1: all classes")
 
     @classmethod
     def poll(cls, context):
@@ -39,7 +47,8 @@ class BCNN_OT_draw_connections(bpy.types.Operator):
         network = context.active_object
         try:
             selection = connection_data.EdgeSelection(None if self.mode == "AUTO" else self.mode,
-                                                      per_neuron=self.per_neuron, share=self.share / 100.0)
+                                                      per_neuron=self.per_neuron, share=self.share / 100.0,
+                                                      rank_by=self.rank_by, importance_class=self.importance_class)
             drawn = redraw_connections(network, selection)
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))

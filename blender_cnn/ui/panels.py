@@ -3,11 +3,13 @@
 import bpy
 
 from ..core.errors import BlenderCNNError
-from ..nodes.network import CONNECTION_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, TIMELINE_INPUTS, input_identifiers
+from ..nodes.network import (CONNECTION_INPUTS, IMPORTANCE_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, TIMELINE_INPUTS,
+                             input_identifiers)
 from ..nodes.operations import OPERATION_INPUTS
 from ..scene.connections import drawn_connection_counts
 from ..scene.inspection import INSPECTION_TEXT_PROPERTY
 from ..scene.network import BUNDLE_PROPERTY, EPOCH_PROPERTY, MODIFIER_NAME, SAMPLE_PROPERTY
+from .jobs import running_jobs
 
 
 INSPECTION_LINES_SHOWN = 8
@@ -25,6 +27,8 @@ class BCNN_PT_network(bpy.types.Panel):
         imports = layout.column(align=True)
         imports.operator("bcnn.import_bundle", text="Import Bundle", icon="IMPORT")
         imports.operator("bcnn.import_checkpoint", text="Import Checkpoint", icon="FILE_FOLDER")
+        for job in list(running_jobs):
+            imports.label(text=job.status_text, icon="TIME")
         network = context.active_object
         modifier = network.modifiers.get(MODIFIER_NAME) if network is not None else None
         if modifier is None or modifier.node_group is None:
@@ -35,7 +39,7 @@ class BCNN_PT_network(bpy.types.Panel):
         info.label(text=bpy.path.basename(network.get(BUNDLE_PROPERTY, "")), icon="FILE")
         layout.operator("bcnn.show_image", text="Show Image", icon="IMAGE_DATA")
         identifiers = input_identifiers(modifier.node_group)
-        for inputs in (TIMELINE_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, CONNECTION_INPUTS, OPERATION_INPUTS):
+        for inputs in (TIMELINE_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, CONNECTION_INPUTS, IMPORTANCE_INPUTS, OPERATION_INPUTS):
             settings = layout.column(align=True)
             if inputs is TIMELINE_INPUTS:
                 row = settings.row(align=True)
