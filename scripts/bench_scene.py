@@ -198,6 +198,14 @@ def child_build(bundle_path, blend_path=None, again=False):
     counts = _evaluated_counts(bpy, network)
     times["evaluate"] = time.perf_counter() - start
     result = {"activations": activations, "cells": cells, "edges": edge_count, **counts, "times": times}
+    # Importance is looked up only while it is shown: switching it on is a re-evaluation of its own.
+    from blender_cnn.scene.network import set_network_input
+
+    set_network_input(network, "Show Importance", 1.0)
+    start = time.perf_counter()
+    _evaluated_counts(bpy, network)
+    times["importance"] = time.perf_counter() - start
+    set_network_input(network, "Show Importance", 0.0)
     if again:
         # A second network in the same file: the shared node groups exist already.
         start = time.perf_counter()
@@ -403,6 +411,9 @@ def report(results):
         f"**{'met' if vgg_total < VGG16_GOAL_SECONDS else 'NOT met'}** ({format_seconds(vgg_total)}); "
         f"under {VGG16_GOAL_BYTES / 1e9:.0f} GB peak memory: "
         f"**{'met' if vgg['peak'] < VGG16_GOAL_BYTES else 'NOT met'}** ({format_bytes(vgg['peak'])}).",
+        f"- Showing importance (Show Importance 1, all classes; `docs/importance.md`) re-evaluates the network "
+        f"in {format_seconds(cifar['times']['importance'])} (CIFAR-10 greyscale) and "
+        f"{format_seconds(vgg['times']['importance'])} (VGG16); while it is 0 the lookup is skipped.",
         f"- VGG16's .blend saves ({format_seconds(vgg['times']['save'])}, {format_bytes(vgg['blend_bytes'])}) and "
         f"reopens in a fresh process (open {format_seconds(reopened['times']['open'])}, the modifier evaluating "
         f"while the file opens; {reopened['faces']:,} quads and faces, peak "

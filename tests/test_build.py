@@ -55,6 +55,20 @@ def test_cell_colors_are_the_colormap_of_the_normalized_activation(blender, demo
     assert np.ptp(cells["cell_color"][:, :3], axis=0).max() > 0.3
 
 
+def test_drawn_parts_carry_no_attribute_that_only_placed_or_colored_the_cells(blender, demo_bundle):
+    from blender_cnn.scene.drawn import evaluated_geometry
+
+    network = build(blender, demo_bundle)
+    geometry = evaluated_geometry(network)
+    names = set(geometry.instances_pointcloud().attributes.keys())
+    if geometry.mesh is not None:
+        names |= set(geometry.mesh.attributes.keys())
+    placing = {"map_rows", "map_cols", "channels", "is_neuron", "act_low", "act_high", "cell_pitch", "cell_scale",
+               "cell_tilt", "importance_row", "importance", "importance_class"}
+    assert not names & placing
+    assert {"cell_color", "activation", "layer"} <= names  # what the materials, picking and tests read stays
+
+
 def test_layout_inputs_on_the_modifier_move_the_cells(blender, demo_bundle):
     from blender_cnn.scene.network import get_network_input, set_network_input
 

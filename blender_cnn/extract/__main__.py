@@ -9,8 +9,8 @@ import time
 # TensorFlow's C++ start-up chatter hides the few lines this tool prints.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from ..core.errors import BlenderCNNError  # noqa: E402
 from .keras_bundle import default_bundle_path, extract  # noqa: E402
+from .runner import run_cli  # noqa: E402
 
 
 def main(argv=None):
@@ -41,16 +41,15 @@ def main(argv=None):
                         help="load Lambda layers, which run Python code stored in the file; only for files you trust")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    try:
+
+    def extract_bundle():
         out_path = args.out or default_bundle_path(args.source)
         extract(args.source, out_path, architecture=args.architecture, samples=args.samples,
                 allow_unsafe=args.allow_unsafe, images=args.images, samples_per_class=args.samples_per_class,
                 activations_dtype="float16" if args.float16 else "float32")
-    except BlenderCNNError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"done in {time.perf_counter() - started:.1f} s: {out_path}")
-    return 0
+        print(f"done in {time.perf_counter() - started:.1f} s: {out_path}")
+
+    return run_cli(extract_bundle)
 
 
 if __name__ == "__main__":

@@ -116,12 +116,8 @@ def main(argv=None):
     weights.add_argument("--keras-initial-weights", action="store_true",
                          help="keep Keras' own random initial weights instead of the design's")
     args = parser.parse_args(argv)
-    try:
-        export_keras(args.design, args.out, None if args.keras_initial_weights else args.seed, log=print)
-    except BlenderCNNError as error:
-        print(f"{runner.ERROR_PREFIX}{runner.one_line(error)}", file=sys.stderr)
-        return 2
-    return 0
+    return runner.run_cli(lambda: export_keras(args.design, args.out,
+                                               None if args.keras_initial_weights else args.seed, log=print))
 
 
 if __name__ == "__main__":

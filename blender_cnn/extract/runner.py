@@ -165,6 +165,19 @@ def one_line(error):
     return f"{first} {'; '.join(rest)}" if rest else first
 
 
+def run_cli(action):
+    """A command line's body: ``action()``, with a BlenderCNNError printed as one ``error:`` line (exit code 2).
+
+    The jobs read that line back (``error_message``) as the error to report.
+    """
+    try:
+        action()
+    except BlenderCNNError as error:
+        print(f"{ERROR_PREFIX}{one_line(error)}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def error_message(stderr_lines, returncode):
     """One readable line for a failed CLI: its own ``error:`` line, else the last line it printed."""
     for line in reversed(stderr_lines):

@@ -132,14 +132,12 @@ def main(argv=None):
                         help="start from the design's random weights of this seed (what the designer's Build "
                              "Scene shows) instead of Keras' initial weights")
     args = parser.parse_args(argv)
-    try:
+
+    def train():
         design = with_absolute_dataset(load_design(args.design), os.path.dirname(os.path.abspath(args.design)))
-        bundle = train_design(design, args.run_dir, args.epochs, args.images, args.seed)
-    except BlenderCNNError as error:
-        print(f"{runner.ERROR_PREFIX}{runner.one_line(error)}", file=sys.stderr)
-        return 2
-    print(f"done: {bundle}")
-    return 0
+        print(f"done: {train_design(design, args.run_dir, args.epochs, args.images, args.seed)}")
+
+    return runner.run_cli(train)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,11 @@ CONNECTIONS = "BCNN Connections"
 # Cycles does not find a geometry attribute called plain "color", hence the prefixes.
 CELL_COLOR = "cell_color"
 # Cell attributes that only place and size the cells; the drawn quads do without them.
-LAYOUT_ONLY_ATTRIBUTES = ("map_rows", "map_cols", "channels", "is_neuron", "act_low", "act_high",
-                          "cell_pitch", "cell_scale", "cell_tilt", "importance_row", "importance", "importance_class")
+# Attributes that only place and color the cells (map_rows, map_cols, act_low, act_high, importance_row,
+# importance, importance_class and those named), as few patterns as remove them: a node each, and big
+# trees are slow to build.
+LAYOUT_ONLY_PATTERNS = ("map_*", "act_*", "importance*", "channels", "is_neuron", "cell_pitch", "cell_scale",
+                        "cell_tilt")
 # A map folded all the way (Map Fold 1) has its rows tilted this far from the wall, alternately forward and back.
 MAP_FOLD_ANGLE = math.radians(80.0)
 EDGE_COLOR = "edge_color"
@@ -264,8 +267,11 @@ def without_layout_attributes(b, geometry):
     Every drawn part must drop them: joining parts gives every vertex the
     union of their attributes, so one part that keeps them costs them all.
     """
-    for name in LAYOUT_ONLY_ATTRIBUTES:
-        geometry = b.node("GeometryNodeRemoveAttribute", {"Geometry": geometry, "Name": name}).outputs[0]
+    for pattern in LAYOUT_ONLY_PATTERNS:
+        inputs = {"Geometry": geometry, "Name": pattern}
+        if "*" in pattern:
+            inputs["Pattern Mode"] = "Wildcard"
+        geometry = b.node("GeometryNodeRemoveAttribute", inputs).outputs[0]
     return geometry
 
 

@@ -110,12 +110,13 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
                                                         **epoch_blend})
     importance_table = b.node("GeometryNodeObjectInfo", {"Object": importance_source},
                               transform_space="RELATIVE").outputs["Geometry"]
-    trained = b.group(timeline.ensure_importance(from_table=True), {
-        "Geometry": trained.outputs[0], "Table": importance_table, **epoch_blend,
-        "Class": settings["Importance Class"]})
+    showing_importance = b.math("GREATER_THAN", settings["Show Importance"], 0.0)
+    trained = _only_when(b, showing_importance, trained.outputs[0], b.group(timeline.ensure_importance(
+        from_table=True), {"Geometry": trained.outputs[0], "Table": importance_table, **epoch_blend,
+                           "Class": settings["Importance Class"]}).outputs[0])
     importance_settings = {"Show Importance": settings["Show Importance"], "Class Count": max(len(class_names), 1)}
     placed = b.group(groups.ensure_cell_layout(), {
-        "Geometry": trained.outputs[0], "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
+        "Geometry": trained, "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
         "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"],
         "Line Direction": settings["Line Direction"], "Fold to Max": settings["Fold to Max"], **per_layer}).outputs[0]
     if operation_objects is not None:
@@ -127,10 +128,11 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
         "Material": material_inputs["cell"]}).outputs[0]]
 
     trained_connections = b.group(timeline.ensure_trained_weights("CURVE"), {"Geometry": connections, **epoch_blend})
-    trained_connections = b.group(timeline.ensure_importance(from_table=False), {
-        "Geometry": trained_connections.outputs[0], **epoch_blend, "Class": settings["Importance Class"]})
+    trained_connections = _only_when(b, showing_importance, trained_connections.outputs[0], b.group(
+        timeline.ensure_importance(from_table=False), {"Geometry": trained_connections.outputs[0], **epoch_blend,
+                                                       "Class": settings["Importance Class"]}).outputs[0])
     edges = b.group(groups.ensure_connections(), {
-        "Curves": trained_connections.outputs[0], "Cells": placed, "Edge Radius": settings["Edge Radius"],
+        "Curves": trained_connections, "Cells": placed, "Edge Radius": settings["Edge Radius"],
         "Colormap": settings["Weight Colormap"], "Bundling Strength": settings["Bundling Strength"],
         "Cell Size": settings["Cell Size"], "Highlight Neuron": settings["Highlight Neuron"],
         "Dimmed Brightness": settings["Dimmed Brightness"], **importance_settings,
@@ -174,6 +176,13 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
         b.link(part, join.inputs[0])
     b.set_outputs(Geometry=_realized_in_render(b, join.outputs[0], settings["Realize in Render"]))
     return tree
+
+
+def _only_when(b, condition, plain, extended):
+    """``extended`` when ``condition`` holds, else ``plain``; a Switch evaluates only the side it passes on,
+    so the importance lookup costs nothing while importance is not shown (15 million cells at VGG scale)."""
+    return b.node("GeometryNodeSwitch", {"Switch": condition, "False": plain, "True": extended},
+                  input_type="GEOMETRY").outputs[0]
 
 
 def _importance_title(b, method, class_names, chosen):

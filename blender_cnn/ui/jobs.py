@@ -4,7 +4,6 @@ Blender's progress bar and Esc to cancel in the UI, and waited for in scripts.
 The checkpoint import and the designer's Build Scene, Export and Train use it.
 """
 
-import bpy
 from bpy.props import BoolProperty
 
 from ..extract import runner
