@@ -161,17 +161,18 @@ def extraction_rows(work):
                 params = int(printed.split()[-1])
             checkpoints = sorted(run_dir.glob("epoch_*.keras"))
             checkpoint_bytes = sum(path.stat().st_size for path in checkpoints) / len(checkpoints)
-            for dtype_flags in ((), ("--float16",)):
-                out = run_dir / f"{name}{'-f16' if dtype_flags else ''}.bcnn.npz"
+            for flags in ((), ("--float16",), ("--no-importance",)):
+                out = run_dir / f"{name}{''.join(flags)}.bcnn.npz"
                 seconds, peak, printed = measured_subprocess("-m", "blender_cnn.extract", run_dir, "--out", out,
-                                                             *dtype_flags)
+                                                             *flags)
                 epoch_seconds = [float(found) for found in re.findall(r"^epoch \d+: .*\(([\d.]+) s\)", printed,
                                                                        re.MULTILINE)]
                 shape, sample_count = bundle_summary(out)
                 rows.append({
                     "model": description, "params": params if params is not None else shape["params"],
                     "epochs": len(checkpoints), "samples": sample_count, "checkpoint": checkpoint_bytes,
-                    "dtype": "float16" if dtype_flags else "float32", "bundle": out.stat().st_size,
+                    "dtype": "float16" if "--float16" in flags else "float32", "bundle": out.stat().st_size,
+                    "importance": "--no-importance" not in flags,
                     "seconds": seconds,
                     "per_epoch": statistics.median(epoch_seconds) if epoch_seconds else seconds / len(checkpoints),
                     "peak": peak,
@@ -194,11 +195,12 @@ def bundle_summary(path):
 
 def extraction_report(rows):
     machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    table = ["| model | weights | epochs x samples | checkpoint | activations | bundle | extraction | per epoch "
-             "| peak memory |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    table = ["| model | weights | epochs x samples | checkpoint | activations | importance | bundle | extraction "
+             "| per epoch | peak memory |", "|---|---:|---:|---:|---|---|---:|---:|---:|---:|"]
     for row in rows:
         table.append(f"| {row['model']} | {row['params'] / 1e6:.2f} M | {row['epochs']} x {row['samples']} "
-                     f"| {format_bytes(row['checkpoint'])} | {row['dtype']} | {format_bytes(row['bundle'])} "
+                     f"| {format_bytes(row['checkpoint'])} | {row['dtype']} "
+                     f"| {'yes' if row['importance'] else 'no'} | {format_bytes(row['bundle'])} "
                      f"| {format_seconds(row['seconds'])} | {row['per_epoch']:.1f} s "
                      f"| {format_bytes(row['peak'])} |")
     return "\n".join([
@@ -212,7 +214,10 @@ def extraction_report(rows):
         "VGG16 checkpoints hold random weights, perturbed a little per epoch (the figures do not depend on",
         "training); *checkpoint* is the size of one `.keras` file. The CIFAR-like CNN: 2 x conv 3x3 64,",
         "max pool, 2 x conv 3x3 128, max pool, dense 256, dense 10; VGG16 is `keras.applications.VGG16`",
-        "with `weights=None` and 10 classes.",
+        "with `weights=None` and 10 classes. *importance*: the gradient x activation importance of every",
+        "layer and class (bundle version 3, `docs/importance.md`), on by default, off with `--no-importance`.",
+        "It runs the network eagerly with backward passes: one for the samples' own classes and one for",
+        "each class no sample is labelled with (here VGG16's 4 samples leave 6 of its 10 classes without one).",
         "",
         *table,
         "",

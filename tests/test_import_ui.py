@@ -37,8 +37,9 @@ def test_command_is_an_argument_list_with_only_the_options_set(tmp_path):
         architecture="m.json", samples="s.npz", allow_unsafe=True))
     assert command[4:] == ["--out", "b", "--architecture", "m.json", "--samples", "s.npz", "--allow-unsafe"]
     command = runner.extract_command("py", "run", "b", runner.ExtractionOptions(
-        images=("a.png", "b.jpg"), samples_per_class=3, float16=True))
-    assert command[4:] == ["--out", "b", "--images", "a.png", "b.jpg", "--samples-per-class", "3", "--float16"]
+        images=("a.png", "b.jpg"), samples_per_class=3, float16=True, importance=False))
+    assert command[4:] == ["--out", "b", "--images", "a.png", "b.jpg", "--samples-per-class", "3", "--float16",
+                           "--no-importance"]
     environment = runner.child_environment({"PYTHONPATH": "/elsewhere", "PYTHONHOME": "/blender/python"})
     assert environment["PYTHONPATH"] == str(runner.ADDON_ROOT.parent)
     assert "PYTHONHOME" not in environment
@@ -195,7 +196,8 @@ def test_operator_records_the_images_of_a_folder_as_samples(blender, run_dir, tm
     write_png(blender, images / "one.png", stroke)
     write_png(blender, images / "blank.png", np.dstack([np.zeros((20, 20, 3)), np.ones((20, 20))]))
 
-    result = blender.ops.bcnn.import_checkpoint(directory=str(run_dir), image_folder=str(images), float16=True)
+    result = blender.ops.bcnn.import_checkpoint(directory=str(run_dir), image_folder=str(images), float16=True,
+                                                importance=False)
     assert result == {"FINISHED"}
     bundle = load_bundle(blender.context.view_layer.objects.active["blender_cnn_bundle"])
     inputs = bundle.array(bundle.manifest["samples"]["inputs"])
@@ -205,6 +207,7 @@ def test_operator_records_the_images_of_a_folder_as_samples(blender, run_dir, tm
     assert inputs[1, 4:12, 7:9].min() > 0.8 and inputs[1, :, :5].max() == 0.0
     assert bundle.manifest["samples"]["preprocessing"]["files"] == ["blank.png", "one.png"]
     assert bundle.array(bundle.layers[-1].activations).dtype == np.float16
+    assert bundle.importance_info is None and bundle.version == 2  # importance was switched off
 
 
 def test_operator_refuses_an_image_folder_without_images(blender, run_dir, tmp_path, bundle_folder):

@@ -364,3 +364,26 @@ def test_layers_without_a_gradient_get_no_importance(tmp_path):
     activations = np.abs(bundle.layer_activations("bins", 0))  # the others fall back to the activation measure
     np.testing.assert_allclose(neuron_importance(bundle, "bins", 0)[CLASSES], class_rows([activations] * CLASSES)[-1],
                                rtol=1e-6)
+
+
+def test_too_many_classes_without_samples_get_zero_rather_than_a_pass_each(tmp_path):
+    """Two labelled samples of a 13-class model: a backward pass for each other class would be 11 per batch."""
+    keras = pytest.importorskip("keras")
+    from blender_cnn.extract import keras_bundle
+    from blender_cnn.extract.gradients import EMPTY_CLASS_PASSES_LIMIT
+
+    classes = EMPTY_CLASS_PASSES_LIMIT + 3
+    keras.utils.set_random_seed(9)
+    pixels = keras.Input((5, 5, 1), name="pixels")
+    flat = keras.layers.Flatten(name="flatten")(pixels)
+    keras.Model(pixels, keras.layers.Dense(classes, activation="softmax", name="output")(flat)).save(
+        tmp_path / "epoch_000.keras")
+    labels = np.array([0, 1, -1], dtype=np.int32)  # classes 2.. have no sample
+    np.savez(tmp_path / "samples.npz", inputs=np.random.default_rng(9).random((3, 5, 5, 1), dtype=np.float32),
+             labels=labels)
+    lines = []
+    bundle = load_bundle(keras_bundle.extract(tmp_path, tmp_path / "net.bcnn.npz", log=lines.append))
+    assert bundle.importance_info["classes_without_samples"] == "zero"
+    assert any("11 classes have no sample" in str(line) for line in lines)
+    rows = bundle.importance("flatten", 0)
+    assert np.all(rows[2:classes] == 0) and np.all(rows[:2].sum(axis=1) > 0)

@@ -121,3 +121,22 @@ def test_draw_connections_by_importance_draws_exactly_those_edges_and_says_so(bl
     name = demo_bundle.class_names[5]
     assert network["blender_cnn_connections"][0]["selection"] == \
         f"strongest 4 per neuron by importance for class {name}"
+
+
+def test_the_class_shown_can_be_keyframed(blender, demo_bundle):
+    from blender_cnn.core.cells import layer_cells
+    from blender_cnn.scene.network import build_network, network_input_path, set_network_input
+
+    network = build_network(demo_bundle)
+    set_network_input(network, "Show Importance", 1.0)
+    for frame, shown in ((1, 2), (10, 8)):
+        set_network_input(network, "Importance Class", shown)
+        network.keyframe_insert(network_input_path(network, "Importance Class"), frame=frame)
+    output = next(cells for cells in layer_cells(demo_bundle) if cells.name == "output")
+    for frame, shown in ((1, 2), (10, 8)):
+        blender.context.scene.frame_set(frame)
+        colors, channels = drawn_cell_colors(blender, network, output.layer_index)
+        brightest = int(np.argmax(colors[:, :3].max(axis=1)))
+        # The output layer's importance for a class lies on that class's own neuron, in its hue.
+        assert brightest == shown
+        assert colorsys.rgb_to_hsv(*colors[brightest, :3])[0] == pytest.approx(shown / 10, abs=2e-3)

@@ -1,5 +1,5 @@
 """``python -m blender_cnn.extract SOURCE [--out FILE] [--architecture FILE] [--samples FILE | --images FILE ...]
-[--samples-per-class N] [--float16] [--allow-unsafe]``."""
+[--samples-per-class N] [--float16] [--no-importance] [--allow-unsafe]``."""
 
 import argparse
 import os
@@ -37,6 +37,9 @@ def main(argv=None):
                              "tool knows, else from the samples file")
     parser.add_argument("--float16", action="store_true",
                         help="store activations as float16, halving the bundle (bundle format version 2)")
+    parser.add_argument("--no-importance", dest="importance", action="store_false",
+                        help="skip the gradient x activation importance of every layer and class (docs/importance.md); "
+                             "it costs extra backward passes (VGG16 with 4 samples: 82 s instead of 34 s)")
     parser.add_argument("--allow-unsafe", action="store_true",
                         help="load Lambda layers, which run Python code stored in the file; only for files you trust")
     args = parser.parse_args(argv)
@@ -46,7 +49,7 @@ def main(argv=None):
         out_path = args.out or default_bundle_path(args.source)
         extract(args.source, out_path, architecture=args.architecture, samples=args.samples,
                 allow_unsafe=args.allow_unsafe, images=args.images, samples_per_class=args.samples_per_class,
-                activations_dtype="float16" if args.float16 else "float32")
+                activations_dtype="float16" if args.float16 else "float32", importance=args.importance)
         print(f"done in {time.perf_counter() - started:.1f} s: {out_path}")
 
     return run_cli(extract_bundle)

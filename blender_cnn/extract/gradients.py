@@ -35,6 +35,10 @@ SOFTMAX_ACTIVATIONS = ("softmax", "log_softmax")
 # Output gradients take (samples x classes x units) floats per epoch; beyond this a Dense layer goes without
 # them (its connections then fall back to activation x weight) rather than bloat the bundle.
 OUTPUT_GRADIENTS_MAX_BYTES = 64 * 1024 * 1024
+# Each class no sample is labelled with costs a backward pass through the whole network per batch. Beyond
+# this many (unlabelled images for a 1000-class model would be 1000 passes) those classes get no pass and
+# zero importance, and the manifest says so; a 10-class model with unlabelled samples stays exact.
+EMPTY_CLASS_PASSES_LIMIT = 10
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,15 @@ def plan_gradients(keras, graph, described, sample_count, log=print):
     return GradientPlan(score, output.name, logit_source, frozenset(split), tuple(dense), class_count)
 
 
+def empty_classes_computed(labels, class_count):
+    """The classes no sample is labelled with that still get their backward pass (see EMPTY_CLASS_PASSES_LIMIT)."""
+    empty = np.flatnonzero(~labelled_classes(labels, class_count))
+    return empty if len(empty) <= EMPTY_CLASS_PASSES_LIMIT else np.zeros(0, dtype=np.int64)
+
+
 def run_samples(keras, graph, plan, inputs, labels, batch_size):
     """``(first sample, BatchResult)`` per batch of ``inputs``; without a plan, outputs only."""
-    empty_classes = () if plan is None else np.flatnonzero(~labelled_classes(labels, plan.class_count))
+    empty_classes = () if plan is None else empty_classes_computed(labels, plan.class_count)
     for start in range(0, len(inputs), batch_size):
         batch = slice(start, start + batch_size)
         if plan is None:

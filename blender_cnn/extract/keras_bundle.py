@@ -22,9 +22,9 @@ import numpy as np
 from ..core.bundle import FILE_SUFFIX, BundleWriter, load_bundle
 from ..core.errors import BlenderCNNError
 from ..core.forward import as_probabilities
-from ..core.importance import GRADIENT_X_ACTIVATION
+from ..core.importance import GRADIENT_X_ACTIVATION, labelled_classes
 from ..core.layer_types import is_known_layer_type
-from .gradients import EpochImportance, plan_gradients, run_samples
+from .gradients import EMPTY_CLASS_PASSES_LIMIT, EpochImportance, empty_classes_computed, plan_gradients, run_samples
 from .keras_graph import PREDICTION_BATCH, describe_layer, flatten_model, named_weights, structure, weight_key
 from .samples import (SAMPLES_FILE, Samples, image_samples, read_samples, run_dataset_samples,
                       samples_per_class_of)
@@ -226,6 +226,12 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
         }
         if importance_slots:
             manifest["importance"] = {"method": GRADIENT_X_ACTIVATION, "score": score}
+            skipped = np.flatnonzero(~labelled_classes(samples.labels, len(class_names)))
+            if len(skipped) and not len(empty_classes_computed(samples.labels, len(class_names))):
+                # Too many classes without samples to run a pass each: their rows are zero, not estimates.
+                manifest["importance"]["classes_without_samples"] = "zero"
+                log(f"importance: {len(skipped)} classes have no sample; more than {EMPTY_CLASS_PASSES_LIMIT}, "
+                    f"so their importance is left at zero (label the samples, or use --samples-per-class)")
         writer.finish(manifest)
     finally:
         writer.discard()

@@ -482,6 +482,7 @@ class ExtractionOptions:
     samples_per_class: int | None = None
     float16: bool = False
     allow_unsafe: bool = False
+    importance: bool = True
 
     def command_arguments(self):
         """The extractor CLI's options for these choices."""
@@ -498,6 +499,8 @@ class ExtractionOptions:
             arguments.append("--float16")
         if self.allow_unsafe:
             arguments.append("--allow-unsafe")
+        if not self.importance:
+            arguments.append("--no-importance")
         return arguments
 
     def keyword_arguments(self):
@@ -505,7 +508,8 @@ class ExtractionOptions:
         chosen = {"architecture": self.architecture, "samples": self.samples, "images": list(self.images) or None,
                   "samples_per_class": self.samples_per_class, "allow_unsafe": self.allow_unsafe,
                   "activations_dtype": "float16" if self.float16 else None}
-        return {key: value for key, value in chosen.items() if value}
+        chosen = {key: value for key, value in chosen.items() if value}
+        return chosen if self.importance else {**chosen, "importance": False}
 
 
 def extract_command(python, source, out_path, options=None):

@@ -95,6 +95,10 @@ add-on's preferences"""
         description="How many samples of every class to record (0: the samples the run chose)")
     float16: BoolProperty(name="Store as float16", default=False,
                           description="Store activations as float16: half the bundle's size")
+    importance: BoolProperty(name="Compute Importance", default=True,
+                             description="Gradient x activation importance of every layer and class, for Show "
+                                         "Importance and pruning by importance; costs extra backward passes "
+                                         "(VGG16 with 4 samples: 82 s instead of 34 s)")
     allow_unsafe: BoolProperty(
         name="Allow Unsafe Loading", default=False,
         description="WARNING: loads Lambda layers, which run Python code stored in the file. "
@@ -118,6 +122,7 @@ add-on's preferences"""
         column.prop(self, "image_folder")
         column.prop(self, "samples_per_class")
         column.prop(self, "float16")
+        column.prop(self, "importance")
         column.prop(self, "allow_unsafe")
         if self.allow_unsafe:
             column.label(text="Trusted files only: they can run code", icon="ERROR")
@@ -143,7 +148,8 @@ add-on's preferences"""
             images=tuple(image_files(bpy.path.abspath(self.image_folder))) if self.image_folder else (),
             samples_per_class=self.samples_per_class or None,
             float16=self.float16,
-            allow_unsafe=self.allow_unsafe)
+            allow_unsafe=self.allow_unsafe,
+            importance=self.importance)
 
     @staticmethod
     def _extraction_key(source, options):
