@@ -198,14 +198,6 @@ def child_build(bundle_path, blend_path=None, again=False):
     counts = _evaluated_counts(bpy, network)
     times["evaluate"] = time.perf_counter() - start
     result = {"activations": activations, "cells": cells, "edges": edge_count, **counts, "times": times}
-    # Importance is looked up only while it is shown: switching it on is a re-evaluation of its own.
-    from blender_cnn.scene.network import set_network_input
-
-    set_network_input(network, "Show Importance", 1.0)
-    start = time.perf_counter()
-    _evaluated_counts(bpy, network)
-    times["importance"] = time.perf_counter() - start
-    set_network_input(network, "Show Importance", 0.0)
     if again:
         # A second network in the same file: the shared node groups exist already.
         start = time.perf_counter()
@@ -216,6 +208,13 @@ def child_build(bundle_path, blend_path=None, again=False):
         bpy.ops.wm.save_as_mainfile(filepath=str(blend_path))
         times["save"] = time.perf_counter() - start
         result["blend_bytes"] = os.path.getsize(blend_path)
+    # Last, as it changes the scene: importance is looked up only while shown, so switching it on re-evaluates.
+    from blender_cnn.scene.network import set_network_input
+
+    set_network_input(network, "Show Importance", 1.0)
+    start = time.perf_counter()
+    _evaluated_counts(bpy, network)
+    times["importance"] = time.perf_counter() - start
     print(json.dumps(result))
 
 

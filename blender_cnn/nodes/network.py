@@ -175,6 +175,7 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     for part in reversed(parts):
         b.link(part, join.inputs[0])
     b.set_outputs(Geometry=_realized_in_render(b, join.outputs[0], settings["Realize in Render"]))
+    b.lay_out()
     return tree
 
 
