@@ -7,6 +7,7 @@ from ..core import connections as connection_data
 from ..core.errors import BlenderCNNError
 from ..scene.connections import clear_highlight, highlight_nearest_neuron, redraw_connections
 from ..scene.network import is_network
+from .focus import AtCursor
 
 
 class BCNN_OT_draw_connections(bpy.types.Operator):
@@ -57,34 +58,24 @@ class BCNN_OT_draw_connections(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class BCNN_OT_highlight_neuron(bpy.types.Operator):
+class BCNN_OT_highlight_neuron(AtCursor, bpy.types.Operator):
     """Keep the connections of the dense neuron nearest the 3D cursor bright and dim the rest"""
 
     bl_idname = "bcnn.highlight_neuron"
     bl_label = "Highlight Neuron at Cursor"
-    bl_options = {"REGISTER", "UNDO"}
+    nothing = "dense-layer neurons"
 
     clear: bpy.props.BoolProperty(name="Clear", default=False, description="Highlight no neuron")
 
-    @classmethod
-    def poll(cls, context):
-        return is_network(context.active_object)
+    def pick(self, network, location):
+        if self.clear:
+            clear_highlight(network)
+            return ()
+        return highlight_nearest_neuron(network, location)
 
-    def execute(self, context):
-        network = context.active_object
-        try:
-            if self.clear:
-                clear_highlight(network)
-                return {"FINISHED"}
-            picked = highlight_nearest_neuron(network, context.scene.cursor.location)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        if picked is None:
-            self.report({"WARNING"}, f"{network.name} draws no dense-layer neurons")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Highlighted {picked[0]} neuron {picked[1]}")
-        return {"FINISHED"}
+    @staticmethod
+    def describe(picked):
+        return f"Highlighted {picked[0]} neuron {picked[1]}" if picked else "No neuron highlighted"
 
 
 classes = (BCNN_OT_draw_connections, BCNN_OT_highlight_neuron)

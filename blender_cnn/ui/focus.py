@@ -10,43 +10,19 @@ import bpy
 from ..core.errors import BlenderCNNError
 from ..scene.focus import focus_nearest_cell
 from ..scene.inspection import INSPECTION_TEXT_PROPERTY, clear_inspection, inspect_nearest_cell
-from ..scene.network import is_network, network_modifier
+from ..scene.network import is_network
 
 
-class BCNN_OT_focus_selected_cell(bpy.types.Operator):
-    """Show how the cell nearest the 3D cursor is computed (Shift+right-click a cell to put the cursor on it)"""
+class AtCursor:
+    """An operator on the network's drawn cell nearest the 3D cursor.
 
-    bl_idname = "bcnn.focus_selected_cell"
-    bl_label = "Focus Cell at Cursor"
+    ``pick(network, location)`` does the work and returns what it picked, or
+    None when the network draws nothing it can pick (``nothing`` names what);
+    ``describe(picked)`` is the report.
+    """
+
     bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        return context.active_object is not None
-
-    def execute(self, context):
-        network = context.active_object
-        try:
-            network_modifier(network)
-            picked = focus_nearest_cell(network, context.scene.cursor.location)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        if picked is None:
-            self.report({"WARNING"}, f"{network.name} draws no cells to focus")
-            return {"CANCELLED"}
-        layer, channel, row, col = picked
-        self.report({"INFO"}, f"Focus: layer {layer}, channel {channel}, row {row}, column {col}")
-        return {"FINISHED"}
-
-
-class BCNN_OT_inspect_cell(bpy.types.Operator):
-    """Show what the cell nearest the 3D cursor computed at the shown epoch and sample: its inputs, weights,
-    products, bias and activation, as numbers beside the cells and as text in the panel"""
-
-    bl_idname = "bcnn.inspect_cell"
-    bl_label = "Inspect Cell at Cursor"
-    bl_options = {"REGISTER", "UNDO"}
+    nothing = "cells"
 
     @classmethod
     def poll(cls, context):
@@ -55,15 +31,47 @@ class BCNN_OT_inspect_cell(bpy.types.Operator):
     def execute(self, context):
         network = context.active_object
         try:
-            inspection = inspect_nearest_cell(network, context.scene.cursor.location)
+            picked = self.pick(network, context.scene.cursor.location)
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        if inspection is None:
-            self.report({"WARNING"}, f"{network.name} draws no cells to inspect")
+        if picked is None:
+            self.report({"WARNING"}, f"{network.name} draws no {self.nothing}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"{inspection.where()}: {inspection.equation()}")
+        self.report({"INFO"}, self.describe(picked))
         return {"FINISHED"}
+
+
+class BCNN_OT_focus_selected_cell(AtCursor, bpy.types.Operator):
+    """Show how the cell nearest the 3D cursor is computed (Shift+right-click a cell to put the cursor on it)"""
+
+    bl_idname = "bcnn.focus_selected_cell"
+    bl_label = "Focus Cell at Cursor"
+
+    @staticmethod
+    def pick(network, location):
+        return focus_nearest_cell(network, location)
+
+    @staticmethod
+    def describe(picked):
+        layer, channel, row, col = picked
+        return f"Focus: layer {layer}, channel {channel}, row {row}, column {col}"
+
+
+class BCNN_OT_inspect_cell(AtCursor, bpy.types.Operator):
+    """Show what the cell nearest the 3D cursor computed at the shown epoch and sample: its inputs, weights,
+    products, bias and activation, as numbers beside the cells and as text in the panel"""
+
+    bl_idname = "bcnn.inspect_cell"
+    bl_label = "Inspect Cell at Cursor"
+
+    @staticmethod
+    def pick(network, location):
+        return inspect_nearest_cell(network, location)
+
+    @staticmethod
+    def describe(inspection):
+        return f"{inspection.where()}: {inspection.equation()}"
 
 
 class BCNN_OT_copy_inspection(bpy.types.Operator):
