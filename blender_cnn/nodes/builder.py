@@ -24,6 +24,10 @@ SOCKET_TYPES = {
 }
 
 
+# Names of the groups this process has built (or rebuilt), for the cache of shared groups (scene/group_cache.py).
+built_groups = []
+
+
 def ensure_group(name, version, build):
     """Return the node group ``name`` at ``version``, building it if it is missing or older.
 
@@ -37,6 +41,7 @@ def ensure_group(name, version, build):
         tree = bpy.data.node_groups.new(name, "GeometryNodeTree")
     tree.nodes.clear()
     tree.interface.clear()
+    built_groups.append(name)
     builder = TreeBuilder(tree)
     build(builder)
     builder.lay_out()
