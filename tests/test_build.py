@@ -1,7 +1,5 @@
 """The built scene, read back from the evaluated geometry (after Geometry Nodes)."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -227,31 +225,3 @@ def test_an_image_file_runs_through_the_network_without_tensorflow(blender, demo
 
     with pytest.raises(RuntimeError, match="nothing.png: no such image file"):
         blender.ops.bcnn.show_image(filepath=str(tmp_path / "nothing.png"))
-
-
-def test_a_new_file_appends_the_shared_groups_from_the_cache_and_draws_the_same(blender, demo_bundle):
-    from blender_cnn.nodes import builder
-    from blender_cnn.scene import group_cache
-    from scene_readers import drawn_cells
-
-    first = build(blender, demo_bundle)
-    assert os.path.isfile(group_cache.cache_path())  # written by this build or an earlier one
-    _centres, expected = drawn_cells(first)
-    # A stale group in the cache (an older add-on's version) is rebuilt, and the cache rewritten.
-    stale = blender.data.node_groups["BCNN Feature Maps"]
-    version = stale[builder.VERSION_PROPERTY]
-    stale[builder.VERSION_PROPERTY] = -1
-    builder.built_groups.append(stale.name)
-    group_cache.write_cached_groups()
-    blender.ops.wm.read_homefile(app_template="")
-    for obj in list(blender.data.objects):
-        blender.data.objects.remove(obj)
-    assert not blender.data.node_groups
-    again = build(blender, demo_bundle)
-    assert builder.built_groups == []  # the rebuilt group went into the cache again
-    assert blender.data.node_groups["BCNN Feature Maps"][builder.VERSION_PROPERTY] == version
-    assert not blender.data.libraries and not [group for group in blender.data.node_groups if "." in group.name]
-    _centres, cells = drawn_cells(again)
-    for name in ("layer", "channel", "activation"):
-        np.testing.assert_array_equal(cells[name], expected[name])
-    np.testing.assert_allclose(cells["cell_color"], expected["cell_color"], atol=1e-6)

@@ -24,10 +24,6 @@ SOCKET_TYPES = {
 }
 
 
-# Names of the groups this process has built (or rebuilt), for the cache of shared groups (scene/group_cache.py).
-built_groups = []
-
-
 def ensure_group(name, version, build):
     """Return the node group ``name`` at ``version``, building it if it is missing or older.
 
@@ -41,7 +37,6 @@ def ensure_group(name, version, build):
         tree = bpy.data.node_groups.new(name, "GeometryNodeTree")
     tree.nodes.clear()
     tree.interface.clear()
-    built_groups.append(name)
     builder = TreeBuilder(tree)
     build(builder)
     builder.lay_out()

@@ -20,7 +20,6 @@ from ..core.forward import forward
 from ..core.images import to_model_input
 from ..core.layout import GRID, suggested_spacing
 from ..nodes.network import build_network_tree, input_identifiers
-from . import group_cache
 from .geometry_data import hair_curves, points_mesh, write_attributes
 from .images import read_image
 from .materials import ensure_materials
@@ -101,14 +100,12 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
         data_object.hide_render = data_object.hide_viewport = data_object.hide_select = True
         network_collection.objects.link(data_object)
 
-    group_cache.append_cached_groups()
     tree = build_network_tree(name, layers, bundle.class_names, cells, history, ensure_materials(),
                               add_operation_objects(name, operations, bundle, layers, network_collection),
                               label_notes={drawn.name: drawn.label for drawn in drawn_layers},
                               importance_object=importance_rows,
                               importance_method=importance.METHOD_LABELS[importance.importance_method(bundle)],
                               stored_classes=importance_timeline.stored_class_count(bundle))
-    group_cache.write_cached_groups()
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
     modifier.node_group = tree
     space_layers(network, bundle)
