@@ -286,19 +286,29 @@ def design_tree(context, tree_name=""):
         if tree is None or tree.bl_idname != TREE_TYPE:
             raise BlenderCNNError(tree_name, "is not a CNN Design node tree")
         return tree
-    space = getattr(context, "space_data", None)
-    tree = getattr(space, "edit_tree", None) if space is not None and space.type == "NODE_EDITOR" else None
+    tree = _editor_tree(context)
     if tree is None or tree.bl_idname != TREE_TYPE:
         raise BlenderCNNError("designer", "no CNN Design tree is open in the node editor")
     return tree
 
 
-def _has_design_tree(context):
+def _editor_tree(context):
     space = getattr(context, "space_data", None)
-    tree = getattr(space, "edit_tree", None) if space is not None and space.type == "NODE_EDITOR" else None
-    if tree is not None:
-        return tree.bl_idname == TREE_TYPE
-    return any(group.bl_idname == TREE_TYPE for group in bpy.data.node_groups)
+    return getattr(space, "edit_tree", None) if space is not None and space.type == "NODE_EDITOR" else None
+
+
+class OnDesignTree:
+    """An operator on a design tree: the node editor's, or the one ``tree_name`` names (scripts, tests)."""
+
+    tree_name: StringProperty(name="Tree", default="", options={"HIDDEN", "SKIP_SAVE"},
+                              description="The design tree (default: the node editor's)")
+
+    @classmethod
+    def poll(cls, context):
+        tree = _editor_tree(context)
+        if tree is not None:
+            return tree.bl_idname == TREE_TYPE
+        return any(group.bl_idname == TREE_TYPE for group in bpy.data.node_groups)
 
 
 # ---------------------------------------------------------------- operators
@@ -328,7 +338,7 @@ class BCNN_OT_new_design_from_preset(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class BCNN_OT_save_design_preset(bpy.types.Operator):
+class BCNN_OT_save_design_preset(OnDesignTree, bpy.types.Operator):
     """Save the design as a preset in your presets folder (refused while the design has problems)"""
 
     bl_idname = "bcnn.save_design_preset"
@@ -336,12 +346,6 @@ class BCNN_OT_save_design_preset(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     name: StringProperty(name="Name", default="", description="The preset's name (default: the design's name)")
-    tree_name: StringProperty(name="Tree", default="", options={"HIDDEN", "SKIP_SAVE"},
-                              description="The design tree (default: the node editor's)")
-
-    @classmethod
-    def poll(cls, context):
-        return _has_design_tree(context)
 
     def invoke(self, context, event):
         try:
@@ -364,7 +368,7 @@ class BCNN_OT_save_design_preset(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class BCNN_OT_build_design_scene(BackgroundJob, bpy.types.Operator):
+class BCNN_OT_build_design_scene(OnDesignTree, BackgroundJob, bpy.types.Operator):
     """Build the 3D scene of the design with random weights; rebuilding replaces the design's network and \
 keeps its settings. A big design computes with a progress bar; Esc cancels"""
 
@@ -378,12 +382,6 @@ keeps its settings. A big design computes with a progress bar; Esc cancels"""
                          [(str(i), name.title(), f"Only the {name}") for i, name in enumerate(PATTERN_NAMES)])
     frame_camera: BoolProperty(name="Set Up Camera", default=True,
                                description="On the first build, add a camera, light and world that frame it")
-    tree_name: StringProperty(name="Tree", default="", options={"HIDDEN", "SKIP_SAVE"},
-                              description="The design tree (default: the node editor's)")
-
-    @classmethod
-    def poll(cls, context):
-        return _has_design_tree(context)
 
     def execute(self, context):
         try:

@@ -21,7 +21,7 @@ from ..scene.user_folders import safe_file_name, user_folder
 from ..ui import preferences
 from ..ui.jobs import BackgroundJob
 from . import convert
-from .operators import _has_design_tree, design_tree, designed_network, place_design_network, settings_digest
+from .operators import OnDesignTree, design_tree, designed_network, place_design_network, settings_digest
 
 _SEED_DESCRIPTION = ("Seed of the design's random weights (-1: the seed the design's scene was built with, "
                      "0 when it was not built); with Build Scene's seed the model computes what the scene shows")
@@ -70,7 +70,7 @@ def design_images(design):
     return os.path.abspath(os.path.join(bpy.path.abspath("//"), os.path.expanduser(spec["folder"])))
 
 
-class BCNN_OT_export_design(BackgroundJob, bpy.types.Operator, ExportHelper):
+class BCNN_OT_export_design(OnDesignTree, BackgroundJob, bpy.types.Operator, ExportHelper):
     """Save the design as a Keras model file (.keras, loads in safe mode) with the weights its scene shows. \
 Needs TensorFlow in Blender's Python or in the Python set in the add-on's preferences"""
 
@@ -82,12 +82,6 @@ Needs TensorFlow in Blender's Python or in the Python set in the add-on's prefer
     filter_glob: StringProperty(default="*.keras", options={"HIDDEN"})
     # SKIP_SAVE: each export starts from the seed of the scene as it is now.
     seed: IntProperty(name="Seed", default=-1, min=-1, description=_SEED_DESCRIPTION, options={"SKIP_SAVE"})
-    tree_name: StringProperty(name="Tree", default="", options={"HIDDEN", "SKIP_SAVE"},
-                              description="The design tree (default: the node editor's)")
-
-    @classmethod
-    def poll(cls, context):
-        return _has_design_tree(context)
 
     def invoke(self, context, event):
         self.run_in_background = True
@@ -121,7 +115,7 @@ Needs TensorFlow in Blender's Python or in the Python set in the add-on's prefer
         return {"FINISHED"}
 
 
-class BCNN_OT_train_design(BackgroundJob, bpy.types.Operator):
+class BCNN_OT_train_design(OnDesignTree, BackgroundJob, bpy.types.Operator):
     """Train the design with TensorFlow (a checkpoint per epoch), then show every epoch: the trained network \
 replaces the design's network and keeps its settings. Esc cancels and leaves the scene as it was"""
 
@@ -152,12 +146,6 @@ replaces the design's network and keeps its settings. Esc cancels and leaves the
     frame_camera: BoolProperty(name="Set Up Camera", default=True,
                                description="When the design has no network yet, add a camera, light and world "
                                            "that frame it")
-    tree_name: StringProperty(name="Tree", default="", options={"HIDDEN", "SKIP_SAVE"},
-                              description="The design tree (default: the node editor's)")
-
-    @classmethod
-    def poll(cls, context):
-        return _has_design_tree(context)
 
     def invoke(self, context, event):
         self.run_in_background = True
