@@ -55,12 +55,22 @@ def display_shape(output_shape):
     return math.ceil(units / cols), cols, 1
 
 
-def layer_cells(bundle):
-    """The ``LayerCells`` of every layer in the bundle, in order."""
+def layer_cells(bundle, shown=None):
+    """The ``LayerCells`` of every layer in the bundle, in order.
+
+    ``shown`` (``{layer name: channels}``, None for every layer in full) says
+    which layers get cells and how many of a feature-map layer's channels:
+    a layer left out gets none (it is folded into a unit the scene shows, see
+    ``core/graph.py``), and a capped layer its first channels only, so a deep
+    network's scene stays within its memory budget.
+    """
     layers, start = [], 0
     for layer in bundle.layers:
         rows, cols, channels = display_shape(layer.output_shape)
         count = int(np.prod(layer.output_shape))
+        if shown is not None:
+            channels = min(channels, int(shown.get(layer.name, 0)))
+            count = rows * cols * channels if len(layer.output_shape) == 3 else (count if channels else 0)
         layers.append(LayerCells(layer.index, layer.name, layer.type, layer.output_shape,
                                  rows, cols, channels, start, count))
         start += count
@@ -71,14 +81,14 @@ INT_COLUMNS = ("layer", "channel", "row", "col", "map_rows", "map_cols", "channe
 RANGE_COLUMNS = ("act_low", "act_high")
 
 
-def cell_arrays(bundle, epoch=-1, sample=0):
-    """Per-cell int32 indices and float32 values for one epoch and sample.
+def cell_arrays(bundle, epoch=-1, sample=0, shown=None):
+    """Per-cell int32 indices and float32 values for one epoch and sample (``shown`` as in ``layer_cells``).
 
     Returns ``(layers, arrays)``; ``arrays`` maps attribute names to arrays of
     length ``cell_count(layers)``. ``act_low``/``act_high`` are the layer's
     range over all epochs and samples, so colors stay comparable through training.
     """
-    layers = layer_cells(bundle)
+    layers = layer_cells(bundle, shown)
     total = cell_count(layers)
     # Filled in place, slice by slice: at VGG scale (15 million cells) building per-layer
     # int64 pieces and concatenating them took seconds.
@@ -86,7 +96,7 @@ def cell_arrays(bundle, epoch=-1, sample=0):
     arrays.update({name: np.empty(total, dtype=np.float32) for name in RANGE_COLUMNS})
     # A layer's range scans all its epochs and samples: once per layer, shared by its summary map.
     layer_ranges = {cells.name: activation_range(bundle.array(bundle.layer(cells.name).activations))
-                    for cells in layers}
+                    for cells in layers if cells.count}
 
     def fill(cells, start, channels, is_summary):
         """The cells of ``channels`` maps of ``cells``' shape from ``start``, channel-major, then row, then column."""
@@ -107,6 +117,8 @@ def cell_arrays(bundle, epoch=-1, sample=0):
         return end
 
     for cells in layers:
+        if not cells.count:
+            continue
         if len(cells.output_shape) == 3:
             fill(cells, cells.start, cells.channels, is_summary=False)
         else:
@@ -126,13 +138,13 @@ def cell_arrays(bundle, epoch=-1, sample=0):
         for cells in summarized(layers):
             start = fill(cells, start, 1, is_summary=kind)
     arrays.update(cell_activations(
-        layers, {cells.name: bundle.activations(cells.name, epoch, sample) for cells in layers}))
+        layers, {cells.name: bundle.activations(cells.name, epoch, sample) for cells in layers if cells.count}))
     return layers, arrays
 
 
 def summarized(layers):
-    """The layers that get a summary map when folded: those with feature maps."""
-    return [cells for cells in layers if len(cells.output_shape) == 3]
+    """The layers that get a summary map when folded: those with feature maps that are shown."""
+    return [cells for cells in layers if len(cells.output_shape) == 3 and cells.count]
 
 
 def cell_count(layers):
@@ -154,10 +166,14 @@ def cell_activations(layers, activations):
     """
     activation = np.empty(cell_count(layers), dtype=np.float32)
     for cells in layers:
+        if not cells.count:
+            continue
         values = np.asarray(activations[cells.name], dtype=np.float32)
         target = activation[cells.start:cells.start + cells.count]
         if len(cells.output_shape) == 3:
-            target.reshape(cells.channels, cells.map_rows, cells.map_cols)[...] = values.transpose(2, 0, 1)
+            # The summary maps below still cover every channel, shown or not.
+            target.reshape(cells.channels, cells.map_rows, cells.map_cols)[...] = \
+                values[..., :cells.channels].transpose(2, 0, 1)
         else:
             target[...] = values.ravel()
     start = sum(cells.count for cells in layers)

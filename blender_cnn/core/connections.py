@@ -162,7 +162,7 @@ def dense_connections(bundle, layers, epoch=-1, selection=EdgeSelection(), bundl
             continue
         source_cells, target_cells = by_name[layer.inputs[0]], by_name[layer.name]
         kernel_info = next((w for w in layer.weights if w.name == "kernel"), None)
-        if len(source_cells.output_shape) != 1 or kernel_info is None:
+        if len(source_cells.output_shape) != 1 or kernel_info is None or not (source_cells.count and target_cells.count):
             continue
         kernel = np.asarray(bundle.weights(layer.name, epoch)["kernel"], dtype=np.float32)
         chosen = selection.for_kernel(*kernel.shape)

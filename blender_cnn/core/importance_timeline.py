@@ -70,9 +70,10 @@ def importance_table(bundle, layers):
         start = 0
         for cells in layers:
             units = cells.channels if len(cells.output_shape) == 3 else cells.count
-            per_unit = importance.neuron_importance(bundle, cells.name, epoch_index)  # (K+1, units)
-            values[:, start:start + units] = per_unit
-            values[:, start + units] = per_unit.mean(axis=1)  # the folded summary map: the layer's mean
+            if cells.count:
+                per_unit = importance.neuron_importance(bundle, cells.name, epoch_index)  # (K+1, all units)
+                values[:, start:start + units] = per_unit[:, :units]
+                values[:, start + units] = per_unit.mean(axis=1)  # the folded summary map: the layer's mean
             start += units + 1
         table[top_class_name(epoch_index)] = _top_classes(values[:class_count])
         normalized = _per_layer_normalized(values, layers)

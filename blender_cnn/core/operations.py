@@ -96,8 +96,8 @@ def _layer_row(bundle, layer, by_name):
                channels=cells.channels, source_layer=-1, source_start=-1, kernel_start=-1, weight_max=1.0,
                kernel_rows=1, kernel_cols=1, stride_rows=1, stride_cols=1, dilation_rows=1, dilation_cols=1,
                group_inputs=1, group_outputs=1)
-    if len(layer.inputs) != 1:
-        return row
+    if len(layer.inputs) != 1 or not cells.count or not by_name[layer.inputs[0]].count:
+        return row  # merges, and layers folded into a unit (no cells of their own) or reading one
     source = by_name[layer.inputs[0]]
     row.update(source_layer=source.layer_index, source_start=source.start, source_rows=source.map_rows,
                source_cols=source.map_cols, source_channels=source.channels)
@@ -177,11 +177,14 @@ def winner_cells(bundle, layers, activations):
         source, pooled = by_name[layer.inputs[0]], by_name[layer.name]
         if len(source.output_shape) != 3 or layer.config.get("data_format", "channels_last") != "channels_last":
             continue
+        if not pooled.count or pooled.channels > source.channels:
+            continue  # folded into a unit, or its winners' maps are not all shown
         window = window_geometry(layer.type, layer.config, source.output_shape, pooled.output_shape)
         if window is None:
             continue
+        values = np.asarray(activations[source.name], dtype=np.float32)[..., :pooled.channels]
         winners[pooled.start:pooled.start + pooled.count] = _pool_winners(
-            np.asarray(activations[source.name], dtype=np.float32), window, pooled.output_shape, source.start)
+            values, window, (*pooled.output_shape[:2], pooled.channels), source.start)
     return np.ascontiguousarray(winners)
 
 

@@ -1,0 +1,291 @@
+"""A network's graph as the scene shows it: units, blocks, where each one stands, and the links drawn.
+
+Plain Python, no numpy, no bpy. Real networks are graphs of 150 to 450
+layers, most of them plumbing. The scene reads them at three levels:
+
+- a **unit** is a layer with the plumbing that finishes it (Conv + BN + ReLU):
+  it shows the output of its last layer and its label names every layer in it;
+- a **block** is a run of units that belong together: a residual or Inception
+  module (the region between two layers every path passes through), or units
+  sharing one of the name prefixes Keras' architectures use
+  (``conv2_block1_``, ``block_3_``, ``block2a_``, ``mixed5``). A block can be
+  collapsed to one node (its output) or expanded;
+- an **item** is what stands in one place along the network's path when
+  everything is collapsed: a block, or a unit outside any block.
+
+Placement is in abstract columns and lanes: an item occupies one column when
+collapsed and ``columns`` when expanded; inside a block each unit has a column
+(its depth from the block's entry) and a lane (0 on the block's main path,
+1, 2, ... for the branches beside it). The node groups turn these into
+positions from the modifier's spacing, row length and Expand inputs.
+
+A sequential network of a few dozen layers keeps one unit per layer and no
+blocks, so it looks as it always did.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+# Layers that finish the layer before them: they fold into its unit.
+PLUMBING_TYPES = frozenset({
+    "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
+    "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU",
+    "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+    "Rescaling", "Normalization", "Identity", "Reshape", "LayerScale", "StochasticDepth",
+})
+# Padding belongs to the windowed layer that reads it: it folds into the layer after it.
+PADDING_TYPES = frozenset({"ZeroPadding2D"})
+WINDOWED_TYPES = frozenset({"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D"})
+MERGE_TYPES = frozenset({"Add", "Concatenate", "Multiply", "Average", "Maximum", "Minimum", "Subtract"})
+# Graphs up to this many layers that are one chain keep a unit per layer, as they always looked.
+SEQUENTIAL_DETAIL_LIMIT = 40
+# The block a layer belongs to by name, in Keras' architectures (ResNet, DenseNet, MobileNet V2/V3,
+# EfficientNet, Xception, ConvNeXt, NASNet, Inception's mixed modules and DenseNet's transitions).
+BLOCK_NAME_PATTERNS = tuple(re.compile(pattern) for pattern in (
+    r"^(conv\d+_block\d+)_",
+    r"^(.*?(?:block|stage|cell)_?\d+[a-z]?(?:_block_?\d+)?)_",
+    r"^(expanded_conv(?:_\d+)?)_",
+    r"^(mixed_?\d+)(?:_|$)",
+    r"^(pool\d+)_",
+))
+
+
+@dataclass
+class Unit:
+    """Layers shown as one: ``layers`` in order, the last one's output is what the scene shows."""
+
+    index: int
+    layers: list
+    inputs: list = field(default_factory=list)    # unit indices feeding it
+    block: int = -1                                 # its block, -1 outside blocks
+    column: int = 0                                 # within its block (0 outside blocks)
+    lane: int = 0
+
+    @property
+    def output(self):
+        return self.layers[-1]
+
+    @property
+    def head(self):
+        """The layer that computes the unit (its padding and plumbing aside)."""
+        return self.layers[self.head_position]
+
+    head_position: int = 0
+
+
+@dataclass
+class Block:
+    index: int
+    name: str
+    units: list                                     # unit indices, in topological order
+    columns: int = 1
+    lanes: int = 1
+
+    @property
+    def output(self):
+        return self.units[-1]
+
+
+@dataclass
+class GraphPlan:
+    """Units, blocks, items and the links of one network (see the module's docstring)."""
+
+    units: list
+    blocks: list
+    items: list                                     # ("unit", index) or ("block", index), in order
+    links: list                                     # (source unit, target unit) drawn as curves
+    detailed: bool                                  # True: a unit per layer, as sequential networks show
+
+    def unit_of_layer(self):
+        return {name: unit.index for unit in self.units for name in unit.layers}
+
+    def item_of_unit(self, unit):
+        block = self.units[unit].block
+        key = ("block", block) if block >= 0 else ("unit", unit)
+        return self.items.index(key)
+
+    @property
+    def shown_layers(self):
+        """The layers that get cells: each unit's output."""
+        return [unit.output for unit in self.units]
+
+    @property
+    def lanes(self):
+        """The most lanes any item needs when expanded."""
+        return max([1, *(block.lanes for block in self.blocks)])
+
+
+def plan_graph(layers, detailed=None):
+    """The ``GraphPlan`` of ``layers`` (``core.bundle.LayerInfo``-like: name, type, inputs, in topological order).
+
+    ``detailed`` None chooses: a unit per layer for chains of up to
+    ``SEQUENTIAL_DETAIL_LIMIT`` layers, units and blocks otherwise.
+    """
+    layers = list(layers)
+    consumers = _consumers(layers)
+    if detailed is None:
+        detailed = len(layers) <= SEQUENTIAL_DETAIL_LIMIT and is_chain(layers, consumers)
+    groups = [[layer.name] for layer in layers] if detailed else _fold_plumbing(layers, consumers)
+    units = _units(layers, groups)
+    blocks = [] if detailed else _blocks(units, layers)
+    for block in blocks:
+        _place_in_block(block, units)
+    items = []
+    for unit in units:
+        key = ("block", unit.block) if unit.block >= 0 else ("unit", unit.index)
+        if key not in items:
+            items.append(key)
+    links = [] if is_chain(layers, consumers) else [(source, unit.index) for unit in units for source in unit.inputs]
+    return GraphPlan(units, blocks, items, links, detailed)
+
+
+def is_chain(layers, consumers=None):
+    """Whether every layer has at most one input and one consumer: a sequential network."""
+    consumers = consumers or _consumers(layers)
+    return all(len(layer.inputs) <= 1 and len(consumers[layer.name]) <= 1 for layer in layers)
+
+
+def _consumers(layers):
+    consumers = {layer.name: [] for layer in layers}
+    for layer in layers:
+        for source in layer.inputs:
+            consumers[source].append(layer.name)
+    return consumers
+
+
+def _fold_plumbing(layers, consumers):
+    """Groups of layer names, each a unit: plumbing joins the layer before it, padding the layer after it."""
+    by_name = {layer.name: layer for layer in layers}
+    group_of, groups = {}, []
+    for layer in layers:
+        source = layer.inputs[0] if len(layer.inputs) == 1 else None
+        folds_back = (layer.type in PLUMBING_TYPES or (layer.type in PADDING_TYPES and not _pads_a_window(
+            layer, consumers, by_name))) and source is not None and len(consumers[source]) == 1
+        pending_padding = source is not None and by_name[source].type in PADDING_TYPES and source in group_of \
+            and _pads_a_window(by_name[source], consumers, by_name)
+        if folds_back or pending_padding:
+            group_of[layer.name] = group_of[source]
+            groups[group_of[layer.name]].append(layer.name)
+        else:
+            group_of[layer.name] = len(groups)
+            groups.append([layer.name])
+    return groups
+
+
+def _pads_a_window(padding, consumers, by_name):
+    """Padding read by exactly one windowed layer, which takes it into its own unit."""
+    readers = consumers[padding.name]
+    return len(readers) == 1 and by_name[readers[0]].type in WINDOWED_TYPES
+
+
+def _units(layers, groups):
+    by_name = {layer.name: layer for layer in layers}
+    unit_of = {name: index for index, group in enumerate(groups) for name in group}
+    units = []
+    for index, group in enumerate(groups):
+        sources = []
+        for name in group:
+            for source in by_name[name].inputs:
+                if unit_of[source] != index and unit_of[source] not in sources:
+                    sources.append(unit_of[source])
+        head = next((position for position, name in enumerate(group) if by_name[name].type not in PADDING_TYPES), 0)
+        units.append(Unit(index, list(group), sources, head_position=head))
+    return units
+
+
+def block_key(name):
+    """The block a layer's name puts it in, by Keras' naming (``conv2_block1_1_conv`` -> ``conv2_block1``), or None."""
+    for pattern in BLOCK_NAME_PATTERNS:
+        match = pattern.match(name)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _blocks(units, layers):
+    """Blocks from the graph's structure (regions between cut units) joined by their name prefixes."""
+    segments = _segments(units)
+    keyed = []
+    for segment in segments:
+        keys = [block_key(units[index].head) for index in segment]
+        key = keys[-1] if keys[-1] is not None else next((k for k in keys if k is not None), None)
+        if key is None and len(segment) > 1:
+            key = units[segment[-1]].output   # an unnamed module (Inception's) takes its output's name
+        keyed.append((key, segment))
+    blocks = []
+    for key, segment in keyed:
+        if key is not None and blocks and blocks[-1] is not None and blocks[-1].name == key:
+            blocks[-1].units.extend(segment)
+        elif key is not None:
+            blocks.append(Block(len(blocks), key, list(segment)))
+        else:
+            blocks.append(None)  # a unit outside blocks keeps runs of the same key apart
+    blocks = [block for block in blocks if block is not None and len(block.units) > 1]
+    for index, block in enumerate(blocks):
+        block.index = index
+        for unit in block.units:
+            units[unit].block = index
+    return blocks
+
+
+def _segments(units):
+    """Units split after every cut unit: one that every path from input to output passes through.
+
+    Units are in topological order, so unit ``i`` is a cut exactly when no
+    edge jumps over it: every edge from a unit before ``i`` lands at ``i`` at the latest.
+    """
+    furthest_target = [max([unit.index, *targets]) for unit, targets in zip(units, _targets(units))]
+    segments, current, furthest = [], [], -1
+    for unit in units:
+        current.append(unit.index)
+        if furthest <= unit.index:
+            segments.append(current)
+            current = []
+        furthest = max(furthest, furthest_target[unit.index])
+    if current:
+        segments.append(current)
+    return segments
+
+
+def _targets(units):
+    targets = [[] for _ in units]
+    for unit in units:
+        for source in unit.inputs:
+            targets[source].append(unit.index)
+    return targets
+
+
+def _place_in_block(block, units):
+    """Columns by depth from the block's entry; the main path in lane 0, each branch in a lane of its own."""
+    members = set(block.units)
+    depth = {}
+    for index in block.units:
+        inside = [source for source in units[index].inputs if source in members]
+        depth[index] = 1 + max((depth[source] for source in inside), default=-1)
+    # The main path: back from the output along the deepest input.
+    main, index = set(), block.output
+    while True:
+        main.add(index)
+        inside = [source for source in units[index].inputs if source in members]
+        if not inside:
+            break
+        index = max(inside, key=lambda source: depth[source])
+    lane_of, next_lane = {}, 1
+    taken = {}  # unit -> the successor that continues its lane
+    for index in block.units:
+        unit = units[index]
+        if index in main:
+            lane_of[index] = 0
+            continue
+        inside = [source for source in unit.inputs if source in members and source not in main]
+        source = inside[0] if inside else None
+        if source is not None and source not in taken:
+            taken[source] = index
+            lane_of[index] = lane_of[source]
+        else:
+            lane_of[index] = next_lane
+            next_lane += 1
+    for index in block.units:
+        units[index].column, units[index].lane = depth[index], lane_of[index]
+    block.columns = 1 + max(depth.values())
+    block.lanes = 1 + max(lane_of.values())

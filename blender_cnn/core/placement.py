@@ -1,0 +1,110 @@
+"""Where each layer of a graph stands, as arrays the scene writes: the layer table and the links.
+
+Pure numpy. One row per bundle layer (row ``i`` is layer ``i``), read by the
+node groups at each cell's ``layer``:
+
+- ``item``: the item (block, or unit outside blocks) the layer's unit belongs to;
+- ``column`` / ``lane``: where its unit stands inside its block when expanded;
+- ``is_output``: 1 for a block's output unit and units outside blocks (shown
+  collapsed or not), 0 for the units a collapsed block hides;
+- ``half_height``: half the height of the layer's wall of maps in a grid at
+  Cell Size 1, where links attach.
+
+The node groups turn columns and lanes into positions from the modifier's
+Layer Spacing, Lane Spacing, Row Length and each block's Expand, so all of it
+can be changed and keyframed. Links are one curve per edge between units, from
+the source unit's output to the unit it feeds.
+"""
+
+import math
+
+import numpy as np
+
+from .cells import display_shape
+
+LINK_POINTS = 12
+# Links are colored by what the merge they feed does (linear RGB).
+MERGE_COLORS = {"Add": (0.25, 0.55, 1.0), "Concatenate": (0.3, 0.95, 0.45), "Multiply": (1.0, 0.6, 0.15)}
+PLAIN_LINK_COLOR = (0.55, 0.55, 0.62)
+# Long rows read best when the whole network, wrapped, is about as wide as a 16:9 frame.
+FRAME_ASPECT = 16 / 9
+# The camera looks along (1, 1, -0.3): a column's step shows foreshortened by about this much.
+VIEW_FORESHORTENING = math.sqrt(0.5)
+
+
+def layer_table(bundle_layers, plan, channels_shown=None):
+    """``{column: array}`` with one row per layer (see the module's docstring)."""
+    count = len(bundle_layers)
+    table = {"item": np.zeros(count, np.int32), "column": np.zeros(count, np.float32),
+             "lane": np.zeros(count, np.float32), "is_output": np.ones(count, np.float32),
+             "half_height": np.zeros(count, np.float32)}
+    index_of = {layer.name: layer.index for layer in bundle_layers}
+    for unit in plan.units:
+        item = plan.item_of_unit(unit.index)
+        block = plan.blocks[unit.block] if unit.block >= 0 else None
+        for name in unit.layers:
+            row = index_of[name]
+            table["item"][row] = item
+            table["column"][row] = unit.column
+            table["lane"][row] = unit.lane
+            table["is_output"][row] = 1.0 if block is None or block.output == unit.index else 0.0
+    for layer in bundle_layers:
+        table["half_height"][layer.index] = 0.5 * wall_height(layer.output_shape, (channels_shown or {}).get(
+            layer.name, 0))
+    return table
+
+
+def wall_height(output_shape, channels_shown=0, map_gap=2.0, neuron_scale=2.5):
+    """Height of a layer's wall in the grid layout at Cell Size 1 (a column of neurons for small 1-D layers)."""
+    rows, cols, channels = display_shape(output_shape)
+    if channels_shown:
+        channels = min(channels, channels_shown)
+    if len(output_shape) != 3:
+        return rows * (neuron_scale if cols == 1 else 1.0)
+    grid_cols = math.ceil(math.sqrt(channels))
+    return math.ceil(channels / grid_cols) * (rows + map_gap)
+
+
+def link_curves(bundle_layers, plan):
+    """``(curve arrays, points per curve)``: ``source_layer``, ``target_layer`` and ``link_color`` per link."""
+    index_of = {layer.name: layer.index for layer in bundle_layers}
+    type_of = {layer.name: layer.type for layer in bundle_layers}
+    sources, targets, colors = [], [], []
+    for source, target in plan.links:
+        sources.append(index_of[plan.units[source].output])
+        targets.append(index_of[plan.units[target].output])
+        colors.append(MERGE_COLORS.get(type_of[plan.units[target].head], PLAIN_LINK_COLOR))
+    return {"source_layer": np.asarray(sources, np.int32), "target_layer": np.asarray(targets, np.int32),
+            "link_color": np.asarray(colors, np.float32).reshape(-1, 3)}, LINK_POINTS
+
+
+def lane_spacing(bundle_layers, channels_shown=None, label_room=1.35):
+    """Distance between lanes: the tallest wall plus room for its label."""
+    heights = [wall_height(layer.output_shape, (channels_shown or {}).get(layer.name, 0)) for layer in bundle_layers]
+    return float(max(20.0, round(label_room * max(heights, default=0.0))))
+
+
+def row_length(plan, layer_spacing, row_spacing, aspect=FRAME_ASPECT):
+    """Items per row of the collapsed network so that its wrapped outline is closest to ``aspect``.
+
+    Columns step ``layer_spacing`` along the network, seen foreshortened from
+    the stage's camera; rows stand ``row_spacing`` apart. Rows are balanced
+    (21 items in three rows of 7, not 10, 10 and 1). A sequential network
+    stays one row.
+    """
+    items = len(plan.items)
+    if not plan.links:
+        return items
+    best, best_error = items, math.inf
+    for rows in range(1, items + 1):
+        length = math.ceil(items / rows)
+        width = length * layer_spacing * VIEW_FORESHORTENING
+        error = abs(math.log(width / (rows * row_spacing) / aspect))
+        if error < best_error:
+            best, best_error = length, error
+    return best
+
+
+def item_columns(plan):
+    """Columns each item takes when expanded (1 for a unit)."""
+    return [plan.blocks[index].columns if kind == "block" else 1 for kind, index in plan.items]

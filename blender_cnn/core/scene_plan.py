@@ -1,0 +1,111 @@
+"""Everything decided about a network's scene before Blender is touched: units, blocks, budget, spacing, labels.
+
+Pure numpy. ``plan_scene`` reads the bundle's graph (``core/graph.py``),
+chooses the channels each shown layer keeps within the memory budget
+(``core/budget.py``), and gives the layer table, the links and the texts
+the node tree draws. The scene stores ``shown`` on the network object, so
+every later step (inspection, Show Image, connections) finds the same cells.
+"""
+
+from dataclasses import dataclass
+
+from . import budget, placement
+from .graph import plan_graph
+from .layout import GRID, suggested_spacing
+
+# Short names for the plumbing a unit's label lists.
+SHORT_TYPES = {"BatchNormalization": "BN", "ZeroPadding2D": "Pad", "Dropout": "Dropout",
+               "GlobalAveragePooling2D": "GlobalAvgPool", "DepthwiseConv2D": "DepthwiseConv",
+               "SeparableConv2D": "SeparableConv"}
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    graph: object                  # core.graph.GraphPlan
+    channels: object               # core.budget.ChannelPlan
+    layer_table: dict
+    links: dict
+    link_points: int
+    layer_spacing: float
+    lane_spacing: float
+    row_length: int
+    unit_labels: dict              # bundle layer index -> text under the unit
+    block_labels: dict             # bundle layer index of a block's output -> text while collapsed
+
+    @property
+    def shown(self):
+        return self.channels.shown
+
+    @property
+    def items(self):
+        """(columns, lanes) per item, in order."""
+        return [(self.graph.blocks[index].columns, self.graph.blocks[index].lanes) if kind == "block" else (1, 1)
+                for kind, index in self.graph.items]
+
+    @property
+    def block_items(self):
+        """{item position: block name} of the items that are blocks."""
+        return {position: self.graph.blocks[index].name for position, (kind, index) in enumerate(self.graph.items)
+                if kind == "block"}
+
+
+def plan_scene(bundle, budget_gb=budget.DEFAULT_BUDGET_GB, detailed=None, samples=1):
+    """The ``ScenePlan`` of ``bundle`` (its layers, epochs and weights' sizes), within ``budget_gb`` of memory."""
+    layers = bundle.layers
+    graph = plan_graph(layers, detailed)
+    channels = budget.plan_channels(layers, set(graph.shown_layers), budget_gb * 1e9, len(bundle.epochs), samples)
+    capped_shapes = [(*layer.output_shape[:2], channels.shown[layer.name]) if layer.is_spatial else layer.output_shape
+                     for layer in layers if layer.name in channels.shown]
+    layer_spacing = float(suggested_spacing(capped_shapes, GRID))
+    lane_spacing = placement.lane_spacing([layer for layer in layers if layer.name in channels.shown], channels.shown)
+    table = placement.layer_table(layers, graph, channels.shown)
+    links, link_points = placement.link_curves(layers, graph)
+    # Rows stand one lane apart while every block is collapsed, as the scene starts.
+    row_length = placement.row_length(graph, layer_spacing, lane_spacing)
+    unit_labels, block_labels = _labels(bundle, graph, channels)
+    return ScenePlan(graph, channels, table, links, link_points, layer_spacing, lane_spacing, row_length,
+                     unit_labels, block_labels)
+
+
+def _labels(bundle, graph, channels):
+    by_name = {layer.name: layer for layer in bundle.layers}
+    unit_labels, block_labels = {}, {}
+    for unit in graph.units:
+        output = by_name[unit.output]
+        unit_labels[output.index] = unit_label([by_name[name] for name in unit.layers],
+                                               channels.shown.get(unit.output))
+    for block in graph.blocks:
+        members = [by_name[name] for index in block.units for name in graph.units[index].layers]
+        output = by_name[graph.units[block.output].output]
+        params = sum(layer.params for layer in members)
+        block_labels[output.index] = "\n".join([
+            block.name, f"{len(members)} layers, {params:,} parameters", _shape_text(output, channels.shown.get(
+                output.name))])
+    return unit_labels, block_labels
+
+
+def unit_label(layers, channels_shown=None):
+    """The name of a unit's main layer, the types of all its layers, and its output shape."""
+    head = next((layer for layer in layers if layer.type != "ZeroPadding2D"), layers[0])
+    types = " + ".join(_type_name(layer) for layer in layers)
+    return f"{head.name}\n{types} {_shape_text(layers[-1], channels_shown)}"
+
+
+def _type_name(layer):
+    if layer.type == "Activation" and layer.config.get("activation"):
+        return str(layer.config["activation"])
+    if layer.type == "ReLU":
+        return "ReLU6" if layer.config.get("max_value") == 6 else "ReLU"
+    return SHORT_TYPES.get(layer.type, layer.type)
+
+
+def _shape_text(layer, channels_shown):
+    shape = "x".join(str(size) for size in layer.output_shape)
+    if layer.is_spatial and channels_shown and channels_shown < layer.output_shape[2]:
+        return f"{shape} (first {channels_shown} of {layer.output_shape[2]} maps)"
+    return shape
+
+
+def estimated_gb(plan):
+    return plan.channels.estimated_bytes / 1e9
+
