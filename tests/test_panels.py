@@ -9,7 +9,7 @@ def draw_panel(blender):
 
     layout = RecordingLayout()
     helpers = {name: staticmethod(getattr(BCNN_PT_network, name))
-               for name in ("draw_connection_counts", "draw_inspection")}
+               for name in dir(BCNN_PT_network) if name.startswith("draw_") and name != "draw_header"}
     panel = type("Panel", (), {"layout": layout, **helpers})()
     BCNN_PT_network.draw(panel, blender.context)
     return layout.record

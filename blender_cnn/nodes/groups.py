@@ -38,7 +38,7 @@ QUAD_FACING_VIEW = (0.0, -math.pi / 2, 0.0)
 
 
 def ensure_cell_layout():
-    return ensure_group(CELL_LAYOUT, 6, _build_cell_layout)
+    return ensure_group(CELL_LAYOUT, 7, _build_cell_layout)
 
 
 def ensure_feature_maps():
@@ -92,6 +92,9 @@ def _build_cell_layout(b):
                            description="0 = each map flat, 1 = each map folded like a concertina along its rows")
     fold_to_max = b.add_input("Fold to Max", "BOOLEAN", False,
                               description="The summary map shows the maximum over channels instead of the mean")
+    layer_table = b.add_input("Layer Table", "GEOMETRY",
+                              description="One point per layer with its origin and visibility (nodes/graph.py); "
+                                          "without it, layers stand in one row Layer Spacing apart")
     b.add_output("Geometry", "GEOMETRY")
 
     layer, channel = b.attribute("layer", "INT"), b.attribute("channel", "INT")
@@ -154,8 +157,24 @@ def _build_cell_layout(b):
                                                                            2.0)))
     in_map = b.combine_xyz(0.0, b.math("MULTIPLY", centred(col, map_cols), b.math("MULTIPLY", cell, -1.0)),
                            b.math("MULTIPLY", centred(row, map_rows), b.math("MULTIPLY", row_pitch, -1.0)))
-    layer_origin = b.combine_xyz(b.math("MULTIPLY", layer, spacing), 0.0, 0.0)
-    position = b.vector_math("ADD", layer_origin, b.vector_math("ADD", map_centre, in_map))
+    in_row = b.combine_xyz(b.math("MULTIPLY", layer, spacing), 0.0, 0.0)
+    # The table is a mesh of loose points (scene/network.py); a network built before graphs has none.
+    has_table = b.compare_int(b.node("GeometryNodeAttributeDomainSize", {"Geometry": layer_table},
+                                     component="MESH").outputs["Point Count"], 0, "GREATER_THAN")
+
+    def from_table(name, data_type, fallback):
+        value = b.node("GeometryNodeSampleIndex", {"Geometry": layer_table, "Value": b.attribute(name, data_type),
+                                                   "Index": layer},
+                       data_type="FLOAT_VECTOR" if data_type == "FLOAT_VECTOR" else "FLOAT",
+                       domain="POINT").outputs[0]
+        return b.node("GeometryNodeSwitch", {"Switch": has_table, "False": fallback, "True": value},
+                      input_type="VECTOR" if data_type == "FLOAT_VECTOR" else "FLOAT").outputs[0]
+
+    layer_origin = from_table("origin", "FLOAT_VECTOR", in_row)
+    # Units inside a collapsed block gather into its place (visible 0) and grow out as it expands.
+    visible = from_table("visible", "FLOAT", 1.0)
+    position = b.vector_math("ADD", layer_origin, b.vector_math("SCALE", b.vector_math("ADD", map_centre, in_map),
+                                                                visible))
     placed = b.node("GeometryNodeSetPosition", {"Geometry": geometry, "Position": position})
 
     wanted_summary = b.compare_int(summary_kind, b.math("ADD", fold_to_max, 1.0))
@@ -163,6 +182,7 @@ def _build_cell_layout(b):
                                      "A": b.math("MULTIPLY", b.math("SUBTRACT", 1.0, fold), channel_shown),
                                      "B": b.math("MULTIPLY", fold, wanted_summary)},
                    data_type="FLOAT").outputs["Result"]
+    scale = b.math("MULTIPLY", scale, visible)
     geometry = placed.outputs[0]
     for name, value in (("cell_pitch", cell), ("cell_scale", scale), ("cell_tilt", tilt)):
         geometry = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": geometry, "Name": name, "Value": value},

@@ -17,8 +17,8 @@ PER_LAYER_INPUTS = (
 
 
 def has_controls(layer):
-    """Layers with feature maps (several channels) get a panel; the others have nothing to lay out."""
-    return len(layer.output_shape) == 3
+    """Shown layers with feature maps get a panel; the others have nothing to lay out."""
+    return len(layer.output_shape) == 3 and layer.count > 0
 
 
 def add_layer_controls(b, layers):

@@ -4,10 +4,13 @@ The tree is per network because its labels hold that network's layer names;
 everything else lives in the shared groups of ``groups.py``.
 """
 
+from dataclasses import dataclass
+
 import bpy
 
 from ..core import colormaps
 from . import groups, operations, timeline
+from .graph import add_placed_table, ensure_graph_links, ensure_unit_label
 from .builder import TreeBuilder
 from .layer_controls import add_layer_controls
 
@@ -22,7 +25,22 @@ LAYOUT_INPUTS = (
     ("Label Size", "FLOAT", 3.5, 0.0, None, "Height of the layer labels"),
     ("Line Direction", "FLOAT", 0.0, 0.0, 1.0, "Where a line of maps runs: 0 = across the wall, 1 = along the network"),
     ("Fold to Max", "BOOLEAN", False, None, None, "A folded layer shows the maximum over its channels, not the mean"),
+    ("Lane Spacing", "FLOAT", 40.0, 0.0, None,
+     "Distance between a main path and the branches beside it, and between rows of a long network"),
+    ("Row Length", "INT", 1000, 1, None, "Columns of layers (or collapsed blocks) in a row before the network "
+                                         "turns into the next row"),
+    ("Link Radius", "FLOAT", 0.6, 0.0, None, "Radius of the links between the layers of a graph"),
 )
+BLOCKS_PANEL = "Blocks"
+
+
+@dataclass(frozen=True)
+class GraphObjects:
+    """What the tree needs to place a graph: the layer table and links objects, and the scene plan."""
+
+    layer_table: object
+    links: object
+    plan: object  # core.scene_plan.ScenePlan
 # What the network shows over training, as LAYOUT_INPUTS: keyframe them to animate.
 TIMELINE_INPUTS = (
     ("Epoch", "FLOAT", 0.0, None, None, "Epoch number shown; between two epochs their values blend"),
@@ -61,7 +79,7 @@ STYLE_INPUTS = (
 
 
 def build_network_tree(name, layers, class_names, cells_object, history_object, materials, operation_objects=None,
-                       label_notes=None, importance_object=None, importance_method="", stored_classes=0):
+                       label_notes=None, importance_object=None, importance_method="", stored_classes=0, graph=None):
     """A new modifier tree for one network, for the Curves object that holds its connections.
 
     The cells come from ``cells_object`` (a mesh of one vertex per cell), the
@@ -75,6 +93,8 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     line added under their label. ``importance_object`` holds the importance
     table (``core/importance_timeline.py``) the cells look up, computed by
     ``importance_method`` (the legend's words) for ``stored_classes`` classes.
+    ``graph`` (``GraphObjects``) places units, blocks and rows and draws the
+    links of a graph; without it the layers stand in one row.
     Returns the node group.
     """
     tree = bpy.data.node_groups.new(f"BCNN Network {name}", "GeometryNodeTree")
@@ -97,8 +117,19 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
                        for key, material in materials.items()}
     if operation_objects is not None:
         operation_inputs = operations.add_operation_inputs(b, layers, operation_objects)
+    if graph is not None:
+        table_source = b.add_input("Layer Table", "OBJECT", graph.layer_table,
+                                   description="The mesh that holds one point per layer: its block and place")
+        links_source = b.add_input("Links", "OBJECT", graph.links,
+                                   description="The curves that hold the links between the layers of a graph")
+        expand_inputs = _add_block_inputs(b, graph.plan)
     b.add_output("Geometry", "GEOMETRY")
     per_layer = add_layer_controls(b, layers)
+    placed_table = None
+    if graph is not None:
+        table = b.node("GeometryNodeObjectInfo", {"Object": table_source}, transform_space="RELATIVE").outputs[
+            "Geometry"]
+        placed_table = add_placed_table(b, table, graph.plan.items, expand_inputs, settings)
 
     history = b.node("GeometryNodeObjectInfo", {"Object": history_source}, transform_space="RELATIVE").outputs[
         "Geometry"]
@@ -118,7 +149,8 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     placed = b.group(groups.ensure_cell_layout(), {
         "Geometry": trained, "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
         "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"],
-        "Line Direction": settings["Line Direction"], "Fold to Max": settings["Fold to Max"], **per_layer}).outputs[0]
+        "Line Direction": settings["Line Direction"], "Fold to Max": settings["Fold to Max"], **per_layer,
+        **({"Layer Table": placed_table} if placed_table is not None else {})}).outputs[0]
     if operation_objects is not None:
         placed, operation_parts = operations.add_operation_nodes(b, operation_inputs, placed, settings, material_inputs,
                                                                  layers, class_names, epoch_blend)
@@ -151,11 +183,24 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
                         input_type="GEOMETRY").outputs[0])
 
     label_margin = b.math("MULTIPLY", settings["Label Size"], 0.6)
-    for layer in layers:
-        parts.append(b.group(groups.ensure_layer_label(), {
-            "Cells": placed, "Layer": layer.layer_index, "Size": settings["Label Size"],
-            "Text": "\n".join([layer.label, *([label_notes[layer.name]] if layer.name in (label_notes or {}) else [])]),
-            "Margin": label_margin, "Material": material_inputs["label"]}).outputs[0])
+    if graph is None or graph.plan.graph.detailed:
+        for layer in layers:
+            if not layer.count:
+                continue
+            parts.append(b.group(groups.ensure_layer_label(), {
+                "Cells": placed, "Layer": layer.layer_index, "Size": settings["Label Size"],
+                "Text": "\n".join([layer.label, *([label_notes[layer.name]] if layer.name in (label_notes or {})
+                                                  else [])]),
+                "Margin": label_margin, "Material": material_inputs["label"]}).outputs[0])
+    else:
+        parts.extend(_unit_labels(b, graph.plan, placed_table, expand_inputs, settings, label_margin,
+                                  material_inputs["label"], label_notes or {}, layers))
+    if graph is not None and len(graph.plan.links["source_layer"]):
+        links = b.node("GeometryNodeObjectInfo", {"Object": links_source}, transform_space="RELATIVE").outputs[
+            "Geometry"]
+        parts.append(b.group(ensure_graph_links(), {
+            "Curves": links, "Table": placed_table, "Cell Size": settings["Cell Size"],
+            "Radius": settings["Link Radius"], "Material": material_inputs["edge"]}).outputs[0])
     output_layer = layers[-1]
     if len(output_layer.output_shape) == 1 and output_layer.count == len(class_names):
         for unit, class_name in enumerate(class_names):
@@ -177,6 +222,42 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     b.set_outputs(Geometry=_realized_in_render(b, join.outputs[0], settings["Realize in Render"]))
     b.lay_out()
     return tree
+
+
+def _add_block_inputs(b, plan):
+    """An Expand input (0 collapsed .. 1 expanded, keyframable) per block, in a Blocks panel; by item position."""
+    blocks = plan.block_items
+    if not blocks:
+        return {}
+    panel = b.add_panel(BLOCKS_PANEL)
+    return {position: b.add_input(name, "FLOAT", 0.0, 0.0, 1.0,
+                                  "0 = the block as one node (its output), 1 = every unit in it; keyframe to "
+                                  "open it", panel=panel)
+            for position, name in blocks.items()}
+
+
+def _unit_labels(b, plan, table, expand_inputs, settings, margin, material, notes, layers):
+    """A label per unit under its wall, and per block one that shows while it is collapsed."""
+    parts = []
+    count = {layer.layer_index: layer.count for layer in layers}
+    name_of = {layer.layer_index: layer.name for layer in layers}
+    block_expand = {plan.graph.blocks[index].output: expand_inputs[position]
+                    for position, (kind, index) in enumerate(plan.graph.items) if kind == "block"}
+    unit_of_layer = plan.graph.unit_of_layer()
+    for layer_index, text in plan.unit_labels.items():
+        if not count.get(layer_index):
+            continue
+        note = notes.get(name_of[layer_index])
+        unit = unit_of_layer[name_of[layer_index]]
+        expand = block_expand.get(unit)
+        common = {"Table": table, "Layer": layer_index, "Size": settings["Label Size"],
+                  "Cell Size": settings["Cell Size"], "Margin": margin, "Material": material}
+        parts.append(b.group(ensure_unit_label(), {**common, "Text": "\n".join([text, *([note] if note else [])]),
+                                                  **({"Shown": expand} if expand is not None else {})}).outputs[0])
+        if expand is not None:
+            parts.append(b.group(ensure_unit_label(), {**common, "Text": plan.block_labels[layer_index],
+                                                      "Shown": b.math("SUBTRACT", 1.0, expand)}).outputs[0])
+    return parts
 
 
 def _only_when(b, condition, plain, extended):

@@ -9,7 +9,8 @@ from ..core.errors import BlenderCNNError
 from ..nodes.groups import LAYER_LABEL
 from .focus import cell_centres
 from .geometry_data import hair_curves
-from .network import CONNECTIONS_PROPERTY, EPOCH_PROPERTY, network_bundle, network_modifier, set_network_input
+from .network import (CONNECTIONS_PROPERTY, EPOCH_PROPERTY, network_bundle, network_modifier, set_network_input,
+                      shown_channels)
 
 
 def redraw_connections(network, selection):
@@ -19,7 +20,7 @@ def redraw_connections(network, selection):
     the object's record of them follow. Returns the ``DrawnLayer`` list.
     """
     bundle = network_bundle(network)
-    layers = cell_data.layer_cells(bundle)
+    layers = cell_data.layer_cells(bundle, shown_channels(network))
     epoch = network.get(EPOCH_PROPERTY, -1)
     if epoch not in bundle.epochs:
         epoch = -1
@@ -57,7 +58,7 @@ def highlight_nearest_neuron(network, location):
     Returns ``(layer name, unit)``, or None when the network draws no neurons of 1D layers.
     """
     bundle = network_bundle(network)
-    layers = {layer.layer_index: layer for layer in cell_data.layer_cells(bundle)}
+    layers = {layer.layer_index: layer for layer in cell_data.layer_cells(bundle, shown_channels(network))}
     centres, indices = cell_centres(network)
     one_dimensional = np.array([len(layers[int(layer)].output_shape) == 1 for layer in indices[:, 0]], dtype=bool)
     if not one_dimensional.any():

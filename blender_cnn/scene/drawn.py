@@ -9,6 +9,7 @@ and the tests alike.
 import bpy
 import numpy as np
 
+from ..nodes.graph import GRAPH_LINK
 from ..nodes.timeline import SCREEN_OVERLAY
 
 _VECTOR_WIDTHS = {"FLOAT_COLOR": ("color", 4), "FLOAT_VECTOR": ("vector", 3), "FLOAT4X4": ("value", 16)}
@@ -110,7 +111,19 @@ def drawn_points(network, limit=20_000, depsgraph=None):
 
 
 def drawn_curves(network, depsgraph=None):
-    """World positions (curves, points per curve, 3) of the connection curves as drawn (all of equal length)."""
+    """World positions (curves, points per curve, 3) of the connection curves as drawn (all of equal length).
+
+    The links between the layers of a graph (``graph_link`` 1) are left out; ``drawn_links`` reads them.
+    """
+    return _curves(network, depsgraph, links=False)
+
+
+def drawn_links(network, depsgraph=None):
+    """World positions (links, points per link, 3) of the links between a graph's layers, as drawn."""
+    return _curves(network, depsgraph, links=True)
+
+
+def _curves(network, depsgraph, links):
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
     evaluated = network.evaluated_get(depsgraph)
     geometry = evaluated.evaluated_geometry()
@@ -119,7 +132,16 @@ def drawn_curves(network, depsgraph=None):
         return np.zeros((0, 2, 3), dtype=np.float32)
     matrix = np.array(evaluated.matrix_world, dtype=np.float32)
     points = read_attribute(curves, "position") @ matrix[:3, :3].T + matrix[:3, 3]
-    return points.reshape(len(curves.curves), -1, 3)
+    offsets = np.empty(len(curves.curves) + 1, dtype=np.int32)
+    curves.curve_offset_data.foreach_get("value", offsets)
+    is_link = read_attribute(curves, GRAPH_LINK) if GRAPH_LINK in curves.attributes else \
+        np.zeros(len(curves.curves), dtype=np.int32)
+    chosen = np.flatnonzero(is_link == int(links))
+    if not len(chosen):
+        return np.zeros((0, 2, 3), dtype=np.float32)
+    length = int(offsets[chosen[0] + 1] - offsets[chosen[0]])
+    index = offsets[chosen][:, None] + np.arange(length)[None, :]
+    return points[index]
 
 
 def _material_name(reference):

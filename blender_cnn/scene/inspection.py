@@ -22,7 +22,7 @@ from .drawn import drawn_quads
 from .focus import FOCUS_INPUTS
 from .materials import CELL_MATERIAL, ensure_annotation_materials
 from .network import (CUSTOM_INPUT_PROPERTY, SAMPLE_PROPERTY, get_network_input, network_bundle, network_modifier,
-                      set_network_input)
+                      set_network_input, shown_channels)
 
 INSPECTION_TEXT_PROPERTY = "blender_cnn_inspection"        # on the network: the last inspection as text
 ANNOTATIONS_PROPERTY = "blender_cnn_inspection_object"    # on the network: its annotation object
@@ -54,7 +54,7 @@ def inspect_network_cell(network, layer_name, position):
     if sample == bundle.sample_count:
         activations, sample = _custom_input_activations(network, bundle, epoch), network.get(SAMPLE_PROPERTY, sample)
     inspection = inspect_cell(bundle, layer_name, position, epoch=epoch, sample=sample, activations=activations)
-    layers = {cells.name: cells for cells in cell_data.layer_cells(bundle)}
+    layers = {cells.name: cells for cells in cell_data.layer_cells(bundle, shown_channels(network))}
     cells = layers[layer_name]
     if len(inspection.position) == 3:
         row, col, channel = inspection.position
@@ -78,7 +78,7 @@ def inspect_nearest_cell(network, location):
     nearest = int(np.argmin(np.sum((quads.centres - np.asarray(location, dtype=np.float32)) ** 2, axis=1)))
     layer_index, channel, row, col = (int(value) for value in quads.indices[nearest])
     bundle = network_bundle(network)
-    cells = cell_data.layer_cells(bundle)[layer_index]
+    cells = cell_data.layer_cells(bundle, shown_channels(network))[layer_index]
     position = (row, col, channel) if len(cells.output_shape) == 3 else row * cells.map_cols + col
     return inspect_network_cell(network, cells.name, position)
 

@@ -5,6 +5,7 @@ network's node tree computes the layout and colors. A failed build removes
 everything it made, so the file is left as it was.
 """
 
+import json
 import os
 
 import bpy
@@ -14,12 +15,14 @@ from ..core import cells as cell_data
 from ..core import connections as connection_data
 from ..core import operations as operation_data
 from ..core import importance, importance_timeline, timeline
+from ..core.budget import DEFAULT_BUDGET_GB
 from ..core.bundle import Bundle, load_bundle
 from ..core.errors import BlenderCNNError
 from ..core.forward import forward
 from ..core.images import to_model_input
 from ..core.layout import GRID, suggested_spacing
-from ..nodes.network import build_network_tree, input_identifiers
+from ..core.scene_plan import plan_scene
+from ..nodes.network import GraphObjects, build_network_tree, input_identifiers
 from .geometry_data import hair_curves, points_mesh, write_attributes
 from .images import read_image
 from .materials import ensure_materials
@@ -38,20 +41,31 @@ STORED_SAMPLES_PROPERTY = "blender_cnn_stored_samples"
 # The last input shown with show_input, flattened, so its cells can be inspected later; left out above this size.
 CUSTOM_INPUT_PROPERTY = "blender_cnn_custom_input"
 CUSTOM_INPUT_LIMIT = 1_000_000
+# JSON {layer name: channels shown} of the layers that have cells (core/scene_plan.py).
+SHOWN_PROPERTY = "blender_cnn_shown"
+# The scene's estimated memory, and the layers showing fewer maps than they have, for the panel.
+ESTIMATE_PROPERTY = "blender_cnn_estimated_gb"
+CAPPED_PROPERTY = "blender_cnn_capped_layers"
 
 
-def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_data.EdgeSelection()):
+def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_data.EdgeSelection(),
+                  memory_budget_gb=DEFAULT_BUDGET_GB, detailed=None):
     """Build a network scene from a ``Bundle`` or a bundle path; returns the network object.
 
     ``epoch`` is an epoch number of the bundle (negative counts from the last)
     and ``sample`` the index of the input sample whose activations are shown;
     ``edges`` (a ``core.connections.EdgeSelection``) chooses which dense
-    weights are drawn, by ``epoch``'s magnitudes.
+    weights are drawn, by ``epoch``'s magnitudes. Deep and branching networks
+    show units (a layer with its plumbing) in blocks that expand; ``detailed``
+    True shows every layer instead, None chooses (see ``core/graph.py``). Wide
+    layers show fewer maps when the whole scene would need more than
+    ``memory_budget_gb``.
     """
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
     # Everything that can refuse the input is computed before any datablock exists.
-    layers, cell_arrays = cell_data.cell_arrays(bundle, epoch, sample)
+    plan = plan_scene(bundle, memory_budget_gb, detailed)
+    layers, cell_arrays = cell_data.cell_arrays(bundle, epoch, sample, plan.shown)
     # The node tree picks the shown activations from every epoch's (and sample's) stored ones.
     del cell_arrays["activation"]
     samples = timeline.stored_samples(bundle, len(cell_arrays["layer"]), sample)
@@ -64,7 +78,7 @@ def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_
 
     new_datablocks = _NewDatablocks()
     try:
-        network = _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table)
+        network = _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table, plan)
         set_network_input(network, "Epoch", float(epoch_number))
         set_network_input(network, "Sample", float(sample))
     except Exception:
@@ -76,7 +90,7 @@ def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_
     return network
 
 
-def _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table):
+def _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table, plan):
     name = bundle.name
     parent = collection or bpy.context.scene.collection
     network_collection = bpy.data.collections.new(f"CNN {name}")
@@ -96,7 +110,14 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
     network = bpy.data.objects.new(name, curves)
     network_collection.objects.link(network)
     # The network object draws what these hold through its node tree; they only keep data.
-    for data_object in (cells, history, importance_rows):
+    layer_table = bpy.data.objects.new(f"{name} layers", points_mesh(f"{name} layers", len(bundle.layers),
+                                                                       plan.layer_table))
+    link_count = len(plan.links["source_layer"])
+    links = bpy.data.objects.new(f"{name} links", hair_curves(f"{name} links", link_count, plan.link_points, {
+        "source_layer": plan.links["source_layer"], "target_layer": plan.links["target_layer"],
+        "link_color": plan.links["link_color"]}))
+    # The network object draws what these hold through its node tree; they only keep data.
+    for data_object in (cells, history, importance_rows, layer_table, links):
         data_object.hide_render = data_object.hide_viewport = data_object.hide_select = True
         network_collection.objects.link(data_object)
 
@@ -105,10 +126,16 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
                               label_notes={drawn.name: drawn.label for drawn in drawn_layers},
                               importance_object=importance_rows,
                               importance_method=importance.METHOD_LABELS[importance.importance_method(bundle)],
-                              stored_classes=importance_timeline.stored_class_count(bundle))
+                              stored_classes=importance_timeline.stored_class_count(bundle),
+                              graph=GraphObjects(layer_table, links, plan))
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
     modifier.node_group = tree
+    network[SHOWN_PROPERTY] = json.dumps(plan.shown)
+    network[ESTIMATE_PROPERTY] = round(plan.channels.estimated_bytes / 1e9, 2)
+    network[CAPPED_PROPERTY] = list(plan.channels.capped)
     space_layers(network, bundle)
+    set_network_input(network, "Lane Spacing", plan.lane_spacing)
+    set_network_input(network, "Row Length", plan.row_length)
 
     network[BUNDLE_PROPERTY] = bundle.path
     network[CONNECTIONS_PROPERTY] = [{"layer": drawn.name, "drawn": drawn.drawn, "total": drawn.total,
@@ -135,7 +162,7 @@ def show_input(network, inputs, epoch=-1, label="custom input", bundle=None):
     Returns ``{layer name: activations}`` of that one input at ``epoch``.
     """
     bundle = bundle or network_bundle(network)
-    layers = cell_data.layer_cells(bundle)
+    layers = cell_data.layer_cells(bundle, shown_channels(network))
     cells = get_network_input(network, "Cells")
     if cells is None or len(cells.data.vertices) != cell_data.cell_count(layers):
         raise BlenderCNNError(network.name, f"no longer matches its bundle {bundle.path}; import it again")
@@ -175,6 +202,12 @@ def show_image(network, path, epoch=-1, invert=False):
     return show_input(network, inputs, epoch, label=os.path.basename(path), bundle=bundle)
 
 
+def shown_channels(network):
+    """``{layer name: channels shown}`` of the layers the network has cells for (None: all, in full)."""
+    stored = network.get(SHOWN_PROPERTY)
+    return json.loads(stored) if stored else None
+
+
 def is_network(obj):
     """Whether ``obj`` is a network built by blender_cnn (it has the BlenderCNN modifier)."""
     return obj is not None and obj.modifiers.get(MODIFIER_NAME) is not None
@@ -205,8 +238,10 @@ def space_layers(network, bundle=None, layout=GRID, channels_shown=0):
     Returns the spacing; a user can change both on the modifier afterwards.
     """
     bundle = bundle or network_bundle(network)
-    spacing = float(suggested_spacing([layer.output_shape for layer in bundle.layers], layout,
-                                      channels_shown=channels_shown))
+    shown = shown_channels(network)
+    shapes = [(*layer.output_shape[:2], shown[layer.name]) if shown and layer.is_spatial else layer.output_shape
+              for layer in bundle.layers if shown is None or layer.name in shown]
+    spacing = float(suggested_spacing(shapes, layout, channels_shown=channels_shown))
     set_network_input(network, "Layer Spacing", spacing)
     set_network_input(network, "Label Size", max(3.5, round(LABEL_SIZE_PER_SPACING * spacing, 1)))
     return spacing

@@ -3,6 +3,7 @@
 import os
 
 import bpy
+import numpy as np
 from mathutils import Matrix, Vector
 
 from .drawn import drawn_points
@@ -37,7 +38,6 @@ def frame_camera(camera, network, scene=None, margin=1.08, points=None):
     camera.rotation_mode = "QUATERNION"
     camera.rotation_quaternion = VIEW_DIRECTION.to_track_quat("-Z", "Y")
     camera.data.lens = LENS
-    camera.data.clip_end = 10_000.0
     # camera_fit_coords reads the camera's evaluated rotation, so apply the new one first.
     bpy.context.view_layer.update()
     depsgraph = bpy.context.evaluated_depsgraph_get()
@@ -46,9 +46,13 @@ def frame_camera(camera, network, scene=None, margin=1.08, points=None):
     if points is None:
         points = drawn_points(network, depsgraph=depsgraph)
     location, _scale = camera.camera_fit_coords(depsgraph, points.ravel().tolist())
-    centre = Vector(points.mean(axis=0))
-    # Back off from the tight fit so nothing touches the border.
-    camera.location = centre + (Vector(location) - centre) * margin
+    # Back off from the tight fit along the view, so nothing touches the border and the framing stays centred.
+    depths = (points - np.asarray(location, dtype=np.float32)) @ np.asarray(VIEW_DIRECTION, dtype=np.float32)
+    camera.location = Vector(location) - VIEW_DIRECTION * float(depths.mean() * (margin - 1.0))
+    # The clip range always covers what is framed, however long the network.
+    nearest, furthest = float(depths.min()), float(depths.max()) + float(depths.mean() * (margin - 1.0))
+    camera.data.clip_start = max(0.01, min(1.0, 0.5 * nearest))
+    camera.data.clip_end = max(1000.0, 1.5 * furthest)
 
 
 def camera_projection(camera, scene=None):

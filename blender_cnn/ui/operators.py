@@ -21,7 +21,7 @@ def import_bundle(context, path, epoch=-1, sample=0, frame_camera=True):
     with the scene unchanged when the bundle cannot be built.
     """
     bundle = load_bundle(path)
-    network = build_network(bundle, epoch=epoch, sample=sample)
+    network = build_network(bundle, epoch=epoch, sample=sample, memory_budget_gb=preferences.memory_budget(context))
     if frame_camera:
         set_up_stage(network, context.scene)
     for selected in context.selected_objects:

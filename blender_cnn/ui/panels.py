@@ -3,12 +3,13 @@
 import bpy
 
 from ..core.errors import BlenderCNNError
-from ..nodes.network import (CONNECTION_INPUTS, IMPORTANCE_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, TIMELINE_INPUTS,
-                             input_identifiers)
+from ..nodes.network import (BLOCKS_PANEL, CONNECTION_INPUTS, IMPORTANCE_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS,
+                             TIMELINE_INPUTS, input_identifiers)
 from ..nodes.operations import OPERATION_INPUTS
 from ..scene.connections import drawn_connection_counts
 from ..scene.inspection import INSPECTION_TEXT_PROPERTY
-from ..scene.network import BUNDLE_PROPERTY, EPOCH_PROPERTY, MODIFIER_NAME, SAMPLE_PROPERTY
+from ..scene.network import (BUNDLE_PROPERTY, CAPPED_PROPERTY, EPOCH_PROPERTY, ESTIMATE_PROPERTY, MODIFIER_NAME,
+                             SAMPLE_PROPERTY, shown_channels)
 from .jobs import running_jobs
 
 
@@ -37,6 +38,7 @@ class BCNN_PT_network(bpy.types.Panel):
         info = layout.column(align=True)
         info.label(text=f"{network.name}: epoch {network.get(EPOCH_PROPERTY)}, sample {network.get(SAMPLE_PROPERTY)}")
         info.label(text=bpy.path.basename(network.get(BUNDLE_PROPERTY, "")), icon="FILE")
+        self.draw_budget(info, network)
         layout.operator("bcnn.show_image", text="Show Image", icon="IMAGE_DATA")
         identifiers = input_identifiers(modifier.node_group)
         for inputs in (TIMELINE_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, CONNECTION_INPUTS, IMPORTANCE_INPUTS, OPERATION_INPUTS):
@@ -55,6 +57,7 @@ class BCNN_PT_network(bpy.types.Panel):
             for name, *_rest in inputs:
                 if name in identifiers:
                     settings.prop(getattr(modifier.properties.inputs, identifiers[name]), "value", text=name)
+        self.draw_blocks(layout, modifier, identifiers)
         styles = layout.row(align=True)
         styles.operator("bcnn.apply_style", text="Apply Style", icon="COLOR")
         styles.operator("bcnn.save_style", text="Save Style", icon="FILE_TICK")
@@ -81,6 +84,30 @@ class BCNN_PT_network(bpy.types.Panel):
         row = box.row(align=True)
         row.operator("bcnn.copy_inspection", text="Copy", icon="COPYDOWN")
         row.operator("bcnn.clear_inspection", text="Clear", icon="X")
+
+    @staticmethod
+    def draw_blocks(layout, modifier, identifiers):
+        """Each block's Expand (0 = one node, 1 = every unit), for networks shown as blocks."""
+        prefix = f"{BLOCKS_PANEL}/"
+        blocks = [name for name in identifiers if name.startswith(prefix)]
+        if not blocks:
+            return
+        column = layout.column(align=True)
+        column.label(text=f"Blocks ({len(blocks)}): expand to show their layers", icon="OUTLINER_COLLECTION")
+        for name in blocks:
+            column.prop(getattr(modifier.properties.inputs, identifiers[name]), "value", text=name[len(prefix):],
+                        slider=True)
+
+    @staticmethod
+    def draw_budget(layout, network):
+        """The scene's estimated memory, and which layers show only their first maps to stay within it."""
+        estimate, capped = network.get(ESTIMATE_PROPERTY), list(network.get(CAPPED_PROPERTY, []))
+        if estimate is not None:
+            layout.label(text=f"Scene about {estimate:.1f} GB", icon="MEMORY")
+        if capped:
+            shown = shown_channels(network) or {}
+            layout.label(text=f"{len(capped)} wide layers show their first {max(shown[name] for name in capped)} "
+                              f"maps (memory budget in the preferences)", icon="INFO")
 
     @staticmethod
     def draw_connection_counts(layout, network):

@@ -4,8 +4,9 @@ import os
 import tempfile
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from ..core.budget import DEFAULT_BUDGET_GB
 from ..core.errors import BlenderCNNError
 from ..extract import runner
 
@@ -27,12 +28,17 @@ class BCNN_AddonPreferences(bpy.types.AddonPreferences):
                                 description="The engine the render operators start with")
     render_samples: IntProperty(name="Render Samples", default=32, min=1,
                                 description="The samples per pixel the render operators start with")
+    memory_budget: FloatProperty(
+        name="Scene Memory Budget (GB)", default=DEFAULT_BUDGET_GB, min=0.1,
+        description="The most memory a network's scene may take: above it, wide layers show their first maps "
+                    "only, and the panel and labels say so")
 
     def draw(self, context):
         layout = self.layout
         row = layout.row()
         row.prop(self, "render_engine")
         row.prop(self, "render_samples")
+        layout.prop(self, "memory_budget")
         if runner.tensorflow_in_this_python():
             layout.label(text="TensorFlow is importable in Blender's Python: checkpoints are read here",
                          icon="CHECKMARK")
@@ -66,6 +72,14 @@ def python_with_tensorflow(context):
     if addon is None or addon.preferences is None:
         return ""
     return bpy.path.abspath(addon.preferences.python_path) if addon.preferences.python_path else ""
+
+
+def memory_budget(context):
+    """The scene memory budget in GB from the preferences (the default where the add-on has none)."""
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
+    if addon is None or addon.preferences is None:
+        return DEFAULT_BUDGET_GB
+    return addon.preferences.memory_budget
 
 
 def bundle_folder():

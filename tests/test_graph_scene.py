@@ -1,0 +1,192 @@
+"""Published architectures as scenes: links where the graph has them, branches apart, blocks that open, framed.
+
+Keras' own ``keras.applications`` networks at small inputs with random
+weights (nothing is downloaded), extracted once per module.
+"""
+
+import numpy as np
+import pytest
+
+from blender_cnn.core.bundle import load_bundle
+from blender_cnn.core.graph import plan_graph
+
+ARCHITECTURES = {
+    "ResNet50": (32, {}),
+    "MobileNetV2": (32, {"alpha": 0.35}),
+    "DenseNet121": (32, {}),
+    "InceptionV3": (75, {}),
+}
+
+
+@pytest.fixture(scope="module")
+def application_bundles(tmp_path_factory):
+    """{architecture: bundle path}, each extracted from a .keras written by Keras itself."""
+    import keras
+
+    from blender_cnn.extract.keras_bundle import extract
+
+    folder = tmp_path_factory.mktemp("applications")
+    bundles = {}
+    for name, (size, options) in ARCHITECTURES.items():
+        model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10, **options)
+        path = folder / f"{name}.keras"
+        model.save(path)
+        inputs = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32) * 255
+        np.savez(folder / "samples.npz", inputs=inputs, labels=np.zeros(1, np.int32))
+        bundles[name] = extract(path, folder / f"{name}.bcnn.npz", samples=folder / "samples.npz",
+                                importance=False, log=lambda *_: None)
+    return bundles
+
+
+def _expand_all(network, bundle, value=1.0):
+    from blender_cnn.scene.network import set_network_input
+
+    for block in plan_graph(bundle.layers).blocks:
+        set_network_input(network, f"Blocks/{block.name}", value)
+
+
+def _quads_by_layer(network):
+    from blender_cnn.scene.drawn import drawn_quads
+
+    quads, geometry = drawn_quads(network, "BCNN Cell")
+    corners = quads.corners()
+    layer = quads.attribute("layer")
+    return {int(index): corners[layer == index].reshape(-1, 3) for index in np.unique(layer)}, geometry
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_links_start_at_their_source_and_end_at_the_layer_they_feed(blender, application_bundles, architecture):
+    from blender_cnn.scene.drawn import drawn_links
+    from blender_cnn.scene.network import build_network
+
+    bundle = load_bundle(application_bundles[architecture])
+    network = build_network(bundle)
+    _expand_all(network, bundle)
+    plan = plan_graph(bundle.layers)
+    links = drawn_links(network)
+    assert len(links) == len(plan.links) > 0
+    by_layer, _keep = _quads_by_layer(network)
+    index_of = {layer.name: layer.index for layer in bundle.layers}
+    merges = 0
+    for (source, target), points in zip(plan.links, links):
+        for unit, end in ((source, points[0]), (target, points[-1])):
+            corners = by_layer[index_of[plan.units[unit].output]]
+            low, high = corners.min(axis=0), corners.max(axis=0)
+            pitch = 3.0  # a cell and the gap between maps
+            assert low[0] - pitch <= end[0] <= high[0] + pitch and low[1] - pitch <= end[1] <= high[1] + pitch
+            assert abs(end[2] - high[2]) <= pitch, "a link ends on the top edge of its layer's wall"
+        merges += len(plan.units[target].inputs) > 1
+    assert merges > 0, f"{architecture} has merges, and links lead into them"
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_expanded_units_and_branches_do_not_overlap(blender, application_bundles, architecture):
+    from blender_cnn.scene.network import build_network
+
+    bundle = load_bundle(application_bundles[architecture])
+    network = build_network(bundle)
+    _expand_all(network, bundle)
+    by_layer, _keep = _quads_by_layer(network)
+    boxes = np.array([[corners.min(axis=0), corners.max(axis=0)] for corners in by_layer.values()])
+    low, high = boxes[:, 0], boxes[:, 1]
+    overlap = np.all((low[:, None] < high[None, :] - 1e-3) & (low[None, :] < high[:, None] - 1e-3), axis=2)
+    np.fill_diagonal(overlap, False)
+    names = [bundle.layers[index].name for index in by_layer]
+    pairs = [(names[i], names[j]) for i, j in zip(*np.nonzero(overlap)) if i < j]
+    assert pairs == []
+    lanes = {plan_unit.lane for plan_unit in plan_graph(bundle.layers).units}
+    if architecture in ("ResNet50", "InceptionV3"):
+        assert len(lanes) > 1, "branches stand beside the main path"
+
+
+@pytest.mark.parametrize("architecture", ["ResNet50", "InceptionV3"])
+def test_collapsing_a_block_hides_its_layers_and_expanding_shows_them(blender, application_bundles, architecture):
+    from blender_cnn.scene.network import set_network_input, build_network
+
+    bundle = load_bundle(application_bundles[architecture])
+    network = build_network(bundle)
+    plan = plan_graph(bundle.layers)
+    block = plan.blocks[0]
+    index_of = {layer.name: layer.index for layer in bundle.layers}
+    inner = {index_of[plan.units[unit].output] for unit in block.units if unit != block.output}
+    output = index_of[plan.units[block.output].output]
+    collapsed, _keep = _quads_by_layer(network)
+    assert not inner & set(collapsed), "a collapsed block shows only its output"
+    assert output in collapsed
+    set_network_input(network, f"Blocks/{block.name}", 1.0)
+    expanded, _keep = _quads_by_layer(network)
+    assert inner <= set(expanded) and output in expanded
+    width = lambda shown: max(c[:, 0].max() for c in shown.values()) - min(c[:, 0].min() for c in shown.values())
+    assert len(expanded) > len(collapsed)
+    del width
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_the_default_camera_frames_the_whole_network(blender, application_bundles, architecture):
+    from blender_cnn.scene.drawn import drawn_points
+    from blender_cnn.scene.network import build_network
+    from blender_cnn.scene.stage import camera_projection, set_up_stage
+
+    network = build_network(application_bundles[architecture])
+    camera = set_up_stage(network)
+    blender.context.scene.render.resolution_x, blender.context.scene.render.resolution_y = 1280, 720
+    points = drawn_points(network, limit=200_000)
+    clip = np.c_[points, np.ones(len(points))] @ np.array(camera_projection(camera)).T
+    x, y = clip[:, 0] / clip[:, 3], clip[:, 1] / clip[:, 3]
+    assert np.all(np.abs(x) <= 1.0) and np.all(np.abs(y) <= 720 / 1280)
+    assert max(x.max() - x.min(), (y.max() - y.min()) * 1280 / 720) > 1.5, "the network fills the frame"
+    depth = (points - np.array(camera.location)) @ np.array(camera.matrix_world.to_3x3().col[2]) * -1
+    assert camera.data.clip_start < depth.min() and depth.max() < camera.data.clip_end
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_a_default_render_shows_the_network(blender, application_bundles, architecture, tmp_path):
+    from blender_cnn.scene.network import build_network
+    from blender_cnn.scene.stage import BACKGROUND, render_still, set_up_stage
+
+    set_up_stage(build_network(application_bundles[architecture]))
+    path = render_still(tmp_path / "frame.png", width=192, height=108, samples=2)
+    image = blender.data.images.load(path)
+    pixels = np.array(image.pixels[:], dtype=np.float32).reshape(108, 192, 4)[..., :3]
+    background = np.array(BACKGROUND[:3]) ** (1 / 2.2)
+    lit = np.abs(pixels - background).max(axis=2) > 0.08
+    assert lit.mean() > 0.04, f"only {lit.mean():.1%} of the frame differs from the background"
+    columns, rows = np.flatnonzero(lit.any(axis=0)), np.flatnonzero(lit.any(axis=1))
+    assert columns.max() - columns.min() > 0.5 * 192 or rows.max() - rows.min() > 0.5 * 108
+
+
+def test_over_the_memory_budget_wide_layers_show_their_first_maps_and_say_so(blender, application_bundles):
+    from blender_cnn.scene.network import CAPPED_PROPERTY, ESTIMATE_PROPERTY, build_network, shown_channels
+
+    bundle = load_bundle(application_bundles["ResNet50"])
+    network = build_network(bundle, memory_budget_gb=0.01)
+    capped = list(network[CAPPED_PROPERTY])
+    shown = shown_channels(network)
+    assert capped and network[ESTIMATE_PROPERTY] <= 0.01
+    by_layer, _keep = _quads_by_layer(network)
+    from blender_cnn.scene.drawn import drawn_quads
+
+    quads, _geometry = drawn_quads(network, "BCNN Cell")
+    layer, channel = quads.attribute("layer"), quads.attribute("channel")
+    for name in capped:
+        index = bundle.layer(name).index
+        if index in by_layer:
+            assert channel[layer == index].max() < shown[name] < bundle.layer(name).output_shape[2]
+    texts = [node.inputs["Text"].default_value for node in network.modifiers["BlenderCNN"].node_group.nodes
+             if node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs]
+    assert any(f"(first {shown[capped[-1]]} of" in text for text in texts), "the labels say what is hidden"
+
+
+def test_the_panel_lists_the_blocks_and_the_memory_estimate(blender, application_bundles):
+    from test_panels import draw_panel
+
+    from blender_cnn.scene.network import build_network
+
+    bundle = load_bundle(application_bundles["MobileNetV2"])
+    network = build_network(bundle)
+    blender.context.view_layer.objects.active = network
+    record = draw_panel(blender)
+    blocks = [block.name for block in plan_graph(bundle.layers).blocks]
+    assert any(label.startswith(f"Blocks ({len(blocks)})") for label in record["labels"])
+    assert any(label.startswith("Scene about") and label.endswith("GB") for label in record["labels"])
+    assert set(blocks) <= set(record["props"]), "each block's Expand is in the panel"
