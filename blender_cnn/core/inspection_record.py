@@ -1,0 +1,302 @@
+"""What ``inspect_cell`` returns: the terms of one cell and how they make its value, as data and as text.
+
+Plain data (numpy only). The computations live in ``inspection_windows``
+(convolutions, poolings) and ``inspection_elementwise`` (merges,
+normalization, activations); ``inspection.inspect_cell`` chooses between them.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Kinds of inspection: how a cell's value is made from its terms.
+CONVOLUTION = "convolution"                  # Conv2D, DepthwiseConv2D, Conv2DTranspose: sum of products + bias
+SEPARABLE = "separable convolution"          # depthwise window per channel, then a pointwise sum
+DENSE = "dense"
+MAX_POOLING, AVERAGE_POOLING = "max pooling", "average pooling"
+GLOBAL_MAX_POOLING, GLOBAL_AVERAGE_POOLING = "global max pooling", "global average pooling"
+MERGE = "merge"                              # Add, Subtract, Multiply, Average, Maximum, Minimum
+CONCATENATION = "concatenation"
+NORMALIZATION = "normalization"              # BatchNormalization, Normalization, Rescaling
+ACTIVATION = "activation"                    # Activation, ReLU, LeakyReLU, ELU, PReLU, Softmax
+VALUE = "value"                              # plumbing (Flatten, padding, dropout, ...): the value only
+
+MERGE_SYMBOLS = {"Add": " + ", "Subtract": " - ", "Multiply": " x "}
+MERGE_FUNCTIONS = {"Average": "mean", "Maximum": "max", "Minimum": "min"}
+
+
+@dataclass(frozen=True)
+class Term:
+    """One input of the cell: where it comes from, its value and (for weighted layers) its weight."""
+
+    source: tuple            # (row, column, channel) in the input layer, or (unit,) for 1-D layers
+    value: float             # the input's value; 0 (convolution) or nothing (pooling) in the padding
+    weight: float | None = None
+    padding: bool = False
+    layer: str | None = None  # the layer ``source`` is in, when the cell has several inputs (merges)
+    tap: tuple | None = None  # convolutions: the kernel tap (row, column) joining ``source`` to the cell
+    into: int | None = None   # separable convolution: the depthwise channel this product adds to
+
+    @property
+    def product(self):
+        return None if self.weight is None else float(np.float32(self.value) * np.float32(self.weight))
+
+
+@dataclass(frozen=True)
+class Inspection:
+    layer: str
+    layer_type: str
+    kind: str
+    epoch: int
+    sample: object            # a sample index, or the label of a custom input
+    position: tuple           # (row, column, channel), or (unit,)
+    source_layer: str | None  # the input layer the terms are in (None: several, see ``Term.layer``)
+    terms: tuple = ()
+    hidden_terms: int = 0     # Dense, global pooling: inputs not listed in ``terms``
+    hidden_sum: float = 0.0   # ... and the sum of their products (values, for pooling)
+    bias: float | None = None
+    total: float | None = None        # the pre-activation: sum of products (+ bias); the sum for mean pooling
+    activation: str | None = None
+    value: float = 0.0                # the recomputed output
+    stored: float | None = None       # the output the bundle (or forward pass) holds
+    winner: int | None = None         # max pooling: index of the winning term
+    pointwise: tuple = ()             # separable convolution: Terms (depthwise channel,) x pointwise weight
+    parameters: tuple = ()            # ((name, number), ...): normalization statistics, concatenation offsets
+
+    @property
+    def products_sum(self):
+        """Sum of every product, listed or not (weighted layers; the pointwise stage of a separable one)."""
+        listed = sum(term.product for term in (self.pointwise or self.terms) if term.product is not None)
+        return float(np.float32(listed + self.hidden_sum))
+
+    @property
+    def count(self):
+        """How many values a pooling took (padding left out)."""
+        return sum(not term.padding for term in self.terms) + self.hidden_terms
+
+    def parameter(self, name, default=None):
+        return dict(self.parameters).get(name, default)
+
+    def where(self):
+        if len(self.position) == 1:
+            return f"{self.layer} neuron {self.position[0]}"
+        if len(self.position) != 3:
+            return f"{self.layer} cell {self.position}"
+        row, col, channel = self.position
+        return f"{self.layer} channel {channel}, row {row}, column {col}"
+
+    def equation(self):
+        """One line: how the value came about (the scene's label beside the cell)."""
+        return _EQUATIONS.get(self.kind, _value_equation)(self)
+
+    def text(self):
+        """The inspection as plain text, for the panel and for copying into slides."""
+        lines = [f"{self.where()} ({self.layer_type}), epoch {self.epoch}, sample {self.sample}"]
+        lines += _LINES.get(self.kind, lambda _inspection: [])(self)
+        lines.append(self.equation())
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- equations
+
+def _with_activation(inspection, line):
+    if inspection.activation not in (None, "linear"):
+        line += f" -> {inspection.activation} -> {inspection.value:.4g}"
+    return line
+
+
+def _sum_equation(inspection):
+    count = len(inspection.pointwise or inspection.terms) + inspection.hidden_terms
+    prefix = "pointwise sum" if inspection.kind == SEPARABLE else "sum"
+    line = f"{prefix} of {count} products {inspection.products_sum:.4g}"
+    if inspection.bias is not None:
+        line += f" + bias {inspection.bias:.4g}"
+    return _with_activation(inspection, line + f" = {inspection.total:.4g}")
+
+
+def _pooling_equation(inspection):
+    if inspection.kind in (MAX_POOLING, GLOBAL_MAX_POOLING):
+        line = f"max of {_values(inspection.count)} = {inspection.value:.4g}"
+        if inspection.kind == GLOBAL_MAX_POOLING:
+            row, col, _channel = inspection.terms[inspection.winner].source
+            line += f" at row {row}, column {col}"
+        return line
+    if inspection.kind == GLOBAL_AVERAGE_POOLING:
+        return (f"mean of {_values(inspection.count)}: {inspection.total:.4g} / {inspection.count} "
+                f"= {inspection.value:.4g}")
+    return f"mean of {_values(inspection.count)} = {inspection.value:.4g}"
+
+
+def _values(count):
+    return "1 value" if count == 1 else f"{count} values"
+
+
+def _merge_equation(inspection):
+    symbol = MERGE_SYMBOLS.get(inspection.layer_type)
+    if symbol:
+        first, *others = inspection.terms
+        joined = symbol.join([f"{first.value:.4g}"] + [_bracketed(term.value) for term in others])
+    else:
+        values = ", ".join(f"{term.value:.4g}" for term in inspection.terms)
+        joined = f"{MERGE_FUNCTIONS[inspection.layer_type]}({values})"
+    return f"{joined} = {inspection.value:.4g}"
+
+
+def _concatenation_equation(inspection):
+    term = inspection.terms[0]
+    return f"{term.layer} {_place(term.source)} = {inspection.value:.4g}"
+
+
+def _normalization_equation(inspection):
+    x, get = f"{inspection.terms[0].value:.4g}", inspection.parameter
+    if inspection.layer_type == "Rescaling":
+        line = f"{x} x {_bracketed(get('scale'))} + {_bracketed(get('offset'))}"
+    elif inspection.layer_type == "Normalization" and get("invert"):
+        line = f"{get('mean'):.4g} + {_bracketed(inspection.terms[0].value)} x sqrt({get('variance'):.4g})"
+    elif inspection.layer_type == "Normalization":
+        line = f"({x} - {_bracketed(get('mean'))}) / sqrt({get('variance'):.4g})"
+    else:
+        line = f"({x} - {_bracketed(get('moving_mean'))}) / sqrt({get('moving_variance'):.4g} + {get('epsilon'):.4g})"
+        if get("gamma") is not None:
+            line += f" x {_bracketed(get('gamma'))}"
+        if get("beta") is not None:
+            line += f" + {_bracketed(get('beta'))}"
+    return f"{line} = {inspection.value:.4g}"
+
+
+def _bracketed(number):
+    """A number that follows an operator: negative ones in brackets, "x - (-0.5)"."""
+    return f"({number:.4g})" if number < 0 else f"{number:.4g}"
+
+
+def _activation_equation(inspection):
+    return f"{inspection.activation}({inspection.terms[0].value:.4g}) = {inspection.value:.4g}"
+
+
+def _value_equation(inspection):
+    return f"value {inspection.value:.4g}"
+
+
+_EQUATIONS = {CONVOLUTION: _sum_equation, SEPARABLE: _sum_equation, DENSE: _sum_equation,
+              MAX_POOLING: _pooling_equation, AVERAGE_POOLING: _pooling_equation,
+              GLOBAL_MAX_POOLING: _pooling_equation, GLOBAL_AVERAGE_POOLING: _pooling_equation,
+              MERGE: _merge_equation, CONCATENATION: _concatenation_equation,
+              NORMALIZATION: _normalization_equation, ACTIVATION: _activation_equation}
+
+
+# ---------------------------------------------------------------- text lines before the equation
+
+def _window_lines(inspection):
+    if inspection.layer_type == "Conv2DTranspose":
+        return _scatter_lines(inspection)
+    lines = [f"window in {inspection.source_layer}:"]
+    for channel in sorted({term.source[2] for term in inspection.terms}):
+        row_terms = [t for t in inspection.terms if t.source[2] == channel]
+        lines.append(f"  channel {channel}: " + "  ".join(_term_text(t) for t in row_terms))
+    if inspection.winner is not None:
+        row, col, channel = inspection.terms[inspection.winner].source
+        lines.append(f"winner: row {row}, column {col}, channel {channel}")
+    return lines
+
+
+def _scatter_lines(inspection):
+    if not inspection.terms:
+        return [f"no cell of {inspection.source_layer} scatters onto this cell"]
+    lines = [f"cells of {inspection.source_layer} that scatter onto this cell (value x weight per channel):"]
+    for row, col, tap in dict.fromkeys((t.source[0], t.source[1], t.tap) for t in inspection.terms):
+        products = [t for t in inspection.terms if (t.source[0], t.source[1], t.tap) == (row, col, tap)]
+        lines.append(f"  row {row}, column {col} through kernel tap {tap}: "
+                     + "  ".join(_term_text(t) for t in products))
+    return lines
+
+
+def _separable_lines(inspection):
+    lines = [f"depthwise window in {inspection.source_layer}, per channel:"]
+    for stage in inspection.pointwise:
+        into = stage.source[0]
+        products = [t for t in inspection.terms if t.into == into]
+        lines.append(f"  depthwise {into} (channel {products[0].source[2]}): "
+                     + "  ".join(_term_text(t) for t in products) + f" = {stage.value:.4g}")
+    lines.append("pointwise (depthwise value x weight):")
+    lines.append("  " + "  ".join(f"d{t.source[0]} {_term_text(t)}" for t in inspection.pointwise))
+    return lines
+
+
+def _dense_lines(inspection):
+    lines = [f"strongest inputs from {inspection.source_layer} (input x weight):"]
+    lines += [f"  {_unit_name(t.source)}: {_term_text(t)}" for t in inspection.terms]
+    if inspection.hidden_terms:
+        lines.append(f"  {inspection.hidden_terms} more: {inspection.hidden_sum:.4g}")
+    return lines
+
+
+def _global_pooling_lines(inspection):
+    channel = inspection.terms[0].source[2]
+    if inspection.hidden_terms:
+        strongest = "largest" if inspection.kind == GLOBAL_MAX_POOLING else "strongest"
+        lines = [f"{strongest} values of channel {channel} in {inspection.source_layer}:"]
+        lines += [f"  row {t.source[0]}, column {t.source[1]}: {t.value:.3g}" for t in inspection.terms]
+        lines.append(f"  {inspection.hidden_terms} more: sum {inspection.hidden_sum:.4g}")
+        return lines
+    every = "the one value" if inspection.count == 1 else f"all {inspection.count} values"
+    lines = [f"{every} of channel {channel} in {inspection.source_layer}:"]
+    for row in sorted({term.source[0] for term in inspection.terms}):
+        lines.append(f"  row {row}: " + "  ".join(f"{t.value:.3g}" for t in inspection.terms if t.source[0] == row))
+    return lines
+
+
+def _merge_lines(inspection):
+    return ["inputs at this cell:"] + [f"  {term.layer} {_place(term.source)}: {term.value:.4g}"
+                                       for term in inspection.terms]
+
+
+def _concatenation_lines(inspection):
+    get, term = inspection.parameter, inspection.terms[0]
+    first, size = get("offset"), get("size")
+    return [f"from input {get('input') + 1} of {get('inputs')}, {term.layer}, which gives "
+            f"{_axis_name(inspection.position, get('axis'))}s {first} to {first + size - 1} of {inspection.layer}:",
+            f"  {term.layer} {_place(term.source)}: {term.value:.4g}"]
+
+
+def _normalization_lines(inspection):
+    lines = [f"input {inspection.source_layer} at this cell: {inspection.terms[0].value:.4g}"]
+    numbers = [(name, value) for name, value in inspection.parameters if name != "invert" and value is not None]
+    if numbers:
+        lines.append("  " + ", ".join(f"{name.replace('_', ' ')} {value:.4g}" for name, value in numbers))
+    return lines
+
+
+def _activation_lines(inspection):
+    lines = [f"input {inspection.source_layer} at this cell: {inspection.terms[0].value:.4g}"]
+    if inspection.parameter("axis") is not None:  # softmax and its kin: the whole axis at once
+        lines.append(f"  {inspection.activation} over the {inspection.parameter('axis size')} "
+                     f"{_axis_name(inspection.position, inspection.parameter('axis'))}s through this cell")
+    return lines
+
+
+_LINES = {CONVOLUTION: _window_lines, MAX_POOLING: _window_lines, AVERAGE_POOLING: _window_lines,
+          SEPARABLE: _separable_lines, DENSE: _dense_lines,
+          GLOBAL_MAX_POOLING: _global_pooling_lines, GLOBAL_AVERAGE_POOLING: _global_pooling_lines,
+          MERGE: _merge_lines, CONCATENATION: _concatenation_lines,
+          NORMALIZATION: _normalization_lines, ACTIVATION: _activation_lines}
+
+
+def _term_text(term):
+    if term.weight is None:
+        return "pad" if term.padding else f"{term.value:.3g}"
+    return f"{term.value:.3g}x{term.weight:.3g}" + (" (pad)" if term.padding else "")
+
+
+def _axis_name(position, axis):
+    return ("row", "column", "channel")[axis] if len(position) == 3 else "unit" if len(position) == 1 \
+        else f"index along axis {axis}"
+
+
+def _unit_name(source):
+    return f"neuron {source[0]}" if len(source) == 1 else _place(source)
+
+
+def _place(source):
+    if len(source) == 3:
+        return f"channel {source[2]}, row {source[0]}, column {source[1]}"
+    return f"neuron {source[0]}" if len(source) == 1 else f"cell {tuple(source)}"
