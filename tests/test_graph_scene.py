@@ -190,3 +190,34 @@ def test_the_panel_lists_the_blocks_and_the_memory_estimate(blender, application
     assert any(label.startswith(f"Blocks ({len(blocks)})") for label in record["labels"])
     assert any(label.startswith("Scene about") and label.endswith("GB") for label in record["labels"])
     assert set(blocks) <= set(record["props"]), "each block's Expand is in the panel"
+
+
+def test_a_unit_shows_the_window_of_the_convolution_that_computes_it(application_bundles):
+    """ResNet50's stem unit (pad, 7x7/2 conv, BN, ReLU) reads the input through its padding."""
+    import keras
+
+    from blender_cnn.core import operations
+    from blender_cnn.core.cells import layer_cells
+    from blender_cnn.core.scene_plan import plan_scene
+
+    bundle = load_bundle(application_bundles["ResNet50"])
+    plan = plan_scene(bundle)
+    layers = layer_cells(bundle, plan.shown)
+    table, _kernels = operations.layer_table(bundle, layers, units={unit.output: unit.layers
+                                                                    for unit in plan.graph.units})
+    stem = bundle.layer("conv1_relu").index
+    assert table["op_kind"][stem] == operations.OP_CONVOLUTION
+    assert table["source_layer"][stem] == bundle.layer("input_layer").index
+    assert (table["kernel_rows"][stem], table["stride_rows"][stem], table["pad_top"][stem]) == (7, 2, 3)
+    # The input pixels that change output pixel (5, 4) are the ones the window covers.
+    model = keras.Sequential([keras.layers.ZeroPadding2D(3), keras.layers.Conv2D(1, 7, strides=2,
+                                                                                  kernel_initializer="ones")])
+    probe = np.zeros((1, 32, 32, 1), np.float32)
+    reached = []
+    for row in range(32):
+        probe[...] = 0
+        probe[0, row, :, 0] = 1
+        reached.append(model(probe).numpy()[0, 5, 4, 0] != 0)
+    window_rows = [row for row in range(32)
+                   if 0 <= row + table["pad_top"][stem] - 5 * table["stride_rows"][stem] < table["kernel_rows"][stem]]
+    assert window_rows == [row for row in range(32) if reached[row]]

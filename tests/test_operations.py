@@ -29,12 +29,12 @@ LAYERS = [
 SAMPLES = 2
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    """Random weights and activations (no ties, so every pooling window has one winner)."""
+def write_bundle_of(folder, specs, seed=4):
+    """A bundle of ``specs`` (name, type, config, output shape) after the input, random weights and activations
+    (no ties, so every pooling window has one winner)."""
     from blender_cnn.core.bundle import load_bundle, write_bundle
 
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(seed)
     arrays = {"samples/inputs": rng.random((SAMPLES, *INPUT_SHAPE), dtype=np.float32),
               "samples/labels": np.array([0, 2], dtype=np.int32),
               "samples/predictions": rng.random((1, SAMPLES, len(CLASSES)), dtype=np.float32)}
@@ -42,12 +42,19 @@ def bundle(tmp_path_factory):
     layers = [{"name": "input", "type": "InputLayer", "inputs": [], "output_shape": list(INPUT_SHAPE),
                "config": {}, "params": 0, "weights": [], "activations": "activations/input"}]
     channels = INPUT_SHAPE[2]
-    for name, kind, config, shape in LAYERS:
+    for name, kind, config, shape in specs:
         weights = []
         if kind == "Conv2D":
             weights = {"kernel": (*config["kernel_size"], channels, shape[2]), "bias": (shape[2],)}
+        elif kind == "DepthwiseConv2D":
+            weights = {"kernel": (*config["kernel_size"], channels, config["depth_multiplier"]), "bias": (shape[2],)}
+        elif kind == "SeparableConv2D":
+            weights = {"depthwise_kernel": (*config["kernel_size"], channels, 1),
+                       "pointwise_kernel": (1, 1, channels, shape[2]), "bias": (shape[2],)}
+        elif kind == "Conv2DTranspose":
+            weights = {"kernel": (*config["kernel_size"], shape[2], channels), "bias": (shape[2],)}
         elif kind == "Dense":
-            weights = {"kernel": (12, shape[0]), "bias": (shape[0],)}
+            weights = {"kernel": (int(np.prod(layers[-1]["output_shape"])), shape[0]), "bias": (shape[0],)}
         for weight, weight_shape in dict(weights).items():
             arrays[f"weights/{name}/{weight}"] = rng.normal(size=(1, *weight_shape)).astype(np.float32)
         values = rng.random((1, SAMPLES, *shape), dtype=np.float32)
@@ -62,7 +69,12 @@ def bundle(tmp_path_factory):
     manifest = {"name": "ops", "input_shape": list(INPUT_SHAPE), "class_names": CLASSES, "epochs": [0],
                 "layers": layers, "samples": {"inputs": "samples/inputs", "labels": "samples/labels",
                                               "predictions": "samples/predictions"}}
-    return load_bundle(write_bundle(tmp_path_factory.mktemp("ops") / "ops.bcnn.npz", manifest, arrays))
+    return load_bundle(write_bundle(folder / "ops.bcnn.npz", manifest, arrays))
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return write_bundle_of(tmp_path_factory.mktemp("ops"), LAYERS)
 
 
 @pytest.fixture
@@ -276,3 +288,52 @@ def test_the_focus_operator_picks_the_cell_nearest_the_cursor(network, bundle, b
                                                             "Focus Column")]
     assert picked == [bundle.layer("valid").index, 2, 1, 3]
     assert focus_cells(network, bundle) == dependent_inputs(bundle, "valid", 2, 1, 3)
+
+
+# Depthwise and separable windows, a decoder's upsampling and a global pooling head.
+UPSAMPLING_LAYERS = [
+    ("depthwise", "DepthwiseConv2D", {"kernel_size": [3, 3], "strides": [1, 1], "padding": "same",
+                                      "depth_multiplier": 2, "dilation_rate": [1, 1]}, (12, 13, 4)),
+    ("separable", "SeparableConv2D", {"filters": 2, "kernel_size": [3, 3], "strides": [1, 1], "padding": "valid",
+                                      "depth_multiplier": 1, "dilation_rate": [1, 1]}, (10, 11, 2)),
+    ("up", "Conv2DTranspose", {"filters": 2, "kernel_size": [3, 3], "strides": [2, 2], "padding": "same",
+                               "dilation_rate": [1, 1]}, (20, 22, 2)),
+    ("gap", "GlobalAveragePooling2D", {}, (2,)),
+    ("output", "Dense", {"units": 3, "activation": "softmax"}, (3,)),
+]
+
+
+@pytest.fixture(scope="module")
+def upsampling_bundle(tmp_path_factory):
+    return write_bundle_of(tmp_path_factory.mktemp("upsampling"), UPSAMPLING_LAYERS)
+
+
+@pytest.mark.parametrize("layer_name, channel, row, col", [
+    ("up", 0, 0, 0), ("up", 1, 5, 6), ("up", 0, 19, 21), ("up", 1, 10, 3),
+    ("depthwise", 3, 0, 12), ("depthwise", 2, 6, 6), ("separable", 1, 4, 0)])
+def test_depthwise_separable_and_transposed_windows_frame_what_the_computation_reads(
+        blender, upsampling_bundle, layer_name, channel, row, col):
+    """Depthwise: channel c*M+m reads channel c only; separable: every channel; transposed: read from the output."""
+    from blender_cnn.scene.network import build_network
+
+    network = build_network(upsampling_bundle)
+    focus(network, upsampling_bundle.layer(layer_name).index, channel, row, col)
+    expected = dependent_inputs(upsampling_bundle, layer_name, channel, row, col)
+    assert focus_cells(network, upsampling_bundle) == expected
+
+
+@pytest.mark.parametrize("unit", [0, 1])
+def test_global_pooling_frames_the_whole_map_of_its_channel(blender, upsampling_bundle, unit):
+    from blender_cnn.scene.network import build_network
+
+    network = build_network(upsampling_bundle)
+    gap = upsampling_bundle.layer("gap")
+    start = starts(upsampling_bundle)
+    set_focus_cell = dict(zip(("Focus Layer", "Focus Channel", "Focus Row", "Focus Column"), (gap.index, 0, unit, 0)))
+    from blender_cnn.scene.network import set_network_input
+
+    for name, value in set_focus_cell.items():
+        set_network_input(network, name, value)
+    rows, cols, _ = upsampling_bundle.layer("up").output_shape
+    expected = {start["up"] + unit * rows * cols + i for i in range(rows * cols)}
+    assert focus_cells(network, upsampling_bundle) == expected

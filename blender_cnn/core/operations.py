@@ -36,6 +36,9 @@ OP_MAX_POOLING = 2
 OP_AVERAGE_POOLING = 3
 OP_FLATTEN = 4
 OP_DENSE = 5
+OP_TRANSPOSED_CONVOLUTION = 6   # the window seen from the output: which input cells scatter onto a pixel
+OP_GLOBAL_POOLING = 7           # a neuron (or 1x1 map) per channel, from the whole map of that channel
+GLOBAL_POOLINGS = ("GlobalAveragePooling2D", "GlobalMaxPooling2D")
 CONVOLUTIONS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 KERNEL_GRID_TYPES = ("Conv2D", "DepthwiseConv2D")
 POOLINGS = {"MaxPooling2D": OP_MAX_POOLING, "AveragePooling2D": OP_AVERAGE_POOLING}
@@ -59,23 +62,29 @@ class OperationData:
     kernel_weights: np.ndarray
 
 
-def operation_data(bundle, layers, epoch=-1):
+def operation_data(bundle, layers, epoch=-1, units=None):
     """The layer table and kernel weights (of ``epoch``) of a network; winners are in ``core.timeline``.
 
-    ``layers`` are ``core.cells.LayerCells`` (from ``layer_cells``).
+    ``layers`` are ``core.cells.LayerCells`` (from ``layer_cells``). ``units``
+    (``{shown layer name: the names of its unit's layers}``, see
+    ``core/graph.py``) gives a unit's row the operation of the layer that
+    computes it: a Conv + BN + ReLU unit shows the convolution's window in the
+    unit before it, its padding taken into account.
     """
-    return OperationData(*layer_table(bundle, layers, epoch))
+    return OperationData(*layer_table(bundle, layers, epoch, units))
 
 
-def layer_table(bundle, layers, epoch=-1):
+def layer_table(bundle, layers, epoch=-1, units=None):
     """``({column: array with one row per layer}, kernel weights float32)``."""
     by_name = {cells.name: cells for cells in layers}
-    rows = [_layer_row(bundle, layer, by_name) for layer in bundle.layers]
+    computing = [_computing_layer(bundle, layer, (units or {}).get(layer.name)) for layer in bundle.layers]
+    rows = [_layer_row(layer, by_name, *how) for layer, how in zip(bundle.layers, computing)]
     kernels, kernel_start = [], 0
-    for row, layer in zip(rows, bundle.layers):
+    for row, (layer, _source, _padding) in zip(rows, computing):
         kernel = _kernel_of(layer)
         # A separable convolution's two kernels do not make one grid per tap; its window still shows.
-        if layer.type not in KERNEL_GRID_TYPES or row["op_kind"] != OP_CONVOLUTION or kernel is None or int(np.prod(kernel.shape)) > KERNEL_WEIGHTS_LIMIT:
+        if layer.type not in KERNEL_GRID_TYPES or row["op_kind"] != OP_CONVOLUTION or kernel is None or \
+                int(np.prod(kernel.shape)) > KERNEL_WEIGHTS_LIMIT:
             continue
         values = np.asarray(bundle.weights(layer.name, epoch)[kernel.name], dtype=np.float32)
         row["kernel_start"] = kernel_start
@@ -89,41 +98,81 @@ def layer_table(bundle, layers, epoch=-1):
     return table, np.ascontiguousarray(weights, dtype=np.float32)
 
 
-def _layer_row(bundle, layer, by_name):
+def _computing_layer(bundle, layer, unit):
+    """``(layer that computes this row, the layer it reads, (rows, cols) of padding in between)``.
+
+    A layer on its own computes itself. A unit's output is computed by the
+    unit's first layer that is not padding, when that layer keeps the unit's
+    output shape (the BatchNormalization and activations after it do); a
+    ZeroPadding2D in front of it is read through, its padding added to the window's.
+    """
+    own = (layer, layer.inputs[0] if len(layer.inputs) == 1 else None, (0, 0))
+    if not unit or len(unit) < 2:
+        return own
+    members = [bundle.layer(name) for name in unit]
+    head = next((member for member in members if member.type != "ZeroPadding2D"), None)
+    if head is None or head is layer or len(head.inputs) != 1 or tuple(head.output_shape) != tuple(layer.output_shape):
+        return own
+    source, padding = head.inputs[0], (0, 0)
+    if source in unit:  # the unit's own padding
+        pad = bundle.layer(source)
+        if pad.type != "ZeroPadding2D" or len(pad.inputs) != 1:
+            return own
+        source, padding = pad.inputs[0], _padding_before(pad.config.get("padding", 1))
+    return head, source, padding
+
+
+def _padding_before(padding):
+    """(top, left) of a ZeroPadding2D's ``padding``: an int, (rows, cols), or ((top, bottom), (left, right))."""
+    if np.isscalar(padding):
+        return int(padding), int(padding)
+    rows, cols = padding
+    return (int(rows) if np.isscalar(rows) else int(rows[0])), (int(cols) if np.isscalar(cols) else int(cols[0]))
+
+
+def _layer_row(layer, by_name, computing, source_name, padding):
+    """The table row of ``layer``'s cells, computed by ``computing`` from ``source_name``'s cells."""
     cells = by_name[layer.name]
     row = dict.fromkeys(INT_COLUMNS, 0)
     row.update(op_kind=OP_NONE, layer_start=cells.start, map_rows=cells.map_rows, map_cols=cells.map_cols,
                channels=cells.channels, source_layer=-1, source_start=-1, kernel_start=-1, weight_max=1.0,
                kernel_rows=1, kernel_cols=1, stride_rows=1, stride_cols=1, dilation_rows=1, dilation_cols=1,
                group_inputs=1, group_outputs=1)
-    if len(layer.inputs) != 1 or not cells.count or not by_name[layer.inputs[0]].count:
+    if source_name is None or not cells.count or not by_name[source_name].count:
         return row  # merges, and layers folded into a unit (no cells of their own) or reading one
-    source = by_name[layer.inputs[0]]
+    source = by_name[source_name]
     row.update(source_layer=source.layer_index, source_start=source.start, source_rows=source.map_rows,
                source_cols=source.map_cols, source_channels=source.channels)
     spatial = len(source.output_shape) == 3 and len(cells.output_shape) == 3
-    channels_last = layer.config.get("data_format", "channels_last") == "channels_last"
-    if layer.type == "Flatten":
-        row["op_kind"] = OP_FLATTEN
-    elif layer.type == "Dense" and len(source.output_shape) == 1:
+    channels_last = computing.config.get("data_format", "channels_last") == "channels_last"
+    if computing.type == "Flatten":
+        row["op_kind"] = OP_FLATTEN if not any(padding) else OP_NONE
+    elif computing.type == "Dense" and len(source.output_shape) == 1:
         row["op_kind"] = OP_DENSE
-    elif spatial and channels_last and (layer.type in CONVOLUTIONS or layer.type in POOLINGS):
-        window = window_geometry(layer.type, layer.config, source.output_shape, cells.output_shape)
+    elif computing.type in GLOBAL_POOLINGS and len(source.output_shape) == 3 and channels_last and not any(padding):
+        row["op_kind"] = OP_GLOBAL_POOLING
+    elif computing.type == "Conv2DTranspose" and spatial and channels_last and not any(padding):
+        window = transposed_window(computing.config, source.output_shape, cells.output_shape)
+        if window is not None:
+            row.update(window, op_kind=OP_TRANSPOSED_CONVOLUTION)
+    elif spatial and channels_last and (computing.type in CONVOLUTIONS or computing.type in POOLINGS):
+        padded = (source.output_shape[0] + 2 * padding[0], source.output_shape[1] + 2 * padding[1],
+                  source.output_shape[2])
+        window = window_geometry(computing.type, computing.config, padded, cells.output_shape)
         if window is not None:
             row.update(window)
-            row["op_kind"] = OP_CONVOLUTION if layer.type in CONVOLUTIONS else POOLINGS[layer.type]
-            if layer.type == "Conv2D":
-                kernel = _kernel_of(layer)
-                if kernel is not None:
-                    # Keras' kernel is (ky, kx, inputs per group, filters): consecutive taps are
-                    # inputs*filters apart, consecutive input channels filters apart.
-                    row["kernel_tap_stride"] = kernel.shape[2] * kernel.shape[3]
-                    row["kernel_in_stride"] = kernel.shape[3]
-            elif layer.type == "DepthwiseConv2D":
-                kernel = _kernel_of(layer)
-                if kernel is not None:
-                    # (ky, kx, channels, multiplier): output channel c*M + m sits at tap*C*M + c*M + m.
-                    row["kernel_tap_stride"] = kernel.shape[2] * kernel.shape[3]
+            row["pad_top"] += padding[0]
+            row["pad_left"] += padding[1]
+            row["op_kind"] = OP_CONVOLUTION if computing.type in CONVOLUTIONS else POOLINGS[computing.type]
+            kernel = _kernel_of(computing)
+            if computing.type == "Conv2D" and kernel is not None:
+                # Keras' kernel is (ky, kx, inputs per group, filters): consecutive taps are
+                # inputs*filters apart, consecutive input channels filters apart.
+                row["kernel_tap_stride"] = kernel.shape[2] * kernel.shape[3]
+                row["kernel_in_stride"] = kernel.shape[3]
+            elif computing.type == "DepthwiseConv2D" and kernel is not None:
+                # (ky, kx, channels, multiplier): output channel c*M + m sits at tap*C*M + c*M + m.
+                row["kernel_tap_stride"] = kernel.shape[2] * kernel.shape[3]
     return row
 
 
@@ -160,6 +209,26 @@ def window_geometry(layer_type, config, input_shape, output_shape):
     return dict(kernel_rows=kernel[0], kernel_cols=kernel[1], stride_rows=strides[0], stride_cols=strides[1],
                 pad_top=pad_top, pad_left=pad_left, dilation_rows=dilation[0], dilation_cols=dilation[1],
                 group_inputs=group_inputs, group_outputs=group_outputs)
+
+
+def transposed_window(config, input_shape, output_shape):
+    """A Conv2DTranspose's window as table columns, read from the output: output row ``y`` receives input
+    row ``r`` iff ``y + pad_top - r * stride_rows`` is a multiple of ``dilation_rows`` below ``kernel_rows``
+    times it (``core.forward`` crops ``pad_top`` rows of the scattered map). Every input channel feeds every
+    output channel. None for paddings other than valid/same."""
+    padding = str(config.get("padding", "valid")).lower()
+    if padding not in ("valid", "same"):
+        return None
+    kernel, strides = _pair(config.get("kernel_size", 1)), _pair(config.get("strides", 1))
+    dilation = _pair(config.get("dilation_rate", 1))
+    before = []
+    for axis in (0, 1):
+        extent = (kernel[axis] - 1) * dilation[axis] + 1
+        scattered = (int(input_shape[axis]) - 1) * strides[axis] + extent
+        before.append(0 if padding == "valid" else max(scattered - int(output_shape[axis]), 0) // 2)
+    return dict(kernel_rows=kernel[0], kernel_cols=kernel[1], stride_rows=strides[0], stride_cols=strides[1],
+                pad_top=before[0], pad_left=before[1], dilation_rows=dilation[0], dilation_cols=dilation[1],
+                group_inputs=int(input_shape[2]), group_outputs=int(output_shape[2]))
 
 
 def winner_cells(bundle, layers, activations):

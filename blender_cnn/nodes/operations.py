@@ -50,7 +50,7 @@ def ensure_focus_cell():
 
 
 def ensure_receptive_field():
-    return ensure_group(RECEPTIVE_FIELD, 4, _build_receptive_field)
+    return ensure_group(RECEPTIVE_FIELD, 5, _build_receptive_field)
 
 
 def ensure_kernel_taps():
@@ -270,11 +270,21 @@ def _build_receptive_field(b):
                             "kernel_rows"),
                   in_window(b.attribute("col", "INT"), focus["Column"], "pad_left", "stride_cols", "dilation_cols",
                             "kernel_cols"))
+    # A transposed convolution's window read from the output: the focus pixel's index and the cell's swap roles.
+    scattered = _and(b, _compare(b, kind, ops.OP_TRANSPOSED_CONVOLUTION, "EQUAL"), channel_ok,
+                     in_window(focus["Row"], b.attribute("row", "INT"), "pad_top", "stride_rows", "dilation_rows",
+                               "kernel_rows"),
+                     in_window(focus["Column"], b.attribute("col", "INT"), "pad_left", "stride_cols",
+                               "dilation_cols", "kernel_cols"))
+    # Global pooling: neuron c (or 1x1 map c) reads the whole map of channel c.
+    pooled_map = _and(b, _compare(b, kind, ops.OP_GLOBAL_POOLING, "EQUAL"),
+                      _compare(b, channel, b.int_math("SUBTRACT", focus["Index"], column("layer_start")), "EQUAL"))
     flatten = _and(b, _compare(b, kind, ops.OP_FLATTEN, "EQUAL"),
                    _compare(b, _index(b), _flatten_source(b, focus["Index"], column), "EQUAL"))
     dense = _compare(b, kind, ops.OP_DENSE, "EQUAL")
     in_source = _compare(b, b.attribute("layer", "INT"), column("source_layer"), "EQUAL")
-    seen = _and(b, show, _real_cell(b), in_source, _or(b, window, _or(b, flatten, dense)))
+    seen = _and(b, show, _real_cell(b), in_source, _or(b, _or(b, window, scattered),
+                                                       _or(b, pooled_map, _or(b, flatten, dense))))
     focused = _store(b, cells, "focus", seen, "FLOAT")
 
     pitch = b.attribute("cell_pitch")

@@ -73,7 +73,8 @@ def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_
     cell_arrays["importance_row"] = importance_timeline.cell_rows(layers)[0]
     importance_table = importance_timeline.importance_table(bundle, layers)
     connections = connection_data.dense_connections(bundle, layers, epoch, edges)
-    operations = operation_data.operation_data(bundle, layers, epoch)
+    operations = operation_data.operation_data(bundle, layers, epoch,
+                                               {unit.output: unit.layers for unit in plan.graph.units})
     epoch_number = bundle.epochs[bundle.epoch_index(epoch)]
 
     new_datablocks = _NewDatablocks()
