@@ -221,3 +221,59 @@ def test_a_unit_shows_the_window_of_the_convolution_that_computes_it(application
     window_rows = [row for row in range(32)
                    if 0 <= row + table["pad_top"][stem] - 5 * table["stride_rows"][stem] < table["kernel_rows"][stem]]
     assert window_rows == [row for row in range(32) if reached[row]]
+
+
+@pytest.fixture(scope="module")
+def merge_bundle(tmp_path_factory):
+    """Two convolutions added, then concatenated with the first: the merges of ResNets and DenseNets, small."""
+    import keras
+
+    from blender_cnn.extract.keras_bundle import extract
+
+    folder = tmp_path_factory.mktemp("merges")
+    inputs = keras.Input((8, 8, 2), name="input")
+    first = keras.layers.Conv2D(3, 3, padding="same", name="first")(inputs)
+    second = keras.layers.Conv2D(3, 3, padding="same", name="second")(inputs)
+    added = keras.layers.Add(name="added")([first, second])
+    joined = keras.layers.Concatenate(name="joined")([first, added])
+    pooled = keras.layers.GlobalAveragePooling2D(name="pooled")(joined)
+    outputs = keras.layers.Dense(2, activation="softmax", name="output")(pooled)
+    keras.Model(inputs, outputs).save(folder / "merges.keras")
+    np.savez(folder / "samples.npz", inputs=np.random.default_rng(1).random((1, 8, 8, 2), dtype=np.float32),
+             labels=np.zeros(1, np.int32))
+    return extract(folder / "merges.keras", folder / "merges.bcnn.npz", samples=folder / "samples.npz",
+                   importance=False, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("merge, channel, expected", [
+    ("added", 1, [("first", 1), ("second", 1)]),
+    ("joined", 1, [("first", 1)]),
+    ("joined", 4, [("added", 1)]),
+])
+def test_focusing_a_merge_frames_the_cells_it_combines(blender, merge_bundle, merge, channel, expected):
+    from blender_cnn.scene.drawn import drawn_quads
+    from blender_cnn.scene.network import build_network, set_network_input
+
+    bundle = load_bundle(merge_bundle)
+    network = build_network(bundle)
+    for name, value in zip(("Focus Layer", "Focus Channel", "Focus Row", "Focus Column"),
+                           (bundle.layer(merge).index, channel, 2, 5)):
+        set_network_input(network, name, value)
+    quads, _geometry = drawn_quads(network, "BCNN Cell")
+    framed = quads.attribute("focus") == 1.0
+    found = sorted(zip(quads.attribute("layer")[framed].tolist(), quads.attribute("channel")[framed].tolist(),
+                       quads.attribute("row")[framed].tolist(), quads.attribute("col")[framed].tolist()))
+    assert found == sorted((bundle.layer(name).index, source_channel, 2, 5) for name, source_channel in expected)
+
+
+def test_a_units_kernel_tiles_hold_its_convolutions_weights_at_every_epoch(blender, application_bundles):
+    from blender_cnn.scene.drawn import read_attribute
+    from blender_cnn.scene.network import build_network
+
+    bundle = load_bundle(application_bundles["ResNet50"])
+    network = build_network(bundle)
+    kernels = blender.data.objects[f"{bundle.name} kernels"].data
+    stem = np.asarray(bundle.weights("conv1_conv")["kernel"], dtype=np.float32).ravel()
+    stored = read_attribute(kernels, "weight_e0")
+    np.testing.assert_array_equal(stored[:len(stem)], stem)
+    assert len(stored) == len(kernels.vertices)

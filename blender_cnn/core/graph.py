@@ -110,6 +110,11 @@ class GraphPlan:
         return [unit.output for unit in self.units]
 
     @property
+    def expanded_by_default(self):
+        """Small graphs start with their blocks open; deep ones collapsed, so they read at a glance."""
+        return len(self.units) <= SEQUENTIAL_DETAIL_LIMIT
+
+    @property
     def lanes(self):
         """The most lanes any item needs when expanded."""
         return max([1, *(block.lanes for block in self.blocks)])

@@ -39,6 +39,11 @@ OP_DENSE = 5
 OP_TRANSPOSED_CONVOLUTION = 6   # the window seen from the output: which input cells scatter onto a pixel
 OP_GLOBAL_POOLING = 7           # a neuron (or 1x1 map) per channel, from the whole map of that channel
 GLOBAL_POOLINGS = ("GlobalAveragePooling2D", "GlobalMaxPooling2D")
+OP_ELEMENTWISE = 8              # Add, Multiply...: cell (row, col, channel) of every input makes the same cell
+OP_CONCATENATE = 9              # channel c comes from the input whose channels span c, at c minus its offset
+ELEMENTWISE_MERGES = ("Add", "Multiply", "Subtract", "Average", "Maximum", "Minimum")
+# The inputs of a merge the table names (an Inception module concatenates four towers).
+MERGE_INPUTS_SHOWN = 4
 CONVOLUTIONS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 KERNEL_GRID_TYPES = ("Conv2D", "DepthwiseConv2D")
 POOLINGS = {"MaxPooling2D": OP_MAX_POOLING, "AveragePooling2D": OP_AVERAGE_POOLING}
@@ -50,16 +55,19 @@ INT_COLUMNS = ("op_kind", "layer_start", "map_rows", "map_cols", "channels",
                "source_layer", "source_start", "source_rows", "source_cols", "source_channels",
                "kernel_rows", "kernel_cols", "stride_rows", "stride_cols", "pad_top", "pad_left",
                "dilation_rows", "dilation_cols", "group_inputs", "group_outputs",
-               "kernel_start", "kernel_tap_stride", "kernel_in_stride")
+               "kernel_start", "kernel_tap_stride", "kernel_in_stride",
+               *(f"merge_input_{k}" for k in range(MERGE_INPUTS_SHOWN)),
+               *(f"merge_offset_{k}" for k in range(MERGE_INPUTS_SHOWN)))
 FLOAT_COLUMNS = ("weight_max",)
 
 
 @dataclass(frozen=True)
 class OperationData:
-    """What ``operation_data`` returns: the layer table and the kernel weights."""
+    """What ``operation_data`` returns: the layer table, the kernel weights, and the units they were made for."""
 
     layer_table: dict
     kernel_weights: np.ndarray
+    units: dict | None = None
 
 
 def operation_data(bundle, layers, epoch=-1, units=None):
@@ -71,7 +79,7 @@ def operation_data(bundle, layers, epoch=-1, units=None):
     computes it: a Conv + BN + ReLU unit shows the convolution's window in the
     unit before it, its padding taken into account.
     """
-    return OperationData(*layer_table(bundle, layers, epoch, units))
+    return OperationData(*layer_table(bundle, layers, epoch, units), units)
 
 
 def layer_table(bundle, layers, epoch=-1, units=None):
@@ -107,11 +115,17 @@ def _computing_layer(bundle, layer, unit):
     ZeroPadding2D in front of it is read through, its padding added to the window's.
     """
     own = (layer, layer.inputs[0] if len(layer.inputs) == 1 else None, (0, 0))
+    if _is_merge(layer):
+        return layer, None, (0, 0)
     if not unit or len(unit) < 2:
         return own
     members = [bundle.layer(name) for name in unit]
     head = next((member for member in members if member.type != "ZeroPadding2D"), None)
-    if head is None or head is layer or len(head.inputs) != 1 or tuple(head.output_shape) != tuple(layer.output_shape):
+    if head is None or head is layer or tuple(head.output_shape) != tuple(layer.output_shape):
+        return own
+    if _is_merge(head):
+        return head, None, (0, 0)
+    if len(head.inputs) != 1:
         return own
     source, padding = head.inputs[0], (0, 0)
     if source in unit:  # the unit's own padding
@@ -120,6 +134,27 @@ def _computing_layer(bundle, layer, unit):
             return own
         source, padding = pad.inputs[0], _padding_before(pad.config.get("padding", 1))
     return head, source, padding
+
+
+def _is_merge(layer):
+    return len(layer.inputs) > 1 and (layer.type in ELEMENTWISE_MERGES or layer.type == "Concatenate")
+
+
+def _merge_row(row, merge, by_name):
+    """A merge's inputs with cells (at most ``MERGE_INPUTS_SHOWN``) and, for a concatenation, where each one's
+    channels start in the output. An input without cells of its own (folded into a unit) is left out."""
+    if merge.type == "Concatenate" and int(merge.config.get("axis", -1)) not in (-1, len(merge.output_shape)):
+        return row  # joined along rows or columns: no channel arithmetic to show
+    offset, shown = 0, 0
+    for name in merge.inputs:
+        source = by_name[name]
+        if source.count and shown < MERGE_INPUTS_SHOWN:
+            row[f"merge_input_{shown}"], row[f"merge_offset_{shown}"] = source.layer_index, offset
+            shown += 1
+        offset += int(source.output_shape[-1]) if merge.type == "Concatenate" else 0
+    if shown:
+        row["op_kind"] = OP_CONCATENATE if merge.type == "Concatenate" else OP_ELEMENTWISE
+    return row
 
 
 def _padding_before(padding):
@@ -137,7 +172,9 @@ def _layer_row(layer, by_name, computing, source_name, padding):
     row.update(op_kind=OP_NONE, layer_start=cells.start, map_rows=cells.map_rows, map_cols=cells.map_cols,
                channels=cells.channels, source_layer=-1, source_start=-1, kernel_start=-1, weight_max=1.0,
                kernel_rows=1, kernel_cols=1, stride_rows=1, stride_cols=1, dilation_rows=1, dilation_cols=1,
-               group_inputs=1, group_outputs=1)
+               group_inputs=1, group_outputs=1, **{f"merge_input_{k}": -1 for k in range(MERGE_INPUTS_SHOWN)})
+    if _is_merge(computing) and cells.count:
+        return _merge_row(row, computing, by_name)
     if source_name is None or not cells.count or not by_name[source_name].count:
         return row  # merges, and layers folded into a unit (no cells of their own) or reading one
     source = by_name[source_name]

@@ -85,21 +85,24 @@ def lane_spacing(bundle_layers, channels_shown=None, label_room=1.35):
 
 
 def row_length(plan, layer_spacing, row_spacing, aspect=FRAME_ASPECT):
-    """Items per row of the collapsed network so that its wrapped outline is closest to ``aspect``.
+    """Columns per row so that the network as it starts (blocks collapsed or, when small, open) is closest
+    to ``aspect``.
 
     Columns step ``layer_spacing`` along the network, seen foreshortened from
-    the stage's camera; rows stand ``row_spacing`` apart. Rows are balanced
-    (21 items in three rows of 7, not 10, 10 and 1). A sequential network
-    stays one row.
+    the stage's camera; rows stand ``row_spacing`` apart (more when open
+    blocks have branches below their main path). Rows are balanced (21
+    columns in three rows of 7, not 10, 10 and 1). A sequential network stays
+    one row.
     """
-    items = len(plan.items)
+    columns = sum(item_columns(plan)) if plan.expanded_by_default else len(plan.items)
     if not plan.links:
-        return items
-    best, best_error = items, math.inf
-    for rows in range(1, items + 1):
-        length = math.ceil(items / rows)
+        return columns
+    lanes = plan.lanes if plan.expanded_by_default else 1
+    best, best_error = columns, math.inf
+    for rows in range(1, columns + 1):
+        length = math.ceil(columns / rows)
         width = length * layer_spacing * VIEW_FORESHORTENING
-        error = abs(math.log(width / (rows * row_spacing) / aspect))
+        error = abs(math.log(width / (rows * lanes * row_spacing) / aspect))
         if error < best_error:
             best, best_error = length, error
     return best

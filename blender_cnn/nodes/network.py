@@ -230,7 +230,8 @@ def _add_block_inputs(b, plan):
     if not blocks:
         return {}
     panel = b.add_panel(BLOCKS_PANEL)
-    return {position: b.add_input(name, "FLOAT", 0.0, 0.0, 1.0,
+    start = 1.0 if plan.graph.expanded_by_default else 0.0
+    return {position: b.add_input(name, "FLOAT", start, 0.0, 1.0,
                                   "0 = the block as one node (its output), 1 = every unit in it; keyframe to "
                                   "open it", panel=panel)
             for position, name in blocks.items()}

@@ -50,7 +50,7 @@ def ensure_focus_cell():
 
 
 def ensure_receptive_field():
-    return ensure_group(RECEPTIVE_FIELD, 5, _build_receptive_field)
+    return ensure_group(RECEPTIVE_FIELD, 6, _build_receptive_field)
 
 
 def ensure_kernel_taps():
@@ -283,8 +283,8 @@ def _build_receptive_field(b):
                    _compare(b, _index(b), _flatten_source(b, focus["Index"], column), "EQUAL"))
     dense = _compare(b, kind, ops.OP_DENSE, "EQUAL")
     in_source = _compare(b, b.attribute("layer", "INT"), column("source_layer"), "EQUAL")
-    seen = _and(b, show, _real_cell(b), in_source, _or(b, _or(b, window, scattered),
-                                                       _or(b, pooled_map, _or(b, flatten, dense))))
+    seen = _and(b, show, _real_cell(b), _or(b, _and(b, in_source, _or(b, _or(b, window, scattered), _or(
+        b, pooled_map, _or(b, flatten, dense)))), _merged_cells(b, column, kind, channel, focus)))
     focused = _store(b, cells, "focus", seen, "FLOAT")
 
     pitch = b.attribute("cell_pitch")
@@ -312,6 +312,29 @@ def _build_receptive_field(b):
         "Focus Index": focus["Index"], "Drawn": drawn, "Kernel Position": kernel_position, "Line Radius": radius,
         "Colormap": colormap, "Highlight Material": highlight, "Edge Material": edge}).outputs[0]
     b.set_outputs(Cells=focused, Mesh=_join(b, [frames, focus_frame, taps]))
+
+
+def _merged_cells(b, column, kind, channel, focus):
+    """The cells a merge combines into the focus cell: the same cell of every input of an Add or Multiply
+    (row and column 0 of a 1x1 map it broadcasts, as a squeeze-and-excitation gate), the cell of a
+    Concatenate's input whose channels span the focus channel, at the channel less that input's offset."""
+    elementwise = _compare(b, kind, ops.OP_ELEMENTWISE, "EQUAL")
+    concatenated = _compare(b, kind, ops.OP_CONCATENATE, "EQUAL")
+    layer = b.attribute("layer", "INT")
+    broadcast = lambda focus_index, size: b.int_math("MULTIPLY", focus_index, _compare(b, size, 1, "GREATER_THAN"))
+    same_place = _and(b, _compare(b, b.attribute("row", "INT"), broadcast(focus["Row"], b.attribute("map_rows", "INT")),
+                                  "EQUAL"),
+                      _compare(b, b.attribute("col", "INT"), broadcast(focus["Column"], b.attribute("map_cols", "INT")),
+                               "EQUAL"))
+    found = None
+    for k in range(ops.MERGE_INPUTS_SHOWN):
+        is_input = _compare(b, layer, column(f"merge_input_{k}"), "EQUAL")
+        wanted = b.int_math("SUBTRACT", focus["Channel"], b.node(
+            "GeometryNodeSwitch", {"Switch": concatenated, "False": 0, "True": column(f"merge_offset_{k}")},
+            input_type="INT").outputs[0])
+        match = _and(b, is_input, _compare(b, channel, wanted, "EQUAL"))
+        found = match if found is None else _or(b, found, match)
+    return _and(b, _or(b, elementwise, concatenated), same_place, found)
 
 
 def _build_kernel_taps(b):

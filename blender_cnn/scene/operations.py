@@ -15,7 +15,7 @@ def add_operation_objects(name, data, bundle, layers, collection):
     """
     objects = {"table": data.layer_table}
     for key, count, arrays in (("Operations", len(data.layer_table["op_kind"]), data.layer_table),
-                               ("Kernels", len(data.kernel_weights), kernel_timeline(bundle, layers))):
+                               ("Kernels", len(data.kernel_weights), kernel_timeline(bundle, layers, data.units))):
         obj = bpy.data.objects.new(f"{name} {key.lower()}", points_mesh(f"{name} {key.lower()}", count, arrays))
         # Data only: the network object draws what they describe.
         obj.hide_render = obj.hide_viewport = obj.hide_select = True
@@ -24,6 +24,7 @@ def add_operation_objects(name, data, bundle, layers, collection):
     return objects
 
 
-def kernel_timeline(bundle, layers):
+def kernel_timeline(bundle, layers, units=None):
     """``{weight_e{E}: the kernel points' weights at epoch E}`` for every epoch of the bundle."""
-    return {weight_name(index): layer_table(bundle, layers, epoch)[1] for index, epoch in enumerate(bundle.epochs)}
+    return {weight_name(index): layer_table(bundle, layers, epoch, units)[1]
+            for index, epoch in enumerate(bundle.epochs)}
