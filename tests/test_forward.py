@@ -12,6 +12,7 @@ keras = pytest.importorskip("keras")
 from blender_cnn.core.bundle import load_bundle  # noqa: E402
 from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
 from blender_cnn.core.forward import ACTIVATIONS, LAYER_FUNCTIONS, compute_layer, forward  # noqa: E402
+from blender_cnn.core.layer_types import OPERATION_TYPE_PREFIX  # noqa: E402
 from blender_cnn.extract.keras_bundle import extract_run  # noqa: E402
 
 # Keras' own checkpoint saving trips this numpy 2 warning; it is not ours to fix.
@@ -197,9 +198,21 @@ def test_unsupported_settings_are_named():
         compute_layer("Conv2D", {"filters": 3}, {}, [x], name="conv")
 
 
+# Layers Keras ships in keras.applications rather than keras.layers, by the module that defines them.
+APPLICATION_LAYERS = {"LayerScale": "convnext", "StochasticDepth": "convnext",
+                      "CustomScaleLayer": "inception_resnet_v2"}
+
+
 def test_registry_uses_keras_names():
+    import sys
+
     for name in LAYER_FUNCTIONS:
-        assert hasattr(keras.layers, name), name
+        if name.startswith(OPERATION_TYPE_PREFIX):  # keras.ops operations, by their class
+            assert isinstance(getattr(keras.src.ops.numpy, name.removeprefix(OPERATION_TYPE_PREFIX)), type), name
+        elif name in APPLICATION_LAYERS:
+            assert hasattr(sys.modules[f"keras.src.applications.{APPLICATION_LAYERS[name]}"], name), name
+        else:
+            assert hasattr(keras.layers, name), name
     for name in ACTIVATIONS:
         keras.activations.get(name)
 

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import BlenderCNNError
+from .layer_types import OPERATION_TYPE_PREFIX
 
 LAYER_FUNCTIONS = {}   # Keras layer type name -> function(config, weights, inputs) -> output
 ACTIVATIONS = {}       # Keras activation name -> function(x) -> output
@@ -304,9 +305,10 @@ def _conv_settings(config):
 # ---------------------------------------------------------------- layers
 
 @_registers(LAYER_FUNCTIONS, "InputLayer", "Identity", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
-            "SpatialDropout3D", "GaussianDropout", "GaussianNoise", "AlphaDropout", "ActivityRegularization")
+            "SpatialDropout3D", "GaussianDropout", "GaussianNoise", "AlphaDropout", "ActivityRegularization",
+            "StochasticDepth")
 def _identity(config, weights, inputs):
-    # Noise and dropout layers do nothing in inference mode.
+    # Noise and dropout layers (and ConvNeXt's StochasticDepth, which drops paths) do nothing in inference mode.
     return _only_input(inputs)
 
 
@@ -601,6 +603,22 @@ def _dense(config, weights, inputs):
     return _bias_and_activation(config, weights, _only_input(inputs) @ _required(weights, "kernel"))
 
 
+@_registers(LAYER_FUNCTIONS, "LayerScale")
+def _layer_scale(config, weights, inputs):
+    # ConvNeXt's (keras.applications): every channel times a learned factor, the layer's one weight.
+    if len(weights) != 1:
+        raise _LayerProblem(f"has the weights {sorted(weights)} where one vector of factors is expected")
+    return _only_input(inputs) * next(iter(weights.values()))
+
+
+@_registers(LAYER_FUNCTIONS, "CustomScaleLayer")
+def _custom_scale(config, weights, inputs):
+    # InceptionResNetV2's (keras.applications) residual: the block's input plus its branch, scaled down.
+    if len(inputs) != 2:
+        raise _LayerProblem(f"takes {len(inputs)} inputs where two are expected")
+    return inputs[0] + inputs[1] * np.float32(_required(config, "scale"))
+
+
 def _merge(reduce):
     def merge(config, weights, inputs):
         if len(inputs) < 2:
@@ -626,6 +644,31 @@ LAYER_FUNCTIONS.update({
     "Maximum": _merge(_running(np.maximum)),
     "Minimum": _merge(_running(np.minimum)),
 })
+
+
+def _operation(function):
+    """A keras.ops operation, computed from its recorded call: inputs ``{"input": i}`` and constants."""
+    def compute(config, weights, inputs):
+        if config.get("kwargs"):
+            raise _LayerProblem(f"is called with the keyword arguments {sorted(config['kwargs'])}, which the numpy "
+                                "forward pass does not take")
+        return function(*(_operand(value, inputs) for value in _required(config, "args")))
+    return compute
+
+
+def _operand(value, inputs):
+    if isinstance(value, dict) and isinstance(value.get("input"), int):
+        return inputs[value["input"]]
+    if isinstance(value, (int, float, list)) and not isinstance(value, bool):
+        return np.asarray(value, dtype=np.float32)
+    raise _LayerProblem(f"is called with the argument {value!r}, which the numpy forward pass cannot use")
+
+
+# The operations arithmetic on symbolic tensors records (x + 3, x * y, -x); see layer_types.py.
+LAYER_FUNCTIONS.update({OPERATION_TYPE_PREFIX + name: _operation(function) for name, function in {
+    "Add": np.add, "Subtract": np.subtract, "Multiply": np.multiply, "Divide": np.true_divide,
+    "TrueDivide": np.true_divide, "Maximum": np.maximum, "Minimum": np.minimum, "Negative": np.negative,
+}.items()})
 
 
 @_registers(LAYER_FUNCTIONS, "Concatenate")

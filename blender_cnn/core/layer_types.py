@@ -4,6 +4,12 @@ Plain Python (no numpy, no bpy) so the extractor, the forward pass and the
 scene builder can all ask the same question. A layer of any other type is
 still recorded in a bundle with its output activations, and the bundle's
 manifest lists it under ``unrecognized_layers``.
+
+Functional models also record keras.ops operations (``x + 3.0`` in a model's
+code is ``keras.ops.add``), which are not layers. The extractor names their
+type ``OPERATION_TYPE_PREFIX`` + the operation's class (``"ops.Add"``), so
+they never pass for the layer of the same name, and keeps the constants of
+the call in their config.
 """
 
 KNOWN_LAYER_TYPES = frozenset({
@@ -16,6 +22,7 @@ KNOWN_LAYER_TYPES = frozenset({
     "Dense",
     "Add", "Concatenate",
 })
+OPERATION_TYPE_PREFIX = "ops."
 
 
 def is_known_layer_type(type_name):

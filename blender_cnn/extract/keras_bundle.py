@@ -130,7 +130,7 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
                     samples = image_samples(images, _image_input_shape(model, checkpoint.path),
                                             found.run.get("preprocessing"))
                 flat = flatten_model(keras, model, samples.inputs.shape[1:], checkpoint.path)
-                described = [describe_layer(layer, flat.tensors[layer.name], is_input=index == 0)
+                described = [describe_layer(layer, flat.tensors, is_input=index == 0)
                              for index, layer in enumerate(flat.layers)]
                 if graph is None:
                     graph, first_path = described, checkpoint.path

@@ -10,13 +10,21 @@ tensors, in the order the model runs them; the rebuilt graph shares the
 model's layers and weights, so its outputs are the model's own. Each flat
 layer keeps how it was called, so ``run_graph`` can run the graph eagerly,
 layer by layer, where a gradient tape sees every layer's output.
+
+Arithmetic on symbolic tensors in a model's code (``x + 3.0``, ``x * y``)
+leaves keras.ops operations in its graph, which are not layers. They are
+flat layers all the same: one that combines two tensors of one shape is what
+the merge layer of its name computes and is recorded as that layer (``Add``);
+any other is recorded as ``ops.<class>`` with the constants of its call.
 """
 
 import inspect
 import math
+import numbers
 from dataclasses import dataclass
 
 from ..core.errors import BlenderCNNError
+from ..core.layer_types import OPERATION_TYPE_PREFIX
 
 NAME_SEPARATOR = "/"
 PREDICTION_BATCH = 256
@@ -24,6 +32,8 @@ PREDICTION_BATCH = 256
 SKIPPED_CONFIG_KEYS = {"name", "trainable", "dtype", "autocast", "sparse", "ragged", "optional",
                        "batch_shape", "batch_input_shape", "quantization_config"}
 SKIPPED_CONFIG_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
+# keras.ops operations that compute what the merge layer of the same class name does, given two like tensors.
+MERGING_OPERATIONS = frozenset({"Add", "Subtract", "Multiply", "Maximum", "Minimum"})
 
 
 @dataclass
@@ -32,6 +42,7 @@ class FlatLayer:
     layer: object   # the Keras layer
     inputs: list    # names of the flat layers it takes input from, in the order it takes them
     call: tuple = ((), {})  # (args, kwargs) of its call, each input tensor a Source
+    operation: bool = False  # a keras.ops operation (no weights, no layer config), not a layer
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class Source:
     """Where ``FlatLayer.call`` takes the output of flat layer ``name``."""
 
     name: str
+    position: int = 0  # its place in ``FlatLayer.inputs``
 
 
 @dataclass
@@ -76,7 +88,7 @@ def flatten_model(keras, model, input_shape, where):
             if id(value) not in producers:
                 raise BlenderCNNError(where, f"layer {name!r} takes an input no layer of the model produces")
             sources.append(producers[id(value)])
-            return Source(producers[id(value)])
+            return Source(producers[id(value)], len(sources) - 1)
 
         call = keras.tree.map_structure(source_of, (list(args), dict(kwargs)))
         outputs = layer(*args, **kwargs)
@@ -84,7 +96,8 @@ def flatten_model(keras, model, input_shape, where):
             raise BlenderCNNError(where, f"layer {name!r} has several outputs; only layers with one are supported")
         producers[id(outputs)] = name
         graph.tensors[name] = outputs
-        graph.layers.append(FlatLayer(name, layer, sources, call))
+        graph.layers.append(FlatLayer(name, layer, sources, call,
+                                      operation=not isinstance(layer, keras.layers.Layer)))
         return outputs
 
     def run_model(prefix, inner, args, kwargs):
@@ -114,23 +127,54 @@ def _input_layer(keras, tensor, input_shape):
     return keras.layers.InputLayer(shape=input_shape, name=name)
 
 
-def describe_layer(flat, output, is_input):
-    """The manifest entry of one flat layer (docs/bundle-format.md, "Layer objects")."""
+def describe_layer(flat, tensors, is_input):
+    """The manifest entry of one flat layer (docs/bundle-format.md, "Layer objects").
+
+    ``tensors`` maps flat layer names to their symbolic outputs.
+    """
     layer = flat.layer
-    shape = list(output.shape[1:])
+    shape = list(tensors[flat.name].shape[1:])
     if any(size is None for size in shape):
         raise BlenderCNNError(f"layer {flat.name!r}", f"has an output shape with unknown sizes {shape}")
+    if flat.operation:
+        layer_type, config = _describe_operation(flat, tensors)
+    else:
+        layer_type, config = type(layer).__name__, json_safe_config(layer.get_config())
     return {
         "name": flat.name,
-        "type": type(layer).__name__,
+        "type": layer_type,
         "inputs": list(flat.inputs),
         "output_shape": [int(size) for size in shape],
-        "config": json_safe_config(layer.get_config()),
-        "params": 0 if is_input else int(layer.count_params()),
+        "config": config,
+        "params": 0 if is_input or flat.operation else int(layer.count_params()),
         "weights": [{"name": name, "array": weight_key(flat.name, name), "shape": [int(n) for n in variable.shape]}
                     for name, variable in named_weights(layer)],
         "activations": f"activations/{flat.name}",
     }
+
+
+def _describe_operation(flat, tensors):
+    """``(type, config)`` of a keras.ops operation: the merge layer it amounts to, else ``ops.<class>``.
+
+    The config of an ``ops.<class>`` holds its call as ``args`` and ``kwargs``,
+    each input written ``{"input": i}`` (its place in the layer's inputs), so
+    the constants it was called with (the 3 of ``x + 3``) are not lost. A call
+    with constants JSON cannot hold has neither, and cannot be recomputed.
+    """
+    class_name = type(flat.layer).__name__
+    args, kwargs = flat.call
+    if (class_name in MERGING_OPERATIONS and len(args) == 2 and not kwargs
+            and all(isinstance(arg, Source) for arg in args)
+            and len({tuple(tensors[arg.name].shape) for arg in args}) == 1):
+        return class_name, {}
+    try:
+        config = json_safe_config(flat.layer.get_config())
+    except NotImplementedError:  # an operation Keras cannot describe; its call still says what it does
+        config = {}
+    call = _call_value({"args": list(args), "kwargs": dict(kwargs)})
+    if call is not _UNSAFE:
+        config.update(call)
+    return OPERATION_TYPE_PREFIX + class_name, config
 
 
 def weight_key(layer_name, weight_name):
@@ -140,7 +184,7 @@ def weight_key(layer_name, weight_name):
 def named_weights(layer):
     """``[(name, variable)]`` with names unique within the layer ("kernel", "bias", ...)."""
     named, seen = [], set()
-    for variable in layer.weights:
+    for variable in getattr(layer, "weights", ()):  # keras.ops operations hold none
         name = variable.name
         if name in seen:  # a layer holding sublayers repeats short names; their path tells them apart
             name = variable.path.removeprefix(layer.name + "/").replace("/", ".")
@@ -205,3 +249,18 @@ def _json_value(value):
         items = [_json_value(item) for item in value]
         return _UNSAFE if any(item is _UNSAFE for item in items) else items
     return _UNSAFE  # dicts are initializers, regularizers, policies: how it was made, not what it computes
+
+
+def _call_value(value):
+    """An argument of an operation's call as JSON: inputs as ``{"input": i}``, numbers (numpy's too) as numbers."""
+    if isinstance(value, Source):
+        return {"input": value.position}
+    if isinstance(value, numbers.Number) and not isinstance(value, bool):
+        value = int(value) if isinstance(value, numbers.Integral) else float(value)
+    if isinstance(value, (list, tuple)):
+        items = [_call_value(item) for item in value]
+        return _UNSAFE if any(item is _UNSAFE for item in items) else items
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        items = {key: _call_value(item) for key, item in value.items()}
+        return _UNSAFE if any(item is _UNSAFE for item in items.values()) else items
+    return _json_value(value)

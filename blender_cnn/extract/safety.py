@@ -3,11 +3,15 @@
 A Keras architecture is JSON naming classes; the dangerous entries are
 ``Lambda`` layers (Python bytecode stored in the file), ``TFSMLayer`` (loads
 another model from a path) and classes that are not Keras' own (custom objects,
-whose code the file does not carry). The configuration is read and checked
+whose code the file does not carry). Classes Keras ships outside
+``keras.layers`` are its own code too: the layers of ``keras.applications``
+(ConvNeXt's ``LayerScale``) and the ``keras.ops`` operations that arithmetic on
+symbolic tensors records (``x + 3.0``). The configuration is read and checked
 before Keras sees the file; Keras' own safe mode stays on as a second guard.
 """
 
 import json
+import sys
 import zipfile
 
 from ..core.errors import BlenderCNNError
@@ -18,7 +22,10 @@ CODE_LAYER_TYPES = {
 }
 # Modules Keras' own classes are serialized from; anything else is user code.
 KERAS_MODULE_PREFIXES = ("keras", "tf_keras", "tensorflow.keras", "builtins")
+# Modules of Keras' own classes that are not in keras.layers; only modules Keras has already imported count.
+KERAS_SHIPPED_MODULES = ("keras.src.applications.", "keras.src.ops.")
 SAFETY_HINT = "If you trust the file, import it with allow_unsafe=True (command line: --allow-unsafe)"
+SAVE_AS_KERAS_HINT = "Save the model as .keras, which names Keras' module of the class, to import it"
 
 
 def read_model_config(path):
@@ -57,13 +64,17 @@ def check_config(config, where, allow_unsafe):
         return
     problems = unsafe_objects(config)
     if problems:
-        name, reason = problems[0]
+        name, reason, _ = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise BlenderCNNError(where, f"layer {name!r} is {reason}{more}; it was not loaded. {SAFETY_HINT}")
+        # A remedy is worth naming only when it fixes every problem: allow_unsafe cannot supply missing code.
+        remedies = {remedy for _, _, remedy in problems}
+        remedy = f" {remedies.pop()}" if len(remedies) == 1 and "" not in remedies else ""
+        raise BlenderCNNError(where, f"layer {name!r} is {reason}{more}; it was not loaded.{remedy}")
 
 
 def unsafe_objects(config):
-    """``[(name, reason)]`` for every entry of a Keras config that would run code or needs code not in the file."""
+    """``[(name, reason, remedy)]`` for every entry of a Keras config that would run code or needs code not in
+    the file; ``remedy`` says what lets the user import it anyway, or is empty."""
     import keras
 
     found = []
@@ -82,12 +93,12 @@ def unsafe_objects(config):
         module = node.get("module")
         if isinstance(class_name, str):
             if class_name in CODE_LAYER_TYPES:
-                found.append((name, CODE_LAYER_TYPES[class_name]))
+                found.append((name, CODE_LAYER_TYPES[class_name], SAFETY_HINT))
             elif isinstance(module, str) and not module.startswith(KERAS_MODULE_PREFIXES):
-                found.append((name, f"of class {class_name!r} from module {module!r}, code that is not in the file"))
-            elif in_layer_list and not _is_keras_layer_class(keras, class_name):
-                found.append((name, f"of class {class_name!r}, which is not a Keras layer; its code is not in "
-                                    "the file"))
+                found.append((name, f"of class {class_name!r} from module {module!r}, code that is not in the file",
+                              ""))
+            elif in_layer_list and not _is_keras_class(keras, class_name, module):
+                found.append((name, *_unknown_class_problem(keras, class_name)))
         for key, value in node.items():
             visit(value, key == "layers")
 
@@ -95,11 +106,38 @@ def unsafe_objects(config):
     return found
 
 
-def _is_keras_layer_class(keras, class_name):
+def _is_keras_class(keras, class_name, module):
     if class_name in ("Functional", "Model", "Sequential"):
         return True
     layer_class = getattr(keras.layers, class_name, None)
-    return isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)
+    if isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer):
+        return True
+    return _shipped_operation(keras, class_name, module) is not None
+
+
+def _unknown_class_problem(keras, class_name):
+    """``(reason, remedy)`` for a class in a layer list that is not Keras' own as the file names it."""
+    homes = [module for module in _shipped_modules() if _shipped_operation(keras, class_name, module)]
+    if homes:  # legacy .h5 files name no module, and Keras looks such a class up in keras.layers only
+        return (f"of class {class_name!r}, which Keras ships in {homes[0]}, but the file does not say so "
+                "(legacy .h5 files do not)", SAVE_AS_KERAS_HINT)
+    return f"of class {class_name!r}, which is not a Keras layer; its code is not in the file", ""
+
+
+def _shipped_modules():
+    return sorted(name for name in sys.modules if name.startswith(KERAS_SHIPPED_MODULES))
+
+
+def _shipped_operation(keras, class_name, module):
+    """The layer or operation class ``module.class_name`` if Keras ships it outside keras.layers, else None.
+
+    The module is looked up among those Keras imported itself, never imported
+    here: a file must not choose what gets imported.
+    """
+    if not isinstance(module, str) or not module.startswith(KERAS_SHIPPED_MODULES):
+        return None
+    found = getattr(sys.modules.get(module), class_name, None)
+    return found if isinstance(found, type) and issubclass(found, keras.Operation) else None
 
 
 def _first_line(error):
