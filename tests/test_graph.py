@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from blender_cnn.core import budget
@@ -169,3 +170,35 @@ def test_the_budget_caps_wide_layers_first_and_says_which():
 def test_the_estimate_grows_with_stored_epochs_and_samples(epochs, samples):
     assert budget.estimated_bytes(1000, epochs, samples) == 1000 * (budget.BYTES_PER_CELL
                                                                     + budget.BYTES_PER_STORED_VALUE * epochs * samples)
+
+
+def test_arithmetic_from_a_models_code_folds_like_an_activation():
+    """MobileNetV3's hard-swish: conv, then x + 3, ReLU6, / 6 and a multiply with the conv's output."""
+    layers = network(("input", "InputLayer", ()), ("conv", "Conv2D", ("input",)),
+                     ("plus_three", "ops.Add", ("conv",)), ("relu6", "ReLU", ("plus_three",)),
+                     ("sixth", "ops.Multiply", ("relu6",)), ("swish", "Multiply", ("conv", "sixth")),
+                     ("pool", "GlobalAveragePooling2D", ("swish",)), ("dense", "Dense", ("pool",)))
+    plan = plan_graph(layers, detailed=False)
+    assert ["plus_three", "relu6", "sixth"] in [unit.layers for unit in plan.units], \
+        "the gate's arithmetic is one unit; conv feeds two layers, so nothing folds into it"
+
+
+class _OutputOnly:
+    """Just what choosing the labeled output neurons reads from a bundle."""
+
+    def __init__(self, probabilities):
+        self.class_names = [f"class {index}" for index in range(len(probabilities))]
+        self.layers = [Layer(0, "output", "Dense", (), (len(probabilities),))]
+        self._probabilities = np.asarray(probabilities, dtype=np.float32)
+
+    def activations(self, name, epoch, sample):
+        return self._probabilities
+
+
+def test_every_class_is_named_up_to_twenty_and_only_the_most_probable_of_a_thousand():
+    from blender_cnn.core.scene_plan import TOP_CLASSES_LABELED, labeled_output_units
+
+    assert labeled_output_units(_OutputOnly(np.full(10, 0.1))) == list(range(10))
+    probabilities = np.random.default_rng(0).random(1000)
+    chosen = labeled_output_units(_OutputOnly(probabilities))
+    assert chosen == sorted(np.argsort(probabilities)[-TOP_CLASSES_LABELED:].tolist())

@@ -277,3 +277,34 @@ def test_a_units_kernel_tiles_hold_its_convolutions_weights_at_every_epoch(blend
     stored = read_attribute(kernels, "weight_e0")
     np.testing.assert_array_equal(stored[:len(stem)], stem)
     assert len(stored) == len(kernels.vertices)
+
+
+@pytest.mark.parametrize("every_layer", [False, True])
+def test_importing_with_every_layer_shows_the_plumbing_units_fold_away(blender, application_bundles, every_layer):
+    bundle = load_bundle(application_bundles["MobileNetV2"])
+    assert blender.ops.bcnn.import_bundle(filepath=str(application_bundles["MobileNetV2"]),
+                                          every_layer=every_layer) == {"FINISHED"}
+    by_layer, _keep = _quads_by_layer(blender.context.view_layer.objects.active)
+    normalizations = {layer.index for layer in bundle.layers if layer.type == "BatchNormalization"}
+    shown = normalizations & set(by_layer)
+    if every_layer:
+        assert shown == normalizations
+    else:
+        # A BatchNormalization shows only where it ends its unit (a projection without activation).
+        assert len(shown) < len(normalizations) / 2
+
+
+def test_inspecting_an_add_puts_each_inputs_value_on_its_cell(blender, merge_bundle):
+    from test_inspection_scene import annotations, cell_centre, inspect_at
+
+    from blender_cnn.scene.network import build_network
+
+    bundle = load_bundle(merge_bundle)
+    network = build_network(bundle)
+    blender.context.view_layer.objects.active = network
+    added = bundle.layer("added").index
+    assert inspect_at(blender, cell_centre(network, added, 1, 2, 5)) == {"FINISHED"}
+    plates, _faces = annotations(network)
+    for name in ("first", "second"):
+        centre = cell_centre(network, bundle.layer(name).index, 1, 2, 5)
+        assert np.min(np.linalg.norm(plates - centre, axis=1)) < 0.5, f"the value of {name} sits on its cell"

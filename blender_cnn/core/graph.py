@@ -26,6 +26,8 @@ blocks, so it looks as it always did.
 import re
 from dataclasses import dataclass, field
 
+from .layer_types import OPERATION_TYPE_PREFIX
+
 # Layers that finish the layer before them: they fold into its unit.
 PLUMBING_TYPES = frozenset({
     "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
@@ -164,8 +166,10 @@ def _fold_plumbing(layers, consumers):
     group_of, groups = {}, []
     for layer in layers:
         source = layer.inputs[0] if len(layer.inputs) == 1 else None
-        folds_back = (layer.type in PLUMBING_TYPES or (layer.type in PADDING_TYPES and not _pads_a_window(
-            layer, consumers, by_name))) and source is not None and len(consumers[source]) == 1
+        # Arithmetic in a model's code (MobileNetV3's hard-swish "x + 3") finishes a layer like an activation.
+        finishes = layer.type in PLUMBING_TYPES or layer.type.startswith(OPERATION_TYPE_PREFIX) or (
+            layer.type in PADDING_TYPES and not _pads_a_window(layer, consumers, by_name))
+        folds_back = finishes and source is not None and len(consumers[source]) == 1
         pending_padding = source is not None and by_name[source].type in PADDING_TYPES and source in group_of \
             and _pads_a_window(by_name[source], consumers, by_name)
         if folds_back or pending_padding:

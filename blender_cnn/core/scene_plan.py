@@ -9,10 +9,17 @@ every later step (inspection, Show Image, connections) finds the same cells.
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import budget, placement
 from .graph import plan_graph
 from .layout import GRID, suggested_spacing
 
+# Output layers of up to this many classes get a name and a probability bar per neuron; wider ones
+# (ImageNet's 1000) only their most probable classes: a thousand text and bar groups made a tree that took
+# minutes to build (ResNet50, 1000 classes: 522 s, almost all of it adding nodes and links).
+LABELED_CLASSES_LIMIT = 20
+TOP_CLASSES_LABELED = 10
 # Short names for the plumbing a unit's label lists.
 SHORT_TYPES = {"BatchNormalization": "BN", "ZeroPadding2D": "Pad", "Dropout": "Dropout",
                "GlobalAveragePooling2D": "GlobalAvgPool", "DepthwiseConv2D": "DepthwiseConv",
@@ -82,6 +89,19 @@ def _labels(bundle, graph, channels):
             block.name, f"{len(members)} layers, {params:,} parameters", _shape_text(output, channels.shown.get(
                 output.name))])
     return unit_labels, block_labels
+
+
+def labeled_output_units(bundle, epoch=-1, sample=0):
+    """The output neurons that get their class name and probability bar: all of up to
+    ``LABELED_CLASSES_LIMIT`` classes, else the ``TOP_CLASSES_LABELED`` most probable for ``sample`` at
+    ``epoch`` (in class order)."""
+    classes = len(bundle.class_names)
+    if classes <= LABELED_CLASSES_LIMIT:
+        return list(range(classes))
+    output = np.asarray(bundle.activations(bundle.layers[-1].name, epoch, sample), dtype=np.float32).ravel()
+    if len(output) != classes:
+        return []
+    return sorted(int(unit) for unit in np.argsort(-output, kind="stable")[:TOP_CLASSES_LABELED])
 
 
 def unit_label(layers, channels_shown=None):

@@ -79,7 +79,8 @@ STYLE_INPUTS = (
 
 
 def build_network_tree(name, layers, class_names, cells_object, history_object, materials, operation_objects=None,
-                       label_notes=None, importance_object=None, importance_method="", stored_classes=0, graph=None):
+                       label_notes=None, importance_object=None, importance_method="", stored_classes=0, graph=None,
+                       labeled_units=None):
     """A new modifier tree for one network, for the Curves object that holds its connections.
 
     The cells come from ``cells_object`` (a mesh of one vertex per cell), the
@@ -94,7 +95,8 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     table (``core/importance_timeline.py``) the cells look up, computed by
     ``importance_method`` (the legend's words) for ``stored_classes`` classes.
     ``graph`` (``GraphObjects``) places units, blocks and rows and draws the
-    links of a graph; without it the layers stand in one row.
+    links of a graph; without it the layers stand in one row. ``labeled_units``
+    are the output neurons that get their class name and probability (all by default).
     Returns the node group.
     """
     tree = bpy.data.node_groups.new(f"BCNN Network {name}", "GeometryNodeTree")
@@ -153,7 +155,7 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
         **({"Layer Table": placed_table} if placed_table is not None else {})}).outputs[0]
     if operation_objects is not None:
         placed, operation_parts = operations.add_operation_nodes(b, operation_inputs, placed, settings, material_inputs,
-                                                                 layers, class_names, epoch_blend)
+                                                                 layers, class_names, epoch_blend, labeled_units)
     parts = [b.group(groups.ensure_feature_maps(), {
         "Cells": placed, "Cell Gap": settings["Cell Gap"], "Colormap": settings["Activation Colormap"],
         "Across Network": settings["Normalize Across Network"], **importance_settings,
@@ -203,9 +205,9 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
             "Radius": settings["Link Radius"], "Material": material_inputs["edge"]}).outputs[0])
     output_layer = layers[-1]
     if len(output_layer.output_shape) == 1 and output_layer.count == len(class_names):
-        for unit, class_name in enumerate(class_names):
+        for unit in range(len(class_names)) if labeled_units is None else labeled_units:
             parts.append(b.group(groups.ensure_neuron_label(), {
-                "Cells": placed, "Cell": output_layer.start + unit, "Text": str(class_name),
+                "Cells": placed, "Cell": output_layer.start + unit, "Text": str(class_names[unit]),
                 "Material": material_inputs["label"]}).outputs[0])
 
     if operation_objects is not None:

@@ -575,10 +575,12 @@ def add_operation_inputs(b, layers, objects):
     return sockets
 
 
-def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_names, epoch_blend):
+def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_names, epoch_blend,
+                        labeled_units=None):
     """Wire the groups of this module; returns ``(cells with the focus attribute, [geometry parts])``.
 
-    ``epoch_blend`` holds the Epoch Low/High/Factor sockets that pick the kernels' weights.
+    ``epoch_blend`` holds the Epoch Low/High/Factor sockets that pick the kernels' weights;
+    ``labeled_units`` the output neurons that get a probability bar (all by default).
     """
     def geometry(name):
         return b.node("GeometryNodeObjectInfo", {"Object": inputs[name]}, transform_space="RELATIVE").outputs["Geometry"]
@@ -611,7 +613,7 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
         bars = [b.group(ensure_probability(), {
             "Cells": placed, "Cell": output_layer.start + unit, "Offset": offset,
             "Highlight Material": materials["highlight"], "Label Material": materials["label"]}).outputs[0]
-            for unit in range(output_layer.count)]
+            for unit in (range(output_layer.count) if labeled_units is None else labeled_units)]
         parts.append(_shown(b, inputs["Show Probabilities"], _join(b, bars)))
     return field.outputs["Cells"], parts
 

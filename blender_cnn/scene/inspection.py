@@ -168,10 +168,12 @@ def _draw_annotations(network, inspection, layers):
     target = layers[inspection.layer]
     annotations = []
     found = quads.find([_cell_index(target, inspection.position)])[0]
-    if inspection.source_layer is not None and inspection.terms:
-        source = layers[inspection.source_layer]
-        shown = [term for term in inspection.terms if not term.padding]
-        spots = quads.find([_cell_index(source, term.source) for term in shown])
+    # A merge's terms each name the input they are in; other layers' terms are all in one source.
+    shown = [term for term in inspection.terms if not term.padding and
+             (term.layer or inspection.source_layer) in layers]
+    if shown:
+        spots = quads.find([_cell_index(layers[term.layer or inspection.source_layer], term.source)
+                            for term in shown])
         for term, spot in zip(shown, spots):
             if spot < 0:
                 continue

@@ -21,7 +21,7 @@ from ..core.errors import BlenderCNNError
 from ..core.forward import forward
 from ..core.images import to_model_input
 from ..core.layout import GRID, suggested_spacing
-from ..core.scene_plan import plan_scene
+from ..core.scene_plan import labeled_output_units, plan_scene
 from ..nodes.network import GraphObjects, build_network_tree, input_identifiers
 from .geometry_data import hair_curves, points_mesh, write_attributes
 from .images import read_image
@@ -79,7 +79,8 @@ def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_
 
     new_datablocks = _NewDatablocks()
     try:
-        network = _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table, plan)
+        network = _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table, plan,
+                         labeled_output_units(bundle, epoch, sample))
         set_network_input(network, "Epoch", float(epoch_number))
         set_network_input(network, "Sample", float(sample))
     except Exception:
@@ -91,7 +92,7 @@ def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_
     return network
 
 
-def _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table, plan):
+def _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table, plan, labeled_units):
     name = bundle.name
     parent = collection or bpy.context.scene.collection
     network_collection = bpy.data.collections.new(f"CNN {name}")
@@ -128,7 +129,7 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
                               importance_object=importance_rows,
                               importance_method=importance.METHOD_LABELS[importance.importance_method(bundle)],
                               stored_classes=importance_timeline.stored_class_count(bundle),
-                              graph=GraphObjects(layer_table, links, plan))
+                              graph=GraphObjects(layer_table, links, plan), labeled_units=labeled_units)
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
     modifier.node_group = tree
     network[SHOWN_PROPERTY] = json.dumps(plan.shown)

@@ -14,14 +14,17 @@ from ..scene.stage import set_up_stage
 from . import preferences
 from .jobs import BackgroundJob
 
-def import_bundle(context, path, epoch=-1, sample=0, frame_camera=True):
+def import_bundle(context, path, epoch=-1, sample=0, frame_camera=True, every_layer=False):
     """Build the network of the bundle at ``path`` into the scene, framed, selected and active.
 
-    Returns ``(network object, one-line summary)``; raises ``BlenderCNNError``
-    with the scene unchanged when the bundle cannot be built.
+    ``every_layer`` shows each layer on its own instead of units with their
+    plumbing folded in (``core/graph.py``). Returns ``(network object,
+    one-line summary)``; raises ``BlenderCNNError`` with the scene unchanged
+    when the bundle cannot be built.
     """
     bundle = load_bundle(path)
-    network = build_network(bundle, epoch=epoch, sample=sample, memory_budget_gb=preferences.memory_budget(context))
+    network = build_network(bundle, epoch=epoch, sample=sample, memory_budget_gb=preferences.memory_budget(context),
+                            detailed=True if every_layer else None)
     if frame_camera:
         set_up_stage(network, context.scene)
     for selected in context.selected_objects:
@@ -40,6 +43,10 @@ class _ViewOptions:
     sample: IntProperty(name="Sample", default=0, min=0, description="Input sample whose activations are shown")
     frame_camera: BoolProperty(name="Set Up Camera", default=True,
                                description="Add a camera, light and dark world that frame the network")
+    every_layer: BoolProperty(name="Show Every Layer", default=False,
+                              description="Each layer on its own, BatchNormalization and activations included, "
+                                          "instead of units that fold them into the layer they finish (deep "
+                                          "networks, see the README)")
 
 
 class BCNN_OT_import_bundle(bpy.types.Operator, ImportHelper, _ViewOptions):
@@ -54,7 +61,8 @@ class BCNN_OT_import_bundle(bpy.types.Operator, ImportHelper, _ViewOptions):
 
     def execute(self, context):
         try:
-            _network, summary = import_bundle(context, self.filepath, self.epoch, self.sample, self.frame_camera)
+            _network, summary = import_bundle(context, self.filepath, self.epoch, self.sample, self.frame_camera,
+                                              self.every_layer)
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -130,6 +138,7 @@ add-on's preferences"""
         column.prop(self, "epoch")
         column.prop(self, "sample")
         column.prop(self, "frame_camera")
+        column.prop(self, "every_layer")
 
     def source(self):
         """The checkpoint file picked, else the folder."""
@@ -176,7 +185,8 @@ add-on's preferences"""
 
     def _build(self, context, bundle_path):
         try:
-            _network, summary = import_bundle(context, bundle_path, self.epoch, self.sample, self.frame_camera)
+            _network, summary = import_bundle(context, bundle_path, self.epoch, self.sample, self.frame_camera,
+                                              self.every_layer)
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
