@@ -308,3 +308,19 @@ def test_inspecting_an_add_puts_each_inputs_value_on_its_cell(blender, merge_bun
     for name in ("first", "second"):
         centre = cell_centre(network, bundle.layer(name).index, 1, 2, 5)
         assert np.min(np.linalg.norm(plates - centre, axis=1)) < 0.5, f"the value of {name} sits on its cell"
+
+
+@pytest.mark.parametrize("architecture", ["MobileNetV2", "DenseNet121"])
+def test_collapsed_blocks_keep_the_links_between_them_and_hide_those_inside(blender, application_bundles,
+                                                                            architecture):
+    from blender_cnn.scene.drawn import drawn_links
+    from blender_cnn.scene.network import build_network
+
+    bundle = load_bundle(application_bundles[architecture])
+    network = build_network(bundle)
+    plan = plan_graph(bundle.layers)
+    between = [(source, target) for source, target in plan.links
+               if plan.item_of_unit(source) != plan.item_of_unit(target)]
+    assert len(drawn_links(network)) == len(between)
+    joined = {(plan.item_of_unit(source), plan.item_of_unit(target)) for source, target in between}
+    assert all((item, item + 1) in joined for item in range(len(plan.items) - 1)), "every item leads to the next"

@@ -25,7 +25,7 @@ def ensure_graph_position():
 
 
 def ensure_graph_links():
-    return ensure_group(GRAPH_LINKS, 1, _build_graph_links)
+    return ensure_group(GRAPH_LINKS, 2, _build_graph_links)
 
 
 def ensure_unit_label():
@@ -155,7 +155,13 @@ def _build_graph_links(b):
     lift = b.math("MULTIPLY", b.math("MULTIPLY", length, 0.25), b.math("SINE", b.math("MULTIPLY", factor, math.pi)))
     placed = b.node("GeometryNodeSetPosition", {"Geometry": curves, "Position": b.vector_math(
         "ADD", straight, b.combine_xyz(0.0, 0.0, lift))}).outputs[0]
-    shown = b.math("MINIMUM", sample_table(b, table, "visible", source), sample_table(b, table, "visible", target))
+    # A link inside a block gathers in with it; one into or out of a collapsed block ends at its node, where
+    # the block's units all stand, and stays.
+    same_item = b.compare_int(sample_table(b, table, "item", source, "INT"), sample_table(b, table, "item", target,
+                                                                                           "INT"))
+    inside = b.math("MINIMUM", sample_table(b, table, "visible", source), sample_table(b, table, "visible", target))
+    shown = b.node("GeometryNodeSwitch", {"Switch": same_item, "False": 1.0, "True": inside},
+                   input_type="FLOAT").outputs[0]
     sized = b.node("GeometryNodeSetCurveRadius", {"Curve": placed, "Radius": b.math(
         "MULTIPLY", b.math("MULTIPLY", radius, cell_size), shown)}).outputs[0]
     hidden = b.math("LESS_THAN", shown, 1e-4)
