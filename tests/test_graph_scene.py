@@ -172,8 +172,9 @@ def test_over_the_memory_budget_wide_layers_show_their_first_maps_and_say_so(ble
         index = bundle.layer(name).index
         if index in by_layer:
             assert channel[layer == index].max() < shown[name] < bundle.layer(name).output_shape[2]
-    texts = [node.inputs["Text"].default_value for node in network.modifiers["BlenderCNN"].node_group.nodes
-             if node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs]
+    texts = [socket.default_value for node in network.modifiers["BlenderCNN"].node_group.nodes
+             if node.bl_idname == "GeometryNodeIndexSwitch" and node.data_type == "STRING"
+             for socket in node.inputs[1:] if hasattr(socket, "default_value")]
     assert any(f"(first {shown[capped[-1]]} of" in text for text in texts), "the labels say what is hidden"
 
 
@@ -324,3 +325,19 @@ def test_collapsed_blocks_keep_the_links_between_them_and_hide_those_inside(blen
     assert len(drawn_links(network)) == len(between)
     joined = {(plan.item_of_unit(source), plan.item_of_unit(target)) for source, target in between}
     assert all((item, item + 1) in joined for item in range(len(plan.items) - 1)), "every item leads to the next"
+
+
+def test_a_blocks_panel_lays_out_every_unit_in_it(blender, application_bundles):
+    from blender_cnn.scene.network import build_network, set_network_input
+
+    bundle = load_bundle(application_bundles["ResNet50"])
+    network = build_network(bundle)
+    set_network_input(network, "Blocks/conv2_block1", 1.0)
+    set_network_input(network, "conv2_block1/Map Layout", 0.0)  # the maps in a line across the wall
+    by_layer, _keep = _quads_by_layer(network)
+    extent = {index: np.ptp(corners, axis=0) for index, corners in by_layer.items()}
+    for name in ("conv2_block1_1_relu", "conv2_block1_0_bn", "conv2_block1_out"):
+        width, height = extent[bundle.layer(name).index][1:]
+        assert width > 8 * height, f"{name} is in the block, so its maps stand in a line"
+    width, height = extent[bundle.layer("conv2_block2_out").index][1:]
+    assert width < 2 * height, "the next block keeps its grid"

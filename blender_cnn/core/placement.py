@@ -7,6 +7,7 @@ node groups at each cell's ``layer``:
 - ``column`` / ``lane``: where its unit stands inside its block when expanded;
 - ``is_output``: 1 for a block's output unit and units outside blocks (shown
   collapsed or not), 0 for the units a collapsed block hides;
+- ``in_block``: 1 for the layers of a block's units (its label follows Expand);
 - ``half_height``: half the height of the layer's wall of maps in a grid at
   Cell Size 1, where links attach.
 
@@ -37,6 +38,7 @@ def layer_table(bundle_layers, plan, channels_shown=None):
     count = len(bundle_layers)
     table = {"item": np.zeros(count, np.int32), "column": np.zeros(count, np.float32),
              "lane": np.zeros(count, np.float32), "is_output": np.ones(count, np.float32),
+             "in_block": np.zeros(count, np.float32),
              "half_height": np.zeros(count, np.float32)}
     index_of = {layer.name: layer.index for layer in bundle_layers}
     for unit in plan.units:
@@ -48,6 +50,7 @@ def layer_table(bundle_layers, plan, channels_shown=None):
             table["column"][row] = unit.column
             table["lane"][row] = unit.lane
             table["is_output"][row] = 1.0 if block is None or block.output == unit.index else 0.0
+            table["in_block"][row] = 0.0 if block is None else 1.0
     for layer in bundle_layers:
         table["half_height"][layer.index] = 0.5 * wall_height(layer.output_shape, (channels_shown or {}).get(
             layer.name, 0))

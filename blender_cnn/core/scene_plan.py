@@ -38,6 +38,7 @@ class ScenePlan:
     row_length: int
     unit_labels: dict              # bundle layer index -> text under the unit
     block_labels: dict             # bundle layer index of a block's output -> text while collapsed
+    layer_indices: dict            # layer name -> its index in the bundle
 
     @property
     def shown(self):
@@ -48,6 +49,17 @@ class ScenePlan:
         """(columns, lanes) per item, in order."""
         return [(self.graph.blocks[index].columns, self.graph.blocks[index].lanes) if kind == "block" else (1, 1)
                 for kind, index in self.graph.items]
+
+    @property
+    def item_layers(self):
+        """``[(name, [layer indices])]`` per item: a block's name, or a unit's output layer, and their layers."""
+        index_of = self.layer_indices
+        items = []
+        for kind, index in self.graph.items:
+            units = self.graph.blocks[index].units if kind == "block" else [index]
+            name = self.graph.blocks[index].name if kind == "block" else self.graph.units[index].output
+            items.append((name, [index_of[self.graph.units[unit].output] for unit in units]))
+        return items
 
     @property
     def block_items(self):
@@ -71,7 +83,7 @@ def plan_scene(bundle, budget_gb=budget.DEFAULT_BUDGET_GB, detailed=None, sample
     row_length = placement.row_length(graph, layer_spacing, lane_spacing)
     unit_labels, block_labels = _labels(bundle, graph, channels)
     return ScenePlan(graph, channels, table, links, link_points, layer_spacing, lane_spacing, row_length,
-                     unit_labels, block_labels)
+                     unit_labels, block_labels, {layer.name: layer.index for layer in layers})
 
 
 def _labels(bundle, graph, channels):

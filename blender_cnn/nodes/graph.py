@@ -14,22 +14,19 @@ from .groups import text_mesh
 
 GRAPH_POSITION = "BCNN Graph Position"
 GRAPH_LINKS = "BCNN Graph Links"
-UNIT_LABEL = "BCNN Unit Label"
 LINK_COLOR = "edge_color"
+# The label of the Index Switch that holds a graph's unit labels, so a redraw can rewrite their notes.
+UNIT_LABELS = "Unit Labels"
 # 1 on the curves of links, so readers can tell them from the dense layers' connections.
 GRAPH_LINK = "graph_link"
 
 
 def ensure_graph_position():
-    return ensure_group(GRAPH_POSITION, 1, _build_graph_position)
+    return ensure_group(GRAPH_POSITION, 2, _build_graph_position)
 
 
 def ensure_graph_links():
     return ensure_group(GRAPH_LINKS, 2, _build_graph_links)
-
-
-def ensure_unit_label():
-    return ensure_group(UNIT_LABEL, 1, _build_unit_label)
 
 
 def add_placed_table(b, table, items, expand_inputs, settings):
@@ -112,7 +109,8 @@ def _build_graph_position(b):
     is_output = b.attribute("is_output")
     visible = b.math("MAXIMUM", is_output, expand)
     geometry = table
-    for name, value, kind in (("origin", origin, "FLOAT_VECTOR"), ("visible", visible, "FLOAT")):
+    for name, value, kind in (("origin", origin, "FLOAT_VECTOR"), ("visible", visible, "FLOAT"),
+                              ("expand", expand, "FLOAT")):
         geometry = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": geometry, "Name": name, "Value": value},
                           data_type=kind, domain="POINT").outputs[0]
     b.set_outputs(Table=geometry)
@@ -174,26 +172,58 @@ def _build_graph_links(b):
     b.set_outputs(Curves=b.node("GeometryNodeSetMaterial", {"Geometry": marked, "Material": material}).outputs[0])
 
 
-def _build_unit_label(b):
-    """A unit's or a block's text under its layer's wall, as large as the layer is shown (``Shown`` 0..1)."""
-    b.tree.description = "Text under one unit or block of a graph"
-    table = b.add_input("Table", "GEOMETRY")
-    layer = b.add_input("Layer", "INT", 0, 0)
-    text = b.add_input("Text", "STRING")
-    size = b.add_input("Size", "FLOAT", 2.0, 0.0)
-    shown = b.add_input("Shown", "FLOAT", 1.0, 0.0, 1.0)
-    cell_size = b.add_input("Cell Size", "FLOAT", 1.0, 0.001)
-    margin = b.add_input("Margin", "FLOAT", 1.5, 0.0)
-    material = b.add_input("Material", "MATERIAL")
-    b.add_output("Mesh", "GEOMETRY")
+def add_graph_labels(b, table, texts, block_texts, size, cell_size, margin, material):
+    """Every unit's label under its wall, and every collapsed block's, in one For Each Element zone.
 
-    origin = sample_table(b, table, "origin", layer, "FLOAT_VECTOR")
-    half = b.math("MULTIPLY", sample_table(b, table, "half_height", layer), cell_size)
-    anchor = b.vector_math("SUBTRACT", origin, b.combine_xyz(0.0, 0.0, b.math("ADD", half, margin)))
-    scale = b.math("MULTIPLY", shown, sample_table(b, table, "visible", layer))
-    mesh = text_mesh(b, text, b.math("MULTIPLY", size, scale), "Center", "Top", anchor, material)
-    hidden = b.math("LESS_THAN", scale, 1e-3)
-    b.set_outputs(Mesh=b.node("GeometryNodeSwitch", {"Switch": hidden, "False": mesh}, input_type="GEOMETRY")
-                  .outputs[0])
+    ``texts`` and ``block_texts`` map layer indices to strings. One zone over
+    the layer table draws them all: a group node per label made ResNet50's
+    tree hundreds of nodes, and Blender links ever more slowly as a tree grows.
+    A unit in a block is as large as the block is expanded; a block's own label
+    as it is collapsed.
+    """
+    in_block, expand = b.attribute("in_block"), b.attribute("expand")
+    unit_scale = b.math("MULTIPLY", b.attribute("visible"), b.node("ShaderNodeMix", {
+        "Factor": in_block, "A": 1.0, "B": expand}, data_type="FLOAT").outputs["Result"])
+    block_scale = b.math("MULTIPLY", b.math("MULTIPLY", in_block, b.attribute("is_output")),
+                         b.math("SUBTRACT", 1.0, expand))
+    drop = b.node("ShaderNodeMath", {0: b.math("MULTIPLY", b.attribute("half_height"), cell_size), 1: margin},
+                  operation="ADD").outputs[0]
+    anchor = b.vector_math("SUBTRACT", b.node("GeometryNodeInputNamedAttribute", {"Name": "origin"},
+                                              data_type="FLOAT_VECTOR").outputs["Attribute"],
+                           b.combine_xyz(0.0, 0.0, drop))
+    zone_in = b.node("GeometryNodeForeachGeometryElementInput")
+    zone_out = b.node("GeometryNodeForeachGeometryElementOutput", domain="POINT")
+    zone_in.pair_with_output(zone_out)
+    for name, kind in (("Unit Scale", "FLOAT"), ("Block Scale", "FLOAT"), ("Anchor", "VECTOR")):
+        zone_out.input_items.new(kind, name)
+    b.set_input(zone_in, "Geometry", table)
+    b.set_input(zone_in, "Unit Scale", unit_scale)
+    b.set_input(zone_in, "Block Scale", block_scale)
+    b.set_input(zone_in, "Anchor", anchor)
+    labels = []
+    for strings, scale, name in ((texts, "Unit Scale", UNIT_LABELS), (block_texts, "Block Scale", "Block Labels")):
+        text = _string_switch(b, zone_in.outputs["Index"], strings, name)
+        factor = zone_in.outputs[scale]
+        mesh = text_mesh(b, text, b.math("MULTIPLY", size, factor), "Center", "Top", zone_in.outputs["Anchor"],
+                         material)
+        hidden = b.math("LESS_THAN", factor, 1e-3)
+        labels.append(b.node("GeometryNodeSwitch", {"Switch": hidden, "False": mesh}, input_type="GEOMETRY")
+                      .outputs[0])
+    joined = b.node("GeometryNodeJoinGeometry")
+    for label in reversed(labels):
+        b.link(label, joined.inputs[0])
+    b.link(joined.outputs[0], zone_out.inputs["Geometry"] if "Geometry" in zone_out.inputs else
+           next(socket for socket in zone_out.inputs if socket.identifier.startswith("Generation_")))
+    return next(socket for socket in zone_out.outputs if socket.identifier.startswith("Generation_"))
 
 
+def _string_switch(b, index, strings, name):
+    """The string of layer ``index`` ({index: text}; others empty), as default values: no links to add."""
+    switch = b.node("GeometryNodeIndexSwitch", data_type="STRING", label=name)
+    count = max(strings, default=-1) + 1
+    while len(switch.index_switch_items) < count:
+        switch.index_switch_items.new()
+    b.set_input(switch, "Index", index)
+    for position, text in strings.items():
+        switch.inputs[position + 1].default_value = text
+    return switch.outputs[0]

@@ -21,25 +21,36 @@ def has_controls(layer):
     return len(layer.output_shape) == 3 and layer.count > 0
 
 
-def add_layer_controls(b, layers):
-    """Add a panel of inputs per layer; returns ``{input name: field with each cell's layer's value}``."""
+def add_layer_controls(b, layers, groups=None, group_of_cell=None):
+    """Add a panel of inputs per layer; returns ``{input name: field with each cell's layer's value}``.
+
+    ``groups`` (``[(panel name, [layer indices])]``, with ``group_of_cell`` the
+    field of each cell's group index) shares one panel among several layers: a
+    graph's blocks, whose units take one look. Without it each shown layer with
+    feature maps has its own panel, indexed by the cell's ``layer``.
+    """
+    if groups is None:
+        groups = [(layer.name, [layer.layer_index]) for layer in layers]
+        group_of_cell = b.attribute("layer", "INT")
+        slots = [layer.layer_index for layer in layers]
+    else:
+        slots = list(range(len(groups)))
+    with_maps = {layer.layer_index for layer in layers if has_controls(layer)}
     sockets = {}
-    for layer in layers:
-        if has_controls(layer):
-            panel = b.add_panel(layer.name)
-            sockets[layer.layer_index] = {
-                name: b.add_input(name, kind, default, low, high, description, panel=panel)
-                for name, kind, default, low, high, description in PER_LAYER_INPUTS}
-    layer_of_cell = b.attribute("layer", "INT")
+    for slot, (name, members) in zip(slots, groups):
+        if with_maps & set(members):
+            panel = b.add_panel(name)
+            sockets[slot] = {input_name: b.add_input(input_name, kind, default, low, high, description, panel=panel)
+                             for input_name, kind, default, low, high, description in PER_LAYER_INPUTS}
     fields = {}
     for name, kind, default, *_rest in PER_LAYER_INPUTS:
         switch = b.node("GeometryNodeIndexSwitch", data_type=kind)
-        # A new Index Switch has two items; one is needed per layer.
-        while len([socket for socket in switch.inputs if socket.identifier.startswith("Item_")]) < len(layers):
+        # A new Index Switch has two items; one is needed per slot.
+        while len([socket for socket in switch.inputs if socket.identifier.startswith("Item_")]) < max(slots) + 1:
             switch.index_switch_items.new()
-        b.set_input(switch, "Index", layer_of_cell)
-        for layer in layers:
-            item = find_socket(switch.inputs, str(layer.layer_index))
-            b.set_input(switch, item.identifier, sockets.get(layer.layer_index, {}).get(name, default))
+        b.set_input(switch, "Index", group_of_cell)
+        for slot in slots:
+            item = find_socket(switch.inputs, str(slot))
+            b.set_input(switch, item.identifier, sockets.get(slot, {}).get(name, default))
         fields[name] = switch.outputs[0]
     return fields

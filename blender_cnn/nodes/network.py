@@ -10,7 +10,7 @@ import bpy
 
 from ..core import colormaps
 from . import groups, operations, timeline
-from .graph import add_placed_table, ensure_graph_links, ensure_unit_label
+from .graph import UNIT_LABELS, add_graph_labels, add_placed_table, ensure_graph_links
 from .builder import TreeBuilder
 from .layer_controls import add_layer_controls
 
@@ -126,12 +126,18 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
                                    description="The curves that hold the links between the layers of a graph")
         expand_inputs = _add_block_inputs(b, graph.plan)
     b.add_output("Geometry", "GEOMETRY")
-    per_layer = add_layer_controls(b, layers)
     placed_table = None
     if graph is not None:
         table = b.node("GeometryNodeObjectInfo", {"Object": table_source}, transform_space="RELATIVE").outputs[
             "Geometry"]
         placed_table = add_placed_table(b, table, graph.plan.items, expand_inputs, settings)
+    if graph is not None and not graph.plan.graph.detailed:
+        item_of_cell = b.node("GeometryNodeSampleIndex", {"Geometry": table, "Value": b.attribute("item", "INT"),
+                                                          "Index": b.attribute("layer", "INT")},
+                              data_type="INT", domain="POINT").outputs[0]
+        per_layer = add_layer_controls(b, layers, graph.plan.item_layers, item_of_cell)
+    else:
+        per_layer = add_layer_controls(b, layers)
 
     history = b.node("GeometryNodeObjectInfo", {"Object": history_source}, transform_space="RELATIVE").outputs[
         "Geometry"]
@@ -195,8 +201,8 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
                                                   else [])]),
                 "Margin": label_margin, "Material": material_inputs["label"]}).outputs[0])
     else:
-        parts.extend(_unit_labels(b, graph.plan, placed_table, expand_inputs, settings, label_margin,
-                                  material_inputs["label"], label_notes or {}, layers))
+        parts.append(_unit_labels(b, graph.plan, placed_table, settings, label_margin, material_inputs["label"],
+                                  label_notes or {}, layers))
     if graph is not None and len(graph.plan.links["source_layer"]):
         links = b.node("GeometryNodeObjectInfo", {"Object": links_source}, transform_space="RELATIVE").outputs[
             "Geometry"]
@@ -239,28 +245,13 @@ def _add_block_inputs(b, plan):
             for position, name in blocks.items()}
 
 
-def _unit_labels(b, plan, table, expand_inputs, settings, margin, material, notes, layers):
-    """A label per unit under its wall, and per block one that shows while it is collapsed."""
-    parts = []
-    count = {layer.layer_index: layer.count for layer in layers}
-    name_of = {layer.layer_index: layer.name for layer in layers}
-    block_expand = {plan.graph.blocks[index].output: expand_inputs[position]
-                    for position, (kind, index) in enumerate(plan.graph.items) if kind == "block"}
-    unit_of_layer = plan.graph.unit_of_layer()
-    for layer_index, text in plan.unit_labels.items():
-        if not count.get(layer_index):
-            continue
-        note = notes.get(name_of[layer_index])
-        unit = unit_of_layer[name_of[layer_index]]
-        expand = block_expand.get(unit)
-        common = {"Table": table, "Layer": layer_index, "Size": settings["Label Size"],
-                  "Cell Size": settings["Cell Size"], "Margin": margin, "Material": material}
-        parts.append(b.group(ensure_unit_label(), {**common, "Text": "\n".join([text, *([note] if note else [])]),
-                                                  **({"Shown": expand} if expand is not None else {})}).outputs[0])
-        if expand is not None:
-            parts.append(b.group(ensure_unit_label(), {**common, "Text": plan.block_labels[layer_index],
-                                                      "Shown": b.math("SUBTRACT", 1.0, expand)}).outputs[0])
-    return parts
+def _unit_labels(b, plan, table, settings, margin, material, notes, layers):
+    """The labels of every shown unit, and of every block while collapsed, from one zone (``nodes/graph.py``)."""
+    shown = {layer.layer_index: layer.name for layer in layers if layer.count}
+    texts = {index: "\n".join([text, *([notes[shown[index]]] if shown[index] in notes else [])])
+             for index, text in plan.unit_labels.items() if index in shown}
+    blocks = {index: text for index, text in plan.block_labels.items() if index in shown}
+    return add_graph_labels(b, table, texts, blocks, settings["Label Size"], settings["Cell Size"], margin, material)
 
 
 def _only_when(b, condition, plain, extended):

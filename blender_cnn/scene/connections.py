@@ -6,6 +6,7 @@ import numpy as np
 from ..core import cells as cell_data
 from ..core import connections as connection_data
 from ..core.errors import BlenderCNNError
+from ..nodes.graph import UNIT_LABELS
 from ..nodes.groups import LAYER_LABEL
 from .focus import cell_centres
 from .geometry_data import hair_curves
@@ -44,12 +45,25 @@ def _set_label_notes(network, layers, notes):
     """Rewrite the count line under each dense layer's label in the network's tree."""
     by_index = {layer.layer_index: layer for layer in layers}
     for node in network_modifier(network).node_group.nodes:
+        if node.bl_idname == "GeometryNodeIndexSwitch" and node.label == UNIT_LABELS:
+            _set_unit_label_notes(node, by_index, notes)
         if node.bl_idname != "GeometryNodeGroup" or node.node_tree is None or \
                 not node.node_tree.name.startswith(LAYER_LABEL):
             continue
         layer = by_index.get(node.inputs["Layer"].default_value)
         if layer is not None and layer.name in notes:
             node.inputs["Text"].default_value = "\n".join([layer.label, notes[layer.name]])
+
+
+def _set_unit_label_notes(switch, by_index, notes):
+    """A graph's labels sit in one string switch, item ``i`` for layer ``i``: their last line is the note."""
+    for index, layer in by_index.items():
+        if layer.name in notes and index + 1 < len(switch.inputs):
+            socket = switch.inputs[index + 1]
+            lines = socket.default_value.split("\n")
+            if lines and " connections (" in lines[-1]:
+                lines = lines[:-1]
+            socket.default_value = "\n".join([*lines, notes[layer.name]])
 
 
 def highlight_nearest_neuron(network, location):
