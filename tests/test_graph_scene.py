@@ -116,9 +116,7 @@ def test_collapsing_a_block_hides_its_layers_and_expanding_shows_them(blender, a
     set_network_input(network, f"Blocks/{block.name}", 1.0)
     expanded, _keep = _quads_by_layer(network)
     assert inner <= set(expanded) and output in expanded
-    width = lambda shown: max(c[:, 0].max() for c in shown.values()) - min(c[:, 0].min() for c in shown.values())
     assert len(expanded) > len(collapsed)
-    del width
 
 
 @pytest.mark.parametrize("architecture", list(ARCHITECTURES))
@@ -272,7 +270,7 @@ def test_a_units_kernel_tiles_hold_its_convolutions_weights_at_every_epoch(blend
     from blender_cnn.scene.network import build_network
 
     bundle = load_bundle(application_bundles["ResNet50"])
-    network = build_network(bundle)
+    build_network(bundle)
     kernels = blender.data.objects[f"{bundle.name} kernels"].data
     stem = np.asarray(bundle.weights("conv1_conv")["kernel"], dtype=np.float32).ravel()
     stored = read_attribute(kernels, "weight_e0")
@@ -341,3 +339,21 @@ def test_a_blocks_panel_lays_out_every_unit_in_it(blender, application_bundles):
         assert width > 8 * height, f"{name} is in the block, so its maps stand in a line"
     width, height = extent[bundle.layer("conv2_block2_out").index][1:]
     assert width < 2 * height, "the next block keeps its grid"
+
+
+def test_fit_rows_wraps_an_expanded_network_back_into_a_16_by_9_frame(blender, application_bundles):
+    from blender_cnn.scene.drawn import drawn_points
+    from blender_cnn.scene.network import build_network, get_network_input, set_network_input
+
+    bundle = load_bundle(application_bundles["ResNet50"])
+    network = build_network(bundle)
+    blender.context.view_layer.objects.active = network
+    collapsed_length = get_network_input(network, "Row Length")
+    for block in plan_graph(bundle.layers).blocks:
+        set_network_input(network, f"Blocks/{block.name}", 1.0)
+    assert blender.ops.bcnn.fit_rows() == {"FINISHED"}
+    assert get_network_input(network, "Row Length") > collapsed_length, "open blocks take more columns"
+    points = drawn_points(network, limit=100_000)
+    across = np.ptp(points[:, 0] - points[:, 1]) / np.sqrt(2)  # the camera's right is (1, -1, 0)
+    height = np.ptp(points[:, 2])
+    assert 0.8 < across / height < 4.0

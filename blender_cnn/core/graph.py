@@ -62,6 +62,7 @@ class Unit:
     block: int = -1                                 # its block, -1 outside blocks
     column: int = 0                                 # within its block (0 outside blocks)
     lane: int = 0
+    head_position: int = 0                          # where ``head`` is in ``layers``
 
     @property
     def output(self):
@@ -71,8 +72,6 @@ class Unit:
     def head(self):
         """The layer that computes the unit (its padding and plumbing aside)."""
         return self.layers[self.head_position]
-
-    head_position: int = 0
 
 
 @dataclass
@@ -102,9 +101,15 @@ class GraphPlan:
         return {name: unit.index for unit in self.units for name in unit.layers}
 
     def item_of_unit(self, unit):
+        """The position among ``items`` of the item unit ``unit`` stands in."""
         block = self.units[unit].block
-        key = ("block", block) if block >= 0 else ("unit", unit)
-        return self.items.index(key)
+        return self.items.index(("block", block) if block >= 0 else ("unit", unit))
+
+    @property
+    def block_items(self):
+        """{item position: block name} of the items that are blocks."""
+        return {position: self.blocks[index].name for position, (kind, index) in enumerate(self.items)
+                if kind == "block"}
 
     @property
     def shown_layers(self):

@@ -9,7 +9,8 @@ node groups at each cell's ``layer``:
   collapsed or not), 0 for the units a collapsed block hides;
 - ``in_block``: 1 for the layers of a block's units (its label follows Expand);
 - ``half_height``: half the height of the layer's wall of maps in a grid at
-  Cell Size 1, where links attach.
+  Cell Size 1, where links attach; ``block_half_height`` that of its block's
+  output, where they attach while the block is collapsed.
 
 The node groups turn columns and lanes into positions from the modifier's
 Layer Spacing, Lane Spacing, Row Length and each block's Expand, so all of it
@@ -38,7 +39,7 @@ def layer_table(bundle_layers, plan, channels_shown=None):
     count = len(bundle_layers)
     table = {"item": np.zeros(count, np.int32), "column": np.zeros(count, np.float32),
              "lane": np.zeros(count, np.float32), "is_output": np.ones(count, np.float32),
-             "in_block": np.zeros(count, np.float32),
+             "in_block": np.zeros(count, np.float32), "block_half_height": np.zeros(count, np.float32),
              "half_height": np.zeros(count, np.float32)}
     index_of = {layer.name: layer.index for layer in bundle_layers}
     for unit in plan.units:
@@ -54,6 +55,10 @@ def layer_table(bundle_layers, plan, channels_shown=None):
     for layer in bundle_layers:
         table["half_height"][layer.index] = 0.5 * wall_height(layer.output_shape, (channels_shown or {}).get(
             layer.name, 0))
+    # Where links attach while a block is collapsed: on its output's wall, which stands for all its units.
+    output_of_item = {plan.item_of_unit(unit.index): index_of[unit.output] for unit in plan.units
+                      if unit.block < 0 or plan.blocks[unit.block].output == unit.index}
+    table["block_half_height"] = table["half_height"][[output_of_item[item] for item in table["item"]]]
     return table
 
 
@@ -87,20 +92,28 @@ def lane_spacing(bundle_layers, channels_shown=None, label_room=1.35):
     return float(max(20.0, round(label_room * max(heights, default=0.0))))
 
 
-def row_length(plan, layer_spacing, row_spacing, aspect=FRAME_ASPECT):
-    """Columns per row so that the network as it starts (blocks collapsed or, when small, open) is closest
-    to ``aspect``.
+def row_length(plan, layer_spacing, row_spacing, aspect=FRAME_ASPECT, expanded=None):
+    """Columns per row so that the network is closest to ``aspect`` with its blocks as ``expanded`` says.
 
-    Columns step ``layer_spacing`` along the network, seen foreshortened from
-    the stage's camera; rows stand ``row_spacing`` apart (more when open
-    blocks have branches below their main path). Rows are balanced (21
-    columns in three rows of 7, not 10, 10 and 1). A sequential network stays
-    one row.
+    ``expanded`` maps item positions to their Expand (0..1); by default blocks
+    start collapsed, or open when the graph is small. Columns step
+    ``layer_spacing`` along the network, seen foreshortened from the stage's
+    camera; rows stand ``row_spacing`` apart times the lanes of the most open
+    block. Rows are balanced (21 columns in three rows of 7, not 10, 10 and 1).
+    A sequential network stays one row.
     """
-    columns = sum(item_columns(plan)) if plan.expanded_by_default else len(plan.items)
+    if expanded is None:
+        start = 1.0 if plan.expanded_by_default else 0.0
+        expanded = {position: start for position, (kind, _index) in enumerate(plan.items) if kind == "block"}
+    widths, lanes = [], 1.0
+    for position, (kind, index) in enumerate(plan.items):
+        opened = expanded.get(position, 0.0) if kind == "block" else 0.0
+        block = plan.blocks[index] if kind == "block" else None
+        widths.append(1.0 + opened * ((block.columns if block else 1) - 1))
+        lanes = max(lanes, 1.0 + opened * ((block.lanes if block else 1) - 1))
+    columns = math.ceil(sum(widths) - 1e-6)
     if not plan.links:
         return columns
-    lanes = plan.lanes if plan.expanded_by_default else 1
     best, best_error = columns, math.inf
     for rows in range(1, columns + 1):
         length = math.ceil(columns / rows)

@@ -63,9 +63,7 @@ class ScenePlan:
 
     @property
     def block_items(self):
-        """{item position: block name} of the items that are blocks."""
-        return {position: self.graph.blocks[index].name for position, (kind, index) in enumerate(self.graph.items)
-                if kind == "block"}
+        return self.graph.block_items
 
 
 def plan_scene(bundle, budget_gb=budget.DEFAULT_BUDGET_GB, detailed=None, samples=1):

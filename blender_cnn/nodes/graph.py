@@ -26,7 +26,7 @@ def ensure_graph_position():
 
 
 def ensure_graph_links():
-    return ensure_group(GRAPH_LINKS, 2, _build_graph_links)
+    return ensure_group(GRAPH_LINKS, 3, _build_graph_links)
 
 
 def add_placed_table(b, table, items, expand_inputs, settings):
@@ -141,9 +141,13 @@ def _build_graph_links(b):
     source, target = b.attribute("source_layer", "INT"), b.attribute("target_layer", "INT")
 
     def top(layer):
+        """The top of the layer's wall; of its block's output while the block is collapsed (visible 0)."""
         origin = sample_table(b, table, "origin", layer, "FLOAT_VECTOR")
-        half = b.math("MULTIPLY", sample_table(b, table, "half_height", layer), cell_size)
-        return b.vector_math("ADD", origin, b.combine_xyz(0.0, 0.0, half))
+        half = b.node("ShaderNodeMix", {"Factor": sample_table(b, table, "visible", layer),
+                                        "A": sample_table(b, table, "block_half_height", layer),
+                                        "B": sample_table(b, table, "half_height", layer)},
+                      data_type="FLOAT").outputs["Result"]
+        return b.vector_math("ADD", origin, b.combine_xyz(0.0, 0.0, b.math("MULTIPLY", half, cell_size)))
 
     start, end = top(source), top(target)
     factor = b.node("GeometryNodeSplineParameter").outputs["Factor"]

@@ -10,7 +10,7 @@ import bpy
 
 from ..core import colormaps
 from . import groups, operations, timeline
-from .graph import UNIT_LABELS, add_graph_labels, add_placed_table, ensure_graph_links
+from .graph import add_graph_labels, add_placed_table, ensure_graph_links
 from .builder import TreeBuilder
 from .layer_controls import add_layer_controls
 

@@ -21,8 +21,10 @@ from ..core.errors import BlenderCNNError
 from ..core.forward import forward
 from ..core.images import to_model_input
 from ..core.layout import GRID, suggested_spacing
+from ..core.graph import plan_graph
+from ..core.placement import row_length
 from ..core.scene_plan import labeled_output_units, plan_scene
-from ..nodes.network import GraphObjects, build_network_tree, input_identifiers
+from ..nodes.network import BLOCKS_PANEL, GraphObjects, build_network_tree, input_identifiers
 from .geometry_data import hair_curves, points_mesh, write_attributes
 from .images import read_image
 from .materials import ensure_materials
@@ -46,6 +48,8 @@ SHOWN_PROPERTY = "blender_cnn_shown"
 # The scene's estimated memory, and the layers showing fewer maps than they have, for the panel.
 ESTIMATE_PROPERTY = "blender_cnn_estimated_gb"
 CAPPED_PROPERTY = "blender_cnn_capped_layers"
+# True when the network was built with a unit per layer (core/graph.py), so later steps plan it the same way.
+DETAILED_PROPERTY = "blender_cnn_every_layer"
 
 
 def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_data.EdgeSelection(),
@@ -133,6 +137,7 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
     modifier.node_group = tree
     network[SHOWN_PROPERTY] = json.dumps(plan.shown)
+    network[DETAILED_PROPERTY] = plan.graph.detailed
     network[ESTIMATE_PROPERTY] = round(plan.channels.estimated_bytes / 1e9, 2)
     network[CAPPED_PROPERTY] = list(plan.channels.capped)
     space_layers(network, bundle)
@@ -202,6 +207,22 @@ def show_image(network, path, epoch=-1, invert=False):
     preprocessing = dict(preprocessing.get("network_preprocessing", preprocessing), invert=invert)
     inputs, _recorded = to_model_input(read_image(path), bundle.input_shape, preprocessing, where=path)
     return show_input(network, inputs, epoch, label=os.path.basename(path), bundle=bundle)
+
+
+def fit_rows(network, bundle=None):
+    """Set Row Length so the network, its blocks as expanded now, fits a 16:9 frame best; returns it.
+
+    The row length chosen at build suits the collapsed network; an expanded
+    block (or several) makes rows longer and taller.
+    """
+    bundle = bundle or network_bundle(network)
+    plan = plan_graph(bundle.layers, network.get(DETAILED_PROPERTY))
+    expanded = {position: float(get_network_input(network, f"{BLOCKS_PANEL}/{name}"))
+                for position, name in plan.block_items.items()}
+    length = row_length(plan, float(get_network_input(network, "Layer Spacing")),
+                        float(get_network_input(network, "Lane Spacing")), expanded=expanded)
+    set_network_input(network, "Row Length", length)
+    return length
 
 
 def shown_channels(network):

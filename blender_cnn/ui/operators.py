@@ -9,7 +9,7 @@ from bpy_extras.io_utils import ImportHelper
 from ..core.bundle import load_bundle
 from ..core.errors import BlenderCNNError
 from ..extract import runner
-from ..scene.network import MODIFIER_NAME, build_network, show_image
+from ..scene.network import MODIFIER_NAME, build_network, fit_rows, show_image
 from ..scene.stage import set_up_stage
 from . import preferences
 from .jobs import BackgroundJob
@@ -222,6 +222,30 @@ activations; needs no TensorFlow"""
         return {"FINISHED"}
 
 
+class BCNN_OT_fit_rows(bpy.types.Operator):
+    """Wrap the network into rows that fit a 16:9 frame with its blocks as expanded now, and frame it again"""
+
+    bl_idname = "bcnn.fit_rows"
+    bl_label = "Fit Rows"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        network = context.active_object
+        return network is not None and network.modifiers.get(MODIFIER_NAME) is not None
+
+    def execute(self, context):
+        try:
+            length = fit_rows(context.active_object)
+            if context.scene.camera is not None:
+                set_up_stage(context.active_object, context.scene)
+        except BlenderCNNError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Rows of {length} columns")
+        return {"FINISHED"}
+
+
 def image_files(folder):
     """The PNG and JPEG files in ``folder``, by name; refuses a folder with none."""
     if not os.path.isdir(folder):
@@ -237,7 +261,7 @@ def menu_import(self, _context):
     self.layout.operator(BCNN_OT_import_checkpoint.bl_idname, text="TensorFlow Checkpoint (.keras, run folder)")
 
 
-classes = (BCNN_OT_import_bundle, BCNN_OT_import_checkpoint, BCNN_OT_show_image)
+classes = (BCNN_OT_import_bundle, BCNN_OT_import_checkpoint, BCNN_OT_show_image, BCNN_OT_fit_rows)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 

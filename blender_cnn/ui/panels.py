@@ -94,6 +94,7 @@ class BCNN_PT_network(bpy.types.Panel):
             return
         column = layout.column(align=True)
         column.label(text=f"Blocks ({len(blocks)}): expand to show their layers", icon="OUTLINER_COLLECTION")
+        column.operator("bcnn.fit_rows", icon="MOD_ARRAY")
         for name in blocks:
             column.prop(getattr(modifier.properties.inputs, identifiers[name]), "value", text=name[len(prefix):],
                         slider=True)
