@@ -127,6 +127,7 @@ def test_keras_block_names():
     assert block_key("mixed7") == "mixed7"
     assert block_key("expanded_conv_project") == "expanded_conv"
     assert block_key("predictions") is None
+    assert block_key("encoder/stage1/conv") == "encoder/stage1", "a nested model's layers are its block"
 
 
 def test_layer_table_marks_what_a_collapsed_block_hides():

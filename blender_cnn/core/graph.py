@@ -6,8 +6,8 @@ layers, most of them plumbing. The scene reads them at three levels:
 - a **unit** is a layer with the plumbing that finishes it (Conv + BN + ReLU):
   it shows the output of its last layer and its label names every layer in it;
 - a **block** is a run of units that belong together: a residual or Inception
-  module (the region between two layers every path passes through), or units
-  sharing one of the name prefixes Keras' architectures use
+  module (the region between two layers every path passes through), the layers
+  of a nested model, or units sharing one of the name prefixes Keras' architectures use
   (``conv2_block1_``, ``block_3_``, ``block2a_``, ``mixed5``). A block can be
   collapsed to one node (its output) or expanded;
 - an **item** is what stands in one place along the network's path when
@@ -26,7 +26,7 @@ blocks, so it looks as it always did.
 import re
 from dataclasses import dataclass, field
 
-from .layer_types import OPERATION_TYPE_PREFIX
+from .layer_types import NESTED_MODEL_SEPARATOR, OPERATION_TYPE_PREFIX
 
 # Layers that finish the layer before them: they fold into its unit.
 PLUMBING_TYPES = frozenset({
@@ -208,7 +208,10 @@ def _units(layers, groups):
 
 
 def block_key(name):
-    """The block a layer's name puts it in, by Keras' naming (``conv2_block1_1_conv`` -> ``conv2_block1``), or None."""
+    """The block a layer's name puts it in, or None: the nested model it came from (the extractor names its
+    layers ``model/layer``), else by Keras' naming (``conv2_block1_1_conv`` -> ``conv2_block1``)."""
+    if NESTED_MODEL_SEPARATOR in name:
+        return name.rsplit(NESTED_MODEL_SEPARATOR, 1)[0]
     for pattern in BLOCK_NAME_PATTERNS:
         match = pattern.match(name)
         if match:

@@ -23,6 +23,8 @@ KNOWN_LAYER_TYPES = frozenset({
     "Add", "Concatenate",
 })
 OPERATION_TYPE_PREFIX = "ops."
+# The layers of a nested model are named "<model>/<layer>" in a bundle.
+NESTED_MODEL_SEPARATOR = "/"
 
 
 def is_known_layer_type(type_name):

@@ -24,9 +24,8 @@ import numbers
 from dataclasses import dataclass
 
 from ..core.errors import BlenderCNNError
-from ..core.layer_types import OPERATION_TYPE_PREFIX
+from ..core.layer_types import NESTED_MODEL_SEPARATOR, OPERATION_TYPE_PREFIX
 
-NAME_SEPARATOR = "/"
 PREDICTION_BATCH = 256
 # Config entries that describe how a layer was made or trained, not what it computes.
 SKIPPED_CONFIG_KEYS = {"name", "trainable", "dtype", "autocast", "sparse", "ragged", "optional",
@@ -76,7 +75,7 @@ def flatten_model(keras, model, input_shape, where):
 
     def call_layer(prefix, layer, args, kwargs):
         if isinstance(layer, keras.Model):
-            return run_model(prefix + layer.name + NAME_SEPARATOR, layer, args, kwargs)
+            return run_model(prefix + layer.name + NESTED_MODEL_SEPARATOR, layer, args, kwargs)
         name = prefix + layer.name
         if name in graph.tensors:
             raise BlenderCNNError(where, f"layer {name!r} is used more than once; shared layers are not supported")
@@ -109,7 +108,7 @@ def flatten_model(keras, model, input_shape, where):
             return tensor
         run_through_graph = getattr(inner, "_run_through_graph", None)
         if run_through_graph is None or not hasattr(inner, "_nodes_by_depth"):
-            raise BlenderCNNError(where, f"model {prefix.rstrip(NAME_SEPARATOR) or inner.name!r} is a subclassed "
+            raise BlenderCNNError(where, f"model {prefix.rstrip(NESTED_MODEL_SEPARATOR) or inner.name!r} is a subclassed "
                                          "model; its layer graph lives in Python code, not in the file")
         return run_through_graph(inputs, call_fn=lambda operation, *a, **k: call_layer(prefix, operation, a, k))
 

@@ -46,7 +46,7 @@ def ensure_feature_maps():
 
 
 def ensure_legend():
-    return ensure_group(LEGEND, 7, _build_legend)
+    return ensure_group(LEGEND, 8, _build_legend)
 
 
 def ensure_connections():
@@ -456,6 +456,8 @@ def _build_legend(b):
     colormap = b.add_input("Colormap", "MENU")
     across = b.add_input("Across Network", "BOOLEAN", False)
     size = b.add_input("Size", "FLOAT", 2.0, 0.0, description="Height of the legend's text")
+    drop = b.add_input("Drop", "FLOAT", 6.5, 0.0,
+                       description="How far below the input layer the bar stands, in text heights (room for its label)")
     show_importance = b.add_input("Show Importance", "FLOAT", 0.0, 0.0, 1.0)
     importance_title = b.add_input("Importance Title", "STRING",
                                    description="What the colors mean while importance is shown")
@@ -470,8 +472,8 @@ def _build_legend(b):
     centre, lowest = b.separate_xyz(stats.outputs["Mean"]), b.separate_xyz(stats.outputs["Min"])
     step = b.math("MULTIPLY", size, 0.6)
     half_length = b.math("MULTIPLY", step, (LEGEND_STEPS - 1) / 2)
-    # Below the input layer's own two-line label.
-    bar_z = b.math("SUBTRACT", lowest["Z"], b.math("MULTIPLY", size, 6.5))
+    # Below the input layer's own label.
+    bar_z = b.math("SUBTRACT", lowest["Z"], b.math("MULTIPLY", size, drop))
     # The bar runs along -Y, left to right as the network is seen.
     start = b.combine_xyz(centre["X"], b.math("ADD", centre["Y"], half_length), bar_z)
     end = b.combine_xyz(centre["X"], b.math("SUBTRACT", centre["Y"], half_length), bar_z)

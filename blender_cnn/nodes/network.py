@@ -183,6 +183,8 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     legend = b.group(groups.ensure_legend(), {
         "Cells": placed, "Colormap": settings["Activation Colormap"],
         "Across Network": settings["Normalize Across Network"], "Size": settings["Label Size"],
+        # A unit's label under the input (its rescaling and normalization named) runs wider than a layer's.
+        "Drop": 6.5 if graph is None or graph.plan.graph.detailed else 8.5,
         "Show Importance": settings["Show Importance"],
         "Importance Title": _importance_title(b, importance_method, class_names[:stored_classes],
                                               settings["Importance Class"]),
