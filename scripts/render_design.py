@@ -27,7 +27,8 @@ def main(argv=None):
     sys.path.insert(0, str(REPO))
     import bpy
 
-    from blender_cnn.core.design import design_bundle, load_design, synthetic_inputs
+    from blender_cnn.core.design import design_bundle, synthetic_inputs
+    from blender_cnn.core.presets import load_design
     from blender_cnn.scene.network import build_network
     from blender_cnn.scene.stage import render_still, set_up_stage
 

@@ -17,7 +17,7 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
-from blender_cnn.extract.runner import one_line  # noqa: E402
+from blender_cnn.core.jobs import one_line  # noqa: E402
 
 
 def main(argv=None):

@@ -17,7 +17,8 @@ from blender_cnn.core import design as designer
 from blender_cnn.core.bundle import load_bundle
 from blender_cnn.core.errors import BlenderCNNError
 from blender_cnn.core.forward import forward
-from blender_cnn.extract.keras_models import build_model, load_preset
+from blender_cnn.core.presets import check_preset, load_preset
+from blender_cnn.extract.keras_models import build_model
 
 PRESETS = Path(__file__).resolve().parent.parent / "presets"
 ALL_PRESETS = ["lenet5", "mlp_784_81_49_10", "tiny_vgg", "vgg16", "digits_cnn", "cifar10_grey"]
@@ -141,8 +142,8 @@ def test_the_classic_networks_have_their_known_sizes():
 
 
 def test_shapes_need_no_tensorflow():
-    code = ("import sys; from blender_cnn.core import design; "
-            "design.design_bundle(design.load_design(sys.argv[1]), sys.argv[2]); "
+    code = ("import sys; from blender_cnn.core import design, presets; "
+            "design.design_bundle(presets.load_design(sys.argv[1]), sys.argv[2]); "
             "assert not {'tensorflow', 'keras'} & set(sys.modules), 'TensorFlow was imported'")
     import subprocess
     import tempfile
@@ -331,8 +332,6 @@ def test_a_layer_may_take_input_from_a_layer_listed_after_it_and_sorting_makes_i
     ordered = designer.sorted_design(design)
     assert [layer["name"] for layer in ordered["layers"]] == ["conv1", "pool1", "flatten", "output"]
     assert designer.total_parameters(designer.validate_design(ordered)) == designer.total_parameters(infos)
-    from blender_cnn.extract.keras_models import check_preset
-
     check_preset(ordered)
 
 

@@ -89,8 +89,8 @@ def test_every_preset_becomes_nodes_that_show_its_shapes_and_convert_back_exactl
 
 def test_a_skip_connection_and_a_concatenation_convert_exactly(bpy_designer):
     from blender_cnn.core import design
-    from blender_cnn.designer.convert import design_from_tree, tree_from_design
-    from blender_cnn.designer.tree import analysis
+    from blender_cnn.designer.convert import design_from_tree
+    from blender_cnn.designer.tree import analysis, tree_from_design
 
     tree = tree_from_design(copy.deepcopy(SKIP_DESIGN))
     assert design_from_tree(tree) == SKIP_DESIGN

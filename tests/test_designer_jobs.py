@@ -4,7 +4,7 @@ The operators are called through ``bpy.ops`` (a script's click: the job runs
 and the operator waits for it) and, for the modal loop a click in the UI
 starts, through their own methods on a stand-in with a window
 (``test_import_ui.modal_driver``). This test process' Python has TensorFlow,
-so jobs run in a thread unless a test makes the runner believe otherwise and
+so jobs run in a thread unless a test makes ``core.jobs`` believe otherwise and
 names this Python as the external one.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from test_designer import bpy_designer, designer, draw_panel, new_tree_from_preset  # noqa: F401 (fixtures)
 from test_import_ui import ESCAPE, TIMER, modal_context, modal_driver, run_modal
 
-from blender_cnn.extract import runner
+from blender_cnn.core import jobs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -52,12 +52,12 @@ def external_python(monkeypatch):
     """Jobs run in another Python (this one, named in the preferences), as in a Blender without TensorFlow."""
     from blender_cnn.ui import preferences
 
-    monkeypatch.setattr(runner, "tensorflow_in_this_python", lambda: False)
+    monkeypatch.setattr(jobs, "tensorflow_in_this_python", lambda: False)
     monkeypatch.setattr(preferences, "python_with_tensorflow", lambda _context: sys.executable)
 
 
 def tiny_tree(bpy):
-    from blender_cnn.designer.convert import tree_from_design
+    from blender_cnn.designer.tree import tree_from_design
 
     return tree_from_design(copy.deepcopy(TINY))
 
@@ -155,7 +155,7 @@ def test_training_in_the_external_python_shows_progress_of_both_stages(bpy_desig
                           image_folder="", run_folder="", seed=0, frame_camera=False)
     context = modal_context(bpy)
     assert driver.execute(context) == {"RUNNING_MODAL"}
-    assert isinstance(driver._job, runner.SubprocessJob)
+    assert isinstance(driver._job, jobs.SubprocessJob)
     assert run_modal(driver, context) == {"FINISHED"}, driver.reports
     assert network_bundle(bpy.context.view_layer.objects.active).epochs == [0, 1, 2]
     shown = [text for text in context.workspace.status if text]
@@ -287,9 +287,9 @@ def test_the_panel_shows_the_tensorflow_buttons_and_a_running_job(bpy_designer, 
     record = draw_panel(bpy, tree)
     assert {"bcnn.export_design", "bcnn.train_design", "bcnn.build_design_scene"} <= set(record["operators"])
 
-    task = runner.Task("Training", "design 'tiny'", str(tmp_path / "run"), run=lambda *_args: time.sleep(0.2),
+    task = jobs.Task("Training", "design 'tiny'", str(tmp_path / "run"), run=lambda *_args: time.sleep(0.2),
                        progress_total=6)
-    job = runner.start_job(task)
+    job = jobs.start_job(task)
     ui_jobs.running_jobs.append(job)
     try:
         record = draw_panel(bpy, tree)
@@ -301,7 +301,7 @@ def test_the_panel_shows_the_tensorflow_buttons_and_a_running_job(bpy_designer, 
 
 
 def test_a_training_that_fails_reports_one_line_and_leaves_nothing(bpy_designer, runs):  # noqa: F811
-    from blender_cnn.designer.convert import tree_from_design
+    from blender_cnn.designer.tree import tree_from_design
 
     bpy = bpy_designer
     three = copy.deepcopy(TINY)
@@ -322,7 +322,7 @@ def write_run(out_path, log, _should_stop, names=("epoch_000.keras",)):
         log(f"epoch {name[6:9]}: {name}")
         with open(os.path.join(out_path, name), "w") as handle:
             handle.write("new")
-    log(f"{runner.STAGE_PREFIX}Extracting")
+    log(f"{jobs.STAGE_PREFIX}Extracting")
     log("epoch 0: read")
 
 
@@ -330,8 +330,8 @@ def test_a_finished_folder_output_replaces_an_earlier_one_whole(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "epoch_007.keras").write_text("old")
-    task = runner.Task("Training", "design 'x'", str(run_dir), run=write_run, progress_total=2)
-    job = runner.start_job(task)
+    task = jobs.Task("Training", "design 'x'", str(run_dir), run=write_run, progress_total=2)
+    job = jobs.start_job(task)
     assert job.wait() == str(run_dir)
     assert (job.label, job.progress_done, job.last_step) == ("Extracting", 2, "epoch 0")
     assert files_under(tmp_path) == ["run", "run/epoch_000.keras"]
@@ -344,14 +344,14 @@ def test_a_job_error_is_one_line_and_nothing_is_left(tmp_path):
         log("epoch 0: trained")
         raise BlenderCNNError("design 'x'", "has 2 problems:\n  a: no\n  b: no")
 
-    job = runner.start_job(runner.Task("Training", "design 'x'", str(tmp_path / "run"), run=fail))
+    job = jobs.start_job(jobs.Task("Training", "design 'x'", str(tmp_path / "run"), run=fail))
     with pytest.raises(BlenderCNNError) as raised:
         job.wait()
     assert str(raised.value) == job.error == "design 'x': has 2 problems: a: no; b: no"
     assert job.status_text == f"Training failed: {job.error}"
     assert files_under(tmp_path) == []
 
-    silent = runner.start_job(runner.Task("Exporting", "design 'x'", str(tmp_path / "x.keras"),
+    silent = jobs.start_job(jobs.Task("Exporting", "design 'x'", str(tmp_path / "x.keras"),
                                           run=lambda *_args: None))
     with pytest.raises(BlenderCNNError, match="exporting ended without writing x.keras"):
         silent.wait()

@@ -1,4 +1,4 @@
-"""Importing TensorFlow checkpoints: the extraction runner (in another Python and in this one)
+"""Importing TensorFlow checkpoints: the extraction job (in another Python and in this one)
 and the ``bcnn.import_checkpoint`` operator driven from bpy.
 
 The demo run folder (``demo_bundle_path.parent``) is the source throughout;
@@ -18,7 +18,8 @@ import pytest
 
 from blender_cnn.core.bundle import load_bundle
 from blender_cnn.core.errors import BlenderCNNError
-from blender_cnn.extract import runner
+from blender_cnn.core import jobs
+from blender_cnn.extract import extraction
 
 
 @pytest.fixture
@@ -31,17 +32,17 @@ def leftovers(folder):
 
 
 def test_command_is_an_argument_list_with_only_the_options_set(tmp_path):
-    command = runner.extract_command("py", "run", tmp_path / "b.bcnn.npz")
+    command = extraction.extract_command("py", "run", tmp_path / "b.bcnn.npz")
     assert command == ["py", "-m", "blender_cnn.extract", "run", "--out", str(tmp_path / "b.bcnn.npz")]
-    command = runner.extract_command("py", "m.h5", "b", runner.ExtractionOptions(
+    command = extraction.extract_command("py", "m.h5", "b", extraction.ExtractionOptions(
         architecture="m.json", samples="s.npz", allow_unsafe=True))
     assert command[4:] == ["--out", "b", "--architecture", "m.json", "--samples", "s.npz", "--allow-unsafe"]
-    command = runner.extract_command("py", "run", "b", runner.ExtractionOptions(
+    command = extraction.extract_command("py", "run", "b", extraction.ExtractionOptions(
         images=("a.png", "b.jpg"), samples_per_class=3, float16=True, importance=False))
     assert command[4:] == ["--out", "b", "--images", "a.png", "b.jpg", "--samples-per-class", "3", "--float16",
                            "--no-importance"]
-    environment = runner.child_environment({"PYTHONPATH": "/elsewhere", "PYTHONHOME": "/blender/python"})
-    assert environment["PYTHONPATH"] == str(runner.ADDON_ROOT.parent)
+    environment = jobs.child_environment({"PYTHONPATH": "/elsewhere", "PYTHONHOME": "/blender/python"})
+    assert environment["PYTHONPATH"] == str(jobs.ADDON_ROOT.parent)
     assert "PYTHONHOME" not in environment
 
 
@@ -49,31 +50,31 @@ def test_the_progress_total_counts_the_largest_group_of_numbered_checkpoints(tmp
     for name in ("epoch_000.keras", "epoch_001.keras", "epoch_002.keras", "best.keras", "samples.npz",
                  "ckpt-1.index", "ckpt-1.data-00000-of-00001"):
         (tmp_path / name).write_bytes(b"")
-    assert runner.expected_epoch_count(tmp_path) == 3
-    assert runner.expected_epoch_count(tmp_path / "best.keras") == 1
-    assert runner.expected_epoch_count(tmp_path / "samples.npz") is None
+    assert extraction.expected_epoch_count(tmp_path) == 3
+    assert extraction.expected_epoch_count(tmp_path / "best.keras") == 1
+    assert extraction.expected_epoch_count(tmp_path / "samples.npz") is None
 
 
 def test_progress_and_error_lines_are_parsed():
-    assert runner.parse_progress("epoch 12: epoch_012.keras (0.1 s)") == "epoch 12"
-    assert runner.parse_progress("layer block1_conv1: 1/22") == "layer block1_conv1"
-    assert runner.parse_progress("wrote x.bcnn.npz: 8 layers") is None
-    assert runner.one_line("design 'x': has 2 problems:\n  a: no\n  b: no") == "design 'x': has 2 problems: a: no; b: no"
+    assert jobs.parse_progress("epoch 12: epoch_012.keras (0.1 s)") == "epoch 12"
+    assert jobs.parse_progress("layer block1_conv1: 1/22") == "layer block1_conv1"
+    assert jobs.parse_progress("wrote x.bcnn.npz: 8 layers") is None
+    assert jobs.one_line("design 'x': has 2 problems:\n  a: no\n  b: no") == "design 'x': has 2 problems: a: no; b: no"
     stderr = ["I0000 oneDNN custom operations are on.", "error: /runs/a/epoch_001.keras: cannot be opened", ""]
-    assert runner.error_message(stderr, 2) == "/runs/a/epoch_001.keras: cannot be opened"
-    assert runner.error_message(["Traceback (most recent call last):", "ZeroDivisionError: boom"], 1) \
+    assert jobs.error_message(stderr, 2) == "/runs/a/epoch_001.keras: cannot be opened"
+    assert jobs.error_message(["Traceback (most recent call last):", "ZeroDivisionError: boom"], 1) \
         == "ZeroDivisionError: boom"
-    assert runner.error_message([], -9) == "exited with code -9 and printed no error"
+    assert jobs.error_message([], -9) == "exited with code -9 and printed no error"
 
 
 def test_external_python_extracts_the_run_with_progress(run_dir, tmp_path):
-    job = runner.start_extraction(run_dir, tmp_path, python_path=sys.executable, in_process=False)
-    assert isinstance(job, runner.SubprocessJob)
+    job = extraction.start_extraction(run_dir, tmp_path, python_path=sys.executable, in_process=False)
+    assert isinstance(job, jobs.SubprocessJob)
     seen = []
-    while job.poll() == runner.RUNNING:
+    while job.poll() == jobs.RUNNING:
         seen.append(job.progress_done)
         time.sleep(0.05)
-    assert job.state == runner.FINISHED, job.error
+    assert job.state == jobs.FINISHED, job.error
     checkpoints = sorted(run_dir.glob("epoch_*.keras"))
     assert job.progress_total == job.progress_done == len(checkpoints)
     assert job.last_step == f"epoch {len(checkpoints) - 1}"
@@ -89,7 +90,7 @@ def test_a_bad_checkpoint_fails_with_one_line_naming_the_file(run_dir, tmp_path)
     (source / "epoch_000.keras").write_bytes(b"not a keras file")
     shutil.copy(run_dir / "samples.npz", source / "samples.npz")
     out_dir = tmp_path / "bundles"
-    job = runner.start_extraction(source, out_dir, python_path=sys.executable, in_process=False)
+    job = extraction.start_extraction(source, out_dir, python_path=sys.executable, in_process=False)
     with pytest.raises(BlenderCNNError) as raised:
         job.wait()
     message = str(raised.value)
@@ -100,36 +101,36 @@ def test_a_bad_checkpoint_fails_with_one_line_naming_the_file(run_dir, tmp_path)
 
 
 def test_cancel_stops_the_process_and_leaves_nothing(run_dir, tmp_path):
-    job = runner.start_extraction(run_dir, tmp_path, python_path=sys.executable, in_process=False)
+    job = extraction.start_extraction(run_dir, tmp_path, python_path=sys.executable, in_process=False)
     time.sleep(0.5)  # TensorFlow takes seconds to import: the process is mid-run
-    assert job.poll() == runner.RUNNING
+    assert job.poll() == jobs.RUNNING
     job.cancel()
     assert job.process.returncode is not None
-    assert job.state == runner.CANCELLED
+    assert job.state == jobs.CANCELLED
     assert leftovers(tmp_path) == []
-    with pytest.raises(runner.JobCancelled):
+    with pytest.raises(jobs.JobCancelled):
         job.wait()
 
 
 def test_in_process_extraction_and_cancel(run_dir, tmp_path):
-    job = runner.start_extraction(run_dir, tmp_path / "done", in_process=True)
-    assert isinstance(job, runner.ThreadJob)
+    job = extraction.start_extraction(run_dir, tmp_path / "done", in_process=True)
+    assert isinstance(job, jobs.ThreadJob)
     path = job.wait()
     assert job.progress_done == job.progress_total
     assert load_bundle(path).epochs == load_bundle(run_dir / "digits_cnn.bcnn.npz").epochs
 
-    cancelled = runner.start_extraction(run_dir, tmp_path / "cancelled", in_process=True)
+    cancelled = extraction.start_extraction(run_dir, tmp_path / "cancelled", in_process=True)
     cancelled.cancel()
     cancelled.join(timeout=60)
-    assert cancelled.poll() == runner.CANCELLED
+    assert cancelled.poll() == jobs.CANCELLED
     assert leftovers(tmp_path / "cancelled") == []
 
 
 def test_without_tensorflow_the_message_says_what_to_install_and_where(run_dir, tmp_path):
     with pytest.raises(BlenderCNNError, match=r"Edit > Preferences > Add-ons > Blender CNN.*tensorflow-cpu"):
-        runner.start_extraction(run_dir, tmp_path, python_path="", in_process=False)
+        extraction.start_extraction(run_dir, tmp_path, python_path="", in_process=False)
     with pytest.raises(BlenderCNNError, match="does not exist"):
-        runner.start_extraction(run_dir, tmp_path, python_path=str(tmp_path / "nowhere" / "python"),
+        extraction.start_extraction(run_dir, tmp_path, python_path=str(tmp_path / "nowhere" / "python"),
                                 in_process=False)
     assert leftovers(tmp_path) == []
 
@@ -140,10 +141,8 @@ def test_an_external_python_without_tensorflow_is_named(run_dir, tmp_path):
     python = tmp_path / "python"
     python.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(1)\n")
     python.chmod(0o755)
-    started = time.perf_counter()
     with pytest.raises(BlenderCNNError) as raised:
-        runner.start_extraction(run_dir, tmp_path / "out", python_path=str(python), in_process=False)
-    assert time.perf_counter() - started < 10
+        extraction.start_extraction(run_dir, tmp_path / "out", python_path=str(python), in_process=False)
     message = str(raised.value)
     assert message.startswith(f"{python}: has no TensorFlow")
     assert f"{python} -m pip install tensorflow-cpu" in message
@@ -233,7 +232,7 @@ def test_operator_runs_the_external_python_when_blender_has_no_tensorflow(blende
                                                                           bundle_folder):
     from blender_cnn.ui import preferences
 
-    monkeypatch.setattr(runner, "tensorflow_in_this_python", lambda: False)
+    monkeypatch.setattr(jobs, "tensorflow_in_this_python", lambda: False)
     monkeypatch.setattr(preferences, "python_with_tensorflow", lambda _context: "")
     missing = "TensorFlow is not importable in Blender's Python. Set 'Python with TensorFlow'"
     with pytest.raises(RuntimeError, match=missing):
@@ -317,7 +316,7 @@ def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(run_dir, tmp_
     operator = _checkpoint_operator()
 
     built = []
-    driver = modal_driver(operator, runner.start_extraction(run_dir, tmp_path / "done", in_process=True),
+    driver = modal_driver(operator, extraction.start_extraction(run_dir, tmp_path / "done", in_process=True),
                           job_finished=lambda _context: built.append(driver._job.bundle_path) or {"FINISHED"})
     context = modal_context()
     assert driver._start_modal(context) == {"RUNNING_MODAL"}
@@ -329,7 +328,7 @@ def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(run_dir, tmp_
     shown = context.workspace.status
     assert shown[-1] is None and any("Esc to cancel" in text for text in shown[:-1])
 
-    job = runner.start_extraction(run_dir, tmp_path / "cancelled", in_process=True)
+    job = extraction.start_extraction(run_dir, tmp_path / "cancelled", in_process=True)
     driver = modal_driver(operator, job)
     context = modal_context()
     driver._start_modal(context)
@@ -340,7 +339,7 @@ def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(run_dir, tmp_
 
 
 # Runs inside a fresh Blender (bpy) process: argv = zip run_dir. Blender's Python here has TensorFlow,
-# so the runner is told it has none, to take the path of a Blender without it.
+# so ``core.jobs`` is told it has none, to take the path of a Blender without it.
 _INSTALLED_SCRIPT = r"""
 import json, sys
 import bpy
@@ -348,7 +347,7 @@ import bpy
 zip_path, run_dir = sys.argv[1:3]
 package = "bl_ext.user_default.blender_cnn"
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-sys.modules[package + ".extract.runner"].tensorflow_in_this_python = lambda: False
+sys.modules[package + ".core.jobs"].tensorflow_in_this_python = lambda: False
 bpy.context.preferences.addons[package].preferences.python_path = sys.executable
 result = {"import": sorted(bpy.ops.bcnn.import_checkpoint(directory=run_dir)),
           "bundle": bpy.context.view_layer.objects.active["blender_cnn_bundle"],
@@ -366,7 +365,7 @@ def test_installed_extension_extracts_in_the_external_python(run_dir, tmp_path):
     import subprocess
     from pathlib import Path
 
-    scripts = Path(runner.ADDON_ROOT).parent / "scripts" / "build_extension.py"
+    scripts = Path(jobs.ADDON_ROOT).parent / "scripts" / "build_extension.py"
     spec = importlib.util.spec_from_file_location("build_extension", scripts)
     build_extension = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build_extension)

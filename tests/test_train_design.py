@@ -19,10 +19,11 @@ from blender_cnn.core import design as designs  # noqa: E402
 from blender_cnn.core import forward as forward_pass  # noqa: E402
 from blender_cnn.core.bundle import load_bundle  # noqa: E402
 from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
+from blender_cnn.core.presets import check_preset  # noqa: E402
 from blender_cnn.extract.datasets import load_dataset, load_image_folder  # noqa: E402
 from blender_cnn.extract.export import export_keras  # noqa: E402
 from blender_cnn.extract.keras_bundle import extract_run  # noqa: E402
-from blender_cnn.extract.keras_models import check_preset, load_network  # noqa: E402
+from blender_cnn.extract.keras_models import load_network  # noqa: E402
 from blender_cnn.extract.training import train_run  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

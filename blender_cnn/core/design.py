@@ -1,6 +1,6 @@
 """Networks designed as data: shapes, parameter counts, problems, random weights and a bundle.
 
-A *design* is a preset (``presets/*.json``, ``extract.keras_models``): a dict
+A *design* is a preset (``presets/*.json``, ``core.presets``): a dict
 with ``name``, ``input_shape`` (channels last), ``class_names``, a ``layers``
 list of ``{"type": Keras class name, "name": ..., keyword arguments...,
 "inputs": [names] (optional)}`` and an optional ``training`` section. A layer
@@ -19,7 +19,6 @@ writes a one-epoch bundle (epoch 0) whose activations are the numpy forward
 pass's, so the scene builder can show a network nobody has trained.
 """
 
-import json
 import math
 import os
 import zlib
@@ -32,8 +31,8 @@ from .bundle import write_bundle
 from .errors import BlenderCNNError
 from .design_rules import (DESIGNABLE_LAYER_TYPES, LayerProblem, check_type_and_arguments, infer_layer,  # noqa: F401
                            is_positive_int, shape_text)
+from .presets import INPUT_NAME, check_preset, load_design
 
-INPUT_NAME = "input"
 DESIGN_KEY = "<design>"  # the key of problems that belong to the whole design, not one layer
 
 
@@ -63,18 +62,6 @@ class DesignLayer:
 
 
 # ---------------------------------------------------------------- reading designs
-
-def load_design(path):
-    """Read a design or preset JSON file without validating it; BlenderCNNError when it is missing or not JSON."""
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise BlenderCNNError(path, "no such preset or design file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BlenderCNNError(path, f"is not a readable JSON preset or design ({error})") from None
-
 
 def design_and_where(design, where=None):
     """``(design dict, what errors name)`` for a design dict or the path of a design or preset file."""
@@ -362,8 +349,6 @@ def _analyse(design):
 
 def _training_problem(design):
     """check_preset's judgement of the training section, without its layer checks (those are per layer here)."""
-    from ..extract.keras_models import check_preset  # Keras is imported inside its functions only
-
     probe = {"name": "x", "input_shape": [1], "class_names": ["x"], "layers": [{"type": "Dense", "name": "x"}],
              "training": design.get("training", {})}
     try:

@@ -1,18 +1,25 @@
-"""Designs (preset dicts, ``core.design``) to "CNN Design" node trees and back, and bundles to designs.
+"""Designs (preset dicts, ``core.design``) to the nodes of "CNN Design" trees and back, and bundles to designs.
 
-``tree_from_design(design, name)`` lays the layers out left to right by depth
-(branches stacked below); ``design_from_tree(tree)`` writes the design back:
-layer names are node names, inputs come from the links (an Add or Concatenate
-takes its multi-input socket's links in order) and the layer order follows the
-data flow. A node remembers the design's own spelling of each argument (``3``
-or ``[3, 3]``, a float the node stores in single precision) and writes it back
-unchanged while its value is not edited, so a preset converts to nodes and
-back exactly. Everything here but ``check_tree`` returns data, never raises for
-a bad design; bpy is needed only for trees.
+``fill_tree(tree, design)`` makes the nodes and links of a design, laid out
+left to right by depth (branches stacked below); ``design_from_tree(tree)``
+writes the design back: layer names are node names, inputs come from the
+links (an Add or Concatenate takes its multi-input socket's links in order)
+and the layer order follows the data flow. A node remembers the design's own
+spelling of each argument (``3`` or ``[3, 3]``, a float the node stores in
+single precision) and writes it back unchanged while its value is not edited,
+so a preset converts to nodes and back exactly. ``analyse_tree`` gives what
+the tree's nodes show. An invalid design raises nothing here, its problems
+are data; only a design or bundle no nodes can show is refused
+(``checked_structure``, ``design_from_bundle``).
+
+This module only reads and writes the nodes of a tree it is given; it imports
+neither bpy nor ``tree``, which defines the node types, analyses trees as they
+are edited (with this module) and makes new trees (``tree.tree_from_design``).
 """
 
 import heapq
 import json
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +30,35 @@ from ..core.errors import BlenderCNNError
 DESIGN_KEYS = ("name", "description", "input_shape", "class_names", "layers", "training")
 COLUMN_SPACING = 280
 ROW_SPACING = 420
+INPUT_NODE = "BCNN_DesignInput"
+
+
+def node_idname(layer_type):
+    """The node type that stands for a design's layer type (``"Input"``: the network's input)."""
+    return INPUT_NODE if layer_type == "Input" else f"BCNN_Design{layer_type}"
+
+
+DESIGN_NODE_TYPES = frozenset([INPUT_NODE, *map(node_idname, RULES)])
+
+
+def is_design_node(node):
+    """Whether ``node`` is one of the designer's (a layer or the Input), not a reroute or a frame."""
+    return node.bl_idname in DESIGN_NODE_TYPES
+
+
+@dataclass
+class Analysis:
+    """What the tree's design is: per node its DesignLayer and problem, the totals."""
+
+    layers: dict = field(default_factory=dict)    # node name -> DesignLayer
+    problems: dict = field(default_factory=dict)  # node name -> reason
+    design_problem: str = None                    # problems of the design as a whole
+    total_params: int = 0
+    error: str = None                             # an unexpected failure of the analysis itself
+
+    @property
+    def problem_count(self):
+        return len(self.problems) + (1 if self.design_problem else 0) + (1 if self.error else 0)
 
 
 # ---------------------------------------------------------------- argument values
@@ -177,9 +213,7 @@ class _Graph:
     """The tree read as a design: the Input node, the layer nodes in design order, their sources."""
 
     def __init__(self, tree):
-        from .tree import DesignNode
-
-        nodes = [node for node in tree.nodes if isinstance(node, DesignNode)]
+        nodes = [node for node in tree.nodes if is_design_node(node)]
         inputs = [node for node in nodes if node.layer_type == "Input"]
         self.input = inputs[0] if inputs else None
         self.problems = {node.name: "a design has one Input node; remove this one" for node in inputs[1:]}
@@ -189,7 +223,7 @@ class _Graph:
             names = []
             for link in node.inputs[0].links if len(node.inputs) else ():
                 source = _through_reroutes(link)
-                if source is None or not isinstance(source, DesignNode):
+                if source is None or not is_design_node(source):
                     continue
                 names.append(design_core.INPUT_NAME if source == self.input else source.name)
             self.sources[node.name] = names
@@ -285,9 +319,7 @@ def _design_and_graph(tree):
 
 
 def analyse_tree(tree):
-    """The tree's ``tree.Analysis``: per node its DesignLayer and problem, the totals."""
-    from .tree import Analysis
-
+    """The tree's ``Analysis``: per node its DesignLayer and problem, the totals."""
     design, graph = _design_and_graph(tree)
     result = Analysis()
     if graph.input is None:
@@ -312,50 +344,11 @@ def analyse_tree(tree):
     return result
 
 
-def check_tree(tree):
-    """The tree's design, or one BlenderCNNError naming the tree and listing every problem."""
-    from .tree import analyse
-
-    result = analyse(tree)
-    lines = ([result.error] if result.error else []) + ([result.design_problem] if result.design_problem else []) \
-        + [f"{name}: {reason}" for name, reason in result.problems.items()]
-    if lines:
-        count = f"{len(lines)} problem{'s' if len(lines) > 1 else ''}"
-        raise BlenderCNNError(f"design {tree.design_name!r}", f"has {count}:\n  " + "\n  ".join(lines))
-    return design_from_tree(tree)
-
-
 # ---------------------------------------------------------------- design -> tree
 
-def tree_from_design(design, name=None, tree=None):
-    """A "CNN Design" tree (new, or ``tree`` emptied) showing ``design``; layers left to right by depth.
-
-    The design need not be valid (its problems show on the nodes), but it
-    must be a dict with a list of layers whose types the designer knows.
-    """
-    import bpy
-
-    from . import tree as tree_module
-
-    design = _checked_structure(design)
-    if tree is None:
-        tree = bpy.data.node_groups.new(name or design.get("name") or "CNN Design", tree_module.TREE_TYPE)
-    tree_module._suspended.append(tree)
-    try:
-        tree.nodes.clear()
-        tree.design_name = str(design.get("name") or name or "design")
-        tree.description = str(design.get("description") or "")
-        tree.training_json = json.dumps(design["training"]) if "training" in design else ""
-        extra = {key: value for key, value in design.items() if key not in DESIGN_KEYS}
-        tree.extra_json = json.dumps(extra) if extra else ""
-        _fill(tree, design, tree_module)
-    finally:
-        tree_module._suspended.remove(tree)
-    tree_module.refresh(tree)
-    return tree
-
-
-def _checked_structure(design):
+def checked_structure(design):
+    """``design`` when the designer can show it: a dict whose input shape and layer types have nodes; else
+    BlenderCNNError. Whether the design is valid is the nodes' business: its problems show on them."""
     if not isinstance(design, dict) or not isinstance(design.get("layers"), list):
         raise BlenderCNNError("design", "must be a dict with a list of 'layers'")
     shape = design.get("input_shape")
@@ -372,8 +365,23 @@ def _checked_structure(design):
     return design
 
 
-def _fill(tree, design, tree_module):
-    input_node = tree.nodes.new(tree_module.INPUT_NODE)
+def fill_tree(tree, design, name=None):
+    """Replace the nodes of ``tree`` with the layers of ``design`` (as ``checked_structure`` passed it).
+
+    The tree analyses itself on every node added, so its owner suspends that
+    while this runs (``tree.tree_from_design``).
+    """
+    tree.nodes.clear()
+    tree.design_name = str(design.get("name") or name or "design")
+    tree.description = str(design.get("description") or "")
+    tree.training_json = json.dumps(design["training"]) if "training" in design else ""
+    extra = {key: value for key, value in design.items() if key not in DESIGN_KEYS}
+    tree.extra_json = json.dumps(extra) if extra else ""
+    _add_nodes(tree, design)
+
+
+def _add_nodes(tree, design):
+    input_node = tree.nodes.new(INPUT_NODE)
     input_node.name = design_core.INPUT_NAME
     input_node.order = 0
     shape = design.get("input_shape")
@@ -390,7 +398,7 @@ def _fill(tree, design, tree_module):
     previous = design_core.INPUT_NAME
     sources = {}
     for position, entry in enumerate(design["layers"], start=1):
-        node = tree.nodes.new(tree_module.node_idname(entry["type"]))
+        node = tree.nodes.new(node_idname(entry["type"]))
         node.name = str(entry.get("name") or f"{entry['type'].lower()}_{position}")
         node.order = position
         args, extra = {}, {}

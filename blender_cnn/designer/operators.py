@@ -3,7 +3,7 @@
 Each is a thin wrapper over a function scripts can call too (``build_design_scene``,
 ``save_preset``, ``new_design``). Errors are one report from a BlenderCNNError.
 Build Scene computes a big design's bundle (VGG16's takes seconds) as a
-``runner`` job, with progress and Esc to cancel; ``tensorflow_operators``
+``core.jobs`` job, with progress and Esc to cancel; ``tensorflow_operators``
 export and train designs.
 """
 
@@ -15,14 +15,15 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..core import design as design_core
+from ..core import jobs
 from ..core.errors import BlenderCNNError
-from ..extract import runner
+from ..core.presets import load_design
 from ..scene.user_folders import builtin_presets_folder, enum_items, preset_entries, safe_file_name, user_folder
 from ..scene.network import (build_network, get_network_input, is_network, network_bundle,
                              network_modifier, set_network_input)
 from ..ui.jobs import BackgroundJob
 from . import convert
-from .tree import TREE_TYPE, refresh
+from .tree import TREE_TYPE, check_tree, refresh, tree_from_design
 
 DESIGN_PROPERTY = "blender_cnn_design"          # on a network built from a design: the design's name
 PATTERN_NAMES = ("centred square", "diagonal stripe", "checkerboard")  # core.design.synthetic_inputs' order
@@ -53,7 +54,7 @@ _preset_items = enum_items(lambda: preset_files(), "No presets")
 
 def new_design(design, context=None, name=None):
     """A new design tree showing ``design``, shown in the node editor of ``context`` if there is one."""
-    tree = convert.tree_from_design(design, name)
+    tree = tree_from_design(design, name)
     show_tree(tree, context)
     return tree
 
@@ -70,7 +71,7 @@ def show_tree(tree, context):
 
 def save_preset(tree, name, folder=None):
     """Write the tree's design as ``<folder>/<name>.json`` (the user's presets); refuses an invalid design."""
-    design = convert.check_tree(tree)
+    design = check_tree(tree)
     design = {**design, "name": name}
     folder = folder or user_presets_folder()
     os.makedirs(folder, exist_ok=True)
@@ -98,7 +99,7 @@ def settings_digest(*values):
 
 
 def start_design_bundle(design, seed, pattern):
-    """A ``runner`` job writing the (valid) design's bundle into the cache, or None when it is there already.
+    """A ``core.jobs`` job writing the (valid) design's bundle into the cache, or None when it is there already.
 
     The numpy forward pass runs in a thread, one progress step per layer.
     """
@@ -113,9 +114,9 @@ def start_design_bundle(design, seed, pattern):
         design_core.design_bundle(design, out_path, seed=seed, inputs=inputs, should_stop=should_stop,
                                   progress=lambda done, total, name: log(f"layer {name}: {done}/{total}"))
 
-    task = runner.Task("Computing activations", f"design {design['name']!r}", path, run,
-                       progress_total=len(design_core.infer_shapes(design)) - 1, starting="starting...")
-    return runner.start_job(task)
+    task = jobs.Task("Computing activations", f"design {design['name']!r}", path, run,
+                     progress_total=len(design_core.infer_shapes(design)) - 1, starting="starting...")
+    return jobs.start_job(task)
 
 
 def design_bundle_path(design, seed, pattern):
@@ -139,7 +140,7 @@ def build_design_scene(tree, context, seed=0, pattern="ALL", frame_camera=True):
     place (``place_design_network``). An invalid design raises
     BlenderCNNError and leaves the scene unchanged.
     """
-    design = convert.check_tree(tree)
+    design = check_tree(tree)
     return build_design_network(design, design_bundle_path(design, seed, pattern), context, seed, frame_camera)
 
 
@@ -328,7 +329,7 @@ class BCNN_OT_new_design_from_preset(bpy.types.Operator):
         try:
             if self.preset not in paths:
                 raise BlenderCNNError("preset", f"{self.preset!r} is not a preset file (any more)")
-            tree = new_design(design_core.load_design(paths[self.preset]), context)
+            tree = new_design(load_design(paths[self.preset]), context)
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -385,7 +386,7 @@ keeps its settings. A big design computes with a progress bar; Esc cancels"""
 
     def execute(self, context):
         try:
-            self._design = convert.check_tree(design_tree(context, self.tree_name))
+            self._design = check_tree(design_tree(context, self.tree_name))
             job = start_design_bundle(self._design, self.seed, self.inputs)
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))

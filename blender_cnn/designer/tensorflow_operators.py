@@ -1,6 +1,6 @@
 """The designer's operators that need TensorFlow: export a design to Keras, train it and show its epochs.
 
-Both run as ``runner`` jobs (in Blender's Python when it has TensorFlow,
+Both run as ``core.jobs`` jobs (in Blender's Python when it has TensorFlow,
 else in the Python set in the add-on's preferences), with Blender's progress
 bar, the job's status text and Esc to cancel. Training ends by building the
 trained network in place of the design's network, keeping its settings
@@ -20,8 +20,8 @@ from ..scene.network import network_bundle
 from ..scene.user_folders import safe_file_name, user_folder
 from ..ui import preferences
 from ..ui.jobs import BackgroundJob
-from . import convert
 from .operators import OnDesignTree, design_tree, designed_network, place_design_network, settings_digest
+from .tree import check_tree
 
 _SEED_DESCRIPTION = ("Seed of the design's random weights (-1: the seed the design's scene was built with, "
                      "0 when it was not built); with Build Scene's seed the model computes what the scene shows")
@@ -100,7 +100,7 @@ Needs TensorFlow in Blender's Python or in the Python set in the add-on's prefer
 
     def execute(self, context):
         try:
-            design = convert.check_tree(design_tree(context, self.tree_name))
+            design = check_tree(design_tree(context, self.tree_name))
             seed = self.seed if self.seed >= 0 else built_seed(design["name"], context.scene)
             job = start_export(design, bpy.path.abspath(self.filepath), seed,
                                python_path=preferences.python_with_tensorflow(context))
@@ -151,7 +151,7 @@ replaces the design's network and keeps its settings. Esc cancels and leaves the
         self.run_in_background = True
         try:
             tree = design_tree(context, self.tree_name)
-            design = convert.check_tree(tree)
+            design = check_tree(tree)
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -181,7 +181,7 @@ replaces the design's network and keeps its settings. Esc cancels and leaves the
 
     def execute(self, context):
         try:
-            design = convert.check_tree(design_tree(context, self.tree_name))
+            design = check_tree(design_tree(context, self.tree_name))
             images = self.images(design)
             seed = self.seed if self.seed >= 0 else built_seed(design["name"], context.scene)
             epochs = self.epochs or None

@@ -3,10 +3,15 @@
 Each layer type of ``core.design_rules.RULES`` has a node class whose
 properties are the Keras arguments the design format takes (``ARGUMENTS``).
 The tree's ``update`` turns the tree into a design (``convert.design_from_tree``)
-and runs ``core.design.infer_shapes``; the result is cached per tree and drawn
-on every node (output shape, parameters, or the reason the node is invalid,
-which also colours the node red). Nothing here raises into Blender: update and
-draw catch every error and show it.
+and runs ``core.design.infer_shapes`` (``convert.analyse_tree``); the result
+is cached per tree and drawn on every node (output shape, parameters, or the
+reason the node is invalid, which also colours the node red). Nothing here
+raises into Blender: update and draw catch every error and show it.
+``tree_from_design`` makes a tree of a design (``convert.fill_tree``) with
+that analysis suspended until every node is in, and ``check_tree`` gives the
+design of a tree without problems.
+
+This module uses ``convert``, never the other way round.
 """
 
 from dataclasses import dataclass, field
@@ -16,11 +21,12 @@ import nodeitems_utils
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, IntVectorProperty, StringProperty
 
 from ..core.design_rules import RULES, shape_text
+from ..core.errors import BlenderCNNError
 from ..core.forward import ACTIVATIONS
+from . import convert
 
 TREE_TYPE = "BCNN_DesignTree"
 SOCKET_TYPE = "BCNN_TensorSocket"
-INPUT_NODE = "BCNN_DesignInput"
 PROBLEM_COLOR = (0.62, 0.12, 0.12)
 WRAP = 38  # characters per line of a problem drawn on a node
 
@@ -113,39 +119,18 @@ CATEGORIES = (
 )
 
 
-def node_idname(layer_type):
-    return INPUT_NODE if layer_type == "Input" else f"BCNN_Design{layer_type}"
-
-
 # ---------------------------------------------------------------- the analysis, cached per tree
 
 _analyses = {}   # tree.as_pointer() -> Analysis
-_suspended = []  # non-empty while convert.py fills a tree: no analysis per added node
-
-
-@dataclass
-class Analysis:
-    """What the tree's design is: per node its DesignLayer and problem, the totals."""
-
-    layers: dict = field(default_factory=dict)    # node name -> DesignLayer
-    problems: dict = field(default_factory=dict)  # node name -> reason
-    design_problem: str = None                    # problems of the design as a whole
-    total_params: int = 0
-    error: str = None                             # an unexpected failure of the analysis itself
-
-    @property
-    def problem_count(self):
-        return len(self.problems) + (1 if self.design_problem else 0) + (1 if self.error else 0)
+_suspended = []  # non-empty while tree_from_design fills a tree: no analysis per added node
 
 
 def analyse(tree):
     """Convert ``tree`` to a design, infer its shapes, cache and return the Analysis. Never raises."""
-    from . import convert
-
     try:
         result = convert.analyse_tree(tree)
     except Exception as error:  # noqa: BLE001 - shown on the tree, never raised into Blender's update
-        result = Analysis(error=f"could not analyse the design: {type(error).__name__}: {error}")
+        result = convert.Analysis(error=f"could not analyse the design: {type(error).__name__}: {error}")
     try:
         _analyses[tree.as_pointer()] = (_signature(tree), result)
     except Exception:  # noqa: BLE001
@@ -225,6 +210,37 @@ def wrapped(text, width=WRAP):
         else:
             line = f"{line} {word}" if line else word
     return lines + ([line] if line else [])
+
+
+# ---------------------------------------------------------------- a tree of a design, the design of a tree
+
+def tree_from_design(design, name=None, tree=None):
+    """A "CNN Design" tree (new, or ``tree`` emptied) showing ``design``; layers left to right by depth.
+
+    The design need not be valid (its problems show on the nodes), but it
+    must be a dict with a list of layers whose types the designer knows.
+    """
+    design = convert.checked_structure(design)  # before a tree is made: a refused design leaves none behind
+    if tree is None:
+        tree = bpy.data.node_groups.new(name or design.get("name") or "CNN Design", TREE_TYPE)
+    _suspended.append(tree)
+    try:
+        convert.fill_tree(tree, design, name)
+    finally:
+        _suspended.remove(tree)
+    refresh(tree)
+    return tree
+
+
+def check_tree(tree):
+    """The tree's design, or one BlenderCNNError naming the tree and listing every problem."""
+    result = analyse(tree)
+    lines = ([result.error] if result.error else []) + ([result.design_problem] if result.design_problem else []) \
+        + [f"{name}: {reason}" for name, reason in result.problems.items()]
+    if lines:
+        count = f"{len(lines)} problem{'s' if len(lines) > 1 else ''}"
+        raise BlenderCNNError(f"design {tree.design_name!r}", f"has {count}:\n  " + "\n  ".join(lines))
+    return convert.design_from_tree(tree)
 
 
 # ---------------------------------------------------------------- tree, socket, nodes
@@ -357,9 +373,7 @@ def _property(argument):
             bounds["max"] = argument.maximum
         return FloatProperty(default=float(start), precision=4, **bounds, **options)
     if argument.kind == "list":
-        from .convert import list_text
-
-        return StringProperty(default=list_text(start), **options)
+        return StringProperty(default=convert.list_text(start), **options)
     raise ValueError(argument.kind)
 
 
@@ -373,14 +387,14 @@ def _node_class(layer_type):
                                                           update=_changed)
     doc = f"A Keras {layer_type} layer"
     return type(f"BCNN_NT_{layer_type}", (DesignNode, bpy.types.Node), {
-        "__doc__": doc, "bl_idname": node_idname(layer_type), "bl_label": layer_type, "bl_icon": "NONE",
+        "__doc__": doc, "bl_idname": convert.node_idname(layer_type), "bl_label": layer_type, "bl_icon": "NONE",
         "layer_type": layer_type, "arguments": arguments, "__annotations__": annotations})
 
 
 class BCNN_NT_Input(DesignNode, bpy.types.Node):
     """The network's input: its shape (channels last) and the names of the classes it tells apart"""
 
-    bl_idname = INPUT_NODE
+    bl_idname = convert.INPUT_NODE
     bl_label = "Input"
     layer_type = "Input"
 
@@ -399,9 +413,7 @@ class BCNN_NT_Input(DesignNode, bpy.types.Node):
         for axis in range(self.rank):
             row.prop(self, "input_shape", index=axis, text="")
         column.prop(self, "class_names", text="")
-        from .convert import class_names_of
-
-        column.label(text=f"{len(class_names_of(self))} classes")
+        column.label(text=f"{len(convert.class_names_of(self))} classes")
 
 
 LAYER_NODE_CLASSES = tuple(_node_class(layer_type) for layer_type in sorted(ARGUMENTS))
@@ -417,7 +429,8 @@ class _DesignCategory(nodeitems_utils.NodeCategory):
 
 
 def _categories():
-    return [_DesignCategory(identifier, label, items=[nodeitems_utils.NodeItem(node_idname(t)) for t in types])
+    return [_DesignCategory(identifier, label,
+                            items=[nodeitems_utils.NodeItem(convert.node_idname(t)) for t in types])
             for identifier, label, types in CATEGORIES]
 
 

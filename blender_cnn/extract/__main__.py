@@ -9,8 +9,8 @@ import time
 # TensorFlow's C++ start-up chatter hides the few lines this tool prints.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from ..core.jobs import run_cli  # noqa: E402
 from .keras_bundle import default_bundle_path, extract  # noqa: E402
-from .runner import run_cli  # noqa: E402
 
 
 def main(argv=None):

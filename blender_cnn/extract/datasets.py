@@ -24,11 +24,9 @@ import numpy as np
 
 from ..core.errors import BlenderCNNError
 from ..core.images import resize
+from ..core.presets import FOLDER_KEY, dataset_problem
 
-DATASETS = ("digits",)
-FOLDER_KEY = "folder"
 FOLDER_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-DATASET_HINT = f"use \"digits\" or {{\"{FOLDER_KEY}\": \"path/to/images\"}} (one subfolder per class)"
 
 
 @dataclass(frozen=True)
@@ -43,17 +41,6 @@ class Dataset:
     class_names: list
     preprocessing: dict
     val_source_index: np.ndarray  # position of each validation image in the original dataset
-
-
-def dataset_problem(spec):
-    """Why ``spec`` is not a dataset spec (``"digits"`` or ``{"folder": path}``), or None when it is one."""
-    if isinstance(spec, str):
-        return None if spec in DATASETS else f"dataset {spec!r} is unknown; {DATASET_HINT}"
-    if isinstance(spec, dict):
-        folder = spec.get(FOLDER_KEY)
-        if set(spec) == {FOLDER_KEY} and isinstance(folder, str) and folder.strip():
-            return None
-    return f"dataset must be a name or an object with one key {FOLDER_KEY!r} (a path), got {spec!r}; {DATASET_HINT}"
 
 
 def resolve_dataset(spec, base_dir=None):

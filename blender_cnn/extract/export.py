@@ -11,7 +11,7 @@ With a ``seed`` the model gets the design's random weights
 designed scene shows (``design_bundle`` with the same seed). With
 ``seed=None`` it keeps Keras' own random initial weights.
 
-``start_export`` runs it as a ``runner`` job (in this Python when it has
+``start_export`` runs it as a ``core.jobs`` job (in this Python when it has
 TensorFlow, else in another one through this module's CLI)::
 
     python -m blender_cnn.extract.export DESIGN.json OUT.keras [--seed N | --keras-initial-weights]
@@ -21,9 +21,11 @@ import argparse
 import os
 import sys
 
+from ..core import jobs
+from ..core.design import design_and_where, random_weights, sorted_design, validate_design
 from ..core.errors import BlenderCNNError
-from . import runner
-from .keras_models import build_model, check_preset
+from ..core.presets import check_preset
+from .keras_models import build_model
 
 KERAS_SUFFIX = ".keras"
 
@@ -34,8 +36,6 @@ def export_keras(design, path, seed=0, log=None):
     Returns ``path``. Raises BlenderCNNError when the design is invalid (the
     reasons listed), ``path`` does not end in ``.keras`` or cannot be written.
     """
-    from ..core.design import design_and_where, random_weights, sorted_design, validate_design
-
     design, where = design_and_where(design)
     path = check_keras_path(path)
     validate_design(design, where)
@@ -83,23 +83,21 @@ def set_design_weights(model, weights, where="design"):
 
 
 def start_export(design, path, seed=0, python_path="", in_process=None):
-    """Start exporting ``design`` (a dict) to ``path`` as a ``runner`` job; its ``result_path`` is ``path``.
+    """Start exporting ``design`` (a dict) to ``path`` as a ``core.jobs`` job; its ``result_path`` is ``path``.
 
     The design and the path are checked first, so a bad one raises
     BlenderCNNError before any job starts.
     """
-    from ..core.design import design_and_where, validate_design
-
     design, where = design_and_where(design)
     path = os.path.abspath(check_keras_path(path))
     validate_design(design, where)
     weights = ["--keras-initial-weights"] if seed is None else ["--seed", str(int(seed))]
-    task = runner.Task(
+    task = jobs.Task(
         "Exporting", where, path,
         run=lambda out_path, log, _should_stop: export_keras(design, out_path, seed, log=log),
-        command=lambda out_path: runner.module_command("extract.export", runner.DESIGN_FILE, out_path, *weights),
-        inputs=runner.design_input(design))
-    return runner.start_job(task, python_path, in_process)
+        command=lambda out_path: jobs.module_command("extract.export", jobs.DESIGN_FILE, out_path, *weights),
+        inputs=jobs.design_input(design))
+    return jobs.start_job(task, python_path, in_process)
 
 
 def main(argv=None):
@@ -116,8 +114,8 @@ def main(argv=None):
     weights.add_argument("--keras-initial-weights", action="store_true",
                          help="keep Keras' own random initial weights instead of the design's")
     args = parser.parse_args(argv)
-    return runner.run_cli(lambda: export_keras(args.design, args.out,
-                                               None if args.keras_initial_weights else args.seed, log=print))
+    return jobs.run_cli(lambda: export_keras(args.design, args.out,
+                                             None if args.keras_initial_weights else args.seed, log=print))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,4 @@
-"""Networks described as data (presets) turned into Keras models.
-
-A preset is JSON: ``input_shape``, ``class_names``, a ``layers`` list in which
-each entry is a Keras layer class name (``type``), a ``name`` and the layer's
-keyword arguments, and a ``training`` section. A layer takes the previous
-layer's output, or the layers named in its optional ``inputs`` list, so
-branching networks (Add, Concatenate) can be written too.
+"""Presets (``core.presets``) turned into Keras models.
 
 Keras is imported inside the functions: the add-on imports this package in
 Blender's Python, where TensorFlow may be missing.
@@ -12,70 +6,13 @@ Blender's Python, where TensorFlow may be missing.
 
 import os
 
-from ..core.design import load_design
+from ..core.design import sorted_design, validate_design
 from ..core.errors import BlenderCNNError
-from .datasets import dataset_problem, resolve_dataset
+from ..core.presets import INPUT_NAME, check_preset, load_design
+from .datasets import resolve_dataset
 
-INPUT_NAME = "input"
-TRAINING_DEFAULTS = {
-    "dataset": "digits",
-    "epochs": 8,
-    "batch_size": 32,
-    "learning_rate": 0.001,
-    "validation_split": 0.2,
-    "seed": 0,
-    "samples_per_class": 1,
-}
 # Layers that would run code or load files named by the preset, which is data.
 REFUSED_LAYER_TYPES = {"Lambda", "TFSMLayer", "InputLayer", "Input"}
-
-
-def load_preset(path):
-    """Read a preset file, check its structure and fill in training defaults."""
-    path = os.fspath(path)
-    return check_preset(load_design(path), where=path)
-
-
-def check_preset(preset, where="preset"):
-    """Return a copy of ``preset`` with training defaults filled in, or raise BlenderCNNError."""
-
-    def fail(message):
-        raise BlenderCNNError(where, message)
-
-    if not isinstance(preset, dict):
-        fail("must be a JSON object")
-    if not isinstance(preset.get("name"), str) or not preset["name"]:
-        fail("needs a 'name' (text)")
-    shape = preset.get("input_shape")
-    if not isinstance(shape, list) or not shape or not all(isinstance(n, int) and n > 0 for n in shape):
-        fail(f"'input_shape' must be a list of positive integers, got {shape!r}")
-    if not isinstance(preset.get("class_names"), list) or not preset["class_names"]:
-        fail("needs 'class_names', a non-empty list")
-    layers = preset.get("layers")
-    if not isinstance(layers, list) or not layers:
-        fail("needs 'layers', a non-empty list")
-    seen = {INPUT_NAME}
-    for position, layer in enumerate(layers):
-        if not isinstance(layer, dict) or not isinstance(layer.get("type"), str) \
-                or not isinstance(layer.get("name"), str):
-            fail(f"layer #{position} needs a 'type' (a Keras layer class) and a 'name'")
-        if layer["name"] in seen:
-            fail(f"layer name {layer['name']!r} is used twice (the input is called {INPUT_NAME!r})")
-        for source in layer.get("inputs", []):
-            if source not in seen:
-                fail(f"layer {layer['name']!r} takes input from {source!r}, which is not a layer before it")
-        seen.add(layer["name"])
-    training = preset.get("training", {})
-    if not isinstance(training, dict):
-        fail("'training' must be an object")
-    training = {**TRAINING_DEFAULTS, **training}
-    problem = dataset_problem(training["dataset"])
-    if problem:
-        fail(f"training {problem}")
-    for key in ("epochs", "batch_size", "samples_per_class"):
-        if not isinstance(training[key], int) or training[key] < (0 if key == "epochs" else 1):
-            fail(f"training {key!r} must be a positive integer, got {training[key]!r}")
-    return {**preset, "training": training}
 
 
 def load_network(source, dataset=None):
@@ -102,8 +39,6 @@ def load_network(source, dataset=None):
     except BlenderCNNError as error:
         preset, preset_error = None, error
     if preset is None:
-        from ..core.design import sorted_design, validate_design
-
         validate_design(design, where)  # raises with every reason when the design is invalid
         try:
             preset = check_preset(sorted_design(design), where=where)
@@ -118,7 +53,7 @@ def load_network(source, dataset=None):
 
 
 def build_model(preset):
-    """A compiled Keras functional model built from a preset dict (see the module docstring)."""
+    """A compiled Keras functional model built from a preset dict (see ``core.presets``)."""
     import keras
 
     preset = check_preset(preset)

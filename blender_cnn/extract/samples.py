@@ -25,7 +25,8 @@ import numpy as np
 from ..core.bundle import UNLABELLED
 from ..core.errors import BlenderCNNError
 from ..core.images import image_input_shape, image_settings, to_model_input
-from .datasets import DATASETS, load_dataset
+from ..core.presets import DATASETS
+from .datasets import load_dataset
 
 SAMPLES_FILE = "samples.npz"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -6,9 +6,9 @@ writes the run folder (``training.train_run``: ``epoch_000.keras`` untrained,
 then one checkpoint per epoch) and its bundle ``RUN_DIR/<RUN_DIR name>.bcnn.npz``
 (``keras_bundle.extract_run``). It prints an ``epoch N:`` line per epoch
 trained and per checkpoint extracted, and ``stage: Extracting`` between
-the two, which ``runner`` jobs show as progress.
+the two, which ``core.jobs`` jobs show as progress.
 
-``start_training`` runs it as a ``runner`` job whose output is the whole run
+``start_training`` runs it as a ``core.jobs`` job whose output is the whole run
 folder: it appears, bundle and all, only when both stages are done.
 """
 
@@ -16,11 +16,11 @@ import argparse
 import os
 import sys
 
+from ..core import jobs
 from ..core.bundle import FILE_SUFFIX
-from ..core.design import load_design
+from ..core.design import design_and_where, validate_design
 from ..core.errors import BlenderCNNError
-from . import runner
-from .keras_models import TRAINING_DEFAULTS
+from ..core.presets import TRAINING_DEFAULTS, load_design
 from .training import CHECKPOINT_PATTERN, with_epochs
 
 RUN_FILES = ("run.json", "history.json", "history.csv", "samples.npz")
@@ -42,7 +42,7 @@ def train_design(design, run_dir, epochs=None, images=None, seed=None, log=print
     from .training import train_run
 
     train_run(design, run_dir, epochs=epochs, log=log, images=images, design_seed=seed)
-    log(f"{runner.STAGE_PREFIX}Extracting")
+    log(f"{jobs.STAGE_PREFIX}Extracting")
     return extract_run(run_dir, run_bundle_path(run_dir), log=log)
 
 
@@ -67,7 +67,7 @@ def training_epochs(design, epochs=None):
 
 
 def start_training(design, run_dir, epochs=None, images=None, seed=None, python_path="", in_process=None):
-    """Start training ``design`` (a dict) into ``run_dir`` and extracting its bundle, as a ``runner`` job.
+    """Start training ``design`` (a dict) into ``run_dir`` and extracting its bundle, as a ``core.jobs`` job.
 
     The job's ``bundle_path`` is ``run_bundle_path(run_dir)``. An existing
     run in ``run_dir`` is replaced when the new one is complete; cancelling
@@ -75,8 +75,6 @@ def start_training(design, run_dir, epochs=None, images=None, seed=None, python_
     folder are checked first, so a bad one raises BlenderCNNError before any
     job starts.
     """
-    from ..core.design import design_and_where, validate_design
-
     design, where = design_and_where(design)
     validate_design(design, where)
     # Relative to this process' folder, as the thread would take it; the CLI runs in its work folder.
@@ -95,16 +93,16 @@ def start_training(design, run_dir, epochs=None, images=None, seed=None, python_
         options += ["--images", images]
     if seed is not None:
         options += ["--seed", str(int(seed))]
-    task = runner.Task(
+    task = jobs.Task(
         "Training", where, run_dir,
         run=lambda out_path, log, _should_stop: train_design(design, out_path, epochs, images, seed, log),
-        command=lambda out_path: runner.module_command("extract.train_design", runner.DESIGN_FILE, out_path,
-                                                       *options),
+        command=lambda out_path: jobs.module_command("extract.train_design", jobs.DESIGN_FILE, out_path,
+                                                     *options),
         # Each epoch is printed twice: once trained, once extracted; epoch 0 is the untrained network.
         progress_total=2 * (epoch_count + 1),
         result=os.path.basename(run_bundle_path(run_dir)),
-        inputs=runner.design_input(design))
-    return runner.start_job(task, python_path, in_process)
+        inputs=jobs.design_input(design))
+    return jobs.start_job(task, python_path, in_process)
 
 
 def with_absolute_dataset(design, base_dir):
@@ -137,7 +135,7 @@ def main(argv=None):
         design = with_absolute_dataset(load_design(args.design), os.path.dirname(os.path.abspath(args.design)))
         print(f"done: {train_design(design, args.run_dir, args.epochs, args.images, args.seed)}")
 
-    return runner.run_cli(train)
+    return jobs.run_cli(train)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,11 @@ import time
 
 import numpy as np
 
+from ..core.design import random_weights
 from ..core.errors import BlenderCNNError
-from .datasets import FOLDER_KEY, dataset_class_names, load_dataset, pick_samples, resolve_dataset
-from .keras_models import TRAINING_DEFAULTS, build_model, load_network
+from ..core.presets import FOLDER_KEY, TRAINING_DEFAULTS
+from .datasets import dataset_class_names, load_dataset, pick_samples, resolve_dataset
+from .keras_models import build_model, load_network
 
 RUN_FORMAT = "blender_cnn.run"
 RUN_VERSION = 1
@@ -69,7 +71,6 @@ def train_run(preset_path, run_dir, epochs=None, log=print, images=None, design_
                                          f"({_names(dataset.class_names)})")
         model = build_model(preset)
         if design_seed is not None:
-            from ..core.design import random_weights
             from .export import set_design_weights
 
             set_design_weights(model, random_weights(preset, design_seed), where)
@@ -85,7 +86,7 @@ def train_model(model_path, run_dir, epochs=None, log=print, images=None, traini
     The dataset is the image folder ``images`` or else digits, sized to the
     model's input. The model is compiled again: Adam, sparse categorical
     cross-entropy (from logits when its outputs are not probabilities),
-    accuracy. ``training`` overrides ``keras_models.TRAINING_DEFAULTS``
+    accuracy. ``training`` overrides ``core.presets.TRAINING_DEFAULTS``
     (``epochs`` defaults to 8 there).
     """
     model_path = os.fspath(model_path)

@@ -1,4 +1,4 @@
-"""Preferences, operators and panels: thin wrappers over the functions in ``scene`` and ``extract.runner``."""
+"""Preferences, operators and panels: thin wrappers over the functions in ``scene``, ``core.jobs`` and ``extract``."""
 
 from . import animation, connections, focus, operators, panels, preferences, render, style
 

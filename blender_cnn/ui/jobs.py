@@ -1,4 +1,4 @@
-"""Long work under an operator: a ``runner`` job (TensorFlow's work, a design's forward pass) shown with
+"""Long work under an operator: a ``core.jobs`` job (TensorFlow's work, a design's forward pass) shown with
 Blender's progress bar and Esc to cancel in the UI, and waited for in scripts.
 
 The checkpoint import and the designer's Build Scene, Export and Train use it.
@@ -6,7 +6,7 @@ The checkpoint import and the designer's Build Scene, Export and Train use it.
 
 from bpy.props import BoolProperty
 
-from ..extract import runner
+from ..core import jobs
 
 POLL_SECONDS = 0.25
 # Work that ends this quickly is finished at once, without a modal loop (a small design's bundle).
@@ -16,7 +16,7 @@ running_jobs = []
 
 
 class BackgroundJob:
-    """Runs a ``runner`` job for an operator: from the UI as a modal loop with Blender's progress bar, the
+    """Runs a ``core.jobs`` job for an operator: from the UI as a modal loop with Blender's progress bar, the
     job's status text and Esc to cancel; from a script (or a redo) by waiting for it.
 
     The operator calls ``run_job(context, job)`` from ``execute`` and defines
@@ -35,7 +35,7 @@ class BackgroundJob:
     def run_job(self, context, job):
         self._job = job
         if self.run_in_background and not self.is_repeat() and context.window is not None \
-                and job.poll_until(QUICK_SECONDS) == runner.RUNNING:
+                and job.poll_until(QUICK_SECONDS) == jobs.RUNNING:
             return self._start_modal(context)
         try:
             job.poll_until()
@@ -59,7 +59,7 @@ class BackgroundJob:
             return self._job_ended(context)
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        if self._job.poll() == runner.RUNNING:
+        if self._job.poll() == jobs.RUNNING:
             self._show_status(context)
             return {"PASS_THROUGH"}
         self._end_modal(context)
@@ -88,10 +88,10 @@ class BackgroundJob:
             running_jobs.remove(self._job)
 
     def _job_ended(self, context):
-        if self._job.state == runner.FAILED:
+        if self._job.state == jobs.FAILED:
             self.report({"ERROR"}, self._job.error)
             return {"CANCELLED"}
-        if self._job.state == runner.CANCELLED:
+        if self._job.state == jobs.CANCELLED:
             self.report({"WARNING"}, f"{self.bl_label} cancelled; the scene is unchanged")
             return {"CANCELLED"}
         return self.job_finished(context)

@@ -8,7 +8,7 @@ from bpy_extras.io_utils import ImportHelper
 
 from ..core.bundle import load_bundle
 from ..core.errors import BlenderCNNError
-from ..extract import runner
+from ..extract.extraction import ExtractionOptions, start_extraction
 from ..scene.network import MODIFIER_NAME, build_network, fit_rows, show_image
 from ..scene.stage import set_up_stage
 from . import preferences
@@ -151,7 +151,7 @@ add-on's preferences"""
 
     def extraction_options(self):
         """The extraction options the user set, with paths made absolute."""
-        return runner.ExtractionOptions(
+        return ExtractionOptions(
             architecture=bpy.path.abspath(self.architecture) if self.architecture else None,
             samples=bpy.path.abspath(self.samples) if self.samples else None,
             images=tuple(image_files(bpy.path.abspath(self.image_folder))) if self.image_folder else (),
@@ -171,8 +171,8 @@ add-on's preferences"""
             if (self.extracted_bundle and self.extracted_from == self._extraction_key(source, self._options)
                     and os.path.isfile(self.extracted_bundle)):
                 return self._build(context, self.extracted_bundle)
-            job = runner.start_extraction(source, preferences.bundle_folder(), options=self._options,
-                                          python_path=preferences.python_with_tensorflow(context))
+            job = start_extraction(source, preferences.bundle_folder(), options=self._options,
+                                   python_path=preferences.python_with_tensorflow(context))
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

@@ -8,7 +8,7 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from ..core.budget import DEFAULT_BUDGET_GB
 from ..core.errors import BlenderCNNError
-from ..extract import runner
+from ..core import jobs
 
 # "blender_cnn" when imported as a package, "bl_ext.<repo>.blender_cnn" when installed as an extension.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
@@ -20,7 +20,7 @@ class BCNN_AddonPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_PACKAGE
 
     python_path: StringProperty(
-        name=runner.PREFERENCE_NAME, subtype="FILE_PATH",
+        name=jobs.PREFERENCE_NAME, subtype="FILE_PATH",
         description="A Python program with TensorFlow (tensorflow-cpu 2.21) that extracts checkpoints when "
                     "Blender's own Python cannot import TensorFlow, e.g. the project's .venv/bin/python")
 
@@ -39,7 +39,7 @@ class BCNN_AddonPreferences(bpy.types.AddonPreferences):
         row.prop(self, "render_engine")
         row.prop(self, "render_samples")
         layout.prop(self, "memory_budget")
-        if runner.tensorflow_in_this_python():
+        if jobs.tensorflow_in_this_python():
             layout.label(text="TensorFlow is importable in Blender's Python: checkpoints are read here",
                          icon="CHECKMARK")
         layout.prop(self, "python_path")
@@ -56,8 +56,8 @@ class BCNN_OT_check_python(bpy.types.Operator):
         python = python_with_tensorflow(context)
         try:
             if not python:
-                raise runner.no_tensorflow_error()
-            runner.check_external_python(python)
+                raise jobs.no_tensorflow_error()
+            jobs.check_external_python(python)
         except BlenderCNNError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
