@@ -51,6 +51,24 @@ def timed_subprocess(*command):
     return time.perf_counter() - start
 
 
+# 1-minute load averages seen before each measured run, so a report can say how busy the machine was.
+LOAD_AVERAGES = []
+
+
+def note_load():
+    """Remember how busy the machine is right before a measured run."""
+    LOAD_AVERAGES.append(os.getloadavg()[0])
+
+
+def load_note():
+    """A line saying other processes shared the machine, when they did: the times are then upper bounds."""
+    busy = max(LOAD_AVERAGES, default=0.0)
+    if busy <= 0.5 * os.cpu_count():
+        return []
+    return [f"Other processes shared the machine (1-minute load average up to {busy:.1f} before a run on "
+            f"{os.cpu_count()} cores), so the times are upper bounds."]
+
+
 def format_seconds(seconds):
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 

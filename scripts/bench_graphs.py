@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import REPO, cpu_model, format_bytes, format_seconds, measured_subprocess, update_benchmarks  # noqa: E402
+from bench import (REPO, cpu_model, format_bytes, format_seconds, load_note, measured_subprocess,  # noqa: E402
+                   note_load, update_benchmarks)
 from bench_scene import _evaluated_counts, _import_bpy  # noqa: E402
 
 SECTION = "Published architectures at 224x224"
@@ -62,7 +63,6 @@ BUILD_GOAL_BYTES = 8e9
 # The architecture whose scene must stay within the default memory budget.
 BUDGET_ARCHITECTURE = "DenseNet121"
 DEFAULT_TIMEOUT = 600
-LOAD_AVERAGES = []
 
 # ``python -m blender_cnn.extract ARGS`` with an alarm that stops it after the timeout (its first argument).
 EXTRACT_WITH_ALARM = ("import runpy, signal, sys; signal.alarm(int(sys.argv[1])); "
@@ -159,7 +159,7 @@ class TimedOut(Exception):
 
 def run(*command, timeout):
     """``measured_subprocess(*command)`` -> (seconds, peak, stdout); TimedOut when its alarm stopped it."""
-    LOAD_AVERAGES.append(os.getloadavg()[0])
+    note_load()
     start = time.perf_counter()
     try:
         return measured_subprocess(*command)
@@ -262,14 +262,11 @@ def report(results, timeout):
     named = [name + (" (alpha 1.0)" if name == "MobileNetV2" else "") for name in (row["name"] for row in results["rows"])]
     names = " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
     machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, bpy 5.2.3"
-    busy = max(LOAD_AVERAGES, default=0.0)
-    load_note = ([f"Other processes shared the machine (1-minute load average up to {busy:.1f} before a run on "
-                  f"{os.cpu_count()} cores), so the times are upper bounds."] if busy > 0.5 * os.cpu_count() else [])
     return "\n".join([
         f"## {SECTION}",
         "",
         f"Measured {date.today().isoformat()} on {machine}, with `scripts/bench_graphs.py`.",
-        *load_note,
+        *load_note(),
         f"`keras.applications` {names} at {side}x{side}x3,",
         "`weights=None` (random weights, nothing downloaded) and Keras' default 1000 classes; one epoch",
         f"(the saved model) and one sample: the first scikit-learn digit (8x8) upscaled to {side}x{side}, the",

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import REPO, cpu_model, format_bytes, format_seconds, measured_subprocess, update_benchmarks  # noqa: E402
+from bench import (REPO, cpu_model, format_bytes, format_seconds, load_note, measured_subprocess,  # noqa: E402
+                   note_load, update_benchmarks)
 
 SECTION = "Scene: build time and peak memory by network size"
 PLOT = REPO / "docs" / "scene_scaling.png"
@@ -44,7 +45,6 @@ CLASS_COUNT = 10
 CIFAR_BUILD_GOAL_SECONDS = 1.0
 VGG16_GOAL_SECONDS = 15.0
 VGG16_GOAL_BYTES = 8e9
-LOAD_AVERAGES = []
 SERIES_TARGETS = (1e3, 1e4, 3e4, 1e5, 3e5, 1e6, 5e6, 1.5e7)
 
 
@@ -278,7 +278,7 @@ def child_naive(bundle_path, time_limit):
 
 def run_child(*args):
     # Other work on the machine slows every figure down; the report says how busy it was.
-    LOAD_AVERAGES.append(os.getloadavg()[0])
+    note_load()
     seconds, peak, printed = measured_subprocess(Path(__file__).resolve(), *args)
     result = json.loads(printed.strip().splitlines()[-1])
     result.update(process_seconds=seconds, peak=peak)
@@ -419,14 +419,11 @@ def report(results):
         f"{format_bytes(reopened['peak'])}): **{'met' if reopened['faces'] == vgg['faces'] else 'NOT met'}**.",
     ]
     machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    busy = max(LOAD_AVERAGES, default=0.0)
-    load_note = ([f"Other processes shared the machine (1-minute load average up to {busy:.1f} before a run on "
-                  f"{os.cpu_count()} cores), so the times are upper bounds."] if busy > 0.5 * os.cpu_count() else [])
     return "\n".join([
         f"## {SECTION}",
         "",
         f"Measured {date.today().isoformat()} on {machine}, bpy 5.2.3, with `scripts/bench_scene.py`.",
-        *load_note,
+        *load_note(),
         "Each network is a synthetic bundle (1 epoch, 1 sample, random activations of the real shapes, random",
         "Dense kernels; the scene does not depend on training) built in its own process. *build* is",
         "`build_network` (numpy cell arrays, mesh and curve attributes, node tree), *first evaluation* the",

@@ -9,7 +9,7 @@ from bpy_extras.io_utils import ImportHelper
 from ..core.bundle import load_bundle
 from ..core.errors import BlenderCNNError
 from ..extract.extraction import ExtractionOptions, start_extraction
-from ..scene.network import MODIFIER_NAME, build_network, fit_rows, show_image
+from ..scene.network import build_network, fit_rows, is_network, show_image
 from ..scene.stage import set_up_stage
 from . import preferences
 from .jobs import BackgroundJob
@@ -209,8 +209,7 @@ activations; needs no TensorFlow"""
 
     @classmethod
     def poll(cls, context):
-        network = context.active_object
-        return network is not None and network.modifiers.get(MODIFIER_NAME) is not None
+        return is_network(context.active_object)
 
     def execute(self, context):
         try:
@@ -231,8 +230,7 @@ class BCNN_OT_fit_rows(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        network = context.active_object
-        return network is not None and network.modifiers.get(MODIFIER_NAME) is not None
+        return is_network(context.active_object)
 
     def execute(self, context):
         try:
