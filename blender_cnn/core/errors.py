@@ -12,3 +12,10 @@ class BlenderCNNError(Exception):
         self.where = str(where)
         self.message = message
         super().__init__(f"{self.where}: {message}")
+
+
+def first_line(error):
+    """The first line of any exception's text (its type's name when it has none): what a library's long
+    message says first, for one clear line to the user."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

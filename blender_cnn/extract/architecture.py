@@ -9,7 +9,7 @@ layers that would run code before Keras reads it.
 import json
 import os
 
-from ..core.errors import BlenderCNNError
+from ..core.errors import BlenderCNNError, first_line
 from .safety import check_config, read_model_config
 
 ARCHITECTURE_HINT = ("pass the network's architecture with --architecture FILE (a .keras or .h5 model, "
@@ -48,7 +48,7 @@ def load_keras_file(keras, path, allow_unsafe):
     try:
         return keras.saving.load_model(path, safe_mode=not allow_unsafe, compile=False)
     except Exception as error:  # Keras raises many kinds; all mean "this file is not a model we can open"
-        raise BlenderCNNError(path, f"cannot be opened as a Keras model ({_first_line(error)})") from None
+        raise BlenderCNNError(path, f"cannot be opened as a Keras model ({first_line(error)})") from None
 
 
 def _from_json(keras, path, allow_unsafe):
@@ -56,7 +56,7 @@ def _from_json(keras, path, allow_unsafe):
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise BlenderCNNError(path, f"is not readable JSON ({_first_line(error)})") from None
+        raise BlenderCNNError(path, f"is not readable JSON ({first_line(error)})") from None
     kind = _json_kind(data)
     if kind == "preset":
         from .keras_models import build_model
@@ -72,7 +72,7 @@ def _from_json(keras, path, allow_unsafe):
     try:
         return keras.saving.deserialize_keras_object(data, safe_mode=not allow_unsafe)
     except Exception as error:  # as above: any failure means the config does not describe a model we can build
-        raise BlenderCNNError(path, f"does not describe a Keras model this Keras can build ({_first_line(error)})") \
+        raise BlenderCNNError(path, f"does not describe a Keras model this Keras can build ({first_line(error)})") \
             from None
 
 
@@ -86,8 +86,3 @@ def _json_kind(data):
     if data.get("format") == "blender_cnn.run" and isinstance(data.get("preset"), dict):
         return "run"
     return None
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

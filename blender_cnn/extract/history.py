@@ -13,7 +13,7 @@ import math
 import os
 import re
 
-from ..core.errors import BlenderCNNError
+from ..core.errors import BlenderCNNError, first_line
 from .training import METRIC_NAMES
 
 # Keras 2 before 2.3 wrote "acc"; the rest are the names users see today.
@@ -40,7 +40,7 @@ def read_history(path):
     except BlenderCNNError:
         raise
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, csv.Error) as error:
-        raise BlenderCNNError(path, f"is not a readable training history ({_first_line(error)}); "
+        raise BlenderCNNError(path, f"is not a readable training history ({first_line(error)}); "
                                     "expected Keras' CSVLogger file or history.history saved as JSON") from None
     if not any(history.values()):
         raise BlenderCNNError(path, f"is not a readable training history: it has none of {', '.join(METRIC_NAMES)}")
@@ -84,8 +84,3 @@ def _from_json(stored):
 
 def _number(value):
     return math.nan if value is None else float(value)
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -7,7 +7,7 @@ Blender's Python, where TensorFlow may be missing.
 import os
 
 from ..core.design import sorted_design, validate_design
-from ..core.errors import BlenderCNNError
+from ..core.errors import BlenderCNNError, first_line
 from ..core.presets import INPUT_NAME, check_preset, load_design
 from .datasets import resolve_dataset
 
@@ -69,7 +69,7 @@ def build_model(preset):
             tensors[entry["name"]] = layer(inputs[0] if len(inputs) == 1 else inputs)
         except (TypeError, ValueError) as error:
             raise BlenderCNNError(where, f"layer {entry['name']!r} cannot take input from "
-                                         f"{', '.join(sources)}: {_first_line(error)}") from None
+                                         f"{', '.join(sources)}: {first_line(error)}") from None
         previous = entry["name"]
     model = keras.Model(tensors[INPUT_NAME], tensors[previous], name=preset["name"])
     training = preset["training"]
@@ -93,9 +93,4 @@ def _make_layer(keras, type_name, name, kwargs, where):
     try:
         return layer_class(name=name, **kwargs)
     except (TypeError, ValueError) as error:
-        raise BlenderCNNError(where, f"layer {name!r} ({type_name}): {_first_line(error)}") from None
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        raise BlenderCNNError(where, f"layer {name!r} ({type_name}): {first_line(error)}") from None

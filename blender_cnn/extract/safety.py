@@ -14,7 +14,7 @@ import json
 import sys
 import zipfile
 
-from ..core.errors import BlenderCNNError
+from ..core.errors import BlenderCNNError, first_line
 
 CODE_LAYER_TYPES = {
     "Lambda": "a Lambda layer (it stores Python code, which would run on loading)",
@@ -37,7 +37,7 @@ def read_model_config(path):
         except KeyError:
             raise BlenderCNNError(path, "is a zip file but not a Keras model (it has no config.json)") from None
         except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError) as error:
-            raise BlenderCNNError(path, f"is damaged or not a .keras file ({_first_line(error)})") from None
+            raise BlenderCNNError(path, f"is damaged or not a .keras file ({first_line(error)})") from None
     else:
         import h5py
 
@@ -45,7 +45,7 @@ def read_model_config(path):
             with h5py.File(path, "r") as handle:
                 text = handle.attrs.get("model_config")
         except OSError as error:
-            raise BlenderCNNError(path, f"is damaged or not an HDF5 file ({_first_line(error)})") from None
+            raise BlenderCNNError(path, f"is damaged or not an HDF5 file ({first_line(error)})") from None
         if text is None:
             return None
         text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
@@ -138,8 +138,3 @@ def _shipped_operation(keras, class_name, module):
         return None
     found = getattr(sys.modules.get(module), class_name, None)
     return found if isinstance(found, type) and issubclass(found, keras.Operation) else None
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

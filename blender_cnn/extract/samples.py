@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.bundle import UNLABELLED
-from ..core.errors import BlenderCNNError
+from ..core.errors import BlenderCNNError, first_line
 from ..core.images import image_input_shape, image_settings, to_model_input
 from ..core.presets import DATASETS
 from .datasets import load_dataset
@@ -64,7 +64,7 @@ def read_samples(path):
         with np.load(path, allow_pickle=False) as archive:
             stored = {key: archive[key] for key in archive.files}
     except Exception as error:  # zip, npy and pickle refusals all mean the same to a user
-        raise BlenderCNNError(path, f"cannot be read as .npz without pickle ({_first_line(error)})") from None
+        raise BlenderCNNError(path, f"cannot be read as .npz without pickle ({first_line(error)})") from None
     for key in ("inputs", "labels"):
         if key not in stored:
             raise BlenderCNNError(path, f"lacks the array {key!r} (it has {sorted(stored)})")
@@ -186,9 +186,4 @@ def _decode(tf, path):
     try:
         return tf.io.decode_image(data, dtype=tf.float32, expand_animations=False)
     except (tf.errors.InvalidArgumentError, ValueError) as error:
-        raise BlenderCNNError(path, f"cannot be decoded as an image ({_first_line(error)})") from None
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        raise BlenderCNNError(path, f"cannot be decoded as an image ({first_line(error)})") from None

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.errors import BlenderCNNError
+from ..core.errors import BlenderCNNError, first_line
 from .architecture import ARCHITECTURE_HINT, is_architecture_json, load_architecture, load_keras_file
 from .history import find_history, read_history
 from .safety import check_config, read_model_config
@@ -248,7 +248,7 @@ def _weights_error(error):
     if detail:
         expected, stored, variable = detail.groups()
         return f"variable {variable} has shape {expected} in the network but {stored} in the file"
-    return _first_line(error)
+    return first_line(error)
 
 
 def _bind(loader, path):
@@ -260,8 +260,3 @@ def file_stem(name):
         if name.lower().endswith(suffix):
             return name[:-len(suffix)]
     return name
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from ..core.errors import BlenderCNNError
+from ..core.errors import BlenderCNNError, first_line
 
 INDEX_SUFFIX = ".index"
 DATA_PART = re.compile(r"\.data-\d+-of-\d+$")
@@ -67,7 +67,7 @@ class CheckpointRestorer:
             graph = trackable_object_graph_pb2.TrackableObjectGraph()
             graph.ParseFromString(reader.get_tensor(OBJECT_GRAPH_KEY))
         except Exception as error:  # TensorFlow raises OpErrors, ValueError, DecodeError for damaged files
-            raise BlenderCNNError(prefix, f"cannot be read as a TensorFlow checkpoint ({_first_line(error)})") \
+            raise BlenderCNNError(prefix, f"cannot be read as a TensorFlow checkpoint ({first_line(error)})") \
                 from None
         names = [child.local_name for child in graph.nodes[0].children if child.local_name not in BOOKKEEPING_NAMES]
         if not names:
@@ -84,7 +84,7 @@ class CheckpointRestorer:
         except (ValueError, tf.errors.OpError) as error:  # a stored variable of another shape
             detail = SHAPE_ERROR.search(str(error))
             reason = (f"variable {detail.group(3)} has shape {detail.group(2)} in the network but {detail.group(1)} "
-                      "in the checkpoint" if detail else _first_line(error))
+                      "in the checkpoint" if detail else first_line(error))
             raise BlenderCNNError(prefix, f"does not fit the network: {reason}") from None
         return [self.names.get(id(variable), variable.path) for variable in self.variables
                 if np.isnan(variable.numpy()).all()]
@@ -106,8 +106,3 @@ def _shown(names):
     names = list(names)
     more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
     return ", ".join(names[:SHOWN_NAMES]) + more
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
