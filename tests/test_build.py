@@ -150,6 +150,28 @@ def test_the_import_operator_builds_the_network_and_reports_bad_files(blender, d
     assert len(blender.data.objects) == objects_before
 
 
+def test_an_operator_reports_a_user_error_as_one_line_and_cancels(blender, tmp_path):
+    """``reports_user_errors``: the BlenderCNNError's text, reported once as an ERROR, and CANCELLED."""
+    from types import SimpleNamespace
+
+    from blender_cnn.core.bundle import load_bundle
+    from blender_cnn.ui.operators import BCNN_OT_import_bundle
+
+    not_a_bundle = tmp_path / "notes.bcnn.npz"
+    not_a_bundle.write_text("hello")
+    with pytest.raises(BlenderCNNError) as raised:
+        load_bundle(str(not_a_bundle))
+    reports = []
+    operator = SimpleNamespace(filepath=str(not_a_bundle), epoch=-1, sample=0, frame_camera=True, every_layer=False,
+                               report=lambda kind, text: reports.append((kind, text)))
+    objects_before = len(blender.data.objects)
+
+    assert BCNN_OT_import_bundle.execute(operator, blender.context) == {"CANCELLED"}
+    assert reports == [({"ERROR"}, str(raised.value))]
+    assert "\n" not in reports[0][1] and "notes.bcnn.npz: is not a network bundle" in reports[0][1]
+    assert len(blender.data.objects) == objects_before
+
+
 def test_a_new_input_runs_through_the_weights_and_shows_its_activations(blender, demo_bundle):
     from blender_cnn.scene.network import show_input
 

@@ -21,6 +21,7 @@ from ..core.presets import load_design
 from ..scene.user_folders import builtin_presets_folder, enum_items, preset_entries, safe_file_name, user_folder
 from ..scene.network import (build_network, get_network_input, is_network, network_bundle,
                              network_modifier, set_network_input)
+from ..ui.errors import reports_user_errors
 from ..ui.jobs import BackgroundJob
 from . import convert
 from .tree import TREE_TYPE, check_tree, refresh, tree_from_design
@@ -324,15 +325,12 @@ class BCNN_OT_new_design_from_preset(bpy.types.Operator):
 
     preset: EnumProperty(name="Preset", items=_preset_items, description="The preset to start from")
 
+    @reports_user_errors
     def execute(self, context):
         paths = {identifier: path for identifier, _label, path in preset_files()}
-        try:
-            if self.preset not in paths:
-                raise BlenderCNNError("preset", f"{self.preset!r} is not a preset file (any more)")
-            tree = new_design(load_design(paths[self.preset]), context)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        if self.preset not in paths:
+            raise BlenderCNNError("preset", f"{self.preset!r} is not a preset file (any more)")
+        tree = new_design(load_design(paths[self.preset]), context)
         result = refresh(tree)
         self.report({"INFO"}, f"New design {tree.name}: {len(result.layers) - 1} layers, "
                               f"{result.total_params:,} parameters")
@@ -355,13 +353,11 @@ class BCNN_OT_save_design_preset(OnDesignTree, bpy.types.Operator):
             pass
         return context.window_manager.invoke_props_dialog(self)
 
+    @reports_user_errors
     def execute(self, context):
         try:
             tree = design_tree(context, self.tree_name)
             path = save_preset(tree, self.name or tree.design_name)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
         except OSError as error:
             self.report({"ERROR"}, f"could not save the preset: {error}")
             return {"CANCELLED"}
@@ -384,13 +380,10 @@ keeps its settings. A big design computes with a progress bar; Esc cancels"""
     frame_camera: BoolProperty(name="Set Up Camera", default=True,
                                description="On the first build, add a camera, light and world that frame it")
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            self._design = check_tree(design_tree(context, self.tree_name))
-            job = start_design_bundle(self._design, self.seed, self.inputs)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        self._design = check_tree(design_tree(context, self.tree_name))
+        job = start_design_bundle(self._design, self.seed, self.inputs)
         if job is None:
             return self._build(context, design_bundle_file(self._design, self.seed, self.inputs))
         return self.run_job(context, job)
@@ -398,13 +391,10 @@ keeps its settings. A big design computes with a progress bar; Esc cancels"""
     def job_finished(self, context):
         return self._build(context, self._job.result_path)
 
+    @reports_user_errors
     def _build(self, context, bundle_path):
-        try:
-            _network, summary = build_design_network(self._design, bundle_path, context, self.seed,
-                                                     self.frame_camera)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        _network, summary = build_design_network(self._design, bundle_path, context, self.seed,
+                                                 self.frame_camera)
         self.report({"INFO"}, summary)
         return {"FINISHED"}
 
@@ -421,14 +411,11 @@ class BCNN_OT_design_from_network(bpy.types.Operator):
         view_layer = getattr(context, "view_layer", None)
         return view_layer is not None and is_network(view_layer.objects.active)
 
+    @reports_user_errors
     def execute(self, context):
         network = context.view_layer.objects.active
-        try:
-            design = convert.design_from_bundle(network_bundle(network))
-            tree = new_design(design, context)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        design = convert.design_from_bundle(network_bundle(network))
+        tree = new_design(design, context)
         self.report({"INFO"}, f"New design {tree.name} from {network.name}: {len(design['layers'])} layers")
         return {"FINISHED"}
 

@@ -19,6 +19,7 @@ from ..extract.train_design import start_training, training_epochs
 from ..scene.network import network_bundle
 from ..scene.user_folders import safe_file_name, user_folder
 from ..ui import preferences
+from ..ui.errors import reports_user_errors
 from ..ui.jobs import BackgroundJob
 from .operators import OnDesignTree, design_tree, designed_network, place_design_network, settings_digest
 from .tree import check_tree
@@ -83,13 +84,10 @@ Needs TensorFlow in Blender's Python or in the Python set in the add-on's prefer
     # SKIP_SAVE: each export starts from the seed of the scene as it is now.
     seed: IntProperty(name="Seed", default=-1, min=-1, description=_SEED_DESCRIPTION, options={"SKIP_SAVE"})
 
+    @reports_user_errors
     def invoke(self, context, event):
         self.run_in_background = True
-        try:
-            tree = design_tree(context, self.tree_name)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        tree = design_tree(context, self.tree_name)
         if self.seed < 0:
             self.seed = built_seed(tree.design_name, context.scene)
         # The design's name, in the folder of the last export when there was one.
@@ -98,15 +96,12 @@ Needs TensorFlow in Blender's Python or in the Python set in the add-on's prefer
         self.filepath = os.path.join(folder, os.path.basename(name)) if folder else name
         return ExportHelper.invoke(self, context, event)
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            design = check_tree(design_tree(context, self.tree_name))
-            seed = self.seed if self.seed >= 0 else built_seed(design["name"], context.scene)
-            job = start_export(design, bpy.path.abspath(self.filepath), seed,
-                               python_path=preferences.python_with_tensorflow(context))
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        design = check_tree(design_tree(context, self.tree_name))
+        seed = self.seed if self.seed >= 0 else built_seed(design["name"], context.scene)
+        job = start_export(design, bpy.path.abspath(self.filepath), seed,
+                           python_path=preferences.python_with_tensorflow(context))
         self._summary = f"Exported design {design['name']} (weights of seed {seed})"
         return self.run_job(context, job)
 
@@ -147,14 +142,11 @@ replaces the design's network and keeps its settings. Esc cancels and leaves the
                                description="When the design has no network yet, add a camera, light and world "
                                            "that frame it")
 
+    @reports_user_errors
     def invoke(self, context, event):
         self.run_in_background = True
-        try:
-            tree = design_tree(context, self.tree_name)
-            design = check_tree(tree)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        tree = design_tree(context, self.tree_name)
+        design = check_tree(tree)
         if self.epochs == 0:
             self.epochs = training_epochs(design)
         if self.seed < 0:
@@ -179,30 +171,24 @@ replaces the design's network and keeps its settings. Esc cancels and leaves the
             raise BlenderCNNError("Image Folder", "is empty; choose a folder with one subfolder of images per class")
         return bpy.path.abspath(self.image_folder)
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            design = check_tree(design_tree(context, self.tree_name))
-            images = self.images(design)
-            seed = self.seed if self.seed >= 0 else built_seed(design["name"], context.scene)
-            epochs = self.epochs or None
-            run_dir = (bpy.path.abspath(self.run_folder) if self.run_folder
-                       else default_run_folder(design, epochs, images, seed))
-            job = start_training(design, run_dir, epochs, images, seed,
-                                 python_path=preferences.python_with_tensorflow(context))
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        design = check_tree(design_tree(context, self.tree_name))
+        images = self.images(design)
+        seed = self.seed if self.seed >= 0 else built_seed(design["name"], context.scene)
+        epochs = self.epochs or None
+        run_dir = (bpy.path.abspath(self.run_folder) if self.run_folder
+                   else default_run_folder(design, epochs, images, seed))
+        job = start_training(design, run_dir, epochs, images, seed,
+                             python_path=preferences.python_with_tensorflow(context))
         self._design = design
         return self.run_job(context, job)
 
+    @reports_user_errors
     def job_finished(self, context):
-        try:
-            network, restored = place_design_network(self._design["name"], self._job.bundle_path, context,
-                                                     self.frame_camera)
-            epochs = network_bundle(network).epochs
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        network, restored = place_design_network(self._design["name"], self._job.bundle_path, context,
+                                                 self.frame_camera)
+        epochs = network_bundle(network).epochs
         summary = (f"Trained design {self._design['name']} for {epochs[-1]} epochs into {self._job.out_path}; "
                    f"showing epochs {epochs[0]}..{epochs[-1]}")
         if restored is not None:

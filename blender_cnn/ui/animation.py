@@ -3,9 +3,9 @@
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
-from ..core.errors import BlenderCNNError
 from ..scene.animation import animate_samples, animate_training
 from ..scene.network import is_network
+from .errors import reports_user_errors
 
 
 class BCNN_OT_animate_training(bpy.types.Operator):
@@ -27,13 +27,10 @@ class BCNN_OT_animate_training(bpy.types.Operator):
     def poll(cls, context):
         return is_network(context.active_object)
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            first, last = animate_training(context.active_object, self.frames_per_epoch, self.hold_frames,
-                                           self.easing, self.start_frame, context.scene)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        first, last = animate_training(context.active_object, self.frames_per_epoch, self.hold_frames,
+                                       self.easing, self.start_frame, context.scene)
         self.report({"INFO"}, f"Training animated over frames {first} to {last}")
         return {"FINISHED"}
 
@@ -54,18 +51,15 @@ class BCNN_OT_animate_samples(bpy.types.Operator):
     def poll(cls, context):
         return is_network(context.active_object)
 
+    @reports_user_errors
     def execute(self, context):
         try:
             samples = [int(part) for part in self.samples.replace(",", " ").split()]
         except ValueError:
             self.report({"ERROR"}, f"Samples must be whole numbers separated by commas, got {self.samples!r}")
             return {"CANCELLED"}
-        try:
-            last = animate_samples(context.active_object, samples, self.frames_per_sample, self.fade_frames,
-                                   self.start_frame)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        last = animate_samples(context.active_object, samples, self.frames_per_sample, self.fade_frames,
+                               self.start_frame)
         self.report({"INFO"}, f"Samples {samples} animated up to frame {last}")
         return {"FINISHED"}
 

@@ -4,9 +4,9 @@ import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty
 
 from ..core import connections as connection_data
-from ..core.errors import BlenderCNNError
 from ..scene.connections import clear_highlight, highlight_nearest_neuron, redraw_connections
 from ..scene.network import is_network
+from .errors import reports_user_errors
 from .focus import AtCursor
 
 
@@ -44,16 +44,13 @@ class BCNN_OT_draw_connections(bpy.types.Operator):
     def invoke(self, context, event):
         return context.window_manager.invoke_props_dialog(self)
 
+    @reports_user_errors
     def execute(self, context):
         network = context.active_object
-        try:
-            selection = connection_data.EdgeSelection(None if self.mode == "AUTO" else self.mode,
-                                                      per_neuron=self.per_neuron, share=self.share / 100.0,
-                                                      rank_by=self.rank_by, importance_class=self.importance_class)
-            drawn = redraw_connections(network, selection)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        selection = connection_data.EdgeSelection(None if self.mode == "AUTO" else self.mode,
+                                                  per_neuron=self.per_neuron, share=self.share / 100.0,
+                                                  rank_by=self.rank_by, importance_class=self.importance_class)
+        drawn = redraw_connections(network, selection)
         self.report({"INFO"}, "; ".join(f"{layer.name}: {layer.label}" for layer in drawn) or "No dense connections")
         return {"FINISHED"}
 

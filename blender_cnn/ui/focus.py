@@ -7,10 +7,10 @@ one by one; the 3D cursor stands in for a selection: Shift+right-click a cell
 
 import bpy
 
-from ..core.errors import BlenderCNNError
 from ..scene.focus import focus_nearest_cell
 from ..scene.inspection import INSPECTION_TEXT_PROPERTY, clear_inspection, inspect_nearest_cell
 from ..scene.network import is_network
+from .errors import reports_user_errors
 
 
 class AtCursor:
@@ -28,13 +28,10 @@ class AtCursor:
     def poll(cls, context):
         return is_network(context.active_object)
 
+    @reports_user_errors
     def execute(self, context):
         network = context.active_object
-        try:
-            picked = self.pick(network, context.scene.cursor.location)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        picked = self.pick(network, context.scene.cursor.location)
         if picked is None:
             self.report({"WARNING"}, f"{network.name} draws no {self.nothing}")
             return {"CANCELLED"}

@@ -12,6 +12,7 @@ from ..extract.extraction import ExtractionOptions, start_extraction
 from ..scene.network import build_network, fit_rows, is_network, show_image
 from ..scene.stage import set_up_stage
 from . import preferences
+from .errors import reports_user_errors
 from .jobs import BackgroundJob
 
 def import_bundle(context, path, epoch=-1, sample=0, frame_camera=True, every_layer=False):
@@ -59,13 +60,10 @@ class BCNN_OT_import_bundle(bpy.types.Operator, ImportHelper, _ViewOptions):
     filename_ext = ".npz"
     filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            _network, summary = import_bundle(context, self.filepath, self.epoch, self.sample, self.frame_camera,
-                                              self.every_layer)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        _network, summary = import_bundle(context, self.filepath, self.epoch, self.sample, self.frame_camera,
+                                          self.every_layer)
         self.report({"INFO"}, summary)
         return {"FINISHED"}
 
@@ -164,18 +162,15 @@ add-on's preferences"""
     def _extraction_key(source, options):
         return repr((os.path.normpath(source), options))
 
+    @reports_user_errors
     def execute(self, context):
         source = self.source()
-        try:
-            self._options = self.extraction_options()
-            if (self.extracted_bundle and self.extracted_from == self._extraction_key(source, self._options)
-                    and os.path.isfile(self.extracted_bundle)):
-                return self._build(context, self.extracted_bundle)
-            job = start_extraction(source, preferences.bundle_folder(), options=self._options,
-                                   python_path=preferences.python_with_tensorflow(context))
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        self._options = self.extraction_options()
+        if (self.extracted_bundle and self.extracted_from == self._extraction_key(source, self._options)
+                and os.path.isfile(self.extracted_bundle)):
+            return self._build(context, self.extracted_bundle)
+        job = start_extraction(source, preferences.bundle_folder(), options=self._options,
+                               python_path=preferences.python_with_tensorflow(context))
         return self.run_job(context, job)
 
     def job_finished(self, context):
@@ -183,13 +178,10 @@ add-on's preferences"""
         self.extracted_from = self._extraction_key(self._job.source, self._options)
         return self._build(context, self._job.bundle_path)
 
+    @reports_user_errors
     def _build(self, context, bundle_path):
-        try:
-            _network, summary = import_bundle(context, bundle_path, self.epoch, self.sample, self.frame_camera,
-                                              self.every_layer)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        _network, summary = import_bundle(context, bundle_path, self.epoch, self.sample, self.frame_camera,
+                                          self.every_layer)
         self.report({"INFO"}, summary)
         return {"FINISHED"}
 
@@ -211,12 +203,9 @@ activations; needs no TensorFlow"""
     def poll(cls, context):
         return is_network(context.active_object)
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            outputs = show_image(context.active_object, self.filepath, self.epoch, self.invert)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        outputs = show_image(context.active_object, self.filepath, self.epoch, self.invert)
         self.report({"INFO"}, f"Showing {os.path.basename(self.filepath)}: {len(outputs)} layers computed")
         return {"FINISHED"}
 
@@ -232,14 +221,11 @@ class BCNN_OT_fit_rows(bpy.types.Operator):
     def poll(cls, context):
         return is_network(context.active_object)
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            length = fit_rows(context.active_object)
-            if context.scene.camera is not None:
-                set_up_stage(context.active_object, context.scene)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        length = fit_rows(context.active_object)
+        if context.scene.camera is not None:
+            set_up_stage(context.active_object, context.scene)
         self.report({"INFO"}, f"Rows of {length} columns")
         return {"FINISHED"}
 

@@ -7,8 +7,8 @@ import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from ..core.budget import DEFAULT_BUDGET_GB
-from ..core.errors import BlenderCNNError
 from ..core import jobs
+from .errors import reports_user_errors
 
 # "blender_cnn" when imported as a package, "bl_ext.<repo>.blender_cnn" when installed as an extension.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
@@ -52,15 +52,12 @@ class BCNN_OT_check_python(bpy.types.Operator):
     bl_idname = "bcnn.check_python"
     bl_label = "Check Python with TensorFlow"
 
+    @reports_user_errors
     def execute(self, context):
         python = python_with_tensorflow(context)
-        try:
-            if not python:
-                raise jobs.no_tensorflow_error()
-            jobs.check_external_python(python)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        if not python:
+            raise jobs.no_tensorflow_error()
+        jobs.check_external_python(python)
         self.report({"INFO"}, f"{python} has TensorFlow")
         return {"FINISHED"}
 

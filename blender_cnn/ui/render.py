@@ -19,6 +19,7 @@ from ..scene import camera_moves
 from ..scene.network import is_network, network_bundle
 from ..scene.rendering import AnimationRender, format_seconds
 from ..scene.stage import render_still
+from .errors import reports_user_errors
 from .preferences import ADDON_PACKAGE, ENGINE_ITEMS
 
 MOVE_ITEMS = (("ORBIT", "Orbit", "Circle around the network's centre, looking at it"),
@@ -267,23 +268,20 @@ class BCNN_OT_camera_move(bpy.types.Operator):
         column.prop(self, "frame_start")
         column.prop(self, "frame_end")
 
+    @reports_user_errors
     def execute(self, context):
         scene = context.scene
         network = scene_network(context)
         first, last = ((scene.frame_start, scene.frame_end) if self.use_scene_range
                        else (self.frame_start, self.frame_end))
-        try:
-            if self.move == "ORBIT":
-                camera_moves.orbit(network, scene.camera, first, last, turns=self.turns)
-            elif self.move == "FLY_THROUGH":
-                camera_moves.fly_through(network, scene.camera, first, last)
-            else:
-                if self.layer == "NONE":
-                    raise BlenderCNNError(network.name, "has no layers to push in to")
-                camera_moves.push_in(network, self.layer, scene.camera, first, last)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        if self.move == "ORBIT":
+            camera_moves.orbit(network, scene.camera, first, last, turns=self.turns)
+        elif self.move == "FLY_THROUGH":
+            camera_moves.fly_through(network, scene.camera, first, last)
+        else:
+            if self.layer == "NONE":
+                raise BlenderCNNError(network.name, "has no layers to push in to")
+            camera_moves.push_in(network, self.layer, scene.camera, first, last)
         label = dict((item[0], item[1]) for item in MOVE_ITEMS)[self.move]
         target = f" to {self.layer}" if self.move == "PUSH_IN" else ""
         self.report({"INFO"}, f"{label}{target} keyframed on {scene.camera.name}, frames {first}-{last}")

@@ -7,6 +7,7 @@ from ..core.errors import BlenderCNNError
 from ..scene.network import is_network
 from ..scene.style import apply_style, current_style, load_style, save_style, style_path, style_presets
 from ..scene.user_folders import enum_items
+from .errors import reports_user_errors
 
 _style_items = enum_items(lambda: style_presets(), "No styles")
 
@@ -25,13 +26,10 @@ class BCNN_OT_apply_style(bpy.types.Operator):
     def poll(cls, context):
         return is_network(context.active_object)
 
+    @reports_user_errors
     def execute(self, context):
-        try:
-            path = style_path(self.style)
-            apply_style(context.active_object, load_style(path), context.scene, where=path)
-        except BlenderCNNError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        path = style_path(self.style)
+        apply_style(context.active_object, load_style(path), context.scene, where=path)
         self.report({"INFO"}, f"Applied the style {self.style.partition(':')[2] or self.style}")
         return {"FINISHED"}
 
