@@ -97,9 +97,6 @@ class GraphPlan:
     links: list                                     # (source unit, target unit) drawn as curves
     detailed: bool                                  # True: a unit per layer, as sequential networks show
 
-    def unit_of_layer(self):
-        return {name: unit.index for unit in self.units for name in unit.layers}
-
     def item_of_unit(self, unit):
         """The position among ``items`` of the item unit ``unit`` stands in."""
         block = self.units[unit].block

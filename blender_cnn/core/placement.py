@@ -122,8 +122,3 @@ def row_length(plan, layer_spacing, row_spacing, aspect=FRAME_ASPECT, expanded=N
         if error < best_error:
             best, best_error = length, error
     return best
-
-
-def item_columns(plan):
-    """Columns each item takes when expanded (1 for a unit)."""
-    return [plan.blocks[index].columns if kind == "block" else 1 for kind, index in plan.items]

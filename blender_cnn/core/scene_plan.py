@@ -134,8 +134,3 @@ def _shape_text(layer, channels_shown):
     if layer.is_spatial and channels_shown and channels_shown < layer.output_shape[2]:
         return f"{shape} (first {channels_shown} of {layer.output_shape[2]} maps)"
     return shape
-
-
-def estimated_gb(plan):
-    return plan.channels.estimated_bytes / 1e9
-
