@@ -97,7 +97,7 @@ ensure_venv() {
 
     # The interpreter version is part of the hash so a rebuilt venv reinstalls.
     local wanted
-    wanted="$( { cat "$requirements" "$requirements_no_deps"; "$venv_dir/bin/python" -V; } | sha256sum | cut -d' ' -f1)"
+    wanted="$( { cat "$requirements" "$requirements_no_deps" "$repo_root/pyproject.toml"; "$venv_dir/bin/python" -V; } | sha256sum | cut -d' ' -f1)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         say "Python packages up to date"
         return
@@ -105,6 +105,9 @@ ensure_venv() {
     say "installing Python packages from requirements.txt"
     "$venv_dir/bin/python" -m pip install --disable-pip-version-check -q -r "$requirements"
     "$venv_dir/bin/python" -m pip install --disable-pip-version-check -q --no-deps -r "$requirements_no_deps"
+    # The project itself, editable: scripts and tests import blender_cnn from
+    # this checkout without touching sys.path.
+    "$venv_dir/bin/python" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$repo_root"
     echo "$wanted" > "$stamp"
     say "Python packages installed"
 }
