@@ -14,10 +14,11 @@ keras = pytest.importorskip("keras")
 from blender_cnn.core.bundle import load_bundle  # noqa: E402
 from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
 from blender_cnn.core.forward import forward  # noqa: E402
-from blender_cnn.core.layer_types import OPERATION_TYPE_PREFIX, is_known_layer_type  # noqa: E402
+from blender_cnn.core.layer_specs import OPERATION_TYPE_PREFIX, is_known_layer_type  # noqa: E402
 from blender_cnn.extract.keras_bundle import extract  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore")  # Keras' and TensorFlow's own deprecation chatter
+pytestmark = [pytest.mark.tf, pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore")]  # Keras' and TensorFlow's own deprecation chatter
 QUIET = {"log": lambda message: None}
 CLASSES = 10
 # Relative to the largest value of a layer's output: untrained networks' outputs reach the thousands.

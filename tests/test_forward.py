@@ -11,12 +11,14 @@ keras = pytest.importorskip("keras")
 
 from blender_cnn.core.bundle import load_bundle  # noqa: E402
 from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
-from blender_cnn.core.forward import ACTIVATIONS, LAYER_FUNCTIONS, compute_layer, forward  # noqa: E402
-from blender_cnn.core.layer_types import OPERATION_TYPE_PREFIX  # noqa: E402
+from blender_cnn.core.forward import compute_layer, forward  # noqa: E402
+from blender_cnn.core.layer_specs import LAYER_SPECS, OPERATION_TYPE_PREFIX, is_known_layer_type  # noqa: E402
+from blender_cnn.core.numpy_layers import ACTIVATIONS  # noqa: E402
 from blender_cnn.extract.keras_bundle import extract_run  # noqa: E402
 
 # Keras' own checkpoint saving trips this numpy 2 warning; it is not ours to fix.
-pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
+pytestmark = [pytest.mark.tf,
+              pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
               pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`, which is deprecated"),
               pytest.mark.filterwarnings("ignore:.*___pyct_anno:DeprecationWarning")]  # TensorFlow's autograph
 TOLERANCE = 1e-4
@@ -201,18 +203,26 @@ def test_unsupported_settings_are_named():
 # Layers Keras ships in keras.applications rather than keras.layers, by the module that defines them.
 APPLICATION_LAYERS = {"LayerScale": "convnext", "StochasticDepth": "convnext",
                       "CustomScaleLayer": "inception_resnet_v2"}
+# Layers of tf.keras 2.x that Keras 3 dropped; their models still carry them.
+KERAS_2_LAYERS = {"ThresholdedReLU"}
 
 
 def test_registry_uses_keras_names():
     import sys
 
-    for name in LAYER_FUNCTIONS:
+    for name, spec in LAYER_SPECS.items():
         if name.startswith(OPERATION_TYPE_PREFIX):  # keras.ops operations, by their class
             assert isinstance(getattr(keras.src.ops.numpy, name.removeprefix(OPERATION_TYPE_PREFIX)), type), name
         elif name in APPLICATION_LAYERS:
             assert hasattr(sys.modules[f"keras.src.applications.{APPLICATION_LAYERS[name]}"], name), name
+        elif name in KERAS_2_LAYERS:
+            import tf_keras
+
+            assert hasattr(tf_keras.layers, name), name
         else:
             assert hasattr(keras.layers, name), name
+        for alias in spec.keras_names:  # Keras' other names of the same class
+            assert getattr(keras.layers, alias) is getattr(keras.layers, name), alias
     for name in ACTIVATIONS:
         keras.activations.get(name)
 
@@ -265,9 +275,7 @@ def bundle(tmp_path_factory):
 
 
 def test_every_understood_layer_type_goes_through_extraction(bundle):
-    from blender_cnn.core.layer_types import KNOWN_LAYER_TYPES
-
-    assert {layer.type for layer in bundle.layers} == set(KNOWN_LAYER_TYPES)
+    assert {layer.type for layer in bundle.layers} == {name for name in LAYER_SPECS if is_known_layer_type(name)}
     assert not bundle.manifest.get("unrecognized_layers")
     # What the bundle stored is what Keras itself computes, layer by layer.
     model = keras.saving.load_model(os.path.join(os.path.dirname(bundle.path), "epoch_001.keras"))

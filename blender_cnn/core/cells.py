@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layer_types import is_known_layer_type
+from .layer_specs import is_known_layer_type
 
 SUMMARY_MEAN, SUMMARY_MAX = 1, 2
 # Dense layers up to this many neurons are drawn as one column; wider ones as a near-square grid.

@@ -23,22 +23,21 @@ A sequential network of a few dozen layers keeps one unit per layer and no
 blocks, so it looks as it always did.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .layer_types import NESTED_MODEL_SEPARATOR, OPERATION_TYPE_PREFIX
+from .layer_specs import FOLDS_INTO_READER, NESTED_MODEL_SEPARATOR, WINDOWED_OPERATIONS, folds_into_source, types_where
 
-# Layers that finish the layer before them: they fold into its unit.
-PLUMBING_TYPES = frozenset({
-    "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
-    "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU",
-    "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
-    "Rescaling", "Normalization", "Identity", "Reshape", "LayerScale", "StochasticDepth",
-})
+if TYPE_CHECKING:
+    from .bundle import LayerInfo
+
 # Padding belongs to the windowed layer that reads it: it folds into the layer after it.
-PADDING_TYPES = frozenset({"ZeroPadding2D"})
-WINDOWED_TYPES = frozenset({"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D"})
-MERGE_TYPES = frozenset({"Add", "Concatenate", "Multiply", "Average", "Maximum", "Minimum", "Subtract"})
+PADDING_TYPES = types_where(folds=FOLDS_INTO_READER)
+WINDOWED_TYPES = frozenset().union(*(types_where(operation=kind) for kind in WINDOWED_OPERATIONS))
 # Graphs up to this many layers that are one chain keep a unit per layer, as they always looked.
 SEQUENTIAL_DETAIL_LIMIT = 40
 # The block a layer belongs to by name, in Keras' architectures (ResNet, DenseNet, MobileNet V2/V3,
@@ -57,19 +56,19 @@ class Unit:
     """Layers shown as one: ``layers`` in order, the last one's output is what the scene shows."""
 
     index: int
-    layers: list
-    inputs: list = field(default_factory=list)    # unit indices feeding it
+    layers: list[str]
+    inputs: list[int] = field(default_factory=list)  # unit indices feeding it
     block: int = -1                                 # its block, -1 outside blocks
     column: int = 0                                 # within its block (0 outside blocks)
     lane: int = 0
     head_position: int = 0                          # where ``head`` is in ``layers``
 
     @property
-    def output(self):
+    def output(self) -> str:
         return self.layers[-1]
 
     @property
-    def head(self):
+    def head(self) -> str:
         """The layer that computes the unit (its padding and plumbing aside)."""
         return self.layers[self.head_position]
 
@@ -78,12 +77,12 @@ class Unit:
 class Block:
     index: int
     name: str
-    units: list                                     # unit indices, in topological order
+    units: list[int]                                # unit indices, in topological order
     columns: int = 1
     lanes: int = 1
 
     @property
-    def output(self):
+    def output(self) -> int:
         return self.units[-1]
 
 
@@ -91,40 +90,40 @@ class Block:
 class GraphPlan:
     """Units, blocks, items and the links of one network (see the module's docstring)."""
 
-    units: list
-    blocks: list
-    items: list                                     # ("unit", index) or ("block", index), in order
-    links: list                                     # (source unit, target unit) drawn as curves
+    units: list[Unit]
+    blocks: list[Block]
+    items: list[tuple[str, int]]                    # ("unit", index) or ("block", index), in order
+    links: list[tuple[int, int]]                    # (source unit, target unit) drawn as curves
     detailed: bool                                  # True: a unit per layer, as sequential networks show
 
-    def item_of_unit(self, unit):
+    def item_of_unit(self, unit: int) -> int:
         """The position among ``items`` of the item unit ``unit`` stands in."""
         block = self.units[unit].block
         return self.items.index(("block", block) if block >= 0 else ("unit", unit))
 
     @property
-    def block_items(self):
+    def block_items(self) -> dict[int, str]:
         """{item position: block name} of the items that are blocks."""
         return {position: self.blocks[index].name for position, (kind, index) in enumerate(self.items)
                 if kind == "block"}
 
     @property
-    def shown_layers(self):
+    def shown_layers(self) -> list[str]:
         """The layers that get cells: each unit's output."""
         return [unit.output for unit in self.units]
 
     @property
-    def expanded_by_default(self):
+    def expanded_by_default(self) -> bool:
         """Small graphs start with their blocks open; deep ones collapsed, so they read at a glance."""
         return len(self.units) <= SEQUENTIAL_DETAIL_LIMIT
 
     @property
-    def lanes(self):
+    def lanes(self) -> int:
         """The most lanes any item needs when expanded."""
         return max([1, *(block.lanes for block in self.blocks)])
 
 
-def plan_graph(layers, detailed=None):
+def plan_graph(layers: Iterable[LayerInfo], detailed: bool | None = None) -> GraphPlan:
     """The ``GraphPlan`` of ``layers`` (``core.bundle.LayerInfo``-like: name, type, inputs, in topological order).
 
     ``detailed`` None chooses: a unit per layer for chains of up to
@@ -139,7 +138,7 @@ def plan_graph(layers, detailed=None):
     blocks = [] if detailed else _blocks(units, layers)
     for block in blocks:
         _place_in_block(block, units)
-    items = []
+    items: list[tuple[str, int]] = []
     for unit in units:
         key = ("block", unit.block) if unit.block >= 0 else ("unit", unit.index)
         if key not in items:
@@ -148,33 +147,34 @@ def plan_graph(layers, detailed=None):
     return GraphPlan(units, blocks, items, links, detailed)
 
 
-def is_chain(layers, consumers=None):
+def is_chain(layers: Sequence[LayerInfo], consumers: Mapping[str, Sequence[str]] | None = None) -> bool:
     """Whether every layer has at most one input and one consumer: a sequential network."""
     consumers = consumers or _consumers(layers)
     return all(len(layer.inputs) <= 1 and len(consumers[layer.name]) <= 1 for layer in layers)
 
 
-def _consumers(layers):
-    consumers = {layer.name: [] for layer in layers}
+def _consumers(layers: Iterable[LayerInfo]) -> dict[str, list[str]]:
+    consumers: dict[str, list[str]] = {layer.name: [] for layer in layers}
     for layer in layers:
         for source in layer.inputs:
             consumers[source].append(layer.name)
     return consumers
 
 
-def _fold_plumbing(layers, consumers):
+def _fold_plumbing(layers: Sequence[LayerInfo], consumers: Mapping[str, Sequence[str]]) -> list[list[str]]:
     """Groups of layer names, each a unit: plumbing joins the layer before it, padding the layer after it."""
     by_name = {layer.name: layer for layer in layers}
-    group_of, groups = {}, []
+    group_of: dict[str, int] = {}
+    groups: list[list[str]] = []
     for layer in layers:
         source = layer.inputs[0] if len(layer.inputs) == 1 else None
         # Arithmetic in a model's code (MobileNetV3's hard-swish "x + 3") finishes a layer like an activation.
-        finishes = layer.type in PLUMBING_TYPES or layer.type.startswith(OPERATION_TYPE_PREFIX) or (
+        finishes = folds_into_source(layer.type) or (
             layer.type in PADDING_TYPES and not _pads_a_window(layer, consumers, by_name))
         folds_back = finishes and source is not None and len(consumers[source]) == 1
         pending_padding = source is not None and by_name[source].type in PADDING_TYPES and source in group_of \
             and _pads_a_window(by_name[source], consumers, by_name)
-        if folds_back or pending_padding:
+        if source is not None and (folds_back or pending_padding):  # both need a source; said again for mypy
             group_of[layer.name] = group_of[source]
             groups[group_of[layer.name]].append(layer.name)
         else:
@@ -183,18 +183,19 @@ def _fold_plumbing(layers, consumers):
     return groups
 
 
-def _pads_a_window(padding, consumers, by_name):
+def _pads_a_window(padding: LayerInfo, consumers: Mapping[str, Sequence[str]],
+                   by_name: Mapping[str, LayerInfo]) -> bool:
     """Padding read by exactly one windowed layer, which takes it into its own unit."""
     readers = consumers[padding.name]
     return len(readers) == 1 and by_name[readers[0]].type in WINDOWED_TYPES
 
 
-def _units(layers, groups):
+def _units(layers: Sequence[LayerInfo], groups: Sequence[Sequence[str]]) -> list[Unit]:
     by_name = {layer.name: layer for layer in layers}
     unit_of = {name: index for index, group in enumerate(groups) for name in group}
     units = []
     for index, group in enumerate(groups):
-        sources = []
+        sources: list[int] = []
         for name in group:
             for source in by_name[name].inputs:
                 if unit_of[source] != index and unit_of[source] not in sources:
@@ -204,7 +205,7 @@ def _units(layers, groups):
     return units
 
 
-def block_key(name):
+def block_key(name: str) -> str | None:
     """The block a layer's name puts it in, or None: the nested model it came from (the extractor names its
     layers ``model/layer``), else by Keras' naming (``conv2_block1_1_conv`` -> ``conv2_block1``)."""
     if NESTED_MODEL_SEPARATOR in name:
@@ -216,7 +217,7 @@ def block_key(name):
     return None
 
 
-def _blocks(units, layers):
+def _blocks(units: Sequence[Unit], layers: Sequence[LayerInfo]) -> list[Block]:
     """Blocks from the graph's structure (regions between cut units) joined by their name prefixes."""
     segments = _segments(units)
     keyed = []
@@ -226,7 +227,7 @@ def _blocks(units, layers):
         if key is None and len(segment) > 1:
             key = units[segment[-1]].output   # an unnamed module (Inception's) takes its output's name
         keyed.append((key, segment))
-    blocks = []
+    blocks: list[Block | None] = []
     for key, segment in keyed:
         if key is not None and blocks and blocks[-1] is not None and blocks[-1].name == key:
             blocks[-1].units.extend(segment)
@@ -234,22 +235,24 @@ def _blocks(units, layers):
             blocks.append(Block(len(blocks), key, list(segment)))
         else:
             blocks.append(None)  # a unit outside blocks keeps runs of the same key apart
-    blocks = [block for block in blocks if block is not None and len(block.units) > 1]
-    for index, block in enumerate(blocks):
+    kept = [block for block in blocks if block is not None and len(block.units) > 1]
+    for index, block in enumerate(kept):
         block.index = index
         for unit in block.units:
             units[unit].block = index
-    return blocks
+    return kept
 
 
-def _segments(units):
+def _segments(units: Sequence[Unit]) -> list[list[int]]:
     """Units split after every cut unit: one that every path from input to output passes through.
 
     Units are in topological order, so unit ``i`` is a cut exactly when no
     edge jumps over it: every edge from a unit before ``i`` lands at ``i`` at the latest.
     """
     furthest_target = [max([unit.index, *targets]) for unit, targets in zip(units, _targets(units))]
-    segments, current, furthest = [], [], -1
+    segments: list[list[int]] = []
+    current: list[int] = []
+    furthest = -1
     for unit in units:
         current.append(unit.index)
         if furthest <= unit.index:
@@ -261,18 +264,18 @@ def _segments(units):
     return segments
 
 
-def _targets(units):
-    targets = [[] for _ in units]
+def _targets(units: Sequence[Unit]) -> list[list[int]]:
+    targets: list[list[int]] = [[] for _ in units]
     for unit in units:
         for source in unit.inputs:
             targets[source].append(unit.index)
     return targets
 
 
-def _place_in_block(block, units):
+def _place_in_block(block: Block, units: Sequence[Unit]) -> None:
     """Columns by depth from the block's entry; the main path in lane 0, each branch in a lane of its own."""
     members = set(block.units)
-    depth = {}
+    depth: dict[int, int] = {}
     for index in block.units:
         inside = [source for source in units[index].inputs if source in members]
         depth[index] = 1 + max((depth[source] for source in inside), default=-1)
@@ -284,8 +287,9 @@ def _place_in_block(block, units):
         if not inside:
             break
         index = max(inside, key=lambda source: depth[source])
-    lane_of, next_lane = {}, 1
-    taken = {}  # unit -> the successor that continues its lane
+    lane_of: dict[int, int] = {}
+    next_lane = 1
+    taken: dict[int, int] = {}  # unit -> the successor that continues its lane
     for index in block.units:
         unit = units[index]
         if index in main:

@@ -34,23 +34,30 @@ import numpy as np
 
 from . import inspection_elementwise as elementwise
 from . import inspection_windows as windows
+from . import layer_specs as specs
 from .errors import BlenderCNNError
-from .inspection_record import (ACTIVATION, AVERAGE_POOLING, CONCATENATION, CONVOLUTION, DENSE,
-                                GLOBAL_AVERAGE_POOLING, GLOBAL_MAX_POOLING, MAX_POOLING, MERGE, NORMALIZATION,
-                                SEPARABLE, VALUE, Inspection, Term)
+from .inspection_record import (
+    ACTIVATION,
+    AVERAGE_POOLING,
+    CONCATENATION,
+    CONVOLUTION,
+    DENSE,
+    GLOBAL_AVERAGE_POOLING,
+    GLOBAL_MAX_POOLING,
+    MAX_POOLING,
+    MERGE,
+    NORMALIZATION,
+    SEPARABLE,
+    VALUE,
+    Inspection,
+    Term,
+)
 
 __all__ = ["inspect_cell", "Inspection", "Term", "DENSE_TERMS_SHOWN", "ACTIVATION", "AVERAGE_POOLING",
            "CONCATENATION", "CONVOLUTION", "DENSE", "GLOBAL_AVERAGE_POOLING", "GLOBAL_MAX_POOLING", "MAX_POOLING",
            "MERGE", "NORMALIZATION", "SEPARABLE", "VALUE"]
 
 DENSE_TERMS_SHOWN = 8
-# Layers that only move, copy or pass values on: their cells show their value.
-PLUMBING = frozenset({"InputLayer", "Flatten", "Reshape", "Permute", "ZeroPadding2D", "Cropping2D", "UpSampling2D",
-                      "Identity", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-                      "GaussianDropout", "GaussianNoise", "AlphaDropout", "ActivityRegularization",
-                      "StochasticDepth"})  # ConvNeXt's: drops whole paths in training, passes values on in inference
-
-
 def _dense(layer, inputs, weights, common, top):
     """A Dense unit (of a 1-D layer, or of one pixel of a feature map): its strongest contributions."""
     position = common["position"]
@@ -74,21 +81,16 @@ def _dense(layer, inputs, weights, common, top):
                       total=float(np.float32(totals[unit])), activation=activation, value=value, **common)
 
 
-# Layer type -> (function, the input ranks it inspects: None for any, or (rank of each input,)).
+# Inspection kind (core.layer_specs) -> (function, the input ranks it inspects: None for any, or (rank of each input,)).
 INSPECTORS = {
-    "Conv2D": (windows.convolution, (3,)), "DepthwiseConv2D": (windows.convolution, (3,)),
-    "SeparableConv2D": (windows.separable, (3,)), "Conv2DTranspose": (windows.transposed, (3,)),
-    "MaxPooling2D": (windows.pooling, (3,)), "AveragePooling2D": (windows.pooling, (3,)),
-    "GlobalAveragePooling2D": (windows.global_pooling, (3,)), "GlobalMaxPooling2D": (windows.global_pooling, (3,)),
-    "Dense": (_dense, None),
-    **{name: (elementwise.merge, None) for name in elementwise.MERGES},
-    "Concatenate": (elementwise.concatenate, None),
-    "BatchNormalization": (elementwise.batch_normalization, None),
-    "Normalization": (elementwise.normalization, None), "Rescaling": (elementwise.rescaling, None),
-    **{name: (elementwise.activation, None) for name in ("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
-                                                           "Softmax")},
+    specs.INSPECT_CONVOLUTION: (windows.convolution, (3,)), specs.INSPECT_SEPARABLE: (windows.separable, (3,)),
+    specs.INSPECT_TRANSPOSED: (windows.transposed, (3,)), specs.INSPECT_POOLING: (windows.pooling, (3,)),
+    specs.INSPECT_GLOBAL_POOLING: (windows.global_pooling, (3,)), specs.INSPECT_DENSE: (_dense, None),
+    specs.INSPECT_MERGE: (elementwise.merge, None), specs.INSPECT_CONCATENATION: (elementwise.concatenate, None),
+    specs.INSPECT_BATCH_NORMALIZATION: (elementwise.batch_normalization, None),
+    specs.INSPECT_NORMALIZATION: (elementwise.normalization, None),
+    specs.INSPECT_RESCALING: (elementwise.rescaling, None), specs.INSPECT_ACTIVATION: (elementwise.activation, None),
 }
-MULTIPLE_INPUTS = {"Concatenate", *elementwise.MERGES}
 
 
 def inspect_cell(bundle, layer_name, position, epoch=-1, sample=0, activations=None, top=DENSE_TERMS_SHOWN):
@@ -113,7 +115,8 @@ def inspect_cell(bundle, layer_name, position, epoch=-1, sample=0, activations=N
     source = layer.inputs[0] if len(layer.inputs) == 1 else None
     common = dict(layer=layer_name, layer_type=layer.type, epoch=epoch_number, sample=sample, position=position,
                   source_layer=source, stored=stored)
-    if layer.type in PLUMBING or not layer.inputs:
+    spec = specs.spec_of(layer.type)
+    if not layer.inputs or (spec is not None and spec.inspection == specs.INSPECT_VALUE):
         return Inspection(kind=VALUE, value=stored, **common)
     function, ranks = _inspector(layer)
     inputs = [output_of(name) for name in layer.inputs]
@@ -127,11 +130,12 @@ def inspect_cell(bundle, layer_name, position, epoch=-1, sample=0, activations=N
 
 
 def _inspector(layer):
-    found = INSPECTORS.get(layer.type)
+    spec = specs.spec_of(layer.type)
+    found = INSPECTORS.get(spec.inspection) if spec is not None else None
     if found is None:
         raise BlenderCNNError(f"layer {layer.name!r}", f"is a {layer.type} layer, whose cells inspection cannot "
                                                        "take apart term by term")
-    if layer.type not in MULTIPLE_INPUTS and len(layer.inputs) != 1:
+    if spec.takes != specs.MANY_INPUTS and len(layer.inputs) != 1:
         raise BlenderCNNError(f"layer {layer.name!r}", f"is a {layer.type} layer with {len(layer.inputs)} inputs, "
                                                        "whose cells inspection cannot take apart")
     return found

@@ -131,7 +131,7 @@ def activation(layer, inputs, weights, common, top):
     """Activation, ReLU (ReLU6 is ReLU(max_value=6)), LeakyReLU, ELU, PReLU, Softmax: input value -> output."""
     position, config = common["position"], layer.config
     name, parameters = _activation_name(layer, weights, position, inputs[0].shape)
-    # The function itself is core.forward's, applied to the whole input (softmax needs its axis).
+    # The function itself is core.numpy_layers', applied to the whole input (softmax needs its axis).
     output = compute_layer(layer.type, config, weights, [inputs[0][np.newaxis]], name=layer.name)[0]
     if output.shape != inputs[0].shape:
         raise BlenderCNNError(f"layer {layer.name!r}", f"uses the activation {name!r}, which changes the shape, "

@@ -5,7 +5,11 @@ Plain data (numpy only). The computations live in ``inspection_windows``
 normalization, activations); ``inspection.inspect_cell`` chooses between them.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,16 +33,16 @@ MERGE_FUNCTIONS = {"Average": "mean", "Maximum": "max", "Minimum": "min"}
 class Term:
     """One input of the cell: where it comes from, its value and (for weighted layers) its weight."""
 
-    source: tuple            # (row, column, channel) in the input layer, or (unit,) for 1-D layers
+    source: tuple[int, ...]  # (row, column, channel) in the input layer, or (unit,) for 1-D layers
     value: float             # the input's value; 0 (convolution) or nothing (pooling) in the padding
     weight: float | None = None
     padding: bool = False
     layer: str | None = None  # the layer ``source`` is in, when the cell has several inputs (merges)
-    tap: tuple | None = None  # convolutions: the kernel tap (row, column) joining ``source`` to the cell
+    tap: tuple[int, ...] | None = None  # convolutions: the kernel tap (row, column) joining ``source`` to the cell
     into: int | None = None   # separable convolution: the depthwise channel this product adds to
 
     @property
-    def product(self):
+    def product(self) -> float | None:
         return None if self.weight is None else float(np.float32(self.value) * np.float32(self.weight))
 
 
@@ -48,10 +52,10 @@ class Inspection:
     layer_type: str
     kind: str
     epoch: int
-    sample: object            # a sample index, or the label of a custom input
-    position: tuple           # (row, column, channel), or (unit,)
+    sample: int | str         # a sample index, or the label of a custom input
+    position: tuple[int, ...]  # (row, column, channel), or (unit,)
     source_layer: str | None  # the input layer the terms are in (None: several, see ``Term.layer``)
-    terms: tuple = ()
+    terms: tuple[Term, ...] = ()
     hidden_terms: int = 0     # Dense, global pooling: inputs not listed in ``terms``
     hidden_sum: float = 0.0   # ... and the sum of their products (values, for pooling)
     bias: float | None = None
@@ -60,24 +64,24 @@ class Inspection:
     value: float = 0.0                # the recomputed output
     stored: float | None = None       # the output the bundle (or forward pass) holds
     winner: int | None = None         # max pooling: index of the winning term
-    pointwise: tuple = ()             # separable convolution: Terms (depthwise channel,) x pointwise weight
-    parameters: tuple = ()            # ((name, number), ...): normalization statistics, concatenation offsets
+    pointwise: tuple[Term, ...] = ()  # separable convolution: Terms (depthwise channel,) x pointwise weight
+    parameters: tuple[tuple[str, Any], ...] = ()  # ((name, number), ...): normalization statistics, concatenation offsets
 
     @property
-    def products_sum(self):
+    def products_sum(self) -> float:
         """Sum of every product, listed or not (weighted layers; the pointwise stage of a separable one)."""
         listed = sum(term.product for term in (self.pointwise or self.terms) if term.product is not None)
         return float(np.float32(listed + self.hidden_sum))
 
     @property
-    def count(self):
+    def count(self) -> int:
         """How many values a pooling took (padding left out)."""
         return sum(not term.padding for term in self.terms) + self.hidden_terms
 
-    def parameter(self, name, default=None):
+    def parameter(self, name: str, default: Any = None) -> Any:
         return dict(self.parameters).get(name, default)
 
-    def where(self):
+    def where(self) -> str:
         if len(self.position) == 1:
             return f"{self.layer} neuron {self.position[0]}"
         if len(self.position) != 3:
@@ -85,11 +89,11 @@ class Inspection:
         row, col, channel = self.position
         return f"{self.layer} channel {channel}, row {row}, column {col}"
 
-    def equation(self):
+    def equation(self) -> str:
         """One line: how the value came about (the scene's label beside the cell)."""
         return _EQUATIONS.get(self.kind, _value_equation)(self)
 
-    def text(self):
+    def text(self) -> str:
         """The inspection as plain text, for the panel and for copying into slides."""
         lines = [f"{self.where()} ({self.layer_type}), epoch {self.epoch}, sample {self.sample}"]
         lines += _LINES.get(self.kind, lambda _inspection: [])(self)
@@ -99,13 +103,13 @@ class Inspection:
 
 # ---------------------------------------------------------------- equations
 
-def _with_activation(inspection, line):
+def _with_activation(inspection: Inspection, line: str) -> str:
     if inspection.activation not in (None, "linear"):
         line += f" -> {inspection.activation} -> {inspection.value:.4g}"
     return line
 
 
-def _sum_equation(inspection):
+def _sum_equation(inspection: Inspection) -> str:
     count = len(inspection.pointwise or inspection.terms) + inspection.hidden_terms
     prefix = "pointwise sum" if inspection.kind == SEPARABLE else "sum"
     line = f"{prefix} of {count} products {inspection.products_sum:.4g}"
@@ -114,10 +118,11 @@ def _sum_equation(inspection):
     return _with_activation(inspection, line + f" = {inspection.total:.4g}")
 
 
-def _pooling_equation(inspection):
+def _pooling_equation(inspection: Inspection) -> str:
     if inspection.kind in (MAX_POOLING, GLOBAL_MAX_POOLING):
         line = f"max of {_values(inspection.count)} = {inspection.value:.4g}"
         if inspection.kind == GLOBAL_MAX_POOLING:
+            assert inspection.winner is not None  # max pooling always names its winning term
             row, col, _channel = inspection.terms[inspection.winner].source
             line += f" at row {row}, column {col}"
         return line
@@ -127,11 +132,11 @@ def _pooling_equation(inspection):
     return f"mean of {_values(inspection.count)} = {inspection.value:.4g}"
 
 
-def _values(count):
+def _values(count: int) -> str:
     return "1 value" if count == 1 else f"{count} values"
 
 
-def _merge_equation(inspection):
+def _merge_equation(inspection: Inspection) -> str:
     symbol = MERGE_SYMBOLS.get(inspection.layer_type)
     if symbol:
         first, *others = inspection.terms
@@ -142,12 +147,12 @@ def _merge_equation(inspection):
     return f"{joined} = {inspection.value:.4g}"
 
 
-def _concatenation_equation(inspection):
+def _concatenation_equation(inspection: Inspection) -> str:
     term = inspection.terms[0]
     return f"{term.layer} {_place(term.source)} = {inspection.value:.4g}"
 
 
-def _normalization_equation(inspection):
+def _normalization_equation(inspection: Inspection) -> str:
     x, get = f"{inspection.terms[0].value:.4g}", inspection.parameter
     if inspection.layer_type == "Rescaling":
         line = f"{x} x {_bracketed(get('scale'))} + {_bracketed(get('offset'))}"
@@ -164,20 +169,20 @@ def _normalization_equation(inspection):
     return f"{line} = {inspection.value:.4g}"
 
 
-def _bracketed(number):
+def _bracketed(number: float) -> str:
     """A number that follows an operator: negative ones in brackets, "x - (-0.5)"."""
     return f"({number:.4g})" if number < 0 else f"{number:.4g}"
 
 
-def _activation_equation(inspection):
+def _activation_equation(inspection: Inspection) -> str:
     return f"{inspection.activation}({inspection.terms[0].value:.4g}) = {inspection.value:.4g}"
 
 
-def _value_equation(inspection):
+def _value_equation(inspection: Inspection) -> str:
     return f"value {inspection.value:.4g}"
 
 
-_EQUATIONS = {CONVOLUTION: _sum_equation, SEPARABLE: _sum_equation, DENSE: _sum_equation,
+_EQUATIONS: dict[str, Callable[[Inspection], str]] = {CONVOLUTION: _sum_equation, SEPARABLE: _sum_equation, DENSE: _sum_equation,
               MAX_POOLING: _pooling_equation, AVERAGE_POOLING: _pooling_equation,
               GLOBAL_MAX_POOLING: _pooling_equation, GLOBAL_AVERAGE_POOLING: _pooling_equation,
               MERGE: _merge_equation, CONCATENATION: _concatenation_equation,
@@ -186,7 +191,7 @@ _EQUATIONS = {CONVOLUTION: _sum_equation, SEPARABLE: _sum_equation, DENSE: _sum_
 
 # ---------------------------------------------------------------- text lines before the equation
 
-def _window_lines(inspection):
+def _window_lines(inspection: Inspection) -> list[str]:
     if inspection.layer_type == "Conv2DTranspose":
         return _scatter_lines(inspection)
     lines = [f"window in {inspection.source_layer}:"]
@@ -199,7 +204,7 @@ def _window_lines(inspection):
     return lines
 
 
-def _scatter_lines(inspection):
+def _scatter_lines(inspection: Inspection) -> list[str]:
     if not inspection.terms:
         return [f"no cell of {inspection.source_layer} scatters onto this cell"]
     lines = [f"cells of {inspection.source_layer} that scatter onto this cell (value x weight per channel):"]
@@ -210,7 +215,7 @@ def _scatter_lines(inspection):
     return lines
 
 
-def _separable_lines(inspection):
+def _separable_lines(inspection: Inspection) -> list[str]:
     lines = [f"depthwise window in {inspection.source_layer}, per channel:"]
     for stage in inspection.pointwise:
         into = stage.source[0]
@@ -222,7 +227,7 @@ def _separable_lines(inspection):
     return lines
 
 
-def _dense_lines(inspection):
+def _dense_lines(inspection: Inspection) -> list[str]:
     lines = [f"strongest inputs from {inspection.source_layer} (input x weight):"]
     lines += [f"  {_unit_name(t.source)}: {_term_text(t)}" for t in inspection.terms]
     if inspection.hidden_terms:
@@ -230,7 +235,7 @@ def _dense_lines(inspection):
     return lines
 
 
-def _global_pooling_lines(inspection):
+def _global_pooling_lines(inspection: Inspection) -> list[str]:
     channel = inspection.terms[0].source[2]
     if inspection.hidden_terms:
         strongest = "largest" if inspection.kind == GLOBAL_MAX_POOLING else "strongest"
@@ -245,12 +250,12 @@ def _global_pooling_lines(inspection):
     return lines
 
 
-def _merge_lines(inspection):
+def _merge_lines(inspection: Inspection) -> list[str]:
     return ["inputs at this cell:"] + [f"  {term.layer} {_place(term.source)}: {term.value:.4g}"
                                        for term in inspection.terms]
 
 
-def _concatenation_lines(inspection):
+def _concatenation_lines(inspection: Inspection) -> list[str]:
     get, term = inspection.parameter, inspection.terms[0]
     first, size = get("offset"), get("size")
     return [f"from input {get('input') + 1} of {get('inputs')}, {term.layer}, which gives "
@@ -258,7 +263,7 @@ def _concatenation_lines(inspection):
             f"  {term.layer} {_place(term.source)}: {term.value:.4g}"]
 
 
-def _normalization_lines(inspection):
+def _normalization_lines(inspection: Inspection) -> list[str]:
     lines = [f"input {inspection.source_layer} at this cell: {inspection.terms[0].value:.4g}"]
     numbers = [(name, value) for name, value in inspection.parameters if name != "invert" and value is not None]
     if numbers:
@@ -266,7 +271,7 @@ def _normalization_lines(inspection):
     return lines
 
 
-def _activation_lines(inspection):
+def _activation_lines(inspection: Inspection) -> list[str]:
     lines = [f"input {inspection.source_layer} at this cell: {inspection.terms[0].value:.4g}"]
     if inspection.parameter("axis") is not None:  # softmax and its kin: the whole axis at once
         lines.append(f"  {inspection.activation} over the {inspection.parameter('axis size')} "
@@ -274,29 +279,29 @@ def _activation_lines(inspection):
     return lines
 
 
-_LINES = {CONVOLUTION: _window_lines, MAX_POOLING: _window_lines, AVERAGE_POOLING: _window_lines,
+_LINES: dict[str, Callable[[Inspection], list[str]]] = {CONVOLUTION: _window_lines, MAX_POOLING: _window_lines, AVERAGE_POOLING: _window_lines,
           SEPARABLE: _separable_lines, DENSE: _dense_lines,
           GLOBAL_MAX_POOLING: _global_pooling_lines, GLOBAL_AVERAGE_POOLING: _global_pooling_lines,
           MERGE: _merge_lines, CONCATENATION: _concatenation_lines,
           NORMALIZATION: _normalization_lines, ACTIVATION: _activation_lines}
 
 
-def _term_text(term):
+def _term_text(term: Term) -> str:
     if term.weight is None:
         return "pad" if term.padding else f"{term.value:.3g}"
     return f"{term.value:.3g}x{term.weight:.3g}" + (" (pad)" if term.padding else "")
 
 
-def _axis_name(position, axis):
+def _axis_name(position: Sequence[int], axis: int) -> str:
     return ("row", "column", "channel")[axis] if len(position) == 3 else "unit" if len(position) == 1 \
         else f"index along axis {axis}"
 
 
-def _unit_name(source):
+def _unit_name(source: Sequence[int]) -> str:
     return f"neuron {source[0]}" if len(source) == 1 else _place(source)
 
 
-def _place(source):
+def _place(source: Sequence[int]) -> str:
     if len(source) == 3:
         return f"channel {source[2]}, row {source[0]}, column {source[1]}"
     return f"neuron {source[0]}" if len(source) == 1 else f"cell {tuple(source)}"

@@ -2,8 +2,8 @@
 
 Each function takes ``(layer, inputs, weights, common, top)`` (``inputs``:
 the input layers' outputs for one sample, without the sample axis) and
-returns an ``Inspection``. Windows are placed as ``core.forward`` places
-them: its padding arithmetic (``_window_extent``) is the one used here.
+returns an ``Inspection``. Windows are placed as ``core.numpy_layers`` places
+them: its padding arithmetic (``window_extent``) is the one used here.
 """
 
 from dataclasses import dataclass
@@ -11,9 +11,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import BlenderCNNError
-from .forward import ACTIVATIONS, _pair, _window_extent, compute_layer
-from .inspection_record import (AVERAGE_POOLING, CONVOLUTION, GLOBAL_AVERAGE_POOLING, GLOBAL_MAX_POOLING,
-                                MAX_POOLING, SEPARABLE, Inspection, Term)
+from .forward import compute_layer
+from .inspection_record import (
+    AVERAGE_POOLING,
+    CONVOLUTION,
+    GLOBAL_AVERAGE_POOLING,
+    GLOBAL_MAX_POOLING,
+    MAX_POOLING,
+    SEPARABLE,
+    Inspection,
+    Term,
+)
+from .numpy_layers import ACTIVATIONS, pair, window_extent
 
 GLOBAL_VALUES_SHOWN = 64   # a global pooling lists every value of maps up to 8x8, else the strongest ``top``
 AXIS_ACTIVATIONS = ("softmax", "log_softmax", "sparsemax")  # need the whole channel axis, not one value
@@ -31,8 +40,8 @@ class Window:
 
     def taps(self, row, col, input_shape):
         """``[(kernel row, kernel column, input row, input column, inside)]`` of output pixel (row, col)."""
-        top = _window_extent(input_shape[0], self.extent(0), self.strides[0], self.padding)[1]
-        left = _window_extent(input_shape[1], self.extent(1), self.strides[1], self.padding)[1]
+        top = window_extent(input_shape[0], self.extent(0), self.strides[0], self.padding)[1]
+        left = window_extent(input_shape[1], self.extent(1), self.strides[1], self.padding)[1]
         taps = []
         for i in range(self.kernel[0]):
             for j in range(self.kernel[1]):
@@ -52,10 +61,10 @@ def window_of(layer):
     if padding not in ("valid", "same"):
         raise BlenderCNNError(f"layer {layer.name!r}", f"uses padding {padding!r}, which inspection cannot place")
     if "pool_size" in config:
-        kernel = _pair(config["pool_size"])
-        return Window(kernel, _pair(config.get("strides") or kernel), (1, 1), padding)
-    return Window(_pair(config.get("kernel_size", 1)), _pair(config.get("strides", 1)),
-                  _pair(config.get("dilation_rate", 1)), padding)
+        kernel = pair(config["pool_size"])
+        return Window(kernel, pair(config.get("strides") or kernel), (1, 1), padding)
+    return Window(pair(config.get("kernel_size", 1)), pair(config.get("strides", 1)),
+                  pair(config.get("dilation_rate", 1)), padding)
 
 
 # ---------------------------------------------------------------- convolutions
@@ -104,7 +113,7 @@ def transposed(layer, inputs, weights, common, top):
     window = window_of(layer)
     reaching = []
     for axis, at in ((0, row), (1, col)):
-        # As core.forward's transpose: the scattered map is cropped by this much before the first output row.
+        # As core.numpy_layers' transpose: the scattered map is cropped by this much before the first output row.
         before = 0 if window.padding == "valid" else max(
             (x.shape[axis] - 1) * window.strides[axis] + window.extent(axis) - layer.output_shape[axis], 0) // 2
         offsets = [(at + before - i * window.dilation[axis], i) for i in range(window.kernel[axis])]

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import layer_specs as specs
 from .cells import cell_count
-from .forward import _window_extent
+from .layer_specs import types_where
+from .numpy_layers import pair, window_extent
 
 # Operation kinds, as the ``op_kind`` column stores them.
 OP_NONE = 0
@@ -38,15 +40,14 @@ OP_FLATTEN = 4
 OP_DENSE = 5
 OP_TRANSPOSED_CONVOLUTION = 6   # the window seen from the output: which input cells scatter onto a pixel
 OP_GLOBAL_POOLING = 7           # a neuron (or 1x1 map) per channel, from the whole map of that channel
-GLOBAL_POOLINGS = ("GlobalAveragePooling2D", "GlobalMaxPooling2D")
 OP_ELEMENTWISE = 8              # Add, Multiply...: cell (row, col, channel) of every input makes the same cell
 OP_CONCATENATE = 9              # channel c comes from the input whose channels span c, at c minus its offset
-ELEMENTWISE_MERGES = ("Add", "Multiply", "Subtract", "Average", "Maximum", "Minimum")
 # The inputs of a merge the table names (an Inception module concatenates four towers).
 MERGE_INPUTS_SHOWN = 4
-CONVOLUTIONS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
-KERNEL_GRID_TYPES = ("Conv2D", "DepthwiseConv2D")
-POOLINGS = {"MaxPooling2D": OP_MAX_POOLING, "AveragePooling2D": OP_AVERAGE_POOLING}
+WINDOWED_OP_KINDS = {specs.CONVOLUTION: OP_CONVOLUTION, specs.MAX_POOLING: OP_MAX_POOLING,
+                     specs.AVERAGE_POOLING: OP_AVERAGE_POOLING}
+# A separable convolution's two kernels do not make one grid per tap; the others' one kernel does.
+KERNEL_GRID_TYPES = types_where(operation=specs.CONVOLUTION) - types_where(inspection=specs.INSPECT_SEPARABLE)
 # Kernels with more weights than this are not written as kernel points (VGG16's 3x3x512x512 layers
 # hold 2.4M each): their receptive fields still show, their weight grids do not.
 KERNEL_WEIGHTS_LIMIT = 2_000_000
@@ -90,7 +91,6 @@ def layer_table(bundle, layers, epoch=-1, units=None):
     kernels, kernel_start = [], 0
     for row, (layer, _source, _padding) in zip(rows, computing):
         kernel = _kernel_of(layer)
-        # A separable convolution's two kernels do not make one grid per tap; its window still shows.
         if layer.type not in KERNEL_GRID_TYPES or row["op_kind"] != OP_CONVOLUTION or kernel is None or \
                 int(np.prod(kernel.shape)) > KERNEL_WEIGHTS_LIMIT:
             continue
@@ -136,14 +136,21 @@ def _computing_layer(bundle, layer, unit):
     return head, source, padding
 
 
+def _operation_of(layer):
+    """The registry's operation kind of ``layer``'s type (``core.layer_specs``), None for outputs only."""
+    spec = specs.spec_of(layer.type)
+    return spec.operation if spec is not None else None
+
+
 def _is_merge(layer):
-    return len(layer.inputs) > 1 and (layer.type in ELEMENTWISE_MERGES or layer.type == "Concatenate")
+    return len(layer.inputs) > 1 and _operation_of(layer) in (specs.ELEMENTWISE, specs.CONCATENATE)
 
 
 def _merge_row(row, merge, by_name):
     """A merge's inputs with cells (at most ``MERGE_INPUTS_SHOWN``) and, for a concatenation, where each one's
     channels start in the output. An input without cells of its own (folded into a unit) is left out."""
-    if merge.type == "Concatenate" and int(merge.config.get("axis", -1)) not in (-1, len(merge.output_shape)):
+    concatenates = _operation_of(merge) == specs.CONCATENATE
+    if concatenates and int(merge.config.get("axis", -1)) not in (-1, len(merge.output_shape)):
         return row  # joined along rows or columns: no channel arithmetic to show
     offset, shown = 0, 0
     for name in merge.inputs:
@@ -151,9 +158,9 @@ def _merge_row(row, merge, by_name):
         if source.count and shown < MERGE_INPUTS_SHOWN:
             row[f"merge_input_{shown}"], row[f"merge_offset_{shown}"] = source.layer_index, offset
             shown += 1
-        offset += int(source.output_shape[-1]) if merge.type == "Concatenate" else 0
+        offset += int(source.output_shape[-1]) if concatenates else 0
     if shown:
-        row["op_kind"] = OP_CONCATENATE if merge.type == "Concatenate" else OP_ELEMENTWISE
+        row["op_kind"] = OP_CONCATENATE if concatenates else OP_ELEMENTWISE
     return row
 
 
@@ -182,17 +189,18 @@ def _layer_row(layer, by_name, computing, source_name, padding):
                source_cols=source.map_cols, source_channels=source.channels)
     spatial = len(source.output_shape) == 3 and len(cells.output_shape) == 3
     channels_last = computing.config.get("data_format", "channels_last") == "channels_last"
-    if computing.type == "Flatten":
+    operation = _operation_of(computing)
+    if operation == specs.FLATTEN:
         row["op_kind"] = OP_FLATTEN if not any(padding) else OP_NONE
-    elif computing.type == "Dense" and len(source.output_shape) == 1:
+    elif operation == specs.DENSE and len(source.output_shape) == 1:
         row["op_kind"] = OP_DENSE
-    elif computing.type in GLOBAL_POOLINGS and len(source.output_shape) == 3 and channels_last and not any(padding):
+    elif operation == specs.GLOBAL_POOLING and len(source.output_shape) == 3 and channels_last and not any(padding):
         row["op_kind"] = OP_GLOBAL_POOLING
-    elif computing.type == "Conv2DTranspose" and spatial and channels_last and not any(padding):
+    elif operation == specs.TRANSPOSED_CONVOLUTION and spatial and channels_last and not any(padding):
         window = transposed_window(computing.config, source.output_shape, cells.output_shape)
         if window is not None:
             row.update(window, op_kind=OP_TRANSPOSED_CONVOLUTION)
-    elif spatial and channels_last and (computing.type in CONVOLUTIONS or computing.type in POOLINGS):
+    elif spatial and channels_last and operation in specs.WINDOWED_OPERATIONS:
         padded = (source.output_shape[0] + 2 * padding[0], source.output_shape[1] + 2 * padding[1],
                   source.output_shape[2])
         window = window_geometry(computing.type, computing.config, padded, cells.output_shape)
@@ -200,7 +208,7 @@ def _layer_row(layer, by_name, computing, source_name, padding):
             row.update(window)
             row["pad_top"] += padding[0]
             row["pad_left"] += padding[1]
-            row["op_kind"] = OP_CONVOLUTION if computing.type in CONVOLUTIONS else POOLINGS[computing.type]
+            row["op_kind"] = WINDOWED_OP_KINDS[operation]
             kernel = _kernel_of(computing)
             if computing.type == "Conv2D" and kernel is not None:
                 # Keras' kernel is (ky, kx, inputs per group, filters): consecutive taps are
@@ -226,23 +234,24 @@ def window_geometry(layer_type, config, input_shape, output_shape):
         return None
     in_rows, in_cols, in_channels = (int(size) for size in input_shape)
     out_channels = int(output_shape[2])
-    if layer_type in POOLINGS:
-        kernel = _pair(config.get("pool_size", 2))
-        strides = _pair(config.get("strides") or kernel)
+    spec = specs.spec_of(layer_type)
+    if spec is not None and spec.operation in (specs.MAX_POOLING, specs.AVERAGE_POOLING):
+        kernel = pair(config.get("pool_size", 2))
+        strides = pair(config.get("strides") or kernel)
         dilation = (1, 1)
         group_inputs, group_outputs = 1, 1
     else:
-        kernel = _pair(config.get("kernel_size", 1))
-        strides = _pair(config.get("strides", 1))
-        dilation = _pair(config.get("dilation_rate", 1))
+        kernel = pair(config.get("kernel_size", 1))
+        strides = pair(config.get("strides", 1))
+        dilation = pair(config.get("dilation_rate", 1))
         if layer_type == "DepthwiseConv2D":
             group_inputs, group_outputs = 1, max(out_channels // in_channels, 1)
         else:
             groups = int(config.get("groups", 1)) if layer_type == "Conv2D" else 1
             group_inputs, group_outputs = in_channels // groups, out_channels // groups
     extents = [(kernel[axis] - 1) * dilation[axis] + 1 for axis in (0, 1)]
-    _rows, pad_top, _ = _window_extent(in_rows, extents[0], strides[0], padding)
-    _cols, pad_left, _ = _window_extent(in_cols, extents[1], strides[1], padding)
+    _rows, pad_top, _ = window_extent(in_rows, extents[0], strides[0], padding)
+    _cols, pad_left, _ = window_extent(in_cols, extents[1], strides[1], padding)
     return dict(kernel_rows=kernel[0], kernel_cols=kernel[1], stride_rows=strides[0], stride_cols=strides[1],
                 pad_top=pad_top, pad_left=pad_left, dilation_rows=dilation[0], dilation_cols=dilation[1],
                 group_inputs=group_inputs, group_outputs=group_outputs)
@@ -251,13 +260,13 @@ def window_geometry(layer_type, config, input_shape, output_shape):
 def transposed_window(config, input_shape, output_shape):
     """A Conv2DTranspose's window as table columns, read from the output: output row ``y`` receives input
     row ``r`` iff ``y + pad_top - r * stride_rows`` is a multiple of ``dilation_rows`` below ``kernel_rows``
-    times it (``core.forward`` crops ``pad_top`` rows of the scattered map). Every input channel feeds every
+    times it (``core.numpy_layers`` crops ``pad_top`` rows of the scattered map). Every input channel feeds every
     output channel. None for paddings other than valid/same."""
     padding = str(config.get("padding", "valid")).lower()
     if padding not in ("valid", "same"):
         return None
-    kernel, strides = _pair(config.get("kernel_size", 1)), _pair(config.get("strides", 1))
-    dilation = _pair(config.get("dilation_rate", 1))
+    kernel, strides = pair(config.get("kernel_size", 1)), pair(config.get("strides", 1))
+    dilation = pair(config.get("dilation_rate", 1))
     before = []
     for axis in (0, 1):
         extent = (kernel[axis] - 1) * dilation[axis] + 1
@@ -316,7 +325,3 @@ def _pool_winners(values, window, output_shape, source_start):
 
 def _kernel_of(layer):
     return next((w for w in layer.weights if w.name in ("kernel", "depthwise_kernel")), None)
-
-
-def _pair(value):
-    return (int(value), int(value)) if np.isscalar(value) else (int(value[0]), int(value[1]))

@@ -7,51 +7,53 @@ the node tree draws. The scene stores ``shown`` on the network object, so
 every later step (inspection, Show Image, connections) finds the same cells.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import budget, placement
-from .graph import plan_graph
+from .graph import GraphPlan, plan_graph
+from .layer_specs import spec_of
 from .layout import GRID, suggested_spacing
+
+if TYPE_CHECKING:
+    from .bundle import Bundle, LayerInfo
 
 # Output layers of up to this many classes get a name and a probability bar per neuron; wider ones
 # (ImageNet's 1000) only their most probable classes: a thousand text and bar groups made a tree that took
 # minutes to build (ResNet50, 1000 classes: 522 s, almost all of it adding nodes and links).
 LABELED_CLASSES_LIMIT = 20
 TOP_CLASSES_LABELED = 10
-# Short names for the plumbing a unit's label lists.
-SHORT_TYPES = {"BatchNormalization": "BN", "ZeroPadding2D": "Pad", "Dropout": "Dropout",
-               "GlobalAveragePooling2D": "GlobalAvgPool", "DepthwiseConv2D": "DepthwiseConv",
-               "SeparableConv2D": "SeparableConv"}
-
-
 @dataclass(frozen=True)
 class ScenePlan:
-    graph: object                  # core.graph.GraphPlan
-    channels: object               # core.budget.ChannelPlan
-    layer_table: dict
-    links: dict
+    graph: GraphPlan
+    channels: budget.ChannelPlan
+    layer_table: dict[str, np.ndarray]
+    links: dict[str, np.ndarray]
     link_points: int
     layer_spacing: float
     lane_spacing: float
     row_length: int
-    unit_labels: dict              # bundle layer index -> text under the unit
-    block_labels: dict             # bundle layer index of a block's output -> text while collapsed
-    layer_indices: dict            # layer name -> its index in the bundle
+    unit_labels: dict[int, str]    # bundle layer index -> text under the unit
+    block_labels: dict[int, str]   # bundle layer index of a block's output -> text while collapsed
+    layer_indices: dict[str, int]  # layer name -> its index in the bundle
 
     @property
-    def shown(self):
+    def shown(self) -> dict[str, int]:
         return self.channels.shown
 
     @property
-    def items(self):
+    def items(self) -> list[tuple[int, int]]:
         """(columns, lanes) per item, in order."""
         return [(self.graph.blocks[index].columns, self.graph.blocks[index].lanes) if kind == "block" else (1, 1)
                 for kind, index in self.graph.items]
 
     @property
-    def item_layers(self):
+    def item_layers(self) -> list[tuple[str, list[int]]]:
         """``[(name, [layer indices])]`` per item: a block's name, or a unit's output layer, and their layers."""
         index_of = self.layer_indices
         items = []
@@ -62,11 +64,12 @@ class ScenePlan:
         return items
 
     @property
-    def block_items(self):
+    def block_items(self) -> dict[int, str]:
         return self.graph.block_items
 
 
-def plan_scene(bundle, budget_gb=budget.DEFAULT_BUDGET_GB, detailed=None, samples=1):
+def plan_scene(bundle: Bundle, budget_gb: float = budget.DEFAULT_BUDGET_GB, detailed: bool | None = None,
+               samples: int = 1) -> ScenePlan:
     """The ``ScenePlan`` of ``bundle`` (its layers, epochs and weights' sizes), within ``budget_gb`` of memory."""
     layers = bundle.layers
     graph = plan_graph(layers, detailed)
@@ -84,9 +87,11 @@ def plan_scene(bundle, budget_gb=budget.DEFAULT_BUDGET_GB, detailed=None, sample
                      unit_labels, block_labels, {layer.name: layer.index for layer in layers})
 
 
-def _labels(bundle, graph, channels):
+def _labels(bundle: Bundle, graph: GraphPlan,
+            channels: budget.ChannelPlan) -> tuple[dict[int, str], dict[int, str]]:
     by_name = {layer.name: layer for layer in bundle.layers}
-    unit_labels, block_labels = {}, {}
+    unit_labels: dict[int, str] = {}
+    block_labels: dict[int, str] = {}
     for unit in graph.units:
         output = by_name[unit.output]
         unit_labels[output.index] = unit_label([by_name[name] for name in unit.layers],
@@ -101,7 +106,7 @@ def _labels(bundle, graph, channels):
     return unit_labels, block_labels
 
 
-def labeled_output_units(bundle, epoch=-1, sample=0):
+def labeled_output_units(bundle: Bundle, epoch: int = -1, sample: int = 0) -> list[int]:
     """The output neurons that get their class name and probability bar: all of up to
     ``LABELED_CLASSES_LIMIT`` classes, else the ``TOP_CLASSES_LABELED`` most probable for ``sample`` at
     ``epoch`` (in class order)."""
@@ -114,22 +119,23 @@ def labeled_output_units(bundle, epoch=-1, sample=0):
     return sorted(int(unit) for unit in np.argsort(-output, kind="stable")[:TOP_CLASSES_LABELED])
 
 
-def unit_label(layers, channels_shown=None):
+def unit_label(layers: Sequence[LayerInfo], channels_shown: int | None = None) -> str:
     """The name of a unit's main layer, the types of all its layers, and its output shape."""
     head = next((layer for layer in layers if layer.type != "ZeroPadding2D"), layers[0])
     types = " + ".join(_type_name(layer) for layer in layers)
     return f"{head.name}\n{types} {_shape_text(layers[-1], channels_shown)}"
 
 
-def _type_name(layer):
+def _type_name(layer: LayerInfo) -> str:
     if layer.type == "Activation" and layer.config.get("activation"):
         return str(layer.config["activation"])
     if layer.type == "ReLU":
         return "ReLU6" if layer.config.get("max_value") == 6 else "ReLU"
-    return SHORT_TYPES.get(layer.type, layer.type)
+    spec = spec_of(layer.type)
+    return spec.label if spec is not None else layer.type
 
 
-def _shape_text(layer, channels_shown):
+def _shape_text(layer: LayerInfo, channels_shown: int | None) -> str:
     shape = "x".join(str(size) for size in layer.output_shape)
     if layer.is_spatial and channels_shown and channels_shown < layer.output_shape[2]:
         return f"{shape} (first {channels_shown} of {layer.output_shape[2]} maps)"

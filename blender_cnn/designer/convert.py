@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core import design as design_core
-from ..core.design_rules import RULES
 from ..core.errors import BlenderCNNError
+from ..core.layer_specs import designable_layer_types, spec_of
 
 DESIGN_KEYS = ("name", "description", "input_shape", "class_names", "layers", "training")
 COLUMN_SPACING = 280
@@ -38,7 +38,8 @@ def node_idname(layer_type):
     return INPUT_NODE if layer_type == "Input" else f"BCNN_Design{layer_type}"
 
 
-DESIGN_NODE_TYPES = frozenset([INPUT_NODE, *map(node_idname, RULES)])
+DESIGNABLE_TYPES = frozenset(designable_layer_types())
+DESIGN_NODE_TYPES = frozenset([INPUT_NODE, *map(node_idname, DESIGNABLE_TYPES)])
 
 
 def is_design_node(node):
@@ -358,7 +359,7 @@ def checked_structure(design):
                                                                  "takes 1 to 3 positive sizes")
     unknown = sorted({str(entry.get("type")) if isinstance(entry, dict) else repr(entry)
                       for entry in design["layers"]
-                      if not isinstance(entry, dict) or entry.get("type") not in RULES})
+                      if not isinstance(entry, dict) or entry.get("type") not in DESIGNABLE_TYPES})
     if unknown:
         raise BlenderCNNError(f"design {design.get('name')!r}", f"has layer types the designer has no node for: "
                                                                  f"{', '.join(unknown)}")
@@ -455,14 +456,14 @@ def design_from_bundle(bundle):
     manifest_layers = list(bundle.layers)
     input_names = {layer.name for layer in manifest_layers if layer.type == "InputLayer"}
     unknown = sorted({layer.type for layer in manifest_layers if layer.type != "InputLayer"
-                      and layer.type not in RULES})
+                      and layer.type not in DESIGNABLE_TYPES})
     if unknown:
         raise BlenderCNNError(bundle.name, f"has layer types the designer has no node for: {', '.join(unknown)}")
     layers, previous = [], design_core.INPUT_NAME
     for layer in manifest_layers:
         if layer.type == "InputLayer":
             continue
-        allowed = RULES[layer.type][0]
+        allowed = spec_of(layer.type).argument_names
         entry = {"type": layer.type, "name": layer.name}
         for key in allowed:
             value = (layer.config or {}).get(key)

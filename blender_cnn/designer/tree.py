@@ -1,7 +1,7 @@
 """The "CNN Design" node tree: one node per layer, links for the data flow, shapes inferred as you edit.
 
-Each layer type of ``core.design_rules.RULES`` has a node class whose
-properties are the Keras arguments the design format takes (``ARGUMENTS``).
+Each designable layer type of the registry (``core.layer_specs``) has a node
+class whose properties are the Keras arguments the design format takes.
 The tree's ``update`` turns the tree into a design (``convert.design_from_tree``)
 and runs ``core.design.infer_shapes`` (``convert.analyse_tree``); the result
 is cached per tree and drawn on every node (output shape, parameters, or the
@@ -14,15 +14,14 @@ design of a tree without problems.
 This module uses ``convert``, never the other way round.
 """
 
-from dataclasses import dataclass, field
 
 import bpy
 import nodeitems_utils
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, IntVectorProperty, StringProperty
 
-from ..core.design_rules import RULES, shape_text
 from ..core.errors import BlenderCNNError
-from ..core.forward import ACTIVATIONS
+from ..core.layer_specs import DESIGNER_CATEGORIES, LAYER_SPECS, MANY_INPUTS, designable_layer_types, spec_of
+from ..core.shape_rules import shape_text
 from . import convert
 
 TREE_TYPE = "BCNN_DesignTree"
@@ -30,93 +29,16 @@ SOCKET_TYPE = "BCNN_TensorSocket"
 PROBLEM_COLOR = (0.62, 0.12, 0.12)
 WRAP = 38  # characters per line of a problem drawn on a node
 
-# ---------------------------------------------------------------- the arguments of every layer type
+# ---------------------------------------------------------------- the layer types, from the registry
 
-@dataclass(frozen=True)
-class Argument:
-    """One Keras argument shown as a node property.
-
-    ``kind``: int, pair (one or two positive integers), enum, bool, float,
-    axis, or list (JSON-ish text: ``7, 7, 1``). ``default`` is Keras' default
-    (the argument is left out of the design when the node keeps it);
-    ``required`` arguments are always written, ``initial`` is a new node's
-    value; ``optional`` arguments (Keras default None) get a checkbox.
-    """
-
-    name: str
-    kind: str
-    default: object = None
-    required: bool = False
-    optional: bool = False
-    initial: object = None
-    minimum: object = None
-    maximum: object = None
-    items: tuple = field(default=())
-
-    @property
-    def prop(self):
-        return f"arg_{self.name}"
-
-    @property
-    def use_prop(self):
-        return f"use_{self.name}"
-
-    @property
-    def start(self):
-        return self.initial if self.initial is not None else self.default
-
-
-ACTIVATION_NAMES = tuple(sorted(ACTIVATIONS))
-_PADDING = Argument("padding", "enum", "valid", items=("valid", "same"))
-_ACTIVATION = Argument("activation", "enum", "linear", items=ACTIVATION_NAMES)
-_USE_BIAS = Argument("use_bias", "bool", True)
-_CONV = (Argument("kernel_size", "pair", None, required=True, initial=3), Argument("strides", "pair", 1),
-         _PADDING, Argument("dilation_rate", "pair", 1), _ACTIVATION, _USE_BIAS)
-_FILTERS = Argument("filters", "int", None, required=True, initial=16, minimum=1)
-_MULTIPLIER = Argument("depth_multiplier", "int", 1, minimum=1)
-_POOL = (Argument("pool_size", "pair", 2), Argument("strides", "pair", None, optional=True, initial=2), _PADDING)
-_AXIS = Argument("axis", "axis", -1, minimum=-4, maximum=3)
-
-ARGUMENTS = {
-    "Conv2D": (_FILTERS, *_CONV, Argument("groups", "int", 1, minimum=1)),
-    "DepthwiseConv2D": (*_CONV, _MULTIPLIER),
-    "SeparableConv2D": (_FILTERS, *_CONV, _MULTIPLIER),
-    "Conv2DTranspose": (_FILTERS, *_CONV, Argument("output_padding", "pair", None, optional=True, initial=0,
-                                                   minimum=0)),
-    "MaxPooling2D": _POOL,
-    "AveragePooling2D": _POOL,
-    "GlobalAveragePooling2D": (Argument("keepdims", "bool", False),),
-    "GlobalMaxPooling2D": (Argument("keepdims", "bool", False),),
-    "BatchNormalization": (_AXIS, Argument("epsilon", "float", 1e-3, minimum=0.0),
-                           Argument("center", "bool", True), Argument("scale", "bool", True)),
-    "Activation": (Argument("activation", "enum", None, required=True, initial="relu", items=ACTIVATION_NAMES),),
-    "ReLU": (Argument("max_value", "float", None, optional=True, initial=6.0, minimum=0.0),
-             Argument("negative_slope", "float", 0.0, minimum=0.0), Argument("threshold", "float", 0.0, minimum=0.0)),
-    "LeakyReLU": (Argument("negative_slope", "float", 0.3, minimum=0.0),),
-    "Softmax": (_AXIS,),
-    "Dropout": (Argument("rate", "float", None, required=True, initial=0.5, minimum=0.0, maximum=1.0),),
-    "Flatten": (),
-    "Reshape": (Argument("target_shape", "list", None, required=True, initial=[-1]),),
-    "ZeroPadding2D": (Argument("padding", "list", 1),),
-    "Rescaling": (Argument("scale", "float", None, required=True, initial=1 / 255),
-                  Argument("offset", "float", 0.0)),
-    "Dense": (Argument("units", "int", None, required=True, initial=10, minimum=1), _ACTIVATION, _USE_BIAS),
-    "Add": (),
-    "Concatenate": (_AXIS,),
-}
-assert set(ARGUMENTS) == set(RULES)
-MERGE_TYPES = ("Add", "Concatenate")
-
-CATEGORIES = (
-    ("BCNN_INPUT", "Input", ("Input",)),
-    ("BCNN_CONVOLUTION", "Convolution", ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose",
-                                         "ZeroPadding2D")),
-    ("BCNN_POOLING", "Pooling", ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                                 "GlobalMaxPooling2D")),
-    ("BCNN_ACTIVATION", "Activation", ("Activation", "ReLU", "LeakyReLU", "Softmax")),
-    ("BCNN_CORE", "Core", ("Dense", "Flatten", "Reshape", "Dropout", "BatchNormalization", "Rescaling")),
-    ("BCNN_MERGE", "Merge", MERGE_TYPES),
-)
+# The node properties of each designable type: the registry's arguments a node shows.
+ARGUMENTS = {layer_type: tuple(argument for argument in spec_of(layer_type).arguments if argument.shown)
+             for layer_type in designable_layer_types()}
+# The Add menu: the input, then one category per registry category.
+CATEGORIES = (("BCNN_INPUT", "Input", ("Input",)),
+              *((f"BCNN_{category.upper()}", category,
+                 tuple(spec.type for spec in LAYER_SPECS.values() if spec.category == category and spec.shape_rule))
+                for category in DESIGNER_CATEGORIES))
 
 
 # ---------------------------------------------------------------- the analysis, cached per tree
@@ -297,7 +219,7 @@ class DesignNode:
 
     def init(self, _context):
         if self.layer_type != "Input":
-            self.inputs.new(SOCKET_TYPE, "Tensor", use_multi_input=self.layer_type in MERGE_TYPES)
+            self.inputs.new(SOCKET_TYPE, "Tensor", use_multi_input=spec_of(self.layer_type).takes == MANY_INPUTS)
         self.outputs.new(SOCKET_TYPE, "Tensor")
         self.width = 210
         try:

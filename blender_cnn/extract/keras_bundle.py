@@ -23,7 +23,7 @@ from ..core.bundle import FILE_SUFFIX, BundleWriter, load_bundle
 from ..core.errors import BlenderCNNError
 from ..core.forward import as_probabilities
 from ..core.importance import GRADIENT_X_ACTIVATION, labelled_classes
-from ..core.layer_types import is_known_layer_type
+from ..core.layer_specs import is_known_layer_type
 from .gradients import EMPTY_CLASS_PASSES_LIMIT, EpochImportance, empty_classes_computed, plan_gradients, run_samples
 from .keras_graph import PREDICTION_BATCH, describe_layer, flatten_model, named_weights, structure, weight_key
 from .samples import (SAMPLES_FILE, Samples, image_samples, read_samples, run_dataset_samples,

@@ -24,7 +24,7 @@ import numbers
 from dataclasses import dataclass
 
 from ..core.errors import BlenderCNNError
-from ..core.layer_types import NESTED_MODEL_SEPARATOR, OPERATION_TYPE_PREFIX
+from ..core.layer_specs import NESTED_MODEL_SEPARATOR, OPERATION_TYPE_PREFIX
 
 PREDICTION_BATCH = 256
 # Config entries that describe how a layer was made or trained, not what it computes.
