@@ -9,16 +9,7 @@ of a design and make a design of an imported network,
 ``panel`` is the node editor's sidebar panel.
 """
 
-from . import operators, panel, tensorflow_operators, tree
+import bpy
 
-_modules = (tree, operators, tensorflow_operators, panel)
-
-
-def register():
-    for module in _modules:
-        module.register()
-
-
-def unregister():
-    for module in reversed(_modules):
-        module.unregister()
+# Registered in this order (preferences and operators before the panels that show them), unregistered in reverse.
+register, unregister = bpy.utils.register_submodule_factory(__name__, ("tree", "operators", "tensorflow_operators", "panel"))

@@ -18,11 +18,18 @@ from ..core import design as design_core
 from ..core import jobs
 from ..core.errors import BlenderCNNError
 from ..core.presets import load_design
+from ..scene.network import (
+    build_network,
+    get_network_input,
+    is_network,
+    network_bundle,
+    network_modifier,
+    set_network_input,
+)
 from ..scene.user_folders import builtin_presets_folder, enum_items, preset_entries, safe_file_name, user_folder
-from ..scene.network import (build_network, get_network_input, is_network, network_bundle,
-                             network_modifier, set_network_input)
 from ..ui.errors import reports_user_errors
 from ..ui.jobs import BackgroundJob
+from ..ui.polls import OnActiveNetwork
 from . import convert
 from .tree import TREE_TYPE, check_tree, refresh, tree_from_design
 
@@ -399,17 +406,12 @@ keeps its settings. A big design computes with a progress bar; Esc cancels"""
         return {"FINISHED"}
 
 
-class BCNN_OT_design_from_network(bpy.types.Operator):
+class BCNN_OT_design_from_network(OnActiveNetwork, bpy.types.Operator):
     """Make a design (a CNN Design node tree) of the active network's layers, to edit and rebuild"""
 
     bl_idname = "bcnn.design_from_network"
     bl_label = "Design from Network"
     bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        view_layer = getattr(context, "view_layer", None)
-        return view_layer is not None and is_network(view_layer.objects.active)
 
     @reports_user_errors
     def execute(self, context):

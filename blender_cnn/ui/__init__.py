@@ -1,15 +1,6 @@
 """Preferences, operators and panels: thin wrappers over the functions in ``scene``, ``core.jobs`` and ``extract``."""
 
-from . import animation, connections, focus, operators, panels, preferences, render, style
+import bpy
 
-_modules = (preferences, operators, focus, connections, animation, render, style, panels)
-
-
-def register():
-    for module in _modules:
-        module.register()
-
-
-def unregister():
-    for module in reversed(_modules):
-        module.unregister()
+# Registered in this order (preferences and operators before the panels that show them), unregistered in reverse.
+register, unregister = bpy.utils.register_submodule_factory(__name__, ("preferences", "operators", "focus", "connections", "animation", "render", "style", "panels"))

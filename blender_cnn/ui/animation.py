@@ -4,11 +4,11 @@ import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..scene.animation import animate_samples, animate_training
-from ..scene.network import is_network
 from .errors import reports_user_errors
+from .polls import OnActiveNetwork
 
 
-class BCNN_OT_animate_training(bpy.types.Operator):
+class BCNN_OT_animate_training(OnActiveNetwork, bpy.types.Operator):
     """Keyframe the network's Epoch from the first epoch to the last, with a marker per epoch"""
 
     bl_idname = "bcnn.animate_training"
@@ -23,10 +23,6 @@ class BCNN_OT_animate_training(bpy.types.Operator):
         ("LINEAR", "Linear", "Constant speed between epochs")))
     start_frame: IntProperty(name="Start Frame", default=1)
 
-    @classmethod
-    def poll(cls, context):
-        return is_network(context.active_object)
-
     @reports_user_errors
     def execute(self, context):
         first, last = animate_training(context.active_object, self.frames_per_epoch, self.hold_frames,
@@ -35,7 +31,7 @@ class BCNN_OT_animate_training(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class BCNN_OT_animate_samples(bpy.types.Operator):
+class BCNN_OT_animate_samples(OnActiveNetwork, bpy.types.Operator):
     """Keyframe which input sample the network shows: cuts or cross-fades between them"""
 
     bl_idname = "bcnn.animate_samples"
@@ -46,10 +42,6 @@ class BCNN_OT_animate_samples(bpy.types.Operator):
     frames_per_sample: IntProperty(name="Frames per Sample", default=48, min=1)
     fade_frames: IntProperty(name="Cross-Fade", default=12, min=0, description="0 cuts from one sample to the next")
     start_frame: IntProperty(name="Start Frame", default=1)
-
-    @classmethod
-    def poll(cls, context):
-        return is_network(context.active_object)
 
     @reports_user_errors
     def execute(self, context):

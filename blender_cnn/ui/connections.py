@@ -5,12 +5,12 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty
 
 from ..core import connections as connection_data
 from ..scene.connections import clear_highlight, highlight_nearest_neuron, redraw_connections
-from ..scene.network import is_network
 from .errors import reports_user_errors
 from .focus import AtCursor
+from .polls import OnActiveNetwork
 
 
-class BCNN_OT_draw_connections(bpy.types.Operator):
+class BCNN_OT_draw_connections(OnActiveNetwork, bpy.types.Operator):
     """Choose which weights of the dense layers are drawn as curves: all, or the strongest by weight or importance"""
 
     bl_idname = "bcnn.draw_connections"
@@ -36,10 +36,6 @@ class BCNN_OT_draw_connections(bpy.types.Operator):
     ))
     importance_class: IntProperty(name="Class", default=-1, min=-1,
                                   description="Class whose importance ranks the connections; -1: all classes")
-
-    @classmethod
-    def poll(cls, context):
-        return is_network(context.active_object)
 
     def invoke(self, context, event):
         return context.window_manager.invoke_props_dialog(self)

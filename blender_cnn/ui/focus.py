@@ -9,11 +9,11 @@ import bpy
 
 from ..scene.focus import focus_nearest_cell
 from ..scene.inspection import INSPECTION_TEXT_PROPERTY, clear_inspection, inspect_nearest_cell
-from ..scene.network import is_network
 from .errors import reports_user_errors
+from .polls import OnActiveNetwork, OnInspectedNetwork
 
 
-class AtCursor:
+class AtCursor(OnActiveNetwork):
     """An operator on the network's drawn cell nearest the 3D cursor.
 
     ``pick(network, location)`` does the work and returns what it picked, or
@@ -23,10 +23,6 @@ class AtCursor:
 
     bl_options = {"REGISTER", "UNDO"}
     nothing = "cells"
-
-    @classmethod
-    def poll(cls, context):
-        return is_network(context.active_object)
 
     @reports_user_errors
     def execute(self, context):
@@ -71,15 +67,11 @@ class BCNN_OT_inspect_cell(AtCursor, bpy.types.Operator):
         return f"{inspection.where()}: {inspection.equation()}"
 
 
-class BCNN_OT_copy_inspection(bpy.types.Operator):
+class BCNN_OT_copy_inspection(OnInspectedNetwork, bpy.types.Operator):
     """Copy the last inspection's text to the clipboard (for slides and notes)"""
 
     bl_idname = "bcnn.copy_inspection"
     bl_label = "Copy Inspection"
-
-    @classmethod
-    def poll(cls, context):
-        return context.active_object is not None and INSPECTION_TEXT_PROPERTY in context.active_object
 
     def execute(self, context):
         context.window_manager.clipboard = context.active_object[INSPECTION_TEXT_PROPERTY]
@@ -87,16 +79,12 @@ class BCNN_OT_copy_inspection(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class BCNN_OT_clear_inspection(bpy.types.Operator):
+class BCNN_OT_clear_inspection(OnInspectedNetwork, bpy.types.Operator):
     """Remove the inspection's numbers and text"""
 
     bl_idname = "bcnn.clear_inspection"
     bl_label = "Clear Inspection"
     bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        return context.active_object is not None and INSPECTION_TEXT_PROPERTY in context.active_object
 
     def execute(self, context):
         clear_inspection(context.active_object)

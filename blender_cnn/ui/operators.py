@@ -9,11 +9,13 @@ from bpy_extras.io_utils import ImportHelper
 from ..core.bundle import load_bundle
 from ..core.errors import BlenderCNNError
 from ..extract.extraction import ExtractionOptions, start_extraction
-from ..scene.network import build_network, fit_rows, is_network, show_image
+from ..scene.network import build_network, fit_rows, show_image
 from ..scene.stage import set_up_stage
 from . import preferences
 from .errors import reports_user_errors
 from .jobs import BackgroundJob
+from .polls import OnActiveNetwork
+
 
 def import_bundle(context, path, epoch=-1, sample=0, frame_camera=True, every_layer=False):
     """Build the network of the bundle at ``path`` into the scene, framed, selected and active.
@@ -186,7 +188,7 @@ add-on's preferences"""
         return {"FINISHED"}
 
 
-class BCNN_OT_show_image(bpy.types.Operator, ImportHelper):
+class BCNN_OT_show_image(OnActiveNetwork, bpy.types.Operator, ImportHelper):
     """Run an image file (PNG/JPEG) through the selected network's weights and show every layer's \
 activations; needs no TensorFlow"""
 
@@ -199,10 +201,6 @@ activations; needs no TensorFlow"""
     invert: BoolProperty(name="Invert", default=False,
                          description="Dark drawing on light paper: invert it, as digit data sets are light on dark")
 
-    @classmethod
-    def poll(cls, context):
-        return is_network(context.active_object)
-
     @reports_user_errors
     def execute(self, context):
         outputs = show_image(context.active_object, self.filepath, self.epoch, self.invert)
@@ -210,16 +208,12 @@ activations; needs no TensorFlow"""
         return {"FINISHED"}
 
 
-class BCNN_OT_fit_rows(bpy.types.Operator):
+class BCNN_OT_fit_rows(OnActiveNetwork, bpy.types.Operator):
     """Wrap the network into rows that fit a 16:9 frame with its blocks as expanded now, and frame it again"""
 
     bl_idname = "bcnn.fit_rows"
     bl_label = "Fit Rows"
     bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        return is_network(context.active_object)
 
     @reports_user_errors
     def execute(self, context):

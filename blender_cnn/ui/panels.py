@@ -3,15 +3,28 @@
 import bpy
 
 from ..core.errors import BlenderCNNError
-from ..nodes.network import (BLOCKS_PANEL, CONNECTION_INPUTS, IMPORTANCE_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS,
-                             TIMELINE_INPUTS, input_identifiers)
+from ..nodes.network import (
+    BLOCKS_PANEL,
+    CONNECTION_INPUTS,
+    IMPORTANCE_INPUTS,
+    LAYOUT_INPUTS,
+    STYLE_INPUTS,
+    TIMELINE_INPUTS,
+    input_identifiers,
+)
 from ..nodes.operations import OPERATION_INPUTS
 from ..scene.connections import drawn_connection_counts
 from ..scene.inspection import INSPECTION_TEXT_PROPERTY
-from ..scene.network import (BUNDLE_PROPERTY, CAPPED_PROPERTY, EPOCH_PROPERTY, ESTIMATE_PROPERTY, MODIFIER_NAME,
-                             SAMPLE_PROPERTY, shown_channels)
+from ..scene.network import (
+    BUNDLE_PROPERTY,
+    CAPPED_PROPERTY,
+    EPOCH_PROPERTY,
+    ESTIMATE_PROPERTY,
+    MODIFIER_NAME,
+    SAMPLE_PROPERTY,
+    shown_channels,
+)
 from .jobs import running_jobs
-
 
 INSPECTION_LINES_SHOWN = 8
 

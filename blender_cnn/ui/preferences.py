@@ -6,8 +6,8 @@ import tempfile
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from ..core.budget import DEFAULT_BUDGET_GB
 from ..core import jobs
+from ..core.budget import DEFAULT_BUDGET_GB
 from .errors import reports_user_errors
 
 # "blender_cnn" when imported as a package, "bl_ext.<repo>.blender_cnn" when installed as an extension.

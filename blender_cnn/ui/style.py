@@ -4,15 +4,15 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from ..core.errors import BlenderCNNError
-from ..scene.network import is_network
 from ..scene.style import apply_style, current_style, load_style, save_style, style_path, style_presets
 from ..scene.user_folders import enum_items
 from .errors import reports_user_errors
+from .polls import OnActiveNetwork
 
 _style_items = enum_items(lambda: style_presets(), "No styles")
 
 
-class BCNN_OT_apply_style(bpy.types.Operator):
+class BCNN_OT_apply_style(OnActiveNetwork, bpy.types.Operator):
     """Give the active network and the scene the look of a style preset (colormaps, background, light, materials)"""
 
     bl_idname = "bcnn.apply_style"
@@ -22,10 +22,6 @@ class BCNN_OT_apply_style(bpy.types.Operator):
 
     style: EnumProperty(name="Style", items=_style_items, description="The style preset to apply")
 
-    @classmethod
-    def poll(cls, context):
-        return is_network(context.active_object)
-
     @reports_user_errors
     def execute(self, context):
         path = style_path(self.style)
@@ -34,7 +30,7 @@ class BCNN_OT_apply_style(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class BCNN_OT_save_style(bpy.types.Operator):
+class BCNN_OT_save_style(OnActiveNetwork, bpy.types.Operator):
     """Save the active network's and the scene's look as a style preset in your user folder"""
 
     bl_idname = "bcnn.save_style"
@@ -42,10 +38,6 @@ class BCNN_OT_save_style(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     name: StringProperty(name="Name", default="my style", description="Name of the style preset file")
-
-    @classmethod
-    def poll(cls, context):
-        return is_network(context.active_object)
 
     def invoke(self, context, _event):
         return context.window_manager.invoke_props_dialog(self)
