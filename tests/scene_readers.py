@@ -27,3 +27,69 @@ def label_face_count(network):
     mesh.polygons.foreach_get("material_index", material_index)
     label_slots = [i for i, material in enumerate(mesh.materials) if material and material.name.startswith(LABEL_MATERIAL)]
     return int(np.isin(material_index, label_slots).sum())
+
+
+def cell_centre(network, layer_index, channel, row, col):
+    """World centre of one drawn cell."""
+    from blender_cnn.scene.focus import cell_centres
+
+    centres, indices = cell_centres(network)
+    return centres[np.flatnonzero((indices == (layer_index, channel, row, col)).all(axis=1))[0]]
+
+
+def annotations(network):
+    """Per annotation of an inspected cell: its plate's centre (world space) and its text's face count, in order."""
+    from blender_cnn.scene.inspection import annotation_object
+
+    mesh = annotation_object(network).data
+    owner = np.empty(len(mesh.polygons), dtype=np.int32)
+    mesh.attributes["annotation"].data.foreach_get("value", owner)
+    material = np.empty(len(mesh.polygons), dtype=np.int32)
+    mesh.polygons.foreach_get("material_index", material)
+    matrix = np.array(network.matrix_world)
+    plates, glyph_faces = [], []
+    for index in np.unique(owner):
+        plate = np.flatnonzero((owner == index) & (material == 1))[0]
+        corners = np.array([mesh.vertices[v].co[:] for v in mesh.polygons[plate].vertices])
+        plates.append(corners.mean(axis=0) @ matrix[:3, :3].T + matrix[:3, 3])
+        glyph_faces.append(int(np.sum((owner == index) & (material == 0))))
+    return np.array(plates), glyph_faces
+
+
+# ---------------------------------------------------------------- rendered images
+
+def read_png(path):
+    """RGB of a PNG as float32 in [0, 1] (the stored, display-encoded values), top row first."""
+    import bpy
+
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        width, height = image.size
+        pixels = np.empty(width * height * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return pixels.reshape(height, width, 4)[::-1, :, :3]
+
+
+def _srgb(linear):
+    linear = np.asarray(linear, dtype=np.float64)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def background_color():
+    """The world color as it appears in the PNG (view transform "Standard" is plain sRGB)."""
+    from blender_cnn.scene.stage import BACKGROUND
+
+    return _srgb(BACKGROUND[:3])
+
+
+def content_mask(rgb, threshold=0.1):
+    """Pixels that differ clearly from the background."""
+    return np.abs(rgb - background_color()).max(axis=-1) > threshold
+
+
+def map_range(values, low, high):
+    """[low, high] to [0, 1], clamped: what the cell groups' Map Range is expected to do to activations."""
+    span = high - low if high > low else 1.0
+    return np.clip((np.asarray(values, dtype=np.float64) - low) / span, 0.0, 1.0)

@@ -6,7 +6,7 @@ import pytest
 from blender_cnn.core import colormaps
 from blender_cnn.core.cells import activation_range
 from blender_cnn.core.errors import BlenderCNNError
-from scene_readers import drawn_cells, label_face_count
+from scene_readers import drawn_cells, label_face_count, map_range
 
 
 def build(blender, bundle, **options):
@@ -48,8 +48,7 @@ def test_cell_colors_are_the_colormap_of_the_normalized_activation(blender, demo
     for layer in demo_bundle.layers:
         mine = cells["layer"] == layer.index
         low, high = activation_range(demo_bundle.array(layer.activations))
-        expected = colormaps.sample(colormaps.ACTIVATION_COLORMAP,
-                                    colormaps.normalize(cells["activation"][mine], low, high))
+        expected = colormaps.sample(colormaps.ACTIVATION_COLORMAP, map_range(cells["activation"][mine], low, high))
         np.testing.assert_allclose(cells["cell_color"][mine][:, :3], expected, atol=2e-3, err_msg=layer.name)
     # A trained network's cells are not all one color.
     assert np.ptp(cells["cell_color"][:, :3], axis=0).max() > 0.3

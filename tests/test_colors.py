@@ -5,7 +5,7 @@ import pytest
 
 from blender_cnn.core import colormaps
 from blender_cnn.core.cells import activation_range
-from scene_readers import drawn_cells, evaluated_geometry, read_attribute
+from scene_readers import drawn_cells, evaluated_geometry, map_range, read_attribute
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_normalizing_across_the_network_uses_one_range_for_all_layers(network, d
     _centres, cells = drawn_cells(network)
     ranges = layer_ranges(demo_bundle).values()
     low, high = min(low for low, _ in ranges), max(high for _, high in ranges)
-    expected = colormaps.sample(colormaps.ACTIVATION_COLORMAP, colormaps.normalize(cells["activation"], low, high))
+    expected = colormaps.sample(colormaps.ACTIVATION_COLORMAP, map_range(cells["activation"], low, high))
     np.testing.assert_allclose(cells["cell_color"][:, :3], expected, atol=2e-3)
     # The raw values stay on the geometry for materials and users to remap.
     assert "activation" in cells and cells["activation"].max() > 1.0

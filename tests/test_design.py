@@ -17,7 +17,7 @@ from blender_cnn.core import design as designer
 from blender_cnn.core.bundle import load_bundle
 from blender_cnn.core.errors import BlenderCNNError
 from blender_cnn.core.forward import forward
-from blender_cnn.core.presets import check_preset, load_preset
+from blender_cnn.core.presets import check_preset, load_design
 from blender_cnn.extract.keras_models import build_model
 
 PRESETS = Path(__file__).resolve().parent.parent / "presets"
@@ -75,16 +75,9 @@ SMALL = {  # valid; the invalid cases below change it
 }
 
 
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-
-    return keras
-
-
 def preset(name):
-    return load_preset(PRESETS / f"{name}.json")
+    path = PRESETS / f"{name}.json"
+    return check_preset(load_design(path), where=str(path))
 
 
 def keras_layers(model):
@@ -115,10 +108,12 @@ def test_every_designable_layer_type_is_in_the_zoo():
     assert {layer["type"] for layer in ZOO["layers"]} == set(designer.DESIGNABLE_LAYER_TYPES)
 
 
+@pytest.mark.tf
 def test_shapes_parameters_configs_and_weight_shapes_match_keras_for_every_layer_type(keras):
     assert_matches_keras(ZOO, build_model(ZOO))
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("name", ALL_PRESETS)
 def test_presets_match_their_keras_models(keras, name):  # VGG16 is built (1.5 s), never trained
     assert_matches_keras(preset(name), build_model(preset(name)))
@@ -337,6 +332,7 @@ def test_a_layer_may_take_input_from_a_layer_listed_after_it_and_sorting_makes_i
 
 # ---------------------------------------------------------------- random weights
 
+@pytest.mark.tf
 def test_random_weights_are_deterministic_shaped_as_keras_and_initialized_as_keras(keras):
     from blender_cnn.extract.keras_graph import named_weights
 
@@ -370,6 +366,7 @@ def test_editing_one_layer_keeps_the_other_layers_weights():
 
 # ---------------------------------------------------------------- bundles
 
+@pytest.mark.tf
 @pytest.mark.filterwarnings("ignore:.*unexpected keyword argument '___pyct_anno':DeprecationWarning")  # TF autograph
 def test_a_designed_bundle_loads_and_holds_the_forward_pass_of_its_weights(keras, tmp_path):
     path = designer.design_bundle(ZOO, tmp_path / "zoo.bcnn.npz", seed=5)
@@ -427,6 +424,7 @@ def test_synthetic_inputs_are_three_patterns_in_0_1():
     assert designer.synthetic_inputs([10]).shape == (3, 10)
 
 
+@pytest.mark.bpy
 def test_a_designed_lenet5_builds_its_scene(blender, tmp_path):
     from scene_readers import drawn_cells
 

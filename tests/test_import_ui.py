@@ -15,16 +15,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from ui_recorder import ESCAPE, modal_context, modal_driver, run_modal
 
+from blender_cnn.core import jobs
 from blender_cnn.core.bundle import load_bundle
 from blender_cnn.core.errors import BlenderCNNError
-from blender_cnn.core import jobs
 from blender_cnn.extract import extraction
-
-
-@pytest.fixture
-def run_dir(demo_bundle_path):
-    return demo_bundle_path.parent
 
 
 def leftovers(folder):
@@ -32,14 +28,14 @@ def leftovers(folder):
 
 
 def test_command_is_an_argument_list_with_only_the_options_set(tmp_path):
-    command = extraction.extract_command("py", "run", tmp_path / "b.bcnn.npz")
-    assert command == ["py", "-m", "blender_cnn.extract", "run", "--out", str(tmp_path / "b.bcnn.npz")]
-    command = extraction.extract_command("py", "m.h5", "b", extraction.ExtractionOptions(
+    command = extraction.extract_arguments("run", tmp_path / "b.bcnn.npz")
+    assert command == ["-m", "blender_cnn.extract", "run", "--out", str(tmp_path / "b.bcnn.npz")]
+    command = extraction.extract_arguments("m.h5", "b", extraction.ExtractionOptions(
         architecture="m.json", samples="s.npz", allow_unsafe=True))
-    assert command[4:] == ["--out", "b", "--architecture", "m.json", "--samples", "s.npz", "--allow-unsafe"]
-    command = extraction.extract_command("py", "run", "b", extraction.ExtractionOptions(
+    assert command[3:] == ["--out", "b", "--architecture", "m.json", "--samples", "s.npz", "--allow-unsafe"]
+    command = extraction.extract_arguments("run", "b", extraction.ExtractionOptions(
         images=("a.png", "b.jpg"), samples_per_class=3, float16=True, importance=False))
-    assert command[4:] == ["--out", "b", "--images", "a.png", "b.jpg", "--samples-per-class", "3", "--float16",
+    assert command[3:] == ["--out", "b", "--images", "a.png", "b.jpg", "--samples-per-class", "3", "--float16",
                            "--no-importance"]
     environment = jobs.child_environment({"PYTHONPATH": "/elsewhere", "PYTHONHOME": "/blender/python"})
     assert environment["PYTHONPATH"] == str(jobs.ADDON_ROOT.parent)
@@ -67,15 +63,16 @@ def test_progress_and_error_lines_are_parsed():
     assert jobs.error_message([], -9) == "exited with code -9 and printed no error"
 
 
-def test_external_python_extracts_the_run_with_progress(run_dir, tmp_path):
-    job = extraction.start_extraction(run_dir, tmp_path, python_path=sys.executable, in_process=False)
+@pytest.mark.tf
+def test_external_python_extracts_the_run_with_progress(demo_run_dir, tmp_path):
+    job = extraction.start_extraction(demo_run_dir, tmp_path, python_path=sys.executable, in_process=False)
     assert isinstance(job, jobs.SubprocessJob)
     seen = []
     while job.poll() == jobs.RUNNING:
         seen.append(job.progress_done)
         time.sleep(0.05)
     assert job.state == jobs.FINISHED, job.error
-    checkpoints = sorted(run_dir.glob("epoch_*.keras"))
+    checkpoints = sorted(demo_run_dir.glob("epoch_*.keras"))
     assert job.progress_total == job.progress_done == len(checkpoints)
     assert job.last_step == f"epoch {len(checkpoints) - 1}"
     assert seen == sorted(seen)
@@ -84,11 +81,12 @@ def test_external_python_extracts_the_run_with_progress(run_dir, tmp_path):
     assert leftovers(tmp_path) == [os.path.basename(job.bundle_path)]
 
 
-def test_a_bad_checkpoint_fails_with_one_line_naming_the_file(run_dir, tmp_path):
+@pytest.mark.tf
+def test_a_bad_checkpoint_fails_with_one_line_naming_the_file(demo_run_dir, tmp_path):
     source = tmp_path / "broken_run"
     source.mkdir()
     (source / "epoch_000.keras").write_bytes(b"not a keras file")
-    shutil.copy(run_dir / "samples.npz", source / "samples.npz")
+    shutil.copy(demo_run_dir / "samples.npz", source / "samples.npz")
     out_dir = tmp_path / "bundles"
     job = extraction.start_extraction(source, out_dir, python_path=sys.executable, in_process=False)
     with pytest.raises(BlenderCNNError) as raised:
@@ -100,8 +98,9 @@ def test_a_bad_checkpoint_fails_with_one_line_naming_the_file(run_dir, tmp_path)
     assert leftovers(out_dir) == []
 
 
-def test_cancel_stops_the_process_and_leaves_nothing(run_dir, tmp_path):
-    job = extraction.start_extraction(run_dir, tmp_path, python_path=sys.executable, in_process=False)
+@pytest.mark.tf
+def test_cancel_stops_the_process_and_leaves_nothing(demo_run_dir, tmp_path):
+    job = extraction.start_extraction(demo_run_dir, tmp_path, python_path=sys.executable, in_process=False)
     time.sleep(0.5)  # TensorFlow takes seconds to import: the process is mid-run
     assert job.poll() == jobs.RUNNING
     job.cancel()
@@ -112,64 +111,59 @@ def test_cancel_stops_the_process_and_leaves_nothing(run_dir, tmp_path):
         job.wait()
 
 
-def test_in_process_extraction_and_cancel(run_dir, tmp_path):
-    job = extraction.start_extraction(run_dir, tmp_path / "done", in_process=True)
+@pytest.mark.tf
+def test_in_process_extraction_and_cancel(demo_run_dir, tmp_path):
+    job = extraction.start_extraction(demo_run_dir, tmp_path / "done", in_process=True)
     assert isinstance(job, jobs.ThreadJob)
     path = job.wait()
     assert job.progress_done == job.progress_total
-    assert load_bundle(path).epochs == load_bundle(run_dir / "digits_cnn.bcnn.npz").epochs
+    assert load_bundle(path).epochs == load_bundle(demo_run_dir / "digits_cnn.bcnn.npz").epochs
 
-    cancelled = extraction.start_extraction(run_dir, tmp_path / "cancelled", in_process=True)
+    cancelled = extraction.start_extraction(demo_run_dir, tmp_path / "cancelled", in_process=True)
     cancelled.cancel()
     cancelled.join(timeout=60)
     assert cancelled.poll() == jobs.CANCELLED
     assert leftovers(tmp_path / "cancelled") == []
 
 
-def test_without_tensorflow_the_message_says_what_to_install_and_where(run_dir, tmp_path):
+@pytest.mark.tf
+def test_without_tensorflow_the_message_says_what_to_install_and_where(demo_run_dir, tmp_path):
     with pytest.raises(BlenderCNNError, match=r"Edit > Preferences > Add-ons > Blender CNN.*tensorflow-cpu"):
-        extraction.start_extraction(run_dir, tmp_path, python_path="", in_process=False)
+        extraction.start_extraction(demo_run_dir, tmp_path, python_path="", in_process=False)
     with pytest.raises(BlenderCNNError, match="does not exist"):
-        extraction.start_extraction(run_dir, tmp_path, python_path=str(tmp_path / "nowhere" / "python"),
+        extraction.start_extraction(demo_run_dir, tmp_path, python_path=str(tmp_path / "nowhere" / "python"),
                                 in_process=False)
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.tf
 @pytest.mark.skipif(sys.platform == "win32", reason="a script with a #! line stands in for a Python")
-def test_an_external_python_without_tensorflow_is_named(run_dir, tmp_path):
+def test_an_external_python_without_tensorflow_is_named(demo_run_dir, tmp_path):
     # Answers the TensorFlow probe as a Python without TensorFlow would: exit status 1.
     python = tmp_path / "python"
     python.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(1)\n")
     python.chmod(0o755)
     with pytest.raises(BlenderCNNError) as raised:
-        extraction.start_extraction(run_dir, tmp_path / "out", python_path=str(python), in_process=False)
+        extraction.start_extraction(demo_run_dir, tmp_path / "out", python_path=str(python), in_process=False)
     message = str(raised.value)
     assert message.startswith(f"{python}: has no TensorFlow")
     assert f"{python} -m pip install tensorflow-cpu" in message
-
-
-@pytest.fixture
-def bundle_folder(tmp_path, monkeypatch):
-    """Where the operator puts extracted bundles, instead of the system's temporary folder."""
-    from blender_cnn.ui import preferences
-
-    folder = tmp_path / "bundles"
-    monkeypatch.setattr(preferences, "bundle_folder", lambda: str(folder))
-    return folder
 
 
 def scene_state(bpy):
     return sorted(bpy.data.objects.keys()), sorted(bpy.data.meshes.keys()), sorted(bpy.data.node_groups.keys())
 
 
-def test_operator_builds_the_network_of_a_run_folder(blender, run_dir, bundle_folder):
-    result = blender.ops.bcnn.import_checkpoint(directory=str(run_dir), epoch=0, sample=2)
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_operator_builds_the_network_of_a_run_folder(blender, demo_run_dir, bundle_folder):
+    result = blender.ops.bcnn.import_checkpoint(directory=str(demo_run_dir), epoch=0, sample=2)
     assert result == {"FINISHED"}
     network = blender.context.view_layer.objects.active
     assert network is not None and network.modifiers.get("BlenderCNN") is not None
     assert network["blender_cnn_epoch"] == 0 and network["blender_cnn_sample"] == 2
     bundle = load_bundle(network["blender_cnn_bundle"])
-    expected = load_bundle(run_dir / "digits_cnn.bcnn.npz")
+    expected = load_bundle(demo_run_dir / "digits_cnn.bcnn.npz")
     np.testing.assert_array_equal(bundle.array(bundle.layers[-1].activations),
                                   expected.array(expected.layers[-1].activations))
     assert leftovers(bundle_folder) == [os.path.basename(network["blender_cnn_bundle"])]
@@ -186,7 +180,9 @@ def write_png(bpy, path, pixels):
     bpy.data.images.remove(image)
 
 
-def test_operator_records_the_images_of_a_folder_as_samples(blender, run_dir, tmp_path, bundle_folder):
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_operator_records_the_images_of_a_folder_as_samples(blender, demo_run_dir, tmp_path, bundle_folder):
     images = tmp_path / "my digits"
     images.mkdir()
     stroke = np.zeros((32, 32, 4), dtype=np.float32)
@@ -195,7 +191,7 @@ def test_operator_records_the_images_of_a_folder_as_samples(blender, run_dir, tm
     write_png(blender, images / "one.png", stroke)
     write_png(blender, images / "blank.png", np.dstack([np.zeros((20, 20, 3)), np.ones((20, 20))]))
 
-    result = blender.ops.bcnn.import_checkpoint(directory=str(run_dir), image_folder=str(images), float16=True,
+    result = blender.ops.bcnn.import_checkpoint(directory=str(demo_run_dir), image_folder=str(images), float16=True,
                                                 importance=False)
     assert result == {"FINISHED"}
     bundle = load_bundle(blender.context.view_layer.objects.active["blender_cnn_bundle"])
@@ -209,18 +205,22 @@ def test_operator_records_the_images_of_a_folder_as_samples(blender, run_dir, tm
     assert bundle.importance_info is None and bundle.version == 2  # importance was switched off
 
 
-def test_operator_refuses_an_image_folder_without_images(blender, run_dir, tmp_path, bundle_folder):
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_operator_refuses_an_image_folder_without_images(blender, demo_run_dir, tmp_path, bundle_folder):
     before = scene_state(blender)
     with pytest.raises(RuntimeError, match="holds no PNG or JPEG images"):
-        blender.ops.bcnn.import_checkpoint(directory=str(run_dir), image_folder=str(tmp_path))
+        blender.ops.bcnn.import_checkpoint(directory=str(demo_run_dir), image_folder=str(tmp_path))
     assert scene_state(blender) == before
 
 
-def test_operator_failure_leaves_the_scene_unchanged(blender, run_dir, tmp_path, bundle_folder):
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_operator_failure_leaves_the_scene_unchanged(blender, demo_run_dir, tmp_path, bundle_folder):
     source = tmp_path / "broken_run"
     source.mkdir()
     (source / "epoch_000.keras").write_bytes(b"not a keras file")
-    shutil.copy(run_dir / "samples.npz", source / "samples.npz")
+    shutil.copy(demo_run_dir / "samples.npz", source / "samples.npz")
     before = scene_state(blender)
     with pytest.raises(RuntimeError, match=re.escape(str(source / "epoch_000.keras") + ": ")):
         blender.ops.bcnn.import_checkpoint(directory=str(source))
@@ -228,7 +228,9 @@ def test_operator_failure_leaves_the_scene_unchanged(blender, run_dir, tmp_path,
     assert leftovers(bundle_folder) == []
 
 
-def test_operator_runs_the_external_python_when_blender_has_no_tensorflow(blender, run_dir, monkeypatch,
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_operator_runs_the_external_python_when_blender_has_no_tensorflow(blender, demo_run_dir, monkeypatch,
                                                                           bundle_folder):
     from blender_cnn.ui import preferences
 
@@ -236,73 +238,12 @@ def test_operator_runs_the_external_python_when_blender_has_no_tensorflow(blende
     monkeypatch.setattr(preferences, "python_with_tensorflow", lambda _context: "")
     missing = "TensorFlow is not importable in Blender's Python. Set 'Python with TensorFlow'"
     with pytest.raises(RuntimeError, match=missing):
-        blender.ops.bcnn.import_checkpoint(directory=str(run_dir))
+        blender.ops.bcnn.import_checkpoint(directory=str(demo_run_dir))
     assert blender.context.view_layer.objects.active is None
 
     monkeypatch.setattr(preferences, "python_with_tensorflow", lambda _context: sys.executable)
-    assert blender.ops.bcnn.import_checkpoint(filepath=str(run_dir), frame_camera=False) == {"FINISHED"}
+    assert blender.ops.bcnn.import_checkpoint(filepath=str(demo_run_dir), frame_camera=False) == {"FINISHED"}
     assert blender.context.view_layer.objects.active.modifiers.get("BlenderCNN") is not None
-
-
-
-class FakeWindowManager:
-    def __init__(self):
-        self.calls = []
-
-    def __getattr__(self, name):  # event_timer_add/remove, progress_begin/update/end, modal_handler_add
-        return lambda *args, **kwargs: self.calls.append((name, args))
-
-
-class FakeWorkspace:
-    def __init__(self):
-        self.status = []
-
-    def status_text_set(self, text):
-        self.status.append(text)
-
-
-TIMER = SimpleNamespace(type="TIMER", value="NOTHING")
-ESCAPE = SimpleNamespace(type="ESC", value="PRESS")
-
-
-def modal_driver(operator_class, job=None, **properties):
-    """An operator's own methods on a stand-in: the modal loop needs a window, which tests lack.
-
-    ``job`` is what ``run_job`` was given (the driver's modal loop starts at once);
-    without it, ``execute`` starts the job as the operator would. ``job_finished``
-    is the operator's unless the test replaces it.
-    """
-    attributes = {}
-    for cls in reversed(operator_class.__mro__):  # the add-on's own classes: Blender's need a registered struct
-        if cls.__module__.startswith("blender_cnn"):
-            attributes.update({name: value for name, value in vars(cls).items() if not name.startswith("__")})
-    driver_class = type("Driver", (), attributes)
-    driver = driver_class()
-    driver.reports, driver.run_in_background = [], True
-    driver.report = lambda kind, text: driver.reports.append((kind, text))
-    driver.is_repeat = lambda: False
-    for name, value in properties.items():
-        setattr(driver, name, value)
-    if job is not None:
-        driver._job = job
-    return driver
-
-
-def modal_context(bpy=None):
-    """A stand-in context with a window: the real scene and view layer when ``bpy`` is given."""
-    if bpy is None:
-        return SimpleNamespace(window=object(), window_manager=FakeWindowManager(), workspace=FakeWorkspace())
-    return SimpleNamespace(window=object(), window_manager=FakeWindowManager(), workspace=FakeWorkspace(),
-                           scene=bpy.context.scene, view_layer=bpy.context.view_layer,
-                           preferences=bpy.context.preferences, space_data=None)
-
-
-def run_modal(driver, context, timeout=120):
-    """Send timer events until the operator ends; returns its result."""
-    deadline = time.monotonic() + timeout
-    while (result := driver.modal(context, TIMER)) == {"PASS_THROUGH"} and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return result
 
 
 def _checkpoint_operator():
@@ -311,12 +252,14 @@ def _checkpoint_operator():
     return BCNN_OT_import_checkpoint
 
 
-def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(run_dir, tmp_path):
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(demo_run_dir, tmp_path):
     # bpy first: importing it while an extraction thread imports Keras can deadlock the two imports.
     operator = _checkpoint_operator()
 
     built = []
-    driver = modal_driver(operator, extraction.start_extraction(run_dir, tmp_path / "done", in_process=True),
+    driver = modal_driver(operator, extraction.start_extraction(demo_run_dir, tmp_path / "done", in_process=True),
                           job_finished=lambda _context: built.append(driver._job.bundle_path) or {"FINISHED"})
     context = modal_context()
     assert driver._start_modal(context) == {"RUNNING_MODAL"}
@@ -328,7 +271,7 @@ def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(run_dir, tmp_
     shown = context.workspace.status
     assert shown[-1] is None and any("Esc to cancel" in text for text in shown[:-1])
 
-    job = extraction.start_extraction(run_dir, tmp_path / "cancelled", in_process=True)
+    job = extraction.start_extraction(demo_run_dir, tmp_path / "cancelled", in_process=True)
     driver = modal_driver(operator, job)
     context = modal_context()
     driver._start_modal(context)
@@ -338,18 +281,18 @@ def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(run_dir, tmp_
     assert leftovers(tmp_path / "cancelled") == []
 
 
-# Runs inside a fresh Blender (bpy) process: argv = zip run_dir. Blender's Python here has TensorFlow,
+# Runs inside a fresh Blender (bpy) process: argv = zip demo_run_dir. Blender's Python here has TensorFlow,
 # so ``core.jobs`` is told it has none, to take the path of a Blender without it.
 _INSTALLED_SCRIPT = r"""
 import json, sys
 import bpy
 
-zip_path, run_dir = sys.argv[1:3]
+zip_path, demo_run_dir = sys.argv[1:3]
 package = "bl_ext.user_default.blender_cnn"
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
 sys.modules[package + ".core.jobs"].tensorflow_in_this_python = lambda: False
 bpy.context.preferences.addons[package].preferences.python_path = sys.executable
-result = {"import": sorted(bpy.ops.bcnn.import_checkpoint(directory=run_dir)),
+result = {"import": sorted(bpy.ops.bcnn.import_checkpoint(directory=demo_run_dir)),
           "bundle": bpy.context.view_layer.objects.active["blender_cnn_bundle"],
           "user_folder": bpy.utils.extension_path_user(package)}
 preferences = bpy.context.preferences.addons[package].preferences
@@ -359,7 +302,9 @@ print("IMPORT_RESULT:" + json.dumps(result))
 """
 
 
-def test_installed_extension_extracts_in_the_external_python(run_dir, tmp_path):
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_installed_extension_extracts_in_the_external_python(demo_run_dir, tmp_path):
     import importlib.util
     import json
     import subprocess
@@ -373,7 +318,7 @@ def test_installed_extension_extracts_in_the_external_python(run_dir, tmp_path):
 
     environment = {key: value for key, value in os.environ.items() if not key.startswith("BLENDER_USER_")}
     environment["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
-    completed = subprocess.run([sys.executable, "-c", _INSTALLED_SCRIPT, str(zip_path), str(run_dir)],
+    completed = subprocess.run([sys.executable, "-c", _INSTALLED_SCRIPT, str(zip_path), str(demo_run_dir)],
                                env=environment, capture_output=True, text=True, timeout=300)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("IMPORT_RESULT:")]
     assert completed.returncode == 0 and lines, completed.stderr[-3000:]

@@ -5,7 +5,15 @@ stores (scene-linear RGB), so ``sample`` does the same: the colors a test
 computes here are the colors the scene shows.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
+
+# (position in 0..1, (r, g, b) linear)
+Stop = tuple[float, tuple[float, ...]]
 
 # Perceptual maps as sRGB stops (matplotlib's viridis, magma and plasma; Moreland's cool-warm).
 _SRGB_STOPS = {
@@ -22,14 +30,14 @@ _SRGB_STOPS = {
 ACTIVATION_COLORMAPS = ("viridis", "plasma", "magma")
 WEIGHT_COLORMAPS = ("dark_diverging", "coolwarm")
 
-COLORMAPS = {}
+COLORMAPS: dict[str, list[Stop]] = {}
 
 
-def _srgb_to_linear(channel):
+def _srgb_to_linear(channel: np.ndarray) -> np.ndarray:
     return np.where(channel <= 0.04045, channel / 12.92, ((channel + 0.055) / 1.055) ** 2.4)
 
 
-def _stops_from_hex(hex_colors):
+def _stops_from_hex(hex_colors: Sequence[str]) -> list[Stop]:
     positions = np.linspace(0.0, 1.0, len(hex_colors))
     srgb = np.array([[int(h[i:i + 2], 16) / 255.0 for i in (1, 3, 5)] for h in hex_colors])
     linear = _srgb_to_linear(srgb)
@@ -42,21 +50,15 @@ ACTIVATION_COLORMAP = ACTIVATION_COLORMAPS[0]
 WEIGHT_COLORMAP = WEIGHT_COLORMAPS[0]
 
 
-def stops(name):
+def stops(name: str) -> list[Stop]:
     """``[(position, (r, g, b)), ...]`` of a colormap, linear RGB."""
     return COLORMAPS[name]
 
 
-def sample(name, values):
+def sample(name: str, values: npt.ArrayLike) -> np.ndarray:
     """Linear RGB (..., 3) float32 for ``values`` in [0, 1] (clamped), as the Color Ramp computes."""
     positions = np.array([p for p, _ in COLORMAPS[name]], dtype=np.float64)
     colors = np.array([c for _, c in COLORMAPS[name]], dtype=np.float64)
     values = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
     channels = [np.interp(values, positions, colors[:, i]) for i in range(3)]
     return np.stack(channels, axis=-1).astype(np.float32)
-
-
-def normalize(values, low, high):
-    """Map [low, high] to [0, 1], clamped; the node groups' Map Range does the same."""
-    span = high - low if high > low else 1.0
-    return np.clip((np.asarray(values, dtype=np.float64) - low) / span, 0.0, 1.0)

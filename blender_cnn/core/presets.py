@@ -12,8 +12,11 @@ Plain Python, no TensorFlow: ``core.design`` judges designs by these rules,
 ``extract.keras_models`` builds and trains the presets they pass.
 """
 
+from __future__ import annotations
+
 import json
 import os
+from typing import Any, NoReturn
 
 from .errors import BlenderCNNError
 
@@ -32,7 +35,7 @@ FOLDER_KEY = "folder"
 DATASET_HINT = f"use \"digits\" or {{\"{FOLDER_KEY}\": \"path/to/images\"}} (one subfolder per class)"
 
 
-def load_design(path):
+def load_design(path: str | os.PathLike[str]) -> Any:  # whatever the JSON holds
     """Read a design or preset JSON file without validating it; BlenderCNNError when it is missing or not JSON."""
     path = os.fspath(path)
     try:
@@ -44,16 +47,10 @@ def load_design(path):
         raise BlenderCNNError(path, f"is not a readable JSON preset or design ({error})") from None
 
 
-def load_preset(path):
-    """Read a preset file, check its structure and fill in training defaults."""
-    path = os.fspath(path)
-    return check_preset(load_design(path), where=path)
-
-
-def check_preset(preset, where="preset"):
+def check_preset(preset: object, where: str = "preset") -> dict[str, Any]:
     """Return a copy of ``preset`` with training defaults filled in, or raise BlenderCNNError."""
 
-    def fail(message):
+    def fail(message: str) -> NoReturn:
         raise BlenderCNNError(where, message)
 
     if not isinstance(preset, dict):
@@ -92,7 +89,7 @@ def check_preset(preset, where="preset"):
     return {**preset, "training": training}
 
 
-def dataset_problem(spec):
+def dataset_problem(spec: object) -> str | None:
     """Why ``spec`` is not a dataset spec (``"digits"`` or ``{"folder": path}``), or None when it is one."""
     if isinstance(spec, str):
         return None if spec in DATASETS else f"dataset {spec!r} is unknown; {DATASET_HINT}"

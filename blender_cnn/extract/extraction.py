@@ -60,13 +60,9 @@ class ExtractionOptions:
         return chosen if self.importance else {**chosen, "importance": False}
 
 
-def extract_command(python, source, out_path, options=None):
-    """The extractor's command line as an argument list; options the user left unset are left out."""
-    return [os.fspath(python), *extract_arguments(source, out_path, options)]
-
-
 def extract_arguments(source, out_path, options=None):
-    """``extract_command`` after the Python."""
+    """The extractor's command line after the Python, as an argument list; options the user left unset are
+    left out."""
     options = options or ExtractionOptions()
     return jobs.module_command("extract", source, "--out", out_path, *options.command_arguments())
 

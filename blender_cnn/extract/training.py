@@ -39,16 +39,6 @@ def checkpoint_path(run_dir, epoch):
     return os.path.join(run_dir, f"epoch_{epoch:03d}.keras")
 
 
-def find_checkpoints(run_dir):
-    """``[(epoch, path)]`` of the ``epoch_NNN.keras`` files in ``run_dir``, by epoch number."""
-    found = []
-    for entry in os.listdir(run_dir):
-        match = CHECKPOINT_PATTERN.match(entry)
-        if match:
-            found.append((int(match.group(1)), os.path.join(run_dir, entry)))
-    return sorted(found)
-
-
 def train_run(preset_path, run_dir, epochs=None, log=print, images=None, design_seed=None):
     """Train a preset or design into ``run_dir``; reuse the folder if it already holds this run.
 
