@@ -1,20 +1,35 @@
-"""Time the stages of the demo path and write the figures to docs/BENCHMARKS.md.
+"""Run every benchmark and write docs/BENCHMARKS.md; also time the demo path and the extractor.
 
-    .venv/bin/python scripts/bench.py [--repeats 5] [--no-write]
-    .venv/bin/python scripts/bench.py --extraction [--no-write]
+    .venv/bin/python scripts/bench.py                    # `make bench`: every section, the file rewritten whole
+    .venv/bin/python scripts/bench.py --only demo scene  # these sections only, the others kept
+    .venv/bin/python scripts/bench.py --smoke            # every section on tiny inputs, nothing written to docs/
+    .venv/bin/python scripts/bench.py --no-write         # print the figures only
 
-Training and extraction are timed from scratch in a temporary folder (each in
-its own Python, as the demo runs them); the Blender stages are timed in this
-process, each the median of several repeats on a fresh file.
+Each section of docs/BENCHMARKS.md comes from one script, run in its own
+Python, in this order (``SECTIONS``):
 
-``--extraction`` instead times the extractor and its peak memory on networks
-of three sizes, up to VGG16 at 224x224 (random weights, no download). It
-needs about 3 GB of free disk for the VGG16 checkpoints, in a temporary
-folder removed afterwards. Each section of docs/BENCHMARKS.md is rewritten
-on its own, so the two runs keep each other's figures.
+- ``demo``: the demo path (this script, ``--section demo``): training and
+  extraction from scratch in a temporary folder, each in its own Python as the
+  demo runs them, then the Blender stages in this process, each the median of
+  ``--repeats`` runs on a fresh file;
+- ``extraction``: the extractor's time and peak memory by model size, up to
+  VGG16 at 224x224 (this script, ``--section extraction``; random weights, no
+  download; about 3 GB of free disk for the VGG16 checkpoints);
+- ``scene``, ``bundling``, ``animation``, ``graphs``: ``scripts/bench_scene.py``,
+  ``bench_bundling.py``, ``bench_animation.py``, ``bench_graphs.py`` (see
+  their docstrings); each also runs on its own.
+
+Without ``--only`` the file is started afresh, so a section no script wrote
+any more cannot stay behind; with it, the named sections are replaced and the
+others kept. Every section says when, on what machine and at which commit it
+was measured. ``--smoke`` runs each script's ``--smoke`` mode: the whole path
+on tiny inputs in seconds, its report written to a temporary folder (or to
+``--benchmarks FILE``), for CI to catch a broken benchmark; its times mean nothing.
 """
 
 import argparse
+import contextlib
+import json
 import os
 import platform
 import re
@@ -24,14 +39,26 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from datetime import date
+from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
 PRESET = REPO / "presets" / "digits_cnn.json"
 BENCHMARKS = REPO / "docs" / "BENCHMARKS.md"
 BUILD_GOAL_SECONDS = 2.0
 
+# (key, script, its arguments): every section of BENCHMARKS.md, in the file's order.
+SECTIONS = (
+    ("demo", "bench.py", ("--section", "demo")),
+    ("extraction", "bench.py", ("--section", "extraction")),
+    ("scene", "bench_scene.py", ()),
+    ("bundling", "bench_bundling.py", ()),
+    ("animation", "bench_animation.py", ()),
+    ("graphs", "bench_graphs.py", ()),
+)
 
 # (name, description, checkpoint epochs, samples): the networks of the extraction benchmark.
 EXTRACTION_MODELS = (
@@ -39,10 +66,24 @@ EXTRACTION_MODELS = (
     ("cifar_like", "CIFAR-like CNN, 32x32x1", 4, 10),
     ("vgg16", "VGG16, 224x224x3", 3, 4),
 )
-# Measured once with the extractor before it streamed (commit c5d70cc), for comparison.
-VGG16_BEFORE_STREAMING = "54 s and 8.15 GB peak memory"
+EXTRACTION_FLAGS = ((), ("--float16",), ("--no-importance",))
+EXTRACTION_CLASSES = 10  # every extraction model has 10 classes; samples are labelled 0, 1, 2...
+# --smoke: the demo trained for one epoch; the CIFAR-like CNN, one checkpoint and two samples, default flags only.
+SMOKE_EPOCHS = 1
+SMOKE_EXTRACTION_MODELS = (("cifar_like", "CIFAR-like CNN, 32x32x1", 1, 2),)
+SMOKE_RENDERS = ((64, 36, 1), (128, 72, 2))
+RENDERS = ((320, 180, 8), (1280, 720, 32))
 EXTRACTION_SECTION = "Extraction: time and peak memory by model size"
-DEMO_SECTION = "Demo path (digits CNN, 16x16x1 input, 8 layers)"
+
+
+def demo_section_title():
+    """The demo section's title, from the preset: "Demo path (digits CNN, 16x16x1 input, 8 layers)"."""
+    preset = json.loads(PRESET.read_text())
+    shape = "x".join(map(str, preset["input_shape"]))
+    return f"Demo path (digits CNN, {shape} input, {len(preset['layers']) + 1} layers)"
+
+
+DEMO_SECTION = demo_section_title()
 
 
 def timed_subprocess(*command):
@@ -82,6 +123,61 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def memory_total():
+    """The machine's memory in bytes (MemTotal), or None where /proc/meminfo is missing."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def package_version(name):
+    """The installed version of the package imported as ``name`` (tensorflow's distribution is tensorflow-cpu)."""
+    for distribution in metadata.packages_distributions().get(name, [name]):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            return metadata.version(distribution)
+    return "not installed"
+
+
+def plural(count, word):
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
+def commit():
+    """The checked-out commit, with "+ uncommitted changes" when tracked files differ from it.
+
+    The files the benchmarks themselves write (BENCHMARKS.md and its plot) do not count.
+    """
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  ":!docs/BENCHMARKS.md", ":!docs/scene_scaling.png"], cwd=REPO,
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown commit"
+    return f"commit {head}" + (" + uncommitted changes" if changed else "")
+
+
+def machine(packages=("numpy",)):
+    """The CPU, cores, memory, Python and ``packages``' versions, as measured now."""
+    memory = memory_total()
+    parts = [cpu_model(), f"{os.cpu_count()} cores"] + ([format_bytes(memory) + " RAM"] if memory else [])
+    parts.append(f"Python {platform.python_version()}")
+    parts += [f"{name} {package_version(name)}" for name in packages]
+    return ", ".join(parts)
+
+
+def measured_line(script, packages=("numpy",)):
+    """The first line of a section: when, on what, at which commit and with which script; then the load note."""
+    return [f"Measured {date.today().isoformat()} on {machine(packages)}, {commit()}, with `scripts/{script}`.",
+            *load_note()]
 
 
 def median_time(action, repeats, prepare=None):
@@ -124,21 +220,19 @@ def make_checkpoints(kind, run_dir, epochs, samples):
 
     keras.utils.set_random_seed(0)
     if kind == "vgg16":
-        model = keras.applications.VGG16(weights=None, input_shape=(224, 224, 3), classes=10)
+        model = keras.applications.VGG16(weights=None, input_shape=(224, 224, 3), classes=EXTRACTION_CLASSES)
     elif kind == "cifar_like":
-        layers = keras.layers
-        model = keras.Sequential([
-            keras.Input((32, 32, 1)),
-            layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Conv2D(128, 3, padding="same", activation="relu"),
-            layers.Conv2D(128, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Flatten(),
-            layers.Dense(256, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ])
+        # The CIFAR-10 greyscale CNN of bench_scene.py, as Keras layers.
+        from bench_scene import CLASS_COUNT, cifar_greyscale_layers
+
+        assert CLASS_COUNT == EXTRACTION_CLASSES
+        layers, stack = keras.layers, cifar_greyscale_layers()
+        make = {"Conv2D": lambda filters, _last: layers.Conv2D(filters, 3, padding="same", activation="relu"),
+                "MaxPooling2D": lambda _setting, _last: layers.MaxPooling2D(),
+                "Flatten": lambda _setting, _last: layers.Flatten(),
+                "Dense": lambda units, last: layers.Dense(units, activation="softmax" if last else "relu")}
+        model = keras.Sequential([keras.Input((32, 32, 1))] + [
+            make[kind](setting, index == len(stack) - 1) for index, (kind, setting) in enumerate(stack)])
     else:
         raise ValueError(f"unknown benchmark model {kind!r}")
     os.makedirs(run_dir, exist_ok=True)
@@ -153,7 +247,7 @@ def make_checkpoints(kind, run_dir, epochs, samples):
     input_shape = tuple(model.inputs[0].shape[1:])
     np.savez(os.path.join(run_dir, "samples.npz"),
              inputs=rng.random((samples, *input_shape), dtype=np.float32),
-             labels=np.arange(samples, dtype=np.int32) % 10)
+             labels=np.arange(samples, dtype=np.int32) % EXTRACTION_CLASSES)
     print(model.count_params())
 
 
@@ -163,33 +257,36 @@ def format_bytes(count):
     return f"{count / 1e6:.0f} MB" if count >= 1e6 else f"{count / 1e3:.0f} kB"
 
 
-def extraction_rows(work):
-    """``[row]`` of the extraction table, one per model and bundle dtype; the temp folders are removed."""
+def extraction_rows(work, models=EXTRACTION_MODELS, flag_sets=EXTRACTION_FLAGS):
+    """``[row]`` of the extraction table, one per model and flags; the temp folders are removed."""
     rows = []
-    for name, description, epochs, samples in EXTRACTION_MODELS:
+    for name, description, epochs, samples in models:
         run_dir = work / name
         try:
             if name == "demo":
-                subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "--preset", str(PRESET),
+                subprocess.run([sys.executable, str(SCRIPTS / "train.py"), "--preset", str(PRESET),
                                 "--run-dir", str(run_dir)], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
                 params = None
             else:
+                note_load()
                 _, _, printed = measured_subprocess(Path(__file__).resolve(), "--make-checkpoints", name, run_dir,
                                                     str(epochs), str(samples))
                 params = int(printed.split()[-1])
             checkpoints = sorted(run_dir.glob("epoch_*.keras"))
             checkpoint_bytes = sum(path.stat().st_size for path in checkpoints) / len(checkpoints)
-            for flags in ((), ("--float16",), ("--no-importance",)):
+            for flags in flag_sets:
                 out = run_dir / f"{name}{''.join(flags)}.bcnn.npz"
+                note_load()
                 seconds, peak, printed = measured_subprocess("-m", "blender_cnn.extract", run_dir, "--out", out,
                                                              *flags)
                 epoch_seconds = [float(found) for found in re.findall(r"^epoch \d+: .*\(([\d.]+) s\)", printed,
                                                                        re.MULTILINE)]
-                shape, sample_count = bundle_summary(out)
+                summary = bundle_summary(out)
                 rows.append({
-                    "model": description, "params": params if params is not None else shape["params"],
-                    "epochs": len(checkpoints), "samples": sample_count, "checkpoint": checkpoint_bytes,
+                    "model": description, "params": params if params is not None else summary["params"],
+                    "epochs": len(checkpoints), "samples": summary["samples"], "checkpoint": checkpoint_bytes,
                     "dtype": "float16" if "--float16" in flags else "float32", "bundle": out.stat().st_size,
+                    "weights_bytes": summary["weights_bytes"], "activations_bytes": summary["activations_bytes"],
                     "importance": "--no-importance" not in flags,
                     "seconds": seconds,
                     "per_epoch": statistics.median(epoch_seconds) if epoch_seconds else seconds / len(checkpoints),
@@ -203,16 +300,20 @@ def extraction_rows(work):
 
 
 def bundle_summary(path):
-    """(``{"params": total weights}``, sample count) from a bundle's manifest, without reading its arrays."""
-    sys.path.insert(0, str(REPO))
+    """Total weights, sample count, and the bytes of the weight and activation arrays of a bundle file."""
     from blender_cnn.core.bundle import load_bundle
 
     bundle = load_bundle(path)
-    return {"params": sum(layer.params for layer in bundle.layers)}, bundle.sample_count
+    with zipfile.ZipFile(path) as archive:
+        sizes = [(info.filename, info.file_size) for info in archive.infolist()]
+    return {"params": sum(layer.params for layer in bundle.layers), "samples": bundle.sample_count,
+            **{f"{kind}_bytes": sum(size for member, size in sizes if member.startswith(f"{kind}/"))
+               for kind in ("weights", "activations")}}
 
 
-def extraction_report(rows):
-    machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+def extraction_report(rows, script="bench.py --section extraction"):
+    from bench_scene import cifar_greyscale_layers, describe_layers
+
     table = ["| model | weights | epochs x samples | checkpoint | activations | importance | bundle | extraction "
              "| per epoch | peak memory |", "|---|---:|---:|---:|---|---|---:|---:|---:|---:|"]
     for row in rows:
@@ -221,89 +322,151 @@ def extraction_report(rows):
                      f"| {'yes' if row['importance'] else 'no'} | {format_bytes(row['bundle'])} "
                      f"| {format_seconds(row['seconds'])} | {row['per_epoch']:.1f} s "
                      f"| {format_bytes(row['peak'])} |")
+    unlabelled = sorted({(row["model"].split(",")[0], row["samples"]) for row in rows
+                         if row["samples"] < EXTRACTION_CLASSES})
+    classes_note = "; ".join(f"{model}'s {plural(samples, 'sample')} leave {EXTRACTION_CLASSES - samples} of its "
+                             f"{EXTRACTION_CLASSES} classes without one" for model, samples in unlabelled)
+    classes_note = f" (here {classes_note})" if classes_note else ""
+    # What float16 saves, on the largest bundle measured with and without it.
+    pairs = {}
+    for row in rows:
+        if row["importance"]:
+            pairs.setdefault(row["model"], {})[row["dtype"]] = row
+    float16_note = []
+    both = [pair for pair in pairs.values() if len(pair) == 2]
+    if both:
+        pair = max(both, key=lambda pair: pair["float32"]["bundle"])
+        full, half = pair["float32"], pair["float16"]
+        float16_note = [
+            f"float16 halves the activation arrays only: {full['model']}'s float32 bundle holds "
+            f"{format_bytes(full['weights_bytes'])} of weights ({full['epochs']} epochs) and "
+            f"{format_bytes(full['activations_bytes'])} of activations, so float16 makes it "
+            f"{1 - half['bundle'] / full['bundle']:.0%} smaller ({format_bytes(full['bundle'])} -> "
+            f"{format_bytes(half['bundle'])}).",
+        ]
     return "\n".join([
         f"## {EXTRACTION_SECTION}",
         "",
-        f"Measured {date.today().isoformat()} on {machine}, with `scripts/bench.py --extraction`.",
+        *measured_line(script, ("numpy", "tensorflow", "keras")),
         "`python -m blender_cnn.extract` in its own process, from `.keras` checkpoints to the bundle;",
         "*extraction* is the whole process (Python and TensorFlow start-up included), *per epoch* the",
         "median time the extractor logs per checkpoint (load, forward pass, weights and activations written),",
-        "*peak memory* the process's maximum resident set (`ru_maxrss` from `wait4`). The CIFAR-like and",
-        "VGG16 checkpoints hold random weights, perturbed a little per epoch (the figures do not depend on",
-        "training); *checkpoint* is the size of one `.keras` file. The CIFAR-like CNN: 2 x conv 3x3 64,",
-        "max pool, 2 x conv 3x3 128, max pool, dense 256, dense 10; VGG16 is `keras.applications.VGG16`",
-        "with `weights=None` and 10 classes. *importance*: the gradient x activation importance of every",
-        "layer and class (bundle version 3, `docs/importance.md`), on by default, off with `--no-importance`.",
-        "It runs the network eagerly with backward passes: one for the samples' own classes and one for",
-        "each class no sample is labelled with (here VGG16's 4 samples leave 6 of its 10 classes without one).",
+        "*peak memory* the process's maximum resident set (`ru_maxrss` from `wait4`). The demo network is",
+        "trained as `make demo` trains it; the CIFAR-like and VGG16 checkpoints hold random weights,",
+        "perturbed a little per epoch (the figures do not depend on training); *checkpoint* is the size of one",
+        f"`.keras` file. The CIFAR-like CNN: {describe_layers(cifar_greyscale_layers())}; VGG16 is",
+        f"`keras.applications.VGG16` with `weights=None` and {EXTRACTION_CLASSES} classes.",
+        "*importance*: the gradient x activation importance of every layer and class (`docs/importance.md`),",
+        "on by default, off with `--no-importance`. It runs the network eagerly with backward passes: one for",
+        f"the samples' own classes and one for each class no sample is labelled with{classes_note}.",
         "",
         *table,
         "",
         "Memory is bounded by one loaded checkpoint plus one batch of layer outputs, not by epochs x",
         "layers: the extractor streams each epoch's arrays into temporary `.npy` files and then into the",
-        "bundle. Keras' loader alone takes about four times a `.keras` file's size while it loads.",
-        f"Before streaming, the VGG16 float32 extraction took {VGG16_BEFORE_STREAMING} on this machine.",
-        "float16 activations halve the activation arrays; for VGG16 the weights (1.6 GB over 3 epochs)",
-        "dominate the bundle, so it shrinks by 15% only.",
+        "bundle.",
+        *float16_note,
         "",
     ])
 
 
-def update_benchmarks(section_title, section_text):
-    """Replace the ``## section_title`` section of BENCHMARKS.md (or add it), keeping the others."""
+INTRO = """# Benchmarks
+
+Written by `scripts/bench.py` and the scripts it runs, never by hand. `make bench` reruns every section
+below on the current code and rewrites this file whole; `scripts/bench.py --only SECTION...` reruns
+some of them ({keys}). Wall-clock times; each section says when, on what machine and at which commit
+it was measured.
+"""
+
+
+def update_benchmarks(section_title, section_text, path=None, full_run=None):
+    """Replace the ``## section_title`` section of ``path`` (BENCHMARKS.md) or add it at the end, keeping the others.
+
+    The introduction is written anew each time; ``full_run`` (a line) says the sections come from one run.
+    """
+    path = Path(path or BENCHMARKS)
     sections = {}
-    if BENCHMARKS.exists():
-        for part in re.split(r"^(?=## )", BENCHMARKS.read_text(), flags=re.MULTILINE)[1:]:
+    if path.exists():
+        for part in re.split(r"^(?=## )", path.read_text(), flags=re.MULTILINE)[1:]:
             sections[part.splitlines()[0][3:].strip()] = part.rstrip() + "\n"
-    sections[section_title] = section_text.rstrip() + "\n"
-    known = [DEMO_SECTION, EXTRACTION_SECTION]
-    order = [title for title in known if title in sections] + [title for title in sections if title not in known]
-    header = ("# Benchmarks\n\nWritten by `scripts/bench.py` (`make bench`: the demo path; "
-              "`scripts/bench.py --extraction`: the\nextractor by model size) and `scripts/bench_scene.py` "
-              "(the scene by network size). Wall-clock times.\n")
-    BENCHMARKS.write_text(header + "".join("\n" + sections[title] for title in order))
+    if section_title is not None:
+        sections[section_title] = section_text.rstrip() + "\n"
+    intro = INTRO.format(keys=", ".join(f"`{key}`" for key, _, _ in SECTIONS))
+    if full_run:
+        intro += "\n" + full_run.rstrip() + "\n"
+    path.write_text(intro + "".join("\n" + text for text in sections.values()))
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
+def add_output_arguments(parser):
+    """The options every bench script takes: --no-write, --smoke and --benchmarks FILE."""
     parser.add_argument("--no-write", action="store_true", help="print the figures only")
-    parser.add_argument("--extraction", action="store_true",
-                        help="benchmark extraction time and memory by model size instead of the demo path")
-    parser.add_argument("--make-checkpoints", nargs=4, metavar=("MODEL", "DIR", "EPOCHS", "SAMPLES"),
-                        help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.make_checkpoints:
-        kind, run_dir, epochs, samples = args.make_checkpoints
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        make_checkpoints(kind, run_dir, int(epochs), int(samples))
-        return
-    if args.extraction:
-        work = Path(tempfile.mkdtemp(prefix="blender_cnn_bench_extract_"))  # set TMPDIR to put it elsewhere
-        try:
-            report = extraction_report(extraction_rows(work))
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        print(report)
-        if not args.no_write:
-            update_benchmarks(EXTRACTION_SECTION, report)
-            print(f"written to {BENCHMARKS.relative_to(REPO)}")
-        return
+    parser.add_argument("--smoke", action="store_true",
+                        help="the whole path on tiny inputs, in seconds, to check the benchmark runs (its times mean "
+                             "nothing); the report goes to a temporary folder unless --benchmarks names a file")
+    parser.add_argument("--benchmarks", type=Path, metavar="FILE",
+                        help="write the section into FILE instead of docs/BENCHMARKS.md")
 
+
+@contextlib.contextmanager
+def benchmarks_file(args):
+    """The file this run writes its section to: None with --no-write, else --benchmarks, else a temporary
+    folder's BENCHMARKS.md for --smoke, else docs/BENCHMARKS.md. A smoke run never writes into docs/."""
+    if args.no_write:
+        yield None
+    elif args.benchmarks:
+        if args.smoke and args.benchmarks.resolve().is_relative_to(BENCHMARKS.parent):
+            raise SystemExit(f"--smoke writes nothing into {BENCHMARKS.parent}: give --benchmarks another folder")
+        yield args.benchmarks
+    elif args.smoke:
+        with tempfile.TemporaryDirectory(prefix="blender_cnn_bench_smoke_") as folder:
+            yield Path(folder) / BENCHMARKS.name
+    else:
+        yield BENCHMARKS
+
+
+def write_section(path, title, text):
+    """Print the section; write it into ``path`` unless it is None (--no-write)."""
+    print(text)
+    if path is not None:
+        update_benchmarks(title, text, path)
+        print(f"written to {path}")
+
+
+def extraction_section(args, path):
+    work = Path(tempfile.mkdtemp(prefix="blender_cnn_bench_extract_"))  # set TMPDIR to put it elsewhere
+    try:
+        if args.smoke:
+            rows = extraction_rows(work, SMOKE_EXTRACTION_MODELS, ((),))
+        else:
+            rows = extraction_rows(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_section(path, EXTRACTION_SECTION, extraction_report(rows))
+
+
+def demo_section(args, path):
+    repeats = 1 if args.smoke else args.repeats
+    epochs = SMOKE_EPOCHS if args.smoke else json.loads(PRESET.read_text())["training"]["epochs"]
     work = Path(tempfile.mkdtemp(prefix="blender_cnn_bench_"))
+    try:
+        report = demo_report(work, epochs, repeats, SMOKE_RENDERS if args.smoke else RENDERS)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_section(path, DEMO_SECTION, report)
+
+
+def demo_report(work, epochs, repeats, renders):
     run_dir, bundle_path = work / "run", work / "run" / "digits_cnn.bcnn.npz"
-    rows = [
-        ("train demo network (8 epochs + epoch 0), own process", timed_subprocess(
-            REPO / "scripts" / "train.py", "--preset", PRESET, "--run-dir", run_dir)),
-        ("extract bundle (9 epochs x 10 samples), own process", timed_subprocess(
-            "-m", "blender_cnn.extract", run_dir, "--out", bundle_path)),
-    ]
+    note_load()
+    rows = [(f"train demo network ({plural(epochs, 'epoch')} + epoch 0), own process", timed_subprocess(
+        SCRIPTS / "train.py", "--preset", PRESET, "--run-dir", run_dir, "--epochs", epochs))]
+    note_load()
+    extract_seconds = timed_subprocess("-m", "blender_cnn.extract", run_dir, "--out", bundle_path)
 
     os.environ.setdefault("BLENDER_USER_RESOURCES", str(work / "blender_user"))
-    sys.path.insert(0, str(REPO))
     start = time.perf_counter()
     import bpy
-    rows.append(("import bpy", time.perf_counter() - start))
+    import_seconds = time.perf_counter() - start
 
     from blender_cnn.core.bundle import load_bundle
     from blender_cnn.core.cells import cell_arrays
@@ -317,58 +480,136 @@ def main(argv=None):
             bpy.data.objects.remove(obj)
 
     bundle = load_bundle(bundle_path)
-    rows.append(("load + validate bundle", median_time(lambda: load_bundle(bundle_path), args.repeats)))
-    rows.append(("cell arrays, edge selection and bundling (numpy)", median_time(
-        lambda: dense_connections(bundle, cell_arrays(bundle)[0]), args.repeats)))
+    rows.append((f"extract bundle ({plural(len(bundle.epochs), 'epoch')} x {plural(bundle.sample_count, 'sample')}), "
+                 "own process",
+                 extract_seconds))
+    rows.append(("import bpy", import_seconds))
+    rows.append(("read + validate bundle (manifest and array headers)",
+                 median_time(lambda: load_bundle(bundle_path), repeats)))
+
+    def connections():
+        # Each repeat reads the bundle anew: its arrays are read on first use and kept by that bundle.
+        fresh = load_bundle(bundle_path)
+        dense_connections(fresh, cell_arrays(fresh)[0])
+
+    rows.append(("read bundle + cell arrays, edge selection and bundling (numpy)", median_time(connections, repeats)))
     built = {}
 
-    def build_and_evaluate():
-        built["network"] = build_network(bundle, sample=3)
+    def read_build_and_evaluate():
+        built["network"] = build_network(load_bundle(bundle_path), sample=3)
         bpy.context.evaluated_depsgraph_get().update()
         built["network"].evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
 
-    build_seconds = median_time(build_and_evaluate, args.repeats, prepare=fresh_file)
-    rows.append(("build demo scene + first evaluation of its nodes", build_seconds))
+    build_seconds = median_time(read_build_and_evaluate, repeats, prepare=fresh_file)
+    rows.append(("read bundle + build demo scene + first evaluation of its nodes", build_seconds))
     network = built["network"]
 
-    spacing = iter(range(41, 41 + args.repeats))
+    spacing = iter(range(41, 41 + repeats))
 
     def relayout():
         set_network_input(network, "Layer Spacing", float(next(spacing)))
         network.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
 
-    rows.append(("change Layer Spacing and re-evaluate", median_time(relayout, args.repeats)))
-    rows.append(("camera, light, world", median_time(lambda: set_up_stage(network), args.repeats)))
+    rows.append(("change Layer Spacing and re-evaluate", median_time(relayout, repeats)))
+    rows.append(("camera, light, world", median_time(lambda: set_up_stage(network), repeats)))
     geometry = network.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
     instances = geometry.instances_pointcloud()
     counts = (f"{len(instances.points) if instances else 0:,} instanced quads (cells and overlays), "
-              f"{len(geometry.mesh.polygons):,} mesh faces (text, bars), {len(geometry.curves.curves):,} curves")
-    for width, height, samples in ((320, 180, 8), (1280, 720, 32)):
-        rows.append((f"Cycles CPU render {width}x{height}, {samples} samples", median_time(
-            lambda: render_still(work / "bench.png", width=width, height=height, samples=samples), 1)))
+              f"{len(geometry.mesh.polygons) if geometry.mesh else 0:,} mesh faces (text, bars), "
+              f"{len(geometry.curves.curves) if geometry.curves else 0:,} curves")
+    for width, height, samples in renders:
+        start = time.perf_counter()
+        render_still(work / "bench.png", width=width, height=height, samples=samples)
+        rows.append((f"Cycles CPU render {width}x{height}, {plural(samples, 'sample')}", time.perf_counter() - start))
 
     table = ["| stage | time |", "|---|---:|"] + [f"| {label} | {format_seconds(seconds)} |" for label, seconds in rows]
     verdict = "met" if build_seconds < BUILD_GOAL_SECONDS else "NOT met"
-    machine = (f"{cpu_model()}, {os.cpu_count()} cores, no GPU in use, Python {platform.python_version()}, "
-               f"bpy {bpy.app.version_string}")
-    report = "\n".join([
+    return "\n".join([
         f"## {DEMO_SECTION}",
         "",
-        f"The median of {args.repeats} runs for the Blender stages, one run for training, extraction and renders.",
-        "",
-        f"Measured {date.today().isoformat()} on {machine}. Scene: {counts}.",
+        *measured_line("bench.py --section demo", ("numpy", "bpy", "tensorflow")),
+        f"The median of {plural(repeats, 'run')} for the Blender stages, each build on a fresh file from the bundle file",
+        "(in the system's file cache), one run for training, extraction and renders.",
+        f"Scene: {counts}.",
         "",
         *table,
         "",
-        f"Goal: building the demo scene takes under {BUILD_GOAL_SECONDS:.0f} s: **{verdict}** "
-        f"({format_seconds(build_seconds)}).",
+        f"Goal: reading the bundle and building the demo scene takes under {BUILD_GOAL_SECONDS:.0f} s: "
+        f"**{verdict}** ({format_seconds(build_seconds)}).",
         "",
     ])
-    print(report)
-    if not args.no_write:
-        update_benchmarks(DEMO_SECTION, report)
-        print(f"written to {BENCHMARKS.relative_to(REPO)}")
+
+
+def format_duration(seconds):
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s"
+
+
+def run_sections(keys, args, path):
+    """Run each section's script in its own Python; return ``[(key, script, seconds, exit code)]``."""
+    forwarded = (["--smoke"] if args.smoke else []) + (["--benchmarks", str(path)] if path else ["--no-write"])
+    done = []
+    for key, script, arguments in SECTIONS:
+        if key not in keys:
+            continue
+        extra = ["--repeats", str(args.repeats)] if key == "demo" else []
+        command = [sys.executable, str(SCRIPTS / script), *arguments, *extra, *forwarded]
+        print(f"\n=== {key}: {' '.join(command[1:])}", flush=True)
+        start = time.perf_counter()
+        code = subprocess.run(command, cwd=REPO).returncode
+        done.append((key, " ".join([script, *arguments]), time.perf_counter() - start, code))
+    return done
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    keys = [key for key, _, _ in SECTIONS]
+    parser.add_argument("--only", nargs="+", choices=keys, metavar="SECTION",
+                        help=f"run these sections only, keeping the others in the file ({', '.join(keys)})")
+    parser.add_argument("--extraction", action="store_true", help="the same as --only extraction")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each Blender stage of the demo path (median)")
+    add_output_arguments(parser)
+    parser.add_argument("--section", choices=("demo", "extraction"), help=argparse.SUPPRESS)
+    parser.add_argument("--make-checkpoints", nargs=4, metavar=("MODEL", "DIR", "EPOCHS", "SAMPLES"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.make_checkpoints:
+        kind, run_dir, epochs, samples = args.make_checkpoints
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        make_checkpoints(kind, run_dir, int(epochs), int(samples))
+        return 0
+    if args.section:
+        with benchmarks_file(args) as path:
+            (demo_section if args.section == "demo" else extraction_section)(args, path)
+        return 0
+
+    selected = args.only or (["extraction"] if args.extraction else keys)
+    whole = selected == keys
+    started, day, measured_at = time.perf_counter(), date.today().isoformat(), commit()
+    with benchmarks_file(args) as path:
+        if whole and path is not None:
+            # Started afresh: a section that no script writes any more cannot stay behind.
+            path.write_text("")
+            update_benchmarks(None, None, path)
+        done = run_sections(selected, args, path)
+        total = time.perf_counter() - started
+        failed = [key for key, _, _, code in done if code]
+        print("\n| section | script | wall time | |", "|---|---|---:|---|", sep="\n")
+        for key, script, seconds, code in done:
+            print(f"| {key} | `scripts/{script}` | {format_duration(seconds)} | {'failed' if code else 'ok'} |")
+        print(f"whole run: {format_duration(total)}" + (", written to " + str(path) if path else ""))
+        if whole and path is not None and not failed:
+            run = "`scripts/bench.py --smoke` (tiny inputs, times meaningless)" if args.smoke else "`make bench`"
+            update_benchmarks(None, None, path, full_run=(
+                f"Every section below comes from one run of {run} started {day} at {measured_at}; it took "
+                f"{format_duration(total)} (" + ", ".join(f"{key} {format_duration(seconds)}"
+                                                          for key, _, seconds, _ in done) + ")."))
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,7 @@
 """Benchmark the epoch animation: the cost of a frame change, memory per stored epoch, render time per frame.
 
-    .venv/bin/python scripts/bench_animation.py [--no-renders] [--no-write]
+    .venv/bin/python scripts/bench_animation.py [--no-renders] [--no-write] [--benchmarks FILE]
+    .venv/bin/python scripts/bench_animation.py --smoke [--benchmarks FILE]
 
 Writes the section "## Epoch animation" of docs/BENCHMARKS.md. Each case runs
 in its own process on a synthetic bundle (weights and activations drifting
@@ -11,31 +12,45 @@ costs: ``scene.frame_set`` plus the evaluation of the network's nodes, timed
 over frames on and between epochs (the median). *Per epoch* is what one more
 epoch adds to the stored data: the per-epoch attributes of cells, curves and
 kernel points. Renders: the demo scene at 1280x720 mid-animation, Cycles on
-the CPU and Eevee (in its own process; it needs EGL).
+the CPU and Eevee (in its own process; it needs EGL). ``--smoke``: two epochs
+of each network (the CIFAR-10 one at 8x8), a tiny Cycles render and no Eevee,
+written into a temporary folder.
 """
 
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import REPO, cpu_model, format_bytes, format_seconds, measured_subprocess, update_benchmarks  # noqa: E402
-from bench_scene import cifar_greyscale_layers, write_synthetic_bundle  # noqa: E402
+from bench import (
+    SCRIPTS,
+    add_output_arguments,
+    benchmarks_file,
+    format_bytes,
+    format_seconds,
+    measured_line,
+    measured_subprocess,
+    note_load,
+    write_section,
+)
+from bench_scene import cifar_greyscale_layers, write_synthetic_bundle
 
 SECTION = "Epoch animation"
 DIGITS_LAYERS = [("Conv2D", 8), ("MaxPooling2D", None), ("Conv2D", 16), ("MaxPooling2D", None), ("Flatten", None),
                  ("Dense", 32), ("Dense", 10)]
-CASES = {"digits demo CNN, 16x16x1, 20 epochs": ("digits", (16, 16, 1), DIGITS_LAYERS, 20, 0.050),
-         "CIFAR-10 greyscale CNN, 32x32x1, 10 epochs": ("cifar", (32, 32, 1), cifar_greyscale_layers(), 10, 0.250)}
+# (key, name, input shape, layers, epochs, goal for the median frame change in seconds)
+CASES = (("digits", "digits demo CNN", (16, 16, 1), DIGITS_LAYERS, 20, 0.050),
+         ("cifar", "CIFAR-10 greyscale CNN", (32, 32, 1), cifar_greyscale_layers(), 10, 0.250))
+SMOKE_CASES = (("digits", "digits demo CNN", (16, 16, 1), DIGITS_LAYERS, 2, 0.050),
+               ("cifar", "CIFAR-10 greyscale CNN", (8, 8, 1), cifar_greyscale_layers(), 2, 0.250))
 FRAMES_PER_EPOCH, HOLD = 12, 4
 RENDER_SAMPLES = {"CYCLES": 32, "EEVEE": 16}
+RENDER_SIZE = (1280, 720)
+SMOKE_RENDER_SAMPLES, SMOKE_RENDER_SIZE = {"CYCLES": 1}, (64, 36)
 
 
 def _scene(bundle_path):
@@ -82,8 +97,8 @@ def child_scrub(bundle_path):
                       "last_epoch": get_network_input(network, "Epoch")}))
 
 
-def child_render(bundle_path, engine, output):
-    """Time one 1280x720 frame mid-animation (the second render of it: the first compiles shaders)."""
+def child_render(bundle_path, engine, output, width, height, samples):
+    """Time one frame mid-animation, twice (the first render of it compiles shaders)."""
     bpy, _network, first, last = _scene(bundle_path)
     from blender_cnn.scene.stage import render_still
 
@@ -91,65 +106,79 @@ def child_render(bundle_path, engine, output):
     times = []
     for _ in range(2):
         start = time.perf_counter()
-        render_still(output, engine=engine, width=1280, height=720, samples=RENDER_SAMPLES[engine])
+        render_still(output, engine=engine, width=int(width), height=int(height), samples=int(samples))
         times.append(time.perf_counter() - start)
     print(json.dumps({"first": times[0], "second": times[1]}))
 
 
 def run_child(*args):
+    note_load()
     seconds, peak, printed = measured_subprocess(Path(__file__).resolve(), *args)
     return {**json.loads(printed.strip().splitlines()[-1]), "process_seconds": seconds, "peak": peak}
 
 
-def report(scrubbing, renders):
+def case_name(name, shape, epochs):
+    return f"{name}, {'x'.join(map(str, shape))}, {epochs} epochs"
+
+
+def report(cases, scrubbing, renders, baseline_peak, render_size, render_samples):
     lines = [f"## {SECTION}", "",
-             f"Measured {date.today().isoformat()} on {cpu_model()}, 2 cores, Python {platform.python_version()}, "
-             "bpy 5.2.3, with `scripts/bench_animation.py`.", "",
-             "Synthetic bundles of the real shapes, one sample, weights and activations drifting each epoch; ",
+             *measured_line("bench_animation.py", ("numpy", "bpy")), "",
+             "Synthetic bundles of the real shapes, one sample, weights and activations drifting each epoch;",
              f"`animate_training` with {FRAMES_PER_EPOCH} frames per epoch and a hold of {HOLD}; the training overlay on.",
              "*Frame change*: `scene.frame_set` plus evaluating the network's nodes, over every third frame of the",
              "animation (median and worst). *Per epoch*: the stored per-epoch attributes (cells' activations and",
              "pooling winners, curves' and kernel points' weights) of one epoch. *Peak*: the process's maximum",
-             "resident set (bpy alone: about 0.3 GB).", "",
+             f"resident set (Python with bpy imported and an empty file alone: {format_bytes(baseline_peak)}).", "",
              "| network | frame change (median) | worst | goal | per epoch | peak |", "|---|---:|---:|---|---:|---:|"]
-    for name, result in scrubbing.items():
-        goal = CASES[name][4]
-        lines.append(f"| {name} | {format_seconds(result['median'])} | {format_seconds(result['max'])} | under "
-                     f"{format_seconds(goal)}: {'**met**' if result['median'] < goal else '**NOT met**'} | "
+    for key, name, shape, _layers, epochs, goal in cases:
+        result = scrubbing[key]
+        lines.append(f"| {case_name(name, shape, epochs)} | {format_seconds(result['median'])} "
+                     f"| {format_seconds(result['max'])} | under {format_seconds(goal)}: "
+                     f"{'**met**' if result['median'] < goal else '**NOT met**'} | "
                      f"{format_bytes(result['per_epoch'])} | {format_bytes(result['peak'])} |")
     if renders:
-        lines += ["", "Render time per frame, the digits demo mid-animation at 1280x720 (the second render of the "
-                      "frame; the first includes Eevee's shader compilation):", "",
+        width, height = render_size
+        lines += ["", f"Render time per frame, the digits demo mid-animation at {width}x{height} (the second "
+                      "render of the frame; the first includes Eevee's shader compilation):", "",
                   "| engine | samples | first frame | a frame |", "|---|---:|---:|---:|"]
         for engine, result in renders.items():
-            lines.append(f"| {engine.title()} | {RENDER_SAMPLES[engine]} | {format_seconds(result['first'])} | "
-                         f"{format_seconds(result['second'])} |")
+            if result is None:
+                lines.append(f"| {engine.title()} | {render_samples[engine]} | did not run (no EGL?) | |")
+            else:
+                lines.append(f"| {engine.title()} | {render_samples[engine]} | {format_seconds(result['first'])} | "
+                             f"{format_seconds(result['second'])} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--no-renders", action="store_true", help="skip the 1280x720 render timings")
-    parser.add_argument("--no-write", action="store_true", help="print the figures only")
+    parser.add_argument("--no-renders", action="store_true", help="skip the render timings")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
+    cases = SMOKE_CASES if args.smoke else CASES
+    render_samples = SMOKE_RENDER_SAMPLES if args.smoke else RENDER_SAMPLES
+    render_size = SMOKE_RENDER_SIZE if args.smoke else RENDER_SIZE
     scrubbing, renders = {}, {}
     with tempfile.TemporaryDirectory(prefix="blender_cnn_bench_") as work:
+        note_load()
+        baseline_peak = measured_subprocess(SCRIPTS / "bench_scene.py", "--child-baseline", work)[1]
         bundles = {}
-        for name, (key, shape, layers, epochs, _goal) in CASES.items():
+        for key, name, shape, layers, epochs, _goal in cases:
             bundles[key] = write_synthetic_bundle(Path(work) / f"{key}.bcnn.npz", key, shape, layers, epochs=epochs)
-            scrubbing[name] = run_child("--child-scrub", bundles[key])
-            print(name, scrubbing[name], flush=True)
+            scrubbing[key] = run_child("--child-scrub", bundles[key])
+            print(case_name(name, shape, epochs), scrubbing[key], flush=True)
         if not args.no_renders:
-            for engine in RENDER_SAMPLES:
+            for engine, samples in render_samples.items():
                 try:
-                    renders[engine] = run_child("--child-render", bundles["digits"], engine, Path(work) / "frame.png")
+                    renders[engine] = run_child("--child-render", bundles["digits"], engine, Path(work) / "frame.png",
+                                                *render_size, samples)
                 except RuntimeError as error:  # Eevee without EGL aborts its process
                     print(f"{engine}: {error}".splitlines()[0], flush=True)
-                print(engine, renders.get(engine), flush=True)
-    text = report(scrubbing, renders)
-    print(text)
-    if not args.no_write:
-        update_benchmarks(SECTION, text)
+                    renders[engine] = None
+                print(engine, renders[engine], flush=True)
+    with benchmarks_file(args) as path:
+        write_section(path, SECTION, report(cases, scrubbing, renders, baseline_peak, render_size, render_samples))
 
 
 if __name__ == "__main__":
@@ -157,10 +186,8 @@ if __name__ == "__main__":
         # Keep the user's own add-ons and settings out of the measured processes.
         os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
     if len(sys.argv) > 1 and sys.argv[1] == "--child-scrub":
-        sys.path.insert(0, str(REPO))
         child_scrub(sys.argv[2])
     elif len(sys.argv) > 1 and sys.argv[1] == "--child-render":
-        sys.path.insert(0, str(REPO))
-        child_render(*sys.argv[2:5])
+        child_render(*sys.argv[2:8])
     else:
         main()

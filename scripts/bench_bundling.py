@@ -1,48 +1,59 @@
 """Time edge bundling of dense connections, measure its clutter, compare datashader's hammer_bundle.
 
-    .venv/bin/python scripts/bench_bundling.py [--hammer-limit 300] [--no-write]
+    .venv/bin/python scripts/bench_bundling.py [--hammer-limit 300] [--no-write] [--benchmarks FILE]
+    .venv/bin/python scripts/bench_bundling.py --smoke [--benchmarks FILE]
 
 Writes the section "## Edge bundling" of docs/BENCHMARKS.md (the other
-sections are kept). The figures:
+sections are kept). Every timing runs in a child Python of its own. The figures:
 
 (a) nn_vis's dense network 784-81-49-10 (67,963 edges; 784 as a 28x28 grid,
     81 as a 9x9 grid, 49 and 10 as columns): time to bundle all three layer pairs.
 (b) one layer pair 8192 (grid) -> 256 (grid), 2,097,152 edges: time and peak
-    memory of straight points + bundling + offsets, in a child process.
-(c) datashader's hammer_bundle on the same edges, in a child process killed
-    after --hammer-limit seconds. It is 2D: it gets the side view's projection
-    (x, z) of the neurons, and its result is measured in that same view.
+    memory of straight points + bundling + offsets, then Blender's hair curves.
+(c) datashader's hammer_bundle on the edges of (a) and (b), against ours, each
+    timed cold (the first call in a fresh Python, after its imports) and warm
+    (the second call in the same process); hammer_bundle also with
+    ``use_dask=True``. A call is stopped after --hammer-limit seconds.
+    hammer_bundle is 2D: it gets the side view's projection (x, z) of the
+    neurons, and its result is measured in that same view.
 (d) ink and distortion, straight vs bundled, for a demo-like stack
-    (flatten 128 -> 64 -> 10) and a CIFAR-like one (flatten 8192 -> 256 -> 10),
+    (flatten 256 -> 32 -> 10) and a CIFAR-like one (flatten 8192 -> 256 -> 10),
     seen from the stage camera's direction and from the side.
+(e) the same for scenes built by ``build_network``, through the stage camera.
 
 Weights do not enter the bundling (every weight is an edge), so random
 weights are not needed: the edges are all pairs of each dense layer.
 datashader, dask and scikit-image (requirements.txt) are used only here.
+``--smoke`` runs the same path on small stacks, (c) on the first case only and
+(e) on the digits network only, and writes into a temporary folder.
 """
 
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
+from bench import (
+    add_output_arguments,
+    benchmarks_file,
+    format_bytes,
+    format_seconds,
+    measured_line,
+    note_load,
+    package_version,
+    write_section,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from blender_cnn.core.bundling import bundle_edges, default_points_per_edge, lateral_offsets, straight_points  # noqa: E402
-from blender_cnn.core.drawing_metrics import distortion, drawing_bounds, ink  # noqa: E402
-from blender_cnn.core.layout import neuron_positions, suggested_spacing  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BENCHMARKS, cpu_model, update_benchmarks  # noqa: E402
+from blender_cnn.core.bundling import bundle_edges, default_points_per_edge, lateral_offsets, straight_points
+from blender_cnn.core.connections import AUTO_MAX_EDGES
+from blender_cnn.core.drawing_metrics import distortion, drawing_bounds, ink
+from blender_cnn.core.layout import display_shape, neuron_positions, suggested_spacing
 
 SECTION = "Edge bundling"
 NN_VIS = (784, 81, 49, 10)
@@ -52,6 +63,16 @@ VIEWS = {"stage (1, 1, -0.4)": (1.0, 1.0, -0.4), "side (0, 1, 0)": (0.0, 1.0, 0.
 SIDE = (0.0, 1.0, 0.0)
 RESOLUTIONS = (1024, 512)  # pixels along the longer side of the frame
 GOALS = {"ink": 0.6, "distortion": 1.3, "large_seconds": 30.0, "large_bytes": 4e9, "nn_vis_seconds": 3.0}
+# The synthetic scenes of (e): name -> kind (``scene_child``).
+SCENES = {"digits demo CNN (16x16x1)": "digits", "CIFAR-10 greyscale CNN (32x32x1)": "cifar"}
+SCENE_WIDTHS = (1280, 640)  # render widths of the 16:9 frame
+# What each run measures: the nn_vis-like stack, the large pair, the cases hammer_bundle runs on, the clutter
+# stacks and the scenes.
+FULL = {"nn_vis": NN_VIS, "large": CIFAR[:2], "hammer_cases": ("nn_vis", "large"),
+        "stacks": {"digits demo": DEMO, "CIFAR-like": CIFAR}, "scenes": SCENES}
+SMOKE = {"nn_vis": (64, 16, 9, 4), "large": (256, 16), "hammer_cases": ("nn_vis",),
+         "stacks": {"digits demo": DEMO, "CIFAR-like": (512, 16, 10)},
+         "scenes": {"digits demo CNN (16x16x1)": "digits"}}
 
 
 def spacing(sizes):
@@ -72,41 +93,61 @@ def dense_stack(sizes):
     return tuple(np.concatenate(column) for column in zip(*parts)), np.concatenate(positions)
 
 
-def best_time(action, repeats=3):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def sizes_text(sizes):
+    return ",".join(map(str, sizes))
+
+
+def parse_sizes(text):
+    return tuple(int(size) for size in text.split(","))
+
+
+def emit(**values):
+    """Print one JSON line for the parent, at once: it stops a call that prints nothing for too long."""
+    print(json.dumps(values), flush=True)
 
 
 def child(mode, *args, limit=None):
-    """Run this script in ``mode`` in a child Python; (result dict or None if killed at ``limit``, seconds, peak bytes)."""
-    with tempfile.TemporaryFile("w+") as stdout:
-        start = time.perf_counter()
-        process = subprocess.Popen([sys.executable, __file__, mode, *args], stdout=stdout, text=True)
+    """Run this script in ``mode`` in a child Python; stop it when a call prints nothing for ``limit`` seconds.
+
+    The child prints JSON lines (``emit``) as it goes; the clock of ``limit`` restarts at each. Returns
+    ``(one dict of every JSON line's values, True if it was stopped, peak resident bytes)``.
+    """
+    note_load()
+    process = subprocess.Popen([sys.executable, __file__, mode, *map(str, args)], stdout=subprocess.PIPE, text=True)
+    values, last = {}, [time.perf_counter()]
+
+    def read():
+        for line in process.stdout:
+            if line.startswith("{"):
+                values.update(json.loads(line))
+                last[0] = time.perf_counter()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    stopped = False
+    while True:
         # wait4 gives this child's own peak memory (RUSAGE_CHILDREN would be the largest of all so far).
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if limit is not None and time.perf_counter() - start > limit:
-                process.kill()
-                os.wait4(process.pid, 0)
-                return None, time.perf_counter() - start, None
-            time.sleep(0.05)
-        seconds = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status):
-            raise RuntimeError(f"{mode} failed with exit code {os.waitstatus_to_exitcode(status)}")
-        stdout.seek(0)
-        output = stdout.read()
-    return json.loads(output.strip().splitlines()[-1]), seconds, usage.ru_maxrss * 1024
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        if limit is not None and time.perf_counter() - last[0] > limit:
+            process.kill()
+            _, status, usage = os.wait4(process.pid, 0)
+            stopped = True
+            break
+        time.sleep(0.05)
+    reader.join()
+    process.stdout.close()
+    if not stopped and os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"{mode} {' '.join(map(str, args))} failed with exit code "
+                           f"{os.waitstatus_to_exitcode(status)}")
+    return values, stopped, usage.ru_maxrss * 1024
 
 
-def large_pair_child():
-    """(b): straight points, bundling and offsets of 8192 -> 256, as the scene would need them."""
-    (source, target, _, _), _ = dense_stack(CIFAR[:2])
+def large_pair_child(sizes):
+    """(b): straight points, bundling and offsets of one large layer pair, as the scene would need them."""
+    sources, targets = parse_sizes(sizes)
+    (source, target, _, _), _ = dense_stack((sources, targets))
     start = time.perf_counter()
     points = default_points_per_edge(len(source))
     straight = straight_points(source, target, points)
@@ -122,25 +163,35 @@ def large_pair_child():
 
     start = time.perf_counter()
     count = len(source)
-    curve_arrays = {"source_cell": np.arange(count, dtype=np.int32) % 8192,
-                    "target_cell": 8192 + np.arange(count, dtype=np.int32) // 8192,
+    curve_arrays = {"source_cell": np.arange(count, dtype=np.int32) % sources,
+                    "target_cell": sources + np.arange(count, dtype=np.int32) // sources,
                     "weight": np.zeros(count, np.float32), "weight_max": np.ones(count, np.float32)}
     curves = hair_curves("bench connections", count, points, curve_arrays, {"bundle_offset": offsets.reshape(-1, 3)})
     curve_seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "curve_seconds": curve_seconds, "edges": count, "points": points,
-                      "curve_points": len(curves.points), "bytes": offsets.nbytes}))
+    emit(seconds=seconds, curve_seconds=curve_seconds, edges=count, points=points, curve_points=len(curves.points),
+         bytes=offsets.nbytes)
 
 
-SCENES = {"digits demo CNN (16x16x1)": "digits", "CIFAR-10 greyscale CNN (32x32x1)": "cifar"}
-SCENE_WIDTHS = (1280, 640)  # render widths of the 16:9 frame
+def ours_child(sizes):
+    """(c), ours: straight points and bundling of a dense stack, cold then warm, and its side-view clutter."""
+    (source, target, _, _), _ = dense_stack(parse_sizes(sizes))
+    points = default_points_per_edge(len(source))
+    emit(edges=len(source), points=points)
+    for run in ("cold", "warm"):
+        start = time.perf_counter()
+        straight = straight_points(source, target, points)
+        bundled = bundle_edges(source, target, points, straight=straight)
+        emit(**{run: time.perf_counter() - start})
+    frame = drawing_bounds(straight, SIDE)
+    emit(ink=ink(bundled, SIDE, RESOLUTIONS[0], frame) / ink(straight, SIDE, RESOLUTIONS[0], frame),
+         distortion=distortion(bundled))
 
 
 def scene_child(kind, work):
     """(e): a synthetic network built as the scene builds it (default edge selection), its evaluated curves
     straight and bundled, seen from the stage camera."""
-    from bench_scene import cifar_greyscale_layers, write_synthetic_bundle
-
     import bpy
+    from bench_scene import cifar_greyscale_layers, write_synthetic_bundle
 
     from blender_cnn.scene.drawn import drawn_curves
     from blender_cnn.scene.network import build_network, set_network_input
@@ -166,27 +217,29 @@ def scene_child(kind, work):
     for width in SCENE_WIDTHS:
         plain, bundled = (ink(drawn[strength], projection, width, frame) for strength in (0.0, 1.0))
         result[f"ink_{width}"] = [plain, bundled]
-    print(json.dumps(result))
+    emit(**result)
 
 
-def hammer_child(sizes_text):
-    """(c): datashader's hammer_bundle on the side view's projection of a dense stack."""
+def hammer_child(sizes, use_dask):
+    """(c): datashader's hammer_bundle on the side view's projection of a dense stack, cold then warm."""
+    start = time.perf_counter()
+    import datashader
     import pandas as pd
     from datashader.bundling import hammer_bundle
 
-    sizes = tuple(int(size) for size in sizes_text.split(","))
-    (source_xyz, target_xyz, source, target), positions = dense_stack(sizes)
+    emit(imported=time.perf_counter() - start, version=datashader.__version__)
+    (source_xyz, target_xyz, source, target), positions = dense_stack(parse_sizes(sizes))
     nodes = pd.DataFrame({"x": positions[:, 0].astype(np.float64), "y": positions[:, 2].astype(np.float64)})
     edges = pd.DataFrame({"source": source, "target": target})
-    start = time.perf_counter()
-    paths = hammer_bundle(nodes, edges)
-    seconds = time.perf_counter() - start
+    for run in ("cold", "warm"):
+        start = time.perf_counter()
+        paths = hammer_bundle(nodes, edges, use_dask=use_dask == "dask")
+        emit(**{run: time.perf_counter() - start})
     polylines = hammer_polylines(paths[["x", "y"]].to_numpy())
     straight = straight_points(source_xyz, target_xyz, 2)
     frame = drawing_bounds(straight, SIDE)
-    print(json.dumps({"seconds": seconds, "distortion": distortion(polylines),
-                      **{f"ink_{res}": ink(polylines, SIDE, res, frame) / ink(straight, SIDE, res, frame)
-                         for res in RESOLUTIONS}}))
+    emit(distortion=distortion(polylines),
+         ink=ink(polylines, SIDE, RESOLUTIONS[0], frame) / ink(straight, SIDE, RESOLUTIONS[0], frame))
 
 
 def hammer_polylines(xy):
@@ -202,15 +255,6 @@ def hammer_polylines(xy):
     polylines = np.zeros((len(starts), longest, 3), dtype=np.float32)
     polylines[..., 0], polylines[..., 2] = xy[index, 0], xy[index, 1]
     return polylines
-
-
-def side_view_clutter(sizes, resolution=RESOLUTIONS[0]):
-    """Our bundled ink / straight ink in the side view, and our distortion: to set beside hammer_bundle's."""
-    (source, target, _, _), _ = dense_stack(sizes)
-    straight = straight_points(source, target, default_points_per_edge(len(source)))
-    bundled = bundle_edges(source, target, straight.shape[1], straight=straight)
-    frame = drawing_bounds(straight, SIDE)
-    return ink(bundled, SIDE, resolution, frame) / ink(straight, SIDE, resolution, frame), distortion(bundled)
 
 
 def clutter(sizes):
@@ -232,44 +276,91 @@ def met(ok):
     return "**met**" if ok else "**NOT met**"
 
 
-def report(nn_vis_seconds, large, hammer, stacks, scenes):
+def times_ratio(theirs, ours):
+    """theirs / ours as "164x" (two digits below 10: "1.3x")."""
+    value = theirs / ours
+    return f"{value:.0f}x" if value >= 10 else f"{value:.2g}x"
+
+
+def case_label(key, sizes):
+    """"nn_vis dense 784-81-49-10", "8192 grid -> 256 grid"."""
+    if key == "nn_vis":
+        return ("nn_vis dense " if tuple(sizes) == NN_VIS else "dense ") + "-".join(map(str, sizes))
+    return " -> ".join(f"{size} {'column' if display_shape((size,))[1] == 1 else 'grid'}" for size in sizes)
+
+
+def hammer_cells(outcome, run, ours, limit):
+    """The time and ratio cells of one hammer_bundle run (``run``: "cold" or "warm")."""
+    values, stopped, _ = outcome
+    if run in values:
+        return f"{format_seconds(values[run])} | {times_ratio(values[run], ours[run])}"
+    if stopped and (run == "cold" or "cold" in values):
+        return f"did not finish in {limit:g} s (stopped) | over {times_ratio(limit, ours[run])}"
+    return "not run (the cold call did not finish) | "
+
+
+def quality_value(values, name):
+    """A child's "ink" (2 decimals) or "distortion" (3), or "-" when it did not get that far."""
+    return f"{values[name]:.{2 if name == 'ink' else 3}f}" if name in values else "-"
+
+
+def report(results, stacks, scenes):
+    config, limit = results["config"], results["hammer_limit"]
+    nn_vis, large_sizes = config["nn_vis"], config["large"]
+    spaced = [nn_vis, *config["stacks"].values()]
     lines = [f"## {SECTION}", "",
-             f"Measured {date.today().isoformat()} on {cpu_model()}, {os.cpu_count()} cores, "
-             f"Python {platform.python_version()}, numpy {np.__version__}; `scripts/bench_bundling.py`.",
+             *measured_line("bench_bundling.py", ("numpy", "bpy", "datashader", "dask")),
              "Algorithm and parameters: docs/bundling.md (defaults throughout). Layer Spacing as the scene",
              "suggests it (`suggested_spacing`): " + ", ".join(
-                 f"{'-'.join(map(str, sizes))}: {spacing(sizes):g}" for sizes in (NN_VIS, DEMO, CIFAR)) + ".",
+                 f"{'-'.join(map(str, sizes))}: {spacing(sizes):g}" for sizes in spaced) + ".",
              "", "### Time and memory", "",
              "| case | edges | points per edge | time | peak memory | goal |", "|---|---:|---:|---:|---:|---|"]
-    nn_edges = sum(a * b for a, b in zip(NN_VIS, NN_VIS[1:]))
-    lines.append(f"| nn_vis dense 784-81-49-10, all 3 pairs (straight + bundled, best of 3) | {nn_edges:,} | "
-                 f"{default_points_per_edge(nn_edges)} | {nn_vis_seconds:.2f} s | | under "
-                 f"{GOALS['nn_vis_seconds']:g} s: {met(nn_vis_seconds < GOALS['nn_vis_seconds'])} |")
-    result, _, peak = large
-    total = result["seconds"] + result["curve_seconds"]
-    lines.append(f"| 8192 grid -> 256 grid: straight + bundled + offsets {result['seconds']:.2f} s, then Blender hair "
-                 f"curves with the offsets {result['curve_seconds']:.2f} s (child process) | {result['edges']:,} | "
-                 f"{result['points']} | {total:.2f} s | {peak / 1e9:.2f} GB | under 30 s: "
-                 f"{met(total < GOALS['large_seconds'])}; under 4 GB: {met(peak < GOALS['large_bytes'])} |")
+    ours = results["ours"]["nn_vis"][0]
+    lines.append(f"| {case_label('nn_vis', nn_vis)}, all {len(nn_vis) - 1} pairs (straight + bundled), the first call "
+                 f"in a fresh process (the second: {format_seconds(ours['warm'])}) | {ours['edges']:,} | "
+                 f"{ours['points']} | {format_seconds(ours['cold'])} | | under {GOALS['nn_vis_seconds']:g} s: "
+                 f"{met(ours['cold'] < GOALS['nn_vis_seconds'])} |")
+    large, _, peak = results["large"]
+    total = large["seconds"] + large["curve_seconds"]
+    lines.append(f"| {case_label('large', large_sizes)}: straight + bundled + offsets "
+                 f"{format_seconds(large['seconds'])}, then Blender hair curves with the offsets "
+                 f"{format_seconds(large['curve_seconds'])} (child process) | {large['edges']:,} | "
+                 f"{large['points']} | {format_seconds(total)} | {format_bytes(peak)} | under "
+                 f"{GOALS['large_seconds']:g} s: {met(total < GOALS['large_seconds'])}; under "
+                 f"{GOALS['large_bytes'] / 1e9:g} GB: {met(peak < GOALS['large_bytes'])} |")
+    hammer = results["hammer"]
+    started = [values for values, _, _ in hammer.values() if "version" in values]
+    version = started[0]["version"] if started else package_version("datashader")
+    imported = (f" Importing `datashader.bundling` took {format_seconds(max(v['imported'] for v in started))} "
+                "(numba compiles its functions), counted in neither." if started else "")
     lines += ["", "Peak memory is the child's maximum resident set (ru_maxrss), Python, numpy and bpy included.", "",
               "### datashader hammer_bundle, same edges", "",
-              "hammer_bundle (datashader 0.19.1, default parameters) is 2D: it bundles the side view's projection",
-              "(x, z) of the neurons, and its ink is measured in that view against the straight drawing.", "",
-              f"| case | edges | hammer_bundle time | ours | time ratio (hammer / ours) | ink / straight, side view, "
-              f"{RESOLUTIONS[0]} px: hammer / ours | distortion: hammer / ours |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, edges, ours, (outcome, _, _), limit, (our_ink, our_distortion) in hammer:
-        if outcome is None:
-            lines.append(f"| {name} | {edges:,} | did not finish in {limit:g} s (killed) | {ours:.2f} s | "
-                         f"over {limit / ours:.0f}x | - / {our_ink:.2f} | - / {our_distortion:.3f} |")
-        else:
-            lines.append(f"| {name} | {edges:,} | {outcome['seconds']:.2f} s | {ours:.2f} s | "
-                         f"{outcome['seconds'] / ours:.0f}x | {outcome[f'ink_{RESOLUTIONS[0]}']:.2f} / {our_ink:.2f} | "
-                         f"{outcome['distortion']:.3f} / {our_distortion:.3f} |")
+              f"hammer_bundle (datashader {version}, default parameters) is 2D: it bundles the side view's projection",
+              "(x, z) of the neurons, and its ink is measured in that view against the straight drawing. Ours is",
+              "straight points + bundling (`straight_points`, `bundle_edges`) of the same edges. Every figure comes",
+              "from one run of this script, each side in a fresh Python of its own: *cold* is the first call after",
+              "the imports, *warm* the second call in the same process." + imported,
+              "`use_dask=True` makes hammer_bundle split its work into dask tasks. A call still running after",
+              f"{limit:g} s is stopped. *ratio*: hammer_bundle's time over ours, cold over cold and warm over warm.", "",
+              "| case | edges | call | ours | hammer_bundle | ratio | hammer_bundle, use_dask=True | ratio |",
+              "|---|---:|---|---:|---:|---:|---:|---:|"]
+    quality = [f"| case | ink / straight, side view, {RESOLUTIONS[0]} px: ours / hammer_bundle / use_dask "
+               "| distortion: ours / hammer_bundle / use_dask |", "|---|---:|---:|"]
+    for key in config["hammer_cases"]:
+        label, ours = case_label(key, config[key]), results["ours"][key][0]
+        plain, dask = hammer[key, "plain"], hammer[key, "dask"]
+        for run in ("cold", "warm"):
+            lines.append(f"| {label} | {ours['edges']:,} | {run} | {format_seconds(ours[run])} "
+                         f"| {hammer_cells(plain, run, ours, limit)} | {hammer_cells(dask, run, ours, limit)} |")
+        quality.append(f"| {label} | " + " | ".join(
+            " / ".join(quality_value(values, name) for values in (ours, plain[0], dask[0]))
+            for name in ("ink", "distortion")) + " |")
+    lines += ["", *quality]
     lines += ["", "### Clutter: ink and distortion", "",
               "Ink: share of the frame's pixels covered when every edge is drawn one pixel wide, orthographic",
               "view; the frame is the straight drawing's bounding box, pixels square, the resolution the",
-              "frame's longer side. Goal at full strength: bundled ink at most 60% of straight, mean",
-              "distortion (path length / straight length) under 1.3.", "",
+              f"frame's longer side. Goal at full strength: bundled ink at most {GOALS['ink']:.0%} of straight, mean",
+              f"distortion (path length / straight length) under {GOALS['distortion']:g}.", "",
               "| stack | edges | view | resolution | straight ink | bundled ink | ratio | distortion | goal |",
               "|---|---:|---|---:|---:|---:|---:|---:|---|"]
     for name, numbers in stacks:
@@ -280,7 +371,7 @@ def report(nn_vis_seconds, large, hammer, stacks, scenes):
                          f"{ratio:.2f} | {bent:.3f} | {met(ratio <= GOALS['ink'] and bent < GOALS['distortion'])} |")
     lines += ["", "### The scenes as built", "",
               "The goal's own terms: each network built by `build_network` with its default edge selection (every",
-              "weight of a layer up to 20,000, else the strongest per neuron within that many), its evaluated",
+              f"weight of a layer up to {AUTO_MAX_EDGES:,}, else the strongest per neuron within that many), its evaluated",
               "curves at Bundling Strength 0 and 1, drawn through the stage camera's perspective projection",
               "into its whole 16:9 frame at the render's pixels. Synthetic bundles (random weights) of the real shapes.",
               "", "| network | curves drawn (of weights) | render | straight ink | bundled ink | ratio | distortion | goal |",
@@ -298,52 +389,46 @@ def report(nn_vis_seconds, large, hammer, stacks, scenes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hammer-limit", type=float, default=300.0, help="seconds before hammer_bundle is killed")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs/BENCHMARKS.md alone")
+    parser.add_argument("--hammer-limit", type=float, default=300.0,
+                        help="seconds one hammer_bundle call may take before its process is stopped")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
+    config = SMOKE if args.smoke else FULL
+    results = {"config": config, "hammer_limit": args.hammer_limit, "ours": {}, "hammer": {}}
 
-    # (b) first, so that the children's peak memory is this child's.
-    large = child("--child-large")
-    print(f"8192 -> 256: {large[0]['seconds']:.2f} s, peak {large[2] / 1e9:.2f} GB", flush=True)
-
-    (source, target, _, _), _ = dense_stack(NN_VIS)
-    points = default_points_per_edge(len(source))
-    nn_vis_seconds = best_time(lambda: bundle_edges(source, target, points,
-                                                    straight=straight_points(source, target, points)))
-    print(f"nn_vis 784-81-49-10: {nn_vis_seconds:.2f} s", flush=True)
-
-    hammer = []
-    for name, sizes, ours in (("nn_vis dense 784-81-49-10", NN_VIS, nn_vis_seconds),
-                              ("8192 grid -> 256 grid", CIFAR[:2], large[0]["seconds"])):
-        edges = sum(a * b for a, b in zip(sizes, sizes[1:]))
-        outcome = child("--child-hammer", ",".join(map(str, sizes)), limit=args.hammer_limit)
-        hammer.append((name, edges, ours, outcome, args.hammer_limit, side_view_clutter(sizes)))
-        print(f"hammer_bundle {name}: {outcome[0] if outcome[0] else 'did not finish'}", flush=True)
+    results["large"] = child("--child-large", sizes_text(config["large"]))
+    print(f"{case_label('large', config['large'])}:", results["large"], flush=True)
+    for key in dict.fromkeys(("nn_vis", *config["hammer_cases"])):
+        results["ours"][key] = child("--child-ours", sizes_text(config[key]))
+        print(f"ours, {case_label(key, config[key])}:", results["ours"][key], flush=True)
+    for key in config["hammer_cases"]:
+        for variant in ("plain", "dask"):
+            results["hammer"][key, variant] = child("--child-hammer", sizes_text(config[key]), variant,
+                                                    limit=args.hammer_limit)
+            print(f"hammer_bundle ({variant}), {case_label(key, config[key])}:", results["hammer"][key, variant],
+                  flush=True)
 
     stacks = []
-    for name, sizes in (("digits demo 256 -> 32 -> 10", DEMO), ("CIFAR-like 8192 -> 256 -> 10", CIFAR)):
-        stacks.append((name, clutter(sizes)))
-        print(name, stacks[-1][1], flush=True)
+    for name, sizes in config["stacks"].items():
+        stacks.append((f"{name} {' -> '.join(map(str, sizes))}", clutter(sizes)))
+        print(stacks[-1][0], stacks[-1][1], flush=True)
 
     scenes = []
     with tempfile.TemporaryDirectory() as work:
-        for name, kind in SCENES.items():
+        for name, kind in config["scenes"].items():
             scenes.append((name, child("--child-scene", kind, work)[0]))
             print(name, scenes[-1][1], flush=True)
 
-    text = report(nn_vis_seconds, large, hammer, stacks, scenes)
-    print(text)
-    if not args.no_write:
-        update_benchmarks(SECTION, text)
-        print(f"written to {BENCHMARKS.relative_to(REPO)}")
+    with benchmarks_file(args) as path:
+        write_section(path, SECTION, report(results, stacks, scenes))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child-large":
-        large_pair_child()
-    elif len(sys.argv) > 1 and sys.argv[1] == "--child-hammer":
-        hammer_child(sys.argv[2])
-    elif len(sys.argv) > 1 and sys.argv[1] == "--child-scene":
-        scene_child(sys.argv[2], sys.argv[3])
+    children = {"--child-large": large_pair_child, "--child-ours": ours_child, "--child-hammer": hammer_child,
+                "--child-scene": scene_child}
+    if len(sys.argv) > 1 and sys.argv[1] in children:
+        # Keep the user's own add-ons and settings out of the children that import bpy.
+        os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
+        children[sys.argv[1]](*sys.argv[2:])
     else:
         main()

@@ -1,7 +1,7 @@
 """Published architectures at 224x224: extraction and scene build time and peak memory.
 
-    .venv/bin/python scripts/bench_graphs.py [--no-write] [--bundles DIR] [--timeout 600]
-    .venv/bin/python scripts/bench_graphs.py --smoke [--bundles DIR]
+    .venv/bin/python scripts/bench_graphs.py [--no-write] [--bundles DIR] [--timeout 600] [--benchmarks FILE]
+    .venv/bin/python scripts/bench_graphs.py --smoke [--bundles DIR] [--benchmarks FILE]
 
 For each of ``keras.applications`` ResNet50, MobileNetV2 (alpha 1.0),
 EfficientNetB0 and DenseNet121 at the real input 224x224x3 (``weights=None``,
@@ -21,7 +21,7 @@ values 0..255), each step in its own Python so its peak memory is its own
 Every child is stopped (SIGALRM) after ``--timeout`` seconds and reported as
 not finished. Writes the section "Published architectures at 224x224" of
 docs/BENCHMARKS.md, keeping the others. ``--smoke`` runs the same path at
-32x32 for one architecture and only prints, in about 25 s on 2 cores (2026-12-05).
+32x32 for one architecture and writes into a temporary folder.
 
 ``--bundles DIR`` keeps the ``.keras`` models, the samples and the bundles in
 DIR (``scripts/render_gallery.py`` renders them); otherwise they go to a
@@ -31,24 +31,30 @@ temporary folder that is removed (about 0.6 GB at 224).
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
-import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
+from bench import (
+    SCRIPTS,
+    add_output_arguments,
+    benchmarks_file,
+    format_bytes,
+    format_seconds,
+    measured_line,
+    measured_subprocess,
+    note_load,
+    write_section,
+)
+from bench_scene import _evaluated_counts, _import_bpy
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import (REPO, cpu_model, format_bytes, format_seconds, load_note, measured_subprocess,  # noqa: E402
-                   note_load, update_benchmarks)
-from bench_scene import _evaluated_counts, _import_bpy  # noqa: E402
+from blender_cnn.core.budget import DEFAULT_BUDGET_GB
 
-SECTION = "Published architectures at 224x224"
 SIDE = 224
+SECTION = f"Published architectures at {SIDE}x{SIDE}"
 SMOKE_SIDE = 32
 # (keras.applications name, its options): the architectures benchmarked, in order.
 ARCHITECTURES = (
@@ -118,8 +124,13 @@ def child_build(path, blend=None):
     bpy, import_seconds = _import_bpy(Path(path).parent)
     from blender_cnn.core.bundle import load_bundle
     from blender_cnn.core.graph import plan_graph
-    from blender_cnn.scene.network import CAPPED_PROPERTY, ESTIMATE_PROPERTY, build_network, get_network_input, \
-        shown_channels
+    from blender_cnn.scene.network import (
+        CAPPED_PROPERTY,
+        ESTIMATE_PROPERTY,
+        build_network,
+        get_network_input,
+        shown_channels,
+    )
 
     times = {"import": import_seconds}
     start = time.perf_counter()
@@ -180,7 +191,7 @@ def run_child(*args, timeout):
 def measure(folder, architectures, side, timeout, keep_blends=False):
     """Every architecture's model and extraction first (so all bundles exist early), then every scene."""
     samples = write_digit_sample(samples_path(folder, side), side)
-    baseline = run(REPO / "scripts" / "bench_scene.py", "--child-baseline", folder, timeout=timeout)[1]
+    baseline = run(SCRIPTS / "bench_scene.py", "--child-baseline", folder, timeout=timeout)[1]
     results = {"baseline_peak": baseline, "side": side, "rows": []}
     for name in architectures:
         row = {"name": name}
@@ -236,7 +247,8 @@ def report(results, timeout):
             verdicts.append(f"- {name}: built in under {BUILD_GOAL_SECONDS:.0f} s and {BUILD_GOAL_BYTES / 1e9:.0f} GB: "
                             f"**NOT met** ({why}).")
             if name == BUDGET_ARCHITECTURE:
-                verdicts.append(f"- {name} within the default memory budget (6 GB): **not measured** ({why}).")
+                verdicts.append(f"- {name} within the default memory budget ({DEFAULT_BUDGET_GB:g} GB): "
+                                f"**not measured** ({why}).")
             continue
         times = scene["times"]
         capped = (f"{len(scene['capped'])} of {scene['units']} (first {scene['cap']} of up to {scene['widest']})"
@@ -253,7 +265,7 @@ def report(results, timeout):
             f"under {BUILD_GOAL_BYTES / 1e9:.0f} GB peak: "
             f"**{'met' if scene['peak'] < BUILD_GOAL_BYTES else 'NOT met'}** ({format_bytes(scene['peak'])}).")
         if name == BUDGET_ARCHITECTURE:
-            budget = 6.0
+            budget = DEFAULT_BUDGET_GB
             verdicts.append(
                 f"- {name} within the default memory budget ({budget:.0f} GB): the process's peak "
                 f"{format_bytes(scene['peak'])}: **{'met' if scene['peak'] <= budget * 1e9 else 'NOT met'}**; "
@@ -261,12 +273,10 @@ def report(results, timeout):
                 f"({'within' if scene['estimated_gb'] <= budget else 'over'} the budget).")
     named = [name + (" (alpha 1.0)" if name == "MobileNetV2" else "") for name in (row["name"] for row in results["rows"])]
     names = " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
-    machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, bpy 5.2.3"
     return "\n".join([
         f"## {SECTION}",
         "",
-        f"Measured {date.today().isoformat()} on {machine}, with `scripts/bench_graphs.py`.",
-        *load_note(),
+        *measured_line("bench_graphs.py", ("numpy", "bpy", "tensorflow", "keras")),
         f"`keras.applications` {names} at {side}x{side}x3,",
         "`weights=None` (random weights, nothing downloaded) and Keras' default 1000 classes; one epoch",
         f"(the saved model) and one sample: the first scikit-learn digit (8x8) upscaled to {side}x{side}, the",
@@ -281,8 +291,10 @@ def report(results, timeout):
         "",
         *extraction,
         "",
-        "*read bundle* is `load_bundle`, *build* `build_network(bundle)` at the default memory budget",
-        "(6 GB), *first evaluation* the first evaluation of the network's Geometry Nodes (depsgraph update",
+        "*read bundle* is `load_bundle` (the manifest and the arrays' headers), *build* `build_network(bundle)`",
+        "(the arrays read from the file as it needs them; the extraction had just written it, so it is in the",
+        f"system's file cache) at the default memory budget ({DEFAULT_BUDGET_GB:g} GB),",
+        "*first evaluation* the first evaluation of the network's Geometry Nodes (depsgraph update",
         "and `evaluated_geometry()`); *total* is the three together (importing bpy not included).",
         "*units / blocks*: the scene's units (a layer with its plumbing) and collapsible blocks",
         "(`core/graph.py`); every block starts collapsed. *activations* are all layers' outputs;",
@@ -300,12 +312,11 @@ def report(results, timeout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--no-write", action="store_true", help="print the figures only")
-    parser.add_argument("--smoke", action="store_true",
-                        help=f"the same path at {SMOKE_SIDE}x{SMOKE_SIDE} for {SMOKE_ARCHITECTURE} only; prints only")
+    add_output_arguments(parser)
     parser.add_argument("--bundles", metavar="DIR", help="keep the models, samples and bundles in DIR")
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT,
                         help="stop any one step after this many seconds (default %(default)s)")
+    # Some architectures only: printed, never written (the section would lose the others' rows).
     parser.add_argument("--only", nargs="+", choices=[name for name, _ in ARCHITECTURES], help=argparse.SUPPRESS)
     parser.add_argument("--child-timeout", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-model", nargs=3, metavar=("NAME", "SIDE", "DIR"), help=argparse.SUPPRESS)
@@ -330,14 +341,10 @@ def main(argv=None):
     finally:
         if not args.bundles:
             shutil.rmtree(folder, ignore_errors=True)
-    text = report(results, args.timeout)
-    if args.smoke:
-        text = text.replace(f"## {SECTION}", f"## Smoke run: {SMOKE_ARCHITECTURE} at {side}x{side}", 1)
-    print(text)
+    args.no_write = args.no_write or bool(args.only)
+    with benchmarks_file(args) as path:
+        write_section(path, SECTION, report(results, args.timeout))
     print(f"whole run: {format_seconds(time.perf_counter() - started)}")
-    if not (args.no_write or args.smoke or args.only):
-        update_benchmarks(SECTION, text)
-        print("written to docs/BENCHMARKS.md")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""How the network scene scales: build and evaluation time and peak memory by activation count.
+"""How the network scene scales: read, build and evaluation time and peak memory by activation count.
 
-    .venv/bin/python scripts/bench_scene.py [--no-write] [--no-plot] [--naive-limit 60]
+    .venv/bin/python scripts/bench_scene.py [--no-write] [--no-plot] [--naive-limit 60] [--benchmarks FILE]
+    .venv/bin/python scripts/bench_scene.py --smoke [--benchmarks FILE]
 
 Needs neither TensorFlow nor trained weights: each network is a synthetic
 bundle (1 epoch, 1 sample, random activations of the real shapes, random
@@ -15,37 +16,53 @@ reused from ``bench.py``):
   first takes longer than ``--naive-limit`` seconds.
 
 VGG16 is also saved to a .blend and reopened and evaluated in a fresh
-process. Writes its own section of docs/BENCHMARKS.md (the other sections are
-kept) and the plot docs/scene_scaling.png. Temporary files go to a folder
-under $TMPDIR (about 1.3 GB at most, for VGG16's .blend) that is removed.
+process. A scene's time starts with reading the bundle file: ``load_bundle``
+reads the manifest, and the arrays are read from the file as the build needs
+them. Writes its own section of docs/BENCHMARKS.md (the other sections are
+kept) and the plot scene_scaling.png beside it (docs/). Temporary files go to
+a folder under $TMPDIR (about 1.3 GB at most, for VGG16's .blend) that is
+removed. ``--smoke`` runs the same path on tiny networks (VGG16 at 32x32, two
+small sizes of the series) and writes into a temporary folder.
 """
 
 import argparse
+import collections
 import json
 import math
 import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import (REPO, cpu_model, format_bytes, format_seconds, load_note, measured_subprocess,  # noqa: E402
-                   note_load, update_benchmarks)
+from bench import (
+    add_output_arguments,
+    benchmarks_file,
+    cpu_model,
+    format_bytes,
+    format_seconds,
+    measured_line,
+    measured_subprocess,
+    note_load,
+    package_version,
+    write_section,
+)
 
 SECTION = "Scene: build time and peak memory by network size"
-PLOT = REPO / "docs" / "scene_scaling.png"
+PLOT_NAME = "scene_scaling.png"  # written beside BENCHMARKS.md
 CLASS_COUNT = 10
 
 CIFAR_BUILD_GOAL_SECONDS = 1.0
 VGG16_GOAL_SECONDS = 15.0
 VGG16_GOAL_BYTES = 8e9
+VGG16_SIDE = 224
 SERIES_TARGETS = (1e3, 1e4, 3e4, 1e5, 3e5, 1e6, 5e6, 1.5e7)
+# --smoke: the same path on networks small enough to take a second or two each.
+SMOKE_CIFAR_SIDE = 8
+SMOKE_VGG16_SIDE = 32
+SMOKE_SERIES_TARGETS = (1e3, 3e3)
+SMOKE_NAIVE_LIMIT = 5.0
 
 
 # Networks as (layer type, settings) after the input; shapes follow Keras ("same" convs, 2x2 pools that floor).
@@ -96,7 +113,6 @@ def series_input_side(target):
 
 def write_synthetic_bundle(path, name, input_shape, layers, seed=0, epochs=1, samples=1):
     """A valid bundle: random activations and Dense kernels that drift from epoch to epoch, and falling loss."""
-    sys.path.insert(0, str(REPO))
     from blender_cnn.core.bundle import write_bundle
 
     rng = np.random.default_rng(seed)
@@ -153,7 +169,6 @@ def write_synthetic_bundle(path, name, input_shape, layers, seed=0, epochs=1, sa
 
 def _import_bpy(work):
     os.environ.setdefault("BLENDER_USER_RESOURCES", str(Path(work) / "blender_user"))
-    sys.path.insert(0, str(REPO))
     start = time.perf_counter()
     import bpy
 
@@ -173,35 +188,34 @@ def _evaluated_counts(bpy, obj):
 
 
 def child_build(bundle_path, blend_path=None, again=False):
-    """Time load, cell arrays, build and first evaluation of one bundle; optionally save the .blend."""
+    """Time reading the bundle, the build and the first evaluation of one bundle; optionally save the .blend.
+
+    The bundle's arrays are read from the file as ``build_network`` needs them (``load_bundle`` reads
+    the manifest only), so *build* includes reading them.
+    """
     bpy, import_seconds = _import_bpy(Path(bundle_path).parent)
-    from blender_cnn.core import cells as cell_data
-    from blender_cnn.core.connections import dense_connections
     from blender_cnn.core.bundle import load_bundle
-    from blender_cnn.scene.network import build_network
+    from blender_cnn.scene.network import CONNECTIONS_PROPERTY, build_network, get_network_input
 
     times = {"import": import_seconds}
     start = time.perf_counter()
     bundle = load_bundle(bundle_path)
     times["load"] = time.perf_counter() - start
-    # The numpy stage on its own (build_network computes it again), to split the build into its parts.
-    start = time.perf_counter()
-    layers, arrays = cell_data.cell_arrays(bundle)
-    edges = dense_connections(bundle, layers)[0]
-    times["arrays"] = time.perf_counter() - start
-    activations, cells, edge_count = sum(cells.count for cells in layers), len(arrays["layer"]), len(edges["weight"])
-    del layers, arrays, edges
     start = time.perf_counter()
     network = build_network(bundle)
     times["build"] = time.perf_counter() - start
     start = time.perf_counter()
     counts = _evaluated_counts(bpy, network)
     times["evaluate"] = time.perf_counter() - start
+    # Counted from what was built, so that nothing else adds to the process's peak memory.
+    activations = sum(int(np.prod(layer.output_shape)) for layer in bundle.layers)
+    cells = len(get_network_input(network, "Cells").data.vertices)
+    edge_count = sum(entry["drawn"] for entry in network[CONNECTIONS_PROPERTY])
     result = {"activations": activations, "cells": cells, "edges": edge_count, **counts, "times": times}
     if again:
-        # A second network in the same file: the shared node groups exist already.
+        # A second network in the same file, read from the file again: the shared node groups exist already.
         start = time.perf_counter()
-        _evaluated_counts(bpy, build_network(bundle))
+        _evaluated_counts(bpy, build_network(load_bundle(bundle_path)))
         times["again"] = time.perf_counter() - start
     if blend_path:
         start = time.perf_counter()
@@ -242,15 +256,15 @@ def child_naive(bundle_path, time_limit):
     """
     bpy, _ = _import_bpy(Path(bundle_path).parent)
     from blender_cnn.core import cells as cell_data
-    from blender_cnn.core.connections import dense_connections
     from blender_cnn.core.bundle import load_bundle
 
+    # Timed from reading the bundle, as ours is; the cells' values and map shapes come from the add-on's numpy.
+    start = time.perf_counter()
     layers, arrays = cell_data.cell_arrays(load_bundle(bundle_path))
     # One object per activation: any cells the add-on adds after the layers' own (summaries) are left out.
     activations = sum(cells.count for cells in layers)
     columns = {name: arrays[name][:activations].tolist() for name in ("layer", "channel", "row", "col", "map_rows", "map_cols",
                                                          "channels", "activation", "act_low", "act_high")}
-    start = time.perf_counter()
     quad = bpy.data.meshes.new("cell quad")
     quad.from_pydata([(0, -0.45, -0.45), (0, 0.45, -0.45), (0, 0.45, 0.45), (0, -0.45, 0.45)], [], [(0, 1, 2, 3)])
     collection = bpy.data.collections.new("cells")
@@ -285,16 +299,18 @@ def run_child(*args):
     return result
 
 
-def measure(work, naive_limit):
+def measure(work, naive_limit, smoke=False):
     baseline = run_child("--child-baseline", work)["peak"]
-    results = {"baseline_peak": baseline}
+    cifar_side, vgg_side = (SMOKE_CIFAR_SIDE, SMOKE_VGG16_SIDE) if smoke else (32, VGG16_SIDE)
+    results = {"baseline_peak": baseline, "naive_limit": naive_limit, "cifar_side": cifar_side, "vgg_side": vgg_side}
 
-    cifar = write_synthetic_bundle(work / "cifar.bcnn.npz", "cifar_greyscale", (32, 32, 1), cifar_greyscale_layers())
+    cifar = write_synthetic_bundle(work / "cifar.bcnn.npz", "cifar_greyscale", (cifar_side, cifar_side, 1),
+                                   cifar_greyscale_layers())
     results["cifar"] = run_child("--child-build", cifar, "--again")
     print("CIFAR-10 greyscale:", results["cifar"], flush=True)
     Path(cifar).unlink()
 
-    vgg = write_synthetic_bundle(work / "vgg16.bcnn.npz", "vgg16", (224, 224, 3), vgg16_conv_layers())
+    vgg = write_synthetic_bundle(work / "vgg16.bcnn.npz", "vgg16", (vgg_side, vgg_side, 3), vgg16_conv_layers())
     blend = work / "vgg16.blend"
     results["vgg16"] = run_child("--child-build", vgg, "--blend", blend)
     print("VGG16:", results["vgg16"], flush=True)
@@ -304,7 +320,7 @@ def measure(work, naive_limit):
     Path(vgg).unlink()
 
     results["series"], naive_done = [], False
-    for target in SERIES_TARGETS:
+    for target in SMOKE_SERIES_TARGETS if smoke else SERIES_TARGETS:
         side = series_input_side(target)
         path = write_synthetic_bundle(work / f"series_{side}.bcnn.npz", f"conv_{side}", (side, side, SERIES_CHANNELS),
                                       SERIES_LAYERS)
@@ -330,7 +346,22 @@ def available_memory():
 
 
 def total_seconds(result):
-    return result["times"]["build"] + result["times"]["evaluate"]
+    """Reading the bundle, the build and the first evaluation (one object per cell: its build reads the bundle)."""
+    times = result["times"]
+    return times.get("load", 0.0) + times["build"] + times["evaluate"]
+
+
+def describe_layers(layers):
+    """"2 x conv 3x3 64, max pool, flatten, dense 10" for ``layers`` as (type, setting)."""
+    names = {"Conv2D": "conv 3x3 {}", "MaxPooling2D": "max pool", "Flatten": "flatten", "Dense": "dense {}"}
+    runs = []
+    for layer in layers:
+        if runs and runs[-1][0] == layer:
+            runs[-1][1] += 1
+        else:
+            runs.append([layer, 1])
+    return ", ".join(("" if count == 1 else f"{count} x ") + names[kind].format(setting)
+                     for (kind, setting), count in runs)
 
 
 def plot(results, path):
@@ -343,25 +374,26 @@ def plot(results, path):
     ours = [(row["ours"]["activations"], total_seconds(row["ours"]), row["ours"]["peak"]) for row in series]
     naive = [(row["naive"]["activations"], total_seconds(row["naive"]), row["naive"]["peak"]) for row in series
              if "naive" in row and row["naive"]["finished"]]
-    vgg = results["vgg16"]
+    vgg, side = results["vgg16"], results["vgg_side"]
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
-    for axis, column, goal, unit in ((time_axis, 1, VGG16_GOAL_SECONDS, "s"), (memory_axis, 2, VGG16_GOAL_BYTES / 1e9,
-                                                                                 "GB")):
+    goal = f"VGG16 goal ({VGG16_GOAL_SECONDS:g} s, {VGG16_GOAL_BYTES / 1e9:g} GB)"
+    for axis, column, goal_value in ((time_axis, 1, VGG16_GOAL_SECONDS), (memory_axis, 2, VGG16_GOAL_BYTES / 1e9)):
         scale = 1 if column == 1 else 1e-9
         axis.loglog([p[0] for p in ours], [p[column] * scale for p in ours], "o-", color="tab:blue",
                     label="blender_cnn (one mesh, Geometry Nodes)")
         axis.loglog([p[0] for p in naive], [p[column] * scale for p in naive], "s--", color="tab:red",
                     label="one object per cell (bpy)")
         vgg_value = total_seconds(vgg) if column == 1 else vgg["peak"] * scale
-        axis.loglog([vgg["activations"]], [vgg_value], "*", color="black", markersize=14, label="VGG16 224x224 conv+pool")
-        axis.axhline(goal, color="grey", linestyle=":", label="VGG16 goal (15 s, 8 GB)")
+        axis.loglog([vgg["activations"]], [vgg_value], "*", color="black", markersize=14,
+                    label=f"VGG16 {side}x{side} conv+pool")
+        axis.axhline(goal_value, color="grey", linestyle=":", label=goal)
         axis.set_xlabel("activations in the network")
         axis.grid(True, which="both", alpha=0.3)
-    time_axis.set_ylabel("build + first evaluation (s)")
+    time_axis.set_ylabel("read + build + first evaluation (s)")
     time_axis.set_title("Time")
     memory_axis.set_ylabel("peak memory of the process (GB)")
     memory_axis.set_title("Peak memory (includes ~%.2f GB for Python + bpy)" % (results["baseline_peak"] / 1e9))
-    figure.suptitle(f"Scene scaling, bpy 5.2.3, {cpu_model()}, {os.cpu_count()} cores")
+    figure.suptitle(f"Scene scaling, bpy {package_version('bpy')}, {cpu_model()}, {os.cpu_count()} cores")
     # One legend under both plots, where it hides no point.
     figure.legend(*time_axis.get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=10)
     figure.tight_layout(rect=(0, 0.07, 1, 1))
@@ -370,20 +402,25 @@ def plot(results, path):
 
 
 def report(results):
+    from blender_cnn.core.connections import AUTO_MAX_EDGES, EdgeSelection
+
     def times(result):
         t = result["times"]
-        return (f"{format_seconds(t['build'])} | {format_seconds(t['evaluate'])} | "
-                f"**{format_seconds(t['build'] + t['evaluate'])}** | {format_bytes(result['peak'])}")
+        return (f"{format_seconds(t['load'])} | {format_seconds(t['build'])} | {format_seconds(t['evaluate'])} | "
+                f"**{format_seconds(total_seconds(result))}** | {format_bytes(result['peak'])}")
 
     cifar, vgg, reopened = results["cifar"], results["vgg16"], results["vgg16_reopen"]
-    networks = ["| network | activations | cells | connections drawn | quads and faces | build | first evaluation | total | peak memory |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for label, result in (("CIFAR-10 greyscale CNN, 32x32x1", cifar), ("VGG16 conv + pool, 224x224x3", vgg)):
-        networks.append(f"| {label} | {result['activations']:,} | {result['cells']:,} | {result['edges']:,} | {result['faces']:,} "
-                        f"| {times(result)} |")
+    cifar_side, vgg_side = results["cifar_side"], results["vgg_side"]
+    cifar_label = f"CIFAR-10 greyscale CNN, {cifar_side}x{cifar_side}x1"
+    networks = ["| network | activations | cells | connections drawn | quads and faces | read bundle | build "
+                "| first evaluation | total | peak memory |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, result in ((cifar_label, cifar), (f"VGG16 conv + pool, {vgg_side}x{vgg_side}x3", vgg)):
+        networks.append(f"| {label} | {result['activations']:,} | {result['cells']:,} | {result['edges']:,} "
+                        f"| {result['faces']:,} | {times(result)} |")
 
-    series = ["| input | activations | ours: build + evaluation | ours: peak | one object per cell: build "
-              "+ evaluation | one object per cell: peak | time ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
+    series = ["| input | activations | ours: read + build + evaluation | ours: peak | one object per cell: read + "
+              "build + evaluation | one object per cell: peak | time ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
     for row in results["series"]:
         ours, naive = row["ours"], row.get("naive")
         cells = f"| {row['side']}x{row['side']}x{SERIES_CHANNELS} | {ours['activations']:,} "
@@ -401,14 +438,14 @@ def report(results):
     cifar_total, vgg_total = total_seconds(cifar), total_seconds(vgg)
     cifar_again = cifar["times"]["again"]
     verdicts = [
-        f"- CIFAR-10 greyscale scene built (build + first evaluation) in under {CIFAR_BUILD_GOAL_SECONDS:.0f} s: "
-        f"as the first network of a new file, which also builds the node groups every network shares, "
-        f"**{'met' if cifar_total < CIFAR_BUILD_GOAL_SECONDS else 'NOT met'}** ({format_seconds(cifar_total)}); "
-        f"as another network in a file that has them, "
+        f"- CIFAR-10 greyscale scene read and built (read + build + first evaluation) in under "
+        f"{CIFAR_BUILD_GOAL_SECONDS:g} s: as the first network of a new file, which also builds the node groups "
+        f"every network shares, **{'met' if cifar_total < CIFAR_BUILD_GOAL_SECONDS else 'NOT met'}** "
+        f"({format_seconds(cifar_total)}); as another network in a file that has them, "
         f"**{'met' if cifar_again < CIFAR_BUILD_GOAL_SECONDS else 'NOT met'}** ({format_seconds(cifar_again)}).",
-        f"- VGG16 built and evaluated in under {VGG16_GOAL_SECONDS:.0f} s: "
+        f"- VGG16 read, built and evaluated in under {VGG16_GOAL_SECONDS:g} s: "
         f"**{'met' if vgg_total < VGG16_GOAL_SECONDS else 'NOT met'}** ({format_seconds(vgg_total)}); "
-        f"under {VGG16_GOAL_BYTES / 1e9:.0f} GB peak memory: "
+        f"under {VGG16_GOAL_BYTES / 1e9:g} GB peak memory: "
         f"**{'met' if vgg['peak'] < VGG16_GOAL_BYTES else 'NOT met'}** ({format_bytes(vgg['peak'])}).",
         f"- Showing importance (Show Importance 1, all classes; `docs/importance.md`) re-evaluates the network "
         f"in {format_seconds(cifar['times']['importance'])} (CIFAR-10 greyscale) and "
@@ -418,25 +455,34 @@ def report(results):
         f"while the file opens; {reopened['faces']:,} quads and faces, peak "
         f"{format_bytes(reopened['peak'])}): **{'met' if reopened['faces'] == vgg['faces'] else 'NOT met'}**.",
     ]
-    machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    cifar_layers = cifar_greyscale_layers()
+    shapes = output_shapes((cifar_side, cifar_side, 1), cifar_layers)
+    flatten, units = shapes[-3][0], cifar_layers[-2][1]
+    selection = EdgeSelection().for_kernel(flatten, units)
+    drawn = ("all of them" if selection.per_neuron == 0 else
+             f"the default selection (above {AUTO_MAX_EDGES:,} weights a layer) draws the strongest "
+             f"{selection.per_neuron} per neuron")
+    naive_limit = results["naive_limit"]
+    vgg_kinds = collections.Counter(kind for kind, _ in vgg16_conv_layers())
     return "\n".join([
         f"## {SECTION}",
         "",
-        f"Measured {date.today().isoformat()} on {machine}, bpy 5.2.3, with `scripts/bench_scene.py`.",
-        *load_note(),
+        *measured_line("bench_scene.py", ("numpy", "bpy")),
         "Each network is a synthetic bundle (1 epoch, 1 sample, random activations of the real shapes, random",
-        "Dense kernels; the scene does not depend on training) built in its own process. *build* is",
-        "`build_network` (numpy cell arrays, mesh and curve attributes, node tree), *first evaluation* the",
-        "first `evaluated_geometry()` of the network object (the Geometry Nodes: layout, one instanced quad",
-        "per cell as the viewport draws them, labels, connections), *peak memory* the process's maximum",
-        "resident set (`ru_maxrss` from `wait4`);",
+        "Dense kernels; the scene does not depend on training) built in its own process. *read bundle* is",
+        "`load_bundle` (the manifest and the arrays' headers), *build* `build_network` (the arrays read from",
+        "the file as it needs them, the file just written and so in the system's file cache; numpy cell",
+        "arrays, mesh and curve attributes, node tree), *first",
+        "evaluation* the first `evaluated_geometry()` of the network object (the Geometry Nodes: layout, one",
+        "instanced quad per cell as the viewport draws them, labels, connections); *total* is the three",
+        "together. *Peak memory* is the process's maximum resident set (`ru_maxrss` from `wait4`);",
         f"Python with bpy imported and an empty file alone peaks at {format_bytes(results['baseline_peak'])}.",
         "*cells* are the points the scene is built from: one per activation plus the summary maps shown",
         "when a layer is folded.",
-        "VGG16 is its 13 conv and 5 pool layers at 224x224x3 (about 15 million activations) without the",
-        "classifier. The CIFAR-10 greyscale CNN: 2 x conv 3x3 64, max pool, 2 x conv 3x3 128, max pool,",
-        "flatten, dense 256, dense 10: its flatten -> dense 256 has 2.1 million weights, of which the default",
-        "selection draws the strongest 78 per neuron, bundled.",
+        f"VGG16 is its {vgg_kinds['Conv2D']} conv and {vgg_kinds['MaxPooling2D']} pool layers at "
+        f"{vgg_side}x{vgg_side}x3 ({vgg['activations']:,} activations) without the",
+        f"classifier. The CIFAR-10 greyscale CNN: {describe_layers(cifar_layers)}: its flatten -> dense {units}",
+        f"has {flatten * units:,} weights, of which {drawn}, bundled.",
         "",
         *networks,
         "",
@@ -444,27 +490,28 @@ def report(results):
         "",
         "### Cost as activations grow",
         "",
-        f"Synthetic conv networks (input NxNx{SERIES_CHANNELS}, 2 x conv 16, max pool, 2 x conv 32, max pool)",
+        f"Synthetic conv networks (input NxNx{SERIES_CHANNELS}, {describe_layers(SERIES_LAYERS)})",
         "with the input side chosen for each activation count. *One object per cell* is what existing Blender",
         "neural-network scripts do: one object per pixel sharing a quad mesh, created with `bpy.data.objects.new`",
         "and linked into a collection, its location computed in Python, its activation stored as a custom",
-        "property and the object color; timed (creation + first depsgraph evaluation) on the same bundles until",
-        "it first takes more than a minute or the next size would not fit in memory. *time ratio*: its time over",
-        "ours.",
+        "property and the object color; timed (reading the bundle, creation and first depsgraph evaluation) on",
+        f"the same bundles until it first takes more than {format_seconds(naive_limit)} or the next size would not",
+        "fit in memory. *time ratio*: its time over ours.",
         "",
         *series,
         "",
-        f"![Build + evaluation time and peak memory by activation count]({PLOT.name})",
+        f"![Read + build + evaluation time and peak memory by activation count]({PLOT_NAME})",
         "",
     ])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--no-write", action="store_true", help="print the figures only")
-    parser.add_argument("--no-plot", action="store_true", help="do not draw docs/scene_scaling.png")
-    parser.add_argument("--naive-limit", type=float, default=60.0,
-                        help="stop timing one object per cell after the first size slower than this (s)")
+    add_output_arguments(parser)
+    parser.add_argument("--no-plot", action="store_true", help=f"do not draw {PLOT_NAME}")
+    parser.add_argument("--naive-limit", type=float,
+                        help="stop timing one object per cell after the first size slower than this (s; default 60, "
+                             f"{SMOKE_NAIVE_LIMIT:g} with --smoke)")
     parser.add_argument("--child-build", help=argparse.SUPPRESS)
     parser.add_argument("--again", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--blend", help=argparse.SUPPRESS)
@@ -472,6 +519,8 @@ def main(argv=None):
     parser.add_argument("--child-naive", help=argparse.SUPPRESS)
     parser.add_argument("--child-baseline", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.naive_limit is None:
+        args.naive_limit = SMOKE_NAIVE_LIMIT if args.smoke else 60.0
     if args.child_build:
         return child_build(args.child_build, args.blend, args.again)
     if args.child_reopen:
@@ -485,17 +534,14 @@ def main(argv=None):
 
     work = Path(tempfile.mkdtemp(prefix="blender_cnn_bench_scene_"))
     try:
-        results = measure(work, args.naive_limit)
+        results = measure(work, args.naive_limit, args.smoke)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = report(results)
-    print(text)
-    if not args.no_write:
-        if not args.no_plot:
-            plot(results, PLOT)
-            print(f"plot written to {PLOT.relative_to(REPO)}")
-        update_benchmarks(SECTION, text)
-        print(f"written to docs/BENCHMARKS.md")
+    with benchmarks_file(args) as path:
+        write_section(path, SECTION, report(results))
+        if path is not None and not args.no_plot:
+            plot(results, path.parent / PLOT_NAME)
+            print(f"plot written to {path.parent / PLOT_NAME}")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,6 @@ def main(argv=None):
     timed("extract bundle", lambda: run_step("-m", "blender_cnn.extract", RUN_DIR, "--out", BUNDLE))
 
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
-    sys.path.insert(0, str(REPO))
     import_start = time.perf_counter()
     import bpy
 

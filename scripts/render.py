@@ -111,7 +111,9 @@ def main(argv=None):
     if not UNDER_BLENDER:
         # Keep the user's own add-ons and settings out of a module render.
         os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
-    if REPO not in sys.path:
+    if UNDER_BLENDER and REPO not in sys.path:
+        # The project's .venv has blender_cnn installed (editable); a Blender binary's own Python does not,
+        # and an installed extension is importable only as bl_ext.<repository>.blender_cnn.
         sys.path.insert(0, REPO)
     from blender_cnn.core.errors import BlenderCNNError
 

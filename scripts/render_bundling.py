@@ -13,7 +13,6 @@ printed as a markdown table for docs/bundling.md.
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -34,7 +33,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
-    sys.path.insert(0, str(REPO))
     import bpy
 
     from blender_cnn.core.drawing_metrics import distortion, ink

@@ -8,7 +8,6 @@ pattern make a one-epoch bundle, which the scene builder shows like any import.
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +23,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
-    sys.path.insert(0, str(REPO))
     import bpy
 
     from blender_cnn.core.design import design_bundle, synthetic_inputs

@@ -37,7 +37,6 @@ EXPANDED = {
 
 def render_one(name, folder, output_dir, width, height, samples):
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
-    sys.path.insert(0, str(REPO))
     import bpy
 
     from blender_cnn.core.bundle import load_bundle

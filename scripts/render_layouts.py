@@ -10,7 +10,6 @@ Train and extract the CIFAR-10-greyscale preset first:
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +31,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
-    sys.path.insert(0, str(REPO))
     import bpy
 
     from blender_cnn.scene.network import build_network, set_every_layer_input, set_network_input, space_layers

@@ -12,7 +12,6 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 # TensorFlow's C++ start-up chatter hides the few lines this tool prints.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
