@@ -8,8 +8,15 @@ activation and one pooling winner per stored epoch and sample. VGG16 at
 rounds up.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .bundle import LayerInfo
 
 BYTES_PER_CELL = 400
 BYTES_PER_STORED_VALUE = 8     # an activation and a winner per cell, epoch and sample
@@ -20,14 +27,14 @@ DEFAULT_BUDGET_GB = 6.0
 class ChannelPlan:
     """``{layer name: channels shown}`` for the layers that get cells, and what the choice costs."""
 
-    shown: dict
+    shown: dict[str, int]
     cells: int
     estimated_bytes: int
-    capped: tuple          # names of the layers showing fewer channels than they have
+    capped: tuple[str, ...]  # names of the layers showing fewer channels than they have
     cap: int               # the most channels any layer shows (0: none capped)
 
 
-def layer_cell_counts(output_shape, channels):
+def layer_cell_counts(output_shape: Sequence[int], channels: int) -> int:
     """Cells of one layer showing ``channels`` maps: its maps plus the two summary maps of a feature-map layer."""
     if len(output_shape) == 3:
         rows, cols = int(output_shape[0]), int(output_shape[1])
@@ -35,11 +42,12 @@ def layer_cell_counts(output_shape, channels):
     return int(math.prod(output_shape))
 
 
-def estimated_bytes(cells, epochs=1, samples=1):
+def estimated_bytes(cells: int, epochs: int = 1, samples: int = 1) -> int:
     return cells * (BYTES_PER_CELL + BYTES_PER_STORED_VALUE * epochs * samples)
 
 
-def plan_channels(layers, shown_names, budget_bytes, epochs=1, samples=1):
+def plan_channels(layers: Sequence[LayerInfo], shown_names: Collection[str], budget_bytes: float, epochs: int = 1,
+                  samples: int = 1) -> ChannelPlan:
     """The channels each shown layer keeps so the scene stays within ``budget_bytes``.
 
     ``layers`` are the bundle's (name, output_shape); ``shown_names`` those
@@ -49,7 +57,7 @@ def plan_channels(layers, shown_names, budget_bytes, epochs=1, samples=1):
     """
     shown_layers = [layer for layer in layers if layer.name in shown_names]
 
-    def total(cap):
+    def total(cap: int) -> int:
         return sum(layer_cell_counts(layer.output_shape, _capped(layer, cap)) for layer in shown_layers)
 
     widest = max([1, *(int(layer.output_shape[2]) for layer in shown_layers if len(layer.output_shape) == 3)])
@@ -71,7 +79,7 @@ def plan_channels(layers, shown_names, budget_bytes, epochs=1, samples=1):
     return ChannelPlan(shown, cells, cells * per_cell, capped, cap if capped else 0)
 
 
-def _capped(layer, cap):
+def _capped(layer: LayerInfo, cap: int) -> int:
     if len(layer.output_shape) == 3:
         return min(int(layer.output_shape[2]), cap)
     return 1

@@ -13,14 +13,19 @@ and keeps them in temporary files, so a writer never needs every epoch of
 every layer in memory at once.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterable, KeysView, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO, Any, NoReturn
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import BlenderCNNError
 
@@ -34,12 +39,15 @@ UNLABELLED = -1  # the label of a sample whose class is not known (an image file
 IMPORTANCE_VERSION = 3  # the first version with importance and output gradients
 COPY_CHUNK_BYTES = 16 * 1024 * 1024
 
+# (shape, dtype) of an array, from its .npy header.
+Header = tuple[tuple[int, ...], np.dtype]
+
 
 @dataclass(frozen=True)
 class WeightInfo:
     name: str
     array: str
-    shape: tuple
+    shape: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -49,17 +57,17 @@ class LayerInfo:
     index: int
     name: str
     type: str
-    inputs: tuple
-    output_shape: tuple
-    config: dict
+    inputs: tuple[str, ...]
+    output_shape: tuple[int, ...]
+    config: dict[str, Any]
     params: int
-    weights: tuple
+    weights: tuple[WeightInfo, ...]
     activations: str
     importance: str | None = None        # array key, version 3: (E, K+1, channels) float32
     output_gradients: str | None = None  # array key, version 3, Dense layers: (E, S, K, units) float32
 
     @property
-    def is_spatial(self):
+    def is_spatial(self) -> bool:
         """True for layers whose output is a stack of 2D feature maps (H, W, C)."""
         return len(self.output_shape) == 3
 
@@ -71,7 +79,8 @@ class Bundle:
     float16 (version 2). ``activations()`` always returns float32.
     """
 
-    def __init__(self, path, manifest, arrays):
+    def __init__(self, path: str | os.PathLike[str], manifest: dict[str, Any],
+                 arrays: _LazyArrays | Mapping[str, np.ndarray]) -> None:
         self.path = str(path)
         self.manifest = manifest
         self._arrays = arrays
@@ -79,35 +88,35 @@ class Bundle:
         self._by_name = {layer.name: layer for layer in self.layers}
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self.manifest["name"]
 
     @property
-    def epochs(self):
+    def epochs(self) -> list[int]:
         return list(self.manifest["epochs"])
 
     @property
-    def class_names(self):
+    def class_names(self) -> list[str]:
         return list(self.manifest["class_names"])
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> tuple[int, ...]:
         return tuple(self.manifest["input_shape"])
 
     @property
-    def sample_count(self):
+    def sample_count(self) -> int:
         return int(self.array(self.manifest["samples"]["inputs"]).shape[0])
 
-    def layer(self, name):
+    def layer(self, name: str) -> LayerInfo:
         try:
             return self._by_name[name]
         except KeyError:
             raise BlenderCNNError(self.path, f"has no layer named {name!r}") from None
 
-    def array(self, key):
+    def array(self, key: str) -> np.ndarray:
         return self._arrays[key]
 
-    def epoch_index(self, epoch):
+    def epoch_index(self, epoch: int) -> int:
         """Position of ``epoch`` on the epoch axis; negative numbers count from the end."""
         epochs = self.epochs
         if epoch < 0:
@@ -117,10 +126,10 @@ class Bundle:
         return epochs.index(epoch)
 
     @property
-    def version(self):
+    def version(self) -> int:
         return int(self.manifest["version"])
 
-    def activations(self, layer_name, epoch=-1, sample=0):
+    def activations(self, layer_name: str, epoch: int = -1, sample: int = 0) -> np.ndarray:
         """One layer's output for one epoch and sample as float32, shaped like the layer's output."""
         layer = self.layer(layer_name)
         values = self.array(layer.activations)
@@ -129,18 +138,18 @@ class Bundle:
         epoch_axis = self.epoch_index(epoch) if values.shape[0] > 1 else 0
         return np.asarray(values[epoch_axis, sample], dtype=np.float32)
 
-    def layer_activations(self, layer_name, epoch=-1):
+    def layer_activations(self, layer_name: str, epoch: int = -1) -> np.ndarray:
         """One layer's output for every sample at one epoch as float32, ``(S, *output_shape)``."""
         layer = self.layer(layer_name)
         values = self.array(layer.activations)
         return np.asarray(values[self.epoch_index(epoch) if values.shape[0] > 1 else 0], dtype=np.float32)
 
     @property
-    def importance_info(self):
+    def importance_info(self) -> dict[str, Any] | None:
         """The manifest's ``importance`` object (how the stored importance was computed), or None."""
         return self.manifest.get("importance")
 
-    def importance(self, layer_name, epoch=-1):
+    def importance(self, layer_name: str, epoch: int = -1) -> np.ndarray | None:
         """Stored importance of one layer at one epoch, ``(K+1, channels)`` float32, or None if it has none.
 
         Row ``k < K`` is class ``k``, row ``K`` all classes; see docs/importance.md.
@@ -148,25 +157,25 @@ class Bundle:
         layer = self.layer(layer_name)
         return None if layer.importance is None else self.array(layer.importance)[self.epoch_index(epoch)]
 
-    def output_gradients(self, layer_name, epoch=-1):
+    def output_gradients(self, layer_name: str, epoch: int = -1) -> np.ndarray | None:
         """d(score_k)/d(pre-activation) of a Dense layer at one epoch, ``(S, K, units)`` float32, or None."""
         layer = self.layer(layer_name)
         if layer.output_gradients is None:
             return None
         return self.array(layer.output_gradients)[self.epoch_index(epoch)]
 
-    def weights(self, layer_name, epoch=-1):
+    def weights(self, layer_name: str, epoch: int = -1) -> dict[str, np.ndarray]:
         """``{weight name: array}`` of one layer at one epoch."""
         layer = self.layer(layer_name)
         index = self.epoch_index(epoch)
         return {weight.name: self.array(weight.array)[index] for weight in layer.weights}
 
-    def metric(self, name):
+    def metric(self, name: str) -> np.ndarray | None:
         key = self.manifest.get("metrics", {}).get(name)
         return None if key is None else self.array(key)
 
 
-def load_bundle(path):
+def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Read and validate a bundle; raise BlenderCNNError naming the file otherwise.
 
     Only the manifest and the array headers are read here; the arrays' data is
@@ -185,7 +194,8 @@ def load_bundle(path):
     return Bundle(path, manifest, arrays)
 
 
-def write_bundle(path, manifest, arrays):
+def write_bundle(path: str | os.PathLike[str], manifest: Mapping[str, Any],
+                 arrays: Mapping[str, npt.ArrayLike]) -> str:
     """Validate ``manifest`` against ``arrays`` and write them as one bundle file."""
     path = os.fspath(path)
     writer = BundleWriter(path)
@@ -209,20 +219,20 @@ class BundleWriter:
     a ``finally``; it is a no-op after ``finish``).
     """
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self._small = {}
-        self._slots = {}
-        self._work_dir = None
+        self._small: dict[str, np.ndarray] = {}
+        self._slots: dict[str, _ArraySlot] = {}
+        self._work_dir: str | None = None
 
-    def add(self, key, value):
+    def add(self, key: str, value: npt.ArrayLike) -> None:
         value = np.ascontiguousarray(value)
         if value.dtype.hasobject:  # it would need pickle, and readers refuse pickles
             raise BlenderCNNError(self.path, f"array {key!r} holds Python objects; bundles hold numbers only")
         self._check_new_key(key)
         self._small[key] = value
 
-    def reserve(self, key, shape, dtype=np.float32):
+    def reserve(self, key: str, shape: Iterable[int], dtype: npt.DTypeLike = np.float32) -> _ArraySlot:
         """Declare array ``key`` of ``shape`` (epochs first); return the slot to ``write`` it through."""
         self._check_new_key(key)
         if self._work_dir is None:
@@ -235,7 +245,7 @@ class BundleWriter:
         self._slots[key] = slot
         return slot
 
-    def finish(self, manifest):
+    def finish(self, manifest: Mapping[str, Any]) -> str:
         """Validate and write the bundle; return its path."""
         for slot in self._slots.values():
             slot.check_complete()
@@ -264,12 +274,12 @@ class BundleWriter:
             self.discard()
         return self.path
 
-    def discard(self):
+    def discard(self) -> None:
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
             self._work_dir = None
 
-    def _check_new_key(self, key):
+    def _check_new_key(self, key: object) -> None:
         if not isinstance(key, str) or not key or key == MANIFEST_KEY:
             raise BlenderCNNError(self.path, f"{key!r} cannot name an array of a bundle")
         if key in self._small or key in self._slots:
@@ -279,7 +289,7 @@ class BundleWriter:
 class _ArraySlot:
     """One array of a ``BundleWriter`` in a temporary ``.npy`` file, written slice by slice."""
 
-    def __init__(self, bundle_path, key, file_path, shape, dtype):
+    def __init__(self, bundle_path: str, key: str, file_path: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.bundle_path, self.key, self.file_path, self.shape, self.dtype = bundle_path, key, file_path, shape, dtype
         with open(file_path, "wb") as handle:
             np.lib.format.write_array_header_2_0(handle, {
@@ -288,15 +298,16 @@ class _ArraySlot:
             handle.truncate(self._data_offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
         self._written = np.zeros(shape[:2] if len(shape) >= 2 else shape[:1], dtype=bool)
 
-    def write(self, values, epoch, first_sample=None):
+    def write(self, values: npt.ArrayLike, epoch: int, first_sample: int | None = None) -> None:
         """Write ``values`` at ``[epoch]``, or at ``[epoch, first_sample:first_sample + len(values)]``."""
         values = np.asarray(values)
+        position: tuple[int, ...]
         if first_sample is None:
-            expected, position, count = self.shape[1:], (epoch,), None
+            expected, position, count = self.shape[1:], (epoch,), 0
         else:
             expected, position, count = (len(values), *self.shape[2:]), (epoch, first_sample), len(values)
         if values.shape != expected or not 0 <= epoch < self.shape[0] or (
-                count is not None and not 0 <= first_sample <= first_sample + count <= self.shape[1]):
+                first_sample is not None and not 0 <= first_sample <= first_sample + count <= self.shape[1]):
             raise BlenderCNNError(self.key, f"cannot write values of shape {values.shape} at {position} "
                                             f"into an array of shape {self.shape}")
         with np.errstate(over="ignore"):  # overflow is reported below, naming the array
@@ -316,7 +327,7 @@ class _ArraySlot:
         else:
             self._written[epoch, first_sample:first_sample + count] = True
 
-    def check_complete(self):
+    def check_complete(self) -> None:
         if not self._written.all():
             missing = sorted({int(index[0]) for index in np.argwhere(~self._written)})
             raise BlenderCNNError(self.bundle_path, f"array {self.key!r} was never written for epoch "
@@ -332,20 +343,21 @@ class _LazyArrays:
     when the bundle is collected.
     """
 
-    def __init__(self, path, headers):
-        self._path, self._headers, self._loaded = path, headers, {}
-        self._archive = None
+    def __init__(self, path: str, headers: dict[str, Header]) -> None:
+        self._path, self._headers = path, headers
+        self._loaded: dict[str, np.ndarray] = {}
+        self._archive: zipfile.ZipFile | None = None
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> np.ndarray:
         if key not in self._loaded:
             self._loaded[key] = self.read(key)
         return self._loaded[key]
 
-    def read(self, key):
+    def read(self, key: str) -> np.ndarray:
         """The array ``key`` from the file, not kept (validation reads the labels once)."""
         return _read_array(self._path, key, self._headers[key], self._open())
 
-    def _open(self):
+    def _open(self) -> zipfile.ZipFile:
         if self._archive is None:
             try:
                 self._archive = zipfile.ZipFile(self._path)
@@ -353,20 +365,21 @@ class _LazyArrays:
                 raise BlenderCNNError(self._path, f"cannot be read ({error})") from None
         return self._archive
 
-    def __del__(self):
+    def __del__(self) -> None:
         if self._archive is not None:
             self._archive.close()
 
-    def __contains__(self, key):
+    def __contains__(self, key: object) -> bool:
         return key in self._headers
 
-    def keys(self):
+    def keys(self) -> KeysView[str]:
         return self._headers.keys()
 
 
-def _read_members(path):
+def _read_members(path: str) -> tuple[np.ndarray | None, dict[str, Header]]:
     """The manifest bytes (or None) and ``{key: (shape, dtype)}`` from the .npy headers of the other members."""
-    encoded, headers = None, {}
+    encoded: np.ndarray | None = None
+    headers: dict[str, Header] = {}
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
@@ -386,7 +399,7 @@ def _read_members(path):
     return encoded, headers
 
 
-def _read_header(path, key, member):
+def _read_header(path: str, key: str, member: IO[bytes]) -> Header:
     version = np.lib.format.read_magic(member)
     read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
     if read is None:  # format 3.0 only differs in its header's text encoding; read the array whole
@@ -398,7 +411,7 @@ def _read_header(path, key, member):
     return tuple(shape), dtype
 
 
-def _read_array(path, key, header, archive):
+def _read_array(path: str, key: str, header: Header, archive: zipfile.ZipFile) -> np.ndarray:
     try:
         with archive.open(key + ".npy") as member:
             array = np.lib.format.read_array(member, allow_pickle=False)
@@ -409,12 +422,13 @@ def _read_array(path, key, header, archive):
     return array
 
 
-def _stand_in(shape, dtype):
+def _stand_in(shape: Sequence[int], dtype: npt.DTypeLike) -> np.ndarray:
     """An array of ``shape`` and ``dtype`` that takes no memory, for checks that look at shapes only."""
     return np.broadcast_to(np.zeros((), dtype=dtype), shape)
 
 
-def _needed_version(manifest, arrays, small_arrays):
+def _needed_version(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                    small_arrays: Mapping[Any, np.ndarray]) -> int:  # looked up with a key that may be None
     """The oldest version whose readers read this content right: 3 for importance, 2 for float16
     activations or unlabelled samples.
 
@@ -422,7 +436,7 @@ def _needed_version(manifest, arrays, small_arrays):
     """
     if _importance_fields(manifest):
         return IMPORTANCE_VERSION
-    activation_keys = {layer.get("activations") for layer in manifest.get("layers", []) if isinstance(layer, dict)}
+    activation_keys: set[Any] = {layer.get("activations") for layer in manifest.get("layers", []) if isinstance(layer, dict)}
     if any(key in arrays and arrays[key].dtype == np.float16 for key in activation_keys):
         return 2
     labels = small_arrays.get(manifest.get("samples", {}).get("labels") if isinstance(
@@ -432,7 +446,7 @@ def _needed_version(manifest, arrays, small_arrays):
     return 1
 
 
-def _importance_fields(manifest):
+def _importance_fields(manifest: Mapping[str, Any]) -> list[str]:
     """Names of the version-3 fields the manifest uses, e.g. ``["importance", "layer 'dense' output_gradients"]``."""
     used = ["importance"] if "importance" in manifest else []
     for layer in manifest.get("layers", []):
@@ -442,7 +456,7 @@ def _importance_fields(manifest):
     return used
 
 
-def _read_manifest(path, encoded):
+def _read_manifest(path: str, encoded: np.ndarray | None) -> dict[str, Any]:
     if encoded is None:
         raise BlenderCNNError(path, f"has no {MANIFEST_KEY}; it is a .npz file but not a network bundle")
     try:
@@ -454,14 +468,15 @@ def _read_manifest(path, encoded):
     return manifest
 
 
-def validate(path, manifest, arrays, labels_of=None):
+def validate(path: str, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+             labels_of: Callable[[str], np.ndarray | None] | None = None) -> None:
     """Check the manifest's fields and that every array it names exists with its dtype and shape.
 
     Only ``dtype``, ``shape`` and ``ndim`` of ``arrays`` are looked at. ``labels_of(key)``,
     if given, returns the labels array so their values can be checked too.
     """
 
-    def fail(message):
+    def fail(message: str) -> NoReturn:
         raise BlenderCNNError(path, message)
 
     if manifest.get("format") != FORMAT_NAME:
@@ -489,7 +504,8 @@ def validate(path, manifest, arrays, labels_of=None):
     activation_dtypes = ACTIVATION_DTYPES if version >= 2 else ("float32",)
     activation_hint = "" if version >= 2 else " (float16 activations need bundle version 2)"
 
-    def check_array(key, expected_shape, what, dtypes=("float32",), hint=""):
+    def check_array(key: str, expected_shape: Sequence[int | None], what: str, dtypes: Sequence[str] = ("float32",),
+                    hint: str = "") -> np.ndarray:
         if key not in arrays:
             fail(f"{what}: array {key!r} is missing")
         array = arrays[key]
@@ -530,11 +546,12 @@ def validate(path, manifest, arrays, labels_of=None):
                                                       for field in ("method", "score")):
             fail("manifest 'importance' must be an object with the strings 'method' and 'score'")
 
-    def check_key(key, what):
+    def check_key(key: object, what: str) -> None:
         if not isinstance(key, str):
             fail(f"{what} must be an array name, got {key!r}")
 
-    seen, shapes = set(), {}
+    seen: set[str] = set()
+    shapes: dict[str, list[int]] = {}
     for position, layer in enumerate(manifest["layers"]):
         if not isinstance(layer, dict) or not isinstance(layer.get("name"), str):
             fail(f"layer #{position} has no name")
@@ -569,7 +586,8 @@ def validate(path, manifest, arrays, labels_of=None):
         if "output_gradients" in layer:
             check_key(layer["output_gradients"], f"{where} 'output_gradients'")
             sources = [shapes.get(source) for source in layer["inputs"]]
-            if layer["type"] != "Dense" or len(layer["output_shape"]) != 1 or len(sources) != 1 or len(sources[0]) != 1:
+            if layer["type"] != "Dense" or len(layer["output_shape"]) != 1 or len(sources) != 1 \
+                    or sources[0] is None or len(sources[0]) != 1:
                 fail(f"{where}: 'output_gradients' belong to Dense layers with a one-dimensional input and output")
             check_array(layer["output_gradients"], (epoch_count, sample_count, class_count, layer["output_shape"][0]),
                         f"{where} output gradients")
@@ -577,12 +595,12 @@ def validate(path, manifest, arrays, labels_of=None):
         seen.add(layer["name"])
 
 
-def _is_shape(value, allow_empty=False):
+def _is_shape(value: object, allow_empty: bool = False) -> bool:
     return (isinstance(value, list) and (allow_empty or bool(value))
             and all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in value))
 
 
-def _layer_info(index, layer):
+def _layer_info(index: int, layer: Mapping[str, Any]) -> LayerInfo:
     return LayerInfo(
         index=index,
         name=layer["name"],

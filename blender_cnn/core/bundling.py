@@ -28,9 +28,12 @@ The algorithm (see docs/bundling.md for why and the measurements):
 Pure numpy, float32, processed in chunks of edges so that millions fit.
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 # Points per edge: more for small drawings (shorter first step, so shorter fans), fewer for huge ones,
 # where memory and Blender's curve count dominate.
@@ -46,14 +49,14 @@ STRANDS = 2
 LATERAL = slice(1, 3)
 
 
-def default_points_per_edge(edge_count):
+def default_points_per_edge(edge_count: int) -> int:
     """Points per edge for a drawing of ``edge_count`` edges: 24 up to 50,000 edges, 12 up to 500,000, else 8."""
     if edge_count <= SMALL_EDGE_COUNT:
         return POINTS_PER_EDGE_SMALL
     return POINTS_PER_EDGE_HUGE if edge_count > HUGE_EDGE_COUNT else POINTS_PER_EDGE
 
 
-def default_clusters(source_count, target_count, strands=STRANDS):
+def default_clusters(source_count: int, target_count: int, strands: int = STRANDS) -> tuple[int, int]:
     """(source clusters, target clusters) of a layer pair of that many distinct neurons: a funnel.
 
     The wider side (more neurons; the source on a tie) gets one cluster, so
@@ -72,7 +75,8 @@ def default_clusters(source_count, target_count, strands=STRANDS):
     return (1, clusters) if source_count >= target_count else (clusters, 1)
 
 
-def _checked_edges(source_xyz, target_xyz, points_per_edge):
+def _checked_edges(source_xyz: npt.ArrayLike, target_xyz: npt.ArrayLike,
+                   points_per_edge: float) -> tuple[np.ndarray, np.ndarray, int]:
     source = np.asarray(source_xyz, dtype=np.float32)
     target = np.asarray(target_xyz, dtype=np.float32)
     if source.ndim != 2 or source.shape[1] != 3:
@@ -87,12 +91,12 @@ def _checked_edges(source_xyz, target_xyz, points_per_edge):
     return source, target, int(points_per_edge)
 
 
-def _parameters(points_per_edge):
+def _parameters(points_per_edge: int) -> np.ndarray:
     """float32 t of each point along an edge: 0 at the source, 1 at the target."""
     return (np.arange(points_per_edge, dtype=np.float64) / (points_per_edge - 1)).astype(np.float32)
 
 
-def straight_points(source_xyz, target_xyz, points_per_edge):
+def straight_points(source_xyz: npt.ArrayLike, target_xyz: npt.ArrayLike, points_per_edge: int) -> np.ndarray:
     """float32 (E, P, 3): P evenly spaced points along each straight edge.
 
     Point 0 is the source and point P-1 the target, exactly (as float32).
@@ -109,7 +113,7 @@ def straight_points(source_xyz, target_xyz, points_per_edge):
     return out
 
 
-def lateral_offsets(bundled, straight):
+def lateral_offsets(bundled: npt.ArrayLike, straight: npt.ArrayLike) -> np.ndarray:
     """float32 (E, P, 3) ``bundled - straight``: what the scene adds to straight points, scaled by strength.
 
     The x component is exactly 0, and so are the offsets of the first and last points.
@@ -123,9 +127,11 @@ def lateral_offsets(bundled, straight):
     return offsets
 
 
-def bundle_edges(source_xyz, target_xyz, points_per_edge=None, *, source_clusters=None, target_clusters=None,
-                 strands=STRANDS, group_size=GROUP_SIZE, fan_length=0.15, group_length=None, kde_iterations=0,
-                 kde_bandwidth=0.08, smoothing=2, seed=0, straight=None):
+def bundle_edges(source_xyz: npt.ArrayLike, target_xyz: npt.ArrayLike, points_per_edge: int | None = None, *,
+                 source_clusters: int | None = None, target_clusters: int | None = None, strands: int = STRANDS,
+                 group_size: int = GROUP_SIZE, fan_length: float = 0.15, group_length: float | None = None,
+                 kde_iterations: int = 0, kde_bandwidth: float = 0.08, smoothing: int = 2, seed: int = 0,
+                 straight: np.ndarray | None = None) -> np.ndarray:
     """float32 (E, P, 3) bundled points of the edges ``source_xyz[i] -> target_xyz[i]``.
 
     Edges are bundled per layer pair (edges sharing the x of their source and
@@ -189,7 +195,7 @@ def bundle_edges(source_xyz, target_xyz, points_per_edge=None, *, source_cluster
     return bundled
 
 
-def _layer_pairs(source, target):
+def _layer_pairs(source: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
     """Index arrays of the edges of each layer pair (same source x, same target x)."""
     pair = (source[:, 0].view(np.uint32).astype(np.uint64) << np.uint64(32)) | target[:, 0].view(np.uint32)
     keys, inverse = np.unique(pair, return_inverse=True)
@@ -199,26 +205,27 @@ def _layer_pairs(source, target):
     return np.split(order, np.cumsum(np.bincount(inverse))[:-1])
 
 
-def _distinct(lateral):
+def _distinct(lateral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (y, z) rows and, per row of ``lateral``, the index of its distinct row."""
     key = lateral.view(np.uint64).ravel()  # one float32 pair = one 64-bit key: a 1D sort, not a row sort
     keys, inverse = np.unique(key, return_inverse=True)
     return keys.view(np.float32).reshape(-1, 2), inverse
 
 
-def kmeans(positions, clusters, seed=0, iterations=25):
+def kmeans(positions: npt.ArrayLike, clusters: int, seed: int = 0,
+           iterations: int = 25) -> tuple[np.ndarray, np.ndarray]:
     """(centres, label per position): k-means with k-means++ seeding, deterministic for a seed."""
     positions = np.asarray(positions, dtype=np.float64)
     clusters = max(1, min(int(clusters), len(positions)))
     rng = np.random.default_rng(seed)
-    centres = [positions[rng.integers(len(positions))]]
-    nearest = ((positions - centres[0]) ** 2).sum(axis=1)
+    seeds = [positions[rng.integers(len(positions))]]
+    nearest = ((positions - seeds[0]) ** 2).sum(axis=1)
     for _ in range(clusters - 1):
         total = nearest.sum()
         pick = rng.choice(len(positions), p=nearest / total) if total > 0 else rng.integers(len(positions))
-        centres.append(positions[pick])
+        seeds.append(positions[pick])
         nearest = np.minimum(nearest, ((positions - positions[pick]) ** 2).sum(axis=1))
-    centres = np.array(centres)
+    centres = np.array(seeds)
     for _ in range(iterations):
         labels = _nearest(positions, centres)
         counts = np.bincount(labels, minlength=clusters)
@@ -232,12 +239,12 @@ def kmeans(positions, clusters, seed=0, iterations=25):
     return centres, _nearest(positions, centres)
 
 
-def _nearest(positions, centres):
+def _nearest(positions: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Index of each position's nearest centre: |c|^2 - 2 x.c ranks them as |x - c|^2 does, without an (n, k, 2) array."""
     return ((centres ** 2).sum(axis=1)[None, :] - 2.0 * positions @ centres.T).argmin(axis=1)
 
 
-def route_weights(points, fan_length, group_length):
+def route_weights(points: int, fan_length: float, group_length: float) -> np.ndarray:
     """float32 (P-2, 6): each interior point as a mix of the six places of its edge's route.
 
     Columns: source, source group centre, source cluster centre, target
@@ -274,7 +281,8 @@ def route_weights(points, fan_length, group_length):
     return weights.astype(np.float32)
 
 
-def nested_clusters(positions, clusters, group_size, seed=0):
+def nested_clusters(positions: npt.ArrayLike, clusters: int, group_size: int,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """float32 (cluster centre, group centre) per position (n, 2): groups nested inside k-means clusters.
 
     Each cluster of n neurons is divided by k-means into round(n / ``group_size``)
@@ -294,7 +302,8 @@ def nested_clusters(positions, clusters, group_size, seed=0):
     return centres[labels].astype(np.float32), group.astype(np.float32)
 
 
-def _routed_lateral(source, target, weights, source_clusters, target_clusters, strands, group_size, seed):
+def _routed_lateral(source: np.ndarray, target: np.ndarray, weights: np.ndarray, source_clusters: int | None,
+                    target_clusters: int | None, strands: int, group_size: int, seed: int) -> np.ndarray:
     """float32 (E, P-2, 2): interior (y, z) of the edges routed through their groups' and clusters' centres."""
     sources, source_of = _distinct(np.ascontiguousarray(source[:, LATERAL]))
     targets, target_of = _distinct(np.ascontiguousarray(target[:, LATERAL]))
@@ -318,7 +327,7 @@ def _routed_lateral(source, target, weights, source_clusters, target_clusters, s
     return lateral
 
 
-def _gaussian_blur(grid, sigma):
+def _gaussian_blur(grid: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian blur of the last two axes (zero outside)."""
     radius = max(1, int(math.ceil(3 * sigma)))
     kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2).astype(np.float32)
@@ -335,7 +344,8 @@ def _gaussian_blur(grid, sigma):
     return grid
 
 
-def _kde_smooth(lateral, source, target, iterations, bandwidth, smoothing, cells=96):
+def _kde_smooth(lateral: np.ndarray, source: np.ndarray, target: np.ndarray, iterations: int, bandwidth: float,
+                smoothing: int, cells: int = 96) -> None:
     """KDEEB steps in place on (E, S, 2) interior points, one density grid per slice of constant x.
 
     ``source`` and ``target`` (E, 2) are the fixed ends, needed by the smoothing.
@@ -372,7 +382,7 @@ def _kde_smooth(lateral, source, target, iterations, bandwidth, smoothing, cells
         _smooth_along_edges(lateral, source, target, smoothing)
 
 
-def _smooth_along_edges(lateral, source, target, passes):
+def _smooth_along_edges(lateral: np.ndarray, source: np.ndarray, target: np.ndarray, passes: int) -> None:
     """Laplacian smoothing of each edge's interior points in place, towards its fixed ends."""
     for _ in range(passes):
         for start in range(0, len(lateral), CHUNK_EDGES):

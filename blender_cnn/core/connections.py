@@ -8,15 +8,24 @@ a cell size of 1); the scene adds it scaled by the keyframable bundling
 strength and the cell size, so strength 0 draws straight lines.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import bundling, importance, importance_timeline
 from .errors import BlenderCNNError
 from .layout import MINIMUM_SPACING, neuron_positions
 from .timeline import weight_name
+
+if TYPE_CHECKING:
+    from .bundle import Bundle
+    from .cells import LayerCells
 
 ALL, STRONGEST_PER_NEURON, STRONGEST_SHARE = "ALL", "STRONGEST_PER_NEURON", "STRONGEST_SHARE"
 BY_WEIGHT, BY_IMPORTANCE = "WEIGHT", "IMPORTANCE"
@@ -45,7 +54,7 @@ class EdgeSelection:
     rank_by: str = BY_WEIGHT
     importance_class: int = -1
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.mode not in (None, ALL, STRONGEST_PER_NEURON, STRONGEST_SHARE):
             raise BlenderCNNError("edge selection", f"unknown mode {self.mode!r}")
         if self.mode == STRONGEST_PER_NEURON and self.per_neuron < 1:
@@ -55,7 +64,7 @@ class EdgeSelection:
         if self.rank_by not in (BY_WEIGHT, BY_IMPORTANCE):
             raise BlenderCNNError("edge selection", f"unknown ranking {self.rank_by!r}")
 
-    def for_kernel(self, inputs, outputs):
+    def for_kernel(self, inputs: int, outputs: int) -> EdgeSelection:
         """The concrete selection for a kernel of ``inputs`` x ``outputs`` weights."""
         if self.mode is not None:
             return self
@@ -64,7 +73,7 @@ class EdgeSelection:
         return EdgeSelection(STRONGEST_PER_NEURON, per_neuron=max(1, AUTO_MAX_EDGES // outputs), rank_by=self.rank_by,
                              importance_class=self.importance_class)
 
-    def describe(self, class_names=()):
+    def describe(self, class_names: Sequence[str] = ()) -> str:
         if self.mode == STRONGEST_PER_NEURON:
             chosen = f"strongest {self.per_neuron} per neuron"
         elif self.mode == STRONGEST_SHARE:
@@ -77,7 +86,7 @@ class EdgeSelection:
                                                else "all classes")
         return chosen
 
-    def strengths(self, bundle, layer_name, epoch, kernel):
+    def strengths(self, bundle: Bundle, layer_name: str, epoch: int, kernel: np.ndarray) -> np.ndarray:
         """What ranks the weights of a layer's ``kernel``: their magnitudes or the connections' importance."""
         if self.rank_by == BY_WEIGHT:
             return kernel
@@ -86,7 +95,7 @@ class EdgeSelection:
         return importance.edge_importance(bundle, layer_name, bundle.epoch_index(epoch), class_index)
 
 
-def selected_weights(kernel, selection):
+def selected_weights(kernel: npt.ArrayLike, selection: EdgeSelection) -> tuple[np.ndarray, np.ndarray]:
     """(input index, output index) int arrays of the weights ``selection`` keeps, sorted by output then input.
 
     Magnitude decides (``kernel`` holds weights, or importances: see
@@ -109,7 +118,7 @@ def selected_weights(kernel, selection):
     return source, target
 
 
-def _strongest(values, keep):
+def _strongest(values: np.ndarray, keep: int) -> np.ndarray:
     """bool mask of the ``keep`` largest values of each row; ties go to the lower index.
 
     A partition finds each row's threshold in linear time; a full sort of a
@@ -138,11 +147,13 @@ class DrawnLayer:
     selection: str
 
     @property
-    def label(self):
+    def label(self) -> str:
         return f"{self.drawn:,} of {self.total:,} connections ({self.selection})"
 
 
-def dense_connections(bundle, layers, epoch=-1, selection=EdgeSelection(), bundle_options=None):
+def dense_connections(bundle: Bundle, layers: Sequence[LayerCells], epoch: int = -1,
+                      selection: EdgeSelection = EdgeSelection(), bundle_options: dict[str, Any] | None = None
+                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int, list[DrawnLayer]]:
     """The curves of every Dense layer fed by a 1D layer.
 
     Returns ``(curve_arrays, point_arrays, points_per_edge, drawn_layers)``:
@@ -154,9 +165,11 @@ def dense_connections(bundle, layers, epoch=-1, selection=EdgeSelection(), bundl
     ``bundling.bundle_edges``.
     """
     by_name = {cells.name: cells for cells in layers}
-    curves = {name: [] for name in ("source_cell", "target_cell", "weight", "weight_max",
+    curves: dict[str, list[np.ndarray]] = {name: [] for name in ("source_cell", "target_cell", "weight", "weight_max",
                                     *(weight_name(index) for index in range(len(bundle.epochs))))}
-    sources, targets, drawn_layers = [], [], []
+    sources: list[np.ndarray] = []
+    targets: list[np.ndarray] = []
+    drawn_layers: list[DrawnLayer] = []
     for layer in bundle.layers:
         if layer.type != "Dense" or len(layer.inputs) != 1:
             continue

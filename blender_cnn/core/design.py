@@ -19,12 +19,17 @@ writes a one-epoch bundle (epoch 0) whose activations are the numpy forward
 pass's, so the scene builder can show a network nobody has trained.
 """
 
+from __future__ import annotations
+
 import math
 import os
 import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import forward as forward_pass
 from .bundle import write_bundle
@@ -35,11 +40,14 @@ from .presets import INPUT_NAME, check_preset, load_design
 
 DESIGN_KEY = "<design>"  # the key of problems that belong to the whole design, not one layer
 
+# A design (or preset) as read from JSON, or the path of its file.
+DesignSource = dict[str, Any] | str | os.PathLike[str]
+
 
 class DesignCancelled(BlenderCNNError):
     """``design_bundle`` was told to stop (``should_stop``); nothing was written."""
 
-    def __init__(self, where):
+    def __init__(self, where: object) -> None:
         super().__init__(where, "computing the bundle was cancelled")
 
 
@@ -49,21 +57,21 @@ class DesignLayer:
 
     name: str
     type: str
-    inputs: tuple                  # the layers it takes input from, resolved ("input" for the network input)
-    output_shape: tuple = None     # channels last, no batch axis; None when it cannot be known
-    params: int = 0                # as Keras' count_params()
-    problem: str = None            # why the layer is invalid, None when it is fine
-    config: dict = field(default_factory=dict)         # Keras-style config with defaults, as bundles store it
-    weight_shapes: dict = field(default_factory=dict)  # {Keras weight name: shape}, in Keras' order
+    inputs: tuple[str, ...]               # the layers it takes input from, resolved ("input" for the network input)
+    output_shape: tuple[int, ...] | None = None  # channels last, no batch axis; None when it cannot be known
+    params: int = 0                       # as Keras' count_params()
+    problem: str | None = None            # why the layer is invalid, None when it is fine
+    config: dict[str, Any] = field(default_factory=dict)  # Keras-style config with defaults, as bundles store it
+    weight_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # {Keras weight name: shape}, in Keras' order
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.problem is None and self.output_shape is not None
 
 
 # ---------------------------------------------------------------- reading designs
 
-def design_and_where(design, where=None):
+def design_and_where(design: DesignSource, where: str | None = None) -> tuple[dict[str, Any], str]:
     """``(design dict, what errors name)`` for a design dict or the path of a design or preset file."""
     if isinstance(design, (str, os.PathLike)):
         return load_design(design), where or os.fspath(design)
@@ -75,7 +83,7 @@ def design_and_where(design, where=None):
 
 # ---------------------------------------------------------------- the public API
 
-def infer_shapes(design):
+def infer_shapes(design: object) -> list[DesignLayer]:
     """``[DesignLayer]``: the input, then every layer in an order where each follows its inputs.
 
     Never raises for a bad design: each offending layer carries its ``problem``;
@@ -84,10 +92,10 @@ def infer_shapes(design):
     return _analyse(design)[0]
 
 
-def problems(design):
+def problems(design: object) -> dict[str, str]:
     """``{layer name: reason}`` for every invalid layer; ``DESIGN_KEY`` for the design as a whole."""
     infos, design_problems = _analyse(design)
-    found = {}
+    found: dict[str, str] = {}
     for info in infos:
         if info.problem is not None:
             found[info.name] = info.problem if info.name not in found else f"{found[info.name]}; {info.problem}"
@@ -96,7 +104,7 @@ def problems(design):
     return found
 
 
-def validate_design(design, where=None):
+def validate_design(design: DesignSource, where: str | None = None) -> list[DesignLayer]:
     """The layers' ``[DesignLayer]``, or one BlenderCNNError naming the design and listing every problem.
 
     ``design`` is a dict or the path of a design file; ``where`` names it in the error.
@@ -110,12 +118,12 @@ def validate_design(design, where=None):
     return infos
 
 
-def total_parameters(infos):
+def total_parameters(infos: Sequence[DesignLayer]) -> int:
     """Sum of the layers' parameter counts (Keras' ``model.count_params()``)."""
     return int(sum(info.params for info in infos))
 
 
-def sorted_design(design):
+def sorted_design(design: dict[str, Any]) -> dict[str, Any]:
     """A copy of a valid ``design`` whose layers follow their inputs, every input written out: a preset.
 
     The output layer stays last. Raises BlenderCNNError when the design is invalid.
@@ -129,7 +137,7 @@ def sorted_design(design):
     return {**design, "layers": layers}
 
 
-def random_weights(design, seed=0):
+def random_weights(design: DesignSource, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """``{layer name: {weight name: float32 array}}`` shaped as Keras' weights, as Keras initializes them.
 
     Kernels are Glorot-uniform, biases and ``beta``/``moving_mean`` zero,
@@ -141,13 +149,13 @@ def random_weights(design, seed=0):
     return {info.name: layer_weights(info, seed) for info in infos if info.weight_shapes}
 
 
-def layer_weights(info, seed=0):
+def layer_weights(info: DesignLayer, seed: int = 0) -> dict[str, np.ndarray]:
     """``{weight name: float32 array}`` of one ``DesignLayer``, as ``random_weights`` draws them."""
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(info.name.encode("utf-8"))])
     return {name: _initial_weight(name, shape, rng) for name, shape in info.weight_shapes.items()}
 
 
-def synthetic_inputs(input_shape):
+def synthetic_inputs(input_shape: Sequence[int]) -> np.ndarray:
     """Three inputs in 0..1 shaped like ``input_shape``: a centred square, a diagonal stripe, a checkerboard.
 
     ``(3, *input_shape)`` float32. For an image (H, W, C) the patterns are
@@ -172,7 +180,9 @@ def synthetic_inputs(input_shape):
     return np.ascontiguousarray(images.reshape((3, *shape)), dtype=np.float32)
 
 
-def design_bundle(design, path, seed=0, inputs=None, progress=None, should_stop=None):
+def design_bundle(design: DesignSource, path: str | os.PathLike[str], seed: int = 0, inputs: npt.ArrayLike | None = None,
+                  progress: Callable[[int, int, str], object] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> str:
     """Write a bundle of ``design`` with random weights (epoch 0) and the numpy forward pass's activations.
 
     ``inputs`` is ``(S, *input_shape)`` (default ``synthetic_inputs``). The
@@ -194,7 +204,9 @@ def design_bundle(design, path, seed=0, inputs=None, progress=None, should_stop=
     if inputs.ndim != len(input_shape) + 1 or inputs.shape[1:] != input_shape or not len(inputs):
         raise BlenderCNNError("inputs", f"have shape {inputs.shape}; the design {design['name']!r} takes "
                                         f"(samples, {', '.join(map(str, input_shape))})")
-    arrays, layers, outputs = {}, [], {}
+    arrays: dict[str, np.ndarray] = {}
+    layers: list[dict[str, Any]] = []
+    outputs: dict[str, np.ndarray] = {}
     for done, info in enumerate(infos):
         if should_stop is not None and should_stop():
             raise DesignCancelled(where)
@@ -205,6 +217,7 @@ def design_bundle(design, path, seed=0, inputs=None, progress=None, should_stop=
             values = forward_pass.compute_layer(info.type, info.config, weights,
                                                 [outputs[name] for name in info.inputs], name=info.name)
         outputs[info.name] = values
+        assert info.output_shape is not None  # validate_design gave every layer its shape
         key = f"activations/{info.name}"
         arrays[key] = values[np.newaxis]
         for weight_name, value in weights.items():
@@ -243,9 +256,9 @@ def design_bundle(design, path, seed=0, inputs=None, progress=None, should_stop=
 
 # ---------------------------------------------------------------- the analysis
 
-def _analyse(design):
+def _analyse(design: object) -> tuple[list[DesignLayer], list[str]]:
     """``(infos, design problems)``."""
-    design_problems = []
+    design_problems: list[str] = []
     if not isinstance(design, dict):
         return [], ["a design must be a JSON object (a dict)"]
     if not isinstance(design.get("name"), str) or not design["name"]:
@@ -273,11 +286,13 @@ def _analyse(design):
         return [input_info], design_problems
 
     # Names and inputs.
-    infos, by_name, positions = [], {INPUT_NAME: input_info}, {}
+    infos: list[DesignLayer] = []
+    by_name = {INPUT_NAME: input_info}
+    positions: dict[str, int] = {}
     for position, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("name") \
                 or not isinstance(entry.get("type"), str):
-            name = entry.get("name") if isinstance(entry, dict) and isinstance(entry.get("name"), str) \
+            name = entry["name"] if isinstance(entry, dict) and isinstance(entry.get("name"), str) \
                 and entry.get("name") else f"layer #{position}"
             infos.append(DesignLayer(name, "?", (), problem="needs a 'type' (a Keras layer class) and a 'name'"))
             continue
@@ -347,7 +362,7 @@ def _analyse(design):
     return ordered, design_problems
 
 
-def _training_problem(design):
+def _training_problem(design: dict[str, Any]) -> list[str]:
     """check_preset's judgement of the training section, without its layer checks (those are per layer here)."""
     probe = {"name": "x", "input_shape": [1], "class_names": ["x"], "layers": [{"type": "Dense", "name": "x"}],
              "training": design.get("training", {})}
@@ -358,10 +373,12 @@ def _training_problem(design):
     return []
 
 
-def _topological_order(infos, by_name):
+def _topological_order(infos: list[DesignLayer],
+                       by_name: Mapping[str, DesignLayer]) -> tuple[list[DesignLayer], list[DesignLayer]]:
     """``(order, cyclic)``: layers each after its inputs, list order kept where possible; layers on cycles."""
     valid = [info for info in infos if by_name.get(info.name) is info]
-    done, order, waiting = {INPUT_NAME}, [], list(valid)
+    done, waiting = {INPUT_NAME}, list(valid)
+    order: list[DesignLayer] = []
     progress = True
     while waiting and progress:
         progress = False
@@ -376,9 +393,10 @@ def _topological_order(infos, by_name):
     return order + [info for info in infos if info not in valid], cyclic
 
 
-def _cycle_through(info, by_name):
+def _cycle_through(info: DesignLayer, by_name: Mapping[str, DesignLayer]) -> list[str]:
     """The names on a path from ``info`` back to itself (``[info.name, ..., info.name]``), or ``[info.name]``."""
-    stack, seen = [(info.name, [info.name])], set()
+    stack = [(info.name, [info.name])]
+    seen: set[str] = set()
     while stack:
         name, path = stack.pop()
         for source in by_name[name].inputs if name in by_name else ():
@@ -392,7 +410,7 @@ def _cycle_through(info, by_name):
 
 # ---------------------------------------------------------------- small helpers
 
-def _initial_weight(name, shape, rng):
+def _initial_weight(name: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Keras' default initial value of weight ``name``: Glorot-uniform kernels, else zeros or ones."""
     if name.endswith("kernel"):
         if len(shape) == 2:

@@ -8,8 +8,16 @@ cannot be built raises ``LayerProblem`` with the reason, which the design
 records on that layer.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 from .layer_specs import FLAT_INPUT, IMAGE_INPUT, MANY_INPUTS, designable_layer_types, spec_of
 from .shape_rules import IGNORED_ARGUMENTS, IGNORED_SUFFIXES, LayerProblem, Settings, is_positive_int, shape_text
+
+if TYPE_CHECKING:
+    from .design import DesignLayer
 
 __all__ = ["DESIGNABLE_LAYER_TYPES", "LayerProblem", "check_type_and_arguments", "infer_layer", "is_positive_int",
            "shape_text"]
@@ -17,7 +25,7 @@ __all__ = ["DESIGNABLE_LAYER_TYPES", "LayerProblem", "check_type_and_arguments",
 DESIGNABLE_LAYER_TYPES = designable_layer_types()
 
 
-def check_type_and_arguments(info, entry):
+def check_type_and_arguments(info: DesignLayer, entry: Mapping[str, Any]) -> dict[str, Any]:
     """The checks that need no input shape: a known type and arguments it takes. Returns the keyword arguments."""
     kwargs = {key: value for key, value in entry.items() if key not in ("type", "name", "inputs")}
     spec = spec_of(info.type)
@@ -33,12 +41,13 @@ def check_type_and_arguments(info, entry):
     return kwargs
 
 
-def infer_layer(info, entry, sources):
+def infer_layer(info: DesignLayer, entry: Mapping[str, Any], sources: Sequence[DesignLayer]) -> None:
     """Check ``entry`` (a layer of a design) against its ``sources`` and fill ``info``'s shape, parameters and weights."""
     kwargs = check_type_and_arguments(info, entry)
     spec = spec_of(info.type)
+    assert spec is not None and spec.shape_rule is not None, "check_type_and_arguments refuses types without a rule"
     layer_type = info.type
-    shapes = [tuple(source.output_shape) for source in sources]
+    shapes = [_known_shape(source) for source in sources]
     if spec.takes == MANY_INPUTS:
         if len(sources) < 2:
             raise LayerProblem(f"{layer_type} merges two or more inputs, it has {len(sources)}")
@@ -58,3 +67,9 @@ def infer_layer(info, entry, sources):
     info.output_shape = tuple(int(size) for size in info.output_shape)
     if any(size <= 0 for size in info.output_shape):
         raise LayerProblem(f"would output {shape_text(info.output_shape)}, which has an empty size")
+
+
+def _known_shape(source: DesignLayer) -> tuple[int, ...]:
+    """An input's output shape: ``core.design`` infers a layer once all its inputs' shapes are known."""
+    assert source.output_shape is not None, f"{source.name} has no output shape yet"
+    return tuple(source.output_shape)

@@ -8,12 +8,20 @@ straight one, pass both the bounds of the straight drawing. Pure numpy, in
 chunks of edges so that millions fit.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
+
+# (x_min, y_min, x_max, y_max) in screen coordinates.
+Bounds = tuple[float, float, float, float]
 
 CHUNK_EDGES = 65_536
 
 
-def view_projection(view_direction, up=(0.0, 0.0, 1.0)):
+def view_projection(view_direction: npt.ArrayLike, up: npt.ArrayLike = (0.0, 0.0, 1.0)) -> np.ndarray:
     """4x4 orthographic world->clip matrix looking along ``view_direction``, ``up`` upwards on screen.
 
     Screen x is ``view x up`` (to the right), screen y the part of ``up``
@@ -34,7 +42,7 @@ def view_projection(view_direction, up=(0.0, 0.0, 1.0)):
     return matrix
 
 
-def _matrix(projection):
+def _matrix(projection: npt.ArrayLike) -> np.ndarray:
     projection = np.asarray(projection, dtype=np.float64)
     if projection.shape == (3,):
         return view_projection(projection)
@@ -44,14 +52,14 @@ def _matrix(projection):
     return projection
 
 
-def _checked_polylines(points):
+def _checked_polylines(points: npt.ArrayLike) -> np.ndarray:
     points = np.asarray(points)
     if points.ndim != 3 or points.shape[2] != 3 or points.shape[1] < 2:
         raise ValueError(f"points must have shape (edges, points >= 2, 3), got {points.shape}")
     return points
 
 
-def project(points, projection):
+def project(points: npt.ArrayLike, projection: npt.ArrayLike) -> np.ndarray:
     """(..., 2) float64 screen coordinates of (..., 3) points: clip x, y after the perspective divide."""
     matrix = _matrix(projection)
     points = np.asarray(points, dtype=np.float64)
@@ -60,7 +68,7 @@ def project(points, projection):
     return clip[..., :2] / w[..., None]
 
 
-def drawing_bounds(points, projection):
+def drawing_bounds(points: npt.ArrayLike, projection: npt.ArrayLike) -> Bounds:
     """(x_min, y_min, x_max, y_max) of the projected polylines: the frame to draw both drawings in."""
     points = _checked_polylines(points)
     low, high = np.full(2, np.inf), np.full(2, -np.inf)
@@ -70,7 +78,7 @@ def drawing_bounds(points, projection):
     return (*low, *high)
 
 
-def raster_shape(bounds, resolution):
+def raster_shape(bounds: Sequence[float], resolution: int) -> tuple[int, int, float]:
     """(rows, cols) of square pixels covering ``bounds``, ``resolution`` pixels along the longer side."""
     width, height = bounds[2] - bounds[0], bounds[3] - bounds[1]
     if width <= 0 and height <= 0:
@@ -79,7 +87,8 @@ def raster_shape(bounds, resolution):
     return max(1, int(np.ceil(height / pixel - 1e-9))), max(1, int(np.ceil(width / pixel - 1e-9))), pixel
 
 
-def rasterize(points, projection, resolution=512, bounds=None):
+def rasterize(points: npt.ArrayLike, projection: npt.ArrayLike, resolution: int = 512,
+              bounds: Sequence[float] | None = None) -> np.ndarray:
     """bool (rows, cols) raster of the polylines drawn one pixel wide (row 0 at the bottom)."""
     points = _checked_polylines(points)
     bounds = drawing_bounds(points, projection) if bounds is None else tuple(float(b) for b in bounds)
@@ -96,7 +105,8 @@ def rasterize(points, projection, resolution=512, bounds=None):
     return raster.reshape(rows, cols)
 
 
-def _distinct_segments(begin, end, rows, cols, steps=32):
+def _distinct_segments(begin: np.ndarray, end: np.ndarray, rows: int, cols: int,
+                       steps: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """The segments (in pixel units) with duplicates within 1/32 pixel dropped.
 
     Bundled drawings repeat the same stretch thousands of times; drawing it
@@ -118,7 +128,7 @@ def _distinct_segments(begin, end, rows, cols, steps=32):
 SAMPLES_PER_BATCH = 8_000_000
 
 
-def _draw_along(raster, rows, cols, begin, end, major):
+def _draw_along(raster: np.ndarray, rows: int, cols: int, begin: np.ndarray, end: np.ndarray, major: int) -> None:
     """Mark the pixels of segments (pixel units) whose longer axis is ``major``: one per pixel crossed.
 
     Along that axis a segment gets one sample in every pixel it crosses,
@@ -154,7 +164,8 @@ def _draw_along(raster, rows, cols, begin, end, major):
         raster[row * cols + col] = True
 
 
-def ink(points, projection, resolution=512, bounds=None):
+def ink(points: npt.ArrayLike, projection: npt.ArrayLike, resolution: int = 512,
+        bounds: Sequence[float] | None = None) -> float:
     """Share of the raster's pixels covered by the polylines (E, P, 3), drawn one pixel wide.
 
     ``projection``: a 4x4 world->clip matrix, or a view direction for an
@@ -166,7 +177,7 @@ def ink(points, projection, resolution=512, bounds=None):
     return float(rasterize(points, projection, resolution, bounds).mean())
 
 
-def distortion(points):
+def distortion(points: npt.ArrayLike) -> float:
     """Mean over edges of polyline length / straight distance from its first to its last point.
 
     1 for straight polylines. Edges whose ends coincide are left out (their ratio is undefined).

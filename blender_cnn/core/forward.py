@@ -5,14 +5,23 @@ entry in ``core.layer_specs`` names (the functions are in
 ``core.numpy_layers``); ``forward`` walks a bundle's layer graph with it.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from .errors import BlenderCNNError
 from .layer_specs import computable_layer_types, spec_of
 from .numpy_layers import ComputeProblem
 
+if TYPE_CHECKING:
+    from .bundle import Bundle
 
-def forward(bundle, inputs, epoch=-1):
+
+def forward(bundle: Bundle, inputs: npt.ArrayLike, epoch: int = -1) -> dict[str, np.ndarray]:
     """Every layer's output for ``inputs`` with the weights of ``epoch``.
 
     ``inputs`` is ``(S, *bundle.input_shape)``, or one sample without the
@@ -28,7 +37,7 @@ def forward(bundle, inputs, epoch=-1):
         raise BlenderCNNError("inputs", f"have shape {inputs.shape}; the network {bundle.name!r} takes "
                                         f"(samples, {', '.join(map(str, input_shape))})")
     bundle.epoch_index(epoch)  # an epoch the bundle lacks fails here, before any work
-    outputs = {}
+    outputs: dict[str, np.ndarray] = {}
     for layer in bundle.layers:
         if not layer.inputs:
             if outputs:
@@ -47,7 +56,8 @@ def forward(bundle, inputs, epoch=-1):
     return outputs
 
 
-def compute_layer(layer_type, config, weights, inputs, name=None):
+def compute_layer(layer_type: str, config: Mapping[str, Any] | None, weights: Mapping[str, np.ndarray],
+                  inputs: Sequence[np.ndarray], name: str | None = None) -> np.ndarray:
     """One layer's output, ``(S, ...)`` float32.
 
     ``config`` is the layer's config as the bundle stores it, ``weights``
@@ -71,7 +81,7 @@ def compute_layer(layer_type, config, weights, inputs, name=None):
     return np.ascontiguousarray(result, dtype=np.float32)
 
 
-def as_probabilities(outputs):
+def as_probabilities(outputs: np.ndarray) -> np.ndarray:
     """The network's class probabilities: its output if that is already a distribution, else its softmax."""
     outputs = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
     if np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3):

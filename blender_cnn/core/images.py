@@ -5,7 +5,13 @@ TensorFlow) and Blender (which decodes with its own image loader and has no
 TensorFlow), so an image gives the same input wherever it is converted.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from .errors import BlenderCNNError
 
@@ -16,7 +22,7 @@ RESIZE_METHODS = ("bilinear", "nearest")
 LUMA_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], dtype=np.float32)
 
 
-def image_settings(preprocessing):
+def image_settings(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
     """The image options of a ``preprocessing`` dict, checked; unknown keys are ignored.
 
     - ``range``: ``[low, high]`` that black..white maps to; default ``[0, 1]``
@@ -56,7 +62,8 @@ def image_settings(preprocessing):
     }
 
 
-def to_model_input(image, input_shape, preprocessing=None, where="image"):
+def to_model_input(image: npt.ArrayLike, input_shape: Sequence[int], preprocessing: Mapping[str, Any] | None = None,
+                   where: str = "image") -> tuple[np.ndarray, dict[str, Any]]:
     """One decoded image (h, w, channels) with values 0..1 as the network's input (H, W, C) float32.
 
     Returns ``(input, recorded)``: ``recorded`` says what was done, for the bundle.
@@ -90,7 +97,7 @@ def to_model_input(image, input_shape, preprocessing=None, where="image"):
     return np.ascontiguousarray(values, dtype=np.float32), recorded
 
 
-def image_input_shape(input_shape):
+def image_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(input_shape)
     if len(shape) != 3 or shape[2] not in (1, 3) or not all(isinstance(size, int) and size > 0 for size in shape):
         raise BlenderCNNError("images", f"can only feed networks that take (height, width, 1 or 3 channels) "
@@ -98,7 +105,7 @@ def image_input_shape(input_shape):
     return shape
 
 
-def convert_channels(image, channels, where="image"):
+def convert_channels(image: np.ndarray, channels: int, where: str = "image") -> tuple[np.ndarray, str]:
     """``image`` (h, w, c) with ``channels`` channels, and a note of what was done."""
     notes = []
     have = image.shape[-1]
@@ -116,7 +123,7 @@ def convert_channels(image, channels, where="image"):
     return image, f"{', '.join(notes) or 'unchanged'} ({channels} channel{'s' * (channels > 1)})"
 
 
-def crop_to_aspect(image, aspect):
+def crop_to_aspect(image: np.ndarray, aspect: float) -> np.ndarray:
     """The centre of ``image`` with height / width = ``aspect``."""
     height, width = image.shape[0], image.shape[1]
     if height / width > aspect:
@@ -127,7 +134,8 @@ def crop_to_aspect(image, aspect):
     return image[top:top + new_height, left:left + new_width]
 
 
-def resize(images, height, width, antialias=True, method="bilinear"):
+def resize(images: npt.ArrayLike, height: int, width: int, antialias: bool = True,
+           method: str = "bilinear") -> np.ndarray:
     """Resize (..., h, w, c) images to (..., height, width, c), as ``tf.image.resize`` does.
 
     Pixel centres sit at half-integer coordinates and the edges are clamped;
@@ -142,7 +150,7 @@ def resize(images, height, width, antialias=True, method="bilinear"):
                                 dtype=np.float32)
 
 
-def resampling_matrix(source_size, target_size, antialias=True):
+def resampling_matrix(source_size: int, target_size: int, antialias: bool = True) -> np.ndarray:
     """(target, source) weights of a triangle filter along one axis; rows sum to 1."""
     scale = source_size / target_size
     support = max(scale, 1.0) if antialias else 1.0
@@ -156,7 +164,7 @@ def resampling_matrix(source_size, target_size, antialias=True):
     return (weights / np.where(totals > 0, totals, 1.0)).astype(np.float32)
 
 
-def nearest_matrix(source_size, target_size, _antialias=None):
+def nearest_matrix(source_size: int, target_size: int, _antialias: bool | None = None) -> np.ndarray:
     """(target, source) one-hot rows picking the pixel under each target centre."""
     picked = np.minimum(np.floor((np.arange(target_size) + 0.5) * source_size / target_size).astype(np.int64),
                         source_size - 1)

@@ -9,9 +9,17 @@ mean of the class rows, so one class weighs the same however many of the
 bundle's samples it has.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
 
 from .errors import BlenderCNNError
+
+if TYPE_CHECKING:
+    from .bundle import Bundle
 
 GRADIENT_X_ACTIVATION = "gradient_x_activation"
 ACTIVATION_X_WEIGHT = "activation_x_weight"
@@ -21,13 +29,13 @@ METHOD_LABELS = {
 }
 
 
-def labelled_classes(labels, class_count):
+def labelled_classes(labels: npt.ArrayLike, class_count: int) -> np.ndarray:
     """``(K,)`` bool: True for the classes at least one sample is labelled with."""
     labels = np.asarray(labels)
     return np.bincount(labels[labels >= 0], minlength=class_count)[:class_count] > 0
 
 
-def class_samples(labels, class_count):
+def class_samples(labels: npt.ArrayLike, class_count: int) -> list[np.ndarray]:
     """For each class, the indices of the samples its importance is averaged over.
 
     The samples labelled with the class; for a class no sample is labelled
@@ -40,13 +48,13 @@ def class_samples(labels, class_count):
             for k, present in enumerate(labelled_classes(labels, class_count))]
 
 
-def importance_method(bundle):
+def importance_method(bundle: Bundle) -> str:
     """``GRADIENT_X_ACTIVATION`` when the bundle stores gradient-based importance, else ``ACTIVATION_X_WEIGHT``."""
     described = bundle.importance_info or {}
     return GRADIENT_X_ACTIVATION if described.get("method") == GRADIENT_X_ACTIVATION else ACTIVATION_X_WEIGHT
 
 
-def neuron_importance(bundle, layer_name, epoch_index):
+def neuron_importance(bundle: Bundle, layer_name: str, epoch_index: int) -> np.ndarray:
     """``(K+1, U)`` float32: importance of each channel (or unit) of a layer for each class, then all classes.
 
     The stored gradient × activation when the layer has it; otherwise the mean
@@ -63,7 +71,7 @@ def neuron_importance(bundle, layer_name, epoch_index):
     return _with_all_classes(np.stack([per_sample[samples].mean(axis=0) for samples in _class_samples(bundle)]))
 
 
-def edge_importance(bundle, layer_name, epoch_index, class_index):
+def edge_importance(bundle: Bundle, layer_name: str, epoch_index: int, class_index: int) -> np.ndarray:
     """``(in_units, out_units)`` float32: importance of each connection of a Dense layer for one class.
 
     ``class_index`` K (the number of classes) means all classes: the mean of
@@ -93,7 +101,7 @@ def edge_importance(bundle, layer_name, epoch_index, class_index):
     return kernel * (inputs.T @ weighted)
 
 
-def dense_input_activations(bundle, layer_name, epoch_index):
+def dense_input_activations(bundle: Bundle, layer_name: str, epoch_index: int) -> np.ndarray:
     """``(S, in_units)`` float32: what a Dense layer fed by a one-dimensional layer takes in, for every sample."""
     layer = bundle.layer(layer_name)
     kernel = next((weight for weight in layer.weights if weight.name == "kernel"), None)
@@ -104,15 +112,15 @@ def dense_input_activations(bundle, layer_name, epoch_index):
     return bundle.layer_activations(sources[0].name, _epoch(bundle, epoch_index))
 
 
-def _class_samples(bundle):
+def _class_samples(bundle: Bundle) -> list[np.ndarray]:
     return class_samples(bundle.array(bundle.manifest["samples"]["labels"]), len(bundle.class_names))
 
 
-def _with_all_classes(rows):
+def _with_all_classes(rows: np.ndarray) -> np.ndarray:
     return np.concatenate([rows, rows.mean(axis=0, keepdims=True)]).astype(np.float32)
 
 
-def _epoch(bundle, epoch_index):
+def _epoch(bundle: Bundle, epoch_index: int) -> int:
     """The epoch number at position ``epoch_index`` of the bundle's epoch axis."""
     epochs = bundle.epochs
     if not 0 <= epoch_index < len(epochs):

@@ -13,32 +13,42 @@ layer shows which of its own neurons matter, from 0 to 1. Above
 ``CLASS_LIMIT`` classes only the all-classes values and the top class are kept.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import importance
 from .cells import cell_count, summarized
 
+if TYPE_CHECKING:
+    from .bundle import Bundle
+    from .cells import LayerCells
+
 CLASS_LIMIT = 32
 
 
-def importance_name(epoch_index, class_index=None):
+def importance_name(epoch_index: int, class_index: int | None = None) -> str:
     suffix = "all" if class_index is None else f"c{class_index}"
     return f"importance_e{epoch_index}_{suffix}"
 
 
-def top_class_name(epoch_index):
+def top_class_name(epoch_index: int) -> str:
     return f"importance_top_e{epoch_index}"
 
 
-def stored_class_count(bundle):
+def stored_class_count(bundle: Bundle) -> int:
     """How many classes get values of their own in the scene (0 when there are too many)."""
     count = len(bundle.class_names)
     return count if count <= CLASS_LIMIT else 0
 
 
-def cell_rows(layers):
+def cell_rows(layers: Sequence[LayerCells]) -> tuple[np.ndarray, int]:
     """``(row of every cell, row count)``: the cells in ``cells.cell_arrays``' order, summaries included."""
-    starts, row = {}, 0
+    starts: dict[str, int] = {}
+    row = 0
     for cells in layers:
         starts[cells.name] = row
         row += (cells.channels if len(cells.output_shape) == 3 else cells.count) + 1  # + the layer's summary row
@@ -59,12 +69,12 @@ def cell_rows(layers):
     return rows, row
 
 
-def importance_table(bundle, layers):
+def importance_table(bundle: Bundle, layers: Sequence[LayerCells]) -> dict[str, np.ndarray]:
     """``{attribute name: (rows,) array}`` of the table the cells read, every epoch and stored class."""
     _rows, row_count = cell_rows(layers)
     stored = stored_class_count(bundle)
     class_count = len(bundle.class_names)
-    table = {}
+    table: dict[str, np.ndarray] = {}
     for epoch_index in range(len(bundle.epochs)):
         values = np.zeros((class_count + 1, row_count), dtype=np.float32)
         start = 0
@@ -83,7 +93,8 @@ def importance_table(bundle, layers):
     return table
 
 
-def edge_importance_arrays(bundle, layer_name, source_unit, target_unit):
+def edge_importance_arrays(bundle: Bundle, layer_name: str, source_unit: np.ndarray,
+                           target_unit: np.ndarray) -> dict[str, np.ndarray]:
     """``{attribute name: (n,) array}`` for the drawn connections ``source_unit -> target_unit`` of a Dense layer.
 
     The same values as ``core.importance.edge_importance``, gathered for the
@@ -96,7 +107,7 @@ def edge_importance_arrays(bundle, layer_name, source_unit, target_unit):
     share = np.zeros((bundle.sample_count, class_count), dtype=np.float32)
     for k, samples in enumerate(groups):
         share[samples, k] = 1.0 / len(samples)
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     for epoch_index, epoch in enumerate(bundle.epochs):
         inputs = np.abs(importance.dense_input_activations(bundle, layer_name, epoch_index))[:, source_unit]
         weights = np.abs(np.asarray(bundle.weights(layer_name, epoch)["kernel"], dtype=np.float32)
@@ -117,12 +128,12 @@ def edge_importance_arrays(bundle, layer_name, source_unit, target_unit):
     return {name: np.ascontiguousarray(value) for name, value in arrays.items()}
 
 
-def _top_classes(per_class):
+def _top_classes(per_class: np.ndarray) -> np.ndarray:
     """The class each column matters most for (ties: the lower class)."""
     return np.argmax(per_class, axis=0).astype(np.int32)
 
 
-def _per_layer_normalized(values, layers):
+def _per_layer_normalized(values: np.ndarray, layers: Sequence[LayerCells]) -> np.ndarray:
     """Each layer's rows divided by that layer's largest value, per class."""
     normalized = np.zeros_like(values)
     start = 0

@@ -30,7 +30,13 @@ stored activations to float32 precision. The record and its text are in
 ``inspection_elementwise``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from . import inspection_elementwise as elementwise
 from . import inspection_windows as windows
@@ -49,16 +55,26 @@ from .inspection_record import (
     NORMALIZATION,
     SEPARABLE,
     VALUE,
+    CellFields,
     Inspection,
     Term,
 )
+from .numpy_layers import is_scalar
+
+if TYPE_CHECKING:
+    from .bundle import Bundle, LayerInfo
 
 __all__ = ["inspect_cell", "Inspection", "Term", "DENSE_TERMS_SHOWN", "ACTIVATION", "AVERAGE_POOLING",
            "CONCATENATION", "CONVOLUTION", "DENSE", "GLOBAL_AVERAGE_POOLING", "GLOBAL_MAX_POOLING", "MAX_POOLING",
            "MERGE", "NORMALIZATION", "SEPARABLE", "VALUE"]
 
 DENSE_TERMS_SHOWN = 8
-def _dense(layer, inputs, weights, common, top):
+# An inspector: function(layer, input values of one sample, weights, common, top) -> Inspection.
+Inspector = Callable[["LayerInfo", Sequence[np.ndarray], Mapping[str, np.ndarray], CellFields, int], Inspection]
+
+
+def _dense(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray], common: CellFields,
+           top: int) -> Inspection:
     """A Dense unit (of a 1-D layer, or of one pixel of a feature map): its strongest contributions."""
     position = common["position"]
     vector = inputs[0][position[:-1]].astype(np.float32)
@@ -82,7 +98,7 @@ def _dense(layer, inputs, weights, common, top):
 
 
 # Inspection kind (core.layer_specs) -> (function, the input ranks it inspects: None for any, or (rank of each input,)).
-INSPECTORS = {
+INSPECTORS: dict[str, tuple[Inspector, tuple[int, ...] | None]] = {
     specs.INSPECT_CONVOLUTION: (windows.convolution, (3,)), specs.INSPECT_SEPARABLE: (windows.separable, (3,)),
     specs.INSPECT_TRANSPOSED: (windows.transposed, (3,)), specs.INSPECT_POOLING: (windows.pooling, (3,)),
     specs.INSPECT_GLOBAL_POOLING: (windows.global_pooling, (3,)), specs.INSPECT_DENSE: (_dense, None),
@@ -93,7 +109,9 @@ INSPECTORS = {
 }
 
 
-def inspect_cell(bundle, layer_name, position, epoch=-1, sample=0, activations=None, top=DENSE_TERMS_SHOWN):
+def inspect_cell(bundle: Bundle, layer_name: str, position: Sequence[int] | int, epoch: int = -1,
+                 sample: int | str = 0, activations: Mapping[str, npt.ArrayLike] | None = None,
+                 top: int = DENSE_TERMS_SHOWN) -> Inspection:
     """How ``layer_name``'s cell at ``position`` was computed at ``epoch`` for ``sample``.
 
     ``position`` is ``(row, column, channel)`` for feature maps or ``(unit,)``
@@ -106,15 +124,16 @@ def inspect_cell(bundle, layer_name, position, epoch=-1, sample=0, activations=N
     epoch_number = bundle.epochs[bundle.epoch_index(epoch)]
     position = _checked_position(layer, position)
 
-    def output_of(name):
+    def output_of(name: str) -> np.ndarray:
         if activations is not None:
             return np.asarray(activations[name], dtype=np.float32)
+        assert not isinstance(sample, str), "a custom input's label comes with its activations"
         return bundle.activations(name, epoch_number, sample)
 
     stored = float(output_of(layer_name)[position])
     source = layer.inputs[0] if len(layer.inputs) == 1 else None
-    common = dict(layer=layer_name, layer_type=layer.type, epoch=epoch_number, sample=sample, position=position,
-                  source_layer=source, stored=stored)
+    common = CellFields(layer=layer_name, layer_type=layer.type, epoch=epoch_number, sample=sample,
+                        position=position, source_layer=source, stored=stored)
     spec = specs.spec_of(layer.type)
     if not layer.inputs or (spec is not None and spec.inspection == specs.INSPECT_VALUE):
         return Inspection(kind=VALUE, value=stored, **common)
@@ -129,10 +148,10 @@ def inspect_cell(bundle, layer_name, position, epoch=-1, sample=0, activations=N
     return function(layer, inputs, weights, common, top)
 
 
-def _inspector(layer):
+def _inspector(layer: LayerInfo) -> tuple[Inspector, tuple[int, ...] | None]:
     spec = specs.spec_of(layer.type)
-    found = INSPECTORS.get(spec.inspection) if spec is not None else None
-    if found is None:
+    found = INSPECTORS.get(spec.inspection) if spec is not None and spec.inspection is not None else None
+    if spec is None or found is None:
         raise BlenderCNNError(f"layer {layer.name!r}", f"is a {layer.type} layer, whose cells inspection cannot "
                                                        "take apart term by term")
     if spec.takes != specs.MANY_INPUTS and len(layer.inputs) != 1:
@@ -141,8 +160,9 @@ def _inspector(layer):
     return found
 
 
-def _checked_position(layer, position):
-    position = (int(position),) if np.isscalar(position) else tuple(int(p) for p in position)
+def _checked_position(layer: LayerInfo, position: Any) -> tuple[int, ...]:
+    """``position`` (a sequence of ints, numpy's too, or one unit number) as a cell of ``layer``'s output."""
+    position = (int(position),) if is_scalar(position) else tuple(int(p) for p in position)
     shape = tuple(layer.output_shape)
     if len(position) != len(shape) or any(not 0 <= p < size for p, size in zip(position, shape)):
         raise BlenderCNNError(f"layer {layer.name!r}", f"has output shape {shape}; it has no cell {position}")

@@ -4,18 +4,28 @@ Each function takes ``(layer, inputs, weights, common, top)`` like those of
 ``inspection_windows`` and returns an ``Inspection``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from .errors import BlenderCNNError
 from .forward import compute_layer
-from .inspection_record import ACTIVATION, CONCATENATION, MERGE, NORMALIZATION, Inspection, Term
+from .inspection_record import ACTIVATION, CONCATENATION, MERGE, NORMALIZATION, CellFields, Inspection, Term
 from .inspection_windows import AXIS_ACTIVATIONS
+
+if TYPE_CHECKING:
+    from .bundle import LayerInfo
 
 MERGES = {"Add": np.add, "Subtract": np.subtract, "Multiply": np.multiply, "Maximum": np.maximum,
           "Minimum": np.minimum, "Average": np.add}
 
 
-def merge(layer, inputs, weights, common, top):
+def merge(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray],
+          common: CellFields, top: int) -> Inspection:
     """Add, Multiply and the other merges: each input's value at the cell (broadcast like numpy) and the result."""
     position = common["position"]
     terms = tuple(Term(_broadcast_position(position, values.shape), float(values[_broadcast_position(
@@ -30,13 +40,14 @@ def merge(layer, inputs, weights, common, top):
     return Inspection(kind=MERGE, terms=terms, value=float(np.float32(result)), **common)
 
 
-def _broadcast_position(position, shape):
+def _broadcast_position(position: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
     """Where ``position`` of the result reads an input of ``shape``: numpy broadcasting, aligned right."""
     aligned = position[len(position) - len(shape):]
     return tuple(index if size > 1 else 0 for index, size in zip(aligned, shape))
 
 
-def concatenate(layer, inputs, weights, common, top):
+def concatenate(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray],
+                common: CellFields, top: int) -> Inspection:
     """Concatenate: which input the cell comes from, where in it, and its value."""
     position = common["position"]
     axis = _position_axis(layer, len(position))
@@ -48,13 +59,13 @@ def concatenate(layer, inputs, weights, common, top):
             parameters = (("input", index), ("inputs", len(inputs)), ("axis", axis), ("offset", first),
                           ("size", values.shape[axis]))
             return Inspection(kind=CONCATENATION, terms=(term,), value=term.value, parameters=parameters,
-                              **{**common, "source_layer": name})
+                              **(common | {"source_layer": name}))
         first += values.shape[axis]
     raise BlenderCNNError(f"layer {layer.name!r}", f"has inputs that do not add up to its output shape "
                                                    f"{tuple(layer.output_shape)}")
 
 
-def _position_axis(layer, rank):
+def _position_axis(layer: LayerInfo, rank: int) -> int:
     """A Keras ``axis`` (counting the sample axis; negative from the end) as an index into a cell's position."""
     axis = layer.config.get("axis", -1)
     if isinstance(axis, (list, tuple)):
@@ -67,7 +78,8 @@ def _position_axis(layer, rank):
     return axis
 
 
-def batch_normalization(layer, inputs, weights, common, top):
+def batch_normalization(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray],
+                        common: CellFields, top: int) -> Inspection:
     """BatchNormalization in inference: (x - moving mean) / sqrt(moving variance + epsilon) x gamma + beta."""
     position = common["position"]
     channel = position[_position_axis(layer, len(position))]
@@ -82,7 +94,8 @@ def batch_normalization(layer, inputs, weights, common, top):
     return _normalized(inputs, common, result, parameters)
 
 
-def normalization(layer, inputs, weights, common, top):
+def normalization(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray],
+                  common: CellFields, top: int) -> Inspection:
     """Keras' preprocessing Normalization, adapted (mean and variance are weights): (x - mean) / sqrt(variance)."""
     if "mean" not in weights or "variance" not in weights:
         raise BlenderCNNError(f"layer {layer.name!r}", "is a Normalization layer whose mean and variance are not "
@@ -99,14 +112,15 @@ def normalization(layer, inputs, weights, common, top):
     return _normalized(inputs, common, result, (("mean", mean), ("variance", variance), ("invert", invert)))
 
 
-def _kept_axes(layer, rank):
+def _kept_axes(layer: LayerInfo, rank: int) -> list[int]:
     """Normalization's ``axis`` (an int, a list, or None for one mean over everything) as position indices."""
     axis = layer.config.get("axis", -1)
     axes = [] if axis is None else axis if isinstance(axis, (list, tuple)) else [axis]
     return [int(a) % (rank + 1) - 1 for a in axes]
 
 
-def rescaling(layer, inputs, weights, common, top):
+def rescaling(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray],
+              common: CellFields, top: int) -> Inspection:
     """Rescaling: x x scale + offset (each a number, or one per channel)."""
     position = common["position"]
     shape = tuple(inputs[0].shape)
@@ -116,18 +130,20 @@ def rescaling(layer, inputs, weights, common, top):
     return _normalized(inputs, common, x * scale + offset, (("scale", scale), ("offset", offset)))
 
 
-def _element(values, shape, position):
+def _element(values: npt.ArrayLike, shape: tuple[int, ...], position: tuple[int, ...]) -> float:
     """The number of ``values`` (a scalar, or one per channel, ...) that applies at ``position`` of ``shape``."""
     return float(np.broadcast_to(np.asarray(values, dtype=np.float32), shape)[position])
 
 
-def _normalized(inputs, common, result, parameters):
+def _normalized(inputs: Sequence[np.ndarray], common: CellFields, result: float,
+                parameters: tuple[tuple[str, Any], ...]) -> Inspection:
     term = Term(common["position"], float(inputs[0][common["position"]]))
     return Inspection(kind=NORMALIZATION, terms=(term,), value=float(np.float32(result)), parameters=parameters,
                       **common)
 
 
-def activation(layer, inputs, weights, common, top):
+def activation(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray],
+               common: CellFields, top: int) -> Inspection:
     """Activation, ReLU (ReLU6 is ReLU(max_value=6)), LeakyReLU, ELU, PReLU, Softmax: input value -> output."""
     position, config = common["position"], layer.config
     name, parameters = _activation_name(layer, weights, position, inputs[0].shape)
@@ -144,7 +160,8 @@ def activation(layer, inputs, weights, common, top):
                       value=float(output[position]), parameters=parameters, **common)
 
 
-def _activation_name(layer, weights, position, shape):
+def _activation_name(layer: LayerInfo, weights: Mapping[str, np.ndarray], position: tuple[int, ...],
+                     shape: tuple[int, ...]) -> tuple[str, tuple[tuple[str, float], ...]]:
     """The activation as a user reads it ("relu", "ReLU(max_value=6)", "PReLU(alpha=0.25)") and its numbers."""
     config = layer.config
     if layer.type == "Activation":
@@ -157,8 +174,10 @@ def _activation_name(layer, weights, position, shape):
     if layer.type == "PReLU":
         alpha = _element(weights["alpha"], shape, position)
         return f"PReLU(alpha={alpha:.4g})", (("alpha", alpha),)
-    defaults = {"ReLU": {"max_value": None, "negative_slope": 0.0, "threshold": 0.0},
-                "LeakyReLU": {"negative_slope": 0.3}, "ELU": {"alpha": 1.0}}[layer.type]
+    defaults_of: dict[str, dict[str, float | None]] = {
+        "ReLU": {"max_value": None, "negative_slope": 0.0, "threshold": 0.0},
+        "LeakyReLU": {"negative_slope": 0.3}, "ELU": {"alpha": 1.0}}
+    defaults = defaults_of[layer.type]
     given = {key: config.get(key, default) for key, default in defaults.items()}
     if layer.type == "LeakyReLU" and "negative_slope" not in config and "alpha" in config:
         given["negative_slope"] = config["alpha"]  # Keras 2 called it alpha

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -44,6 +44,18 @@ class Term:
     @property
     def product(self) -> float | None:
         return None if self.weight is None else float(np.float32(self.value) * np.float32(self.weight))
+
+
+class CellFields(TypedDict):
+    """The ``Inspection`` fields every inspector of a cell is given (``common``): which cell, what it stores."""
+
+    layer: str
+    layer_type: str
+    epoch: int
+    sample: int | str
+    position: tuple[int, ...]
+    source_layer: str | None
+    stored: float
 
 
 @dataclass(frozen=True)

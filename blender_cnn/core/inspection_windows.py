@@ -6,9 +6,14 @@ returns an ``Inspection``. Windows are placed as ``core.numpy_layers`` places
 them: its padding arithmetic (``window_extent``) is the one used here.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import BlenderCNNError
 from .forward import compute_layer
@@ -19,10 +24,14 @@ from .inspection_record import (
     GLOBAL_MAX_POOLING,
     MAX_POOLING,
     SEPARABLE,
+    CellFields,
     Inspection,
     Term,
 )
 from .numpy_layers import ACTIVATIONS, pair, window_extent
+
+if TYPE_CHECKING:
+    from .bundle import LayerInfo
 
 GLOBAL_VALUES_SHOWN = 64   # a global pooling lists every value of maps up to 8x8, else the strongest ``top``
 AXIS_ACTIVATIONS = ("softmax", "log_softmax", "sparsemax")  # need the whole channel axis, not one value
@@ -30,15 +39,15 @@ AXIS_ACTIVATIONS = ("softmax", "log_softmax", "sparsemax")  # need the whole cha
 
 @dataclass(frozen=True)
 class Window:
-    kernel: tuple     # (rows, columns)
-    strides: tuple
-    dilation: tuple
+    kernel: tuple[int, int]  # (rows, columns)
+    strides: tuple[int, int]
+    dilation: tuple[int, int]
     padding: str      # 'valid' or 'same'
 
-    def extent(self, axis):
+    def extent(self, axis: int) -> int:
         return (self.kernel[axis] - 1) * self.dilation[axis] + 1
 
-    def taps(self, row, col, input_shape):
+    def taps(self, row: int, col: int, input_shape: Sequence[int]) -> list[tuple[int, int, int, int, bool]]:
         """``[(kernel row, kernel column, input row, input column, inside)]`` of output pixel (row, col)."""
         top = window_extent(input_shape[0], self.extent(0), self.strides[0], self.padding)[1]
         left = window_extent(input_shape[1], self.extent(1), self.strides[1], self.padding)[1]
@@ -51,7 +60,7 @@ class Window:
         return taps
 
 
-def window_of(layer):
+def window_of(layer: LayerInfo) -> Window:
     """The window of a convolution or pooling layer, from its config; one clear error if it has none."""
     config = layer.config
     if config.get("data_format", "channels_last") != "channels_last":
@@ -69,10 +78,13 @@ def window_of(layer):
 
 # ---------------------------------------------------------------- convolutions
 
-def convolution(layer, inputs, weights, common, top):
+def convolution(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray],
+                common: CellFields, top: int) -> Inspection:
     """Conv2D (grouped or not) and DepthwiseConv2D: every tap of the window in every input channel read."""
     x, (row, col, channel) = inputs[0], common["position"]
     kernel = weights.get("kernel", weights.get("depthwise_kernel"))  # Keras 3 calls a depthwise kernel 'kernel'
+    if kernel is None:
+        raise BlenderCNNError(f"layer {layer.name!r}", "has no weight 'kernel', so its cells cannot be inspected")
     if layer.type == "DepthwiseConv2D":  # output channel c*M + m reads input channel c through kernel[..., c, m]
         multiplier = kernel.shape[3]
         reads = [(channel // multiplier, kernel[:, :, channel // multiplier, channel % multiplier])]
@@ -88,7 +100,8 @@ def convolution(layer, inputs, weights, common, top):
     return _weighted(layer, inputs, weights, common, CONVOLUTION, terms)
 
 
-def separable(layer, inputs, weights, common, top):
+def separable(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray],
+              common: CellFields, top: int) -> Inspection:
     """SeparableConv2D: each input channel's depthwise window, then the pointwise sum over them."""
     x, (row, col, channel) = inputs[0], common["position"]
     depthwise, pointwise = weights["depthwise_kernel"], weights["pointwise_kernel"]
@@ -100,13 +113,20 @@ def separable(layer, inputs, weights, common, top):
         window = [Term((r, c, source), float(x[r, c, source]) if inside else 0.0,
                        float(depthwise[i, j, source, into % multiplier]), padding=not inside, tap=(i, j), into=into)
                   for i, j, r, c, inside in taps]
-        depthwise_value = np.float32(np.sum([term.product for term in window], dtype=np.float64))
+        depthwise_value = np.float32(np.sum([_product(term) for term in window], dtype=np.float64))
         terms += window
         stages.append(Term((into,), float(depthwise_value), float(pointwise[0, 0, into, channel])))
     return _weighted(layer, inputs, weights, common, SEPARABLE, tuple(terms), pointwise=tuple(stages))
 
 
-def transposed(layer, inputs, weights, common, top):
+def _product(term: Term) -> float:
+    product = term.product
+    assert product is not None, "every term of a convolution's window has a weight"
+    return product
+
+
+def transposed(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray],
+               common: CellFields, top: int) -> Inspection:
     """Conv2DTranspose seen from the output: the input cells whose scattered kernel covers this cell."""
     x, (row, col, channel) = inputs[0], common["position"]
     kernel = weights["kernel"]  # (kernel rows, kernel columns, filters, input channels)
@@ -124,7 +144,8 @@ def transposed(layer, inputs, weights, common, top):
     return _weighted(layer, inputs, weights, common, CONVOLUTION, terms)
 
 
-def _weighted(layer, inputs, weights, common, kind, terms, pointwise=()):
+def _weighted(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray], common: CellFields,
+              kind: str, terms: tuple[Term, ...], pointwise: tuple[Term, ...] = ()) -> Inspection:
     """Sum the products (of the pointwise stage, if any), add the bias and apply the activation."""
     index = common["position"][-1]
     products = np.array([term.product for term in (pointwise or terms)], dtype=np.float64)
@@ -146,7 +167,7 @@ def _weighted(layer, inputs, weights, common, kind, terms, pointwise=()):
                       value=float(activate(layer, activation, totals)[index]), **common)
 
 
-def activate(layer, name, values):
+def activate(layer: LayerInfo, name: str, values: npt.ArrayLike) -> np.ndarray:
     function = ACTIVATIONS.get(name)
     if function is None:
         raise BlenderCNNError(f"layer {layer.name!r}", f"uses the activation {name!r}, which inspection cannot compute")
@@ -155,7 +176,8 @@ def activate(layer, name, values):
 
 # ---------------------------------------------------------------- poolings
 
-def pooling(layer, inputs, weights, common, top):
+def pooling(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray],
+            common: CellFields, top: int) -> Inspection:
     """MaxPooling2D / AveragePooling2D: the window's values (padding left out) and, for max, the winner."""
     x, (row, col, channel) = inputs[0], common["position"]
     terms = tuple(Term((r, c, channel), float(x[r, c, channel]) if inside else 0.0, padding=not inside, tap=(i, j))
@@ -169,7 +191,8 @@ def pooling(layer, inputs, weights, common, top):
                       value=float(np.float32(values.mean())), **common)
 
 
-def global_pooling(layer, inputs, weights, common, top):
+def global_pooling(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray],
+                   common: CellFields, top: int) -> Inspection:
     """GlobalAveragePooling2D / GlobalMaxPooling2D: the mean or max of the channel's whole map."""
     if layer.config.get("data_format", "channels_last") != "channels_last" or inputs[0].ndim != 3:
         raise BlenderCNNError(f"layer {layer.name!r}", "is a global pooling whose cells are inspected on channels_last "
@@ -185,10 +208,10 @@ def global_pooling(layer, inputs, weights, common, top):
     terms = tuple(Term((int(index) // values.shape[1], int(index) % values.shape[1], channel), float(flat[index]))
                   for index in shown)
     hidden = np.setdiff1d(np.arange(flat.size), shown)
-    extra = dict(hidden_terms=len(hidden), hidden_sum=float(flat[hidden].sum()), total=float(flat.sum()))
+    hidden_terms, hidden_sum, total = len(hidden), float(flat[hidden].sum()), float(flat.sum())
     if is_max:
         winner = int(np.argmax([term.value for term in terms]))  # ties: the first in row-major order
         return Inspection(kind=GLOBAL_MAX_POOLING, terms=terms, winner=winner, value=terms[winner].value,
-                          **extra, **common)
+                          hidden_terms=hidden_terms, hidden_sum=hidden_sum, total=total, **common)
     return Inspection(kind=GLOBAL_AVERAGE_POOLING, terms=terms, value=float(np.float32(flat.mean())),
-                      **extra, **common)
+                      hidden_terms=hidden_terms, hidden_sum=hidden_sum, total=total, **common)

@@ -28,6 +28,8 @@ place, so a failed or cancelled job leaves nothing behind and a finished one
 never leaves a half-written file.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import json
 import os
@@ -41,9 +43,10 @@ import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import IO, Any
 
 from .errors import BlenderCNNError
 
@@ -71,11 +74,11 @@ ADDON_ROOT = Path(__file__).resolve().parent.parent
 
 
 class JobCancelled(BlenderCNNError):
-    def __init__(self, source, label="the job"):
+    def __init__(self, source: object, label: str = "the job") -> None:
         super().__init__(source, f"{label.lower()} was cancelled")
 
 
-def tensorflow_in_this_python():
+def tensorflow_in_this_python() -> bool:
     """Whether TensorFlow could be imported here, found without importing it (that takes seconds)."""
     return importlib.util.find_spec("tensorflow") is not None
 
@@ -83,21 +86,21 @@ def tensorflow_in_this_python():
 class TensorFlowMissing(BlenderCNNError):
     """No Python to run the work in; reads as a sentence rather than "where: what"."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         message = (f"is not importable in Blender's Python. Set '{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} to a "
                    f"Python that has {TENSORFLOW_REQUIREMENT} (for example this project's .venv/bin/python)")
         super().__init__("TensorFlow", message)
         self.args = (f"TensorFlow {message}",)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.args[0]
 
 
-def no_tensorflow_error():
+def no_tensorflow_error() -> TensorFlowMissing:
     return TensorFlowMissing()
 
 
-def check_external_python(python):
+def check_external_python(python: str | os.PathLike[str]) -> None:
     """Raise a ``BlenderCNNError`` unless ``python`` runs and can import TensorFlow."""
     python = os.fspath(python)
     if os.path.isdir(python):
@@ -122,7 +125,7 @@ def check_external_python(python):
         raise BlenderCNNError(python, "cannot be run as Python (" + last_line(result.stderr, result.returncode) + ")")
 
 
-def child_environment(base=None):
+def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """This process' environment, with the add-on importable and Python's output unbuffered.
 
     PYTHONPATH and PYTHONHOME are replaced, not extended: Blender's own would
@@ -138,30 +141,30 @@ def child_environment(base=None):
     return environment
 
 
-def module_command(module, *arguments):
+def module_command(module: str, *arguments: str | os.PathLike[str]) -> list[str]:
     """``-m <add-on>.<module> ARGUMENTS``: a CLI of this add-on, whatever its package is called when installed."""
     return ["-m", f"{ADDON_ROOT.name}.{module}", *(os.fspath(argument) for argument in arguments)]
 
 
-def design_input(design):
+def design_input(design: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """The work folder's input files for a CLI that reads a design: ``DESIGN_FILE`` with ``design``."""
     return ((DESIGN_FILE, json.dumps(design, indent=1)),)
 
 
-def parse_progress(line):
+def parse_progress(line: str) -> str | None:
     """The step a progress line reports ("epoch 12", "layer conv1"), or None."""
     match = PROGRESS_LINE.match(line.strip())
     return match.group(1) if match else None
 
 
-def one_line(error):
+def one_line(error: object) -> str:
     """An error's text on one line: a design's list of problems joined by '; '."""
     first, *rest = str(error).splitlines() or [""]
     rest = [line.strip() for line in rest if line.strip()]
     return f"{first} {'; '.join(rest)}" if rest else first
 
 
-def run_cli(action):
+def run_cli(action: Callable[[], object]) -> int:
     """A command line's body: ``action()``, with a BlenderCNNError printed as one ``error:`` line (exit code 2).
 
     The jobs read that line back (``error_message``) as the error to report.
@@ -174,7 +177,7 @@ def run_cli(action):
     return 0
 
 
-def error_message(stderr_lines, returncode):
+def error_message(stderr_lines: Sequence[str], returncode: int) -> str:
     """One readable line for a failed CLI: its own ``error:`` line, else the last line it printed."""
     for line in reversed(stderr_lines):
         if line.startswith(ERROR_PREFIX):
@@ -182,7 +185,7 @@ def error_message(stderr_lines, returncode):
     return last_line("\n".join(stderr_lines), returncode)
 
 
-def last_line(text, returncode):
+def last_line(text: str, returncode: int) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else f"exited with code {returncode} and printed no error"
 
@@ -196,18 +199,20 @@ class Task:
     label: str                     # the status line's first word: "Extracting", "Exporting", "Training"
     source: str                    # what an error names when the work names nothing itself
     out_path: str                  # the finished output, a file or a folder
-    run: Callable                  # the work in this Python: run(work_output, log, should_stop)
-    command: Callable = None       # its CLI after the Python: command(work_output) -> arguments; None: here only
-    progress_total: int = None     # how many progress lines to expect; None when unknown
-    result: str = ""               # the path inside a folder output that callers want (a run's bundle)
-    inputs: tuple = ()             # ((file name, text), ...) the CLI reads from its current folder
+    # The work in this Python: run(work_output, log, should_stop).
+    run: Callable[[str, Callable[[str], None], Callable[[], bool]], object]
+    # Its CLI after the Python: command(work_output) -> arguments; None: here only.
+    command: Callable[[str], list[str]] | None = None
+    progress_total: int | None = None      # how many progress lines to expect; None when unknown
+    result: str = ""                       # the path inside a folder output that callers want (a run's bundle)
+    inputs: tuple[tuple[str, str], ...] = ()  # ((file name, text), ...) the CLI reads from its current folder
     starting: str = "starting TensorFlow..."
 
 
 class Job(ABC):
     """A task running in the background; ``poll`` it, ``cancel`` it or ``wait`` for it."""
 
-    def __init__(self, task):
+    def __init__(self, task: Task) -> None:
         self.task = task
         self.source = os.fspath(task.source)
         self.out_path = os.fspath(task.out_path)
@@ -220,19 +225,19 @@ class Job(ABC):
         self.label = task.label
         self.progress_total = task.progress_total
         self.progress_done = 0
-        self.last_step = None
+        self.last_step: str | None = None
         self.state = RUNNING
-        self.error = None
+        self.error: str | None = None
 
     @property
-    def result_path(self):
+    def result_path(self) -> str:
         """What the job made: its output, or the file inside it that callers want."""
         return os.path.join(self.out_path, self.task.result) if self.task.result else self.out_path
 
     bundle_path = result_path  # the name callers of an extraction know it by
 
     @property
-    def status_text(self):
+    def status_text(self) -> str:
         if self.state == FAILED:
             return f"{self.label} failed: {self.error}"
         if self.state == CANCELLED:
@@ -244,7 +249,7 @@ class Job(ABC):
         total = f"/{self.progress_total}" if self.progress_total else ""
         return f"{self.label}: {self.last_step}, {self.progress_done}{total} done (Esc to cancel)"
 
-    def _take_line(self, line):
+    def _take_line(self, line: str) -> None:
         if line.startswith(STAGE_PREFIX):
             self.label = line[len(STAGE_PREFIX):].strip() or self.label
             return
@@ -253,7 +258,7 @@ class Job(ABC):
             self.last_step = step
             self.progress_done += 1
 
-    def _finish(self, error=None):
+    def _finish(self, error: str | None = None) -> None:
         if error is None and not os.path.exists(self.work_output):
             error = f"{self.source}: {self.label.lower()} ended without writing {os.path.basename(self.out_path)}"
         if error is None:
@@ -267,31 +272,32 @@ class Job(ABC):
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
     @abstractmethod
-    def poll(self):
+    def poll(self) -> str:
         """Take in what the job has done since the last call; returns the state."""
 
     @abstractmethod
-    def cancel(self):
+    def cancel(self) -> None:
         """Stop the job and remove what it wrote; the scene is never touched."""
 
-    def poll_until(self, seconds=None, interval=0.02):
+    def poll_until(self, seconds: float | None = None, interval: float = 0.02) -> str:
         """Poll until the job ends or ``seconds`` (None: no limit) pass; returns the state."""
         deadline = None if seconds is None else time.monotonic() + seconds
         while self.poll() == RUNNING and (deadline is None or time.monotonic() < deadline):
             time.sleep(interval)
         return self.state
 
-    def wait(self, interval=0.02):
+    def wait(self, interval: float = 0.02) -> str:
         """Block until the job ends; returns ``result_path`` or raises ``BlenderCNNError``."""
         self.poll_until(None, interval)
         if self.state == FAILED:
+            assert self.error is not None  # _finish sets the error with the FAILED state
             raise _error_from_line(self.error, self.source)
         if self.state == CANCELLED:
             raise JobCancelled(self.source, self.task.label)
         return self.result_path
 
 
-def _move_into_place(work_output, out_path, work_dir):
+def _move_into_place(work_output: str, out_path: str, work_dir: str) -> None:
     """Move the finished output to ``out_path``; a folder there (an earlier run) is replaced whole."""
     if not os.path.isdir(out_path):
         os.replace(work_output, out_path)
@@ -306,7 +312,7 @@ def _move_into_place(work_output, out_path, work_dir):
         raise
 
 
-def _error_from_line(line, source):
+def _error_from_line(line: str, source: str) -> BlenderCNNError:
     """A ``BlenderCNNError`` whose text is exactly ``line`` ("<where>: <message>" when it has that form)."""
     where, separator, message = line.partition(": ")
     if not separator:
@@ -317,11 +323,12 @@ def _error_from_line(line, source):
 class SubprocessJob(Job):
     """The task's CLI in another Python, read line by line as it runs."""
 
-    def __init__(self, task, python):
+    def __init__(self, task: Task, python: str | os.PathLike[str]) -> None:
         super().__init__(task)
+        assert task.command is not None  # start_job runs a task without a CLI in a thread
         self.command = [os.fspath(python), *task.command(self.work_output)]
-        self._lines = queue.Queue()
-        self.stderr_lines = []
+        self._lines: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.stderr_lines: list[str] = []
         try:
             for name, text in task.inputs:
                 with open(os.path.join(self.work_dir, name), "w", encoding="utf-8") as handle:
@@ -341,12 +348,12 @@ class SubprocessJob(Job):
         for reader in self._readers:
             reader.start()
 
-    def _read(self, stream, name):
+    def _read(self, stream: IO[str], name: str) -> None:
         for line in stream:
             self._lines.put((name, line.rstrip("\r\n")))
         stream.close()
 
-    def _drain(self):
+    def _drain(self) -> None:
         while True:
             try:
                 name, line = self._lines.get_nowait()
@@ -357,7 +364,7 @@ class SubprocessJob(Job):
             else:
                 self.stderr_lines.append(line)
 
-    def poll(self):
+    def poll(self) -> str:
         if self.state != RUNNING:
             return self.state
         returncode = self.process.poll()
@@ -369,7 +376,7 @@ class SubprocessJob(Job):
             self._finish(None if returncode == 0 else error_message(self.stderr_lines, returncode))
         return self.state
 
-    def cancel(self):
+    def cancel(self) -> None:
         if self.state != RUNNING:
             return
         self.process.terminate()
@@ -387,22 +394,23 @@ class SubprocessJob(Job):
 class ThreadJob(Job):
     """The task's function in a thread of this Python; cancelling stops it at its next progress line."""
 
-    def __init__(self, task):
+    def __init__(self, task: Task) -> None:
         super().__init__(task)
-        self._lines = queue.Queue()
+        self._lines: queue.Queue[str] = queue.Queue()
         self._cancel_requested = threading.Event()
-        self._outcome = None  # (error line or None), set by the thread when it ends
+        self._outcome: tuple[str | None] | None = None  # (error line or None), set by the thread when it ends
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _log(self, line):
+    def _log(self, line: object) -> None:
         # The work calls this between its steps: the one safe point to stop a thread.
         if self._cancel_requested.is_set():
             raise JobCancelled(self.source, self.task.label)
         self._lines.put(str(line))
 
-    def _run(self):
+    def _run(self) -> None:
+        outcome: str | None
         try:
             self.task.run(self.work_output, self._log, self._cancel_requested.is_set)
             outcome = None
@@ -419,7 +427,7 @@ class ThreadJob(Job):
             if self._cancel_requested.is_set():
                 shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def poll(self):
+    def poll(self) -> str:
         if self.state != RUNNING:
             return self.state
         while True:
@@ -435,7 +443,7 @@ class ThreadJob(Job):
                 self._finish(outcome)
         return self.state
 
-    def cancel(self):
+    def cancel(self) -> None:
         """Returns at once; the thread removes the work folder when it stops, at its next step."""
         if self.state != RUNNING:
             return
@@ -445,12 +453,12 @@ class ThreadJob(Job):
                 shutil.rmtree(self.work_dir, ignore_errors=True)
         self.state = CANCELLED
 
-    def join(self, timeout=None):
+    def join(self, timeout: float | None = None) -> None:
         """Wait for the thread itself, which may outlive a cancel by one step."""
         self._thread.join(timeout)
 
 
-def start_job(task, python_path="", in_process=None):
+def start_job(task: Task, python_path: str | os.PathLike[str] = "", in_process: bool | None = None) -> Job:
     """Start ``task``: in this Python when TensorFlow is importable here (``in_process`` None) or the task
     has no CLI, else in ``python_path``, which is checked for TensorFlow first. Raises ``BlenderCNNError``
     with what to install and where when neither can."""
@@ -466,7 +474,7 @@ def start_job(task, python_path="", in_process=None):
     return SubprocessJob(task, python_path)
 
 
-def _no_console_window():
+def _no_console_window() -> dict[str, Any]:
     # On Windows each child would otherwise flash a console window over Blender.
     if sys.platform == "win32":
         return {"creationflags": subprocess.CREATE_NO_WINDOW}

@@ -26,7 +26,8 @@ which are not layers: the extractor names their type
 never pass for the layer of the same name.
 """
 
-from collections.abc import Callable
+from __future__ import annotations
+
 from dataclasses import dataclass, field
 
 from . import numpy_layers as compute
@@ -95,19 +96,19 @@ class Argument:
     initial: object = None
     minimum: object = None
     maximum: object = None
-    items: tuple = field(default=())
+    items: tuple[str, ...] = field(default=())
     shown: bool = True
 
     @property
-    def prop(self):
+    def prop(self) -> str:
         return f"arg_{self.name}"
 
     @property
-    def use_prop(self):
+    def use_prop(self) -> str:
         return f"use_{self.name}"
 
     @property
-    def start(self):
+    def start(self) -> object:
         return self.initial if self.initial is not None else self.default
 
 
@@ -116,24 +117,24 @@ class LayerSpec:
     """Everything the add-on knows of one layer type (named by its Keras class)."""
 
     type: str
-    forward: Callable | None = None      # numpy_layers function(config, weights, inputs) -> output
-    shape_rule: Callable | None = None   # shape_rules function; None: the designer does not offer the type
-    arguments: tuple = ()                # Arguments of the design format (with a shape rule)
+    forward: compute.LayerFunction | None = None  # numpy_layers function(config, weights, inputs) -> output
+    shape_rule: shapes.ShapeRule | None = None  # shape_rules function; None: the designer does not offer the type
+    arguments: tuple[Argument, ...] = ()  # Arguments of the design format (with a shape rule)
     takes: str = ONE_INPUT
     category: str | None = None          # the designer's Add menu
     operation: str | None = None         # what core.operations shows; None: outputs only
     inspection: str | None = None        # how core.inspection takes a cell apart; None: it cannot
     folds: str | None = None             # how core.graph folds it into a neighbour's unit
     short_name: str | None = None        # in a unit's label, where the class name is long
-    keras_names: tuple = ()              # other Keras class names (aliases) of the type
-    onnx_ops: tuple = ()                 # ONNX operator types an import turns into this layer
+    keras_names: tuple[str, ...] = ()    # other Keras class names (aliases) of the type
+    onnx_ops: tuple[str, ...] = ()       # ONNX operator types an import turns into this layer
 
     @property
-    def argument_names(self):
+    def argument_names(self) -> tuple[str, ...]:
         return tuple(argument.name for argument in self.arguments)
 
     @property
-    def label(self):
+    def label(self) -> str:
         return self.short_name or self.type
 
 
@@ -276,22 +277,22 @@ _BY_KERAS_NAME = {**{alias: spec for spec in _SPECS for alias in spec.keras_name
 DESIGNER_CATEGORIES = ("Convolution", "Pooling", "Activation", "Core", "Merge")
 
 
-def spec_of(type_name):
+def spec_of(type_name: str) -> LayerSpec | None:
     """The ``LayerSpec`` of the Keras class ``type_name`` (an alias too), or None for a type the add-on does not know."""
     return _BY_KERAS_NAME.get(type_name)
 
 
-def designable_layer_types():
+def designable_layer_types() -> tuple[str, ...]:
     """The types a design (and the designer) can use, sorted by name."""
     return tuple(sorted(spec.type for spec in _SPECS if spec.shape_rule is not None))
 
 
-def computable_layer_types():
+def computable_layer_types() -> tuple[str, ...]:
     """The types the numpy forward pass computes, sorted by name."""
     return tuple(sorted(spec.type for spec in _SPECS if spec.forward is not None))
 
 
-def is_known_layer_type(type_name):
+def is_known_layer_type(type_name: str) -> bool:
     """True when the add-on shows and computes layers of ``type_name`` fully (not "outputs only").
 
     Those are the types a design can use, and the input layer.
@@ -300,13 +301,13 @@ def is_known_layer_type(type_name):
     return spec is not None and (spec.shape_rule is not None or spec.type == "InputLayer")
 
 
-def types_where(**fields):
+def types_where(**fields: object) -> frozenset[str]:
     """The registered types whose spec has every given field value, e.g. ``types_where(operation=DENSE)``."""
     return frozenset(spec.type for spec in _SPECS
                      if all(getattr(spec, name) == value for name, value in fields.items()))
 
 
-def folds_into_source(type_name):
+def folds_into_source(type_name: str) -> bool:
     """True for layers that finish the layer before them (and every keras.ops operation)."""
     spec = spec_of(type_name)
     return type_name.startswith(OPERATION_TYPE_PREFIX) or (spec is not None and spec.folds == FOLDS_INTO_SOURCE)

@@ -5,7 +5,10 @@ so that Python can choose a Layer Spacing at which neighbouring walls do not
 overlap when seen from the stage's 45-degree camera.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -15,7 +18,8 @@ LINE, CIRCLE, GRID = 0.0, 1.0, 2.0
 MINIMUM_SPACING = 40.0
 
 
-def wall_width(output_shape, layout=GRID, map_gap=2.0, cell_size=1.0, channels_shown=0):
+def wall_width(output_shape: Sequence[int], layout: float = GRID, map_gap: float = 2.0, cell_size: float = 1.0,
+               channels_shown: int = 0) -> float:
     """The width across the wall of one layer's maps in a layout; a blend takes the wider of its two ends."""
     if layout not in (LINE, CIRCLE, GRID):
         ends = (LINE, CIRCLE) if layout < CIRCLE else (CIRCLE, GRID)
@@ -32,13 +36,14 @@ def wall_width(output_shape, layout=GRID, map_gap=2.0, cell_size=1.0, channels_s
     return math.ceil(math.sqrt(channels)) * (width + map_gap)
 
 
-def suggested_spacing(output_shapes, layout=GRID, channels_shown=0, **sizes):
+def suggested_spacing(output_shapes: Iterable[Sequence[int]], layout: float = GRID, channels_shown: int = 0,
+                      **sizes: float) -> float:
     """A Layer Spacing at which the widest wall does not hide its neighbour."""
     widest = max(wall_width(shape, layout, channels_shown=channels_shown, **sizes) for shape in output_shapes)
     return max(MINIMUM_SPACING, round(0.9 * widest))
 
 
-def neuron_positions(units, layer_x, cell_size=1.0, neuron_scale=2.5):
+def neuron_positions(units: int, layer_x: float, cell_size: float = 1.0, neuron_scale: float = 2.5) -> np.ndarray:
     """float32 (units, 3) centres of a 1D layer's neurons, as the cell layout places them.
 
     Up to ``COLUMN_MAX_NEURONS`` units form one column along -Z at the larger

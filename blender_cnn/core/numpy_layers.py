@@ -13,19 +13,29 @@ matrix product over every pixel at once: as fast as one big im2col product
 here, without its memory (a VGG16 layer's im2col is hundreds of MB per image).
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-ACTIVATIONS = {}       # Keras activation name -> function(x) -> output
+Config = Mapping[str, Any]          # a layer's config, as a bundle stores it
+Weights = Mapping[str, np.ndarray]  # {weight name: array}
+# A layer's computation: function(config, weights, [input arrays]) -> output.
+LayerFunction = Callable[[Config, Weights, Sequence[np.ndarray]], np.ndarray]
+Activation = Callable[[np.ndarray], np.ndarray]
+
+ACTIVATIONS: dict[str, Activation] = {}  # Keras activation name -> function(x) -> output
 
 
 class ComputeProblem(Exception):
     """Raised inside a layer function; ``forward.compute_layer`` names the layer."""
 
 
-def activation(name, x):
+def activation(name: str | None, x: np.ndarray) -> np.ndarray:
     """Keras' activation ``name`` (a string, None meaning linear) applied to ``x``."""
     function = ACTIVATIONS.get("linear" if name is None else name)
     if function is None:
@@ -36,26 +46,26 @@ def activation(name, x):
 
 # ---------------------------------------------------------------- activations
 
-def _sigmoid(x):
+def _sigmoid(x: np.ndarray) -> np.ndarray:
     small = np.exp(-np.abs(x))  # never overflows, unlike exp(-x) for very negative x
     return np.where(x >= 0, 1 / (1 + small), small / (1 + small))
 
 
-def _softplus(x):
+def _softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(np.float32(0), x)
 
 
-def _softmax(x, axis=-1):
+def _softmax(x: np.ndarray, axis: int | tuple[int, ...] = -1) -> np.ndarray:
     shifted = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return shifted / np.sum(shifted, axis=axis, keepdims=True)
 
 
-def _log_softmax(x, axis=-1):
+def _log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
-def _erf(x):
+def _erf(x: np.ndarray) -> np.ndarray:
     # numpy has no erf; Abramowitz & Stegun 7.1.26 is within 1.5e-7 of it, in float64.
     x = np.asarray(x, dtype=np.float64)
     t = 1 / (1 + 0.3275911 * np.abs(x))
@@ -63,19 +73,19 @@ def _erf(x):
     return np.sign(x) * (1 - poly * np.exp(-x * x))
 
 
-def _relu6(x):
+def _relu6(x: np.ndarray) -> np.ndarray:
     return np.clip(x, 0, 6)
 
 
-def _hard_sigmoid(x):
+def _hard_sigmoid(x: np.ndarray) -> np.ndarray:
     return _relu6(x + 3) / 6
 
 
-def _elu(x, alpha=1.0):
+def _elu(x: np.ndarray, alpha: float | np.float32 = 1.0) -> np.ndarray:
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
 
 
-def _sparsemax(x, axis=-1):
+def _sparsemax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     ordered = -np.sort(-x, axis=axis)
     cumulative = np.cumsum(ordered, axis=axis)
     ranks_shape = [1] * x.ndim
@@ -87,7 +97,7 @@ def _sparsemax(x, axis=-1):
     return np.maximum(x - tau, 0)
 
 
-def _glu(x, axis=-1):
+def _glu(x: np.ndarray, axis: int = -1) -> np.ndarray:
     first, second = np.split(x, 2, axis=axis)
     return first * _sigmoid(second)
 
@@ -132,36 +142,45 @@ ACTIVATIONS.update({
 
 # ---------------------------------------------------------------- config helpers
 
-def _required(config, key):
+def _required(config: Config, key: str) -> Any:
     if key not in config:
         raise ComputeProblem(f"has no {key!r} in its config, which the numpy forward pass needs")
     return config[key]
 
 
-def pair(value):
-    return (int(value), int(value)) if np.isscalar(value) else (int(value[0]), int(value[1]))
+def is_scalar(value: object) -> bool:
+    """``np.isscalar`` as a plain bool, for type checking only.
+
+    numpy's stubs narrow a value ``np.isscalar`` accepts to any scalar type (str, complex, ...),
+    which ``int()`` refuses; the config values and positions read here are real numbers.
+    """
+    return np.isscalar(value)
 
 
-def _channels_last(config):
+def pair(value: Any) -> tuple[int, int]:
+    return (int(value), int(value)) if is_scalar(value) else (int(value[0]), int(value[1]))
+
+
+def _channels_last(config: Config) -> None:
     if config.get("data_format", "channels_last") != "channels_last":
         raise ComputeProblem(f"uses data_format {config['data_format']!r}; the numpy forward pass computes "
                             "channels_last layers only")
 
 
-def _only_input(inputs):
+def _only_input(inputs: Sequence[np.ndarray]) -> np.ndarray:
     if len(inputs) != 1:
         raise ComputeProblem(f"takes {len(inputs)} inputs where one is expected")
     return inputs[0]
 
 
-def _axes(axis, ndim):
+def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
     """Keras' ``axis`` (an int, a list of them, or None for none) as sorted non-negative axes."""
     if axis is None:
         return ()
     return tuple(sorted(int(a) % ndim for a in (axis if isinstance(axis, (list, tuple)) else [axis])))
 
 
-def _bias_and_activation(config, weights, values):
+def _bias_and_activation(config: Config, weights: Weights, values: np.ndarray) -> np.ndarray:
     if config.get("use_bias", True) and "bias" in weights:
         values = values + weights["bias"]
     return activation(config.get("activation", "linear"), values)
@@ -169,7 +188,7 @@ def _bias_and_activation(config, weights, values):
 
 # ---------------------------------------------------------------- windows (convolution, pooling)
 
-def window_extent(size, window, stride, padding):
+def window_extent(size: int, window: int, stride: int, padding: str) -> tuple[int, int, int]:
     """``(output size, padding before, padding after)`` along one axis, as TensorFlow pads."""
     if padding == "valid":
         return (size - window) // stride + 1, 0, 0
@@ -180,7 +199,8 @@ def window_extent(size, window, stride, padding):
     raise ComputeProblem(f"uses padding {padding!r}; the numpy forward pass knows 'valid' and 'same'")
 
 
-def _padded(x, window, strides, padding, fill=0.0):
+def _padded(x: np.ndarray, window: Sequence[int], strides: Sequence[int], padding: str,
+            fill: float = 0.0) -> tuple[np.ndarray, tuple[int, int]]:
     """``x`` padded for a sliding ``window`` (dilation included) and the output's (height, width)."""
     rows, top, bottom = window_extent(x.shape[1], window[0], strides[0], padding)
     cols, left, right = window_extent(x.shape[2], window[1], strides[1], padding)
@@ -189,7 +209,8 @@ def _padded(x, window, strides, padding, fill=0.0):
     return x, (rows, cols)
 
 
-def _taps(x, kernel_size, strides, dilation, padding):
+def _taps(x: np.ndarray, kernel_size: Sequence[int], strides: Sequence[int], dilation: Sequence[int],
+          padding: str) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
     """Yield ``((i, j), view)``: the input every output pixel sees through kernel tap (i, j)."""
     extent = [(kernel_size[axis] - 1) * dilation[axis] + 1 for axis in (0, 1)]
     x, (rows, cols) = _padded(x, extent, strides, padding)
@@ -200,31 +221,35 @@ def _taps(x, kernel_size, strides, dilation, padding):
                             left:left + (cols - 1) * strides[1] + 1:strides[1]]
 
 
-def _conv2d(x, kernel, strides, padding, dilation):
+def _conv2d(x: np.ndarray, kernel: np.ndarray, strides: Sequence[int], padding: str,
+            dilation: Sequence[int]) -> np.ndarray:
     """Keras' Conv2D without bias: ``x`` (S, H, W, C), ``kernel`` (kh, kw, C, F)."""
-    out = None
+    out: np.ndarray | None = None
     for (i, j), view in _taps(x, kernel.shape[:2], strides, dilation, padding):
         product = np.ascontiguousarray(view).reshape(-1, kernel.shape[2]) @ kernel[i, j]
         if out is None:
             out, shape = product, view.shape[:3] + (kernel.shape[3],)
         else:
             out += product
+    assert out is not None, "a kernel has at least one tap"
     return out.reshape(shape)
 
 
-def _depthwise_conv2d(x, kernel, strides, padding, dilation):
+def _depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, strides: Sequence[int], padding: str,
+                      dilation: Sequence[int]) -> np.ndarray:
     """Keras' DepthwiseConv2D without bias: ``kernel`` (kh, kw, C, M) -> output channel c * M + m."""
-    out = None
+    out: np.ndarray | None = None
     for (i, j), view in _taps(x, kernel.shape[:2], strides, dilation, padding):
         product = view[..., np.newaxis] * kernel[i, j]
         if out is None:
             out = product
         else:
             out += product
+    assert out is not None, "a kernel has at least one tap"
     return out.reshape(out.shape[:3] + (-1,))
 
 
-def _conv_settings(config):
+def _conv_settings(config: Config) -> tuple[tuple[int, int], str, tuple[int, int]]:
     _channels_last(config)
     return (pair(config.get("strides", 1)), str(config.get("padding", "valid")).lower(),
             pair(config.get("dilation_rate", 1)))
@@ -232,12 +257,12 @@ def _conv_settings(config):
 
 # ---------------------------------------------------------------- layers
 
-def identity(config, weights, inputs):
+def identity(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     # Noise and dropout layers (and ConvNeXt's StochasticDepth, which drops paths) do nothing in inference mode.
     return _only_input(inputs)
 
 
-def conv2d_layer(config, weights, inputs):
+def conv2d_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     x = _only_input(inputs)
     strides, padding, dilation = _conv_settings(config)
     kernel = _required(weights, "kernel")
@@ -253,7 +278,7 @@ def conv2d_layer(config, weights, inputs):
     return _bias_and_activation(config, weights, out)
 
 
-def depthwise_conv2d_layer(config, weights, inputs):
+def depthwise_conv2d_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     strides, padding, dilation = _conv_settings(config)
     kernel = weights.get("kernel", weights.get("depthwise_kernel"))
     if kernel is None:
@@ -262,7 +287,7 @@ def depthwise_conv2d_layer(config, weights, inputs):
     return _bias_and_activation(config, weights, out)
 
 
-def separable_conv2d_layer(config, weights, inputs):
+def separable_conv2d_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     strides, padding, dilation = _conv_settings(config)
     depthwise = _depthwise_conv2d(_only_input(inputs), _required(weights, "depthwise_kernel"), strides, padding,
                                   dilation)
@@ -271,7 +296,7 @@ def separable_conv2d_layer(config, weights, inputs):
     return _bias_and_activation(config, weights, out)
 
 
-def conv2d_transpose_layer(config, weights, inputs):
+def conv2d_transpose_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     # The gradient of a Conv2D whose input has this layer's output shape: every input pixel
     # scatters kernel * value onto the output, at stride spacing, then the padding is cut off.
     x = _only_input(inputs)
@@ -306,25 +331,26 @@ def conv2d_transpose_layer(config, weights, inputs):
     return _bias_and_activation(config, weights, out)
 
 
-def _pool_settings(config):
+def _pool_settings(config: Config) -> tuple[tuple[int, int], tuple[int, int], str]:
     _channels_last(config)
     pool_size = pair(_required(config, "pool_size"))
     strides = config.get("strides")
     return pool_size, pool_size if strides is None else pair(strides), str(config.get("padding", "valid")).lower()
 
 
-def _pool_windows(x, pool_size, strides, padding, fill):
+def _pool_windows(x: np.ndarray, pool_size: tuple[int, int], strides: tuple[int, int], padding: str,
+                  fill: float) -> np.ndarray:
     padded, (rows, cols) = _padded(x, pool_size, strides, padding, fill)
     windows = sliding_window_view(padded, pool_size, axis=(1, 2))  # (S, H', W', C, ph, pw)
     return windows[:, :(rows - 1) * strides[0] + 1:strides[0], :(cols - 1) * strides[1] + 1:strides[1]]
 
 
-def max_pooling(config, weights, inputs):
+def max_pooling(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     pool_size, strides, padding = _pool_settings(config)
     return _pool_windows(_only_input(inputs), pool_size, strides, padding, fill=-np.inf).max(axis=(-2, -1))
 
 
-def average_pooling(config, weights, inputs):
+def average_pooling(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     # With 'same' padding Keras (TensorFlow) divides by the number of real pixels in the window.
     x = _only_input(inputs)
     pool_size, strides, padding = _pool_settings(config)
@@ -334,17 +360,21 @@ def average_pooling(config, weights, inputs):
     return sums / counts
 
 
-def global_average_pooling(config, weights, inputs):
+def global_average_pooling(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     _channels_last(config)
-    return _only_input(inputs).mean(axis=(1, 2), keepdims=bool(config.get("keepdims", False)))
+    keepdims = bool(config.get("keepdims", False))
+    # numpy's stubs take keepdims as a literal True or False only, not a bool known at run time.
+    return _only_input(inputs).mean(axis=(1, 2), keepdims=keepdims)  # type: ignore[call-overload]
 
 
-def global_max_pooling(config, weights, inputs):
+def global_max_pooling(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     _channels_last(config)
-    return _only_input(inputs).max(axis=(1, 2), keepdims=bool(config.get("keepdims", False)))
+    keepdims = bool(config.get("keepdims", False))
+    # numpy's stubs take keepdims as a literal True or False only, not a bool known at run time.
+    return _only_input(inputs).max(axis=(1, 2), keepdims=keepdims)  # type: ignore[call-overload]
 
 
-def _feature_axis(config, x):
+def _feature_axis(config: Config, x: np.ndarray) -> int:
     axis = config.get("axis", -1)
     if isinstance(axis, (list, tuple)):
         if len(axis) != 1:
@@ -353,7 +383,7 @@ def _feature_axis(config, x):
     return int(axis) % x.ndim
 
 
-def batch_normalization(config, weights, inputs):
+def batch_normalization(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     x = _only_input(inputs)
     axis = _feature_axis(config, x)
     shape = [1] * x.ndim
@@ -367,7 +397,7 @@ def batch_normalization(config, weights, inputs):
     return x * scale.reshape(shape) + shift.reshape(shape)
 
 
-def layer_normalization(config, weights, inputs):
+def layer_normalization(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     x = _only_input(inputs)
     axes = _axes(config.get("axis", -1), x.ndim)
     scale = 1 / np.sqrt(x.var(axis=axes, keepdims=True) + np.float32(config.get("epsilon", 1e-3)))
@@ -382,7 +412,7 @@ def layer_normalization(config, weights, inputs):
     return out
 
 
-def rms_normalization(config, weights, inputs):
+def rms_normalization(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     x = _only_input(inputs)
     axes = _axes(config.get("axis", -1), x.ndim)
     out = x / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + np.float32(config.get("epsilon", 1e-7)))
@@ -391,7 +421,7 @@ def rms_normalization(config, weights, inputs):
     return out
 
 
-def normalization(config, weights, inputs):
+def normalization(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     # Keras' preprocessing Normalization: its mean and variance are weights once adapted,
     # or config values (aligned right to left with the kept axes) when given when it was made.
     x = _only_input(inputs)
@@ -410,11 +440,11 @@ def normalization(config, weights, inputs):
     return mean + x * spread if config.get("invert", False) else (x - mean) / spread
 
 
-def activation_layer(config, weights, inputs):
+def activation_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     return activation(_required(config, "activation"), _only_input(inputs))
 
 
-def relu_layer(config, weights, inputs):
+def relu_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     # As keras.activations.relu: x above the threshold, negative_slope * (x - threshold) below it.
     x = _only_input(inputs)
     negative_slope = float(config.get("negative_slope", 0.0) or 0.0)
@@ -428,62 +458,62 @@ def relu_layer(config, weights, inputs):
     return out
 
 
-def leaky_relu_layer(config, weights, inputs):
+def leaky_relu_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     x = _only_input(inputs)
     slope = config.get("negative_slope", config.get("alpha", 0.3))  # Keras 2 called it alpha
     return np.where(x >= 0, x, np.float32(slope) * x)
 
 
-def elu_layer(config, weights, inputs):
+def elu_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     return _elu(_only_input(inputs), np.float32(config.get("alpha", 1.0)))
 
 
-def prelu_layer(config, weights, inputs):
+def prelu_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     x = _only_input(inputs)
     return np.where(x >= 0, x, _required(weights, "alpha") * x)
 
 
-def softmax_layer(config, weights, inputs):
+def softmax_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     axis = config.get("axis", -1)
     return _softmax(_only_input(inputs), axis=tuple(axis) if isinstance(axis, list) else axis)
 
 
-def flatten(config, weights, inputs):
+def flatten(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     _channels_last(config)
     x = _only_input(inputs)
     return x.reshape(len(x), -1)
 
 
-def reshape(config, weights, inputs):
+def reshape(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     x = _only_input(inputs)
     return x.reshape(len(x), *_required(config, "target_shape"))
 
 
-def permute(config, weights, inputs):
+def permute(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     return _only_input(inputs).transpose(0, *_required(config, "dims"))
 
 
-def two_sided(value):
+def two_sided(value: Any) -> tuple[tuple[int, int], ...]:
     """Keras' (top, bottom), (left, right) from an int, a pair or a pair of pairs."""
-    if np.isscalar(value):
+    if is_scalar(value):
         return (int(value),) * 2, (int(value),) * 2
-    return tuple((int(v),) * 2 if np.isscalar(v) else (int(v[0]), int(v[1])) for v in value)
+    return tuple((int(v),) * 2 if is_scalar(v) else (int(v[0]), int(v[1])) for v in value)
 
 
-def zero_padding(config, weights, inputs):
+def zero_padding(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     _channels_last(config)
     rows, cols = two_sided(config.get("padding", 1))
     return np.pad(_only_input(inputs), ((0, 0), rows, cols, (0, 0)))
 
 
-def cropping(config, weights, inputs):
+def cropping(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     _channels_last(config)
     x = _only_input(inputs)
     (top, bottom), (left, right) = two_sided(config.get("cropping", 0))
     return x[:, top:x.shape[1] - bottom, left:x.shape[2] - right]
 
 
-def up_sampling(config, weights, inputs):
+def up_sampling(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     _channels_last(config)
     if config.get("interpolation", "nearest") != "nearest":
         raise ComputeProblem(f"uses {config['interpolation']!r} interpolation; the numpy forward pass computes "
@@ -492,40 +522,43 @@ def up_sampling(config, weights, inputs):
     return _only_input(inputs).repeat(rows, axis=1).repeat(cols, axis=2)
 
 
-def rescaling(config, weights, inputs):
+def rescaling(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     scale = np.asarray(_required(config, "scale"), dtype=np.float32)
     offset = np.asarray(config.get("offset", 0.0), dtype=np.float32)
     return _only_input(inputs) * scale + offset
 
 
-def dense(config, weights, inputs):
+def dense(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     return _bias_and_activation(config, weights, _only_input(inputs) @ _required(weights, "kernel"))
 
 
-def layer_scale(config, weights, inputs):
+def layer_scale(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     # ConvNeXt's (keras.applications): every channel times a learned factor, the layer's one weight.
     if len(weights) != 1:
         raise ComputeProblem(f"has the weights {sorted(weights)} where one vector of factors is expected")
     return _only_input(inputs) * next(iter(weights.values()))
 
 
-def custom_scale(config, weights, inputs):
+def custom_scale(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     # InceptionResNetV2's (keras.applications) residual: the block's input plus its branch, scaled down.
     if len(inputs) != 2:
         raise ComputeProblem(f"takes {len(inputs)} inputs where two are expected")
     return inputs[0] + inputs[1] * np.float32(_required(config, "scale"))
 
 
-def _merge(reduce):
-    def merge(config, weights, inputs):
+Reduce = Callable[[Sequence[np.ndarray]], np.ndarray]  # a merge's inputs -> its output
+
+
+def _merge(reduce: Reduce) -> LayerFunction:
+    def merge(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
         if len(inputs) < 2:
             raise ComputeProblem(f"takes {len(inputs)} input where two or more are expected")
         return reduce(inputs)
     return merge
 
 
-def _running(operation):
-    def reduce(inputs):
+def _running(operation: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Reduce:
+    def reduce(inputs: Sequence[np.ndarray]) -> np.ndarray:
         result = inputs[0]
         for values in inputs[1:]:
             result = operation(result, values)
@@ -533,7 +566,7 @@ def _running(operation):
     return reduce
 
 
-MERGES = {  # merge layer type -> function(config, weights, inputs)
+MERGES: dict[str, LayerFunction] = {  # merge layer type -> function(config, weights, inputs)
     "Add": _merge(_running(np.add)),
     "Subtract": _merge(lambda inputs: inputs[0] - inputs[1]),
     "Multiply": _merge(_running(np.multiply)),
@@ -543,9 +576,9 @@ MERGES = {  # merge layer type -> function(config, weights, inputs)
 }
 
 
-def _operation(function):
+def _operation(function: Callable[..., Any]) -> LayerFunction:
     """A keras.ops operation, computed from its recorded call: inputs ``{"input": i}`` and constants."""
-    def compute(config, weights, inputs):
+    def compute(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
         if config.get("kwargs"):
             raise ComputeProblem(f"is called with the keyword arguments {sorted(config['kwargs'])}, which the numpy "
                                 "forward pass does not take")
@@ -553,7 +586,7 @@ def _operation(function):
     return compute
 
 
-def _operand(value, inputs):
+def _operand(value: Any, inputs: Sequence[np.ndarray]) -> np.ndarray:
     if isinstance(value, dict) and isinstance(value.get("input"), int):
         return inputs[value["input"]]
     if isinstance(value, (int, float, list)) and not isinstance(value, bool):
@@ -569,5 +602,5 @@ OPERATIONS = {name: _operation(function) for name, function in {
 }.items()}
 
 
-def concatenate(config, weights, inputs):
+def concatenate(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate(inputs, axis=int(config.get("axis", -1)))

@@ -21,15 +21,27 @@ cell mesh small: the table is a few hundred bytes, the per-cell copies would be
 tens of megabytes per attribute.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import layer_specs as specs
 from .cells import cell_count
 from .layer_specs import types_where
-from .numpy_layers import pair, window_extent
+from .numpy_layers import is_scalar, pair, window_extent
+
+if TYPE_CHECKING:
+    from .bundle import Bundle, LayerInfo, WeightInfo
+    from .cells import LayerCells
+
+# A layer table row, {column: value}: ints, and float for weight_max.
+Row = dict[str, float]
 
 # Operation kinds, as the ``op_kind`` column stores them.
 OP_NONE = 0
@@ -66,12 +78,13 @@ FLOAT_COLUMNS = ("weight_max",)
 class OperationData:
     """What ``operation_data`` returns: the layer table, the kernel weights, and the units they were made for."""
 
-    layer_table: dict
+    layer_table: dict[str, np.ndarray]
     kernel_weights: np.ndarray
-    units: dict | None = None
+    units: Mapping[str, Sequence[str]] | None = None
 
 
-def operation_data(bundle, layers, epoch=-1, units=None):
+def operation_data(bundle: Bundle, layers: Sequence[LayerCells], epoch: int = -1,
+                   units: Mapping[str, Sequence[str]] | None = None) -> OperationData:
     """The layer table and kernel weights (of ``epoch``) of a network; winners are in ``core.timeline``.
 
     ``layers`` are ``core.cells.LayerCells`` (from ``layer_cells``). ``units``
@@ -83,7 +96,8 @@ def operation_data(bundle, layers, epoch=-1, units=None):
     return OperationData(*layer_table(bundle, layers, epoch, units), units)
 
 
-def layer_table(bundle, layers, epoch=-1, units=None):
+def layer_table(bundle: Bundle, layers: Sequence[LayerCells], epoch: int = -1,
+                units: Mapping[str, Sequence[str]] | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """``({column: array with one row per layer}, kernel weights float32)``."""
     by_name = {cells.name: cells for cells in layers}
     computing = [_computing_layer(bundle, layer, (units or {}).get(layer.name)) for layer in bundle.layers]
@@ -106,7 +120,8 @@ def layer_table(bundle, layers, epoch=-1, units=None):
     return table, np.ascontiguousarray(weights, dtype=np.float32)
 
 
-def _computing_layer(bundle, layer, unit):
+def _computing_layer(bundle: Bundle, layer: LayerInfo,
+                     unit: Sequence[str] | None) -> tuple[LayerInfo, str | None, tuple[int, int]]:
     """``(layer that computes this row, the layer it reads, (rows, cols) of padding in between)``.
 
     A layer on its own computes itself. A unit's output is computed by the
@@ -136,17 +151,17 @@ def _computing_layer(bundle, layer, unit):
     return head, source, padding
 
 
-def _operation_of(layer):
+def _operation_of(layer: LayerInfo) -> str | None:
     """The registry's operation kind of ``layer``'s type (``core.layer_specs``), None for outputs only."""
     spec = specs.spec_of(layer.type)
     return spec.operation if spec is not None else None
 
 
-def _is_merge(layer):
+def _is_merge(layer: LayerInfo) -> bool:
     return len(layer.inputs) > 1 and _operation_of(layer) in (specs.ELEMENTWISE, specs.CONCATENATE)
 
 
-def _merge_row(row, merge, by_name):
+def _merge_row(row: Row, merge: LayerInfo, by_name: Mapping[str, LayerCells]) -> Row:
     """A merge's inputs with cells (at most ``MERGE_INPUTS_SHOWN``) and, for a concatenation, where each one's
     channels start in the output. An input without cells of its own (folded into a unit) is left out."""
     concatenates = _operation_of(merge) == specs.CONCATENATE
@@ -164,18 +179,19 @@ def _merge_row(row, merge, by_name):
     return row
 
 
-def _padding_before(padding):
+def _padding_before(padding: Any) -> tuple[int, int]:
     """(top, left) of a ZeroPadding2D's ``padding``: an int, (rows, cols), or ((top, bottom), (left, right))."""
-    if np.isscalar(padding):
+    if is_scalar(padding):
         return int(padding), int(padding)
     rows, cols = padding
-    return (int(rows) if np.isscalar(rows) else int(rows[0])), (int(cols) if np.isscalar(cols) else int(cols[0]))
+    return (int(rows) if is_scalar(rows) else int(rows[0])), (int(cols) if is_scalar(cols) else int(cols[0]))
 
 
-def _layer_row(layer, by_name, computing, source_name, padding):
+def _layer_row(layer: LayerInfo, by_name: Mapping[str, LayerCells], computing: LayerInfo, source_name: str | None,
+               padding: tuple[int, int]) -> Row:
     """The table row of ``layer``'s cells, computed by ``computing`` from ``source_name``'s cells."""
     cells = by_name[layer.name]
-    row = dict.fromkeys(INT_COLUMNS, 0)
+    row: Row = dict.fromkeys(INT_COLUMNS, 0)
     row.update(op_kind=OP_NONE, layer_start=cells.start, map_rows=cells.map_rows, map_cols=cells.map_cols,
                channels=cells.channels, source_layer=-1, source_start=-1, kernel_start=-1, weight_max=1.0,
                kernel_rows=1, kernel_cols=1, stride_rows=1, stride_cols=1, dilation_rows=1, dilation_cols=1,
@@ -221,7 +237,8 @@ def _layer_row(layer, by_name, computing, source_name, padding):
     return row
 
 
-def window_geometry(layer_type, config, input_shape, output_shape):
+def window_geometry(layer_type: str, config: Mapping[str, Any], input_shape: Sequence[int],
+                    output_shape: Sequence[int]) -> dict[str, int] | None:
     """The window of a Conv2D/DepthwiseConv2D/SeparableConv2D/pooling layer, as table columns.
 
     Input row ``r`` is in the window of output row ``y`` iff ``r + pad_top - y * stride_rows``
@@ -257,7 +274,8 @@ def window_geometry(layer_type, config, input_shape, output_shape):
                 group_inputs=group_inputs, group_outputs=group_outputs)
 
 
-def transposed_window(config, input_shape, output_shape):
+def transposed_window(config: Mapping[str, Any], input_shape: Sequence[int],
+                      output_shape: Sequence[int]) -> dict[str, int] | None:
     """A Conv2DTranspose's window as table columns, read from the output: output row ``y`` receives input
     row ``r`` iff ``y + pad_top - r * stride_rows`` is a multiple of ``dilation_rows`` below ``kernel_rows``
     times it (``core.numpy_layers`` crops ``pad_top`` rows of the scattered map). Every input channel feeds every
@@ -277,7 +295,7 @@ def transposed_window(config, input_shape, output_shape):
                 group_inputs=int(input_shape[2]), group_outputs=int(output_shape[2]))
 
 
-def winner_cells(bundle, layers, activations):
+def winner_cells(bundle: Bundle, layers: Sequence[LayerCells], activations: Mapping[str, npt.ArrayLike]) -> np.ndarray:
     """Per cell, the cell index of the input pixel that wins its max-pooling window; -1 elsewhere.
 
     ``activations`` maps layer names to one sample's output; only the inputs of
@@ -303,7 +321,8 @@ def winner_cells(bundle, layers, activations):
     return np.ascontiguousarray(winners)
 
 
-def _pool_winners(values, window, output_shape, source_start):
+def _pool_winners(values: np.ndarray, window: Mapping[str, int], output_shape: Sequence[int],
+                  source_start: int) -> np.ndarray:
     """Cell indices of each window's maximum, in the pooled layer's cell order (channel, row, col)."""
     rows, cols, channels = values.shape
     out_rows, out_cols, _ = output_shape
@@ -323,5 +342,5 @@ def _pool_winners(values, window, output_shape, source_start):
     return cell.transpose(2, 0, 1).ravel()
 
 
-def _kernel_of(layer):
+def _kernel_of(layer: LayerInfo) -> WeightInfo | None:
     return next((w for w in layer.weights if w.name in ("kernel", "depthwise_kernel")), None)

@@ -18,11 +18,19 @@ can be changed and keyframed. Links are one curve per edge between units, from
 the source unit's output to the unit it feeds.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .cells import display_shape
+
+if TYPE_CHECKING:
+    from .bundle import LayerInfo
+    from .graph import GraphPlan
 
 LINK_POINTS = 12
 # Links are colored by what the merge they feed does (linear RGB).
@@ -34,10 +42,11 @@ FRAME_ASPECT = 16 / 9
 VIEW_FORESHORTENING = math.sqrt(0.5)
 
 
-def layer_table(bundle_layers, plan, channels_shown=None):
+def layer_table(bundle_layers: Sequence[LayerInfo], plan: GraphPlan,
+                channels_shown: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
     """``{column: array}`` with one row per layer (see the module's docstring)."""
     count = len(bundle_layers)
-    table = {"item": np.zeros(count, np.int32), "column": np.zeros(count, np.float32),
+    table: dict[str, np.ndarray] = {"item": np.zeros(count, np.int32), "column": np.zeros(count, np.float32),
              "lane": np.zeros(count, np.float32), "is_output": np.ones(count, np.float32),
              "in_block": np.zeros(count, np.float32), "block_half_height": np.zeros(count, np.float32),
              "half_height": np.zeros(count, np.float32)}
@@ -62,7 +71,8 @@ def layer_table(bundle_layers, plan, channels_shown=None):
     return table
 
 
-def wall_height(output_shape, channels_shown=0, map_gap=2.0, neuron_scale=2.5):
+def wall_height(output_shape: Sequence[int], channels_shown: int = 0, map_gap: float = 2.0,
+                neuron_scale: float = 2.5) -> float:
     """Height of a layer's wall in the grid layout at Cell Size 1 (a column of neurons for small 1-D layers)."""
     rows, cols, channels = display_shape(output_shape)
     if channels_shown:
@@ -73,11 +83,13 @@ def wall_height(output_shape, channels_shown=0, map_gap=2.0, neuron_scale=2.5):
     return math.ceil(channels / grid_cols) * (rows + map_gap)
 
 
-def link_curves(bundle_layers, plan):
+def link_curves(bundle_layers: Sequence[LayerInfo], plan: GraphPlan) -> tuple[dict[str, np.ndarray], int]:
     """``(curve arrays, points per curve)``: ``source_layer``, ``target_layer`` and ``link_color`` per link."""
     index_of = {layer.name: layer.index for layer in bundle_layers}
     type_of = {layer.name: layer.type for layer in bundle_layers}
-    sources, targets, colors = [], [], []
+    sources: list[int] = []
+    targets: list[int] = []
+    colors: list[tuple[float, float, float]] = []
     for source, target in plan.links:
         sources.append(index_of[plan.units[source].output])
         targets.append(index_of[plan.units[target].output])
@@ -86,13 +98,15 @@ def link_curves(bundle_layers, plan):
             "link_color": np.asarray(colors, np.float32).reshape(-1, 3)}, LINK_POINTS
 
 
-def lane_spacing(bundle_layers, channels_shown=None, label_room=1.35):
+def lane_spacing(bundle_layers: Sequence[LayerInfo], channels_shown: Mapping[str, int] | None = None,
+                 label_room: float = 1.35) -> float:
     """Distance between lanes: the tallest wall plus room for its label."""
     heights = [wall_height(layer.output_shape, (channels_shown or {}).get(layer.name, 0)) for layer in bundle_layers]
     return float(max(20.0, round(label_room * max(heights, default=0.0))))
 
 
-def row_length(plan, layer_spacing, row_spacing, aspect=FRAME_ASPECT, expanded=None):
+def row_length(plan: GraphPlan, layer_spacing: float, row_spacing: float, aspect: float = FRAME_ASPECT,
+               expanded: Mapping[int, float] | None = None) -> int:
     """Columns per row so that the network is closest to ``aspect`` with its blocks as ``expanded`` says.
 
     ``expanded`` maps item positions to their Expand (0..1); by default blocks
@@ -105,7 +119,8 @@ def row_length(plan, layer_spacing, row_spacing, aspect=FRAME_ASPECT, expanded=N
     if expanded is None:
         start = 1.0 if plan.expanded_by_default else 0.0
         expanded = {position: start for position, (kind, _index) in enumerate(plan.items) if kind == "block"}
-    widths, lanes = [], 1.0
+    widths: list[float] = []
+    lanes = 1.0
     for position, (kind, index) in enumerate(plan.items):
         opened = expanded.get(position, 0.0) if kind == "block" else 0.0
         block = plan.blocks[index] if kind == "block" else None

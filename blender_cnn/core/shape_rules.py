@@ -9,11 +9,21 @@ built raises ``LayerProblem`` with the reason, which the design records on
 that layer.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .numpy_layers import ACTIVATIONS, two_sided
+
+Shape = tuple[int, ...]
+# What a rule returns: (output shape, parameter count, config, {weight name: shape}).
+RuleResult = tuple[Shape, int, dict[str, Any], dict[str, Shape]]
+# rule(settings, input shape (a list of them for a merge), input names) -> RuleResult.
+ShapeRule = Callable[["Settings", Any, Sequence[str]], RuleResult]
 
 PADDINGS = ("valid", "same")
 # Arguments that say how weights are made or trained: accepted (Keras takes them), ignored here.
@@ -28,13 +38,13 @@ class LayerProblem(Exception):
 class Settings:
     """A layer's keyword arguments, read with Keras' defaults and checked."""
 
-    def __init__(self, kwargs):
+    def __init__(self, kwargs: Mapping[str, Any]) -> None:
         self.kwargs = kwargs
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         return self.kwargs.get(key, default)
 
-    def positive(self, key, default=None):
+    def positive(self, key: str, default: int | None = None) -> int:
         value = self.kwargs.get(key, default)
         if value is None:
             raise LayerProblem(f"needs {key!r}, a positive integer")
@@ -42,7 +52,7 @@ class Settings:
             raise LayerProblem(f"{key} must be a positive integer, got {value!r}")
         return int(value)
 
-    def pair(self, key, default=None):
+    def pair(self, key: str, default: int | None = None) -> list[int]:
         value = self.kwargs.get(key, default)
         if value is None:
             raise LayerProblem(f"needs {key!r}, a positive integer or two of them")
@@ -51,19 +61,20 @@ class Settings:
             raise LayerProblem(f"{key} must be a positive integer or two of them, got {value!r}")
         return [int(v) for v in pair]
 
-    def padding(self):
+    def padding(self) -> str:
         value = self.kwargs.get("padding", "valid")
         if not isinstance(value, str) or value.lower() not in PADDINGS:
             raise LayerProblem(f"padding must be 'valid' or 'same', got {value!r}")
         return value.lower()
 
-    def boolean(self, key, default):
+    def boolean(self, key: str, default: bool) -> bool:
         value = self.kwargs.get(key, default)
         if not isinstance(value, bool):
             raise LayerProblem(f"{key} must be true or false, got {value!r}")
         return value
 
-    def number(self, key, default=None, low=None, high=None):
+    def number(self, key: str, default: float | None = None, low: float | None = None,
+               high: float | None = None) -> float:
         value = self.kwargs.get(key, default)
         if value is None and default is None and key not in self.kwargs:
             raise LayerProblem(f"needs {key!r}, a number")
@@ -74,7 +85,7 @@ class Settings:
             raise LayerProblem(f"{key} must be a number{bounds}, got {value!r}")
         return value
 
-    def activation(self, key="activation", default=None):
+    def activation(self, key: str = "activation", default: str | None = None) -> str:
         value = self.kwargs.get(key, default)
         name = "linear" if value is None else value
         if not isinstance(name, str) or name not in ACTIVATIONS:
@@ -82,27 +93,27 @@ class Settings:
                                f"{', '.join(sorted(ACTIVATIONS))}")
         return name
 
-    def channels_last(self):
+    def channels_last(self) -> str:
         value = self.kwargs.get("data_format")
         if value not in (None, "channels_last"):
             raise LayerProblem(f"data_format must be 'channels_last', got {value!r}")
         return "channels_last"
 
-    def axis(self, ndim, key="axis"):
+    def axis(self, ndim: int, key: str = "axis") -> int:
         value = self.kwargs.get(key, -1)
         if isinstance(value, bool) or not isinstance(value, int) or not -ndim <= value < ndim:
             raise LayerProblem(f"{key} must be an axis of its {ndim}D input (-{ndim} to {ndim - 1}), got {value!r}")
         return value
 
 
-def _window(size, extent, stride, padding):
+def _window(size: int, extent: int, stride: int, padding: str) -> int:
     """Output size along one axis of a sliding window (numpy_layers.window_extent)."""
     if padding == "valid":
         return (size - extent) // stride + 1
     return -(-size // stride)
 
 
-def _check_window(what, window, dilation, shape, padding):
+def _check_window(what: str, window: Sequence[int], dilation: Sequence[int], shape: Shape, padding: str) -> list[int]:
     extents = [(window[a] - 1) * dilation[a] + 1 for a in (0, 1)]
     if padding == "valid" and (extents[0] > shape[0] or extents[1] > shape[1]):
         spans = "" if dilation == [1, 1] else f" with dilation {shape_text(dilation)} spans " \
@@ -112,7 +123,7 @@ def _check_window(what, window, dilation, shape, padding):
     return extents
 
 
-def _conv_common(s, shape):
+def _conv_common(s: Settings, shape: Shape) -> tuple[list[int], list[int], list[int], str]:
     kernel = s.pair("kernel_size")
     strides = s.pair("strides", 1)
     dilation = s.pair("dilation_rate", 1)
@@ -124,14 +135,15 @@ def _conv_common(s, shape):
     return kernel, strides, dilation, padding
 
 
-def _conv_shape(s, shape, name="kernel"):
+def _conv_shape(s: Settings, shape: Shape,
+                name: str = "kernel") -> tuple[list[int], list[int], list[int], str, int, int]:
     kernel, strides, dilation, padding = _conv_common(s, shape)
     extents = _check_window(name, kernel, dilation, shape, padding)
     rows, cols = (_window(shape[a], extents[a], strides[a], padding) for a in (0, 1))
     return kernel, strides, dilation, padding, rows, cols
 
 
-def conv2d(s, shape, _names):
+def conv2d(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     filters = s.positive("filters")
     groups = s.positive("groups", 1)
     kernel, strides, dilation, padding, rows, cols = _conv_shape(s, shape)
@@ -140,7 +152,7 @@ def conv2d(s, shape, _names):
         raise LayerProblem(f"groups {groups} must divide both the input's {channels} channels and the "
                            f"{filters} filters")
     use_bias = s.boolean("use_bias", True)
-    weights = {"kernel": (*kernel, channels // groups, filters)}
+    weights: dict[str, Shape] = {"kernel": (*kernel, channels // groups, filters)}
     if use_bias:
         weights["bias"] = (filters,)
     config = {"filters": filters, "kernel_size": kernel, "strides": strides, "padding": padding,
@@ -149,11 +161,11 @@ def conv2d(s, shape, _names):
     return (rows, cols, filters), _count(weights), config, weights
 
 
-def depthwise_conv2d(s, shape, _names):
+def depthwise_conv2d(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     multiplier = s.positive("depth_multiplier", 1)
     kernel, strides, dilation, padding, rows, cols = _conv_shape(s, shape)
     use_bias = s.boolean("use_bias", True)
-    weights = {"kernel": (*kernel, shape[2], multiplier)}
+    weights: dict[str, Shape] = {"kernel": (*kernel, shape[2], multiplier)}
     if use_bias:
         weights["bias"] = (shape[2] * multiplier,)
     config = {"kernel_size": kernel, "strides": strides, "padding": padding, "data_format": "channels_last",
@@ -162,13 +174,13 @@ def depthwise_conv2d(s, shape, _names):
     return (rows, cols, shape[2] * multiplier), _count(weights), config, weights
 
 
-def separable_conv2d(s, shape, _names):
+def separable_conv2d(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     filters = s.positive("filters")
     multiplier = s.positive("depth_multiplier", 1)
     kernel, strides, dilation, padding, rows, cols = _conv_shape(s, shape)
     use_bias = s.boolean("use_bias", True)
-    weights = {"depthwise_kernel": (*kernel, shape[2], multiplier),
-               "pointwise_kernel": (1, 1, shape[2] * multiplier, filters)}
+    weights: dict[str, Shape] = {"depthwise_kernel": (*kernel, shape[2], multiplier),
+                                 "pointwise_kernel": (1, 1, shape[2] * multiplier, filters)}
     if use_bias:
         weights["bias"] = (filters,)
     config = {"filters": filters, "kernel_size": kernel, "strides": strides, "padding": padding,
@@ -177,7 +189,7 @@ def separable_conv2d(s, shape, _names):
     return (rows, cols, filters), _count(weights), config, weights
 
 
-def conv2d_transpose(s, shape, _names):
+def conv2d_transpose(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     filters = s.positive("filters")
     kernel, strides, dilation, padding = _conv_common(s, shape)
     output_padding = s.get("output_padding")
@@ -197,7 +209,7 @@ def conv2d_transpose(s, shape, _names):
         else:
             sizes.append(size * stride if extra is None else (size - 1) * stride + extent % 2 + extra)
     use_bias = s.boolean("use_bias", True)
-    weights = {"kernel": (*kernel, filters, shape[2])}
+    weights: dict[str, Shape] = {"kernel": (*kernel, filters, shape[2])}
     if use_bias:
         weights["bias"] = (filters,)
     config = {"filters": filters, "kernel_size": kernel, "strides": strides, "padding": padding,
@@ -206,7 +218,7 @@ def conv2d_transpose(s, shape, _names):
     return (*sizes, filters), _count(weights), config, weights
 
 
-def pooling(s, shape, _names):
+def pooling(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     pool = s.pair("pool_size", 2)
     strides = pool if s.get("strides") is None else s.pair("strides")
     padding = s.padding()
@@ -217,21 +229,21 @@ def pooling(s, shape, _names):
     return (rows, cols, shape[2]), 0, config, {}
 
 
-def global_pooling(s, shape, _names):
+def global_pooling(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     s.channels_last()
     keepdims = s.boolean("keepdims", False)
     out = (1, 1, shape[2]) if keepdims else (shape[2],)
     return out, 0, {"data_format": "channels_last", "keepdims": keepdims}, {}
 
 
-def batch_normalization(s, shape, _names):
+def batch_normalization(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     axis = s.axis(len(shape))
     if axis % len(shape) != len(shape) - 1:
         raise LayerProblem(f"normalizes axis {axis}; the designer normalizes the last axis (channels) only")
     epsilon = s.number("epsilon", 1e-3, low=0)
     center, scale = s.boolean("center", True), s.boolean("scale", True)
     channels = shape[-1]
-    weights = {}
+    weights: dict[str, Shape] = {}
     if scale:
         weights["gamma"] = (channels,)
     if center:
@@ -241,13 +253,13 @@ def batch_normalization(s, shape, _names):
     return shape, _count(weights), config, weights
 
 
-def activation_layer(s, shape, _names):
+def activation_layer(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     if "activation" not in s.kwargs:
         raise LayerProblem("needs 'activation', the name of an activation function")
     return shape, 0, {"activation": s.activation()}, {}
 
 
-def relu(s, shape, _names):
+def relu(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     max_value = s.get("max_value")
     if max_value is not None:
         s.number("max_value", low=0)
@@ -256,24 +268,24 @@ def relu(s, shape, _names):
     return shape, 0, config, {}
 
 
-def leaky_relu(s, shape, _names):
+def leaky_relu(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     return shape, 0, {"negative_slope": s.number("negative_slope", 0.3, low=0)}, {}
 
 
-def softmax(s, shape, _names):
+def softmax(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     return shape, 0, {"axis": s.axis(len(shape))}, {}
 
 
-def dropout(s, shape, _names):
+def dropout(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     return shape, 0, {"rate": s.number("rate", low=0, high=1)}, {}
 
 
-def flatten(s, shape, _names):
+def flatten(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     s.channels_last()
     return (int(np.prod(shape)),), 0, {"data_format": "channels_last"}, {}
 
 
-def reshape(s, shape, _names):
+def reshape(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     target = s.get("target_shape")
     if not isinstance(target, (list, tuple)) or not target or not all(
             isinstance(v, int) and not isinstance(v, bool) and (v > 0 or v == -1) for v in target) \
@@ -286,7 +298,7 @@ def reshape(s, shape, _names):
     return out, 0, {"target_shape": list(target)}, {}
 
 
-def zero_padding(s, shape, _names):
+def zero_padding(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     s.channels_last()
     value = s.get("padding", 1)
     try:
@@ -301,28 +313,28 @@ def zero_padding(s, shape, _names):
     return (shape[0] + top + bottom, shape[1] + left + right, shape[2]), 0, config, {}
 
 
-def rescaling(s, shape, _names):
+def rescaling(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     return shape, 0, {"scale": s.number("scale"), "offset": s.number("offset", 0.0)}, {}
 
 
-def dense(s, shape, _names):
+def dense(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     units = s.positive("units")
     use_bias = s.boolean("use_bias", True)
-    weights = {"kernel": (shape[0], units)}
+    weights: dict[str, Shape] = {"kernel": (shape[0], units)}
     if use_bias:
         weights["bias"] = (units,)
     config = {"units": units, "activation": s.activation(), "use_bias": use_bias}
     return (units,), _count(weights), config, weights
 
 
-def add(s, shapes, names):
+def add(s: Settings, shapes: Sequence[Shape], names: Sequence[str]) -> RuleResult:
     if any(shape != shapes[0] for shape in shapes):
         listed = ", ".join(f"{name} {shape_text(shape)}" for name, shape in zip(names, shapes))
         raise LayerProblem(f"Add needs inputs of one shape, got {listed}")
     return shapes[0], 0, {}, {}
 
 
-def concatenate(s, shapes, names):
+def concatenate(s: Settings, shapes: Sequence[Shape], names: Sequence[str]) -> RuleResult:
     listed = ", ".join(f"{name} {shape_text(shape)}" for name, shape in zip(names, shapes))
     if any(len(shape) != len(shapes[0]) for shape in shapes):
         raise LayerProblem(f"Concatenate needs inputs with the same number of axes, got {listed}")
@@ -339,13 +351,13 @@ def concatenate(s, shapes, names):
 
 # ---------------------------------------------------------------- small helpers
 
-def _count(weight_shapes):
+def _count(weight_shapes: Mapping[str, Shape]) -> int:
     return int(sum(int(np.prod(shape)) for shape in weight_shapes.values()))
 
 
-def is_positive_int(value):
+def is_positive_int(value: object) -> bool | np.bool_:  # np.bool_ for a numpy integer
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
 
 
-def shape_text(shape):
+def shape_text(shape: Iterable[int]) -> str:
     return "x".join(str(size) for size in shape)

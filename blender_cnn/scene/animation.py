@@ -5,6 +5,10 @@ The network's Epoch and Sample modifier inputs drive what it shows (see
 a user can edit, retime or replace them like any other animation.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import bpy
 from bpy_extras import anim_utils
 
@@ -15,7 +19,8 @@ EASINGS = ("EASE", "LINEAR")
 MARKER_PREFIX = "epoch "
 
 
-def animate_training(network, frames_per_epoch=24, hold_frames=12, easing="EASE", start_frame=1, scene=None):
+def animate_training(network: bpy.types.Object, frames_per_epoch: int = 24, hold_frames: int = 12, easing: str = "EASE",
+                     start_frame: int = 1, scene: bpy.types.Scene | None = None) -> tuple[int, int]:
     """Keyframe the Epoch input from the bundle's first epoch to its last; returns ``(first frame, last frame)``.
 
     Each epoch is held for ``hold_frames`` frames, then the network moves to
@@ -24,6 +29,7 @@ def animate_training(network, frames_per_epoch=24, hold_frames=12, easing="EASE"
     frame range becomes the animation's.
     """
     scene = scene or bpy.context.scene
+    assert scene is not None  # the stubs allow a context without a scene
     if frames_per_epoch < 1 or hold_frames < 0:
         raise BlenderCNNError(network.name, f"needs at least 1 frame per epoch and no negative hold, got "
                                             f"{frames_per_epoch} and {hold_frames}")
@@ -45,7 +51,8 @@ def animate_training(network, frames_per_epoch=24, hold_frames=12, easing="EASE"
     return scene.frame_start, scene.frame_end
 
 
-def animate_samples(network, samples, frames_per_sample=48, fade_frames=0, start_frame=1):
+def animate_samples(network: bpy.types.Object, samples: Sequence[int], frames_per_sample: int = 48,
+                    fade_frames: int = 0, start_frame: int = 1) -> int:
     """Keyframe the Sample input through ``samples`` (stored sample slots): cuts, or cross-fades of ``fade_frames``.
 
     Returns the last frame.

@@ -11,10 +11,13 @@ Where things are comes from what the network draws (its evaluated geometry),
 so the moves follow the current layout and spacing.
 """
 
+from __future__ import annotations
+
 import math
 
 import bpy
 import numpy as np
+import numpy.typing as npt
 from mathutils import Euler, Vector
 
 from ..core.errors import BlenderCNNError
@@ -34,7 +37,8 @@ ORBIT_FIT_DIRECTIONS = 24
 MOVED_PATHS = ("location", "rotation_euler")
 
 
-def orbit(network, camera=None, frame_start=1, frame_end=250, turns=1.0):
+def orbit(network: bpy.types.Object, camera: bpy.types.Object | None = None, frame_start: int = 1,
+          frame_end: int = 250, turns: float = 1.0) -> bpy.types.Object:
     """Circle the camera ``turns`` times around the network's centre, looking at it; returns the camera.
 
     The orbit starts from the stage's view (from the input side, slightly above), keeps
@@ -50,7 +54,7 @@ def orbit(network, camera=None, frame_start=1, frame_end=250, turns=1.0):
     elevation = math.asin(max(-1.0, min(1.0, VIEW_DIRECTION.z)))
     azimuth0 = math.atan2(VIEW_DIRECTION.y, VIEW_DIRECTION.x)
 
-    def direction(azimuth):
+    def direction(azimuth: float) -> Vector:
         return Vector((math.cos(azimuth) * math.cos(elevation), math.sin(azimuth) * math.cos(elevation),
                        math.sin(elevation)))
 
@@ -67,7 +71,8 @@ def orbit(network, camera=None, frame_start=1, frame_end=250, turns=1.0):
     return camera
 
 
-def fly_through(network, camera=None, frame_start=1, frame_end=250):
+def fly_through(network: bpy.types.Object, camera: bpy.types.Object | None = None, frame_start: int = 1,
+                frame_end: int = 250) -> bpy.types.Object:
     """Fly from before the input layer along +X to past the output; returns the camera.
 
     The camera passes just beside the layers' walls and a little above their middle,
@@ -89,7 +94,8 @@ def fly_through(network, camera=None, frame_start=1, frame_end=250):
     return camera
 
 
-def push_in(network, layer_name, camera=None, frame_start=1, frame_end=250):
+def push_in(network: bpy.types.Object, layer_name: str, camera: bpy.types.Object | None = None, frame_start: int = 1,
+            frame_end: int = 250) -> bpy.types.Object:
     """Move from the framing view of the whole network to a close view of one layer's cells; returns the camera.
 
     Both ends look along the stage's view direction, so the move is a smooth dolly
@@ -112,13 +118,13 @@ def push_in(network, layer_name, camera=None, frame_start=1, frame_end=250):
 
 # --- geometry ---------------------------------------------------------------------
 
-def network_centre(network, points=None):
+def network_centre(network: bpy.types.Object, points: np.ndarray | None = None) -> Vector:
     """The centre of the box around everything the network draws (world space)."""
     points = _drawn(network) if points is None else points
     return Vector((points.min(axis=0) + points.max(axis=0)) / 2)
 
 
-def layer_cell_corners(network, layer_index):
+def layer_cell_corners(network: bpy.types.Object, layer_index: int) -> np.ndarray:
     """World corners (n, 3) of the cells one layer draws."""
     quads, geometry = drawn_quads(network, CELL_MATERIAL)
     if not len(quads):
@@ -129,11 +135,11 @@ def layer_cell_corners(network, layer_index):
     return corners
 
 
-def fit_distance(points, centre, look, lens, scene):
+def fit_distance(points: npt.ArrayLike, centre: Vector, look: Vector, lens: float, scene: bpy.types.Scene) -> float:
     """How far from ``centre`` a camera looking along ``look`` must be for ``points`` to fill its frame."""
-    forward = Vector(look).normalized()
+    forward = Vector(look).normalized()  # type: ignore[arg-type]  # bpy stubs: a Vector is a sequence too
     rotation = forward.to_track_quat("-Z", "Y").to_matrix()
-    right, up = np.array(rotation.col[0]), np.array(rotation.col[1])
+    right, up = np.array(rotation.col[0]), np.array(rotation.col[1])  # type: ignore[index]  # bpy stubs: col indexes
     relative = np.asarray(points, dtype=np.float64) - np.array(centre)
     x, y, depth = relative @ right, relative @ up, relative @ np.array(forward)
     tan_x, tan_y = _half_view_tangents(scene, lens)
@@ -174,6 +180,7 @@ def _checked(network, camera, frame_start, frame_end):
         raise BlenderCNNError("camera move", "no network given")
     network_modifier(network)  # refuses objects that are not networks
     scene = bpy.context.scene
+    assert scene is not None  # the stubs allow a context without a scene
     camera = camera or scene.camera
     if camera is None:
         raise BlenderCNNError(scene.name, "has no camera to move (set up the stage, or pass a camera)")
@@ -218,7 +225,9 @@ def _write_keys(camera, frames, poses, lens, frame_start, frame_end):
                 point.handle_left = (point.handle_left[0], point.co[1])
                 point.handle_right = (point.handle_right[0], point.co[1])
             curve.update()
-    bpy.context.scene.frame_set(bpy.context.scene.frame_current)
+    scene = bpy.context.scene
+    assert scene is not None  # the stubs allow a context without a scene
+    scene.frame_set(scene.frame_current)
 
 
 def _fcurves(owner, paths):

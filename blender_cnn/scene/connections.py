@@ -1,7 +1,12 @@
 """Change which dense weights a built network draws, and highlight one neuron's connections."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import bpy
 import numpy as np
+import numpy.typing as npt
 
 from ..core import cells as cell_data
 from ..core import connections as connection_data
@@ -14,7 +19,8 @@ from .network import (CONNECTIONS_PROPERTY, EPOCH_PROPERTY, network_bundle, netw
                       shown_channels)
 
 
-def redraw_connections(network, selection):
+def redraw_connections(network: bpy.types.Object,
+                       selection: connection_data.EdgeSelection) -> list[connection_data.DrawnLayer]:
     """Replace the network's connection curves by those ``selection`` (an ``EdgeSelection``) keeps.
 
     The modifier's settings and keyframes stay; the layer labels' counts and
@@ -28,6 +34,7 @@ def redraw_connections(network, selection):
     curve_arrays, point_arrays, points_per_edge, drawn_layers = connection_data.dense_connections(
         bundle, layers, epoch, selection)
     old = network.data
+    assert isinstance(old, bpy.types.Curves)  # a network object's data are its connection curves
     network.data = hair_curves(old.name, len(curve_arrays["weight"]), points_per_edge, curve_arrays, point_arrays)
     for material in old.materials:
         network.data.materials.append(material)
@@ -44,7 +51,10 @@ def redraw_connections(network, selection):
 def _set_label_notes(network, layers, notes):
     """Rewrite the count line under each dense layer's label in the network's tree."""
     by_index = {layer.layer_index: layer for layer in layers}
-    for node in network_modifier(network).node_group.nodes:
+    tree = network_modifier(network).node_group
+    assert tree is not None  # network_modifier refuses a modifier without a node group
+    node: Any  # of whichever node type its bl_idname names (group nodes, switches)
+    for node in tree.nodes:
         if node.bl_idname == "GeometryNodeIndexSwitch" and node.label == UNIT_LABELS:
             _set_unit_label_notes(node, by_index, notes)
         if node.bl_idname != "GeometryNodeGroup" or node.node_tree is None or \
@@ -66,7 +76,7 @@ def _set_unit_label_notes(switch, by_index, notes):
             socket.default_value = "\n".join([*lines, notes[layer.name]])
 
 
-def highlight_nearest_neuron(network, location):
+def highlight_nearest_neuron(network: bpy.types.Object, location: npt.ArrayLike) -> tuple[str, int] | None:
     """Highlight the connections of the dense-layer neuron drawn nearest ``location`` (world space).
 
     Returns ``(layer name, unit)``, or None when the network draws no neurons of 1D layers.
@@ -86,11 +96,11 @@ def highlight_nearest_neuron(network, location):
     return layer.name, unit
 
 
-def clear_highlight(network):
+def clear_highlight(network: bpy.types.Object) -> None:
     set_network_input(network, "Highlight Neuron", -1)
 
 
-def drawn_connection_counts(network):
+def drawn_connection_counts(network: bpy.types.Object) -> list[tuple[str, int, int, str]]:
     """``[(layer, drawn, total, selection)]`` as recorded at the last build or redraw."""
     try:
         return [(entry["layer"], entry["drawn"], entry["total"], entry["selection"])

@@ -6,8 +6,13 @@ and link tubes are mesh faces. Serves the viewport focus, the camera framing
 and the tests alike.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 from ..nodes.graph import GRAPH_LINK
 from ..nodes.timeline import SCREEN_OVERLAY
@@ -15,15 +20,16 @@ from ..nodes.timeline import SCREEN_OVERLAY
 _VECTOR_WIDTHS = {"FLOAT_COLOR": ("color", 4), "FLOAT_VECTOR": ("vector", 3), "FLOAT4X4": ("value", 16)}
 
 
-def evaluated_geometry(network, depsgraph=None):
+def evaluated_geometry(network: bpy.types.Object,
+                       depsgraph: bpy.types.Depsgraph | None = None) -> bpy.types.GeometrySet:
     """The network's GeometrySet after its nodes; keep it alive while reading its parts."""
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
     return network.evaluated_get(depsgraph).evaluated_geometry()
 
 
-def read_attribute(data, name):
+def read_attribute(data: bpy.types.Mesh | bpy.types.Curves | bpy.types.PointCloud, name: str) -> np.ndarray:
     """One attribute of a mesh, curves or point cloud as a numpy array (rows for vectors and colors)."""
-    attribute = data.attributes[name]
+    attribute: Any = data.attributes[name]  # Any: bpy's stubs give ``data`` only to Attribute's subclasses
     field, width = _VECTOR_WIDTHS.get(attribute.data_type, ("value", 1))
     dtype = np.int32 if attribute.data_type in {"INT", "BOOLEAN"} else np.float32
     values = np.empty(len(attribute.data) * width, dtype=dtype)
@@ -34,7 +40,7 @@ def read_attribute(data, name):
 class DrawnQuads:
     """The instanced squares drawn with one material: their world centres, corners and attributes."""
 
-    def __init__(self, geometry, matrix_world, material_prefix):
+    def __init__(self, geometry: bpy.types.GeometrySet, matrix_world: Matrix, material_prefix: str) -> None:
         self._instances = geometry.instances_pointcloud()
         references = geometry.instance_references()
         self._matrix = np.array(matrix_world, dtype=np.float32)
@@ -48,18 +54,18 @@ class DrawnQuads:
         reference = read_attribute(self._instances, ".reference_index")
         self.chosen = np.flatnonzero(np.isin(reference, matching))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.chosen)
 
-    def has(self, name):
+    def has(self, name: str) -> bool:
         return self._instances is not None and name in self._instances.attributes
 
-    def attribute(self, name):
+    def attribute(self, name: str) -> np.ndarray:
         if not len(self.chosen):
             return np.zeros(0)
         return read_attribute(self._instances, name)[self.chosen]
 
-    def transforms(self):
+    def transforms(self) -> np.ndarray:
         """World matrices (n, 4, 4) of the chosen instances."""
         if not len(self.chosen):
             return np.zeros((0, 4, 4), dtype=np.float32)
@@ -67,19 +73,22 @@ class DrawnQuads:
         local = self.attribute("instance_transform").reshape(-1, 4, 4).transpose(0, 2, 1)
         return self._matrix @ local
 
-    def centres(self):
+    def centres(self) -> np.ndarray:
         return self.transforms()[:, :3, 3]
 
-    def corners(self):
+    def corners(self) -> np.ndarray:
         """The four world-space corners (n, 4, 3) of every chosen quad."""
-        quad = self._quad_references[0].mesh
+        reference = self._quad_references[0]
+        assert isinstance(reference, bpy.types.GeometrySet) and reference.mesh is not None  # an instanced quad
+        quad = reference.mesh
         local = np.empty(len(quad.vertices) * 3, dtype=np.float32)
         quad.vertices.foreach_get("co", local)
         local = np.c_[local.reshape(-1, 3), np.ones(len(quad.vertices), dtype=np.float32)]
         return np.einsum("nij,vj->nvi", self.transforms(), local)[:, :, :3]
 
 
-def drawn_quads(network, material_prefix, depsgraph=None):
+def drawn_quads(network: bpy.types.Object, material_prefix: str,
+                depsgraph: bpy.types.Depsgraph | None = None) -> tuple[DrawnQuads, bpy.types.GeometrySet]:
     """The squares ``network`` draws with a material whose name starts with ``material_prefix``.
 
     Returns the ``DrawnQuads`` and the GeometrySet it reads, which must be kept
@@ -91,7 +100,8 @@ def drawn_quads(network, material_prefix, depsgraph=None):
     return DrawnQuads(geometry, evaluated.matrix_world, material_prefix), geometry
 
 
-def drawn_points(network, limit=20_000, depsgraph=None):
+def drawn_points(network: bpy.types.Object, limit: int = 20_000,
+                 depsgraph: bpy.types.Depsgraph | None = None) -> np.ndarray:
     """World positions of (a sample of) everything drawn with the network: quad centres and mesh vertices.
 
     The training overlay is left out: it sits in front of the camera, wherever that is.
@@ -110,7 +120,7 @@ def drawn_points(network, limit=20_000, depsgraph=None):
     return points[:: max(1, len(points) // limit)]
 
 
-def drawn_curves(network, depsgraph=None):
+def drawn_curves(network: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None = None) -> np.ndarray:
     """World positions (curves, points per curve, 3) of the connection curves as drawn (all of equal length).
 
     The links between the layers of a graph (``graph_link`` 1) are left out; ``drawn_links`` reads them.
@@ -118,7 +128,7 @@ def drawn_curves(network, depsgraph=None):
     return _curves(network, depsgraph, links=False)
 
 
-def drawn_links(network, depsgraph=None):
+def drawn_links(network: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None = None) -> np.ndarray:
     """World positions (links, points per link, 3) of the links between a graph's layers, as drawn."""
     return _curves(network, depsgraph, links=True)
 

@@ -1,6 +1,10 @@
 """Focus the receptive-field view on a cell picked in the viewport (through the 3D cursor)."""
 
+from __future__ import annotations
+
+import bpy
 import numpy as np
+import numpy.typing as npt
 
 from .drawn import drawn_quads
 from .materials import CELL_MATERIAL
@@ -9,7 +13,7 @@ from .network import set_network_input
 FOCUS_INPUTS = ("Focus Layer", "Focus Channel", "Focus Row", "Focus Column")
 
 
-def cell_centres(network):
+def cell_centres(network: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
     """World-space centres and ``(layer, channel, row, col)`` of the cells as drawn (evaluated).
 
     Cells are the quads with the cell material that belong to a layer and are
@@ -25,7 +29,7 @@ def cell_centres(network):
     return cells.centres()[is_cell], indices[is_cell]
 
 
-def focus_nearest_cell(network, location):
+def focus_nearest_cell(network: bpy.types.Object, location: npt.ArrayLike) -> tuple[int, ...] | None:
     """Set the focus inputs to the drawn cell nearest ``location`` (world space); returns its indices.
 
     Returns ``(layer, channel, row, col)``, or None when the network draws no cells.

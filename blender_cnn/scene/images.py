@@ -1,6 +1,9 @@
 """Image files read with Blender's own loader, as numpy (TensorFlow is not needed in Blender)."""
 
+from __future__ import annotations
+
 import os
+from typing import cast
 
 import bpy
 import numpy as np
@@ -8,7 +11,7 @@ import numpy as np
 from ..core.errors import BlenderCNNError
 
 
-def read_image(path):
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """The pixels of a PNG/JPEG file as (height, width, channels) float32 0..1, top row first."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -19,8 +22,9 @@ def read_image(path):
         raise BlenderCNNError(path, f"cannot be read as an image ({error})") from None
     try:
         # Raw values, as TensorFlow's decoder gives them: no conversion from sRGB to linear.
-        image.colorspace_settings.name = "Non-Color"
-        width, height = image.size
+        # bpy stub gaps: an image's colorspace settings are never None, and its size (a bpy_prop_array) unpacks.
+        image.colorspace_settings.name = "Non-Color"  # type: ignore[union-attr]
+        width, height = cast("tuple[int, int]", image.size)
         channels = image.channels
         if width == 0 or height == 0:
             raise BlenderCNNError(path, "cannot be read as an image (it has no pixels)")

@@ -10,13 +10,20 @@ inputs) or the neuron's connections (Highlight Neuron) are switched to the
 same cell.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import bpy
 import numpy as np
+import numpy.typing as npt
 
 from ..core import cells as cell_data
+from ..core.bundle import Bundle
 from ..core.errors import BlenderCNNError
 from ..core.forward import forward
 from ..core.inspection import CONVOLUTION, DENSE, inspect_cell
+from ..core.inspection_record import Inspection
 from .annotations import Annotation, annotation_mesh
 from .drawn import drawn_quads
 from .focus import FOCUS_INPUTS
@@ -31,7 +38,7 @@ NUMBER_SIZE = 0.2     # numbers on cells, in cell edges
 LABEL_SIZE = 0.9      # the equation, in cell edges
 
 
-def shown_epoch_and_sample(network, bundle):
+def shown_epoch_and_sample(network: bpy.types.Object, bundle: Bundle) -> tuple[int, int]:
     """The bundle epoch nearest the Epoch input, and the sample shown (an index, or the custom input's label)."""
     epoch_input = float(get_network_input(network, "Epoch"))
     epoch = min(bundle.epochs, key=lambda number: abs(number - epoch_input))
@@ -39,7 +46,7 @@ def shown_epoch_and_sample(network, bundle):
     return epoch, min(max(sample, 0), bundle.sample_count)
 
 
-def inspect_network_cell(network, layer_name, position):
+def inspect_network_cell(network: bpy.types.Object, layer_name: str, position: Sequence[int] | int) -> Inspection:
     """Inspect ``layer_name``'s cell at ``position`` ((row, column, channel) or a unit) as the network shows it.
 
     Sets the receptive-field focus (feature maps) or the highlighted neuron
@@ -70,7 +77,7 @@ def inspect_network_cell(network, layer_name, position):
     return inspection
 
 
-def inspect_nearest_cell(network, location):
+def inspect_nearest_cell(network: bpy.types.Object, location: npt.ArrayLike) -> Inspection | None:
     """Inspect the drawn cell nearest ``location`` (world space); None when the network draws no cells."""
     quads = _CellQuads(network)
     if not len(quads.keys):
@@ -83,7 +90,7 @@ def inspect_nearest_cell(network, location):
     return inspect_network_cell(network, cells.name, position)
 
 
-def clear_inspection(network):
+def clear_inspection(network: bpy.types.Object) -> None:
     """Remove the annotations and the stored text (the focus and highlight stay as they are)."""
     old = network.get(ANNOTATIONS_PROPERTY)
     if old is not None:
@@ -95,7 +102,7 @@ def clear_inspection(network):
     network.pop(INSPECTION_TEXT_PROPERTY, None)
 
 
-def annotation_object(network):
+def annotation_object(network: bpy.types.Object) -> bpy.types.Object | None:
     return network.get(ANNOTATIONS_PROPERTY)
 
 
@@ -163,7 +170,9 @@ def _cell_index(cells, position):
 
 
 def _draw_annotations(network, inspection, layers):
-    camera = bpy.context.scene.camera
+    scene = bpy.context.scene
+    assert scene is not None  # the stubs allow a context without a scene
+    camera = scene.camera
     quads = _CellQuads(network, camera.matrix_world.translation if camera is not None else None)
     target = layers[inspection.layer]
     annotations = []

@@ -1,5 +1,7 @@
 """Materials that read the color attributes the node groups store, so renders need no Python."""
 
+from __future__ import annotations
+
 import bpy
 
 from ..nodes.groups import CELL_COLOR, EDGE_COLOR
@@ -10,7 +12,7 @@ CELL_MATERIAL, EDGE_MATERIAL, LABEL_MATERIAL, HIGHLIGHT_MATERIAL = "BCNN Cell", 
 ANNOTATION_MATERIAL, ANNOTATION_PLATE_MATERIAL = "BCNN Annotation", "BCNN Annotation Plate"
 
 
-def ensure_materials():
+def ensure_materials() -> dict[str, bpy.types.Material]:
     """``{"cell", "edge", "label"}`` materials, created once and reused."""
     return {
         "cell": _ensure(CELL_MATERIAL, 2, _glowing_attribute_material, attribute=CELL_COLOR, strength=0.9),
@@ -22,7 +24,7 @@ def ensure_materials():
     }
 
 
-def ensure_annotation_materials():
+def ensure_annotation_materials() -> tuple[bpy.types.Material, bpy.types.Material]:
     """``(text, plate)`` materials of inspection annotations: bright numbers on dark plates, readable on any cell."""
     return (_ensure(ANNOTATION_MATERIAL, 1, _plain_emission, color=(1.0, 0.93, 0.75, 1.0), strength=2.0),
             _ensure(ANNOTATION_PLATE_MATERIAL, 1, _plain_emission, color=(0.01, 0.01, 0.015, 1.0), strength=1.0))
@@ -35,6 +37,7 @@ def _ensure(name, version, build, **options):
     if material is None:
         material = bpy.data.materials.new(name)
     tree = material.node_tree
+    assert tree is not None  # every material has a node tree in Blender 5; the stubs allow None
     tree.nodes.clear()
     output = tree.nodes.new("ShaderNodeOutputMaterial")
     output.location = (400, 0)

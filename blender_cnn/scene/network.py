@@ -5,11 +5,15 @@ network's node tree computes the layout and colors. A failed build removes
 everything it made, so the file is left as it was.
 """
 
+from __future__ import annotations
+
 import json
 import os
+from typing import Any
 
 import bpy
 import numpy as np
+import numpy.typing as npt
 
 from ..core import cells as cell_data
 from ..core import connections as connection_data
@@ -52,8 +56,10 @@ CAPPED_PROPERTY = "blender_cnn_capped_layers"
 DETAILED_PROPERTY = "blender_cnn_every_layer"
 
 
-def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_data.EdgeSelection(),
-                  memory_budget_gb=DEFAULT_BUDGET_GB, detailed=None):
+def build_network(bundle: Bundle | str | os.PathLike[str], epoch: int = -1, sample: int = 0,
+                  collection: bpy.types.Collection | None = None,
+                  edges: connection_data.EdgeSelection = connection_data.EdgeSelection(),
+                  memory_budget_gb: float = DEFAULT_BUDGET_GB, detailed: bool | None = None) -> bpy.types.Object:
     """Build a network scene from a ``Bundle`` or a bundle path; returns the network object.
 
     ``epoch`` is an epoch number of the bundle (negative counts from the last)
@@ -98,7 +104,11 @@ def build_network(bundle, epoch=-1, sample=0, collection=None, edges=connection_
 
 def _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table, plan, labeled_units):
     name = bundle.name
-    parent = collection or bpy.context.scene.collection
+    parent = collection
+    if parent is None:
+        scene = bpy.context.scene
+        assert scene is not None  # the stubs allow a context without a scene
+        parent = scene.collection
     network_collection = bpy.data.collections.new(f"CNN {name}")
     parent.children.link(network_collection)
 
@@ -135,6 +145,7 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
                               stored_classes=importance_timeline.stored_class_count(bundle),
                               graph=GraphObjects(layer_table, links, plan), labeled_units=labeled_units)
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
+    assert isinstance(modifier, bpy.types.NodesModifier)  # what a "NODES" modifier is; the stubs say Modifier
     modifier.node_group = tree
     network[SHOWN_PROPERTY] = json.dumps(plan.shown)
     network[DETAILED_PROPERTY] = plan.graph.detailed
@@ -150,7 +161,7 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
     return network
 
 
-def network_bundle(network):
+def network_bundle(network: bpy.types.Object) -> Bundle:
     """The bundle a network was built from (its path is stored on the object)."""
     network_modifier(network)  # refuses objects that are not networks
     path = network.get(BUNDLE_PROPERTY)
@@ -159,7 +170,8 @@ def network_bundle(network):
     return load_bundle(path)
 
 
-def show_input(network, inputs, epoch=-1, label="custom input", bundle=None):
+def show_input(network: bpy.types.Object, inputs: npt.ArrayLike, epoch: int = -1, label: str = "custom input",
+               bundle: Bundle | None = None) -> dict[str, np.ndarray]:
     """Run one input (the model's input shape) through every epoch's weights and show it at ``epoch``.
 
     The numpy forward pass computes the activations, so no TensorFlow is
@@ -174,9 +186,9 @@ def show_input(network, inputs, epoch=-1, label="custom input", bundle=None):
     if cells is None or len(cells.data.vertices) != cell_data.cell_count(layers):
         raise BlenderCNNError(network.name, f"no longer matches its bundle {bundle.path}; import it again")
     epoch_number = bundle.epochs[bundle.epoch_index(epoch)]
-    computed = {}
+    computed: dict[int, dict[str, np.ndarray]] = {}
 
-    def activations_of(epoch_shown):
+    def activations_of(epoch_shown: int) -> dict[str, np.ndarray]:
         computed[epoch_shown] = {name: values[0] for name, values in forward(bundle, inputs, epoch_shown).items()}
         return computed[epoch_shown]
 
@@ -184,7 +196,7 @@ def show_input(network, inputs, epoch=-1, label="custom input", bundle=None):
     flat = np.asarray(inputs, dtype=np.float32).ravel()
     if len(flat) == int(np.prod(bundle.input_shape)) and len(flat) <= CUSTOM_INPUT_LIMIT:
         network[CUSTOM_INPUT_PROPERTY] = flat
-    elif CUSTOM_INPUT_PROPERTY in network:
+    elif CUSTOM_INPUT_PROPERTY in network:  # type: ignore[operator]  # bpy stubs: ID properties support "in"
         del network[CUSTOM_INPUT_PROPERTY]
     write_attributes(cells.data, timeline.sample_timeline(bundle, layers, slot, activations_of), "POINT")
     cells.data.update()
@@ -195,7 +207,7 @@ def show_input(network, inputs, epoch=-1, label="custom input", bundle=None):
     return computed[epoch_number]
 
 
-def show_image(network, path, epoch=-1, invert=False):
+def show_image(network: bpy.types.Object, path: str, epoch: int = -1, invert: bool = False) -> dict[str, np.ndarray]:
     """Run an image file through ``epoch``'s weights and show its activations (see ``show_input``).
 
     The image is converted to the network's input as the bundle's recorded
@@ -209,7 +221,7 @@ def show_image(network, path, epoch=-1, invert=False):
     return show_input(network, inputs, epoch, label=os.path.basename(path), bundle=bundle)
 
 
-def fit_rows(network, bundle=None):
+def fit_rows(network: bpy.types.Object, bundle: Bundle | None = None) -> int:
     """Set Row Length so the network, its blocks as expanded now, fits a 16:9 frame best; returns it.
 
     The row length chosen at build suits the collapsed network; an expanded
@@ -225,37 +237,40 @@ def fit_rows(network, bundle=None):
     return length
 
 
-def shown_channels(network):
+def shown_channels(network: bpy.types.Object) -> dict[str, int] | None:
     """``{layer name: channels shown}`` of the layers the network has cells for (None: all, in full)."""
     stored = network.get(SHOWN_PROPERTY)
     return json.loads(stored) if stored else None
 
 
-def is_network(obj):
+def is_network(obj: bpy.types.Object | None) -> bool:
     """Whether ``obj`` is a network built by blender_cnn (it has the BlenderCNN modifier)."""
     return obj is not None and obj.modifiers.get(MODIFIER_NAME) is not None
 
 
-def network_modifier(network):
+def network_modifier(network: bpy.types.Object) -> bpy.types.NodesModifier:
     modifier = network.modifiers.get(MODIFIER_NAME)
     if modifier is None or modifier.node_group is None:
         raise BlenderCNNError(network.name, "is not a blender_cnn network (it has no BlenderCNN modifier)")
     return modifier
 
 
-def set_network_input(network, name, value):
+def set_network_input(network: bpy.types.Object, name: str, value: object) -> None:
     """Set a modifier input by its name (e.g. "Layer Spacing"), as the UI would."""
     modifier = network_modifier(network)
     identifiers = input_identifiers(modifier.node_group)
     if name not in identifiers:
         raise BlenderCNNError(network.name, f"has no setting {name!r}; it has {sorted(identifiers)}")
-    getattr(modifier.properties.inputs, identifiers[name]).value = value
+    # The ignore: bpy's stubs know neither that a nodes modifier has properties nor their inputs, which its
+    # node group's interface defines.
+    getattr(modifier.properties.inputs, identifiers[name]).value = value  # type: ignore[union-attr]
     # Setting the value from Python does not tag the object (measured on 5.2.3); without this
     # the evaluated scene keeps the old layout until something else changes.
     network.update_tag()
 
 
-def space_layers(network, bundle=None, layout=GRID, channels_shown=0):
+def space_layers(network: bpy.types.Object, bundle: Bundle | None = None, layout: float = GRID,
+                 channels_shown: int = 0) -> float:
     """Set Layer Spacing so the widest wall (in ``layout``) does not hide its neighbour, and size the labels to match.
 
     Returns the spacing; a user can change both on the modifier afterwards.
@@ -270,7 +285,7 @@ def space_layers(network, bundle=None, layout=GRID, channels_shown=0):
     return spacing
 
 
-def set_every_layer_input(network, name, value):
+def set_every_layer_input(network: bpy.types.Object, name: str, value: object) -> int:
     """Set one per-layer input (e.g. "Map Layout") in every layer's panel; returns how many were set."""
     modifier = network_modifier(network)
     names = [key for key in input_identifiers(modifier.node_group) if key.endswith("/" + name)]
@@ -281,12 +296,13 @@ def set_every_layer_input(network, name, value):
     return len(names)
 
 
-def get_network_input(network, name):
+def get_network_input(network: bpy.types.Object, name: str) -> Any:
     modifier = network_modifier(network)
-    return getattr(modifier.properties.inputs, input_identifiers(modifier.node_group)[name]).value
+    inputs = modifier.properties.inputs  # type: ignore[union-attr]  # bpy stubs: see set_network_input
+    return getattr(inputs, input_identifiers(modifier.node_group)[name]).value
 
 
-def network_input_path(network, name):
+def network_input_path(network: bpy.types.Object, name: str) -> str:
     """The data path to keyframe a modifier input, e.g. with ``network.keyframe_insert``."""
     modifier = network_modifier(network)
     identifier = input_identifiers(modifier.node_group)[name]

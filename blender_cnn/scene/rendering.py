@@ -10,11 +10,15 @@ with one image strip encodes them through Blender's built-in FFmpeg (MPEG-4
 container, H.264). No system ffmpeg is involved.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import tempfile
 import time
 from collections import namedtuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import bpy
 
@@ -29,8 +33,10 @@ RenderProgress.__doc__ = """One rendered frame: ``done`` of ``total`` frames aft
 ``remaining`` the estimated seconds left, ``path`` the PNG just written."""
 
 
-def render_animation(output, scene=None, engine="CYCLES", width=1280, height=720, samples=32, frame_start=None,
-                     frame_end=None, video=False, progress=None):
+def render_animation(output: str | os.PathLike[str], scene: bpy.types.Scene | None = None, engine: str = "CYCLES",
+                     width: int = 1280, height: int = 720, samples: int = 32, frame_start: int | None = None,
+                     frame_end: int | None = None, video: bool = False,
+                     progress: Callable[[RenderProgress], object] | None = None) -> list[str]:
     """Render ``frame_start``..``frame_end`` (the scene's range by default) through the scene's camera.
 
     ``output`` is a folder (frames ``frame_0001.png``...) or a path prefix
@@ -57,9 +63,12 @@ class AnimationRender:
     """A frame-by-frame render in steps: ``start()``, ``step()`` until ``done``, then ``finish()``
     (or ``cancel()``). The modal operator renders one step per timer event."""
 
-    def __init__(self, output, scene=None, engine="CYCLES", width=1280, height=720, samples=32, frame_start=None,
-                 frame_end=None, video=False):
-        self.scene = scene or bpy.context.scene
+    def __init__(self, output: str | os.PathLike[str], scene: bpy.types.Scene | None = None, engine: str = "CYCLES",
+                 width: int = 1280, height: int = 720, samples: int = 32, frame_start: int | None = None,
+                 frame_end: int | None = None, video: bool = False) -> None:
+        scene = scene or bpy.context.scene
+        assert scene is not None  # the stubs allow a context without a scene
+        self.scene = scene
         first = self.scene.frame_start if frame_start is None else int(frame_start)
         last = self.scene.frame_end if frame_end is None else int(frame_end)
         if last < first:
@@ -77,31 +86,35 @@ class AnimationRender:
         self.video = bool(video)
         is_folder = str(output).endswith(("/", os.sep))
         output = os.path.abspath(bpy.path.abspath(str(output)))
+        self.video_path: str | None
+        self._frame_folder: str | None
+        self.prefix: str
         if self.video:
             self.video_path = video_path(output, is_folder)
             self._frame_folder = None
         else:
             self.video_path = None
             self.prefix = frame_prefix(output, is_folder)
-        self.written = []
-        self.seconds = []
-        self._started = None
-        self._saved = None
+        self.written: list[str] = []
+        self.seconds: list[float] = []
+        self._started: float | None = None
+        self._saved: tuple[int, str, Any, Any] | None = None  # frame, output path, media type, file format
 
     @property
-    def total(self):
+    def total(self) -> int:
         return len(self.frames)
 
     @property
-    def done(self):
+    def done(self) -> bool:
         return len(self.written) >= self.total
 
-    def start(self):
+    def start(self) -> None:
         scene = self.scene
         render = scene.render
         self._saved = (scene.frame_current, render.filepath, render.image_settings.media_type,
                        render.image_settings.file_format)
         if self.video:
+            assert self.video_path is not None  # set with video
             os.makedirs(os.path.dirname(self.video_path), exist_ok=True)
             self._frame_folder = tempfile.mkdtemp(prefix="blender_cnn_frames_")
             self.prefix = os.path.join(self._frame_folder, FRAME_PREFIX)
@@ -112,10 +125,11 @@ class AnimationRender:
         render.image_settings.file_format = "PNG"
         self._started = time.perf_counter()
 
-    def step(self):
+    def step(self) -> RenderProgress:
         """Render the next frame; returns its ``RenderProgress``."""
         if self._started is None:
             self.start()
+        assert self._started is not None  # start() sets it
         frame = self.frames[len(self.written)]
         path = f"{self.prefix}{frame:04d}.png"
         began = time.perf_counter()
@@ -129,7 +143,7 @@ class AnimationRender:
         return RenderProgress(frame, len(self.written), self.total, time.perf_counter() - self._started,
                               self.remaining(), path)
 
-    def remaining(self):
+    def remaining(self) -> float:
         """Seconds left, estimated from the frames so far (the first frame, which compiles shaders and
         loads data, only while it is the only one)."""
         left = self.total - len(self.seconds)
@@ -138,25 +152,26 @@ class AnimationRender:
         typical = self.seconds[1:] or self.seconds
         return left * sum(typical) / len(typical) + (self._encode_estimate() if self.video else 0.0)
 
-    def _encode_estimate(self):
+    def _encode_estimate(self) -> float:
         return 0.02 * self.total
 
-    def finish(self):
+    def finish(self) -> list[str]:
         """Encode the video (with ``video``) and put the scene's settings back; returns the paths written."""
         try:
             if self.video:
+                assert self.video_path is not None  # set with video
                 encode_video(self.written, self.video_path, self.scene)
                 return [self.video_path]
             return list(self.written)
         finally:
             self._restore()
 
-    def cancel(self):
+    def cancel(self) -> list[str]:
         """Stop: keep the PNG frames written so far (temporary video frames are removed); returns them."""
         self._restore()
         return [] if self.video else list(self.written)
 
-    def _restore(self):
+    def _restore(self) -> None:
         if self._saved is not None:
             scene, render = self.scene, self.scene.render
             frame, filepath, media_type, file_format = self._saved
@@ -170,21 +185,22 @@ class AnimationRender:
             self._frame_folder = None
 
 
-def frame_prefix(output, is_folder=False):
+def frame_prefix(output: str, is_folder: bool = False) -> str:
     """``output`` as the prefix of frame files: a folder gets ``frame_``."""
     if is_folder or os.path.isdir(output):
         return os.path.join(output, FRAME_PREFIX)
     return output
 
 
-def video_path(output, is_folder=False):
+def video_path(output: str, is_folder: bool = False) -> str:
     """``output`` as an MP4 path: a folder gets ``animation.mp4``, a name without extension ``.mp4``."""
     if is_folder or os.path.isdir(output):
         return os.path.join(output, VIDEO_NAME)
     return output if output.lower().endswith((".mp4", ".m4v")) else output + ".mp4"
 
 
-def encode_video(frames, path, like_scene=None, fps=None):
+def encode_video(frames: Sequence[str], path: str, like_scene: bpy.types.Scene | None = None,
+                 fps: int | None = None) -> str:
     """Encode PNG ``frames`` (in order) into an MP4 (H.264) at ``path`` with Blender's FFmpeg; returns ``path``.
 
     A temporary scene shows them as one image strip in the sequencer and renders
@@ -193,10 +209,12 @@ def encode_video(frames, path, like_scene=None, fps=None):
     if not frames:
         raise BlenderCNNError(path, "no frames to encode")
     like_scene = like_scene or bpy.context.scene
+    assert like_scene is not None  # the stubs allow a context without a scene
     scene = bpy.data.scenes.new("BCNN Video Encoding")
     try:
         editor = scene.sequence_editor_create()
         strip = editor.strips.new_image("frames", frames[0], channel=1, frame_start=1)
+        assert isinstance(strip, bpy.types.ImageStrip)  # what new_image makes; the stubs say Strip
         for frame in frames[1:]:
             if os.path.dirname(frame) != os.path.dirname(frames[0]):
                 raise BlenderCNNError(frame, "frames of one video must be in one folder")
@@ -210,15 +228,20 @@ def encode_video(frames, path, like_scene=None, fps=None):
         render.fps_base = 1.0 if fps else source.fps_base
         render.use_sequencer = True
         # The PNGs are already display colors: show them as they are.
-        scene.view_settings.view_transform = "Standard"
-        scene.view_settings.look = "None"
+        view = scene.view_settings
+        assert view is not None  # a scene always has them; the stubs allow None
+        # The ignores: bpy's stubs type these enums, whose items come from the color configuration, as "NONE".
+        view.view_transform = "Standard"  # type: ignore[assignment]
+        view.look = "None"  # type: ignore[assignment]
         settings = render.image_settings
         settings.media_type = "VIDEO"
         settings.file_format = "FFMPEG"
-        render.ffmpeg.format = "MPEG4"
-        render.ffmpeg.codec = "H264"
-        render.ffmpeg.constant_rate_factor = "HIGH"
-        render.ffmpeg.audio_codec = "NONE"
+        ffmpeg = render.ffmpeg
+        assert ffmpeg is not None  # render settings always have them; the stubs allow None
+        ffmpeg.format = "MPEG4"
+        ffmpeg.codec = "H264"
+        ffmpeg.constant_rate_factor = "HIGH"
+        ffmpeg.audio_codec = "NONE"
         render.filepath = path
         render.use_file_extension = False
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -230,7 +253,7 @@ def encode_video(frames, path, like_scene=None, fps=None):
     return path
 
 
-def format_seconds(seconds):
+def format_seconds(seconds: float) -> str:
     """``'1 min 05 s'``, ``'12.3 s'`` or ``'?'``, for progress lines."""
     if seconds != seconds:  # NaN: nothing measured yet
         return "?"

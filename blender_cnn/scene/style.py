@@ -12,10 +12,13 @@ bad preset raises one ``BlenderCNNError`` (naming the file and the key) and
 leaves the scene as it was.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import bpy
 
@@ -52,23 +55,23 @@ DEFAULT_EMISSION = {"cell_emission": 0.9, "edge_emission": 1.6, "highlight_emiss
 
 # ---------------------------------------------------------------- folders and files
 
-def user_styles_folder():
+def user_styles_folder() -> str:
     """Where the user's own styles are saved (the add-on's user folder, never its own)."""
     return user_folder(STYLES_FOLDER)
 
 
-def builtin_styles_folder():
+def builtin_styles_folder() -> Path | None:
     folder = builtin_presets_folder()
     folder = Path(folder) / STYLES_FOLDER if folder else None
     return folder if folder is not None and folder.is_dir() else None
 
 
-def style_presets():
+def style_presets() -> list[tuple[str, str, str]]:
     """``[(identifier, label, path)]``: built-in styles, then the user's."""
     return preset_entries(builtin_styles_folder(), user_styles_folder())
 
 
-def style_path(identifier):
+def style_path(identifier: str) -> str:
     """The file of a preset by its identifier from ``style_presets``."""
     for preset_id, _label, path in style_presets():
         if preset_id == identifier:
@@ -77,7 +80,7 @@ def style_path(identifier):
                           f"{[preset_id for preset_id, _label, _path in style_presets()]}")
 
 
-def load_style(path):
+def load_style(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The style in the JSON file ``path``, checked (a bad key or value raises naming the file and the key)."""
     path = str(path)
     try:
@@ -90,7 +93,7 @@ def load_style(path):
     return check_style(style, path)
 
 
-def save_style(style, name, folder=None):
+def save_style(style: dict[str, Any], name: str, folder: str | os.PathLike[str] | None = None) -> str:
     """Write ``style`` as ``<user styles folder>/<name>.json``; returns the path. Refuses an invalid style."""
     style = check_style(style, name)
     folder = folder or user_styles_folder()
@@ -105,14 +108,14 @@ def save_style(style, name, folder=None):
 
 # ---------------------------------------------------------------- checking
 
-def check_style(style, where="style"):
+def check_style(style: object, where: str = "style") -> dict[str, Any]:
     """A clean copy of ``style`` (colors as 4 floats); raises one BlenderCNNError naming ``where`` and the key."""
     if not isinstance(style, dict):
         raise BlenderCNNError(where, f"must hold a JSON object of style settings, not {type(style).__name__}")
     unknown = [key for key in style if key not in KEYS and key not in INFO_KEYS]
     if unknown:
         raise BlenderCNNError(where, f"has unknown key {unknown[0]!r}; a style may hold {list(KEYS)}")
-    checked = {}
+    checked: dict[str, Any] = {}
     for key, value in style.items():
         if key in INFO_KEYS:
             if not isinstance(value, str):
@@ -150,9 +153,10 @@ def _color(value, where, key):
 
 # ---------------------------------------------------------------- reading and applying
 
-def current_style(network, scene=None):
+def current_style(network: bpy.types.Object, scene: bpy.types.Scene | None = None) -> dict[str, Any]:
     """The style ``network`` and ``scene`` show now, with every key of a style."""
     scene = scene or bpy.context.scene
+    assert scene is not None  # the stubs allow a context without a scene
     style = {key: get_network_input(network, name) for key, name in NETWORK_KEYS.items()}
     style["normalize_across_network"] = bool(style["normalize_across_network"])
     background = _world_background(scene)
@@ -170,7 +174,8 @@ def current_style(network, scene=None):
     return style
 
 
-def apply_style(network, style, scene=None, where=None):
+def apply_style(network: bpy.types.Object, style: dict[str, Any] | str | os.PathLike[str], scene: bpy.types.Scene | None = None,
+                where: str | None = None) -> dict[str, Any]:
     """Give ``network`` and ``scene`` the look of ``style`` (a dict, or the path of a preset file).
 
     Only the keys the style holds change. Everything is checked first: a bad
@@ -178,6 +183,7 @@ def apply_style(network, style, scene=None, where=None):
     path) and the key, and nothing changes. Returns the checked style.
     """
     scene = scene or bpy.context.scene
+    assert scene is not None  # the stubs allow a context without a scene
     if isinstance(style, (str, os.PathLike)):
         where = where or str(style)
         style = load_style(style)
