@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .attributes import CELLS, carried_by
 from .layer_specs import is_known_layer_type
 
 SUMMARY_MEAN, SUMMARY_MAX = 1, 2
@@ -77,8 +78,9 @@ def layer_cells(bundle, shown=None):
     return layers
 
 
-INT_COLUMNS = ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels", "is_neuron", "is_summary")
-RANGE_COLUMNS = ("act_low", "act_high")
+# The per-cell attributes ``cell_arrays`` writes, at their types in ``core/attributes.py``.
+CELL_COLUMNS = ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels", "is_neuron", "is_summary",
+                "act_low", "act_high")
 
 
 def cell_arrays(bundle, epoch=-1, sample=0, shown=None):
@@ -92,8 +94,8 @@ def cell_arrays(bundle, epoch=-1, sample=0, shown=None):
     total = cell_count(layers)
     # Filled in place, slice by slice: at VGG scale (15 million cells) building per-layer
     # int64 pieces and concatenating them took seconds.
-    arrays = {name: np.empty(total, dtype=np.int32) for name in INT_COLUMNS}
-    arrays.update({name: np.empty(total, dtype=np.float32) for name in RANGE_COLUMNS})
+    schema = carried_by(CELLS)
+    arrays = {name: np.empty(total, dtype=schema[name].dtype) for name in CELL_COLUMNS}
     # A layer's range scans all its epochs and samples: once per layer, shared by its summary map.
     layer_ranges = {cells.name: activation_range(bundle.array(bundle.layer(cells.name).activations))
                     for cells in layers if cells.count}

@@ -1,21 +1,21 @@
 """The reusable Geometry Nodes groups of a network scene, built in code.
 
-Each group reads the attributes the builder wrote (see ``core/cells.py``) and
-computes positions and looks from its inputs, so a user can change layout and
-style on the modifier and keyframe them. Bump a group's version when its
-build function changes; ``ensure_group`` then rebuilds it in place.
+Each group reads the attributes the builder wrote (see ``core/cells.py`` and
+``core/attributes.py``) and computes positions and looks from its inputs, so
+a user can change layout and style on the modifier and keyframe them.
+``ensure_group`` rebuilds a group in place whenever the code that builds it
+changes.
 """
 
 import math
 
 from ..core import colormaps
+from ..core.attributes import CELL_COLOR, EDGE_COLOR
 from .builder import ensure_group
 
 CELL_LAYOUT = "BCNN Cell Layout"
 FEATURE_MAPS = "BCNN Feature Maps"
 CONNECTIONS = "BCNN Connections"
-# Cycles does not find a geometry attribute called plain "color", hence the prefixes.
-CELL_COLOR = "cell_color"
 # Cell attributes that only place and size the cells; the drawn quads do without them.
 # Attributes that only place and color the cells (map_rows, map_cols, act_low, act_high, importance_row,
 # importance, importance_class and those named), as few patterns as remove them: a node each, and big
@@ -24,7 +24,6 @@ LAYOUT_ONLY_PATTERNS = ("map_*", "act_*", "importance*", "channels", "is_neuron"
                         "cell_tilt")
 # A map folded all the way (Map Fold 1) has its rows tilted this far from the wall, alternately forward and back.
 MAP_FOLD_ANGLE = math.radians(80.0)
-EDGE_COLOR = "edge_color"
 LAYER_LABEL = "BCNN Layer Label"
 LEGEND = "BCNN Legend"
 ACTIVATION_COLORMAP = "BCNN Activation Colormap"
@@ -38,27 +37,27 @@ QUAD_FACING_VIEW = (0.0, -math.pi / 2, 0.0)
 
 
 def ensure_cell_layout():
-    return ensure_group(CELL_LAYOUT, 7, _build_cell_layout)
+    return ensure_group(CELL_LAYOUT, _build_cell_layout)
 
 
 def ensure_feature_maps():
-    return ensure_group(FEATURE_MAPS, 8, _build_feature_maps)
+    return ensure_group(FEATURE_MAPS, _build_feature_maps)
 
 
 def ensure_legend():
-    return ensure_group(LEGEND, 8, _build_legend)
+    return ensure_group(LEGEND, _build_legend)
 
 
 def ensure_connections():
-    return ensure_group(CONNECTIONS, 4, _build_connections)
+    return ensure_group(CONNECTIONS, _build_connections)
 
 
 def ensure_layer_label():
-    return ensure_group(LAYER_LABEL, 2, _build_layer_label)
+    return ensure_group(LAYER_LABEL, _build_layer_label)
 
 
 def ensure_neuron_label():
-    return ensure_group(NEURON_LABEL, 3, _build_neuron_label)
+    return ensure_group(NEURON_LABEL, _build_neuron_label)
 
 
 def _build_cell_layout(b):
@@ -97,105 +96,101 @@ def _build_cell_layout(b):
                                           "without it, layers stand in one row Layer Spacing apart")
     b.add_output("Geometry", "GEOMETRY")
 
-    layer, channel = b.attribute("layer", "INT"), b.attribute("channel", "INT")
-    row, col = b.attribute("row", "INT"), b.attribute("col", "INT")
-    map_rows, map_cols = b.attribute("map_rows", "INT"), b.attribute("map_cols", "INT")
-    channels, is_neuron = b.attribute("channels", "INT"), b.attribute("is_neuron", "INT")
+    layer, channel = b.attribute("layer"), b.attribute("channel")
+    row, col = b.attribute("row"), b.attribute("col")
+    map_rows, map_cols = b.attribute("map_rows"), b.attribute("map_cols")
+    channels, is_neuron = b.attribute("channels"), b.attribute("is_neuron")
     # Summary cells: 1 = the mean map, 2 = the max map; Fold to Max picks which one a fold shows.
-    summary_kind = b.attribute("is_summary", "INT")
-    is_summary = b.math("MINIMUM", summary_kind, 1.0)
-
-    # cell_size * (1 + is_neuron * (neuron_scale - 1)): neurons get the larger pitch.
-    cell = b.math("MULTIPLY", cell_size,
-                  b.math("MULTIPLY_ADD", is_neuron, b.math("SUBTRACT", neuron_scale, 1.0), 1.0))
-    # Channels shown: all when the input is 0, else at most that many.
-    visible_channels = b.math("MINIMUM", channels,
-                              b.math("MULTIPLY_ADD", b.math("LESS_THAN", shown, 0.5), channels, shown))
-    map_width = b.math("MULTIPLY", map_cols, cell)
-    map_height = b.math("MULTIPLY", map_rows, cell)
-    map_pitch = b.math("ADD", map_width, gap)
+    summary_kind = b.attribute("is_summary")
+    is_summary = b.minimum(summary_kind, 1.0)
 
     def centred(index, count):
         """index - (count - 1) / 2: position of ``index`` among ``count`` centred on zero."""
-        return b.math("SUBTRACT", index, b.math("MULTIPLY", b.math("SUBTRACT", count, 1.0), 0.5))
+        return b.subtract(index, b.multiply(b.subtract(count, 1.0), 0.5))
 
-    def mix(factor, a, b_):
-        return b.node("ShaderNodeMix", {"Factor": factor, "A": a, "B": b_}, data_type="VECTOR").outputs["Result"]
+    with b.frame("Cell pitch, channels shown, map size"):
+        # cell_size * (1 + is_neuron * (neuron_scale - 1)): neurons get the larger pitch.
+        cell = b.multiply(cell_size, b.multiply_add(is_neuron, b.subtract(neuron_scale, 1.0), 1.0))
+        # Channels shown: all when the input is 0, else at most that many.
+        visible_channels = b.minimum(channels, b.multiply_add(b.less_than(shown, 0.5), channels, shown))
+        map_width = b.multiply(map_cols, cell)
+        map_height = b.multiply(map_rows, cell)
+        map_pitch = b.add(map_width, gap)
 
     # The map centre in each layout (X along the network, -Y across the wall, Z up).
-    along_line = centred(channel, visible_channels)
-    across = b.combine_xyz(0.0, b.math("MULTIPLY", along_line, b.math("MULTIPLY", map_pitch, -1.0)), 0.0)
-    lengthwise = b.combine_xyz(b.math("MULTIPLY", along_line, b.math("MULTIPLY", map_pitch, 0.5)), 0.0, 0.0)
-    line = mix(direction, across, lengthwise)
-    angle = b.math("MULTIPLY", b.math("DIVIDE", channel, visible_channels), 2 * math.pi)
-    radius = b.math("MULTIPLY", b.math("DIVIDE", b.math("MULTIPLY", visible_channels, b.math(
-        "ADD", b.math("MAXIMUM", map_width, map_height), gap)), 2 * math.pi),
-        b.math("GREATER_THAN", visible_channels, 1.5))
-    circle = b.combine_xyz(0.0, b.math("MULTIPLY", b.math("SINE", angle), b.math("MULTIPLY", radius, -1.0)),
-                           b.math("MULTIPLY", b.math("COSINE", angle), radius))
-    grid_cols = b.math("CEIL", b.math("SQRT", visible_channels))
-    grid_rows = b.math("CEIL", b.math("DIVIDE", visible_channels, grid_cols))
-    grid = b.combine_xyz(
-        0.0, b.math("MULTIPLY", centred(b.math("FLOORED_MODULO", channel, grid_cols), grid_cols),
-                    b.math("MULTIPLY", map_pitch, -1.0)),
-        b.math("MULTIPLY", centred(b.math("FLOOR", b.math("DIVIDE", channel, grid_cols)), grid_rows),
-               b.math("MULTIPLY", b.math("ADD", map_height, gap), -1.0)))
-    line_to_circle = b.math("MINIMUM", b.math("MAXIMUM", layout, 0.0), 1.0)
-    circle_to_grid = b.math("MINIMUM", b.math("MAXIMUM", b.math("SUBTRACT", layout, 1.0), 0.0), 1.0)
-    map_centre = mix(circle_to_grid, mix(line_to_circle, line, circle), grid)
-    # Folding pulls the maps into the layer's centre, where the summary map grows; summary maps stay there.
-    # Hidden channels wait there too, so that labels and the camera frame only what is shown.
-    channel_shown = b.math("LESS_THAN", channel, visible_channels)
-    spread = b.math("MULTIPLY", b.math("MULTIPLY", b.math("SUBTRACT", 1.0, fold), b.math("SUBTRACT", 1.0, is_summary)),
-                    channel_shown)
-    map_centre = b.vector_math("SCALE", map_centre, spread)
+    with b.frame("Maps in a line: across the wall or along the network"):
+        along_line = centred(channel, visible_channels)
+        across = b.combine_xyz(0.0, b.multiply(along_line, b.negate(map_pitch)), 0.0)
+        lengthwise = b.combine_xyz(b.multiply(along_line, b.multiply(map_pitch, 0.5)), 0.0, 0.0)
+        line = b.mix(direction, across, lengthwise, "VECTOR")
+    with b.frame("Maps on a circle"):
+        angle = b.multiply(b.divide(channel, visible_channels), 2 * math.pi)
+        radius = b.multiply(b.divide(b.multiply(visible_channels, b.add(b.maximum(map_width, map_height), gap)),
+                                     2 * math.pi), b.greater_than(visible_channels, 1.5))
+        circle = b.combine_xyz(0.0, b.multiply(b.sine(angle), b.negate(radius)), b.multiply(b.cosine(angle), radius))
+    with b.frame("Maps in a grid"):
+        grid_cols = b.ceil(b.sqrt(visible_channels))
+        grid_rows = b.ceil(b.divide(visible_channels, grid_cols))
+        grid = b.combine_xyz(
+            0.0, b.multiply(centred(b.modulo(channel, grid_cols), grid_cols), b.negate(map_pitch)),
+            b.multiply(centred(b.floor(b.divide(channel, grid_cols)), grid_rows), b.negate(b.add(map_height, gap))))
+    with b.frame("Map Layout morphs line, circle, grid; Fold pulls the maps in"):
+        line_to_circle = b.clamp(layout, 0.0, 1.0)
+        circle_to_grid = b.clamp(b.subtract(layout, 1.0), 0.0, 1.0)
+        map_centre = b.mix(circle_to_grid, b.mix(line_to_circle, line, circle, "VECTOR"), grid, "VECTOR")
+        # Folding pulls the maps into the layer's centre, where the summary map grows; summary maps stay there.
+        # Hidden channels wait there too, so that labels and the camera frame only what is shown.
+        channel_shown = b.less_than(channel, visible_channels)
+        spread = b.multiply(b.multiply(b.subtract(1.0, fold), b.subtract(1.0, is_summary)), channel_shown)
+        map_centre = b.scale(map_centre, spread)
 
-    # Folded rows keep their width but stand closer: each one's height on the wall shrinks by cos(tilt).
-    tilt_angle = b.math("MULTIPLY", map_fold, MAP_FOLD_ANGLE)
-    row_pitch = b.math("MULTIPLY", cell, b.math("COSINE", tilt_angle))
-    tilt = b.math("MULTIPLY", tilt_angle, b.math("SUBTRACT", 1.0, b.math("MULTIPLY", b.math("FLOORED_MODULO", row, 2.0),
-                                                                           2.0)))
-    in_map = b.combine_xyz(0.0, b.math("MULTIPLY", centred(col, map_cols), b.math("MULTIPLY", cell, -1.0)),
-                           b.math("MULTIPLY", centred(row, map_rows), b.math("MULTIPLY", row_pitch, -1.0)))
-    in_row = b.combine_xyz(b.math("MULTIPLY", layer, spacing), 0.0, 0.0)
-    # The table is a mesh of loose points (scene/network.py); a network built before graphs has none.
-    has_table = b.compare_int(b.node("GeometryNodeAttributeDomainSize", {"Geometry": layer_table},
-                                     component="MESH").outputs["Point Count"], 0, "GREATER_THAN")
+    with b.frame("The cell in its map; Map Fold tilts the rows"):
+        # Folded rows keep their width but stand closer: each one's height on the wall shrinks by cos(tilt).
+        tilt_angle = b.multiply(map_fold, MAP_FOLD_ANGLE)
+        row_pitch = b.multiply(cell, b.cosine(tilt_angle))
+        tilt = b.multiply(tilt_angle, b.subtract(1.0, b.multiply(b.modulo(row, 2.0), 2.0)))
+        in_map = b.combine_xyz(0.0, b.multiply(centred(col, map_cols), b.negate(cell)),
+                               b.multiply(centred(row, map_rows), b.negate(row_pitch)))
 
-    def from_table(name, data_type, fallback):
-        value = b.node("GeometryNodeSampleIndex", {"Geometry": layer_table, "Value": b.attribute(name, data_type),
-                                                   "Index": layer},
-                       data_type="FLOAT_VECTOR" if data_type == "FLOAT_VECTOR" else "FLOAT",
-                       domain="POINT").outputs[0]
-        return b.node("GeometryNodeSwitch", {"Switch": has_table, "False": fallback, "True": value},
-                      input_type="VECTOR" if data_type == "FLOAT_VECTOR" else "FLOAT").outputs[0]
+    with b.frame("The layer's origin: from the graph's table, else in one row"):
+        in_row = b.combine_xyz(b.multiply(layer, spacing), 0.0, 0.0)
+        # The table is a mesh of loose points (scene/network.py); a network built before graphs has none.
+        has_table = b.compare(b.point_count(layer_table), ">", 0)
 
-    layer_origin = from_table("origin", "FLOAT_VECTOR", in_row)
-    # Units inside a collapsed block gather into its place (visible 0) and grow out as it expands.
-    visible = from_table("visible", "FLOAT", 1.0)
-    position = b.vector_math("ADD", layer_origin, b.vector_math("SCALE", b.vector_math("ADD", map_centre, in_map),
-                                                                visible))
-    placed = b.node("GeometryNodeSetPosition", {"Geometry": geometry, "Position": position})
+        def from_table(name, kind, fallback):
+            return b.switch(kind, has_table, fallback, b.sample_index(layer_table, b.attribute(name), layer))
 
-    wanted_summary = b.compare_int(summary_kind, b.math("ADD", fold_to_max, 1.0))
-    scale = b.node("ShaderNodeMix", {"Factor": is_summary,
-                                     "A": b.math("MULTIPLY", b.math("SUBTRACT", 1.0, fold), channel_shown),
-                                     "B": b.math("MULTIPLY", fold, wanted_summary)},
-                   data_type="FLOAT").outputs["Result"]
-    scale = b.math("MULTIPLY", scale, visible)
-    geometry = placed.outputs[0]
-    for name, value in (("cell_pitch", cell), ("cell_scale", scale), ("cell_tilt", tilt)):
-        geometry = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": geometry, "Name": name, "Value": value},
-                          data_type="FLOAT", domain="POINT").outputs[0]
+        layer_origin = from_table("origin", "VECTOR", in_row)
+        # Units inside a collapsed block gather into its place (visible 0) and grow out as it expands.
+        visible = from_table("visible", "FLOAT", 1.0)
+
+    with b.frame("Placed, with the cell's pitch, scale and tilt stored"):
+        position = b.vector_add(layer_origin, b.scale(b.vector_add(map_centre, in_map), visible))
+        placed = b.set_position(geometry, position)
+        wanted_summary = b.compare(summary_kind, "==", b.add(fold_to_max, 1.0))
+        scale = b.mix(is_summary, b.multiply(b.subtract(1.0, fold), channel_shown),
+                      b.multiply(fold, wanted_summary))
+        scale = b.multiply(scale, visible)
+        geometry = placed
+        for name, value in (("cell_pitch", cell), ("cell_scale", scale), ("cell_tilt", tilt)):
+            geometry = b.store(geometry, name, value)
     b.set_outputs(Geometry=geometry)
 
 
 def ensure_activation_colormap():
-    return ensure_group(ACTIVATION_COLORMAP, 1, lambda b: _build_colormap(b, colormaps.ACTIVATION_COLORMAPS))
+    return ensure_group(ACTIVATION_COLORMAP, _build_activation_colormap)
 
 
 def ensure_weight_colormap():
-    return ensure_group(WEIGHT_COLORMAP, 1, lambda b: _build_colormap(b, colormaps.WEIGHT_COLORMAPS))
+    return ensure_group(WEIGHT_COLORMAP, _build_weight_colormap)
+
+
+def _build_activation_colormap(b):
+    _build_colormap(b, colormaps.ACTIVATION_COLORMAPS)
+
+
+def _build_weight_colormap(b):
+    _build_colormap(b, colormaps.WEIGHT_COLORMAPS)
 
 
 def _build_colormap(b, names):
@@ -219,16 +214,8 @@ def _colormap(b, factor, colormap_group, menu):
 def _activation_range(b, cells, across_network):
     """(low, high) fields: each cell's layer range, or the whole network's when ``across_network``."""
     low, high = b.attribute("act_low"), b.attribute("act_high")
-
-    def network_wide(value, statistic):
-        return b.node("GeometryNodeAttributeStatistic", {"Geometry": cells, "Attribute": value},
-                      data_type="FLOAT", domain="POINT").outputs[statistic]
-
-    def choose(per_layer, whole):
-        return b.node("ShaderNodeMix", {"Factor": across_network, "A": per_layer, "B": whole},
-                      data_type="FLOAT").outputs["Result"]
-
-    return choose(low, network_wide(low, "Min")), choose(high, network_wide(high, "Max"))
+    return (b.mix(across_network, low, b.statistic(cells, low)["Min"]),
+            b.mix(across_network, high, b.statistic(cells, high)["Max"]))
 
 
 def _importance_inputs(b):
@@ -243,14 +230,10 @@ def _with_importance(b, color, show, class_count):
     The class is the one chosen, or with all classes the one each part matters most for, so both views
     give a class the same color (``importance`` and ``importance_class`` from the Importance groups).
     """
-    hue = b.math("DIVIDE", b.attribute("importance_class", "INT"), class_count)
+    hue = b.divide(b.attribute("importance_class"), class_count)
     importance_color = b.node("FunctionNodeCombineColor", {0: hue, 1: 0.75, 2: b.attribute("importance")},
                               mode="HSV").outputs[0]
-    mix = b.node("ShaderNodeMix", {"Factor": show}, data_type="RGBA")
-    sockets = {socket.identifier: socket for socket in (*mix.inputs, *mix.outputs)}
-    b.link(color, sockets["A_Color"])
-    b.link(importance_color, sockets["B_Color"])
-    return sockets["Result_Color"]
+    return b.mix(show, color, importance_color, "RGBA")
 
 
 def _build_feature_maps(b):
@@ -265,20 +248,19 @@ def _build_feature_maps(b):
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
 
-    low, high = _activation_range(b, points, across)
-    value = b.node("ShaderNodeMapRange", {"Value": b.attribute("activation"), "From Min": low, "From Max": high},
-                   clamp=True).outputs["Result"]
-    color = _with_importance(b, _colormap(b, value, ensure_activation_colormap(), colormap), show_importance,
-                             class_count)
-    colored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": points, "Name": CELL_COLOR, "Value": color},
-                     data_type="FLOAT_COLOR", domain="POINT")
-    hidden = b.math("LESS_THAN", b.attribute("cell_scale"), 1e-6)
-    shown = b.node("GeometryNodeDeleteGeometry", {"Geometry": colored.outputs[0], "Selection": hidden},
-                   domain="POINT")
-    size = b.math("MULTIPLY", b.math("MULTIPLY", b.attribute("cell_pitch"), b.attribute("cell_scale")),
-                  b.math("SUBTRACT", 1.0, cell_gap))
-    tilted = b.combine_xyz(0.0, b.attribute("cell_tilt"), 0.0)
-    b.set_outputs(Mesh=facing_quads(b, shown.outputs[0], size, material, rotation=tilted))
+    with b.frame("Color: activation in its range, through the colormap, toward importance"):
+        low, high = _activation_range(b, points, across)
+        value = b.map_range(b.attribute("activation"), low, high)
+        color = _with_importance(b, _colormap(b, value, ensure_activation_colormap(), colormap), show_importance,
+                                 class_count)
+        colored = b.store(points, CELL_COLOR, color)
+    with b.frame("Hidden cells go; each shown cell a quad of its pitch and scale, tilted"):
+        shown = b.delete(colored, b.less_than(b.attribute("cell_scale"), 1e-6))
+        size = b.multiply(b.multiply(b.attribute("cell_pitch"), b.attribute("cell_scale")),
+                          b.subtract(1.0, cell_gap))
+        tilted = b.combine_xyz(0.0, b.attribute("cell_tilt"), 0.0)
+        quads = facing_quads(b, shown, size, material, rotation=tilted)
+    b.set_outputs(Mesh=quads)
 
 
 def without_layout_attributes(b, geometry):
@@ -288,10 +270,7 @@ def without_layout_attributes(b, geometry):
     union of their attributes, so one part that keeps them costs them all.
     """
     for pattern in LAYOUT_ONLY_PATTERNS:
-        inputs = {"Geometry": geometry, "Name": pattern}
-        if "*" in pattern:
-            inputs["Pattern Mode"] = "Wildcard"
-        geometry = b.node("GeometryNodeRemoveAttribute", inputs).outputs[0]
+        geometry = b.remove_attribute(geometry, pattern)
     return geometry
 
 
@@ -307,25 +286,15 @@ def facing_quads(b, points, size, material, selection=None, rotation=None):
     ``rotation`` (Euler angles) turns each quad after it faces the view.
     """
     # Size and selection may read the layout attributes, so they are captured before those go.
-    captured = b.node("GeometryNodeCaptureAttribute", domain="POINT")
-    captured.capture_items.new("FLOAT", "Size")
-    b.set_input(captured, "Geometry", points)
-    b.set_input(captured, "Value", size)
-    inputs = {"Scale": captured.outputs["Attribute"]}
+    fields = {"Size": ("FLOAT", size)}
     if selection is not None:
-        captured.capture_items.new("BOOLEAN", "Shown")
-        b.set_input(captured, "Value_1", selection)
-        inputs["Selection"] = captured.outputs["Attribute_1"]
+        fields["Shown"] = ("BOOLEAN", selection)
     if rotation is not None:
-        captured.capture_items.new("VECTOR", "Rotation")
-        b.set_input(captured, f"Value_{len(captured.capture_items) - 1}", rotation)
-        inputs["Rotation"] = captured.outputs[f"Attribute_{len(captured.capture_items) - 1}"]
-    quad = b.node("GeometryNodeMeshGrid", {"Size X": 1.0, "Size Y": 1.0, "Vertices X": 2, "Vertices Y": 2})
-    facing = b.node("GeometryNodeTransform", {"Geometry": quad.outputs["Mesh"], "Rotation": QUAD_FACING_VIEW})
-    painted = b.node("GeometryNodeSetMaterial", {"Geometry": facing.outputs[0], "Material": material})
-    inputs.update({"Points": without_layout_attributes(b, captured.outputs["Geometry"]),
-                   "Instance": painted.outputs[0]})
-    return b.node("GeometryNodeInstanceOnPoints", inputs).outputs[0]
+        fields["Rotation"] = ("VECTOR", rotation)
+    points, captured = b.capture(points, fields)
+    painted = b.set_material(b.transform(b.grid(1.0, 1.0), rotation=QUAD_FACING_VIEW), material)
+    return b.instance_on_points(without_layout_attributes(b, points), painted, selection=captured.get("Shown"),
+                                scale=captured["Size"], rotation=captured.get("Rotation"))
 
 
 def _build_connections(b):
@@ -353,43 +322,35 @@ def _build_connections(b):
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Curves", "GEOMETRY")
 
-    position = b.node("GeometryNodeInputPosition").outputs[0]
+    with b.frame("Points along the line between the two cells, plus the bundling offset"):
+        position = b.position()
 
-    def cell_position(index_attribute):
-        return b.node("GeometryNodeSampleIndex", {"Geometry": cells, "Value": position,
-                                                  "Index": b.attribute(index_attribute, "INT")},
-                      data_type="FLOAT_VECTOR", domain="POINT").outputs[0]
+        def cell_position(index_attribute):
+            return b.sample_index(cells, position, b.attribute(index_attribute))
 
-    # The points' share of the way by index, not by length: bundled curves are not straight.
-    point_index = b.node("GeometryNodeSplineParameter").outputs["Index"]
-    point_count = b.node("GeometryNodeSplineLength").outputs["Point Count"]
-    factor = b.math("DIVIDE", point_index, b.math("MAXIMUM", b.math("SUBTRACT", point_count, 1.0), 1.0))
-    straight = b.node("ShaderNodeMix", {"Factor": factor, "A": cell_position("source_cell"),
-                                        "B": cell_position("target_cell")}, data_type="VECTOR").outputs["Result"]
-    offset = b.vector_math("SCALE", b.attribute("bundle_offset", "FLOAT_VECTOR"), b.math("MULTIPLY", bundling, cell_size))
-    placed = b.node("GeometryNodeSetPosition", {"Geometry": curves, "Position": b.vector_math("ADD", straight, offset)})
+        # The points' share of the way by index, not by length: bundled curves are not straight.
+        point_index = b.spline_parameter()["Index"]
+        point_count = b.node("GeometryNodeSplineLength").outputs["Point Count"]
+        factor = b.divide(point_index, b.maximum(b.subtract(point_count, 1.0), 1.0))
+        straight = b.mix(factor, cell_position("source_cell"), cell_position("target_cell"), "VECTOR")
+        offset = b.scale(b.attribute("bundle_offset"), b.multiply(bundling, cell_size))
+        placed = b.set_position(curves, b.vector_add(straight, offset))
 
-    weight, weight_max = b.attribute("weight"), b.attribute("weight_max")
-    signed = b.node("ShaderNodeMapRange", {"Value": weight, "From Min": b.math("MULTIPLY", weight_max, -1.0),
-                                           "From Max": weight_max}, clamp=True).outputs["Result"]
-    touches = b.node("FunctionNodeBooleanMath", {
-        0: b.compare_int(b.attribute("source_cell", "INT"), highlight),
-        1: b.compare_int(b.attribute("target_cell", "INT"), highlight)}, operation="OR").outputs[0]
-    nothing_highlighted = b.compare_int(highlight, 0, "LESS_THAN")
-    lit = b.node("FunctionNodeBooleanMath", {0: touches, 1: nothing_highlighted}, operation="OR").outputs[0]
-    brightness = b.node("GeometryNodeSwitch", {"Switch": lit, "False": dimming, "True": 1.0},
-                        input_type="FLOAT").outputs[0]
-    weight_color = _with_importance(b, _colormap(b, signed, ensure_weight_colormap(), colormap), show_importance,
-                                    class_count)
-    color = b.vector_math("SCALE", weight_color, brightness)
-    colored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": placed.outputs[0], "Name": EDGE_COLOR,
-                                                         "Value": color}, data_type="FLOAT_COLOR", domain="CURVE")
-    strength = b.math("DIVIDE", b.math("ABSOLUTE", weight), weight_max)
-    thickness = b.math("MULTIPLY", b.math("MULTIPLY", radius, b.math("MULTIPLY_ADD", strength, 0.8, 0.2)),
-                       b.math("MAXIMUM", brightness, 0.5))
-    thick = b.node("GeometryNodeSetCurveRadius", {"Curve": colored.outputs[0], "Radius": thickness})
-    shaded = b.node("GeometryNodeSetMaterial", {"Geometry": thick.outputs[0], "Material": material})
-    b.set_outputs(Curves=shaded.outputs[0])
+    with b.frame("Color by weight; a highlighted neuron's edges stay bright"):
+        weight, weight_max = b.attribute("weight"), b.attribute("weight_max")
+        signed = b.map_range(weight, b.negate(weight_max), weight_max)
+        touches = b.any_of(b.compare(b.attribute("source_cell"), "==", highlight),
+                           b.compare(b.attribute("target_cell"), "==", highlight))
+        lit = b.any_of(touches, b.compare(highlight, "<", 0))
+        brightness = b.switch("FLOAT", lit, dimming, 1.0)
+        weight_color = _with_importance(b, _colormap(b, signed, ensure_weight_colormap(), colormap), show_importance,
+                                        class_count)
+        colored = b.store(placed, EDGE_COLOR, b.scale(weight_color, brightness))
+    with b.frame("Thickness by weight"):
+        strength = b.divide(b.absolute(weight), weight_max)
+        thickness = b.multiply(b.multiply(radius, b.multiply_add(strength, 0.8, 0.2)), b.maximum(brightness, 0.5))
+        thick = b.set_curve_radius(colored, thickness)
+    b.set_outputs(Curves=b.set_material(thick, material))
 
 
 def text_mesh(b, text, size, align_x, align_y, anchor, material, facing=FACE_NETWORK_VIEW):
@@ -398,9 +359,7 @@ def text_mesh(b, text, size, align_x, align_y, anchor, material, facing=FACE_NET
                                                    "Align Y": align_y})
     # Filled before realizing: each distinct glyph is an instance reference and is filled once, not per letter.
     glyphs = b.node("GeometryNodeFillCurve", {"Curve": curves.outputs["Curve Instances"]}).outputs[0]
-    mesh = b.node("GeometryNodeRealizeInstances", {"Geometry": glyphs}).outputs[0]
-    placed = b.node("GeometryNodeTransform", {"Geometry": mesh, "Rotation": facing, "Translation": anchor})
-    return b.node("GeometryNodeSetMaterial", {"Geometry": placed.outputs[0], "Material": material}).outputs[0]
+    return b.set_material(b.transform(b.realize(glyphs), rotation=facing, translation=anchor), material)
 
 
 def _build_layer_label(b):
@@ -414,13 +373,10 @@ def _build_layer_label(b):
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
 
-    in_layer = b.compare_int(b.attribute("layer", "INT"), layer)
-    position = b.node("GeometryNodeInputPosition").outputs[0]
-    stats = b.node("GeometryNodeAttributeStatistic", {"Geometry": cells, "Selection": in_layer,
-                                                      "Attribute": position}, data_type="FLOAT_VECTOR")
-    centre = b.separate_xyz(stats.outputs["Mean"])
-    lowest = b.separate_xyz(stats.outputs["Min"])
-    anchor = b.combine_xyz(centre["X"], centre["Y"], b.math("SUBTRACT", lowest["Z"], margin))
+    with b.frame("Under the layer's cells: their centre, below the lowest"):
+        stats = b.statistic(cells, b.position(), b.compare(b.attribute("layer"), "==", layer), "FLOAT_VECTOR")
+        centre, lowest = b.separate_xyz(stats["Mean"]), b.separate_xyz(stats["Min"])
+        anchor = b.combine_xyz(centre["X"], centre["Y"], b.subtract(lowest["Z"], margin))
     b.set_outputs(Mesh=text_mesh(b, text, size, "Center", "Top", anchor, material))
 
 
@@ -435,14 +391,11 @@ def _build_neuron_label(b):
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
 
-    position = b.node("GeometryNodeInputPosition").outputs[0]
-    centre = b.node("GeometryNodeSampleIndex", {"Geometry": cells, "Value": position, "Index": cell},
-                    data_type="FLOAT_VECTOR", domain="POINT").outputs[0]
-    pitch = b.node("GeometryNodeSampleIndex", {"Geometry": cells, "Value": b.attribute("cell_pitch"),
-                                               "Index": cell}, data_type="FLOAT", domain="POINT").outputs[0]
-    size = b.math("MULTIPLY", size, pitch)
-    anchor = b.vector_math("ADD", centre, b.combine_xyz(0.0, b.math("MULTIPLY", b.math("MULTIPLY", offset, pitch),
-                                                                     -1.0), 0.0))
+    with b.frame("Beside the cell, in its pitch"):
+        centre = b.sample_index(cells, b.position(), cell)
+        pitch = b.sample_index(cells, b.attribute("cell_pitch"), cell)
+        size = b.multiply(size, pitch)
+        anchor = b.vector_add(centre, b.combine_xyz(0.0, b.negate(b.multiply(offset, pitch)), 0.0))
     b.set_outputs(Mesh=text_mesh(b, text, size, "Left", "Middle", anchor, material))
 
 
@@ -465,56 +418,42 @@ def _build_legend(b):
     label_material = b.add_input("Label Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
 
-    first_layer = b.compare_int(b.attribute("layer", "INT"), 0)
-    position = b.node("GeometryNodeInputPosition").outputs[0]
-    stats = b.node("GeometryNodeAttributeStatistic", {"Geometry": cells, "Selection": first_layer,
-                                                      "Attribute": position}, data_type="FLOAT_VECTOR")
-    centre, lowest = b.separate_xyz(stats.outputs["Mean"]), b.separate_xyz(stats.outputs["Min"])
-    step = b.math("MULTIPLY", size, 0.6)
-    half_length = b.math("MULTIPLY", step, (LEGEND_STEPS - 1) / 2)
-    # Below the input layer's own label.
-    bar_z = b.math("SUBTRACT", lowest["Z"], b.math("MULTIPLY", size, drop))
-    # The bar runs along -Y, left to right as the network is seen.
-    start = b.combine_xyz(centre["X"], b.math("ADD", centre["Y"], half_length), bar_z)
-    end = b.combine_xyz(centre["X"], b.math("SUBTRACT", centre["Y"], half_length), bar_z)
-    line = b.node("GeometryNodeMeshLine", {"Count": LEGEND_STEPS, "Start Location": start,
-                                           "Offset": b.combine_xyz(0.0, b.math("MULTIPLY", step, -1.0), 0.0)},
-                  mode="OFFSET")
-    factor = b.math("DIVIDE", b.node("GeometryNodeInputIndex").outputs[0], LEGEND_STEPS - 1)
-    # While importance is shown the bar is a brightness ramp: importance is drawn as brightness in a class's hue.
-    bar_color = b.node("ShaderNodeMix", {"Factor": show_importance}, data_type="RGBA")
-    bar_sockets = {socket.identifier: socket for socket in (*bar_color.inputs, *bar_color.outputs)}
-    b.link(_colormap(b, factor, ensure_activation_colormap(), colormap), bar_sockets["A_Color"])
-    b.link(b.combine_xyz(factor, factor, factor), bar_sockets["B_Color"])
-    colored = b.node("GeometryNodeStoreNamedAttribute", {
-        "Geometry": line.outputs[0], "Name": CELL_COLOR, "Value": bar_sockets["Result_Color"]},
-        data_type="FLOAT_COLOR", domain="POINT")
-    # Layer -1: the legend's quads share the cells' material but belong to no layer.
-    unlayered = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": colored.outputs[0], "Name": "layer",
-                                                           "Value": -1}, data_type="INT", domain="POINT")
-    bar = facing_quads(b, unlayered.outputs[0], step, cell_material)
+    with b.frame("Where the bar stands: under the input layer, along -Y"):
+        stats = b.statistic(cells, b.position(), b.compare(b.attribute("layer"), "==", 0), "FLOAT_VECTOR")
+        centre, lowest = b.separate_xyz(stats["Mean"]), b.separate_xyz(stats["Min"])
+        step = b.multiply(size, 0.6)
+        half_length = b.multiply(step, (LEGEND_STEPS - 1) / 2)
+        # Below the input layer's own label.
+        bar_z = b.subtract(lowest["Z"], b.multiply(size, drop))
+        # The bar runs along -Y, left to right as the network is seen.
+        start = b.combine_xyz(centre["X"], b.add(centre["Y"], half_length), bar_z)
+        end = b.combine_xyz(centre["X"], b.subtract(centre["Y"], half_length), bar_z)
+    with b.frame("The bar: a colored quad per step"):
+        line = b.node("GeometryNodeMeshLine", {"Count": LEGEND_STEPS, "Start Location": start,
+                                               "Offset": b.combine_xyz(0.0, b.negate(step), 0.0)},
+                      mode="OFFSET").outputs[0]
+        factor = b.divide(b.index(), LEGEND_STEPS - 1)
+        # While importance is shown the bar is a brightness ramp: importance is drawn as brightness in a class's hue.
+        bar_color = b.mix(show_importance, _colormap(b, factor, ensure_activation_colormap(), colormap),
+                          b.combine_xyz(factor, factor, factor), "RGBA")
+        colored = b.store(line, CELL_COLOR, bar_color)
+        # Layer -1: the legend's quads share the cells' material but belong to no layer.
+        bar = facing_quads(b, b.store(colored, "layer", -1), step, cell_material)
 
-    low, high = _activation_range(b, cells, across)
+    with b.frame("Its range and title"):
+        low, high = _activation_range(b, cells, across)
 
-    def number_or(text, value):
-        """``value`` written out when normalized across the network, else ``text`` (ranges differ per layer)."""
-        written = b.node("FunctionNodeValueToString", {"Value": value, "Decimals": 2}).outputs[0]
-        return b.node("GeometryNodeSwitch", {"Switch": across, "False": text, "True": written},
-                      input_type="STRING").outputs[0]
+        def number_or(text, value):
+            """``value`` written out when normalized across the network, else ``text`` (ranges differ per layer)."""
+            return b.switch("STRING", across, text, b.to_string(value, 2))
 
-    gap = b.combine_xyz(0.0, step, 0.0)
-    title = b.node("GeometryNodeSwitch", {"Switch": across, "False": "activation, each layer from 0 to its maximum",
-                                          "True": "activation, whole network"}, input_type="STRING").outputs[0]
-    title = b.node("GeometryNodeSwitch", {"Switch": b.math("GREATER_THAN", show_importance, 0.5), "False": title,
-                                          "True": importance_title}, input_type="STRING").outputs[0]
-    texts = [
-        text_mesh(b, number_or("0", low), size, "Right", "Middle", b.vector_math("ADD", start, gap), label_material),
-        text_mesh(b, number_or("max", high), size, "Left", "Middle", b.vector_math("SUBTRACT", end, gap),
-              label_material),
-        text_mesh(b, title, b.math("MULTIPLY", size, 0.8), "Center", "Bottom",
-              b.combine_xyz(centre["X"], centre["Y"], b.math("ADD", bar_z, size)), label_material),
-    ]
-    join = b.node("GeometryNodeJoinGeometry")
-    for part in reversed([bar, *texts]):
-        b.link(part, join.inputs[0])
-    b.set_outputs(Mesh=join.outputs[0])
+        gap = b.combine_xyz(0.0, step, 0.0)
+        title = b.switch("STRING", across, "activation, each layer from 0 to its maximum", "activation, whole network")
+        title = b.switch("STRING", b.greater_than(show_importance, 0.5), title, importance_title)
+        texts = [
+            text_mesh(b, number_or("0", low), size, "Right", "Middle", b.vector_add(start, gap), label_material),
+            text_mesh(b, number_or("max", high), size, "Left", "Middle", b.vector_subtract(end, gap), label_material),
+            text_mesh(b, title, b.multiply(size, 0.8), "Center", "Bottom",
+                      b.combine_xyz(centre["X"], centre["Y"], b.add(bar_z, size)), label_material),
+        ]
+    b.set_outputs(Mesh=b.join([bar, *texts]))

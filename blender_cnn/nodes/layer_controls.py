@@ -5,8 +5,6 @@ each can be changed and keyframed on its own; an Index Switch on the cell's
 ``layer`` attribute hands every cell the value of its layer.
 """
 
-from .builder import find_socket
-
 # (name, kind, default, min, max, description) of the inputs in each layer's panel.
 PER_LAYER_INPUTS = (
     ("Map Layout", "FLOAT", 2.0, 0.0, 2.0, "0 = maps in a line, 1 = on a circle, 2 = in a grid; between: a blend"),
@@ -31,7 +29,7 @@ def add_layer_controls(b, layers, groups=None, group_of_cell=None):
     """
     if groups is None:
         groups = [(layer.name, [layer.layer_index]) for layer in layers]
-        group_of_cell = b.attribute("layer", "INT")
+        group_of_cell = b.attribute("layer")
         slots = [layer.layer_index for layer in layers]
     else:
         slots = list(range(len(groups)))
@@ -42,15 +40,6 @@ def add_layer_controls(b, layers, groups=None, group_of_cell=None):
             panel = b.add_panel(name)
             sockets[slot] = {input_name: b.add_input(input_name, kind, default, low, high, description, panel=panel)
                              for input_name, kind, default, low, high, description in PER_LAYER_INPUTS}
-    fields = {}
-    for name, kind, default, *_rest in PER_LAYER_INPUTS:
-        switch = b.node("GeometryNodeIndexSwitch", data_type=kind)
-        # A new Index Switch has two items; one is needed per slot.
-        while len([socket for socket in switch.inputs if socket.identifier.startswith("Item_")]) < max(slots) + 1:
-            switch.index_switch_items.new()
-        b.set_input(switch, "Index", group_of_cell)
-        for slot in slots:
-            item = find_socket(switch.inputs, str(slot))
-            b.set_input(switch, item.identifier, sockets.get(slot, {}).get(name, default))
-        fields[name] = switch.outputs[0]
-    return fields
+    return {name: b.index_switch(group_of_cell, {slot: sockets.get(slot, {}).get(name, default) for slot in slots},
+                                 kind)
+            for name, kind, default, *_rest in PER_LAYER_INPUTS}

@@ -10,8 +10,8 @@ import bpy
 
 from ..core import colormaps
 from . import groups, operations, timeline
-from .graph import add_graph_labels, add_placed_table, ensure_graph_links
 from .builder import TreeBuilder
+from .graph import add_graph_labels, add_placed_table, ensure_graph_links, ensure_graph_position
 from .layer_controls import add_layer_controls
 
 # Modifier inputs: (name, kind, default, min, max, description). Defaults suit a cell size of 1.
@@ -127,111 +127,120 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
         expand_inputs = _add_block_inputs(b, graph.plan)
     b.add_output("Geometry", "GEOMETRY")
     placed_table = None
-    if graph is not None:
-        table = b.node("GeometryNodeObjectInfo", {"Object": table_source}, transform_space="RELATIVE").outputs[
-            "Geometry"]
-        placed_table = add_placed_table(b, table, graph.plan.items, expand_inputs, settings)
-    if graph is not None and not graph.plan.graph.detailed:
-        item_of_cell = b.node("GeometryNodeSampleIndex", {"Geometry": table, "Value": b.attribute("item", "INT"),
-                                                          "Index": b.attribute("layer", "INT")},
-                              data_type="INT", domain="POINT").outputs[0]
-        per_layer = add_layer_controls(b, layers, graph.plan.item_layers, item_of_cell)
-    else:
-        per_layer = add_layer_controls(b, layers)
+    with b.frame("Where each layer stands, and its own inputs"):
+        if graph is not None:
+            table = b.object_geometry(table_source)
+            placed_table = add_placed_table(b, table, graph.plan.items, expand_inputs, settings)
+        if graph is not None and not graph.plan.graph.detailed:
+            item_of_cell = b.sample_index(table, b.attribute("item"), b.attribute("layer"))
+            per_layer = add_layer_controls(b, layers, graph.plan.item_layers, item_of_cell)
+        else:
+            per_layer = add_layer_controls(b, layers)
 
-    history = b.node("GeometryNodeObjectInfo", {"Object": history_source}, transform_space="RELATIVE").outputs[
-        "Geometry"]
-    position = b.group(timeline.ensure_epoch_position(), {"History": history, "Epoch": settings["Epoch"]})
-    epoch_blend = {"Epoch Low": position.outputs["Low"], "Epoch High": position.outputs["High"],
-                   "Epoch Factor": position.outputs["Factor"]}
-    cells = b.node("GeometryNodeObjectInfo", {"Object": cells_source}, transform_space="RELATIVE")
-    trained = b.group(timeline.ensure_trained_cells(), {"Cells": cells.outputs["Geometry"], "Sample": settings["Sample"],
-                                                        **epoch_blend})
-    importance_table = b.node("GeometryNodeObjectInfo", {"Object": importance_source},
-                              transform_space="RELATIVE").outputs["Geometry"]
-    showing_importance = b.math("GREATER_THAN", settings["Show Importance"], 0.0)
-    trained = _only_when(b, showing_importance, trained.outputs[0], b.group(timeline.ensure_importance(
-        from_table=True), {"Geometry": trained.outputs[0], "Table": importance_table, **epoch_blend,
-                           "Class": settings["Importance Class"]}).outputs[0])
-    importance_settings = {"Show Importance": settings["Show Importance"], "Class Count": max(len(class_names), 1)}
-    placed = b.group(groups.ensure_cell_layout(), {
-        "Geometry": trained, "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
-        "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"],
-        "Line Direction": settings["Line Direction"], "Fold to Max": settings["Fold to Max"], **per_layer,
-        **({"Layer Table": placed_table} if placed_table is not None else {})}).outputs[0]
-    if operation_objects is not None:
-        placed, operation_parts = operations.add_operation_nodes(b, operation_inputs, placed, settings, material_inputs,
-                                                                 layers, class_names, epoch_blend, labeled_units)
-    parts = [b.group(groups.ensure_feature_maps(), {
-        "Cells": placed, "Cell Gap": settings["Cell Gap"], "Colormap": settings["Activation Colormap"],
-        "Across Network": settings["Normalize Across Network"], **importance_settings,
-        "Material": material_inputs["cell"]}).outputs[0]]
+    with b.frame("The epoch, sample and importance shown"):
+        history = b.object_geometry(history_source)
+        position = b.group(timeline.ensure_epoch_position(), {"History": history, "Epoch": settings["Epoch"]})
+        epoch_blend = {"Epoch Low": position.outputs["Low"], "Epoch High": position.outputs["High"],
+                       "Epoch Factor": position.outputs["Factor"]}
+        trained = b.group(timeline.ensure_trained_cells(), {"Cells": b.object_geometry(cells_source),
+                                                            "Sample": settings["Sample"], **epoch_blend})
+        importance_table = b.object_geometry(importance_source)
+        showing_importance = b.greater_than(settings["Show Importance"], 0.0)
+        trained = _only_when(b, showing_importance, trained.outputs[0], b.group(timeline.ensure_importance(
+            from_table=True), {"Geometry": trained.outputs[0], "Table": importance_table, **epoch_blend,
+                               "Class": settings["Importance Class"]}).outputs[0])
+        importance_settings = {"Show Importance": settings["Show Importance"],
+                               "Class Count": max(len(class_names), 1)}
+    with b.frame("The cells placed, and what they are computed from"):
+        placed = b.group(groups.ensure_cell_layout(), {
+            "Geometry": trained, "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
+            "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"],
+            "Line Direction": settings["Line Direction"], "Fold to Max": settings["Fold to Max"], **per_layer,
+            **({"Layer Table": placed_table} if placed_table is not None else {})}).outputs[0]
+        if operation_objects is not None:
+            placed, operation_parts = operations.add_operation_nodes(
+                b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend,
+                labeled_units)
+    with b.frame("Cells and connections drawn"):
+        parts = [b.group(groups.ensure_feature_maps(), {
+            "Cells": placed, "Cell Gap": settings["Cell Gap"], "Colormap": settings["Activation Colormap"],
+            "Across Network": settings["Normalize Across Network"], **importance_settings,
+            "Material": material_inputs["cell"]}).outputs[0]]
 
-    trained_connections = b.group(timeline.ensure_trained_weights("CURVE"), {"Geometry": connections, **epoch_blend})
-    trained_connections = _only_when(b, showing_importance, trained_connections.outputs[0], b.group(
-        timeline.ensure_importance(from_table=False), {"Geometry": trained_connections.outputs[0], **epoch_blend,
-                                                       "Class": settings["Importance Class"]}).outputs[0])
-    edges = b.group(groups.ensure_connections(), {
-        "Curves": trained_connections, "Cells": placed, "Edge Radius": settings["Edge Radius"],
-        "Colormap": settings["Weight Colormap"], "Bundling Strength": settings["Bundling Strength"],
-        "Cell Size": settings["Cell Size"], "Highlight Neuron": settings["Highlight Neuron"],
-        "Dimmed Brightness": settings["Dimmed Brightness"], **importance_settings,
-        "Material": material_inputs["edge"]}).outputs[0]
-    parts.append(b.node("GeometryNodeSwitch", {"Switch": settings["Show Connections"], "True": edges},
-                        input_type="GEOMETRY").outputs[0])
+        trained_connections = b.group(timeline.ensure_trained_weights("CURVE"),
+                                      {"Geometry": connections, **epoch_blend})
+        trained_connections = _only_when(b, showing_importance, trained_connections.outputs[0], b.group(
+            timeline.ensure_importance(from_table=False), {"Geometry": trained_connections.outputs[0], **epoch_blend,
+                                                           "Class": settings["Importance Class"]}).outputs[0])
+        edges = b.group(groups.ensure_connections(), {
+            "Curves": trained_connections, "Cells": placed, "Edge Radius": settings["Edge Radius"],
+            "Colormap": settings["Weight Colormap"], "Bundling Strength": settings["Bundling Strength"],
+            "Cell Size": settings["Cell Size"], "Highlight Neuron": settings["Highlight Neuron"],
+            "Dimmed Brightness": settings["Dimmed Brightness"], **importance_settings,
+            "Material": material_inputs["edge"]}).outputs[0]
+        parts.append(b.switch("GEOMETRY", settings["Show Connections"], true=edges))
 
-    legend = b.group(groups.ensure_legend(), {
-        "Cells": placed, "Colormap": settings["Activation Colormap"],
-        "Across Network": settings["Normalize Across Network"], "Size": settings["Label Size"],
-        # A unit's label under the input (its rescaling and normalization named) runs wider than a layer's.
-        "Drop": 6.5 if graph is None or graph.plan.graph.detailed else 8.5,
-        "Show Importance": settings["Show Importance"],
-        "Importance Title": _importance_title(b, importance_method, class_names[:stored_classes],
-                                              settings["Importance Class"]),
-        "Cell Material": material_inputs["cell"], "Label Material": material_inputs["label"]}).outputs[0]
-    parts.append(b.node("GeometryNodeSwitch", {"Switch": settings["Show Legend"], "True": legend},
-                        input_type="GEOMETRY").outputs[0])
+    with b.frame("Legend, labels and the links of a graph"):
+        legend = b.group(groups.ensure_legend(), {
+            "Cells": placed, "Colormap": settings["Activation Colormap"],
+            "Across Network": settings["Normalize Across Network"], "Size": settings["Label Size"],
+            # A unit's label under the input (its rescaling and normalization named) runs wider than a layer's.
+            "Drop": 6.5 if graph is None or graph.plan.graph.detailed else 8.5,
+            "Show Importance": settings["Show Importance"],
+            "Importance Title": _importance_title(b, importance_method, class_names[:stored_classes],
+                                                  settings["Importance Class"]),
+            "Cell Material": material_inputs["cell"], "Label Material": material_inputs["label"]}).outputs[0]
+        parts.append(b.switch("GEOMETRY", settings["Show Legend"], true=legend))
 
-    label_margin = b.math("MULTIPLY", settings["Label Size"], 0.6)
-    if graph is None or graph.plan.graph.detailed:
-        for layer in layers:
-            if not layer.count:
-                continue
-            parts.append(b.group(groups.ensure_layer_label(), {
-                "Cells": placed, "Layer": layer.layer_index, "Size": settings["Label Size"],
-                "Text": "\n".join([layer.label, *([label_notes[layer.name]] if layer.name in (label_notes or {})
-                                                  else [])]),
-                "Margin": label_margin, "Material": material_inputs["label"]}).outputs[0])
-    else:
-        parts.append(_unit_labels(b, graph.plan, placed_table, settings, label_margin, material_inputs["label"],
-                                  label_notes or {}, layers))
-    if graph is not None and len(graph.plan.links["source_layer"]):
-        links = b.node("GeometryNodeObjectInfo", {"Object": links_source}, transform_space="RELATIVE").outputs[
-            "Geometry"]
-        parts.append(b.group(ensure_graph_links(), {
-            "Curves": links, "Table": placed_table, "Cell Size": settings["Cell Size"],
-            "Radius": settings["Link Radius"], "Material": material_inputs["edge"]}).outputs[0])
-    output_layer = layers[-1]
-    if len(output_layer.output_shape) == 1 and output_layer.count == len(class_names):
-        for unit in range(len(class_names)) if labeled_units is None else labeled_units:
-            parts.append(b.group(groups.ensure_neuron_label(), {
-                "Cells": placed, "Cell": output_layer.start + unit, "Text": str(class_names[unit]),
-                "Material": material_inputs["label"]}).outputs[0])
+        label_margin = b.multiply(settings["Label Size"], 0.6)
+        if graph is None or graph.plan.graph.detailed:
+            for layer in layers:
+                if not layer.count:
+                    continue
+                parts.append(b.group(groups.ensure_layer_label(), {
+                    "Cells": placed, "Layer": layer.layer_index, "Size": settings["Label Size"],
+                    "Text": "\n".join([layer.label, *([label_notes[layer.name]] if layer.name in (label_notes or {})
+                                                      else [])]),
+                    "Margin": label_margin, "Material": material_inputs["label"]}).outputs[0])
+        else:
+            parts.append(_unit_labels(b, graph.plan, placed_table, settings, label_margin, material_inputs["label"],
+                                      label_notes or {}, layers))
+        if graph is not None and len(graph.plan.links["source_layer"]):
+            links = b.object_geometry(links_source)
+            parts.append(b.group(ensure_graph_links(), {
+                "Curves": links, "Table": placed_table, "Cell Size": settings["Cell Size"],
+                "Radius": settings["Link Radius"], "Material": material_inputs["edge"]}).outputs[0])
+        output_layer = layers[-1]
+        if len(output_layer.output_shape) == 1 and output_layer.count == len(class_names):
+            for unit in range(len(class_names)) if labeled_units is None else labeled_units:
+                parts.append(b.group(groups.ensure_neuron_label(), {
+                    "Cells": placed, "Cell": output_layer.start + unit, "Text": str(class_names[unit]),
+                    "Material": material_inputs["label"]}).outputs[0])
 
     if operation_objects is not None:
         parts.extend(operation_parts)
-    overlay = b.group(timeline.ensure_training_overlay(), {
-        "History": history, "Epoch": settings["Epoch"], **epoch_blend, "Size": settings["Overlay Size"],
-        "Material": material_inputs["label"]}).outputs[0]
-    parts.append(b.node("GeometryNodeSwitch", {"Switch": settings["Show Training Overlay"], "True": overlay},
-                        input_type="GEOMETRY").outputs[0])
-    join = b.node("GeometryNodeJoinGeometry")
-    # Links into a multi-input socket sort newest first; link in reverse to keep the order readable.
-    for part in reversed(parts):
-        b.link(part, join.inputs[0])
-    b.set_outputs(Geometry=_realized_in_render(b, join.outputs[0], settings["Realize in Render"]))
+    with b.frame("The training overlay"):
+        overlay = b.group(timeline.ensure_training_overlay(), {
+            "History": history, "Epoch": settings["Epoch"], **epoch_blend, "Size": settings["Overlay Size"],
+            "Material": material_inputs["label"]}).outputs[0]
+        parts.append(b.switch("GEOMETRY", settings["Show Training Overlay"], true=overlay))
+    b.set_outputs(Geometry=_realized_in_render(b, b.join(parts), settings["Realize in Render"]))
     b.lay_out()
     return tree
+
+
+def ensure_shared_groups():
+    """Every group the network trees share, built (or reused) in this file: ``{name: node group}``."""
+    made = [groups.ensure_cell_layout(), groups.ensure_feature_maps(), groups.ensure_legend(),
+            groups.ensure_connections(), groups.ensure_layer_label(), groups.ensure_neuron_label(),
+            groups.ensure_activation_colormap(), groups.ensure_weight_colormap(),
+            operations.ensure_focus_cell(), operations.ensure_receptive_field(), operations.ensure_kernel_taps(),
+            operations.ensure_pooling_links(), operations.ensure_flatten_links(), operations.ensure_probability(),
+            timeline.ensure_epoch_position(), timeline.ensure_trained_cells(), timeline.ensure_training_overlay(),
+            timeline.ensure_trained_weights("CURVE"), timeline.ensure_trained_weights("POINT"),
+            timeline.ensure_importance(from_table=True), timeline.ensure_importance(from_table=False),
+            ensure_graph_position(), ensure_graph_links()]
+    return {tree.name: tree for tree in made}
 
 
 def _add_block_inputs(b, plan):
@@ -259,20 +268,14 @@ def _unit_labels(b, plan, table, settings, margin, material, notes, layers):
 def _only_when(b, condition, plain, extended):
     """``extended`` when ``condition`` holds, else ``plain``; a Switch evaluates only the side it passes on,
     so the importance lookup costs nothing while importance is not shown (15 million cells at VGG scale)."""
-    return b.node("GeometryNodeSwitch", {"Switch": condition, "False": plain, "True": extended},
-                  input_type="GEOMETRY").outputs[0]
+    return b.switch("GEOMETRY", condition, plain, extended)
 
 
 def _importance_title(b, method, class_names, chosen):
     """The legend's words while importance is shown: how it was computed and for which class."""
     choices = ["all classes, each in its own color", *(f"class {name}" for name in class_names)]
-    switch = b.node("GeometryNodeIndexSwitch", data_type="STRING")
-    while len(switch.index_switch_items) < len(choices):
-        switch.index_switch_items.new()
-    for index, text in enumerate(choices):
-        switch.inputs[index + 1].default_value = text
-    b.link(b.int_math("ADD", chosen, 1), switch.inputs[0])
-    return timeline.joined_string(b, f"importance ({method}), each layer from 0 to its maximum: ", switch.outputs[0])
+    choice = b.index_switch(b.int_add(chosen, 1), choices, "STRING")
+    return b.join_strings(f"importance ({method}), each layer from 0 to its maximum: ", choice)
 
 
 def _realized_in_render(b, geometry, realize):
@@ -283,12 +286,8 @@ def _realized_in_render(b, geometry, realize):
     evaluate several times faster and in a quarter of the memory, which the
     viewport needs.
     """
-    rendering = b.node("FunctionNodeBooleanMath", {0: b.node("GeometryNodeIsViewport").outputs[0]},
-                       operation="NOT").outputs[0]
-    condition = b.node("FunctionNodeBooleanMath", {0: rendering, 1: realize}, operation="AND").outputs[0]
-    realized = b.node("GeometryNodeRealizeInstances", {"Geometry": geometry}).outputs[0]
-    return b.node("GeometryNodeSwitch", {"Switch": condition, "False": geometry, "True": realized},
-                  input_type="GEOMETRY").outputs[0]
+    rendering = b.logical_not(b.node("GeometryNodeIsViewport").outputs[0])
+    return b.switch("GEOMETRY", b.all_of(rendering, realize), geometry, b.realize(geometry))
 
 
 def input_identifiers(tree):

@@ -19,6 +19,7 @@ tubes (meshes), so they never mix with the connections' curves.
 """
 
 from ..core import operations as ops
+from ..core.attributes import EDGE_COLOR, HIGHLIGHT_COLOR
 from .builder import ensure_group
 from .groups import QUAD_FACING_VIEW, facing_quads, text_mesh, without_layout_attributes
 from .timeline import ensure_trained_weights
@@ -29,9 +30,6 @@ KERNEL_TAPS = "BCNN Kernel Taps"
 POOLING_LINKS = "BCNN Pooling Links"
 FLATTEN_LINKS = "BCNN Flatten Links"
 PROBABILITY = "BCNN Probability"
-# The color attribute the highlight material reads (Cycles needs a prefixed name).
-HIGHLIGHT_COLOR = "highlight_color"
-EDGE_COLOR = "edge_color"
 
 OVERLAY_WINDOW, OVERLAY_FOCUS, OVERLAY_KERNEL, OVERLAY_WINNER, OVERLAY_BAR, OVERLAY_KERNEL_BACKING = 1, 2, 3, 4, 5, 6
 LINK_WINDOW, LINK_POOLING, LINK_FLATTEN = 1, 2, 3
@@ -46,111 +44,76 @@ KERNEL_BACKING_COLOR = (0.45, 0.45, 0.5)
 
 
 def ensure_focus_cell():
-    return ensure_group(FOCUS_CELL, 2, _build_focus_cell)
+    return ensure_group(FOCUS_CELL, _build_focus_cell)
 
 
 def ensure_receptive_field():
-    return ensure_group(RECEPTIVE_FIELD, 6, _build_receptive_field)
+    return ensure_group(RECEPTIVE_FIELD, _build_receptive_field)
 
 
 def ensure_kernel_taps():
-    return ensure_group(KERNEL_TAPS, 1, _build_kernel_taps)
+    return ensure_group(KERNEL_TAPS, _build_kernel_taps)
 
 
 def ensure_pooling_links():
-    return ensure_group(POOLING_LINKS, 3, _build_pooling_links)
+    return ensure_group(POOLING_LINKS, _build_pooling_links)
 
 
 def ensure_flatten_links():
-    return ensure_group(FLATTEN_LINKS, 2, _build_flatten_links)
+    return ensure_group(FLATTEN_LINKS, _build_flatten_links)
 
 
 def ensure_probability():
-    return ensure_group(PROBABILITY, 3, _build_probability)
+    return ensure_group(PROBABILITY, _build_probability)
 
 
 # ---------------------------------------------------------------- small helpers
 
-def _and(b, *values):
-    result = values[0]
-    for value in values[1:]:
-        result = b.node("FunctionNodeBooleanMath", {0: result, 1: value}, operation="AND").outputs[0]
-    return result
-
-
-def _or(b, a, c):
-    return b.node("FunctionNodeBooleanMath", {0: a, 1: c}, operation="OR").outputs[0]
-
-
-def _compare(b, a, c, operation):
-    return b.compare_int(a, c, operation)
-
-
-def _sample(b, geometry, value, index, data_type="FLOAT"):
-    return b.node("GeometryNodeSampleIndex", {"Geometry": geometry, "Value": value, "Index": index},
-                  data_type=data_type, domain="POINT").outputs[0]
-
-
 def _table(b, operations, index):
     """``column(name)``: the layer table's column ``name`` at row ``index`` (a layer index)."""
     def column(name):
-        return _sample(b, operations, b.attribute(name, "INT"), index, "INT")
+        return b.sample_index(operations, b.attribute(name), index)
     return column
-
-
-def _position(b):
-    return b.node("GeometryNodeInputPosition").outputs[0]
-
-
-def _index(b):
-    return b.node("GeometryNodeInputIndex").outputs[0]
-
-
-def _store(b, geometry, name, value, data_type="FLOAT", domain="POINT", selection=None):
-    inputs = {"Geometry": geometry, "Name": name, "Value": value}
-    if selection is not None:
-        inputs["Selection"] = selection
-    return b.node("GeometryNodeStoreNamedAttribute", inputs, data_type=data_type, domain=domain).outputs[0]
 
 
 def _real_cell(b):
     """Not one of the summary cells a folded layer shows (the attribute may be absent: then 0)."""
-    return _compare(b, b.attribute("is_summary", "INT"), 0, "EQUAL")
+    return b.compare(b.attribute("is_summary"), "==", 0)
 
 
 def _flatten_source(b, neuron, column):
     """The cell that flatten neuron (cell index) ``neuron`` copies: Keras flattens (row, col, channel)."""
-    unit = b.int_math("SUBTRACT", neuron, column("layer_start"))
+    unit = b.int_subtract(neuron, column("layer_start"))
     channels, rows, cols = column("source_channels"), column("source_rows"), column("source_cols")
-    pixel = b.int_math("DIVIDE_FLOOR", unit, channels)
-    channel = b.int_math("FLOORED_MODULO", unit, channels)
-    row = b.int_math("DIVIDE_FLOOR", pixel, cols)
-    col = b.int_math("FLOORED_MODULO", pixel, cols)
-    return b.int_math("ADD", column("source_start"),
-                b.int_math("ADD", b.int_math("MULTIPLY", b.int_math("ADD", b.int_math("MULTIPLY", channel, rows), row), cols),
-                     col))
+    pixel = b.int_divide(unit, channels)
+    channel = b.int_modulo(unit, channels)
+    row = b.int_divide(pixel, cols)
+    col = b.int_modulo(pixel, cols)
+    return _cell_index(b, column("source_start"), channel, rows, row, cols, col)
+
+
+def _cell_index(b, start, channel, rows, row, cols, col):
+    """``start + (channel * rows + row) * cols + col``: the cell at (channel, row, col) of a layer's maps."""
+    return b.int_add(start, b.int_add(b.int_multiply(b.int_add(b.int_multiply(channel, rows), row), cols), col))
 
 
 def _sampling_step(b, points, selection, max_count):
     """Keep every n-th selected point so that about ``max_count`` remain: n = ceil(count / max)."""
-    count = b.node("GeometryNodeAttributeStatistic", {"Geometry": points, "Selection": selection,
-                                                      "Attribute": 1.0}, data_type="FLOAT",
-                   domain="POINT").outputs["Sum"]
-    step = b.math("MAXIMUM", b.math("CEIL", b.math("DIVIDE", count, b.math("MAXIMUM", max_count, 1.0))), 1.0)
-    return _and(b, selection, _compare(b, b.int_math("FLOORED_MODULO", _index(b), step), 0, "EQUAL"))
+    count = b.statistic(points, 1.0, selection)["Sum"]
+    step = b.maximum(b.ceil(b.divide(count, b.maximum(max_count, 1.0))), 1.0)
+    return b.all_of(selection, b.compare(b.int_modulo(b.index(), step), "==", 0))
 
 
 def _facing_quads(b, points, size, behind, material, selection=None):
     """A square of ``size`` facing the view on each point, ``behind`` the point (along +X), as instances."""
-    moved = b.node("GeometryNodeSetPosition", {"Geometry": points, "Offset": b.combine_xyz(behind, 0.0, 0.0)})
-    return facing_quads(b, moved.outputs[0], size, material, selection)
+    moved = b.set_position(points, offset=b.combine_xyz(behind, 0.0, 0.0))
+    return facing_quads(b, moved, size, material, selection)
 
 
 def _overlay(b, points, kind, color):
     """Tag ``points`` as overlay ``kind`` with ``color`` (a constant or a field)."""
-    tagged = _store(b, points, "overlay", kind, "INT")
-    return _store(b, tagged, HIGHLIGHT_COLOR, color if not isinstance(color, tuple) else (*color, 1.0),
-                  "FLOAT_COLOR")
+    tagged = b.store(points, "overlay", kind)
+    return b.store(tagged, HIGHLIGHT_COLOR, color if not isinstance(color, tuple) else (*color, 1.0))
 
 
 def _links(b, points, start, end, radius, color, kind, material, selection=None):
@@ -158,32 +121,18 @@ def _links(b, points, start, end, radius, color, kind, material, selection=None)
 
     Every point attribute (``source_cell``, ``target_cell``, ...) reaches the tube.
     """
-    stored = _store(b, points, "link_start", start, "FLOAT_VECTOR")
-    stored = _store(b, stored, "link_end", end, "FLOAT_VECTOR")
-    stored = _store(b, stored, "link", kind, "INT")
-    stored = _store(b, stored, EDGE_COLOR, (*color, 1.0), "FLOAT_COLOR")
+    stored = b.store(points, "link_start", start)
+    stored = b.store(stored, "link_end", end)
+    stored = b.store(stored, "link", kind)
+    stored = b.store(stored, EDGE_COLOR, (*color, 1.0), domain="POINT")
     line = b.node("GeometryNodeCurvePrimitiveLine", {"Start": (0.0, 0.0, 0.0), "End": (0.0, 0.0, 1.0)})
-    inputs = {"Points": stored, "Instance": line.outputs[0]}
-    if selection is not None:
-        inputs["Selection"] = selection
-    instanced = b.node("GeometryNodeInstanceOnPoints", inputs)
-    realized = b.node("GeometryNodeRealizeInstances", {"Geometry": instanced.outputs[0]})
-    factor = b.node("GeometryNodeSplineParameter").outputs["Factor"]
-    along = b.node("ShaderNodeMix", {"Factor": factor, "A": b.attribute("link_start", "FLOAT_VECTOR"),
-                                     "B": b.attribute("link_end", "FLOAT_VECTOR")}, data_type="VECTOR")
-    placed = b.node("GeometryNodeSetPosition", {"Geometry": realized.outputs[0], "Position": along.outputs["Result"]})
+    lines = b.realize(b.instance_on_points(stored, line.outputs[0], selection=selection))
+    factor = b.spline_parameter()["Factor"]
+    placed = b.set_position(lines, b.mix(factor, b.attribute("link_start"), b.attribute("link_end"), "VECTOR"))
     profile = b.node("GeometryNodeCurvePrimitiveCircle", {"Resolution": 6, "Radius": 1.0})
-    tubes = b.node("GeometryNodeCurveToMesh", {"Curve": placed.outputs[0], "Profile Curve": profile.outputs["Curve"],
+    tubes = b.node("GeometryNodeCurveToMesh", {"Curve": placed, "Profile Curve": profile.outputs["Curve"],
                                                "Scale": radius})
-    return b.node("GeometryNodeSetMaterial", {"Geometry": without_layout_attributes(b, tubes.outputs[0]),
-                                              "Material": material}).outputs[0]
-
-
-def _join(b, parts):
-    join = b.node("GeometryNodeJoinGeometry")
-    for part in reversed(parts):
-        b.link(part, join.inputs[0])
-    return join.outputs[0]
+    return b.set_material(without_layout_attributes(b, tubes.outputs[0]), material)
 
 
 def _text(b, text, size, align_x, anchor, material):
@@ -203,19 +152,17 @@ def _build_focus_cell(b):
     for name in ("Index", "Layer", "Channel", "Row", "Column"):
         b.add_output(name, "INT")
 
-    layers = b.node("GeometryNodeAttributeDomainSize", {"Geometry": operations}, component="MESH").outputs[0]
-
     def clamped(value, count):
-        return b.int_math("MAXIMUM", b.int_math("MINIMUM", value, b.int_math("SUBTRACT", count, 1)), 0)
+        return b.int_clamp(value, 0, b.int_subtract(count, 1))
 
-    layer = clamped(layer, layers)
-    column = _table(b, operations, layer)
-    channel = clamped(channel, column("channels"))
-    row = clamped(row, column("map_rows"))
-    col = clamped(col, column("map_cols"))
-    map_row = b.int_math("ADD", b.int_math("MULTIPLY", channel, column("map_rows")), row)
-    cell = b.int_math("ADD", column("layer_start"), b.int_math("ADD", b.int_math("MULTIPLY", map_row, column("map_cols")),
-                                                               col))
+    with b.frame("Layer, channel, row and column, each clamped into the layer"):
+        layer = clamped(layer, b.point_count(operations))
+        column = _table(b, operations, layer)
+        channel = clamped(channel, column("channels"))
+        row = clamped(row, column("map_rows"))
+        col = clamped(col, column("map_cols"))
+    with b.frame("The cell's index"):
+        cell = _cell_index(b, column("layer_start"), channel, column("map_rows"), row, column("map_cols"), col)
     b.set_outputs(Index=cell, Layer=layer, Channel=channel, Row=row, Column=col)
 
 
@@ -249,92 +196,91 @@ def _build_receptive_field(b):
 
     column = _table(b, operations, focus["Layer"])
     kind = column("op_kind")
-    windowed = _and(b, _compare(b, kind, ops.OP_CONVOLUTION, "GREATER_EQUAL"),
-                    _compare(b, kind, ops.OP_AVERAGE_POOLING, "LESS_EQUAL"))
-    channel_low = b.int_math("MULTIPLY", b.int_math("DIVIDE_FLOOR", focus["Channel"], column("group_outputs")),
-                       column("group_inputs"))
+    channel = b.attribute("channel")
 
-    # Per cell: is it in the focus pixel's window?
-    def in_window(index, focus_index, pad, stride, dilation, size):
-        offset = b.int_math("SUBTRACT", b.int_math("ADD", index, column(pad)),
-                      b.int_math("MULTIPLY", focus_index, column(stride)))
-        return _and(b, _compare(b, offset, 0, "GREATER_EQUAL"),
-                    _compare(b, b.int_math("FLOORED_MODULO", offset, column(dilation)), 0, "EQUAL"),
-                    _compare(b, b.int_math("DIVIDE_FLOOR", offset, column(dilation)), column(size), "LESS_THAN"))
+    with b.frame("Cells in the focus pixel's window (convolution, pooling, transposed)"):
+        windowed = b.all_of(b.compare(kind, ">=", ops.OP_CONVOLUTION), b.compare(kind, "<=", ops.OP_AVERAGE_POOLING))
+        channel_low = b.int_multiply(b.int_divide(focus["Channel"], column("group_outputs")), column("group_inputs"))
 
-    channel = b.attribute("channel", "INT")
-    channel_ok = _and(b, _compare(b, channel, channel_low, "GREATER_EQUAL"),
-                      _compare(b, channel, b.int_math("ADD", channel_low, column("group_inputs")), "LESS_THAN"))
-    window = _and(b, windowed, channel_ok,
-                  in_window(b.attribute("row", "INT"), focus["Row"], "pad_top", "stride_rows", "dilation_rows",
-                            "kernel_rows"),
-                  in_window(b.attribute("col", "INT"), focus["Column"], "pad_left", "stride_cols", "dilation_cols",
-                            "kernel_cols"))
-    # A transposed convolution's window read from the output: the focus pixel's index and the cell's swap roles.
-    scattered = _and(b, _compare(b, kind, ops.OP_TRANSPOSED_CONVOLUTION, "EQUAL"), channel_ok,
-                     in_window(focus["Row"], b.attribute("row", "INT"), "pad_top", "stride_rows", "dilation_rows",
-                               "kernel_rows"),
-                     in_window(focus["Column"], b.attribute("col", "INT"), "pad_left", "stride_cols",
-                               "dilation_cols", "kernel_cols"))
-    # Global pooling: neuron c (or 1x1 map c) reads the whole map of channel c.
-    pooled_map = _and(b, _compare(b, kind, ops.OP_GLOBAL_POOLING, "EQUAL"),
-                      _compare(b, channel, b.int_math("SUBTRACT", focus["Index"], column("layer_start")), "EQUAL"))
-    flatten = _and(b, _compare(b, kind, ops.OP_FLATTEN, "EQUAL"),
-                   _compare(b, _index(b), _flatten_source(b, focus["Index"], column), "EQUAL"))
-    dense = _compare(b, kind, ops.OP_DENSE, "EQUAL")
-    in_source = _compare(b, b.attribute("layer", "INT"), column("source_layer"), "EQUAL")
-    seen = _and(b, show, _real_cell(b), _or(b, _and(b, in_source, _or(b, _or(b, window, scattered), _or(
-        b, pooled_map, _or(b, flatten, dense)))), _merged_cells(b, column, kind, channel, focus)))
-    focused = _store(b, cells, "focus", seen, "FLOAT")
+        # Per cell: is it in the focus pixel's window?
+        def in_window(index, focus_index, pad, stride, dilation, size):
+            offset = b.int_subtract(b.int_add(index, column(pad)), b.int_multiply(focus_index, column(stride)))
+            return b.all_of(b.compare(offset, ">=", 0), b.compare(b.int_modulo(offset, column(dilation)), "==", 0),
+                            b.compare(b.int_divide(offset, column(dilation)), "<", column(size)))
 
-    pitch = b.attribute("cell_pitch")
-    frames = _facing_quads(b, _overlay(b, focused, OVERLAY_WINDOW, WINDOW_COLOR), b.math("MULTIPLY", pitch, 1.22),
-                           b.math("MULTIPLY", pitch, 0.08), highlight, selection=seen)
-    is_focus = _and(b, show, _compare(b, _index(b), focus["Index"], "EQUAL"))
-    focus_frame = _facing_quads(b, _overlay(b, focused, OVERLAY_FOCUS, FOCUS_COLOR), b.math("MULTIPLY", pitch, 1.3),
-                                b.math("MULTIPLY", pitch, 0.08), highlight, selection=is_focus)
+        channel_ok = b.all_of(b.compare(channel, ">=", channel_low),
+                              b.compare(channel, "<", b.int_add(channel_low, column("group_inputs"))))
+        window = b.all_of(windowed, channel_ok,
+                          in_window(b.attribute("row"), focus["Row"], "pad_top", "stride_rows", "dilation_rows",
+                                    "kernel_rows"),
+                          in_window(b.attribute("col"), focus["Column"], "pad_left", "stride_cols", "dilation_cols",
+                                    "kernel_cols"))
+        # A transposed convolution's window read from the output: the focus pixel's index and the cell's swap roles.
+        scattered = b.all_of(b.compare(kind, "==", ops.OP_TRANSPOSED_CONVOLUTION), channel_ok,
+                             in_window(focus["Row"], b.attribute("row"), "pad_top", "stride_rows", "dilation_rows",
+                                       "kernel_rows"),
+                             in_window(focus["Column"], b.attribute("col"), "pad_left", "stride_cols",
+                                       "dilation_cols", "kernel_cols"))
+    with b.frame("Cells a global pooling, flatten, dense layer or merge reads"):
+        # Global pooling: neuron c (or 1x1 map c) reads the whole map of channel c.
+        pooled_map = b.all_of(b.compare(kind, "==", ops.OP_GLOBAL_POOLING),
+                              b.compare(channel, "==", b.int_subtract(focus["Index"], column("layer_start"))))
+        flatten = b.all_of(b.compare(kind, "==", ops.OP_FLATTEN),
+                           b.compare(b.index(), "==", _flatten_source(b, focus["Index"], column)))
+        dense = b.compare(kind, "==", ops.OP_DENSE)
+        merged = _merged_cells(b, column, kind, channel, focus)
+    with b.frame("Seen: stored as focus"):
+        in_source = b.compare(b.attribute("layer"), "==", column("source_layer"))
+        read = b.any_of(b.all_of(in_source, b.any_of(b.any_of(window, scattered),
+                                                     b.any_of(pooled_map, b.any_of(flatten, dense)))), merged)
+        seen = b.all_of(show, _real_cell(b), read)
+        focused = b.store(cells, "focus", seen)
 
-    # Output pixels whose windows are drawn: the focus pixel, or a grid of its channel's pixels.
-    map_rows, map_cols = column("map_rows"), column("map_cols")
-    spacing = b.math("CEIL", b.math("SQRT", b.math("DIVIDE", b.int_math("MULTIPLY", map_rows, map_cols),
-                                                   b.math("MAXIMUM", max_windows, 1.0))))
-    spacing = b.int_math("MAXIMUM", spacing, 1)
-    on_grid = _and(b, _compare(b, b.attribute("layer", "INT"), focus["Layer"], "EQUAL"),
-                   _compare(b, channel, focus["Channel"], "EQUAL"), _real_cell(b),
-                   _compare(b, b.int_math("FLOORED_MODULO", b.attribute("row", "INT"), spacing), 0, "EQUAL"),
-                   _compare(b, b.int_math("FLOORED_MODULO", b.attribute("col", "INT"), spacing), 0, "EQUAL"))
-    drawn = b.node("GeometryNodeSwitch", {"Switch": all_calculations, "False": is_focus, "True": on_grid},
-                   input_type="BOOLEAN").outputs[0]
-    drawn = _and(b, show, windowed, drawn)
+    with b.frame("Frames behind the window's cells and the focus pixel"):
+        pitch = b.attribute("cell_pitch")
+        frames = _facing_quads(b, _overlay(b, focused, OVERLAY_WINDOW, WINDOW_COLOR), b.multiply(pitch, 1.22),
+                               b.multiply(pitch, 0.08), highlight, selection=seen)
+        is_focus = b.all_of(show, b.compare(b.index(), "==", focus["Index"]))
+        focus_frame = _facing_quads(b, _overlay(b, focused, OVERLAY_FOCUS, FOCUS_COLOR), b.multiply(pitch, 1.3),
+                                    b.multiply(pitch, 0.08), highlight, selection=is_focus)
+
+    with b.frame("Output pixels whose windows are drawn: the focus pixel, or a grid of its channel's"):
+        map_rows, map_cols = column("map_rows"), column("map_cols")
+        spacing = b.ceil(b.sqrt(b.divide(b.int_multiply(map_rows, map_cols), b.maximum(max_windows, 1.0))))
+        spacing = b.int_maximum(spacing, 1)
+        on_grid = b.all_of(b.compare(b.attribute("layer"), "==", focus["Layer"]),
+                           b.compare(channel, "==", focus["Channel"]), _real_cell(b),
+                           b.compare(b.int_modulo(b.attribute("row"), spacing), "==", 0),
+                           b.compare(b.int_modulo(b.attribute("col"), spacing), "==", 0))
+        drawn = b.all_of(show, windowed, b.switch("BOOLEAN", all_calculations, is_focus, on_grid))
 
     taps = b.group(ensure_kernel_taps(), {
         "Cells": focused, "Operations": operations, "Kernels": kernels, "Focus Layer": focus["Layer"],
         "Focus Index": focus["Index"], "Drawn": drawn, "Kernel Position": kernel_position, "Line Radius": radius,
         "Colormap": colormap, "Highlight Material": highlight, "Edge Material": edge}).outputs[0]
-    b.set_outputs(Cells=focused, Mesh=_join(b, [frames, focus_frame, taps]))
+    b.set_outputs(Cells=focused, Mesh=b.join([frames, focus_frame, taps]))
 
 
 def _merged_cells(b, column, kind, channel, focus):
     """The cells a merge combines into the focus cell: the same cell of every input of an Add or Multiply
     (row and column 0 of a 1x1 map it broadcasts, as a squeeze-and-excitation gate), the cell of a
     Concatenate's input whose channels span the focus channel, at the channel less that input's offset."""
-    elementwise = _compare(b, kind, ops.OP_ELEMENTWISE, "EQUAL")
-    concatenated = _compare(b, kind, ops.OP_CONCATENATE, "EQUAL")
-    layer = b.attribute("layer", "INT")
-    broadcast = lambda focus_index, size: b.int_math("MULTIPLY", focus_index, _compare(b, size, 1, "GREATER_THAN"))
-    same_place = _and(b, _compare(b, b.attribute("row", "INT"), broadcast(focus["Row"], b.attribute("map_rows", "INT")),
-                                  "EQUAL"),
-                      _compare(b, b.attribute("col", "INT"), broadcast(focus["Column"], b.attribute("map_cols", "INT")),
-                               "EQUAL"))
+    elementwise = b.compare(kind, "==", ops.OP_ELEMENTWISE)
+    concatenated = b.compare(kind, "==", ops.OP_CONCATENATE)
+    layer = b.attribute("layer")
+
+    def broadcast(focus_index, size):
+        return b.int_multiply(focus_index, b.compare(size, ">", 1))
+
+    same_place = b.all_of(b.compare(b.attribute("row"), "==", broadcast(focus["Row"], b.attribute("map_rows"))),
+                          b.compare(b.attribute("col"), "==", broadcast(focus["Column"], b.attribute("map_cols"))))
     found = None
     for k in range(ops.MERGE_INPUTS_SHOWN):
-        is_input = _compare(b, layer, column(f"merge_input_{k}"), "EQUAL")
-        wanted = b.int_math("SUBTRACT", focus["Channel"], b.node(
-            "GeometryNodeSwitch", {"Switch": concatenated, "False": 0, "True": column(f"merge_offset_{k}")},
-            input_type="INT").outputs[0])
-        match = _and(b, is_input, _compare(b, channel, wanted, "EQUAL"))
-        found = match if found is None else _or(b, found, match)
-    return _and(b, _or(b, elementwise, concatenated), same_place, found)
+        is_input = b.compare(layer, "==", column(f"merge_input_{k}"))
+        wanted = b.int_subtract(focus["Channel"], b.switch("INT", concatenated, 0, column(f"merge_offset_{k}")))
+        match = b.all_of(is_input, b.compare(channel, "==", wanted))
+        found = match if found is None else b.any_of(found, match)
+    return b.all_of(b.any_of(elementwise, concatenated), same_place, found)
 
 
 def _build_kernel_taps(b):
@@ -358,69 +304,66 @@ def _build_kernel_taps(b):
     cells = focused
     column = _table(b, operations, focus["Layer"])
 
-    # One point per (input channel, tap) of every drawn window: Duplicate Elements, then the
-    # duplicate index says which input cell and which kernel weight it is.
-    targets = _store(b, focused, "target_cell", _index(b), "INT")
-    taps = b.int_math("MULTIPLY", column("kernel_rows"), column("kernel_cols"))
-    duplicated = b.node("GeometryNodeDuplicateElements", {
-        "Geometry": targets, "Selection": drawn, "Amount": b.int_math("MULTIPLY", taps, column("group_inputs"))},
-        domain="POINT")
-    duplicate = duplicated.outputs["Duplicate Index"]
-    in_channel = b.int_math("DIVIDE_FLOOR", duplicate, taps)
-    tap = b.int_math("FLOORED_MODULO", duplicate, taps)
-    ky = b.int_math("DIVIDE_FLOOR", tap, column("kernel_cols"))
-    kx = b.int_math("FLOORED_MODULO", tap, column("kernel_cols"))
+    with b.frame("A point per input channel and tap of every drawn window"):
+        # One point per (input channel, tap) of every drawn window: Duplicate Elements, then the
+        # duplicate index says which input cell and which kernel weight it is.
+        targets = b.store(focused, "target_cell", b.index(), domain="POINT")
+        taps = b.int_multiply(column("kernel_rows"), column("kernel_cols"))
+        duplicated = b.node("GeometryNodeDuplicateElements", {
+            "Geometry": targets, "Selection": drawn, "Amount": b.int_multiply(taps, column("group_inputs"))},
+            domain="POINT")
+        duplicate = duplicated.outputs["Duplicate Index"]
+        in_channel = b.int_divide(duplicate, taps)
+        tap = b.int_modulo(duplicate, taps)
+        ky = b.int_divide(tap, column("kernel_cols"))
+        kx = b.int_modulo(tap, column("kernel_cols"))
 
-    def source_index(index, stride, pad, k, dilation):
-        return b.int_math("ADD", b.int_math("SUBTRACT", b.int_math("MULTIPLY", index, column(stride)), column(pad)),
-                    b.int_math("MULTIPLY", k, column(dilation)))
+    with b.frame("The input cell and the kernel weight of each tap; taps on the padding go"):
+        def source_index(index, stride, pad, k, dilation):
+            return b.int_add(b.int_subtract(b.int_multiply(index, column(stride)), column(pad)),
+                             b.int_multiply(k, column(dilation)))
 
-    row = source_index(b.attribute("row", "INT"), "stride_rows", "pad_top", ky, "dilation_rows")
-    col = source_index(b.attribute("col", "INT"), "stride_cols", "pad_left", kx, "dilation_cols")
-    out_channel = b.attribute("channel", "INT")
-    low = b.int_math("MULTIPLY", b.int_math("DIVIDE_FLOOR", out_channel, column("group_outputs")), column("group_inputs"))
-    source_rows, source_cols = column("source_rows"), column("source_cols")
-    source = b.int_math("ADD", column("source_start"), b.int_math("ADD", b.int_math("MULTIPLY", b.int_math("ADD", b.int_math("MULTIPLY", b.int_math("ADD", low, in_channel), source_rows), row), source_cols), col))
-    weight_index = b.int_math("ADD", b.int_math("ADD", column("kernel_start"), b.int_math("MULTIPLY", tap,
-                                                                               column("kernel_tap_stride"))),
-                        b.int_math("ADD", b.int_math("MULTIPLY", in_channel, column("kernel_in_stride")), out_channel))
-    inside = _and(b, _compare(b, row, 0, "GREATER_EQUAL"), _compare(b, row, source_rows, "LESS_THAN"),
-                  _compare(b, col, 0, "GREATER_EQUAL"), _compare(b, col, source_cols, "LESS_THAN"))
-    taps_points = _store(b, duplicated.outputs["Geometry"], "source_cell", source, "INT")
-    taps_points = _store(b, taps_points, "weight_index", weight_index, "INT")
-    # Taps that fall on the padding read zeros: no cell, no line.
-    taps_points = b.node("GeometryNodeDeleteGeometry", {
-        "Geometry": _store(b, taps_points, "inside", inside, "BOOLEAN"),
-        "Selection": b.node("FunctionNodeBooleanMath", {0: b.attribute("inside", "BOOLEAN")},
-                            operation="NOT").outputs[0]}, domain="POINT").outputs[0]
+        row = source_index(b.attribute("row"), "stride_rows", "pad_top", ky, "dilation_rows")
+        col = source_index(b.attribute("col"), "stride_cols", "pad_left", kx, "dilation_cols")
+        out_channel = b.attribute("channel")
+        low = b.int_multiply(b.int_divide(out_channel, column("group_outputs")), column("group_inputs"))
+        source_rows, source_cols = column("source_rows"), column("source_cols")
+        source = _cell_index(b, column("source_start"), b.int_add(low, in_channel), source_rows, row, source_cols, col)
+        weight_index = b.int_add(b.int_add(column("kernel_start"), b.int_multiply(tap, column("kernel_tap_stride"))),
+                                 b.int_add(b.int_multiply(in_channel, column("kernel_in_stride")), out_channel))
+        inside = b.all_of(b.compare(row, ">=", 0), b.compare(row, "<", source_rows),
+                          b.compare(col, ">=", 0), b.compare(col, "<", source_cols))
+        taps_points = b.store(duplicated.outputs["Geometry"], "source_cell", source, domain="POINT")
+        taps_points = b.store(taps_points, "weight_index", weight_index)
+        # Taps that fall on the padding read zeros: no cell, no line.
+        taps_points = b.delete(b.store(taps_points, "inside", inside), b.logical_not(b.attribute("inside")))
 
-    source_cell = b.attribute("source_cell", "INT")
-    source_position = _sample(b, cells, _position(b), source_cell, "FLOAT_VECTOR")
-    lines = _links(b, taps_points, source_position, _position(b), radius, WINDOW_COLOR, LINK_WINDOW, edge)
+    with b.frame("A line from each tap's input cell to its output pixel"):
+        source_cell = b.attribute("source_cell")
+        source_position = b.sample_index(cells, b.position(), source_cell)
+        lines = _links(b, taps_points, source_position, b.position(), radius, WINDOW_COLOR, LINK_WINDOW, edge)
 
-    # The kernel's weights: a tile on each line of the focus pixel, where Kernel Position says.
-    has_kernel = _compare(b, column("kernel_start"), 0, "GREATER_EQUAL")
-    tile_selection = _and(b, has_kernel, _compare(b, b.attribute("target_cell", "INT"), focus["Index"], "EQUAL"))
-    weight = _sample(b, kernels, b.attribute("weight"), b.attribute("weight_index", "INT"))
-    weight_max = _sample(b, operations, b.attribute("weight_max"), focus["Layer"])
-    signed = b.node("ShaderNodeMapRange", {"Value": weight, "From Min": b.math("MULTIPLY", weight_max, -1.0),
-                                           "From Max": weight_max}, clamp=True).outputs["Result"]
-    color = b.group(_weight_colormap(), {"Factor": signed, "Colormap": colormap}).outputs[0]
-    weighted = _store(b, taps_points, "weight", weight, "FLOAT")
-    tiles = _overlay(b, weighted, OVERLAY_KERNEL, color)
-    along = b.node("ShaderNodeMix", {"Factor": kernel_position, "A": source_position, "B": _position(b)},
-                   data_type="VECTOR").outputs["Result"]
-    tiles = b.node("GeometryNodeSetPosition", {"Geometry": tiles, "Position": along}).outputs[0]
-    source_pitch = _sample(b, cells, b.attribute("cell_pitch"), source_cell)
-    tile_size = b.math("MULTIPLY", source_pitch, b.math("MULTIPLY", b.math("SUBTRACT", 1.0, kernel_position), 0.9))
-    kernel_tiles = _facing_quads(b, tiles, tile_size, 0.0, highlight, selection=tile_selection)
-    # A pale backing a little larger than each tile: weights near zero are dark in the diverging
-    # colormap and would vanish into the background without it.
-    backing = _facing_quads(b, _overlay(b, tiles, OVERLAY_KERNEL_BACKING, KERNEL_BACKING_COLOR),
-                            b.math("MULTIPLY", tile_size, 1.18), b.math("MULTIPLY", source_pitch, 0.03), highlight,
-                            selection=tile_selection)
+    with b.frame("The kernel's weights: a tile on each line of the focus pixel, where Kernel Position says"):
+        has_kernel = b.compare(column("kernel_start"), ">=", 0)
+        tile_selection = b.all_of(has_kernel, b.compare(b.attribute("target_cell"), "==", focus["Index"]))
+        weight = b.sample_index(kernels, b.attribute("weight"), b.attribute("weight_index"))
+        weight_max = b.sample_index(operations, b.attribute("weight_max"), focus["Layer"])
+        signed = b.map_range(weight, b.negate(weight_max), weight_max)
+        color = b.group(_weight_colormap(), {"Factor": signed, "Colormap": colormap}).outputs[0]
+        weighted = b.store(taps_points, "weight", weight, domain="POINT")
+        tiles = _overlay(b, weighted, OVERLAY_KERNEL, color)
+        along = b.mix(kernel_position, source_position, b.position(), "VECTOR")
+        tiles = b.set_position(tiles, along)
+        source_pitch = b.sample_index(cells, b.attribute("cell_pitch"), source_cell)
+        tile_size = b.multiply(source_pitch, b.multiply(b.subtract(1.0, kernel_position), 0.9))
+        kernel_tiles = _facing_quads(b, tiles, tile_size, 0.0, highlight, selection=tile_selection)
+        # A pale backing a little larger than each tile: weights near zero are dark in the diverging
+        # colormap and would vanish into the background without it.
+        backing = _facing_quads(b, _overlay(b, tiles, OVERLAY_KERNEL_BACKING, KERNEL_BACKING_COLOR),
+                                b.multiply(tile_size, 1.18), b.multiply(source_pitch, 0.03), highlight,
+                                selection=tile_selection)
 
-    b.set_outputs(Mesh=_join(b, [lines, kernel_tiles, backing]))
+    b.set_outputs(Mesh=b.join([lines, kernel_tiles, backing]))
 
 
 def _weight_colormap():
@@ -445,20 +388,20 @@ def _build_pooling_links(b):
     edge = b.add_input("Edge Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
 
-    winner = b.attribute("winner_cell", "INT")
-    in_channel = _or(b, all_channels, _compare(b, b.attribute("channel", "INT"), channel, "EQUAL"))
-    pooled = _sampling_step(b, cells, _and(b, _compare(b, winner, 0, "GREATER_EQUAL"), in_channel), max_links)
-    kept = _store(b, _store(b, cells, "source_cell", winner, "INT"), "target_cell", _index(b), "INT")
-    kept = b.node("GeometryNodeSeparateGeometry", {"Geometry": kept, "Selection": pooled},
-                  domain="POINT").outputs["Selection"]
-    winner_position = _sample(b, cells, _position(b), b.attribute("source_cell", "INT"), "FLOAT_VECTOR")
-    winner_pitch = _sample(b, cells, b.attribute("cell_pitch"), b.attribute("source_cell", "INT"))
-    lines = _links(b, kept, winner_position, _position(b), radius, WINNER_COLOR, LINK_POOLING, edge)
-    at_winner = b.node("GeometryNodeSetPosition", {"Geometry": _overlay(b, kept, OVERLAY_WINNER, WINNER_COLOR),
-                                                   "Position": winner_position}).outputs[0]
-    marks = _facing_quads(b, at_winner, b.math("MULTIPLY", winner_pitch, 1.08),
-                          b.math("MULTIPLY", winner_pitch, 0.04), highlight)
-    b.set_outputs(Mesh=_join(b, [marks, lines]))
+    with b.frame("Pooled cells with a winner, of the channel shown, at most Max Links"):
+        winner = b.attribute("winner_cell")
+        in_channel = b.any_of(all_channels, b.compare(b.attribute("channel"), "==", channel))
+        pooled = _sampling_step(b, cells, b.all_of(b.compare(winner, ">=", 0), in_channel), max_links)
+        kept = b.store(b.store(cells, "source_cell", winner, domain="POINT"), "target_cell", b.index(),
+                       domain="POINT")
+        kept = b.keep(kept, pooled)
+    with b.frame("A line from the winner, and a frame behind it"):
+        winner_position = b.sample_index(cells, b.position(), b.attribute("source_cell"))
+        winner_pitch = b.sample_index(cells, b.attribute("cell_pitch"), b.attribute("source_cell"))
+        lines = _links(b, kept, winner_position, b.position(), radius, WINNER_COLOR, LINK_POOLING, edge)
+        at_winner = b.set_position(_overlay(b, kept, OVERLAY_WINNER, WINNER_COLOR), winner_position)
+        marks = _facing_quads(b, at_winner, b.multiply(winner_pitch, 1.08), b.multiply(winner_pitch, 0.04), highlight)
+    b.set_outputs(Mesh=b.join([marks, lines]))
 
 
 def _build_flatten_links(b):
@@ -477,18 +420,20 @@ def _build_flatten_links(b):
     edge = b.add_input("Edge Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
 
-    column = _table(b, operations, b.attribute("layer", "INT"))
-    source = _flatten_source(b, _index(b), column)
-    source_channel = _sample(b, cells, b.attribute("channel", "INT"), source, "INT")
-    neurons = _and(b, _compare(b, column("op_kind"), ops.OP_FLATTEN, "EQUAL"), _real_cell(b),
-                   _or(b, all_channels, _compare(b, source_channel, channel, "EQUAL")))
-    kept_selection = _sampling_step(b, cells, neurons, max_links)
-    with_source = _store(b, cells, "source_cell", source, "INT")
-    with_source = _store(b, with_source, "target_cell", _index(b), "INT")
-    kept = b.node("GeometryNodeSeparateGeometry", {"Geometry": with_source, "Selection": kept_selection},
-                  domain="POINT").outputs["Selection"]
-    source_position = _sample(b, cells, _position(b), b.attribute("source_cell", "INT"), "FLOAT_VECTOR")
-    b.set_outputs(Mesh=_links(b, kept, source_position, _position(b), radius, FLATTEN_COLOR, LINK_FLATTEN, edge))
+    with b.frame("Flatten neurons copying the channel shown, at most Max Links"):
+        column = _table(b, operations, b.attribute("layer"))
+        source = _flatten_source(b, b.index(), column)
+        source_channel = b.sample_index(cells, b.attribute("channel"), source)
+        neurons = b.all_of(b.compare(column("op_kind"), "==", ops.OP_FLATTEN), _real_cell(b),
+                           b.any_of(all_channels, b.compare(source_channel, "==", channel)))
+        kept_selection = _sampling_step(b, cells, neurons, max_links)
+        with_source = b.store(cells, "source_cell", source, domain="POINT")
+        with_source = b.store(with_source, "target_cell", b.index(), domain="POINT")
+        kept = b.keep(with_source, kept_selection)
+    with b.frame("A line from the cell each copies"):
+        source_position = b.sample_index(cells, b.position(), b.attribute("source_cell"))
+        lines = _links(b, kept, source_position, b.position(), radius, FLATTEN_COLOR, LINK_FLATTEN, edge)
+    b.set_outputs(Mesh=lines)
 
 
 def _build_probability(b):
@@ -505,26 +450,26 @@ def _build_probability(b):
     label = b.add_input("Label Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
 
-    centre = _sample(b, cells, _position(b), cell, "FLOAT_VECTOR")
-    pitch = _sample(b, cells, b.attribute("cell_pitch"), cell)
-    probability = _sample(b, cells, b.attribute("activation"), cell)
-    bar_length = b.math("MAXIMUM", b.math("MULTIPLY", b.math("MULTIPLY", probability, length), pitch), 1e-4)
-    start = b.math("MULTIPLY", offset, pitch)
-    # The grid's X becomes height (Z) and its Y the bar's length along -Y once turned to face the view.
-    bar = b.node("GeometryNodeMeshGrid", {"Size X": b.math("MULTIPLY", pitch, 0.5), "Size Y": bar_length,
-                                          "Vertices X": 2, "Vertices Y": 2}).outputs["Mesh"]
-    bar = _store(b, _store(b, bar, "probability", probability), "overlay", OVERLAY_BAR, "INT")
-    bar = _store(b, bar, HIGHLIGHT_COLOR, (*BAR_COLOR, 1.0), "FLOAT_COLOR")
-    shift = b.combine_xyz(0.0, b.math("MULTIPLY", b.math("ADD", start, b.math("MULTIPLY", bar_length, 0.5)), -1.0),
-                          0.0)
-    placed = b.node("GeometryNodeTransform", {"Geometry": bar, "Rotation": QUAD_FACING_VIEW,
-                                              "Translation": b.vector_math("ADD", centre, shift)}).outputs[0]
-    bar = b.node("GeometryNodeSetMaterial", {"Geometry": placed, "Material": highlight}).outputs[0]
-    text = b.node("FunctionNodeValueToString", {"Value": probability, "Decimals": 2}).outputs[0]
-    text_at = b.vector_math("ADD", centre, b.combine_xyz(
-        0.0, b.math("MULTIPLY", b.math("ADD", b.math("ADD", start, bar_length), b.math("MULTIPLY", pitch, 0.3)),
-                    -1.0), 0.0))
-    b.set_outputs(Mesh=_join(b, [bar, _text(b, text, b.math("MULTIPLY", pitch, 0.5), "Left", text_at, label)]))
+    with b.frame("The neuron: where, its pitch, its probability"):
+        centre = b.sample_index(cells, b.position(), cell)
+        pitch = b.sample_index(cells, b.attribute("cell_pitch"), cell)
+        probability = b.sample_index(cells, b.attribute("activation"), cell)
+        bar_length = b.maximum(b.multiply(b.multiply(probability, length), pitch), 1e-4)
+        start = b.multiply(offset, pitch)
+    with b.frame("The bar, facing the view"):
+        # The grid's X becomes height (Z) and its Y the bar's length along -Y once turned to face the view.
+        bar = b.grid(b.multiply(pitch, 0.5), bar_length)
+        bar = b.store(b.store(bar, "probability", probability), "overlay", OVERLAY_BAR)
+        bar = b.store(bar, HIGHLIGHT_COLOR, (*BAR_COLOR, 1.0))
+        shift = b.combine_xyz(0.0, b.negate(b.add(start, b.multiply(bar_length, 0.5))), 0.0)
+        bar = b.set_material(b.transform(bar, translation=b.vector_add(centre, shift), rotation=QUAD_FACING_VIEW),
+                             highlight)
+    with b.frame("The number, after the bar"):
+        text = b.to_string(probability, 2)
+        text_at = b.vector_add(centre, b.combine_xyz(
+            0.0, b.negate(b.add(b.add(start, bar_length), b.multiply(pitch, 0.3))), 0.0))
+        number = _text(b, text, b.multiply(pitch, 0.5), "Left", text_at, label)
+    b.set_outputs(Mesh=b.join([bar, number]))
 
 
 # ---------------------------------------------------------------- wiring into a network's tree
@@ -582,29 +527,27 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
     ``epoch_blend`` holds the Epoch Low/High/Factor sockets that pick the kernels' weights;
     ``labeled_units`` the output neurons that get a probability bar (all by default).
     """
-    def geometry(name):
-        return b.node("GeometryNodeObjectInfo", {"Object": inputs[name]}, transform_space="RELATIVE").outputs["Geometry"]
-
-    operations = geometry("Operations")
-    kernels = b.group(ensure_trained_weights("POINT"), {"Geometry": geometry("Kernels"), **epoch_blend}).outputs[0]
+    operations = b.object_geometry(inputs["Operations"])
+    kernels = b.group(ensure_trained_weights("POINT"), {"Geometry": b.object_geometry(inputs["Kernels"]),
+                                                        **epoch_blend}).outputs[0]
     radius = settings["Edge Radius"]
     field = b.group(ensure_receptive_field(), {
         "Cells": placed, "Operations": operations, "Kernels": kernels,
         **{name: inputs[name] for name in ("Focus Layer", "Focus Channel", "Focus Row", "Focus Column",
                                            "All Calculations", "Max Windows", "Kernel Position")},
-        "Show": inputs["Show Receptive Field"], "Line Radius": b.math("MULTIPLY", radius, 0.2),
+        "Show": inputs["Show Receptive Field"], "Line Radius": b.multiply(radius, 0.2),
         "Colormap": settings["Weight Colormap"], "Highlight Material": materials["highlight"],
         "Edge Material": materials["edge"]})
     pooling = b.group(ensure_pooling_links(), {
         "Cells": placed, "Channel": inputs["Focus Channel"], "All Channels": inputs["All Channels"],
-        "Max Links": inputs["Max Links"], "Line Radius": b.math("MULTIPLY", radius, 0.2),
+        "Max Links": inputs["Max Links"], "Line Radius": b.multiply(radius, 0.2),
         "Highlight Material": materials["highlight"], "Edge Material": materials["edge"]}).outputs[0]
     flatten = b.group(ensure_flatten_links(), {
         "Cells": placed, "Operations": operations, "Channel": inputs["Focus Channel"],
         "All Channels": inputs["All Channels"], "Max Links": inputs["Max Links"],
-        "Line Radius": b.math("MULTIPLY", radius, 0.12), "Edge Material": materials["edge"]}).outputs[0]
-    parts = [field.outputs["Mesh"], _shown(b, inputs["Show Pooling"], pooling),
-             _shown(b, inputs["Show Flatten"], flatten)]
+        "Line Radius": b.multiply(radius, 0.12), "Edge Material": materials["edge"]}).outputs[0]
+    parts = [field.outputs["Mesh"], b.switch("GEOMETRY", inputs["Show Pooling"], true=pooling),
+             b.switch("GEOMETRY", inputs["Show Flatten"], true=flatten)]
 
     output_layer = layers[-1]
     if len(output_layer.output_shape) == 1 and output_layer.count == len(class_names):
@@ -614,9 +557,6 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
             "Cells": placed, "Cell": output_layer.start + unit, "Offset": offset,
             "Highlight Material": materials["highlight"], "Label Material": materials["label"]}).outputs[0]
             for unit in (range(output_layer.count) if labeled_units is None else labeled_units)]
-        parts.append(_shown(b, inputs["Show Probabilities"], _join(b, bars)))
+        parts.append(b.switch("GEOMETRY", inputs["Show Probabilities"], true=b.join(bars)))
     return field.outputs["Cells"], parts
 
-
-def _shown(b, show, geometry):
-    return b.node("GeometryNodeSwitch", {"Switch": show, "True": geometry}, input_type="GEOMETRY").outputs[0]

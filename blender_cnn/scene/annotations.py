@@ -6,10 +6,17 @@ character is turned into a filled mesh once (Blender's own font, through a
 text object) and the strings are assembled from copies of those glyphs.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import bpy
 import numpy as np
+import numpy.typing as npt
+
+from ..core import attributes
 
 LINE_HEIGHT = 1.25   # in text sizes
 SPACE_ADVANCE = 0.28
@@ -26,15 +33,15 @@ class Glyph:
 class GlyphCache:
     """Filled meshes of characters in Blender's default font, made on first use."""
 
-    def __init__(self):
-        self._glyphs = {}
+    def __init__(self) -> None:
+        self._glyphs: dict[str, Glyph] = {}
 
-    def glyph(self, character):
+    def glyph(self, character: str) -> Glyph:
         if character not in self._glyphs:
             self._glyphs.update(_make_glyphs({character}))
         return self._glyphs[character]
 
-    def prepare(self, strings):
+    def prepare(self, strings: Iterable[str]) -> None:
         missing = set("".join(strings)) - set(self._glyphs)
         if missing:
             self._glyphs.update(_make_glyphs(missing))
@@ -44,7 +51,9 @@ def _make_glyphs(characters):
     """Each character's filled glyph; advances measured from the glyph written twice."""
     curve = bpy.data.curves.new("BCNN glyph", "FONT")
     holder = bpy.data.objects.new("BCNN glyph", curve)
-    bpy.context.scene.collection.objects.link(holder)
+    scene = bpy.context.scene
+    assert scene is not None  # the stubs allow a context without a scene
+    scene.collection.objects.link(holder)
     try:
         glyphs = {}
         for character in characters:
@@ -83,7 +92,7 @@ def _font_mesh(holder, body):
 GLYPHS = GlyphCache()
 
 
-def text_block(text):
+def text_block(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
     """2D outline of ``text`` (lines split on newlines) in text-size units, centred on the origin.
 
     Returns ``(vertices (n, 2), loop_vertices, face_sizes, (width, height))``.
@@ -108,10 +117,9 @@ def text_block(text):
         loops.append(glyph.loop_vertices + offset)
         sizes.append(glyph.face_sizes)
         offset += len(glyph.vertices)
-    vertices = np.concatenate(vertices)
     # Centre the block: the widest line's middle, and half way between the first cap line and the last baseline.
     centre = np.array([max(widths) / 2, 0.7 - height / 2], dtype=np.float32)
-    return vertices - centre, np.concatenate(loops), np.concatenate(sizes), (max(widths), height)
+    return np.concatenate(vertices) - centre, np.concatenate(loops), np.concatenate(sizes), (max(widths), height)
 
 
 @dataclass(frozen=True)
@@ -119,9 +127,9 @@ class Annotation:
     """A text placed in 3D: centred (or, with ``left``, starting) at ``anchor``, in the plane of ``right``/``up``."""
 
     text: str
-    anchor: tuple
-    right: tuple
-    up: tuple
+    anchor: npt.ArrayLike
+    right: npt.ArrayLike
+    up: npt.ArrayLike
     size: float
     left: bool = False
 
@@ -130,7 +138,7 @@ BACKING_MARGIN = 0.18   # in text sizes, around each text's plate
 LIFT = 0.04             # in text sizes: the text in front of its plate, the plate in front of what it labels
 
 
-def annotation_mesh(name, annotations):
+def annotation_mesh(name: str, annotations: Iterable[Annotation]) -> bpy.types.Mesh:
     """One mesh of every annotation's filled text (material 0) on a plate of its own (material 1).
 
     The face attribute ``annotation`` numbers the annotations, so tests and
@@ -159,14 +167,17 @@ def annotation_mesh(name, annotations):
     mesh = bpy.data.meshes.new(name)
     if not vertices:
         return mesh
-    vertices, loops, face_sizes = np.concatenate(vertices), np.concatenate(loops), np.concatenate(face_sizes)
-    mesh.vertices.add(len(vertices))
-    mesh.vertices.foreach_set("co", vertices.astype(np.float32).ravel())
-    mesh.loops.add(len(loops))
-    mesh.loops.foreach_set("vertex_index", loops.astype(np.int32))
-    mesh.polygons.add(len(face_sizes))
-    mesh.polygons.foreach_set("loop_start", np.concatenate([[0], np.cumsum(face_sizes)[:-1]]).astype(np.int32))
+    points, corners, sizes = np.concatenate(vertices), np.concatenate(loops), np.concatenate(face_sizes)
+    mesh.vertices.add(len(points))
+    mesh.vertices.foreach_set("co", points.astype(np.float32).ravel())
+    mesh.loops.add(len(corners))
+    mesh.loops.foreach_set("vertex_index", corners.astype(np.int32))
+    mesh.polygons.add(len(sizes))
+    mesh.polygons.foreach_set("loop_start", np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32))
     mesh.polygons.foreach_set("material_index", np.concatenate(materials))
     mesh.update()
-    mesh.attributes.new("annotation", "INT", "FACE").data.foreach_set("value", np.concatenate(owners))
+    declared = attributes.spec("annotation")
+    owner = cast(bpy.types.IntAttribute,  # the stubs say Attribute
+                 mesh.attributes.new(declared.name, declared.data_type, declared.domain))  # type: ignore[arg-type]
+    owner.data.foreach_set("value", np.concatenate(owners))
     return mesh
