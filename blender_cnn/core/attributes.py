@@ -73,9 +73,9 @@ class Attribute:
         """The template's fields in order (``("epoch", "slot")``); empty for a plain name."""
         return tuple(field for _text, field, _spec, _conversion in string.Formatter().parse(self.name) if field)
 
-    def parts(self, **values: object) -> list[object]:
+    def parts[T](self, **values: T) -> list[str | T]:
         """The template as a list of its text and the given values in order: what a node tree joins."""
-        parts: list[object] = []
+        parts: list[str | T] = []
         for text, field, _spec, _conversion in string.Formatter().parse(self.name):
             if text:
                 parts.append(text)

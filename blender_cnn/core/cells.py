@@ -10,13 +10,21 @@ over its channels (``is_summary`` 1), then one holding the maximum
 (``is_summary`` 2); the scene shows one of them when a layer is folded.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from .attributes import CELLS, carried_by
 from .layer_specs import is_known_layer_type
+
+if TYPE_CHECKING:
+    from .bundle import Bundle
 
 SUMMARY_MEAN, SUMMARY_MAX = 1, 2
 # Dense layers up to this many neurons are drawn as one column; wider ones as a near-square grid.
@@ -30,7 +38,7 @@ class LayerCells:
     layer_index: int
     name: str
     type: str
-    output_shape: tuple
+    output_shape: tuple[int, ...]
     map_rows: int
     map_cols: int
     channels: int
@@ -38,17 +46,18 @@ class LayerCells:
     count: int
 
     @property
-    def label(self):
+    def label(self) -> str:
         shape = "x".join(str(size) for size in self.output_shape)
         label = f"{self.name}\n{self.type} {shape}"
         # Layers the add-on cannot interpret still show their outputs; the label says so.
         return label if is_known_layer_type(self.type) else label + "\n(outputs only)"
 
 
-def display_shape(output_shape):
+def display_shape(output_shape: Sequence[int]) -> tuple[int, int, int]:
     """(rows, cols, channels) of the maps that show a layer's output."""
     if len(output_shape) == 3:
-        return tuple(int(size) for size in output_shape)
+        rows, cols, channels = output_shape
+        return int(rows), int(cols), int(channels)
     units = int(np.prod(output_shape))
     if units <= COLUMN_MAX_NEURONS:
         return units, 1, 1
@@ -56,7 +65,7 @@ def display_shape(output_shape):
     return math.ceil(units / cols), cols, 1
 
 
-def layer_cells(bundle, shown=None):
+def layer_cells(bundle: Bundle, shown: Mapping[str, int] | None = None) -> list[LayerCells]:
     """The ``LayerCells`` of every layer in the bundle, in order.
 
     ``shown`` (``{layer name: channels}``, None for every layer in full) says
@@ -83,7 +92,8 @@ CELL_COLUMNS = ("layer", "channel", "row", "col", "map_rows", "map_cols", "chann
                 "act_low", "act_high")
 
 
-def cell_arrays(bundle, epoch=-1, sample=0, shown=None):
+def cell_arrays(bundle: Bundle, epoch: int = -1, sample: int = 0,
+                shown: Mapping[str, int] | None = None) -> tuple[list[LayerCells], dict[str, np.ndarray]]:
     """Per-cell int32 indices and float32 values for one epoch and sample (``shown`` as in ``layer_cells``).
 
     Returns ``(layers, arrays)``; ``arrays`` maps attribute names to arrays of
@@ -95,12 +105,12 @@ def cell_arrays(bundle, epoch=-1, sample=0, shown=None):
     # Filled in place, slice by slice: at VGG scale (15 million cells) building per-layer
     # int64 pieces and concatenating them took seconds.
     schema = carried_by(CELLS)
-    arrays = {name: np.empty(total, dtype=schema[name].dtype) for name in CELL_COLUMNS}
+    arrays: dict[str, np.ndarray] = {name: np.empty(total, dtype=schema[name].dtype) for name in CELL_COLUMNS}
     # A layer's range scans all its epochs and samples: once per layer, shared by its summary map.
     layer_ranges = {cells.name: activation_range(bundle.array(bundle.layer(cells.name).activations))
                     for cells in layers if cells.count}
 
-    def fill(cells, start, channels, is_summary):
+    def fill(cells: LayerCells, start: int, channels: int, is_summary: int) -> int:
         """The cells of ``channels`` maps of ``cells``' shape from ``start``, channel-major, then row, then column."""
         rows, cols = cells.map_rows, cells.map_cols
         end = start + channels * rows * cols
@@ -144,22 +154,22 @@ def cell_arrays(bundle, epoch=-1, sample=0, shown=None):
     return layers, arrays
 
 
-def summarized(layers):
+def summarized(layers: Sequence[LayerCells]) -> list[LayerCells]:
     """The layers that get a summary map when folded: those with feature maps that are shown."""
     return [cells for cells in layers if len(cells.output_shape) == 3 and cells.count]
 
 
-def cell_count(layers):
+def cell_count(layers: Sequence[LayerCells]) -> int:
     """Cells of all layers plus their two summary maps: the length of every cell array."""
     return sum(cells.count for cells in layers) + 2 * summary_cell_count(layers)
 
 
-def summary_cell_count(layers):
+def summary_cell_count(layers: Sequence[LayerCells]) -> int:
     """Cells of one kind of summary map (mean or max) over all layers."""
     return sum(cells.map_rows * cells.map_cols for cells in summarized(layers))
 
 
-def cell_activations(layers, activations):
+def cell_activations(layers: Sequence[LayerCells], activations: Mapping[str, npt.ArrayLike]) -> dict[str, np.ndarray]:
     """``activation`` per cell, in cell order, from ``{layer name: one sample's output}``.
 
     A layer's cells get its output; its summary cells the mean over its
@@ -187,7 +197,7 @@ def cell_activations(layers, activations):
     return {"activation": activation}
 
 
-def activation_range(all_activations):
+def activation_range(all_activations: np.ndarray) -> tuple[float, float]:
     """(low, high) for coloring: zero-based for non-negative layers, symmetric when signed."""
     low, high = float(np.min(all_activations)), float(np.max(all_activations))
     if low >= 0.0:

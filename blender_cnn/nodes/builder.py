@@ -13,11 +13,15 @@ made inside ``with b.frame("..."):`` go in that frame, and ``lay_out`` places
 them all at the end (``nodes/layout.py``).
 """
 
+from __future__ import annotations
+
 import hashlib
 import inspect
 import sys
 import types
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import cast
 
 import bpy
 
@@ -30,6 +34,14 @@ DATA_TYPES = {"VALUE": "FLOAT", "INT": "INT", "BOOLEAN": "BOOLEAN", "VECTOR": "F
 # Compare operations by the symbol a reader knows them by.
 COMPARISONS = {"==": "EQUAL", "!=": "NOT_EQUAL", "<": "LESS_THAN", "<=": "LESS_EQUAL", ">": "GREATER_THAN",
                ">=": "GREATER_EQUAL"}
+
+# What a node's input can be given: a socket to link from, or a value for the socket's default (a number, a
+# vector or color, a string or menu item, an object or material).
+type Input = bpy.types.NodeSocket | float | str | Sequence[float] | bpy.types.ID
+# A node's inputs by name, identifier or index (``find_socket``).
+type Inputs = Mapping[int, Input] | Mapping[str, Input]
+# A value as nested tuples of numbers and strings (``_plain``).
+type Plain = bool | int | float | str | tuple[Plain | None, ...]
 
 SOCKET_TYPES = {
     "GEOMETRY": "NodeSocketGeometry",
@@ -45,7 +57,7 @@ SOCKET_TYPES = {
 }
 
 
-def ensure_group(name, build):
+def ensure_group(name: str, build: types.FunctionType) -> bpy.types.GeometryNodeTree:
     """Return the node group ``name`` as ``build`` makes it, building it if it is missing or was built by other code.
 
     ``build(tree_builder)`` fills an empty tree. The group's version is
@@ -57,10 +69,11 @@ def ensure_group(name, build):
     version = code_version(build)
     tree = bpy.data.node_groups.get(name)
     if tree is not None and tree.bl_idname == "GeometryNodeTree" and tree.get(VERSION_PROPERTY) == version:
+        assert isinstance(tree, bpy.types.GeometryNodeTree)  # its bl_idname says so; the stubs say NodeTree
         return tree
     if tree is None or tree.bl_idname != "GeometryNodeTree":
         tree = bpy.data.node_groups.new(name, "GeometryNodeTree")
-    assert tree is not None and tree.interface is not None
+    assert isinstance(tree, bpy.types.GeometryNodeTree) and tree.interface is not None
     tree.nodes.clear()
     tree.interface.clear()
     builder = TreeBuilder(tree)
@@ -73,11 +86,11 @@ def ensure_group(name, build):
 # Group versions ----------------------------------------------------------
 
 _PACKAGE = __name__.split(".")[0]
-_versions: dict[tuple, str] = {}
+_versions: dict[tuple[types.CodeType, object], str] = {}
 _sources: dict[object, str] = {}
 
 
-def code_version(build):
+def code_version(build: types.FunctionType) -> str:
     """A hash of the code that builds a group: 16 hex digits.
 
     It covers ``build``'s source, the values its closure holds, and, followed
@@ -98,13 +111,13 @@ def code_version(build):
     return version
 
 
-def _closure_key(function):
+def _closure_key(function: types.FunctionType) -> tuple[tuple[Plain | None, ...], Plain | None, Plain | None]:
     """What a function holds besides its code: the values it closes over and its defaults."""
     return (tuple(_plain(cell.cell_contents) for cell in function.__closure__ or ()), _plain(function.__defaults__),
             _plain(function.__kwdefaults__))
 
 
-def _source(thing):
+def _source(thing: types.ModuleType | type | types.FunctionType) -> str:
     key = getattr(thing, "__code__", thing)
     if key not in _sources:
         try:
@@ -115,7 +128,7 @@ def _source(thing):
     return _sources[key]
 
 
-def _names(code):
+def _names(code: types.CodeType) -> list[str]:
     """The global and attribute names ``code`` and the functions nested in it read."""
     names = list(code.co_names)
     for constant in code.co_consts:
@@ -124,7 +137,7 @@ def _names(code):
     return names
 
 
-def _hash_function(function, digest, seen):
+def _hash_function(function: types.FunctionType, digest: hashlib._Hash, seen: set[object]) -> None:
     if function.__code__ in seen:
         return
     seen.add(function.__code__)
@@ -138,7 +151,7 @@ def _hash_function(function, digest, seen):
             _hash_value(function.__globals__[name], names, digest, seen)
 
 
-def _hash_value(value, names, digest, seen):
+def _hash_value(value: object, names: Sequence[str], digest: hashlib._Hash, seen: set[object]) -> None:
     if isinstance(value, types.ModuleType):
         if value.__name__.startswith(_PACKAGE):
             # ``ops.OP_CONVOLUTION``: the module's attributes the code reads.
@@ -158,8 +171,9 @@ def _hash_value(value, names, digest, seen):
             digest.update(repr(plain).encode())
 
 
-def _plain(value):
+def _plain(value: object) -> Plain | None:
     """``value`` as nested tuples of numbers and strings (sets sorted), or None when it holds anything else."""
+    items: Plain | None  # each branch's items
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (tuple, list)):
@@ -177,48 +191,61 @@ def _plain(value):
 class TreeBuilder:
     """Adds nodes and links to one tree; values or sockets can be given for inputs."""
 
-    def __init__(self, tree):
+    def __init__(self, tree: bpy.types.NodeTree) -> None:
         self.tree = tree
-        self._input_node = None
-        self._output_node = None
-        self._frame = None
-        self.interface_inputs = {}
+        self._input_node: bpy.types.Node | None = None
+        self._output_node: bpy.types.Node | None = None
+        self._frame: bpy.types.NodeFrame | None = None
+        self.interface_inputs: dict[str, bpy.types.NodeTreeInterfaceSocket] = {}
 
     # Interface -----------------------------------------------------------
 
-    def add_input(self, name, kind, default=None, min_value=None, max_value=None, description="", panel=None):
+    def add_input(self, name: str, kind: str, default: Input | None = None, min_value: float | None = None,
+                  max_value: float | None = None, description: str = "",
+                  panel: bpy.types.NodeTreeInterfacePanel | None = None) -> bpy.types.NodeSocket:
         """Add a group input (inside ``panel`` if given); returns its socket on the Group Input node."""
-        item = self.tree.interface.new_socket(name, in_out="INPUT", socket_type=SOCKET_TYPES[kind], parent=panel)
+        interface = self.tree.interface
+        assert interface is not None  # every node tree has one; the stubs allow None
+        # The ignore: bpy's stubs list only "DEFAULT" for socket_type; the socket types are registered at run time.
+        item = interface.new_socket(name, in_out="INPUT", socket_type=SOCKET_TYPES[kind],  # type: ignore[arg-type]
+                                    parent=panel)
         self.interface_inputs[name if panel is None else f"{panel.name}/{name}"] = item
         item.description = description
+        # The ignores: bpy's stubs give these to the subclass of each socket type (NodeTreeInterfaceSocketFloat...),
+        # which ``item`` is.
         if default is not None:
-            item.default_value = default
+            item.default_value = default  # type: ignore[attr-defined]
         if min_value is not None:
-            item.min_value = min_value
+            item.min_value = min_value  # type: ignore[attr-defined]
         if max_value is not None:
-            item.max_value = max_value
+            item.max_value = max_value  # type: ignore[attr-defined]
         return self.group_input().outputs[item.identifier]
 
-    def add_panel(self, name, closed=True):
+    def add_panel(self, name: str, closed: bool = True) -> bpy.types.NodeTreeInterfacePanel:
         """A collapsible panel of inputs, as the modifier shows it."""
-        return self.tree.interface.new_panel(name, default_closed=closed)
+        interface = self.tree.interface
+        assert interface is not None  # every node tree has one; the stubs allow None
+        return interface.new_panel(name, default_closed=closed)
 
-    def add_output(self, name, kind):
-        self.tree.interface.new_socket(name, in_out="OUTPUT", socket_type=SOCKET_TYPES[kind])
+    def add_output(self, name: str, kind: str) -> None:
+        interface = self.tree.interface
+        assert interface is not None  # every node tree has one; the stubs allow None
+        # The ignore: as in ``add_input``, the stubs list only "DEFAULT" for socket_type.
+        interface.new_socket(name, in_out="OUTPUT", socket_type=SOCKET_TYPES[kind])  # type: ignore[arg-type]
 
-    def group_input(self):
+    def group_input(self) -> bpy.types.Node:
         if self._input_node is None:
             self._input_node = self.tree.nodes.new("NodeGroupInput")
         return self._input_node
 
-    def set_outputs(self, **sockets):
+    def set_outputs(self, **sockets: bpy.types.NodeSocket) -> None:
         """Link sockets to the Group Output by output name (spaces as underscores)."""
         if self._output_node is None:
             self._output_node = self.tree.nodes.new("NodeGroupOutput")
         for name, socket in sockets.items():
             self.link(socket, self._output_node.inputs[name.replace("_", " ")])
 
-    def lay_out(self):
+    def lay_out(self) -> None:
         """Place every node: columns by depth, left to right, frames kept whole (``nodes/layout.py``).
 
         One ``foreach_set`` for the whole tree: setting a node's location one by
@@ -227,10 +254,11 @@ class TreeBuilder:
         layout.lay_out(self.tree, first=[self._input_node], last=[self._output_node])
 
     @contextmanager
-    def frame(self, label):
+    def frame(self, label: str) -> Iterator[bpy.types.NodeFrame]:
         """``with b.frame("Label"):`` puts the nodes made inside in one frame: a logical part of the group."""
         outer = self._frame
         frame = self.tree.nodes.new("NodeFrame")
+        assert isinstance(frame, bpy.types.NodeFrame)  # what it makes; the stubs say Node
         frame.label = label
         frame.shrink = True
         self._frame = frame
@@ -241,7 +269,7 @@ class TreeBuilder:
 
     # Nodes ---------------------------------------------------------------
 
-    def node(self, idname, inputs=None, **properties):
+    def node(self, idname: str, inputs: Inputs | None = None, **properties: object) -> bpy.types.Node:
         """Add a node, set its properties, then its inputs (by name, identifier or index)."""
         node = self.tree.nodes.new(idname)
         if self._frame is not None:
@@ -252,26 +280,27 @@ class TreeBuilder:
             self.set_input(node, key, value)
         return node
 
-    def group(self, node_group, inputs=None):
+    def group(self, node_group: bpy.types.GeometryNodeTree, inputs: Inputs | None = None) -> bpy.types.Node:
         node = self.node("GeometryNodeGroup")
+        assert isinstance(node, bpy.types.GeometryNodeGroup)  # what it makes; the stubs say Node
         node.node_tree = node_group
         for key, value in (inputs or {}).items():
             self.set_input(node, key, value)
         return node
 
-    def set_input(self, node, key, value):
+    def set_input(self, node: bpy.types.Node, key: int | str, value: Input) -> None:
         socket = find_socket(node.inputs, key)
         if isinstance(value, bpy.types.NodeSocket):
             self.link(value, socket)
         else:
-            socket.default_value = value
+            socket.default_value = value  # type: ignore[attr-defined]  # bpy stubs: on each socket type's subclass
 
-    def link(self, from_socket, to_socket):
+    def link(self, from_socket: bpy.types.NodeSocket, to_socket: bpy.types.NodeSocket) -> None:
         self.tree.links.new(from_socket, to_socket)
 
     # Float math ----------------------------------------------------------
 
-    def math(self, operation, a, b=None, c=None):
+    def math(self, operation: str, a: Input, b: Input | None = None, c: Input | None = None) -> bpy.types.NodeSocket:
         """A Math node's result; the named operations below read better."""
         values = {0: a}
         if b is not None:
@@ -280,160 +309,160 @@ class TreeBuilder:
             values[2] = c
         return self.node("ShaderNodeMath", values, operation=operation).outputs[0]
 
-    def add(self, a, b):
+    def add(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.math("ADD", a, b)
 
-    def subtract(self, a, b):
+    def subtract(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.math("SUBTRACT", a, b)
 
-    def multiply(self, a, b):
+    def multiply(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.math("MULTIPLY", a, b)
 
-    def divide(self, a, b):
+    def divide(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.math("DIVIDE", a, b)
 
-    def multiply_add(self, a, b, c):
+    def multiply_add(self, a: Input, b: Input, c: Input) -> bpy.types.NodeSocket:
         """``a * b + c`` in one node."""
         return self.math("MULTIPLY_ADD", a, b, c)
 
-    def negate(self, a):
+    def negate(self, a: Input) -> bpy.types.NodeSocket:
         return self.math("MULTIPLY", a, -1.0)
 
-    def minimum(self, a, b):
+    def minimum(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.math("MINIMUM", a, b)
 
-    def maximum(self, a, b):
+    def maximum(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.math("MAXIMUM", a, b)
 
-    def clamp(self, a, low, high):
+    def clamp(self, a: Input, low: Input, high: Input) -> bpy.types.NodeSocket:
         """``a`` kept within ``[low, high]``: the minimum of the maximum."""
         return self.minimum(self.maximum(a, low), high)
 
-    def less_than(self, a, b):
+    def less_than(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         """1.0 where ``a < b``, else 0.0: a float to compute with (``compare`` gives a boolean)."""
         return self.math("LESS_THAN", a, b)
 
-    def greater_than(self, a, b):
+    def greater_than(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.math("GREATER_THAN", a, b)
 
-    def floor(self, a):
+    def floor(self, a: Input) -> bpy.types.NodeSocket:
         return self.math("FLOOR", a)
 
-    def ceil(self, a):
+    def ceil(self, a: Input) -> bpy.types.NodeSocket:
         return self.math("CEIL", a)
 
-    def round(self, a):
+    def round(self, a: Input) -> bpy.types.NodeSocket:
         return self.math("ROUND", a)
 
-    def absolute(self, a):
+    def absolute(self, a: Input) -> bpy.types.NodeSocket:
         return self.math("ABSOLUTE", a)
 
-    def sqrt(self, a):
+    def sqrt(self, a: Input) -> bpy.types.NodeSocket:
         return self.math("SQRT", a)
 
-    def sine(self, a):
+    def sine(self, a: Input) -> bpy.types.NodeSocket:
         return self.math("SINE", a)
 
-    def cosine(self, a):
+    def cosine(self, a: Input) -> bpy.types.NodeSocket:
         return self.math("COSINE", a)
 
-    def modulo(self, a, b):
+    def modulo(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         """``a`` floored modulo ``b``: never negative for a positive ``b``, as Python's ``%``."""
         return self.math("FLOORED_MODULO", a, b)
 
     # Integer math --------------------------------------------------------
 
-    def int_math(self, operation, a, b=None):
+    def int_math(self, operation: str, a: Input, b: Input | None = None) -> bpy.types.NodeSocket:
         node = self.node("FunctionNodeIntegerMath", operation=operation)
         self.set_input(node, 0, a)
         if b is not None:
             self.set_input(node, 1, b)
         return node.outputs[0]
 
-    def int_add(self, a, b):
+    def int_add(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.int_math("ADD", a, b)
 
-    def int_subtract(self, a, b):
+    def int_subtract(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.int_math("SUBTRACT", a, b)
 
-    def int_multiply(self, a, b):
+    def int_multiply(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.int_math("MULTIPLY", a, b)
 
-    def int_divide(self, a, b):
+    def int_divide(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         """``a // b``: rounded down, as Python's."""
         return self.int_math("DIVIDE_FLOOR", a, b)
 
-    def int_modulo(self, a, b):
+    def int_modulo(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         """``a % b``, floored as Python's."""
         return self.int_math("FLOORED_MODULO", a, b)
 
-    def int_minimum(self, a, b):
+    def int_minimum(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.int_math("MINIMUM", a, b)
 
-    def int_maximum(self, a, b):
+    def int_maximum(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.int_math("MAXIMUM", a, b)
 
-    def int_clamp(self, a, low, high):
+    def int_clamp(self, a: Input, low: Input, high: Input) -> bpy.types.NodeSocket:
         return self.int_maximum(self.int_minimum(a, high), low)
 
     # Vectors -------------------------------------------------------------
 
-    def vector_math(self, operation, a, b=None):
+    def vector_math(self, operation: str, a: Input, b: Input | None = None) -> bpy.types.NodeSocket:
         values = {0: a} if b is None else {0: a, 1: b}
         node = self.node("ShaderNodeVectorMath", values, operation=operation)
         return node.outputs["Value" if operation in {"LENGTH", "DOT_PRODUCT", "DISTANCE"} else "Vector"]
 
-    def vector_add(self, a, b):
+    def vector_add(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.vector_math("ADD", a, b)
 
-    def vector_subtract(self, a, b):
+    def vector_subtract(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.vector_math("SUBTRACT", a, b)
 
-    def scale(self, vector, factor):
+    def scale(self, vector: Input, factor: Input) -> bpy.types.NodeSocket:
         return self.vector_math("SCALE", vector, factor)
 
-    def distance(self, a, b):
+    def distance(self, a: Input, b: Input) -> bpy.types.NodeSocket:
         return self.vector_math("DISTANCE", a, b)
 
-    def combine_xyz(self, x=0.0, y=0.0, z=0.0):
+    def combine_xyz(self, x: Input = 0.0, y: Input = 0.0, z: Input = 0.0) -> bpy.types.NodeSocket:
         return self.node("ShaderNodeCombineXYZ", {"X": x, "Y": y, "Z": z}).outputs[0]
 
-    def separate_xyz(self, vector):
+    def separate_xyz(self, vector: Input) -> bpy.types.NodeOutputs:
         return self.node("ShaderNodeSeparateXYZ", {"Vector": vector}).outputs
 
     # Booleans and comparisons --------------------------------------------
 
-    def compare(self, a, operation, b, data_type="INT"):
+    def compare(self, a: Input, operation: str, b: Input, data_type: str = "INT") -> bpy.types.NodeSocket:
         """``a <operation> b`` as a boolean; ``operation`` is one of ``== != < <= > >=``."""
         node = self.node("FunctionNodeCompare", data_type=data_type, operation=COMPARISONS[operation])
         self.set_input(node, 0, a)
         self.set_input(node, 1, b)
         return node.outputs["Result"]
 
-    def boolean_math(self, operation, a, b=None):
+    def boolean_math(self, operation: str, a: Input, b: Input | None = None) -> bpy.types.NodeSocket:
         return self.node("FunctionNodeBooleanMath", {0: a} if b is None else {0: a, 1: b},
                          operation=operation).outputs[0]
 
-    def all_of(self, *values):
+    def all_of(self, *values: Input) -> Input:
         """True where every value is: ``((a and b) and c) ...``."""
         result = values[0]
         for value in values[1:]:
             result = self.boolean_math("AND", result, value)
         return result
 
-    def any_of(self, *values):
+    def any_of(self, *values: Input) -> Input:
         """True where any value is: ``((a or b) or c) ...``."""
         result = values[0]
         for value in values[1:]:
             result = self.boolean_math("OR", result, value)
         return result
 
-    def logical_not(self, value):
+    def logical_not(self, value: Input) -> bpy.types.NodeSocket:
         return self.boolean_math("NOT", value)
 
     # Mixing and choosing -------------------------------------------------
 
-    def mix(self, factor, a, b, data_type="FLOAT"):
+    def mix(self, factor: Input, a: Input, b: Input, data_type: str = "FLOAT") -> bpy.types.NodeSocket:
         """``a`` to ``b`` as ``factor`` goes from 0 to 1; ``data_type`` FLOAT, VECTOR or RGBA."""
         suffix = {"FLOAT": "Float", "VECTOR": "Vector", "RGBA": "Color"}[data_type]
         node = self.node("ShaderNodeMix", {"Factor": factor}, data_type=data_type)
@@ -441,12 +470,13 @@ class TreeBuilder:
         self.set_input(node, f"B_{suffix}", b)
         return find_socket(node.outputs, f"Result_{suffix}")
 
-    def map_range(self, value, from_min, from_max):
+    def map_range(self, value: Input, from_min: Input, from_max: Input) -> bpy.types.NodeSocket:
         """``value`` from ``[from_min, from_max]`` to ``[0, 1]``, clamped."""
         return self.node("ShaderNodeMapRange", {"Value": value, "From Min": from_min, "From Max": from_max},
                          clamp=True).outputs["Result"]
 
-    def switch(self, input_type, condition, false=None, true=None):
+    def switch(self, input_type: str, condition: Input, false: Input | None = None,
+               true: Input | None = None) -> bpy.types.NodeSocket:
         """``true`` where ``condition`` holds, else ``false`` (unset: the type's empty value)."""
         inputs = {"Switch": condition}
         if false is not None:
@@ -455,50 +485,60 @@ class TreeBuilder:
             inputs["True"] = true
         return self.node("GeometryNodeSwitch", inputs, input_type=input_type).outputs[0]
 
-    def index_switch(self, index, values, data_type="FLOAT", label=""):
+    def index_switch(self, index: Input, values: list[Input] | tuple[Input, ...] | Mapping[int, Input],
+                     data_type: str = "FLOAT", label: str = "") -> bpy.types.NodeSocket:
         """The value at ``index`` of ``values`` (a list, or ``{position: value}`` leaving others empty)."""
         switch = self.node("GeometryNodeIndexSwitch", data_type=data_type)
         if label:
             switch.label = label
         items = dict(enumerate(values)) if isinstance(values, (list, tuple)) else values
-        while len(switch.index_switch_items) < max(items, default=-1) + 1:
-            switch.index_switch_items.new()
+        # The cast: the stubs say Node. ``switch`` stays a Node: the stubs type an Index Switch's own sockets by
+        # literal index, and as possibly None.
+        switch_items = cast(bpy.types.GeometryNodeIndexSwitch, switch).index_switch_items
+        while len(switch_items) < max(items, default=-1) + 1:
+            switch_items.new()
         self.set_input(switch, "Index", index)
         for position, value in items.items():
             self.set_input(switch, switch.inputs[position + 1].identifier, value)
         return switch.outputs[0]
 
-    def menu_switch(self, menu, options, data_type="RGBA"):
+    def menu_switch(self, menu: Input, options: Mapping[str, Input], data_type: str = "RGBA") -> bpy.types.NodeSocket:
         """A Menu Switch choosing among ``options`` ({item name: value or socket}) by ``menu``.
 
         Linking a group's Menu input to it gives that input (and a modifier
         showing it) a drop-down of the item names.
         """
         node = self.node("GeometryNodeMenuSwitch", data_type=data_type)
-        node.enum_items.clear()
+        # The cast: the stubs say Node (``node`` stays one, as in ``index_switch``).
+        enum_items = cast(bpy.types.GeometryNodeMenuSwitch, node).enum_items
+        enum_items.clear()
         for name in options:
-            node.enum_items.new(name)
+            enum_items.new(name)
         self.set_input(node, "Menu", menu)
         for name, value in options.items():
             self.set_input(node, name, value)
         return node.outputs[0]
 
-    def color_ramp(self, factor, stops):
+    def color_ramp(self, factor: Input, stops: Sequence[tuple[float, Sequence[float]]]) -> bpy.types.NodeSocket:
         """A Color Ramp with ``stops`` = [(position, (r, g, b)), ...] in linear RGB."""
         node = self.node("ShaderNodeValToRGB", {"Fac": factor})
-        elements = node.color_ramp.elements
+        # The cast: the stubs say Node (``node`` stays one, as in ``index_switch``).
+        ramp = cast(bpy.types.ShaderNodeValToRGB, node).color_ramp
+        assert ramp is not None  # a Color Ramp node always has its ramp; the stubs allow None
+        elements = ramp.elements
         while len(elements) > len(stops):
             elements.remove(elements[-1])
         while len(elements) < len(stops):
             elements.new(1.0)
         for element, (position, rgb) in zip(elements, stops):
             element.position = position
-            element.color = (*rgb, 1.0)
+            element.color = (*rgb, 1.0)  # type: ignore[assignment]  # bpy stubs: an array property takes any sequence
         return node.outputs["Color"]
 
     # Attributes and fields -----------------------------------------------
 
-    def attribute(self, name, named=None, **parts):
+    def attribute(self, name: str, named: bpy.types.NodeSocket | None = None,
+                  **parts: str | bpy.types.NodeSocket) -> bpy.types.NodeSocket:
         """Read a named attribute as a field, at the type ``core/attributes.py`` gives ``name``.
 
         A family's template takes its parts as sockets or values, joined into
@@ -510,16 +550,17 @@ class TreeBuilder:
         return self.node("GeometryNodeInputNamedAttribute", {"Name": key}, data_type=spec.data_type).outputs[
             "Attribute"]
 
-    def attribute_name(self, template, **parts):
+    def attribute_name(self, template: str, **parts: str | bpy.types.NodeSocket) -> bpy.types.NodeSocket:
         """The name of one attribute of a family, joined in the tree from its parts (sockets or values)."""
         return self.join_strings(*attributes.spec(template).parts(**parts))
 
-    def attribute_exists(self, name):
+    def attribute_exists(self, name: str) -> bpy.types.NodeSocket:
         """True where the geometry has attribute ``name``."""
         return self.node("GeometryNodeInputNamedAttribute", {"Name": name},
                          data_type=attributes.spec(name).data_type).outputs["Exists"]
 
-    def store(self, geometry, name, value, domain=None, selection=None):
+    def store(self, geometry: Input, name: str, value: Input, domain: str | None = None,
+              selection: Input | None = None) -> bpy.types.NodeSocket:
         """``geometry`` with ``value`` stored as attribute ``name``, at its declared type and (unless given) domain."""
         spec = attributes.spec(name)
         inputs = {"Geometry": geometry, "Name": name, "Value": value}
@@ -528,33 +569,35 @@ class TreeBuilder:
         return self.node("GeometryNodeStoreNamedAttribute", inputs, data_type=spec.data_type,
                          domain=domain or spec.domain).outputs[0]
 
-    def position(self):
+    def position(self) -> bpy.types.NodeSocket:
         return self.node("GeometryNodeInputPosition").outputs[0]
 
-    def index(self):
+    def index(self) -> bpy.types.NodeSocket:
         return self.node("GeometryNodeInputIndex").outputs[0]
 
-    def sample_index(self, geometry, value, index, data_type=None):
+    def sample_index(self, geometry: Input, value: bpy.types.NodeSocket, index: Input,
+                     data_type: str | None = None) -> bpy.types.NodeSocket:
         """``value`` (a field) on ``geometry``'s point ``index``; its type is the value socket's unless given."""
         return self.node("GeometryNodeSampleIndex", {"Geometry": geometry, "Value": value, "Index": index},
                          data_type=data_type or DATA_TYPES[value.type], domain="POINT").outputs[0]
 
-    def statistic(self, geometry, value, selection=None, data_type="FLOAT"):
+    def statistic(self, geometry: Input, value: Input, selection: Input | None = None,
+                  data_type: str = "FLOAT") -> bpy.types.NodeOutputs:
         """An Attribute Statistic node over the points: its outputs ``Sum``, ``Min``, ``Max``, ``Mean``..."""
         inputs = {"Geometry": geometry, "Attribute": value}
         if selection is not None:
             inputs["Selection"] = selection
         return self.node("GeometryNodeAttributeStatistic", inputs, data_type=data_type, domain="POINT").outputs
 
-    def point_count(self, geometry):
+    def point_count(self, geometry: Input) -> bpy.types.NodeSocket:
         return self.node("GeometryNodeAttributeDomainSize", {"Geometry": geometry},
                          component="MESH").outputs["Point Count"]
 
-    def to_string(self, value, decimals=None):
+    def to_string(self, value: Input, decimals: Input | None = None) -> bpy.types.NodeSocket:
         inputs = {"Value": value} if decimals is None else {"Value": value, "Decimals": decimals}
         return self.node("FunctionNodeValueToString", inputs).outputs[0]
 
-    def join_strings(self, *parts):
+    def join_strings(self, *parts: str | bpy.types.NodeSocket) -> bpy.types.NodeSocket:
         """One string from strings and numbers (sockets or values): attribute names such as ``activation_e3_s0``."""
         join = self.node("GeometryNodeStringJoin")
         # Links into a multi-input socket sort newest first: link the last part first.
@@ -568,11 +611,12 @@ class TreeBuilder:
 
     # Geometry ------------------------------------------------------------
 
-    def object_geometry(self, obj):
+    def object_geometry(self, obj: Input) -> bpy.types.NodeSocket:
         """The geometry of the object ``obj`` (a socket or an object), where it stands relative to this one."""
         return self.node("GeometryNodeObjectInfo", {"Object": obj}, transform_space="RELATIVE").outputs["Geometry"]
 
-    def set_position(self, geometry, position=None, offset=None):
+    def set_position(self, geometry: Input, position: Input | None = None,
+                     offset: Input | None = None) -> bpy.types.NodeSocket:
         inputs = {"Geometry": geometry}
         if position is not None:
             inputs["Position"] = position
@@ -580,7 +624,8 @@ class TreeBuilder:
             inputs["Offset"] = offset
         return self.node("GeometryNodeSetPosition", inputs).outputs[0]
 
-    def transform(self, geometry, translation=None, rotation=None):
+    def transform(self, geometry: Input, translation: Input | None = None,
+                  rotation: Input | None = None) -> bpy.types.NodeSocket:
         inputs = {"Geometry": geometry}
         if rotation is not None:
             inputs["Rotation"] = rotation
@@ -588,60 +633,65 @@ class TreeBuilder:
             inputs["Translation"] = translation
         return self.node("GeometryNodeTransform", inputs).outputs[0]
 
-    def set_material(self, geometry, material):
+    def set_material(self, geometry: Input, material: Input) -> bpy.types.NodeSocket:
         return self.node("GeometryNodeSetMaterial", {"Geometry": geometry, "Material": material}).outputs[0]
 
-    def realize(self, geometry):
+    def realize(self, geometry: Input) -> bpy.types.NodeSocket:
         return self.node("GeometryNodeRealizeInstances", {"Geometry": geometry}).outputs[0]
 
-    def delete(self, geometry, selection, domain="POINT"):
+    def delete(self, geometry: Input, selection: Input, domain: str = "POINT") -> bpy.types.NodeSocket:
         return self.node("GeometryNodeDeleteGeometry", {"Geometry": geometry, "Selection": selection},
                          domain=domain).outputs[0]
 
-    def keep(self, geometry, selection):
+    def keep(self, geometry: Input, selection: Input) -> bpy.types.NodeSocket:
         """The points of ``geometry`` where ``selection`` holds (Separate Geometry's Selection)."""
         return self.node("GeometryNodeSeparateGeometry", {"Geometry": geometry, "Selection": selection},
                          domain="POINT").outputs["Selection"]
 
-    def capture(self, geometry, fields):
+    def capture(self, geometry: Input, fields: Mapping[str, tuple[str, Input]],
+                ) -> tuple[bpy.types.NodeSocket, dict[str, bpy.types.NodeSocket]]:
         """``geometry`` with ``fields`` ({name: (kind, field)}, kind FLOAT, BOOLEAN, VECTOR...) captured on its
         points; returns ``(geometry, {name: captured field})``: the values as they were there."""
         node = self.node("GeometryNodeCaptureAttribute", domain="POINT")
+        # The cast: the stubs say Node (``node`` stays one, as in ``index_switch``).
+        capture_items = cast(bpy.types.GeometryNodeCaptureAttribute, node).capture_items
         for name, (kind, _field) in fields.items():
-            node.capture_items.new(kind, name)
+            # The ignore: the stubs take the socket types as literals; ``kind`` is one of them.
+            capture_items.new(kind, name)  # type: ignore[arg-type]
         self.set_input(node, "Geometry", geometry)
         # Each item's sockets are named after it.
         for name, (_kind, field) in fields.items():
             self.set_input(node, name, field)
         return node.outputs["Geometry"], {name: find_socket(node.outputs, name) for name in fields}
 
-    def instance_on_points(self, points, instance, selection=None, scale=None, rotation=None):
+    def instance_on_points(self, points: Input, instance: Input, selection: Input | None = None,
+                           scale: Input | None = None, rotation: Input | None = None) -> bpy.types.NodeSocket:
         inputs = {"Points": points, "Instance": instance}
         for name, value in (("Selection", selection), ("Scale", scale), ("Rotation", rotation)):
             if value is not None:
                 inputs[name] = value
         return self.node("GeometryNodeInstanceOnPoints", inputs).outputs[0]
 
-    def remove_attribute(self, geometry, name):
+    def remove_attribute(self, geometry: Input, name: str) -> bpy.types.NodeSocket:
         """``geometry`` without attribute ``name``, or every attribute ``name`` matches when it has a ``*``."""
         inputs = {"Geometry": geometry, "Name": name}
         if "*" in name:
             inputs["Pattern Mode"] = "Wildcard"
         return self.node("GeometryNodeRemoveAttribute", inputs).outputs[0]
 
-    def grid(self, size_x, size_y):
+    def grid(self, size_x: Input, size_y: Input) -> bpy.types.NodeSocket:
         """A flat rectangle in the XY plane, ``size_x`` by ``size_y``, of four vertices."""
         return self.node("GeometryNodeMeshGrid", {"Size X": size_x, "Size Y": size_y, "Vertices X": 2,
                                                   "Vertices Y": 2}).outputs["Mesh"]
 
-    def spline_parameter(self):
+    def spline_parameter(self) -> bpy.types.NodeOutputs:
         """``Factor`` (0 to 1 along the curve), ``Length`` and ``Index`` of each curve point."""
         return self.node("GeometryNodeSplineParameter").outputs
 
-    def set_curve_radius(self, curves, radius):
+    def set_curve_radius(self, curves: Input, radius: Input) -> bpy.types.NodeSocket:
         return self.node("GeometryNodeSetCurveRadius", {"Curve": curves, "Radius": radius}).outputs[0]
 
-    def join(self, parts):
+    def join(self, parts: Sequence[bpy.types.NodeSocket]) -> bpy.types.NodeSocket:
         """One geometry of ``parts``, in their order."""
         join = self.node("GeometryNodeJoinGeometry")
         # Links into a multi-input socket sort newest first; link in reverse to keep the order readable.
@@ -650,7 +700,7 @@ class TreeBuilder:
         return join.outputs[0]
 
 
-def find_socket(sockets, key):
+def find_socket(sockets: Iterable[bpy.types.NodeSocket], key: int | str) -> bpy.types.NodeSocket:
     """A socket by index, identifier, or the name of an enabled socket."""
     if isinstance(key, int):
         enabled = [socket for socket in sockets if socket.enabled]

@@ -22,9 +22,14 @@ the graph; ``lay_out`` reads a tree and writes the locations with one
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import bpy
 
 COLUMN_GAP = 60.0      # between the widest node of a column and the next column
 NODE_GAP = 20.0        # between nodes stacked in a column
@@ -47,12 +52,14 @@ class Unit:
     members: list[int] = field(default_factory=list)
     top: float = 0.0
 
-    def span(self, column):
+    def span(self, column: np.ndarray) -> tuple[int, int]:
         columns = [column[i] for i in self.members]
         return min(columns), max(columns)
 
 
-def positions(count, links, widths, heights, frame_of, first=(), last=()):
+def positions(count: int, links: Sequence[tuple[int, int]], widths: Sequence[float], heights: Sequence[float],
+              frame_of: Sequence[int | None], first: Collection[int] = (), last: Collection[int] = (),
+              ) -> tuple[np.ndarray, dict[int, tuple[float, float, float, float]], list[int | None]]:
     """Top-left corners ``(count, 2)`` of ``count`` nodes, ``{frame: (x, y, width, height)}`` and each node's frame.
 
     ``links`` are ``(from node, to node)`` pairs, ``frame_of[i]`` the frame
@@ -73,7 +80,7 @@ def positions(count, links, widths, heights, frame_of, first=(), last=()):
     units = _units(count, column, frame_of)
     shelves = _shelves(units, column)
     location = np.zeros((count, 2), dtype=np.float32)
-    frames = {}
+    frames: dict[int, tuple[float, float, float, float]] = {}
     top = 0.0
     for shelf in shelves:
         shelf_height = 0.0
@@ -95,7 +102,8 @@ def positions(count, links, widths, heights, frame_of, first=(), last=()):
     return location, frames, frame_of
 
 
-def _adopted(count, links, frame_of, fixed):
+def _adopted(count: int, links: Sequence[tuple[int, int]], frame_of: Iterable[int | None],
+             fixed: Collection[int]) -> list[int | None]:
     """``frame_of`` with every node outside frames whose consumers are all in one frame moved into it."""
     frame_of = list(frame_of)
     consumers: list[list[int]] = [[] for _ in range(count)]
@@ -109,7 +117,7 @@ def _adopted(count, links, frame_of, fixed):
     return frame_of
 
 
-def _topological(count, links):
+def _topological(count: int, links: Iterable[tuple[int, int]]) -> list[int]:
     """Node indices in an order where every link runs forward (Kahn's); nodes on a cycle (none in a valid
     tree) come last."""
     consumers: list[list[int]] = [[] for _ in range(count)]
@@ -132,7 +140,8 @@ def _topological(count, links):
     return order + [i for i in range(count) if i not in placed]
 
 
-def _longest_paths(count, links, order, width, openers):
+def _longest_paths(count: int, links: Iterable[tuple[int, int]], order: Sequence[int], width: Sequence[int],
+                   openers: Collection[int]) -> np.ndarray:
     """Start columns: each after everything that feeds it (``width`` columns of each), then moved right to
     just before its first consumer, the ``openers`` staying in column 0."""
     consumers: list[list[int]] = [[] for _ in range(count)]
@@ -152,7 +161,8 @@ def _longest_paths(count, links, order, width, openers):
     return start
 
 
-def _columns(count, links, frame_of, first, last):
+def _columns(count: int, links: Sequence[tuple[int, int]], frame_of: Sequence[int | None], first: Collection[int],
+             last: Collection[int]) -> np.ndarray:
     """Each node's column. A frame's nodes take columns of their own, side by side: the frame is a block.
 
     Within a frame, nodes stand by their depth along the links inside it. The
@@ -187,12 +197,13 @@ def _columns(count, links, frame_of, first, last):
     return column + _ends(count, links, first, last, column)
 
 
-def _has_cycle(count, links, order):
+def _has_cycle(count: int, links: Iterable[tuple[int, int]], order: Iterable[int]) -> bool:
     position = {node: k for k, node in enumerate(order)}
     return any(position[source] >= position[target] for source, target in links)
 
 
-def _ends(count, links, first, last, column):
+def _ends(count: int, links: Iterable[tuple[int, int]], first: Collection[int], last: Collection[int],
+          column: np.ndarray) -> np.ndarray:
     """What moves the ``last`` nodes into a column of their own after all others (zeros elsewhere)."""
     shift = np.zeros(count, dtype=np.int64)
     if not last:
@@ -204,21 +215,22 @@ def _ends(count, links, first, last, column):
     return shift
 
 
-def _units(count, column, frame_of):
+def _units(count: int, column: np.ndarray, frame_of: Sequence[int | None]) -> list[Unit]:
     """One unit per frame, and per column for the nodes outside frames, in the order the flow meets them."""
     by_frame: dict[int, Unit] = {}
     loose: dict[int, Unit] = {}
     for i in range(count):
-        if frame_of[i] is None:
+        frame = frame_of[i]
+        if frame is None:
             loose.setdefault(int(column[i]), Unit(None)).members.append(i)
         else:
-            by_frame.setdefault(frame_of[i], Unit(frame_of[i])).members.append(i)
+            by_frame.setdefault(frame, Unit(frame)).members.append(i)
     units = list(by_frame.values()) + list(loose.values())
     units.sort(key=lambda unit: (unit.span(column)[0], min(unit.members)))
     return units
 
 
-def _shelves(units, column):
+def _shelves(units: Iterable[Unit], column: np.ndarray) -> list[list[Unit]]:
     """Units packed into shelves: each goes to the first shelf where its columns are free."""
     shelves: list[list[Unit]] = []
     taken: list[list[tuple[int, int]]] = []
@@ -237,7 +249,7 @@ def _shelves(units, column):
 
 # ---------------------------------------------------------------- reading and writing a bpy tree
 
-def node_size(node):
+def node_size(node: bpy.types.Node) -> tuple[float, float]:
     """``(width, height)`` of a node as the editor draws it, estimated from its sockets and options."""
     sockets = [socket for socket in (*node.inputs, *node.outputs) if socket.enabled and not socket.hide]
     height = HEADER_HEIGHT + SOCKET_HEIGHT * len(sockets) + OPTION_HEIGHT * _option_rows(node) + BOTTOM_MARGIN
@@ -250,7 +262,7 @@ def node_size(node):
 _BASE_PROPERTIES: dict[type, int] = {}
 
 
-def _option_rows(node):
+def _option_rows(node: bpy.types.Node) -> int:
     """Options a node draws above its sockets: its own enum and boolean properties (a group: its tree)."""
     if node.bl_idname == "GeometryNodeGroup":
         return 1
@@ -266,15 +278,18 @@ def _option_rows(node):
     return rows
 
 
-def lay_out(tree, first=(), last=()):
+def lay_out(tree: bpy.types.NodeTree, first: Iterable[bpy.types.Node | None] = (),
+            last: Iterable[bpy.types.Node | None] = ()) -> None:
     """Place every node of ``tree`` (see the module's docstring); ``first``/``last`` as in ``positions``."""
     nodes = list(tree.nodes)
     frames = [node for node in nodes if node.bl_idname == "NodeFrame"]
     placed = [node for node in nodes if node.bl_idname != "NodeFrame"]
     index = {node.as_pointer(): i for i, node in enumerate(placed)}
     frame_index = {frame.as_pointer(): i for i, frame in enumerate(frames)}
+    # The stubs let a link's nodes be None; a link always has both.
     links = [(index[link.from_node.as_pointer()], index[link.to_node.as_pointer()]) for link in tree.links
-             if link.from_node.as_pointer() in index and link.to_node.as_pointer() in index]
+             if link.from_node is not None and link.to_node is not None
+             and link.from_node.as_pointer() in index and link.to_node.as_pointer() in index]
     sizes = [node_size(node) for node in placed]
     frame_of = [frame_index.get(node.parent.as_pointer()) if node.parent is not None else None for node in placed]
     location, boxes, adopted = positions(len(placed), links, [w for w, _h in sizes], [h for _w, h in sizes],
@@ -282,13 +297,14 @@ def lay_out(tree, first=(), last=()):
                                          [index[node.as_pointer()] for node in last if node is not None])
     for node, frame, joined in zip(placed, frame_of, adopted):
         if joined != frame:
+            assert joined is not None  # adoption only moves nodes into frames, never out of one
             node.parent = frames[joined]
     frame_of = adopted
     frame_location = np.zeros((len(frames), 2), dtype=np.float32)
-    for i, frame in enumerate(frames):
+    for i, frame_node in enumerate(frames):
         left, top, width, height = boxes.get(i, (0.0, 0.0, 100.0, 100.0))
         frame_location[i] = left, top
-        frame.width, frame.height = width, height
+        frame_node.width, frame_node.height = width, height
     # A node in a frame is placed relative to its frame.
     for i, frame in enumerate(frame_of):
         if frame is not None:
@@ -297,6 +313,6 @@ def lay_out(tree, first=(), last=()):
     order = {node.as_pointer(): i for i, node in enumerate(nodes)}
     for i, node in enumerate(placed):
         every[order[node.as_pointer()]] = location[i]
-    for i, frame in enumerate(frames):
-        every[order[frame.as_pointer()]] = frame_location[i]
+    for i, frame_node in enumerate(frames):
+        every[order[frame_node.as_pointer()]] = frame_location[i]
     tree.nodes.foreach_set("location", every.ravel())
