@@ -6,7 +6,7 @@ PYTHON := .venv/bin/python
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k packaging -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: setup demo video test bench extension clean
+.PHONY: setup demo video lint test test-fast bench extension clean
 
 setup:
 	bash scripts/setup.sh
@@ -19,12 +19,25 @@ video: demo
 	$(PYTHON) scripts/render.py --bundle runs/digits_cnn/digits_cnn.bcnn.npz --sample 3 --animate-epochs \
 		--frames-per-epoch 8 --hold 4 --width 640 --height 360 --samples 12 --video --output out/demo/training.mp4
 
+# What CI checks before the tests: formatting, lint and types (configured in pyproject.toml).
+lint: setup
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+
 # -ra lists why tests were skipped (e.g. Eevee without EGL) or xfailed.
 test: setup
 	$(PYTHON) -m pytest tests -q -ra $(PYTEST_ARGS)
 
+# The tier without TensorFlow (tests not marked tf), with importing TensorFlow, Keras or tf_keras made to fail.
+test-fast: setup
+	BCNN_BLOCK_TENSORFLOW=1 $(PYTHON) -m pytest tests -q -ra -m "not tf" $(PYTEST_ARGS)
+
+# Every section of docs/BENCHMARKS.md, rewritten whole (about 30-40 min on an idle 2-core machine; run it on a
+# quiet one). `make bench BENCH_ARGS="--only scene"` reruns some sections, BENCH_ARGS=--smoke checks they run.
+BENCH_ARGS ?=
 bench: setup
-	$(PYTHON) scripts/bench.py
+	$(PYTHON) scripts/bench.py $(BENCH_ARGS)
 
 extension: setup
 	$(PYTHON) scripts/build_extension.py --output-dir dist

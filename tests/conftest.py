@@ -1,13 +1,34 @@
-"""Shared fixtures: a trained demo bundle, and a clean Blender file with the add-on registered."""
+"""The fixtures the test modules share: bundles (trained with Keras, or designed in numpy), a clean Blender file
+with the add-on registered, networks built from those bundles, the user's folders and the designer's jobs.
+Test modules never import fixtures from each other; a module defines only the fixtures that build its own data
+(the hand-written bundles of test_operations, the Keras models of test_inspection...). Helpers that several
+modules call live in plain modules: scene_readers.py, ui_recorder.py, bundle_files.py.
+
+Markers (registered in pyproject.toml): ``tf`` needs TensorFlow/Keras, ``bpy`` imports bpy or builds a scene,
+``render`` renders an image, ``slow`` takes more than about 10 s, ``eevee`` renders with Eevee.
+``pytest -m "not tf"`` is the tier without TensorFlow; with ``BCNN_BLOCK_TENSORFLOW=1`` in the environment,
+importing TensorFlow, Keras or tf_keras fails in this process, which proves that tier needs none of them
+(``make test-fast``).
+"""
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 # Before bpy is imported anywhere: keep the user's own add-ons and settings out of the tests.
 os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="blender_cnn_user_")
 
-import pytest
+BLOCKED_MODULES = ("tensorflow", "keras", "tf_keras")
+if os.environ.get("BCNN_BLOCK_TENSORFLOW") == "1":
+    # A None entry in sys.modules makes `import name` (and of its submodules) raise ModuleNotFoundError, and
+    # importlib.util.find_spec(name) return None: this Python behaves as one without TensorFlow installed.
+    for _name in BLOCKED_MODULES:
+        if sys.modules.get(_name) is not None:
+            raise RuntimeError(f"BCNN_BLOCK_TENSORFLOW=1, but {_name} was imported before tests/conftest.py")
+        sys.modules[_name] = None
+
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PRESET = REPO / "presets" / "digits_cnn.json"
@@ -37,6 +58,23 @@ def demo_bundle(demo_bundle_path):
 
 
 @pytest.fixture(scope="session")
+def digits_design_bundle(tmp_path_factory):
+    """The demo network's design with random weights, computed in numpy: no TensorFlow, no training.
+
+    The shapes of ``demo_bundle`` (presets/digits_cnn.json), one epoch and five random 16x16 inputs
+    (unlabelled): for the tests of layout, colors, panels and styles, which need no trained weights.
+    """
+    import numpy as np
+
+    from blender_cnn.core.bundle import load_bundle
+    from blender_cnn.core.design import design_bundle
+
+    inputs = np.random.default_rng(11).random((5, 16, 16, 1), dtype=np.float32)
+    path = tmp_path_factory.mktemp("digits_design") / "digits_cnn.bcnn.npz"
+    return load_bundle(design_bundle(DEMO_PRESET, path, seed=7, inputs=inputs))
+
+
+@pytest.fixture(scope="session")
 def registered_addon():
     import blender_cnn
 
@@ -54,3 +92,135 @@ def blender(registered_addon):
     for obj in list(bpy.data.objects):
         bpy.data.objects.remove(obj)
     return bpy
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Keras (and so TensorFlow), imported once, its C++ logging quiet. Tests that take it are marked ``tf``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return pytest.importorskip("keras")
+
+
+@pytest.fixture
+def demo_run_dir(demo_bundle_path):
+    """The demo's run folder: its checkpoints (epoch_*.keras), samples.npz and the extracted bundle."""
+    return demo_bundle_path.parent
+
+
+# ---------------------------------------------------------------- networks in a scene
+
+def _built(bundle, **options):
+    from blender_cnn.scene.network import build_network
+
+    return build_network(bundle, **options)
+
+
+@pytest.fixture
+def designed_network(blender, digits_design_bundle):
+    """The digits design's scene, showing sample 3 (no TensorFlow)."""
+    return _built(digits_design_bundle, sample=3)
+
+
+@pytest.fixture
+def staged_designed_network(blender, digits_design_bundle):
+    """The digits design's scene on the stage (camera, light, world), and the active object."""
+    from blender_cnn.scene.stage import set_up_stage
+
+    network = _built(digits_design_bundle)
+    set_up_stage(network, blender.context.scene)
+    blender.context.view_layer.objects.active = network
+    return network
+
+
+@pytest.fixture
+def demo_network(blender, demo_bundle):
+    """The trained demo's scene as it is built by default (last epoch, sample 0)."""
+    return _built(demo_bundle)
+
+
+@pytest.fixture
+def demo_network_at_sample_2(blender, demo_bundle):
+    """The trained demo's scene showing sample 2."""
+    return _built(demo_bundle, sample=2)
+
+
+@pytest.fixture
+def inspected_demo_network(blender, demo_bundle):
+    """The trained demo's scene showing sample 3 (also on its Sample input), and the active object."""
+    from blender_cnn.scene.network import set_network_input
+
+    network = _built(demo_bundle, sample=3)
+    set_network_input(network, "Sample", 3.0)
+    blender.context.view_layer.objects.active = network
+    return network
+
+
+# ---------------------------------------------------------------- the user's folders and settings
+
+@pytest.fixture
+def bundle_folder(tmp_path, monkeypatch):
+    """Where the import operators put extracted bundles, instead of the system's temporary folder."""
+    from blender_cnn.ui import preferences
+
+    folder = tmp_path / "bundles"
+    monkeypatch.setattr(preferences, "bundle_folder", lambda: str(folder))
+    return folder
+
+
+@pytest.fixture
+def user_styles(monkeypatch, tmp_path):
+    """The user's style presets folder, in a temporary folder."""
+    import blender_cnn.scene.style as style
+
+    folder = tmp_path / "user_styles"
+    monkeypatch.setattr(style, "user_styles_folder", lambda: str(folder))
+    return folder
+
+
+# ---------------------------------------------------------------- the designer and its jobs
+
+@pytest.fixture
+def bpy_designer(blender, tmp_path, monkeypatch):
+    """bpy with a clean file, the designer (registered with the add-on), and its user folders in tmp_path."""
+    from blender_cnn.designer import operators
+
+    monkeypatch.setattr(operators, "user_presets_folder", lambda: str(tmp_path / "presets"))
+    monkeypatch.setattr(operators, "design_cache_folder", lambda: str(tmp_path / "designs"))
+    (tmp_path / "designs").mkdir()
+    return blender
+
+
+@pytest.fixture
+def runs(bpy_designer, tmp_path, monkeypatch):
+    """Trainings' default run folders in a temporary folder."""
+    from blender_cnn.designer import tensorflow_operators
+
+    folder = tmp_path / "runs"
+    monkeypatch.setattr(tensorflow_operators, "runs_folder", lambda: str(folder))
+    return folder
+
+
+@pytest.fixture
+def external_python(monkeypatch):
+    """Jobs run in another Python (this one, named in the preferences), as in a Blender without TensorFlow."""
+    from blender_cnn.core import jobs
+    from blender_cnn.ui import preferences
+
+    monkeypatch.setattr(jobs, "tensorflow_in_this_python", lambda: False)
+    monkeypatch.setattr(preferences, "python_with_tensorflow", lambda _context: sys.executable)
+
+
+@pytest.fixture
+def slow_forward_pass(monkeypatch):
+    """Every layer of the numpy forward pass takes a while, as a big design's do."""
+    import time
+
+    from blender_cnn.core import forward
+
+    compute_layer = forward.compute_layer
+
+    def slow(*args, **kwargs):
+        time.sleep(0.08)
+        return compute_layer(*args, **kwargs)
+
+    monkeypatch.setattr(forward, "compute_layer", slow)

@@ -1,9 +1,13 @@
 """One schema of attributes: what Python writes and what the node groups read agree on every name's type."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from blender_cnn.core import attributes
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_family_name_is_filled_in_and_found_again():
@@ -38,7 +42,6 @@ def test_the_cells_are_written_at_their_declared_types(tmp_path):
     from blender_cnn.core.cells import cell_arrays
     from blender_cnn.core.design import design_bundle, synthetic_inputs
     from blender_cnn.core.presets import load_design
-    from tests.conftest import REPO
 
     design = load_design(REPO / "presets" / "lenet5.json")
     bundle = design_bundle(design, tmp_path / "lenet5.bcnn.npz", seed=0,
@@ -54,7 +57,6 @@ def test_every_attribute_of_a_scene_is_declared_at_its_type_and_domain(blender, 
     from blender_cnn.core.design import design_bundle, synthetic_inputs
     from blender_cnn.core.presets import load_design
     from blender_cnn.scene.network import build_network
-    from tests.conftest import REPO
 
     design = load_design(REPO / "presets" / "lenet5.json")
     bundle = design_bundle(design, tmp_path / "lenet5.bcnn.npz", seed=0,

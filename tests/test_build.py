@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from scene_readers import drawn_cells, label_face_count, map_range
 
 from blender_cnn.core import colormaps
 from blender_cnn.core.cells import activation_range
 from blender_cnn.core.errors import BlenderCNNError
-from scene_readers import drawn_cells, label_face_count, map_range
 
 
 def build(blender, bundle, **options):
@@ -15,6 +15,8 @@ def build(blender, bundle, **options):
     return build_network(bundle, **options)
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_every_activation_is_one_cell(blender, demo_bundle):
     network = build(blender, demo_bundle)
     _centres, cells = drawn_cells(network)
@@ -23,6 +25,8 @@ def test_every_activation_is_one_cell(blender, demo_bundle):
         assert int((cells["layer"] == layer.index).sum()) == expected, layer.name
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 @pytest.mark.parametrize("epoch, sample", [(0, 3), (-1, 7)])
 def test_cells_carry_the_activations_of_the_chosen_epoch_and_sample(blender, demo_bundle, epoch, sample):
     network = build(blender, demo_bundle, epoch=epoch, sample=sample)
@@ -42,6 +46,8 @@ def values_at_cells(layer, values, cells, mine):
     return values.ravel()[cells["row"][mine] * display_shape(layer.output_shape)[1] + cells["col"][mine]]
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_cell_colors_are_the_colormap_of_the_normalized_activation(blender, demo_bundle):
     network = build(blender, demo_bundle, epoch=-1, sample=2)
     _centres, cells = drawn_cells(network)
@@ -54,6 +60,8 @@ def test_cell_colors_are_the_colormap_of_the_normalized_activation(blender, demo
     assert np.ptp(cells["cell_color"][:, :3], axis=0).max() > 0.3
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_drawn_parts_carry_no_attribute_that_only_placed_or_colored_the_cells(blender, demo_bundle):
     from blender_cnn.scene.drawn import evaluated_geometry
 
@@ -68,6 +76,8 @@ def test_drawn_parts_carry_no_attribute_that_only_placed_or_colored_the_cells(bl
     assert {"cell_color", "activation", "layer"} <= names  # what the materials, picking and tests read stays
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_layout_inputs_on_the_modifier_move_the_cells(blender, demo_bundle):
     from blender_cnn.scene.network import get_network_input, set_network_input
 
@@ -87,6 +97,8 @@ def test_layout_inputs_on_the_modifier_move_the_cells(blender, demo_bundle):
     assert np.ptp(doubled[first_map, 1]) == pytest.approx(2 * width_before, rel=1e-4)
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_every_layer_and_class_has_a_label(blender, demo_bundle):
     network = build(blender, demo_bundle)
     assert label_face_count(network) > 0
@@ -98,6 +110,8 @@ def test_every_layer_and_class_has_a_label(blender, demo_bundle):
     assert set(demo_bundle.class_names) <= label_texts
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_rebuilding_reuses_the_node_groups(blender, demo_bundle):
     build(blender, demo_bundle)
     groups_after_first = {group.name for group in blender.data.node_groups if not group.name.startswith("BCNN Network")}
@@ -112,6 +126,7 @@ def datablock_counts(bpy):
                                                         "collections", "materials")}
 
 
+@pytest.mark.bpy
 def test_a_bad_bundle_is_refused_and_leaves_the_file_as_it_was(blender, tmp_path):
     broken = tmp_path / "broken.bcnn.npz"
     np.savez(broken, something=np.zeros(3, dtype=np.float32))
@@ -122,6 +137,8 @@ def test_a_bad_bundle_is_refused_and_leaves_the_file_as_it_was(blender, tmp_path
     assert datablock_counts(blender) == before
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_a_failure_during_the_build_removes_what_it_made(blender, demo_bundle, monkeypatch):
     from blender_cnn.scene import network as network_module
 
@@ -135,6 +152,8 @@ def test_a_failure_during_the_build_removes_what_it_made(blender, demo_bundle, m
     assert datablock_counts(blender) == before
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_the_import_operator_builds_the_network_and_reports_bad_files(blender, demo_bundle_path, tmp_path):
     assert blender.ops.bcnn.import_bundle(filepath=str(demo_bundle_path)) == {"FINISHED"}
     network = blender.context.active_object
@@ -149,6 +168,7 @@ def test_the_import_operator_builds_the_network_and_reports_bad_files(blender, d
     assert len(blender.data.objects) == objects_before
 
 
+@pytest.mark.bpy
 def test_an_operator_reports_a_user_error_as_one_line_and_cancels(blender, tmp_path):
     """``reports_user_errors``: the BlenderCNNError's text, reported once as an ERROR, and CANCELLED."""
     from types import SimpleNamespace
@@ -171,6 +191,8 @@ def test_an_operator_reports_a_user_error_as_one_line_and_cancels(blender, tmp_p
     assert len(blender.data.objects) == objects_before
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_a_new_input_runs_through_the_weights_and_shows_its_activations(blender, demo_bundle):
     from blender_cnn.scene.network import show_input
 
@@ -185,6 +207,8 @@ def test_a_new_input_runs_through_the_weights_and_shows_its_activations(blender,
     assert network["blender_cnn_sample"] == "sample 5" and network["blender_cnn_epoch"] == 0
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_an_input_of_the_wrong_shape_is_refused_and_changes_nothing(blender, demo_bundle):
     from blender_cnn.scene.network import show_input
 
@@ -196,6 +220,8 @@ def test_an_input_of_the_wrong_shape_is_refused_and_changes_nothing(blender, dem
     np.testing.assert_array_equal(after["activation"], before["activation"])
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_a_layer_the_addon_does_not_understand_is_shown_with_its_outputs(blender, demo_bundle, tmp_path):
     import json
 
@@ -218,6 +244,8 @@ def test_a_layer_the_addon_does_not_understand_is_shown_with_its_outputs(blender
     assert not any("conv1" in text and "outputs only" in text for text in texts)
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_an_image_file_runs_through_the_network_without_tensorflow(blender, demo_bundle, tmp_path):
     from blender_cnn.core.forward import forward
 

@@ -5,10 +5,10 @@ import zipfile
 
 import numpy as np
 import pytest
+from bundle_files import expect_error, small_bundle, stamped, write_raw
 
 from blender_cnn.core.bundle import MANIFEST_KEY, BundleWriter, load_bundle, write_bundle
 from blender_cnn.core.errors import BlenderCNNError
-from tests.test_bundle import expect_error, small_bundle, stamped, write_raw
 
 ACTIVATION_KEYS = ("activations/input", "activations/flatten", "activations/dense")
 

@@ -11,6 +11,7 @@ def Vector(values):  # noqa: N802 - mathutils.Vector, which exists only once bpy
     return MathutilsVector(values)
 
 
+pytestmark = [pytest.mark.tf, pytest.mark.bpy]
 FRAMES = (1, 25)
 
 
@@ -76,6 +77,7 @@ def test_orbit_circles_the_centre_at_one_distance_looking_at_it(blender, demo_bu
 
     # From any side the whole network stays in the frame.
     from bpy_extras.object_utils import world_to_camera_view
+
     from blender_cnn.scene.drawn import drawn_points
 
     points = drawn_points(network, limit=2000)
@@ -111,6 +113,7 @@ def test_fly_through_runs_along_x_from_before_the_input_to_past_the_output(blend
 
 def test_push_in_ends_close_to_the_layer_looking_at_it(blender, demo_bundle):
     from bpy_extras.object_utils import world_to_camera_view
+
     from blender_cnn.scene.camera_moves import push_in
 
     network, camera = build_staged(demo_bundle)
@@ -173,10 +176,7 @@ def test_bad_input_raises_and_changes_nothing(blender, demo_bundle, case):
 
 
 def test_orbit_over_the_epoch_animation(blender, demo_bundle):
-    try:
-        from blender_cnn.scene.animation import animate_training
-    except ImportError:
-        pytest.skip("blender_cnn.scene.animation (the epoch animation) is not in this checkout yet")
+    from blender_cnn.scene.animation import animate_training
     from blender_cnn.scene.camera_moves import orbit
 
     network, camera = build_staged(demo_bundle)
@@ -190,14 +190,8 @@ def test_orbit_over_the_epoch_animation(blender, demo_bundle):
 
 # --- the operator ------------------------------------------------------------------
 
-@pytest.fixture
-def render_operators(blender):
-    """bpy with a clean file; the add-on registers the render operators with everything else."""
-    return blender
-
-
-def test_camera_move_operator(render_operators, demo_bundle):
-    bpy = render_operators
+def test_camera_move_operator(blender, demo_bundle):
+    bpy = blender
     network, camera = build_staged(demo_bundle)
     scene = bpy.context.scene
     bpy.context.view_layer.objects.active = network

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from scene_readers import drawn_cells, evaluated_geometry, read_attribute
 
 from blender_cnn.core import colormaps
 from blender_cnn.core.connections import ALL, STRONGEST_PER_NEURON, STRONGEST_SHARE, EdgeSelection, selected_weights
-from scene_readers import drawn_cells, evaluated_geometry, read_attribute
 
 
 def build(demo_bundle, **options):
@@ -94,6 +94,8 @@ def test_bad_selections_are_refused_with_the_reason():
         EdgeSelection(STRONGEST_SHARE, share=1.5)
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_the_scene_draws_the_selected_weights_and_says_how_many(blender, demo_bundle):
     network = build(demo_bundle, edges=EdgeSelection(STRONGEST_PER_NEURON, per_neuron=3))
     _points, curves = drawn_curves(network)
@@ -117,53 +119,54 @@ def test_the_scene_draws_the_selected_weights_and_says_how_many(blender, demo_bu
 
 # --- bundled and straight --------------------------------------------------------------------------------------
 
-@pytest.fixture
-def network(blender, demo_bundle):
-    return build(demo_bundle)
-
-
+@pytest.mark.tf
+@pytest.mark.bpy
 @pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
-def test_curves_start_and_end_exactly_at_their_neurons(network, demo_bundle, strength):
-    set_input(network, "Bundling Strength", strength)
-    points, curves = drawn_curves(network)
-    centres = cell_centre_table(network, demo_bundle)
+def test_curves_start_and_end_exactly_at_their_neurons(demo_network, demo_bundle, strength):
+    set_input(demo_network, "Bundling Strength", strength)
+    points, curves = drawn_curves(demo_network)
+    centres = cell_centre_table(demo_network, demo_bundle)
     starts = np.array([centres[int(cell)] for cell in curves["source_cell"]])
     ends = np.array([centres[int(cell)] for cell in curves["target_cell"]])
     np.testing.assert_allclose(points[:, 0], starts, atol=1e-4)
     np.testing.assert_allclose(points[:, -1], ends, atol=1e-4)
 
 
-def test_strength_zero_draws_straight_lines_and_one_the_bundled_points(network, demo_bundle):
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_strength_zero_draws_straight_lines_and_one_the_bundled_points(demo_network, demo_bundle):
     from blender_cnn.core.cells import layer_cells
     from blender_cnn.core.connections import dense_connections
 
-    set_input(network, "Bundling Strength", 0.0)
-    straight, _curves = drawn_curves(network)
+    set_input(demo_network, "Bundling Strength", 0.0)
+    straight, _curves = drawn_curves(demo_network)
     count = straight.shape[1]
     t = np.linspace(0.0, 1.0, count)[None, :, None]
     np.testing.assert_allclose(straight, straight[:, :1] * (1 - t) + straight[:, -1:] * t, atol=1e-4)
 
-    set_input(network, "Bundling Strength", 1.0)
-    bundled, _curves = drawn_curves(network)
+    set_input(demo_network, "Bundling Strength", 1.0)
+    bundled, _curves = drawn_curves(demo_network)
     _arrays, points, points_per_edge, _drawn = dense_connections(demo_bundle, layer_cells(demo_bundle))
     assert points_per_edge == count
     offsets = points["bundle_offset"].reshape(-1, count, 3)
     np.testing.assert_allclose(bundled, straight + offsets, atol=1e-4)
     assert np.abs(offsets).max() > 1.0  # bundling really moves the curves
 
-    set_input(network, "Bundling Strength", 0.5)
-    halfway, _curves = drawn_curves(network)
+    set_input(demo_network, "Bundling Strength", 0.5)
+    halfway, _curves = drawn_curves(demo_network)
     np.testing.assert_allclose(halfway, straight + 0.5 * offsets, atol=1e-4)
 
 
-def test_bundling_uses_less_ink_from_the_camera(network):
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_bundling_uses_less_ink_from_the_camera(demo_network):
     from blender_cnn.core.drawing_metrics import distortion, drawing_bounds, ink
     from blender_cnn.scene.stage import VIEW_DIRECTION
 
-    set_input(network, "Bundling Strength", 0.0)
-    straight, _curves = drawn_curves(network)
-    set_input(network, "Bundling Strength", 1.0)
-    bundled, _curves = drawn_curves(network)
+    set_input(demo_network, "Bundling Strength", 0.0)
+    straight, _curves = drawn_curves(demo_network)
+    set_input(demo_network, "Bundling Strength", 1.0)
+    bundled, _curves = drawn_curves(demo_network)
     view = tuple(VIEW_DIRECTION)
     frame = drawing_bounds(straight, view)
     straight_ink = ink(straight, view, resolution=512, bounds=frame)
@@ -175,6 +178,8 @@ def test_bundling_uses_less_ink_from_the_camera(network):
 
 # --- color by epoch, highlight ---------------------------------------------------------------------------------
 
+@pytest.mark.tf
+@pytest.mark.bpy
 @pytest.mark.parametrize("epoch", [0, -1])
 def test_edge_colors_follow_the_weights_of_the_chosen_epoch(blender, demo_bundle, epoch):
     network = build(demo_bundle, epoch=epoch)
@@ -188,15 +193,26 @@ def test_edge_colors_follow_the_weights_of_the_chosen_epoch(blender, demo_bundle
     assert not np.allclose(curves["weight"][: kernel.shape[0]], other[:, 0])
 
 
-def test_a_highlighted_neuron_keeps_its_edges_bright_and_dims_the_rest(network):
-    _points, before = drawn_curves(network)
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_a_highlighted_neuron_keeps_its_edges_bright_and_dims_the_rest(demo_network):
+    _points, before = drawn_curves(demo_network)
     neuron = int(before["target_cell"][0])
-    set_input(network, "Highlight Neuron", neuron)
-    _points, after = drawn_curves(network)
+    set_input(demo_network, "Highlight Neuron", neuron)
+    _points, after = drawn_curves(demo_network)
     mine = (after["source_cell"] == neuron) | (after["target_cell"] == neuron)
     assert mine.sum() > 0 and (~mine).sum() > 0
     np.testing.assert_allclose(after["edge_color"][mine, :3], before["edge_color"][mine, :3], atol=1e-5)
-    np.testing.assert_allclose(after["edge_color"][~mine, :3], before["edge_color"][~mine, :3] * 0.12, atol=1e-5)
+    # The others keep their hue and fade, all by one factor, to well under half their brightness yet not to black.
+    dimmed, original = after["edge_color"][~mine, :3], before["edge_color"][~mine, :3]
+    factor = dimmed.sum() / original.sum()
+    np.testing.assert_allclose(dimmed, original * factor, atol=1e-5)
+    assert 0.02 < factor < 0.5, factor
+    # How dim is the user's choice.
+    set_input(demo_network, "Dimmed Brightness", 0.3)
+    _points, chosen = drawn_curves(demo_network)
+    np.testing.assert_allclose(chosen["edge_color"][~mine, :3], original * 0.3, atol=1e-5)
+    np.testing.assert_allclose(chosen["edge_color"][mine, :3], before["edge_color"][mine, :3], atol=1e-5)
 
 
 # --- operators, as a user's clicks ---------------------------------------------------------------------------
@@ -207,9 +223,12 @@ def active_network(blender, demo_bundle):
     return network
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_draw_connections_operator_redraws_the_strongest_and_keeps_the_settings(blender, demo_bundle):
-    from blender_cnn.scene.network import get_network_input
     from scene_readers import label_face_count
+
+    from blender_cnn.scene.network import get_network_input
 
     network = active_network(blender, demo_bundle)
     set_input(network, "Bundling Strength", 0.25)
@@ -229,6 +248,8 @@ def test_draw_connections_operator_redraws_the_strongest_and_keeps_the_settings(
     assert label_face_count(network) != labels_before  # the drawn label changed with its text
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_highlight_operator_picks_the_dense_neuron_at_the_cursor(blender, demo_bundle):
     from blender_cnn.core.cells import layer_cells
     from blender_cnn.scene.network import get_network_input
@@ -244,6 +265,7 @@ def test_highlight_operator_picks_the_dense_neuron_at_the_cursor(blender, demo_b
     assert get_network_input(network, "Highlight Neuron") == -1
 
 
+@pytest.mark.bpy
 def test_connection_operators_need_a_network(blender):
     assert not blender.ops.bcnn.draw_connections.poll()
     assert not blender.ops.bcnn.highlight_neuron.poll()

@@ -2,13 +2,13 @@
 
 import copy
 import json
-from types import SimpleNamespace
+from pathlib import Path
 
 import pytest
-from ui_recorder import RecordingLayout
+from ui_recorder import RecordingLayout, draw_designer_panel, new_tree_from_preset, node_lines
 
-from conftest import REPO
-
+pytestmark = pytest.mark.bpy
+REPO = Path(__file__).resolve().parent.parent
 PRESETS = sorted((REPO / "presets").glob("*.json"))
 SKIP_DESIGN = {
     "name": "skipnet",
@@ -27,38 +27,6 @@ SKIP_DESIGN = {
         {"type": "Dense", "name": "output", "units": 3, "activation": "softmax"},
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def designer(registered_addon):
-    """The designer, which the add-on registers with everything else."""
-    from blender_cnn import designer as designer_package
-
-    return designer_package
-
-
-@pytest.fixture
-def bpy_designer(blender, designer, tmp_path, monkeypatch):
-    """bpy with a clean file, the designer, and the user's folders in a temporary folder."""
-    from blender_cnn.designer import operators
-
-    monkeypatch.setattr(operators, "user_presets_folder", lambda: str(tmp_path / "presets"))
-    monkeypatch.setattr(operators, "design_cache_folder", lambda: str(tmp_path / "designs"))
-    (tmp_path / "designs").mkdir()
-    return blender
-
-
-def new_tree_from_preset(bpy, preset):
-    before = set(bpy.data.node_groups)
-    assert bpy.ops.bcnn.new_design_from_preset(preset=preset) == {"FINISHED"}
-    (tree,) = set(bpy.data.node_groups) - before
-    return tree
-
-
-def node_lines(node):
-    layout = RecordingLayout()
-    node.draw_buttons(None, layout)
-    return layout.record["labels"]
 
 
 def network_objects(bpy):
@@ -130,16 +98,40 @@ def test_a_design_wired_by_hand_reads_as_a_design(bpy_designer):
     assert stray.use_custom_color and any("has no input" in line for line in node_lines(stray))
 
 
-def test_every_node_type_draws_and_an_empty_tree_is_no_error(bpy_designer):
+def test_every_node_type_shows_all_its_settings_and_why_it_is_not_linked_yet(bpy_designer):
     from blender_cnn.designer.tree import NODE_CLASSES, analysis, refresh
 
     tree = bpy_designer.data.node_groups.new("all nodes", "BCNN_DesignTree")
     assert refresh(tree).design_problem.startswith("add an Input node")
     for cls in NODE_CLASSES:
-        node = tree.nodes.new(cls.bl_idname)
-        assert node.draw_label()
-        node_lines(node)
+        tree.nodes.new(cls.bl_idname)
+    refresh(tree)
     assert analysis(tree).error is None
+    shown = {}
+    for node in tree.nodes:
+        layout = RecordingLayout()
+        node.draw_buttons(None, layout)
+        shown[node.bl_idname.removeprefix("BCNN_Design")] = layout.record
+        if node.bl_idname == "BCNN_DesignInput":
+            assert node.draw_label() == "Input"
+            continue
+        kind = node.bl_idname.removeprefix("BCNN_Design")
+        assert node.draw_label() == f"{node.name} ({kind})"
+        # Every setting the node holds is on it, by its name and in order; an optional one after its checkbox.
+        settings = [prop.name for prop in node.bl_rna.properties if prop.identifier.startswith("arg_")]
+        drawn = layout.record["props"]
+        assert [text for text in drawn if not text.startswith("use_")] == settings, kind
+        for toggle in (text for text in drawn if text.startswith("use_")):
+            assert drawn[drawn.index(toggle) + 1] == node.bl_rna.properties["arg_" + toggle[4:]].name, kind
+        assert " ".join(layout.record["labels"]).startswith("has no input: link a layer's"), kind
+    assert len(shown) == len(NODE_CLASSES) > 20
+    # What a user reads on a few of them.
+    assert shown["Input"]["props"][:1] == ["rank"] and "class_names" in shown["Input"]["props"]
+    assert {"10 classes", "Output 28x28x1"} <= set(shown["Input"]["labels"])
+    assert shown["Conv2D"]["props"][:4] == ["Filters", "Kernel Size", "Strides", "Padding"]
+    assert shown["Dense"]["props"] == ["Units", "Activation", "Use Bias"]
+    assert shown["MaxPooling2D"]["props"] == ["Pool Size", "use_strides", "Strides", "Padding"]
+    assert shown["Flatten"]["props"] == [] and shown["Dropout"]["props"] == ["Rate"]
 
 
 # ---------------------------------------------------------------- problems
@@ -269,32 +261,21 @@ def test_a_saved_user_preset_is_offered_and_opens_as_it_was_saved(bpy_designer, 
 
 # ---------------------------------------------------------------- the panel
 
-def draw_panel(bpy, tree):
-    from blender_cnn.designer.panel import BCNN_PT_designer
-
-    layout = RecordingLayout()
-    panel = SimpleNamespace(layout=layout, draw_design=BCNN_PT_designer.draw_design)
-    context = SimpleNamespace(space_data=SimpleNamespace(edit_tree=tree, tree_type="BCNN_DesignTree"),
-                              view_layer=bpy.context.view_layer)
-    BCNN_PT_designer.draw(panel, context)
-    return layout.record
-
-
 def test_the_panel_draws_for_no_tree_an_empty_a_valid_and_an_invalid_design(bpy_designer):
     bpy = bpy_designer
-    record = draw_panel(bpy, None)
+    record = draw_designer_panel(bpy, None)
     assert "bcnn.new_design_from_preset" in record["operators"] and "bcnn.design_from_network" in record["operators"]
     assert any("No design open" in label for label in record["labels"])
 
-    record = draw_panel(bpy, bpy.data.node_groups.new("empty", "BCNN_DesignTree"))
+    record = draw_designer_panel(bpy, bpy.data.node_groups.new("empty", "BCNN_DesignTree"))
     assert "1 problem" in record["labels"]
 
     tree = new_tree_from_preset(bpy, "builtin:digits_cnn")
-    record = draw_panel(bpy, tree)
+    record = draw_designer_panel(bpy, tree)
     assert "9,802 parameters" in record["labels"] and "No problems" in record["labels"]
     assert {"bcnn.save_design_preset", "bcnn.build_design_scene"} <= set(record["operators"])
 
     _kernel_too_large(tree)
-    record = draw_panel(bpy, tree)
+    record = draw_designer_panel(bpy, tree)
     assert "1 problem" in record["labels"]
     assert any(label.startswith("conv2: kernel 9x9") for label in record["labels"])

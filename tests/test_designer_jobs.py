@@ -3,20 +3,18 @@
 The operators are called through ``bpy.ops`` (a script's click: the job runs
 and the operator waits for it) and, for the modal loop a click in the UI
 starts, through their own methods on a stand-in with a window
-(``test_import_ui.modal_driver``). This test process' Python has TensorFlow,
+(``ui_recorder.modal_driver``). This test process' Python has TensorFlow,
 so jobs run in a thread unless a test makes ``core.jobs`` believe otherwise and
 names this Python as the external one.
 """
 
 import copy
 import os
-import sys
 import time
 
 import numpy as np
 import pytest
-from test_designer import bpy_designer, designer, draw_panel, new_tree_from_preset  # noqa: F401 (fixtures)
-from test_import_ui import ESCAPE, TIMER, modal_context, modal_driver, run_modal
+from ui_recorder import ESCAPE, TIMER, draw_designer_panel, modal_context, modal_driver, new_tree_from_preset, run_modal
 
 from blender_cnn.core import jobs
 
@@ -35,25 +33,6 @@ TINY = {
     ],
     "training": {"dataset": "digits", "epochs": 5, "batch_size": 256, "learning_rate": 0.01, "seed": 1},
 }
-
-
-@pytest.fixture
-def runs(bpy_designer, tmp_path, monkeypatch):  # noqa: F811
-    """Trainings' default run folders in a temporary folder."""
-    from blender_cnn.designer import tensorflow_operators
-
-    folder = tmp_path / "runs"
-    monkeypatch.setattr(tensorflow_operators, "runs_folder", lambda: str(folder))
-    return folder
-
-
-@pytest.fixture
-def external_python(monkeypatch):
-    """Jobs run in another Python (this one, named in the preferences), as in a Blender without TensorFlow."""
-    from blender_cnn.ui import preferences
-
-    monkeypatch.setattr(jobs, "tensorflow_in_this_python", lambda: False)
-    monkeypatch.setattr(preferences, "python_with_tensorflow", lambda _context: sys.executable)
 
 
 def tiny_tree(bpy):
@@ -78,7 +57,9 @@ def files_under(folder):
 
 # ---------------------------------------------------------------- export
 
-def test_an_exported_design_loads_in_safe_mode_and_computes_what_its_scene_shows(bpy_designer, tmp_path):  # noqa: F811
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_an_exported_design_loads_in_safe_mode_and_computes_what_its_scene_shows(bpy_designer, tmp_path):
     import keras
 
     from blender_cnn.scene.network import network_bundle
@@ -101,7 +82,9 @@ def test_an_exported_design_loads_in_safe_mode_and_computes_what_its_scene_shows
                                bundle.array(bundle.layers[-1].activations)[0], atol=2e-5)
 
 
-def test_export_runs_in_the_external_python_when_blender_has_no_tensorflow(bpy_designer, tmp_path,  # noqa: F811
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_export_runs_in_the_external_python_when_blender_has_no_tensorflow(bpy_designer, tmp_path,
                                                                           external_python):
     import keras
 
@@ -119,7 +102,9 @@ def test_export_runs_in_the_external_python_when_blender_has_no_tensorflow(bpy_d
 
 # ---------------------------------------------------------------- training
 
-def test_training_a_design_replaces_its_network_with_every_epoch_and_keeps_the_settings(bpy_designer, runs):  # noqa: F811
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_training_a_design_replaces_its_network_with_every_epoch_and_keeps_the_settings(bpy_designer, runs):
     from blender_cnn.designer.operators import DESIGN_PROPERTY
     from blender_cnn.scene.network import get_network_input, network_bundle, set_network_input
 
@@ -144,7 +129,10 @@ def test_training_a_design_replaces_its_network_with_every_epoch_and_keeps_the_s
     assert {"epoch_000.keras", "epoch_002.keras", "run.json"} <= set(os.listdir(run_dir))
 
 
-def test_training_in_the_external_python_shows_progress_of_both_stages(bpy_designer, runs,  # noqa: F811
+@pytest.mark.slow
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_training_in_the_external_python_shows_progress_of_both_stages(bpy_designer, runs,
                                                                        external_python):
     from blender_cnn.designer.tensorflow_operators import BCNN_OT_train_design
     from blender_cnn.scene.network import network_bundle
@@ -167,7 +155,9 @@ def test_training_in_the_external_python_shows_progress_of_both_stages(bpy_desig
     assert driver.reports[-1][0] == {"INFO"} and "Trained design tiny for 2 epochs" in driver.reports[-1][1]
 
 
-def test_cancelling_training_leaves_the_scene_and_the_runs_folder_as_they_were(bpy_designer, runs):  # noqa: F811
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_cancelling_training_leaves_the_scene_and_the_runs_folder_as_they_were(bpy_designer, runs):
     from blender_cnn.designer.tensorflow_operators import BCNN_OT_train_design
 
     bpy = bpy_designer
@@ -185,7 +175,9 @@ def test_cancelling_training_leaves_the_scene_and_the_runs_folder_as_they_were(b
     assert scene_state(bpy) == before
 
 
-def test_an_invalid_design_is_neither_exported_nor_trained(bpy_designer, runs, tmp_path):  # noqa: F811
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_an_invalid_design_is_neither_exported_nor_trained(bpy_designer, runs, tmp_path):
     bpy = bpy_designer
     tree = tiny_tree(bpy)
     reason = break_tree(tree)
@@ -198,7 +190,9 @@ def test_an_invalid_design_is_neither_exported_nor_trained(bpy_designer, runs, t
     assert files_under(tmp_path / "out") == [] and files_under(runs) == []
 
 
-def test_training_refuses_bad_settings_before_starting(bpy_designer, runs, tmp_path):  # noqa: F811
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_training_refuses_bad_settings_before_starting(bpy_designer, runs, tmp_path):
     bpy = bpy_designer
     tree = tiny_tree(bpy)
     mine = tmp_path / "out" / "my files"
@@ -217,22 +211,9 @@ def test_training_refuses_bad_settings_before_starting(bpy_designer, runs, tmp_p
 
 # ---------------------------------------------------------------- Build Scene
 
-@pytest.fixture
-def slow_forward_pass(monkeypatch):
-    """Every layer of the numpy forward pass takes a while, as a big design's do."""
-    from blender_cnn.core import forward
-
-    compute_layer = forward.compute_layer
-
-    def slow(*args, **kwargs):
-        time.sleep(0.08)
-        return compute_layer(*args, **kwargs)
-
-    monkeypatch.setattr(forward, "compute_layer", slow)
-
-
-def test_build_scene_of_a_big_design_shows_progress_and_builds(bpy_designer, slow_forward_pass):  # noqa: F811
-    from blender_cnn.designer.operators import BCNN_OT_build_design_scene, DESIGN_PROPERTY
+@pytest.mark.bpy
+def test_build_scene_of_a_big_design_shows_progress_and_builds(bpy_designer, slow_forward_pass):
+    from blender_cnn.designer.operators import DESIGN_PROPERTY, BCNN_OT_build_design_scene
 
     bpy = bpy_designer
     tree = new_tree_from_preset(bpy, "builtin:digits_cnn")
@@ -253,7 +234,8 @@ def test_build_scene_of_a_big_design_shows_progress_and_builds(bpy_designer, slo
     assert driver.reports[-1][1].startswith("Built design digits_cnn")
 
 
-def test_build_scene_cancelled_leaves_no_bundle_and_no_network(bpy_designer, slow_forward_pass, tmp_path):  # noqa: F811
+@pytest.mark.bpy
+def test_build_scene_cancelled_leaves_no_bundle_and_no_network(bpy_designer, slow_forward_pass, tmp_path):
     from blender_cnn.designer.operators import BCNN_OT_build_design_scene
 
     bpy = bpy_designer
@@ -269,7 +251,8 @@ def test_build_scene_cancelled_leaves_no_bundle_and_no_network(bpy_designer, slo
     assert files_under(tmp_path / "designs") == [] and scene_state(bpy) == before
 
 
-def test_a_small_design_builds_within_the_first_wait_without_a_modal_loop(bpy_designer):  # noqa: F811
+@pytest.mark.bpy
+def test_a_small_design_builds_within_the_first_wait_without_a_modal_loop(bpy_designer):
     from blender_cnn.designer.operators import BCNN_OT_build_design_scene
 
     tree = tiny_tree(bpy_designer)
@@ -279,12 +262,13 @@ def test_a_small_design_builds_within_the_first_wait_without_a_modal_loop(bpy_de
     assert context.window_manager.calls == []
 
 
-def test_the_panel_shows_the_tensorflow_buttons_and_a_running_job(bpy_designer, tmp_path):  # noqa: F811
+@pytest.mark.bpy
+def test_the_panel_shows_the_tensorflow_buttons_and_a_running_job(bpy_designer, tmp_path):
     from blender_cnn.ui import jobs as ui_jobs
 
     bpy = bpy_designer
     tree = tiny_tree(bpy)
-    record = draw_panel(bpy, tree)
+    record = draw_designer_panel(bpy, tree)
     assert {"bcnn.export_design", "bcnn.train_design", "bcnn.build_design_scene"} <= set(record["operators"])
 
     task = jobs.Task("Training", "design 'tiny'", str(tmp_path / "run"), run=lambda *_args: time.sleep(0.2),
@@ -292,7 +276,7 @@ def test_the_panel_shows_the_tensorflow_buttons_and_a_running_job(bpy_designer, 
     job = jobs.start_job(task)
     ui_jobs.running_jobs.append(job)
     try:
-        record = draw_panel(bpy, tree)
+        record = draw_designer_panel(bpy, tree)
     finally:
         ui_jobs.running_jobs.remove(job)
         job.cancel()
@@ -300,7 +284,9 @@ def test_the_panel_shows_the_tensorflow_buttons_and_a_running_job(bpy_designer, 
     assert "Training: starting TensorFlow... (Esc to" in record["labels"]
 
 
-def test_a_training_that_fails_reports_one_line_and_leaves_nothing(bpy_designer, runs):  # noqa: F811
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_a_training_that_fails_reports_one_line_and_leaves_nothing(bpy_designer, runs):
     from blender_cnn.designer.tree import tree_from_design
 
     bpy = bpy_designer

@@ -18,7 +18,8 @@ from blender_cnn.extract.keras_models import build_model  # noqa: E402
 from blender_cnn.extract.training import train_run  # noqa: E402
 
 # Keras' own checkpoint saving trips this numpy 2 warning; it is not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+pytestmark = [pytest.mark.tf,
+              pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")]
 EPOCHS = 2
 TINY_PRESET = {
     "name": "tiny",

@@ -17,7 +17,8 @@ from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
 from blender_cnn.extract import __main__ as extract_cli  # noqa: E402
 from blender_cnn.extract import keras_bundle  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+pytestmark = [pytest.mark.tf,
+              pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")]
 EPOCHS = 3
 SAMPLES = 7
 CLASSES = 4

@@ -17,7 +17,8 @@ from blender_cnn.extract.keras_models import build_model  # noqa: E402
 from blender_cnn.extract.samples import Samples  # noqa: E402
 
 # Keras' own checkpoint saving trips this numpy 2 warning; it is not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+pytestmark = [pytest.mark.tf,
+              pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")]
 SHAPE = (6, 6, 1)
 CLASSES = 3
 QUIET = {"log": lambda message: None}

@@ -9,6 +9,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
 
+from bundle_files import as_if_trained  # noqa: E402
+
 from blender_cnn.core.bundle import load_bundle  # noqa: E402
 from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
 from blender_cnn.core.forward import compute_layer, forward  # noqa: E402
@@ -51,14 +53,7 @@ class Graph:
             for variable in layer.weights:
                 if "float" not in str(variable.dtype):
                     continue
-                shape = tuple(variable.shape)
-                values = {
-                    "moving_variance": lambda: rng.uniform(0.3, 2.0, shape),
-                    "variance": lambda: rng.uniform(0.3, 2.0, shape),
-                    "gamma": lambda: rng.uniform(0.5, 1.5, shape),
-                    "alpha": lambda: rng.uniform(0.05, 0.5, shape),
-                }.get(variable.name, lambda: variable.numpy() + rng.normal(0, 0.3, shape))()
-                variable.assign(values.astype(np.float32))
+                variable.assign(as_if_trained(variable, rng).astype(np.float32))
             if hasattr(layer, "finalize_state"):  # Normalization caches its mean and variance, as on loading
                 layer.finalize_state()
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from blender_cnn.core import budget
+from blender_cnn.core.bundle import OutputInfo
 from blender_cnn.core.graph import block_key, is_chain, plan_graph
 from blender_cnn.core.placement import layer_table, row_length
 
@@ -191,6 +192,10 @@ class _OutputOnly:
         self.class_names = [f"class {index}" for index in range(len(probabilities))]
         self.layers = [Layer(0, "output", "Dense", (), (len(probabilities),))]
         self._probabilities = np.asarray(probabilities, dtype=np.float32)
+
+    @property
+    def outputs(self):
+        return (OutputInfo("output", tuple(self.class_names), "samples/predictions", "samples/labels"),)
 
     def activations(self, name, epoch, sample):
         return self._probabilities

@@ -6,10 +6,13 @@ weights (nothing is downloaded), extracted once per module.
 
 import numpy as np
 import pytest
+from scene_readers import annotations, cell_centre
+from ui_recorder import draw_network_panel, inspect_at
 
 from blender_cnn.core.bundle import load_bundle
 from blender_cnn.core.graph import plan_graph
 
+pytestmark = [pytest.mark.tf, pytest.mark.bpy, pytest.mark.slow]  # ResNet50 to InceptionV3 scenes: seconds each
 ARCHITECTURES = {
     "ResNet50": (32, {}),
     "MobileNetV2": (32, {"alpha": 0.35}),
@@ -101,7 +104,7 @@ def test_expanded_units_and_branches_do_not_overlap(blender, application_bundles
 
 @pytest.mark.parametrize("architecture", ["ResNet50", "InceptionV3"])
 def test_collapsing_a_block_hides_its_layers_and_expanding_shows_them(blender, application_bundles, architecture):
-    from blender_cnn.scene.network import set_network_input, build_network
+    from blender_cnn.scene.network import build_network, set_network_input
 
     bundle = load_bundle(application_bundles[architecture])
     network = build_network(bundle)
@@ -137,6 +140,7 @@ def test_the_default_camera_frames_the_whole_network(blender, application_bundle
     assert camera.data.clip_start < depth.min() and depth.max() < camera.data.clip_end
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("architecture", list(ARCHITECTURES))
 def test_a_default_render_shows_the_network(blender, application_bundles, architecture, tmp_path):
     from blender_cnn.scene.network import build_network
@@ -177,14 +181,12 @@ def test_over_the_memory_budget_wide_layers_show_their_first_maps_and_say_so(ble
 
 
 def test_the_panel_lists_the_blocks_and_the_memory_estimate(blender, application_bundles):
-    from test_panels import draw_panel
-
     from blender_cnn.scene.network import build_network
 
     bundle = load_bundle(application_bundles["MobileNetV2"])
     network = build_network(bundle)
     blender.context.view_layer.objects.active = network
-    record = draw_panel(blender)
+    record = draw_network_panel(blender)
     blocks = [block.name for block in plan_graph(bundle.layers).blocks]
     assert any(label.startswith(f"Blocks ({len(blocks)})") for label in record["labels"])
     assert any(label.startswith("Scene about") and label.endswith("GB") for label in record["labels"])
@@ -294,8 +296,6 @@ def test_importing_with_every_layer_shows_the_plumbing_units_fold_away(blender, 
 
 
 def test_inspecting_an_add_puts_each_inputs_value_on_its_cell(blender, merge_bundle):
-    from test_inspection_scene import annotations, cell_centre, inspect_at
-
     from blender_cnn.scene.network import build_network
 
     bundle = load_bundle(merge_bundle)

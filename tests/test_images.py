@@ -6,13 +6,14 @@ import pytest
 from blender_cnn.core.errors import BlenderCNNError
 from blender_cnn.core.images import resize, to_model_input
 
-tf = pytest.importorskip("tensorflow")
 
-
+@pytest.mark.tf
 @pytest.mark.parametrize("source, target", [((8, 8), (16, 16)), ((100, 73), (16, 16)), ((37, 51), (64, 20))])
 @pytest.mark.parametrize("antialias", [True, False])
 @pytest.mark.parametrize("method", ["bilinear", "nearest"])
 def test_resize_equals_tensorflow(source, target, antialias, method):
+    import tensorflow as tf
+
     image = np.random.default_rng(1).random((*source, 3)).astype(np.float32)
     expected = tf.image.resize(image, target, method=method, antialias=antialias).numpy()
     np.testing.assert_allclose(resize(image, *target, antialias, method), expected, atol=2e-6)

@@ -13,7 +13,7 @@ from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
 from blender_cnn.extract import __main__ as extract_cli  # noqa: E402
 from blender_cnn.extract.keras_bundle import extract  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+pytestmark = [pytest.mark.tf, pytest.mark.filterwarnings("ignore")]
 QUIET = {"log": lambda message: None}
 
 
@@ -129,7 +129,9 @@ def test_folder_without_checkpoints_or_samples_or_architecture(tmp_path):
     assert_refused(tmp_path, "final.weights.h5: holds weights only; pass the network's architecture")
     dense_model().save(tmp_path / "model.keras")
     os.remove(tmp_path / "final.weights.h5")
-    assert_refused(tmp_path, "has no samples.npz beside it; pass the inputs to show with --samples FILE")
+    # Without samples the model is shown synthetic inputs (test_lone_model.py), but none has a class to pick by.
+    assert_refused(tmp_path, "has no samples.npz beside it to take 2 per class from; pass the inputs to show with "
+                             "--samples FILE", samples_per_class=2)
 
 
 def test_unreadable_history_is_named(tmp_path):

@@ -302,6 +302,7 @@ print("IMPORT_RESULT:" + json.dumps(result))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.tf
 @pytest.mark.bpy
 def test_installed_extension_extracts_in_the_external_python(demo_run_dir, tmp_path):

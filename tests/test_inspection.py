@@ -2,13 +2,25 @@
 
 import numpy as np
 import pytest
+from bundle_files import as_if_trained
 
 from blender_cnn.core.bundle import load_bundle
 from blender_cnn.core.design import design_bundle
 from blender_cnn.core.errors import BlenderCNNError
-from blender_cnn.core.inspection import (ACTIVATION, CONCATENATION, CONVOLUTION, DENSE, GLOBAL_AVERAGE_POOLING,
-                                          GLOBAL_MAX_POOLING, MAX_POOLING, MERGE, NORMALIZATION, SEPARABLE, VALUE,
-                                          inspect_cell)
+from blender_cnn.core.inspection import (
+    ACTIVATION,
+    CONCATENATION,
+    CONVOLUTION,
+    DENSE,
+    GLOBAL_AVERAGE_POOLING,
+    GLOBAL_MAX_POOLING,
+    MAX_POOLING,
+    MERGE,
+    NORMALIZATION,
+    SEPARABLE,
+    VALUE,
+    inspect_cell,
+)
 
 # Strides and 'same' padding on odd sizes: windows hang over the top-left and bottom-right edges unevenly.
 DESIGN = {
@@ -121,13 +133,33 @@ def test_a_layer_without_weights_or_window_shows_its_value(bundle):
     assert inspection.value == float(bundle.activations("flatten", 0, 0)[5])
 
 
+def hidden_by_hand(bundle, image):
+    """DESIGN's "hidden" layer for one image, each layer written out with the textbook sums above."""
+    def conv(values, name, stride, pad, activation):
+        kernel, bias = bundle.weights(name, 0)["kernel"], bundle.weights(name, 0)["bias"]
+        size = (values.shape[0] + 2 * pad - kernel.shape[0]) // stride + 1
+        return activation(np.array([[[naive_conv_pixel(values, kernel, bias, row, col, channel, stride, pad)
+                                      for channel in range(kernel.shape[3])] for col in range(size)]
+                                    for row in range(size)]))
+
+    convolved = conv(image, "conv", 2, same_padding(9, 3, 2), lambda v: np.maximum(v, 0.0))  # 5x5x4
+    valid = conv(convolved, "conv_valid", 1, 0, np.tanh)  # 4x4x3
+    pooled = valid.reshape(2, 2, 2, 2, 3).max(axis=(1, 3))  # 2x2 windows, stride 2: no padding on 4x4
+    weights = bundle.weights("hidden", 0)
+    return np.maximum(pooled.ravel() @ weights["kernel"].astype(np.float64) + weights["bias"], 0.0)
+
+
 def test_a_custom_inputs_activations_are_inspected_instead_of_the_samples(bundle):
     from blender_cnn.core.forward import forward
 
     image = np.ones((9, 9, 2), dtype=np.float32)
+    expected = hidden_by_hand(bundle, image)
+    stored = bundle.activations("hidden", 0, 0)
+    unit = int(np.argmax(np.abs(expected - stored)))  # where the custom input and sample 0 differ most
+    assert abs(expected[unit] - stored[unit]) > 1e-3
     computed = {name: values[0] for name, values in forward(bundle, image, 0).items()}
-    inspection = inspect_cell(bundle, "hidden", 1, epoch=0, sample="custom input", activations=computed)
-    np.testing.assert_allclose(inspection.value, computed["hidden"][1], rtol=1e-5, atol=1e-6)
+    inspection = inspect_cell(bundle, "hidden", unit, epoch=0, sample="custom input", activations=computed)
+    np.testing.assert_allclose(inspection.value, expected[unit], rtol=1e-5, atol=1e-6)
     assert "sample custom input" in inspection.text()
 
 
@@ -180,25 +212,11 @@ def extracted(keras, model, run_dir, samples=2, seed=0, noise=0.5, gamma=(2.0, 5
     for variable in model.weights:
         if "float" not in str(variable.dtype):  # Normalization's sample count
             continue
-        shape = tuple(variable.shape)
-        values = {"moving_variance": lambda: rng.uniform(0.3, 2.0, shape),
-                  "variance": lambda: rng.uniform(0.3, 2.0, shape),
-                  "alpha": lambda: rng.uniform(0.05, 0.5, shape),
-                  "gamma": lambda: rng.uniform(*gamma, shape)}.get(
-            variable.name, lambda: variable.numpy() + rng.normal(0, noise, shape))()
-        variable.assign(values.astype(np.float32))
+        variable.assign(as_if_trained(variable, rng, noise, gamma).astype(np.float32))
     model.save(run_dir / "epoch_000.keras")
     np.savez(run_dir / "samples.npz", inputs=rng.uniform(-1, 1, (samples, *model.input_shape[1:])).astype(np.float32),
              labels=np.arange(samples, dtype=np.int32) % model.output_shape[-1])
     return load_bundle(extract(run_dir, run_dir / "graph.bcnn.npz", log=lambda _message: None, importance=False))
-
-
-@pytest.fixture(scope="module")
-def keras():
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return pytest.importorskip("keras")
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +264,7 @@ def check_value(inspection, expected):
     np.testing.assert_allclose(inspection.value, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("row, col, channel", [(0, 0, 0), (0, 3, 7), (2, 1, 11), (3, 3, 4)])
 def test_depthwise_with_a_depth_multiplier_reads_one_input_channel(graph, row, col, channel):
     values, weights = graph_values(graph, "relu6"), graph_weights(graph, "depthwise")
@@ -265,6 +284,7 @@ def test_depthwise_with_a_depth_multiplier_reads_one_input_channel(graph, row, c
     assert (row, col) != (3, 3) or any(term.padding for term in inspection.terms)
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("row, col, channel", [(0, 0, 2), (1, 2, 0), (3, 3, 4)])
 def test_separable_shows_each_depthwise_window_then_the_pointwise_sum(graph, row, col, channel):
     values, weights = graph_values(graph, "swish"), graph_weights(graph, "separable")
@@ -304,6 +324,7 @@ def textbook_transpose(values, kernel, stride, out_size):
     return cropped, {(y - before, x - before): found for (y, x), found in reaching.items()}
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("layer, source, stride, activation", [("up", "concat", 2, lambda v: v),
                                                                 ("up_valid", "layer_norm", 2, np.tanh)])
 def test_transposed_convolution_lists_the_input_cells_that_scatter_onto_the_cell(graph, layer, source, stride,
@@ -325,6 +346,7 @@ def test_transposed_convolution_lists_the_input_cells_that_scatter_onto_the_cell
     assert f"cells of {source} that scatter onto this cell" in text and "through kernel tap (" in text
 
 
+@pytest.mark.tf
 def test_add_and_multiply_show_each_input_at_the_cell(graph):
     separable, gate = graph_values(graph, "separable"), graph_values(graph, "gate")
     inspection = inspect_cell(graph, "excite", (2, 3, 4), epoch=0, sample=1)
@@ -342,6 +364,7 @@ def test_add_and_multiply_show_each_input_at_the_cell(graph):
     assert "shortcut channel 2, row 1, column 0:" in inspection.text()
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("channel, source, source_channel", [(3, "relu", 3), (4, "relu", 4), (5, "swish", 0),
                                                               (16, "swish", 11)])
 def test_concatenate_names_the_input_and_its_channel(graph, channel, source, source_channel):
@@ -356,12 +379,14 @@ def test_concatenate_names_the_input_and_its_channel(graph, channel, source, sou
            f"{first + (4 if source == 'relu' else 11)} of concat" in inspection.text()
 
 
+@pytest.mark.tf
 def test_concatenating_one_dimensional_layers(graph):
     inspection = inspect_cell(graph, "features", 4, epoch=0, sample=0)
     assert inspection.terms[0].layer == "global_mean" and inspection.terms[0].source == (1,)
     check_value(inspection, graph_values(graph, "global_mean", 0)[1])
 
 
+@pytest.mark.tf
 def test_global_average_pooling_takes_the_whole_map(graph):
     values = graph_values(graph, "separable")[:, :, 2]
     inspection = inspect_cell(graph, "squeeze", (0, 0, 2), epoch=0, sample=1)  # keepdims: (1, 1, 5)
@@ -372,6 +397,7 @@ def test_global_average_pooling_takes_the_whole_map(graph):
     assert inspection.equation() == f"mean of 16 values: {values.sum():.4g} / 16 = {inspection.value:.4g}"
 
 
+@pytest.mark.tf
 def test_global_max_pooling_names_the_winner(graph):
     values = graph_values(graph, "sigmoid")[:, :, 1]
     inspection = inspect_cell(graph, "global_max", 1, epoch=0, sample=1)
@@ -382,6 +408,7 @@ def test_global_max_pooling_names_the_winner(graph):
     assert inspection.equation() == f"max of 64 values = {inspection.value:.4g} at row {row}, column {col}"
 
 
+@pytest.mark.tf
 def test_global_pooling_over_a_large_map_lists_the_strongest_values(graph):
     values = graph_values(graph, "leaky")[:, :, 0]  # 9x9 = 81 values: more than are listed
     inspection = inspect_cell(graph, "global_mean", 0, epoch=0, sample=1, top=5)
@@ -394,6 +421,7 @@ def test_global_pooling_over_a_large_map_lists_the_strongest_values(graph):
     assert "76 more: sum" in inspection.text()
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("layer, source, channel", [("norm", "stem", 4), ("dw_norm", "depthwise", 9)])
 def test_batch_normalization_shows_its_statistics(graph, layer, source, channel):
     x, weights = graph_values(graph, source)[2, 1, channel], graph_weights(graph, layer)
@@ -413,6 +441,7 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("layer, source, name, function", [
     ("relu6", "norm", "ReLU(max_value=6)", lambda x: min(max(x, 0.0), 6.0)),
     ("swish", "dw_norm", "swish", lambda x: x * sigmoid(x)),
@@ -437,6 +466,7 @@ def test_activation_layers_show_input_function_and_result(graph, layer, source, 
                                         f"{inspection.value:.4g}"
 
 
+@pytest.mark.tf
 def test_a_layer_that_cannot_be_inspected_is_one_clear_error(graph):
     with pytest.raises(BlenderCNNError, match=r"^layer 'layer_norm': is a LayerNormalization layer, whose cells "
                                               r"inspection cannot take apart term by term$"):
@@ -474,6 +504,7 @@ def softmax(values):
     return shifted / shifted.sum()
 
 
+@pytest.mark.tf
 def test_rescaling_and_normalization_show_their_numbers(extras):
     x = graph_values(extras, "input")[3, 1]
     inspection = inspect_cell(extras, "rescale", (3, 1, 2), epoch=0, sample=1)
@@ -487,6 +518,7 @@ def test_rescaling_and_normalization_show_their_numbers(extras):
     assert inspection.equation().startswith(f"({scaled[1]:.4g} - ")
 
 
+@pytest.mark.tf
 def test_prelu_and_elu(extras):
     x, alpha = graph_values(extras, "normalize"), graph_weights(extras, "prelu")["alpha"]
     negative = tuple(int(i) for i in np.unravel_index(np.argmin(x), x.shape))
@@ -498,6 +530,7 @@ def test_prelu_and_elu(extras):
     check_value(inspection, np.expm1(x[negative]))
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("layer, function, equation", [
     ("maximum", lambda p, e, n: max(p, e), "max("), ("average", lambda p, e, n: (p + e + n) / 3, "mean("),
     ("subtract", lambda p, e, n: p - e, " - ")])
@@ -509,6 +542,7 @@ def test_the_other_merges(extras, layer, function, equation):
     assert equation in inspection.equation()
 
 
+@pytest.mark.tf
 def test_softmax_over_the_channels_of_a_convolution_and_of_a_layer(extras):
     average, weights = graph_values(extras, "average"), graph_weights(extras, "conv_softmax")
     padded = np.pad(average, ((1, 1), (1, 1), (0, 0)))
@@ -522,6 +556,7 @@ def test_softmax_over_the_channels_of_a_convolution_and_of_a_layer(extras):
     assert "softmax over the 3 channels through this cell" in inspection.text()
 
 
+@pytest.mark.tf
 def test_dense_on_a_feature_map_works_pixel_by_pixel(extras):
     values, weights = graph_values(extras, "softmax")[1, 3], graph_weights(extras, "per_pixel")
     inspection = inspect_cell(extras, "per_pixel", (1, 3, 1), epoch=0, sample=1)
@@ -532,6 +567,7 @@ def test_dense_on_a_feature_map_works_pixel_by_pixel(extras):
 
 # ---------------------------------------------------------------- published graphs, whole
 
+@pytest.mark.tf
 @pytest.mark.parametrize("application", ["MobileNetV2", "EfficientNetB0"])
 def test_every_layer_of_a_published_graph_is_inspected_as_tensorflow_computed_it(keras, tmp_path, application):
     """Small, untrained keras.applications: every layer explained, to the value TensorFlow stored."""

@@ -1,20 +1,15 @@
 """Layouts of the feature maps (line, circle, grid and blends), folding and channels shown, per layer."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
-
 from scene_readers import drawn_cells
 
+pytestmark = pytest.mark.bpy
+REPO = Path(__file__).resolve().parent.parent
 GAP = 2.0  # the modifier's default
-
-
-@pytest.fixture
-def network(blender, demo_bundle):
-    from blender_cnn.scene.network import build_network
-
-    return build_network(demo_bundle, sample=3)
 
 
 def set_input(network, name, value):
@@ -54,62 +49,62 @@ def expected_centres(spacing, layout, channels=8, size=16, layer_index=1, direct
 
 
 @pytest.mark.parametrize("layout", [0.0, 1.0, 2.0, 1.5, 0.25])
-def test_map_layout_places_the_maps_in_a_line_a_circle_a_grid_or_between(network, layout):
-    set_input(network, "conv1/Map Layout", layout)
-    centres = map_centres(network, 1)
-    np.testing.assert_allclose(np.array([centres[c] for c in range(8)]), expected_centres(spacing(network), layout), atol=1e-3)
+def test_map_layout_places_the_maps_in_a_line_a_circle_a_grid_or_between(designed_network, layout):
+    set_input(designed_network, "conv1/Map Layout", layout)
+    centres = map_centres(designed_network, 1)
+    np.testing.assert_allclose(np.array([centres[c] for c in range(8)]), expected_centres(spacing(designed_network), layout), atol=1e-3)
 
 
-def test_a_line_can_run_along_the_network(network):
-    set_input(network, "conv1/Map Layout", 0.0)
-    set_input(network, "Line Direction", 1.0)
-    centres = map_centres(network, 1)
+def test_a_line_can_run_along_the_network(designed_network):
+    set_input(designed_network, "conv1/Map Layout", 0.0)
+    set_input(designed_network, "Line Direction", 1.0)
+    centres = map_centres(designed_network, 1)
     np.testing.assert_allclose(np.array([centres[c] for c in range(8)]),
-                               expected_centres(spacing(network), 0.0, direction=1.0), atol=1e-3)
+                               expected_centres(spacing(designed_network), 0.0, direction=1.0), atol=1e-3)
 
 
-def test_each_layer_has_its_own_layout(network):
-    before = map_centres(network, 3)
-    set_input(network, "conv1/Map Layout", 0.0)
-    assert all(np.allclose(before[c], centre) for c, centre in map_centres(network, 3).items())
+def test_each_layer_has_its_own_layout(designed_network):
+    before = map_centres(designed_network, 3)
+    set_input(designed_network, "conv1/Map Layout", 0.0)
+    assert all(np.allclose(before[c], centre) for c, centre in map_centres(designed_network, 3).items())
 
 
-def test_folding_shows_the_summary_map_of_the_mean_or_the_max(network, demo_bundle):
-    _centres, cells = drawn_cells(network)
+def test_folding_shows_the_summary_map_of_the_mean_or_the_max(designed_network, digits_design_bundle):
+    _centres, cells = drawn_cells(designed_network)
     assert not cells["is_summary"].any()  # unfolded: no summary maps
 
-    set_input(network, "conv1/Fold", 1.0)
-    centres, cells = drawn_cells(network)
+    set_input(designed_network, "conv1/Fold", 1.0)
+    centres, cells = drawn_cells(designed_network)
     conv1 = cells["layer"] == 1
     assert conv1.sum() == 16 * 16 and cells["is_summary"][conv1].all()
-    outputs = np.asarray(demo_bundle.activations("conv1", -1, 3), dtype=np.float32)
+    outputs = np.asarray(digits_design_bundle.activations("conv1", -1, 3), dtype=np.float32)
     np.testing.assert_allclose(cells["activation"][conv1],
                                outputs.mean(axis=2)[cells["row"][conv1], cells["col"][conv1]], rtol=1e-5)
     # The summary map stands at the layer's centre.
-    np.testing.assert_allclose(centres[conv1].mean(axis=0), [spacing(network), 0.0, 0.0], atol=1e-3)
+    np.testing.assert_allclose(centres[conv1].mean(axis=0), [spacing(designed_network), 0.0, 0.0], atol=1e-3)
 
-    set_input(network, "Fold to Max", True)
-    _centres, cells = drawn_cells(network)
+    set_input(designed_network, "Fold to Max", True)
+    _centres, cells = drawn_cells(designed_network)
     conv1 = cells["layer"] == 1
     assert conv1.sum() == 16 * 16  # the max map instead of the mean map, not beside it
     np.testing.assert_allclose(cells["activation"][conv1],
                                outputs.max(axis=2)[cells["row"][conv1], cells["col"][conv1]], rtol=1e-5)
 
 
-def test_half_folded_maps_move_halfway_in_while_the_summary_grows(network):
-    grid = map_centres(network, 1)
-    set_input(network, "conv1/Fold", 0.5)
-    half = map_centres(network, 1)
-    origin = np.array([spacing(network), 0.0, 0.0])
+def test_half_folded_maps_move_halfway_in_while_the_summary_grows(designed_network):
+    grid = map_centres(designed_network, 1)
+    set_input(designed_network, "conv1/Fold", 0.5)
+    half = map_centres(designed_network, 1)
+    origin = np.array([spacing(designed_network), 0.0, 0.0])
     for channel, centre in grid.items():
         np.testing.assert_allclose(half[channel], origin + (centre - origin) * 0.5, atol=1e-3)
-    _centres, cells = drawn_cells(network)
+    _centres, cells = drawn_cells(designed_network)
     assert ((cells["layer"] == 1) & (cells["is_summary"] == 1)).sum() == 16 * 16
 
 
-def test_channels_shown_keeps_the_first_n_maps(network):
-    set_input(network, "conv2/Channels Shown", 3)
-    _centres, cells = drawn_cells(network)
+def test_channels_shown_keeps_the_first_n_maps(designed_network):
+    set_input(designed_network, "conv2/Channels Shown", 3)
+    _centres, cells = drawn_cells(designed_network)
     conv2 = (cells["layer"] == 3) & (cells["is_summary"] == 0)
     assert conv2.sum() == 3 * 8 * 8
     assert set(np.unique(cells["channel"][conv2])) == {0, 1, 2}
@@ -117,8 +112,9 @@ def test_channels_shown_keeps_the_first_n_maps(network):
 
 def conv1_quads(network):
     """Corners and (channel, row, col) of conv1's drawn cell quads."""
-    from blender_cnn.scene.materials import CELL_MATERIAL
     from scene_readers import drawn_quads
+
+    from blender_cnn.scene.materials import CELL_MATERIAL
 
     quads, _geometry = drawn_quads(network, CELL_MATERIAL)
     mine = (quads.attribute("layer") == 1) & (quads.attribute("is_summary") == 0)
@@ -126,12 +122,12 @@ def conv1_quads(network):
 
 
 @pytest.mark.parametrize("fold", [1.0, 0.5])
-def test_a_folded_map_tilts_its_rows_alternately_like_a_concertina(network, fold):
+def test_a_folded_map_tilts_its_rows_alternately_like_a_concertina(designed_network, fold):
     from blender_cnn.nodes.groups import MAP_FOLD_ANGLE
 
-    flat_corners, flat = conv1_quads(network)
-    set_input(network, "conv1/Map Fold", fold)
-    corners, cells = conv1_quads(network)
+    flat_corners, flat = conv1_quads(designed_network)
+    set_input(designed_network, "conv1/Map Fold", fold)
+    corners, cells = conv1_quads(designed_network)
     np.testing.assert_array_equal(cells["row"], flat["row"])
     angle = fold * MAP_FOLD_ANGLE
     centres, flat_centres = corners.mean(axis=1), flat_corners.mean(axis=1)
@@ -151,14 +147,35 @@ def test_a_folded_map_tilts_its_rows_alternately_like_a_concertina(network, fold
     assert set(even) == {even[0]} and set(odd) == {-even[0]}
 
 
-def test_an_unfolded_map_is_flat(network):
-    corners, _cells = conv1_quads(network)
+def test_an_unfolded_map_is_flat(designed_network):
+    corners, _cells = conv1_quads(designed_network)
     assert np.ptp(corners[:, :, 0]) < 1e-4
 
 
-def test_layers_stand_far_enough_apart_for_their_widest_wall(network, demo_bundle):
-    from blender_cnn.core.layout import wall_width
+@pytest.mark.parametrize("filters", [8, 36])  # conv1, the widest wall: its maps in a 3x3 or a 6x6 grid
+def test_seen_from_the_camera_no_layer_hides_the_next_one(blender, tmp_path, filters):
+    """The default Layer Spacing follows the widest wall: from the stage camera's direction, each layer's
+    drawn cells stand clear of the next layer's, so no wall covers its neighbour."""
+    import json
 
-    widest = max(wall_width(layer.output_shape) for layer in demo_bundle.layers)
-    assert widest == 3 * (16 + GAP)  # conv1: 8 maps of 16x16 in a 3x3 grid
-    assert spacing(network) == round(0.9 * widest)
+    from scene_readers import drawn_quads
+
+    from blender_cnn.core.bundle import load_bundle
+    from blender_cnn.core.design import design_bundle
+    from blender_cnn.core.drawing_metrics import view_projection
+    from blender_cnn.scene.materials import CELL_MATERIAL
+    from blender_cnn.scene.network import build_network
+    from blender_cnn.scene.stage import VIEW_DIRECTION
+
+    design = json.loads((REPO / "presets" / "digits_cnn.json").read_text())
+    design["layers"][0]["filters"] = filters
+    network = build_network(load_bundle(design_bundle(design, tmp_path / "digits.bcnn.npz", seed=1)))
+    quads, _geometry = drawn_quads(network, CELL_MATERIAL)
+    layer = quads.attribute("layer")
+    drawn = layer >= 0  # not the legend
+    screen_x = quads.corners()[drawn] @ view_projection(tuple(VIEW_DIRECTION))[0, :3]  # (quads, 4)
+    extents = [(screen_x[layer[drawn] == index].min(), screen_x[layer[drawn] == index].max())
+               for index in np.unique(layer[drawn])]
+    assert len(extents) == 8
+    for index, ((_, right), (left, _)) in enumerate(zip(extents, extents[1:])):
+        assert right < left, f"layer {index} reaches {right - left:.1f} over layer {index + 1} on screen"

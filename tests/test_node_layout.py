@@ -5,10 +5,14 @@ network's own tree, with the node sizes it estimates (Blender computes the
 real ones only when it draws the editor, which a background process never does).
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from blender_cnn.nodes.layout import FRAME_MARGIN
+
+REPO = Path(__file__).resolve().parent.parent
 
 SHARED_GROUPS = (
     "BCNN Cell Layout", "BCNN Feature Maps", "BCNN Legend", "BCNN Connections", "BCNN Layer Label",
@@ -28,7 +32,6 @@ def trees(registered_addon, tmp_path_factory):
     from blender_cnn.core.presets import load_design
     from blender_cnn.nodes.network import ensure_shared_groups
     from blender_cnn.scene.network import build_network
-    from tests.conftest import REPO
 
     bpy.ops.wm.read_homefile(app_template="")
     design = load_design(REPO / "presets" / "lenet5.json")

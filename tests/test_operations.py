@@ -7,11 +7,12 @@ then max pooling with 'same' padding, flatten and a softmax output.
 
 import numpy as np
 import pytest
+from scene_readers import drawn_cells, drawn_quads, evaluated_geometry, read_attribute
 
 from blender_cnn.core.cells import layer_cells
 from blender_cnn.core.forward import compute_layer
-from scene_readers import drawn_cells, drawn_quads, evaluated_geometry, read_attribute
 
+pytestmark = pytest.mark.bpy
 INPUT_SHAPE = (12, 13, 2)
 CLASSES = ["cat", "dog", "bird"]
 # name, type, config, output shape
@@ -175,8 +176,8 @@ def focus_cells(network, bundle):
     faces = quads_of(network, "BCNN Cell", "focus", 1.0, ("layer", "channel", "row", "col"))
     layer_starts = [cells.start for cells in layer_cells(bundle)]
     shapes = [(cells.map_rows, cells.map_cols) for cells in layer_cells(bundle)]
-    return {layer_starts[l] + (c * shapes[l][0] + r) * shapes[l][1] + k
-            for l, c, r, k in zip(*(faces[name].tolist() for name in ("layer", "channel", "row", "col")))}
+    return {layer_starts[i] + (c * shapes[i][0] + r) * shapes[i][1] + k
+            for i, c, r, k in zip(*(faces[name].tolist() for name in ("layer", "channel", "row", "col")))}
 
 
 def test_kernel_tiles_show_the_focus_pixels_kernel_weights(network, bundle):
@@ -255,8 +256,14 @@ def test_all_calculations_draws_a_sample_of_windows(network, bundle):
     set_network_input(network, "All Calculations", True)
     set_network_input(network, "Max Windows", 4)
     targets = {target for _source, target in links(network, 1)}
-    # 6x7 positions, at most 4: every 4th row and column (ceil(sqrt(42 / 4)) = 4).
-    assert targets == {cell_index(bundle, "strided", 2, r, c) for r in (0, 4) for c in (0, 4)}
+    windows = {divmod(target - cell_index(bundle, "strided", 2, 0, 0), 7) for target in targets}  # (row, col)
+    assert all(0 <= row < 6 and 0 <= col < 7 for row, col in windows)  # the focused channel's 6x7 outputs
+    # At most Max Windows of them, in an even grid from the first window that spreads over the whole map.
+    assert 1 < len(windows) <= 4
+    rows, cols = sorted({row for row, _ in windows}), sorted({col for _, col in windows})
+    assert windows == {(row, col) for row in rows for col in cols} and rows[0] == cols[0] == 0
+    (step,) = set(np.diff(rows)) | set(np.diff(cols))
+    assert rows[-1] + step >= 6 and cols[-1] + step >= 7, "one more step would leave the map"
     set_network_input(network, "Max Windows", 1000)
     lines = links(network, 1)
     assert len({target for _source, target in lines}) == 6 * 7
@@ -271,8 +278,13 @@ def test_probability_bars_are_as_long_as_the_output_activations(network, bundle)
     probabilities = bundle.activations("output", 0, 1)
     np.testing.assert_allclose(np.sort(bars["probability"]), np.sort(probabilities), rtol=1e-6)
     lengths = np.ptp(bars["corners"][:, :, 1], axis=1)
-    # Length 6 cell pitches at full probability; an output neuron's pitch is Cell Size x Neuron Scale = 2.5.
-    np.testing.assert_allclose(lengths, bars["probability"] * 6.0 * 2.5, rtol=1e-3, atol=1e-3)
+    # Proportional to the probability, from zero: one length per unit of probability for every class ...
+    full = lengths.sum() / bars["probability"].sum()
+    np.testing.assert_allclose(lengths, bars["probability"] * full, rtol=1e-3, atol=1e-3)
+    # ... and a certain class's bar would be longer than the gap between the output neurons it stands by.
+    centres, cells = drawn_cells(network)
+    heights = np.sort(centres[cells["layer"] == bundle.layer("output").index][:, 2])
+    assert len(heights) == 3 and full > np.diff(heights).max()
 
 
 def test_the_focus_operator_picks_the_cell_nearest_the_cursor(network, bundle, blender):

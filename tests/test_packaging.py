@@ -91,7 +91,7 @@ def _install_in_fresh_blender(zip_path: Path, user_dir: Path, *extra_args: str) 
         text=True,
         timeout=600,
     )
-    lines = [l for l in completed.stdout.splitlines() if l.startswith(RESULT_MARKER)]
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     assert completed.returncode == 0 and lines, (
         f"Blender subprocess failed (exit {completed.returncode})\n"
         f"--- stdout ---\n{completed.stdout[-4000:]}\n--- stderr ---\n{completed.stderr[-4000:]}"
@@ -99,6 +99,7 @@ def _install_in_fresh_blender(zip_path: Path, user_dir: Path, *extra_args: str) 
     return json.loads(lines[-1][len(RESULT_MARKER):])
 
 
+@pytest.mark.bpy
 def test_zip_installs_and_enables_in_fresh_user_folder(extension_zip, tmp_path):
     user_dir = tmp_path / "blender_user"
     result = _install_in_fresh_blender(extension_zip, user_dir)
@@ -108,6 +109,8 @@ def test_zip_installs_and_enables_in_fresh_user_folder(extension_zip, tmp_path):
     assert result["enabled"] and result["loaded"], result
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
 def test_installed_addon_imports_bundle(extension_zip, tmp_path, demo_bundle_path):
     result = _install_in_fresh_blender(extension_zip, tmp_path / "blender_user", str(demo_bundle_path))
     assert result["enabled"], result

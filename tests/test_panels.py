@@ -1,18 +1,9 @@
 """The sidebar panel draws in every state a user meets, with a stand-in layout that records what it shows."""
 
 import pytest
-from ui_recorder import RecordingLayout
+from ui_recorder import draw_network_panel as draw_panel
 
-
-def draw_panel(blender):
-    from blender_cnn.ui.panels import BCNN_PT_network
-
-    layout = RecordingLayout()
-    helpers = {name: staticmethod(getattr(BCNN_PT_network, name))
-               for name in dir(BCNN_PT_network) if name.startswith("draw_") and name != "draw_header"}
-    panel = type("Panel", (), {"layout": layout, **helpers})()
-    BCNN_PT_network.draw(panel, blender.context)
-    return layout.record
+pytestmark = pytest.mark.bpy
 
 
 def test_without_a_network_the_panel_offers_the_importers(blender):
@@ -21,10 +12,10 @@ def test_without_a_network_the_panel_offers_the_importers(blender):
     assert "Select a network to change its layout" in record["labels"]
 
 
-def test_with_a_network_the_panel_shows_its_settings_and_actions(blender, demo_bundle):
+def test_with_a_network_the_panel_shows_its_settings_and_actions(blender, digits_design_bundle):
     from blender_cnn.scene.network import build_network
 
-    network = build_network(demo_bundle)
+    network = build_network(digits_design_bundle)
     blender.context.view_layer.objects.active = network
     record = draw_panel(blender)
     for name in ("Epoch", "Sample", "Bundling Strength", "Layer Spacing", "Activation Colormap", "Focus Layer"):
@@ -37,10 +28,10 @@ def test_with_a_network_the_panel_shows_its_settings_and_actions(blender, demo_b
 
 
 @pytest.mark.parametrize("broken", ["not a list", [{"layer": "dense1"}]])
-def test_an_unreadable_connection_record_is_reported_in_the_panel_not_raised(blender, demo_bundle, broken):
+def test_an_unreadable_connection_record_is_reported_in_the_panel_not_raised(blender, digits_design_bundle, broken):
     from blender_cnn.scene.network import build_network
 
-    network = build_network(demo_bundle)
+    network = build_network(digits_design_bundle)
     network["blender_cnn_connections"] = broken
     blender.context.view_layer.objects.active = network
     record = draw_panel(blender)

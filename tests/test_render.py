@@ -17,7 +17,9 @@ import tempfile
 
 import numpy as np
 import pytest
+from scene_readers import background_color, content_mask, read_png
 
+pytestmark = [pytest.mark.tf, pytest.mark.bpy, pytest.mark.render]
 CYCLES_SIZE = (160, 90)
 CYCLES_SAMPLES = 8
 EEVEE_SIZE = (64, 36)
@@ -28,37 +30,6 @@ RESULT_MARKER = "RENDER_RESULT:"
 
 
 # --- reading PNGs -------------------------------------------------------------
-
-def read_png(path):
-    """RGB of a PNG as float32 in [0, 1] (the stored, display-encoded values), top row first."""
-    import bpy
-
-    image = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        width, height = image.size
-        pixels = np.empty(width * height * 4, dtype=np.float32)
-        image.pixels.foreach_get(pixels)
-    finally:
-        bpy.data.images.remove(image)
-    return pixels.reshape(height, width, 4)[::-1, :, :3]
-
-
-def _srgb(linear):
-    linear = np.asarray(linear, dtype=np.float64)
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-
-
-def background_color():
-    """The world color as it appears in the PNG (view transform "Standard" is plain sRGB)."""
-    from blender_cnn.scene.stage import BACKGROUND
-
-    return _srgb(BACKGROUND[:3])
-
-
-def content_mask(rgb, threshold=0.1):
-    """Pixels that differ clearly from the background."""
-    return np.abs(rgb - background_color()).max(axis=-1) > threshold
-
 
 def hues(rgb):
     """Hue in degrees and chroma of each pixel."""
@@ -113,7 +84,8 @@ result = {
     "engine": scene.render.engine,
     "size": [scene.render.resolution_x, scene.render.resolution_y],
     "cycles": [scene.cycles.samples, scene.cycles.seed, scene.cycles.use_animated_seed, scene.cycles.device],
-    "modules": sorted(m for m in sys.modules if "blender_cnn" in m),
+    # The add-on's modules; not setuptools' finder of an editable install (__editable___blender_cnn_*_finder).
+    "modules": sorted(m for m in sys.modules if m == "blender_cnn" or m.startswith("blender_cnn.") or ".blender_cnn" in m),
     "addons": sorted(a for a in bpy.context.preferences.addons.keys() if "blender_cnn" in a),
     "import_attempts": attempts,
     "missing_files": [p for p in bpy.utils.blend_paths(absolute=True) if not os.path.exists(p)],
@@ -247,6 +219,7 @@ def test_saved_blend_renders_the_same_without_the_addon_or_the_bundle(blender, d
     assert difference.max() < 0.1, difference.max()
 
 
+@pytest.mark.slow
 def test_saved_training_animation_renders_without_the_addon_or_the_bundle(blender, demo_bundle_path, tmp_path):
     """Every frame's epoch is picked by the saved node tree alone: a fresh Blender renders the same frames."""
     from blender_cnn.scene.animation import animate_training
@@ -278,6 +251,7 @@ def test_saved_training_animation_renders_without_the_addon_or_the_bundle(blende
     assert np.abs(renders[last] - renders[first]).mean() > 2 / 255
 
 
+@pytest.mark.slow
 @pytest.mark.eevee
 def test_eevee_renders_the_saved_blend(blender, demo_bundle, tmp_path):
     if ctypes.util.find_library("EGL") is None:

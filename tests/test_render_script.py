@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scene_readers import content_mask, read_png
 
-from test_render import content_mask, read_png
-
+pytestmark = [pytest.mark.tf, pytest.mark.bpy]
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "render.py"
 TINY = ["--width", "64", "--height", "36"]
@@ -58,6 +58,7 @@ def assert_one_line_error(process, *words):
 
 # --- the script -----------------------------------------------------------------
 
+@pytest.mark.render
 def test_still_in_cycles(demo_bundle_path, tmp_path):
     png = tmp_path / "still.png"
     process = check_ran(run_script("--bundle", demo_bundle_path, *TINY, "--samples", 2, "--output", png))
@@ -65,6 +66,7 @@ def test_still_in_cycles(demo_bundle_path, tmp_path):
     assert_network_visible(png)
 
 
+@pytest.mark.render
 def test_animation_in_cycles_with_epochs_and_an_orbit(demo_bundle_path, tmp_path):
     process = check_ran(run_script("--bundle", demo_bundle_path, *TINY, "--samples", 1, "--layout", "grid",
                                    "--animate-epochs", "--frames-per-epoch", 2, "--hold", 1,
@@ -81,6 +83,7 @@ def test_animation_in_cycles_with_epochs_and_an_orbit(demo_bundle_path, tmp_path
     assert "(3/3)" in progress[-1]
 
 
+@pytest.mark.render
 def test_saved_blend_with_a_push_in(blender, demo_bundle, tmp_path):
     from blender_cnn.scene.network import build_network
     from blender_cnn.scene.stage import set_up_stage
@@ -96,6 +99,8 @@ def test_saved_blend_with_a_push_in(blender, demo_bundle, tmp_path):
     assert content_mask(end).mean() > 2 * content_mask(start).mean()
 
 
+@pytest.mark.slow
+@pytest.mark.render
 @pytest.mark.eevee
 def test_animation_in_eevee(demo_bundle_path, tmp_path):
     if ctypes.util.find_library("EGL") is None:
@@ -110,6 +115,7 @@ def test_animation_in_eevee(demo_bundle_path, tmp_path):
         assert_network_visible(png)
 
 
+@pytest.mark.render
 def test_video_through_blenders_ffmpeg(blender, demo_bundle_path, tmp_path):
     video = tmp_path / "net.mp4"
     check_ran(run_script("--bundle", demo_bundle_path, *TINY, "--samples", 1, "--camera", "orbit",
@@ -153,6 +159,7 @@ def test_unknown_push_in_layer_names_the_bundle_and_the_layer(demo_bundle_path, 
 
 # --- the library function -----------------------------------------------------------
 
+@pytest.mark.render
 def test_render_animation_reports_progress_and_can_be_cancelled(blender, demo_bundle, tmp_path):
     from blender_cnn.scene.network import build_network
     from blender_cnn.scene.rendering import render_animation
@@ -178,17 +185,12 @@ def test_render_animation_reports_progress_and_can_be_cancelled(blender, demo_bu
 
 # --- the operators ----------------------------------------------------------------
 
-@pytest.fixture
-def render_operators(blender):
-    """bpy with a clean file; the add-on registers the render operators with everything else."""
-    return blender
-
-
-def test_render_operators(render_operators, demo_bundle, tmp_path):
+@pytest.mark.render
+def test_render_operators(blender, demo_bundle, tmp_path):
     from blender_cnn.scene.network import build_network
     from blender_cnn.scene.stage import set_up_stage
 
-    bpy = render_operators
+    bpy = blender
     set_up_stage(build_network(demo_bundle))
     still = tmp_path / "still.png"
     assert bpy.ops.bcnn.render_still(filepath=str(still), width=64, height=36, samples=2) == {"FINISHED"}

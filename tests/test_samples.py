@@ -6,13 +6,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
+
+tf = pytest.importorskip("tensorflow")
 
 from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
 from blender_cnn.extract.datasets import load_dataset, pick_samples  # noqa: E402
-from blender_cnn.extract.samples import (  # noqa: E402
-    Samples, image_samples, read_samples, run_dataset_samples, samples_per_class_of)
+from blender_cnn.extract.samples import Samples, image_samples, read_samples, run_dataset_samples, samples_per_class_of  # noqa: E402
 
+pytestmark = pytest.mark.tf
 RED = (255, 0, 0)
 LUMA_OF_RED = 0.2989  # tf.image.rgb_to_grayscale weights
 

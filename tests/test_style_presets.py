@@ -5,36 +5,9 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.bpy
 REPO = Path(__file__).resolve().parent.parent
 BUILTIN_STYLES = ("dark", "light", "print")
-
-
-@pytest.fixture(scope="module")
-def style_operators(registered_addon):
-    """The style operators, which the add-on registers with everything else."""
-    import blender_cnn.ui.style as ui_style
-
-    return ui_style
-
-
-@pytest.fixture
-def user_styles(monkeypatch, tmp_path):
-    import blender_cnn.scene.style as style
-
-    folder = tmp_path / "user_styles"
-    monkeypatch.setattr(style, "user_styles_folder", lambda: str(folder))
-    return folder
-
-
-@pytest.fixture
-def network(blender, demo_bundle):
-    from blender_cnn.scene.network import build_network
-    from blender_cnn.scene.stage import set_up_stage
-
-    network = build_network(demo_bundle)
-    set_up_stage(network, blender.context.scene)
-    blender.context.view_layer.objects.active = network
-    return network
 
 
 def _scene_values(bpy, network):
@@ -80,44 +53,44 @@ def test_the_built_in_styles_are_listed_before_the_users(user_styles):
     assert presets[-1][1] == "mine (user)"
 
 
-def test_the_dark_style_is_the_defaults(network, blender):
+def test_the_dark_style_is_the_defaults(staged_designed_network, blender):
     from blender_cnn.scene.style import current_style, load_style
 
     dark = load_style(REPO / "presets" / "styles" / "dark.json")
-    _assert_matches(current_style(network), dark)
+    _assert_matches(current_style(staged_designed_network), dark)
 
 
 @pytest.mark.parametrize("name", BUILTIN_STYLES)
-def test_each_built_in_style_applies_to_a_network(network, blender, name):
+def test_each_built_in_style_applies_to_a_network(staged_designed_network, blender, name):
     from blender_cnn.scene.style import apply_style, current_style
 
     path = REPO / "presets" / "styles" / f"{name}.json"
     style = json.loads(path.read_text())
     if name != "dark":  # start from another look, so every key has to change
-        apply_style(network, REPO / "presets" / "styles" / "dark.json")
-    apply_style(network, str(path), blender.context.scene)
-    values = _scene_values(blender, network)
+        apply_style(staged_designed_network, REPO / "presets" / "styles" / "dark.json")
+    apply_style(staged_designed_network, str(path), blender.context.scene)
+    values = _scene_values(blender, staged_designed_network)
     _assert_matches(values, style)
-    _assert_matches(current_style(network, blender.context.scene), style)
+    _assert_matches(current_style(staged_designed_network, blender.context.scene), style)
 
 
-def test_a_partial_style_changes_only_its_keys(network, blender):
+def test_a_partial_style_changes_only_its_keys(staged_designed_network, blender):
     from blender_cnn.scene.style import apply_style
 
-    before = _scene_values(blender, network)
-    apply_style(network, {"activation_colormap": "plasma", "background": [1, 1, 1]})
-    after = _scene_values(blender, network)
+    before = _scene_values(blender, staged_designed_network)
+    apply_style(staged_designed_network, {"activation_colormap": "plasma", "background": [1, 1, 1]})
+    after = _scene_values(blender, staged_designed_network)
     assert after.pop("activation_colormap") == "plasma" and after.pop("background") == [1.0, 1.0, 1.0, 1.0]
     before.pop("activation_colormap"), before.pop("background")
     assert after == before
 
 
-def test_a_saved_user_style_loads_back_the_same(network, blender, user_styles):
+def test_a_saved_user_style_loads_back_the_same(staged_designed_network, blender, user_styles):
     from blender_cnn.scene.style import apply_style, current_style, load_style, save_style
 
-    apply_style(network, REPO / "presets" / "styles" / "print.json")
-    apply_style(network, {"cell_emission": 0.33, "label_color": [0.1, 0.2, 0.3, 1.0]})
-    saved = current_style(network)
+    apply_style(staged_designed_network, REPO / "presets" / "styles" / "print.json")
+    apply_style(staged_designed_network, {"cell_emission": 0.33, "label_color": [0.1, 0.2, 0.3, 1.0]})
+    saved = current_style(staged_designed_network)
     path = save_style(saved, "my print/style")
     assert Path(path).parent == user_styles and Path(path).name == "my_print_style.json"
     assert not Path(path).is_relative_to(REPO)
@@ -126,9 +99,9 @@ def test_a_saved_user_style_loads_back_the_same(network, blender, user_styles):
     _assert_matches(loaded, saved)
     assert set(loaded) == set(saved)
 
-    apply_style(network, REPO / "presets" / "styles" / "dark.json")
-    apply_style(network, path)
-    _assert_matches(_scene_values(blender, network), saved)
+    apply_style(staged_designed_network, REPO / "presets" / "styles" / "dark.json")
+    apply_style(staged_designed_network, path)
+    _assert_matches(_scene_values(blender, staged_designed_network), saved)
 
 
 @pytest.mark.parametrize("key, value", [
@@ -142,7 +115,7 @@ def test_a_saved_user_style_loads_back_the_same(network, blender, user_styles):
     ("normalize_across_network", "yes"),
     ("background_colour", [1, 1, 1, 1]),     # unknown key
 ])
-def test_a_bad_preset_names_its_file_and_key_and_changes_nothing(network, blender, tmp_path, key, value):
+def test_a_bad_preset_names_its_file_and_key_and_changes_nothing(staged_designed_network, blender, tmp_path, key, value):
     from blender_cnn.core.errors import BlenderCNNError
     from blender_cnn.scene.style import apply_style, load_style
 
@@ -151,16 +124,16 @@ def test_a_bad_preset_names_its_file_and_key_and_changes_nothing(network, blende
              "label_color": [0, 0, 0, 1], "edge_emission": 0.2, key: value}
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(style))
-    before = _scene_values(blender, network)
-    for attempt in (lambda: apply_style(network, str(path)), lambda: load_style(path)):
+    before = _scene_values(blender, staged_designed_network)
+    for attempt in (lambda: apply_style(staged_designed_network, str(path)), lambda: load_style(path)):
         with pytest.raises(BlenderCNNError) as raised:
             attempt()
         assert raised.value.where == str(path)
         assert repr(key) in raised.value.message
-    assert _scene_values(blender, network) == before
+    assert _scene_values(blender, staged_designed_network) == before
 
 
-def test_a_file_that_is_no_json_object_is_refused(network, tmp_path):
+def test_a_file_that_is_no_json_object_is_refused(staged_designed_network, tmp_path):
     from blender_cnn.core.errors import BlenderCNNError
     from blender_cnn.scene.style import apply_style
 
@@ -168,7 +141,7 @@ def test_a_file_that_is_no_json_object_is_refused(network, tmp_path):
         path = tmp_path / "broken.json"
         path.write_text(text)
         with pytest.raises(BlenderCNNError, match="broken.json"):
-            apply_style(network, path)
+            apply_style(staged_designed_network, path)
 
 
 def test_saving_refuses_a_bad_style_and_writes_nothing(user_styles):
@@ -180,30 +153,30 @@ def test_saving_refuses_a_bad_style_and_writes_nothing(user_styles):
     assert not (user_styles / "bad.json").exists()
 
 
-def test_the_operators_apply_and_save_styles(network, blender, style_operators, user_styles):
+def test_the_operators_apply_and_save_styles(staged_designed_network, blender, user_styles):
     bpy = blender
     assert bpy.ops.bcnn.apply_style.poll()
     assert bpy.ops.bcnn.apply_style(style="builtin:print") == {"FINISHED"}
-    _assert_matches(_scene_values(bpy, network), json.loads((REPO / "presets/styles/print.json").read_text()))
+    _assert_matches(_scene_values(bpy, staged_designed_network), json.loads((REPO / "presets/styles/print.json").read_text()))
 
     assert bpy.ops.bcnn.save_style(name="from operator") == {"FINISHED"}
     saved = user_styles / "from_operator.json"
     assert saved.is_file()
     assert bpy.ops.bcnn.apply_style(style="builtin:dark") == {"FINISHED"}
     assert bpy.ops.bcnn.apply_style(style="user:from_operator") == {"FINISHED"}
-    assert _scene_values(bpy, network)["activation_colormap"] == "magma"
+    assert _scene_values(bpy, staged_designed_network)["activation_colormap"] == "magma"
 
 
-def test_the_operator_reports_a_bad_preset_and_changes_nothing(network, blender, style_operators, user_styles):
+def test_the_operator_reports_a_bad_preset_and_changes_nothing(staged_designed_network, blender, user_styles):
     bpy = blender
     user_styles.mkdir(parents=True, exist_ok=True)
     (user_styles / "broken.json").write_text(json.dumps({"background": [1, 1, 1, 1], "weight_colormap": "jet"}))
-    before = _scene_values(bpy, network)
+    before = _scene_values(bpy, staged_designed_network)
     with pytest.raises(RuntimeError, match="weight_colormap"):
         bpy.ops.bcnn.apply_style(style="user:broken")
-    assert _scene_values(bpy, network) == before
+    assert _scene_values(bpy, staged_designed_network) == before
 
 
-def test_the_operators_need_an_active_network(blender, style_operators):
+def test_the_operators_need_an_active_network(blender):
     assert not blender.ops.bcnn.apply_style.poll()
     assert not blender.ops.bcnn.save_style.poll()

@@ -2,15 +2,9 @@
 
 import numpy as np
 import pytest
-
 from scene_readers import drawn_cells, evaluated_geometry, read_attribute
 
-
-@pytest.fixture
-def network(blender, demo_bundle):
-    from blender_cnn.scene.network import build_network
-
-    return build_network(demo_bundle, sample=2)
+pytestmark = [pytest.mark.tf, pytest.mark.bpy]  # the trained demo's epochs, metrics and samples
 
 
 def set_input(network, name, value):
@@ -40,44 +34,44 @@ def test_the_bundle_has_several_epochs(demo_bundle):
     assert len(demo_bundle.epochs) >= 3, demo_bundle.epochs
 
 
-def test_each_epoch_shows_its_own_activations_and_weights(network, demo_bundle):
-    from blender_cnn.core.connections import dense_connections
+def test_each_epoch_shows_its_own_activations_and_weights(demo_network_at_sample_2, demo_bundle):
     from blender_cnn.core.cells import layer_cells
+    from blender_cnn.core.connections import dense_connections
 
     arrays = dense_connections(demo_bundle, layer_cells(demo_bundle))[0]
     for index, epoch in enumerate(demo_bundle.epochs):
-        set_input(network, "Epoch", float(epoch))
-        np.testing.assert_allclose(conv1_values(network), bundle_conv1(demo_bundle, epoch, 2), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(edge_weights(network), arrays[f"weight_e{index}"], rtol=1e-6)
+        set_input(demo_network_at_sample_2, "Epoch", float(epoch))
+        np.testing.assert_allclose(conv1_values(demo_network_at_sample_2), bundle_conv1(demo_bundle, epoch, 2), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(edge_weights(demo_network_at_sample_2), arrays[f"weight_e{index}"], rtol=1e-6)
 
 
 @pytest.mark.parametrize("between", [0.25, 0.5, 0.9])
-def test_between_two_epochs_the_values_blend_linearly(network, demo_bundle, between):
+def test_between_two_epochs_the_values_blend_linearly(demo_network_at_sample_2, demo_bundle, between):
     first, second = demo_bundle.epochs[0], demo_bundle.epochs[1]
-    set_input(network, "Epoch", first + between * (second - first))
+    set_input(demo_network_at_sample_2, "Epoch", first + between * (second - first))
     expected = (1 - between) * bundle_conv1(demo_bundle, first, 2) + between * bundle_conv1(demo_bundle, second, 2)
-    np.testing.assert_allclose(conv1_values(network), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(conv1_values(demo_network_at_sample_2), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_epochs_outside_the_run_hold_the_first_and_last(network, demo_bundle):
-    set_input(network, "Epoch", demo_bundle.epochs[0] - 5.0)
-    np.testing.assert_allclose(conv1_values(network), bundle_conv1(demo_bundle, demo_bundle.epochs[0], 2), rtol=1e-5)
-    set_input(network, "Epoch", demo_bundle.epochs[-1] + 5.0)
-    np.testing.assert_allclose(conv1_values(network), bundle_conv1(demo_bundle, demo_bundle.epochs[-1], 2),
+def test_epochs_outside_the_run_hold_the_first_and_last(demo_network_at_sample_2, demo_bundle):
+    set_input(demo_network_at_sample_2, "Epoch", demo_bundle.epochs[0] - 5.0)
+    np.testing.assert_allclose(conv1_values(demo_network_at_sample_2), bundle_conv1(demo_bundle, demo_bundle.epochs[0], 2), rtol=1e-5)
+    set_input(demo_network_at_sample_2, "Epoch", demo_bundle.epochs[-1] + 5.0)
+    np.testing.assert_allclose(conv1_values(demo_network_at_sample_2), bundle_conv1(demo_bundle, demo_bundle.epochs[-1], 2),
                                rtol=1e-5)
 
 
-def test_samples_cross_fade(network, demo_bundle):
+def test_samples_cross_fade(demo_network_at_sample_2, demo_bundle):
     epoch = demo_bundle.epochs[-1]
-    set_input(network, "Sample", 0.0)
-    np.testing.assert_allclose(conv1_values(network), bundle_conv1(demo_bundle, epoch, 0), rtol=1e-5)
-    set_input(network, "Sample", 0.3)
+    set_input(demo_network_at_sample_2, "Sample", 0.0)
+    np.testing.assert_allclose(conv1_values(demo_network_at_sample_2), bundle_conv1(demo_bundle, epoch, 0), rtol=1e-5)
+    set_input(demo_network_at_sample_2, "Sample", 0.3)
     expected = 0.7 * bundle_conv1(demo_bundle, epoch, 0) + 0.3 * bundle_conv1(demo_bundle, epoch, 1)
-    np.testing.assert_allclose(conv1_values(network), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(conv1_values(demo_network_at_sample_2), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_animate_training_keys_every_epoch_with_a_hold_and_markers(blender, network, demo_bundle):
-    blender.context.view_layer.objects.active = network
+def test_animate_training_keys_every_epoch_with_a_hold_and_markers(blender, demo_network_at_sample_2, demo_bundle):
+    blender.context.view_layer.objects.active = demo_network_at_sample_2
     assert blender.ops.bcnn.animate_training(frames_per_epoch=10, hold_frames=4, easing="LINEAR",
                                              start_frame=1) == {"FINISHED"}
     scene = blender.context.scene
@@ -90,41 +84,41 @@ def test_animate_training_keys_every_epoch_with_a_hold_and_markers(blender, netw
     for frame, expected in ((1, epochs[0]), (5, epochs[0]), (10, epochs[0] + 0.5 * (epochs[1] - epochs[0])),
                             (15, epochs[1])):
         scene.frame_set(frame)
-        assert get_network_input(network, "Epoch") == pytest.approx(expected, abs=1e-5), frame
+        assert get_network_input(demo_network_at_sample_2, "Epoch") == pytest.approx(expected, abs=1e-5), frame
     # Halfway through the first move the cells show the blend of the first two epochs.
     scene.frame_set(10)
     expected = 0.5 * (bundle_conv1(demo_bundle, epochs[0], 2) + bundle_conv1(demo_bundle, epochs[1], 2))
-    np.testing.assert_allclose(conv1_values(network), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(conv1_values(demo_network_at_sample_2), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_animate_samples_refuses_samples_that_are_not_stored(blender, network):
+def test_animate_samples_refuses_samples_that_are_not_stored(blender, demo_network_at_sample_2):
     from blender_cnn.core.errors import BlenderCNNError
     from blender_cnn.scene.animation import animate_samples
 
     with pytest.raises(BlenderCNNError, match="cannot show \\[99\\]"):
-        animate_samples(network, [0, 99])
-    assert animate_samples(network, [0, 1], frames_per_sample=10, fade_frames=4) == 20
+        animate_samples(demo_network_at_sample_2, [0, 99])
+    assert animate_samples(demo_network_at_sample_2, [0, 1], frames_per_sample=10, fade_frames=4) == 20
     from blender_cnn.scene.network import get_network_input
 
     scene = blender.context.scene
     for frame, sample in ((1, 0.0), (6, 0.0), (11, 1.0), (20, 1.0)):
         scene.frame_set(frame)
-        assert get_network_input(network, "Sample") == pytest.approx(sample), frame
+        assert get_network_input(demo_network_at_sample_2, "Sample") == pytest.approx(sample), frame
     scene.frame_set(8)
-    assert 0.0 < get_network_input(network, "Sample") < 1.0
+    assert 0.0 < get_network_input(demo_network_at_sample_2, "Sample") < 1.0
 
 
-def test_a_custom_input_becomes_a_sample_shown_over_every_epoch(network, demo_bundle):
+def test_a_custom_input_becomes_a_sample_shown_over_every_epoch(demo_network_at_sample_2, demo_bundle):
     from blender_cnn.core.forward import forward
     from blender_cnn.scene.network import get_network_input, show_input
 
     image = np.asarray(demo_bundle.array(demo_bundle.manifest["samples"]["inputs"])[5:6], dtype=np.float32)
-    show_input(network, image, epoch=demo_bundle.epochs[0])
-    assert get_network_input(network, "Sample") == demo_bundle.sample_count
+    show_input(demo_network_at_sample_2, image, epoch=demo_bundle.epochs[0])
+    assert get_network_input(demo_network_at_sample_2, "Sample") == demo_bundle.sample_count
     for epoch in demo_bundle.epochs:
-        set_input(network, "Epoch", float(epoch))
+        set_input(demo_network_at_sample_2, "Epoch", float(epoch))
         expected = forward(demo_bundle, image, epoch)["conv1"][0].transpose(2, 0, 1).ravel()
-        np.testing.assert_allclose(conv1_values(network), expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(conv1_values(demo_network_at_sample_2), expected, rtol=1e-4, atol=1e-5)
 
 
 # --- the training overlay ----------------------------------------------------------------------------------------
@@ -178,15 +172,15 @@ def overlay_vertices(network, camera):
 
 
 @pytest.mark.parametrize("epoch", [1.0, 1.5])
-def test_the_overlay_writes_epoch_loss_and_accuracy_in_front_of_the_camera(blender, network, demo_bundle, epoch):
+def test_the_overlay_writes_epoch_loss_and_accuracy_in_front_of_the_camera(blender, demo_network_at_sample_2, demo_bundle, epoch):
     from blender_cnn.scene.stage import set_up_stage
 
-    camera = set_up_stage(network)
-    set_input(network, "Epoch", epoch)
-    empty, _width = overlay_vertices(network, camera)
+    camera = set_up_stage(demo_network_at_sample_2)
+    set_input(demo_network_at_sample_2, "Epoch", epoch)
+    empty, _width = overlay_vertices(demo_network_at_sample_2, camera)
     assert len(empty) == 0  # off by default
-    set_input(network, "Show Training Overlay", True)
-    drawn, frame_width = overlay_vertices(network, camera)
+    set_input(demo_network_at_sample_2, "Show Training Overlay", True)
+    drawn, frame_width = overlay_vertices(demo_network_at_sample_2, camera)
     expected = text_vertices(blender, expected_overlay(demo_bundle, epoch), 0.02 * frame_width)
     assert drawn.shape == expected.shape, expected_overlay(demo_bundle, epoch)
     # Same outline: every vertex has its twin in the other text (order differs by float noise).
@@ -195,10 +189,10 @@ def test_the_overlay_writes_epoch_loss_and_accuracy_in_front_of_the_camera(blend
     assert np.abs(drawn[:, 2]).max() < 1e-3
 
 
-def test_framing_the_network_leaves_the_overlay_out(blender, network):
+def test_framing_the_network_leaves_the_overlay_out(blender, demo_network_at_sample_2):
     from blender_cnn.scene.stage import set_up_stage
 
-    without = tuple(set_up_stage(network).location)
-    set_input(network, "Show Training Overlay", True)
-    with_overlay = tuple(set_up_stage(network).location)
+    without = tuple(set_up_stage(demo_network_at_sample_2).location)
+    set_input(demo_network_at_sample_2, "Show Training Overlay", True)
+    with_overlay = tuple(set_up_stage(demo_network_at_sample_2).location)
     np.testing.assert_allclose(with_overlay, without, rtol=1e-4)

@@ -26,6 +26,7 @@ from blender_cnn.extract.keras_bundle import extract_run  # noqa: E402
 from blender_cnn.extract.keras_models import load_network  # noqa: E402
 from blender_cnn.extract.training import train_run  # noqa: E402
 
+pytestmark = pytest.mark.tf
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "train.py"
 EPOCHS = 2
@@ -172,6 +173,7 @@ def test_train_a_design_into_a_run_and_a_bundle(tmp_path):
     assert train_run(DESIGN, tmp_path / "run", log=quiet) == run  # a finished run is reused
 
 
+@pytest.mark.slow
 def test_script_trains_a_design_file_on_its_image_folder_and_writes_the_bundle(tmp_path):
     """The whole "design, train, import the epochs" path in one command, the folder relative to the design."""
     write_image_folder(tmp_path / "designs" / "shapes")

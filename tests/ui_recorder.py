@@ -1,5 +1,7 @@
-"""A stand-in for Blender's UILayout that records what a panel or node draws, for tests of draw code."""
+"""Stand-ins for Blender's UI in tests: a UILayout that records what a panel or node draws, the panels drawn
+into it, a window for operators' modal loops, and a user's clicks that several test modules share."""
 
+import time
 from types import SimpleNamespace
 
 
@@ -32,3 +34,114 @@ class RecordingLayout:
         if index >= 0:
             value[index]
         self.record["props"].append(text or attribute)
+
+
+# ---------------------------------------------------------------- panels
+
+def draw_network_panel(bpy):
+    """What the sidebar's network panel shows in the current context: {"labels", "operators", "props"}."""
+    from blender_cnn.ui.panels import BCNN_PT_network
+
+    layout = RecordingLayout()
+    helpers = {name: staticmethod(getattr(BCNN_PT_network, name))
+               for name in dir(BCNN_PT_network) if name.startswith("draw_") and name != "draw_header"}
+    panel = type("Panel", (), {"layout": layout, **helpers})()
+    BCNN_PT_network.draw(panel, bpy.context)
+    return layout.record
+
+
+def draw_designer_panel(bpy, tree):
+    """What the node editor's designer panel shows with ``tree`` (or None) open."""
+    from blender_cnn.designer.panel import BCNN_PT_designer
+
+    layout = RecordingLayout()
+    panel = SimpleNamespace(layout=layout, draw_design=BCNN_PT_designer.draw_design)
+    context = SimpleNamespace(space_data=SimpleNamespace(edit_tree=tree, tree_type="BCNN_DesignTree"),
+                              view_layer=bpy.context.view_layer)
+    BCNN_PT_designer.draw(panel, context)
+    return layout.record
+
+
+def node_lines(node):
+    """The labels a designer node draws under its properties (its shape and parameters, or its problem)."""
+    layout = RecordingLayout()
+    node.draw_buttons(None, layout)
+    return layout.record["labels"]
+
+
+# ---------------------------------------------------------------- clicks
+
+def new_tree_from_preset(bpy, preset):
+    """New Design from Preset (``builtin:<name>`` or ``user:<name>``): the node tree it made."""
+    before = set(bpy.data.node_groups)
+    assert bpy.ops.bcnn.new_design_from_preset(preset=preset) == {"FINISHED"}
+    (tree,) = set(bpy.data.node_groups) - before
+    return tree
+
+
+def inspect_at(bpy, location):
+    """Inspect Cell with the 3D cursor at ``location``."""
+    bpy.context.scene.cursor.location = tuple(float(v) for v in location)
+    return bpy.ops.bcnn.inspect_cell()
+
+
+# ---------------------------------------------------------------- a window for modal operators
+
+class FakeWindowManager:
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):  # event_timer_add/remove, progress_begin/update/end, modal_handler_add
+        return lambda *args, **kwargs: self.calls.append((name, args))
+
+
+class FakeWorkspace:
+    def __init__(self):
+        self.status = []
+
+    def status_text_set(self, text):
+        self.status.append(text)
+
+
+TIMER = SimpleNamespace(type="TIMER", value="NOTHING")
+ESCAPE = SimpleNamespace(type="ESC", value="PRESS")
+
+
+def modal_driver(operator_class, job=None, **properties):
+    """An operator's own methods on a stand-in: the modal loop needs a window, which tests lack.
+
+    ``job`` is what ``run_job`` was given (the driver's modal loop starts at once);
+    without it, ``execute`` starts the job as the operator would. ``job_finished``
+    is the operator's unless the test replaces it.
+    """
+    attributes = {}
+    for cls in reversed(operator_class.__mro__):  # the add-on's own classes: Blender's need a registered struct
+        if cls.__module__.startswith("blender_cnn"):
+            attributes.update({name: value for name, value in vars(cls).items() if not name.startswith("__")})
+    driver_class = type("Driver", (), attributes)
+    driver = driver_class()
+    driver.reports, driver.run_in_background = [], True
+    driver.report = lambda kind, text: driver.reports.append((kind, text))
+    driver.is_repeat = lambda: False
+    for name, value in properties.items():
+        setattr(driver, name, value)
+    if job is not None:
+        driver._job = job
+    return driver
+
+
+def modal_context(bpy=None):
+    """A stand-in context with a window: the real scene and view layer when ``bpy`` is given."""
+    if bpy is None:
+        return SimpleNamespace(window=object(), window_manager=FakeWindowManager(), workspace=FakeWorkspace())
+    return SimpleNamespace(window=object(), window_manager=FakeWindowManager(), workspace=FakeWorkspace(),
+                           scene=bpy.context.scene, view_layer=bpy.context.view_layer,
+                           preferences=bpy.context.preferences, space_data=None)
+
+
+def run_modal(driver, context, timeout=120):
+    """Send timer events until the operator ends; returns its result."""
+    deadline = time.monotonic() + timeout
+    while (result := driver.modal(context, TIMER)) == {"PASS_THROUGH"} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
