@@ -5,6 +5,8 @@ Read as ``{metric: {epoch: value}}`` with epochs numbered like the checkpoints:
 the first pass, while Keras' ``CSVLogger`` writes that pass as epoch 0 and a
 dumped ``history.history`` is a list starting with it; both are shifted by one.
 A blender_cnn ``history.json`` names its epochs explicitly (0 = before training).
+A ``.log`` file is read when it is a CSVLogger file (the TensorFlow tutorials'
+``CSVLogger("training.log")``): its first line is a CSV header with ``epoch``.
 """
 
 import csv
@@ -19,20 +21,23 @@ from .training import METRIC_NAMES
 # Keras 2 before 2.3 wrote "acc"; the rest are the names users see today.
 METRIC_ALIASES = {"acc": "accuracy", "val_acc": "val_accuracy"}
 HISTORY_NAME = re.compile(r"(history|log).*\.(json|csv)$", re.IGNORECASE)
+CSV_LOGGER_SUFFIX = ".log"
 
 
 def find_history(folder):
-    """The history file in ``folder`` (``.json`` before ``.csv``), or None."""
+    """The history file in ``folder`` (``.json`` before ``.csv`` before a CSVLogger ``.log``), or None."""
     names = sorted(entry for entry in os.listdir(folder)
-                   if HISTORY_NAME.search(entry) and os.path.isfile(os.path.join(folder, entry)))
-    names.sort(key=lambda name: (not name.lower().endswith(".json"), name.lower() != "history.json", name))
+                   if os.path.isfile(os.path.join(folder, entry))
+                   and (HISTORY_NAME.search(entry) or _is_csv_logger_log(os.path.join(folder, entry))))
+    names.sort(key=lambda name: (name.lower().endswith(CSV_LOGGER_SUFFIX), not name.lower().endswith(".json"),
+                                 name.lower() != "history.json", name))
     return os.path.join(folder, names[0]) if names else None
 
 
 def read_history(path):
     """``{metric: {epoch: value}}`` from a CSVLogger file or a JSON history; raise naming the file if unreadable."""
     try:
-        if path.lower().endswith(".csv"):
+        if path.lower().endswith((".csv", CSV_LOGGER_SUFFIX)):
             history = _read_csv(path)
         else:
             with open(path, encoding="utf-8") as handle:
@@ -45,6 +50,19 @@ def read_history(path):
     if not any(history.values()):
         raise BlenderCNNError(path, f"is not a readable training history: it has none of {', '.join(METRIC_NAMES)}")
     return history
+
+
+def _is_csv_logger_log(path):
+    """True for a ``.log`` file whose first line is a CSVLogger header (``epoch,accuracy,loss,...``); other logs are
+    left alone."""
+    if not path.lower().endswith(CSV_LOGGER_SUFFIX):
+        return False
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = next(csv.reader([handle.readline()]), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return "epoch" in header and any(METRIC_ALIASES.get(column, column) in METRIC_NAMES for column in header)
 
 
 def _read_csv(path):

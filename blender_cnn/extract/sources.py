@@ -5,7 +5,15 @@ Recognized checkpoint files:
 - ``.keras``: a Keras 3 model, architecture and weights;
 - ``.h5`` / ``.hdf5`` with an architecture inside: a legacy full model (``tf.keras`` 2, ``tf_keras``);
 - ``.weights.h5``, or an ``.h5`` without architecture: weights only;
-- ``NAME.index`` + ``NAME.data-*``: a TensorFlow checkpoint (``tf.train.Checkpoint``, ``CheckpointManager``).
+- ``NAME.index`` + ``NAME.data-*``: a TensorFlow checkpoint (``tf.train.Checkpoint``, ``CheckpointManager``,
+  or tf.keras 2.x ``save_weights`` / ``ModelCheckpoint(save_weights_only=True)``);
+- a folder with ``saved_model.pb`` and ``keras_metadata.pb``: a tf.keras 2.x SavedModel (``model.save("dir")``);
+- ``NAME.index`` + ``.data-*`` (+ ``NAME.meta``) without an object graph: a TF1 ``Saver`` checkpoint, and a
+  SavedModel folder without ``keras_metadata.pb`` (Keras 3 ``export()``, a ``tf.Module``): TensorFlow graphs
+  rebuilt as Keras models by ``tf_graphs.py``; the ``.meta`` graph is a TF1 checkpoint's architecture.
+
+Files Keras 2 wrote (``keras_version`` 2.x, ``keras_metadata.pb``) are read by
+tf_keras and converted to Keras 3 (``keras2.py``).
 
 Weights-only files and TensorFlow checkpoints need the architecture: passed
 explicitly, or found beside them (one other model file, a ``model.to_json()``
@@ -25,17 +33,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.errors import BlenderCNNError, first_line
+from . import keras2
 from .architecture import ARCHITECTURE_HINT, is_architecture_json, load_architecture, load_keras_file
 from .history import find_history, read_history
 from .safety import check_config, read_model_config
 from .samples import SAMPLES_FILE
 from .tf_checkpoints import INDEX_SUFFIX, CheckpointRestorer, checkpoint_prefix
+from .tf_graphs import SAVED_MODEL, TF1_CHECKPOINT, graph_loader, is_saver_checkpoint, meta_graph_of, saved_model_folder
 from .training import read_run
 
 FULL_MODEL = "model"      # architecture and weights
 WEIGHTS = "weights"       # Keras weights only
 TF_CHECKPOINT = "tf"      # tf.train.Checkpoint
-KIND_PREFERENCE = (FULL_MODEL, WEIGHTS, TF_CHECKPOINT)
+KIND_PREFERENCE = (FULL_MODEL, WEIGHTS, TF_CHECKPOINT, TF1_CHECKPOINT, SAVED_MODEL)  # the last two: tf_graphs.py
 NUMBER = re.compile(r"\d+")
 EPOCH_IN_NAME = re.compile(r"(?:epoch|ep|ckpt|checkpoint)[_\-.]?(\d+)", re.IGNORECASE)
 SOURCE_HINT = ("point at a .keras, .h5 or .weights.h5 file, a TensorFlow checkpoint (ckpt-N.index) "
@@ -65,8 +75,9 @@ class Source:
     @property
     def files(self):
         """Every file the bundle is made from, to tell whether a bundle is newer than all of them."""
-        paths = [checkpoint.path + (INDEX_SUFFIX if checkpoint.kind == TF_CHECKPOINT else "")
+        paths = [checkpoint.path + (INDEX_SUFFIX if checkpoint.kind in (TF_CHECKPOINT, TF1_CHECKPOINT) else "")
                  for checkpoint in self.checkpoints]
+        paths = [os.path.join(path, keras2.SAVED_MODEL_FILE) if os.path.isdir(path) else path for path in paths]
         paths += [path for path in (self.history_path, self.architecture_path, self.samples_path) if path]
         run_json = os.path.join(self.folder, "run.json")
         return paths + ([run_json] if os.path.isfile(run_json) else [])
@@ -76,7 +87,7 @@ def find_source(source, architecture=None, allow_unsafe=False):
     """The checkpoints, history and run description at ``source`` (a file or a folder)."""
     source = os.fspath(source)
     notes = []
-    if os.path.isdir(source):
+    if os.path.isdir(source) and not keras2.is_keras2_saved_model(source) and saved_model_folder(source) is None:
         folder = source
         candidates = _checkpoint_files(folder)
         if not candidates:
@@ -90,13 +101,19 @@ def find_source(source, architecture=None, allow_unsafe=False):
         folder = os.path.dirname(os.path.abspath(source))
         prefix = checkpoint_prefix(source)
         if prefix is not None:
-            group = [(prefix, TF_CHECKPOINT)]
+            group = [(prefix, _tf_checkpoint_kind(prefix))]
+        elif saved_model_folder(source) is not None:
+            group = [(saved_model_folder(source), SAVED_MODEL)]
+        elif keras2.keras2_saved_model_folder(source) is not None:
+            group = [(keras2.keras2_saved_model_folder(source), FULL_MODEL)]
         elif os.path.isfile(source):
             group = [(source, _file_kind(source))]
             if group[0][1] is None:
                 raise BlenderCNNError(source, "is not a model file I can read; " + SOURCE_HINT)
         else:
             raise BlenderCNNError(source, "no such file or folder")
+        # Beside the model: a SavedModel picked by its saved_model.pb has its history and samples beside its folder.
+        folder = os.path.dirname(os.path.abspath(group[0][0]))
         name_hint = file_stem(os.path.basename(group[0][0]))
 
     run = read_run(folder) or {}
@@ -108,10 +125,13 @@ def find_source(source, architecture=None, allow_unsafe=False):
     kind = group[0][1]
     architecture_path = None
     if kind != FULL_MODEL:
-        architecture_path = os.fspath(architecture) if architecture else _find_architecture(folder, group, run)
-        notes.append(f"architecture: {architecture_path}")
+        architecture_path = os.fspath(architecture) if architecture else _default_architecture(folder, group, run)
+        if architecture_path:
+            notes.append(f"architecture: {architecture_path}")
     elif architecture:
         notes.append(f"ignoring --architecture {os.fspath(architecture)}: the checkpoints hold their own")
+    if keras2.use_tf_keras(architecture_path or group[0][0]):
+        notes.append("written by Keras 2 (tf.keras 2.x): read with tf_keras and converted to Keras 3")
     loader = _loaders(kind, architecture_path, allow_unsafe)
     epochs = _epoch_numbers([path for path, _ in group], history)
     checkpoints = sorted((EpochCheckpoint(epoch, path, kind, _bind(loader, path))
@@ -132,7 +152,11 @@ def _checkpoint_files(folder):
     for entry in sorted(os.listdir(folder)):
         path = os.path.join(folder, entry)
         if entry.endswith(INDEX_SUFFIX) and os.path.isfile(path):
-            found.append((path.removesuffix(INDEX_SUFFIX), TF_CHECKPOINT))
+            found.append((path.removesuffix(INDEX_SUFFIX), _tf_checkpoint_kind(path.removesuffix(INDEX_SUFFIX))))
+        elif os.path.isdir(path) and saved_model_folder(path) is not None:
+            found.append((path, SAVED_MODEL))
+        elif keras2.is_keras2_saved_model(path):
+            found.append((path, FULL_MODEL))
         elif os.path.isfile(path) and not entry.endswith(".partial"):
             kind = _file_kind(path)
             if kind is not None:
@@ -193,9 +217,29 @@ def _find_architecture(folder, group, run):
                                   "choose one with --architecture FILE")
 
 
+def _tf_checkpoint_kind(prefix):
+    return TF1_CHECKPOINT if is_saver_checkpoint(prefix) else TF_CHECKPOINT
+
+
+def _default_architecture(folder, group, run):
+    """The architecture a kind of checkpoint has without --architecture: a TF1 checkpoint's ``.meta`` graph, none
+    for a SavedModel (its graph is the network), else one found beside the files."""
+    if group[0][1] == SAVED_MODEL:
+        return None
+    if group[0][1] == TF1_CHECKPOINT:
+        meta = meta_graph_of([path for path, _ in group])
+        if meta is not None:
+            return meta
+    return _find_architecture(folder, group, run)
+
+
 def _loaders(kind, architecture_path, allow_unsafe):
+    if kind in (TF1_CHECKPOINT, SAVED_MODEL):  # TensorFlow graphs without Keras layers (tf_graphs.py)
+        return graph_loader(kind, architecture_path, allow_unsafe)
     if kind == FULL_MODEL:
         def load_full(keras, path):
+            if keras2.use_tf_keras(path):
+                return keras2.load_full_model(keras, path, allow_unsafe)
             config = read_model_config(path)
             if config is None:
                 raise BlenderCNNError(path, "holds weights only, not a model")
@@ -203,6 +247,9 @@ def _loaders(kind, architecture_path, allow_unsafe):
             return load_keras_file(keras, path, allow_unsafe)
 
         return load_full
+
+    if keras2.use_tf_keras(architecture_path):  # Keras 2 weights go into the Keras 2 model they were saved from
+        return keras2.weights_loader(architecture_path, allow_unsafe)
 
     # Weights of every epoch go into one model built once from the architecture.
     built = {}

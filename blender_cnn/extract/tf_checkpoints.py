@@ -70,6 +70,11 @@ class CheckpointRestorer:
             raise BlenderCNNError(prefix, f"cannot be read as a TensorFlow checkpoint ({first_line(error)})") \
                 from None
         names = [child.local_name for child in graph.nodes[0].children if child.local_name not in BOOKKEEPING_NAMES]
+        if any(name.startswith(("layer-", "layer_with_weights-")) for name in names):  # the model is the root
+            raise BlenderCNNError(prefix, "holds the weights of a tf.keras 2.x model (model.save_weights or "
+                                          "ModelCheckpoint(save_weights_only=True)), which do not fit a Keras 3 "
+                                          "architecture; pass that model's own architecture (its model.to_json(), "
+                                          ".h5 or SavedModel folder) with --architecture")
         if not names:
             raise BlenderCNNError(prefix, "holds no model, only "
                                           f"{', '.join(child.local_name for child in graph.nodes[0].children)}")
