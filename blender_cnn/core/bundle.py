@@ -30,13 +30,14 @@ import numpy.typing as npt
 from .errors import BlenderCNNError
 
 FORMAT_NAME = "blender_cnn.bundle"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST_KEY = "manifest.json"
 FILE_SUFFIX = ".bcnn.npz"
 # Activation arrays may be stored in these dtypes from version 2 on; everything else stays float32/int32.
 ACTIVATION_DTYPES = ("float32", "float16")
 UNLABELLED = -1  # the label of a sample whose class is not known (an image file), from version 2 on
 IMPORTANCE_VERSION = 3  # the first version with importance and output gradients
+MULTI_IO_VERSION = 4  # the first version with several inputs or output heads (the manifest's inputs and outputs)
 COPY_CHUNK_BYTES = 16 * 1024 * 1024
 
 # (shape, dtype) of an array, from its .npy header.
@@ -70,6 +71,25 @@ class LayerInfo:
     def is_spatial(self) -> bool:
         """True for layers whose output is a stack of 2D feature maps (H, W, C)."""
         return len(self.output_shape) == 3
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """One input layer of the network and its samples (the manifest's ``inputs``, version 4)."""
+
+    layer: str
+    shape: tuple[int, ...]
+    array: str  # array key: (S, *shape) float32, the samples as fed to this input
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """One output head of the network: its layer, classes and the samples' predictions and labels (version 4)."""
+
+    layer: str
+    class_names: tuple[str, ...]
+    predictions: str  # array key: (E, S, K) float32, K = len(class_names)
+    labels: str       # array key: (S,) int32, -1 where not known
 
 
 class Bundle:
@@ -106,6 +126,27 @@ class Bundle:
     @property
     def sample_count(self) -> int:
         return int(self.array(self.manifest["samples"]["inputs"]).shape[0])
+
+    @property
+    def inputs(self) -> tuple[InputInfo, ...]:
+        """Every input layer with its samples, in the model's order; the first is the one ``input_shape`` and
+        ``samples.inputs`` describe. Files without the manifest's ``inputs`` (one input) give that one."""
+        listed = self.manifest.get("inputs")
+        if listed:
+            return tuple(InputInfo(entry["layer"], tuple(entry["shape"]), entry["array"]) for entry in listed)
+        first = next((layer for layer in self.layers if not layer.inputs), self.layers[0])
+        return (InputInfo(first.name, self.input_shape, self.manifest["samples"]["inputs"]),)
+
+    @property
+    def outputs(self) -> tuple[OutputInfo, ...]:
+        """Every output head, in the model's order; the first is the one ``class_names`` and the samples'
+        ``predictions`` and ``labels`` describe. Files without the manifest's ``outputs`` give the last layer."""
+        listed = self.manifest.get("outputs")
+        if listed:
+            return tuple(OutputInfo(entry["layer"], tuple(entry["class_names"]), entry["predictions"],
+                                    entry["labels"]) for entry in listed)
+        samples = self.manifest["samples"]
+        return (OutputInfo(self.layers[-1].name, tuple(self.class_names), samples["predictions"], samples["labels"]),)
 
     def layer(self, name: str) -> LayerInfo:
         try:
@@ -429,11 +470,13 @@ def _stand_in(shape: Sequence[int], dtype: npt.DTypeLike) -> np.ndarray:
 
 def _needed_version(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
                     small_arrays: Mapping[Any, np.ndarray]) -> int:  # looked up with a key that may be None
-    """The oldest version whose readers read this content right: 3 for importance, 2 for float16
-    activations or unlabelled samples.
+    """The oldest version whose readers read this content right: 4 for several inputs or outputs, 3 for
+    importance, 2 for float16 activations or unlabelled samples.
 
     Stamping the oldest fitting version keeps float32, labelled bundles readable by older add-ons.
     """
+    if _multi_io_fields(manifest):
+        return MULTI_IO_VERSION
     if _importance_fields(manifest):
         return IMPORTANCE_VERSION
     activation_keys: set[Any] = {layer.get("activations") for layer in manifest.get("layers", []) if isinstance(layer, dict)}
@@ -454,6 +497,11 @@ def _importance_fields(manifest: Mapping[str, Any]) -> list[str]:
             used += [f"layer {layer.get('name')!r} {field}" for field in ("importance", "output_gradients")
                      if field in layer]
     return used
+
+
+def _multi_io_fields(manifest: Mapping[str, Any]) -> list[str]:
+    """The version-4 fields the manifest uses: ``inputs`` and ``outputs`` (several inputs or output heads)."""
+    return [field for field in ("inputs", "outputs") if field in manifest]
 
 
 def _read_manifest(path: str, encoded: np.ndarray | None) -> dict[str, Any]:
@@ -535,6 +583,10 @@ def validate(path: str, manifest: Mapping[str, Any], arrays: Mapping[str, np.nda
     for metric, key in manifest.get("metrics", {}).items():
         check_array(key, (epoch_count,), f"metric {metric!r}")
 
+    multi_io = _multi_io_fields(manifest)
+    if multi_io and version < MULTI_IO_VERSION:
+        fail(f"uses the manifest's {multi_io[0]!r}, which needs bundle version {MULTI_IO_VERSION} "
+             f"(the file says {version})")
     used = _importance_fields(manifest)
     if used and version < IMPORTANCE_VERSION:
         fail(f"uses {used[0]}, which needs bundle version {IMPORTANCE_VERSION} (the file says {version})")
@@ -593,6 +645,67 @@ def validate(path: str, manifest: Mapping[str, Any], arrays: Mapping[str, np.nda
                         f"{where} output gradients")
         shapes[layer["name"]] = layer["output_shape"]
         seen.add(layer["name"])
+    if "inputs" in manifest:
+        input_layers = [entry["name"] for entry in manifest["layers"] if not entry["inputs"]]
+        _check_inputs(manifest, shapes, input_layers, sample_count, check_array, fail)
+    if "outputs" in manifest:
+        _check_outputs(manifest, shapes, epoch_count, sample_count, check_array, labels_of, fail)
+
+
+def _check_inputs(manifest: Mapping[str, Any], shapes: Mapping[str, list[int]], sources: Sequence[str],
+                  sample_count: int, check_array: Callable[..., np.ndarray], fail: Callable[[str], NoReturn]) -> None:
+    """The manifest's ``inputs`` (version 4): every input layer once, each with its samples; the first the one
+    ``input_shape`` and ``samples.inputs`` describe."""
+    entries = manifest["inputs"]
+    if not isinstance(entries, list) or not entries or not all(
+            isinstance(entry, dict) and isinstance(entry.get("layer"), str) and isinstance(entry.get("array"), str)
+            and isinstance(entry.get("shape"), list) for entry in entries):
+        fail("manifest 'inputs' must be a non-empty list of objects with 'layer', 'shape' and 'array'")
+    names = [entry["layer"] for entry in entries]
+    if len(set(names)) != len(names) or set(names) != set(sources):
+        fail(f"manifest 'inputs' must list every input layer (every layer without inputs: {', '.join(sources)}) "
+             f"once, got {', '.join(names)}")
+    for entry in entries:
+        where = f"input {entry['layer']!r}"
+        if entry["shape"] != shapes[entry["layer"]]:
+            fail(f"{where}: 'shape' {entry['shape']} is not its layer's output_shape {shapes[entry['layer']]}")
+        check_array(entry["array"], (sample_count, *entry["shape"]), f"{where} samples")
+    if entries[0]["array"] != manifest["samples"]["inputs"] or entries[0]["shape"] != manifest["input_shape"]:
+        fail("the first of the manifest's 'inputs' must be the input that 'input_shape' and 'samples.inputs' describe")
+
+
+def _check_outputs(manifest: Mapping[str, Any], shapes: Mapping[str, list[int]], epoch_count: int, sample_count: int,
+                   check_array: Callable[..., np.ndarray], labels_of: Callable[[str], np.ndarray | None] | None,
+                   fail: Callable[[str], NoReturn]) -> None:
+    """The manifest's ``outputs`` (version 4): each head's layer, classes, predictions and labels; the first the
+    one ``class_names`` and the samples' ``predictions`` and ``labels`` describe."""
+    entries = manifest["outputs"]
+    if not isinstance(entries, list) or not entries or not all(
+            isinstance(entry, dict) and isinstance(entry.get("layer"), str) and isinstance(entry.get("class_names"), list)
+            and isinstance(entry.get("predictions"), str) and isinstance(entry.get("labels"), str) for entry in entries):
+        fail("manifest 'outputs' must be a non-empty list of objects with 'layer', 'class_names', 'predictions' "
+             "and 'labels'")
+    names = [entry["layer"] for entry in entries]
+    if len(set(names)) != len(names):
+        fail(f"manifest 'outputs' names a layer twice: {', '.join(names)}")
+    for entry in entries:
+        where = f"output {entry['layer']!r}"
+        if entry["layer"] not in shapes:
+            fail(f"{where} is not a layer of the bundle")
+        classes = len(entry["class_names"])
+        if classes != int(np.prod(shapes[entry["layer"]])):
+            fail(f"{where}: {classes} class names for a layer of {int(np.prod(shapes[entry['layer']]))} outputs")
+        check_array(entry["predictions"], (epoch_count, sample_count, classes), f"{where} predictions")
+        check_array(entry["labels"], (sample_count,), f"{where} labels", dtypes=("int32",))
+        labels = labels_of(entry["labels"]) if labels_of is not None else None
+        if labels is not None and len(labels) and (labels.min() < UNLABELLED or labels.max() >= classes):
+            fail(f"{where} labels must be class indices from {UNLABELLED} to {classes - 1} (-1: unlabelled), "
+                 f"got values from {labels.min()} to {labels.max()}")
+    first, samples = entries[0], manifest["samples"]
+    if (first["class_names"] != manifest["class_names"] or first["predictions"] != samples["predictions"]
+            or first["labels"] != samples["labels"]):
+        fail("the first of the manifest's 'outputs' must be the head that 'class_names' and the samples' "
+             "'predictions' and 'labels' describe")
 
 
 def _is_shape(value: object, allow_empty: bool = False) -> bool:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # minutes to build (ResNet50, 1000 classes: 522 s, almost all of it adding nodes and links).
 LABELED_CLASSES_LIMIT = 20
 TOP_CLASSES_LABELED = 10
+
+
 @dataclass(frozen=True)
 class ScenePlan:
     graph: GraphPlan
@@ -106,14 +108,32 @@ def _labels(bundle: Bundle, graph: GraphPlan,
     return unit_labels, block_labels
 
 
-def labeled_output_units(bundle: Bundle, epoch: int = -1, sample: int = 0) -> list[int]:
-    """The output neurons that get their class name and probability bar: all of up to
-    ``LABELED_CLASSES_LIMIT`` classes, else the ``TOP_CLASSES_LABELED`` most probable for ``sample`` at
-    ``epoch`` (in class order)."""
-    classes = len(bundle.class_names)
+@dataclass(frozen=True)
+class OutputLabels:
+    """One output head as the scene labels it: its neurons' class names and probability bars."""
+
+    layer: int                     # bundle layer index of the head
+    class_names: tuple[str, ...]
+    units: tuple[int, ...]         # the neurons that get their class name and bar (``labeled_output_units``)
+
+
+def output_labels(bundle: Bundle, epoch: int = -1, sample: int = 0) -> list[OutputLabels]:
+    """Every output head of ``bundle`` (``Bundle.outputs``: several for a network of several outputs), each
+    with its own class names and the neurons labeled for ``sample`` at ``epoch``."""
+    return [OutputLabels(bundle.layer(head.layer).index, head.class_names,
+                         tuple(labeled_output_units(bundle, epoch, sample, head=position)))
+            for position, head in enumerate(bundle.outputs)]
+
+
+def labeled_output_units(bundle: Bundle, epoch: int = -1, sample: int = 0, head: int = 0) -> list[int]:
+    """The neurons of output ``head`` (its position in ``bundle.outputs``) that get their class name and
+    probability bar: all of up to ``LABELED_CLASSES_LIMIT`` classes, else the ``TOP_CLASSES_LABELED`` most
+    probable for ``sample`` at ``epoch`` (in class order)."""
+    output_head = bundle.outputs[head]
+    classes = len(output_head.class_names)
     if classes <= LABELED_CLASSES_LIMIT:
         return list(range(classes))
-    output = np.asarray(bundle.activations(bundle.layers[-1].name, epoch, sample), dtype=np.float32).ravel()
+    output = np.asarray(bundle.activations(output_head.layer, epoch, sample), dtype=np.float32).ravel()
     if len(output) != classes:
         return []
     return sorted(int(unit) for unit in np.argsort(-output, kind="stable")[:TOP_CLASSES_LABELED])

@@ -455,6 +455,9 @@ def design_from_bundle(bundle):
     """
     manifest_layers = list(bundle.layers)
     input_names = {layer.name for layer in manifest_layers if layer.type == "InputLayer"}
+    if len(bundle.inputs) > 1 or len(bundle.outputs) > 1:
+        raise BlenderCNNError(bundle.name, f"has {len(bundle.inputs)} inputs and {len(bundle.outputs)} outputs; "
+                                           "the designer designs networks of one input and one output")
     unknown = sorted({layer.type for layer in manifest_layers if layer.type != "InputLayer"
                       and layer.type not in DESIGNABLE_TYPES})
     if unknown:

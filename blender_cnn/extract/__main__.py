@@ -28,7 +28,7 @@ def main(argv=None):
                              "model, a model.to_json() file or a preset")
     parser.add_argument("--samples", metavar="FILE",
                         help="an .npz with 'inputs' and 'labels' to record activations for "
-                             "(default: samples.npz beside SOURCE)")
+                             "(default: samples.npz beside SOURCE; with none, synthetic test patterns or noise)")
     parser.add_argument("--images", metavar="FILE", nargs="+",
                         help="PNG or JPEG files to record activations for instead of samples; resized and scaled "
                              "to the network's input as the run's preprocessing says (else to 0..1), unlabelled")

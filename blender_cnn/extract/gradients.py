@@ -10,9 +10,11 @@ there run through the dense layers alone, not back through the convolutions.
 The score of class k is its logit: the input of the model's final softmax
 (the softmax being the output layer's activation, a Softmax layer, or an
 Activation("softmax") layer; log_softmax counts too), or the model's output
-itself when it ends without one. Probabilities saturate: once a sample is
-classified with confidence, the softmax's gradient vanishes whatever the
-layers below do, while the logit's keeps saying what drives the class.
+itself when it ends without one. A model of several outputs is scored by its
+first output alone (the bundle's ``importance`` names it; extract/multi_io.py).
+Probabilities saturate: once a sample is classified with confidence, the
+softmax's gradient vanishes whatever the layers below do, while the logit's
+keeps saying what drives the class.
 
 When the score is the logit, the output layer is after it, so the logit
 does not depend on its output; its importance takes the logit itself as its
@@ -68,6 +70,9 @@ def plan_gradients(keras, graph, described, sample_count, log=print):
     shapes = {layer["name"]: layer["output_shape"] for layer in described}
     by_name = {flat.name: flat for flat in graph.layers}
     output = by_name[graph.output_name]
+    if len(graph.output_names or ()) > 1:
+        log(f"importance: the model has {len(graph.output_names)} outputs ({', '.join(graph.output_names)}); "
+            f"importance is computed for the first, {output.name!r}")
     class_count = math.prod(shapes[output.name])
     score, logit_source, split = OUTPUT, "", set()
     if isinstance(output.layer, keras.layers.Softmax) and len(output.inputs) == 1:
@@ -97,15 +102,20 @@ def empty_classes_computed(labels, class_count):
 
 
 def run_samples(keras, graph, plan, inputs, labels, batch_size):
-    """``(first sample, BatchResult)`` per batch of ``inputs``; without a plan, outputs only."""
+    """``(first sample, BatchResult)`` per batch of ``inputs``; without a plan, outputs only.
+
+    ``inputs``: one array, or for a graph of several inputs a list of them, as ``run_graph`` takes.
+    """
+    several = len(graph.model_inputs) > 1
     empty_classes = () if plan is None else empty_classes_computed(labels, plan.class_count)
-    for start in range(0, len(inputs), batch_size):
+    for start in range(0, len(inputs[0] if several else inputs), batch_size):
         batch = slice(start, start + batch_size)
+        chosen = [values[batch] for values in inputs] if several else inputs[batch]
         if plan is None:
-            outputs = run_graph(keras, graph, inputs[batch])
+            outputs = run_graph(keras, graph, chosen)
             yield start, BatchResult(_as_numpy(graph, outputs), {}, {})
         else:
-            yield start, _run_batch_with_gradients(keras, graph, plan, inputs[batch], labels[batch], empty_classes)
+            yield start, _run_batch_with_gradients(keras, graph, plan, chosen, labels[batch], empty_classes)
 
 
 class EpochImportance:
@@ -146,14 +156,17 @@ def _run_batch_with_gradients(keras, graph, plan, inputs, labels, empty_classes)
             _watch(tf, tape, values)
             return values
 
-        x = keras.ops.convert_to_tensor(inputs, dtype=graph.model_input.dtype)
-        _watch(tf, tape, x)
-        outputs = run_graph(keras, graph, x, call_layer)
+        several = len(graph.model_inputs) > 1
+        x = [keras.ops.convert_to_tensor(values, dtype=tensor.dtype)
+             for values, tensor in zip(inputs if several else [inputs], graph.model_inputs)]
+        for tensor in x:
+            _watch(tf, tape, tensor)
+        outputs = run_graph(keras, graph, x if several else x[0], call_layer)
         if plan.score == OUTPUT:
             logit = outputs[plan.output_layer]
         else:
             logit = outputs[plan.logit_source] if plan.logit_source else pre_activations[plan.output_layer]
-        logits = tf.reshape(tf.cast(logit, tf.float32), (len(inputs), -1))
+        logits = tf.reshape(tf.cast(logit, tf.float32), (len(labels), -1))
         # A sample counts for its own class; unlabelled samples count only for the classes no sample has.
         own = tf.one_hot(labels, plan.class_count, dtype=tf.float32)  # label -1: a row of zeros
         # A batch of unlabelled samples has no own pass, unless it needs one to say which layers have gradients.
@@ -180,7 +193,7 @@ def _run_batch_with_gradients(keras, graph, plan, inputs, labels, empty_classes)
             sums = importance.setdefault(name, np.zeros((plan.class_count, values.shape[1])))
             sums[k] += values.sum(axis=0)
 
-    output_gradients = {name: np.zeros((len(inputs), plan.class_count, pre_activations[name].shape[-1]), np.float32)
+    output_gradients = {name: np.zeros((len(labels), plan.class_count, pre_activations[name].shape[-1]), np.float32)
                         for name in plan.dense}
     for k, score in enumerate(scores if plan.dense else ()):
         for name, gradient in zip(plan.dense, tail.gradient(score, [pre_activations[name] for name in plan.dense])):
@@ -220,4 +233,4 @@ def _activation_name(layer):
 
 
 def _as_numpy(graph, outputs):
-    return [np.asarray(outputs[flat.name], dtype=np.float32) for flat in graph.layers[1:]]
+    return [np.asarray(outputs[flat.name], dtype=np.float32) for flat in graph.layers[len(graph.model_inputs):]]

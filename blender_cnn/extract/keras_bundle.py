@@ -25,10 +25,20 @@ from ..core.forward import as_probabilities
 from ..core.importance import GRADIENT_X_ACTIVATION, labelled_classes
 from ..core.layer_specs import is_known_layer_type
 from .gradients import EMPTY_CLASS_PASSES_LIMIT, EpochImportance, empty_classes_computed, plan_gradients, run_samples
+from .keras2 import KERAS2_METADATA_FILE, SAVED_MODEL_FILE, is_keras2_saved_model
 from .keras_graph import PREDICTION_BATCH, describe_layer, flatten_model, named_weights, structure, weight_key
-from .samples import (SAMPLES_FILE, Samples, image_samples, read_samples, run_dataset_samples,
-                      samples_per_class_of)
+from .multi_io import add_inputs_and_outputs, samples_for_heads, samples_for_model
+from .samples import (
+    SAMPLES_FILE,
+    Samples,
+    image_samples,
+    read_samples,
+    run_dataset_samples,
+    samples_per_class_of,
+    synthetic_samples,
+)
 from .sources import FULL_MODEL, file_stem, find_source
+from .tf_graphs import saved_model_folder
 from .training import METRIC_NAMES, read_run
 
 SAMPLES_HINT = ("pass the inputs to show with --samples FILE (an .npz with arrays 'inputs' and 'labels') "
@@ -42,9 +52,11 @@ GRADIENT_MEMORY_FACTOR = 3
 
 def default_bundle_path(source):
     """Where the bundle of ``source`` goes: ``FOLDER/<name>.bcnn.npz``, or ``<file stem>.bcnn.npz`` beside a file."""
-    source = os.fspath(source)
+    source = os.path.normpath(os.fspath(source))
+    if os.path.basename(source) in (SAVED_MODEL_FILE, KERAS2_METADATA_FILE) and os.path.isfile(source):
+        source = os.path.dirname(os.path.abspath(source))  # a SavedModel picked by its file: the model is the folder
     found_name = _source_name(source)
-    folder = source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source))
+    folder = source if _is_run_folder(source) else os.path.dirname(os.path.abspath(source))
     return os.path.join(folder, found_name + FILE_SUFFIX)
 
 
@@ -64,7 +76,9 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
     checkpoints hold weights only (``.keras``, ``.h5``, ``model.to_json()``
     file or preset). ``samples``: a ``Samples`` or the path of an ``.npz`` with
     ``inputs`` and ``labels``; by default ``samples.npz`` beside the
-    checkpoints. ``images``: PNG/JPEG files to use as the samples instead
+    checkpoints, and with none of these, synthetic inputs
+    (``samples.synthetic_samples``, recorded as ``samples.synthetic``).
+    ``images``: PNG/JPEG files to use as the samples instead
     (unlabelled, resized and scaled as the run's preprocessing says, else to
     0..1). ``samples_per_class``: take that many samples of every class, from
     the run's dataset when run.json names one ``datasets.py`` knows, else from
@@ -88,12 +102,17 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
     dataset_samples = None
     if samples_per_class is not None and samples is None:
         dataset_samples = run_dataset_samples(found.run, samples_per_class)
-    if samples is None and samples_path is None and not images and dataset_samples is None:
-        raise BlenderCNNError(source, f"has no {SAMPLES_FILE} beside it; {SAMPLES_HINT}")
+    # With no samples from anywhere, the model is shown made-up ones (samples.synthetic_samples).
+    synthetic = samples is None and samples_path is None and not images and dataset_samples is None
+    if synthetic and samples_per_class is not None:
+        raise BlenderCNNError(source, f"has no {SAMPLES_FILE} beside it to take {samples_per_class} per class "
+                                      f"from; {SAMPLES_HINT}")
     options = {"activations_dtype": activations_dtype, "samples_per_class": samples_per_class,
                "images": [os.path.abspath(path) for path in images] if images else None,
                "importance": bool(importance)}
-    inputs_files = images or ([samples_path] if dataset_samples is None else [])
+    if synthetic:  # a samples.npz put beside the model later is then not mistaken for the one used
+        options["samples"] = "synthetic"
+    inputs_files = images or ([samples_path] if dataset_samples is None and not synthetic else [])
     if not isinstance(samples, Samples) and _is_reusable(out_path, found.files + inputs_files, options):
         log(f"reusing {out_path}: it is newer than the checkpoints")
         return out_path
@@ -104,34 +123,42 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
     if dataset_samples is not None:
         samples = dataset_samples
         log(f"samples: {samples_per_class} per class from the validation split of {samples.dataset!r}")
-    elif not images and not isinstance(samples, Samples):
+    elif not images and not synthetic and not isinstance(samples, Samples):
         samples = read_samples(samples_path)
         if not samples.preprocessing and found.run.get("preprocessing"):  # the run's file: its data's story
             samples = dataclasses.replace(samples, preprocessing=found.run["preprocessing"],
                                           dataset=samples.dataset or found.run.get("dataset"))
         if samples_per_class is not None:
             samples = samples_per_class_of(samples, samples_per_class)
-    elif images:
-        samples = None  # image files are sized to the network, known once its first checkpoint is loaded
+    elif images or synthetic:
+        samples = None  # image files and made-up inputs are sized to the network, known once it is loaded
 
     import keras
 
     epochs = [checkpoint.epoch for checkpoint in found.checkpoints]
     writer = BundleWriter(out_path)
     try:
-        graph, predictions, unrecognized = None, None, []
+        graph, predictions, unrecognized, head_predictions = None, None, [], {}
         model, plan, flat, slots, importance_slots, score = None, None, None, {}, None, None
         for position, checkpoint in enumerate(found.checkpoints):
             epoch_started = time.perf_counter()
             loaded = checkpoint.load(keras)
             if loaded is not model:  # weights-only epochs reuse one model; full models are new each time
                 model = loaded
-                if samples is None:
+                if samples is None and images:
                     samples = image_samples(images, _image_input_shape(model, checkpoint.path),
                                             found.run.get("preprocessing"))
-                flat = flatten_model(keras, model, samples.inputs.shape[1:], checkpoint.path)
-                described = [describe_layer(layer, flat.tensors, is_input=index == 0)
-                             for index, layer in enumerate(flat.layers)]
+                elif samples is None:
+                    samples = synthetic_samples(model.inputs[0].shape[1:], found.run.get("preprocessing"))
+                    log(f"samples: none given ({SAMPLES_HINT}); showing {len(samples.inputs)} synthetic inputs "
+                        f"of shape {samples.inputs.shape[1:]}, {samples.synthetic}: "
+                        + ", ".join(samples.preprocessing["samples"]))
+                samples, run_inputs, input_shapes = samples_for_model(keras, model, samples, checkpoint.path,
+                                                                      found.run.get("preprocessing"))
+                flat = flatten_model(keras, model, input_shapes, checkpoint.path)
+                samples = samples_for_heads(samples, flat.output_names)
+                input_names, output_names = flat.input_names, flat.output_names
+                described = [describe_layer(layer, flat.tensors, is_input=not layer.inputs) for layer in flat.layers]
                 if graph is None:
                     graph, first_path = described, checkpoint.path
                     slots = _reserve_arrays(writer, graph, len(epochs), len(samples.inputs), activations_dtype)
@@ -143,13 +170,14 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
                         if importance else None)
                 score = plan.score if plan is not None else None
                 batch_size = _batch_size(graph, gradients=plan is not None)
-                output_position = [layer.name for layer in flat.layers[1:]].index(flat.output_name)
+                computed = [layer.name for layer in flat.layers[len(input_names):]]  # in batch.outputs
+                head_positions = {name: computed.index(name) for name in output_names}
             for layer in flat.layers[1:]:
                 for weight_name, variable in named_weights(layer.layer):
                     slots[weight_key(layer.name, weight_name)].write(variable.numpy(), position)
             epoch_importance = EpochImportance(samples.labels, plan.class_count) if plan is not None else None
-            for start, batch in run_samples(keras, flat, plan, samples.inputs, samples.labels, batch_size):
-                for described_layer, values in zip(graph[1:], batch.outputs):
+            for start, batch in run_samples(keras, flat, plan, run_inputs, samples.labels, batch_size):
+                for described_layer, values in zip(graph[len(input_names):], batch.outputs):
                     slots[described_layer["activations"]].write(values, position, first_sample=start)
                 if plan is not None:
                     if importance_slots is None:
@@ -158,10 +186,12 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
                     epoch_importance.add(batch.importance)
                     for name, values in batch.output_gradients.items():
                         importance_slots[name, "output_gradients"].write(values, position, first_sample=start)
-                probabilities = as_probabilities(batch.outputs[output_position])
-                if predictions is None:
-                    predictions = np.zeros((len(epochs), len(samples.inputs), probabilities.shape[1]), np.float32)
-                predictions[position, start:start + len(probabilities)] = probabilities
+                for name, index in head_positions.items():  # every output head's own probabilities
+                    probabilities = as_probabilities(batch.outputs[index])
+                    if name not in head_predictions:
+                        head_predictions[name] = np.zeros((len(epochs), len(samples.inputs), probabilities.shape[1]),
+                                                          np.float32)
+                    head_predictions[name][position, start:start + len(probabilities)] = probabilities
                 del batch
             if plan is not None:
                 for name, rows in epoch_importance.rows().items():
@@ -172,7 +202,10 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
                 model = plan = flat = loaded = None
                 keras.backend.clear_session()
         inputs = samples.inputs
-        slots[graph[0]["activations"]].write(inputs, 0, first_sample=0)
+        every_input = run_inputs if len(input_names) > 1 else [run_inputs]
+        for layer, values in zip(graph, every_input):  # the input layers come first, in the model's order
+            slots[layer["activations"]].write(values, 0, first_sample=0)
+        predictions = head_predictions[output_names[0]]
 
         unrecognized = [layer["name"] for layer in graph[1:] if not is_known_layer_type(layer["type"])]
         if unrecognized:
@@ -201,7 +234,9 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
         # Samples that say how they were made (images, a per-class pick) describe themselves best.
         samples_entry = {"inputs": "samples/inputs", "labels": "samples/labels", "predictions": "samples/predictions",
                          "preprocessing": samples.preprocessing or run.get("preprocessing") or {},
-                         "dataset": samples.dataset or (None if images else run.get("dataset"))}
+                         "dataset": samples.dataset or (None if images or synthetic else run.get("dataset"))}
+        if samples.synthetic:
+            samples_entry["synthetic"] = samples.synthetic
         if samples.source_index is not None:
             samples_entry["source_index"] = "samples/source_index"
         manifest = {
@@ -232,6 +267,10 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
                 manifest["importance"]["classes_without_samples"] = "zero"
                 log(f"importance: {len(skipped)} classes have no sample; more than {EMPTY_CLASS_PASSES_LIMIT}, "
                     f"so their importance is left at zero (label the samples, or use --samples-per-class)")
+            if len(output_names) > 1:  # importance is the first head's (extract/multi_io.py)
+                manifest["importance"]["output"] = output_names[0]
+        manifest.update(add_inputs_and_outputs(writer, graph, samples, input_names, every_input, output_names,
+                                               head_predictions, class_names))
         writer.finish(manifest)
     finally:
         writer.discard()
@@ -243,10 +282,10 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
 def _reserve_arrays(writer, graph, epoch_count, sample_count, activations_dtype):
     """``{array key: slot}`` for every weight and activation array of ``graph``."""
     slots = {}
-    for index, layer in enumerate(graph):
+    for layer in graph:
         for weight in layer["weights"]:
             slots[weight["array"]] = writer.reserve(weight["array"], (epoch_count, *weight["shape"]), np.float32)
-        leading = 1 if index == 0 else epoch_count  # the input is the same at every epoch
+        leading = 1 if not layer["inputs"] else epoch_count  # an input is the same at every epoch
         slots[layer["activations"]] = writer.reserve(
             layer["activations"], (leading, sample_count, *layer["output_shape"]), activations_dtype)
     return slots
@@ -295,8 +334,13 @@ def _is_reusable(out_path, sources, options):
     return recorded == options
 
 
+def _is_run_folder(source):
+    """A folder of checkpoints, not a model that is a folder (a SavedModel), whose bundle goes beside it."""
+    return os.path.isdir(source) and not is_keras2_saved_model(source) and saved_model_folder(source) is None
+
+
 def _source_name(source):
-    if os.path.isdir(source):
+    if _is_run_folder(source):
         run = read_run(source)
         return run["name"] if run else os.path.basename(os.path.normpath(source))
     return file_stem(os.path.basename(source)).removesuffix(".index")

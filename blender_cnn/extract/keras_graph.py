@@ -54,24 +54,43 @@ class Source:
 
 @dataclass
 class FlatGraph:
-    layers: list        # FlatLayer, the input first, each after the layers it takes input from
-    model_input: object  # the symbolic input the graph was rebuilt from
+    layers: list        # FlatLayer, the inputs first (in the model's order), each after the layers it takes input from
+    model_input: object  # the symbolic input the graph was rebuilt from (the first, with several)
     tensors: dict       # flat layer name -> symbolic output
-    output_name: str    # the flat layer whose output is the model's output
+    output_name: str    # the flat layer whose output is the model's output (its first, with several)
+    model_inputs: list = None  # every symbolic input, in the model's order
+    output_names: list = None  # every output's flat layer, in the model's order
+
+    @property
+    def input_names(self):
+        return [flat.name for flat in self.layers[:len(self.model_inputs)]]
 
 
 def flatten_model(keras, model, input_shape, where):
-    """The model's layer graph with nested models replaced by their layers, for samples of ``input_shape``."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise BlenderCNNError(where, f"has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
-                                     "only networks with one input and one output are supported")
-    declared = tuple(model.inputs[0].shape[1:])
-    if len(declared) != len(input_shape) or any(size not in (None, got) for size, got in zip(declared, input_shape)):
-        raise BlenderCNNError(where, f"takes inputs of shape {declared}, the samples have shape {tuple(input_shape)}")
-    input_layer = _input_layer(keras, model.inputs[0], tuple(input_shape))
-    model_input = keras.Input(shape=tuple(input_shape), name=input_layer.name)
-    graph = FlatGraph([FlatLayer(input_layer.name, input_layer, [])], model_input, {input_layer.name: model_input}, "")
-    producers = {id(model_input): input_layer.name}
+    """The model's layer graph with nested models replaced by their layers, for samples of ``input_shape``.
+
+    A model of several inputs takes a list of shapes, one per input in the
+    order of ``model.inputs``; its input layers come first in the graph, in
+    that order. Every output of the model is an output of the graph
+    (``output_names``).
+    """
+    shapes = [tuple(input_shape)] if len(model.inputs) == 1 else [tuple(shape) for shape in input_shape]
+    if len(shapes) != len(model.inputs):
+        raise BlenderCNNError(where, f"has {len(model.inputs)} inputs; the samples give {len(shapes)}")
+    graph = FlatGraph([], None, {}, "", [], [])
+    producers = {}
+    for tensor, shape in zip(model.inputs, shapes):
+        declared = tuple(tensor.shape[1:])
+        if len(declared) != len(shape) or any(size not in (None, got) for size, got in zip(declared, shape)):
+            named = f"input {input_layer_name(keras, tensor)!r}" if len(shapes) > 1 else "inputs"
+            raise BlenderCNNError(where, f"takes {named} of shape {declared}, the samples have shape {shape}")
+        input_layer = _input_layer(keras, tensor, shape)
+        model_input = keras.Input(shape=shape, name=input_layer.name)
+        graph.layers.append(FlatLayer(input_layer.name, input_layer, []))
+        graph.model_inputs.append(model_input)
+        graph.tensors[input_layer.name] = model_input
+        producers[id(model_input)] = input_layer.name
+    graph.model_input = graph.model_inputs[0]
 
     def call_layer(prefix, layer, args, kwargs):
         if isinstance(layer, keras.Model):
@@ -112,18 +131,28 @@ def flatten_model(keras, model, input_shape, where):
                                          "model; its layer graph lives in Python code, not in the file")
         return run_through_graph(inputs, call_fn=lambda operation, *a, **k: call_layer(prefix, operation, a, k))
 
-    output = run_model("", model, (model_input,), {})
-    graph.output_name = producers.get(id(keras.tree.flatten(output)[0]), "")
-    if graph.output_name in ("", input_layer.name):
-        raise BlenderCNNError(where, "the model's output is not the output of one of its layers")
+    model_inputs = graph.model_inputs if len(graph.model_inputs) > 1 else graph.model_input
+    output = run_model("", model, (model_inputs,), {})
+    graph.output_names = [producers.get(id(tensor), "") for tensor in keras.tree.flatten(output)]
+    for name in graph.output_names:
+        if name == "" or name in graph.input_names:
+            raise BlenderCNNError(where, "the model's output is not the output of one of its layers")
+    if len(set(graph.output_names)) != len(graph.output_names):
+        raise BlenderCNNError(where, "gives the output of one layer as two of its outputs; each output must be "
+                                     "a layer's own")
+    graph.output_name = graph.output_names[0]
     return graph
 
 
 def _input_layer(keras, tensor, input_shape):
     """The InputLayer that made ``tensor``, or a stand-in named "input" (Sequential models hide theirs)."""
+    return keras.layers.InputLayer(shape=input_shape, name=input_layer_name(keras, tensor))
+
+
+def input_layer_name(keras, tensor):
+    """The name of the InputLayer that made the model input ``tensor`` ("input" for a Sequential's hidden one)."""
     operation = getattr(getattr(tensor, "_keras_history", None), "operation", None)
-    name = operation.name if isinstance(operation, keras.layers.InputLayer) else "input"
-    return keras.layers.InputLayer(shape=input_shape, name=name)
+    return operation.name if isinstance(operation, keras.layers.InputLayer) else "input"
 
 
 def describe_layer(flat, tensors, is_input):
@@ -201,12 +230,16 @@ def structure(described):
 def run_graph(keras, graph, inputs, call_layer=None):
     """``{flat layer name: output}`` for a batch of ``inputs``, running the layers eagerly, in inference mode.
 
+    ``inputs``: one array, or for a graph of several inputs a list of them in the order of ``graph.model_inputs``.
+
     ``call_layer(flat, args, kwargs)``, if given, computes a layer in place of
     ``flat.layer(*args, **kwargs)``, so a caller can take a layer apart (its
     pre-activation, say) while the tape is watching.
     """
-    outputs = {graph.layers[0].name: keras.ops.convert_to_tensor(inputs, dtype=graph.model_input.dtype)}
-    for flat in graph.layers[1:]:
+    inputs = inputs if len(graph.model_inputs) > 1 else [inputs]  # several inputs come as a list, in order
+    outputs = {name: keras.ops.convert_to_tensor(values, dtype=tensor.dtype)
+               for name, tensor, values in zip(graph.input_names, graph.model_inputs, inputs)}
+    for flat in graph.layers[len(graph.model_inputs):]:
         args, kwargs = keras.tree.map_structure(
             lambda value: outputs[value.name] if isinstance(value, Source) else value, flat.call)
         if "training" not in kwargs and _takes_training(flat.layer):

@@ -5,7 +5,8 @@
 ``source_index`` (S,) int and ``class_names`` (K,) text. Samples can also be
 picked per class from the run's dataset or from such a file
 (``run_dataset_samples``, ``samples_per_class_of``), or read from image files
-(``image_samples``).
+(``image_samples``). A model that comes with none is shown made-up inputs
+(``synthetic_samples``): test patterns, or noise.
 
 Samples from data keep their class (``labels``) and their position in the
 source (``source_index``). Image files have no class: their label is
@@ -30,6 +31,10 @@ from .datasets import load_dataset
 
 SAMPLES_FILE = "samples.npz"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# What a model with no samples is shown (synthetic_samples): edges of two orientations, a blob, corners, noise.
+SYNTHETIC_PATTERNS = ("vertical bars", "diagonal stripes", "disc", "checkerboard", "noise")
+SYNTHETIC_NOISE_SAMPLES = 4
+SYNTHETIC_OPEN_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,12 @@ class Samples:
     preprocessing: dict = field(default_factory=dict)
     dataset: str | None = None
     path: str | None = None           # the file they came from, for messages and provenance
+    synthetic: str | None = None      # made up for a model that came with none: "patterns" or "noise"
+    # A model of several inputs or outputs (extract/multi_io.py): {input layer: (S, ...)} for each input
+    # (``inputs`` is then the first), and the labels and class names of output heads, by output layer.
+    named_inputs: dict | None = None
+    head_labels: dict = field(default_factory=dict)
+    head_class_names: dict = field(default_factory=dict)
 
     def __post_init__(self):
         inputs, labels = np.asarray(self.inputs), np.asarray(self.labels)
@@ -53,6 +64,19 @@ class Samples:
         object.__setattr__(self, "labels", np.ascontiguousarray(labels, dtype=np.int32))
         if self.source_index is not None:
             object.__setattr__(self, "source_index", np.ascontiguousarray(self.source_index, dtype=np.int32))
+        for name, values in (self.named_inputs or {}).items():
+            if np.asarray(values).dtype.kind not in "fiu" or np.shape(values)[:1] != labels.shape:
+                raise BlenderCNNError(where, f"needs numeric 'inputs/{name}' of {len(labels)} samples, "
+                                             f"got {np.asarray(values).dtype} {np.shape(values)}")
+        for name, values in self.head_labels.items():
+            if np.asarray(values).dtype.kind not in "iu" or np.shape(values) != labels.shape:
+                raise BlenderCNNError(where, f"needs integer 'labels/{name}' of shape {labels.shape}, "
+                                             f"got {np.asarray(values).dtype} {np.shape(values)}")
+        if self.named_inputs is not None:
+            object.__setattr__(self, "named_inputs", {name: np.ascontiguousarray(values, dtype=np.float32)
+                                                      for name, values in self.named_inputs.items()})
+        object.__setattr__(self, "head_labels", {name: np.ascontiguousarray(values, dtype=np.int32)
+                                                 for name, values in self.head_labels.items()})
 
 
 def read_samples(path):
@@ -65,13 +89,20 @@ def read_samples(path):
             stored = {key: archive[key] for key in archive.files}
     except Exception as error:  # zip, npy and pickle refusals all mean the same to a user
         raise BlenderCNNError(path, f"cannot be read as .npz without pickle ({first_line(error)})") from None
+    # A model of several inputs takes "inputs/<input layer>" per input; "labels/<output layer>" and
+    # "class_names/<output layer>" give an output head its own (see extract/multi_io.py).
+    named = {key.split("/", 1)[1]: stored[key] for key in stored if key.startswith("inputs/")}
     for key in ("inputs", "labels"):
-        if key not in stored:
+        if key not in stored and not (key == "inputs" and named):
             raise BlenderCNNError(path, f"lacks the array {key!r} (it has {sorted(stored)})")
     class_names = stored.get("class_names")
-    return Samples(inputs=stored["inputs"], labels=stored["labels"], source_index=stored.get("source_index"),
+    return Samples(inputs=stored["inputs"] if "inputs" in stored else next(iter(named.values())),
+                   labels=stored["labels"], source_index=stored.get("source_index"),
                    class_names=None if class_names is None else [str(name) for name in class_names.tolist()],
-                   path=path)
+                   path=path, named_inputs=named or None,
+                   head_labels={key.split("/", 1)[1]: stored[key] for key in stored if key.startswith("labels/")},
+                   head_class_names={key.split("/", 1)[1]: [str(name) for name in stored[key].tolist()]
+                                     for key in stored if key.startswith("class_names/")})
 
 
 def image_samples(paths, input_shape, preprocessing=None):
@@ -110,6 +141,59 @@ def image_samples(paths, input_shape, preprocessing=None):
         recorded["network_preprocessing"] = preprocessing
     return Samples(inputs=np.stack(inputs).astype(np.float32), labels=np.full(len(paths), UNLABELLED, dtype=np.int32),
                    preprocessing=recorded)
+
+
+def synthetic_samples(input_shape, preprocessing=None):
+    """Made-up inputs for a model that came with none: ``SYNTHETIC_PATTERNS`` for inputs of two or three axes
+    (an image, or a sequence drawn as one), seeded noise for any other shape.
+
+    Values are 0..1, then scaled as ``preprocessing`` says (its ``range``, ``mean`` and ``std``, as for image
+    files). Axes the model leaves open (``None``) get ``SYNTHETIC_OPEN_SIZE``. Unlabelled; ``synthetic`` names
+    the kind (``"patterns"`` or ``"noise"``), which the bundle records as ``samples.synthetic``.
+    """
+    shape = tuple(SYNTHETIC_OPEN_SIZE if size is None else int(size) for size in input_shape)
+    settings = image_settings(preprocessing or {})
+    if len(shape) in (2, 3):
+        kind, names = "patterns", list(SYNTHETIC_PATTERNS)
+        height, width = shape[:2]
+        channels = shape[2] if len(shape) == 3 else 1
+        inputs = np.stack([_pattern(name, height, width, channels) for name in names]).reshape(len(names), *shape)
+    else:
+        kind, names = "noise", [f"uniform noise, seed {seed}" for seed in range(SYNTHETIC_NOISE_SAMPLES)]
+        inputs = np.stack([np.random.default_rng(seed).random(shape, dtype=np.float32)
+                           for seed in range(SYNTHETIC_NOISE_SAMPLES)])
+    low, high = settings["range"]
+    inputs = low + inputs * (high - low)
+    if settings["mean"] is not None:
+        inputs = (inputs - np.asarray(settings["mean"], np.float32)) / np.asarray(settings["std"], np.float32)
+    recorded = {"source": "synthetic", "kind": kind, "samples": names, "range": [low, high],
+                "why": f"the model came with no samples ({SAMPLES_FILE}, --samples or --images)",
+                "labels": f"{UNLABELLED}: synthetic inputs have no class"}
+    if settings["mean"] is not None:
+        recorded.update(mean=settings["mean"], std=settings["std"])
+    if any(size is None for size in input_shape):
+        recorded["open_axes"] = f"axes the model leaves open are {SYNTHETIC_OPEN_SIZE} long"
+    return Samples(inputs=inputs.astype(np.float32), labels=np.full(len(names), UNLABELLED, dtype=np.int32),
+                   preprocessing=recorded, synthetic=kind)
+
+
+def _pattern(name, height, width, channels):
+    """One of ``SYNTHETIC_PATTERNS``, (height, width, channels) in 0..1, the same for any call."""
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    period = max(2.0, min(height, width) / 4)  # four repeats across the shorter side
+    if name == "vertical bars":
+        grey = (np.floor(cols / (period / 2)) % 2).astype(np.float32)
+    elif name == "diagonal stripes":
+        grey = 0.5 + 0.5 * np.sin(2 * np.pi * (rows + cols) / (period * np.sqrt(2)))
+    elif name == "disc":
+        radius = 0.3 * min(height, width)
+        distance = np.hypot(rows - (height - 1) / 2, cols - (width - 1) / 2)
+        grey = np.clip(radius + 0.5 - distance, 0.0, 1.0)  # a soft, antialiased edge
+    elif name == "checkerboard":
+        grey = ((np.floor(rows / (period / 2)) + np.floor(cols / (period / 2))) % 2).astype(np.float32)
+    else:  # "noise": every channel its own
+        return np.random.default_rng(0).random((height, width, channels), dtype=np.float32)
+    return np.repeat(grey[..., np.newaxis], channels, axis=-1).astype(np.float32)
 
 
 def run_dataset_samples(run, samples_per_class):
@@ -151,7 +235,11 @@ def samples_per_class_of(samples, samples_per_class, class_count=None):
         "chosen_from": f"{os.path.basename(where)}, first samples of each class in stored order"})
     return Samples(inputs=samples.inputs[chosen], labels=samples.labels[chosen], source_index=index,
                    class_names=samples.class_names, preprocessing=preprocessing, dataset=samples.dataset,
-                   path=samples.path)
+                   path=samples.path,
+                   named_inputs=None if samples.named_inputs is None else {
+                       name: values[chosen] for name, values in samples.named_inputs.items()},
+                   head_labels={name: values[chosen] for name, values in samples.head_labels.items()},
+                   head_class_names=samples.head_class_names)
 
 
 def pick_per_class(labels, samples_per_class, class_count, where):

@@ -80,7 +80,7 @@ STYLE_INPUTS = (
 
 def build_network_tree(name, layers, class_names, cells_object, history_object, materials, operation_objects=None,
                        label_notes=None, importance_object=None, importance_method="", stored_classes=0, graph=None,
-                       labeled_units=None):
+                       output_heads=None):
     """A new modifier tree for one network, for the Curves object that holds its connections.
 
     The cells come from ``cells_object`` (a mesh of one vertex per cell), the
@@ -95,8 +95,10 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     table (``core/importance_timeline.py``) the cells look up, computed by
     ``importance_method`` (the legend's words) for ``stored_classes`` classes.
     ``graph`` (``GraphObjects``) places units, blocks and rows and draws the
-    links of a graph; without it the layers stand in one row. ``labeled_units``
-    are the output neurons that get their class name and probability (all by default).
+    links of a graph; without it the layers stand in one row. ``output_heads``
+    (``core.scene_plan.OutputLabels``, one per output of the network) say which
+    neurons get their class name and probability; by default every neuron of
+    the last layer, named by ``class_names``.
     Returns the node group.
     """
     tree = bpy.data.node_groups.new(f"BCNN Network {name}", "GeometryNodeTree")
@@ -160,7 +162,7 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
         if operation_objects is not None:
             placed, operation_parts = operations.add_operation_nodes(
                 b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend,
-                labeled_units)
+                output_heads)
     with b.frame("Cells and connections drawn"):
         parts = [b.group(groups.ensure_feature_maps(), {
             "Cells": placed, "Cell Gap": settings["Cell Gap"], "Colormap": settings["Activation Colormap"],
@@ -210,11 +212,10 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
             parts.append(b.group(ensure_graph_links(), {
                 "Curves": links, "Table": placed_table, "Cell Size": settings["Cell Size"],
                 "Radius": settings["Link Radius"], "Material": material_inputs["edge"]}).outputs[0])
-        output_layer = layers[-1]
-        if len(output_layer.output_shape) == 1 and output_layer.count == len(class_names):
-            for unit in range(len(class_names)) if labeled_units is None else labeled_units:
+        for output_layer, names, units in operations.labeled_heads(layers, class_names, output_heads):
+            for unit in units:
                 parts.append(b.group(groups.ensure_neuron_label(), {
-                    "Cells": placed, "Cell": output_layer.start + unit, "Text": str(class_names[unit]),
+                    "Cells": placed, "Cell": output_layer.start + unit, "Text": str(names[unit]),
                     "Material": material_inputs["label"]}).outputs[0])
 
     if operation_objects is not None:

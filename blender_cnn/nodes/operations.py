@@ -520,12 +520,24 @@ def add_operation_inputs(b, layers, objects):
     return sockets
 
 
+def labeled_heads(layers, class_names, output_heads=None):
+    """``[(LayerCells, class names, units)]`` of the output heads whose neurons get a class name and probability
+    bar: each of ``output_heads`` (``core.scene_plan.OutputLabels``; by default every neuron of the last layer,
+    named by ``class_names``) that is drawn as one neuron per class."""
+    if output_heads is None:
+        chosen = [(layers[-1], tuple(class_names), tuple(range(len(class_names))))]
+    else:
+        chosen = [(layers[head.layer], head.class_names, head.units) for head in output_heads]
+    return [(cells, names, units) for cells, names, units in chosen
+            if len(cells.output_shape) == 1 and cells.count == len(names) and names]
+
+
 def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_names, epoch_blend,
-                        labeled_units=None):
+                        output_heads=None):
     """Wire the groups of this module; returns ``(cells with the focus attribute, [geometry parts])``.
 
     ``epoch_blend`` holds the Epoch Low/High/Factor sockets that pick the kernels' weights;
-    ``labeled_units`` the output neurons that get a probability bar (all by default).
+    ``output_heads`` the output neurons that get a probability bar (see ``labeled_heads``).
     """
     operations = b.object_geometry(inputs["Operations"])
     kernels = b.group(ensure_trained_weights("POINT"), {"Geometry": b.object_geometry(inputs["Kernels"]),
@@ -549,14 +561,15 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
     parts = [field.outputs["Mesh"], b.switch("GEOMETRY", inputs["Show Pooling"], true=pooling),
              b.switch("GEOMETRY", inputs["Show Flatten"], true=flatten)]
 
-    output_layer = layers[-1]
-    if len(output_layer.output_shape) == 1 and output_layer.count == len(class_names):
+    bars = []
+    for output_layer, names, units in labeled_heads(layers, class_names, output_heads):
         # Bars start after the longest class name (text 0.8 pitch high, about 0.6 of that per letter).
-        offset = 0.8 + 0.8 * 0.62 * max(len(str(name)) for name in class_names) + 0.6
-        bars = [b.group(ensure_probability(), {
+        offset = 0.8 + 0.8 * 0.62 * max(len(str(name)) for name in names) + 0.6
+        bars += [b.group(ensure_probability(), {
             "Cells": placed, "Cell": output_layer.start + unit, "Offset": offset,
             "Highlight Material": materials["highlight"], "Label Material": materials["label"]}).outputs[0]
-            for unit in (range(output_layer.count) if labeled_units is None else labeled_units)]
+            for unit in units]
+    if bars:
         parts.append(b.switch("GEOMETRY", inputs["Show Probabilities"], true=b.join(bars)))
     return field.outputs["Cells"], parts
 

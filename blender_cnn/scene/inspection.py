@@ -21,15 +21,22 @@ import numpy.typing as npt
 from ..core import cells as cell_data
 from ..core.bundle import Bundle
 from ..core.errors import BlenderCNNError
-from ..core.forward import forward
+from ..core.forward import forward, inputs_from_flat
 from ..core.inspection import CONVOLUTION, DENSE, inspect_cell
 from ..core.inspection_record import Inspection
 from .annotations import Annotation, annotation_mesh
 from .drawn import drawn_quads
 from .focus import FOCUS_INPUTS
 from .materials import CELL_MATERIAL, ensure_annotation_materials
-from .network import (CUSTOM_INPUT_PROPERTY, SAMPLE_PROPERTY, get_network_input, network_bundle, network_modifier,
-                      set_network_input, shown_channels)
+from .network import (
+    CUSTOM_INPUT_PROPERTY,
+    SAMPLE_PROPERTY,
+    get_network_input,
+    network_bundle,
+    network_modifier,
+    set_network_input,
+    shown_channels,
+)
 
 INSPECTION_TEXT_PROPERTY = "blender_cnn_inspection"        # on the network: the last inspection as text
 ANNOTATIONS_PROPERTY = "blender_cnn_inspection_object"    # on the network: its annotation object
@@ -111,7 +118,7 @@ def _custom_input_activations(network, bundle, epoch):
     if flat is None:
         raise BlenderCNNError(network.name, "shows a custom input that was not kept (it is too large, or was "
                                             "shown by an older version); show the image again to inspect it")
-    inputs = np.asarray(flat, dtype=np.float32).reshape(bundle.input_shape)
+    inputs = inputs_from_flat(bundle, np.asarray(flat, dtype=np.float32))  # every input of the network
     return {name: values[0] for name, values in forward(bundle, inputs, epoch).items()}
 
 
