@@ -1,7 +1,8 @@
 """Build the Blender extension zip for blender_cnn.
 
-The add-on source lives in ``blender_cnn/`` while its manifest, presets and
-licence sit at the repository top, so they are first staged together into one
+The add-on source lives in ``blender_cnn/`` while its manifest, presets,
+licence and requirements files (the pins Install TensorFlow installs) sit at
+the repository top, so they are first staged together into one
 folder (``build/extension/`` by default), which is then validated and packed
 by Blender's own extension tool, ``blender_ext.py``, shipped in the bpy wheel.
 That tool is the same code ``blender --command extension build`` runs, so no
@@ -25,6 +26,8 @@ ADDON_SOURCE = REPO_ROOT / "blender_cnn"
 MANIFEST = REPO_ROOT / "blender_manifest.toml"
 PRESETS = REPO_ROOT / "presets"
 LICENSE = REPO_ROOT / "LICENSE"
+# The pinned versions the add-on's Install TensorFlow installs (blender_cnn/core/pins.py reads them).
+REQUIREMENTS = (REPO_ROOT / "requirements.txt", REPO_ROOT / "requirements-no-deps.txt")
 DEFAULT_STAGE_DIR = REPO_ROOT / "build" / "extension"
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "dist"
 
@@ -68,7 +71,7 @@ def _run_blender_ext(*args: str) -> str:
 
 
 def stage_extension(stage_dir: Path = DEFAULT_STAGE_DIR) -> Path:
-    """Assemble the add-on, manifest, presets and licence into ``stage_dir`` (replaced)."""
+    """Assemble the add-on, manifest, presets, licence and requirements files into ``stage_dir`` (replaced)."""
     stage_dir = Path(stage_dir)
     if not (ADDON_SOURCE / "__init__.py").is_file():
         raise ExtensionBuildError(f"{ADDON_SOURCE / '__init__.py'} is missing; the add-on has no entry point")
@@ -77,6 +80,8 @@ def stage_extension(stage_dir: Path = DEFAULT_STAGE_DIR) -> Path:
     shutil.copytree(ADDON_SOURCE, stage_dir, ignore=_IGNORED)
     shutil.copy2(MANIFEST, stage_dir / MANIFEST.name)
     shutil.copy2(LICENSE, stage_dir / LICENSE.name)
+    for requirements in REQUIREMENTS:
+        shutil.copy2(requirements, stage_dir / requirements.name)
     if PRESETS.is_dir():
         shutil.copytree(PRESETS, stage_dir / "presets", ignore=_IGNORED, dirs_exist_ok=True)
     return stage_dir

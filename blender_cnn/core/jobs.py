@@ -49,17 +49,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import BlenderCNNError
+from .pins import pinned
 
 RUNNING = "RUNNING"
 FINISHED = "FINISHED"
 FAILED = "FAILED"
 CANCELLED = "CANCELLED"
 
-TENSORFLOW_REQUIREMENT = "tensorflow-cpu==2.21.0"
+TENSORFLOW_REQUIREMENT = pinned("tensorflow-cpu")  # as requirements.txt pins it
 PREFERENCE_LOCATION = "Edit > Preferences > Add-ons > Blender CNN"
 PREFERENCE_NAME = "Python with TensorFlow"
-# A step of progress, as the extractor, the trainer and the designer's bundle print them: "epoch 3: ...".
-PROGRESS_LINE = re.compile(r"^((?:epoch|layer) [^:]+):")
+INSTALL_BUTTON = "Install TensorFlow"
+# A step of progress, as the extractor, the trainer and the designer's bundle print them: "epoch 3: ...";
+# the TensorFlow install (extract/environment.py) prints "package NAME: ...", "download NAME: ..." and "step NAME: ...".
+PROGRESS_LINE = re.compile(r"^((?:epoch|layer|package|download|step) [^:]+):")
 STAGE_PREFIX = "stage: "
 # The CLIs report a user error as "error: <where>: <message>" and exit 2.
 ERROR_PREFIX = "error: "
@@ -88,7 +91,8 @@ class TensorFlowMissing(BlenderCNNError):
 
     def __init__(self) -> None:
         message = (f"is not importable in Blender's Python. Set '{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} to a "
-                   f"Python that has {TENSORFLOW_REQUIREMENT} (for example this project's .venv/bin/python)")
+                   f"Python that has {TENSORFLOW_REQUIREMENT} (for example this project's .venv/bin/python), "
+                   f"or press '{INSTALL_BUTTON}' there")
         super().__init__("TensorFlow", message)
         self.args = (f"TensorFlow {message}",)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import bpy
@@ -17,17 +18,17 @@ import numpy.typing as npt
 
 from ..core import cells as cell_data
 from ..core import connections as connection_data
-from ..core import operations as operation_data
 from ..core import importance, importance_timeline, timeline
+from ..core import operations as operation_data
 from ..core.budget import DEFAULT_BUDGET_GB
 from ..core.bundle import Bundle, load_bundle
 from ..core.errors import BlenderCNNError
-from ..core.forward import forward
+from ..core.forward import forward, model_inputs
+from ..core.graph import plan_graph
 from ..core.images import to_model_input
 from ..core.layout import GRID, suggested_spacing
-from ..core.graph import plan_graph
 from ..core.placement import row_length
-from ..core.scene_plan import labeled_output_units, plan_scene
+from ..core.scene_plan import output_labels, plan_scene
 from ..nodes.network import BLOCKS_PANEL, GraphObjects, build_network_tree, input_identifiers
 from .geometry_data import hair_curves, points_mesh, write_attributes
 from .images import read_image
@@ -56,9 +57,13 @@ CAPPED_PROPERTY = "blender_cnn_capped_layers"
 DETAILED_PROPERTY = "blender_cnn_every_layer"
 
 
+# Frozen, so one default serves every call.
+DEFAULT_EDGES = connection_data.EdgeSelection()
+
+
 def build_network(bundle: Bundle | str | os.PathLike[str], epoch: int = -1, sample: int = 0,
                   collection: bpy.types.Collection | None = None,
-                  edges: connection_data.EdgeSelection = connection_data.EdgeSelection(),
+                  edges: connection_data.EdgeSelection = DEFAULT_EDGES,
                   memory_budget_gb: float = DEFAULT_BUDGET_GB, detailed: bool | None = None) -> bpy.types.Object:
     """Build a network scene from a ``Bundle`` or a bundle path; returns the network object.
 
@@ -90,7 +95,7 @@ def build_network(bundle: Bundle | str | os.PathLike[str], epoch: int = -1, samp
     new_datablocks = _NewDatablocks()
     try:
         network = _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table, plan,
-                         labeled_output_units(bundle, epoch, sample))
+                         output_labels(bundle, epoch, sample))
         set_network_input(network, "Epoch", float(epoch_number))
         set_network_input(network, "Sample", float(sample))
     except Exception:
@@ -102,7 +107,7 @@ def build_network(bundle: Bundle | str | os.PathLike[str], epoch: int = -1, samp
     return network
 
 
-def _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table, plan, labeled_units):
+def _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table, plan, output_heads):
     name = bundle.name
     parent = collection
     if parent is None:
@@ -139,11 +144,11 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
 
     tree = build_network_tree(name, layers, bundle.class_names, cells, history, ensure_materials(),
                               add_operation_objects(name, operations, bundle, layers, network_collection),
-                              label_notes={drawn.name: drawn.label for drawn in drawn_layers},
+                              label_notes=_label_notes(bundle, plan, drawn_layers),
                               importance_object=importance_rows,
                               importance_method=importance.METHOD_LABELS[importance.importance_method(bundle)],
                               stored_classes=importance_timeline.stored_class_count(bundle),
-                              graph=GraphObjects(layer_table, links, plan), labeled_units=labeled_units)
+                              graph=GraphObjects(layer_table, links, plan), output_heads=output_heads)
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
     assert isinstance(modifier, bpy.types.NodesModifier)  # what a "NODES" modifier is; the stubs say Modifier
     modifier.node_group = tree
@@ -161,6 +166,20 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
     return network
 
 
+def _label_notes(bundle, plan, drawn_layers):
+    """The lines under the labels: a dense layer's drawn connections, and "synthetic input (KIND)" under the input
+    when the bundle's samples were made up for a model that came with none (``samples.synthetic``)."""
+    notes = {drawn.name: drawn.label for drawn in drawn_layers}
+    kind = bundle.manifest["samples"].get("synthetic")
+    # Several inputs each say their own kind (extract/multi_io.py): {input layer: {"kind": ...}}.
+    kinds = (bundle.manifest["samples"].get("preprocessing") or {}).get("inputs") if kind else None
+    for entry in bundle.inputs if kind else ():
+        own = kinds[entry.layer].get("kind", kind) if isinstance(kinds, dict) and entry.layer in kinds else kind
+        unit = next((unit.output for unit in plan.graph.units if entry.layer in unit.layers), entry.layer)
+        notes[unit] = "\n".join([f"synthetic input ({own})", *([notes[unit]] if unit in notes else [])])
+    return notes
+
+
 def network_bundle(network: bpy.types.Object) -> Bundle:
     """The bundle a network was built from (its path is stored on the object)."""
     network_modifier(network)  # refuses objects that are not networks
@@ -170,9 +189,12 @@ def network_bundle(network: bpy.types.Object) -> Bundle:
     return load_bundle(path)
 
 
-def show_input(network: bpy.types.Object, inputs: npt.ArrayLike, epoch: int = -1, label: str = "custom input",
-               bundle: Bundle | None = None) -> dict[str, np.ndarray]:
+def show_input(network: bpy.types.Object, inputs: npt.ArrayLike | Mapping[str, npt.ArrayLike] | Sequence[npt.ArrayLike],
+               epoch: int = -1, label: str = "custom input", bundle: Bundle | None = None) -> dict[str, np.ndarray]:
     """Run one input (the model's input shape) through every epoch's weights and show it at ``epoch``.
+
+    A network of several inputs takes one array per input, ``{input layer name: array}`` or a list in the order
+    of ``bundle.inputs`` (as ``core.forward.forward`` does).
 
     The numpy forward pass computes the activations, so no TensorFlow is
     needed. They go into the sample slot after the bundle's samples (a later
@@ -193,8 +215,9 @@ def show_input(network: bpy.types.Object, inputs: npt.ArrayLike, epoch: int = -1
         return computed[epoch_shown]
 
     slot = bundle.sample_count
-    flat = np.asarray(inputs, dtype=np.float32).ravel()
-    if len(flat) == int(np.prod(bundle.input_shape)) and len(flat) <= CUSTOM_INPUT_LIMIT:
+    given = model_inputs(bundle, inputs)  # every input of the network, by name; refuses what it does not take
+    flat = np.concatenate([values.ravel() for values in given.values()])
+    if all(len(values) == 1 for values in given.values()) and len(flat) <= CUSTOM_INPUT_LIMIT:
         network[CUSTOM_INPUT_PROPERTY] = flat
     elif CUSTOM_INPUT_PROPERTY in network:  # type: ignore[operator]  # bpy stubs: ID properties support "in"
         del network[CUSTOM_INPUT_PROPERTY]
@@ -213,12 +236,24 @@ def show_image(network: bpy.types.Object, path: str, epoch: int = -1, invert: bo
     The image is converted to the network's input as the bundle's recorded
     preprocessing says (value range, mean/std), by the same numpy code the
     extractor uses; ``invert`` turns dark-on-light drawings into light-on-dark.
+    A network of several inputs gets the image in its first input shaped as
+    an image, and in the others the values of the bundle sample it shows (the
+    first sample while it shows a custom input).
     """
     bundle = network_bundle(network)
     preprocessing = bundle.manifest["samples"].get("preprocessing") or {}
     preprocessing = dict(preprocessing.get("network_preprocessing", preprocessing), invert=invert)
-    inputs, _recorded = to_model_input(read_image(path), bundle.input_shape, preprocessing, where=path)
-    return show_input(network, inputs, epoch, label=os.path.basename(path), bundle=bundle)
+    entries = bundle.inputs
+    target = next((entry for entry in entries if len(entry.shape) == 3 and entry.shape[2] in (1, 3)), entries[0])
+    image, _recorded = to_model_input(read_image(path), target.shape, preprocessing, where=path)
+    label = os.path.basename(path)
+    if len(entries) == 1:
+        return show_input(network, image, epoch, label=label, bundle=bundle)
+    shown = network.get(SAMPLE_PROPERTY, 0)
+    sample = shown if isinstance(shown, int) and 0 <= shown < bundle.sample_count else 0
+    inputs = {entry.layer: image if entry is target else bundle.array(entry.array)[sample] for entry in entries}
+    others = ", ".join(entry.layer for entry in entries if entry is not target)
+    return show_input(network, inputs, epoch, label=f"{label} ({others} of sample {sample})", bundle=bundle)
 
 
 def fit_rows(network: bpy.types.Object, bundle: Bundle | None = None) -> int:

@@ -93,7 +93,7 @@ add-on's preferences"""
     samples: StringProperty(
         name="Samples", subtype="FILE_PATH",
         description="Optional .npz with 'inputs' and 'labels' to record activations for "
-                    "(default: samples.npz beside the checkpoints)")
+                    "(default: samples.npz beside the checkpoints; with none, synthetic test patterns)")
     image_folder: StringProperty(
         name="Image Folder", subtype="DIR_PATH",
         description="Optional folder of PNG/JPEG images to use as the samples, resized and converted to the "

@@ -1,4 +1,5 @@
-"""Add-on preferences: the Python that extracts checkpoints when Blender's own has no TensorFlow, and render defaults."""
+"""Add-on preferences: the Python that extracts checkpoints when Blender's own has no TensorFlow (and the button
+that installs one), and render defaults."""
 
 import os
 import tempfile
@@ -8,7 +9,11 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from ..core import jobs
 from ..core.budget import DEFAULT_BUDGET_GB
+from ..core.errors import BlenderCNNError
+from ..extract import environment
+from ..scene.user_folders import user_folder
 from .errors import reports_user_errors
+from .jobs import BackgroundJob, running_jobs
 
 # "blender_cnn" when imported as a package, "bl_ext.<repo>.blender_cnn" when installed as an extension.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
@@ -43,7 +48,28 @@ class BCNN_AddonPreferences(bpy.types.AddonPreferences):
             layout.label(text="TensorFlow is importable in Blender's Python: checkpoints are read here",
                          icon="CHECKMARK")
         layout.prop(self, "python_path")
-        layout.operator(BCNN_OT_check_python.bl_idname, icon="CHECKMARK")
+        row = layout.row()
+        row.operator(BCNN_OT_check_python.bl_idname, icon="CHECKMARK")
+        installed = environment.installed_environment(environment_folder())
+        row.operator(BCNN_OT_install_tensorflow.bl_idname, icon="IMPORT",
+                     text="Reinstall TensorFlow" if installed else jobs.INSTALL_BUTTON)
+        for job in running_jobs:
+            if job.label == environment.LABEL:
+                layout.label(text=job.status_text, icon="TIME")
+        if not bpy.app.online_access:
+            layout.label(text=f"{jobs.INSTALL_BUTTON} needs Allow Online Access (System > Network)", icon="INFO")
+        if installed is None:
+            layout.label(text=f"{jobs.INSTALL_BUTTON} makes a Python of the add-on's own with Blender's Python and "
+                              "installs tensorflow-cpu, keras and tf-keras into it")
+            layout.label(text="(about 300 MB from pip's package index, 1.6 GB on disk; Esc cancels)")
+        else:
+            versions = ", ".join(installed["requirements"] + installed["no_deps"])
+            if environment.is_current(installed):
+                layout.label(text=f"Installed: {versions}", icon="CHECKMARK")
+            else:
+                layout.label(text=f"Installed: {versions}; the add-on now needs other versions, reinstall",
+                             icon="ERROR")
+            layout.label(text=f"in {installed['folder']}")
 
 
 class BCNN_OT_check_python(bpy.types.Operator):
@@ -62,13 +88,62 @@ class BCNN_OT_check_python(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class BCNN_OT_install_tensorflow(BackgroundJob, bpy.types.Operator):
+    """Make a Python environment of the add-on's own with Blender's Python, install the TensorFlow, Keras and \
+tf-keras versions the add-on is tested with into it from pip's package index, and import checkpoints with it"""
+
+    bl_idname = "bcnn.install_tensorflow"
+    bl_label = jobs.INSTALL_BUTTON
+
+    def invoke(self, context, event):
+        main = context.window_manager.windows[0] if context.window_manager.windows else None
+        if main is not None and context.window is not None and context.window != main:
+            # A modal operator ends with its window: run in the main one, so that closing Preferences goes on.
+            with context.temp_override(window=main):
+                bpy.ops.bcnn.install_tensorflow("INVOKE_DEFAULT")
+            return {"FINISHED"}
+        return BackgroundJob.invoke(self, context, event)
+
+    @reports_user_errors
+    def execute(self, context):
+        if not bpy.app.online_access:  # Blender's rule for extensions: no download unless the user allows it
+            raise BlenderCNNError("Online access", f"is off (Preferences > System > Network); {self.bl_label} "
+                                                   "downloads TensorFlow with pip. Allow online access, or set "
+                                                   f"'{jobs.PREFERENCE_NAME}' to a Python that has it")
+        return self.run_job(context, environment.start_install(environment_folder()))
+
+    def job_finished(self, context):
+        python = environment.environment_python(self._job.result_path)
+        addon = context.preferences.addons.get(ADDON_PACKAGE)
+        if addon is not None and addon.preferences is not None:
+            addon.preferences.python_path = python
+        for window in context.window_manager.windows:
+            for area in window.screen.areas:
+                if area.type == "PREFERENCES":
+                    area.tag_redraw()
+        self.report({"INFO"}, f"TensorFlow installed; checkpoints are now imported with {python}")
+        return {"FINISHED"}
+
+    def _job_ended(self, context):
+        if self._job.state == jobs.CANCELLED:
+            self.report({"WARNING"}, f"{self.bl_label} cancelled; nothing was installed")
+            return {"CANCELLED"}
+        return BackgroundJob._job_ended(self, context)
+
+
 def python_with_tensorflow(context):
-    """The external Python set in the preferences ('' when unset, or when the add-on is not enabled
-    through Blender's add-on system and so has no preferences)."""
+    """The external Python set in the preferences, else the one Install TensorFlow made ('' when there is
+    neither; the preferences are missing when the add-on is not enabled through Blender's add-on system)."""
     addon = context.preferences.addons.get(ADDON_PACKAGE)
-    if addon is None or addon.preferences is None:
-        return ""
-    return bpy.path.abspath(addon.preferences.python_path) if addon.preferences.python_path else ""
+    if addon is not None and addon.preferences is not None and addon.preferences.python_path:
+        return bpy.path.abspath(addon.preferences.python_path)
+    installed = environment.installed_environment(environment_folder())
+    return installed["python"] if installed else ""
+
+
+def environment_folder():
+    """Where Install TensorFlow puts its Python environment: the extension's (or add-on's) user folder."""
+    return user_folder("python")
 
 
 def memory_budget(context):
@@ -89,5 +164,5 @@ def bundle_folder():
     return os.path.join(tempfile.gettempdir(), "blender_cnn", "bundles")
 
 
-classes = (BCNN_AddonPreferences, BCNN_OT_check_python)
+classes = (BCNN_AddonPreferences, BCNN_OT_check_python, BCNN_OT_install_tensorflow)
 register, unregister = bpy.utils.register_classes_factory(classes)
