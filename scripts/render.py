@@ -176,7 +176,8 @@ def _load_scene(args):
         try:
             bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend), load_ui=False)
         except RuntimeError as error:
-            raise BlenderCNNError(args.blend, f"cannot be opened as a .blend ({' '.join(str(error).split())})")
+            raise BlenderCNNError(args.blend, f"cannot be opened as a .blend ({' '.join(str(error).split())})") \
+                from None
         scene = bpy.context.scene
         networks = [obj for obj in scene.objects if MODIFIER_NAME in obj.modifiers]
         network = networks[0] if networks else None

@@ -71,8 +71,8 @@ def main(argv=None):
         rows.append(f"| {network.name} | {sum(entry['drawn'] for entry in drawn):,} of "
                     f"{sum(entry['total'] for entry in drawn):,} | {inks['straight']:.4f} | {inks['bundled']:.4f} | "
                     f"{inks['bundled'] / inks['straight']:.2f} | {distortion(curves):.3f} |")
-    print(f"\n| network | curves drawn | straight ink | bundled ink | ratio | distortion |\n"
-          f"|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
+    print("\n| network | curves drawn | straight ink | bundled ink | ratio | distortion |\n"
+          "|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -33,9 +33,15 @@ import numpy.typing as npt
 
 from . import forward as forward_pass
 from .bundle import write_bundle
+from .design_rules import (  # noqa: F401
+    DESIGNABLE_LAYER_TYPES,
+    LayerProblem,
+    check_type_and_arguments,
+    infer_layer,
+    is_positive_int,
+    shape_text,
+)
 from .errors import BlenderCNNError
-from .design_rules import (DESIGNABLE_LAYER_TYPES, LayerProblem, check_type_and_arguments, infer_layer,  # noqa: F401
-                           is_positive_int, shape_text)
 from .presets import INPUT_NAME, check_preset, load_design
 
 DESIGN_KEY = "<design>"  # the key of problems that belong to the whole design, not one layer
@@ -307,7 +313,7 @@ def _analyse(design: object) -> tuple[list[DesignLayer], list[str]]:
         by_name[name] = info
         positions[name] = position
     previous = INPUT_NAME
-    for position, (entry, info) in enumerate(zip(entries, infos)):
+    for entry, info in zip(entries, infos):
         if info.problem is None:
             sources = entry.get("inputs")
             if sources is None or sources == []:

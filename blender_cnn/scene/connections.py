@@ -15,8 +15,14 @@ from ..nodes.graph import UNIT_LABELS
 from ..nodes.groups import LAYER_LABEL
 from .focus import cell_centres
 from .geometry_data import hair_curves
-from .network import (CONNECTIONS_PROPERTY, EPOCH_PROPERTY, network_bundle, network_modifier, set_network_input,
-                      shown_channels)
+from .network import (
+    CONNECTIONS_PROPERTY,
+    EPOCH_PROPERTY,
+    network_bundle,
+    network_modifier,
+    set_network_input,
+    shown_channels,
+)
 
 
 def redraw_connections(network: bpy.types.Object,

@@ -24,11 +24,11 @@ import bpy
 
 from ..core import colormaps
 from ..core.errors import BlenderCNNError
-from .user_folders import builtin_presets_folder, preset_entries, safe_file_name, user_folder
 from ..nodes.network import input_identifiers
 from .materials import CELL_MATERIAL, EDGE_MATERIAL, HIGHLIGHT_MATERIAL, LABEL_MATERIAL, ensure_materials
 from .network import get_network_input, network_modifier, set_network_input
 from .stage import BACKGROUND, LIGHT_NAME, _ensure_light
+from .user_folders import builtin_presets_folder, preset_entries, safe_file_name, user_folder
 
 STYLES_FOLDER = "styles"
 # Key of a style -> the network's modifier input it sets.
