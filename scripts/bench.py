@@ -106,8 +106,10 @@ def load_note():
     busy = max(LOAD_AVERAGES, default=0.0)
     if busy <= 0.5 * os.cpu_count():
         return []
-    return [f"Other processes shared the machine (1-minute load average up to {busy:.1f} before a run on "
-            f"{os.cpu_count()} cores), so the times are upper bounds."]
+    return [
+        f"Other processes shared the machine (1-minute load average up to {busy:.1f} before a run on "
+        f"{os.cpu_count()} cores), so the times are upper bounds."
+    ]
 
 
 def format_seconds(seconds):
@@ -155,11 +157,25 @@ def commit():
     The files the benchmarks themselves write (BENCHMARKS.md and its plot) do not count.
     """
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                  ":!docs/BENCHMARKS.md", ":!docs/scene_scaling.png"], cwd=REPO,
-                                 capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!docs/BENCHMARKS.md",
+                ":!docs/scene_scaling.png",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown commit"
     return f"commit {head}" + (" + uncommitted changes" if changed else "")
@@ -176,8 +192,10 @@ def machine(packages=("numpy",)):
 
 def measured_line(script, packages=("numpy",)):
     """The first line of a section: when, on what, at which commit and with which script; then the load note."""
-    return [f"Measured {date.today().isoformat()} on {machine(packages)}, {commit()}, with `scripts/{script}`.",
-            *load_note()]
+    return [
+        f"Measured {date.today().isoformat()} on {machine(packages)}, {commit()}, with `scripts/{script}`.",
+        *load_note(),
+    ]
 
 
 def median_time(action, repeats, prepare=None):
@@ -195,8 +213,9 @@ def measured_subprocess(*command):
     """Run Python with ``command``; return (seconds, peak resident memory in bytes, its stdout)."""
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         start = time.perf_counter()
-        process = subprocess.Popen([sys.executable, *map(str, command)], cwd=REPO, stdout=stdout, stderr=stderr,
-                                   text=True)
+        process = subprocess.Popen(
+            [sys.executable, *map(str, command)], cwd=REPO, stdout=stdout, stderr=stderr, text=True
+        )
         # wait4 reports this child's own peak; RUSAGE_CHILDREN would give the largest of all children so far.
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
@@ -227,12 +246,16 @@ def make_checkpoints(kind, run_dir, epochs, samples):
 
         assert CLASS_COUNT == EXTRACTION_CLASSES
         layers, stack = keras.layers, cifar_greyscale_layers()
-        make = {"Conv2D": lambda filters, _last: layers.Conv2D(filters, 3, padding="same", activation="relu"),
-                "MaxPooling2D": lambda _setting, _last: layers.MaxPooling2D(),
-                "Flatten": lambda _setting, _last: layers.Flatten(),
-                "Dense": lambda units, last: layers.Dense(units, activation="softmax" if last else "relu")}
-        model = keras.Sequential([keras.Input((32, 32, 1))] + [
-            make[kind](setting, index == len(stack) - 1) for index, (kind, setting) in enumerate(stack)])
+        make = {
+            "Conv2D": lambda filters, _last: layers.Conv2D(filters, 3, padding="same", activation="relu"),
+            "MaxPooling2D": lambda _setting, _last: layers.MaxPooling2D(),
+            "Flatten": lambda _setting, _last: layers.Flatten(),
+            "Dense": lambda units, last: layers.Dense(units, activation="softmax" if last else "relu"),
+        }
+        model = keras.Sequential(
+            [keras.Input((32, 32, 1))]
+            + [make[kind](setting, index == len(stack) - 1) for index, (kind, setting) in enumerate(stack)]
+        )
     else:
         raise ValueError(f"unknown benchmark model {kind!r}")
     os.makedirs(run_dir, exist_ok=True)
@@ -241,13 +264,16 @@ def make_checkpoints(kind, run_dir, epochs, samples):
         if epoch:
             for variable in model.weights:
                 value = variable.numpy()
-                variable.assign(value + rng.normal(0, 0.01 * (float(value.std()) or 1.0), value.shape).astype(
-                    value.dtype))
+                variable.assign(
+                    value + rng.normal(0, 0.01 * (float(value.std()) or 1.0), value.shape).astype(value.dtype)
+                )
         model.save(os.path.join(run_dir, f"epoch_{epoch:03d}.keras"))
     input_shape = tuple(model.inputs[0].shape[1:])
-    np.savez(os.path.join(run_dir, "samples.npz"),
-             inputs=rng.random((samples, *input_shape), dtype=np.float32),
-             labels=np.arange(samples, dtype=np.int32) % EXTRACTION_CLASSES)
+    np.savez(
+        os.path.join(run_dir, "samples.npz"),
+        inputs=rng.random((samples, *input_shape), dtype=np.float32),
+        labels=np.arange(samples, dtype=np.int32) % EXTRACTION_CLASSES,
+    )
     print(model.count_params())
 
 
@@ -264,34 +290,46 @@ def extraction_rows(work, models=EXTRACTION_MODELS, flag_sets=EXTRACTION_FLAGS):
         run_dir = work / name
         try:
             if name == "demo":
-                subprocess.run([sys.executable, str(SCRIPTS / "train.py"), "--preset", str(PRESET),
-                                "--run-dir", str(run_dir)], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    [sys.executable, str(SCRIPTS / "train.py"), "--preset", str(PRESET), "--run-dir", str(run_dir)],
+                    cwd=REPO,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
                 params = None
             else:
                 note_load()
-                _, _, printed = measured_subprocess(Path(__file__).resolve(), "--make-checkpoints", name, run_dir,
-                                                    str(epochs), str(samples))
+                _, _, printed = measured_subprocess(
+                    Path(__file__).resolve(), "--make-checkpoints", name, run_dir, str(epochs), str(samples)
+                )
                 params = int(printed.split()[-1])
             checkpoints = sorted(run_dir.glob("epoch_*.keras"))
             checkpoint_bytes = sum(path.stat().st_size for path in checkpoints) / len(checkpoints)
             for flags in flag_sets:
                 out = run_dir / f"{name}{''.join(flags)}.bcnn.npz"
                 note_load()
-                seconds, peak, printed = measured_subprocess("-m", "blender_cnn.extract", run_dir, "--out", out,
-                                                             *flags)
-                epoch_seconds = [float(found) for found in re.findall(r"^epoch \d+: .*\(([\d.]+) s\)", printed,
-                                                                       re.MULTILINE)]
+                seconds, peak, printed = measured_subprocess("-m", "blender_cnn.extract", run_dir, "--out", out, *flags)
+                epoch_seconds = [
+                    float(found) for found in re.findall(r"^epoch \d+: .*\(([\d.]+) s\)", printed, re.MULTILINE)
+                ]
                 summary = bundle_summary(out)
-                rows.append({
-                    "model": description, "params": params if params is not None else summary["params"],
-                    "epochs": len(checkpoints), "samples": summary["samples"], "checkpoint": checkpoint_bytes,
-                    "dtype": "float16" if "--float16" in flags else "float32", "bundle": out.stat().st_size,
-                    "weights_bytes": summary["weights_bytes"], "activations_bytes": summary["activations_bytes"],
-                    "importance": "--no-importance" not in flags,
-                    "seconds": seconds,
-                    "per_epoch": statistics.median(epoch_seconds) if epoch_seconds else seconds / len(checkpoints),
-                    "peak": peak,
-                })
+                rows.append(
+                    {
+                        "model": description,
+                        "params": params if params is not None else summary["params"],
+                        "epochs": len(checkpoints),
+                        "samples": summary["samples"],
+                        "checkpoint": checkpoint_bytes,
+                        "dtype": "float16" if "--float16" in flags else "float32",
+                        "bundle": out.stat().st_size,
+                        "weights_bytes": summary["weights_bytes"],
+                        "activations_bytes": summary["activations_bytes"],
+                        "importance": "--no-importance" not in flags,
+                        "seconds": seconds,
+                        "per_epoch": statistics.median(epoch_seconds) if epoch_seconds else seconds / len(checkpoints),
+                        "peak": peak,
+                    }
+                )
                 print(rows[-1], flush=True)
                 out.unlink()
         finally:
@@ -306,26 +344,40 @@ def bundle_summary(path):
     bundle = load_bundle(path)
     with zipfile.ZipFile(path) as archive:
         sizes = [(info.filename, info.file_size) for info in archive.infolist()]
-    return {"params": sum(layer.params for layer in bundle.layers), "samples": bundle.sample_count,
-            **{f"{kind}_bytes": sum(size for member, size in sizes if member.startswith(f"{kind}/"))
-               for kind in ("weights", "activations")}}
+    return {
+        "params": sum(layer.params for layer in bundle.layers),
+        "samples": bundle.sample_count,
+        **{
+            f"{kind}_bytes": sum(size for member, size in sizes if member.startswith(f"{kind}/"))
+            for kind in ("weights", "activations")
+        },
+    }
 
 
 def extraction_report(rows, script="bench.py --section extraction"):
     from bench_scene import cifar_greyscale_layers, describe_layers
 
-    table = ["| model | weights | epochs x samples | checkpoint | activations | importance | bundle | extraction "
-             "| per epoch | peak memory |", "|---|---:|---:|---:|---|---|---:|---:|---:|---:|"]
+    table = [
+        "| model | weights | epochs x samples | checkpoint | activations | importance | bundle | extraction "
+        "| per epoch | peak memory |",
+        "|---|---:|---:|---:|---|---|---:|---:|---:|---:|",
+    ]
     for row in rows:
-        table.append(f"| {row['model']} | {row['params'] / 1e6:.2f} M | {row['epochs']} x {row['samples']} "
-                     f"| {format_bytes(row['checkpoint'])} | {row['dtype']} "
-                     f"| {'yes' if row['importance'] else 'no'} | {format_bytes(row['bundle'])} "
-                     f"| {format_seconds(row['seconds'])} | {row['per_epoch']:.1f} s "
-                     f"| {format_bytes(row['peak'])} |")
-    unlabelled = sorted({(row["model"].split(",")[0], row["samples"]) for row in rows
-                         if row["samples"] < EXTRACTION_CLASSES})
-    classes_note = "; ".join(f"{model}'s {plural(samples, 'sample')} leave {EXTRACTION_CLASSES - samples} of its "
-                             f"{EXTRACTION_CLASSES} classes without one" for model, samples in unlabelled)
+        table.append(
+            f"| {row['model']} | {row['params'] / 1e6:.2f} M | {row['epochs']} x {row['samples']} "
+            f"| {format_bytes(row['checkpoint'])} | {row['dtype']} "
+            f"| {'yes' if row['importance'] else 'no'} | {format_bytes(row['bundle'])} "
+            f"| {format_seconds(row['seconds'])} | {row['per_epoch']:.1f} s "
+            f"| {format_bytes(row['peak'])} |"
+        )
+    unlabelled = sorted(
+        {(row["model"].split(",")[0], row["samples"]) for row in rows if row["samples"] < EXTRACTION_CLASSES}
+    )
+    classes_note = "; ".join(
+        f"{model}'s {plural(samples, 'sample')} leave {EXTRACTION_CLASSES - samples} of its "
+        f"{EXTRACTION_CLASSES} classes without one"
+        for model, samples in unlabelled
+    )
     classes_note = f" (here {classes_note})" if classes_note else ""
     # What float16 saves, on the largest bundle measured with and without it.
     pairs = {}
@@ -344,30 +396,32 @@ def extraction_report(rows, script="bench.py --section extraction"):
             f"{1 - half['bundle'] / full['bundle']:.0%} smaller ({format_bytes(full['bundle'])} -> "
             f"{format_bytes(half['bundle'])}).",
         ]
-    return "\n".join([
-        f"## {EXTRACTION_SECTION}",
-        "",
-        *measured_line(script, ("numpy", "tensorflow", "keras")),
-        "`python -m blender_cnn.extract` in its own process, from `.keras` checkpoints to the bundle;",
-        "*extraction* is the whole process (Python and TensorFlow start-up included), *per epoch* the",
-        "median time the extractor logs per checkpoint (load, forward pass, weights and activations written),",
-        "*peak memory* the process's maximum resident set (`ru_maxrss` from `wait4`). The demo network is",
-        "trained as `make demo` trains it; the CIFAR-like and VGG16 checkpoints hold random weights,",
-        "perturbed a little per epoch (the figures do not depend on training); *checkpoint* is the size of one",
-        f"`.keras` file. The CIFAR-like CNN: {describe_layers(cifar_greyscale_layers())}; VGG16 is",
-        f"`keras.applications.VGG16` with `weights=None` and {EXTRACTION_CLASSES} classes.",
-        "*importance*: the gradient x activation importance of every layer and class (`docs/importance.md`),",
-        "on by default, off with `--no-importance`. It runs the network eagerly with backward passes: one for",
-        f"the samples' own classes and one for each class no sample is labelled with{classes_note}.",
-        "",
-        *table,
-        "",
-        "Memory is bounded by one loaded checkpoint plus one batch of layer outputs, not by epochs x",
-        "layers: the extractor streams each epoch's arrays into temporary `.npy` files and then into the",
-        "bundle.",
-        *float16_note,
-        "",
-    ])
+    return "\n".join(
+        [
+            f"## {EXTRACTION_SECTION}",
+            "",
+            *measured_line(script, ("numpy", "tensorflow", "keras")),
+            "`python -m blender_cnn.extract` in its own process, from `.keras` checkpoints to the bundle;",
+            "*extraction* is the whole process (Python and TensorFlow start-up included), *per epoch* the",
+            "median time the extractor logs per checkpoint (load, forward pass, weights and activations written),",
+            "*peak memory* the process's maximum resident set (`ru_maxrss` from `wait4`). The demo network is",
+            "trained as `make demo` trains it; the CIFAR-like and VGG16 checkpoints hold random weights,",
+            "perturbed a little per epoch (the figures do not depend on training); *checkpoint* is the size of one",
+            f"`.keras` file. The CIFAR-like CNN: {describe_layers(cifar_greyscale_layers())}; VGG16 is",
+            f"`keras.applications.VGG16` with `weights=None` and {EXTRACTION_CLASSES} classes.",
+            "*importance*: the gradient x activation importance of every layer and class (`docs/importance.md`),",
+            "on by default, off with `--no-importance`. It runs the network eagerly with backward passes: one for",
+            f"the samples' own classes and one for each class no sample is labelled with{classes_note}.",
+            "",
+            *table,
+            "",
+            "Memory is bounded by one loaded checkpoint plus one batch of layer outputs, not by epochs x",
+            "layers: the extractor streams each epoch's arrays into temporary `.npy` files and then into the",
+            "bundle.",
+            *float16_note,
+            "",
+        ]
+    )
 
 
 INTRO = """# Benchmarks
@@ -400,11 +454,15 @@ def update_benchmarks(section_title, section_text, path=None, full_run=None):
 def add_output_arguments(parser):
     """The options every bench script takes: --no-write, --smoke and --benchmarks FILE."""
     parser.add_argument("--no-write", action="store_true", help="print the figures only")
-    parser.add_argument("--smoke", action="store_true",
-                        help="the whole path on tiny inputs, in seconds, to check the benchmark runs (its times mean "
-                             "nothing); the report goes to a temporary folder unless --benchmarks names a file")
-    parser.add_argument("--benchmarks", type=Path, metavar="FILE",
-                        help="write the section into FILE instead of docs/BENCHMARKS.md")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the whole path on tiny inputs, in seconds, to check the benchmark runs (its times mean "
+        "nothing); the report goes to a temporary folder unless --benchmarks names a file",
+    )
+    parser.add_argument(
+        "--benchmarks", type=Path, metavar="FILE", help="write the section into FILE instead of docs/BENCHMARKS.md"
+    )
 
 
 @contextlib.contextmanager
@@ -458,14 +516,19 @@ def demo_section(args, path):
 def demo_report(work, epochs, repeats, renders):
     run_dir, bundle_path = work / "run", work / "run" / "digits_cnn.bcnn.npz"
     note_load()
-    rows = [(f"train demo network ({plural(epochs, 'epoch')} + epoch 0), own process", timed_subprocess(
-        SCRIPTS / "train.py", "--preset", PRESET, "--run-dir", run_dir, "--epochs", epochs))]
+    rows = [
+        (
+            f"train demo network ({plural(epochs, 'epoch')} + epoch 0), own process",
+            timed_subprocess(SCRIPTS / "train.py", "--preset", PRESET, "--run-dir", run_dir, "--epochs", epochs),
+        )
+    ]
     note_load()
     extract_seconds = timed_subprocess("-m", "blender_cnn.extract", run_dir, "--out", bundle_path)
 
     os.environ.setdefault("BLENDER_USER_RESOURCES", str(work / "blender_user"))
     start = time.perf_counter()
     import bpy
+
     import_seconds = time.perf_counter() - start
 
     from blender_cnn.core.bundle import load_bundle
@@ -480,12 +543,17 @@ def demo_report(work, epochs, repeats, renders):
             bpy.data.objects.remove(obj)
 
     bundle = load_bundle(bundle_path)
-    rows.append((f"extract bundle ({plural(len(bundle.epochs), 'epoch')} x {plural(bundle.sample_count, 'sample')}), "
-                 "own process",
-                 extract_seconds))
+    rows.append(
+        (
+            f"extract bundle ({plural(len(bundle.epochs), 'epoch')} x {plural(bundle.sample_count, 'sample')}), "
+            "own process",
+            extract_seconds,
+        )
+    )
     rows.append(("import bpy", import_seconds))
-    rows.append(("read + validate bundle (manifest and array headers)",
-                 median_time(lambda: load_bundle(bundle_path), repeats)))
+    rows.append(
+        ("read + validate bundle (manifest and array headers)", median_time(lambda: load_bundle(bundle_path), repeats))
+    )
 
     def connections():
         # Each repeat reads the bundle anew: its arrays are read on first use and kept by that bundle.
@@ -514,9 +582,11 @@ def demo_report(work, epochs, repeats, renders):
     rows.append(("camera, light, world", median_time(lambda: set_up_stage(network), repeats)))
     geometry = network.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
     instances = geometry.instances_pointcloud()
-    counts = (f"{len(instances.points) if instances else 0:,} instanced quads (cells and overlays), "
-              f"{len(geometry.mesh.polygons) if geometry.mesh else 0:,} mesh faces (text, bars), "
-              f"{len(geometry.curves.curves) if geometry.curves else 0:,} curves")
+    counts = (
+        f"{len(instances.points) if instances else 0:,} instanced quads (cells and overlays), "
+        f"{len(geometry.mesh.polygons) if geometry.mesh else 0:,} mesh faces (text, bars), "
+        f"{len(geometry.curves.curves) if geometry.curves else 0:,} curves"
+    )
     for width, height, samples in renders:
         start = time.perf_counter()
         render_still(work / "bench.png", width=width, height=height, samples=samples)
@@ -524,20 +594,22 @@ def demo_report(work, epochs, repeats, renders):
 
     table = ["| stage | time |", "|---|---:|"] + [f"| {label} | {format_seconds(seconds)} |" for label, seconds in rows]
     verdict = "met" if build_seconds < BUILD_GOAL_SECONDS else "NOT met"
-    return "\n".join([
-        f"## {DEMO_SECTION}",
-        "",
-        *measured_line("bench.py --section demo", ("numpy", "bpy", "tensorflow")),
-        f"The median of {plural(repeats, 'run')} for the Blender stages, each build on a fresh file from the bundle file",
-        "(in the system's file cache), one run for training, extraction and renders.",
-        f"Scene: {counts}.",
-        "",
-        *table,
-        "",
-        f"Goal: reading the bundle and building the demo scene takes under {BUILD_GOAL_SECONDS:.0f} s: "
-        f"**{verdict}** ({format_seconds(build_seconds)}).",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"## {DEMO_SECTION}",
+            "",
+            *measured_line("bench.py --section demo", ("numpy", "bpy", "tensorflow")),
+            f"The median of {plural(repeats, 'run')} for the Blender stages, each build on a fresh file from the bundle file",
+            "(in the system's file cache), one run for training, extraction and renders.",
+            f"Scene: {counts}.",
+            "",
+            *table,
+            "",
+            f"Goal: reading the bundle and building the demo scene takes under {BUILD_GOAL_SECONDS:.0f} s: "
+            f"**{verdict}** ({format_seconds(build_seconds)}).",
+            "",
+        ]
+    )
 
 
 def format_duration(seconds):
@@ -565,14 +637,20 @@ def run_sections(keys, args, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     keys = [key for key, _, _ in SECTIONS]
-    parser.add_argument("--only", nargs="+", choices=keys, metavar="SECTION",
-                        help=f"run these sections only, keeping the others in the file ({', '.join(keys)})")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=keys,
+        metavar="SECTION",
+        help=f"run these sections only, keeping the others in the file ({', '.join(keys)})",
+    )
     parser.add_argument("--extraction", action="store_true", help="the same as --only extraction")
     parser.add_argument("--repeats", type=int, default=5, help="runs of each Blender stage of the demo path (median)")
     add_output_arguments(parser)
     parser.add_argument("--section", choices=("demo", "extraction"), help=argparse.SUPPRESS)
-    parser.add_argument("--make-checkpoints", nargs=4, metavar=("MODEL", "DIR", "EPOCHS", "SAMPLES"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--make-checkpoints", nargs=4, metavar=("MODEL", "DIR", "EPOCHS", "SAMPLES"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.make_checkpoints:
         kind, run_dir, epochs, samples = args.make_checkpoints
@@ -601,10 +679,17 @@ def main(argv=None):
         print(f"whole run: {format_duration(total)}" + (", written to " + str(path) if path else ""))
         if whole and path is not None and not failed:
             run = "`scripts/bench.py --smoke` (tiny inputs, times meaningless)" if args.smoke else "`make bench`"
-            update_benchmarks(None, None, path, full_run=(
-                f"Every section below comes from one run of {run} started {day} at {measured_at}; it took "
-                f"{format_duration(total)} (" + ", ".join(f"{key} {format_duration(seconds)}"
-                                                          for key, _, seconds, _ in done) + ")."))
+            update_benchmarks(
+                None,
+                None,
+                path,
+                full_run=(
+                    f"Every section below comes from one run of {run} started {day} at {measured_at}; it took "
+                    f"{format_duration(total)} ("
+                    + ", ".join(f"{key} {format_duration(seconds)}" for key, _, seconds, _ in done)
+                    + ")."
+                ),
+            )
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

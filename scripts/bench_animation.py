@@ -40,13 +40,24 @@ from bench import (
 from bench_scene import cifar_greyscale_layers, write_synthetic_bundle
 
 SECTION = "Epoch animation"
-DIGITS_LAYERS = [("Conv2D", 8), ("MaxPooling2D", None), ("Conv2D", 16), ("MaxPooling2D", None), ("Flatten", None),
-                 ("Dense", 32), ("Dense", 10)]
+DIGITS_LAYERS = [
+    ("Conv2D", 8),
+    ("MaxPooling2D", None),
+    ("Conv2D", 16),
+    ("MaxPooling2D", None),
+    ("Flatten", None),
+    ("Dense", 32),
+    ("Dense", 10),
+]
 # (key, name, input shape, layers, epochs, goal for the median frame change in seconds)
-CASES = (("digits", "digits demo CNN", (16, 16, 1), DIGITS_LAYERS, 20, 0.050),
-         ("cifar", "CIFAR-10 greyscale CNN", (32, 32, 1), cifar_greyscale_layers(), 10, 0.250))
-SMOKE_CASES = (("digits", "digits demo CNN", (16, 16, 1), DIGITS_LAYERS, 2, 0.050),
-               ("cifar", "CIFAR-10 greyscale CNN", (8, 8, 1), cifar_greyscale_layers(), 2, 0.250))
+CASES = (
+    ("digits", "digits demo CNN", (16, 16, 1), DIGITS_LAYERS, 20, 0.050),
+    ("cifar", "CIFAR-10 greyscale CNN", (32, 32, 1), cifar_greyscale_layers(), 10, 0.250),
+)
+SMOKE_CASES = (
+    ("digits", "digits demo CNN", (16, 16, 1), DIGITS_LAYERS, 2, 0.050),
+    ("cifar", "CIFAR-10 greyscale CNN", (8, 8, 1), cifar_greyscale_layers(), 2, 0.250),
+)
 FRAMES_PER_EPOCH, HOLD = 12, 4
 RENDER_SAMPLES = {"CYCLES": 32, "EEVEE": 16}
 RENDER_SIZE = (1280, 720)
@@ -88,13 +99,24 @@ def child_scrub(bundle_path):
         del geometry
     per_epoch = 0
     for data in (get_network_input(network, "Cells").data, network.data, get_network_input(network, "Kernels").data):
-        per_epoch += sum(attribute.data_type in {"FLOAT", "INT"} and len(attribute.data) * 4
-                         for attribute in data.attributes
-                         if attribute.name.startswith(("activation_e", "winner_cell_e", "weight_e"))
-                         and attribute.name.split("_e")[-1].split("_")[0] == "0")
-    print(json.dumps({"median": statistics.median(times), "max": max(times), "frames": len(frames),
-                      "per_epoch": per_epoch, "epochs": len(get_network_input(network, "History").data.vertices),
-                      "last_epoch": get_network_input(network, "Epoch")}))
+        per_epoch += sum(
+            attribute.data_type in {"FLOAT", "INT"} and len(attribute.data) * 4
+            for attribute in data.attributes
+            if attribute.name.startswith(("activation_e", "winner_cell_e", "weight_e"))
+            and attribute.name.split("_e")[-1].split("_")[0] == "0"
+        )
+    print(
+        json.dumps(
+            {
+                "median": statistics.median(times),
+                "max": max(times),
+                "frames": len(frames),
+                "per_epoch": per_epoch,
+                "epochs": len(get_network_input(network, "History").data.vertices),
+                "last_epoch": get_network_input(network, "Epoch"),
+            }
+        )
+    )
 
 
 def child_render(bundle_path, engine, output, width, height, samples):
@@ -122,32 +144,47 @@ def case_name(name, shape, epochs):
 
 
 def report(cases, scrubbing, renders, baseline_peak, render_size, render_samples):
-    lines = [f"## {SECTION}", "",
-             *measured_line("bench_animation.py", ("numpy", "bpy")), "",
-             "Synthetic bundles of the real shapes, one sample, weights and activations drifting each epoch;",
-             f"`animate_training` with {FRAMES_PER_EPOCH} frames per epoch and a hold of {HOLD}; the training overlay on.",
-             "*Frame change*: `scene.frame_set` plus evaluating the network's nodes, over every third frame of the",
-             "animation (median and worst). *Per epoch*: the stored per-epoch attributes (cells' activations and",
-             "pooling winners, curves' and kernel points' weights) of one epoch. *Peak*: the process's maximum",
-             f"resident set (Python with bpy imported and an empty file alone: {format_bytes(baseline_peak)}).", "",
-             "| network | frame change (median) | worst | goal | per epoch | peak |", "|---|---:|---:|---|---:|---:|"]
+    lines = [
+        f"## {SECTION}",
+        "",
+        *measured_line("bench_animation.py", ("numpy", "bpy")),
+        "",
+        "Synthetic bundles of the real shapes, one sample, weights and activations drifting each epoch;",
+        f"`animate_training` with {FRAMES_PER_EPOCH} frames per epoch and a hold of {HOLD}; the training overlay on.",
+        "*Frame change*: `scene.frame_set` plus evaluating the network's nodes, over every third frame of the",
+        "animation (median and worst). *Per epoch*: the stored per-epoch attributes (cells' activations and",
+        "pooling winners, curves' and kernel points' weights) of one epoch. *Peak*: the process's maximum",
+        f"resident set (Python with bpy imported and an empty file alone: {format_bytes(baseline_peak)}).",
+        "",
+        "| network | frame change (median) | worst | goal | per epoch | peak |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
     for key, name, shape, _layers, epochs, goal in cases:
         result = scrubbing[key]
-        lines.append(f"| {case_name(name, shape, epochs)} | {format_seconds(result['median'])} "
-                     f"| {format_seconds(result['max'])} | under {format_seconds(goal)}: "
-                     f"{'**met**' if result['median'] < goal else '**NOT met**'} | "
-                     f"{format_bytes(result['per_epoch'])} | {format_bytes(result['peak'])} |")
+        lines.append(
+            f"| {case_name(name, shape, epochs)} | {format_seconds(result['median'])} "
+            f"| {format_seconds(result['max'])} | under {format_seconds(goal)}: "
+            f"{'**met**' if result['median'] < goal else '**NOT met**'} | "
+            f"{format_bytes(result['per_epoch'])} | {format_bytes(result['peak'])} |"
+        )
     if renders:
         width, height = render_size
-        lines += ["", f"Render time per frame, the digits demo mid-animation at {width}x{height} (the second "
-                      "render of the frame; the first includes Eevee's shader compilation):", "",
-                  "| engine | samples | first frame | a frame |", "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            f"Render time per frame, the digits demo mid-animation at {width}x{height} (the second "
+            "render of the frame; the first includes Eevee's shader compilation):",
+            "",
+            "| engine | samples | first frame | a frame |",
+            "|---|---:|---:|---:|",
+        ]
         for engine, result in renders.items():
             if result is None:
                 lines.append(f"| {engine.title()} | {render_samples[engine]} | did not run (no EGL?) | |")
             else:
-                lines.append(f"| {engine.title()} | {render_samples[engine]} | {format_seconds(result['first'])} | "
-                             f"{format_seconds(result['second'])} |")
+                lines.append(
+                    f"| {engine.title()} | {render_samples[engine]} | {format_seconds(result['first'])} | "
+                    f"{format_seconds(result['second'])} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -171,8 +208,9 @@ def main(argv=None):
         if not args.no_renders:
             for engine, samples in render_samples.items():
                 try:
-                    renders[engine] = run_child("--child-render", bundles["digits"], engine, Path(work) / "frame.png",
-                                                *render_size, samples)
+                    renders[engine] = run_child(
+                        "--child-render", bundles["digits"], engine, Path(work) / "frame.png", *render_size, samples
+                    )
                 except RuntimeError as error:  # Eevee without EGL aborts its process
                     print(f"{engine}: {error}".splitlines()[0], flush=True)
                     renders[engine] = None

@@ -68,11 +68,20 @@ SCENES = {"digits demo CNN (16x16x1)": "digits", "CIFAR-10 greyscale CNN (32x32x
 SCENE_WIDTHS = (1280, 640)  # render widths of the 16:9 frame
 # What each run measures: the nn_vis-like stack, the large pair, the cases hammer_bundle runs on, the clutter
 # stacks and the scenes.
-FULL = {"nn_vis": NN_VIS, "large": CIFAR[:2], "hammer_cases": ("nn_vis", "large"),
-        "stacks": {"digits demo": DEMO, "CIFAR-like": CIFAR}, "scenes": SCENES}
-SMOKE = {"nn_vis": (64, 16, 9, 4), "large": (256, 16), "hammer_cases": ("nn_vis",),
-         "stacks": {"digits demo": DEMO, "CIFAR-like": (512, 16, 10)},
-         "scenes": {"digits demo CNN (16x16x1)": "digits"}}
+FULL = {
+    "nn_vis": NN_VIS,
+    "large": CIFAR[:2],
+    "hammer_cases": ("nn_vis", "large"),
+    "stacks": {"digits demo": DEMO, "CIFAR-like": CIFAR},
+    "scenes": SCENES,
+}
+SMOKE = {
+    "nn_vis": (64, 16, 9, 4),
+    "large": (256, 16),
+    "hammer_cases": ("nn_vis",),
+    "stacks": {"digits demo": DEMO, "CIFAR-like": (512, 16, 10)},
+    "scenes": {"digits demo CNN (16x16x1)": "digits"},
+}
 
 
 def spacing(sizes):
@@ -88,8 +97,14 @@ def dense_stack(sizes):
     parts = []
     for index, (inputs, outputs) in enumerate(zip(sizes, sizes[1:])):
         source, target = np.meshgrid(np.arange(inputs), np.arange(outputs), indexing="ij")
-        parts.append((positions[index][source.ravel()], positions[index + 1][target.ravel()],
-                      offsets[index] + source.ravel(), offsets[index + 1] + target.ravel()))
+        parts.append(
+            (
+                positions[index][source.ravel()],
+                positions[index + 1][target.ravel()],
+                offsets[index] + source.ravel(),
+                offsets[index + 1] + target.ravel(),
+            )
+        )
     return tuple(np.concatenate(column) for column in zip(*parts)), np.concatenate(positions)
 
 
@@ -139,8 +154,9 @@ def child(mode, *args, limit=None):
     reader.join()
     process.stdout.close()
     if not stopped and os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"{mode} {' '.join(map(str, args))} failed with exit code "
-                           f"{os.waitstatus_to_exitcode(status)}")
+        raise RuntimeError(
+            f"{mode} {' '.join(map(str, args))} failed with exit code {os.waitstatus_to_exitcode(status)}"
+        )
     return values, stopped, usage.ru_maxrss * 1024
 
 
@@ -163,13 +179,22 @@ def large_pair_child(sizes):
 
     start = time.perf_counter()
     count = len(source)
-    curve_arrays = {"source_cell": np.arange(count, dtype=np.int32) % sources,
-                    "target_cell": sources + np.arange(count, dtype=np.int32) // sources,
-                    "weight": np.zeros(count, np.float32), "weight_max": np.ones(count, np.float32)}
+    curve_arrays = {
+        "source_cell": np.arange(count, dtype=np.int32) % sources,
+        "target_cell": sources + np.arange(count, dtype=np.int32) // sources,
+        "weight": np.zeros(count, np.float32),
+        "weight_max": np.ones(count, np.float32),
+    }
     curves = hair_curves("bench connections", count, points, curve_arrays, {"bundle_offset": offsets.reshape(-1, 3)})
     curve_seconds = time.perf_counter() - start
-    emit(seconds=seconds, curve_seconds=curve_seconds, edges=count, points=points, curve_points=len(curves.points),
-         bytes=offsets.nbytes)
+    emit(
+        seconds=seconds,
+        curve_seconds=curve_seconds,
+        edges=count,
+        points=points,
+        curve_points=len(curves.points),
+        bytes=offsets.nbytes,
+    )
 
 
 def ours_child(sizes):
@@ -183,8 +208,10 @@ def ours_child(sizes):
         bundled = bundle_edges(source, target, points, straight=straight)
         emit(**{run: time.perf_counter() - start})
     frame = drawing_bounds(straight, SIDE)
-    emit(ink=ink(bundled, SIDE, RESOLUTIONS[0], frame) / ink(straight, SIDE, RESOLUTIONS[0], frame),
-         distortion=distortion(bundled))
+    emit(
+        ink=ink(bundled, SIDE, RESOLUTIONS[0], frame) / ink(straight, SIDE, RESOLUTIONS[0], frame),
+        distortion=distortion(bundled),
+    )
 
 
 def scene_child(kind, work):
@@ -197,9 +224,21 @@ def scene_child(kind, work):
     from blender_cnn.scene.network import build_network, set_network_input
     from blender_cnn.scene.stage import camera_projection, configure_render, set_up_stage
 
-    layers = {"digits": ((16, 16, 1), [("Conv2D", 8), ("MaxPooling2D", None), ("Conv2D", 16), ("MaxPooling2D", None),
-                                       ("Flatten", None), ("Dense", 32), ("Dense", 10)]),
-              "cifar": ((32, 32, 1), cifar_greyscale_layers())}[kind]
+    layers = {
+        "digits": (
+            (16, 16, 1),
+            [
+                ("Conv2D", 8),
+                ("MaxPooling2D", None),
+                ("Conv2D", 16),
+                ("MaxPooling2D", None),
+                ("Flatten", None),
+                ("Dense", 32),
+                ("Dense", 10),
+            ],
+        ),
+        "cifar": ((32, 32, 1), cifar_greyscale_layers()),
+    }[kind]
     path = write_synthetic_bundle(Path(work) / f"{kind}.bcnn.npz", kind, *layers)
     bpy.ops.wm.read_homefile(app_template="")
     network = build_network(path)
@@ -212,8 +251,11 @@ def scene_child(kind, work):
     projection = np.array(camera_projection(camera))
     # The camera's whole frame, at the render's pixels (camera_projection makes them square).
     frame = (-1.0, -720 / 1280, 1.0, 720 / 1280)
-    result = {"edges": len(drawn[1.0]), "total": sum(entry["total"] for entry in network["blender_cnn_connections"]),
-              "distortion": distortion(drawn[1.0])}
+    result = {
+        "edges": len(drawn[1.0]),
+        "total": sum(entry["total"] for entry in network["blender_cnn_connections"]),
+        "distortion": distortion(drawn[1.0]),
+    }
     for width in SCENE_WIDTHS:
         plain, bundled = (ink(drawn[strength], projection, width, frame) for strength in (0.0, 1.0))
         result[f"ink_{width}"] = [plain, bundled]
@@ -238,8 +280,10 @@ def hammer_child(sizes, use_dask):
     polylines = hammer_polylines(paths[["x", "y"]].to_numpy())
     straight = straight_points(source_xyz, target_xyz, 2)
     frame = drawing_bounds(straight, SIDE)
-    emit(distortion=distortion(polylines),
-         ink=ink(polylines, SIDE, RESOLUTIONS[0], frame) / ink(straight, SIDE, RESOLUTIONS[0], frame))
+    emit(
+        distortion=distortion(polylines),
+        ink=ink(polylines, SIDE, RESOLUTIONS[0], frame) / ink(straight, SIDE, RESOLUTIONS[0], frame),
+    )
 
 
 def hammer_polylines(xy):
@@ -248,7 +292,7 @@ def hammer_polylines(xy):
     A repeated last point adds neither ink nor length.
     """
     breaks = np.flatnonzero(np.isnan(xy[:, 0]))
-    starts = np.r_[0, breaks + 1][:len(breaks)]
+    starts = np.r_[0, breaks + 1][: len(breaks)]
     lengths = breaks - starts
     longest = int(lengths.max())
     index = starts[:, None] + np.minimum(np.arange(longest)[None, :], lengths[:, None] - 1)
@@ -268,8 +312,12 @@ def clutter(sizes):
         frame = drawing_bounds(straight, view)
         for res in RESOLUTIONS:
             inks[view_name, res] = (ink(straight, view, res, frame), ink(bundled, view, res, frame))
-    return {"edges": len(source), "points": points, "inks": inks,
-            "distortion": (distortion(straight), distortion(bundled))}
+    return {
+        "edges": len(source),
+        "points": points,
+        "inks": inks,
+        "distortion": (distortion(straight), distortion(bundled)),
+    }
 
 
 def met(ok):
@@ -283,7 +331,7 @@ def times_ratio(theirs, ours):
 
 
 def case_label(key, sizes):
-    """"nn_vis dense 784-81-49-10", "8192 grid -> 256 grid"."""
+    """ "nn_vis dense 784-81-49-10", "8192 grid -> 256 grid"."""
     if key == "nn_vis":
         return ("nn_vis dense " if tuple(sizes) == NN_VIS else "dense ") + "-".join(map(str, sizes))
     return " -> ".join(f"{size} {'column' if display_shape((size,))[1] == 1 else 'grid'}" for size in sizes)
@@ -308,89 +356,138 @@ def report(results, stacks, scenes):
     config, limit = results["config"], results["hammer_limit"]
     nn_vis, large_sizes = config["nn_vis"], config["large"]
     spaced = [nn_vis, *config["stacks"].values()]
-    lines = [f"## {SECTION}", "",
-             *measured_line("bench_bundling.py", ("numpy", "bpy", "datashader", "dask")),
-             "Algorithm and parameters: docs/bundling.md (defaults throughout). Layer Spacing as the scene",
-             "suggests it (`suggested_spacing`): " + ", ".join(
-                 f"{'-'.join(map(str, sizes))}: {spacing(sizes):g}" for sizes in spaced) + ".",
-             "", "### Time and memory", "",
-             "| case | edges | points per edge | time | peak memory | goal |", "|---|---:|---:|---:|---:|---|"]
+    lines = [
+        f"## {SECTION}",
+        "",
+        *measured_line("bench_bundling.py", ("numpy", "bpy", "datashader", "dask")),
+        "Algorithm and parameters: docs/bundling.md (defaults throughout). Layer Spacing as the scene",
+        "suggests it (`suggested_spacing`): "
+        + ", ".join(f"{'-'.join(map(str, sizes))}: {spacing(sizes):g}" for sizes in spaced)
+        + ".",
+        "",
+        "### Time and memory",
+        "",
+        "| case | edges | points per edge | time | peak memory | goal |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     ours = results["ours"]["nn_vis"][0]
-    lines.append(f"| {case_label('nn_vis', nn_vis)}, all {len(nn_vis) - 1} pairs (straight + bundled), the first call "
-                 f"in a fresh process (the second: {format_seconds(ours['warm'])}) | {ours['edges']:,} | "
-                 f"{ours['points']} | {format_seconds(ours['cold'])} | | under {GOALS['nn_vis_seconds']:g} s: "
-                 f"{met(ours['cold'] < GOALS['nn_vis_seconds'])} |")
+    lines.append(
+        f"| {case_label('nn_vis', nn_vis)}, all {len(nn_vis) - 1} pairs (straight + bundled), the first call "
+        f"in a fresh process (the second: {format_seconds(ours['warm'])}) | {ours['edges']:,} | "
+        f"{ours['points']} | {format_seconds(ours['cold'])} | | under {GOALS['nn_vis_seconds']:g} s: "
+        f"{met(ours['cold'] < GOALS['nn_vis_seconds'])} |"
+    )
     large, _, peak = results["large"]
     total = large["seconds"] + large["curve_seconds"]
-    lines.append(f"| {case_label('large', large_sizes)}: straight + bundled + offsets "
-                 f"{format_seconds(large['seconds'])}, then Blender hair curves with the offsets "
-                 f"{format_seconds(large['curve_seconds'])} (child process) | {large['edges']:,} | "
-                 f"{large['points']} | {format_seconds(total)} | {format_bytes(peak)} | under "
-                 f"{GOALS['large_seconds']:g} s: {met(total < GOALS['large_seconds'])}; under "
-                 f"{GOALS['large_bytes'] / 1e9:g} GB: {met(peak < GOALS['large_bytes'])} |")
+    lines.append(
+        f"| {case_label('large', large_sizes)}: straight + bundled + offsets "
+        f"{format_seconds(large['seconds'])}, then Blender hair curves with the offsets "
+        f"{format_seconds(large['curve_seconds'])} (child process) | {large['edges']:,} | "
+        f"{large['points']} | {format_seconds(total)} | {format_bytes(peak)} | under "
+        f"{GOALS['large_seconds']:g} s: {met(total < GOALS['large_seconds'])}; under "
+        f"{GOALS['large_bytes'] / 1e9:g} GB: {met(peak < GOALS['large_bytes'])} |"
+    )
     hammer = results["hammer"]
     started = [values for values, _, _ in hammer.values() if "version" in values]
     version = started[0]["version"] if started else package_version("datashader")
-    imported = (f" Importing `datashader.bundling` took {format_seconds(max(v['imported'] for v in started))} "
-                "(numba compiles its functions), counted in neither." if started else "")
-    lines += ["", "Peak memory is the child's maximum resident set (ru_maxrss), Python, numpy and bpy included.", "",
-              "### datashader hammer_bundle, same edges", "",
-              f"hammer_bundle (datashader {version}, default parameters) is 2D: it bundles the side view's projection",
-              "(x, z) of the neurons, and its ink is measured in that view against the straight drawing. Ours is",
-              "straight points + bundling (`straight_points`, `bundle_edges`) of the same edges. Every figure comes",
-              "from one run of this script, each side in a fresh Python of its own: *cold* is the first call after",
-              "the imports, *warm* the second call in the same process." + imported,
-              "`use_dask=True` makes hammer_bundle split its work into dask tasks. A call still running after",
-              f"{limit:g} s is stopped. *ratio*: hammer_bundle's time over ours, cold over cold and warm over warm.", "",
-              "| case | edges | call | ours | hammer_bundle | ratio | hammer_bundle, use_dask=True | ratio |",
-              "|---|---:|---|---:|---:|---:|---:|---:|"]
-    quality = [f"| case | ink / straight, side view, {RESOLUTIONS[0]} px: ours / hammer_bundle / use_dask "
-               "| distortion: ours / hammer_bundle / use_dask |", "|---|---:|---:|"]
+    imported = (
+        f" Importing `datashader.bundling` took {format_seconds(max(v['imported'] for v in started))} "
+        "(numba compiles its functions), counted in neither."
+        if started
+        else ""
+    )
+    lines += [
+        "",
+        "Peak memory is the child's maximum resident set (ru_maxrss), Python, numpy and bpy included.",
+        "",
+        "### datashader hammer_bundle, same edges",
+        "",
+        f"hammer_bundle (datashader {version}, default parameters) is 2D: it bundles the side view's projection",
+        "(x, z) of the neurons, and its ink is measured in that view against the straight drawing. Ours is",
+        "straight points + bundling (`straight_points`, `bundle_edges`) of the same edges. Every figure comes",
+        "from one run of this script, each side in a fresh Python of its own: *cold* is the first call after",
+        "the imports, *warm* the second call in the same process." + imported,
+        "`use_dask=True` makes hammer_bundle split its work into dask tasks. A call still running after",
+        f"{limit:g} s is stopped. *ratio*: hammer_bundle's time over ours, cold over cold and warm over warm.",
+        "",
+        "| case | edges | call | ours | hammer_bundle | ratio | hammer_bundle, use_dask=True | ratio |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    quality = [
+        f"| case | ink / straight, side view, {RESOLUTIONS[0]} px: ours / hammer_bundle / use_dask "
+        "| distortion: ours / hammer_bundle / use_dask |",
+        "|---|---:|---:|",
+    ]
     for key in config["hammer_cases"]:
         label, ours = case_label(key, config[key]), results["ours"][key][0]
         plain, dask = hammer[key, "plain"], hammer[key, "dask"]
         for run in ("cold", "warm"):
-            lines.append(f"| {label} | {ours['edges']:,} | {run} | {format_seconds(ours[run])} "
-                         f"| {hammer_cells(plain, run, ours, limit)} | {hammer_cells(dask, run, ours, limit)} |")
-        quality.append(f"| {label} | " + " | ".join(
-            " / ".join(quality_value(values, name) for values in (ours, plain[0], dask[0]))
-            for name in ("ink", "distortion")) + " |")
+            lines.append(
+                f"| {label} | {ours['edges']:,} | {run} | {format_seconds(ours[run])} "
+                f"| {hammer_cells(plain, run, ours, limit)} | {hammer_cells(dask, run, ours, limit)} |"
+            )
+        quality.append(
+            f"| {label} | "
+            + " | ".join(
+                " / ".join(quality_value(values, name) for values in (ours, plain[0], dask[0]))
+                for name in ("ink", "distortion")
+            )
+            + " |"
+        )
     lines += ["", *quality]
-    lines += ["", "### Clutter: ink and distortion", "",
-              "Ink: share of the frame's pixels covered when every edge is drawn one pixel wide, orthographic",
-              "view; the frame is the straight drawing's bounding box, pixels square, the resolution the",
-              f"frame's longer side. Goal at full strength: bundled ink at most {GOALS['ink']:.0%} of straight, mean",
-              f"distortion (path length / straight length) under {GOALS['distortion']:g}.", "",
-              "| stack | edges | view | resolution | straight ink | bundled ink | ratio | distortion | goal |",
-              "|---|---:|---|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "### Clutter: ink and distortion",
+        "",
+        "Ink: share of the frame's pixels covered when every edge is drawn one pixel wide, orthographic",
+        "view; the frame is the straight drawing's bounding box, pixels square, the resolution the",
+        f"frame's longer side. Goal at full strength: bundled ink at most {GOALS['ink']:.0%} of straight, mean",
+        f"distortion (path length / straight length) under {GOALS['distortion']:g}.",
+        "",
+        "| stack | edges | view | resolution | straight ink | bundled ink | ratio | distortion | goal |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
     for name, numbers in stacks:
         bent = numbers["distortion"][1]
         for (view, res), (plain, bundled) in numbers["inks"].items():
             ratio = bundled / plain
-            lines.append(f"| {name} | {numbers['edges']:,} | {view} | {res} | {plain:.3f} | {bundled:.3f} | "
-                         f"{ratio:.2f} | {bent:.3f} | {met(ratio <= GOALS['ink'] and bent < GOALS['distortion'])} |")
-    lines += ["", "### The scenes as built", "",
-              "The goal's own terms: each network built by `build_network` with its default edge selection (every",
-              f"weight of a layer up to {AUTO_MAX_EDGES:,}, else the strongest per neuron within that many), its evaluated",
-              "curves at Bundling Strength 0 and 1, drawn through the stage camera's perspective projection",
-              "into its whole 16:9 frame at the render's pixels. Synthetic bundles (random weights) of the real shapes.",
-              "", "| network | curves drawn (of weights) | render | straight ink | bundled ink | ratio | distortion | goal |",
-              "|---|---:|---:|---:|---:|---:|---:|---|"]
+            lines.append(
+                f"| {name} | {numbers['edges']:,} | {view} | {res} | {plain:.3f} | {bundled:.3f} | "
+                f"{ratio:.2f} | {bent:.3f} | {met(ratio <= GOALS['ink'] and bent < GOALS['distortion'])} |"
+            )
+    lines += [
+        "",
+        "### The scenes as built",
+        "",
+        "The goal's own terms: each network built by `build_network` with its default edge selection (every",
+        f"weight of a layer up to {AUTO_MAX_EDGES:,}, else the strongest per neuron within that many), its evaluated",
+        "curves at Bundling Strength 0 and 1, drawn through the stage camera's perspective projection",
+        "into its whole 16:9 frame at the render's pixels. Synthetic bundles (random weights) of the real shapes.",
+        "",
+        "| network | curves drawn (of weights) | render | straight ink | bundled ink | ratio | distortion | goal |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for name, numbers in scenes:
         for width in SCENE_WIDTHS:
             plain, bundled = numbers[f"ink_{width}"]
             ratio = bundled / plain
-            lines.append(f"| {name} | {numbers['edges']:,} ({numbers['total']:,}) | {width}x{width * 9 // 16} | "
-                         f"{plain:.3f} | "
-                         f"{bundled:.3f} | {ratio:.2f} | {numbers['distortion']:.3f} | "
-                         f"{met(ratio <= GOALS['ink'] and numbers['distortion'] < GOALS['distortion'])} |")
+            lines.append(
+                f"| {name} | {numbers['edges']:,} ({numbers['total']:,}) | {width}x{width * 9 // 16} | "
+                f"{plain:.3f} | "
+                f"{bundled:.3f} | {ratio:.2f} | {numbers['distortion']:.3f} | "
+                f"{met(ratio <= GOALS['ink'] and numbers['distortion'] < GOALS['distortion'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hammer-limit", type=float, default=300.0,
-                        help="seconds one hammer_bundle call may take before its process is stopped")
+    parser.add_argument(
+        "--hammer-limit",
+        type=float,
+        default=300.0,
+        help="seconds one hammer_bundle call may take before its process is stopped",
+    )
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     config = SMOKE if args.smoke else FULL
@@ -403,10 +500,14 @@ def main(argv=None):
         print(f"ours, {case_label(key, config[key])}:", results["ours"][key], flush=True)
     for key in config["hammer_cases"]:
         for variant in ("plain", "dask"):
-            results["hammer"][key, variant] = child("--child-hammer", sizes_text(config[key]), variant,
-                                                    limit=args.hammer_limit)
-            print(f"hammer_bundle ({variant}), {case_label(key, config[key])}:", results["hammer"][key, variant],
-                  flush=True)
+            results["hammer"][key, variant] = child(
+                "--child-hammer", sizes_text(config[key]), variant, limit=args.hammer_limit
+            )
+            print(
+                f"hammer_bundle ({variant}), {case_label(key, config[key])}:",
+                results["hammer"][key, variant],
+                flush=True,
+            )
 
     stacks = []
     for name, sizes in config["stacks"].items():
@@ -424,8 +525,12 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    children = {"--child-large": large_pair_child, "--child-ours": ours_child, "--child-hammer": hammer_child,
-                "--child-scene": scene_child}
+    children = {
+        "--child-large": large_pair_child,
+        "--child-ours": ours_child,
+        "--child-hammer": hammer_child,
+        "--child-scene": scene_child,
+    }
     if len(sys.argv) > 1 and sys.argv[1] in children:
         # Keep the user's own add-ons and settings out of the children that import bpy.
         os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))

@@ -71,9 +71,11 @@ BUDGET_ARCHITECTURE = "DenseNet121"
 DEFAULT_TIMEOUT = 600
 
 # ``python -m blender_cnn.extract ARGS`` with an alarm that stops it after the timeout (its first argument).
-EXTRACT_WITH_ALARM = ("import runpy, signal, sys; signal.alarm(int(sys.argv[1])); "
-                      "sys.argv = ['blender_cnn.extract', *sys.argv[2:]]; "
-                      "runpy.run_module('blender_cnn.extract', run_name='__main__', alter_sys=True)")
+EXTRACT_WITH_ALARM = (
+    "import runpy, signal, sys; signal.alarm(int(sys.argv[1])); "
+    "sys.argv = ['blender_cnn.extract', *sys.argv[2:]]; "
+    "runpy.run_module('blender_cnn.extract', run_name='__main__', alter_sys=True)"
+)
 
 
 def model_path(folder, name, side):
@@ -148,15 +150,24 @@ def child_build(path, blend=None):
     shown = shown_channels(network) or {}
     by_name = {layer.name: layer for layer in bundle.layers}
     capped = list(network[CAPPED_PROPERTY])
-    print(json.dumps({
-        "times": times, **counts,
-        "layers": len(bundle.layers), "units": len(graph.units), "blocks": len(graph.blocks),
-        "activations": sum(int(np.prod(layer.output_shape)) for layer in bundle.layers),
-        "cells": len(get_network_input(network, "Cells").data.vertices),
-        "estimated_gb": float(network[ESTIMATE_PROPERTY]), "capped": capped,
-        "cap": max((shown[name] for name in capped), default=0),
-        "widest": max((int(by_name[name].output_shape[2]) for name in capped), default=0),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "times": times,
+                **counts,
+                "layers": len(bundle.layers),
+                "units": len(graph.units),
+                "blocks": len(graph.blocks),
+                "activations": sum(int(np.prod(layer.output_shape)) for layer in bundle.layers),
+                "cells": len(get_network_input(network, "Cells").data.vertices),
+                "estimated_gb": float(network[ESTIMATE_PROPERTY]),
+                "capped": capped,
+                "cap": max((shown[name] for name in capped), default=0),
+                "widest": max((int(by_name[name].output_shape[2]) for name in capped), default=0),
+            }
+        ),
+        flush=True,
+    )
     if blend:
         bpy.ops.wm.save_as_mainfile(filepath=str(blend))
 
@@ -200,8 +211,18 @@ def measure(folder, architectures, side, timeout, keep_blends=False):
         keras_file, out = model_path(folder, name, side), bundle_path(folder, name, side)
         row["checkpoint"] = keras_file.stat().st_size
         try:
-            seconds, peak, _ = run("-c", EXTRACT_WITH_ALARM, timeout, keras_file, "--out", out, "--samples",
-                                   samples, "--no-importance", timeout=timeout)
+            seconds, peak, _ = run(
+                "-c",
+                EXTRACT_WITH_ALARM,
+                timeout,
+                keras_file,
+                "--out",
+                out,
+                "--samples",
+                samples,
+                "--no-importance",
+                timeout=timeout,
+            )
             row["extract"] = {"seconds": seconds, "peak": peak, "bundle": out.stat().st_size}
         except TimedOut as stopped:
             row["extract"] = {"timed_out": str(stopped)}
@@ -226,96 +247,122 @@ def total_seconds(scene):
 
 def report(results, timeout):
     side = results["side"]
-    extraction = ["| architecture | layers | weights | `.keras` | extraction | extraction peak | bundle |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-    scenes = ["| architecture | units / blocks | activations | cells built | capped layers (maps shown) "
-              "| estimated | read bundle | build | first evaluation | total | peak memory |",
-              "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    extraction = [
+        "| architecture | layers | weights | `.keras` | extraction | extraction peak | bundle |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    scenes = [
+        "| architecture | units / blocks | activations | cells built | capped layers (maps shown) "
+        "| estimated | read bundle | build | first evaluation | total | peak memory |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     verdicts = []
     for row in results["rows"]:
         name, model, extract, scene = row["name"], row["model"], row["extract"], row.get("scene")
         if "timed_out" in extract:
-            extraction.append(f"| {name} | {model['layers']} | {model['params'] / 1e6:.2f} M "
-                              f"| {format_bytes(row['checkpoint'])} | did not finish: {extract['timed_out']} | | |")
+            extraction.append(
+                f"| {name} | {model['layers']} | {model['params'] / 1e6:.2f} M "
+                f"| {format_bytes(row['checkpoint'])} | did not finish: {extract['timed_out']} | | |"
+            )
         else:
-            extraction.append(f"| {name} | {model['layers']} | {model['params'] / 1e6:.2f} M "
-                              f"| {format_bytes(row['checkpoint'])} | {format_seconds(extract['seconds'])} "
-                              f"| {format_bytes(extract['peak'])} | {format_bytes(extract['bundle'])} |")
+            extraction.append(
+                f"| {name} | {model['layers']} | {model['params'] / 1e6:.2f} M "
+                f"| {format_bytes(row['checkpoint'])} | {format_seconds(extract['seconds'])} "
+                f"| {format_bytes(extract['peak'])} | {format_bytes(extract['bundle'])} |"
+            )
         if scene is None or "timed_out" in scene:
             why = "not run (no bundle)" if scene is None else f"did not finish: {scene['timed_out']}"
             scenes.append(f"| {name} | | | | | | {why} | | | | |")
-            verdicts.append(f"- {name}: built in under {BUILD_GOAL_SECONDS:.0f} s and {BUILD_GOAL_BYTES / 1e9:.0f} GB: "
-                            f"**NOT met** ({why}).")
+            verdicts.append(
+                f"- {name}: built in under {BUILD_GOAL_SECONDS:.0f} s and {BUILD_GOAL_BYTES / 1e9:.0f} GB: "
+                f"**NOT met** ({why})."
+            )
             if name == BUDGET_ARCHITECTURE:
-                verdicts.append(f"- {name} within the default memory budget ({DEFAULT_BUDGET_GB:g} GB): "
-                                f"**not measured** ({why}).")
+                verdicts.append(
+                    f"- {name} within the default memory budget ({DEFAULT_BUDGET_GB:g} GB): **not measured** ({why})."
+                )
             continue
         times = scene["times"]
-        capped = (f"{len(scene['capped'])} of {scene['units']} (first {scene['cap']} of up to {scene['widest']})"
-                  if scene["capped"] else "none")
+        capped = (
+            f"{len(scene['capped'])} of {scene['units']} (first {scene['cap']} of up to {scene['widest']})"
+            if scene["capped"]
+            else "none"
+        )
         total = total_seconds(scene)
-        scenes.append(f"| {name} | {scene['units']} / {scene['blocks']} | {scene['activations']:,} "
-                      f"| {scene['cells']:,} | {capped} | {scene['estimated_gb']:.2f} GB "
-                      f"| {format_seconds(times['load'])} | {format_seconds(times['build'])} "
-                      f"| {format_seconds(times['evaluate'])} | **{format_seconds(total)}** "
-                      f"| {format_bytes(scene['peak'])} |")
+        scenes.append(
+            f"| {name} | {scene['units']} / {scene['blocks']} | {scene['activations']:,} "
+            f"| {scene['cells']:,} | {capped} | {scene['estimated_gb']:.2f} GB "
+            f"| {format_seconds(times['load'])} | {format_seconds(times['build'])} "
+            f"| {format_seconds(times['evaluate'])} | **{format_seconds(total)}** "
+            f"| {format_bytes(scene['peak'])} |"
+        )
         verdicts.append(
             f"- {name}: read + build + first evaluation under {BUILD_GOAL_SECONDS:.0f} s: "
             f"**{'met' if total < BUILD_GOAL_SECONDS else 'NOT met'}** ({format_seconds(total)}); "
             f"under {BUILD_GOAL_BYTES / 1e9:.0f} GB peak: "
-            f"**{'met' if scene['peak'] < BUILD_GOAL_BYTES else 'NOT met'}** ({format_bytes(scene['peak'])}).")
+            f"**{'met' if scene['peak'] < BUILD_GOAL_BYTES else 'NOT met'}** ({format_bytes(scene['peak'])})."
+        )
         if name == BUDGET_ARCHITECTURE:
             budget = DEFAULT_BUDGET_GB
             verdicts.append(
                 f"- {name} within the default memory budget ({budget:.0f} GB): the process's peak "
                 f"{format_bytes(scene['peak'])}: **{'met' if scene['peak'] <= budget * 1e9 else 'NOT met'}**; "
                 f"the scene's own estimate {scene['estimated_gb']:.2f} GB "
-                f"({'within' if scene['estimated_gb'] <= budget else 'over'} the budget).")
-    named = [name + (" (alpha 1.0)" if name == "MobileNetV2" else "") for name in (row["name"] for row in results["rows"])]
+                f"({'within' if scene['estimated_gb'] <= budget else 'over'} the budget)."
+            )
+    named = [
+        name + (" (alpha 1.0)" if name == "MobileNetV2" else "") for name in (row["name"] for row in results["rows"])
+    ]
     names = " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
-    return "\n".join([
-        f"## {SECTION}",
-        "",
-        *measured_line("bench_graphs.py", ("numpy", "bpy", "tensorflow", "keras")),
-        f"`keras.applications` {names} at {side}x{side}x3,",
-        "`weights=None` (random weights, nothing downloaded) and Keras' default 1000 classes; one epoch",
-        f"(the saved model) and one sample: the first scikit-learn digit (8x8) upscaled to {side}x{side}, the",
-        "same in R, G and B, values 0..255. Every step runs in its own Python; *peak* is the process's",
-        "maximum resident set (`ru_maxrss` from `wait4`), Python with bpy imported and an empty file alone",
-        f"peaking at {format_bytes(results['baseline_peak'])}. Each child is stopped after {timeout} s.",
-        "",
-        "*extraction* is the whole `python -m blender_cnn.extract MODEL.keras --out X.bcnn.npz --samples S.npz",
-        "--no-importance` process (Python and TensorFlow start-up included). **Importance is off here**",
-        "(`--no-importance`); by default the extractor also computes it, with extra backward passes.",
-        "*layers* are Keras' layers (the input included).",
-        "",
-        *extraction,
-        "",
-        "*read bundle* is `load_bundle` (the manifest and the arrays' headers), *build* `build_network(bundle)`",
-        "(the arrays read from the file as it needs them; the extraction had just written it, so it is in the",
-        f"system's file cache) at the default memory budget ({DEFAULT_BUDGET_GB:g} GB),",
-        "*first evaluation* the first evaluation of the network's Geometry Nodes (depsgraph update",
-        "and `evaluated_geometry()`); *total* is the three together (importing bpy not included).",
-        "*units / blocks*: the scene's units (a layer with its plumbing) and collapsible blocks",
-        "(`core/graph.py`); every block starts collapsed. *activations* are all layers' outputs;",
-        "*cells built* the points the scene holds (one per activation of the units' outputs, plus two",
-        "summary maps per feature-map layer). *capped layers*: layers showing only their first maps",
-        "because the whole scene would exceed the budget (`network[\"blender_cnn_capped_layers\"]`);",
-        "*estimated* the scene's own memory estimate (`network[\"blender_cnn_estimated_gb\"]`).",
-        "",
-        *scenes,
-        "",
-        *verdicts,
-        "",
-    ])
+    return "\n".join(
+        [
+            f"## {SECTION}",
+            "",
+            *measured_line("bench_graphs.py", ("numpy", "bpy", "tensorflow", "keras")),
+            f"`keras.applications` {names} at {side}x{side}x3,",
+            "`weights=None` (random weights, nothing downloaded) and Keras' default 1000 classes; one epoch",
+            f"(the saved model) and one sample: the first scikit-learn digit (8x8) upscaled to {side}x{side}, the",
+            "same in R, G and B, values 0..255. Every step runs in its own Python; *peak* is the process's",
+            "maximum resident set (`ru_maxrss` from `wait4`), Python with bpy imported and an empty file alone",
+            f"peaking at {format_bytes(results['baseline_peak'])}. Each child is stopped after {timeout} s.",
+            "",
+            "*extraction* is the whole `python -m blender_cnn.extract MODEL.keras --out X.bcnn.npz --samples S.npz",
+            "--no-importance` process (Python and TensorFlow start-up included). **Importance is off here**",
+            "(`--no-importance`); by default the extractor also computes it, with extra backward passes.",
+            "*layers* are Keras' layers (the input included).",
+            "",
+            *extraction,
+            "",
+            "*read bundle* is `load_bundle` (the manifest and the arrays' headers), *build* `build_network(bundle)`",
+            "(the arrays read from the file as it needs them; the extraction had just written it, so it is in the",
+            f"system's file cache) at the default memory budget ({DEFAULT_BUDGET_GB:g} GB),",
+            "*first evaluation* the first evaluation of the network's Geometry Nodes (depsgraph update",
+            "and `evaluated_geometry()`); *total* is the three together (importing bpy not included).",
+            "*units / blocks*: the scene's units (a layer with its plumbing) and collapsible blocks",
+            "(`core/graph.py`); every block starts collapsed. *activations* are all layers' outputs;",
+            "*cells built* the points the scene holds (one per activation of the units' outputs, plus two",
+            "summary maps per feature-map layer). *capped layers*: layers showing only their first maps",
+            'because the whole scene would exceed the budget (`network["blender_cnn_capped_layers"]`);',
+            '*estimated* the scene\'s own memory estimate (`network["blender_cnn_estimated_gb"]`).',
+            "",
+            *scenes,
+            "",
+            *verdicts,
+            "",
+        ]
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_output_arguments(parser)
     parser.add_argument("--bundles", metavar="DIR", help="keep the models, samples and bundles in DIR")
-    parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT,
-                        help="stop any one step after this many seconds (default %(default)s)")
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=DEFAULT_TIMEOUT,
+        help="stop any one step after this many seconds (default %(default)s)",
+    )
     # Some architectures only: printed, never written (the section would lose the others' rows).
     parser.add_argument("--only", nargs="+", choices=[name for name, _ in ARCHITECTURES], help=argparse.SUPPRESS)
     parser.add_argument("--child-timeout", type=int, help=argparse.SUPPRESS)

@@ -67,8 +67,17 @@ SMOKE_NAIVE_LIMIT = 5.0
 
 # Networks as (layer type, settings) after the input; shapes follow Keras ("same" convs, 2x2 pools that floor).
 def cifar_greyscale_layers():
-    return [("Conv2D", 64), ("Conv2D", 64), ("MaxPooling2D", None), ("Conv2D", 128), ("Conv2D", 128),
-            ("MaxPooling2D", None), ("Flatten", None), ("Dense", 256), ("Dense", CLASS_COUNT)]
+    return [
+        ("Conv2D", 64),
+        ("Conv2D", 64),
+        ("MaxPooling2D", None),
+        ("Conv2D", 128),
+        ("Conv2D", 128),
+        ("MaxPooling2D", None),
+        ("Flatten", None),
+        ("Dense", 256),
+        ("Dense", CLASS_COUNT),
+    ]
 
 
 def vgg16_conv_layers():
@@ -79,8 +88,14 @@ def vgg16_conv_layers():
 
 
 # The scaling series: one shape of network, its input side chosen to reach each activation count.
-SERIES_LAYERS = [("Conv2D", 16), ("Conv2D", 16), ("MaxPooling2D", None), ("Conv2D", 32), ("Conv2D", 32),
-                 ("MaxPooling2D", None)]
+SERIES_LAYERS = [
+    ("Conv2D", 16),
+    ("Conv2D", 16),
+    ("MaxPooling2D", None),
+    ("Conv2D", 32),
+    ("Conv2D", 32),
+    ("MaxPooling2D", None),
+]
 SERIES_CHANNELS = 3
 
 
@@ -105,10 +120,11 @@ def activation_count(input_shape, layers):
 
 def series_input_side(target):
     """The input side whose series network has the activation count closest to ``target``."""
-    per_pixel = activation_count((64, 64, SERIES_CHANNELS), SERIES_LAYERS) / 64 ** 2
+    per_pixel = activation_count((64, 64, SERIES_CHANNELS), SERIES_LAYERS) / 64**2
     side = max(4, round(math.sqrt(target / per_pixel)))
-    return min(range(side - 3, side + 4),
-               key=lambda s: abs(activation_count((s, s, SERIES_CHANNELS), SERIES_LAYERS) - target))
+    return min(
+        range(side - 3, side + 4), key=lambda s: abs(activation_count((s, s, SERIES_CHANNELS), SERIES_LAYERS) - target)
+    )
 
 
 def write_synthetic_bundle(path, name, input_shape, layers, seed=0, epochs=1, samples=1):
@@ -126,13 +142,26 @@ def write_synthetic_bundle(path, name, input_shape, layers, seed=0, epochs=1, sa
         steps[0] = 0
         return start + np.cumsum(steps, axis=0)
 
-    arrays = {"samples/inputs": inputs, "samples/labels": np.zeros(samples, np.int32),
-              "samples/predictions": np.full((epochs, samples, CLASS_COUNT), 1 / CLASS_COUNT, np.float32),
-              "activations/input": np.broadcast_to(inputs, (epochs, *inputs.shape)).copy(),
-              "metrics/loss": np.linspace(2.3, 0.3, epochs, dtype=np.float32),
-              "metrics/accuracy": np.linspace(0.1, 0.9, epochs, dtype=np.float32)}
-    manifest_layers = [{"name": "input", "type": "InputLayer", "inputs": [], "output_shape": list(input_shape),
-                        "config": {}, "params": 0, "weights": [], "activations": "activations/input"}]
+    arrays = {
+        "samples/inputs": inputs,
+        "samples/labels": np.zeros(samples, np.int32),
+        "samples/predictions": np.full((epochs, samples, CLASS_COUNT), 1 / CLASS_COUNT, np.float32),
+        "activations/input": np.broadcast_to(inputs, (epochs, *inputs.shape)).copy(),
+        "metrics/loss": np.linspace(2.3, 0.3, epochs, dtype=np.float32),
+        "metrics/accuracy": np.linspace(0.1, 0.9, epochs, dtype=np.float32),
+    }
+    manifest_layers = [
+        {
+            "name": "input",
+            "type": "InputLayer",
+            "inputs": [],
+            "output_shape": list(input_shape),
+            "config": {},
+            "params": 0,
+            "weights": [],
+            "activations": "activations/input",
+        }
+    ]
     for index, ((kind, setting), shape) in enumerate(zip(layers, shapes[1:]), start=1):
         layer_name = f"{kind.lower()}_{index}"
         config, weights = {}, []
@@ -147,20 +176,35 @@ def write_synthetic_bundle(path, name, input_shape, layers, seed=0, epochs=1, sa
             kernel = drifting((shapes[index - 1][0], setting), 0.05)
             arrays[f"weights/{layer_name}/kernel"] = kernel
             arrays[f"weights/{layer_name}/bias"] = np.zeros((epochs, setting), np.float32)
-            weights = [{"name": "kernel", "array": f"weights/{layer_name}/kernel", "shape": list(kernel.shape[1:])},
-                       {"name": "bias", "array": f"weights/{layer_name}/bias", "shape": [setting]}]
+            weights = [
+                {"name": "kernel", "array": f"weights/{layer_name}/kernel", "shape": list(kernel.shape[1:])},
+                {"name": "bias", "array": f"weights/{layer_name}/bias", "shape": [setting]},
+            ]
             params = kernel[0].size + setting
         else:
             params = 0
         arrays[f"activations/{layer_name}"] = np.abs(drifting((samples, *shape)))
-        manifest_layers.append({"name": layer_name, "type": kind, "inputs": [manifest_layers[-1]["name"]],
-                                "output_shape": list(shape), "config": config, "params": params,
-                                "weights": weights, "activations": f"activations/{layer_name}"})
-    manifest = {"name": name, "input_shape": list(input_shape),
-                "class_names": [f"class {i}" for i in range(CLASS_COUNT)], "epochs": list(range(1, epochs + 1)),
-                "layers": manifest_layers, "metrics": {"loss": "metrics/loss", "accuracy": "metrics/accuracy"},
-                "samples": {"inputs": "samples/inputs", "labels": "samples/labels",
-                            "predictions": "samples/predictions"}}
+        manifest_layers.append(
+            {
+                "name": layer_name,
+                "type": kind,
+                "inputs": [manifest_layers[-1]["name"]],
+                "output_shape": list(shape),
+                "config": config,
+                "params": params,
+                "weights": weights,
+                "activations": f"activations/{layer_name}",
+            }
+        )
+    manifest = {
+        "name": name,
+        "input_shape": list(input_shape),
+        "class_names": [f"class {i}" for i in range(CLASS_COUNT)],
+        "epochs": list(range(1, epochs + 1)),
+        "layers": manifest_layers,
+        "metrics": {"loss": "metrics/loss", "accuracy": "metrics/accuracy"},
+        "samples": {"inputs": "samples/inputs", "labels": "samples/labels", "predictions": "samples/predictions"},
+    }
     return write_bundle(path, manifest, arrays)
 
 
@@ -183,8 +227,10 @@ def _evaluated_counts(bpy, obj):
     mesh, curves = geometry.mesh, geometry.curves
     instances = geometry.instances_pointcloud()
     # Cells and other squares are instances of one quad each; labels and bars are mesh faces.
-    return {"faces": (len(mesh.polygons) if mesh else 0) + (len(instances.points) if instances else 0),
-            "curves": len(curves.curves) if curves else 0}
+    return {
+        "faces": (len(mesh.polygons) if mesh else 0) + (len(instances.points) if instances else 0),
+        "curves": len(curves.curves) if curves else 0,
+    }
 
 
 def child_build(bundle_path, blend_path=None, again=False):
@@ -240,8 +286,14 @@ def child_reopen(blend_path, network_name="vgg16"):
     open_seconds = time.perf_counter() - start
     start = time.perf_counter()
     counts = _evaluated_counts(bpy, bpy.data.objects[network_name])
-    print(json.dumps({**counts, "times": {"import": import_seconds, "open": open_seconds,
-                                          "evaluate": time.perf_counter() - start}}))
+    print(
+        json.dumps(
+            {
+                **counts,
+                "times": {"import": import_seconds, "open": open_seconds, "evaluate": time.perf_counter() - start},
+            }
+        )
+    )
 
 
 def child_naive(bundle_path, time_limit):
@@ -263,8 +315,21 @@ def child_naive(bundle_path, time_limit):
     layers, arrays = cell_data.cell_arrays(load_bundle(bundle_path))
     # One object per activation: any cells the add-on adds after the layers' own (summaries) are left out.
     activations = sum(cells.count for cells in layers)
-    columns = {name: arrays[name][:activations].tolist() for name in ("layer", "channel", "row", "col", "map_rows", "map_cols",
-                                                         "channels", "activation", "act_low", "act_high")}
+    columns = {
+        name: arrays[name][:activations].tolist()
+        for name in (
+            "layer",
+            "channel",
+            "row",
+            "col",
+            "map_rows",
+            "map_cols",
+            "channels",
+            "activation",
+            "act_low",
+            "act_high",
+        )
+    }
     quad = bpy.data.meshes.new("cell quad")
     quad.from_pydata([(0, -0.45, -0.45), (0, 0.45, -0.45), (0, 0.45, 0.45), (0, -0.45, 0.45)], [], [(0, 1, 2, 3)])
     collection = bpy.data.collections.new("cells")
@@ -283,8 +348,16 @@ def child_naive(bundle_path, time_limit):
     build_seconds = time.perf_counter() - start
     start = time.perf_counter()
     bpy.context.evaluated_depsgraph_get()
-    print(json.dumps({"activations": activations, "objects": created, "finished": created == activations, "times": {"build": build_seconds,
-                                                "evaluate": time.perf_counter() - start}}))
+    print(
+        json.dumps(
+            {
+                "activations": activations,
+                "objects": created,
+                "finished": created == activations,
+                "times": {"build": build_seconds, "evaluate": time.perf_counter() - start},
+            }
+        )
+    )
 
 
 # --- the parent: bundles, runs, report -------------------------------------------------------------------
@@ -304,8 +377,9 @@ def measure(work, naive_limit, smoke=False):
     cifar_side, vgg_side = (SMOKE_CIFAR_SIDE, SMOKE_VGG16_SIDE) if smoke else (32, VGG16_SIDE)
     results = {"baseline_peak": baseline, "naive_limit": naive_limit, "cifar_side": cifar_side, "vgg_side": vgg_side}
 
-    cifar = write_synthetic_bundle(work / "cifar.bcnn.npz", "cifar_greyscale", (cifar_side, cifar_side, 1),
-                                   cifar_greyscale_layers())
+    cifar = write_synthetic_bundle(
+        work / "cifar.bcnn.npz", "cifar_greyscale", (cifar_side, cifar_side, 1), cifar_greyscale_layers()
+    )
     results["cifar"] = run_child("--child-build", cifar, "--again")
     print("CIFAR-10 greyscale:", results["cifar"], flush=True)
     Path(cifar).unlink()
@@ -322,15 +396,19 @@ def measure(work, naive_limit, smoke=False):
     results["series"], naive_done = [], False
     for target in SMOKE_SERIES_TARGETS if smoke else SERIES_TARGETS:
         side = series_input_side(target)
-        path = write_synthetic_bundle(work / f"series_{side}.bcnn.npz", f"conv_{side}", (side, side, SERIES_CHANNELS),
-                                      SERIES_LAYERS)
+        path = write_synthetic_bundle(
+            work / f"series_{side}.bcnn.npz", f"conv_{side}", (side, side, SERIES_CHANNELS), SERIES_LAYERS
+        )
         row = {"side": side, "ours": run_child("--child-build", path)}
         if not naive_done:
             row["naive"] = run_child("--child-naive", path, "--naive-limit", naive_limit)
             # Its memory grows by about 30 kB per object; stop before the next size could not fit.
             next_peak = row["naive"]["peak"] * 3.5
-            naive_done = (not row["naive"]["finished"] or total_seconds(row["naive"]) > naive_limit
-                          or next_peak > 0.8 * available_memory())
+            naive_done = (
+                not row["naive"]["finished"]
+                or total_seconds(row["naive"]) > naive_limit
+                or next_peak > 0.8 * available_memory()
+            )
         results["series"].append(row)
         print("series:", row, flush=True)
         Path(path).unlink()
@@ -352,7 +430,7 @@ def total_seconds(result):
 
 
 def describe_layers(layers):
-    """"2 x conv 3x3 64, max pool, flatten, dense 10" for ``layers`` as (type, setting)."""
+    """ "2 x conv 3x3 64, max pool, flatten, dense 10" for ``layers`` as (type, setting)."""
     names = {"Conv2D": "conv 3x3 {}", "MaxPooling2D": "max pool", "Flatten": "flatten", "Dense": "dense {}"}
     runs = []
     for layer in layers:
@@ -360,8 +438,9 @@ def describe_layers(layers):
             runs[-1][1] += 1
         else:
             runs.append([layer, 1])
-    return ", ".join(("" if count == 1 else f"{count} x ") + names[kind].format(setting)
-                     for (kind, setting), count in runs)
+    return ", ".join(
+        ("" if count == 1 else f"{count} x ") + names[kind].format(setting) for (kind, setting), count in runs
+    )
 
 
 def plot(results, path):
@@ -372,20 +451,34 @@ def plot(results, path):
 
     series = results["series"]
     ours = [(row["ours"]["activations"], total_seconds(row["ours"]), row["ours"]["peak"]) for row in series]
-    naive = [(row["naive"]["activations"], total_seconds(row["naive"]), row["naive"]["peak"]) for row in series
-             if "naive" in row and row["naive"]["finished"]]
+    naive = [
+        (row["naive"]["activations"], total_seconds(row["naive"]), row["naive"]["peak"])
+        for row in series
+        if "naive" in row and row["naive"]["finished"]
+    ]
     vgg, side = results["vgg16"], results["vgg_side"]
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
     goal = f"VGG16 goal ({VGG16_GOAL_SECONDS:g} s, {VGG16_GOAL_BYTES / 1e9:g} GB)"
     for axis, column, goal_value in ((time_axis, 1, VGG16_GOAL_SECONDS), (memory_axis, 2, VGG16_GOAL_BYTES / 1e9)):
         scale = 1 if column == 1 else 1e-9
-        axis.loglog([p[0] for p in ours], [p[column] * scale for p in ours], "o-", color="tab:blue",
-                    label="blender_cnn (one mesh, Geometry Nodes)")
-        axis.loglog([p[0] for p in naive], [p[column] * scale for p in naive], "s--", color="tab:red",
-                    label="one object per cell (bpy)")
+        axis.loglog(
+            [p[0] for p in ours],
+            [p[column] * scale for p in ours],
+            "o-",
+            color="tab:blue",
+            label="blender_cnn (one mesh, Geometry Nodes)",
+        )
+        axis.loglog(
+            [p[0] for p in naive],
+            [p[column] * scale for p in naive],
+            "s--",
+            color="tab:red",
+            label="one object per cell (bpy)",
+        )
         vgg_value = total_seconds(vgg) if column == 1 else vgg["peak"] * scale
-        axis.loglog([vgg["activations"]], [vgg_value], "*", color="black", markersize=14,
-                    label=f"VGG16 {side}x{side} conv+pool")
+        axis.loglog(
+            [vgg["activations"]], [vgg_value], "*", color="black", markersize=14, label=f"VGG16 {side}x{side} conv+pool"
+        )
         axis.axhline(goal_value, color="grey", linestyle=":", label=goal)
         axis.set_xlabel("activations in the network")
         axis.grid(True, which="both", alpha=0.3)
@@ -406,21 +499,30 @@ def report(results):
 
     def times(result):
         t = result["times"]
-        return (f"{format_seconds(t['load'])} | {format_seconds(t['build'])} | {format_seconds(t['evaluate'])} | "
-                f"**{format_seconds(total_seconds(result))}** | {format_bytes(result['peak'])}")
+        return (
+            f"{format_seconds(t['load'])} | {format_seconds(t['build'])} | {format_seconds(t['evaluate'])} | "
+            f"**{format_seconds(total_seconds(result))}** | {format_bytes(result['peak'])}"
+        )
 
     cifar, vgg, reopened = results["cifar"], results["vgg16"], results["vgg16_reopen"]
     cifar_side, vgg_side = results["cifar_side"], results["vgg_side"]
     cifar_label = f"CIFAR-10 greyscale CNN, {cifar_side}x{cifar_side}x1"
-    networks = ["| network | activations | cells | connections drawn | quads and faces | read bundle | build "
-                "| first evaluation | total | peak memory |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    networks = [
+        "| network | activations | cells | connections drawn | quads and faces | read bundle | build "
+        "| first evaluation | total | peak memory |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for label, result in ((cifar_label, cifar), (f"VGG16 conv + pool, {vgg_side}x{vgg_side}x3", vgg)):
-        networks.append(f"| {label} | {result['activations']:,} | {result['cells']:,} | {result['edges']:,} "
-                        f"| {result['faces']:,} | {times(result)} |")
+        networks.append(
+            f"| {label} | {result['activations']:,} | {result['cells']:,} | {result['edges']:,} "
+            f"| {result['faces']:,} | {times(result)} |"
+        )
 
-    series = ["| input | activations | ours: read + build + evaluation | ours: peak | one object per cell: read + "
-              "build + evaluation | one object per cell: peak | time ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
+    series = [
+        "| input | activations | ours: read + build + evaluation | ours: peak | one object per cell: read + "
+        "build + evaluation | one object per cell: peak | time ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in results["series"]:
         ours, naive = row["ours"], row.get("naive")
         cells = f"| {row['side']}x{row['side']}x{SERIES_CHANNELS} | {ours['activations']:,} "
@@ -428,11 +530,15 @@ def report(results):
         if naive is None:
             naive_text = "| not run | | |"
         elif naive["finished"]:
-            naive_text = (f"| {format_seconds(total_seconds(naive))} | {format_bytes(naive['peak'])} "
-                          f"| {total_seconds(naive) / total_seconds(ours):.2g}x |")
+            naive_text = (
+                f"| {format_seconds(total_seconds(naive))} | {format_bytes(naive['peak'])} "
+                f"| {total_seconds(naive) / total_seconds(ours):.2g}x |"
+            )
         else:
-            naive_text = (f"| did not finish: {naive['objects']:,} objects in {format_seconds(naive['times']['build'])} "
-                          f"| | over {naive['times']['build'] / total_seconds(ours):.0f}x |")
+            naive_text = (
+                f"| did not finish: {naive['objects']:,} objects in {format_seconds(naive['times']['build'])} "
+                f"| | over {naive['times']['build'] / total_seconds(ours):.0f}x |"
+            )
         series.append(cells + ours_text + naive_text)
 
     cifar_total, vgg_total = total_seconds(cifar), total_seconds(vgg)
@@ -459,59 +565,67 @@ def report(results):
     shapes = output_shapes((cifar_side, cifar_side, 1), cifar_layers)
     flatten, units = shapes[-3][0], cifar_layers[-2][1]
     selection = EdgeSelection().for_kernel(flatten, units)
-    drawn = ("all of them" if selection.per_neuron == 0 else
-             f"the default selection (above {AUTO_MAX_EDGES:,} weights a layer) draws the strongest "
-             f"{selection.per_neuron} per neuron")
+    drawn = (
+        "all of them"
+        if selection.per_neuron == 0
+        else f"the default selection (above {AUTO_MAX_EDGES:,} weights a layer) draws the strongest "
+        f"{selection.per_neuron} per neuron"
+    )
     naive_limit = results["naive_limit"]
     vgg_kinds = collections.Counter(kind for kind, _ in vgg16_conv_layers())
-    return "\n".join([
-        f"## {SECTION}",
-        "",
-        *measured_line("bench_scene.py", ("numpy", "bpy")),
-        "Each network is a synthetic bundle (1 epoch, 1 sample, random activations of the real shapes, random",
-        "Dense kernels; the scene does not depend on training) built in its own process. *read bundle* is",
-        "`load_bundle` (the manifest and the arrays' headers), *build* `build_network` (the arrays read from",
-        "the file as it needs them, the file just written and so in the system's file cache; numpy cell",
-        "arrays, mesh and curve attributes, node tree), *first",
-        "evaluation* the first `evaluated_geometry()` of the network object (the Geometry Nodes: layout, one",
-        "instanced quad per cell as the viewport draws them, labels, connections); *total* is the three",
-        "together. *Peak memory* is the process's maximum resident set (`ru_maxrss` from `wait4`);",
-        f"Python with bpy imported and an empty file alone peaks at {format_bytes(results['baseline_peak'])}.",
-        "*cells* are the points the scene is built from: one per activation plus the summary maps shown",
-        "when a layer is folded.",
-        f"VGG16 is its {vgg_kinds['Conv2D']} conv and {vgg_kinds['MaxPooling2D']} pool layers at "
-        f"{vgg_side}x{vgg_side}x3 ({vgg['activations']:,} activations) without the",
-        f"classifier. The CIFAR-10 greyscale CNN: {describe_layers(cifar_layers)}: its flatten -> dense {units}",
-        f"has {flatten * units:,} weights, of which {drawn}, bundled.",
-        "",
-        *networks,
-        "",
-        *verdicts,
-        "",
-        "### Cost as activations grow",
-        "",
-        f"Synthetic conv networks (input NxNx{SERIES_CHANNELS}, {describe_layers(SERIES_LAYERS)})",
-        "with the input side chosen for each activation count. *One object per cell* is what existing Blender",
-        "neural-network scripts do: one object per pixel sharing a quad mesh, created with `bpy.data.objects.new`",
-        "and linked into a collection, its location computed in Python, its activation stored as a custom",
-        "property and the object color; timed (reading the bundle, creation and first depsgraph evaluation) on",
-        f"the same bundles until it first takes more than {format_seconds(naive_limit)} or the next size would not",
-        "fit in memory. *time ratio*: its time over ours.",
-        "",
-        *series,
-        "",
-        f"![Read + build + evaluation time and peak memory by activation count]({PLOT_NAME})",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"## {SECTION}",
+            "",
+            *measured_line("bench_scene.py", ("numpy", "bpy")),
+            "Each network is a synthetic bundle (1 epoch, 1 sample, random activations of the real shapes, random",
+            "Dense kernels; the scene does not depend on training) built in its own process. *read bundle* is",
+            "`load_bundle` (the manifest and the arrays' headers), *build* `build_network` (the arrays read from",
+            "the file as it needs them, the file just written and so in the system's file cache; numpy cell",
+            "arrays, mesh and curve attributes, node tree), *first",
+            "evaluation* the first `evaluated_geometry()` of the network object (the Geometry Nodes: layout, one",
+            "instanced quad per cell as the viewport draws them, labels, connections); *total* is the three",
+            "together. *Peak memory* is the process's maximum resident set (`ru_maxrss` from `wait4`);",
+            f"Python with bpy imported and an empty file alone peaks at {format_bytes(results['baseline_peak'])}.",
+            "*cells* are the points the scene is built from: one per activation plus the summary maps shown",
+            "when a layer is folded.",
+            f"VGG16 is its {vgg_kinds['Conv2D']} conv and {vgg_kinds['MaxPooling2D']} pool layers at "
+            f"{vgg_side}x{vgg_side}x3 ({vgg['activations']:,} activations) without the",
+            f"classifier. The CIFAR-10 greyscale CNN: {describe_layers(cifar_layers)}: its flatten -> dense {units}",
+            f"has {flatten * units:,} weights, of which {drawn}, bundled.",
+            "",
+            *networks,
+            "",
+            *verdicts,
+            "",
+            "### Cost as activations grow",
+            "",
+            f"Synthetic conv networks (input NxNx{SERIES_CHANNELS}, {describe_layers(SERIES_LAYERS)})",
+            "with the input side chosen for each activation count. *One object per cell* is what existing Blender",
+            "neural-network scripts do: one object per pixel sharing a quad mesh, created with `bpy.data.objects.new`",
+            "and linked into a collection, its location computed in Python, its activation stored as a custom",
+            "property and the object color; timed (reading the bundle, creation and first depsgraph evaluation) on",
+            f"the same bundles until it first takes more than {format_seconds(naive_limit)} or the next size would not",
+            "fit in memory. *time ratio*: its time over ours.",
+            "",
+            *series,
+            "",
+            f"![Read + build + evaluation time and peak memory by activation count]({PLOT_NAME})",
+            "",
+        ]
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_output_arguments(parser)
     parser.add_argument("--no-plot", action="store_true", help=f"do not draw {PLOT_NAME}")
-    parser.add_argument("--naive-limit", type=float,
-                        help="stop timing one object per cell after the first size slower than this (s; default 60, "
-                             f"{SMOKE_NAIVE_LIMIT:g} with --smoke)")
+    parser.add_argument(
+        "--naive-limit",
+        type=float,
+        help="stop timing one object per cell after the first size slower than this (s; default 60, "
+        f"{SMOKE_NAIVE_LIMIT:g} with --smoke)",
+    )
     parser.add_argument("--child-build", help=argparse.SUPPRESS)
     parser.add_argument("--again", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--blend", help=argparse.SUPPRESS)

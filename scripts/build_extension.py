@@ -107,9 +107,12 @@ def build_extension(out_dir: Path = DEFAULT_OUTPUT_DIR, stage_dir: Path = DEFAUL
     zip_path = out_dir / expected_zip_name(staged / MANIFEST.name)
     _run_blender_ext(
         "build",
-        "--source-dir", str(staged),
-        "--output-dir", str(out_dir),
-        "--valid-tags", str(blender_valid_tags()),
+        "--source-dir",
+        str(staged),
+        "--output-dir",
+        str(out_dir),
+        "--valid-tags",
+        str(blender_valid_tags()),
     )
     if not zip_path.is_file():
         raise ExtensionBuildError(f"blender_ext.py build reported success but {zip_path} does not exist")

@@ -49,8 +49,10 @@ def main(argv=None):
         timings.append((label, time.perf_counter() - start))
         return value
 
-    timed("train (checkpoint per epoch)", lambda: run_step(REPO / "scripts" / "train.py", "--preset", PRESET,
-                                                           "--run-dir", RUN_DIR))
+    timed(
+        "train (checkpoint per epoch)",
+        lambda: run_step(REPO / "scripts" / "train.py", "--preset", PRESET, "--run-dir", RUN_DIR),
+    )
     timed("extract bundle", lambda: run_step("-m", "blender_cnn.extract", RUN_DIR, "--out", BUNDLE))
 
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
@@ -60,6 +62,7 @@ def main(argv=None):
     from blender_cnn.core.errors import BlenderCNNError
     from blender_cnn.scene.network import build_network
     from blender_cnn.scene.stage import render_still, set_up_stage
+
     timings.append(("import bpy", time.perf_counter() - import_start))
 
     bpy.ops.wm.read_homefile(app_template="")
@@ -74,8 +77,10 @@ def main(argv=None):
     args.output_dir.mkdir(parents=True, exist_ok=True)
     image = args.output_dir / "digits_cnn.png"
     blend = args.output_dir / "digits_cnn.blend"
-    timed(f"render Cycles {args.width}x{args.height}, {args.samples} samples",
-          lambda: render_still(image, engine="CYCLES", width=args.width, height=args.height, samples=args.samples))
+    timed(
+        f"render Cycles {args.width}x{args.height}, {args.samples} samples",
+        lambda: render_still(image, engine="CYCLES", width=args.width, height=args.height, samples=args.samples),
+    )
     timed("save .blend", lambda: bpy.ops.wm.save_as_mainfile(filepath=str(blend)))
 
     print("\nblender_cnn demo")

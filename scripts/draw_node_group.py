@@ -69,25 +69,55 @@ def draw(tree, path):
     figure.patch.set_facecolor("#1d1d1d")
     for number, (name, (x, y, w, h)) in enumerate(frames.items()):
         color = FRAME_COLORS[number % len(FRAME_COLORS)]
-        axes.add_patch(FancyBboxPatch((x, y - h), w, h, boxstyle="round,pad=0,rounding_size=8", facecolor=color,
-                                      edgecolor="none", alpha=0.35, zorder=0))
+        axes.add_patch(
+            FancyBboxPatch(
+                (x, y - h),
+                w,
+                h,
+                boxstyle="round,pad=0,rounding_size=8",
+                facecolor=color,
+                edgecolor="none",
+                alpha=0.35,
+                zorder=0,
+            )
+        )
         axes.text(x + 12, y - 12, tree.nodes[name].label, color="white", fontsize=11, va="top", zorder=1)
     for link in tree.links:
         (fx, fy, fw, fh), (tx, ty, _tw, th) = nodes[link.from_node.name], nodes[link.to_node.name]
         start = (fx + fw, _socket_y(link.from_node, link.from_node.outputs, link.from_socket, fy, fh))
         end = (tx, _socket_y(link.to_node, link.to_node.inputs, link.to_socket, ty, th))
         bend = max(40.0, (end[0] - start[0]) * 0.4)
-        curve = CurvePath([start, (start[0] + bend, start[1]), (end[0] - bend, end[1]), end],
-                          [CurvePath.MOVETO, CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.CURVE4])
+        curve = CurvePath(
+            [start, (start[0] + bend, start[1]), (end[0] - bend, end[1]), end],
+            [CurvePath.MOVETO, CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.CURVE4],
+        )
         axes.add_patch(PathPatch(curve, facecolor="none", edgecolor="#b0b0b0", linewidth=0.8, alpha=0.8, zorder=2))
     for name, (x, y, w, h) in nodes.items():
         node = tree.nodes[name]
-        header = "#7a3b3b" if node.bl_idname.startswith("NodeGroup") else \
-            "#3b6a7a" if node.bl_idname == "GeometryNodeGroup" else "#4a4a4a"
-        axes.add_patch(FancyBboxPatch((x, y - h), w, h, boxstyle="round,pad=0,rounding_size=6", facecolor="#303030",
-                                      edgecolor="#111111", linewidth=0.8, zorder=3))
-        axes.add_patch(FancyBboxPatch((x, y - 26), w, 26, boxstyle="round,pad=0,rounding_size=6", facecolor=header,
-                                      edgecolor="none", zorder=4))
+        header = (
+            "#7a3b3b"
+            if node.bl_idname.startswith("NodeGroup")
+            else "#3b6a7a"
+            if node.bl_idname == "GeometryNodeGroup"
+            else "#4a4a4a"
+        )
+        axes.add_patch(
+            FancyBboxPatch(
+                (x, y - h),
+                w,
+                h,
+                boxstyle="round,pad=0,rounding_size=6",
+                facecolor="#303030",
+                edgecolor="#111111",
+                linewidth=0.8,
+                zorder=3,
+            )
+        )
+        axes.add_patch(
+            FancyBboxPatch(
+                (x, y - 26), w, 26, boxstyle="round,pad=0,rounding_size=6", facecolor=header, edgecolor="none", zorder=4
+            )
+        )
         axes.text(x + 8, y - 13, _title(node), color="white", fontsize=7.5, va="center", zorder=5, clip_on=True)
     figure.savefig(path, dpi=110, facecolor=figure.get_facecolor(), bbox_inches="tight")
     plt.close(figure)
@@ -101,9 +131,13 @@ def _title(node):
         return node.node_tree.name
     for attribute in ("operation", "data_type"):
         value = getattr(node, attribute, None)
-        if isinstance(value, str) and node.bl_idname in {"ShaderNodeMath", "FunctionNodeIntegerMath",
-                                                         "ShaderNodeVectorMath", "FunctionNodeCompare",
-                                                         "FunctionNodeBooleanMath"}:
+        if isinstance(value, str) and node.bl_idname in {
+            "ShaderNodeMath",
+            "FunctionNodeIntegerMath",
+            "ShaderNodeVectorMath",
+            "FunctionNodeCompare",
+            "FunctionNodeBooleanMath",
+        }:
             return f"{node.bl_label}: {value.replace('_', ' ').title()}"
     if node.bl_idname == "GeometryNodeInputNamedAttribute":
         name = node.inputs["Name"]

@@ -67,8 +67,10 @@ def parse_args(argv):
         raise UsageError("--video renders an animation: use it without --still")
     args.animation = args.animation or args.video
     if args.width < 4 or args.height < 4 or args.samples < 1:
-        raise UsageError(f"--width/--height must be at least 4 and --samples at least 1 "
-                         f"(got {args.width}x{args.height}, {args.samples})")
+        raise UsageError(
+            f"--width/--height must be at least 4 and --samples at least 1 "
+            f"(got {args.width}x{args.height}, {args.samples})"
+        )
     if args.frames and args.frames[1] < args.frames[0]:
         raise UsageError(f"--frames END ({args.frames[1]}) comes before START ({args.frames[0]})")
     if args.frames_per_epoch < 1 or args.hold < 0:
@@ -78,8 +80,9 @@ def parse_args(argv):
     if args.push_in_layer and args.camera != "push-in":
         raise UsageError("--push-in-layer is for --camera push-in")
     if args.blend and (args.epoch is not None or args.sample is not None):
-        raise UsageError("--epoch and --sample choose what a scene built from --bundle shows; "
-                         "a --blend shows what it was saved with")
+        raise UsageError(
+            "--epoch and --sample choose what a scene built from --bundle shows; a --blend shows what it was saved with"
+        )
     source = args.blend or args.bundle
     if not os.path.isfile(source):
         raise UsageError(f"{source}: no such file")
@@ -99,7 +102,7 @@ def script_arguments(argv=None):
     """The script's own arguments: after "--" under a Blender binary (or when given), else all."""
     argv = list(sys.argv if argv is None else argv)
     if "--" in argv:
-        return argv[argv.index("--") + 1:]
+        return argv[argv.index("--") + 1 :]
     return [] if UNDER_BLENDER else argv[1:]
 
 
@@ -155,14 +158,18 @@ def render(args):
         return [path]
 
     def progress(report):
-        print(f"{PROGRAM}: frame {report.frame} ({report.done}/{report.total}) after "
-              f"{format_seconds(report.elapsed)}, about {format_seconds(report.remaining)} left", flush=True)
+        print(
+            f"{PROGRAM}: frame {report.frame} ({report.done}/{report.total}) after "
+            f"{format_seconds(report.elapsed)}, about {format_seconds(report.remaining)} left",
+            flush=True,
+        )
 
     output = args.output
     if not args.video and output.endswith(("/", os.sep)):
         os.makedirs(output, exist_ok=True)
-    return render_animation(output, scene, engine, args.width, args.height, args.samples, first, last,
-                            video=args.video, progress=progress)
+    return render_animation(
+        output, scene, engine, args.width, args.height, args.samples, first, last, video=args.video, progress=progress
+    )
 
 
 def _load_scene(args):
@@ -176,8 +183,9 @@ def _load_scene(args):
         try:
             bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend), load_ui=False)
         except RuntimeError as error:
-            raise BlenderCNNError(args.blend, f"cannot be opened as a .blend ({' '.join(str(error).split())})") \
-                from None
+            raise BlenderCNNError(
+                args.blend, f"cannot be opened as a .blend ({' '.join(str(error).split())})"
+            ) from None
         scene = bpy.context.scene
         networks = [obj for obj in scene.objects if MODIFIER_NAME in obj.modifiers]
         network = networks[0] if networks else None
@@ -192,8 +200,7 @@ def _load_scene(args):
     for obj in list(bpy.data.objects):
         bpy.data.objects.remove(obj)
     scene = bpy.context.scene
-    network = build_network(args.bundle, epoch=-1 if args.epoch is None else args.epoch,
-                            sample=args.sample or 0)
+    network = build_network(args.bundle, epoch=-1 if args.epoch is None else args.epoch, sample=args.sample or 0)
     if args.layout:
         _apply_layout(network, LAYOUTS[args.layout], set_every_layer_input, space_layers)
     # The stage frames the network for the output's aspect ratio.

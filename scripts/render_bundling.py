@@ -64,15 +64,23 @@ def main(argv=None):
             set_network_input(network, "Bundling Strength", strength)
             curves = drawn_curves(network)
             inks[label] = ink(curves, projection, args.width, frame)
-            image = render_still(args.output_dir / f"{network.name}_{label}.png", width=args.width,
-                                 height=args.height, samples=args.samples)
+            image = render_still(
+                args.output_dir / f"{network.name}_{label}.png",
+                width=args.width,
+                height=args.height,
+                samples=args.samples,
+            )
             print(f"{network.name} {label}: {image}, ink {inks[label]:.4f}", flush=True)
         drawn = network["blender_cnn_connections"]
-        rows.append(f"| {network.name} | {sum(entry['drawn'] for entry in drawn):,} of "
-                    f"{sum(entry['total'] for entry in drawn):,} | {inks['straight']:.4f} | {inks['bundled']:.4f} | "
-                    f"{inks['bundled'] / inks['straight']:.2f} | {distortion(curves):.3f} |")
-    print("\n| network | curves drawn | straight ink | bundled ink | ratio | distortion |\n"
-          "|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows))
+        rows.append(
+            f"| {network.name} | {sum(entry['drawn'] for entry in drawn):,} of "
+            f"{sum(entry['total'] for entry in drawn):,} | {inks['straight']:.4f} | {inks['bundled']:.4f} | "
+            f"{inks['bundled'] / inks['straight']:.2f} | {distortion(curves):.3f} |"
+        )
+    print(
+        "\n| network | curves drawn | straight ink | bundled ink | ratio | distortion |\n"
+        "|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def main(argv=None):
     from blender_cnn.scene.stage import render_still, set_up_stage
 
     design = load_design(args.preset)
-    inputs = synthetic_inputs(design["input_shape"])[args.pattern:args.pattern + 1]
+    inputs = synthetic_inputs(design["input_shape"])[args.pattern : args.pattern + 1]
     with tempfile.TemporaryDirectory() as work:
         bundle = design_bundle(design, Path(work) / "design.bcnn.npz", seed=0, inputs=inputs)
         bpy.ops.wm.read_homefile(app_template="")

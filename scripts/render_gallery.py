@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 SIDE = 224
 # The block each architecture shows expanded: one in the middle of the network with a branch.
 EXPANDED = {
-    "ResNet50": "conv3_block1",      # a projection shortcut beside the 1x1-3x3-1x1 path, then Add
-    "MobileNetV2": "block_8",        # inverted residual: expand, depthwise, project, Add with the block input
-    "EfficientNetB0": "block4b",     # MBConv: squeeze-and-excitation Multiply, then Add with the block input
+    "ResNet50": "conv3_block1",  # a projection shortcut beside the 1x1-3x3-1x1 path, then Add
+    "MobileNetV2": "block_8",  # inverted residual: expand, depthwise, project, Add with the block input
+    "EfficientNetB0": "block4b",  # MBConv: squeeze-and-excitation Multiply, then Add with the block input
     "DenseNet121": "conv4_block12",  # dense layer: BN-ReLU-1x1, BN-ReLU-3x3, Concatenate with the block input
 }
 
@@ -75,9 +75,22 @@ def render_one(name, folder, output_dir, width, height, samples):
     started = time.perf_counter()
     render_still(output_dir / f"{name}_expanded.png", width=width, height=height, samples=samples)
     timings["expanded"] = time.perf_counter() - started
-    print(json.dumps({"name": name, "source": source, "ready_seconds": ready, "render_seconds": timings,
-                      "block": block_name, "block_units": len(block.units), "block_columns": block.columns,
-                      "block_lanes": block.lanes, "blocks": len(blocks)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "name": name,
+                "source": source,
+                "ready_seconds": ready,
+                "render_seconds": timings,
+                "block": block_name,
+                "block_units": len(block.units),
+                "block_columns": block.columns,
+                "block_lanes": block.lanes,
+                "blocks": len(blocks),
+            }
+        ),
+        flush=True,
+    )
 
 
 def main(argv=None):
@@ -97,9 +110,23 @@ def main(argv=None):
 
     failed = []
     for name in args.only:
-        command = [sys.executable, str(Path(__file__).resolve()), str(args.bundles), "--child", name,
-                   "--output-dir", str(args.output_dir), "--samples", str(args.samples), "--width", str(args.width),
-                   "--height", str(args.height), "--timeout", str(args.timeout)]
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            str(args.bundles),
+            "--child",
+            name,
+            "--output-dir",
+            str(args.output_dir),
+            "--samples",
+            str(args.samples),
+            "--width",
+            str(args.width),
+            "--height",
+            str(args.height),
+            "--timeout",
+            str(args.timeout),
+        ]
         started = time.perf_counter()
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]

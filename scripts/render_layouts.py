@@ -53,8 +53,9 @@ def main(argv=None):
         space_layers(network, layout=layout if fold < 1 else 0.0, channels_shown=args.channels if fold < 1 else 1)
         set_up_stage(network)
         started = time.perf_counter()
-        path = render_still(args.output_dir / f"{network.name}_{name}.png", width=args.width, height=args.height,
-                            samples=args.samples)
+        path = render_still(
+            args.output_dir / f"{network.name}_{name}.png", width=args.width, height=args.height, samples=args.samples
+        )
         print(f"{name}: {path} ({time.perf_counter() - started:.1f} s)")
 
 

@@ -31,8 +31,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--output", type=Path, help="folder the PNGs are written to")
-    action.add_argument("--compare", type=Path, nargs=2, metavar=("DIR_A", "DIR_B"),
-                        help="compare the PNGs of two --output folders")
+    action.add_argument(
+        "--compare", type=Path, nargs=2, metavar=("DIR_A", "DIR_B"), help="compare the PNGs of two --output folders"
+    )
     parser.add_argument("--only", nargs="*", help="render only these scenes (names without .png)")
     args = parser.parse_args(argv)
     if args.compare:
@@ -43,6 +44,7 @@ def main(argv=None):
 
 # ---------------------------------------------------------------- rendering
 
+
 def render_all(output, only):
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
     try:
@@ -52,9 +54,14 @@ def render_all(output, only):
         import blender_cnn
     print(f"rendering with {Path(blender_cnn.__file__).parent}", flush=True)
     output.mkdir(parents=True, exist_ok=True)
-    scenes = {"demo_default": _demo_default, "demo_variant": _demo_variant, "demo_importance": _demo_importance,
-              "graph_resnet": _graph_resnet, "graph_resnet_half_open": _graph_resnet_half_open,
-              "designed_lenet5": _designed_lenet5}
+    scenes = {
+        "demo_default": _demo_default,
+        "demo_variant": _demo_variant,
+        "demo_importance": _demo_importance,
+        "graph_resnet": _graph_resnet,
+        "graph_resnet_half_open": _graph_resnet_half_open,
+        "designed_lenet5": _designed_lenet5,
+    }
     with tempfile.TemporaryDirectory() as work:
         for name, make in scenes.items():
             if only and name not in only:
@@ -106,11 +113,22 @@ def _demo_variant(_work):
     set_every_layer_input(network, "Fold", 0.4)
     set_every_layer_input(network, "Map Fold", 0.3)
     space_layers(network, layout=1.0)
-    for name, value in (("Epoch", 2.5), ("Sample", 0.5), ("Show Training Overlay", True), ("Line Direction", 0.5),
-                        ("Fold to Max", True), ("Bundling Strength", 0.4), ("Highlight Neuron", 3),
-                        ("Normalize Across Network", True), ("Focus Layer", 2), ("Focus Row", 3),
-                        ("Focus Column", 2), ("All Calculations", True), ("All Channels", True),
-                        ("Kernel Position", 0.7)):
+    for name, value in (
+        ("Epoch", 2.5),
+        ("Sample", 0.5),
+        ("Show Training Overlay", True),
+        ("Line Direction", 0.5),
+        ("Fold to Max", True),
+        ("Bundling Strength", 0.4),
+        ("Highlight Neuron", 3),
+        ("Normalize Across Network", True),
+        ("Focus Layer", 2),
+        ("Focus Row", 3),
+        ("Focus Column", 2),
+        ("All Calculations", True),
+        ("All Channels", True),
+        ("Kernel Position", 0.7),
+    ):
         set_network_input(network, name, value)
     return network
 
@@ -188,6 +206,7 @@ def _designed_lenet5(work):
 
 
 # ---------------------------------------------------------------- comparing
+
 
 def _read_png(path):
     """RGBA pixels of a PNG as an (H, W, 4) uint8 array, through Blender's image loader."""

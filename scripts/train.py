@@ -20,19 +20,28 @@ from blender_cnn.core.jobs import one_line  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Train a network preset, a saved design or a Keras model on a "
-                                                 "dataset, saving epoch_000.keras (untrained) to epoch_NNN.keras; "
-                                                 "optionally write the bundle of all epochs.")
+    parser = argparse.ArgumentParser(
+        description="Train a network preset, a saved design or a Keras model on a "
+        "dataset, saving epoch_000.keras (untrained) to epoch_NNN.keras; "
+        "optionally write the bundle of all epochs."
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--preset", help="preset or saved design JSON (default: presets/digits_cnn.json)")
-    source.add_argument("--model", help="a Keras model file (.keras) to train, loaded in safe mode; it trains on "
-                                        "--images, or on digits sized to its input")
-    parser.add_argument("--images", help="a folder with one subfolder of images per class (the class names) to "
-                                         "train on instead of the preset's dataset")
+    source.add_argument(
+        "--model",
+        help="a Keras model file (.keras) to train, loaded in safe mode; it trains on "
+        "--images, or on digits sized to its input",
+    )
+    parser.add_argument(
+        "--images",
+        help="a folder with one subfolder of images per class (the class names) to "
+        "train on instead of the preset's dataset",
+    )
     parser.add_argument("--epochs", type=int, help="number of epochs (default: the preset's, 8 for --model)")
     parser.add_argument("--run-dir", help="output folder (default: runs/<preset or model name>)")
-    parser.add_argument("--bundle", help="after training, also write the bundle of every epoch to this "
-                                         "file (.bcnn.npz)")
+    parser.add_argument(
+        "--bundle", help="after training, also write the bundle of every epoch to this file (.bcnn.npz)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:

@@ -109,6 +109,7 @@ def demo_run_dir(demo_bundle_path):
 
 # ---------------------------------------------------------------- networks in a scene
 
+
 def _built(bundle, **options):
     from blender_cnn.scene.network import build_network
 
@@ -157,6 +158,7 @@ def inspected_demo_network(blender, demo_bundle):
 
 # ---------------------------------------------------------------- the user's folders and settings
 
+
 @pytest.fixture
 def bundle_folder(tmp_path, monkeypatch):
     """Where the import operators put extracted bundles, instead of the system's temporary folder."""
@@ -178,6 +180,7 @@ def user_styles(monkeypatch, tmp_path):
 
 
 # ---------------------------------------------------------------- the designer and its jobs
+
 
 @pytest.fixture
 def bpy_designer(blender, tmp_path, monkeypatch):

@@ -25,7 +25,9 @@ def label_face_count(network):
     mesh = geometry.mesh
     material_index = np.empty(len(mesh.polygons), dtype=np.int32)
     mesh.polygons.foreach_get("material_index", material_index)
-    label_slots = [i for i, material in enumerate(mesh.materials) if material and material.name.startswith(LABEL_MATERIAL)]
+    label_slots = [
+        i for i, material in enumerate(mesh.materials) if material and material.name.startswith(LABEL_MATERIAL)
+    ]
     return int(np.isin(material_index, label_slots).sum())
 
 
@@ -57,6 +59,7 @@ def annotations(network):
 
 
 # ---------------------------------------------------------------- rendered images
+
 
 def read_png(path):
     """RGB of a PNG as float32 in [0, 1] (the stored, display-encoded values), top row first."""

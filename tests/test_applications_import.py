@@ -17,8 +17,11 @@ from blender_cnn.core.forward import forward  # noqa: E402
 from blender_cnn.core.layer_specs import OPERATION_TYPE_PREFIX, is_known_layer_type  # noqa: E402
 from blender_cnn.extract.keras_bundle import extract  # noqa: E402
 
-pytestmark = [pytest.mark.tf, pytest.mark.slow,
-              pytest.mark.filterwarnings("ignore")]  # Keras' and TensorFlow's own deprecation chatter
+pytestmark = [
+    pytest.mark.tf,
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore"),
+]  # Keras' and TensorFlow's own deprecation chatter
 QUIET = {"log": lambda message: None}
 CLASSES = 10
 # Relative to the largest value of a layer's output: untrained networks' outputs reach the thousands.
@@ -27,10 +30,10 @@ TOLERANCE = 1e-4
 # Multiply, Concatenate, layers Keras ships outside keras.layers, a nested Sequential.
 # InceptionResNetV2 (CustomScaleLayer) takes 80 s here; test_custom_scale_layer stands in for it.
 ARCHITECTURES = {
-    "ResNet50": dict(size=32, forward=True),                      # Add
-    "MobileNetV2": dict(size=32, forward=True, alpha=0.35),       # Add
+    "ResNet50": dict(size=32, forward=True),  # Add
+    "MobileNetV2": dict(size=32, forward=True, alpha=0.35),  # Add
     "MobileNetV3Small": dict(size=32, forward=True, alpha=0.75),  # ops.Add, ops.Multiply, Multiply
-    "DenseNet121": dict(size=32, forward=False),                  # Concatenate
+    "DenseNet121": dict(size=32, forward=False),  # Concatenate
     # LayerScale, operations on two tensors recorded as Add, a nested Sequential. Its importance (ten
     # backward passes for one sample of one class) takes 17 s; the other networks cover importance.
     "ConvNeXtTiny": dict(size=32, forward=True, importance=False),
@@ -44,8 +47,7 @@ def imported(request, tmp_path_factory):
     settings = dict(ARCHITECTURES[name])
     size, check_forward, importance = settings.pop("size"), settings.pop("forward"), settings.pop("importance", True)
     folder = tmp_path_factory.mktemp(name)
-    model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=CLASSES,
-                                              **settings)
+    model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=CLASSES, **settings)
     model.save(folder / f"{name}.keras")
     inputs = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
     np.savez(folder / "samples.npz", inputs=inputs, labels=np.zeros(1, np.int32))
@@ -53,9 +55,14 @@ def imported(request, tmp_path_factory):
     # One predict of the model's graph with every step's output as an output; its last is the model's output.
     steps = model.operations[1:]
     outputs = keras.Model(model.inputs, [step.output for step in steps]).predict(inputs, verbose=0)
-    yield SimpleNamespace(model=model, bundle=bundle, inputs=inputs, forward=check_forward,
-                          expected={step.name: values for step, values in zip(steps, outputs)},
-                          config=json.loads(zipfile.ZipFile(folder / f"{name}.keras").read("config.json")))
+    yield SimpleNamespace(
+        model=model,
+        bundle=bundle,
+        inputs=inputs,
+        forward=check_forward,
+        expected={step.name: values for step, values in zip(steps, outputs)},
+        config=json.loads(zipfile.ZipFile(folder / f"{name}.keras").read("config.json")),
+    )
     keras.backend.clear_session()
 
 
@@ -197,6 +204,9 @@ def test_classes_keras_does_not_ship_are_refused_by_name(tmp_path):
         for name, data in members.items():
             archive.writestr(name, data)
     np.savez(tmp_path / "samples.npz", inputs=np.zeros((1, 3), np.float32), labels=np.zeros(1, np.int32))
-    with pytest.raises(BlenderCNNError, match=r"net.keras: layer 'out' is of class 'NoSuchLayer', which is not a "
-                                              r"Keras layer; its code is not in the file; it was not loaded\.$"):
+    with pytest.raises(
+        BlenderCNNError,
+        match=r"net.keras: layer 'out' is of class 'NoSuchLayer', which is not a "
+        r"Keras layer; its code is not in the file; it was not loaded\.$",
+    ):
         extract(tmp_path / "net.keras", **QUIET)

@@ -30,9 +30,14 @@ def test_an_undeclared_name_is_refused_with_where_to_declare_it():
 def test_the_names_python_makes_are_the_schema_s_families():
     from blender_cnn.core import importance_timeline, timeline
 
-    for name in (timeline.activation_name(4, 1), timeline.winner_name(0, 2), timeline.weight_name(7),
-                 importance_timeline.importance_name(1, 3), importance_timeline.importance_name(1),
-                 importance_timeline.top_class_name(5)):
+    for name in (
+        timeline.activation_name(4, 1),
+        timeline.winner_name(0, 2),
+        timeline.weight_name(7),
+        importance_timeline.importance_name(1, 3),
+        importance_timeline.importance_name(1),
+        importance_timeline.top_class_name(5),
+    ):
         family = attributes.spec(name)
         assert "{" in family.name
 
@@ -44,8 +49,9 @@ def test_the_cells_are_written_at_their_declared_types(tmp_path):
     from blender_cnn.core.presets import load_design
 
     design = load_design(REPO / "presets" / "lenet5.json")
-    bundle = design_bundle(design, tmp_path / "lenet5.bcnn.npz", seed=0,
-                           inputs=synthetic_inputs(design["input_shape"])[:1])
+    bundle = design_bundle(
+        design, tmp_path / "lenet5.bcnn.npz", seed=0, inputs=synthetic_inputs(design["input_shape"])[:1]
+    )
     _layers, arrays = cell_arrays(load_bundle(bundle))
     for name, values in arrays.items():
         declared = attributes.spec(name)
@@ -59,12 +65,19 @@ def test_every_attribute_of_a_scene_is_declared_at_its_type_and_domain(blender, 
     from blender_cnn.scene.network import build_network
 
     design = load_design(REPO / "presets" / "lenet5.json")
-    bundle = design_bundle(design, tmp_path / "lenet5.bcnn.npz", seed=0,
-                           inputs=synthetic_inputs(design["input_shape"])[:2])
+    bundle = design_bundle(
+        design, tmp_path / "lenet5.bcnn.npz", seed=0, inputs=synthetic_inputs(design["input_shape"])[:2]
+    )
     network = build_network(bundle)
-    carriers = {"cells": attributes.CELLS, "history": attributes.HISTORY, "importance": attributes.IMPORTANCE_TABLE,
-                "operations": attributes.OPERATIONS, "kernels": attributes.KERNELS, "layers": attributes.LAYER_TABLE,
-                "links": attributes.LINKS}
+    carriers = {
+        "cells": attributes.CELLS,
+        "history": attributes.HISTORY,
+        "importance": attributes.IMPORTANCE_TABLE,
+        "operations": attributes.OPERATIONS,
+        "kernels": attributes.KERNELS,
+        "layers": attributes.LAYER_TABLE,
+        "links": attributes.LINKS,
+    }
     checked = set()
     for obj in network.users_collection[0].objects:
         carrier = attributes.CONNECTIONS if obj == network else carriers[obj.name.rsplit(" ", 1)[-1]]
@@ -75,7 +88,15 @@ def test_every_attribute_of_a_scene_is_declared_at_its_type_and_domain(blender, 
             assert attribute.data_type == declared.data_type, attribute.name
             assert attribute.domain == declared.domain_on(carrier), (carrier, attribute.name)
             checked.add((declared.name, carrier))
-    assert {("layer", "cells"), ("act_high", "cells"), ("activation_e{epoch}_s{slot}", "cells"),
-            ("weight_e{epoch}", "kernels"), ("weight_e{epoch}", "connections"), ("epoch", "history"),
-            ("op_kind", "operations"), ("item", "layer table"), ("importance_top_e{epoch}", "importance"),
-            ("bundle_offset", "connections")} <= checked
+    assert {
+        ("layer", "cells"),
+        ("act_high", "cells"),
+        ("activation_e{epoch}_s{slot}", "cells"),
+        ("weight_e{epoch}", "kernels"),
+        ("weight_e{epoch}", "connections"),
+        ("epoch", "history"),
+        ("op_kind", "operations"),
+        ("item", "layer table"),
+        ("importance_top_e{epoch}", "importance"),
+        ("bundle_offset", "connections"),
+    } <= checked

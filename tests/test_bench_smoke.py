@@ -53,8 +53,14 @@ class SmokeRuns:
     def _run(self, script):
         written = self.folder / script.replace(".py", "") / "BENCHMARKS.md"
         written.parent.mkdir(parents=True)
-        command = [sys.executable, str(SCRIPTS / script), "--smoke", "--benchmarks", str(written),
-                   *SMOKE_ARGUMENTS[script]]
+        command = [
+            sys.executable,
+            str(SCRIPTS / script),
+            "--smoke",
+            "--benchmarks",
+            str(written),
+            *SMOKE_ARGUMENTS[script],
+        ]
         process = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
         return process, written.read_text() if written.exists() else ""
 
@@ -64,8 +70,11 @@ class SmokeRuns:
 
 @pytest.fixture(scope="module")
 def smoke_runs(request, tmp_path_factory):
-    selected = {item.callspec.params["script"] for item in request.session.items
-                if item.module is request.module and hasattr(item, "callspec") and "script" in item.callspec.params}
+    selected = {
+        item.callspec.params["script"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec") and "script" in item.callspec.params
+    }
     docs_before = DOCS_BENCHMARKS.read_bytes()
     runs = SmokeRuns(sorted(selected), tmp_path_factory.mktemp("bench_smoke"))
     yield runs

@@ -70,8 +70,20 @@ def test_drawn_parts_carry_no_attribute_that_only_placed_or_colored_the_cells(bl
     names = set(geometry.instances_pointcloud().attributes.keys())
     if geometry.mesh is not None:
         names |= set(geometry.mesh.attributes.keys())
-    placing = {"map_rows", "map_cols", "channels", "is_neuron", "act_low", "act_high", "cell_pitch", "cell_scale",
-               "cell_tilt", "importance_row", "importance", "importance_class"}
+    placing = {
+        "map_rows",
+        "map_cols",
+        "channels",
+        "is_neuron",
+        "act_low",
+        "act_high",
+        "cell_pitch",
+        "cell_scale",
+        "cell_tilt",
+        "importance_row",
+        "importance",
+        "importance_class",
+    }
     assert not names & placing
     assert {"cell_color", "activation", "layer"} <= names  # what the materials, picking and tests read stays
 
@@ -103,8 +115,11 @@ def test_every_layer_and_class_has_a_label(blender, demo_bundle):
     network = build(blender, demo_bundle)
     assert label_face_count(network) > 0
     tree = network.modifiers["BlenderCNN"].node_group
-    label_texts = {node.inputs["Text"].default_value for node in tree.nodes
-                   if node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs}
+    label_texts = {
+        node.inputs["Text"].default_value
+        for node in tree.nodes
+        if node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs
+    }
     for layer in demo_bundle.layers:
         assert any(text.startswith(layer.name + "\n") for text in label_texts), layer.name
     assert set(demo_bundle.class_names) <= label_texts
@@ -116,14 +131,18 @@ def test_rebuilding_reuses_the_node_groups(blender, demo_bundle):
     build(blender, demo_bundle)
     groups_after_first = {group.name for group in blender.data.node_groups if not group.name.startswith("BCNN Network")}
     build(blender, demo_bundle)
-    groups_after_second = {group.name for group in blender.data.node_groups if not group.name.startswith("BCNN Network")}
+    groups_after_second = {
+        group.name for group in blender.data.node_groups if not group.name.startswith("BCNN Network")
+    }
     assert groups_after_first == groups_after_second
 
 
 def datablock_counts(bpy):
     data = bpy.data
-    return {kind: len(getattr(data, kind)) for kind in ("objects", "meshes", "hair_curves", "node_groups",
-                                                        "collections", "materials")}
+    return {
+        kind: len(getattr(data, kind))
+        for kind in ("objects", "meshes", "hair_curves", "node_groups", "collections", "materials")
+    }
 
 
 @pytest.mark.bpy
@@ -181,8 +200,14 @@ def test_an_operator_reports_a_user_error_as_one_line_and_cancels(blender, tmp_p
     with pytest.raises(BlenderCNNError) as raised:
         load_bundle(str(not_a_bundle))
     reports = []
-    operator = SimpleNamespace(filepath=str(not_a_bundle), epoch=-1, sample=0, frame_camera=True, every_layer=False,
-                               report=lambda kind, text: reports.append((kind, text)))
+    operator = SimpleNamespace(
+        filepath=str(not_a_bundle),
+        epoch=-1,
+        sample=0,
+        frame_camera=True,
+        every_layer=False,
+        report=lambda kind, text: reports.append((kind, text)),
+    )
     objects_before = len(blender.data.objects)
 
     assert BCNN_OT_import_bundle.execute(operator, blender.context) == {"CANCELLED"}
@@ -238,8 +263,11 @@ def test_a_layer_the_addon_does_not_understand_is_shown_with_its_outputs(blender
     _centres, cells = drawn_cells(network)
     assert int((cells["layer"] == demo_bundle.layer("pool1").index).sum()) == 8 * 8 * 8
     tree = network.modifiers["BlenderCNN"].node_group
-    texts = [node.inputs["Text"].default_value for node in tree.nodes
-             if node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs]
+    texts = [
+        node.inputs["Text"].default_value
+        for node in tree.nodes
+        if node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs
+    ]
     assert "pool1\nMysteryPooling 8x8x8\n(outputs only)" in texts
     assert not any("conv1" in text and "outputs only" in text for text in texts)
 
@@ -268,8 +296,13 @@ def test_an_image_file_runs_through_the_network_without_tensorflow(blender, demo
     expected = forward(demo_bundle, shown_input[..., np.newaxis], epoch=0)
     for layer in demo_bundle.layers[1:]:
         mine = cells["layer"] == layer.index
-        np.testing.assert_allclose(cells["activation"][mine], values_at_cells(layer, expected[layer.name][0], cells, mine),
-                                   rtol=1e-5, atol=1e-6, err_msg=layer.name)
+        np.testing.assert_allclose(
+            cells["activation"][mine],
+            values_at_cells(layer, expected[layer.name][0], cells, mine),
+            rtol=1e-5,
+            atol=1e-6,
+            err_msg=layer.name,
+        )
     assert network["blender_cnn_sample"] == "my one.png" and input_layer.type == "InputLayer"
 
     with pytest.raises(RuntimeError, match="nothing.png: no such image file"):

@@ -104,11 +104,14 @@ def test_wrong_shape(tmp_path):
     expect_error(path, "layer 'dense' activations", "shape (3, 2, 5)", "expected (3, 2, 2)")
 
 
-@pytest.mark.parametrize("key, dtype, expected", [
-    ("weights/dense/kernel", np.float64, "float32"),
-    ("samples/inputs", np.int32, "float32"),
-    ("samples/labels", np.int64, "int32"),
-])
+@pytest.mark.parametrize(
+    "key, dtype, expected",
+    [
+        ("weights/dense/kernel", np.float64, "float32"),
+        ("samples/inputs", np.int32, "float32"),
+        ("samples/labels", np.int64, "int32"),
+    ],
+)
 def test_wrong_dtype(tmp_path, key, dtype, expected):
     manifest, arrays = small_bundle()
     arrays[key] = arrays[key].astype(dtype)
@@ -148,13 +151,16 @@ def test_writer_refuses_what_readers_would_refuse(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("change, fragment", [
-    (lambda m: m.pop("class_names"), "'class_names' is missing"),
-    (lambda m: m.update(input_shape=[2, "2", 1]), "'input_shape' must be a list of positive integers"),
-    (lambda m: m["layers"][2]["weights"][0].update(shape=4), "'shape' must be a list of positive integers"),
-    (lambda m: m.update(metrics=["loss"]), "'metrics' must be a dict"),
-    (lambda m: m["layers"].append(dict(m["layers"][1])), "layer 'flatten' appears twice"),
-])
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (lambda m: m.pop("class_names"), "'class_names' is missing"),
+        (lambda m: m.update(input_shape=[2, "2", 1]), "'input_shape' must be a list of positive integers"),
+        (lambda m: m["layers"][2]["weights"][0].update(shape=4), "'shape' must be a list of positive integers"),
+        (lambda m: m.update(metrics=["loss"]), "'metrics' must be a dict"),
+        (lambda m: m["layers"].append(dict(m["layers"][1])), "layer 'flatten' appears twice"),
+    ],
+)
 def test_malformed_manifest_fields(tmp_path, change, fragment):
     manifest, arrays = small_bundle()
     manifest = copy.deepcopy(manifest)

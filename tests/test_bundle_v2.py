@@ -51,8 +51,12 @@ def test_version_1_files_written_by_numpy_still_load(tmp_path):
 def test_float16_in_a_version_1_file_is_refused(tmp_path):
     manifest, arrays = small_bundle()
     path = write_raw(tmp_path / "mixed.bcnn.npz", stamped(manifest, version=1), as_float16(arrays))
-    expect_error(path, "layer 'input' activations", "dtype float16, expected float32",
-                 "float16 activations need bundle version 2")
+    expect_error(
+        path,
+        "layer 'input' activations",
+        "dtype float16, expected float32",
+        "float16 activations need bundle version 2",
+    )
 
 
 @pytest.mark.parametrize("key", ["weights/dense/kernel", "samples/inputs", "samples/predictions", "metrics/loss"])
@@ -101,7 +105,7 @@ def streamed(path, manifest, arrays, big_keys, dtype=None):
             for epoch in range(value.shape[0]):
                 if value.ndim >= 2 and key.startswith("activations/"):
                     for sample in range(value.shape[1]):  # one sample at a time, as small batches would come
-                        slot.write(value[epoch, sample:sample + 1], epoch, first_sample=sample)
+                        slot.write(value[epoch, sample : sample + 1], epoch, first_sample=sample)
                 else:
                     slot.write(value[epoch], epoch)
         return writer.finish(manifest)
@@ -153,7 +157,9 @@ def test_streaming_writer_refuses_unwritten_and_misplaced_slices(tmp_path):
     with pytest.raises(BlenderCNNError, match="cannot write"):
         slot.write(np.zeros((4, 2), dtype=np.float32), 3)
     slot.write(arrays["weights/dense/kernel"][0], 0)
-    with pytest.raises(BlenderCNNError, match="'weights/dense/kernel' was never written for epoch positions \\[1, 2\\]"):
+    with pytest.raises(
+        BlenderCNNError, match="'weights/dense/kernel' was never written for epoch positions \\[1, 2\\]"
+    ):
         writer.finish(manifest)
     writer.discard()
     assert not list(tmp_path.iterdir())  # no bundle, no .partial, no temporary parts
@@ -162,8 +168,12 @@ def test_streaming_writer_refuses_unwritten_and_misplaced_slices(tmp_path):
 def test_failed_validation_leaves_nothing(tmp_path):
     manifest, arrays = small_bundle()
     with pytest.raises(BlenderCNNError, match="'weights/dense/bias' has shape"):
-        streamed(tmp_path / "bad.bcnn.npz", manifest, dict(arrays, **{"weights/dense/bias": np.zeros(
-            (3, 5), dtype=np.float32)}), {"weights/dense/bias"})
+        streamed(
+            tmp_path / "bad.bcnn.npz",
+            manifest,
+            dict(arrays, **{"weights/dense/bias": np.zeros((3, 5), dtype=np.float32)}),
+            {"weights/dense/bias"},
+        )
     assert not list(tmp_path.iterdir())
 
 

@@ -164,8 +164,10 @@ def test_bad_input_raises_and_changes_nothing(blender, demo_bundle, case):
         "unknown layer": (lambda: push_in(network, "conv9", frame_start=1, frame_end=10), "conv9"),
         "empty range": (lambda: orbit(network, frame_start=5, frame_end=5), "must come after"),
         "backwards range": (lambda: fly_through(network, frame_start=10, frame_end=1), "must come after"),
-        "no camera": (lambda: (setattr(scene, "camera", None), orbit(network, frame_start=1, frame_end=10)),
-                      "no camera"),
+        "no camera": (
+            lambda: (setattr(scene, "camera", None), orbit(network, frame_start=1, frame_end=10)),
+            "no camera",
+        ),
         "not a network": (lambda: orbit(camera, frame_start=1, frame_end=10), "not a blender_cnn network"),
     }[case]
     with pytest.raises(BlenderCNNError, match=message):
@@ -190,13 +192,15 @@ def test_orbit_over_the_epoch_animation(blender, demo_bundle):
 
 # --- the operator ------------------------------------------------------------------
 
+
 def test_camera_move_operator(blender, demo_bundle):
     bpy = blender
     network, camera = build_staged(demo_bundle)
     scene = bpy.context.scene
     bpy.context.view_layer.objects.active = network
-    assert bpy.ops.bcnn.camera_move(move="PUSH_IN", layer="conv1", use_scene_range=False, frame_start=1,
-                                    frame_end=12) == {"FINISHED"}
+    assert bpy.ops.bcnn.camera_move(
+        move="PUSH_IN", layer="conv1", use_scene_range=False, frame_start=1, frame_end=12
+    ) == {"FINISHED"}
     start, end = pose(scene, camera, 1)[0], pose(scene, camera, 12)[0]
     assert (end - start).length > 10.0
 

@@ -26,8 +26,10 @@ def drawn_curves(network):
     curves = geometry.curves
     points = read_attribute(curves, "position")
     count = len(curves.curves)
-    values = {name: read_attribute(curves, name) for name in ("source_cell", "target_cell", "weight", "weight_max",
-                                                              "edge_color")}
+    values = {
+        name: read_attribute(curves, name)
+        for name in ("source_cell", "target_cell", "weight", "weight_max", "edge_color")
+    }
     return points.reshape(count, -1, 3), values
 
 
@@ -38,8 +40,9 @@ def cell_centre_table(network, demo_bundle):
     centres, cells = drawn_cells(network)
     starts = {layer.layer_index: layer for layer in layer_cells(demo_bundle)}
     table = {}
-    for centre, layer, channel, row, col, summary in zip(centres, cells["layer"], cells["channel"], cells["row"],
-                                                         cells["col"], cells["is_summary"]):
+    for centre, layer, channel, row, col, summary in zip(
+        centres, cells["layer"], cells["channel"], cells["row"], cells["col"], cells["is_summary"]
+    ):
         if summary:
             continue
         info = starts[int(layer)]
@@ -49,6 +52,7 @@ def cell_centre_table(network, demo_bundle):
 
 
 # --- which weights are drawn ---------------------------------------------------------------------------------
+
 
 def test_strongest_per_neuron_keeps_exactly_the_k_largest_incoming_magnitudes():
     kernel = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
@@ -107,8 +111,9 @@ def test_the_scene_draws_the_selected_weights_and_says_how_many(blender, demo_bu
     from blender_cnn.core.cells import layer_cells
 
     starts = {layer.name: layer.start for layer in layer_cells(demo_bundle)}
-    mine = (curves["target_cell"] - starts[first.name] >= 0) & (curves["target_cell"] - starts[first.name]
-                                                                < first.output_shape[0])
+    mine = (curves["target_cell"] - starts[first.name] >= 0) & (
+        curves["target_cell"] - starts[first.name] < first.output_shape[0]
+    )
     for unit in range(first.output_shape[0]):
         chosen = curves["source_cell"][mine & (curves["target_cell"] == starts[first.name] + unit)]
         expected = set((np.argsort(-np.abs(kernel[:, unit]))[:3] + starts[first.inputs[0]]).tolist())
@@ -118,6 +123,7 @@ def test_the_scene_draws_the_selected_weights_and_says_how_many(blender, demo_bu
 
 
 # --- bundled and straight --------------------------------------------------------------------------------------
+
 
 @pytest.mark.tf
 @pytest.mark.bpy
@@ -178,6 +184,7 @@ def test_bundling_uses_less_ink_from_the_camera(demo_network):
 
 # --- color by epoch, highlight ---------------------------------------------------------------------------------
 
+
 @pytest.mark.tf
 @pytest.mark.bpy
 @pytest.mark.parametrize("epoch", [0, -1])
@@ -217,6 +224,7 @@ def test_a_highlighted_neuron_keeps_its_edges_bright_and_dims_the_rest(demo_netw
 
 # --- operators, as a user's clicks ---------------------------------------------------------------------------
 
+
 def active_network(blender, demo_bundle):
     network = build(demo_bundle)
     blender.context.view_layer.objects.active = network
@@ -242,8 +250,11 @@ def test_draw_connections_operator_redraws_the_strongest_and_keeps_the_settings(
     record = network["blender_cnn_connections"]
     assert [entry["drawn"] for entry in record] == [int(np.ceil(0.05 * total)) for total in totals]
     assert record[0]["selection"] == "strongest 5%"
-    texts = [node.inputs["Text"].default_value for node in network.modifiers["BlenderCNN"].node_group.nodes
-             if node.bl_idname == "GeometryNodeGroup" and node.node_tree.name.startswith("BCNN Layer Label")]
+    texts = [
+        node.inputs["Text"].default_value
+        for node in network.modifiers["BlenderCNN"].node_group.nodes
+        if node.bl_idname == "GeometryNodeGroup" and node.node_tree.name.startswith("BCNN Layer Label")
+    ]
     assert any(text.endswith("410 of 8,192 connections (strongest 5%)") for text in texts), texts
     assert label_face_count(network) != labels_before  # the drawn label changed with its text
 

@@ -31,12 +31,25 @@ ZOO = {
     "layers": [
         {"type": "Rescaling", "name": "rescale", "scale": 0.5, "offset": 0.25},
         {"type": "ZeroPadding2D", "name": "pad", "padding": [[1, 2], [0, 1]]},
-        {"type": "Conv2D", "name": "conv_a", "filters": 8, "kernel_size": [3, 5], "strides": 2, "padding": "same",
-         "use_bias": False},
+        {
+            "type": "Conv2D",
+            "name": "conv_a",
+            "filters": 8,
+            "kernel_size": [3, 5],
+            "strides": 2,
+            "padding": "same",
+            "use_bias": False,
+        },
         {"type": "BatchNormalization", "name": "bn"},
         {"type": "ReLU", "name": "relu", "max_value": 6.0},
-        {"type": "DepthwiseConv2D", "name": "depthwise", "kernel_size": 3, "depth_multiplier": 2,
-         "padding": "same", "activation": "relu"},
+        {
+            "type": "DepthwiseConv2D",
+            "name": "depthwise",
+            "kernel_size": 3,
+            "depth_multiplier": 2,
+            "padding": "same",
+            "activation": "relu",
+        },
         {"type": "SeparableConv2D", "name": "separable", "filters": 8, "kernel_size": 3, "dilation_rate": 2},
         {"type": "Conv2D", "name": "grouped", "filters": 8, "kernel_size": 1, "groups": 2, "activation": "tanh"},
         {"type": "Add", "name": "add", "inputs": ["separable", "grouped"]},
@@ -44,8 +57,15 @@ ZOO = {
         {"type": "Conv2DTranspose", "name": "up_valid", "filters": 4, "kernel_size": 3, "strides": 2},
         {"type": "Conv2D", "name": "conv_c", "filters": 2, "kernel_size": 3, "padding": "same"},
         {"type": "Concatenate", "name": "concat", "inputs": ["up_valid", "conv_c"]},
-        {"type": "Conv2DTranspose", "name": "up_same", "filters": 3, "kernel_size": 4, "strides": 2,
-         "padding": "same", "output_padding": 1},
+        {
+            "type": "Conv2DTranspose",
+            "name": "up_same",
+            "filters": 3,
+            "kernel_size": 4,
+            "strides": 2,
+            "padding": "same",
+            "output_padding": 1,
+        },
         {"type": "MaxPooling2D", "name": "max_pool", "pool_size": 3, "strides": 2, "padding": "same"},
         {"type": "AveragePooling2D", "name": "avg_pool", "pool_size": 2},
         {"type": "Activation", "name": "sigmoid", "activation": "sigmoid"},
@@ -94,8 +114,9 @@ def assert_matches_keras(design, model):
         layer = layers[info.name]
         assert info.output_shape == tuple(layer.output.shape[1:]), info.name
         assert info.params == layer.count_params(), info.name
-        assert [(name, tuple(v.shape)) for name, v in named_weights(layer)] == list(info.weight_shapes.items()), \
+        assert [(name, tuple(v.shape)) for name, v in named_weights(layer)] == list(info.weight_shapes.items()), (
             info.name
+        )
         keras_config = json_safe_config(layer.get_config())
         for key, value in info.config.items():
             assert keras_config[key] == value, (info.name, key)
@@ -103,6 +124,7 @@ def assert_matches_keras(design, model):
 
 
 # ---------------------------------------------------------------- shapes and parameters against Keras
+
 
 def test_every_designable_layer_type_is_in_the_zoo():
     assert {layer["type"] for layer in ZOO["layers"]} == set(designer.DESIGNABLE_LAYER_TYPES)
@@ -127,8 +149,10 @@ def test_every_preset_loads_and_has_no_problems(name):
 
 
 def test_the_classic_networks_have_their_known_sizes():
-    totals = {name: designer.total_parameters(designer.infer_shapes(preset(name)))
-              for name in ("lenet5", "tiny_vgg", "mlp_784_81_49_10", "vgg16")}
+    totals = {
+        name: designer.total_parameters(designer.infer_shapes(preset(name)))
+        for name in ("lenet5", "tiny_vgg", "mlp_784_81_49_10", "vgg16")
+    }
     # VGG16 with a 10-way head: 138,357,544 - 4096 * 990 - 990.
     assert totals == {"lenet5": 61706, "tiny_vgg": 19920, "mlp_784_81_49_10": 68103, "vgg16": 134301514}
     vgg = designer.infer_shapes(preset("vgg16"))
@@ -137,18 +161,24 @@ def test_the_classic_networks_have_their_known_sizes():
 
 
 def test_shapes_need_no_tensorflow():
-    code = ("import sys; from blender_cnn.core import design, presets; "
-            "design.design_bundle(presets.load_design(sys.argv[1]), sys.argv[2]); "
-            "assert not {'tensorflow', 'keras'} & set(sys.modules), 'TensorFlow was imported'")
+    code = (
+        "import sys; from blender_cnn.core import design, presets; "
+        "design.design_bundle(presets.load_design(sys.argv[1]), sys.argv[2]); "
+        "assert not {'tensorflow', 'keras'} & set(sys.modules), 'TensorFlow was imported'"
+    )
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        subprocess.run([sys.executable, "-c", code, str(PRESETS / "mlp_784_81_49_10.json"),
-                        os.path.join(folder, "mlp.bcnn.npz")], check=True, cwd=PRESETS.parent)
+        subprocess.run(
+            [sys.executable, "-c", code, str(PRESETS / "mlp_784_81_49_10.json"), os.path.join(folder, "mlp.bcnn.npz")],
+            check=True,
+            cwd=PRESETS.parent,
+        )
 
 
 # ---------------------------------------------------------------- problems
+
 
 def changed(**top):
     return {**copy.deepcopy(SMALL), **top}
@@ -165,107 +195,186 @@ OUTPUT = SMALL["layers"][3]
 
 INVALID = {
     "kernel larger than input": (
-        with_layers(CONV1, POOL1, {"type": "Conv2D", "name": "conv3", "filters": 2, "kernel_size": 5},
-                    FLATTEN, OUTPUT),
-        "conv3", "kernel 5x5 is larger than its 3x3 input with padding 'valid'"),
+        with_layers(CONV1, POOL1, {"type": "Conv2D", "name": "conv3", "filters": 2, "kernel_size": 5}, FLATTEN, OUTPUT),
+        "conv3",
+        "kernel 5x5 is larger than its 3x3 input with padding 'valid'",
+    ),
     "dilated kernel larger than input": (
-        with_layers({"type": "Conv2D", "name": "wide", "filters": 2, "kernel_size": 3, "dilation_rate": 4},
-                    FLATTEN, OUTPUT),
-        "wide", "kernel 3x3 with dilation 4x4 spans 9x9, is larger than its 8x8 input with padding 'valid'"),
+        with_layers(
+            {"type": "Conv2D", "name": "wide", "filters": 2, "kernel_size": 3, "dilation_rate": 4}, FLATTEN, OUTPUT
+        ),
+        "wide",
+        "kernel 3x3 with dilation 4x4 spans 9x9, is larger than its 8x8 input with padding 'valid'",
+    ),
     "pool larger than input": (
         with_layers(CONV1, {"type": "MaxPooling2D", "name": "pool_big", "pool_size": 7}, FLATTEN, OUTPUT),
-        "pool_big", "pool window 7x7 is larger than its 6x6 input with padding 'valid'"),
+        "pool_big",
+        "pool window 7x7 is larger than its 6x6 input with padding 'valid'",
+    ),
     "dense after 3D": (
         with_layers(CONV1, {"type": "MaxPooling2D", "name": "pool2", "pool_size": 2}, OUTPUT),
-        "output", "Dense needs a flat input; add Flatten after pool2 (its output is 3x3x4)"),
+        "output",
+        "Dense needs a flat input; add Flatten after pool2 (its output is 3x3x4)",
+    ),
     "convolution after flat": (
         with_layers(FLATTEN, {"type": "Conv2D", "name": "conv_flat", "filters": 2, "kernel_size": 1}, OUTPUT),
-        "conv_flat", "Conv2D needs an image-shaped input (height x width x channels), but flatten's output is 64"),
+        "conv_flat",
+        "Conv2D needs an image-shaped input (height x width x channels), but flatten's output is 64",
+    ),
     "mismatched add": (
         with_layers(CONV1, POOL1, {"type": "Add", "name": "add", "inputs": ["conv1", "pool1"]}, FLATTEN, OUTPUT),
-        "add", "Add needs inputs of one shape, got conv1 6x6x4, pool1 3x3x4"),
+        "add",
+        "Add needs inputs of one shape, got conv1 6x6x4, pool1 3x3x4",
+    ),
     "add of one input": (
         with_layers(CONV1, {"type": "Add", "name": "add"}, FLATTEN, OUTPUT),
-        "add", "Add merges two or more inputs, it has 1"),
+        "add",
+        "Add merges two or more inputs, it has 1",
+    ),
     "concatenate with other sizes": (
-        with_layers(CONV1, POOL1, {"type": "Concatenate", "name": "cat", "inputs": ["conv1", "pool1"]},
-                    FLATTEN, OUTPUT),
-        "cat", "Concatenate joins along channels; its inputs' other sizes must match, got conv1 6x6x4, pool1 3x3x4"),
+        with_layers(
+            CONV1, POOL1, {"type": "Concatenate", "name": "cat", "inputs": ["conv1", "pool1"]}, FLATTEN, OUTPUT
+        ),
+        "cat",
+        "Concatenate joins along channels; its inputs' other sizes must match, got conv1 6x6x4, pool1 3x3x4",
+    ),
     "unknown input": (
         with_layers(CONV1, {**POOL1, "inputs": ["conv9"]}, FLATTEN, OUTPUT),
-        "pool1", "takes input from 'conv9', which is not a layer of the design"),
+        "pool1",
+        "takes input from 'conv9', which is not a layer of the design",
+    ),
     "two inputs to a one-input layer": (
-        with_layers(CONV1, {"type": "Conv2D", "name": "conv2", "filters": 4, "kernel_size": 1},
-                    {**POOL1, "inputs": ["conv1", "conv2"]}, FLATTEN, OUTPUT),
-        "pool1", "MaxPooling2D takes one input, it has 2 (conv1, conv2)"),
+        with_layers(
+            CONV1,
+            {"type": "Conv2D", "name": "conv2", "filters": 4, "kernel_size": 1},
+            {**POOL1, "inputs": ["conv1", "conv2"]},
+            FLATTEN,
+            OUTPUT,
+        ),
+        "pool1",
+        "MaxPooling2D takes one input, it has 2 (conv1, conv2)",
+    ),
     "cycle": (
-        with_layers({**CONV1, "inputs": ["input"]}, {"type": "Add", "name": "loop", "inputs": ["conv1", "back"]},
-                    {"type": "Conv2D", "name": "back", "filters": 4, "kernel_size": 3, "padding": "same"},
-                    FLATTEN, OUTPUT),
-        "loop", "is part of a cycle (loop -> back -> loop)"),
+        with_layers(
+            {**CONV1, "inputs": ["input"]},
+            {"type": "Add", "name": "loop", "inputs": ["conv1", "back"]},
+            {"type": "Conv2D", "name": "back", "filters": 4, "kernel_size": 3, "padding": "same"},
+            FLATTEN,
+            OUTPUT,
+        ),
+        "loop",
+        "is part of a cycle (loop -> back -> loop)",
+    ),
     "duplicate name": (
         with_layers(CONV1, POOL1, {**POOL1, "pool_size": 1}, FLATTEN, OUTPUT),
-        "pool1", "the name 'pool1' is used by more than one layer (#1 and #2)"),
+        "pool1",
+        "the name 'pool1' is used by more than one layer (#1 and #2)",
+    ),
     "a layer named like the input": (
         with_layers({**CONV1, "name": "input"}, FLATTEN, OUTPUT),
-        "input", "the name 'input' is taken by the network input"),
+        "input",
+        "the name 'input' is taken by the network input",
+    ),
     "unknown type": (
         with_layers(CONV1, {"type": "Conv3D", "name": "cube", "filters": 2, "kernel_size": 3}, FLATTEN, OUTPUT),
-        "cube", "'Conv3D' is not a layer type the designer knows; it knows Activation, Add,"),
+        "cube",
+        "'Conv3D' is not a layer type the designer knows; it knows Activation, Add,",
+    ),
     "refused type": (
         with_layers({"type": "Lambda", "name": "code", "function": "os.system"}, FLATTEN, OUTPUT),
-        "code", "'Lambda' is not a layer type the designer knows"),
+        "code",
+        "'Lambda' is not a layer type the designer knows",
+    ),
     "zero filters": (
         with_layers({**CONV1, "filters": 0}, POOL1, FLATTEN, OUTPUT),
-        "conv1", "filters must be a positive integer, got 0"),
+        "conv1",
+        "filters must be a positive integer, got 0",
+    ),
     "negative kernel size": (
         with_layers({**CONV1, "kernel_size": [3, -1]}, POOL1, FLATTEN, OUTPUT),
-        "conv1", "kernel_size must be a positive integer or two of them, got [3, -1]"),
+        "conv1",
+        "kernel_size must be a positive integer or two of them, got [3, -1]",
+    ),
     "zero pool": (
         with_layers(CONV1, {**POOL1, "pool_size": 0}, FLATTEN, OUTPUT),
-        "pool1", "pool_size must be a positive integer or two of them, got 0"),
+        "pool1",
+        "pool_size must be a positive integer or two of them, got 0",
+    ),
     "zero units": (
         with_layers(FLATTEN, {"type": "Dense", "name": "hidden", "units": 0}, OUTPUT),
-        "hidden", "units must be a positive integer, got 0"),
+        "hidden",
+        "units must be a positive integer, got 0",
+    ),
     "negative padding": (
         with_layers({"type": "ZeroPadding2D", "name": "pad", "padding": -1}, FLATTEN, OUTPUT),
-        "pad", "padding must be a non-negative integer, two of them or two pairs, got -1"),
+        "pad",
+        "padding must be a non-negative integer, two of them or two pairs, got -1",
+    ),
     "missing filters": (
         with_layers({"type": "Conv2D", "name": "conv1", "kernel_size": 3}, FLATTEN, OUTPUT),
-        "conv1", "needs 'filters', a positive integer"),
+        "conv1",
+        "needs 'filters', a positive integer",
+    ),
     "misspelt argument": (
         with_layers({**CONV1, "filter": 4}, POOL1, FLATTEN, OUTPUT),
-        "conv1", "Conv2D has no argument 'filter'; it takes filters, kernel_size"),
+        "conv1",
+        "Conv2D has no argument 'filter'; it takes filters, kernel_size",
+    ),
     "unknown padding": (
         with_layers({**CONV1, "padding": "causal"}, POOL1, FLATTEN, OUTPUT),
-        "conv1", "padding must be 'valid' or 'same', got 'causal'"),
+        "conv1",
+        "padding must be 'valid' or 'same', got 'causal'",
+    ),
     "unknown activation": (
         with_layers({**CONV1, "activation": "swishy"}, POOL1, FLATTEN, OUTPUT),
-        "conv1", "activation 'swishy' is not one the numpy forward pass computes"),
+        "conv1",
+        "activation 'swishy' is not one the numpy forward pass computes",
+    ),
     "strides with dilation": (
         with_layers({**CONV1, "strides": 2, "dilation_rate": 2}, FLATTEN, OUTPUT),
-        "conv1", "strides 2x2 and dilation_rate 2x2: Keras allows strides above 1 or dilation above 1, not both"),
+        "conv1",
+        "strides 2x2 and dilation_rate 2x2: Keras allows strides above 1 or dilation above 1, not both",
+    ),
     "groups that do not divide": (
-        with_layers(CONV1, {"type": "Conv2D", "name": "grouped", "filters": 6, "kernel_size": 1, "groups": 3},
-                    FLATTEN, OUTPUT),
-        "grouped", "groups 3 must divide both the input's 4 channels and the 6 filters"),
+        with_layers(
+            CONV1, {"type": "Conv2D", "name": "grouped", "filters": 6, "kernel_size": 1, "groups": 3}, FLATTEN, OUTPUT
+        ),
+        "grouped",
+        "groups 3 must divide both the input's 4 channels and the 6 filters",
+    ),
     "impossible reshape": (
-        with_layers(FLATTEN, {"type": "Reshape", "name": "shape", "target_shape": [5, 5]}, FLATTEN | {"name": "f2"},
-                    OUTPUT),
-        "shape", "cannot reshape 64 (64 values) to 5x5"),
+        with_layers(
+            FLATTEN, {"type": "Reshape", "name": "shape", "target_shape": [5, 5]}, FLATTEN | {"name": "f2"}, OUTPUT
+        ),
+        "shape",
+        "cannot reshape 64 (64 values) to 5x5",
+    ),
     "dropout rate above one": (
         with_layers(FLATTEN, {"type": "Dropout", "name": "drop", "rate": 1.5}, OUTPUT),
-        "drop", "rate must be a number from 0 to 1, got 1.5"),
+        "drop",
+        "rate must be a number from 0 to 1, got 1.5",
+    ),
     "output of the wrong size": (
         with_layers(CONV1, POOL1, FLATTEN, {**OUTPUT, "units": 4}),
-        "output", "is the output, which must give one value per class (3), but it outputs 4; end with a Dense of 3 units"),
+        "output",
+        "is the output, which must give one value per class (3), but it outputs 4; end with a Dense of 3 units",
+    ),
     "a dangling branch": (
-        with_layers(CONV1, {"type": "Conv2D", "name": "side", "filters": 2, "kernel_size": 1},
-                    {**POOL1, "inputs": ["conv1"]}, FLATTEN, OUTPUT),
-        "side", "leads nowhere: no layer takes its output and it is not the last layer (the output)"),
+        with_layers(
+            CONV1,
+            {"type": "Conv2D", "name": "side", "filters": 2, "kernel_size": 1},
+            {**POOL1, "inputs": ["conv1"]},
+            FLATTEN,
+            OUTPUT,
+        ),
+        "side",
+        "leads nowhere: no layer takes its output and it is not the last layer (the output)",
+    ),
     "bad input shape": (
         changed(input_shape=[8, 0, 1]),
-        "input", "'input_shape' must be a list of positive integers, got [8, 0, 1]"),
+        "input",
+        "'input_shape' must be a list of positive integers, got [8, 0, 1]",
+    ),
 }
 
 
@@ -290,8 +399,9 @@ def test_a_problem_is_reported_once_where_it_starts_not_on_every_layer_after_it(
 
 
 def test_every_problem_is_listed_in_one_error_naming_the_file(tmp_path):
-    design = with_layers({**CONV1, "filters": 0}, POOL1, {"type": "Conv3D", "name": "cube"}, FLATTEN, OUTPUT,
-                         class_names=[])
+    design = with_layers(
+        {**CONV1, "filters": 0}, POOL1, {"type": "Conv3D", "name": "cube"}, FLATTEN, OUTPUT, class_names=[]
+    )
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(design))
     with pytest.raises(BlenderCNNError) as raised:
@@ -305,8 +415,10 @@ def test_every_problem_is_listed_in_one_error_naming_the_file(tmp_path):
 
 
 def test_design_level_problems_use_the_preset_rules():
-    assert "training 'epochs' must be a positive integer" in designer.problems(
-        changed(training={"epochs": -1}))[designer.DESIGN_KEY]
+    assert (
+        "training 'epochs' must be a positive integer"
+        in designer.problems(changed(training={"epochs": -1}))[designer.DESIGN_KEY]
+    )
     assert designer.problems({"layers": "none"})[designer.DESIGN_KEY].startswith("needs a 'name'")
     assert designer.problems([1, 2]) == {designer.DESIGN_KEY: "a design must be a JSON object (a dict)"}
 
@@ -316,7 +428,8 @@ def test_a_layer_may_take_input_from_a_layer_listed_after_it_and_sorting_makes_i
         {"type": "Dense", "name": "output", "units": 3, "activation": "softmax", "inputs": ["flatten"]},
         {"type": "Flatten", "name": "flatten", "inputs": ["pool1"]},
         {"type": "MaxPooling2D", "name": "pool1", "inputs": ["conv1"]},
-        {**CONV1, "inputs": ["input"]})
+        {**CONV1, "inputs": ["input"]},
+    )
     found = designer.problems(design)
     # The last layer is the network's output; here that is conv1, so the Dense leads nowhere.
     assert set(found) == {"output", "conv1"}
@@ -331,6 +444,7 @@ def test_a_layer_may_take_input_from_a_layer_listed_after_it_and_sorting_makes_i
 
 
 # ---------------------------------------------------------------- random weights
+
 
 @pytest.mark.tf
 def test_random_weights_are_deterministic_shaped_as_keras_and_initialized_as_keras(keras):
@@ -347,8 +461,9 @@ def test_random_weights_are_deterministic_shaped_as_keras_and_initialized_as_ker
             np.testing.assert_array_equal(value, again[layer][name])
             if name.endswith("kernel"):
                 shape = value.shape
-                fan_in, fan_out = (shape if len(shape) == 2 else
-                                   (shape[-2] * np.prod(shape[:-2]), shape[-1] * np.prod(shape[:-2])))
+                fan_in, fan_out = (
+                    shape if len(shape) == 2 else (shape[-2] * np.prod(shape[:-2]), shape[-1] * np.prod(shape[:-2]))
+                )
                 limit = np.sqrt(6 / (fan_in + fan_out))
                 assert np.abs(value).max() <= limit and np.abs(value).max() > 0.5 * limit
                 assert not np.array_equal(value, other[layer][name])
@@ -365,6 +480,7 @@ def test_editing_one_layer_keeps_the_other_layers_weights():
 
 
 # ---------------------------------------------------------------- bundles
+
 
 @pytest.mark.tf
 @pytest.mark.filterwarnings("ignore:.*unexpected keyword argument '___pyct_anno':DeprecationWarning")  # TF autograph

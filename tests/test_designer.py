@@ -35,6 +35,7 @@ def network_objects(bpy):
 
 # ---------------------------------------------------------------- designs <-> nodes
 
+
 @pytest.mark.parametrize("path", PRESETS, ids=lambda path: path.stem)
 def test_every_preset_becomes_nodes_that_show_its_shapes_and_convert_back_exactly(bpy_designer, path):
     from blender_cnn.core import design
@@ -62,8 +63,9 @@ def test_a_skip_connection_and_a_concatenation_convert_exactly(bpy_designer):
 
     tree = tree_from_design(copy.deepcopy(SKIP_DESIGN))
     assert design_from_tree(tree) == SKIP_DESIGN
-    assert analysis(tree).problems == {} and analysis(tree).total_params == \
-        design.total_parameters(design.infer_shapes(SKIP_DESIGN))
+    assert analysis(tree).problems == {} and analysis(tree).total_params == design.total_parameters(
+        design.infer_shapes(SKIP_DESIGN)
+    )
     assert [link.from_node.name for link in tree.nodes["join"].inputs[0].links] == ["add", "side"]
     # The skip's two branches are stacked in one column, right of conv1.
     assert tree.nodes["side"].location.x < tree.nodes["join"].location.x
@@ -83,8 +85,14 @@ def test_a_design_wired_by_hand_reads_as_a_design(bpy_designer):
     source.input_shape, source.class_names = (6, 6, 1), "yes, no"
     conv_a.arg_padding = conv_b.arg_padding = "same"
     dense.arg_units = 2
-    for start, end in ((source, conv_a), (conv_a, conv_b), (conv_a, add), (conv_b, add), (add, flatten),
-                       (flatten, dense)):
+    for start, end in (
+        (source, conv_a),
+        (conv_a, conv_b),
+        (conv_a, add),
+        (conv_b, add),
+        (add, flatten),
+        (flatten, dense),
+    ):
         tree.links.new(start.outputs[0], end.inputs[0])
     result = refresh(tree)
     assert result.problems == {} and result.design_problem is None
@@ -136,6 +144,7 @@ def test_every_node_type_shows_all_its_settings_and_why_it_is_not_linked_yet(bpy
 
 # ---------------------------------------------------------------- problems
 
+
 def _kernel_too_large(tree):
     tree.nodes["conv2"].arg_kernel_size = (9, 9)
     tree.nodes["conv2"].arg_padding = "valid"
@@ -182,6 +191,7 @@ def test_an_invalid_design_is_marked_on_its_node_and_not_built(bpy_designer, bre
 
 
 # ---------------------------------------------------------------- building scenes
+
 
 def _expected_cells(design, tmp_path, seed=0):
     from blender_cnn.core import cells
@@ -236,12 +246,14 @@ def test_design_from_network_gives_the_built_networks_layers(bpy_designer):
     assert bpy.ops.bcnn.design_from_network() == {"FINISHED"}
     (made,) = {group for group in set(bpy.data.node_groups) - before if group.bl_idname == "BCNN_DesignTree"}
     infos = design.infer_shapes(design_from_tree(made))
-    assert [(info.name, info.type, info.output_shape) for info in infos] == \
-        [(layer.name, layer.type, tuple(layer.output_shape)) for layer in bundle.layers]
+    assert [(info.name, info.type, info.output_shape) for info in infos] == [
+        (layer.name, layer.type, tuple(layer.output_shape)) for layer in bundle.layers
+    ]
     assert design.total_parameters(infos) == design.total_parameters(design.infer_shapes(design_from_tree(tree)))
 
 
 # ---------------------------------------------------------------- user presets
+
 
 def test_a_saved_user_preset_is_offered_and_opens_as_it_was_saved(bpy_designer, tmp_path):
     from blender_cnn.designer.convert import design_from_tree
@@ -256,10 +268,13 @@ def test_a_saved_user_preset_is_offered_and_opens_as_it_was_saved(bpy_designer, 
     assert "user:my_lenet" in [identifier for identifier, _label, _path in preset_files()]
     reopened = new_tree_from_preset(bpy, "user:my_lenet")
     assert design_from_tree(reopened) == {**design_from_tree(tree), "name": "my lenet"}
-    assert not [p for folder in ("blender_cnn", "presets") for p in (REPO / folder).rglob("my_lenet.json")]  # never the add-on's own folder
+    assert not [
+        p for folder in ("blender_cnn", "presets") for p in (REPO / folder).rglob("my_lenet.json")
+    ]  # never the add-on's own folder
 
 
 # ---------------------------------------------------------------- the panel
+
 
 def test_the_panel_draws_for_no_tree_an_empty_a_valid_and_an_invalid_design(bpy_designer):
     bpy = bpy_designer

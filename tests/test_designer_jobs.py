@@ -47,8 +47,11 @@ def break_tree(tree):
 
 
 def scene_state(bpy):
-    return sorted(bpy.data.objects.keys()), sorted(bpy.data.meshes.keys()), sorted(
-        group.name for group in bpy.data.node_groups if group.bl_idname != "BCNN_DesignTree")
+    return (
+        sorted(bpy.data.objects.keys()),
+        sorted(bpy.data.meshes.keys()),
+        sorted(group.name for group in bpy.data.node_groups if group.bl_idname != "BCNN_DesignTree"),
+    )
 
 
 def files_under(folder):
@@ -56,6 +59,7 @@ def files_under(folder):
 
 
 # ---------------------------------------------------------------- export
+
 
 @pytest.mark.tf
 @pytest.mark.bpy
@@ -78,14 +82,14 @@ def test_an_exported_design_loads_in_safe_mode_and_computes_what_its_scene_shows
     model = keras.saving.load_model(path, safe_mode=True)
     inputs = bundle.array("samples/inputs")
     np.testing.assert_allclose(model.predict(inputs, verbose=0), bundle.array("samples/predictions")[0], atol=2e-5)
-    np.testing.assert_allclose(model.predict(inputs, verbose=0),
-                               bundle.array(bundle.layers[-1].activations)[0], atol=2e-5)
+    np.testing.assert_allclose(
+        model.predict(inputs, verbose=0), bundle.array(bundle.layers[-1].activations)[0], atol=2e-5
+    )
 
 
 @pytest.mark.tf
 @pytest.mark.bpy
-def test_export_runs_in_the_external_python_when_blender_has_no_tensorflow(bpy_designer, tmp_path,
-                                                                          external_python):
+def test_export_runs_in_the_external_python_when_blender_has_no_tensorflow(bpy_designer, tmp_path, external_python):
     import keras
 
     from blender_cnn.core.design import random_weights
@@ -95,12 +99,14 @@ def test_export_runs_in_the_external_python_when_blender_has_no_tensorflow(bpy_d
     path = tmp_path / "out" / "tiny.keras"
     assert bpy_designer.ops.bcnn.export_design(tree_name=tree.name, filepath=str(path), seed=5) == {"FINISHED"}
     model = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(model.get_layer("conv").kernel.numpy(),
-                                  random_weights(design_from_tree(tree), 5)["conv"]["kernel"])
+    np.testing.assert_array_equal(
+        model.get_layer("conv").kernel.numpy(), random_weights(design_from_tree(tree), 5)["conv"]["kernel"]
+    )
     assert files_under(path.parent) == ["tiny.keras"]
 
 
 # ---------------------------------------------------------------- training
+
 
 @pytest.mark.tf
 @pytest.mark.bpy
@@ -125,22 +131,31 @@ def test_training_a_design_replaces_its_network_with_every_epoch_and_keeps_the_s
     np.testing.assert_array_equal(bundle.weights("conv", 0)["kernel"], designed.weights("conv", 0)["kernel"])
     assert not np.array_equal(bundle.weights("conv", 2)["kernel"], bundle.weights("conv", 0)["kernel"])
     (run_dir,) = runs.iterdir()
-    assert run_dir.name.startswith("tiny-") and network["blender_cnn_bundle"] == str(run_dir / f"{run_dir.name}.bcnn.npz")
+    assert run_dir.name.startswith("tiny-") and network["blender_cnn_bundle"] == str(
+        run_dir / f"{run_dir.name}.bcnn.npz"
+    )
     assert {"epoch_000.keras", "epoch_002.keras", "run.json"} <= set(os.listdir(run_dir))
 
 
 @pytest.mark.slow
 @pytest.mark.tf
 @pytest.mark.bpy
-def test_training_in_the_external_python_shows_progress_of_both_stages(bpy_designer, runs,
-                                                                       external_python):
+def test_training_in_the_external_python_shows_progress_of_both_stages(bpy_designer, runs, external_python):
     from blender_cnn.designer.tensorflow_operators import BCNN_OT_train_design
     from blender_cnn.scene.network import network_bundle
 
     bpy = bpy_designer
     tree = tiny_tree(bpy)
-    driver = modal_driver(BCNN_OT_train_design, tree_name=tree.name, epochs=EPOCHS, dataset="DESIGN",
-                          image_folder="", run_folder="", seed=0, frame_camera=False)
+    driver = modal_driver(
+        BCNN_OT_train_design,
+        tree_name=tree.name,
+        epochs=EPOCHS,
+        dataset="DESIGN",
+        image_folder="",
+        run_folder="",
+        seed=0,
+        frame_camera=False,
+    )
     context = modal_context(bpy)
     assert driver.execute(context) == {"RUNNING_MODAL"}
     assert isinstance(driver._job, jobs.SubprocessJob)
@@ -163,8 +178,16 @@ def test_cancelling_training_leaves_the_scene_and_the_runs_folder_as_they_were(b
     bpy = bpy_designer
     tree = tiny_tree(bpy)
     before = scene_state(bpy)
-    driver = modal_driver(BCNN_OT_train_design, tree_name=tree.name, epochs=EPOCHS, dataset="DESIGN",
-                          image_folder="", run_folder="", seed=0, frame_camera=True)
+    driver = modal_driver(
+        BCNN_OT_train_design,
+        tree_name=tree.name,
+        epochs=EPOCHS,
+        dataset="DESIGN",
+        image_folder="",
+        run_folder="",
+        seed=0,
+        frame_camera=True,
+    )
     context = modal_context(bpy)
     assert driver.execute(context) == {"RUNNING_MODAL"}
     assert driver.modal(context, TIMER) == {"PASS_THROUGH"}
@@ -211,14 +234,14 @@ def test_training_refuses_bad_settings_before_starting(bpy_designer, runs, tmp_p
 
 # ---------------------------------------------------------------- Build Scene
 
+
 @pytest.mark.bpy
 def test_build_scene_of_a_big_design_shows_progress_and_builds(bpy_designer, slow_forward_pass):
     from blender_cnn.designer.operators import DESIGN_PROPERTY, BCNN_OT_build_design_scene
 
     bpy = bpy_designer
     tree = new_tree_from_preset(bpy, "builtin:digits_cnn")
-    driver = modal_driver(BCNN_OT_build_design_scene, tree_name=tree.name, seed=0, inputs="ALL",
-                          frame_camera=False)
+    driver = modal_driver(BCNN_OT_build_design_scene, tree_name=tree.name, seed=0, inputs="ALL", frame_camera=False)
     context = modal_context(bpy)
     assert driver.execute(context) == {"RUNNING_MODAL"}
     polls = 0
@@ -241,8 +264,7 @@ def test_build_scene_cancelled_leaves_no_bundle_and_no_network(bpy_designer, slo
     bpy = bpy_designer
     tree = new_tree_from_preset(bpy, "builtin:digits_cnn")
     before = scene_state(bpy)
-    driver = modal_driver(BCNN_OT_build_design_scene, tree_name=tree.name, seed=0, inputs="ALL",
-                          frame_camera=True)
+    driver = modal_driver(BCNN_OT_build_design_scene, tree_name=tree.name, seed=0, inputs="ALL", frame_camera=True)
     context = modal_context(bpy)
     assert driver.execute(context) == {"RUNNING_MODAL"}
     assert driver.modal(context, TIMER) == {"PASS_THROUGH"}
@@ -271,8 +293,9 @@ def test_the_panel_shows_the_tensorflow_buttons_and_a_running_job(bpy_designer, 
     record = draw_designer_panel(bpy, tree)
     assert {"bcnn.export_design", "bcnn.train_design", "bcnn.build_design_scene"} <= set(record["operators"])
 
-    task = jobs.Task("Training", "design 'tiny'", str(tmp_path / "run"), run=lambda *_args: time.sleep(0.2),
-                       progress_total=6)
+    task = jobs.Task(
+        "Training", "design 'tiny'", str(tmp_path / "run"), run=lambda *_args: time.sleep(0.2), progress_total=6
+    )
     job = jobs.start_job(task)
     ui_jobs.running_jobs.append(job)
     try:
@@ -301,6 +324,7 @@ def test_a_training_that_fails_reports_one_line_and_leaves_nothing(bpy_designer,
 
 
 # ---------------------------------------------------------------- the job machinery
+
 
 def write_run(out_path, log, _should_stop, names=("epoch_000.keras",)):
     os.makedirs(out_path)
@@ -337,8 +361,7 @@ def test_a_job_error_is_one_line_and_nothing_is_left(tmp_path):
     assert job.status_text == f"Training failed: {job.error}"
     assert files_under(tmp_path) == []
 
-    silent = jobs.start_job(jobs.Task("Exporting", "design 'x'", str(tmp_path / "x.keras"),
-                                          run=lambda *_args: None))
+    silent = jobs.start_job(jobs.Task("Exporting", "design 'x'", str(tmp_path / "x.keras"), run=lambda *_args: None))
     with pytest.raises(BlenderCNNError, match="exporting ended without writing x.keras"):
         silent.wait()
     assert files_under(tmp_path) == []

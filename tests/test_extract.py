@@ -18,8 +18,10 @@ from blender_cnn.extract.keras_models import build_model  # noqa: E402
 from blender_cnn.extract.training import train_run  # noqa: E402
 
 # Keras' own checkpoint saving trips this numpy 2 warning; it is not ours to fix.
-pytestmark = [pytest.mark.tf,
-              pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")]
+pytestmark = [
+    pytest.mark.tf,
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
+]
 EPOCHS = 2
 TINY_PRESET = {
     "name": "tiny",
@@ -34,8 +36,15 @@ TINY_PRESET = {
         {"type": "Flatten", "name": "flatten"},
         {"type": "Dense", "name": "output", "units": 10, "activation": "softmax"},
     ],
-    "training": {"dataset": "digits", "epochs": EPOCHS, "batch_size": 64, "learning_rate": 0.01,
-                 "validation_split": 0.2, "seed": 3, "samples_per_class": 1},
+    "training": {
+        "dataset": "digits",
+        "epochs": EPOCHS,
+        "batch_size": 64,
+        "learning_rate": 0.01,
+        "validation_split": 0.2,
+        "seed": 3,
+        "samples_per_class": 1,
+    },
 }
 EXPECTED_GRAPH = {
     "input": ("InputLayer", [], [8, 8, 1]),
@@ -79,7 +88,12 @@ def test_layer_graph_follows_the_keras_graph(run):
         assert layer.params == model.get_layer(layer.name).count_params()
     assert sum(layer.params for layer in bundle.layers) == model.count_params()
     conv1 = bundle.layer("conv1").config
-    assert (conv1["filters"], conv1["kernel_size"], conv1["padding"], conv1["activation"]) == (4, [3, 3], "same", "relu")
+    assert (conv1["filters"], conv1["kernel_size"], conv1["padding"], conv1["activation"]) == (
+        4,
+        [3, 3],
+        "same",
+        "relu",
+    )
     assert bundle.layer("pool").config["pool_size"] == [2, 2]
     assert bundle.layer("output").config["units"] == 10
     json.dumps(bundle.manifest, allow_nan=False)
@@ -98,16 +112,19 @@ def test_activations_and_weights_equal_keras(run, epoch):
         assert stored.dtype == np.float32 and stored.flags.c_contiguous
         assert np.max(np.abs(stored - expected)) < 1e-5, layer.name
         # The listed inputs are the real ones: the layer applied to them gives its stored output.
-        sources = [bundle.array(bundle.layer(name).activations)[-1 if name == "input" else bundle.epoch_index(epoch)]
-                   for name in layer.inputs]
+        sources = [
+            bundle.array(bundle.layer(name).activations)[-1 if name == "input" else bundle.epoch_index(epoch)]
+            for name in layer.inputs
+        ]
         recomputed = np.asarray(keras_layer(sources[0] if len(sources) == 1 else sources))
         assert np.max(np.abs(recomputed - stored)) < 1e-5, layer.name
         stored_weights = bundle.weights(layer.name, epoch=epoch)
         assert list(stored_weights) == [variable.name for variable in keras_layer.weights]
         for variable in keras_layer.weights:
             np.testing.assert_array_equal(stored_weights[variable.name], variable.numpy())
-    np.testing.assert_allclose(bundle.array("samples/predictions")[bundle.epoch_index(epoch)],
-                               model.predict(inputs, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        bundle.array("samples/predictions")[bundle.epoch_index(epoch)], model.predict(inputs, verbose=0), atol=1e-6
+    )
 
 
 def test_metrics_come_from_the_history(run):

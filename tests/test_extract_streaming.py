@@ -17,8 +17,10 @@ from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
 from blender_cnn.extract import __main__ as extract_cli  # noqa: E402
 from blender_cnn.extract import keras_bundle  # noqa: E402
 
-pytestmark = [pytest.mark.tf,
-              pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")]
+pytestmark = [
+    pytest.mark.tf,
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
+]
 EPOCHS = 3
 SAMPLES = 7
 CLASSES = 4
@@ -53,8 +55,12 @@ def run_dir(tmp_path_factory):
             for variable in model.weights:
                 variable.assign(variable.numpy() + rng.normal(0, 0.1, variable.shape).astype(np.float32))
         model.save(folder / f"epoch_{epoch:03d}.keras")
-    np.savez(folder / "samples.npz", inputs=rng.random((SAMPLES, 12, 12, 1), dtype=np.float32),
-             labels=np.arange(SAMPLES, dtype=np.int32) % CLASSES, source_index=np.arange(SAMPLES, dtype=np.int32))
+    np.savez(
+        folder / "samples.npz",
+        inputs=rng.random((SAMPLES, 12, 12, 1), dtype=np.float32),
+        labels=np.arange(SAMPLES, dtype=np.int32) % CLASSES,
+        source_index=np.arange(SAMPLES, dtype=np.int32),
+    )
     return folder
 
 
@@ -64,8 +70,9 @@ def keras_outputs(checkpoint, inputs):
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     probe = keras.Model(model.input, [layer.output for layer in layers])
     outputs = {layer.name: np.asarray(values) for layer, values in zip(layers, probe(inputs, training=False))}
-    weights = {f"weights/{layer.name}/{variable.name}": variable.numpy() for layer in layers
-               for variable in layer.weights}
+    weights = {
+        f"weights/{layer.name}/{variable.name}": variable.numpy() for layer in layers for variable in layer.weights
+    }
     return outputs, weights
 
 
@@ -88,14 +95,23 @@ def test_streamed_bundle_equals_keras(run_dir, streamed):
     for position in range(EPOCHS):
         outputs, weights = keras_outputs(run_dir / f"epoch_{position:03d}.keras", inputs)
         for layer in streamed.layers[1:]:
-            np.testing.assert_allclose(streamed.array(layer.activations)[position], outputs[layer.name],
-                                       rtol=1e-5, atol=1e-6, err_msg=f"{layer.name} epoch {position}")
+            np.testing.assert_allclose(
+                streamed.array(layer.activations)[position],
+                outputs[layer.name],
+                rtol=1e-5,
+                atol=1e-6,
+                err_msg=f"{layer.name} epoch {position}",
+            )
         for key, value in weights.items():
             np.testing.assert_array_equal(streamed.array(key)[position], value, err_msg=key)
         logits = outputs["logits"].astype(np.float64)
         expected = np.exp(logits - logits.max(axis=1, keepdims=True))
-        np.testing.assert_allclose(streamed.array("samples/predictions")[position],
-                                   expected / expected.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            streamed.array("samples/predictions")[position],
+            expected / expected.sum(axis=1, keepdims=True),
+            rtol=1e-5,
+            atol=1e-6,
+        )
     assert [name for name in os.listdir(run_dir) if name.startswith(".") or name.endswith(".partial")] == []
 
 
@@ -115,8 +131,7 @@ def test_float16_bundle_holds_the_same_activations_rounded(run_dir, streamed, tm
 
 
 def test_samples_per_class_from_the_samples_file(run_dir, tmp_path):
-    bundle = load_bundle(keras_bundle.extract(run_dir, tmp_path / "picked.bcnn.npz", samples_per_class=1,
-                                              log=quiet))
+    bundle = load_bundle(keras_bundle.extract(run_dir, tmp_path / "picked.bcnn.npz", samples_per_class=1, log=quiet))
     assert bundle.array("samples/labels").tolist() == [0, 1, 2, 3]
     assert bundle.array("samples/source_index").tolist() == [0, 1, 2, 3]
     assert bundle.manifest["samples"]["preprocessing"]["samples"]["per_class"] == 1
@@ -138,11 +153,13 @@ def test_image_files_through_the_cli(run_dir, tmp_path):
     assert recorded["files"] == ["photo.png", "photo.jpg"] and recorded["resize"]["to"] == [12, 12]
     assert "samples/source_index" not in bundle.manifest["samples"].values()
     outputs, _ = keras_outputs(run_dir / f"epoch_{EPOCHS - 1:03d}.keras", bundle.array("samples/inputs"))
-    np.testing.assert_allclose(bundle.activations("hidden", epoch=-1, sample=1), outputs["hidden"][1],
-                               rtol=2e-3, atol=2e-3)  # float16 keeps about three digits
+    np.testing.assert_allclose(
+        bundle.activations("hidden", epoch=-1, sample=1), outputs["hidden"][1], rtol=2e-3, atol=2e-3
+    )  # float16 keeps about three digits
 
 
 def test_cli_refuses_images_with_samples_per_class(run_dir, tmp_path, capsys):
-    code = extract_cli.main([str(run_dir), "--out", str(tmp_path / "x.bcnn.npz"), "--images", "a.png",
-                             "--samples-per-class", "2"])
+    code = extract_cli.main(
+        [str(run_dir), "--out", str(tmp_path / "x.bcnn.npz"), "--images", "a.png", "--samples-per-class", "2"]
+    )
     assert code == 2 and "not both" in capsys.readouterr().err

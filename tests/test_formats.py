@@ -17,8 +17,10 @@ from blender_cnn.extract.keras_models import build_model  # noqa: E402
 from blender_cnn.extract.samples import Samples  # noqa: E402
 
 # Keras' own checkpoint saving trips this numpy 2 warning; it is not ours to fix.
-pytestmark = [pytest.mark.tf,
-              pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")]
+pytestmark = [
+    pytest.mark.tf,
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
+]
 SHAPE = (6, 6, 1)
 CLASSES = 3
 QUIET = {"log": lambda message: None}
@@ -50,11 +52,14 @@ def write_samples(path, data, count=4):
 
 def nested_model():
     """A Sequential backbone inside a functional model, a skip connection, a merge and a layer type the add-on lacks."""
-    backbone = keras.Sequential([
-        keras.Input(SHAPE),
-        keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv"),
-        keras.layers.BatchNormalization(name="bn"),
-    ], name="backbone")
+    backbone = keras.Sequential(
+        [
+            keras.Input(SHAPE),
+            keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv"),
+            keras.layers.BatchNormalization(name="bn"),
+        ],
+        name="backbone",
+    )
     image = keras.Input(SHAPE, name="image")
     side = keras.layers.Conv2D(2, 1, name="side")(image)
     merged = keras.layers.Add(name="add")([backbone(image), side])
@@ -99,18 +104,32 @@ def assert_epoch_equals_keras(bundle, epoch, model, layer_output=None):
 
 def test_keras_run_folder_with_csv_history(tmp_path, data):
     model = nested_model()
-    model.fit(*data, epochs=3, batch_size=8, verbose=0, callbacks=[
-        keras.callbacks.ModelCheckpoint(str(tmp_path / "model.{epoch:02d}.keras")),
-        keras.callbacks.CSVLogger(str(tmp_path / "training_log.csv")),
-    ])
+    model.fit(
+        *data,
+        epochs=3,
+        batch_size=8,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.ModelCheckpoint(str(tmp_path / "model.{epoch:02d}.keras")),
+            keras.callbacks.CSVLogger(str(tmp_path / "training_log.csv")),
+        ],
+    )
     write_samples(tmp_path / "samples.npz", data)
     bundle = load_bundle(extract(tmp_path, tmp_path / "out.bcnn.npz", **QUIET))
 
     assert bundle.epochs == [1, 2, 3]  # {epoch} in ModelCheckpoint names counts from 1
     graph = {layer.name: list(layer.inputs) for layer in bundle.layers}
-    assert graph == {"image": [], "side": ["image"], "backbone/conv": ["image"], "backbone/bn": ["backbone/conv"],
-                     "add": ["backbone/bn", "side"], "concat": ["add", "side"], "norm": ["concat"],
-                     "gap": ["norm"], "out": ["gap"]}
+    assert graph == {
+        "image": [],
+        "side": ["image"],
+        "backbone/conv": ["image"],
+        "backbone/bn": ["backbone/conv"],
+        "add": ["backbone/bn", "side"],
+        "concat": ["add", "side"],
+        "norm": ["concat"],
+        "gap": ["norm"],
+        "out": ["gap"],
+    }
     assert bundle.manifest["unrecognized_layers"] == ["norm"]
     assert "weights/backbone/conv/kernel" in {w.array for w in bundle.layer("backbone/conv").weights}
     for epoch in (1, 3):
@@ -164,8 +183,9 @@ def test_legacy_h5_full_model_from_tf_keras(tmp_path, data):
         return tf_keras.Model(model.input, model.get_layer(name).output)(values).numpy()
 
     index = bundle.epoch_index(1)
-    np.testing.assert_allclose(bundle.array("samples/predictions")[index], model.predict(inputs[:4], verbose=0),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        bundle.array("samples/predictions")[index], model.predict(inputs[:4], verbose=0), atol=1e-5
+    )
     for layer in bundle.layers[1:]:
         stored = bundle.array(layer.activations)[index]
         assert np.max(np.abs(stored - layer_output(layer.name, inputs[:4]))) < 1e-5, layer.name
@@ -189,8 +209,15 @@ def test_weights_only_run_with_an_architecture(tmp_path, data, architecture):
     else:
         architecture_path = tmp_path / "preset.json"
         architecture_path.write_text(json.dumps(PRESET))
-    model.fit(*data, epochs=2, batch_size=8, verbose=0, callbacks=[keras.callbacks.ModelCheckpoint(
-        str(run_dir / "weights.{epoch:02d}.weights.h5"), save_weights_only=True)])
+    model.fit(
+        *data,
+        epochs=2,
+        batch_size=8,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.ModelCheckpoint(str(run_dir / "weights.{epoch:02d}.weights.h5"), save_weights_only=True)
+        ],
+    )
     write_samples(run_dir / "samples.npz", data)
     bundle = load_bundle(extract(run_dir, architecture=architecture_path, **QUIET))
 
@@ -207,8 +234,9 @@ def test_tensorflow_checkpoint_manager_run(tmp_path, data):
     architecture = tmp_path / "net.keras"
     model.save(architecture)
     run_dir = tmp_path / "ckpts"
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model, optimizer=model.optimizer),
-                                         str(run_dir), max_to_keep=None)
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer), str(run_dir), max_to_keep=None
+    )
     for epoch in (1, 2):
         model.fit(*data, epochs=1, batch_size=8, verbose=0)
         manager.save(checkpoint_number=epoch)
@@ -221,7 +249,6 @@ def test_tensorflow_checkpoint_manager_run(tmp_path, data):
     assert_epoch_equals_keras(bundle, 2, model)
     assert not np.array_equal(bundle.weights("out", 1)["kernel"], bundle.weights("out", 2)["kernel"])
 
-    one = load_bundle(extract(run_dir / "ckpt-2.index", tmp_path / "one.bcnn.npz", architecture=architecture,
-                              **QUIET))
+    one = load_bundle(extract(run_dir / "ckpt-2.index", tmp_path / "one.bcnn.npz", architecture=architecture, **QUIET))
     assert one.epochs == [2]
     np.testing.assert_array_equal(one.array("activations/out"), bundle.array("activations/out")[1:])

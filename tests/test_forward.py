@@ -19,10 +19,12 @@ from blender_cnn.core.numpy_layers import ACTIVATIONS  # noqa: E402
 from blender_cnn.extract.keras_bundle import extract_run  # noqa: E402
 
 # Keras' own checkpoint saving trips this numpy 2 warning; it is not ours to fix.
-pytestmark = [pytest.mark.tf,
-              pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
-              pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`, which is deprecated"),
-              pytest.mark.filterwarnings("ignore:.*___pyct_anno:DeprecationWarning")]  # TensorFlow's autograph
+pytestmark = [
+    pytest.mark.tf,
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
+    pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`, which is deprecated"),
+    pytest.mark.filterwarnings("ignore:.*___pyct_anno:DeprecationWarning"),
+]  # TensorFlow's autograph
 TOLERANCE = 1e-4
 L = keras.layers
 
@@ -74,8 +76,9 @@ def check_each_layer(graph, inputs):
     worst = {}
     for name, layer, sources in graph.nodes:
         weights = {variable.name: variable.numpy() for variable in layer.weights}
-        computed = compute_layer(type(layer).__name__, bundle_config(layer), weights,
-                                 [expected[source] for source in sources], name=name)
+        computed = compute_layer(
+            type(layer).__name__, bundle_config(layer), weights, [expected[source] for source in sources], name=name
+        )
         assert computed.dtype == np.float32
         assert computed.shape == expected[name].shape, name
         error = relative_error(computed, expected[name])
@@ -98,8 +101,11 @@ def convolution_graph():
     graph.add("relu_plain", L.ReLU(), "batch_norm")
     graph.add("relu6", L.ReLU(max_value=6.0), "batch_norm")
     graph.add("skip", L.Add(), "conv_same_s2", "relu")
-    graph.add("depthwise", L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", dilation_rate=2,
-                                             activation="relu6"), "skip")
+    graph.add(
+        "depthwise",
+        L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", dilation_rate=2, activation="relu6"),
+        "skip",
+    )
     graph.add("depthwise_s2", L.DepthwiseConv2D(3, strides=2), "skip")
     graph.add("separable", L.SeparableConv2D(8, 3, depth_multiplier=2, padding="same", activation="tanh"), "skip")
     graph.add("separable_s2", L.SeparableConv2D(5, (2, 3), strides=2, use_bias=False), "skip")
@@ -111,8 +117,9 @@ def convolution_graph():
     graph.add("transpose_same", L.Conv2DTranspose(4, 3, strides=2, padding="same", activation="sigmoid"), "max_valid")
     graph.add("transpose_valid", L.Conv2DTranspose(4, 3, strides=2, output_padding=1), "max_valid")
     graph.add("transpose_wide_stride", L.Conv2DTranspose(3, (2, 3), strides=(3, 2)), "max_valid")
-    graph.add("transpose_same_padded", L.Conv2DTranspose(3, 4, strides=2, padding="same", output_padding=1),
-              "max_valid")
+    graph.add(
+        "transpose_same_padded", L.Conv2DTranspose(3, 4, strides=2, padding="same", output_padding=1), "max_valid"
+    )
     graph.add("transpose_dilated", L.Conv2DTranspose(3, 3, dilation_rate=2, padding="same"), "max_valid")
     graph.add("global_average", L.GlobalAveragePooling2D(), "branches")
     graph.add("global_max", L.GlobalMaxPooling2D(keepdims=True), "branches")
@@ -155,8 +162,7 @@ def extras_graph():
     graph.add("rms_norm", L.RMSNormalization(), "conv")
     graph.add("rms_norm_spatial", L.RMSNormalization(axis=[1, 2, 3], epsilon=0.01), "conv")
     graph.add("normalization", L.Normalization(), "conv")
-    graph.add("normalization_given", L.Normalization(mean=[0.1, 0.2, -0.3, 0.4], variance=[1.0, 2.0, 0.5, 4.0]),
-              "conv")
+    graph.add("normalization_given", L.Normalization(mean=[0.1, 0.2, -0.3, 0.4], variance=[1.0, 2.0, 0.5, 4.0]), "conv")
     graph.add("normalization_inverted", L.Normalization(axis=(1, 3), invert=True), "conv")
     return graph
 
@@ -196,8 +202,11 @@ def test_unsupported_settings_are_named():
 
 
 # Layers Keras ships in keras.applications rather than keras.layers, by the module that defines them.
-APPLICATION_LAYERS = {"LayerScale": "convnext", "StochasticDepth": "convnext",
-                      "CustomScaleLayer": "inception_resnet_v2"}
+APPLICATION_LAYERS = {
+    "LayerScale": "convnext",
+    "StochasticDepth": "convnext",
+    "CustomScaleLayer": "inception_resnet_v2",
+}
 # Layers of tf.keras 2.x that Keras 3 dropped; their models still carry them.
 KERAS_2_LAYERS = {"ThresholdedReLU"}
 
@@ -224,6 +233,7 @@ def test_registry_uses_keras_names():
 
 # ---------------------------------------------------------------- through a bundle
 
+
 def bundle_model():
     """A network with every layer type the add-on understands, to go through extraction."""
     inputs = keras.Input(shape=(12, 12, 2), name="image")
@@ -240,8 +250,9 @@ def bundle_model():
     x = L.Conv2DTranspose(4, 3, strides=2, padding="same", name="transpose")(x)
     x = L.LeakyReLU(negative_slope=0.2, name="leaky")(x)
     x = L.AveragePooling2D(3, strides=2, padding="same", name="pool")(x)
-    pooled = L.Concatenate(name="pooled")([L.GlobalAveragePooling2D(name="global_mean")(x),
-                                           L.GlobalMaxPooling2D(name="global_max")(x)])
+    pooled = L.Concatenate(name="pooled")(
+        [L.GlobalAveragePooling2D(name="global_mean")(x), L.GlobalMaxPooling2D(name="global_max")(x)]
+    )
     x = L.Flatten(name="flatten")(x)
     x = L.Dropout(0.3, name="dropout")(x)
     x = L.ReLU(name="relu")(L.Dense(8, name="hidden")(x))
@@ -260,12 +271,18 @@ def bundle(tmp_path_factory):
     for epoch in range(2):
         for variable in model.weights:  # as if trained: every weight changes between epochs
             shape = tuple(variable.shape)
-            values = rng.uniform(0.3, 2.0, shape) if variable.name == "moving_variance" else \
-                variable.numpy() + rng.normal(0, 0.2, shape)
+            values = (
+                rng.uniform(0.3, 2.0, shape)
+                if variable.name == "moving_variance"
+                else variable.numpy() + rng.normal(0, 0.2, shape)
+            )
             variable.assign(values.astype(np.float32))
         model.save(run_dir / f"epoch_{epoch:03d}.keras")
-    np.savez(run_dir / "samples.npz", inputs=rng.uniform(0, 1, (3, 12, 12, 2)).astype(np.float32),
-             labels=np.arange(3, dtype=np.int32))
+    np.savez(
+        run_dir / "samples.npz",
+        inputs=rng.uniform(0, 1, (3, 12, 12, 2)).astype(np.float32),
+        labels=np.arange(3, dtype=np.int32),
+    )
     return load_bundle(extract_run(run_dir, run_dir / "forward.bcnn.npz", log=lambda message: None))
 
 
@@ -294,8 +311,9 @@ def test_forward_reproduces_bundle_activations(bundle):
             # Bundles from version 2 on may store activations as float16, good to about 5e-4.
             stored_precisely = bundle.array(layer.activations).dtype == np.float32
             error = relative_error(outputs[layer.name], expected)
-            assert error < (TOLERANCE if stored_precisely else 1e-3), \
+            assert error < (TOLERANCE if stored_precisely else 1e-3), (
                 f"epoch {epoch}, {layer.name} ({layer.type}): relative error {error:.2e}"
+            )
         by_epoch[epoch] = outputs
     # The epoch chooses the weights: the two epochs' outputs differ.
     assert not np.allclose(by_epoch[0]["conv1"], by_epoch[1]["conv1"])

@@ -65,8 +65,12 @@ def test_plumbing_folds_into_the_layer_it_finishes_and_padding_into_the_layer_th
 
 
 def test_plumbing_with_a_second_reader_stays_a_unit_of_its_own():
-    layers = network(("input", "InputLayer", ()), ("conv", "Conv2D", ("input",)),
-                     ("bn", "BatchNormalization", ("conv",)), ("skip", "Add", ("conv", "bn")))
+    layers = network(
+        ("input", "InputLayer", ()),
+        ("conv", "Conv2D", ("input",)),
+        ("bn", "BatchNormalization", ("conv",)),
+        ("skip", "Add", ("conv", "bn")),
+    )
     plan = plan_graph(layers)
     assert ["bn"] in [unit.layers for unit in plan.units], "conv feeds two layers, so bn cannot fold into it"
 
@@ -97,11 +101,16 @@ def test_every_edge_between_units_is_a_link_and_merges_get_all_their_inputs():
 
 
 def test_an_unnamed_inception_module_becomes_one_block_named_after_its_output():
-    layers = network(("input", "InputLayer", ()), ("conv2d", "Conv2D", ("input",)),
-                     ("conv2d_1", "Conv2D", ("conv2d",)), ("conv2d_2", "Conv2D", ("conv2d",)),
-                     ("conv2d_3", "Conv2D", ("conv2d_2",)), ("average_pooling2d", "AveragePooling2D", ("conv2d",)),
-                     ("mixed0", "Concatenate", ("conv2d_1", "conv2d_3", "average_pooling2d")),
-                     ("dense", "Dense", ("mixed0",)))
+    layers = network(
+        ("input", "InputLayer", ()),
+        ("conv2d", "Conv2D", ("input",)),
+        ("conv2d_1", "Conv2D", ("conv2d",)),
+        ("conv2d_2", "Conv2D", ("conv2d",)),
+        ("conv2d_3", "Conv2D", ("conv2d_2",)),
+        ("average_pooling2d", "AveragePooling2D", ("conv2d",)),
+        ("mixed0", "Concatenate", ("conv2d_1", "conv2d_3", "average_pooling2d")),
+        ("dense", "Dense", ("mixed0",)),
+    )
     plan = plan_graph(layers)
     assert [block.name for block in plan.blocks] == ["mixed0"]
     block = plan.blocks[0]
@@ -110,8 +119,13 @@ def test_an_unnamed_inception_module_becomes_one_block_named_after_its_output():
 
 
 def test_a_short_sequential_network_keeps_a_unit_per_layer_and_no_links():
-    layers = network(("input", "InputLayer", ()), ("conv", "Conv2D", ("input",)),
-                     ("drop", "Dropout", ("conv",)), ("flat", "Flatten", ("drop",)), ("dense", "Dense", ("flat",)))
+    layers = network(
+        ("input", "InputLayer", ()),
+        ("conv", "Conv2D", ("input",)),
+        ("drop", "Dropout", ("conv",)),
+        ("flat", "Flatten", ("drop",)),
+        ("dense", "Dense", ("flat",)),
+    )
     assert is_chain(layers)
     plan = plan_graph(layers)
     assert plan.detailed and [unit.layers for unit in plan.units] == [[layer.name] for layer in layers]
@@ -156,8 +170,11 @@ def test_long_rows_wrap_towards_a_16_by_9_outline():
 
 
 def test_the_budget_caps_wide_layers_first_and_says_which():
-    layers = [Layer(0, "input", "InputLayer", (), (32, 32, 3)), Layer(1, "wide", "Conv2D", ("input",), (32, 32, 512)),
-              Layer(2, "narrow", "Conv2D", ("wide",), (32, 32, 16))]
+    layers = [
+        Layer(0, "input", "InputLayer", (), (32, 32, 3)),
+        Layer(1, "wide", "Conv2D", ("input",), (32, 32, 512)),
+        Layer(2, "narrow", "Conv2D", ("wide",), (32, 32, 16)),
+    ]
     names = {"input", "wide", "narrow"}
     whole = budget.plan_channels(layers, names, 1e12)
     assert whole.shown == {"input": 3, "wide": 512, "narrow": 16} and whole.capped == ()
@@ -170,19 +187,27 @@ def test_the_budget_caps_wide_layers_first_and_says_which():
 
 @pytest.mark.parametrize("epochs, samples", [(1, 1), (10, 4)])
 def test_the_estimate_grows_with_stored_epochs_and_samples(epochs, samples):
-    assert budget.estimated_bytes(1000, epochs, samples) == 1000 * (budget.BYTES_PER_CELL
-                                                                    + budget.BYTES_PER_STORED_VALUE * epochs * samples)
+    assert budget.estimated_bytes(1000, epochs, samples) == 1000 * (
+        budget.BYTES_PER_CELL + budget.BYTES_PER_STORED_VALUE * epochs * samples
+    )
 
 
 def test_arithmetic_from_a_models_code_folds_like_an_activation():
     """MobileNetV3's hard-swish: conv, then x + 3, ReLU6, / 6 and a multiply with the conv's output."""
-    layers = network(("input", "InputLayer", ()), ("conv", "Conv2D", ("input",)),
-                     ("plus_three", "ops.Add", ("conv",)), ("relu6", "ReLU", ("plus_three",)),
-                     ("sixth", "ops.Multiply", ("relu6",)), ("swish", "Multiply", ("conv", "sixth")),
-                     ("pool", "GlobalAveragePooling2D", ("swish",)), ("dense", "Dense", ("pool",)))
+    layers = network(
+        ("input", "InputLayer", ()),
+        ("conv", "Conv2D", ("input",)),
+        ("plus_three", "ops.Add", ("conv",)),
+        ("relu6", "ReLU", ("plus_three",)),
+        ("sixth", "ops.Multiply", ("relu6",)),
+        ("swish", "Multiply", ("conv", "sixth")),
+        ("pool", "GlobalAveragePooling2D", ("swish",)),
+        ("dense", "Dense", ("pool",)),
+    )
     plan = plan_graph(layers, detailed=False)
-    assert ["plus_three", "relu6", "sixth"] in [unit.layers for unit in plan.units], \
+    assert ["plus_three", "relu6", "sixth"] in [unit.layers for unit in plan.units], (
         "the gate's arithmetic is one unit; conv feeds two layers, so nothing folds into it"
+    )
 
 
 class _OutputOnly:

@@ -36,8 +36,9 @@ def application_bundles(tmp_path_factory):
         model.save(path)
         inputs = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32) * 255
         np.savez(folder / "samples.npz", inputs=inputs, labels=np.zeros(1, np.int32))
-        bundles[name] = extract(path, folder / f"{name}.bcnn.npz", samples=folder / "samples.npz",
-                                importance=False, log=lambda *_: None)
+        bundles[name] = extract(
+            path, folder / f"{name}.bcnn.npz", samples=folder / "samples.npz", importance=False, log=lambda *_: None
+        )
     return bundles
 
 
@@ -174,9 +175,13 @@ def test_over_the_memory_budget_wide_layers_show_their_first_maps_and_say_so(ble
         index = bundle.layer(name).index
         if index in by_layer:
             assert channel[layer == index].max() < shown[name] < bundle.layer(name).output_shape[2]
-    texts = [socket.default_value for node in network.modifiers["BlenderCNN"].node_group.nodes
-             if node.bl_idname == "GeometryNodeIndexSwitch" and node.data_type == "STRING"
-             for socket in node.inputs[1:] if hasattr(socket, "default_value")]
+    texts = [
+        socket.default_value
+        for node in network.modifiers["BlenderCNN"].node_group.nodes
+        if node.bl_idname == "GeometryNodeIndexSwitch" and node.data_type == "STRING"
+        for socket in node.inputs[1:]
+        if hasattr(socket, "default_value")
+    ]
     assert any(f"(first {shown[capped[-1]]} of" in text for text in texts), "the labels say what is hidden"
 
 
@@ -204,23 +209,28 @@ def test_a_unit_shows_the_window_of_the_convolution_that_computes_it(application
     bundle = load_bundle(application_bundles["ResNet50"])
     plan = plan_scene(bundle)
     layers = layer_cells(bundle, plan.shown)
-    table, _kernels = operations.layer_table(bundle, layers, units={unit.output: unit.layers
-                                                                    for unit in plan.graph.units})
+    table, _kernels = operations.layer_table(
+        bundle, layers, units={unit.output: unit.layers for unit in plan.graph.units}
+    )
     stem = bundle.layer("conv1_relu").index
     assert table["op_kind"][stem] == operations.OP_CONVOLUTION
     assert table["source_layer"][stem] == bundle.layer("input_layer").index
     assert (table["kernel_rows"][stem], table["stride_rows"][stem], table["pad_top"][stem]) == (7, 2, 3)
     # The input pixels that change output pixel (5, 4) are the ones the window covers.
-    model = keras.Sequential([keras.layers.ZeroPadding2D(3), keras.layers.Conv2D(1, 7, strides=2,
-                                                                                  kernel_initializer="ones")])
+    model = keras.Sequential(
+        [keras.layers.ZeroPadding2D(3), keras.layers.Conv2D(1, 7, strides=2, kernel_initializer="ones")]
+    )
     probe = np.zeros((1, 32, 32, 1), np.float32)
     reached = []
     for row in range(32):
         probe[...] = 0
         probe[0, row, :, 0] = 1
         reached.append(model(probe).numpy()[0, 5, 4, 0] != 0)
-    window_rows = [row for row in range(32)
-                   if 0 <= row + table["pad_top"][stem] - 5 * table["stride_rows"][stem] < table["kernel_rows"][stem]]
+    window_rows = [
+        row
+        for row in range(32)
+        if 0 <= row + table["pad_top"][stem] - 5 * table["stride_rows"][stem] < table["kernel_rows"][stem]
+    ]
     assert window_rows == [row for row in range(32) if reached[row]]
 
 
@@ -240,30 +250,48 @@ def merge_bundle(tmp_path_factory):
     pooled = keras.layers.GlobalAveragePooling2D(name="pooled")(joined)
     outputs = keras.layers.Dense(2, activation="softmax", name="output")(pooled)
     keras.Model(inputs, outputs).save(folder / "merges.keras")
-    np.savez(folder / "samples.npz", inputs=np.random.default_rng(1).random((1, 8, 8, 2), dtype=np.float32),
-             labels=np.zeros(1, np.int32))
-    return extract(folder / "merges.keras", folder / "merges.bcnn.npz", samples=folder / "samples.npz",
-                   importance=False, log=lambda *_: None)
+    np.savez(
+        folder / "samples.npz",
+        inputs=np.random.default_rng(1).random((1, 8, 8, 2), dtype=np.float32),
+        labels=np.zeros(1, np.int32),
+    )
+    return extract(
+        folder / "merges.keras",
+        folder / "merges.bcnn.npz",
+        samples=folder / "samples.npz",
+        importance=False,
+        log=lambda *_: None,
+    )
 
 
-@pytest.mark.parametrize("merge, channel, expected", [
-    ("added", 1, [("first", 1), ("second", 1)]),
-    ("joined", 1, [("first", 1)]),
-    ("joined", 4, [("added", 1)]),
-])
+@pytest.mark.parametrize(
+    "merge, channel, expected",
+    [
+        ("added", 1, [("first", 1), ("second", 1)]),
+        ("joined", 1, [("first", 1)]),
+        ("joined", 4, [("added", 1)]),
+    ],
+)
 def test_focusing_a_merge_frames_the_cells_it_combines(blender, merge_bundle, merge, channel, expected):
     from blender_cnn.scene.drawn import drawn_quads
     from blender_cnn.scene.network import build_network, set_network_input
 
     bundle = load_bundle(merge_bundle)
     network = build_network(bundle)
-    for name, value in zip(("Focus Layer", "Focus Channel", "Focus Row", "Focus Column"),
-                           (bundle.layer(merge).index, channel, 2, 5)):
+    for name, value in zip(
+        ("Focus Layer", "Focus Channel", "Focus Row", "Focus Column"), (bundle.layer(merge).index, channel, 2, 5)
+    ):
         set_network_input(network, name, value)
     quads, _geometry = drawn_quads(network, "BCNN Cell")
     framed = quads.attribute("focus") == 1.0
-    found = sorted(zip(quads.attribute("layer")[framed].tolist(), quads.attribute("channel")[framed].tolist(),
-                       quads.attribute("row")[framed].tolist(), quads.attribute("col")[framed].tolist()))
+    found = sorted(
+        zip(
+            quads.attribute("layer")[framed].tolist(),
+            quads.attribute("channel")[framed].tolist(),
+            quads.attribute("row")[framed].tolist(),
+            quads.attribute("col")[framed].tolist(),
+        )
+    )
     assert found == sorted((bundle.layer(name).index, source_channel, 2, 5) for name, source_channel in expected)
 
 
@@ -276,15 +304,16 @@ def test_a_units_kernel_tiles_hold_its_convolutions_weights_at_every_epoch(blend
     kernels = blender.data.objects[f"{bundle.name} kernels"].data
     stem = np.asarray(bundle.weights("conv1_conv")["kernel"], dtype=np.float32).ravel()
     stored = read_attribute(kernels, "weight_e0")
-    np.testing.assert_array_equal(stored[:len(stem)], stem)
+    np.testing.assert_array_equal(stored[: len(stem)], stem)
     assert len(stored) == len(kernels.vertices)
 
 
 @pytest.mark.parametrize("every_layer", [False, True])
 def test_importing_with_every_layer_shows_the_plumbing_units_fold_away(blender, application_bundles, every_layer):
     bundle = load_bundle(application_bundles["MobileNetV2"])
-    assert blender.ops.bcnn.import_bundle(filepath=str(application_bundles["MobileNetV2"]),
-                                          every_layer=every_layer) == {"FINISHED"}
+    assert blender.ops.bcnn.import_bundle(
+        filepath=str(application_bundles["MobileNetV2"]), every_layer=every_layer
+    ) == {"FINISHED"}
     by_layer, _keep = _quads_by_layer(blender.context.view_layer.objects.active)
     normalizations = {layer.index for layer in bundle.layers if layer.type == "BatchNormalization"}
     shown = normalizations & set(by_layer)
@@ -310,16 +339,16 @@ def test_inspecting_an_add_puts_each_inputs_value_on_its_cell(blender, merge_bun
 
 
 @pytest.mark.parametrize("architecture", ["MobileNetV2", "DenseNet121"])
-def test_collapsed_blocks_keep_the_links_between_them_and_hide_those_inside(blender, application_bundles,
-                                                                            architecture):
+def test_collapsed_blocks_keep_the_links_between_them_and_hide_those_inside(blender, application_bundles, architecture):
     from blender_cnn.scene.drawn import drawn_links
     from blender_cnn.scene.network import build_network
 
     bundle = load_bundle(application_bundles[architecture])
     network = build_network(bundle)
     plan = plan_graph(bundle.layers)
-    between = [(source, target) for source, target in plan.links
-               if plan.item_of_unit(source) != plan.item_of_unit(target)]
+    between = [
+        (source, target) for source, target in plan.links if plan.item_of_unit(source) != plan.item_of_unit(target)
+    ]
     assert len(drawn_links(network)) == len(between)
     joined = {(plan.item_of_unit(source), plan.item_of_unit(target)) for source, target in between}
     assert all((item, item + 1) in joined for item in range(len(plan.items) - 1)), "every item leads to the next"

@@ -33,8 +33,11 @@ def lambda_model():
 
 
 def write_samples(folder):
-    np.savez(folder / "samples.npz", inputs=np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3),
-             labels=np.array([0, 1], np.int32))
+    np.savez(
+        folder / "samples.npz",
+        inputs=np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3),
+        labels=np.array([0, 1], np.int32),
+    )
     return folder / "samples.npz"
 
 
@@ -65,8 +68,12 @@ def test_lambda_in_a_json_architecture_is_refused_and_the_cli_flag_allows_it(tmp
     write_samples(tmp_path)
     assert extract_cli.main([str(tmp_path / "final.weights.h5"), "--architecture", str(tmp_path / "net.json")]) == 2
     assert "net.json: layer 'my_lambda' is a Lambda layer" in capsys.readouterr().err
-    assert extract_cli.main([str(tmp_path / "final.weights.h5"), "--architecture", str(tmp_path / "net.json"),
-                             "--allow-unsafe"]) == 0
+    assert (
+        extract_cli.main(
+            [str(tmp_path / "final.weights.h5"), "--architecture", str(tmp_path / "net.json"), "--allow-unsafe"]
+        )
+        == 0
+    )
     assert load_bundle(tmp_path / "final.bcnn.npz").manifest["unrecognized_layers"] == ["my_lambda"]
 
 
@@ -86,12 +93,12 @@ def test_truncated_keras_and_h5_files(tmp_path):
     write_samples(tmp_path)
     dense_model().save(tmp_path / "model.keras")
     data = (tmp_path / "model.keras").read_bytes()
-    (tmp_path / "model.keras").write_bytes(data[:len(data) // 2])
+    (tmp_path / "model.keras").write_bytes(data[: len(data) // 2])
     assert_refused(tmp_path / "model.keras", "model.keras: is damaged or not a .keras file")
 
     dense_model().save(tmp_path / "legacy.h5")
     data = (tmp_path / "legacy.h5").read_bytes()
-    (tmp_path / "legacy.h5").write_bytes(data[:len(data) // 2])
+    (tmp_path / "legacy.h5").write_bytes(data[: len(data) // 2])
     assert_refused(tmp_path / "legacy.h5", "legacy.h5: is damaged or not an HDF5 file")
 
 
@@ -99,10 +106,12 @@ def test_weights_that_do_not_fit_the_architecture_name_the_variable(tmp_path):
     write_samples(tmp_path)
     dense_model(hidden=5).save_weights(tmp_path / "final.weights.h5")
     dense_model(hidden=4).save(tmp_path.parent / f"{tmp_path.name}_net.keras")
-    assert_refused(tmp_path / "final.weights.h5",
-                   r"final.weights.h5: does not fit the architecture .*_net.keras: variable hidden/kernel has shape "
-                   r"\(3, 4\) in the network but \(3, 5\) in the file",
-                   architecture=tmp_path.parent / f"{tmp_path.name}_net.keras")
+    assert_refused(
+        tmp_path / "final.weights.h5",
+        r"final.weights.h5: does not fit the architecture .*_net.keras: variable hidden/kernel has shape "
+        r"\(3, 4\) in the network but \(3, 5\) in the file",
+        architecture=tmp_path.parent / f"{tmp_path.name}_net.keras",
+    )
 
 
 def test_checkpoint_with_missing_variables_names_them(tmp_path):
@@ -111,15 +120,24 @@ def test_checkpoint_with_missing_variables_names_them(tmp_path):
     write_samples(tmp_path)
     tf.train.Checkpoint(model=dense_model()).write(str(tmp_path / "ckpt-1"))
     (tmp_path / "net.json").write_text(dense_model(extra=True).to_json())
-    message = assert_refused(tmp_path, r"ckpt-1: does not fit the network: the checkpoint's 'model' lacks the "
-                                       r"variables extra/kernel, extra/bias")
+    message = assert_refused(
+        tmp_path,
+        r"ckpt-1: does not fit the network: the checkpoint's 'model' lacks the "
+        r"variables extra/kernel, extra/bias",
+    )
     assert "out/kernel" not in message
     (tmp_path / "net.json").write_text(dense_model(hidden=5).to_json())
-    assert_refused(tmp_path, r"ckpt-1: does not fit the network: variable hidden/kernel has shape \(3, 5\) in the "
-                             r"network but \(3, 4\) in the checkpoint")
+    assert_refused(
+        tmp_path,
+        r"ckpt-1: does not fit the network: variable hidden/kernel has shape \(3, 5\) in the "
+        r"network but \(3, 4\) in the checkpoint",
+    )
     (tmp_path / "ckpt-2.index").write_bytes(b"not a checkpoint")
-    assert_refused(tmp_path / "ckpt-2.index", "ckpt-2: cannot be read as a TensorFlow checkpoint",
-                   architecture=tmp_path / "net.json")
+    assert_refused(
+        tmp_path / "ckpt-2.index",
+        "ckpt-2: cannot be read as a TensorFlow checkpoint",
+        architecture=tmp_path / "net.json",
+    )
 
 
 def test_folder_without_checkpoints_or_samples_or_architecture(tmp_path):
@@ -130,8 +148,11 @@ def test_folder_without_checkpoints_or_samples_or_architecture(tmp_path):
     dense_model().save(tmp_path / "model.keras")
     os.remove(tmp_path / "final.weights.h5")
     # Without samples the model is shown synthetic inputs (test_lone_model.py), but none has a class to pick by.
-    assert_refused(tmp_path, "has no samples.npz beside it to take 2 per class from; pass the inputs to show with "
-                             "--samples FILE", samples_per_class=2)
+    assert_refused(
+        tmp_path,
+        "has no samples.npz beside it to take 2 per class from; pass the inputs to show with --samples FILE",
+        samples_per_class=2,
+    )
 
 
 def test_unreadable_history_is_named(tmp_path):

@@ -30,21 +30,41 @@ def leftovers(folder):
 def test_command_is_an_argument_list_with_only_the_options_set(tmp_path):
     command = extraction.extract_arguments("run", tmp_path / "b.bcnn.npz")
     assert command == ["-m", "blender_cnn.extract", "run", "--out", str(tmp_path / "b.bcnn.npz")]
-    command = extraction.extract_arguments("m.h5", "b", extraction.ExtractionOptions(
-        architecture="m.json", samples="s.npz", allow_unsafe=True))
+    command = extraction.extract_arguments(
+        "m.h5", "b", extraction.ExtractionOptions(architecture="m.json", samples="s.npz", allow_unsafe=True)
+    )
     assert command[3:] == ["--out", "b", "--architecture", "m.json", "--samples", "s.npz", "--allow-unsafe"]
-    command = extraction.extract_arguments("run", "b", extraction.ExtractionOptions(
-        images=("a.png", "b.jpg"), samples_per_class=3, float16=True, importance=False))
-    assert command[3:] == ["--out", "b", "--images", "a.png", "b.jpg", "--samples-per-class", "3", "--float16",
-                           "--no-importance"]
+    command = extraction.extract_arguments(
+        "run",
+        "b",
+        extraction.ExtractionOptions(images=("a.png", "b.jpg"), samples_per_class=3, float16=True, importance=False),
+    )
+    assert command[3:] == [
+        "--out",
+        "b",
+        "--images",
+        "a.png",
+        "b.jpg",
+        "--samples-per-class",
+        "3",
+        "--float16",
+        "--no-importance",
+    ]
     environment = jobs.child_environment({"PYTHONPATH": "/elsewhere", "PYTHONHOME": "/blender/python"})
     assert environment["PYTHONPATH"] == str(jobs.ADDON_ROOT.parent)
     assert "PYTHONHOME" not in environment
 
 
 def test_the_progress_total_counts_the_largest_group_of_numbered_checkpoints(tmp_path):
-    for name in ("epoch_000.keras", "epoch_001.keras", "epoch_002.keras", "best.keras", "samples.npz",
-                 "ckpt-1.index", "ckpt-1.data-00000-of-00001"):
+    for name in (
+        "epoch_000.keras",
+        "epoch_001.keras",
+        "epoch_002.keras",
+        "best.keras",
+        "samples.npz",
+        "ckpt-1.index",
+        "ckpt-1.data-00000-of-00001",
+    ):
         (tmp_path / name).write_bytes(b"")
     assert extraction.expected_epoch_count(tmp_path) == 3
     assert extraction.expected_epoch_count(tmp_path / "best.keras") == 1
@@ -58,8 +78,10 @@ def test_progress_and_error_lines_are_parsed():
     assert jobs.one_line("design 'x': has 2 problems:\n  a: no\n  b: no") == "design 'x': has 2 problems: a: no; b: no"
     stderr = ["I0000 oneDNN custom operations are on.", "error: /runs/a/epoch_001.keras: cannot be opened", ""]
     assert jobs.error_message(stderr, 2) == "/runs/a/epoch_001.keras: cannot be opened"
-    assert jobs.error_message(["Traceback (most recent call last):", "ZeroDivisionError: boom"], 1) \
+    assert (
+        jobs.error_message(["Traceback (most recent call last):", "ZeroDivisionError: boom"], 1)
         == "ZeroDivisionError: boom"
+    )
     assert jobs.error_message([], -9) == "exited with code -9 and printed no error"
 
 
@@ -131,8 +153,9 @@ def test_without_tensorflow_the_message_says_what_to_install_and_where(demo_run_
     with pytest.raises(BlenderCNNError, match=r"Edit > Preferences > Add-ons > Blender CNN.*tensorflow-cpu"):
         extraction.start_extraction(demo_run_dir, tmp_path, python_path="", in_process=False)
     with pytest.raises(BlenderCNNError, match="does not exist"):
-        extraction.start_extraction(demo_run_dir, tmp_path, python_path=str(tmp_path / "nowhere" / "python"),
-                                in_process=False)
+        extraction.start_extraction(
+            demo_run_dir, tmp_path, python_path=str(tmp_path / "nowhere" / "python"), in_process=False
+        )
     assert leftovers(tmp_path) == []
 
 
@@ -164,8 +187,9 @@ def test_operator_builds_the_network_of_a_run_folder(blender, demo_run_dir, bund
     assert network["blender_cnn_epoch"] == 0 and network["blender_cnn_sample"] == 2
     bundle = load_bundle(network["blender_cnn_bundle"])
     expected = load_bundle(demo_run_dir / "digits_cnn.bcnn.npz")
-    np.testing.assert_array_equal(bundle.array(bundle.layers[-1].activations),
-                                  expected.array(expected.layers[-1].activations))
+    np.testing.assert_array_equal(
+        bundle.array(bundle.layers[-1].activations), expected.array(expected.layers[-1].activations)
+    )
     assert leftovers(bundle_folder) == [os.path.basename(network["blender_cnn_bundle"])]
 
 
@@ -191,8 +215,9 @@ def test_operator_records_the_images_of_a_folder_as_samples(blender, demo_run_di
     write_png(blender, images / "one.png", stroke)
     write_png(blender, images / "blank.png", np.dstack([np.zeros((20, 20, 3)), np.ones((20, 20))]))
 
-    result = blender.ops.bcnn.import_checkpoint(directory=str(demo_run_dir), image_folder=str(images), float16=True,
-                                                importance=False)
+    result = blender.ops.bcnn.import_checkpoint(
+        directory=str(demo_run_dir), image_folder=str(images), float16=True, importance=False
+    )
     assert result == {"FINISHED"}
     bundle = load_bundle(blender.context.view_layer.objects.active["blender_cnn_bundle"])
     inputs = bundle.array(bundle.manifest["samples"]["inputs"])
@@ -230,8 +255,9 @@ def test_operator_failure_leaves_the_scene_unchanged(blender, demo_run_dir, tmp_
 
 @pytest.mark.tf
 @pytest.mark.bpy
-def test_operator_runs_the_external_python_when_blender_has_no_tensorflow(blender, demo_run_dir, monkeypatch,
-                                                                          bundle_folder):
+def test_operator_runs_the_external_python_when_blender_has_no_tensorflow(
+    blender, demo_run_dir, monkeypatch, bundle_folder
+):
     from blender_cnn.ui import preferences
 
     monkeypatch.setattr(jobs, "tensorflow_in_this_python", lambda: False)
@@ -259,8 +285,11 @@ def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(demo_run_dir,
     operator = _checkpoint_operator()
 
     built = []
-    driver = modal_driver(operator, extraction.start_extraction(demo_run_dir, tmp_path / "done", in_process=True),
-                          job_finished=lambda _context: built.append(driver._job.bundle_path) or {"FINISHED"})
+    driver = modal_driver(
+        operator,
+        extraction.start_extraction(demo_run_dir, tmp_path / "done", in_process=True),
+        job_finished=lambda _context: built.append(driver._job.bundle_path) or {"FINISHED"},
+    )
     context = modal_context()
     assert driver._start_modal(context) == {"RUNNING_MODAL"}
     assert driver.modal(context, SimpleNamespace(type="MOUSEMOVE", value="NOTHING")) == {"PASS_THROUGH"}
@@ -319,8 +348,13 @@ def test_installed_extension_extracts_in_the_external_python(demo_run_dir, tmp_p
 
     environment = {key: value for key, value in os.environ.items() if not key.startswith("BLENDER_USER_")}
     environment["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
-    completed = subprocess.run([sys.executable, "-c", _INSTALLED_SCRIPT, str(zip_path), str(demo_run_dir)],
-                               env=environment, capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-c", _INSTALLED_SCRIPT, str(zip_path), str(demo_run_dir)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("IMPORT_RESULT:")]
     assert completed.returncode == 0 and lines, completed.stderr[-3000:]
     result = json.loads(lines[-1].removeprefix("IMPORT_RESULT:"))

@@ -36,6 +36,7 @@ def quiet(*_args, **_kwargs):
 
 # ---- numpy only: the format and the rules ----
 
+
 def importance_bundle():
     """``small_bundle`` with version-3 importance for every layer and output gradients for its dense layer."""
     manifest, arrays = small_bundle()
@@ -83,8 +84,11 @@ def test_a_version_2_bundle_loads_with_the_fallback_method(tmp_path):
     # Class 0 has no sample of its own: both samples stand for it; class 1 has sample 1.
     magnitudes = np.abs(arrays["activations/flatten"][1])
     expected = np.stack([magnitudes.mean(axis=0), magnitudes[1]])
-    np.testing.assert_allclose(neuron_importance(bundle, "flatten", 1),
-                               np.concatenate([expected, expected.mean(axis=0, keepdims=True)]), rtol=1e-6)
+    np.testing.assert_allclose(
+        neuron_importance(bundle, "flatten", 1),
+        np.concatenate([expected, expected.mean(axis=0, keepdims=True)]),
+        rtol=1e-6,
+    )
 
 
 def test_class_samples_rule():
@@ -92,21 +96,34 @@ def test_class_samples_rule():
     assert [group.tolist() for group in groups] == [[1], [0, 1, 2, 3], [0, 3], [0, 1, 2, 3]]
 
 
-@pytest.mark.parametrize("change, fragments", [
-    (lambda m, a: a.update({"importance/dense": np.zeros((3, 2, 2), np.float32)}),
-     ["layer 'dense' importance", "'importance/dense' has shape (3, 2, 2), expected (3, 3, 2)"]),
-    (lambda m, a: a.update({"importance/dense": np.zeros((3, 3, 2), np.float64)}),
-     ["'importance/dense' has dtype float64, expected float32"]),
-    (lambda m, a: a.pop("output_gradients/dense"),
-     ["layer 'dense' output gradients", "'output_gradients/dense' is missing"]),
-    (lambda m, a: a.update({"output_gradients/dense": np.zeros((3, 2, 2, 3), np.float32)}),
-     ["'output_gradients/dense' has shape (3, 2, 2, 3), expected (3, 2, 2, 2)"]),
-    (lambda m, a: m["layers"][1].update(output_gradients="importance/flatten"),
-     ["layer 'flatten': 'output_gradients' belong to Dense layers"]),
-    (lambda m, a: m["layers"][1].update(importance=7), ["layer 'flatten' 'importance' must be an array name"]),
-    (lambda m, a: m.pop("importance"), ["the manifest's 'importance' object", "is missing"]),
-    (lambda m, a: m.update(importance={"method": 1}), ["'importance' must be an object with the strings"]),
-])
+@pytest.mark.parametrize(
+    "change, fragments",
+    [
+        (
+            lambda m, a: a.update({"importance/dense": np.zeros((3, 2, 2), np.float32)}),
+            ["layer 'dense' importance", "'importance/dense' has shape (3, 2, 2), expected (3, 3, 2)"],
+        ),
+        (
+            lambda m, a: a.update({"importance/dense": np.zeros((3, 3, 2), np.float64)}),
+            ["'importance/dense' has dtype float64, expected float32"],
+        ),
+        (
+            lambda m, a: a.pop("output_gradients/dense"),
+            ["layer 'dense' output gradients", "'output_gradients/dense' is missing"],
+        ),
+        (
+            lambda m, a: a.update({"output_gradients/dense": np.zeros((3, 2, 2, 3), np.float32)}),
+            ["'output_gradients/dense' has shape (3, 2, 2, 3), expected (3, 2, 2, 2)"],
+        ),
+        (
+            lambda m, a: m["layers"][1].update(output_gradients="importance/flatten"),
+            ["layer 'flatten': 'output_gradients' belong to Dense layers"],
+        ),
+        (lambda m, a: m["layers"][1].update(importance=7), ["layer 'flatten' 'importance' must be an array name"]),
+        (lambda m, a: m.pop("importance"), ["the manifest's 'importance' object", "is missing"]),
+        (lambda m, a: m.update(importance={"method": 1}), ["'importance' must be an object with the strings"]),
+    ],
+)
 def test_malformed_importance_is_refused(tmp_path, change, fragments):
     manifest, arrays = importance_bundle()
     change(manifest, arrays)
@@ -134,6 +151,7 @@ def test_edge_importance_refuses_layers_without_a_connection_matrix(tmp_path):
 
 
 # ---- TensorFlow: a tiny model, extracted, against gradients taken by hand ----
+
 
 def tiny_model(keras):
     inputs = keras.Input((6, 6, 1), name="pixels")
@@ -218,8 +236,10 @@ def by_hand(folder, epoch, inputs):
             product = (activation * tape.gradient(score, activation)).numpy()
             per_class.append(np.abs(product.reshape(len(inputs), -1, product.shape[-1]).sum(axis=1)))
         importance[layer] = class_rows(per_class)
-    gradients = {layer: np.stack([tape.gradient(score, values[key]).numpy() for score in scores], axis=1)
-                 for layer, key in (("hidden", "hidden_z"), ("output", "logits"))}
+    gradients = {
+        layer: np.stack([tape.gradient(score, values[key]).numpy() for score in scores], axis=1)
+        for layer, key in (("hidden", "hidden_z"), ("output", "logits"))
+    }
     return importance, gradients
 
 
@@ -232,7 +252,7 @@ def edges_by_hand(folder, epoch, inputs, layer_name):
     per_sample = np.zeros((len(inputs), CLASSES, *kernel.shape), np.float32)
     for sample in range(len(inputs)):
         with tf.GradientTape(persistent=True) as tape:  # trainable variables are watched by default
-            logits = forward_by_hand(model, tf.constant(inputs[sample:sample + 1]))["logits"]
+            logits = forward_by_hand(model, tf.constant(inputs[sample : sample + 1]))["logits"]
             scores = [logits[0, k] for k in range(CLASSES)]
         for k, score in enumerate(scores):
             per_sample[sample, k] = np.abs(kernel.numpy() * tape.gradient(score, kernel.value).numpy())
@@ -253,14 +273,23 @@ def test_extracted_importance_equals_gradients_by_hand(run):
             stored = bundle.array(layer.importance)[position]
             assert stored.dtype == np.float32 and stored.shape == (CLASSES + 1, layer.output_shape[-1])
             assert np.all(stored.max(axis=1) > 0), layer.name  # every class has something to compare
-            np.testing.assert_allclose(stored, importance[layer.name], **TOLERANCE,
-                                       err_msg=f"{layer.name} epoch {position}")
+            np.testing.assert_allclose(
+                stored, importance[layer.name], **TOLERANCE, err_msg=f"{layer.name} epoch {position}"
+            )
             # What the scene reads back is the same by-hand figure, not just whatever the file holds.
-            np.testing.assert_allclose(neuron_importance(bundle, layer.name, position), importance[layer.name],
-                                       **TOLERANCE, err_msg=f"{layer.name} epoch {position}, as read back")
+            np.testing.assert_allclose(
+                neuron_importance(bundle, layer.name, position),
+                importance[layer.name],
+                **TOLERANCE,
+                err_msg=f"{layer.name} epoch {position}, as read back",
+            )
         for name in DENSE_LAYERS:
-            np.testing.assert_allclose(bundle.output_gradients(name, bundle.epochs[position]), gradients[name],
-                                       **TOLERANCE, err_msg=f"{name} epoch {position}")
+            np.testing.assert_allclose(
+                bundle.output_gradients(name, bundle.epochs[position]),
+                gradients[name],
+                **TOLERANCE,
+                err_msg=f"{name} epoch {position}",
+            )
 
 
 @pytest.mark.tf
@@ -284,21 +313,22 @@ def test_fallback_without_gradients_equals_numpy(run, tmp_path):
     assert bundle.version == 2 and "importance" not in bundle.manifest  # unlabelled samples need version 2
     assert importance_method(bundle) == ACTIVATION_X_WEIGHT
     for layer in bundle.layers:  # the gradient run's activations, up to its other batch size's rounding
-        np.testing.assert_allclose(bundle.array(layer.activations), gradient_bundle.array(layer.activations),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            bundle.array(layer.activations), gradient_bundle.array(layer.activations), rtol=1e-5, atol=1e-6
+        )
     groups = [np.flatnonzero(LABELS == k) if np.any(LABELS == k) else np.arange(len(LABELS)) for k in range(CLASSES)]
     for position in range(EPOCHS):
         conv = np.abs(bundle.array("activations/conv")[position]).mean(axis=(1, 2))  # (S, channels)
-        np.testing.assert_allclose(neuron_importance(bundle, "conv", position), class_rows([conv] * CLASSES),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(neuron_importance(bundle, "conv", position), class_rows([conv] * CLASSES), rtol=1e-6)
         for name in DENSE_LAYERS:
             source = bundle.layer(name).inputs[0]
             magnitudes = np.abs(bundle.array(bundle.layer(source).activations)[position])
             kernel = np.abs(bundle.array(f"weights/{name}/kernel")[position])
             per_class = [kernel * magnitudes[group].mean(axis=0)[:, np.newaxis] for group in groups]
             for class_index, expected in enumerate([*per_class, np.mean(per_class, axis=0)]):
-                np.testing.assert_allclose(edge_importance(bundle, name, position, class_index), expected,
-                                           rtol=1e-5, atol=1e-7)
+                np.testing.assert_allclose(
+                    edge_importance(bundle, name, position, class_index), expected, rtol=1e-5, atol=1e-7
+                )
 
 
 @pytest.mark.tf
@@ -318,8 +348,14 @@ def test_nested_models_get_the_gradients_of_their_flat_twin(tmp_path):
     twin_conv2 = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv2")
     twin_logits = keras.layers.Dense(CLASSES, name="logits")
     hidden = twin_conv2(keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv1")(twin_input))
-    twin = keras.Model(twin_input, twin_logits(keras.layers.Flatten(name="flatten")(
-        keras.layers.MaxPooling2D(name="pool")(keras.layers.Add(name="add")([hidden, twin_input])))))
+    twin = keras.Model(
+        twin_input,
+        twin_logits(
+            keras.layers.Flatten(name="flatten")(
+                keras.layers.MaxPooling2D(name="pool")(keras.layers.Add(name="add")([hidden, twin_input]))
+            )
+        ),
+    )
     twin.set_weights(nested.get_weights())
     inputs = np.random.default_rng(6).random((len(LABELS), 6, 6, 1), dtype=np.float32)
     bundles = {}
@@ -332,10 +368,16 @@ def test_nested_models_get_the_gradients_of_their_flat_twin(tmp_path):
     assert bundles["nested"].importance_info["score"] == "output"
     for layer in bundles["twin"].layers:
         nested_name = f"backbone/{layer.name}" if layer.name in ("conv1", "conv2") else layer.name
-        np.testing.assert_allclose(bundles["nested"].importance(nested_name, 0),
-                                   bundles["twin"].importance(layer.name, 0), **TOLERANCE, err_msg=layer.name)
-    np.testing.assert_allclose(bundles["nested"].output_gradients("logits", 0),
-                               np.broadcast_to(np.eye(CLASSES, dtype=np.float32), (len(LABELS), CLASSES, CLASSES)))
+        np.testing.assert_allclose(
+            bundles["nested"].importance(nested_name, 0),
+            bundles["twin"].importance(layer.name, 0),
+            **TOLERANCE,
+            err_msg=layer.name,
+        )
+    np.testing.assert_allclose(
+        bundles["nested"].output_gradients("logits", 0),
+        np.broadcast_to(np.eye(CLASSES, dtype=np.float32), (len(LABELS), CLASSES, CLASSES)),
+    )
 
 
 @pytest.mark.tf
@@ -347,7 +389,8 @@ def test_a_network_without_softmax_scores_its_output(tmp_path):
     pixels = keras.Input((6, 6, 1), name="pixels")
     flat = keras.layers.Flatten(name="flatten")(pixels)
     keras.Model(pixels, keras.layers.Dense(CLASSES, activation="sigmoid", name="scores")(flat)).save(
-        tmp_path / "epoch_000.keras")
+        tmp_path / "epoch_000.keras"
+    )
     inputs = np.random.default_rng(7).random((len(LABELS), 6, 6, 1), dtype=np.float32)
     np.savez(tmp_path / "samples.npz", inputs=inputs, labels=LABELS)
     bundle = load_bundle(keras_bundle.extract(tmp_path, tmp_path / "net.bcnn.npz", log=quiet))
@@ -355,9 +398,11 @@ def test_a_network_without_softmax_scores_its_output(tmp_path):
     scores = bundle.layer_activations("scores", 0)  # the sigmoid's output is the score: d score / d z = s (1 - s)
     expected = np.einsum("sk,kj->skj", scores * (1 - scores), np.eye(CLASSES, dtype=np.float32))
     np.testing.assert_allclose(bundle.output_gradients("scores", 0), expected, **TOLERANCE)
-    np.testing.assert_allclose(bundle.importance("scores", 0)[:CLASSES],  # unit k matters for class k by |score k|
-                               np.diag(class_rows([np.abs(scores)] * CLASSES)[np.arange(CLASSES), np.arange(CLASSES)]),
-                               **TOLERANCE)
+    np.testing.assert_allclose(
+        bundle.importance("scores", 0)[:CLASSES],  # unit k matters for class k by |score k|
+        np.diag(class_rows([np.abs(scores)] * CLASSES)[np.arange(CLASSES), np.arange(CLASSES)]),
+        **TOLERANCE,
+    )
 
 
 @pytest.mark.tf
@@ -370,15 +415,20 @@ def test_layers_without_a_gradient_get_no_importance(tmp_path):
     bins = keras.layers.Discretization(bin_boundaries=[0.5], name="bins")(values)
     embedded = keras.layers.Flatten(name="flatten")(keras.layers.Embedding(2, 3, name="embed")(bins))
     keras.Model(values, keras.layers.Dense(CLASSES, activation="softmax", name="output")(embedded)).save(
-        tmp_path / "epoch_000.keras")
-    np.savez(tmp_path / "samples.npz", inputs=np.random.default_rng(8).random((len(LABELS), 6), dtype=np.float32),
-             labels=LABELS)
+        tmp_path / "epoch_000.keras"
+    )
+    np.savez(
+        tmp_path / "samples.npz",
+        inputs=np.random.default_rng(8).random((len(LABELS), 6), dtype=np.float32),
+        labels=LABELS,
+    )
     bundle = load_bundle(keras_bundle.extract(tmp_path, tmp_path / "net.bcnn.npz", log=quiet))
     assert [layer.name for layer in bundle.layers if layer.importance] == ["embed", "flatten", "output"]
     assert importance_method(bundle) == GRADIENT_X_ACTIVATION
     activations = np.abs(bundle.layer_activations("bins", 0))  # the others fall back to the activation measure
-    np.testing.assert_allclose(neuron_importance(bundle, "bins", 0)[CLASSES], class_rows([activations] * CLASSES)[-1],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        neuron_importance(bundle, "bins", 0)[CLASSES], class_rows([activations] * CLASSES)[-1], rtol=1e-6
+    )
 
 
 @pytest.mark.tf
@@ -393,10 +443,12 @@ def test_too_many_classes_without_samples_get_zero_rather_than_a_pass_each(tmp_p
     pixels = keras.Input((5, 5, 1), name="pixels")
     flat = keras.layers.Flatten(name="flatten")(pixels)
     keras.Model(pixels, keras.layers.Dense(classes, activation="softmax", name="output")(flat)).save(
-        tmp_path / "epoch_000.keras")
+        tmp_path / "epoch_000.keras"
+    )
     labels = np.array([0, 1, -1], dtype=np.int32)  # classes 2.. have no sample
-    np.savez(tmp_path / "samples.npz", inputs=np.random.default_rng(9).random((3, 5, 5, 1), dtype=np.float32),
-             labels=labels)
+    np.savez(
+        tmp_path / "samples.npz", inputs=np.random.default_rng(9).random((3, 5, 5, 1), dtype=np.float32), labels=labels
+    )
     lines = []
     bundle = load_bundle(keras_bundle.extract(tmp_path, tmp_path / "net.bcnn.npz", log=lines.append))
     assert bundle.importance_info["classes_without_samples"] == "zero"

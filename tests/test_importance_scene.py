@@ -37,14 +37,19 @@ def edge_importance_by_hand(bundle, layer_name, class_index):
     return for_class(class_index) if class_index < classes else np.mean([for_class(k) for k in range(classes)], axis=0)
 
 
-@pytest.mark.parametrize("selection", [EdgeSelection(STRONGEST_PER_NEURON, per_neuron=3, rank_by=BY_IMPORTANCE,
-                                                     importance_class=2),
-                                       EdgeSelection(STRONGEST_SHARE, share=0.1, rank_by=BY_IMPORTANCE)])
+@pytest.mark.parametrize(
+    "selection",
+    [
+        EdgeSelection(STRONGEST_PER_NEURON, per_neuron=3, rank_by=BY_IMPORTANCE, importance_class=2),
+        EdgeSelection(STRONGEST_SHARE, share=0.1, rank_by=BY_IMPORTANCE),
+    ],
+)
 def test_pruning_by_importance_keeps_exactly_the_most_important_edges(demo_bundle, selection):
     scores = selection.strengths(demo_bundle, "dense1", demo_bundle.epochs[-1], None)
     class_index = selection.importance_class if selection.importance_class >= 0 else len(demo_bundle.class_names)
-    np.testing.assert_allclose(scores, edge_importance_by_hand(demo_bundle, "dense1", class_index), rtol=1e-5,
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        scores, edge_importance_by_hand(demo_bundle, "dense1", class_index), rtol=1e-5, atol=1e-9
+    )
     source, target = selected_weights(scores, selection)
     kept = set(zip(source.tolist(), target.tolist()))
     if selection.mode == STRONGEST_PER_NEURON:
@@ -55,8 +60,10 @@ def test_pruning_by_importance_keeps_exactly_the_most_important_edges(demo_bundl
         keep = int(np.ceil(0.1 * scores.size))
         flat = np.argsort(-scores.T.ravel(), kind="stable")[:keep]  # ties to the lower (output, input) index
         assert kept == {(int(i % scores.shape[0]), int(i // scores.shape[0])) for i in flat}
-    weights_kept = selected_weights(demo_bundle.weights("dense1")["kernel"], EdgeSelection(
-        selection.mode, per_neuron=selection.per_neuron, share=selection.share))
+    weights_kept = selected_weights(
+        demo_bundle.weights("dense1")["kernel"],
+        EdgeSelection(selection.mode, per_neuron=selection.per_neuron, share=selection.share),
+    )
     assert kept != set(zip(*(part.tolist() for part in weights_kept)))  # importance is not just the weight
 
 
@@ -123,8 +130,11 @@ def test_connections_brighten_with_their_importance_and_the_legend_names_the_met
     expected = scores[source[in_dense1] - cells["flatten"].start, target[in_dense1] - cells["dense1"].start]
     values = colors.reshape(-1, 4)[in_dense1, :3].max(axis=1)
     np.testing.assert_allclose(values, expected / expected.max(), atol=2e-3)
-    titles = [node.string for node in network_modifier(network).node_group.nodes
-              if node.bl_idname == "FunctionNodeInputString"]
+    titles = [
+        node.string
+        for node in network_modifier(network).node_group.nodes
+        if node.bl_idname == "FunctionNodeInputString"
+    ]
     label = importance.METHOD_LABELS[importance.importance_method(demo_bundle)]
     assert any(title.startswith(f"importance ({label})") for title in titles)
 
@@ -137,20 +147,24 @@ def test_draw_connections_by_importance_draws_exactly_those_edges_and_says_so(bl
 
     network = build_network(demo_bundle)
     blender.context.view_layer.objects.active = network
-    assert blender.ops.bcnn.draw_connections(mode="STRONGEST_PER_NEURON", per_neuron=4, rank_by="IMPORTANCE",
-                                             importance_class=5) == {"FINISHED"}
+    assert blender.ops.bcnn.draw_connections(
+        mode="STRONGEST_PER_NEURON", per_neuron=4, rank_by="IMPORTANCE", importance_class=5
+    ) == {"FINISHED"}
     cells = {layer.name: layer for layer in layer_cells(demo_bundle)}
     source, target = (read_attribute(network.data, name) for name in ("source_cell", "target_cell"))
     in_dense1 = (target >= cells["dense1"].start) & (target < cells["dense1"].start + cells["dense1"].count)
-    drawn = set(zip((source[in_dense1] - cells["flatten"].start).tolist(),
-                    (target[in_dense1] - cells["dense1"].start).tolist()))
+    drawn = set(
+        zip((source[in_dense1] - cells["flatten"].start).tolist(), (target[in_dense1] - cells["dense1"].start).tolist())
+    )
     scores = importance.edge_importance(demo_bundle, "dense1", len(demo_bundle.epochs) - 1, 5)
-    expected = {(int(i), unit) for unit in range(scores.shape[1])
-                for i in np.argsort(-scores[:, unit], kind="stable")[:4]}
+    expected = {
+        (int(i), unit) for unit in range(scores.shape[1]) for i in np.argsort(-scores[:, unit], kind="stable")[:4]
+    }
     assert drawn == expected
     name = demo_bundle.class_names[5]
-    assert network["blender_cnn_connections"][0]["selection"] == \
-        f"strongest 4 per neuron by importance for class {name}"
+    assert (
+        network["blender_cnn_connections"][0]["selection"] == f"strongest 4 per neuron by importance for class {name}"
+    )
 
 
 @pytest.mark.bpy

@@ -28,12 +28,33 @@ DESIGN = {
     "input_shape": [9, 9, 2],
     "class_names": ["a", "b", "c"],
     "layers": [
-        {"type": "Conv2D", "name": "conv", "filters": 4, "kernel_size": 3, "strides": 2, "padding": "same",
-         "activation": "relu", "inputs": ["input"]},
-        {"type": "Conv2D", "name": "conv_valid", "filters": 3, "kernel_size": 2, "padding": "valid",
-         "activation": "tanh", "inputs": ["conv"]},
-        {"type": "MaxPooling2D", "name": "pool", "pool_size": 2, "strides": 2, "padding": "same",
-         "inputs": ["conv_valid"]},
+        {
+            "type": "Conv2D",
+            "name": "conv",
+            "filters": 4,
+            "kernel_size": 3,
+            "strides": 2,
+            "padding": "same",
+            "activation": "relu",
+            "inputs": ["input"],
+        },
+        {
+            "type": "Conv2D",
+            "name": "conv_valid",
+            "filters": 3,
+            "kernel_size": 2,
+            "padding": "valid",
+            "activation": "tanh",
+            "inputs": ["conv"],
+        },
+        {
+            "type": "MaxPooling2D",
+            "name": "pool",
+            "pool_size": 2,
+            "strides": 2,
+            "padding": "same",
+            "inputs": ["conv_valid"],
+        },
         {"type": "Flatten", "name": "flatten", "inputs": ["pool"]},
         {"type": "Dense", "name": "hidden", "units": 6, "activation": "relu", "inputs": ["flatten"]},
         {"type": "Dense", "name": "output", "units": 3, "activation": "softmax", "inputs": ["hidden"]},
@@ -135,12 +156,24 @@ def test_a_layer_without_weights_or_window_shows_its_value(bundle):
 
 def hidden_by_hand(bundle, image):
     """DESIGN's "hidden" layer for one image, each layer written out with the textbook sums above."""
+
     def conv(values, name, stride, pad, activation):
         kernel, bias = bundle.weights(name, 0)["kernel"], bundle.weights(name, 0)["bias"]
         size = (values.shape[0] + 2 * pad - kernel.shape[0]) // stride + 1
-        return activation(np.array([[[naive_conv_pixel(values, kernel, bias, row, col, channel, stride, pad)
-                                      for channel in range(kernel.shape[3])] for col in range(size)]
-                                    for row in range(size)]))
+        return activation(
+            np.array(
+                [
+                    [
+                        [
+                            naive_conv_pixel(values, kernel, bias, row, col, channel, stride, pad)
+                            for channel in range(kernel.shape[3])
+                        ]
+                        for col in range(size)
+                    ]
+                    for row in range(size)
+                ]
+            )
+        )
 
     convolved = conv(image, "conv", 2, same_padding(9, 3, 2), lambda v: np.maximum(v, 0.0))  # 5x5x4
     valid = conv(convolved, "conv_valid", 1, 0, np.tanh)  # 4x4x3
@@ -183,20 +216,21 @@ def graph_model(keras):
     relu6 = L.ReLU(6.0, name="relu6")(L.BatchNormalization(name="norm")(stem))
     depthwise = L.DepthwiseConv2D(3, depth_multiplier=2, strides=2, padding="same", name="depthwise")(relu6)
     swish = L.Activation("swish", name="swish")(L.BatchNormalization(scale=False, name="dw_norm")(depthwise))
-    separable = L.SeparableConv2D(5, 3, padding="same", depth_multiplier=2, activation="relu",
-                                  name="separable")(swish)
+    separable = L.SeparableConv2D(5, 3, padding="same", depth_multiplier=2, activation="relu", name="separable")(swish)
     squeeze = L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(separable)
     gate = L.Conv2D(5, 1, activation="sigmoid", name="gate")(squeeze)
     excite = L.Multiply(name="excite")([separable, gate])  # broadcasts the (1, 1, 5) gate, as EfficientNet's
     added = L.Add(name="add")([excite, L.Conv2D(5, 1, strides=2, name="shortcut")(relu6)])
     joined = L.Concatenate(axis=3, name="concat")([L.Activation("relu", name="relu")(added), swish])
     sigmoid = L.Activation("sigmoid", name="sigmoid")(
-        L.Conv2DTranspose(3, 4, strides=2, padding="same", name="up")(joined))
+        L.Conv2DTranspose(3, 4, strides=2, padding="same", name="up")(joined)
+    )
     normed = L.LayerNormalization(name="layer_norm")(joined)
     up_valid = L.Conv2DTranspose(2, 3, strides=2, padding="valid", activation="tanh", name="up_valid")(normed)
     leaky = L.LeakyReLU(negative_slope=0.2, name="leaky")(up_valid)
-    features = L.Concatenate(name="features")([L.GlobalMaxPooling2D(name="global_max")(sigmoid),
-                                               L.GlobalAveragePooling2D(name="global_mean")(leaky)])
+    features = L.Concatenate(name="features")(
+        [L.GlobalMaxPooling2D(name="global_max")(sigmoid), L.GlobalAveragePooling2D(name="global_mean")(leaky)]
+    )
     return keras.Model(inputs, L.Dense(3, activation="softmax", name="output")(features))
 
 
@@ -214,8 +248,11 @@ def extracted(keras, model, run_dir, samples=2, seed=0, noise=0.5, gamma=(2.0, 5
             continue
         variable.assign(as_if_trained(variable, rng, noise, gamma).astype(np.float32))
     model.save(run_dir / "epoch_000.keras")
-    np.savez(run_dir / "samples.npz", inputs=rng.uniform(-1, 1, (samples, *model.input_shape[1:])).astype(np.float32),
-             labels=np.arange(samples, dtype=np.int32) % model.output_shape[-1])
+    np.savez(
+        run_dir / "samples.npz",
+        inputs=rng.uniform(-1, 1, (samples, *model.input_shape[1:])).astype(np.float32),
+        labels=np.arange(samples, dtype=np.int32) % model.output_shape[-1],
+    )
     return load_bundle(extract(run_dir, run_dir / "graph.bcnn.npz", log=lambda _message: None, importance=False))
 
 
@@ -251,7 +288,7 @@ def textbook_depthwise(values, kernel, stride, padding):
     out = np.zeros((rows, cols, kernel.shape[2] * kernel.shape[3]))
     for y in range(rows):
         for x in range(cols):
-            window = padded[y * stride:y * stride + kernel.shape[0], x * stride:x * stride + kernel.shape[1]]
+            window = padded[y * stride : y * stride + kernel.shape[0], x * stride : x * stride + kernel.shape[1]]
             for c in range(kernel.shape[2]):
                 for m in range(kernel.shape[3]):
                     out[y, x, c * kernel.shape[3] + m] = np.sum(window[:, :, c] * kernel[:, :, c, m])
@@ -289,13 +326,14 @@ def test_depthwise_with_a_depth_multiplier_reads_one_input_channel(graph, row, c
 def test_separable_shows_each_depthwise_window_then_the_pointwise_sum(graph, row, col, channel):
     values, weights = graph_values(graph, "swish"), graph_weights(graph, "separable")
     depthwise = textbook_depthwise(values, weights["depthwise_kernel"], 1, "same")  # (4, 4, 24)
-    pointwise = weights["pointwise_kernel"][0, 0]                                   # (24, 5)
+    pointwise = weights["pointwise_kernel"][0, 0]  # (24, 5)
     total = depthwise[row, col] @ pointwise[:, channel] + weights["bias"][channel]
     inspection = inspect_cell(graph, "separable", (row, col, channel), epoch=0, sample=1)
     assert inspection.kind == SEPARABLE
     assert [stage.source for stage in inspection.pointwise] == [(k,) for k in range(24)]
-    np.testing.assert_allclose([stage.value for stage in inspection.pointwise], depthwise[row, col],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        [stage.value for stage in inspection.pointwise], depthwise[row, col], rtol=1e-5, atol=1e-6
+    )
     assert [stage.weight for stage in inspection.pointwise] == [float(np.float32(w)) for w in pointwise[:, channel]]
     assert len(inspection.terms) == 24 * 9
     assert all(term.source[2] == term.into // 2 for term in inspection.terms)  # depth multiplier 2
@@ -320,15 +358,17 @@ def textbook_transpose(values, kernel, stride, out_size):
                     full[r * stride + i, c * stride + j] += kernel[i, j] @ values[r, c]
                     reaching.setdefault((r * stride + i, c * stride + j), set()).add((r, c, (i, j)))
     before = (full.shape[0] - out_size) // 2
-    cropped = full[before:before + out_size, before:before + out_size]
+    cropped = full[before : before + out_size, before : before + out_size]
     return cropped, {(y - before, x - before): found for (y, x), found in reaching.items()}
 
 
 @pytest.mark.tf
-@pytest.mark.parametrize("layer, source, stride, activation", [("up", "concat", 2, lambda v: v),
-                                                                ("up_valid", "layer_norm", 2, np.tanh)])
-def test_transposed_convolution_lists_the_input_cells_that_scatter_onto_the_cell(graph, layer, source, stride,
-                                                                                 activation):
+@pytest.mark.parametrize(
+    "layer, source, stride, activation", [("up", "concat", 2, lambda v: v), ("up_valid", "layer_norm", 2, np.tanh)]
+)
+def test_transposed_convolution_lists_the_input_cells_that_scatter_onto_the_cell(
+    graph, layer, source, stride, activation
+):
     values, weights = graph_values(graph, source), graph_weights(graph, layer)
     out_rows, out_cols, filters = graph.layer(layer).output_shape
     scattered, reaching = textbook_transpose(values, weights["kernel"], stride, out_rows)
@@ -352,8 +392,10 @@ def test_add_and_multiply_show_each_input_at_the_cell(graph):
     inspection = inspect_cell(graph, "excite", (2, 3, 4), epoch=0, sample=1)
     assert inspection.kind == MERGE and inspection.source_layer is None
     assert [(term.layer, term.source) for term in inspection.terms] == [("separable", (2, 3, 4)), ("gate", (0, 0, 4))]
-    assert [term.value for term in inspection.terms] == [float(np.float32(separable[2, 3, 4])),
-                                                         float(np.float32(gate[0, 0, 4]))]
+    assert [term.value for term in inspection.terms] == [
+        float(np.float32(separable[2, 3, 4])),
+        float(np.float32(gate[0, 0, 4])),
+    ]
     check_value(inspection, separable[2, 3, 4] * gate[0, 0, 4])
     assert " x " in inspection.equation()
     excite, shortcut = graph_values(graph, "excite"), graph_values(graph, "shortcut")
@@ -365,8 +407,9 @@ def test_add_and_multiply_show_each_input_at_the_cell(graph):
 
 
 @pytest.mark.tf
-@pytest.mark.parametrize("channel, source, source_channel", [(3, "relu", 3), (4, "relu", 4), (5, "swish", 0),
-                                                              (16, "swish", 11)])
+@pytest.mark.parametrize(
+    "channel, source, source_channel", [(3, "relu", 3), (4, "relu", 4), (5, "swish", 0), (16, "swish", 11)]
+)
 def test_concatenate_names_the_input_and_its_channel(graph, channel, source, source_channel):
     relu, swish = graph_values(graph, "relu"), graph_values(graph, "swish")
     expected = np.concatenate([relu, swish], axis=-1)[1, 2, channel]
@@ -375,8 +418,10 @@ def test_concatenate_names_the_input_and_its_channel(graph, channel, source, sou
     assert inspection.terms[0].layer == source and inspection.terms[0].source == (1, 2, source_channel)
     check_value(inspection, expected)
     first = 0 if source == "relu" else 5
-    assert f"from input {1 + (source == 'swish')} of 2, {source}, which gives channels {first} to " \
-           f"{first + (4 if source == 'relu' else 11)} of concat" in inspection.text()
+    assert (
+        f"from input {1 + (source == 'swish')} of 2, {source}, which gives channels {first} to "
+        f"{first + (4 if source == 'relu' else 11)} of concat" in inspection.text()
+    )
 
 
 @pytest.mark.tf
@@ -415,8 +460,7 @@ def test_global_pooling_over_a_large_map_lists_the_strongest_values(graph):
     strongest = np.argsort(-np.abs(values.ravel()), kind="stable")[:5]
     assert [term.source[:2] for term in inspection.terms] == [divmod(int(i), 9) for i in strongest]
     assert inspection.count == 81 and inspection.hidden_terms == 76
-    np.testing.assert_allclose(inspection.hidden_sum, np.delete(values.ravel(), strongest).sum(), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(inspection.hidden_sum, np.delete(values.ravel(), strongest).sum(), rtol=1e-5, atol=1e-6)
     check_value(inspection, values.mean())
     assert "76 more: sum" in inspection.text()
 
@@ -426,8 +470,9 @@ def test_global_pooling_over_a_large_map_lists_the_strongest_values(graph):
 def test_batch_normalization_shows_its_statistics(graph, layer, source, channel):
     x, weights = graph_values(graph, source)[2, 1, channel], graph_weights(graph, layer)
     gamma = weights["gamma"][channel] if "gamma" in weights else 1.0  # dw_norm has scale=False: no gamma
-    expected = (x - weights["moving_mean"][channel]) / np.sqrt(weights["moving_variance"][channel] + 1e-3) * gamma \
-        + weights["beta"][channel]
+    expected = (x - weights["moving_mean"][channel]) / np.sqrt(
+        weights["moving_variance"][channel] + 1e-3
+    ) * gamma + weights["beta"][channel]
     inspection = inspect_cell(graph, layer, (2, 1, channel), epoch=0, sample=1)
     assert inspection.kind == NORMALIZATION and inspection.terms[0].value == np.float32(x)
     assert inspection.parameter("moving_mean") == np.float32(weights["moving_mean"][channel])
@@ -442,13 +487,16 @@ def sigmoid(x):
 
 
 @pytest.mark.tf
-@pytest.mark.parametrize("layer, source, name, function", [
-    ("relu6", "norm", "ReLU(max_value=6)", lambda x: min(max(x, 0.0), 6.0)),
-    ("swish", "dw_norm", "swish", lambda x: x * sigmoid(x)),
-    ("relu", "add", "relu", lambda x: max(x, 0.0)),
-    ("sigmoid", "up", "sigmoid", sigmoid),
-    ("leaky", "up_valid", "LeakyReLU(negative_slope=0.2)", lambda x: x if x >= 0 else 0.2 * x),
-])
+@pytest.mark.parametrize(
+    "layer, source, name, function",
+    [
+        ("relu6", "norm", "ReLU(max_value=6)", lambda x: min(max(x, 0.0), 6.0)),
+        ("swish", "dw_norm", "swish", lambda x: x * sigmoid(x)),
+        ("relu", "add", "relu", lambda x: max(x, 0.0)),
+        ("sigmoid", "up", "sigmoid", sigmoid),
+        ("leaky", "up_valid", "LeakyReLU(negative_slope=0.2)", lambda x: x if x >= 0 else 0.2 * x),
+    ],
+)
 def test_activation_layers_show_input_function_and_result(graph, layer, source, name, function):
     inputs = graph_values(graph, source)
     cells = [np.unravel_index(index, inputs.shape) for index in (np.argmin(inputs), np.argmax(inputs))]
@@ -462,19 +510,25 @@ def test_activation_layers_show_input_function_and_result(graph, layer, source, 
         assert inspection.terms[0].source == cell and inspection.terms[0].value == np.float32(inputs[cell])
         assert inspection.activation in (name, "silu" if name == "swish" else name)  # Keras 3 saves swish as silu
         check_value(inspection, function(inputs[cell]))
-        assert inspection.equation() == f"{inspection.activation}({inspection.terms[0].value:.4g}) = " \
-                                        f"{inspection.value:.4g}"
+        assert (
+            inspection.equation() == f"{inspection.activation}({inspection.terms[0].value:.4g}) = "
+            f"{inspection.value:.4g}"
+        )
 
 
 @pytest.mark.tf
 def test_a_layer_that_cannot_be_inspected_is_one_clear_error(graph):
-    with pytest.raises(BlenderCNNError, match=r"^layer 'layer_norm': is a LayerNormalization layer, whose cells "
-                                              r"inspection cannot take apart term by term$"):
+    with pytest.raises(
+        BlenderCNNError,
+        match=r"^layer 'layer_norm': is a LayerNormalization layer, whose cells "
+        r"inspection cannot take apart term by term$",
+    ):
         inspect_cell(graph, "layer_norm", (0, 0, 0), epoch=0)
     assert inspect_cell(graph, "input", (1, 2, 0), epoch=0).kind == VALUE
 
 
 # ---------------------------------------------------------------- more layers of the same families
+
 
 def extras_model(keras):
     L = keras.layers
@@ -531,9 +585,14 @@ def test_prelu_and_elu(extras):
 
 
 @pytest.mark.tf
-@pytest.mark.parametrize("layer, function, equation", [
-    ("maximum", lambda p, e, n: max(p, e), "max("), ("average", lambda p, e, n: (p + e + n) / 3, "mean("),
-    ("subtract", lambda p, e, n: p - e, " - ")])
+@pytest.mark.parametrize(
+    "layer, function, equation",
+    [
+        ("maximum", lambda p, e, n: max(p, e), "max("),
+        ("average", lambda p, e, n: (p + e + n) / 3, "mean("),
+        ("subtract", lambda p, e, n: p - e, " - "),
+    ],
+)
 def test_the_other_merges(extras, layer, function, equation):
     prelu, elu, normalized = (graph_values(extras, name)[2, 4, 0] for name in ("prelu", "elu", "normalize"))
     inspection = inspect_cell(extras, layer, (2, 4, 0), epoch=0, sample=1)
@@ -567,6 +626,7 @@ def test_dense_on_a_feature_map_works_pixel_by_pixel(extras):
 
 # ---------------------------------------------------------------- published graphs, whole
 
+
 @pytest.mark.tf
 @pytest.mark.parametrize("application", ["MobileNetV2", "EfficientNetB0"])
 def test_every_layer_of_a_published_graph_is_inspected_as_tensorflow_computed_it(keras, tmp_path, application):
@@ -581,7 +641,12 @@ def test_every_layer_of_a_published_graph_is_inspected_as_tensorflow_computed_it
         inspection = inspect_cell(network, layer.name, position, epoch=0, sample=1)
         kinds.add(inspection.kind)
         values = network.activations(layer.name, 0, 1)
-        np.testing.assert_allclose(inspection.value, inspection.stored, rtol=1e-4,
-                                   atol=1e-5 * max(float(np.abs(values).max()), 1.0), err_msg=layer.name)
+        np.testing.assert_allclose(
+            inspection.value,
+            inspection.stored,
+            rtol=1e-4,
+            atol=1e-5 * max(float(np.abs(values).max()), 1.0),
+            err_msg=layer.name,
+        )
         assert inspection.text().endswith(inspection.equation())
     assert {CONVOLUTION, NORMALIZATION, ACTIVATION, MERGE, GLOBAL_AVERAGE_POOLING, DENSE, VALUE} <= kinds

@@ -9,7 +9,9 @@ from ui_recorder import inspect_at
 pytestmark = [pytest.mark.tf, pytest.mark.bpy]
 
 
-def test_inspecting_a_convolution_pixel_puts_its_inputs_on_the_window_cells(blender, inspected_demo_network, demo_bundle):
+def test_inspecting_a_convolution_pixel_puts_its_inputs_on_the_window_cells(
+    blender, inspected_demo_network, demo_bundle
+):
     from blender_cnn.core.inspection import inspect_cell
     from blender_cnn.scene.focus import FOCUS_INPUTS
     from blender_cnn.scene.inspection import INSPECTION_TEXT_PROPERTY, TEXT_BLOCK
@@ -33,7 +35,9 @@ def test_inspecting_a_convolution_pixel_puts_its_inputs_on_the_window_cells(blen
     assert np.linalg.norm(plates[-1] - cell_centre(inspected_demo_network, conv2.index, 5, 3, 4)) > 2.0
 
 
-def test_inspecting_a_dense_neuron_highlights_it_and_labels_its_strongest_inputs(blender, inspected_demo_network, demo_bundle):
+def test_inspecting_a_dense_neuron_highlights_it_and_labels_its_strongest_inputs(
+    blender, inspected_demo_network, demo_bundle
+):
     from blender_cnn.core.cells import layer_cells
     from blender_cnn.core.inspection import DENSE_TERMS_SHOWN
     from blender_cnn.scene.inspection import INSPECTION_TEXT_PROPERTY

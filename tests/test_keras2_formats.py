@@ -56,11 +56,14 @@ def separable_model():
 
 def nested_model():
     """A Sequential backbone (built on its own Input) inside a functional model, and a skip connection."""
-    backbone = tf_keras.Sequential([
-        tf_keras.Input(SHAPE),
-        layers.Conv2D(2, 3, padding="same", activation="relu", name="conv"),
-        layers.BatchNormalization(name="bn"),
-    ], name="backbone")
+    backbone = tf_keras.Sequential(
+        [
+            tf_keras.Input(SHAPE),
+            layers.Conv2D(2, 3, padding="same", activation="relu", name="conv"),
+            layers.BatchNormalization(name="bn"),
+        ],
+        name="backbone",
+    )
     image = tf_keras.Input(SHAPE, name="image")
     side = layers.Conv2D(2, 1, name="side")(image)
     merged = layers.Add(name="add")([backbone(image), side])
@@ -70,18 +73,23 @@ def nested_model():
 
 def tutorial_model():
     """The TensorFlow tutorials' way: a Sequential whose first layer takes ``input_shape``."""
-    return compiled(tf_keras.Sequential([
-        layers.Conv2D(2, 3, activation="relu", input_shape=SHAPE, name="conv"),
-        layers.MaxPooling2D(name="pool"),
-        layers.Flatten(name="flatten"),
-        layers.Dropout(0.2, name="dropout"),
-        layers.Dense(CLASSES, activation="softmax", name="out"),
-    ]))
+    return compiled(
+        tf_keras.Sequential(
+            [
+                layers.Conv2D(2, 3, activation="relu", input_shape=SHAPE, name="conv"),
+                layers.MaxPooling2D(name="pool"),
+                layers.Flatten(name="flatten"),
+                layers.Dropout(0.2, name="dropout"),
+                layers.Dense(CLASSES, activation="softmax", name="out"),
+            ]
+        )
+    )
 
 
 def compiled(model):
-    model.compile(optimizer=tf_keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -130,8 +138,15 @@ def test_keras2_h5_with_separable_depthwise_and_batch_norm(tmp_path, data):
 
     assert bundle.path == str(tmp_path / "model.bcnn.npz")
     assert [(layer.name, layer.type) for layer in bundle.layers] == [
-        ("image", "InputLayer"), ("sep", "SeparableConv2D"), ("bn", "BatchNormalization"), ("relu", "ReLU"),
-        ("dw", "DepthwiseConv2D"), ("leaky", "LeakyReLU"), ("gap", "GlobalAveragePooling2D"), ("out", "Dense")]
+        ("image", "InputLayer"),
+        ("sep", "SeparableConv2D"),
+        ("bn", "BatchNormalization"),
+        ("relu", "ReLU"),
+        ("dw", "DepthwiseConv2D"),
+        ("leaky", "LeakyReLU"),
+        ("gap", "GlobalAveragePooling2D"),
+        ("out", "Dense"),
+    ]
     assert bundle.layer("sep").config["depth_multiplier"] == 2
     assert bundle.layer("leaky").config["negative_slope"] == pytest.approx(0.2)
     assert bundle.manifest["unrecognized_layers"] == []
@@ -144,10 +159,16 @@ def test_tensorflow_tutorial_run_folder(tmp_path, data):
     run_dir = tmp_path / "training_1"
     run_dir.mkdir()
     (run_dir / "model.json").write_text(model.to_json())
-    model.fit(*data, epochs=2, batch_size=8, verbose=0, callbacks=[
-        tf_keras.callbacks.ModelCheckpoint(str(run_dir / "cp-{epoch:04d}.ckpt"), save_weights_only=True),
-        tf_keras.callbacks.CSVLogger(str(run_dir / "training.log")),
-    ])
+    model.fit(
+        *data,
+        epochs=2,
+        batch_size=8,
+        verbose=0,
+        callbacks=[
+            tf_keras.callbacks.ModelCheckpoint(str(run_dir / "cp-{epoch:04d}.ckpt"), save_weights_only=True),
+            tf_keras.callbacks.CSVLogger(str(run_dir / "training.log")),
+        ],
+    )
     write_samples(run_dir / "samples.npz", data)
     assert {"cp-0001.ckpt.index", "cp-0002.ckpt.index", "checkpoint", "training.log"} <= set(os.listdir(run_dir))
     assert json.loads(model.to_json())["keras_version"].startswith("2.")
@@ -182,8 +203,15 @@ def test_keras2_saved_model_folder(tmp_path, data):
 
     assert bundle.path == str(tmp_path / "saved.bcnn.npz")  # beside the folder, not inside it
     graph = {layer.name: list(layer.inputs) for layer in bundle.layers}
-    assert graph == {"image": [], "backbone/conv": ["image"], "backbone/bn": ["backbone/conv"], "side": ["image"],
-                     "add": ["backbone/bn", "side"], "gap": ["add"], "out": ["gap"]}
+    assert graph == {
+        "image": [],
+        "backbone/conv": ["image"],
+        "backbone/bn": ["backbone/conv"],
+        "side": ["image"],
+        "add": ["backbone/bn", "side"],
+        "gap": ["add"],
+        "out": ["gap"],
+    }
     assert_epoch_equals_tf_keras(bundle, 1, model)
     # Picked by one of its files in a file browser, the SavedModel is still the folder.
     assert default_bundle_path(tmp_path / "saved" / "saved_model.pb") == str(tmp_path / "saved.bcnn.npz")
@@ -194,8 +222,13 @@ def test_keras2_saved_model_folder(tmp_path, data):
 def test_folder_of_per_epoch_saved_models_is_a_run(tmp_path, data):
     model = tutorial_model()
     run_dir = tmp_path / "run"
-    model.fit(*data, epochs=2, batch_size=8, verbose=0, callbacks=[
-        tf_keras.callbacks.ModelCheckpoint(str(run_dir / "model-{epoch:02d}"))])
+    model.fit(
+        *data,
+        epochs=2,
+        batch_size=8,
+        verbose=0,
+        callbacks=[tf_keras.callbacks.ModelCheckpoint(str(run_dir / "model-{epoch:02d}"))],
+    )
     write_samples(run_dir / "samples.npz", data)
     assert {"model-01", "model-02"} <= set(os.listdir(run_dir))
     bundle = load_bundle(extract(run_dir, **QUIET))
@@ -210,8 +243,7 @@ def test_keras2_checkpoint_of_another_network_names_the_missing_variables(tmp_pa
     model = tutorial_model()
     model.fit(*data, epochs=1, batch_size=8, verbose=0)
     model.save_weights(str(tmp_path / "cp-0001.ckpt"))
-    other = tf_keras.Sequential([layers.Flatten(input_shape=SHAPE, name="flatten"),
-                                 layers.Dense(CLASSES, name="out")])
+    other = tf_keras.Sequential([layers.Flatten(input_shape=SHAPE, name="flatten"), layers.Dense(CLASSES, name="out")])
     (tmp_path / "other.json").write_text(other.to_json())
     write_samples(tmp_path / "samples.npz", data)
     with pytest.raises(BlenderCNNError, match=r"cp-0001\.ckpt: does not fit the architecture other\.json") as caught:
@@ -236,9 +268,16 @@ def test_arithmetic_on_keras_tensors_and_slashes_in_names_convert(tmp_path, data
     bundle = load_bundle(extract(tmp_path / "ops.h5", samples=write_samples(tmp_path / "s.npz", data), **QUIET))
 
     assert [(layer.name, layer.type) for layer in bundle.layers] == [
-        ("image", "InputLayer"), ("tf.math.truediv", "ops.TrueDivide"), ("tf.math.subtract", "ops.Subtract"),
-        ("stem_conv", "Conv2D"), ("tf.__operators__.add", "ops.Add"), ("tf.nn.relu6", "ops.Relu6"),
-        ("tf.math.multiply", "ops.Multiply"), ("flatten", "Flatten"), ("out", "Dense")]
+        ("image", "InputLayer"),
+        ("tf.math.truediv", "ops.TrueDivide"),
+        ("tf.math.subtract", "ops.Subtract"),
+        ("stem_conv", "Conv2D"),
+        ("tf.__operators__.add", "ops.Add"),
+        ("tf.nn.relu6", "ops.Relu6"),
+        ("tf.math.multiply", "ops.Multiply"),
+        ("flatten", "Flatten"),
+        ("out", "Dense"),
+    ]
     inputs = bundle.array("samples/inputs")
     keras2_layers = {keras2_layer.name.replace("/", "_"): keras2_layer for keras2_layer in model.layers}
     for layer in bundle.layers[1:]:
@@ -255,8 +294,9 @@ def test_tensorflow_functions_that_keras3_lacks_are_refused_by_name(tmp_path, da
     model = tf_keras.Model(image, layers.Dense(CLASSES, name="out")(layers.Flatten(name="flatten")(summed)))
     model.save(tmp_path / "ops.h5")
     with pytest.raises(BlenderCNNError, match=r"ops\.h5: layer 'tf\.math\.cumsum' is TensorFlow's math\.cumsum"):
-        extract(tmp_path / "ops.h5", tmp_path / "out.bcnn.npz", samples=write_samples(tmp_path / "s.npz", data),
-                **QUIET)
+        extract(
+            tmp_path / "ops.h5", tmp_path / "out.bcnn.npz", samples=write_samples(tmp_path / "s.npz", data), **QUIET
+        )
 
 
 def test_lambda_in_a_keras2_file_is_refused_before_loading(tmp_path, data):
@@ -265,8 +305,9 @@ def test_lambda_in_a_keras2_file_is_refused_before_loading(tmp_path, data):
     model = tf_keras.Model(image, layers.Dense(CLASSES, name="out")(layers.Flatten(name="flatten")(doubled)))
     model.save(tmp_path / "lambda.h5")
     with pytest.raises(BlenderCNNError, match=r"lambda\.h5: layer 'my_lambda' is a Lambda layer"):
-        extract(tmp_path / "lambda.h5", tmp_path / "out.bcnn.npz", samples=write_samples(tmp_path / "s.npz", data),
-                **QUIET)
+        extract(
+            tmp_path / "lambda.h5", tmp_path / "out.bcnn.npz", samples=write_samples(tmp_path / "s.npz", data), **QUIET
+        )
 
 
 def test_a_log_that_is_not_a_csv_logger_file_is_ignored(tmp_path, data):
@@ -288,10 +329,14 @@ def test_custom_layer_in_a_keras2_saved_model_is_refused_before_loading(tmp_path
     doubled = Doubling(name="doubling")(image)
     model = tf_keras.Model(image, layers.Dense(CLASSES, name="out")(layers.Flatten(name="flatten")(doubled)))
     model.save(tmp_path / "custom")
-    with pytest.raises(BlenderCNNError, match=r"custom: layer 'doubling' is of class 'Doubling', which is not a Keras "
-                                              "layer"):
-        extract(tmp_path / "custom", tmp_path / "out.bcnn.npz", samples=write_samples(tmp_path / "s.npz", data),
-                **QUIET)
+    with pytest.raises(
+        BlenderCNNError,
+        match=r"custom: layer 'doubling' is of class 'Doubling', which is not a Keras "
+        "layer",
+    ):
+        extract(
+            tmp_path / "custom", tmp_path / "out.bcnn.npz", samples=write_samples(tmp_path / "s.npz", data), **QUIET
+        )
 
 
 def test_without_tf_keras_a_keras2_h5_falls_back_to_keras3_and_a_json_asks_for_it(tmp_path, data, monkeypatch):
@@ -304,7 +349,15 @@ def test_without_tf_keras_a_keras2_h5_falls_back_to_keras3_and_a_json_asks_for_i
 
     bundle = load_bundle(extract(tmp_path / "model.h5", tmp_path / "h5.bcnn.npz", samples=samples, **QUIET))
     assert [layer.name for layer in bundle.layers[1:]] == ["conv", "pool", "flatten", "dropout", "out"]
-    with pytest.raises(BlenderCNNError, match=r"model\.json: was written by Keras 2 \(tf\.keras 2\.x\); reading it "
-                                              "needs the tf_keras package"):
-        extract(tmp_path / "cp-0001.ckpt.index", tmp_path / "ckpt.bcnn.npz", architecture=tmp_path / "model.json",
-                samples=samples, **QUIET)
+    with pytest.raises(
+        BlenderCNNError,
+        match=r"model\.json: was written by Keras 2 \(tf\.keras 2\.x\); reading it "
+        "needs the tf_keras package",
+    ):
+        extract(
+            tmp_path / "cp-0001.ckpt.index",
+            tmp_path / "ckpt.bcnn.npz",
+            architecture=tmp_path / "model.json",
+            samples=samples,
+            **QUIET,
+        )

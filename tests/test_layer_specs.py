@@ -91,7 +91,8 @@ def test_graph_and_operations_read_the_entry():
 
 def test_window_geometry_knows_pooling_by_its_operation():
     # A pooling window has no dilation and reads one channel per output channel.
-    window = operations.window_geometry("AveragePooling2D", {"pool_size": [3, 3], "strides": [2, 2],
-                                                             "padding": "same"}, (8, 8, 4), (4, 4, 4))
+    window = operations.window_geometry(
+        "AveragePooling2D", {"pool_size": [3, 3], "strides": [2, 2], "padding": "same"}, (8, 8, 4), (4, 4, 4)
+    )
     assert (window["kernel_rows"], window["stride_rows"], window["dilation_rows"]) == (3, 2, 1)
     assert (window["group_inputs"], window["group_outputs"]) == (1, 1)

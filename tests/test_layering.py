@@ -57,7 +57,7 @@ def _from_base(module, is_package, level, name):
     if level == 0:
         return name
     package = module.split(".") if is_package else module.split(".")[:-1]
-    package = package[:len(package) - (level - 1)]
+    package = package[: len(package) - (level - 1)]
     return ".".join(package + ([name] if name else []))
 
 
@@ -65,9 +65,11 @@ def _from_base(module, is_package, level, name):
 def import_graph():
     """``((importer, imported, line), ...)`` of every import in the add-on."""
     names = module_names()
-    return tuple((module, imported, line) for module, path in names.items()
-                 for imported, line in imports_of(module, path.read_text(encoding="utf-8"),
-                                                  path.name == "__init__.py", names))
+    return tuple(
+        (module, imported, line)
+        for module, path in names.items()
+        for imported, line in imports_of(module, path.read_text(encoding="utf-8"), path.name == "__init__.py", names)
+    )
 
 
 def layer(module):
@@ -82,8 +84,11 @@ def top(module):
 
 def assert_no_import_breaks(rule, is_broken):
     """Fail naming importer, imported module and ``rule`` for every import where ``is_broken(importer, imported)``."""
-    found = [f"{importer} (line {line}) imports {imported}: {rule}"
-             for importer, imported, line in import_graph() if is_broken(importer, imported)]
+    found = [
+        f"{importer} (line {line}) imports {imported}: {rule}"
+        for importer, imported, line in import_graph()
+        if is_broken(importer, imported)
+    ]
     assert not found, "\n" + "\n".join(found)
 
 
@@ -125,20 +130,28 @@ def _shortest_cycle(start, graph):
 
 # ---------------------------------------------------------------- the reader itself
 
+
 def test_imports_are_read_everywhere_and_resolved():
-    source = ("import bpy.props\n"
-              "from . import design\n"
-              "from .errors import BlenderCNNError\n"
-              "def later():\n"
-              "    from ..extract.keras_models import build_model\n"
-              "    class Inner:\n"
-              "        import tensorflow as tf\n")
+    source = (
+        "import bpy.props\n"
+        "from . import design\n"
+        "from .errors import BlenderCNNError\n"
+        "def later():\n"
+        "    from ..extract.keras_models import build_model\n"
+        "    class Inner:\n"
+        "        import tensorflow as tf\n"
+    )
     known = {"blender_cnn.core.design", "blender_cnn.extract.keras_models"}
     assert imports_of("blender_cnn.core.presets", source, False, known) == [
-        ("bpy.props", 1), ("blender_cnn.core.design", 2), ("blender_cnn.core.errors", 3),
-        ("blender_cnn.extract.keras_models", 5), ("tensorflow", 7)]
-    assert imports_of("blender_cnn.designer", "from . import tree\n", True, {"blender_cnn.designer.tree"}) == \
-        [("blender_cnn.designer.tree", 1)]
+        ("bpy.props", 1),
+        ("blender_cnn.core.design", 2),
+        ("blender_cnn.core.errors", 3),
+        ("blender_cnn.extract.keras_models", 5),
+        ("tensorflow", 7),
+    ]
+    assert imports_of("blender_cnn.designer", "from . import tree\n", True, {"blender_cnn.designer.tree"}) == [
+        ("blender_cnn.designer.tree", 1)
+    ]
 
 
 def test_the_reader_finds_every_layer():
@@ -156,6 +169,7 @@ def test_cycles_are_found_and_named():
 
 # ---------------------------------------------------------------- the rules
 
+
 def add_on_layer(module):
     """The layer of a module of the add-on; None for any other module."""
     return layer(module) if top(module) == PACKAGE else None
@@ -163,11 +177,17 @@ def add_on_layer(module):
 
 def test_core_is_plain_numpy():
     def is_broken(importer, imported):
-        return layer(importer) == "core" and (top(imported) in BLENDER_MODULES | TENSORFLOW_MODULES
-                                              or top(imported) == PACKAGE and layer(imported) != "core")
+        return layer(importer) == "core" and (
+            top(imported) in BLENDER_MODULES | TENSORFLOW_MODULES
+            or top(imported) == PACKAGE
+            and layer(imported) != "core"
+        )
 
-    assert_no_import_breaks("core imports no Blender module (bpy, mathutils, ...), no TensorFlow/Keras and "
-                            "nothing of blender_cnn outside core", is_broken)
+    assert_no_import_breaks(
+        "core imports no Blender module (bpy, mathutils, ...), no TensorFlow/Keras and "
+        "nothing of blender_cnn outside core",
+        is_broken,
+    )
 
 
 def test_only_extract_imports_tensorflow():
@@ -179,11 +199,15 @@ def test_only_extract_imports_tensorflow():
 
 def test_extract_runs_without_blender():
     def is_broken(importer, imported):
-        return layer(importer) == "extract" and (top(imported) in BLENDER_MODULES
-                                                 or add_on_layer(imported) in ("nodes", "scene", "ui", "designer"))
+        return layer(importer) == "extract" and (
+            top(imported) in BLENDER_MODULES or add_on_layer(imported) in ("nodes", "scene", "ui", "designer")
+        )
 
-    assert_no_import_breaks("extract imports no Blender module and nothing of nodes, scene, ui or designer "
-                            "(its CLIs run in a Python without Blender)", is_broken)
+    assert_no_import_breaks(
+        "extract imports no Blender module and nothing of nodes, scene, ui or designer "
+        "(its CLIs run in a Python without Blender)",
+        is_broken,
+    )
 
 
 def test_nodes_stay_below_the_scene():
@@ -204,13 +228,16 @@ def test_ui_stays_below_the_designer():
     def is_broken(importer, imported):
         return layer(importer) == "ui" and add_on_layer(imported) == "designer"
 
-    assert_no_import_breaks("ui imports nothing of designer (the designer builds on the ui's jobs and "
-                            "preferences)", is_broken)
+    assert_no_import_breaks(
+        "ui imports nothing of designer (the designer builds on the ui's jobs and preferences)", is_broken
+    )
 
 
 @pytest.mark.parametrize("package", ACYCLIC_PACKAGES)
 def test_modules_of_a_package_import_each_other_without_cycles(package):
     rule = f"the modules of blender_cnn.{package} import each other in one direction only, never in a cycle"
-    found = ["; ".join(f"{importer} (line {line}) imports {imported}" for importer, imported, line in cycle)
-             + f": {rule}" for cycle in cycles_within(package, import_graph())]
+    found = [
+        "; ".join(f"{importer} (line {line}) imports {imported}" for importer, imported, line in cycle) + f": {rule}"
+        for cycle in cycles_within(package, import_graph())
+    ]
     assert not found, "\n" + "\n".join(found)

@@ -41,8 +41,14 @@ def expected_centres(spacing, layout, channels=8, size=16, layer_index=1, direct
     circle = np.stack([np.zeros(channels), -radius * np.sin(angle), radius * np.cos(angle)], axis=1)
     cols = math.ceil(math.sqrt(channels))
     rows = math.ceil(channels / cols)
-    grid = np.stack([np.zeros(channels), -((np.arange(channels) % cols) - (cols - 1) / 2) * pitch,
-                     -((np.arange(channels) // cols) - (rows - 1) / 2) * pitch], axis=1)
+    grid = np.stack(
+        [
+            np.zeros(channels),
+            -((np.arange(channels) % cols) - (cols - 1) / 2) * pitch,
+            -((np.arange(channels) // cols) - (rows - 1) / 2) * pitch,
+        ],
+        axis=1,
+    )
     t1, t2 = min(max(layout, 0), 1), min(max(layout - 1, 0), 1)
     centres = (line * (1 - t1) + circle * t1) * (1 - t2) + grid * t2
     return centres + np.array([layer_index * spacing, 0.0, 0.0])
@@ -52,15 +58,20 @@ def expected_centres(spacing, layout, channels=8, size=16, layer_index=1, direct
 def test_map_layout_places_the_maps_in_a_line_a_circle_a_grid_or_between(designed_network, layout):
     set_input(designed_network, "conv1/Map Layout", layout)
     centres = map_centres(designed_network, 1)
-    np.testing.assert_allclose(np.array([centres[c] for c in range(8)]), expected_centres(spacing(designed_network), layout), atol=1e-3)
+    np.testing.assert_allclose(
+        np.array([centres[c] for c in range(8)]), expected_centres(spacing(designed_network), layout), atol=1e-3
+    )
 
 
 def test_a_line_can_run_along_the_network(designed_network):
     set_input(designed_network, "conv1/Map Layout", 0.0)
     set_input(designed_network, "Line Direction", 1.0)
     centres = map_centres(designed_network, 1)
-    np.testing.assert_allclose(np.array([centres[c] for c in range(8)]),
-                               expected_centres(spacing(designed_network), 0.0, direction=1.0), atol=1e-3)
+    np.testing.assert_allclose(
+        np.array([centres[c] for c in range(8)]),
+        expected_centres(spacing(designed_network), 0.0, direction=1.0),
+        atol=1e-3,
+    )
 
 
 def test_each_layer_has_its_own_layout(designed_network):
@@ -78,8 +89,9 @@ def test_folding_shows_the_summary_map_of_the_mean_or_the_max(designed_network, 
     conv1 = cells["layer"] == 1
     assert conv1.sum() == 16 * 16 and cells["is_summary"][conv1].all()
     outputs = np.asarray(digits_design_bundle.activations("conv1", -1, 3), dtype=np.float32)
-    np.testing.assert_allclose(cells["activation"][conv1],
-                               outputs.mean(axis=2)[cells["row"][conv1], cells["col"][conv1]], rtol=1e-5)
+    np.testing.assert_allclose(
+        cells["activation"][conv1], outputs.mean(axis=2)[cells["row"][conv1], cells["col"][conv1]], rtol=1e-5
+    )
     # The summary map stands at the layer's centre.
     np.testing.assert_allclose(centres[conv1].mean(axis=0), [spacing(designed_network), 0.0, 0.0], atol=1e-3)
 
@@ -87,8 +99,9 @@ def test_folding_shows_the_summary_map_of_the_mean_or_the_max(designed_network, 
     _centres, cells = drawn_cells(designed_network)
     conv1 = cells["layer"] == 1
     assert conv1.sum() == 16 * 16  # the max map instead of the mean map, not beside it
-    np.testing.assert_allclose(cells["activation"][conv1],
-                               outputs.max(axis=2)[cells["row"][conv1], cells["col"][conv1]], rtol=1e-5)
+    np.testing.assert_allclose(
+        cells["activation"][conv1], outputs.max(axis=2)[cells["row"][conv1], cells["col"][conv1]], rtol=1e-5
+    )
 
 
 def test_half_folded_maps_move_halfway_in_while_the_summary_grows(designed_network):
@@ -135,8 +148,9 @@ def test_a_folded_map_tilts_its_rows_alternately_like_a_concertina(designed_netw
     first_map = cells["channel"] == 0
     np.testing.assert_allclose(centres[:, :2], flat_centres[:, :2], atol=1e-3)
     map_centre = flat_centres[first_map].mean(axis=0)
-    np.testing.assert_allclose(centres[first_map, 2] - map_centre[2],
-                               (flat_centres[first_map, 2] - map_centre[2]) * math.cos(angle), atol=1e-3)
+    np.testing.assert_allclose(
+        centres[first_map, 2] - map_centre[2], (flat_centres[first_map, 2] - map_centre[2]) * math.cos(angle), atol=1e-3
+    )
     # A quad's top and bottom edges lie at different depths (X): it is tilted, forward on even rows, back on odd.
     top = corners[:, :, 2] > centres[:, None, 2]
     depth = np.array([c[t, 0].mean() - c[~t, 0].mean() for c, t in zip(corners, top)])
@@ -174,8 +188,10 @@ def test_seen_from_the_camera_no_layer_hides_the_next_one(blender, tmp_path, fil
     layer = quads.attribute("layer")
     drawn = layer >= 0  # not the legend
     screen_x = quads.corners()[drawn] @ view_projection(tuple(VIEW_DIRECTION))[0, :3]  # (quads, 4)
-    extents = [(screen_x[layer[drawn] == index].min(), screen_x[layer[drawn] == index].max())
-               for index in np.unique(layer[drawn])]
+    extents = [
+        (screen_x[layer[drawn] == index].min(), screen_x[layer[drawn] == index].max())
+        for index in np.unique(layer[drawn])
+    ]
     assert len(extents) == 8
     for index, ((_, right), (left, _)) in enumerate(zip(extents, extents[1:])):
         assert right < left, f"layer {index} reaches {right - left:.1f} over layer {index + 1} on screen"

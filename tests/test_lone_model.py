@@ -16,9 +16,15 @@ pytestmark = pytest.mark.tf
 
 
 def tiny_cnn(keras):
-    return keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
-                             keras.layers.MaxPooling2D(name="pool"), keras.layers.Flatten(name="flat"),
-                             keras.layers.Dense(3, activation="softmax", name="out")])
+    return keras.Sequential(
+        [
+            keras.Input((12, 12, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+            keras.layers.MaxPooling2D(name="pool"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(3, activation="softmax", name="out"),
+        ]
+    )
 
 
 def tiny_branching_cnn(keras):
@@ -32,20 +38,27 @@ def tiny_branching_cnn(keras):
 
 
 def tiny_dense(keras):
-    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="relu", name="hidden"),
-                             keras.layers.Dense(2, activation="softmax", name="out")])
+    return keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(4, activation="relu", name="hidden"),
+            keras.layers.Dense(2, activation="softmax", name="out"),
+        ]
+    )
 
 
 def assert_activations_are_keras(keras, model, bundle):
     inputs = bundle.array(bundle.manifest["samples"]["inputs"])
     outputs = keras.Model(model.inputs, [layer.output for layer in model.layers]).predict(inputs, verbose=0)
     for layer, expected in zip(model.layers, outputs):
-        np.testing.assert_allclose(bundle.array(bundle.layer(layer.name).activations)[-1], expected,
-                                   rtol=1e-5, atol=1e-6, err_msg=layer.name)
+        np.testing.assert_allclose(
+            bundle.array(bundle.layer(layer.name).activations)[-1], expected, rtol=1e-5, atol=1e-6, err_msg=layer.name
+        )
 
 
-@pytest.mark.parametrize(("make", "kind", "count"), [(tiny_cnn, "patterns", len(SYNTHETIC_PATTERNS)),
-                                                     (tiny_dense, "noise", 4)])
+@pytest.mark.parametrize(
+    ("make", "kind", "count"), [(tiny_cnn, "patterns", len(SYNTHETIC_PATTERNS)), (tiny_dense, "noise", 4)]
+)
 def test_a_lone_model_is_shown_synthetic_inputs_and_its_activations_are_keras(keras, tmp_path, make, kind, count):
     model = make(keras)
     model.save(tmp_path / "alone.keras")
@@ -99,8 +112,9 @@ def label_texts(network):
 def test_the_scene_of_a_lone_model_labels_its_input_synthetic(blender, keras, tmp_path, bundle_folder, make):
     model = make(keras)
     model.save(tmp_path / "alone.keras")
-    assert blender.ops.bcnn.import_checkpoint(filepath=str(tmp_path / "alone.keras"), frame_camera=False,
-                                              importance=False) == {"FINISHED"}
+    assert blender.ops.bcnn.import_checkpoint(
+        filepath=str(tmp_path / "alone.keras"), frame_camera=False, importance=False
+    ) == {"FINISHED"}
     network = blender.context.view_layer.objects.active
     bundle = load_bundle(network["blender_cnn_bundle"])
     assert bundle.manifest["samples"]["synthetic"] == "patterns"

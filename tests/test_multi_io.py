@@ -16,47 +16,82 @@ SAMPLE_COUNT = 5
 
 # ---------------------------------------------------------------- the format, numpy alone
 
+
 def hand_written_bundle():
     """Inputs a (2,) and b (3,), joined, read by two heads: "kind" (2 classes, softmax) and "size" (3 units)."""
     rng = np.random.default_rng(1)
     a, b = rng.random((SAMPLE_COUNT, 2), dtype=np.float32), rng.random((SAMPLE_COUNT, 3), dtype=np.float32)
-    kernels = {"kind": rng.normal(size=(2, 5, 2)).astype(np.float32), "size": rng.normal(size=(2, 5, 3)).astype(np.float32)}
+    kernels = {
+        "kind": rng.normal(size=(2, 5, 2)).astype(np.float32),
+        "size": rng.normal(size=(2, 5, 3)).astype(np.float32),
+    }
     joined = np.concatenate([a, b], axis=1)
     outputs = {}
     for name, kernel in kernels.items():
         logits = np.einsum("si,eij->esj", joined, kernel)
-        outputs[name] = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True) if name == "kind" else logits
-                         ).astype(np.float32)
+        outputs[name] = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True) if name == "kind" else logits).astype(
+            np.float32
+        )
 
     def layer(name, kind, inputs, shape, weights=(), config=None):
-        return {"name": name, "type": kind, "inputs": inputs, "output_shape": shape, "config": config or {},
-                "weights": [{"name": "kernel", "array": f"weights/{name}/kernel", "shape": list(weights)}]
-                if weights else [], "activations": f"activations/{name}"}
+        return {
+            "name": name,
+            "type": kind,
+            "inputs": inputs,
+            "output_shape": shape,
+            "config": config or {},
+            "weights": [{"name": "kernel", "array": f"weights/{name}/kernel", "shape": list(weights)}]
+            if weights
+            else [],
+            "activations": f"activations/{name}",
+        }
 
     manifest = {
-        "name": "two by two", "input_shape": [2], "class_names": ["cat", "dog"], "epochs": EPOCHS,
-        "layers": [layer("a", "InputLayer", [], [2]), layer("b", "InputLayer", [], [3]),
-                   layer("join", "Concatenate", ["a", "b"], [5], config={"axis": -1}),
-                   layer("kind", "Dense", ["join"], [2], (5, 2), {"units": 2, "activation": "softmax",
-                                                                   "use_bias": False}),
-                   layer("size", "Dense", ["join"], [3], (5, 3), {"units": 3, "activation": "linear",
-                                                                   "use_bias": False})],
+        "name": "two by two",
+        "input_shape": [2],
+        "class_names": ["cat", "dog"],
+        "epochs": EPOCHS,
+        "layers": [
+            layer("a", "InputLayer", [], [2]),
+            layer("b", "InputLayer", [], [3]),
+            layer("join", "Concatenate", ["a", "b"], [5], config={"axis": -1}),
+            layer("kind", "Dense", ["join"], [2], (5, 2), {"units": 2, "activation": "softmax", "use_bias": False}),
+            layer("size", "Dense", ["join"], [3], (5, 3), {"units": 3, "activation": "linear", "use_bias": False}),
+        ],
         "samples": {"inputs": "samples/inputs", "labels": "samples/labels", "predictions": "samples/predictions"},
-        "inputs": [{"layer": "a", "shape": [2], "array": "samples/inputs"},
-                   {"layer": "b", "shape": [3], "array": "samples/inputs/b"}],
-        "outputs": [{"layer": "kind", "class_names": ["cat", "dog"], "predictions": "samples/predictions",
-                     "labels": "samples/labels"},
-                    {"layer": "size", "class_names": ["S", "M", "L"], "predictions": "samples/predictions/size",
-                     "labels": "samples/labels/size"}],
+        "inputs": [
+            {"layer": "a", "shape": [2], "array": "samples/inputs"},
+            {"layer": "b", "shape": [3], "array": "samples/inputs/b"},
+        ],
+        "outputs": [
+            {
+                "layer": "kind",
+                "class_names": ["cat", "dog"],
+                "predictions": "samples/predictions",
+                "labels": "samples/labels",
+            },
+            {
+                "layer": "size",
+                "class_names": ["S", "M", "L"],
+                "predictions": "samples/predictions/size",
+                "labels": "samples/labels/size",
+            },
+        ],
     }
     arrays = {
-        "samples/inputs": a, "samples/inputs/b": b,
-        "samples/labels": np.array([0, 1, 0, 1, -1], np.int32), "samples/labels/size": np.full(5, 2, np.int32),
-        "samples/predictions": outputs["kind"], "samples/predictions/size": outputs["size"],
-        "activations/a": a[np.newaxis], "activations/b": b[np.newaxis],
+        "samples/inputs": a,
+        "samples/inputs/b": b,
+        "samples/labels": np.array([0, 1, 0, 1, -1], np.int32),
+        "samples/labels/size": np.full(5, 2, np.int32),
+        "samples/predictions": outputs["kind"],
+        "samples/predictions/size": outputs["size"],
+        "activations/a": a[np.newaxis],
+        "activations/b": b[np.newaxis],
         "activations/join": np.repeat(joined[np.newaxis], len(EPOCHS), axis=0),
-        "activations/kind": outputs["kind"], "activations/size": outputs["size"],
-        "weights/kind/kernel": kernels["kind"], "weights/size/kernel": kernels["size"],
+        "activations/kind": outputs["kind"],
+        "activations/size": outputs["size"],
+        "weights/kind/kernel": kernels["kind"],
+        "weights/size/kernel": kernels["size"],
     }
     return manifest, arrays
 
@@ -65,8 +100,10 @@ def test_a_bundle_of_two_inputs_and_two_heads_is_version_4_and_lists_each(tmp_pa
     bundle = load_bundle(write_bundle(tmp_path / "multi.bcnn.npz", *hand_written_bundle()))
     assert bundle.version == MULTI_IO_VERSION == 4
     assert [(entry.layer, entry.shape) for entry in bundle.inputs] == [("a", (2,)), ("b", (3,))]
-    assert [(head.layer, head.class_names) for head in bundle.outputs] == [("kind", ("cat", "dog")),
-                                                                         ("size", ("S", "M", "L"))]
+    assert [(head.layer, head.class_names) for head in bundle.outputs] == [
+        ("kind", ("cat", "dog")),
+        ("size", ("S", "M", "L")),
+    ]
     assert bundle.array(bundle.outputs[1].labels).tolist() == [2] * SAMPLE_COUNT
 
 
@@ -76,9 +113,11 @@ def test_a_bundle_of_one_input_and_one_output_says_so_without_the_new_fields(tmp
     bundle = load_bundle(write_bundle(tmp_path / "small.bcnn.npz", *small_bundle()))
     assert bundle.version == 1 and "inputs" not in bundle.manifest and "outputs" not in bundle.manifest
     assert [(entry.layer, entry.shape, entry.array) for entry in bundle.inputs] == [
-        ("input", (2, 2, 1), "samples/inputs")]
+        ("input", (2, 2, 1), "samples/inputs")
+    ]
     assert [(head.layer, head.class_names, head.predictions, head.labels) for head in bundle.outputs] == [
-        ("dense", ("no", "yes"), "samples/predictions", "samples/labels")]
+        ("dense", ("no", "yes"), "samples/predictions", "samples/labels")
+    ]
 
 
 def test_the_numpy_forward_pass_takes_every_input_by_name_or_in_order(tmp_path):
@@ -99,15 +138,18 @@ def test_the_numpy_forward_pass_takes_every_input_by_name_or_in_order(tmp_path):
         forward(bundle, [a, a])
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda m, a: m.update(version=3), "uses the manifest's 'inputs', which needs bundle version 4"),
-    (lambda m, a: m["inputs"].pop(), "must list every input layer (every layer without inputs: a, b) once"),
-    (lambda m, a: m["inputs"].reverse(), "the first of the manifest's 'inputs' must be the input that"),
-    (lambda m, a: m["outputs"][1].update(class_names=["S", "M"]), "output 'size': 2 class names for a layer of 3"),
-    (lambda m, a: m["outputs"].reverse(), "the first of the manifest's 'outputs' must be the head that"),
-    (lambda m, a: a.update({"samples/labels/size": np.full(5, 3, np.int32)}), "output 'size' labels must be"),
-    (lambda m, a: a.update({"samples/inputs/b": np.zeros((4, 3), np.float32)}), "input 'b' samples: array"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m, a: m.update(version=3), "uses the manifest's 'inputs', which needs bundle version 4"),
+        (lambda m, a: m["inputs"].pop(), "must list every input layer (every layer without inputs: a, b) once"),
+        (lambda m, a: m["inputs"].reverse(), "the first of the manifest's 'inputs' must be the input that"),
+        (lambda m, a: m["outputs"][1].update(class_names=["S", "M"]), "output 'size': 2 class names for a layer of 3"),
+        (lambda m, a: m["outputs"].reverse(), "the first of the manifest's 'outputs' must be the head that"),
+        (lambda m, a: a.update({"samples/labels/size": np.full(5, 3, np.int32)}), "output 'size' labels must be"),
+        (lambda m, a: a.update({"samples/inputs/b": np.zeros((4, 3), np.float32)}), "input 'b' samples: array"),
+    ],
+)
 def test_a_bundle_whose_inputs_or_outputs_do_not_fit_its_layers_is_refused(tmp_path, change, message):
     from bundle_files import expect_error, stamped, write_raw
 
@@ -118,6 +160,7 @@ def test_a_bundle_whose_inputs_or_outputs_do_not_fit_its_layers_is_refused(tmp_p
 
 
 # ---------------------------------------------------------------- extracted from Keras
+
 
 def two_input_model(keras):
     image = keras.Input((8, 8, 1), name="image")
@@ -156,16 +199,28 @@ def extracted(tmp_path_factory, keras):
     labels = np.array([0, 1, 2, 3, 0])
     made = {}
     for kind, model, samples in (
-            ("two inputs", two_input_model(keras), {"inputs/image": images, "inputs/meta": facts,
-                                                    "labels": labels % 3}),
-            ("two outputs", two_output_model(keras), {"inputs": images, "labels": labels, "labels/parity": labels % 2,
-                                                      "class_names/parity": np.array(["even", "odd"])})):
+        ("two inputs", two_input_model(keras), {"inputs/image": images, "inputs/meta": facts, "labels": labels % 3}),
+        (
+            "two outputs",
+            two_output_model(keras),
+            {
+                "inputs": images,
+                "labels": labels,
+                "labels/parity": labels % 2,
+                "class_names/parity": np.array(["even", "odd"]),
+            },
+        ),
+    ):
         stem = kind.replace(" ", "_")
         model.save(folder / f"{stem}.keras")
         np.savez(folder / f"{stem}_samples.npz", **samples)
         lines = []
-        path = extract(folder / f"{stem}.keras", folder / f"{stem}.bcnn.npz", samples=folder / f"{stem}_samples.npz",
-                       log=lines.append)
+        path = extract(
+            folder / f"{stem}.keras",
+            folder / f"{stem}.bcnn.npz",
+            samples=folder / f"{stem}_samples.npz",
+            log=lines.append,
+        )
         made[kind] = (model, load_bundle(path), lines)
     return made
 
@@ -190,8 +245,9 @@ def test_both_inputs_are_recorded_and_every_activation_is_keras(keras, extracted
     assert set(expected) == {layer.name for layer in bundle.layers if layer.inputs}
     for name, values in expected.items():
         np.testing.assert_allclose(bundle.layer_activations(name), values, rtol=1e-5, atol=1e-6, err_msg=name)
-    np.testing.assert_allclose(bundle.array("samples/predictions")[-1], model.predict([images, facts], verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        bundle.array("samples/predictions")[-1], model.predict([images, facts], verbose=0), rtol=1e-5, atol=1e-6
+    )
     computed = forward(bundle, {"image": images, "meta": facts})
     for name, values in expected.items():
         np.testing.assert_allclose(computed[name], values, rtol=1e-5, atol=1e-6, err_msg=name)
@@ -202,8 +258,10 @@ def test_each_head_keeps_its_own_probabilities_labels_and_class_names(keras, ext
     model, bundle, lines = extracted["two outputs"]
     images, _facts = sample_arrays()
     digit, parity = model.predict(images, verbose=0)
-    assert [(head.layer, head.class_names) for head in bundle.outputs] == [("digit", ("0", "1", "2", "3")),
-                                                                         ("parity", ("even", "odd"))]
+    assert [(head.layer, head.class_names) for head in bundle.outputs] == [
+        ("digit", ("0", "1", "2", "3")),
+        ("parity", ("even", "odd")),
+    ]
     assert bundle.class_names == ["0", "1", "2", "3"]  # the first head's, where one-output bundles keep theirs
     for head, predicted, labels in zip(bundle.outputs, (digit, parity), ([0, 1, 2, 3, 0], [0, 1, 0, 1, 0])):
         np.testing.assert_allclose(bundle.array(head.predictions)[-1], predicted, rtol=1e-5, atol=1e-6)
@@ -226,8 +284,11 @@ def test_samples_that_miss_an_input_are_refused_naming_the_arrays_needed(keras, 
     two_input_model(keras).save(tmp_path / "two.keras")
     images, _facts = sample_arrays()
     np.savez(tmp_path / "samples.npz", inputs=images, labels=np.zeros(SAMPLE_COUNT, np.int32))
-    with pytest.raises(BlenderCNNError, match=r"takes 2 inputs \(image, meta\): samples need one array per input, "
-                                              r"inputs/image, inputs/meta"):
+    with pytest.raises(
+        BlenderCNNError,
+        match=r"takes 2 inputs \(image, meta\): samples need one array per input, "
+        r"inputs/image, inputs/meta",
+    ):
         extract(tmp_path / "two.keras", samples=tmp_path / "samples.npz", log=lambda _line: None)
 
 
@@ -247,6 +308,7 @@ def test_a_lone_model_of_two_inputs_is_shown_synthetic_inputs_in_both(keras, tmp
 
 
 # ---------------------------------------------------------------- the scene
+
 
 def label_texts(network):
     """Every text the network's tree labels something with (layers, units, output neurons)."""
@@ -308,11 +370,11 @@ def test_the_scene_labels_each_head_with_its_classes_and_probabilities(blender, 
     neurons = [centres[cells["layer"] == bundle.layer(head.layer).index] for head in bundle.outputs]
     assert [len(each) for each in neurons] == [len(head.class_names) for head in bundle.outputs] == [4, 2]
     # Each head's bars stand by its own neurons and are as long as its own probabilities.
-    nearest = np.array([np.argmin([np.linalg.norm(each - point, axis=1).min() for each in neurons])
-                        for point in where])
+    nearest = np.array([np.argmin([np.linalg.norm(each - point, axis=1).min() for each in neurons]) for point in where])
     for position, head in enumerate(bundle.outputs):
-        np.testing.assert_allclose(np.sort(probabilities[nearest == position]),
-                                   np.sort(bundle.array(head.predictions)[-1, 1]), rtol=1e-5)
+        np.testing.assert_allclose(
+            np.sort(probabilities[nearest == position]), np.sort(bundle.array(head.predictions)[-1, 1]), rtol=1e-5
+        )
 
 
 @pytest.mark.tf
@@ -344,6 +406,7 @@ def test_a_lone_model_of_two_inputs_says_synthetic_input_under_each(blender, ker
 
     two_input_model(keras).save(tmp_path / "alone.keras")
     network = build_network(extract(tmp_path / "alone.keras", importance=False, log=lambda _line: None))
-    marked = sorted(text.split("\n")[0] + ": " + text.split("\n")[-1] for text in label_texts(network)
-                    if "synthetic input" in text)
+    marked = sorted(
+        text.split("\n")[0] + ": " + text.split("\n")[-1] for text in label_texts(network) if "synthetic input" in text
+    )
     assert marked == ["image: synthetic input (patterns)", "meta: synthetic input (noise)"], label_texts(network)

@@ -29,8 +29,11 @@ def _apply(blender, ensure_group, arrays, inputs, count=None):
     b = TreeBuilder(tree)
     points = b.add_input("Geometry", "GEOMETRY")
     b.add_output("Geometry", "GEOMETRY")
-    first_input = next(item.name for item in group.interface.items_tree
-                       if item.item_type == "SOCKET" and item.in_out == "INPUT" and item.socket_type == "NodeSocketGeometry")
+    first_input = next(
+        item.name
+        for item in group.interface.items_tree
+        if item.item_type == "SOCKET" and item.in_out == "INPUT" and item.socket_type == "NodeSocketGeometry"
+    )
     node = b.group(group, {first_input: points, **inputs})
     b.set_outputs(Geometry=node.outputs[0])
     holder.modifiers.new("group", "NODES").node_group = tree
@@ -39,8 +42,9 @@ def _apply(blender, ensure_group, arrays, inputs, count=None):
 
 def _cells(maps, rows, cols, layer=1, summary_kinds=()):
     """The cell attributes of one layer of ``maps`` maps of ``rows`` x ``cols``, then one summary map per kind."""
-    channel, row, col = (grid.ravel() for grid in np.meshgrid(np.arange(maps), np.arange(rows), np.arange(cols),
-                                                             indexing="ij"))
+    channel, row, col = (
+        grid.ravel() for grid in np.meshgrid(np.arange(maps), np.arange(rows), np.arange(cols), indexing="ij")
+    )
     summary = np.zeros(len(channel), np.int32)
     for kind in summary_kinds:
         channel = np.concatenate([channel, np.zeros(rows * cols, np.int64)])
@@ -52,9 +56,17 @@ def _cells(maps, rows, cols, layer=1, summary_kinds=()):
     def full(value):
         return np.full(count, value, np.int32)
 
-    return {"layer": full(layer), "channel": channel.astype(np.int32), "row": row.astype(np.int32),
-            "col": col.astype(np.int32), "map_rows": full(rows), "map_cols": full(cols), "channels": full(maps),
-            "is_neuron": full(0), "is_summary": summary}
+    return {
+        "layer": full(layer),
+        "channel": channel.astype(np.int32),
+        "row": row.astype(np.int32),
+        "col": col.astype(np.int32),
+        "map_rows": full(rows),
+        "map_cols": full(cols),
+        "channels": full(maps),
+        "is_neuron": full(0),
+        "is_summary": summary,
+    }
 
 
 def _read(geometry, *names):
@@ -67,14 +79,20 @@ def test_the_cell_layout_places_four_maps_in_a_grid_a_layer_spacing_along(blende
     from blender_cnn.nodes.groups import ensure_cell_layout
 
     cells = _cells(maps=4, rows=2, cols=3)
-    geometry, _holder = _apply(blender, ensure_cell_layout, cells, {
-        "Map Layout": 2.0, "Layer Spacing": 40.0, "Map Gap": 2.0, "Cell Size": 1.0})
+    geometry, _holder = _apply(
+        blender, ensure_cell_layout, cells, {"Map Layout": 2.0, "Layer Spacing": 40.0, "Map Gap": 2.0, "Cell Size": 1.0}
+    )
     position, pitch, scale, tilt = _read(geometry, "position", "cell_pitch", "cell_scale", "cell_tilt")
     channel, row, col = cells["channel"], cells["row"], cells["col"]
     # A 2x2 grid of 3-wide, 2-high maps with gaps of 2: map pitch 5 across, 4 down; cells 1 apart in a map.
-    expected = np.stack([np.full(len(channel), 40.0),
-                         -(channel % 2 - 0.5) * 5.0 - (col - 1.0),
-                         -(channel // 2 - 0.5) * 4.0 - (row - 0.5)], axis=1)
+    expected = np.stack(
+        [
+            np.full(len(channel), 40.0),
+            -(channel % 2 - 0.5) * 5.0 - (col - 1.0),
+            -(channel // 2 - 0.5) * 4.0 - (row - 0.5),
+        ],
+        axis=1,
+    )
     np.testing.assert_allclose(position, expected, atol=1e-5)
     np.testing.assert_allclose(pitch, 1.0)
     np.testing.assert_allclose(scale, 1.0)
@@ -86,8 +104,12 @@ def test_the_cell_layout_lines_maps_up_across_the_wall_and_neurons_get_the_large
 
     cells = _cells(maps=3, rows=1, cols=1, layer=2)
     cells["is_neuron"][:] = 1
-    geometry, _holder = _apply(blender, ensure_cell_layout, cells, {
-        "Map Layout": 0.0, "Layer Spacing": 10.0, "Map Gap": 0.5, "Cell Size": 2.0, "Neuron Scale": 1.5})
+    geometry, _holder = _apply(
+        blender,
+        ensure_cell_layout,
+        cells,
+        {"Map Layout": 0.0, "Layer Spacing": 10.0, "Map Gap": 0.5, "Cell Size": 2.0, "Neuron Scale": 1.5},
+    )
     position, pitch = _read(geometry, "position", "cell_pitch")
     # Pitch 2 * 1.5 = 3; maps of one cell 3 wide, 0.5 apart, centred on the layer.
     np.testing.assert_allclose(pitch, 3.0)
@@ -112,18 +134,24 @@ def test_folding_a_layer_hides_its_maps_and_shows_the_summary_it_asks_for(blende
 
 def _table(columns, lanes, is_output, items=None):
     count = len(columns)
-    return {"item": np.asarray(items if items is not None else range(count), np.int32),
-            "column": np.asarray(columns, np.float32), "lane": np.asarray(lanes, np.float32),
-            "is_output": np.asarray(is_output, np.float32)}
+    return {
+        "item": np.asarray(items if items is not None else range(count), np.int32),
+        "column": np.asarray(columns, np.float32),
+        "lane": np.asarray(lanes, np.float32),
+        "is_output": np.asarray(is_output, np.float32),
+    }
 
 
 def test_the_graph_position_wraps_columns_into_rows_that_turn_back(blender):
     from blender_cnn.nodes.graph import ensure_graph_position
 
     table = _table(columns=[0, 1, 2, 3, 4], lanes=[0, 0, 1, 0, 0], is_output=[1, 1, 1, 1, 1])
-    geometry, _holder = _apply(blender, ensure_graph_position, table, {
-        "Start": 0.0, "Expand": 1.0, "Layer Spacing": 10.0, "Lane Spacing": 100.0, "Row Length": 2,
-        "Row Lanes": 1.0})
+    geometry, _holder = _apply(
+        blender,
+        ensure_graph_position,
+        table,
+        {"Start": 0.0, "Expand": 1.0, "Layer Spacing": 10.0, "Lane Spacing": 100.0, "Row Length": 2, "Row Lanes": 1.0},
+    )
     origin, visible = _read(geometry, "origin", "visible")
     # Rows of two columns: row 0 runs along +X, row 1 back, row 2 along again; each row a lane spacing lower.
     np.testing.assert_allclose(origin[:, 0], [0.0, 10.0, 10.0, 0.0, 0.0], atol=1e-5)
@@ -136,8 +164,12 @@ def test_a_half_open_block_brings_its_units_half_way_and_shows_them_half(blender
     from blender_cnn.nodes.graph import ensure_graph_position
 
     table = _table(columns=[0, 2, 4], lanes=[0, 1, 0], is_output=[0, 0, 1])
-    geometry, _holder = _apply(blender, ensure_graph_position, table, {
-        "Start": 3.0, "Expand": 0.5, "Layer Spacing": 10.0, "Lane Spacing": 100.0})
+    geometry, _holder = _apply(
+        blender,
+        ensure_graph_position,
+        table,
+        {"Start": 3.0, "Expand": 0.5, "Layer Spacing": 10.0, "Lane Spacing": 100.0},
+    )
     origin, visible, expand = _read(geometry, "origin", "visible", "expand")
     np.testing.assert_allclose(origin[:, 0], (3.0 + 0.5 * np.array([0.0, 2.0, 4.0])) * 10.0, atol=1e-4)
     np.testing.assert_allclose(origin[:, 2], [0.0, -50.0, 0.0], atol=1e-4)
@@ -146,8 +178,10 @@ def test_a_half_open_block_brings_its_units_half_way_and_shows_them_half(blender
     np.testing.assert_allclose(expand, 0.5)
 
 
-@pytest.mark.parametrize(("epoch", "low", "high", "factor"), [
-    (3.0, 1, 2, 0.5), (2.0, 1, 2, 0.0), (0.0, 0, 1, 0.0), (-1.0, 0, 1, 0.0), (9.0, 3, 3, 1.0)])
+@pytest.mark.parametrize(
+    ("epoch", "low", "high", "factor"),
+    [(3.0, 1, 2, 0.5), (2.0, 1, 2, 0.0), (0.0, 0, 1, 0.0), (-1.0, 0, 1, 0.0), (9.0, 3, 3, 1.0)],
+)
 def test_the_epoch_position_finds_the_stored_epochs_around_an_epoch_number(blender, epoch, low, high, factor):
     """History points for epochs 0, 2, 4 and 8: the group's three outputs, stored on them to be read."""
     from blender_cnn.nodes.builder import TreeBuilder
@@ -156,7 +190,8 @@ def test_the_epoch_position_finds_the_stored_epochs_around_an_epoch_number(blend
     def with_outputs():
         """The group, with its outputs stored on the history points (a test's own wrapper)."""
         tree = blender.data.node_groups.get("epoch position stored") or blender.data.node_groups.new(
-            "epoch position stored", "GeometryNodeTree")
+            "epoch position stored", "GeometryNodeTree"
+        )
         tree.nodes.clear()
         tree.interface.clear()
         b = TreeBuilder(tree)
@@ -166,13 +201,17 @@ def test_the_epoch_position_finds_the_stored_epochs_around_an_epoch_number(blend
         found = b.group(ensure_epoch_position(), {"History": history, "Epoch": number})
         stored = history
         for name, kind in (("Low", "INT"), ("High", "INT"), ("Factor", "FLOAT")):
-            stored = b.node("GeometryNodeStoreNamedAttribute", {"Geometry": stored, "Name": name.lower(),
-                                                                "Value": found.outputs[name]}, data_type=kind).outputs[0]
+            stored = b.node(
+                "GeometryNodeStoreNamedAttribute",
+                {"Geometry": stored, "Name": name.lower(), "Value": found.outputs[name]},
+                data_type=kind,
+            ).outputs[0]
         b.set_outputs(History=stored)
         return tree
 
-    geometry, _holder = _apply(blender, with_outputs, {"epoch": np.array([0.0, 2.0, 4.0, 8.0], np.float32)},
-                               {"Epoch": epoch})
+    geometry, _holder = _apply(
+        blender, with_outputs, {"epoch": np.array([0.0, 2.0, 4.0, 8.0], np.float32)}, {"Epoch": epoch}
+    )
     found_low, found_high, found_factor = _read(geometry, "low", "high", "factor")
     assert (found_low[0], found_high[0]) == (low, high)
     assert found_factor[0] == pytest.approx(factor, abs=1e-5)

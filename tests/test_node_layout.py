@@ -15,12 +15,30 @@ from blender_cnn.nodes.layout import FRAME_MARGIN
 REPO = Path(__file__).resolve().parent.parent
 
 SHARED_GROUPS = (
-    "BCNN Cell Layout", "BCNN Feature Maps", "BCNN Legend", "BCNN Connections", "BCNN Layer Label",
-    "BCNN Neuron Label", "BCNN Activation Colormap", "BCNN Weight Colormap", "BCNN Focus Cell",
-    "BCNN Receptive Field", "BCNN Kernel Taps", "BCNN Pooling Links", "BCNN Flatten Links", "BCNN Probability",
-    "BCNN Epoch Position", "BCNN Trained Cells", "BCNN Training Overlay", "BCNN Trained Weights (Curve)",
-    "BCNN Trained Weights (Point)", "BCNN Importance (Table)", "BCNN Importance (Own)", "BCNN Graph Position",
-    "BCNN Graph Links")
+    "BCNN Cell Layout",
+    "BCNN Feature Maps",
+    "BCNN Legend",
+    "BCNN Connections",
+    "BCNN Layer Label",
+    "BCNN Neuron Label",
+    "BCNN Activation Colormap",
+    "BCNN Weight Colormap",
+    "BCNN Focus Cell",
+    "BCNN Receptive Field",
+    "BCNN Kernel Taps",
+    "BCNN Pooling Links",
+    "BCNN Flatten Links",
+    "BCNN Probability",
+    "BCNN Epoch Position",
+    "BCNN Trained Cells",
+    "BCNN Training Overlay",
+    "BCNN Trained Weights (Curve)",
+    "BCNN Trained Weights (Point)",
+    "BCNN Importance (Table)",
+    "BCNN Importance (Own)",
+    "BCNN Graph Position",
+    "BCNN Graph Links",
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +53,12 @@ def trees(registered_addon, tmp_path_factory):
 
     bpy.ops.wm.read_homefile(app_template="")
     design = load_design(REPO / "presets" / "lenet5.json")
-    bundle = design_bundle(design, tmp_path_factory.mktemp("layout") / "lenet5.bcnn.npz", seed=0,
-                           inputs=synthetic_inputs(design["input_shape"])[:1])
+    bundle = design_bundle(
+        design,
+        tmp_path_factory.mktemp("layout") / "lenet5.bcnn.npz",
+        seed=0,
+        inputs=synthetic_inputs(design["input_shape"])[:1],
+    )
     network = build_network(bundle)
     made = ensure_shared_groups()
     made["network"] = network.modifiers[0].node_group
@@ -54,9 +76,17 @@ def _boxes(tree):
 
 
 def _frames(tree):
-    return [(frame, frame.location_absolute.x, frame.location_absolute.y,
-             frame.location_absolute.x + frame.width, frame.location_absolute.y - frame.height)
-            for frame in tree.nodes if frame.bl_idname == "NodeFrame"]
+    return [
+        (
+            frame,
+            frame.location_absolute.x,
+            frame.location_absolute.y,
+            frame.location_absolute.x + frame.width,
+            frame.location_absolute.y - frame.height,
+        )
+        for frame in tree.nodes
+        if frame.bl_idname == "NodeFrame"
+    ]
 
 
 def test_every_shared_group_is_built_and_framed(trees):
@@ -68,8 +98,11 @@ def test_every_shared_group_is_built_and_framed(trees):
 @pytest.mark.parametrize("name", [*SHARED_GROUPS, "network"])
 def test_every_link_runs_left_to_right(trees, name):
     tree = trees[name]
-    backwards = [(link.from_node.name, link.to_node.name) for link in tree.links
-                 if not link.from_node.location_absolute.x < link.to_node.location_absolute.x]
+    backwards = [
+        (link.from_node.name, link.to_node.name)
+        for link in tree.links
+        if not link.from_node.location_absolute.x < link.to_node.location_absolute.x
+    ]
     assert not backwards
     inputs = [node for node in tree.nodes if node.bl_idname == "NodeGroupInput"]
     outputs = [node for node in tree.nodes if node.bl_idname == "NodeGroupOutput"]
@@ -97,26 +130,34 @@ def test_each_frame_holds_its_nodes_and_only_them(trees, name):
     for frame, frame_left, frame_top, frame_right, frame_bottom in frames:
         members = np.array([node.parent == frame for node in nodes])
         assert members.any(), f"frame {frame.label!r} holds no node"
-        inside = (left >= frame_left + FRAME_MARGIN - 1e-3) & (right <= frame_right - FRAME_MARGIN + 1e-3) & \
-                 (top <= frame_top) & (bottom >= frame_bottom + FRAME_MARGIN - 1e-3)
+        inside = (
+            (left >= frame_left + FRAME_MARGIN - 1e-3)
+            & (right <= frame_right - FRAME_MARGIN + 1e-3)
+            & (top <= frame_top)
+            & (bottom >= frame_bottom + FRAME_MARGIN - 1e-3)
+        )
         assert inside[members].all(), f"frame {frame.label!r} does not contain all of its nodes"
         touching = (left < frame_right) & (right > frame_left) & (bottom < frame_top) & (top > frame_bottom)
         strangers = [nodes[i].name for i in np.flatnonzero(touching & ~members)]
         assert not strangers, f"frame {frame.label!r} covers nodes that are not in it"
     for first in range(len(frames)):
         for second in range(first + 1, len(frames)):
-            (_a, a_left, a_top, a_right, a_bottom), (_b, b_left, b_top, b_right, b_bottom) = frames[first], \
-                frames[second]
-            assert a_right <= b_left or b_right <= a_left or a_bottom >= b_top or b_bottom >= a_top, \
+            (_a, a_left, a_top, a_right, a_bottom), (_b, b_left, b_top, b_right, b_bottom) = (
+                frames[first],
+                frames[second],
+            )
+            assert a_right <= b_left or b_right <= a_left or a_bottom >= b_top or b_bottom >= a_top, (
                 f"frames {frames[first][0].label!r} and {frames[second][0].label!r} overlap"
+            )
 
 
 def test_the_layout_puts_a_chain_in_one_row_and_a_fork_in_two():
     """The arithmetic alone: nodes 0 -> 1 -> 2 -> 3 and 1 -> 4 -> 3, no frames."""
     from blender_cnn.nodes.layout import positions
 
-    location, frames, _frame_of = positions(5, [(0, 1), (1, 2), (2, 3), (1, 4), (4, 3)], [100.0] * 5, [50.0] * 5,
-                                            [None] * 5, first=[0], last=[3])
+    location, frames, _frame_of = positions(
+        5, [(0, 1), (1, 2), (2, 3), (1, 4), (4, 3)], [100.0] * 5, [50.0] * 5, [None] * 5, first=[0], last=[3]
+    )
     x, y = location[:, 0], location[:, 1]
     assert x[0] < x[1] < x[2] < x[3] and x[2] == x[4]
     assert y[2] != y[4] and abs(y[2] - y[4]) >= 50.0

@@ -17,12 +17,24 @@ INPUT_SHAPE = (12, 13, 2)
 CLASSES = ["cat", "dog", "bird"]
 # name, type, config, output shape
 LAYERS = [
-    ("strided", "Conv2D", {"filters": 3, "kernel_size": [3, 3], "strides": [2, 2], "padding": "same",
-                           "dilation_rate": [1, 1]}, (6, 7, 3)),
-    ("valid", "Conv2D", {"filters": 4, "kernel_size": [3, 3], "strides": [1, 1], "padding": "valid",
-                         "dilation_rate": [1, 1]}, (4, 5, 4)),
-    ("dilated", "Conv2D", {"filters": 2, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same",
-                           "dilation_rate": [2, 2]}, (4, 5, 2)),
+    (
+        "strided",
+        "Conv2D",
+        {"filters": 3, "kernel_size": [3, 3], "strides": [2, 2], "padding": "same", "dilation_rate": [1, 1]},
+        (6, 7, 3),
+    ),
+    (
+        "valid",
+        "Conv2D",
+        {"filters": 4, "kernel_size": [3, 3], "strides": [1, 1], "padding": "valid", "dilation_rate": [1, 1]},
+        (4, 5, 4),
+    ),
+    (
+        "dilated",
+        "Conv2D",
+        {"filters": 2, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [2, 2]},
+        (4, 5, 2),
+    ),
     ("pool", "MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "same"}, (2, 3, 2)),
     ("flatten", "Flatten", {}, (12,)),
     ("output", "Dense", {"units": 3, "activation": "softmax"}, (3,)),
@@ -36,12 +48,24 @@ def write_bundle_of(folder, specs, seed=4):
     from blender_cnn.core.bundle import load_bundle, write_bundle
 
     rng = np.random.default_rng(seed)
-    arrays = {"samples/inputs": rng.random((SAMPLES, *INPUT_SHAPE), dtype=np.float32),
-              "samples/labels": np.array([0, 2], dtype=np.int32),
-              "samples/predictions": rng.random((1, SAMPLES, len(CLASSES)), dtype=np.float32)}
+    arrays = {
+        "samples/inputs": rng.random((SAMPLES, *INPUT_SHAPE), dtype=np.float32),
+        "samples/labels": np.array([0, 2], dtype=np.int32),
+        "samples/predictions": rng.random((1, SAMPLES, len(CLASSES)), dtype=np.float32),
+    }
     arrays["activations/input"] = arrays["samples/inputs"][np.newaxis]
-    layers = [{"name": "input", "type": "InputLayer", "inputs": [], "output_shape": list(INPUT_SHAPE),
-               "config": {}, "params": 0, "weights": [], "activations": "activations/input"}]
+    layers = [
+        {
+            "name": "input",
+            "type": "InputLayer",
+            "inputs": [],
+            "output_shape": list(INPUT_SHAPE),
+            "config": {},
+            "params": 0,
+            "weights": [],
+            "activations": "activations/input",
+        }
+    ]
     channels = INPUT_SHAPE[2]
     for name, kind, config, shape in specs:
         weights = []
@@ -50,8 +74,11 @@ def write_bundle_of(folder, specs, seed=4):
         elif kind == "DepthwiseConv2D":
             weights = {"kernel": (*config["kernel_size"], channels, config["depth_multiplier"]), "bias": (shape[2],)}
         elif kind == "SeparableConv2D":
-            weights = {"depthwise_kernel": (*config["kernel_size"], channels, 1),
-                       "pointwise_kernel": (1, 1, channels, shape[2]), "bias": (shape[2],)}
+            weights = {
+                "depthwise_kernel": (*config["kernel_size"], channels, 1),
+                "pointwise_kernel": (1, 1, channels, shape[2]),
+                "bias": (shape[2],),
+            }
         elif kind == "Conv2DTranspose":
             weights = {"kernel": (*config["kernel_size"], shape[2], channels), "bias": (shape[2],)}
         elif kind == "Dense":
@@ -62,14 +89,30 @@ def write_bundle_of(folder, specs, seed=4):
         if name == "output":
             values /= values.sum(axis=-1, keepdims=True)
         arrays[f"activations/{name}"] = values
-        layers.append({"name": name, "type": kind, "inputs": [layers[-1]["name"]], "output_shape": list(shape),
-                       "config": config, "params": 0, "activations": f"activations/{name}",
-                       "weights": [{"name": weight, "array": f"weights/{name}/{weight}", "shape": list(weight_shape)}
-                                   for weight, weight_shape in dict(weights).items()]})
+        layers.append(
+            {
+                "name": name,
+                "type": kind,
+                "inputs": [layers[-1]["name"]],
+                "output_shape": list(shape),
+                "config": config,
+                "params": 0,
+                "activations": f"activations/{name}",
+                "weights": [
+                    {"name": weight, "array": f"weights/{name}/{weight}", "shape": list(weight_shape)}
+                    for weight, weight_shape in dict(weights).items()
+                ],
+            }
+        )
         channels = shape[-1] if len(shape) == 3 else channels
-    manifest = {"name": "ops", "input_shape": list(INPUT_SHAPE), "class_names": CLASSES, "epochs": [0],
-                "layers": layers, "samples": {"inputs": "samples/inputs", "labels": "samples/labels",
-                                              "predictions": "samples/predictions"}}
+    manifest = {
+        "name": "ops",
+        "input_shape": list(INPUT_SHAPE),
+        "class_names": CLASSES,
+        "epochs": [0],
+        "layers": layers,
+        "samples": {"inputs": "samples/inputs", "labels": "samples/labels", "predictions": "samples/predictions"},
+    }
     return load_bundle(write_bundle(folder / "ops.bcnn.npz", manifest, arrays))
 
 
@@ -125,8 +168,9 @@ def mesh_faces_of(network, material_prefix, tag, kind, names):
     chosen = np.isin(material, slots) & (read_attribute(mesh, tag)[first] == kind)
     values = {name: read_attribute(mesh, name)[first[chosen]] for name in names}
     positions = read_attribute(mesh, "position")
-    values["corners"] = np.array([positions[corner_vertex[start:start + 4]] for start in loop_start[chosen]]
-                                 ).reshape(-1, 4, 3)
+    values["corners"] = np.array([positions[corner_vertex[start : start + 4]] for start in loop_start[chosen]]).reshape(
+        -1, 4, 3
+    )
     return values
 
 
@@ -153,16 +197,23 @@ def dependent_inputs(bundle, layer_name, channel, row, col):
     out = compute_layer(layer.type, config, weights, [perturbed], name=layer_name)[:, row, col, channel]
     changed = np.flatnonzero(out[1:] != out[0])
     r, c, ch = np.unravel_index(changed, shape)
-    return {starts(bundle)[source.name] + (int(k) * shape[0] + int(i)) * shape[1] + int(j)
-            for i, j, k in zip(r, c, ch)}
+    return {starts(bundle)[source.name] + (int(k) * shape[0] + int(i)) * shape[1] + int(j) for i, j, k in zip(r, c, ch)}
 
 
-@pytest.mark.parametrize("layer_name, channel, row, col", [
-    ("strided", 1, 0, 0), ("strided", 2, 5, 6), ("strided", 0, 3, 2),
-    ("valid", 3, 0, 4), ("valid", 1, 2, 1),
-    ("dilated", 0, 0, 0), ("dilated", 1, 2, 3),
-    ("pool", 1, 1, 2), ("pool", 0, 0, 0),
-])
+@pytest.mark.parametrize(
+    "layer_name, channel, row, col",
+    [
+        ("strided", 1, 0, 0),
+        ("strided", 2, 5, 6),
+        ("strided", 0, 3, 2),
+        ("valid", 3, 0, 4),
+        ("valid", 1, 2, 1),
+        ("dilated", 0, 0, 0),
+        ("dilated", 1, 2, 3),
+        ("pool", 1, 1, 2),
+        ("pool", 0, 0, 0),
+    ],
+)
 def test_receptive_field_is_what_the_computation_reads(network, bundle, layer_name, channel, row, col):
     focus(network, bundle.layer(layer_name).index, channel, row, col)
     expected = dependent_inputs(bundle, layer_name, channel, row, col)
@@ -176,8 +227,10 @@ def focus_cells(network, bundle):
     faces = quads_of(network, "BCNN Cell", "focus", 1.0, ("layer", "channel", "row", "col"))
     layer_starts = [cells.start for cells in layer_cells(bundle)]
     shapes = [(cells.map_rows, cells.map_cols) for cells in layer_cells(bundle)]
-    return {layer_starts[i] + (c * shapes[i][0] + r) * shapes[i][1] + k
-            for i, c, r, k in zip(*(faces[name].tolist() for name in ("layer", "channel", "row", "col")))}
+    return {
+        layer_starts[i] + (c * shapes[i][0] + r) * shapes[i][1] + k
+        for i, c, r, k in zip(*(faces[name].tolist() for name in ("layer", "channel", "row", "col")))
+    }
 
 
 def test_kernel_tiles_show_the_focus_pixels_kernel_weights(network, bundle):
@@ -202,8 +255,11 @@ def expected_winners(bundle, values, pool_name="pool"):
     out_rows, out_cols, _ = bundle.layer(pool_name).output_shape
     padded = np.full((out_rows * 2, out_cols * 2, channels), -np.inf, dtype=np.float32)
     padded[:rows, :cols] = values  # TensorFlow pads 'same' windows after the data when the total is odd
-    windows = padded.reshape(out_rows, 2, out_cols, 2, channels).transpose(0, 2, 4, 1, 3).reshape(
-        out_rows, out_cols, channels, 4)
+    windows = (
+        padded.reshape(out_rows, 2, out_cols, 2, channels)
+        .transpose(0, 2, 4, 1, 3)
+        .reshape(out_rows, out_cols, channels, 4)
+    )
     best = windows.argmax(axis=-1)
     winners = {}
     for y, x, ch in np.ndindex(out_rows, out_cols, channels):
@@ -240,8 +296,10 @@ def test_flatten_links_follow_keras_order(network, bundle):
     rows, cols, channels = bundle.layer("pool").output_shape
     neuron = np.arange(rows * cols * channels)
     r, c, ch = np.unravel_index(neuron, (rows, cols, channels))
-    expected = {(cell_index(bundle, "pool", int(k), int(i), int(j)), starts(bundle)["flatten"] + int(n))
-                for n, i, j, k in zip(neuron, r, c, ch)}
+    expected = {
+        (cell_index(bundle, "pool", int(k), int(i), int(j)), starts(bundle)["flatten"] + int(n))
+        for n, i, j, k in zip(neuron, r, c, ch)
+    }
     assert links(network, 3) == expected
     set_network_input(network, "All Channels", False)
     set_network_input(network, "Focus Channel", 1)
@@ -269,8 +327,9 @@ def test_all_calculations_draws_a_sample_of_windows(network, bundle):
     assert len({target for _source, target in lines}) == 6 * 7
     for target in (cell_index(bundle, "strided", 2, 5, 6), cell_index(bundle, "strided", 2, 3, 2)):
         sources = {source for source, t in lines if t == target}
-        assert sources == dependent_inputs(bundle, "strided", 2, *divmod(target - cell_index(bundle, "strided", 2, 0, 0),
-                                                                           7))
+        assert sources == dependent_inputs(
+            bundle, "strided", 2, *divmod(target - cell_index(bundle, "strided", 2, 0, 0), 7)
+        )
 
 
 def test_probability_bars_are_as_long_as_the_output_activations(network, bundle):
@@ -291,25 +350,51 @@ def test_the_focus_operator_picks_the_cell_nearest_the_cursor(network, bundle, b
     from blender_cnn.scene.network import get_network_input
 
     centres, cells = drawn_cells(network)
-    pick = int(np.flatnonzero((cells["layer"] == bundle.layer("valid").index) & (cells["channel"] == 2)
-                              & (cells["row"] == 1) & (cells["col"] == 3))[0])
+    pick = int(
+        np.flatnonzero(
+            (cells["layer"] == bundle.layer("valid").index)
+            & (cells["channel"] == 2)
+            & (cells["row"] == 1)
+            & (cells["col"] == 3)
+        )[0]
+    )
     blender.context.scene.cursor.location = centres[pick] + np.array([0.0, 0.2, -0.15], dtype=np.float32)
     blender.context.view_layer.objects.active = network
     assert blender.ops.bcnn.focus_selected_cell() == {"FINISHED"}
-    picked = [get_network_input(network, name) for name in ("Focus Layer", "Focus Channel", "Focus Row",
-                                                            "Focus Column")]
+    picked = [
+        get_network_input(network, name) for name in ("Focus Layer", "Focus Channel", "Focus Row", "Focus Column")
+    ]
     assert picked == [bundle.layer("valid").index, 2, 1, 3]
     assert focus_cells(network, bundle) == dependent_inputs(bundle, "valid", 2, 1, 3)
 
 
 # Depthwise and separable windows, a decoder's upsampling and a global pooling head.
 UPSAMPLING_LAYERS = [
-    ("depthwise", "DepthwiseConv2D", {"kernel_size": [3, 3], "strides": [1, 1], "padding": "same",
-                                      "depth_multiplier": 2, "dilation_rate": [1, 1]}, (12, 13, 4)),
-    ("separable", "SeparableConv2D", {"filters": 2, "kernel_size": [3, 3], "strides": [1, 1], "padding": "valid",
-                                      "depth_multiplier": 1, "dilation_rate": [1, 1]}, (10, 11, 2)),
-    ("up", "Conv2DTranspose", {"filters": 2, "kernel_size": [3, 3], "strides": [2, 2], "padding": "same",
-                               "dilation_rate": [1, 1]}, (20, 22, 2)),
+    (
+        "depthwise",
+        "DepthwiseConv2D",
+        {"kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "depth_multiplier": 2, "dilation_rate": [1, 1]},
+        (12, 13, 4),
+    ),
+    (
+        "separable",
+        "SeparableConv2D",
+        {
+            "filters": 2,
+            "kernel_size": [3, 3],
+            "strides": [1, 1],
+            "padding": "valid",
+            "depth_multiplier": 1,
+            "dilation_rate": [1, 1],
+        },
+        (10, 11, 2),
+    ),
+    (
+        "up",
+        "Conv2DTranspose",
+        {"filters": 2, "kernel_size": [3, 3], "strides": [2, 2], "padding": "same", "dilation_rate": [1, 1]},
+        (20, 22, 2),
+    ),
     ("gap", "GlobalAveragePooling2D", {}, (2,)),
     ("output", "Dense", {"units": 3, "activation": "softmax"}, (3,)),
 ]
@@ -320,11 +405,21 @@ def upsampling_bundle(tmp_path_factory):
     return write_bundle_of(tmp_path_factory.mktemp("upsampling"), UPSAMPLING_LAYERS)
 
 
-@pytest.mark.parametrize("layer_name, channel, row, col", [
-    ("up", 0, 0, 0), ("up", 1, 5, 6), ("up", 0, 19, 21), ("up", 1, 10, 3),
-    ("depthwise", 3, 0, 12), ("depthwise", 2, 6, 6), ("separable", 1, 4, 0)])
+@pytest.mark.parametrize(
+    "layer_name, channel, row, col",
+    [
+        ("up", 0, 0, 0),
+        ("up", 1, 5, 6),
+        ("up", 0, 19, 21),
+        ("up", 1, 10, 3),
+        ("depthwise", 3, 0, 12),
+        ("depthwise", 2, 6, 6),
+        ("separable", 1, 4, 0),
+    ],
+)
 def test_depthwise_separable_and_transposed_windows_frame_what_the_computation_reads(
-        blender, upsampling_bundle, layer_name, channel, row, col):
+    blender, upsampling_bundle, layer_name, channel, row, col
+):
     """Depthwise: channel c*M+m reads channel c only; separable: every channel; transposed: read from the output."""
     from blender_cnn.scene.network import build_network
 

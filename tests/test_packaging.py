@@ -24,9 +24,7 @@ RESULT_MARKER = "PACKAGING_RESULT:"
 
 
 def _load_build_extension():
-    spec = importlib.util.spec_from_file_location(
-        "build_extension", REPO_ROOT / "scripts" / "build_extension.py"
-    )
+    spec = importlib.util.spec_from_file_location("build_extension", REPO_ROOT / "scripts" / "build_extension.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -96,7 +94,7 @@ def _install_in_fresh_blender(zip_path: Path, user_dir: Path, *extra_args: str) 
         f"Blender subprocess failed (exit {completed.returncode})\n"
         f"--- stdout ---\n{completed.stdout[-4000:]}\n--- stderr ---\n{completed.stderr[-4000:]}"
     )
-    return json.loads(lines[-1][len(RESULT_MARKER):])
+    return json.loads(lines[-1][len(RESULT_MARKER) :])
 
 
 @pytest.mark.bpy

@@ -20,9 +20,17 @@ def test_with_a_network_the_panel_shows_its_settings_and_actions(blender, digits
     record = draw_panel(blender)
     for name in ("Epoch", "Sample", "Bundling Strength", "Layer Spacing", "Activation Colormap", "Focus Layer"):
         assert name in record["props"], name
-    for operator in ("bcnn.animate_training", "bcnn.draw_connections", "bcnn.focus_selected_cell",
-                     "bcnn.show_image", "bcnn.camera_move", "bcnn.render_still", "bcnn.render_animation",
-                     "bcnn.apply_style", "bcnn.save_style"):
+    for operator in (
+        "bcnn.animate_training",
+        "bcnn.draw_connections",
+        "bcnn.focus_selected_cell",
+        "bcnn.show_image",
+        "bcnn.camera_move",
+        "bcnn.render_still",
+        "bcnn.render_animation",
+        "bcnn.apply_style",
+        "bcnn.save_style",
+    ):
         assert operator in record["operators"], operator
     assert any(label.startswith("dense1: 8,192 of 8,192 drawn") for label in record["labels"])
 

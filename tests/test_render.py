@@ -31,6 +31,7 @@ RESULT_MARKER = "RENDER_RESULT:"
 
 # --- reading PNGs -------------------------------------------------------------
 
+
 def hues(rgb):
     """Hue in degrees and chroma of each pixel."""
     high, low = rgb.max(axis=-1), rgb.min(axis=-1)
@@ -43,6 +44,7 @@ def hues(rgb):
 
 # --- building and saving a scene ------------------------------------------------
 
+
 def build_staged(bundle):
     from blender_cnn.scene.network import build_network
     from blender_cnn.scene.stage import set_up_stage
@@ -54,7 +56,8 @@ def build_staged(bundle):
 
 # Runs in a fresh Python with bpy only: argv = blend, png. Anything that tries to
 # import blender_cnn fails and is recorded, so the render cannot lean on the add-on.
-_RENDER_SCRIPT = r"""
+_RENDER_SCRIPT = (
+    r"""
 import importlib.abc, json, os, sys
 
 attempts = []
@@ -93,8 +96,11 @@ result = {
     "bundles_exist": [os.path.exists(b) for b in bundles],
     "png_written": os.path.exists(png),
 }
-print(""" + repr(RESULT_MARKER) + r""" + json.dumps(result), flush=True)
+print("""
+    + repr(RESULT_MARKER)
+    + r""" + json.dumps(result), flush=True)
 """
+)
 
 
 def render_in_fresh_blender(blend, png, timeout, frame=None):
@@ -110,7 +116,11 @@ def render_in_fresh_blender(blend, png, timeout, frame=None):
     try:
         process = subprocess.run(
             [sys.executable, "-c", _RENDER_SCRIPT, str(blend), str(png), *([] if frame is None else [str(frame)])],
-            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=timeout,
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
     finally:
         shutil.rmtree(elsewhere, ignore_errors=True)
@@ -119,7 +129,7 @@ def render_in_fresh_blender(blend, png, timeout, frame=None):
     assert process.returncode == 0, f"render process exited with {process.returncode}{tail}"
     lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     assert lines, f"render process reported nothing{tail}"
-    return json.loads(lines[-1][len(RESULT_MARKER):])
+    return json.loads(lines[-1][len(RESULT_MARKER) :])
 
 
 def assert_rendered_without_the_addon(result):
@@ -132,13 +142,13 @@ def assert_rendered_without_the_addon(result):
 
 # --- tests -----------------------------------------------------------------------
 
+
 def test_cycles_still_shows_the_network(blender, demo_bundle, tmp_path):
     from blender_cnn.scene.stage import render_still
 
     build_staged(demo_bundle)
     width, height = CYCLES_SIZE
-    png = render_still(tmp_path / "network.png", engine="CYCLES", width=width, height=height,
-                       samples=CYCLES_SAMPLES)
+    png = render_still(tmp_path / "network.png", engine="CYCLES", width=width, height=height, samples=CYCLES_SAMPLES)
     rgb = read_png(png)
     assert rgb.shape == (height, width, 3)
 
@@ -152,7 +162,7 @@ def test_cycles_still_shows_the_network(blender, demo_bundle, tmp_path):
     content = content_mask(rgb)
     assert content.mean() > 0.10, content.mean()
     assert content[:, : width // 2].mean() > 0.05
-    assert content[:, width // 2:].mean() > 0.05
+    assert content[:, width // 2 :].mean() > 0.05
     columns = np.nonzero(content.any(axis=0))[0]
     rows = np.nonzero(content.any(axis=1))[0]
     assert columns.min() < 0.15 * width and columns.max() > 0.85 * width, (columns.min(), columns.max())
@@ -176,11 +186,13 @@ def test_cells_render_the_same_as_instances_or_realized(blender, demo_bundle, tm
 
     network = build_staged(demo_bundle)
     width, height = CYCLES_SIZE
-    realized = read_png(render_still(tmp_path / "realized.png", engine="CYCLES", width=width, height=height,
-                                     samples=CYCLES_SAMPLES))
+    realized = read_png(
+        render_still(tmp_path / "realized.png", engine="CYCLES", width=width, height=height, samples=CYCLES_SAMPLES)
+    )
     set_network_input(network, "Realize in Render", False)
-    instanced = read_png(render_still(tmp_path / "instanced.png", engine="CYCLES", width=width, height=height,
-                                      samples=CYCLES_SAMPLES))
+    instanced = read_png(
+        render_still(tmp_path / "instanced.png", engine="CYCLES", width=width, height=height, samples=CYCLES_SAMPLES)
+    )
     assert content_mask(instanced).mean() > 0.10
     difference = np.abs(instanced - realized)
     assert difference.mean() < 2 / 255, difference.mean()
@@ -201,8 +213,9 @@ def test_saved_blend_renders_the_same_without_the_addon_or_the_bundle(blender, d
     configure_render(scene, "CYCLES", width, height, CYCLES_SAMPLES)
     blend = tmp_path / "network.blend"
     blender.ops.wm.save_as_mainfile(filepath=str(blend))
-    here = read_png(render_still(tmp_path / "here.png", engine="CYCLES", width=width, height=height,
-                                 samples=CYCLES_SAMPLES))
+    here = read_png(
+        render_still(tmp_path / "here.png", engine="CYCLES", width=width, height=height, samples=CYCLES_SAMPLES)
+    )
 
     bundle.rename(bundle.with_name("moved_away.bin"))
     result = render_in_fresh_blender(blend, tmp_path / "there.png", timeout=180)
@@ -240,8 +253,11 @@ def test_saved_training_animation_renders_without_the_addon_or_the_bundle(blende
     renders = {}
     for frame in (first, first + 2, last):
         scene.frame_set(frame)
-        here = read_png(render_still(tmp_path / f"here_{frame}.png", engine="CYCLES", width=width, height=height,
-                                     samples=CYCLES_SAMPLES))
+        here = read_png(
+            render_still(
+                tmp_path / f"here_{frame}.png", engine="CYCLES", width=width, height=height, samples=CYCLES_SAMPLES
+            )
+        )
         result = render_in_fresh_blender(blend, tmp_path / f"there_{frame}.png", timeout=180, frame=frame)
         assert_rendered_without_the_addon(result)
         there = read_png(tmp_path / f"there_{frame}.png")
@@ -274,5 +290,5 @@ def test_eevee_renders_the_saved_blend(blender, demo_bundle, tmp_path):
     np.testing.assert_allclose(rgb[0, 0], background_color(), atol=3 / 255)
     content = content_mask(rgb)
     assert content.mean() > 0.05, content.mean()
-    assert content[:, : width // 2].any() and content[:, width // 2:].any()
+    assert content[:, : width // 2].any() and content[:, width // 2 :].any()
     assert np.ptp(rgb[content], axis=0).max() > 0.2

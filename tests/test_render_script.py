@@ -29,8 +29,14 @@ def run_script(*arguments, timeout=SCRIPT_TIMEOUT):
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     env["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="blender_cnn_script_user_")
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, arguments)], cwd=tempfile.gettempdir(),
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, arguments)],
+        cwd=tempfile.gettempdir(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def check_ran(process):
@@ -58,6 +64,7 @@ def assert_one_line_error(process, *words):
 
 # --- the script -----------------------------------------------------------------
 
+
 @pytest.mark.render
 def test_still_in_cycles(demo_bundle_path, tmp_path):
     png = tmp_path / "still.png"
@@ -68,10 +75,30 @@ def test_still_in_cycles(demo_bundle_path, tmp_path):
 
 @pytest.mark.render
 def test_animation_in_cycles_with_epochs_and_an_orbit(demo_bundle_path, tmp_path):
-    process = check_ran(run_script("--bundle", demo_bundle_path, *TINY, "--samples", 1, "--layout", "grid",
-                                   "--animate-epochs", "--frames-per-epoch", 2, "--hold", 1,
-                                   "--camera", "orbit", "--frames", 1, 3, "--animation",
-                                   "--output", tmp_path / "frames" / "net_"))
+    process = check_ran(
+        run_script(
+            "--bundle",
+            demo_bundle_path,
+            *TINY,
+            "--samples",
+            1,
+            "--layout",
+            "grid",
+            "--animate-epochs",
+            "--frames-per-epoch",
+            2,
+            "--hold",
+            1,
+            "--camera",
+            "orbit",
+            "--frames",
+            1,
+            3,
+            "--animation",
+            "--output",
+            tmp_path / "frames" / "net_",
+        )
+    )
     pngs = [tmp_path / "frames" / f"net_{frame:04d}.png" for frame in (1, 2, 3)]
     frames = [assert_network_visible(png) for png in pngs]
     assert sorted((tmp_path / "frames").iterdir()) == pngs
@@ -91,9 +118,27 @@ def test_saved_blend_with_a_push_in(blender, demo_bundle, tmp_path):
     set_up_stage(build_network(demo_bundle))
     blend = tmp_path / "scene.blend"
     blender.ops.wm.save_as_mainfile(filepath=str(blend))
-    check_ran(run_script("--blend", blend, *TINY, "--samples", 1, "--layout", "circle", "--camera", "push-in",
-                         "--push-in-layer", "pool1", "--frames", 1, 2, "--animation",
-                         "--output", tmp_path / "push_"))
+    check_ran(
+        run_script(
+            "--blend",
+            blend,
+            *TINY,
+            "--samples",
+            1,
+            "--layout",
+            "circle",
+            "--camera",
+            "push-in",
+            "--push-in-layer",
+            "pool1",
+            "--frames",
+            1,
+            2,
+            "--animation",
+            "--output",
+            tmp_path / "push_",
+        )
+    )
     start, end = (assert_network_visible(tmp_path / f"push_{frame:04d}.png") for frame in (1, 2))
     # Close up, the layer's cells fill far more of the frame.
     assert content_mask(end).mean() > 2 * content_mask(start).mean()
@@ -105,10 +150,28 @@ def test_saved_blend_with_a_push_in(blender, demo_bundle, tmp_path):
 def test_animation_in_eevee(demo_bundle_path, tmp_path):
     if ctypes.util.find_library("EGL") is None:
         pytest.skip("no EGL library (install Mesa's libegl1 and libegl-mesa0, see scripts/setup.sh)")
-    process = check_ran(run_script("--bundle", demo_bundle_path, *TINY, "--samples", 1, "--engine", "eevee",
-                                   "--camera", "push-in", "--push-in-layer", "conv1", "--frames", 1, 3,
-                                   "--animation",
-                                   "--output", f"{tmp_path}/", timeout=EEVEE_TIMEOUT))
+    process = check_ran(
+        run_script(
+            "--bundle",
+            demo_bundle_path,
+            *TINY,
+            "--samples",
+            1,
+            "--engine",
+            "eevee",
+            "--camera",
+            "push-in",
+            "--push-in-layer",
+            "conv1",
+            "--frames",
+            1,
+            3,
+            "--animation",
+            "--output",
+            f"{tmp_path}/",
+            timeout=EEVEE_TIMEOUT,
+        )
+    )
     pngs = sorted(tmp_path.glob("frame_*.png"))
     assert [png.name for png in pngs] == ["frame_0001.png", "frame_0002.png", "frame_0003.png"], process.stdout
     for png in pngs:
@@ -118,8 +181,23 @@ def test_animation_in_eevee(demo_bundle_path, tmp_path):
 @pytest.mark.render
 def test_video_through_blenders_ffmpeg(blender, demo_bundle_path, tmp_path):
     video = tmp_path / "net.mp4"
-    check_ran(run_script("--bundle", demo_bundle_path, *TINY, "--samples", 1, "--camera", "orbit",
-                         "--frames", 1, 3, "--video", "--output", video))
+    check_ran(
+        run_script(
+            "--bundle",
+            demo_bundle_path,
+            *TINY,
+            "--samples",
+            1,
+            "--camera",
+            "orbit",
+            "--frames",
+            1,
+            3,
+            "--video",
+            "--output",
+            video,
+        )
+    )
     assert video.stat().st_size > 0
     assert video.read_bytes()[4:8] == b"ftyp"
     assert list(tmp_path.iterdir()) == [video]  # the frames were temporary
@@ -132,17 +210,20 @@ def test_video_through_blenders_ffmpeg(blender, demo_bundle_path, tmp_path):
         blender.data.movieclips.remove(clip)
 
 
-@pytest.mark.parametrize("arguments, words", [
-    ((), ["--output"]),
-    (("--bundle", "missing.bcnn.npz", "--output", "x.png"), ["missing.bcnn.npz", "no such file"]),
-    (("--bundle", "BUNDLE", "--camera", "push-in", "--output", "x.png"), ["--push-in-layer"]),
-    (("--bundle", "BUNDLE", "--frames", "5", "2", "--output", "x.png"), ["--frames"]),
-    (("--bundle", "BUNDLE", "--still", "--video", "--output", "x.mp4"), ["--video"]),
-    (("--bundle", "BUNDLE", "--engine", "workbench", "--output", "x.png"), ["--engine"]),
-    (("--blend", str(SCRIPT), "--output", "x.png"), [str(SCRIPT), "not a .blend"]),
-    (("--bundle", str(SCRIPT), "--output", "x.png"), [str(SCRIPT), "not a network bundle"]),
-    (("--blend", str(SCRIPT), "--epoch", "1", "--output", "x.png"), ["--epoch"]),
-])
+@pytest.mark.parametrize(
+    "arguments, words",
+    [
+        ((), ["--output"]),
+        (("--bundle", "missing.bcnn.npz", "--output", "x.png"), ["missing.bcnn.npz", "no such file"]),
+        (("--bundle", "BUNDLE", "--camera", "push-in", "--output", "x.png"), ["--push-in-layer"]),
+        (("--bundle", "BUNDLE", "--frames", "5", "2", "--output", "x.png"), ["--frames"]),
+        (("--bundle", "BUNDLE", "--still", "--video", "--output", "x.mp4"), ["--video"]),
+        (("--bundle", "BUNDLE", "--engine", "workbench", "--output", "x.png"), ["--engine"]),
+        (("--blend", str(SCRIPT), "--output", "x.png"), [str(SCRIPT), "not a .blend"]),
+        (("--bundle", str(SCRIPT), "--output", "x.png"), [str(SCRIPT), "not a network bundle"]),
+        (("--blend", str(SCRIPT), "--epoch", "1", "--output", "x.png"), ["--epoch"]),
+    ],
+)
 def test_bad_arguments_give_one_line_and_exit_code_2(demo_bundle_path, tmp_path, arguments, words):
     arguments = [str(demo_bundle_path) if a == "BUNDLE" else a for a in arguments]
     arguments = [str(tmp_path / a) if a.startswith("x.") else a for a in arguments]
@@ -151,13 +232,27 @@ def test_bad_arguments_give_one_line_and_exit_code_2(demo_bundle_path, tmp_path,
 
 
 def test_unknown_push_in_layer_names_the_bundle_and_the_layer(demo_bundle_path, tmp_path):
-    process = run_script("--bundle", demo_bundle_path, *TINY, "--camera", "push-in", "--push-in-layer", "conv9",
-                         "--animation", "--frames", 1, 3, "--output", f"{tmp_path}/")
+    process = run_script(
+        "--bundle",
+        demo_bundle_path,
+        *TINY,
+        "--camera",
+        "push-in",
+        "--push-in-layer",
+        "conv9",
+        "--animation",
+        "--frames",
+        1,
+        3,
+        "--output",
+        f"{tmp_path}/",
+    )
     assert_one_line_error(process, str(demo_bundle_path), "conv9")
     assert list(tmp_path.iterdir()) == []
 
 
 # --- the library function -----------------------------------------------------------
+
 
 @pytest.mark.render
 def test_render_animation_reports_progress_and_can_be_cancelled(blender, demo_bundle, tmp_path):
@@ -174,8 +269,9 @@ def test_render_animation_reports_progress_and_can_be_cancelled(blender, demo_bu
         reports.append(report)
         return report.done < 2
 
-    written = render_animation(tmp_path, engine="CYCLES", width=64, height=36, samples=1, frame_start=1,
-                               frame_end=5, progress=stop_after_two)
+    written = render_animation(
+        tmp_path, engine="CYCLES", width=64, height=36, samples=1, frame_start=1, frame_end=5, progress=stop_after_two
+    )
     assert written == [str(tmp_path / "frame_0001.png"), str(tmp_path / "frame_0002.png")]
     assert [(r.frame, r.done, r.total) for r in reports] == [(1, 1, 5), (2, 2, 5)]
     assert reports[-1].remaining > 0 and reports[-1].elapsed > 0
@@ -184,6 +280,7 @@ def test_render_animation_reports_progress_and_can_be_cancelled(blender, demo_bu
 
 
 # --- the operators ----------------------------------------------------------------
+
 
 @pytest.mark.render
 def test_render_operators(blender, demo_bundle, tmp_path):
@@ -197,18 +294,35 @@ def test_render_operators(blender, demo_bundle, tmp_path):
     assert_network_visible(still)
 
     frames = tmp_path / "frames"
-    assert bpy.ops.bcnn.render_animation("EXEC_DEFAULT", filepath=f"{frames}/", width=64, height=36, samples=1,
-                                         use_scene_range=False, frame_start=1, frame_end=2) == {"FINISHED"}
+    assert bpy.ops.bcnn.render_animation(
+        "EXEC_DEFAULT",
+        filepath=f"{frames}/",
+        width=64,
+        height=36,
+        samples=1,
+        use_scene_range=False,
+        frame_start=1,
+        frame_end=2,
+    ) == {"FINISHED"}
     assert sorted(p.name for p in frames.iterdir()) == ["frame_0001.png", "frame_0002.png"]
     video = tmp_path / "clip.mp4"
-    assert bpy.ops.bcnn.render_animation("EXEC_DEFAULT", filepath=str(video), video=True, width=64, height=36,
-                                         samples=1, use_scene_range=False, frame_start=1,
-                                         frame_end=2) == {"FINISHED"}
+    assert bpy.ops.bcnn.render_animation(
+        "EXEC_DEFAULT",
+        filepath=str(video),
+        video=True,
+        width=64,
+        height=36,
+        samples=1,
+        use_scene_range=False,
+        frame_start=1,
+        frame_end=2,
+    ) == {"FINISHED"}
     assert video.read_bytes()[4:8] == b"ftyp"
 
     with pytest.raises(RuntimeError, match="comes before the first"):
-        bpy.ops.bcnn.render_animation("EXEC_DEFAULT", filepath=f"{frames}/", use_scene_range=False,
-                                      frame_start=5, frame_end=2)
+        bpy.ops.bcnn.render_animation(
+            "EXEC_DEFAULT", filepath=f"{frames}/", use_scene_range=False, frame_start=5, frame_end=2
+        )
     with pytest.raises(RuntimeError, match="even width and height"):
         bpy.ops.bcnn.render_animation("EXEC_DEFAULT", filepath=str(video), video=True, width=63, height=36)
 

@@ -32,8 +32,10 @@ def uniform(height, width, color):
 
 @pytest.fixture
 def red_png_and_grey_jpeg(tmp_path):
-    return (write_image(tmp_path / "red.png", uniform(30, 40, RED)),
-            write_image(tmp_path / "grey.jpg", uniform(24, 24, (128,))))
+    return (
+        write_image(tmp_path / "red.png", uniform(30, 40, RED)),
+        write_image(tmp_path / "grey.jpg", uniform(24, 24, (128,))),
+    )
 
 
 def test_images_become_inputs_of_the_network_shape(red_png_and_grey_jpeg):
@@ -101,16 +103,23 @@ def test_crop_keeps_the_centre(tmp_path):
     assert stretched.inputs[0].min() < 0.5
 
 
-@pytest.mark.parametrize("make, shape, settings, fragment", [
-    (lambda d: d / "missing.png", (4, 4, 1), None, "no such image file"),
-    (lambda d: (d / "notes.txt").write_text("x") and d / "notes.txt", (4, 4, 1), None, "is not a PNG or JPEG"),
-    (lambda d: (d / "fake.png").write_bytes(b"not an image") and d / "fake.png", (4, 4, 1), None,
-     "cannot be decoded as an image"),
-    (lambda d: write_image(d / "ok.png", uniform(4, 4, RED)), (16,), None, "take (height, width, 1 or 3"),
-    (lambda d: write_image(d / "ok.png", uniform(4, 4, RED)), (4, 4, 1), {"range": [0]}, "'range' must be"),
-    (lambda d: write_image(d / "ok.png", uniform(4, 4, RED)), (4, 4, 1), {"resize": "smooth"}, "resize method"),
-    (lambda d: write_image(d / "ok.png", uniform(4, 4, RED)), (4, 4, 1), {"mean": [0.5]}, "'mean' and 'std'"),
-])
+@pytest.mark.parametrize(
+    "make, shape, settings, fragment",
+    [
+        (lambda d: d / "missing.png", (4, 4, 1), None, "no such image file"),
+        (lambda d: (d / "notes.txt").write_text("x") and d / "notes.txt", (4, 4, 1), None, "is not a PNG or JPEG"),
+        (
+            lambda d: (d / "fake.png").write_bytes(b"not an image") and d / "fake.png",
+            (4, 4, 1),
+            None,
+            "cannot be decoded as an image",
+        ),
+        (lambda d: write_image(d / "ok.png", uniform(4, 4, RED)), (16,), None, "take (height, width, 1 or 3"),
+        (lambda d: write_image(d / "ok.png", uniform(4, 4, RED)), (4, 4, 1), {"range": [0]}, "'range' must be"),
+        (lambda d: write_image(d / "ok.png", uniform(4, 4, RED)), (4, 4, 1), {"resize": "smooth"}, "resize method"),
+        (lambda d: write_image(d / "ok.png", uniform(4, 4, RED)), (4, 4, 1), {"mean": [0.5]}, "'mean' and 'std'"),
+    ],
+)
 def test_image_errors_name_the_problem(tmp_path, make, shape, settings, fragment):
     with pytest.raises(BlenderCNNError) as caught:
         image_samples([make(tmp_path)], shape, settings)
@@ -119,8 +128,12 @@ def test_image_errors_name_the_problem(tmp_path, make, shape, settings, fragment
 
 def test_per_class_picks_the_requested_count():
     labels = np.array([0, 1, 0, 2, 1, 0, 2, 2, 1], dtype=np.int32)
-    stored = Samples(inputs=np.arange(9, dtype=np.float32).reshape(9, 1), labels=labels,
-                     preprocessing={"scale": "none"}, source_index=np.arange(100, 109, dtype=np.int32))
+    stored = Samples(
+        inputs=np.arange(9, dtype=np.float32).reshape(9, 1),
+        labels=labels,
+        preprocessing={"scale": "none"},
+        source_index=np.arange(100, 109, dtype=np.int32),
+    )
     picked = samples_per_class_of(stored, 2, class_count=3)
     assert picked.labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert np.bincount(picked.labels).tolist() == [2, 2, 2]
@@ -143,8 +156,11 @@ def test_samples_file_per_class(tmp_path):
 
 
 def test_run_dataset_samples_come_from_the_validation_split():
-    run = {"dataset": "digits", "preprocessing": {},
-           "preset": {"input_shape": [16, 16, 1], "training": {"validation_split": 0.2, "seed": 0}}}
+    run = {
+        "dataset": "digits",
+        "preprocessing": {},
+        "preset": {"input_shape": [16, 16, 1], "training": {"validation_split": 0.2, "seed": 0}},
+    }
     samples = run_dataset_samples(run, 3)
     assert samples.inputs.shape == (30, 16, 16, 1) and samples.dataset == "digits"
     assert np.bincount(samples.labels).tolist() == [3] * 10

@@ -15,8 +15,10 @@ def _scene_values(bpy, network):
     from blender_cnn.scene.network import get_network_input
 
     materials = bpy.data.materials
-    principled = {name: next(n for n in materials[name].node_tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
-                  for name in ("BCNN Cell", "BCNN Edge", "BCNN Highlight")}
+    principled = {
+        name: next(n for n in materials[name].node_tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
+        for name in ("BCNN Cell", "BCNN Edge", "BCNN Highlight")
+    }
     label = next(n for n in materials["BCNN Label"].node_tree.nodes if n.bl_idname == "ShaderNodeEmission")
     background = next(n for n in bpy.context.scene.world.node_tree.nodes if n.bl_idname == "ShaderNodeBackground")
     return {
@@ -104,24 +106,35 @@ def test_a_saved_user_style_loads_back_the_same(staged_designed_network, blender
     _assert_matches(_scene_values(blender, staged_designed_network), saved)
 
 
-@pytest.mark.parametrize("key, value", [
-    ("activation_colormap", "jet"),
-    ("weight_colormap", "viridis"),          # a sequential map is no diverging one
-    ("background", [1.0, 0.5]),
-    ("label_color", [0.1, 2.0, 0.1, 1.0]),
-    ("label_color", "black"),
-    ("light_energy", -1.0),
-    ("cell_emission", True),
-    ("normalize_across_network", "yes"),
-    ("background_colour", [1, 1, 1, 1]),     # unknown key
-])
-def test_a_bad_preset_names_its_file_and_key_and_changes_nothing(staged_designed_network, blender, tmp_path, key, value):
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("activation_colormap", "jet"),
+        ("weight_colormap", "viridis"),  # a sequential map is no diverging one
+        ("background", [1.0, 0.5]),
+        ("label_color", [0.1, 2.0, 0.1, 1.0]),
+        ("label_color", "black"),
+        ("light_energy", -1.0),
+        ("cell_emission", True),
+        ("normalize_across_network", "yes"),
+        ("background_colour", [1, 1, 1, 1]),  # unknown key
+    ],
+)
+def test_a_bad_preset_names_its_file_and_key_and_changes_nothing(
+    staged_designed_network, blender, tmp_path, key, value
+):
     from blender_cnn.core.errors import BlenderCNNError
     from blender_cnn.scene.style import apply_style, load_style
 
     # Valid keys before the bad one: none of them may be applied either.
-    style = {"activation_colormap": "magma", "background": [1, 1, 1, 1], "light_energy": 7.0,
-             "label_color": [0, 0, 0, 1], "edge_emission": 0.2, key: value}
+    style = {
+        "activation_colormap": "magma",
+        "background": [1, 1, 1, 1],
+        "light_energy": 7.0,
+        "label_color": [0, 0, 0, 1],
+        "edge_emission": 0.2,
+        key: value,
+    }
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(style))
     before = _scene_values(blender, staged_designed_network)
@@ -157,7 +170,9 @@ def test_the_operators_apply_and_save_styles(staged_designed_network, blender, u
     bpy = blender
     assert bpy.ops.bcnn.apply_style.poll()
     assert bpy.ops.bcnn.apply_style(style="builtin:print") == {"FINISHED"}
-    _assert_matches(_scene_values(bpy, staged_designed_network), json.loads((REPO / "presets/styles/print.json").read_text()))
+    _assert_matches(
+        _scene_values(bpy, staged_designed_network), json.loads((REPO / "presets/styles/print.json").read_text())
+    )
 
     assert bpy.ops.bcnn.save_style(name="from operator") == {"FINISHED"}
     saved = user_styles / "from_operator.json"

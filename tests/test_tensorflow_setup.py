@@ -49,15 +49,25 @@ def test_the_installed_versions_are_the_requirements_files_pins():
 
 
 def test_pips_lines_become_progress_steps():
-    steps = [jobs.parse_progress(environment._progress(line)) for line in (
-        "Collecting tensorflow-cpu==2.21.0",
-        "  Downloading tensorflow_cpu-2.21.0-cp313-cp313-manylinux_2_27_x86_64.whl (274.3 MB)",
-        "Processing /opt/pypi/files/keras-3.15.1-py3-none-any.whl",
-        "Collecting absl-py>=1.0.0 (from tensorflow-cpu==2.21.0)",
-        "Installing collected packages: namex, keras, tensorflow-cpu",
-        "WARNING: Location 'file:///x/simple/keras/' is ignored")]
-    assert steps == ["package tensorflow-cpu", "download tensorflow_cpu 2.21.0 (274.3 MB)", "package keras",
-                     "package absl-py", "step unpacking 3 packages", None]
+    steps = [
+        jobs.parse_progress(environment._progress(line))
+        for line in (
+            "Collecting tensorflow-cpu==2.21.0",
+            "  Downloading tensorflow_cpu-2.21.0-cp313-cp313-manylinux_2_27_x86_64.whl (274.3 MB)",
+            "Processing /opt/pypi/files/keras-3.15.1-py3-none-any.whl",
+            "Collecting absl-py>=1.0.0 (from tensorflow-cpu==2.21.0)",
+            "Installing collected packages: namex, keras, tensorflow-cpu",
+            "WARNING: Location 'file:///x/simple/keras/' is ignored",
+        )
+    ]
+    assert steps == [
+        "package tensorflow-cpu",
+        "download tensorflow_cpu 2.21.0 (274.3 MB)",
+        "package keras",
+        "package absl-py",
+        "step unpacking 3 packages",
+        None,
+    ]
 
 
 @pytest.fixture
@@ -188,13 +198,20 @@ def test_install_tensorflow_sets_up_the_extractor_and_import_runs_there(demo_run
     environment_variables = {key: value for key, value in os.environ.items() if not key.startswith("BLENDER_USER_")}
     environment_variables["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
     started = time.perf_counter()
-    completed = subprocess.run([sys.executable, "-c", _INSTALL_SCRIPT, str(zip_path), str(demo_run_dir)],
-                               env=environment_variables, capture_output=True, text=True, timeout=1800)
+    completed = subprocess.run(
+        [sys.executable, "-c", _INSTALL_SCRIPT, str(zip_path), str(demo_run_dir)],
+        env=environment_variables,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("SETUP_RESULT:")]
     assert completed.returncode == 0 and lines, completed.stderr[-3000:]
     result = json.loads(lines[-1].removeprefix("SETUP_RESULT:"))
-    print(f"\ninstall {result['install_seconds']:.0f} s, import through it {result['import_seconds']:.0f} s, "
-          f"whole test process {time.perf_counter() - started:.0f} s")
+    print(
+        f"\ninstall {result['install_seconds']:.0f} s, import through it {result['import_seconds']:.0f} s, "
+        f"whole test process {time.perf_counter() - started:.0f} s"
+    )
 
     assert result["install"] == ["FINISHED"]
     folder = Path(result["user_folder"]) / "python"
@@ -208,8 +225,11 @@ def test_install_tensorflow_sets_up_the_extractor_and_import_runs_there(demo_run
     assert [installed["tensorflow"].replace("tensorflow", "tensorflow-cpu"), installed["keras"]] == requirements[:2]
     assert installed["tf_keras"].replace("_", "-") == no_deps[0]
     # pip's own list of what is in the environment agrees, TensorFlow's CPU wheel and nothing of the full one.
-    listed = json.loads(subprocess.run([python, "-m", "pip", "list", "--format", "json"], capture_output=True,
-                                       text=True, check=True).stdout)
+    listed = json.loads(
+        subprocess.run(
+            [python, "-m", "pip", "list", "--format", "json"], capture_output=True, text=True, check=True
+        ).stdout
+    )
     listed = {re.sub(r"[-_.]+", "-", entry["name"]).lower(): entry["version"] for entry in listed}
     assert "tensorflow" not in listed
     assert [f"{name}=={listed[name]}" for name in ("tensorflow-cpu", "keras", "h5py", "numpy")] == requirements
@@ -227,8 +247,9 @@ def test_the_preferences_offer_the_install_and_then_use_what_it_made(blender, py
     from blender_cnn.ui import preferences
 
     def drawn():
-        settings = SimpleNamespace(layout=RecordingLayout(), python_path="", render_engine="CYCLES", render_samples=32,
-                                   memory_budget=6.0)
+        settings = SimpleNamespace(
+            layout=RecordingLayout(), python_path="", render_engine="CYCLES", render_samples=32, memory_budget=6.0
+        )
         preferences.BCNN_AddonPreferences.draw(settings, blender.context)
         return settings.layout.record
 

@@ -110,8 +110,13 @@ def test_tf1_saver_run_of_tf_compat_v1_layers_imports_with_the_sessions_activati
     for run in runs:
         run.mkdir()
     environment = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    written = subprocess.run([sys.executable, str(program), str(data_file), *map(str, runs)], env=environment,
-                             capture_output=True, text=True, timeout=600)
+    written = subprocess.run(
+        [sys.executable, str(program), str(data_file), *map(str, runs)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert written.returncode == 0, written.stderr[-3000:]
 
     for run in runs:
@@ -121,15 +126,24 @@ def test_tf1_saver_run_of_tf_compat_v1_layers_imports_with_the_sessions_activati
 
         assert bundle.epochs == [1, 2]  # model.ckpt-N is global step N
         assert [(layer.name, layer.type) for layer in bundle.layers] == [
-            ("images", "InputLayer"), ("conv1", "Conv2D"), ("pool1", "MaxPooling2D"), ("bn1", "BatchNormalization"),
-            ("conv2", "Conv2D"), ("flatten", "Flatten"), ("logits", "Dense")]
+            ("images", "InputLayer"),
+            ("conv1", "Conv2D"),
+            ("pool1", "MaxPooling2D"),
+            ("bn1", "BatchNormalization"),
+            ("conv2", "Conv2D"),
+            ("flatten", "Flatten"),
+            ("logits", "Dense"),
+        ]
         assert bundle.manifest["source"]["kind"] == "tf1"
         assert bundle.manifest["source"]["architecture"] == "model.ckpt-1.meta"
         references = np.load(run / "references.npz")
         for epoch in (1, 2):
             for layer in bundle.layers[1:]:
-                assert_close(bundle.array(layer.activations)[bundle.epoch_index(epoch)],
-                             references[f"{epoch}/{layer.name}"], f"{run.name} epoch {epoch} {layer.name}")
+                assert_close(
+                    bundle.array(layer.activations)[bundle.epoch_index(epoch)],
+                    references[f"{epoch}/{layer.name}"],
+                    f"{run.name} epoch {epoch} {layer.name}",
+                )
         assert set(bundle.weights("bn1", 1)) == {"gamma", "beta", "moving_mean", "moving_variance"}
         assert not np.array_equal(bundle.weights("conv1", 1)["kernel"], bundle.weights("conv1", 2)["kernel"])
 
@@ -140,15 +154,24 @@ def tf_nn_graph(variable):
     keep_prob = tf1.placeholder(tf.float32, [], name="keep_prob")
     image = tf.reshape(pixels, [-1, 8, 8, 1], name="image")
     with tf1.variable_scope("conv1"):
-        conv1 = tf.nn.relu(tf.nn.conv2d(image, variable("weights", [3, 3, 1, 4]), 1, "SAME")
-                           + variable("biases", [4], 0.1))
+        conv1 = tf.nn.relu(
+            tf.nn.conv2d(image, variable("weights", [3, 3, 1, 4]), 1, "SAME") + variable("biases", [4], 0.1)
+        )
     pool1 = tf.nn.max_pool2d(conv1, 2, 2, "VALID", name="pool1")
     with tf1.variable_scope("norm1"):
-        norm1 = tf.nn.batch_normalization(pool1, variable("mean", [4], 0.2, False), variable("variance", [4], 0.5, False),
-                                          variable("beta", [4], 0.0), variable("gamma", [4], 1.0), 1e-3)
+        norm1 = tf.nn.batch_normalization(
+            pool1,
+            variable("mean", [4], 0.2, False),
+            variable("variance", [4], 0.5, False),
+            variable("beta", [4], 0.0),
+            variable("gamma", [4], 1.0),
+            1e-3,
+        )
     with tf1.variable_scope("depthwise"):
-        depthwise = tf.nn.relu6(tf.nn.depthwise_conv2d(norm1, variable("weights", [3, 3, 4, 1]), [1, 1, 1, 1], "SAME")
-                                + variable("biases", [4], 0.0))
+        depthwise = tf.nn.relu6(
+            tf.nn.depthwise_conv2d(norm1, variable("weights", [3, 3, 4, 1]), [1, 1, 1, 1], "SAME")
+            + variable("biases", [4], 0.0)
+        )
     skip = tf.add(depthwise, norm1, name="skip")
     gap = tf.reduce_mean(skip, axis=[1, 2], name="gap")
     dropped = tf1.nn.dropout(gap, keep_prob=keep_prob)
@@ -167,8 +190,16 @@ def test_tf1_saver_run_of_tf_nn_operations_and_reference_variables(tmp_path, dat
     inputs, labels = data
     pixels_in = inputs.reshape(len(inputs), 64)
     run = tmp_path / "run"
-    tensors = {"image": "image:0", "conv1": "conv1/Relu:0", "pool1": "pool1:0", "norm1": "norm1/batchnorm/add_1:0",
-               "depthwise": "depthwise/Relu6:0", "skip": "skip:0", "gap": "gap:0", "fc": "probs:0"}
+    tensors = {
+        "image": "image:0",
+        "conv1": "conv1/Relu:0",
+        "pool1": "pool1:0",
+        "norm1": "norm1/batchnorm/add_1:0",
+        "depthwise": "depthwise/Relu6:0",
+        "skip": "skip:0",
+        "gap": "gap:0",
+        "fc": "probs:0",
+    }
     graph = tf.Graph()
     references = {}
     with graph.as_default():
@@ -193,30 +224,44 @@ def test_tf1_saver_run_of_tf_nn_operations_and_reference_variables(tmp_path, dat
     bundle = load_bundle(extract(run, tmp_path / "run.bcnn.npz", **QUIET))
     assert bundle.epochs == [1, 2]
     assert [(layer.name, layer.type) for layer in bundle.layers] == [
-        ("pixels", "InputLayer"), ("image", "Reshape"), ("conv1", "Conv2D"), ("pool1", "MaxPooling2D"),
-        ("norm1", "BatchNormalization"), ("depthwise", "DepthwiseConv2D"), ("skip", "Add"),
-        ("gap", "GlobalAveragePooling2D"), ("fc", "Dense")]
+        ("pixels", "InputLayer"),
+        ("image", "Reshape"),
+        ("conv1", "Conv2D"),
+        ("pool1", "MaxPooling2D"),
+        ("norm1", "BatchNormalization"),
+        ("depthwise", "DepthwiseConv2D"),
+        ("skip", "Add"),
+        ("gap", "GlobalAveragePooling2D"),
+        ("fc", "Dense"),
+    ]
     assert list(bundle.layer("skip").inputs) == ["depthwise", "norm1"]
     for (epoch, name), expected in references.items():
-        assert_close(bundle.array(bundle.layer(name).activations)[bundle.epoch_index(epoch)], expected,
-                     f"epoch {epoch} {name}")
+        assert_close(
+            bundle.array(bundle.layer(name).activations)[bundle.epoch_index(epoch)], expected, f"epoch {epoch} {name}"
+        )
     # tf.nn.batch_normalization's variables are the layer's, not a product of them
     assert set(bundle.weights("norm1", 2)) == {"gamma", "beta", "moving_mean", "moving_variance"}
     np.testing.assert_allclose(bundle.weights("norm1", 2)["moving_variance"], 0.5)
 
-    one = load_bundle(extract(run / "model.ckpt-2.index", tmp_path / "one.bcnn.npz", samples=run / "samples.npz",
-                              **QUIET))
+    one = load_bundle(
+        extract(run / "model.ckpt-2.index", tmp_path / "one.bcnn.npz", samples=run / "samples.npz", **QUIET)
+    )
     assert one.epochs == [2]
     np.testing.assert_array_equal(one.array("activations/fc"), bundle.array("activations/fc")[1:])
 
-    with pytest.raises(BlenderCNNError, match=r"model\.ckpt-3: does not fit model\.ckpt-3\.meta: it lacks the "
-                                              r"variables fc/biases, fc/weights"):
+    with pytest.raises(
+        BlenderCNNError,
+        match=r"model\.ckpt-3: does not fit model\.ckpt-3\.meta: it lacks the "
+        r"variables fc/biases, fc/weights",
+    ):
         extract(tmp_path / "partial", tmp_path / "partial.bcnn.npz", samples=run / "samples.npz", **QUIET)
     assert not (tmp_path / "partial.bcnn.npz").exists()
 
 
 SMALL_PRESET = {
-    "name": "small", "input_shape": [8, 8, 1], "class_names": ["a", "b", "c"],
+    "name": "small",
+    "input_shape": [8, 8, 1],
+    "class_names": ["a", "b", "c"],
     "layers": [
         {"type": "Conv2D", "name": "conv", "filters": 2, "kernel_size": 3, "activation": "relu"},
         {"type": "MaxPooling2D", "name": "pool", "pool_size": 2},
@@ -258,13 +303,17 @@ def test_tf1_checkpoint_takes_a_keras_architecture_matched_by_order_and_shape(tm
 
     wider = {**SMALL_PRESET, "layers": [{**SMALL_PRESET["layers"][0], "filters": 3}, *SMALL_PRESET["layers"][1:]]}
     preset.write_text(json.dumps(wider))
-    with pytest.raises(BlenderCNNError, match=r"model\.ckpt-5: does not fit small\.json: its variable number 1, "
-                                              r"Variable, has shape \(3, 3, 1, 2\) but the network's weight "
-                                              r"conv/kernel \(3, 3, 1, 3\)"):
+    with pytest.raises(
+        BlenderCNNError,
+        match=r"model\.ckpt-5: does not fit small\.json: its variable number 1, "
+        r"Variable, has shape \(3, 3, 1, 2\) but the network's weight "
+        r"conv/kernel \(3, 3, 1, 3\)",
+    ):
         extract(run, tmp_path / "wider.bcnn.npz", architecture=preset, **QUIET)
 
 
 # --- Graph-only SavedModels --------------------------------------------------------------------------------
+
 
 def branchy_model():
     image = keras.Input((8, 8, 1), name="image")
@@ -293,9 +342,17 @@ def test_keras_export_imports_with_the_models_own_activations(tmp_path, data):
     assert (tmp_path / "exported.bcnn.npz").is_file()  # beside the SavedModel folder, not inside it
     assert bundle.manifest["source"]["kind"] == "saved_model"
     assert [(layer.name, layer.type) for layer in bundle.layers] == [
-        ("image", "InputLayer"), ("conv", "Conv2D"), ("bn", "BatchNormalization"), ("relu", "Activation"),
-        ("depthwise", "DepthwiseConv2D"), ("add", "Add"), ("concat", "Concatenate"), ("pool", "MaxPooling2D"),
-        ("gap", "GlobalAveragePooling2D"), ("out", "Dense")]
+        ("image", "InputLayer"),
+        ("conv", "Conv2D"),
+        ("bn", "BatchNormalization"),
+        ("relu", "Activation"),
+        ("depthwise", "DepthwiseConv2D"),
+        ("add", "Add"),
+        ("concat", "Concatenate"),
+        ("pool", "MaxPooling2D"),
+        ("gap", "GlobalAveragePooling2D"),
+        ("out", "Dense"),
+    ]
     assert list(bundle.layer("concat").inputs) == ["add", "conv"]
     for layer in bundle.layers[1:]:
         expected = keras.Model(model.inputs, model.get_layer(layer.name).output)(inputs[:4])
@@ -332,8 +389,13 @@ def test_tf_module_saved_model_imports_with_the_modules_own_activations(tmp_path
 
     bundle = load_bundle(extract(tmp_path / "module", tmp_path / "module.bcnn.npz", samples=samples, **QUIET))
     assert [(layer.name, layer.type) for layer in bundle.layers] == [
-        ("x", "InputLayer"), ("sub", "Rescaling"), ("Conv2D", "Conv2D"), ("AvgPool2D", "AveragePooling2D"),
-        ("Max", "GlobalMaxPooling2D"), ("MatMul", "Dense")]
+        ("x", "InputLayer"),
+        ("sub", "Rescaling"),
+        ("Conv2D", "Conv2D"),
+        ("AvgPool2D", "AveragePooling2D"),
+        ("Max", "GlobalMaxPooling2D"),
+        ("MatMul", "Dense"),
+    ]
     x = (inputs[:4] - 0.5) / 0.25
     conv = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, net.kernel, 2, "SAME"), net.bias))
     expected = {"sub": x, "Conv2D": conv, "AvgPool2D": tf.nn.avg_pool2d(conv, 2, 2, "VALID"), "MatMul": net(inputs[:4])}
@@ -353,8 +415,10 @@ def test_graphs_with_an_operation_no_layer_computes_are_refused_saying_what_to_s
     code = extract_cli.main([str(tmp_path / "exported"), "--samples", str(samples)])
     error = capsys.readouterr().err.strip()
     assert code == 2 and len(error.splitlines()) == 1 and "Traceback" not in error
-    assert error.startswith(f"error: {tmp_path / 'exported'}: is a Keras 3 export() artifact: an inference graph "
-                            "without Keras layers, and it uses the operation")
+    assert error.startswith(
+        f"error: {tmp_path / 'exported'}: is a Keras 3 export() artifact: an inference graph "
+        "without Keras layers, and it uses the operation"
+    )
     assert error.endswith('save the model with model.save("model.keras") and import that file')
     assert not (tmp_path / "exported.bcnn.npz").exists()
 
@@ -364,14 +428,19 @@ def test_graphs_with_an_operation_no_layer_computes_are_refused_saying_what_to_s
             return tf.nn.local_response_normalization(x)
 
     tf.saved_model.save(Normalized(), str(tmp_path / "module"))
-    with pytest.raises(BlenderCNNError, match=r"module: is a SavedModel of TensorFlow operations without Keras "
-                                              r"layers .*the operation 'LRN' \(LRN\), which no Keras layer computes "
-                                              r"here; build the network from Keras layers and save the model"):
+    with pytest.raises(
+        BlenderCNNError,
+        match=r"module: is a SavedModel of TensorFlow operations without Keras "
+        r"layers .*the operation 'LRN' \(LRN\), which no Keras layer computes "
+        r"here; build the network from Keras layers and save the model",
+    ):
         extract(tmp_path / "module", tmp_path / "module.bcnn.npz", samples=samples, **QUIET)
 
     # A TF1 graph is refused at the operation, not cut short before it.
-    for name, finish in (("lrn", lambda h, training: tf.nn.local_response_normalization(h)),
-                         ("cond", lambda h, training: tf.cond(training, lambda: h * 0.5, lambda: h))):
+    for name, finish in (
+        ("lrn", lambda h, training: tf.nn.local_response_normalization(h)),
+        ("cond", lambda h, training: tf.cond(training, lambda: h * 0.5, lambda: h)),
+    ):
         graph = tf.Graph()
         with graph.as_default():
             x = tf1.placeholder(tf.float32, [None, 8, 8, 1], name="x")

@@ -41,7 +41,9 @@ def test_each_epoch_shows_its_own_activations_and_weights(demo_network_at_sample
     arrays = dense_connections(demo_bundle, layer_cells(demo_bundle))[0]
     for index, epoch in enumerate(demo_bundle.epochs):
         set_input(demo_network_at_sample_2, "Epoch", float(epoch))
-        np.testing.assert_allclose(conv1_values(demo_network_at_sample_2), bundle_conv1(demo_bundle, epoch, 2), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            conv1_values(demo_network_at_sample_2), bundle_conv1(demo_bundle, epoch, 2), rtol=1e-5, atol=1e-6
+        )
         np.testing.assert_allclose(edge_weights(demo_network_at_sample_2), arrays[f"weight_e{index}"], rtol=1e-6)
 
 
@@ -55,10 +57,13 @@ def test_between_two_epochs_the_values_blend_linearly(demo_network_at_sample_2, 
 
 def test_epochs_outside_the_run_hold_the_first_and_last(demo_network_at_sample_2, demo_bundle):
     set_input(demo_network_at_sample_2, "Epoch", demo_bundle.epochs[0] - 5.0)
-    np.testing.assert_allclose(conv1_values(demo_network_at_sample_2), bundle_conv1(demo_bundle, demo_bundle.epochs[0], 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        conv1_values(demo_network_at_sample_2), bundle_conv1(demo_bundle, demo_bundle.epochs[0], 2), rtol=1e-5
+    )
     set_input(demo_network_at_sample_2, "Epoch", demo_bundle.epochs[-1] + 5.0)
-    np.testing.assert_allclose(conv1_values(demo_network_at_sample_2), bundle_conv1(demo_bundle, demo_bundle.epochs[-1], 2),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        conv1_values(demo_network_at_sample_2), bundle_conv1(demo_bundle, demo_bundle.epochs[-1], 2), rtol=1e-5
+    )
 
 
 def test_samples_cross_fade(demo_network_at_sample_2, demo_bundle):
@@ -72,8 +77,9 @@ def test_samples_cross_fade(demo_network_at_sample_2, demo_bundle):
 
 def test_animate_training_keys_every_epoch_with_a_hold_and_markers(blender, demo_network_at_sample_2, demo_bundle):
     blender.context.view_layer.objects.active = demo_network_at_sample_2
-    assert blender.ops.bcnn.animate_training(frames_per_epoch=10, hold_frames=4, easing="LINEAR",
-                                             start_frame=1) == {"FINISHED"}
+    assert blender.ops.bcnn.animate_training(frames_per_epoch=10, hold_frames=4, easing="LINEAR", start_frame=1) == {
+        "FINISHED"
+    }
     scene = blender.context.scene
     epochs = demo_bundle.epochs
     assert (scene.frame_start, scene.frame_end) == (1, 1 + (len(epochs) - 1) * 14 + 4)
@@ -81,8 +87,12 @@ def test_animate_training_keys_every_epoch_with_a_hold_and_markers(blender, demo
     assert markers == [(1 + index * 14, f"epoch {epoch}") for index, epoch in enumerate(epochs)]
     from blender_cnn.scene.network import get_network_input
 
-    for frame, expected in ((1, epochs[0]), (5, epochs[0]), (10, epochs[0] + 0.5 * (epochs[1] - epochs[0])),
-                            (15, epochs[1])):
+    for frame, expected in (
+        (1, epochs[0]),
+        (5, epochs[0]),
+        (10, epochs[0] + 0.5 * (epochs[1] - epochs[0])),
+        (15, epochs[1]),
+    ):
         scene.frame_set(frame)
         assert get_network_input(demo_network_at_sample_2, "Epoch") == pytest.approx(expected, abs=1e-5), frame
     # Halfway through the first move the cells show the blend of the first two epochs.
@@ -123,6 +133,7 @@ def test_a_custom_input_becomes_a_sample_shown_over_every_epoch(demo_network_at_
 
 # --- the training overlay ----------------------------------------------------------------------------------------
 
+
 def expected_overlay(bundle, epoch):
     """The overlay's line at ``epoch``, as the node group writes it (metrics blended between epochs, float32)."""
     epochs = np.asarray(bundle.epochs, dtype=np.float32)
@@ -130,8 +141,12 @@ def expected_overlay(bundle, epoch):
     high = min(low + 1, len(epochs) - 1)
     factor = np.float32(np.clip((epoch - epochs[low]) / max(epochs[high] - epochs[low], 1e-6), 0, 1))
     parts = [f"epoch {epoch:.1f}"]
-    for name, label in (("loss", "loss"), ("accuracy", "accuracy"), ("val_loss", "val. loss"),
-                        ("val_accuracy", "val. accuracy")):
+    for name, label in (
+        ("loss", "loss"),
+        ("accuracy", "accuracy"),
+        ("val_loss", "val. loss"),
+        ("val_accuracy", "val. accuracy"),
+    ):
         values = bundle.metric(name)
         value = (np.float32(1) - factor) * values[low] + factor * values[high]
         parts.append(f"{label} {value * 100:.1f}%" if "accuracy" in name else f"{label} {value:.3f}")
@@ -172,7 +187,9 @@ def overlay_vertices(network, camera):
 
 
 @pytest.mark.parametrize("epoch", [1.0, 1.5])
-def test_the_overlay_writes_epoch_loss_and_accuracy_in_front_of_the_camera(blender, demo_network_at_sample_2, demo_bundle, epoch):
+def test_the_overlay_writes_epoch_loss_and_accuracy_in_front_of_the_camera(
+    blender, demo_network_at_sample_2, demo_bundle, epoch
+):
     from blender_cnn.scene.stage import set_up_stage
 
     camera = set_up_stage(demo_network_at_sample_2)

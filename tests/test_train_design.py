@@ -60,10 +60,12 @@ def train_script():
 def write_image_folder(folder, classes=CLASSES, per_class=4, size=(12, 10)):
     """Images of three tell-apart kinds (RGB PNGs of different sizes), one subfolder per class."""
     rng = np.random.default_rng(0)
-    rows, cols = np.mgrid[0:size[0], 0:size[1]]
-    patterns = [((rows - size[0] / 2) ** 2 + (cols - size[1] / 2) ** 2 < 12).astype(float),
-                ((rows == cols) | (rows == size[1] - 1 - cols)).astype(float),
-                (rows % 3 == 0).astype(float)]
+    rows, cols = np.mgrid[0 : size[0], 0 : size[1]]
+    patterns = [
+        ((rows - size[0] / 2) ** 2 + (cols - size[1] / 2) ** 2 < 12).astype(float),
+        ((rows == cols) | (rows == size[1] - 1 - cols)).astype(float),
+        (rows % 3 == 0).astype(float),
+    ]
     for label, name in enumerate(classes):
         os.makedirs(folder / name, exist_ok=True)
         for index in range(per_class):
@@ -74,14 +76,16 @@ def write_image_folder(folder, classes=CLASSES, per_class=4, size=(12, 10)):
 
 # ---------------------------------------------------------------- export
 
+
 def test_exported_lenet5_loads_in_safe_mode_and_computes_the_designed_scene(tmp_path):
     preset_path = REPO / "presets" / "lenet5.json"
     path = export_keras(preset_path, tmp_path / "lenet5.keras", seed=4)
     assert path == str(tmp_path / "lenet5.keras")
     model = keras.saving.load_model(path, safe_mode=True)
     infos = designs.validate_design(preset_path)
-    assert [(layer.name, type(layer).__name__, tuple(layer.output.shape[1:])) for layer in model.layers] == \
-        [(info.name, info.type, info.output_shape) for info in infos]
+    assert [(layer.name, type(layer).__name__, tuple(layer.output.shape[1:])) for layer in model.layers] == [
+        (info.name, info.type, info.output_shape) for info in infos
+    ]
     assert model.count_params() == designs.total_parameters(infos)
 
     # The designed scene (random weights of the same seed) and Keras compute the same thing.
@@ -114,6 +118,7 @@ def test_export_refuses_an_invalid_design_with_every_reason(tmp_path):
 
 # ---------------------------------------------------------------- datasets
 
+
 def test_digits_fill_three_channels_and_bad_dataset_specs_are_refused():
     grey = load_dataset("digits", [8, 8, 1], 0.2, 0)
     rgb = load_dataset("digits", [8, 8, 3], 0.2, 0)
@@ -122,8 +127,9 @@ def test_digits_fill_three_channels_and_bad_dataset_specs_are_refused():
     assert load_network(REPO / "presets" / "tiny_vgg.json")["input_shape"] == [64, 64, 3]
     for spec, message in ((" mnist", "unknown"), ({"folder": ""}, "one key 'folder'"), ({"path": "x"}, "one key")):
         with pytest.raises(BlenderCNNError, match=message):
-            check_preset({**DESIGN, "layers": [{"type": "Dense", "name": "d", "units": 10}],
-                          "training": {"dataset": spec}})
+            check_preset(
+                {**DESIGN, "layers": [{"type": "Dense", "name": "d", "units": 10}], "training": {"dataset": spec}}
+            )
 
 
 def test_image_folder_errors_name_the_folder_or_file(tmp_path):
@@ -143,7 +149,9 @@ def test_image_folder_errors_name_the_folder_or_file(tmp_path):
 
     folder = write_image_folder(tmp_path / "images", per_class=2)
     (folder / "cross" / "1.png").write_bytes(b"not a png at all")
-    with pytest.raises(BlenderCNNError, match=f"^{re.escape(str(folder / 'cross' / '1.png'))}: cannot be decoded as an image"):
+    with pytest.raises(
+        BlenderCNNError, match=f"^{re.escape(str(folder / 'cross' / '1.png'))}: cannot be decoded as an image"
+    ):
         load_image_folder(folder, [8, 8, 1])
     (folder / "cross" / "1.png").unlink()
     with pytest.raises(BlenderCNNError, match=r"at least 2 images per class .* cross \(1\)"):
@@ -164,6 +172,7 @@ def test_image_folder_dataset_is_sized_split_per_class_and_named(tmp_path):
 
 # ---------------------------------------------------------------- training
 
+
 def test_train_a_design_into_a_run_and_a_bundle(tmp_path):
     run = train_run(DESIGN, tmp_path / "run", log=quiet)
     assert run["preset"]["layers"][0]["name"] == "conv" and run["preset_path"] is None
@@ -177,14 +186,30 @@ def test_train_a_design_into_a_run_and_a_bundle(tmp_path):
 def test_script_trains_a_design_file_on_its_image_folder_and_writes_the_bundle(tmp_path):
     """The whole "design, train, import the epochs" path in one command, the folder relative to the design."""
     write_image_folder(tmp_path / "designs" / "shapes")
-    design = {**DESIGN, "name": "shapes", "class_names": ["a", "b", "c"],
-              "layers": DESIGN["layers"][:-1] + [{**DESIGN["layers"][-1], "units": 3}],
-              "training": {**DESIGN["training"], "dataset": {"folder": "shapes"}, "batch_size": 4}}
+    design = {
+        **DESIGN,
+        "name": "shapes",
+        "class_names": ["a", "b", "c"],
+        "layers": DESIGN["layers"][:-1] + [{**DESIGN["layers"][-1], "units": 3}],
+        "training": {**DESIGN["training"], "dataset": {"folder": "shapes"}, "batch_size": 4},
+    }
     (tmp_path / "designs" / "shapes.json").write_text(json.dumps(design))
     completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--preset", str(tmp_path / "designs" / "shapes.json"),
-         "--run-dir", "run", "--bundle", "shapes.bcnn.npz"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--preset",
+            str(tmp_path / "designs" / "shapes.json"),
+            "--run-dir",
+            "run",
+            "--bundle",
+            "shapes.bcnn.npz",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stderr
     bundle = load_bundle(tmp_path / "shapes.bcnn.npz")
     assert bundle.epochs == [0, 1, 2]
@@ -196,16 +221,37 @@ def test_script_trains_a_design_file_on_its_image_folder_and_writes_the_bundle(t
 
 def test_script_trains_a_keras_file_on_images_given_on_the_command_line(tmp_path, capsys):
     folder = write_image_folder(tmp_path / "images", classes=CLASSES[:2], per_class=3)
-    small = {**DESIGN, "class_names": ["x", "y"], "input_shape": [8, 8, 1],
-             "layers": DESIGN["layers"][:-1] + [{**DESIGN["layers"][-1], "units": 2}]}
+    small = {
+        **DESIGN,
+        "class_names": ["x", "y"],
+        "input_shape": [8, 8, 1],
+        "layers": DESIGN["layers"][:-1] + [{**DESIGN["layers"][-1], "units": 2}],
+    }
     model_path = export_keras(small, tmp_path / "small.keras", seed=5)
     script = train_script()
-    assert script.main(["--model", model_path, "--images", str(folder), "--epochs", "2",
-                        "--run-dir", str(tmp_path / "run"), "--bundle", str(tmp_path / "small.bcnn.npz")]) == 0
+    assert (
+        script.main(
+            [
+                "--model",
+                model_path,
+                "--images",
+                str(folder),
+                "--epochs",
+                "2",
+                "--run-dir",
+                str(tmp_path / "run"),
+                "--bundle",
+                str(tmp_path / "small.bcnn.npz"),
+            ]
+        )
+        == 0
+    )
     bundle = load_bundle(tmp_path / "small.bcnn.npz")
     assert bundle.epochs == [0, 1, 2] and bundle.class_names == CLASSES[:2]
     # Epoch 0 is the file as it was given.
-    np.testing.assert_array_equal(bundle.weights("conv", 0)["kernel"], designs.random_weights(small, 5)["conv"]["kernel"])
+    np.testing.assert_array_equal(
+        bundle.weights("conv", 0)["kernel"], designs.random_weights(small, 5)["conv"]["kernel"]
+    )
     capsys.readouterr()
 
     # A model whose outputs do not fit the classes is refused on one line.
@@ -227,14 +273,23 @@ def test_script_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     images = write_image_folder(tmp_path / "images", per_class=2)
     (images / "stripes" / "0.png").write_bytes(b"garbage")
     cases = [
-        (["--preset", str(tmp_path / "broken.json")], f"{tmp_path / 'broken.json'}: has 2 problems: side: leads nowhere: no layer takes its output and it is "
-         "not the last layer (the output); conv: kernel 9x9"),
-        (["--preset", str(REPO / "presets" / "lenet5.json"), "--images", str(empty)],
-         f"{empty}: has no class subfolders"),
-        (["--preset", str(REPO / "presets" / "lenet5.json"), "--images", str(one_class)],
-         f"{one_class}: has one class subfolder"),
-        (["--preset", str(REPO / "presets" / "lenet5.json"), "--images", str(images)],
-         f"{images / 'stripes' / '0.png'}: cannot be decoded"),
+        (
+            ["--preset", str(tmp_path / "broken.json")],
+            f"{tmp_path / 'broken.json'}: has 2 problems: side: leads nowhere: no layer takes its output and it is "
+            "not the last layer (the output); conv: kernel 9x9",
+        ),
+        (
+            ["--preset", str(REPO / "presets" / "lenet5.json"), "--images", str(empty)],
+            f"{empty}: has no class subfolders",
+        ),
+        (
+            ["--preset", str(REPO / "presets" / "lenet5.json"), "--images", str(one_class)],
+            f"{one_class}: has one class subfolder",
+        ),
+        (
+            ["--preset", str(REPO / "presets" / "lenet5.json"), "--images", str(images)],
+            f"{images / 'stripes' / '0.png'}: cannot be decoded",
+        ),
         (["--model", str(tmp_path / "missing.keras")], f"{tmp_path / 'missing.keras'}: no such Keras model file"),
     ]
     for index, (argv, start) in enumerate(cases):

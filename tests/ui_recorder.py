@@ -38,13 +38,17 @@ class RecordingLayout:
 
 # ---------------------------------------------------------------- panels
 
+
 def draw_network_panel(bpy):
     """What the sidebar's network panel shows in the current context: {"labels", "operators", "props"}."""
     from blender_cnn.ui.panels import BCNN_PT_network
 
     layout = RecordingLayout()
-    helpers = {name: staticmethod(getattr(BCNN_PT_network, name))
-               for name in dir(BCNN_PT_network) if name.startswith("draw_") and name != "draw_header"}
+    helpers = {
+        name: staticmethod(getattr(BCNN_PT_network, name))
+        for name in dir(BCNN_PT_network)
+        if name.startswith("draw_") and name != "draw_header"
+    }
     panel = type("Panel", (), {"layout": layout, **helpers})()
     BCNN_PT_network.draw(panel, bpy.context)
     return layout.record
@@ -56,8 +60,9 @@ def draw_designer_panel(bpy, tree):
 
     layout = RecordingLayout()
     panel = SimpleNamespace(layout=layout, draw_design=BCNN_PT_designer.draw_design)
-    context = SimpleNamespace(space_data=SimpleNamespace(edit_tree=tree, tree_type="BCNN_DesignTree"),
-                              view_layer=bpy.context.view_layer)
+    context = SimpleNamespace(
+        space_data=SimpleNamespace(edit_tree=tree, tree_type="BCNN_DesignTree"), view_layer=bpy.context.view_layer
+    )
     BCNN_PT_designer.draw(panel, context)
     return layout.record
 
@@ -70,6 +75,7 @@ def node_lines(node):
 
 
 # ---------------------------------------------------------------- clicks
+
 
 def new_tree_from_preset(bpy, preset):
     """New Design from Preset (``builtin:<name>`` or ``user:<name>``): the node tree it made."""
@@ -86,6 +92,7 @@ def inspect_at(bpy, location):
 
 
 # ---------------------------------------------------------------- a window for modal operators
+
 
 class FakeWindowManager:
     def __init__(self):
@@ -134,9 +141,15 @@ def modal_context(bpy=None):
     """A stand-in context with a window: the real scene and view layer when ``bpy`` is given."""
     if bpy is None:
         return SimpleNamespace(window=object(), window_manager=FakeWindowManager(), workspace=FakeWorkspace())
-    return SimpleNamespace(window=object(), window_manager=FakeWindowManager(), workspace=FakeWorkspace(),
-                           scene=bpy.context.scene, view_layer=bpy.context.view_layer,
-                           preferences=bpy.context.preferences, space_data=None)
+    return SimpleNamespace(
+        window=object(),
+        window_manager=FakeWindowManager(),
+        workspace=FakeWorkspace(),
+        scene=bpy.context.scene,
+        view_layer=bpy.context.view_layer,
+        preferences=bpy.context.preferences,
+        space_data=None,
+    )
 
 
 def run_modal(driver, context, timeout=120):

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .bundle import LayerInfo
 
 BYTES_PER_CELL = 400
-BYTES_PER_STORED_VALUE = 8     # an activation and a winner per cell, epoch and sample
+BYTES_PER_STORED_VALUE = 8  # an activation and a winner per cell, epoch and sample
 DEFAULT_BUDGET_GB = 6.0
 
 
@@ -31,7 +31,7 @@ class ChannelPlan:
     cells: int
     estimated_bytes: int
     capped: tuple[str, ...]  # names of the layers showing fewer channels than they have
-    cap: int               # the most channels any layer shows (0: none capped)
+    cap: int  # the most channels any layer shows (0: none capped)
 
 
 def layer_cell_counts(output_shape: Sequence[int], channels: int) -> int:
@@ -46,8 +46,9 @@ def estimated_bytes(cells: int, epochs: int = 1, samples: int = 1) -> int:
     return cells * (BYTES_PER_CELL + BYTES_PER_STORED_VALUE * epochs * samples)
 
 
-def plan_channels(layers: Sequence[LayerInfo], shown_names: Collection[str], budget_bytes: float, epochs: int = 1,
-                  samples: int = 1) -> ChannelPlan:
+def plan_channels(
+    layers: Sequence[LayerInfo], shown_names: Collection[str], budget_bytes: float, epochs: int = 1, samples: int = 1
+) -> ChannelPlan:
     """The channels each shown layer keeps so the scene stays within ``budget_bytes``.
 
     ``layers`` are the bundle's (name, output_shape); ``shown_names`` those
@@ -73,8 +74,11 @@ def plan_channels(layers: Sequence[LayerInfo], shown_names: Collection[str], bud
                 high = middle - 1
         cap = low
     shown = {layer.name: _capped(layer, cap) for layer in shown_layers}
-    capped = tuple(layer.name for layer in shown_layers
-                   if len(layer.output_shape) == 3 and shown[layer.name] < int(layer.output_shape[2]))
+    capped = tuple(
+        layer.name
+        for layer in shown_layers
+        if len(layer.output_shape) == 3 and shown[layer.name] < int(layer.output_shape[2])
+    )
     cells = total(cap)
     return ChannelPlan(shown, cells, cells * per_cell, capped, cap if capped else 0)
 

@@ -64,7 +64,7 @@ class LayerInfo:
     params: int
     weights: tuple[WeightInfo, ...]
     activations: str
-    importance: str | None = None        # array key, version 3: (E, K+1, channels) float32
+    importance: str | None = None  # array key, version 3: (E, K+1, channels) float32
     output_gradients: str | None = None  # array key, version 3, Dense layers: (E, S, K, units) float32
 
     @property
@@ -89,7 +89,7 @@ class OutputInfo:
     layer: str
     class_names: tuple[str, ...]
     predictions: str  # array key: (E, S, K) float32, K = len(class_names)
-    labels: str       # array key: (S,) int32, -1 where not known
+    labels: str  # array key: (S,) int32, -1 where not known
 
 
 class Bundle:
@@ -99,8 +99,9 @@ class Bundle:
     float16 (version 2). ``activations()`` always returns float32.
     """
 
-    def __init__(self, path: str | os.PathLike[str], manifest: dict[str, Any],
-                 arrays: _LazyArrays | Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], manifest: dict[str, Any], arrays: _LazyArrays | Mapping[str, np.ndarray]
+    ) -> None:
         self.path = str(path)
         self.manifest = manifest
         self._arrays = arrays
@@ -143,8 +144,10 @@ class Bundle:
         ``predictions`` and ``labels`` describe. Files without the manifest's ``outputs`` give the last layer."""
         listed = self.manifest.get("outputs")
         if listed:
-            return tuple(OutputInfo(entry["layer"], tuple(entry["class_names"]), entry["predictions"],
-                                    entry["labels"]) for entry in listed)
+            return tuple(
+                OutputInfo(entry["layer"], tuple(entry["class_names"]), entry["predictions"], entry["labels"])
+                for entry in listed
+            )
         samples = self.manifest["samples"]
         return (OutputInfo(self.layers[-1].name, tuple(self.class_names), samples["predictions"], samples["labels"]),)
 
@@ -230,13 +233,13 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     encoded, headers = _read_members(path)
     manifest = _read_manifest(path, encoded)
     arrays = _LazyArrays(path, headers)
-    validate(path, manifest, {key: _stand_in(shape, dtype) for key, (shape, dtype) in headers.items()},
-             labels_of=arrays.read)
+    validate(
+        path, manifest, {key: _stand_in(shape, dtype) for key, (shape, dtype) in headers.items()}, labels_of=arrays.read
+    )
     return Bundle(path, manifest, arrays)
 
 
-def write_bundle(path: str | os.PathLike[str], manifest: Mapping[str, Any],
-                 arrays: Mapping[str, npt.ArrayLike]) -> str:
+def write_bundle(path: str | os.PathLike[str], manifest: Mapping[str, Any], arrays: Mapping[str, npt.ArrayLike]) -> str:
     """Validate ``manifest`` against ``arrays`` and write them as one bundle file."""
     path = os.fspath(path)
     writer = BundleWriter(path)
@@ -281,8 +284,13 @@ class BundleWriter:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, exist_ok=True)
             self._work_dir = tempfile.mkdtemp(prefix=".bcnn-parts-", dir=directory)
-        slot = _ArraySlot(self.path, key, os.path.join(self._work_dir, f"{len(self._slots)}.npy"),
-                          tuple(int(size) for size in shape), np.dtype(dtype))
+        slot = _ArraySlot(
+            self.path,
+            key,
+            os.path.join(self._work_dir, f"{len(self._slots)}.npy"),
+            tuple(int(size) for size in shape),
+            np.dtype(dtype),
+        )
         self._slots[key] = slot
         return slot
 
@@ -303,8 +311,10 @@ class BundleWriter:
                     with archive.open(key + ".npy", "w", force_zip64=True) as member:
                         np.lib.format.write_array(member, value, allow_pickle=False)
                 for key, slot in self._slots.items():
-                    with archive.open(key + ".npy", "w", force_zip64=True) as member, \
-                            open(slot.file_path, "rb") as source:
+                    with (
+                        archive.open(key + ".npy", "w", force_zip64=True) as member,
+                        open(slot.file_path, "rb") as source,
+                    ):
                         shutil.copyfileobj(source, member, COPY_CHUNK_BYTES)
             os.replace(tmp_path, self.path)
         except BaseException:
@@ -333,8 +343,9 @@ class _ArraySlot:
     def __init__(self, bundle_path: str, key: str, file_path: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.bundle_path, self.key, self.file_path, self.shape, self.dtype = bundle_path, key, file_path, shape, dtype
         with open(file_path, "wb") as handle:
-            np.lib.format.write_array_header_2_0(handle, {
-                "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+            np.lib.format.write_array_header_2_0(
+                handle, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+            )
             self._data_offset = handle.tell()
             handle.truncate(self._data_offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
         self._written = np.zeros(shape[:2] if len(shape) >= 2 else shape[:1], dtype=bool)
@@ -347,17 +358,25 @@ class _ArraySlot:
             expected, position, count = self.shape[1:], (epoch,), 0
         else:
             expected, position, count = (len(values), *self.shape[2:]), (epoch, first_sample), len(values)
-        if values.shape != expected or not 0 <= epoch < self.shape[0] or (
-                first_sample is not None and not 0 <= first_sample <= first_sample + count <= self.shape[1]):
-            raise BlenderCNNError(self.key, f"cannot write values of shape {values.shape} at {position} "
-                                            f"into an array of shape {self.shape}")
+        if (
+            values.shape != expected
+            or not 0 <= epoch < self.shape[0]
+            or (first_sample is not None and not 0 <= first_sample <= first_sample + count <= self.shape[1])
+        ):
+            raise BlenderCNNError(
+                self.key,
+                f"cannot write values of shape {values.shape} at {position} into an array of shape {self.shape}",
+            )
         with np.errstate(over="ignore"):  # overflow is reported below, naming the array
             converted = np.ascontiguousarray(values, dtype=self.dtype)
         if converted.dtype.kind == "f" and converted.dtype.itemsize < values.dtype.itemsize:
             overflowed = np.isinf(converted) & np.isfinite(values)
             if overflowed.any():
-                raise BlenderCNNError(self.key, f"holds values up to {float(np.abs(values[overflowed]).max()):.4g}, "
-                                                f"beyond what {self.dtype} can store; store it as float32")
+                raise BlenderCNNError(
+                    self.key,
+                    f"holds values up to {float(np.abs(values[overflowed]).max()):.4g}, "
+                    f"beyond what {self.dtype} can store; store it as float32",
+                )
         row = int(np.prod(self.shape[2:], dtype=np.int64)) if len(self.shape) >= 2 else 1
         start = epoch * (self.shape[1] if len(self.shape) >= 2 else 1) + (first_sample or 0)
         with open(self.file_path, "r+b") as handle:
@@ -366,13 +385,14 @@ class _ArraySlot:
         if first_sample is None:
             self._written[epoch] = True
         else:
-            self._written[epoch, first_sample:first_sample + count] = True
+            self._written[epoch, first_sample : first_sample + count] = True
 
     def check_complete(self) -> None:
         if not self._written.all():
             missing = sorted({int(index[0]) for index in np.argwhere(~self._written)})
-            raise BlenderCNNError(self.bundle_path, f"array {self.key!r} was never written for epoch "
-                                                    f"positions {missing}")
+            raise BlenderCNNError(
+                self.bundle_path, f"array {self.key!r} was never written for epoch positions {missing}"
+            )
 
 
 class _LazyArrays:
@@ -425,9 +445,10 @@ def _read_members(path: str) -> tuple[np.ndarray | None, dict[str, Header]]:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 if not info.filename.endswith(".npy"):
-                    raise BlenderCNNError(path, f"member {info.filename!r} is not a .npy array; every member "
-                                                "of a bundle must be one")
-                key = info.filename[:-len(".npy")]
+                    raise BlenderCNNError(
+                        path, f"member {info.filename!r} is not a .npy array; every member of a bundle must be one"
+                    )
+                key = info.filename[: -len(".npy")]
                 with archive.open(info) as member:
                     if key == MANIFEST_KEY:
                         encoded = np.lib.format.read_array(member, allow_pickle=False)
@@ -468,8 +489,9 @@ def _stand_in(shape: Sequence[int], dtype: npt.DTypeLike) -> np.ndarray:
     return np.broadcast_to(np.zeros((), dtype=dtype), shape)
 
 
-def _needed_version(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
-                    small_arrays: Mapping[Any, np.ndarray]) -> int:  # looked up with a key that may be None
+def _needed_version(
+    manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray], small_arrays: Mapping[Any, np.ndarray]
+) -> int:  # looked up with a key that may be None
     """The oldest version whose readers read this content right: 4 for several inputs or outputs, 3 for
     importance, 2 for float16 activations or unlabelled samples.
 
@@ -479,11 +501,14 @@ def _needed_version(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray
         return MULTI_IO_VERSION
     if _importance_fields(manifest):
         return IMPORTANCE_VERSION
-    activation_keys: set[Any] = {layer.get("activations") for layer in manifest.get("layers", []) if isinstance(layer, dict)}
+    activation_keys: set[Any] = {
+        layer.get("activations") for layer in manifest.get("layers", []) if isinstance(layer, dict)
+    }
     if any(key in arrays and arrays[key].dtype == np.float16 for key in activation_keys):
         return 2
-    labels = small_arrays.get(manifest.get("samples", {}).get("labels") if isinstance(
-        manifest.get("samples"), dict) else None)
+    labels = small_arrays.get(
+        manifest.get("samples", {}).get("labels") if isinstance(manifest.get("samples"), dict) else None
+    )
     if labels is not None and labels.dtype.kind in "iu" and np.any(labels == UNLABELLED):
         return 2
     return 1
@@ -494,8 +519,9 @@ def _importance_fields(manifest: Mapping[str, Any]) -> list[str]:
     used = ["importance"] if "importance" in manifest else []
     for layer in manifest.get("layers", []):
         if isinstance(layer, dict):
-            used += [f"layer {layer.get('name')!r} {field}" for field in ("importance", "output_gradients")
-                     if field in layer]
+            used += [
+                f"layer {layer.get('name')!r} {field}" for field in ("importance", "output_gradients") if field in layer
+            ]
     return used
 
 
@@ -516,8 +542,12 @@ def _read_manifest(path: str, encoded: np.ndarray | None) -> dict[str, Any]:
     return manifest
 
 
-def validate(path: str, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
-             labels_of: Callable[[str], np.ndarray | None] | None = None) -> None:
+def validate(
+    path: str,
+    manifest: Mapping[str, Any],
+    arrays: Mapping[str, np.ndarray],
+    labels_of: Callable[[str], np.ndarray | None] | None = None,
+) -> None:
     """Check the manifest's fields and that every array it names exists with its dtype and shape.
 
     Only ``dtype``, ``shape`` and ``ndim`` of ``arrays`` are looked at. ``labels_of(key)``,
@@ -533,9 +563,17 @@ def validate(path: str, manifest: Mapping[str, Any], arrays: Mapping[str, np.nda
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         fail(f"manifest version {version!r} is not a positive integer")
     if version > FORMAT_VERSION:
-        fail(f"is bundle version {version}; this blender_cnn reads up to version {FORMAT_VERSION}, please update the add-on")
-    for field, kind in (("name", str), ("input_shape", list), ("class_names", list), ("epochs", list),
-                        ("layers", list), ("samples", dict)):
+        fail(
+            f"is bundle version {version}; this blender_cnn reads up to version {FORMAT_VERSION}, please update the add-on"
+        )
+    for field, kind in (
+        ("name", str),
+        ("input_shape", list),
+        ("class_names", list),
+        ("epochs", list),
+        ("layers", list),
+        ("samples", dict),
+    ):
         if not isinstance(manifest.get(field), kind):
             fail(f"manifest field {field!r} is missing or not a {kind.__name__}")
     epochs = manifest["epochs"]
@@ -552,16 +590,20 @@ def validate(path: str, manifest: Mapping[str, Any], arrays: Mapping[str, np.nda
     activation_dtypes = ACTIVATION_DTYPES if version >= 2 else ("float32",)
     activation_hint = "" if version >= 2 else " (float16 activations need bundle version 2)"
 
-    def check_array(key: str, expected_shape: Sequence[int | None], what: str, dtypes: Sequence[str] = ("float32",),
-                    hint: str = "") -> np.ndarray:
+    def check_array(
+        key: str, expected_shape: Sequence[int | None], what: str, dtypes: Sequence[str] = ("float32",), hint: str = ""
+    ) -> np.ndarray:
         if key not in arrays:
             fail(f"{what}: array {key!r} is missing")
         array = arrays[key]
         if array.dtype.name not in dtypes or array.dtype.byteorder == ">":
-            fail(f"{what}: array {key!r} has dtype {array.dtype}, expected {' or '.join(dtypes)}"
-                 f"{hint if array.dtype == np.float16 else ''}")
+            fail(
+                f"{what}: array {key!r} has dtype {array.dtype}, expected {' or '.join(dtypes)}"
+                f"{hint if array.dtype == np.float16 else ''}"
+            )
         if len(array.shape) != len(expected_shape) or any(
-                want is not None and want != got for want, got in zip(expected_shape, array.shape)):
+            want is not None and want != got for want, got in zip(expected_shape, array.shape)
+        ):
             shown = tuple("*" if want is None else want for want in expected_shape)
             fail(f"{what}: array {key!r} has shape {array.shape}, expected {shown}")
         return array
@@ -577,16 +619,20 @@ def validate(path: str, manifest: Mapping[str, Any], arrays: Mapping[str, np.nda
     if labels is not None and len(labels):
         lowest = UNLABELLED if version >= 2 else 0
         if labels.min() < lowest or labels.max() >= class_count:
-            fail(f"samples labels must be class indices from {lowest} to {class_count - 1}"
-                 f"{' (-1: unlabelled)' if lowest < 0 else ''}, got values from {labels.min()} to {labels.max()}")
+            fail(
+                f"samples labels must be class indices from {lowest} to {class_count - 1}"
+                f"{' (-1: unlabelled)' if lowest < 0 else ''}, got values from {labels.min()} to {labels.max()}"
+            )
     check_array(samples["predictions"], (epoch_count, sample_count, class_count), "samples predictions")
     for metric, key in manifest.get("metrics", {}).items():
         check_array(key, (epoch_count,), f"metric {metric!r}")
 
     multi_io = _multi_io_fields(manifest)
     if multi_io and version < MULTI_IO_VERSION:
-        fail(f"uses the manifest's {multi_io[0]!r}, which needs bundle version {MULTI_IO_VERSION} "
-             f"(the file says {version})")
+        fail(
+            f"uses the manifest's {multi_io[0]!r}, which needs bundle version {MULTI_IO_VERSION} "
+            f"(the file says {version})"
+        )
     used = _importance_fields(manifest)
     if used and version < IMPORTANCE_VERSION:
         fail(f"uses {used[0]}, which needs bundle version {IMPORTANCE_VERSION} (the file says {version})")
@@ -594,8 +640,9 @@ def validate(path: str, manifest: Mapping[str, Any], arrays: Mapping[str, np.nda
         fail(f"{used[0]} is given but the manifest's 'importance' object, which says how it was computed, is missing")
     if "importance" in manifest:
         described = manifest["importance"]
-        if not isinstance(described, dict) or not all(isinstance(described.get(field), str)
-                                                      for field in ("method", "score")):
+        if not isinstance(described, dict) or not all(
+            isinstance(described.get(field), str) for field in ("method", "score")
+        ):
             fail("manifest 'importance' must be an object with the strings 'method' and 'score'")
 
     def check_key(key: object, what: str) -> None:
@@ -610,8 +657,13 @@ def validate(path: str, manifest: Mapping[str, Any], arrays: Mapping[str, np.nda
         where = f"layer {layer['name']!r}"
         if layer["name"] in seen:
             fail(f"{where} appears twice")
-        for field, kind in (("type", str), ("inputs", list), ("output_shape", list), ("weights", list),
-                            ("activations", str)):
+        for field, kind in (
+            ("type", str),
+            ("inputs", list),
+            ("output_shape", list),
+            ("weights", list),
+            ("activations", str),
+        ):
             if not isinstance(layer.get(field), kind):
                 fail(f"{where}: field {field!r} is missing or not a {kind.__name__}")
         if not _is_shape(layer["output_shape"]):
@@ -629,20 +681,34 @@ def validate(path: str, manifest: Mapping[str, Any], arrays: Mapping[str, np.nda
             check_array(weight["array"], (epoch_count, *weight["shape"]), f"{where} weight {weight['name']!r}")
         values = arrays.get(layer["activations"])
         leading = 1 if values is not None and values.ndim and values.shape[0] == 1 else epoch_count
-        check_array(layer["activations"], (leading, sample_count, *layer["output_shape"]), f"{where} activations",
-                    dtypes=activation_dtypes, hint=activation_hint)
+        check_array(
+            layer["activations"],
+            (leading, sample_count, *layer["output_shape"]),
+            f"{where} activations",
+            dtypes=activation_dtypes,
+            hint=activation_hint,
+        )
         if "importance" in layer:
             check_key(layer["importance"], f"{where} 'importance'")
-            check_array(layer["importance"], (epoch_count, class_count + 1, layer["output_shape"][-1]),
-                        f"{where} importance")
+            check_array(
+                layer["importance"], (epoch_count, class_count + 1, layer["output_shape"][-1]), f"{where} importance"
+            )
         if "output_gradients" in layer:
             check_key(layer["output_gradients"], f"{where} 'output_gradients'")
             sources = [shapes.get(source) for source in layer["inputs"]]
-            if layer["type"] != "Dense" or len(layer["output_shape"]) != 1 or len(sources) != 1 \
-                    or sources[0] is None or len(sources[0]) != 1:
+            if (
+                layer["type"] != "Dense"
+                or len(layer["output_shape"]) != 1
+                or len(sources) != 1
+                or sources[0] is None
+                or len(sources[0]) != 1
+            ):
                 fail(f"{where}: 'output_gradients' belong to Dense layers with a one-dimensional input and output")
-            check_array(layer["output_gradients"], (epoch_count, sample_count, class_count, layer["output_shape"][0]),
-                        f"{where} output gradients")
+            check_array(
+                layer["output_gradients"],
+                (epoch_count, sample_count, class_count, layer["output_shape"][0]),
+                f"{where} output gradients",
+            )
         shapes[layer["name"]] = layer["output_shape"]
         seen.add(layer["name"])
     if "inputs" in manifest:
@@ -652,19 +718,35 @@ def validate(path: str, manifest: Mapping[str, Any], arrays: Mapping[str, np.nda
         _check_outputs(manifest, shapes, epoch_count, sample_count, check_array, labels_of, fail)
 
 
-def _check_inputs(manifest: Mapping[str, Any], shapes: Mapping[str, list[int]], sources: Sequence[str],
-                  sample_count: int, check_array: Callable[..., np.ndarray], fail: Callable[[str], NoReturn]) -> None:
+def _check_inputs(
+    manifest: Mapping[str, Any],
+    shapes: Mapping[str, list[int]],
+    sources: Sequence[str],
+    sample_count: int,
+    check_array: Callable[..., np.ndarray],
+    fail: Callable[[str], NoReturn],
+) -> None:
     """The manifest's ``inputs`` (version 4): every input layer once, each with its samples; the first the one
     ``input_shape`` and ``samples.inputs`` describe."""
     entries = manifest["inputs"]
-    if not isinstance(entries, list) or not entries or not all(
-            isinstance(entry, dict) and isinstance(entry.get("layer"), str) and isinstance(entry.get("array"), str)
-            and isinstance(entry.get("shape"), list) for entry in entries):
+    if (
+        not isinstance(entries, list)
+        or not entries
+        or not all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("layer"), str)
+            and isinstance(entry.get("array"), str)
+            and isinstance(entry.get("shape"), list)
+            for entry in entries
+        )
+    ):
         fail("manifest 'inputs' must be a non-empty list of objects with 'layer', 'shape' and 'array'")
     names = [entry["layer"] for entry in entries]
     if len(set(names)) != len(names) or set(names) != set(sources):
-        fail(f"manifest 'inputs' must list every input layer (every layer without inputs: {', '.join(sources)}) "
-             f"once, got {', '.join(names)}")
+        fail(
+            f"manifest 'inputs' must list every input layer (every layer without inputs: {', '.join(sources)}) "
+            f"once, got {', '.join(names)}"
+        )
     for entry in entries:
         where = f"input {entry['layer']!r}"
         if entry["shape"] != shapes[entry["layer"]]:
@@ -674,17 +756,34 @@ def _check_inputs(manifest: Mapping[str, Any], shapes: Mapping[str, list[int]], 
         fail("the first of the manifest's 'inputs' must be the input that 'input_shape' and 'samples.inputs' describe")
 
 
-def _check_outputs(manifest: Mapping[str, Any], shapes: Mapping[str, list[int]], epoch_count: int, sample_count: int,
-                   check_array: Callable[..., np.ndarray], labels_of: Callable[[str], np.ndarray | None] | None,
-                   fail: Callable[[str], NoReturn]) -> None:
+def _check_outputs(
+    manifest: Mapping[str, Any],
+    shapes: Mapping[str, list[int]],
+    epoch_count: int,
+    sample_count: int,
+    check_array: Callable[..., np.ndarray],
+    labels_of: Callable[[str], np.ndarray | None] | None,
+    fail: Callable[[str], NoReturn],
+) -> None:
     """The manifest's ``outputs`` (version 4): each head's layer, classes, predictions and labels; the first the
     one ``class_names`` and the samples' ``predictions`` and ``labels`` describe."""
     entries = manifest["outputs"]
-    if not isinstance(entries, list) or not entries or not all(
-            isinstance(entry, dict) and isinstance(entry.get("layer"), str) and isinstance(entry.get("class_names"), list)
-            and isinstance(entry.get("predictions"), str) and isinstance(entry.get("labels"), str) for entry in entries):
-        fail("manifest 'outputs' must be a non-empty list of objects with 'layer', 'class_names', 'predictions' "
-             "and 'labels'")
+    if (
+        not isinstance(entries, list)
+        or not entries
+        or not all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("layer"), str)
+            and isinstance(entry.get("class_names"), list)
+            and isinstance(entry.get("predictions"), str)
+            and isinstance(entry.get("labels"), str)
+            for entry in entries
+        )
+    ):
+        fail(
+            "manifest 'outputs' must be a non-empty list of objects with 'layer', 'class_names', 'predictions' "
+            "and 'labels'"
+        )
     names = [entry["layer"] for entry in entries]
     if len(set(names)) != len(names):
         fail(f"manifest 'outputs' names a layer twice: {', '.join(names)}")
@@ -699,18 +798,28 @@ def _check_outputs(manifest: Mapping[str, Any], shapes: Mapping[str, list[int]],
         check_array(entry["labels"], (sample_count,), f"{where} labels", dtypes=("int32",))
         labels = labels_of(entry["labels"]) if labels_of is not None else None
         if labels is not None and len(labels) and (labels.min() < UNLABELLED or labels.max() >= classes):
-            fail(f"{where} labels must be class indices from {UNLABELLED} to {classes - 1} (-1: unlabelled), "
-                 f"got values from {labels.min()} to {labels.max()}")
+            fail(
+                f"{where} labels must be class indices from {UNLABELLED} to {classes - 1} (-1: unlabelled), "
+                f"got values from {labels.min()} to {labels.max()}"
+            )
     first, samples = entries[0], manifest["samples"]
-    if (first["class_names"] != manifest["class_names"] or first["predictions"] != samples["predictions"]
-            or first["labels"] != samples["labels"]):
-        fail("the first of the manifest's 'outputs' must be the head that 'class_names' and the samples' "
-             "'predictions' and 'labels' describe")
+    if (
+        first["class_names"] != manifest["class_names"]
+        or first["predictions"] != samples["predictions"]
+        or first["labels"] != samples["labels"]
+    ):
+        fail(
+            "the first of the manifest's 'outputs' must be the head that 'class_names' and the samples' "
+            "'predictions' and 'labels' describe"
+        )
 
 
 def _is_shape(value: object, allow_empty: bool = False) -> bool:
-    return (isinstance(value, list) and (allow_empty or bool(value))
-            and all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in value))
+    return (
+        isinstance(value, list)
+        and (allow_empty or bool(value))
+        and all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in value)
+    )
 
 
 def _layer_info(index: int, layer: Mapping[str, Any]) -> LayerInfo:

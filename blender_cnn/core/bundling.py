@@ -75,8 +75,9 @@ def default_clusters(source_count: int, target_count: int, strands: int = STRAND
     return (1, clusters) if source_count >= target_count else (clusters, 1)
 
 
-def _checked_edges(source_xyz: npt.ArrayLike, target_xyz: npt.ArrayLike,
-                   points_per_edge: float) -> tuple[np.ndarray, np.ndarray, int]:
+def _checked_edges(
+    source_xyz: npt.ArrayLike, target_xyz: npt.ArrayLike, points_per_edge: float
+) -> tuple[np.ndarray, np.ndarray, int]:
     source = np.asarray(source_xyz, dtype=np.float32)
     target = np.asarray(target_xyz, dtype=np.float32)
     if source.ndim != 2 or source.shape[1] != 3:
@@ -84,8 +85,9 @@ def _checked_edges(source_xyz: npt.ArrayLike, target_xyz: npt.ArrayLike,
     if target.shape != source.shape:
         raise ValueError(f"target_xyz must have the shape of source_xyz {source.shape}, got {target.shape}")
     if int(points_per_edge) != points_per_edge or points_per_edge < 2:
-        raise ValueError(f"points_per_edge must be an integer of at least 2 (source and target), "
-                         f"got {points_per_edge!r}")
+        raise ValueError(
+            f"points_per_edge must be an integer of at least 2 (source and target), got {points_per_edge!r}"
+        )
     if not (np.isfinite(source).all() and np.isfinite(target).all()):
         raise ValueError("source_xyz and target_xyz must be finite")
     return source, target, int(points_per_edge)
@@ -120,18 +122,31 @@ def lateral_offsets(bundled: npt.ArrayLike, straight: npt.ArrayLike) -> np.ndarr
     """
     bundled, straight = np.asarray(bundled, np.float32), np.asarray(straight, np.float32)
     if bundled.shape != straight.shape or bundled.ndim != 3 or bundled.shape[2] != 3:
-        raise ValueError(f"bundled and straight must both have shape (edges, points, 3), "
-                         f"got {bundled.shape} and {straight.shape}")
+        raise ValueError(
+            f"bundled and straight must both have shape (edges, points, 3), got {bundled.shape} and {straight.shape}"
+        )
     offsets = bundled - straight
     offsets[..., 0] = 0.0
     return offsets
 
 
-def bundle_edges(source_xyz: npt.ArrayLike, target_xyz: npt.ArrayLike, points_per_edge: int | None = None, *,
-                 source_clusters: int | None = None, target_clusters: int | None = None, strands: int = STRANDS,
-                 group_size: int = GROUP_SIZE, fan_length: float = 0.15, group_length: float | None = None,
-                 kde_iterations: int = 0, kde_bandwidth: float = 0.08, smoothing: int = 2, seed: int = 0,
-                 straight: np.ndarray | None = None) -> np.ndarray:
+def bundle_edges(
+    source_xyz: npt.ArrayLike,
+    target_xyz: npt.ArrayLike,
+    points_per_edge: int | None = None,
+    *,
+    source_clusters: int | None = None,
+    target_clusters: int | None = None,
+    strands: int = STRANDS,
+    group_size: int = GROUP_SIZE,
+    fan_length: float = 0.15,
+    group_length: float | None = None,
+    kde_iterations: int = 0,
+    kde_bandwidth: float = 0.08,
+    smoothing: int = 2,
+    seed: int = 0,
+    straight: np.ndarray | None = None,
+) -> np.ndarray:
     """float32 (E, P, 3) bundled points of the edges ``source_xyz[i] -> target_xyz[i]``.
 
     Edges are bundled per layer pair (edges sharing the x of their source and
@@ -186,11 +201,13 @@ def bundle_edges(source_xyz: npt.ArrayLike, target_xyz: npt.ArrayLike, points_pe
         return bundled
     weights = route_weights(points, fan_length, group_length)
     for edges in _layer_pairs(source, target):
-        lateral = _routed_lateral(source[edges], target[edges], weights, source_clusters, target_clusters,
-                                  strands, group_size, seed)
+        lateral = _routed_lateral(
+            source[edges], target[edges], weights, source_clusters, target_clusters, strands, group_size, seed
+        )
         if kde_iterations:
-            _kde_smooth(lateral, source[edges][:, LATERAL], target[edges][:, LATERAL],
-                        kde_iterations, kde_bandwidth, smoothing)
+            _kde_smooth(
+                lateral, source[edges][:, LATERAL], target[edges][:, LATERAL], kde_iterations, kde_bandwidth, smoothing
+            )
         bundled[edges, 1:-1, 1:3] = lateral
     return bundled
 
@@ -212,8 +229,9 @@ def _distinct(lateral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys.view(np.float32).reshape(-1, 2), inverse
 
 
-def kmeans(positions: npt.ArrayLike, clusters: int, seed: int = 0,
-           iterations: int = 25) -> tuple[np.ndarray, np.ndarray]:
+def kmeans(
+    positions: npt.ArrayLike, clusters: int, seed: int = 0, iterations: int = 25
+) -> tuple[np.ndarray, np.ndarray]:
     """(centres, label per position): k-means with k-means++ seeding, deterministic for a seed."""
     positions = np.asarray(positions, dtype=np.float64)
     clusters = max(1, min(int(clusters), len(positions)))
@@ -241,7 +259,7 @@ def kmeans(positions: npt.ArrayLike, clusters: int, seed: int = 0,
 
 def _nearest(positions: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Index of each position's nearest centre: |c|^2 - 2 x.c ranks them as |x - c|^2 does, without an (n, k, 2) array."""
-    return ((centres ** 2).sum(axis=1)[None, :] - 2.0 * positions @ centres.T).argmin(axis=1)
+    return ((centres**2).sum(axis=1)[None, :] - 2.0 * positions @ centres.T).argmin(axis=1)
 
 
 def route_weights(points: int, fan_length: float, group_length: float) -> np.ndarray:
@@ -281,8 +299,9 @@ def route_weights(points: int, fan_length: float, group_length: float) -> np.nda
     return weights.astype(np.float32)
 
 
-def nested_clusters(positions: npt.ArrayLike, clusters: int, group_size: int,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def nested_clusters(
+    positions: npt.ArrayLike, clusters: int, group_size: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """float32 (cluster centre, group centre) per position (n, 2): groups nested inside k-means clusters.
 
     Each cluster of n neurons is divided by k-means into round(n / ``group_size``)
@@ -302,8 +321,16 @@ def nested_clusters(positions: npt.ArrayLike, clusters: int, group_size: int,
     return centres[labels].astype(np.float32), group.astype(np.float32)
 
 
-def _routed_lateral(source: np.ndarray, target: np.ndarray, weights: np.ndarray, source_clusters: int | None,
-                    target_clusters: int | None, strands: int, group_size: int, seed: int) -> np.ndarray:
+def _routed_lateral(
+    source: np.ndarray,
+    target: np.ndarray,
+    weights: np.ndarray,
+    source_clusters: int | None,
+    target_clusters: int | None,
+    strands: int,
+    group_size: int,
+    seed: int,
+) -> np.ndarray:
     """float32 (E, P-2, 2): interior (y, z) of the edges routed through their groups' and clusters' centres."""
     sources, source_of = _distinct(np.ascontiguousarray(source[:, LATERAL]))
     targets, target_of = _distinct(np.ascontiguousarray(target[:, LATERAL]))
@@ -318,12 +345,14 @@ def _routed_lateral(source: np.ndarray, target: np.ndarray, weights: np.ndarray,
     for start in range(0, len(source), CHUNK_EDGES):
         part = slice(start, start + CHUNK_EDGES)
         of_source, of_target = source_of[part], target_of[part]
-        lateral[part] = (weights[:, :, 0] * source[part, None, LATERAL]
-                         + weights[:, :, 1] * source_group[of_source, None, :]
-                         + weights[:, :, 2] * source_centre[of_source, None, :]
-                         + weights[:, :, 3] * target_centre[of_target, None, :]
-                         + weights[:, :, 4] * target_group[of_target, None, :]
-                         + weights[:, :, 5] * target[part, None, LATERAL])
+        lateral[part] = (
+            weights[:, :, 0] * source[part, None, LATERAL]
+            + weights[:, :, 1] * source_group[of_source, None, :]
+            + weights[:, :, 2] * source_centre[of_source, None, :]
+            + weights[:, :, 3] * target_centre[of_target, None, :]
+            + weights[:, :, 4] * target_group[of_target, None, :]
+            + weights[:, :, 5] * target[part, None, LATERAL]
+        )
     return lateral
 
 
@@ -333,19 +362,30 @@ def _gaussian_blur(grid: np.ndarray, sigma: float) -> np.ndarray:
     kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2).astype(np.float32)
     kernel /= kernel.sum()
     for axis in (-1, -2):
-        padded = np.pad(grid, [(0, 0)] * (grid.ndim - 1) + [(radius, radius)] if axis == -1
-                        else [(0, 0)] * (grid.ndim - 2) + [(radius, radius), (0, 0)])
+        padded = np.pad(
+            grid,
+            [(0, 0)] * (grid.ndim - 1) + [(radius, radius)]
+            if axis == -1
+            else [(0, 0)] * (grid.ndim - 2) + [(radius, radius), (0, 0)],
+        )
         size = grid.shape[axis]
         out = np.zeros_like(grid)
         for offset, weight in enumerate(kernel):
-            window = padded[..., offset:offset + size] if axis == -1 else padded[..., offset:offset + size, :]
+            window = padded[..., offset : offset + size] if axis == -1 else padded[..., offset : offset + size, :]
             out += weight * window
         grid = out
     return grid
 
 
-def _kde_smooth(lateral: np.ndarray, source: np.ndarray, target: np.ndarray, iterations: int, bandwidth: float,
-                smoothing: int, cells: int = 96) -> None:
+def _kde_smooth(
+    lateral: np.ndarray,
+    source: np.ndarray,
+    target: np.ndarray,
+    iterations: int,
+    bandwidth: float,
+    smoothing: int,
+    cells: int = 96,
+) -> None:
     """KDEEB steps in place on (E, S, 2) interior points, one density grid per slice of constant x.
 
     ``source`` and ``target`` (E, 2) are the fixed ends, needed by the smoothing.
@@ -361,7 +401,7 @@ def _kde_smooth(lateral: np.ndarray, source: np.ndarray, target: np.ndarray, ite
         density = np.zeros(slices * cells * cells, dtype=np.float32)
         flat = []
         for start in range(0, edges, CHUNK_EDGES):
-            part = lateral[start:start + CHUNK_EDGES]
+            part = lateral[start : start + CHUNK_EDGES]
             cell_of = np.clip(np.rint((part - low) / cell), 0, cells - 1).astype(np.int64)
             index = slice_index + cell_of[..., 0] * cells + cell_of[..., 1]
             density += np.bincount(index.ravel(), minlength=density.size).astype(np.float32)
@@ -374,7 +414,7 @@ def _kde_smooth(lateral: np.ndarray, source: np.ndarray, target: np.ndarray, ite
         step = np.float32(0.5 * sigma)
         move_y, move_z = (step * grad_y / norm).ravel(), (step * grad_z / norm).ravel()
         for number, start in enumerate(range(0, edges, CHUNK_EDGES)):
-            part = lateral[start:start + CHUNK_EDGES]
+            part = lateral[start : start + CHUNK_EDGES]
             index = flat[number]
             part[..., 0] += move_y[index]
             part[..., 1] += move_z[index]
@@ -386,7 +426,7 @@ def _smooth_along_edges(lateral: np.ndarray, source: np.ndarray, target: np.ndar
     """Laplacian smoothing of each edge's interior points in place, towards its fixed ends."""
     for _ in range(passes):
         for start in range(0, len(lateral), CHUNK_EDGES):
-            part = lateral[start:start + CHUNK_EDGES]
-            previous = np.concatenate([source[start:start + CHUNK_EDGES, None], part[:, :-1]], axis=1)
-            following = np.concatenate([part[:, 1:], target[start:start + CHUNK_EDGES, None]], axis=1)
+            part = lateral[start : start + CHUNK_EDGES]
+            previous = np.concatenate([source[start : start + CHUNK_EDGES, None], part[:, :-1]], axis=1)
+            following = np.concatenate([part[:, 1:], target[start : start + CHUNK_EDGES, None]], axis=1)
             part[:] = 0.5 * part + 0.25 * (previous + following)

@@ -81,19 +81,32 @@ def layer_cells(bundle: Bundle, shown: Mapping[str, int] | None = None) -> list[
         if shown is not None:
             channels = min(channels, int(shown.get(layer.name, 0)))
             count = rows * cols * channels if len(layer.output_shape) == 3 else (count if channels else 0)
-        layers.append(LayerCells(layer.index, layer.name, layer.type, layer.output_shape,
-                                 rows, cols, channels, start, count))
+        layers.append(
+            LayerCells(layer.index, layer.name, layer.type, layer.output_shape, rows, cols, channels, start, count)
+        )
         start += count
     return layers
 
 
 # The per-cell attributes ``cell_arrays`` writes, at their types in ``core/attributes.py``.
-CELL_COLUMNS = ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels", "is_neuron", "is_summary",
-                "act_low", "act_high")
+CELL_COLUMNS = (
+    "layer",
+    "channel",
+    "row",
+    "col",
+    "map_rows",
+    "map_cols",
+    "channels",
+    "is_neuron",
+    "is_summary",
+    "act_low",
+    "act_high",
+)
 
 
-def cell_arrays(bundle: Bundle, epoch: int = -1, sample: int = 0,
-                shown: Mapping[str, int] | None = None) -> tuple[list[LayerCells], dict[str, np.ndarray]]:
+def cell_arrays(
+    bundle: Bundle, epoch: int = -1, sample: int = 0, shown: Mapping[str, int] | None = None
+) -> tuple[list[LayerCells], dict[str, np.ndarray]]:
     """Per-cell int32 indices and float32 values for one epoch and sample (``shown`` as in ``layer_cells``).
 
     Returns ``(layers, arrays)``; ``arrays`` maps attribute names to arrays of
@@ -107,8 +120,11 @@ def cell_arrays(bundle: Bundle, epoch: int = -1, sample: int = 0,
     schema = carried_by(CELLS)
     arrays: dict[str, np.ndarray] = {name: np.empty(total, dtype=schema[name].dtype) for name in CELL_COLUMNS}
     # A layer's range scans all its epochs and samples: once per layer, shared by its summary map.
-    layer_ranges = {cells.name: activation_range(bundle.array(bundle.layer(cells.name).activations))
-                    for cells in layers if cells.count}
+    layer_ranges = {
+        cells.name: activation_range(bundle.array(bundle.layer(cells.name).activations))
+        for cells in layers
+        if cells.count
+    }
 
     def fill(cells: LayerCells, start: int, channels: int, is_summary: int) -> int:
         """The cells of ``channels`` maps of ``cells``' shape from ``start``, channel-major, then row, then column."""
@@ -122,9 +138,16 @@ def cell_arrays(bundle: Bundle, epoch: int = -1, sample: int = 0,
         # Only neurons drawn as a column get the larger pitch: a wide layer drawn as a grid (a flatten
         # of thousands) would otherwise dwarf the feature maps.
         is_neuron = int(len(cells.output_shape) == 1 and cells.map_cols == 1)
-        for name, value in (("layer", cells.layer_index), ("map_rows", rows), ("map_cols", cols),
-                            ("channels", cells.channels), ("is_neuron", is_neuron), ("is_summary", int(is_summary)),
-                            ("act_low", low), ("act_high", high)):
+        for name, value in (
+            ("layer", cells.layer_index),
+            ("map_rows", rows),
+            ("map_cols", cols),
+            ("channels", cells.channels),
+            ("is_neuron", is_neuron),
+            ("is_summary", int(is_summary)),
+            ("act_low", low),
+            ("act_high", high),
+        ):
             arrays[name][start:end] = value
         return end
 
@@ -137,20 +160,32 @@ def cell_arrays(bundle: Bundle, epoch: int = -1, sample: int = 0,
             # A 1D layer: unit u sits at row u // cols, column u % cols of one map; a last row may be short.
             unit = np.arange(cells.count, dtype=np.int32)
             span = slice(cells.start, cells.start + cells.count)
-            arrays["channel"][span], arrays["row"][span], arrays["col"][span] = 0, unit // cells.map_cols, \
-                unit % cells.map_cols
+            arrays["channel"][span], arrays["row"][span], arrays["col"][span] = (
+                0,
+                unit // cells.map_cols,
+                unit % cells.map_cols,
+            )
             low, high = layer_ranges[cells.name]
-            for name, value in (("layer", cells.layer_index), ("map_rows", cells.map_rows),
-                                ("map_cols", cells.map_cols), ("channels", 1),
-                                ("is_neuron", int(cells.map_cols == 1)), ("is_summary", 0),
-                                ("act_low", low), ("act_high", high)):
+            for name, value in (
+                ("layer", cells.layer_index),
+                ("map_rows", cells.map_rows),
+                ("map_cols", cells.map_cols),
+                ("channels", 1),
+                ("is_neuron", int(cells.map_cols == 1)),
+                ("is_summary", 0),
+                ("act_low", low),
+                ("act_high", high),
+            ):
                 arrays[name][span] = value
     start = sum(cells.count for cells in layers)
     for kind in (SUMMARY_MEAN, SUMMARY_MAX):
         for cells in summarized(layers):
             start = fill(cells, start, 1, is_summary=kind)
-    arrays.update(cell_activations(
-        layers, {cells.name: bundle.activations(cells.name, epoch, sample) for cells in layers if cells.count}))
+    arrays.update(
+        cell_activations(
+            layers, {cells.name: bundle.activations(cells.name, epoch, sample) for cells in layers if cells.count}
+        )
+    )
     return layers, arrays
 
 
@@ -181,11 +216,12 @@ def cell_activations(layers: Sequence[LayerCells], activations: Mapping[str, npt
         if not cells.count:
             continue
         values = np.asarray(activations[cells.name], dtype=np.float32)
-        target = activation[cells.start:cells.start + cells.count]
+        target = activation[cells.start : cells.start + cells.count]
         if len(cells.output_shape) == 3:
             # The summary maps below still cover every channel, shown or not.
-            target.reshape(cells.channels, cells.map_rows, cells.map_cols)[...] = \
-                values[..., :cells.channels].transpose(2, 0, 1)
+            target.reshape(cells.channels, cells.map_rows, cells.map_cols)[...] = values[
+                ..., : cells.channels
+            ].transpose(2, 0, 1)
         else:
             target[...] = values.ravel()
     start = sum(cells.count for cells in layers)

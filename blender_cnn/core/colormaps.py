@@ -39,7 +39,7 @@ def _srgb_to_linear(channel: np.ndarray) -> np.ndarray:
 
 def _stops_from_hex(hex_colors: Sequence[str]) -> list[Stop]:
     positions = np.linspace(0.0, 1.0, len(hex_colors))
-    srgb = np.array([[int(h[i:i + 2], 16) / 255.0 for i in (1, 3, 5)] for h in hex_colors])
+    srgb = np.array([[int(h[i : i + 2], 16) / 255.0 for i in (1, 3, 5)] for h in hex_colors])
     linear = _srgb_to_linear(srgb)
     return [(float(p), tuple(float(v) for v in rgb)) for p, rgb in zip(positions, linear)]
 

@@ -70,8 +70,12 @@ class EdgeSelection:
             return self
         if inputs * outputs <= AUTO_MAX_EDGES:
             return EdgeSelection(ALL)
-        return EdgeSelection(STRONGEST_PER_NEURON, per_neuron=max(1, AUTO_MAX_EDGES // outputs), rank_by=self.rank_by,
-                             importance_class=self.importance_class)
+        return EdgeSelection(
+            STRONGEST_PER_NEURON,
+            per_neuron=max(1, AUTO_MAX_EDGES // outputs),
+            rank_by=self.rank_by,
+            importance_class=self.importance_class,
+        )
 
     def describe(self, class_names: Sequence[str] = ()) -> str:
         if self.mode == STRONGEST_PER_NEURON:
@@ -82,8 +86,9 @@ class EdgeSelection:
             return "all"
         if self.rank_by == BY_IMPORTANCE:
             known = 0 <= self.importance_class < len(class_names)
-            chosen += " by importance for " + (f"class {class_names[self.importance_class]}" if known
-                                               else "all classes")
+            chosen += " by importance for " + (
+                f"class {class_names[self.importance_class]}" if known else "all classes"
+            )
         return chosen
 
     def strengths(self, bundle: Bundle, layer_name: str, epoch: int, kernel: np.ndarray) -> np.ndarray:
@@ -151,9 +156,13 @@ class DrawnLayer:
         return f"{self.drawn:,} of {self.total:,} connections ({self.selection})"
 
 
-def dense_connections(bundle: Bundle, layers: Sequence[LayerCells], epoch: int = -1,
-                      selection: EdgeSelection = EdgeSelection(), bundle_options: dict[str, Any] | None = None
-                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int, list[DrawnLayer]]:
+def dense_connections(
+    bundle: Bundle,
+    layers: Sequence[LayerCells],
+    epoch: int = -1,
+    selection: EdgeSelection = EdgeSelection(),
+    bundle_options: dict[str, Any] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int, list[DrawnLayer]]:
     """The curves of every Dense layer fed by a 1D layer.
 
     Returns ``(curve_arrays, point_arrays, points_per_edge, drawn_layers)``:
@@ -165,8 +174,16 @@ def dense_connections(bundle: Bundle, layers: Sequence[LayerCells], epoch: int =
     ``bundling.bundle_edges``.
     """
     by_name = {cells.name: cells for cells in layers}
-    curves: dict[str, list[np.ndarray]] = {name: [] for name in ("source_cell", "target_cell", "weight", "weight_max",
-                                    *(weight_name(index) for index in range(len(bundle.epochs))))}
+    curves: dict[str, list[np.ndarray]] = {
+        name: []
+        for name in (
+            "source_cell",
+            "target_cell",
+            "weight",
+            "weight_max",
+            *(weight_name(index) for index in range(len(bundle.epochs))),
+        )
+    }
     sources: list[np.ndarray] = []
     targets: list[np.ndarray] = []
     drawn_layers: list[DrawnLayer] = []
@@ -175,7 +192,11 @@ def dense_connections(bundle: Bundle, layers: Sequence[LayerCells], epoch: int =
             continue
         source_cells, target_cells = by_name[layer.inputs[0]], by_name[layer.name]
         kernel_info = next((w for w in layer.weights if w.name == "kernel"), None)
-        if len(source_cells.output_shape) != 1 or kernel_info is None or not (source_cells.count and target_cells.count):
+        if (
+            len(source_cells.output_shape) != 1
+            or kernel_info is None
+            or not (source_cells.count and target_cells.count)
+        ):
             continue
         kernel = np.asarray(bundle.weights(layer.name, epoch)["kernel"], dtype=np.float32)
         chosen = selection.for_kernel(*kernel.shape)
@@ -188,19 +209,25 @@ def dense_connections(bundle: Bundle, layers: Sequence[LayerCells], epoch: int =
             curves[weight_name(index)].append(np.asarray(every_epoch[index][source_unit, target_unit]))
         weight_max = float(np.max(np.abs(every_epoch))) or 1.0
         curves["weight_max"].append(np.full(len(source_unit), weight_max))
-        for name, values in importance_timeline.edge_importance_arrays(bundle, layer.name, source_unit,
-                                                                       target_unit).items():
+        for name, values in importance_timeline.edge_importance_arrays(
+            bundle, layer.name, source_unit, target_unit
+        ).items():
             curves.setdefault(name, []).append(values)
         # Where the cell layout puts the neurons at Cell Size 1; only their lateral (y, z) matters.
         sources.append(neuron_positions(source_cells.count, source_cells.layer_index * MINIMUM_SPACING)[source_unit])
         targets.append(neuron_positions(target_cells.count, target_cells.layer_index * MINIMUM_SPACING)[target_unit])
-        drawn_layers.append(DrawnLayer(layer.name, len(source_unit), kernel.size,
-                                       chosen.describe(bundle.class_names)))
-    integer = ("source_cell", "target_cell", *(importance_timeline.top_class_name(index)
-                                               for index in range(len(bundle.epochs))))
-    curve_arrays = {name: np.ascontiguousarray(np.concatenate(chunks) if chunks else np.zeros(0),
-                                               dtype=np.int32 if name in integer else np.float32)
-                    for name, chunks in curves.items()}
+        drawn_layers.append(DrawnLayer(layer.name, len(source_unit), kernel.size, chosen.describe(bundle.class_names)))
+    integer = (
+        "source_cell",
+        "target_cell",
+        *(importance_timeline.top_class_name(index) for index in range(len(bundle.epochs))),
+    )
+    curve_arrays = {
+        name: np.ascontiguousarray(
+            np.concatenate(chunks) if chunks else np.zeros(0), dtype=np.int32 if name in integer else np.float32
+        )
+        for name, chunks in curves.items()
+    }
     count = len(curve_arrays["weight"])
     points = bundling.default_points_per_edge(count)
     if not count:

@@ -63,12 +63,14 @@ class DesignLayer:
 
     name: str
     type: str
-    inputs: tuple[str, ...]               # the layers it takes input from, resolved ("input" for the network input)
+    inputs: tuple[str, ...]  # the layers it takes input from, resolved ("input" for the network input)
     output_shape: tuple[int, ...] | None = None  # channels last, no batch axis; None when it cannot be known
-    params: int = 0                       # as Keras' count_params()
-    problem: str | None = None            # why the layer is invalid, None when it is fine
+    params: int = 0  # as Keras' count_params()
+    problem: str | None = None  # why the layer is invalid, None when it is fine
     config: dict[str, Any] = field(default_factory=dict)  # Keras-style config with defaults, as bundles store it
-    weight_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # {Keras weight name: shape}, in Keras' order
+    weight_shapes: dict[str, tuple[int, ...]] = field(
+        default_factory=dict
+    )  # {Keras weight name: shape}, in Keras' order
 
     @property
     def ok(self) -> bool:
@@ -76,6 +78,7 @@ class DesignLayer:
 
 
 # ---------------------------------------------------------------- reading designs
+
 
 def design_and_where(design: DesignSource, where: str | None = None) -> tuple[dict[str, Any], str]:
     """``(design dict, what errors name)`` for a design dict or the path of a design or preset file."""
@@ -88,6 +91,7 @@ def design_and_where(design: DesignSource, where: str | None = None) -> tuple[di
 
 
 # ---------------------------------------------------------------- the public API
+
 
 def infer_shapes(design: object) -> list[DesignLayer]:
     """``[DesignLayer]``: the input, then every layer in an order where each follows its inputs.
@@ -176,19 +180,27 @@ def synthetic_inputs(input_shape: Sequence[int]) -> np.ndarray:
     rows = (np.arange(height) + 0.5)[:, np.newaxis] / height
     cols = (np.arange(width) + 0.5)[np.newaxis, :] / width
     square = ((np.abs(rows - 0.5) < 0.25) & (np.abs(cols - 0.5) < 0.25)).astype(np.float32)
-    stripe = (np.abs(rows - cols) < 0.15).astype(np.float32) if height > 1 else \
-        (np.abs(cols - 0.5) < 0.15).astype(np.float32)
+    stripe = (
+        (np.abs(rows - cols) < 0.15).astype(np.float32)
+        if height > 1
+        else (np.abs(cols - 0.5) < 0.15).astype(np.float32)
+    )
     cell = max(1, min(height, width) // 8)
-    checker = (((np.arange(height) // cell)[:, np.newaxis] + (np.arange(width) // cell)[np.newaxis, :]) % 2)
+    checker = ((np.arange(height) // cell)[:, np.newaxis] + (np.arange(width) // cell)[np.newaxis, :]) % 2
     patterns = np.stack([square + 0 * cols, stripe + 0 * rows, checker.astype(np.float32)])  # (3, H, W)
     tint = np.linspace(1.0, 0.5, channels, dtype=np.float32) if channels > 1 else np.ones(1, np.float32)
     images = patterns[..., np.newaxis] * tint
     return np.ascontiguousarray(images.reshape((3, *shape)), dtype=np.float32)
 
 
-def design_bundle(design: DesignSource, path: str | os.PathLike[str], seed: int = 0, inputs: npt.ArrayLike | None = None,
-                  progress: Callable[[int, int, str], object] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> str:
+def design_bundle(
+    design: DesignSource,
+    path: str | os.PathLike[str],
+    seed: int = 0,
+    inputs: npt.ArrayLike | None = None,
+    progress: Callable[[int, int, str], object] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> str:
     """Write a bundle of ``design`` with random weights (epoch 0) and the numpy forward pass's activations.
 
     ``inputs`` is ``(S, *input_shape)`` (default ``synthetic_inputs``). The
@@ -208,8 +220,11 @@ def design_bundle(design: DesignSource, path: str | os.PathLike[str], seed: int 
     if inputs.shape == input_shape:
         inputs = inputs[np.newaxis]
     if inputs.ndim != len(input_shape) + 1 or inputs.shape[1:] != input_shape or not len(inputs):
-        raise BlenderCNNError("inputs", f"have shape {inputs.shape}; the design {design['name']!r} takes "
-                                        f"(samples, {', '.join(map(str, input_shape))})")
+        raise BlenderCNNError(
+            "inputs",
+            f"have shape {inputs.shape}; the design {design['name']!r} takes "
+            f"(samples, {', '.join(map(str, input_shape))})",
+        )
     arrays: dict[str, np.ndarray] = {}
     layers: list[dict[str, Any]] = []
     outputs: dict[str, np.ndarray] = {}
@@ -220,21 +235,30 @@ def design_bundle(design: DesignSource, path: str | os.PathLike[str], seed: int 
         if info.type == "InputLayer":
             values = inputs
         else:
-            values = forward_pass.compute_layer(info.type, info.config, weights,
-                                                [outputs[name] for name in info.inputs], name=info.name)
+            values = forward_pass.compute_layer(
+                info.type, info.config, weights, [outputs[name] for name in info.inputs], name=info.name
+            )
         outputs[info.name] = values
         assert info.output_shape is not None  # validate_design gave every layer its shape
         key = f"activations/{info.name}"
         arrays[key] = values[np.newaxis]
         for weight_name, value in weights.items():
             arrays[f"weights/{info.name}/{weight_name}"] = value[np.newaxis]
-        layers.append({
-            "name": info.name, "type": info.type, "inputs": list(info.inputs),
-            "output_shape": list(info.output_shape), "config": info.config, "params": info.params,
-            "weights": [{"name": weight_name, "array": f"weights/{info.name}/{weight_name}",
-                         "shape": list(value.shape)} for weight_name, value in weights.items()],
-            "activations": key,
-        })
+        layers.append(
+            {
+                "name": info.name,
+                "type": info.type,
+                "inputs": list(info.inputs),
+                "output_shape": list(info.output_shape),
+                "config": info.config,
+                "params": info.params,
+                "weights": [
+                    {"name": weight_name, "array": f"weights/{info.name}/{weight_name}", "shape": list(value.shape)}
+                    for weight_name, value in weights.items()
+                ],
+                "activations": key,
+            }
+        )
         if progress is not None and done:
             progress(done, len(infos) - 1, info.name)
     arrays["samples/inputs"] = inputs
@@ -248,19 +272,29 @@ def design_bundle(design: DesignSource, path: str | os.PathLike[str], seed: int 
         "epochs": [0],
         "layers": layers,
         "samples": {
-            "inputs": "samples/inputs", "labels": "samples/labels", "predictions": "samples/predictions",
-            "preprocessing": {"source": "synthetic patterns (centred square, diagonal stripe, checkerboard)"
-                              if synthetic else "inputs given to design_bundle",
-                              "range": [0.0, 1.0]},
+            "inputs": "samples/inputs",
+            "labels": "samples/labels",
+            "predictions": "samples/predictions",
+            "preprocessing": {
+                "source": "synthetic patterns (centred square, diagonal stripe, checkerboard)"
+                if synthetic
+                else "inputs given to design_bundle",
+                "range": [0.0, 1.0],
+            },
         },
         "unrecognized_layers": [],
-        "source": {"kind": "design", "seed": int(seed), "parameters": total_parameters(infos),
-                   "weights": "random: Glorot-uniform kernels, zero biases (Keras' defaults); epoch 0 is untrained"},
+        "source": {
+            "kind": "design",
+            "seed": int(seed),
+            "parameters": total_parameters(infos),
+            "weights": "random: Glorot-uniform kernels, zero biases (Keras' defaults); epoch 0 is untrained",
+        },
     }
     return write_bundle(path, manifest, arrays)
 
 
 # ---------------------------------------------------------------- the analysis
+
 
 def _analyse(design: object) -> tuple[list[DesignLayer], list[str]]:
     """``(infos, design problems)``."""
@@ -296,19 +330,28 @@ def _analyse(design: object) -> tuple[list[DesignLayer], list[str]]:
     by_name = {INPUT_NAME: input_info}
     positions: dict[str, int] = {}
     for position, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("name") \
-                or not isinstance(entry.get("type"), str):
-            name = entry["name"] if isinstance(entry, dict) and isinstance(entry.get("name"), str) \
-                and entry.get("name") else f"layer #{position}"
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("name"), str)
+            or not entry.get("name")
+            or not isinstance(entry.get("type"), str)
+        ):
+            name = (
+                entry["name"]
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry.get("name")
+                else f"layer #{position}"
+            )
             infos.append(DesignLayer(name, "?", (), problem="needs a 'type' (a Keras layer class) and a 'name'"))
             continue
         name = entry["name"]
         info = DesignLayer(name, entry["type"], ())
         infos.append(info)
         if name in by_name:
-            info.problem = (f"the name {name!r} is taken by the network input" if name == INPUT_NAME
-                            else f"the name {name!r} is used by more than one layer (#{positions[name]} "
-                                 f"and #{position})")
+            info.problem = (
+                f"the name {name!r} is taken by the network input"
+                if name == INPUT_NAME
+                else f"the name {name!r} is used by more than one layer (#{positions[name]} and #{position})"
+            )
             continue
         by_name[name] = info
         positions[name] = position
@@ -324,9 +367,12 @@ def _analyse(design: object) -> tuple[list[DesignLayer], list[str]]:
                 unknown = [s for s in sources if s not in by_name or by_name[s] is info]
                 if unknown:
                     what = ", ".join(repr(s) for s in unknown)
-                    info.problem = ("takes input from itself" if unknown == [info.name]
-                                    else f"takes input from {what}, which {'is' if len(unknown) == 1 else 'are'} "
-                                         f"not a layer of the design")
+                    info.problem = (
+                        "takes input from itself"
+                        if unknown == [info.name]
+                        else f"takes input from {what}, which {'is' if len(unknown) == 1 else 'are'} "
+                        f"not a layer of the design"
+                    )
                 else:
                     info.inputs = tuple(sources)
         if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry.get("name"):
@@ -358,20 +404,30 @@ def _analyse(design: object) -> tuple[list[DesignLayer], list[str]]:
     for info in infos[:-1]:
         if info.problem is None and info.name not in used and by_name.get(info.name) is info:
             info.problem = "leads nowhere: no layer takes its output and it is not the last layer (the output)"
-    if output.output_shape is not None and class_names is not None and output.problem is None \
-            and tuple(output.output_shape) != (len(class_names),):
-        output.problem = (f"is the output, which must give one value per class ({len(class_names)}), but it "
-                          f"outputs {shape_text(output.output_shape)}; end with a Dense of "
-                          f"{len(class_names)} units")
-    ordered = [input_info] + [info for info in order if info in infos] + \
-        [info for info in infos if info not in order]
+    if (
+        output.output_shape is not None
+        and class_names is not None
+        and output.problem is None
+        and tuple(output.output_shape) != (len(class_names),)
+    ):
+        output.problem = (
+            f"is the output, which must give one value per class ({len(class_names)}), but it "
+            f"outputs {shape_text(output.output_shape)}; end with a Dense of "
+            f"{len(class_names)} units"
+        )
+    ordered = [input_info] + [info for info in order if info in infos] + [info for info in infos if info not in order]
     return ordered, design_problems
 
 
 def _training_problem(design: dict[str, Any]) -> list[str]:
     """check_preset's judgement of the training section, without its layer checks (those are per layer here)."""
-    probe = {"name": "x", "input_shape": [1], "class_names": ["x"], "layers": [{"type": "Dense", "name": "x"}],
-             "training": design.get("training", {})}
+    probe = {
+        "name": "x",
+        "input_shape": [1],
+        "class_names": ["x"],
+        "layers": [{"type": "Dense", "name": "x"}],
+        "training": design.get("training", {}),
+    }
     try:
         check_preset(probe)
     except BlenderCNNError as error:
@@ -379,8 +435,9 @@ def _training_problem(design: dict[str, Any]) -> list[str]:
     return []
 
 
-def _topological_order(infos: list[DesignLayer],
-                       by_name: Mapping[str, DesignLayer]) -> tuple[list[DesignLayer], list[DesignLayer]]:
+def _topological_order(
+    infos: list[DesignLayer], by_name: Mapping[str, DesignLayer]
+) -> tuple[list[DesignLayer], list[DesignLayer]]:
     """``(order, cyclic)``: layers each after its inputs, list order kept where possible; layers on cycles."""
     valid = [info for info in infos if by_name.get(info.name) is info]
     done, waiting = {INPUT_NAME}, list(valid)
@@ -415,6 +472,7 @@ def _cycle_through(info: DesignLayer, by_name: Mapping[str, DesignLayer]) -> lis
 
 
 # ---------------------------------------------------------------- small helpers
+
 
 def _initial_weight(name: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Keras' default initial value of weight ``name``: Glorot-uniform kernels, else zeros or ones."""

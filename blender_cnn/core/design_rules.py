@@ -19,8 +19,14 @@ from .shape_rules import IGNORED_ARGUMENTS, IGNORED_SUFFIXES, LayerProblem, Sett
 if TYPE_CHECKING:
     from .design import DesignLayer
 
-__all__ = ["DESIGNABLE_LAYER_TYPES", "LayerProblem", "check_type_and_arguments", "infer_layer", "is_positive_int",
-           "shape_text"]
+__all__ = [
+    "DESIGNABLE_LAYER_TYPES",
+    "LayerProblem",
+    "check_type_and_arguments",
+    "infer_layer",
+    "is_positive_int",
+    "shape_text",
+]
 
 DESIGNABLE_LAYER_TYPES = designable_layer_types()
 
@@ -30,14 +36,20 @@ def check_type_and_arguments(info: DesignLayer, entry: Mapping[str, Any]) -> dic
     kwargs = {key: value for key, value in entry.items() if key not in ("type", "name", "inputs")}
     spec = spec_of(info.type)
     if spec is None or spec.shape_rule is None:
-        raise LayerProblem(f"{info.type!r} is not a layer type the designer knows; it knows "
-                           f"{', '.join(DESIGNABLE_LAYER_TYPES)}")
+        raise LayerProblem(
+            f"{info.type!r} is not a layer type the designer knows; it knows {', '.join(DESIGNABLE_LAYER_TYPES)}"
+        )
     allowed = spec.argument_names
-    unknown = [key for key in kwargs if key not in allowed and key not in IGNORED_ARGUMENTS
-               and not key.endswith(IGNORED_SUFFIXES)]
+    unknown = [
+        key
+        for key in kwargs
+        if key not in allowed and key not in IGNORED_ARGUMENTS and not key.endswith(IGNORED_SUFFIXES)
+    ]
     if unknown:
-        raise LayerProblem(f"{info.type} has no argument{'s' if len(unknown) > 1 else ''} "
-                           f"{', '.join(repr(k) for k in unknown)}; it takes {', '.join(allowed) or 'none'}")
+        raise LayerProblem(
+            f"{info.type} has no argument{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(k) for k in unknown)}; it takes {', '.join(allowed) or 'none'}"
+        )
     return kwargs
 
 
@@ -53,17 +65,23 @@ def infer_layer(info: DesignLayer, entry: Mapping[str, Any], sources: Sequence[D
             raise LayerProblem(f"{layer_type} merges two or more inputs, it has {len(sources)}")
     else:
         if len(sources) != 1:
-            raise LayerProblem(f"{layer_type} takes one input, it has {len(sources)} "
-                               f"({', '.join(source.name for source in sources)})")
+            raise LayerProblem(
+                f"{layer_type} takes one input, it has {len(sources)} ({', '.join(source.name for source in sources)})"
+            )
         shape = shapes[0]
         if spec.takes == FLAT_INPUT and len(shape) != 1:
-            raise LayerProblem(f"{layer_type} needs a flat input; add Flatten after {sources[0].name} "
-                               f"(its output is {shape_text(shape)})")
+            raise LayerProblem(
+                f"{layer_type} needs a flat input; add Flatten after {sources[0].name} "
+                f"(its output is {shape_text(shape)})"
+            )
         if spec.takes == IMAGE_INPUT and len(shape) != 3:
-            raise LayerProblem(f"{layer_type} needs an image-shaped input (height x width x channels), but "
-                               f"{sources[0].name}'s output is {shape_text(shape)}")
+            raise LayerProblem(
+                f"{layer_type} needs an image-shaped input (height x width x channels), but "
+                f"{sources[0].name}'s output is {shape_text(shape)}"
+            )
     info.output_shape, info.params, info.config, info.weight_shapes = spec.shape_rule(
-        Settings(kwargs), shapes if spec.takes == MANY_INPUTS else shapes[0], [s.name for s in sources])
+        Settings(kwargs), shapes if spec.takes == MANY_INPUTS else shapes[0], [s.name for s in sources]
+    )
     info.output_shape = tuple(int(size) for size in info.output_shape)
     if any(size <= 0 for size in info.output_shape):
         raise LayerProblem(f"would output {shape_text(info.output_shape)}, which has an empty size")

@@ -47,8 +47,9 @@ def _matrix(projection: npt.ArrayLike) -> np.ndarray:
     if projection.shape == (3,):
         return view_projection(projection)
     if projection.shape != (4, 4):
-        raise ValueError(f"projection must be a 4x4 world->clip matrix or a view direction, "
-                         f"got shape {projection.shape}")
+        raise ValueError(
+            f"projection must be a 4x4 world->clip matrix or a view direction, got shape {projection.shape}"
+        )
     return projection
 
 
@@ -73,7 +74,7 @@ def drawing_bounds(points: npt.ArrayLike, projection: npt.ArrayLike) -> Bounds:
     points = _checked_polylines(points)
     low, high = np.full(2, np.inf), np.full(2, -np.inf)
     for start in range(0, len(points), CHUNK_EDGES * 8):
-        screen = project(points[start:start + CHUNK_EDGES * 8], projection).reshape(-1, 2)
+        screen = project(points[start : start + CHUNK_EDGES * 8], projection).reshape(-1, 2)
         low, high = np.minimum(low, screen.min(axis=0)), np.maximum(high, screen.max(axis=0))
     return (*low, *high)
 
@@ -87,8 +88,9 @@ def raster_shape(bounds: Sequence[float], resolution: int) -> tuple[int, int, fl
     return max(1, int(np.ceil(height / pixel - 1e-9))), max(1, int(np.ceil(width / pixel - 1e-9))), pixel
 
 
-def rasterize(points: npt.ArrayLike, projection: npt.ArrayLike, resolution: int = 512,
-              bounds: Sequence[float] | None = None) -> np.ndarray:
+def rasterize(
+    points: npt.ArrayLike, projection: npt.ArrayLike, resolution: int = 512, bounds: Sequence[float] | None = None
+) -> np.ndarray:
     """bool (rows, cols) raster of the polylines drawn one pixel wide (row 0 at the bottom)."""
     points = _checked_polylines(points)
     bounds = drawing_bounds(points, projection) if bounds is None else tuple(float(b) for b in bounds)
@@ -96,7 +98,7 @@ def rasterize(points: npt.ArrayLike, projection: npt.ArrayLike, resolution: int 
     raster = np.zeros(rows * cols, dtype=bool)
     origin = np.array(bounds[:2])
     for start in range(0, len(points), CHUNK_EDGES):
-        screen = ((project(points[start:start + CHUNK_EDGES], projection) - origin) / pixel).astype(np.float32)
+        screen = ((project(points[start : start + CHUNK_EDGES], projection) - origin) / pixel).astype(np.float32)
         begin, end = _distinct_segments(screen[:, :-1].reshape(-1, 2), screen[:, 1:].reshape(-1, 2), rows, cols)
         # A segment as long in x as in y is drawn column by column.
         x_major = np.abs(end[:, 0] - begin[:, 0]) >= np.abs(end[:, 1] - begin[:, 1])
@@ -105,8 +107,9 @@ def rasterize(points: npt.ArrayLike, projection: npt.ArrayLike, resolution: int 
     return raster.reshape(rows, cols)
 
 
-def _distinct_segments(begin: np.ndarray, end: np.ndarray, rows: int, cols: int,
-                       steps: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def _distinct_segments(
+    begin: np.ndarray, end: np.ndarray, rows: int, cols: int, steps: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """The segments (in pixel units) with duplicates within 1/32 pixel dropped.
 
     Bundled drawings repeat the same stretch thousands of times; drawing it
@@ -145,14 +148,14 @@ def _draw_along(raster: np.ndarray, rows: int, cols: int, begin: np.ndarray, end
     span = u1 - u0
     slope = np.divide(v1 - v0, span, out=np.zeros_like(span), where=span > 0)
     # Batches of segments with a bounded number of samples keep memory flat for any resolution.
-    ends = np.searchsorted(np.cumsum(counts), np.arange(1, counts.sum() // SAMPLES_PER_BATCH + 2)
-                           * SAMPLES_PER_BATCH)
+    ends = np.searchsorted(np.cumsum(counts), np.arange(1, counts.sum() // SAMPLES_PER_BATCH + 2) * SAMPLES_PER_BATCH)
     for batch in np.split(np.arange(len(counts)), np.unique(np.minimum(ends, len(counts)))[:-1] + 1):
         if not len(batch):
             continue
         count = counts[batch]
         local = np.arange(count.sum(), dtype=np.float32) - np.repeat(
-            (np.cumsum(count) - count).astype(np.float32), count)
+            (np.cumsum(count) - count).astype(np.float32), count
+        )
         low, high = np.repeat(u0[batch], count), np.repeat(u1[batch], count)
         u = np.clip(np.repeat(first[batch], count) + local + np.float32(0.5), low, high)
         v = np.repeat(v0[batch], count) + (u - low) * np.repeat(slope[batch], count)
@@ -164,8 +167,9 @@ def _draw_along(raster: np.ndarray, rows: int, cols: int, begin: np.ndarray, end
         raster[row * cols + col] = True
 
 
-def ink(points: npt.ArrayLike, projection: npt.ArrayLike, resolution: int = 512,
-        bounds: Sequence[float] | None = None) -> float:
+def ink(
+    points: npt.ArrayLike, projection: npt.ArrayLike, resolution: int = 512, bounds: Sequence[float] | None = None
+) -> float:
     """Share of the raster's pixels covered by the polylines (E, P, 3), drawn one pixel wide.
 
     ``projection``: a 4x4 world->clip matrix, or a view direction for an
@@ -185,7 +189,7 @@ def distortion(points: npt.ArrayLike) -> float:
     points = _checked_polylines(points)
     total, counted = 0.0, 0
     for start in range(0, len(points), CHUNK_EDGES * 8):
-        part = np.asarray(points[start:start + CHUNK_EDGES * 8], dtype=np.float64)
+        part = np.asarray(points[start : start + CHUNK_EDGES * 8], dtype=np.float64)
         length = np.linalg.norm(np.diff(part, axis=1), axis=2).sum(axis=1)
         chord = np.linalg.norm(part[:, -1] - part[:, 0], axis=1)
         valid = chord > 0

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from .bundle import Bundle
 
 
-def forward(bundle: Bundle, inputs: npt.ArrayLike | Mapping[str, npt.ArrayLike] | Sequence[npt.ArrayLike],
-            epoch: int = -1) -> dict[str, np.ndarray]:
+def forward(
+    bundle: Bundle, inputs: npt.ArrayLike | Mapping[str, npt.ArrayLike] | Sequence[npt.ArrayLike], epoch: int = -1
+) -> dict[str, np.ndarray]:
     """Every layer's output for ``inputs`` with the weights of ``epoch``.
 
     ``inputs`` is ``(S, *bundle.input_shape)``, or one sample without the
@@ -43,18 +44,22 @@ def forward(bundle: Bundle, inputs: npt.ArrayLike | Mapping[str, npt.ArrayLike] 
             values = given[layer.name]
         else:
             weights = bundle.weights(layer.name, epoch) if layer.weights else {}
-            values = compute_layer(layer.type, layer.config, weights, [outputs[name] for name in layer.inputs],
-                                   name=layer.name)
+            values = compute_layer(
+                layer.type, layer.config, weights, [outputs[name] for name in layer.inputs], name=layer.name
+            )
         if values.shape[1:] != tuple(layer.output_shape):
-            raise BlenderCNNError(f"layer {layer.name!r}",
-                                  f"the numpy forward pass computed outputs of shape {values.shape[1:]}, "
-                                  f"but the bundle says {tuple(layer.output_shape)}")
+            raise BlenderCNNError(
+                f"layer {layer.name!r}",
+                f"the numpy forward pass computed outputs of shape {values.shape[1:]}, "
+                f"but the bundle says {tuple(layer.output_shape)}",
+            )
         outputs[layer.name] = values
     return outputs
 
 
-def model_inputs(bundle: Bundle, inputs: npt.ArrayLike | Mapping[str, npt.ArrayLike] | Sequence[npt.ArrayLike]
-                 ) -> dict[str, np.ndarray]:
+def model_inputs(
+    bundle: Bundle, inputs: npt.ArrayLike | Mapping[str, npt.ArrayLike] | Sequence[npt.ArrayLike]
+) -> dict[str, np.ndarray]:
     """``{input layer name: (S, *shape) float32}`` from what ``forward`` takes, every input checked.
 
     One sample of each input may come without the sample axis; all inputs must hold as many samples.
@@ -66,13 +71,19 @@ def model_inputs(bundle: Bundle, inputs: npt.ArrayLike | Mapping[str, npt.ArrayL
         unknown = sorted(set(inputs) - set(names))
         missing = [name for name in names if name not in inputs]
         if unknown or missing:
-            raise BlenderCNNError("inputs", f"must be one array per input layer of {bundle.name!r} "
-                                            f"({', '.join(names)}); got {', '.join(map(str, inputs)) or 'none'}")
+            raise BlenderCNNError(
+                "inputs",
+                f"must be one array per input layer of {bundle.name!r} "
+                f"({', '.join(names)}); got {', '.join(map(str, inputs)) or 'none'}",
+            )
         arrays = [inputs[name] for name in names]
     elif len(expected) > 1:
         if isinstance(inputs, np.ndarray) or not isinstance(inputs, Sequence) or len(inputs) != len(expected):
-            raise BlenderCNNError("inputs", f"the network {bundle.name!r} takes {len(expected)} inputs "
-                                            f"({', '.join(names)}); give one array for each, as a list or by name")
+            raise BlenderCNNError(
+                "inputs",
+                f"the network {bundle.name!r} takes {len(expected)} inputs "
+                f"({', '.join(names)}); give one array for each, as a list or by name",
+            )
         arrays = list(inputs)
     else:
         arrays = [inputs]
@@ -83,13 +94,19 @@ def model_inputs(bundle: Bundle, inputs: npt.ArrayLike | Mapping[str, npt.ArrayL
             values = values[np.newaxis]
         if values.shape[1:] != entry.shape:
             what = "inputs" if len(expected) == 1 else f"inputs of {entry.layer!r}"
-            raise BlenderCNNError(what, f"have shape {values.shape}; the network {bundle.name!r} takes "
-                                        f"(samples, {', '.join(map(str, entry.shape))})")
+            raise BlenderCNNError(
+                what,
+                f"have shape {values.shape}; the network {bundle.name!r} takes "
+                f"(samples, {', '.join(map(str, entry.shape))})",
+            )
         given[entry.layer] = values
     counts = {len(values) for values in given.values()}
     if len(counts) > 1:
-        raise BlenderCNNError("inputs", "hold different numbers of samples: "
-                                        + ", ".join(f"{name} {len(values)}" for name, values in given.items()))
+        raise BlenderCNNError(
+            "inputs",
+            "hold different numbers of samples: "
+            + ", ".join(f"{name} {len(values)}" for name, values in given.items()),
+        )
     return given
 
 
@@ -104,8 +121,13 @@ def inputs_from_flat(bundle: Bundle, flat: npt.ArrayLike) -> dict[str, np.ndarra
     return {entry.layer: part.reshape(entry.shape) for entry, part in zip(bundle.inputs, parts)}
 
 
-def compute_layer(layer_type: str, config: Mapping[str, Any] | None, weights: Mapping[str, np.ndarray],
-                  inputs: Sequence[np.ndarray], name: str | None = None) -> np.ndarray:
+def compute_layer(
+    layer_type: str,
+    config: Mapping[str, Any] | None,
+    weights: Mapping[str, np.ndarray],
+    inputs: Sequence[np.ndarray],
+    name: str | None = None,
+) -> np.ndarray:
     """One layer's output, ``(S, ...)`` float32.
 
     ``config`` is the layer's config as the bundle stores it, ``weights``
@@ -115,8 +137,11 @@ def compute_layer(layer_type: str, config: Mapping[str, Any] | None, weights: Ma
     where = f"layer {name!r}" if name is not None else f"a {layer_type} layer"
     spec = spec_of(layer_type)
     if spec is None or spec.forward is None:
-        raise BlenderCNNError(where, f"is a {layer_type} layer, which the numpy forward pass cannot compute; "
-                                     f"it computes {', '.join(computable_layer_types())}")
+        raise BlenderCNNError(
+            where,
+            f"is a {layer_type} layer, which the numpy forward pass cannot compute; "
+            f"it computes {', '.join(computable_layer_types())}",
+        )
     inputs = [np.asarray(values, dtype=np.float32) for values in inputs]
     weights = {key: np.asarray(value, dtype=np.float32) for key, value in weights.items()}
     try:
@@ -124,8 +149,9 @@ def compute_layer(layer_type: str, config: Mapping[str, Any] | None, weights: Ma
     except ComputeProblem as problem:
         raise BlenderCNNError(where, str(problem)) from None
     except (ValueError, IndexError) as error:  # weights or config that do not fit the inputs
-        raise BlenderCNNError(where, f"cannot be computed from its inputs {[v.shape for v in inputs]}, "
-                                     f"config and weights ({error})") from error
+        raise BlenderCNNError(
+            where, f"cannot be computed from its inputs {[v.shape for v in inputs]}, config and weights ({error})"
+        ) from error
     return np.ascontiguousarray(result, dtype=np.float32)
 
 

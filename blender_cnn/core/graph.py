@@ -42,13 +42,16 @@ WINDOWED_TYPES = frozenset().union(*(types_where(operation=kind) for kind in WIN
 SEQUENTIAL_DETAIL_LIMIT = 40
 # The block a layer belongs to by name, in Keras' architectures (ResNet, DenseNet, MobileNet V2/V3,
 # EfficientNet, Xception, ConvNeXt, NASNet, Inception's mixed modules and DenseNet's transitions).
-BLOCK_NAME_PATTERNS = tuple(re.compile(pattern) for pattern in (
-    r"^(conv\d+_block\d+)_",
-    r"^(.*?(?:block|stage|cell)_?\d+[a-z]?(?:_block_?\d+)?)_",
-    r"^(expanded_conv(?:_\d+)?)_",
-    r"^(mixed_?\d+)(?:_|$)",
-    r"^(pool\d+)_",
-))
+BLOCK_NAME_PATTERNS = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"^(conv\d+_block\d+)_",
+        r"^(.*?(?:block|stage|cell)_?\d+[a-z]?(?:_block_?\d+)?)_",
+        r"^(expanded_conv(?:_\d+)?)_",
+        r"^(mixed_?\d+)(?:_|$)",
+        r"^(pool\d+)_",
+    )
+)
 
 
 @dataclass
@@ -58,10 +61,10 @@ class Unit:
     index: int
     layers: list[str]
     inputs: list[int] = field(default_factory=list)  # unit indices feeding it
-    block: int = -1                                 # its block, -1 outside blocks
-    column: int = 0                                 # within its block (0 outside blocks)
+    block: int = -1  # its block, -1 outside blocks
+    column: int = 0  # within its block (0 outside blocks)
     lane: int = 0
-    head_position: int = 0                          # where ``head`` is in ``layers``
+    head_position: int = 0  # where ``head`` is in ``layers``
 
     @property
     def output(self) -> str:
@@ -77,7 +80,7 @@ class Unit:
 class Block:
     index: int
     name: str
-    units: list[int]                                # unit indices, in topological order
+    units: list[int]  # unit indices, in topological order
     columns: int = 1
     lanes: int = 1
 
@@ -92,9 +95,9 @@ class GraphPlan:
 
     units: list[Unit]
     blocks: list[Block]
-    items: list[tuple[str, int]]                    # ("unit", index) or ("block", index), in order
-    links: list[tuple[int, int]]                    # (source unit, target unit) drawn as curves
-    detailed: bool                                  # True: a unit per layer, as sequential networks show
+    items: list[tuple[str, int]]  # ("unit", index) or ("block", index), in order
+    links: list[tuple[int, int]]  # (source unit, target unit) drawn as curves
+    detailed: bool  # True: a unit per layer, as sequential networks show
 
     def item_of_unit(self, unit: int) -> int:
         """The position among ``items`` of the item unit ``unit`` stands in."""
@@ -104,8 +107,9 @@ class GraphPlan:
     @property
     def block_items(self) -> dict[int, str]:
         """{item position: block name} of the items that are blocks."""
-        return {position: self.blocks[index].name for position, (kind, index) in enumerate(self.items)
-                if kind == "block"}
+        return {
+            position: self.blocks[index].name for position, (kind, index) in enumerate(self.items) if kind == "block"
+        }
 
     @property
     def shown_layers(self) -> list[str]:
@@ -170,10 +174,15 @@ def _fold_plumbing(layers: Sequence[LayerInfo], consumers: Mapping[str, Sequence
         source = layer.inputs[0] if len(layer.inputs) == 1 else None
         # Arithmetic in a model's code (MobileNetV3's hard-swish "x + 3") finishes a layer like an activation.
         finishes = folds_into_source(layer.type) or (
-            layer.type in PADDING_TYPES and not _pads_a_window(layer, consumers, by_name))
+            layer.type in PADDING_TYPES and not _pads_a_window(layer, consumers, by_name)
+        )
         folds_back = finishes and source is not None and len(consumers[source]) == 1
-        pending_padding = source is not None and by_name[source].type in PADDING_TYPES and source in group_of \
+        pending_padding = (
+            source is not None
+            and by_name[source].type in PADDING_TYPES
+            and source in group_of
             and _pads_a_window(by_name[source], consumers, by_name)
+        )
         if source is not None and (folds_back or pending_padding):  # both need a source; said again for mypy
             group_of[layer.name] = group_of[source]
             groups[group_of[layer.name]].append(layer.name)
@@ -183,8 +192,9 @@ def _fold_plumbing(layers: Sequence[LayerInfo], consumers: Mapping[str, Sequence
     return groups
 
 
-def _pads_a_window(padding: LayerInfo, consumers: Mapping[str, Sequence[str]],
-                   by_name: Mapping[str, LayerInfo]) -> bool:
+def _pads_a_window(
+    padding: LayerInfo, consumers: Mapping[str, Sequence[str]], by_name: Mapping[str, LayerInfo]
+) -> bool:
     """Padding read by exactly one windowed layer, which takes it into its own unit."""
     readers = consumers[padding.name]
     return len(readers) == 1 and by_name[readers[0]].type in WINDOWED_TYPES
@@ -225,7 +235,7 @@ def _blocks(units: Sequence[Unit], layers: Sequence[LayerInfo]) -> list[Block]:
         keys = [block_key(units[index].head) for index in segment]
         key = keys[-1] if keys[-1] is not None else next((k for k in keys if k is not None), None)
         if key is None and len(segment) > 1:
-            key = units[segment[-1]].output   # an unnamed module (Inception's) takes its output's name
+            key = units[segment[-1]].output  # an unnamed module (Inception's) takes its output's name
         keyed.append((key, segment))
     blocks: list[Block | None] = []
     for key, segment in keyed:

@@ -34,8 +34,11 @@ def image_settings(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
     """
     where = "preprocessing"
     value_range = preprocessing.get("range", DEFAULT_RANGE)
-    if (not isinstance(value_range, (list, tuple)) or len(value_range) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range)):
+    if (
+        not isinstance(value_range, (list, tuple))
+        or len(value_range) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range)
+    ):
         raise BlenderCNNError(where, f"'range' must be [low, high], got {value_range!r}")
     resize = preprocessing.get("resize", {})
     resize = {"method": resize} if isinstance(resize, str) else dict(resize) if isinstance(resize, dict) else {}
@@ -62,8 +65,12 @@ def image_settings(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def to_model_input(image: npt.ArrayLike, input_shape: Sequence[int], preprocessing: Mapping[str, Any] | None = None,
-                   where: str = "image") -> tuple[np.ndarray, dict[str, Any]]:
+def to_model_input(
+    image: npt.ArrayLike,
+    input_shape: Sequence[int],
+    preprocessing: Mapping[str, Any] | None = None,
+    where: str = "image",
+) -> tuple[np.ndarray, dict[str, Any]]:
     """One decoded image (h, w, channels) with values 0..1 as the network's input (H, W, C) float32.
 
     Returns ``(input, recorded)``: ``recorded`` says what was done, for the bundle.
@@ -100,8 +107,10 @@ def to_model_input(image: npt.ArrayLike, input_shape: Sequence[int], preprocessi
 def image_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(input_shape)
     if len(shape) != 3 or shape[2] not in (1, 3) or not all(isinstance(size, int) and size > 0 for size in shape):
-        raise BlenderCNNError("images", f"can only feed networks that take (height, width, 1 or 3 channels) "
-                                        f"images; this one takes {list(shape)}")
+        raise BlenderCNNError(
+            "images",
+            f"can only feed networks that take (height, width, 1 or 3 channels) images; this one takes {list(shape)}",
+        )
     return shape
 
 
@@ -110,7 +119,7 @@ def convert_channels(image: np.ndarray, channels: int, where: str = "image") -> 
     notes = []
     have = image.shape[-1]
     if have in (2, 4):  # the last channel is alpha
-        image, have = image[..., :have - 1], have - 1
+        image, have = image[..., : have - 1], have - 1
         notes.append("alpha dropped")
     if have == 3 and channels == 1:
         image = (image @ LUMA_WEIGHTS)[..., np.newaxis]
@@ -131,11 +140,12 @@ def crop_to_aspect(image: np.ndarray, aspect: float) -> np.ndarray:
     else:
         new_height, new_width = height, max(1, round(height / aspect))
     top, left = (height - new_height) // 2, (width - new_width) // 2
-    return image[top:top + new_height, left:left + new_width]
+    return image[top : top + new_height, left : left + new_width]
 
 
-def resize(images: npt.ArrayLike, height: int, width: int, antialias: bool = True,
-           method: str = "bilinear") -> np.ndarray:
+def resize(
+    images: npt.ArrayLike, height: int, width: int, antialias: bool = True, method: str = "bilinear"
+) -> np.ndarray:
     """Resize (..., h, w, c) images to (..., height, width, c), as ``tf.image.resize`` does.
 
     Pixel centres sit at half-integer coordinates and the edges are clamped;
@@ -146,8 +156,7 @@ def resize(images: npt.ArrayLike, height: int, width: int, antialias: bool = Tru
     matrix = nearest_matrix if method == "nearest" else resampling_matrix
     rows = matrix(images.shape[-3], height, antialias)
     cols = matrix(images.shape[-2], width, antialias)
-    return np.ascontiguousarray(np.einsum("yh,...hwc,xw->...yxc", rows, images, cols, optimize=True),
-                                dtype=np.float32)
+    return np.ascontiguousarray(np.einsum("yh,...hwc,xw->...yxc", rows, images, cols, optimize=True), dtype=np.float32)
 
 
 def resampling_matrix(source_size: int, target_size: int, antialias: bool = True) -> np.ndarray:
@@ -166,8 +175,9 @@ def resampling_matrix(source_size: int, target_size: int, antialias: bool = True
 
 def nearest_matrix(source_size: int, target_size: int, _antialias: bool | None = None) -> np.ndarray:
     """(target, source) one-hot rows picking the pixel under each target centre."""
-    picked = np.minimum(np.floor((np.arange(target_size) + 0.5) * source_size / target_size).astype(np.int64),
-                        source_size - 1)
+    picked = np.minimum(
+        np.floor((np.arange(target_size) + 0.5) * source_size / target_size).astype(np.int64), source_size - 1
+    )
     matrix = np.zeros((target_size, source_size), dtype=np.float32)
     matrix[np.arange(target_size), picked] = 1.0
     return matrix

@@ -44,8 +44,10 @@ def class_samples(labels: npt.ArrayLike, class_count: int) -> list[np.ndarray]:
     """
     labels = np.asarray(labels)
     every_sample = np.arange(len(labels))
-    return [np.flatnonzero(labels == k) if present else every_sample
-            for k, present in enumerate(labelled_classes(labels, class_count))]
+    return [
+        np.flatnonzero(labels == k) if present else every_sample
+        for k, present in enumerate(labelled_classes(labels, class_count))
+    ]
 
 
 def importance_method(bundle: Bundle) -> str:
@@ -82,8 +84,11 @@ def edge_importance(bundle: Bundle, layer_name: str, epoch_index: int, class_ind
     """
     class_count = len(bundle.class_names)
     if not 0 <= class_index <= class_count:
-        raise BlenderCNNError(bundle.path, f"has {class_count} classes; class index {class_index} is neither one "
-                                           f"of them nor {class_count} (all classes)")
+        raise BlenderCNNError(
+            bundle.path,
+            f"has {class_count} classes; class index {class_index} is neither one "
+            f"of them nor {class_count} (all classes)",
+        )
     inputs = np.abs(dense_input_activations(bundle, layer_name, epoch_index))
     epoch = _epoch(bundle, epoch_index)
     kernel = np.abs(np.asarray(bundle.weights(layer_name, epoch)["kernel"], dtype=np.float32))
@@ -93,8 +98,9 @@ def edge_importance(bundle: Bundle, layer_name: str, epoch_index: int, class_ind
     share = np.zeros((len(inputs), class_count), dtype=np.float32)
     for k in classes:
         share[groups[k], k] = 1.0 / (len(groups[k]) * len(classes))
-    gradients = bundle.output_gradients(layer_name, epoch) if importance_method(bundle) == GRADIENT_X_ACTIVATION \
-        else None
+    gradients = (
+        bundle.output_gradients(layer_name, epoch) if importance_method(bundle) == GRADIENT_X_ACTIVATION else None
+    )
     if gradients is None:
         return kernel * (share.sum(axis=1) @ inputs)[:, np.newaxis]
     weighted = np.einsum("sk,sku->su", share, np.abs(np.asarray(gradients, dtype=np.float32)))
@@ -107,8 +113,10 @@ def dense_input_activations(bundle: Bundle, layer_name: str, epoch_index: int) -
     kernel = next((weight for weight in layer.weights if weight.name == "kernel"), None)
     sources = [bundle.layer(name) for name in layer.inputs]
     if layer.type != "Dense" or kernel is None or len(sources) != 1 or len(sources[0].output_shape) != 1:
-        raise BlenderCNNError(f"layer {layer_name!r}", "is not a Dense layer fed by a one-dimensional layer; "
-                                                       "connection importance is defined for those only")
+        raise BlenderCNNError(
+            f"layer {layer_name!r}",
+            "is not a Dense layer fed by a one-dimensional layer; connection importance is defined for those only",
+        )
     return bundle.layer_activations(sources[0].name, _epoch(bundle, epoch_index))
 
 

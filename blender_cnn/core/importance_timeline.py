@@ -64,7 +64,7 @@ def cell_rows(layers: Sequence[LayerCells]) -> tuple[np.ndarray, int]:
     for _kind in range(2):  # mean maps, then max maps, as cell_arrays lays them out
         for cells in summarized(layers):
             size = cells.map_rows * cells.map_cols
-            rows[position:position + size] = starts[cells.name] + cells.channels
+            rows[position : position + size] = starts[cells.name] + cells.channels
             position += size
     return rows, row
 
@@ -82,7 +82,7 @@ def importance_table(bundle: Bundle, layers: Sequence[LayerCells]) -> dict[str, 
             units = cells.channels if len(cells.output_shape) == 3 else cells.count
             if cells.count:
                 per_unit = importance.neuron_importance(bundle, cells.name, epoch_index)  # (K+1, all units)
-                values[:, start:start + units] = per_unit[:, :units]
+                values[:, start : start + units] = per_unit[:, :units]
                 values[:, start + units] = per_unit.mean(axis=1)  # the folded summary map: the layer's mean
             start += units + 1
         table[top_class_name(epoch_index)] = _top_classes(values[:class_count])
@@ -93,8 +93,9 @@ def importance_table(bundle: Bundle, layers: Sequence[LayerCells]) -> dict[str, 
     return table
 
 
-def edge_importance_arrays(bundle: Bundle, layer_name: str, source_unit: np.ndarray,
-                           target_unit: np.ndarray) -> dict[str, np.ndarray]:
+def edge_importance_arrays(
+    bundle: Bundle, layer_name: str, source_unit: np.ndarray, target_unit: np.ndarray
+) -> dict[str, np.ndarray]:
     """``{attribute name: (n,) array}`` for the drawn connections ``source_unit -> target_unit`` of a Dense layer.
 
     The same values as ``core.importance.edge_importance``, gathered for the
@@ -110,12 +111,16 @@ def edge_importance_arrays(bundle: Bundle, layer_name: str, source_unit: np.ndar
     arrays: dict[str, np.ndarray] = {}
     for epoch_index, epoch in enumerate(bundle.epochs):
         inputs = np.abs(importance.dense_input_activations(bundle, layer_name, epoch_index))[:, source_unit]
-        weights = np.abs(np.asarray(bundle.weights(layer_name, epoch)["kernel"], dtype=np.float32)
-                         [source_unit, target_unit])
-        gradients = bundle.output_gradients(layer_name, epoch) \
-            if importance.importance_method(bundle) == importance.GRADIENT_X_ACTIVATION else None
+        weights = np.abs(
+            np.asarray(bundle.weights(layer_name, epoch)["kernel"], dtype=np.float32)[source_unit, target_unit]
+        )
+        gradients = (
+            bundle.output_gradients(layer_name, epoch)
+            if importance.importance_method(bundle) == importance.GRADIENT_X_ACTIVATION
+            else None
+        )
         if gradients is None:
-            per_class = (share.T @ inputs) * weights                                  # (K, n)
+            per_class = (share.T @ inputs) * weights  # (K, n)
         else:
             gathered = np.abs(np.asarray(gradients, dtype=np.float32))[:, :, target_unit]  # (S, K, n)
             per_class = np.einsum("sk,sn,skn->kn", share, inputs, gathered) * weights
@@ -139,7 +144,7 @@ def _per_layer_normalized(values: np.ndarray, layers: Sequence[LayerCells]) -> n
     start = 0
     for cells in layers:
         units = (cells.channels if len(cells.output_shape) == 3 else cells.count) + 1
-        part = values[:, start:start + units]
-        normalized[:, start:start + units] = part / np.maximum(part.max(axis=1, keepdims=True), 1e-30)
+        part = values[:, start : start + units]
+        normalized[:, start : start + units] = part / np.maximum(part.max(axis=1, keepdims=True), 1e-30)
         start += units
     return normalized

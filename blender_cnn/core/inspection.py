@@ -64,17 +64,33 @@ from .numpy_layers import is_scalar
 if TYPE_CHECKING:
     from .bundle import Bundle, LayerInfo
 
-__all__ = ["inspect_cell", "Inspection", "Term", "DENSE_TERMS_SHOWN", "ACTIVATION", "AVERAGE_POOLING",
-           "CONCATENATION", "CONVOLUTION", "DENSE", "GLOBAL_AVERAGE_POOLING", "GLOBAL_MAX_POOLING", "MAX_POOLING",
-           "MERGE", "NORMALIZATION", "SEPARABLE", "VALUE"]
+__all__ = [
+    "inspect_cell",
+    "Inspection",
+    "Term",
+    "DENSE_TERMS_SHOWN",
+    "ACTIVATION",
+    "AVERAGE_POOLING",
+    "CONCATENATION",
+    "CONVOLUTION",
+    "DENSE",
+    "GLOBAL_AVERAGE_POOLING",
+    "GLOBAL_MAX_POOLING",
+    "MAX_POOLING",
+    "MERGE",
+    "NORMALIZATION",
+    "SEPARABLE",
+    "VALUE",
+]
 
 DENSE_TERMS_SHOWN = 8
 # An inspector: function(layer, input values of one sample, weights, common, top) -> Inspection.
 Inspector = Callable[["LayerInfo", Sequence[np.ndarray], Mapping[str, np.ndarray], CellFields, int], Inspection]
 
 
-def _dense(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray], common: CellFields,
-           top: int) -> Inspection:
+def _dense(
+    layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray], common: CellFields, top: int
+) -> Inspection:
     """A Dense unit (of a 1-D layer, or of one pixel of a feature map): its strongest contributions."""
     position = common["position"]
     vector = inputs[0][position[:-1]].astype(np.float32)
@@ -91,27 +107,45 @@ def _dense(layer: LayerInfo, inputs: Sequence[np.ndarray], weights: Mapping[str,
         totals += np.asarray(weights["bias"], dtype=np.float64)
     activation = layer.config.get("activation") or "linear"
     value = float(windows.activate(layer, activation, totals.astype(np.float32))[unit])
-    return Inspection(kind=DENSE, terms=terms, hidden_terms=len(hidden),
-                      hidden_sum=float(products[hidden].astype(np.float64).sum()),
-                      bias=float(weights["bias"][unit]) if use_bias else None,
-                      total=float(np.float32(totals[unit])), activation=activation, value=value, **common)
+    return Inspection(
+        kind=DENSE,
+        terms=terms,
+        hidden_terms=len(hidden),
+        hidden_sum=float(products[hidden].astype(np.float64).sum()),
+        bias=float(weights["bias"][unit]) if use_bias else None,
+        total=float(np.float32(totals[unit])),
+        activation=activation,
+        value=value,
+        **common,
+    )
 
 
 # Inspection kind (core.layer_specs) -> (function, the input ranks it inspects: None for any, or (rank of each input,)).
 INSPECTORS: dict[str, tuple[Inspector, tuple[int, ...] | None]] = {
-    specs.INSPECT_CONVOLUTION: (windows.convolution, (3,)), specs.INSPECT_SEPARABLE: (windows.separable, (3,)),
-    specs.INSPECT_TRANSPOSED: (windows.transposed, (3,)), specs.INSPECT_POOLING: (windows.pooling, (3,)),
-    specs.INSPECT_GLOBAL_POOLING: (windows.global_pooling, (3,)), specs.INSPECT_DENSE: (_dense, None),
-    specs.INSPECT_MERGE: (elementwise.merge, None), specs.INSPECT_CONCATENATION: (elementwise.concatenate, None),
+    specs.INSPECT_CONVOLUTION: (windows.convolution, (3,)),
+    specs.INSPECT_SEPARABLE: (windows.separable, (3,)),
+    specs.INSPECT_TRANSPOSED: (windows.transposed, (3,)),
+    specs.INSPECT_POOLING: (windows.pooling, (3,)),
+    specs.INSPECT_GLOBAL_POOLING: (windows.global_pooling, (3,)),
+    specs.INSPECT_DENSE: (_dense, None),
+    specs.INSPECT_MERGE: (elementwise.merge, None),
+    specs.INSPECT_CONCATENATION: (elementwise.concatenate, None),
     specs.INSPECT_BATCH_NORMALIZATION: (elementwise.batch_normalization, None),
     specs.INSPECT_NORMALIZATION: (elementwise.normalization, None),
-    specs.INSPECT_RESCALING: (elementwise.rescaling, None), specs.INSPECT_ACTIVATION: (elementwise.activation, None),
+    specs.INSPECT_RESCALING: (elementwise.rescaling, None),
+    specs.INSPECT_ACTIVATION: (elementwise.activation, None),
 }
 
 
-def inspect_cell(bundle: Bundle, layer_name: str, position: Sequence[int] | int, epoch: int = -1,
-                 sample: int | str = 0, activations: Mapping[str, npt.ArrayLike] | None = None,
-                 top: int = DENSE_TERMS_SHOWN) -> Inspection:
+def inspect_cell(
+    bundle: Bundle,
+    layer_name: str,
+    position: Sequence[int] | int,
+    epoch: int = -1,
+    sample: int | str = 0,
+    activations: Mapping[str, npt.ArrayLike] | None = None,
+    top: int = DENSE_TERMS_SHOWN,
+) -> Inspection:
     """How ``layer_name``'s cell at ``position`` was computed at ``epoch`` for ``sample``.
 
     ``position`` is ``(row, column, channel)`` for feature maps or ``(unit,)``
@@ -132,17 +166,27 @@ def inspect_cell(bundle: Bundle, layer_name: str, position: Sequence[int] | int,
 
     stored = float(output_of(layer_name)[position])
     source = layer.inputs[0] if len(layer.inputs) == 1 else None
-    common = CellFields(layer=layer_name, layer_type=layer.type, epoch=epoch_number, sample=sample,
-                        position=position, source_layer=source, stored=stored)
+    common = CellFields(
+        layer=layer_name,
+        layer_type=layer.type,
+        epoch=epoch_number,
+        sample=sample,
+        position=position,
+        source_layer=source,
+        stored=stored,
+    )
     spec = specs.spec_of(layer.type)
     if not layer.inputs or (spec is not None and spec.inspection == specs.INSPECT_VALUE):
         return Inspection(kind=VALUE, value=stored, **common)
     function, ranks = _inspector(layer)
     inputs = [output_of(name) for name in layer.inputs]
     if ranks is not None and tuple(values.ndim for values in inputs) != ranks:
-        raise BlenderCNNError(f"layer {layer_name!r}", f"is a {layer.type} layer with inputs of shapes "
-                                                       f"{[values.shape for values in inputs]}, whose cells "
-                                                       "inspection cannot take apart")
+        raise BlenderCNNError(
+            f"layer {layer_name!r}",
+            f"is a {layer.type} layer with inputs of shapes "
+            f"{[values.shape for values in inputs]}, whose cells "
+            "inspection cannot take apart",
+        )
     weights = bundle.weights(layer_name, epoch_number) if layer.weights else {}
     weights = {key: np.asarray(value, dtype=np.float32) for key, value in weights.items()}
     return function(layer, inputs, weights, common, top)
@@ -152,11 +196,14 @@ def _inspector(layer: LayerInfo) -> tuple[Inspector, tuple[int, ...] | None]:
     spec = specs.spec_of(layer.type)
     found = INSPECTORS.get(spec.inspection) if spec is not None and spec.inspection is not None else None
     if spec is None or found is None:
-        raise BlenderCNNError(f"layer {layer.name!r}", f"is a {layer.type} layer, whose cells inspection cannot "
-                                                       "take apart term by term")
+        raise BlenderCNNError(
+            f"layer {layer.name!r}", f"is a {layer.type} layer, whose cells inspection cannot take apart term by term"
+        )
     if spec.takes != specs.MANY_INPUTS and len(layer.inputs) != 1:
-        raise BlenderCNNError(f"layer {layer.name!r}", f"is a {layer.type} layer with {len(layer.inputs)} inputs, "
-                                                       "whose cells inspection cannot take apart")
+        raise BlenderCNNError(
+            f"layer {layer.name!r}",
+            f"is a {layer.type} layer with {len(layer.inputs)} inputs, whose cells inspection cannot take apart",
+        )
     return found
 
 

@@ -14,16 +14,16 @@ from typing import Any, TypedDict
 import numpy as np
 
 # Kinds of inspection: how a cell's value is made from its terms.
-CONVOLUTION = "convolution"                  # Conv2D, DepthwiseConv2D, Conv2DTranspose: sum of products + bias
-SEPARABLE = "separable convolution"          # depthwise window per channel, then a pointwise sum
+CONVOLUTION = "convolution"  # Conv2D, DepthwiseConv2D, Conv2DTranspose: sum of products + bias
+SEPARABLE = "separable convolution"  # depthwise window per channel, then a pointwise sum
 DENSE = "dense"
 MAX_POOLING, AVERAGE_POOLING = "max pooling", "average pooling"
 GLOBAL_MAX_POOLING, GLOBAL_AVERAGE_POOLING = "global max pooling", "global average pooling"
-MERGE = "merge"                              # Add, Subtract, Multiply, Average, Maximum, Minimum
+MERGE = "merge"  # Add, Subtract, Multiply, Average, Maximum, Minimum
 CONCATENATION = "concatenation"
-NORMALIZATION = "normalization"              # BatchNormalization, Normalization, Rescaling
-ACTIVATION = "activation"                    # Activation, ReLU, LeakyReLU, ELU, PReLU, Softmax
-VALUE = "value"                              # plumbing (Flatten, padding, dropout, ...): the value only
+NORMALIZATION = "normalization"  # BatchNormalization, Normalization, Rescaling
+ACTIVATION = "activation"  # Activation, ReLU, LeakyReLU, ELU, PReLU, Softmax
+VALUE = "value"  # plumbing (Flatten, padding, dropout, ...): the value only
 
 MERGE_SYMBOLS = {"Add": " + ", "Subtract": " - ", "Multiply": " x "}
 MERGE_FUNCTIONS = {"Average": "mean", "Maximum": "max", "Minimum": "min"}
@@ -34,12 +34,12 @@ class Term:
     """One input of the cell: where it comes from, its value and (for weighted layers) its weight."""
 
     source: tuple[int, ...]  # (row, column, channel) in the input layer, or (unit,) for 1-D layers
-    value: float             # the input's value; 0 (convolution) or nothing (pooling) in the padding
+    value: float  # the input's value; 0 (convolution) or nothing (pooling) in the padding
     weight: float | None = None
     padding: bool = False
     layer: str | None = None  # the layer ``source`` is in, when the cell has several inputs (merges)
     tap: tuple[int, ...] | None = None  # convolutions: the kernel tap (row, column) joining ``source`` to the cell
-    into: int | None = None   # separable convolution: the depthwise channel this product adds to
+    into: int | None = None  # separable convolution: the depthwise channel this product adds to
 
     @property
     def product(self) -> float | None:
@@ -64,20 +64,22 @@ class Inspection:
     layer_type: str
     kind: str
     epoch: int
-    sample: int | str         # a sample index, or the label of a custom input
+    sample: int | str  # a sample index, or the label of a custom input
     position: tuple[int, ...]  # (row, column, channel), or (unit,)
     source_layer: str | None  # the input layer the terms are in (None: several, see ``Term.layer``)
     terms: tuple[Term, ...] = ()
-    hidden_terms: int = 0     # Dense, global pooling: inputs not listed in ``terms``
-    hidden_sum: float = 0.0   # ... and the sum of their products (values, for pooling)
+    hidden_terms: int = 0  # Dense, global pooling: inputs not listed in ``terms``
+    hidden_sum: float = 0.0  # ... and the sum of their products (values, for pooling)
     bias: float | None = None
-    total: float | None = None        # the pre-activation: sum of products (+ bias); the sum for mean pooling
+    total: float | None = None  # the pre-activation: sum of products (+ bias); the sum for mean pooling
     activation: str | None = None
-    value: float = 0.0                # the recomputed output
-    stored: float | None = None       # the output the bundle (or forward pass) holds
-    winner: int | None = None         # max pooling: index of the winning term
+    value: float = 0.0  # the recomputed output
+    stored: float | None = None  # the output the bundle (or forward pass) holds
+    winner: int | None = None  # max pooling: index of the winning term
     pointwise: tuple[Term, ...] = ()  # separable convolution: Terms (depthwise channel,) x pointwise weight
-    parameters: tuple[tuple[str, Any], ...] = ()  # ((name, number), ...): normalization statistics, concatenation offsets
+    parameters: tuple[
+        tuple[str, Any], ...
+    ] = ()  # ((name, number), ...): normalization statistics, concatenation offsets
 
     @property
     def products_sum(self) -> float:
@@ -115,6 +117,7 @@ class Inspection:
 
 # ---------------------------------------------------------------- equations
 
+
 def _with_activation(inspection: Inspection, line: str) -> str:
     if inspection.activation not in (None, "linear"):
         line += f" -> {inspection.activation} -> {inspection.value:.4g}"
@@ -139,8 +142,9 @@ def _pooling_equation(inspection: Inspection) -> str:
             line += f" at row {row}, column {col}"
         return line
     if inspection.kind == GLOBAL_AVERAGE_POOLING:
-        return (f"mean of {_values(inspection.count)}: {inspection.total:.4g} / {inspection.count} "
-                f"= {inspection.value:.4g}")
+        return (
+            f"mean of {_values(inspection.count)}: {inspection.total:.4g} / {inspection.count} = {inspection.value:.4g}"
+        )
     return f"mean of {_values(inspection.count)} = {inspection.value:.4g}"
 
 
@@ -194,14 +198,23 @@ def _value_equation(inspection: Inspection) -> str:
     return f"value {inspection.value:.4g}"
 
 
-_EQUATIONS: dict[str, Callable[[Inspection], str]] = {CONVOLUTION: _sum_equation, SEPARABLE: _sum_equation, DENSE: _sum_equation,
-              MAX_POOLING: _pooling_equation, AVERAGE_POOLING: _pooling_equation,
-              GLOBAL_MAX_POOLING: _pooling_equation, GLOBAL_AVERAGE_POOLING: _pooling_equation,
-              MERGE: _merge_equation, CONCATENATION: _concatenation_equation,
-              NORMALIZATION: _normalization_equation, ACTIVATION: _activation_equation}
+_EQUATIONS: dict[str, Callable[[Inspection], str]] = {
+    CONVOLUTION: _sum_equation,
+    SEPARABLE: _sum_equation,
+    DENSE: _sum_equation,
+    MAX_POOLING: _pooling_equation,
+    AVERAGE_POOLING: _pooling_equation,
+    GLOBAL_MAX_POOLING: _pooling_equation,
+    GLOBAL_AVERAGE_POOLING: _pooling_equation,
+    MERGE: _merge_equation,
+    CONCATENATION: _concatenation_equation,
+    NORMALIZATION: _normalization_equation,
+    ACTIVATION: _activation_equation,
+}
 
 
 # ---------------------------------------------------------------- text lines before the equation
+
 
 def _window_lines(inspection: Inspection) -> list[str]:
     if inspection.layer_type == "Conv2DTranspose":
@@ -222,8 +235,9 @@ def _scatter_lines(inspection: Inspection) -> list[str]:
     lines = [f"cells of {inspection.source_layer} that scatter onto this cell (value x weight per channel):"]
     for row, col, tap in dict.fromkeys((t.source[0], t.source[1], t.tap) for t in inspection.terms):
         products = [t for t in inspection.terms if (t.source[0], t.source[1], t.tap) == (row, col, tap)]
-        lines.append(f"  row {row}, column {col} through kernel tap {tap}: "
-                     + "  ".join(_term_text(t) for t in products))
+        lines.append(
+            f"  row {row}, column {col} through kernel tap {tap}: " + "  ".join(_term_text(t) for t in products)
+        )
     return lines
 
 
@@ -232,8 +246,11 @@ def _separable_lines(inspection: Inspection) -> list[str]:
     for stage in inspection.pointwise:
         into = stage.source[0]
         products = [t for t in inspection.terms if t.into == into]
-        lines.append(f"  depthwise {into} (channel {products[0].source[2]}): "
-                     + "  ".join(_term_text(t) for t in products) + f" = {stage.value:.4g}")
+        lines.append(
+            f"  depthwise {into} (channel {products[0].source[2]}): "
+            + "  ".join(_term_text(t) for t in products)
+            + f" = {stage.value:.4g}"
+        )
     lines.append("pointwise (depthwise value x weight):")
     lines.append("  " + "  ".join(f"d{t.source[0]} {_term_text(t)}" for t in inspection.pointwise))
     return lines
@@ -263,16 +280,19 @@ def _global_pooling_lines(inspection: Inspection) -> list[str]:
 
 
 def _merge_lines(inspection: Inspection) -> list[str]:
-    return ["inputs at this cell:"] + [f"  {term.layer} {_place(term.source)}: {term.value:.4g}"
-                                       for term in inspection.terms]
+    return ["inputs at this cell:"] + [
+        f"  {term.layer} {_place(term.source)}: {term.value:.4g}" for term in inspection.terms
+    ]
 
 
 def _concatenation_lines(inspection: Inspection) -> list[str]:
     get, term = inspection.parameter, inspection.terms[0]
     first, size = get("offset"), get("size")
-    return [f"from input {get('input') + 1} of {get('inputs')}, {term.layer}, which gives "
-            f"{_axis_name(inspection.position, get('axis'))}s {first} to {first + size - 1} of {inspection.layer}:",
-            f"  {term.layer} {_place(term.source)}: {term.value:.4g}"]
+    return [
+        f"from input {get('input') + 1} of {get('inputs')}, {term.layer}, which gives "
+        f"{_axis_name(inspection.position, get('axis'))}s {first} to {first + size - 1} of {inspection.layer}:",
+        f"  {term.layer} {_place(term.source)}: {term.value:.4g}",
+    ]
 
 
 def _normalization_lines(inspection: Inspection) -> list[str]:
@@ -286,16 +306,26 @@ def _normalization_lines(inspection: Inspection) -> list[str]:
 def _activation_lines(inspection: Inspection) -> list[str]:
     lines = [f"input {inspection.source_layer} at this cell: {inspection.terms[0].value:.4g}"]
     if inspection.parameter("axis") is not None:  # softmax and its kin: the whole axis at once
-        lines.append(f"  {inspection.activation} over the {inspection.parameter('axis size')} "
-                     f"{_axis_name(inspection.position, inspection.parameter('axis'))}s through this cell")
+        lines.append(
+            f"  {inspection.activation} over the {inspection.parameter('axis size')} "
+            f"{_axis_name(inspection.position, inspection.parameter('axis'))}s through this cell"
+        )
     return lines
 
 
-_LINES: dict[str, Callable[[Inspection], list[str]]] = {CONVOLUTION: _window_lines, MAX_POOLING: _window_lines, AVERAGE_POOLING: _window_lines,
-          SEPARABLE: _separable_lines, DENSE: _dense_lines,
-          GLOBAL_MAX_POOLING: _global_pooling_lines, GLOBAL_AVERAGE_POOLING: _global_pooling_lines,
-          MERGE: _merge_lines, CONCATENATION: _concatenation_lines,
-          NORMALIZATION: _normalization_lines, ACTIVATION: _activation_lines}
+_LINES: dict[str, Callable[[Inspection], list[str]]] = {
+    CONVOLUTION: _window_lines,
+    MAX_POOLING: _window_lines,
+    AVERAGE_POOLING: _window_lines,
+    SEPARABLE: _separable_lines,
+    DENSE: _dense_lines,
+    GLOBAL_MAX_POOLING: _global_pooling_lines,
+    GLOBAL_AVERAGE_POOLING: _global_pooling_lines,
+    MERGE: _merge_lines,
+    CONCATENATION: _concatenation_lines,
+    NORMALIZATION: _normalization_lines,
+    ACTIVATION: _activation_lines,
+}
 
 
 def _term_text(term: Term) -> str:
@@ -305,8 +335,13 @@ def _term_text(term: Term) -> str:
 
 
 def _axis_name(position: Sequence[int], axis: int) -> str:
-    return ("row", "column", "channel")[axis] if len(position) == 3 else "unit" if len(position) == 1 \
+    return (
+        ("row", "column", "channel")[axis]
+        if len(position) == 3
+        else "unit"
+        if len(position) == 1
         else f"index along axis {axis}"
+    )
 
 
 def _unit_name(source: Sequence[int]) -> str:

@@ -90,9 +90,11 @@ class TensorFlowMissing(BlenderCNNError):
     """No Python to run the work in; reads as a sentence rather than "where: what"."""
 
     def __init__(self) -> None:
-        message = (f"is not importable in Blender's Python. Set '{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} to a "
-                   f"Python that has {TENSORFLOW_REQUIREMENT} (for example this project's .venv/bin/python), "
-                   f"or press '{INSTALL_BUTTON}' there")
+        message = (
+            f"is not importable in Blender's Python. Set '{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} to a "
+            f"Python that has {TENSORFLOW_REQUIREMENT} (for example this project's .venv/bin/python), "
+            f"or press '{INSTALL_BUTTON}' there"
+        )
         super().__init__("TensorFlow", message)
         self.args = (f"TensorFlow {message}",)
 
@@ -108,23 +110,37 @@ def check_external_python(python: str | os.PathLike[str]) -> None:
     """Raise a ``BlenderCNNError`` unless ``python`` runs and can import TensorFlow."""
     python = os.fspath(python)
     if os.path.isdir(python):
-        raise BlenderCNNError(python, f"is a folder; set '{PREFERENCE_NAME}' to the Python program inside it "
-                                      "(bin/python, or Scripts\\python.exe on Windows)")
+        raise BlenderCNNError(
+            python,
+            f"is a folder; set '{PREFERENCE_NAME}' to the Python program inside it "
+            "(bin/python, or Scripts\\python.exe on Windows)",
+        )
     if not os.path.isfile(python):
-        raise BlenderCNNError(python, f"does not exist; set '{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} "
-                                      f"to a Python that has {TENSORFLOW_REQUIREMENT}")
+        raise BlenderCNNError(
+            python,
+            f"does not exist; set '{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} "
+            f"to a Python that has {TENSORFLOW_REQUIREMENT}",
+        )
     # find_spec answers in milliseconds where importing TensorFlow takes seconds.
-    probe = [python, "-c",
-             "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is None)"]
+    probe = [python, "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is None)"]
     try:
-        result = subprocess.run(probe, env=child_environment(), capture_output=True, text=True,
-                                timeout=TENSORFLOW_CHECK_SECONDS, **_no_console_window())
+        result = subprocess.run(
+            probe,
+            env=child_environment(),
+            capture_output=True,
+            text=True,
+            timeout=TENSORFLOW_CHECK_SECONDS,
+            **_no_console_window(),
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise BlenderCNNError(python, f"cannot be run as Python ({error})") from None
     if result.returncode == 1:
-        raise BlenderCNNError(python, f"has no TensorFlow; install it there with "
-                                      f"'{python} -m pip install {TENSORFLOW_REQUIREMENT}', or set "
-                                      f"'{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} to a Python that has it")
+        raise BlenderCNNError(
+            python,
+            f"has no TensorFlow; install it there with "
+            f"'{python} -m pip install {TENSORFLOW_REQUIREMENT}', or set "
+            f"'{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} to a Python that has it",
+        )
     if result.returncode != 0:
         raise BlenderCNNError(python, "cannot be run as Python (" + last_line(result.stderr, result.returncode) + ")")
 
@@ -185,7 +201,7 @@ def error_message(stderr_lines: Sequence[str], returncode: int) -> str:
     """One readable line for a failed CLI: its own ``error:`` line, else the last line it printed."""
     for line in reversed(stderr_lines):
         if line.startswith(ERROR_PREFIX):
-            return line[len(ERROR_PREFIX):].strip()
+            return line[len(ERROR_PREFIX) :].strip()
     return last_line("\n".join(stderr_lines), returncode)
 
 
@@ -196,19 +212,20 @@ def last_line(text: str, returncode: int) -> str:
 
 # ---------------------------------------------------------------- tasks and jobs
 
+
 @dataclass(frozen=True)
 class Task:
     """One piece of work a job runs; ``out_path`` is written only once the work is complete."""
 
-    label: str                     # the status line's first word: "Extracting", "Exporting", "Training"
-    source: str                    # what an error names when the work names nothing itself
-    out_path: str                  # the finished output, a file or a folder
+    label: str  # the status line's first word: "Extracting", "Exporting", "Training"
+    source: str  # what an error names when the work names nothing itself
+    out_path: str  # the finished output, a file or a folder
     # The work in this Python: run(work_output, log, should_stop).
     run: Callable[[str, Callable[[str], None], Callable[[], bool]], object]
     # Its CLI after the Python: command(work_output) -> arguments; None: here only.
     command: Callable[[str], list[str]] | None = None
-    progress_total: int | None = None      # how many progress lines to expect; None when unknown
-    result: str = ""                       # the path inside a folder output that callers want (a run's bundle)
+    progress_total: int | None = None  # how many progress lines to expect; None when unknown
+    result: str = ""  # the path inside a folder output that callers want (a run's bundle)
     inputs: tuple[tuple[str, str], ...] = ()  # ((file name, text), ...) the CLI reads from its current folder
     starting: str = "starting TensorFlow..."
 
@@ -255,7 +272,7 @@ class Job(ABC):
 
     def _take_line(self, line: str) -> None:
         if line.startswith(STAGE_PREFIX):
-            self.label = line[len(STAGE_PREFIX):].strip() or self.label
+            self.label = line[len(STAGE_PREFIX) :].strip() or self.label
             return
         step = parse_progress(line)
         if step is not None:
@@ -340,15 +357,25 @@ class SubprocessJob(Job):
             # The work folder as cwd: the CLI finds its inputs there, and "python -m" puts the cwd first on
             # sys.path, where stray files elsewhere would shadow modules.
             self.process = subprocess.Popen(
-                self.command, cwd=self.work_dir, env=child_environment(), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
-                **_no_console_window())
+                self.command,
+                cwd=self.work_dir,
+                env=child_environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                **_no_console_window(),
+            )
         except OSError as error:
             shutil.rmtree(self.work_dir, ignore_errors=True)
             raise BlenderCNNError(python, f"cannot be run ({error})") from None
         # Threads drain both pipes so a chatty process never blocks on a full pipe.
-        self._readers = [threading.Thread(target=self._read, args=(stream, name), daemon=True)
-                         for stream, name in ((self.process.stdout, "out"), (self.process.stderr, "err"))]
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream, name), daemon=True)
+            for stream, name in ((self.process.stdout, "out"), (self.process.stderr, "err"))
+        ]
         for reader in self._readers:
             reader.start()
 

@@ -18,8 +18,13 @@ LINE, CIRCLE, GRID = 0.0, 1.0, 2.0
 MINIMUM_SPACING = 40.0
 
 
-def wall_width(output_shape: Sequence[int], layout: float = GRID, map_gap: float = 2.0, cell_size: float = 1.0,
-               channels_shown: int = 0) -> float:
+def wall_width(
+    output_shape: Sequence[int],
+    layout: float = GRID,
+    map_gap: float = 2.0,
+    cell_size: float = 1.0,
+    channels_shown: int = 0,
+) -> float:
     """The width across the wall of one layer's maps in a layout; a blend takes the wider of its two ends."""
     if layout not in (LINE, CIRCLE, GRID):
         ends = (LINE, CIRCLE) if layout < CIRCLE else (CIRCLE, GRID)
@@ -36,8 +41,9 @@ def wall_width(output_shape: Sequence[int], layout: float = GRID, map_gap: float
     return math.ceil(math.sqrt(channels)) * (width + map_gap)
 
 
-def suggested_spacing(output_shapes: Iterable[Sequence[int]], layout: float = GRID, channels_shown: int = 0,
-                      **sizes: float) -> float:
+def suggested_spacing(
+    output_shapes: Iterable[Sequence[int]], layout: float = GRID, channels_shown: int = 0, **sizes: float
+) -> float:
     """A Layer Spacing at which the widest wall does not hide its neighbour."""
     widest = max(wall_width(shape, layout, channels_shown=channels_shown, **sizes) for shape in output_shapes)
     return max(MINIMUM_SPACING, round(0.9 * widest))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-Config = Mapping[str, Any]          # a layer's config, as a bundle stores it
+Config = Mapping[str, Any]  # a layer's config, as a bundle stores it
 Weights = Mapping[str, np.ndarray]  # {weight name: array}
 # A layer's computation: function(config, weights, [input arrays]) -> output.
 LayerFunction = Callable[[Config, Weights, Sequence[np.ndarray]], np.ndarray]
@@ -39,12 +39,15 @@ def activation(name: str | None, x: np.ndarray) -> np.ndarray:
     """Keras' activation ``name`` (a string, None meaning linear) applied to ``x``."""
     function = ACTIVATIONS.get("linear" if name is None else name)
     if function is None:
-        raise ComputeProblem(f"uses the activation {name!r}, which the numpy forward pass cannot compute; "
-                             f"it computes {', '.join(sorted(ACTIVATIONS))}")
+        raise ComputeProblem(
+            f"uses the activation {name!r}, which the numpy forward pass cannot compute; "
+            f"it computes {', '.join(sorted(ACTIVATIONS))}"
+        )
     return function(x)
 
 
 # ---------------------------------------------------------------- activations
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     small = np.exp(-np.abs(x))  # never overflows, unlike exp(-x) for very negative x
@@ -105,42 +108,45 @@ def _glu(x: np.ndarray, axis: int = -1) -> np.ndarray:
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
-ACTIVATIONS.update({
-    "linear": lambda x: x,
-    "relu": lambda x: np.maximum(x, 0),
-    "relu6": _relu6,
-    "leaky_relu": lambda x: np.where(x >= 0, x, 0.2 * x),
-    "elu": _elu,
-    "selu": lambda x: SELU_SCALE * _elu(x, SELU_ALPHA),
-    "celu": lambda x: np.maximum(x, 0) + np.expm1(np.minimum(x, 0)),
-    "sigmoid": _sigmoid,
-    "hard_sigmoid": _hard_sigmoid,
-    "sparse_sigmoid": lambda x: np.clip(0.5 * (x + 1), 0, 1),
-    "log_sigmoid": lambda x: -_softplus(-x),
-    "tanh": np.tanh,
-    "hard_tanh": lambda x: np.clip(x, -1, 1),
-    "tanh_shrink": lambda x: x - np.tanh(x),
-    "soft_shrink": lambda x: np.where(x > 0.5, x - 0.5, np.where(x < -0.5, x + 0.5, 0)),
-    "hard_shrink": lambda x: np.where(np.abs(x) > 0.5, x, 0),
-    "softplus": _softplus,
-    "softsign": lambda x: x / (1 + np.abs(x)),
-    "squareplus": lambda x: (x + np.sqrt(x * x + 4)) / 2,
-    "sparse_plus": lambda x: np.where(x <= -1, 0, np.where(x < 1, 0.25 * (x + 1) ** 2, x)),
-    "silu": lambda x: x * _sigmoid(x),
-    "swish": lambda x: x * _sigmoid(x),
-    "hard_silu": lambda x: x * _hard_sigmoid(x),
-    "hard_swish": lambda x: x * _hard_sigmoid(x),
-    "gelu": lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))),  # Keras' gelu is the exact one by default
-    "mish": lambda x: x * np.tanh(_softplus(x)),
-    "exponential": np.exp,
-    "softmax": _softmax,
-    "log_softmax": _log_softmax,
-    "sparsemax": _sparsemax,
-    "glu": _glu,
-})
+ACTIVATIONS.update(
+    {
+        "linear": lambda x: x,
+        "relu": lambda x: np.maximum(x, 0),
+        "relu6": _relu6,
+        "leaky_relu": lambda x: np.where(x >= 0, x, 0.2 * x),
+        "elu": _elu,
+        "selu": lambda x: SELU_SCALE * _elu(x, SELU_ALPHA),
+        "celu": lambda x: np.maximum(x, 0) + np.expm1(np.minimum(x, 0)),
+        "sigmoid": _sigmoid,
+        "hard_sigmoid": _hard_sigmoid,
+        "sparse_sigmoid": lambda x: np.clip(0.5 * (x + 1), 0, 1),
+        "log_sigmoid": lambda x: -_softplus(-x),
+        "tanh": np.tanh,
+        "hard_tanh": lambda x: np.clip(x, -1, 1),
+        "tanh_shrink": lambda x: x - np.tanh(x),
+        "soft_shrink": lambda x: np.where(x > 0.5, x - 0.5, np.where(x < -0.5, x + 0.5, 0)),
+        "hard_shrink": lambda x: np.where(np.abs(x) > 0.5, x, 0),
+        "softplus": _softplus,
+        "softsign": lambda x: x / (1 + np.abs(x)),
+        "squareplus": lambda x: (x + np.sqrt(x * x + 4)) / 2,
+        "sparse_plus": lambda x: np.where(x <= -1, 0, np.where(x < 1, 0.25 * (x + 1) ** 2, x)),
+        "silu": lambda x: x * _sigmoid(x),
+        "swish": lambda x: x * _sigmoid(x),
+        "hard_silu": lambda x: x * _hard_sigmoid(x),
+        "hard_swish": lambda x: x * _hard_sigmoid(x),
+        "gelu": lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))),  # Keras' gelu is the exact one by default
+        "mish": lambda x: x * np.tanh(_softplus(x)),
+        "exponential": np.exp,
+        "softmax": _softmax,
+        "log_softmax": _log_softmax,
+        "sparsemax": _sparsemax,
+        "glu": _glu,
+    }
+)
 
 
 # ---------------------------------------------------------------- config helpers
+
 
 def _required(config: Config, key: str) -> Any:
     if key not in config:
@@ -163,8 +169,9 @@ def pair(value: Any) -> tuple[int, int]:
 
 def _channels_last(config: Config) -> None:
     if config.get("data_format", "channels_last") != "channels_last":
-        raise ComputeProblem(f"uses data_format {config['data_format']!r}; the numpy forward pass computes "
-                            "channels_last layers only")
+        raise ComputeProblem(
+            f"uses data_format {config['data_format']!r}; the numpy forward pass computes channels_last layers only"
+        )
 
 
 def _only_input(inputs: Sequence[np.ndarray]) -> np.ndarray:
@@ -188,6 +195,7 @@ def _bias_and_activation(config: Config, weights: Weights, values: np.ndarray) -
 
 # ---------------------------------------------------------------- windows (convolution, pooling)
 
+
 def window_extent(size: int, window: int, stride: int, padding: str) -> tuple[int, int, int]:
     """``(output size, padding before, padding after)`` along one axis, as TensorFlow pads."""
     if padding == "valid":
@@ -199,8 +207,9 @@ def window_extent(size: int, window: int, stride: int, padding: str) -> tuple[in
     raise ComputeProblem(f"uses padding {padding!r}; the numpy forward pass knows 'valid' and 'same'")
 
 
-def _padded(x: np.ndarray, window: Sequence[int], strides: Sequence[int], padding: str,
-            fill: float = 0.0) -> tuple[np.ndarray, tuple[int, int]]:
+def _padded(
+    x: np.ndarray, window: Sequence[int], strides: Sequence[int], padding: str, fill: float = 0.0
+) -> tuple[np.ndarray, tuple[int, int]]:
     """``x`` padded for a sliding ``window`` (dilation included) and the output's (height, width)."""
     rows, top, bottom = window_extent(x.shape[1], window[0], strides[0], padding)
     cols, left, right = window_extent(x.shape[2], window[1], strides[1], padding)
@@ -209,20 +218,28 @@ def _padded(x: np.ndarray, window: Sequence[int], strides: Sequence[int], paddin
     return x, (rows, cols)
 
 
-def _taps(x: np.ndarray, kernel_size: Sequence[int], strides: Sequence[int], dilation: Sequence[int],
-          padding: str) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+def _taps(
+    x: np.ndarray, kernel_size: Sequence[int], strides: Sequence[int], dilation: Sequence[int], padding: str
+) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
     """Yield ``((i, j), view)``: the input every output pixel sees through kernel tap (i, j)."""
     extent = [(kernel_size[axis] - 1) * dilation[axis] + 1 for axis in (0, 1)]
     x, (rows, cols) = _padded(x, extent, strides, padding)
     for i in range(kernel_size[0]):
         for j in range(kernel_size[1]):
             top, left = i * dilation[0], j * dilation[1]
-            yield (i, j), x[:, top:top + (rows - 1) * strides[0] + 1:strides[0],
-                            left:left + (cols - 1) * strides[1] + 1:strides[1]]
+            yield (
+                (i, j),
+                x[
+                    :,
+                    top : top + (rows - 1) * strides[0] + 1 : strides[0],
+                    left : left + (cols - 1) * strides[1] + 1 : strides[1],
+                ],
+            )
 
 
-def _conv2d(x: np.ndarray, kernel: np.ndarray, strides: Sequence[int], padding: str,
-            dilation: Sequence[int]) -> np.ndarray:
+def _conv2d(
+    x: np.ndarray, kernel: np.ndarray, strides: Sequence[int], padding: str, dilation: Sequence[int]
+) -> np.ndarray:
     """Keras' Conv2D without bias: ``x`` (S, H, W, C), ``kernel`` (kh, kw, C, F)."""
     out: np.ndarray | None = None
     for (i, j), view in _taps(x, kernel.shape[:2], strides, dilation, padding):
@@ -235,8 +252,9 @@ def _conv2d(x: np.ndarray, kernel: np.ndarray, strides: Sequence[int], padding: 
     return out.reshape(shape)
 
 
-def _depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, strides: Sequence[int], padding: str,
-                      dilation: Sequence[int]) -> np.ndarray:
+def _depthwise_conv2d(
+    x: np.ndarray, kernel: np.ndarray, strides: Sequence[int], padding: str, dilation: Sequence[int]
+) -> np.ndarray:
     """Keras' DepthwiseConv2D without bias: ``kernel`` (kh, kw, C, M) -> output channel c * M + m."""
     out: np.ndarray | None = None
     for (i, j), view in _taps(x, kernel.shape[:2], strides, dilation, padding):
@@ -251,11 +269,15 @@ def _depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, strides: Sequence[int],
 
 def _conv_settings(config: Config) -> tuple[tuple[int, int], str, tuple[int, int]]:
     _channels_last(config)
-    return (pair(config.get("strides", 1)), str(config.get("padding", "valid")).lower(),
-            pair(config.get("dilation_rate", 1)))
+    return (
+        pair(config.get("strides", 1)),
+        str(config.get("padding", "valid")).lower(),
+        pair(config.get("dilation_rate", 1)),
+    )
 
 
 # ---------------------------------------------------------------- layers
+
 
 def identity(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     # Noise and dropout layers (and ConvNeXt's StochasticDepth, which drops paths) do nothing in inference mode.
@@ -271,10 +293,19 @@ def conv2d_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray])
         out = _conv2d(x, kernel, strides, padding, dilation)
     else:
         per_group_in, per_group_out = x.shape[-1] // groups, kernel.shape[-1] // groups
-        out = np.concatenate([
-            _conv2d(x[..., g * per_group_in:(g + 1) * per_group_in],
-                    kernel[..., g * per_group_out:(g + 1) * per_group_out], strides, padding, dilation)
-            for g in range(groups)], axis=-1)
+        out = np.concatenate(
+            [
+                _conv2d(
+                    x[..., g * per_group_in : (g + 1) * per_group_in],
+                    kernel[..., g * per_group_out : (g + 1) * per_group_out],
+                    strides,
+                    padding,
+                    dilation,
+                )
+                for g in range(groups)
+            ],
+            axis=-1,
+        )
     return _bias_and_activation(config, weights, out)
 
 
@@ -289,8 +320,9 @@ def depthwise_conv2d_layer(config: Config, weights: Weights, inputs: Sequence[np
 
 def separable_conv2d_layer(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     strides, padding, dilation = _conv_settings(config)
-    depthwise = _depthwise_conv2d(_only_input(inputs), _required(weights, "depthwise_kernel"), strides, padding,
-                                  dilation)
+    depthwise = _depthwise_conv2d(
+        _only_input(inputs), _required(weights, "depthwise_kernel"), strides, padding, dilation
+    )
     pointwise = _required(weights, "pointwise_kernel")
     out = depthwise @ pointwise.reshape(pointwise.shape[-2:])
     return _bias_and_activation(config, weights, out)
@@ -324,10 +356,12 @@ def conv2d_transpose_layer(config: Config, weights: Weights, inputs: Sequence[np
     for i in range(kernel.shape[0]):
         for j in range(kernel.shape[1]):
             top, left = i * dilation[0], j * dilation[1]
-            scattered[:, top:top + (rows - 1) * strides[0] + 1:strides[0],
-                      left:left + (cols - 1) * strides[1] + 1:strides[1]] += \
-                (flat @ kernel[i, j].T).reshape(samples, rows, cols, -1)
-    out = scattered[:, befores[0]:befores[0] + sizes[0], befores[1]:befores[1] + sizes[1]]
+            scattered[
+                :,
+                top : top + (rows - 1) * strides[0] + 1 : strides[0],
+                left : left + (cols - 1) * strides[1] + 1 : strides[1],
+            ] += (flat @ kernel[i, j].T).reshape(samples, rows, cols, -1)
+    out = scattered[:, befores[0] : befores[0] + sizes[0], befores[1] : befores[1] + sizes[1]]
     return _bias_and_activation(config, weights, out)
 
 
@@ -338,11 +372,12 @@ def _pool_settings(config: Config) -> tuple[tuple[int, int], tuple[int, int], st
     return pool_size, pool_size if strides is None else pair(strides), str(config.get("padding", "valid")).lower()
 
 
-def _pool_windows(x: np.ndarray, pool_size: tuple[int, int], strides: tuple[int, int], padding: str,
-                  fill: float) -> np.ndarray:
+def _pool_windows(
+    x: np.ndarray, pool_size: tuple[int, int], strides: tuple[int, int], padding: str, fill: float
+) -> np.ndarray:
     padded, (rows, cols) = _padded(x, pool_size, strides, padding, fill)
     windows = sliding_window_view(padded, pool_size, axis=(1, 2))  # (S, H', W', C, ph, pw)
-    return windows[:, :(rows - 1) * strides[0] + 1:strides[0], :(cols - 1) * strides[1] + 1:strides[1]]
+    return windows[:, : (rows - 1) * strides[0] + 1 : strides[0], : (cols - 1) * strides[1] + 1 : strides[1]]
 
 
 def max_pooling(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
@@ -510,14 +545,15 @@ def cropping(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> 
     _channels_last(config)
     x = _only_input(inputs)
     (top, bottom), (left, right) = two_sided(config.get("cropping", 0))
-    return x[:, top:x.shape[1] - bottom, left:x.shape[2] - right]
+    return x[:, top : x.shape[1] - bottom, left : x.shape[2] - right]
 
 
 def up_sampling(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
     _channels_last(config)
     if config.get("interpolation", "nearest") != "nearest":
-        raise ComputeProblem(f"uses {config['interpolation']!r} interpolation; the numpy forward pass computes "
-                            "'nearest' only")
+        raise ComputeProblem(
+            f"uses {config['interpolation']!r} interpolation; the numpy forward pass computes 'nearest' only"
+        )
     rows, cols = pair(config.get("size", 2))
     return _only_input(inputs).repeat(rows, axis=1).repeat(cols, axis=2)
 
@@ -554,6 +590,7 @@ def _merge(reduce: Reduce) -> LayerFunction:
         if len(inputs) < 2:
             raise ComputeProblem(f"takes {len(inputs)} input where two or more are expected")
         return reduce(inputs)
+
     return merge
 
 
@@ -563,6 +600,7 @@ def _running(operation: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Reduc
         for values in inputs[1:]:
             result = operation(result, values)
         return result
+
     return reduce
 
 
@@ -578,11 +616,15 @@ MERGES: dict[str, LayerFunction] = {  # merge layer type -> function(config, wei
 
 def _operation(function: Callable[..., Any]) -> LayerFunction:
     """A keras.ops operation, computed from its recorded call: inputs ``{"input": i}`` and constants."""
+
     def compute(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:
         if config.get("kwargs"):
-            raise ComputeProblem(f"is called with the keyword arguments {sorted(config['kwargs'])}, which the numpy "
-                                "forward pass does not take")
+            raise ComputeProblem(
+                f"is called with the keyword arguments {sorted(config['kwargs'])}, which the numpy "
+                "forward pass does not take"
+            )
         return function(*(_operand(value, inputs) for value in _required(config, "args")))
+
     return compute
 
 
@@ -596,10 +638,19 @@ def _operand(value: Any, inputs: Sequence[np.ndarray]) -> np.ndarray:
 
 # The operations arithmetic on symbolic tensors records (x + 3, x * y, -x), by keras.ops class name;
 # see layer_specs.OPERATION_TYPE_PREFIX.
-OPERATIONS = {name: _operation(function) for name, function in {
-    "Add": np.add, "Subtract": np.subtract, "Multiply": np.multiply, "Divide": np.true_divide,
-    "TrueDivide": np.true_divide, "Maximum": np.maximum, "Minimum": np.minimum, "Negative": np.negative,
-}.items()}
+OPERATIONS = {
+    name: _operation(function)
+    for name, function in {
+        "Add": np.add,
+        "Subtract": np.subtract,
+        "Multiply": np.multiply,
+        "Divide": np.true_divide,
+        "TrueDivide": np.true_divide,
+        "Maximum": np.maximum,
+        "Minimum": np.minimum,
+        "Negative": np.negative,
+    }.items()
+}
 
 
 def concatenate(config: Config, weights: Weights, inputs: Sequence[np.ndarray]) -> np.ndarray:

@@ -50,27 +50,50 @@ OP_MAX_POOLING = 2
 OP_AVERAGE_POOLING = 3
 OP_FLATTEN = 4
 OP_DENSE = 5
-OP_TRANSPOSED_CONVOLUTION = 6   # the window seen from the output: which input cells scatter onto a pixel
-OP_GLOBAL_POOLING = 7           # a neuron (or 1x1 map) per channel, from the whole map of that channel
-OP_ELEMENTWISE = 8              # Add, Multiply...: cell (row, col, channel) of every input makes the same cell
-OP_CONCATENATE = 9              # channel c comes from the input whose channels span c, at c minus its offset
+OP_TRANSPOSED_CONVOLUTION = 6  # the window seen from the output: which input cells scatter onto a pixel
+OP_GLOBAL_POOLING = 7  # a neuron (or 1x1 map) per channel, from the whole map of that channel
+OP_ELEMENTWISE = 8  # Add, Multiply...: cell (row, col, channel) of every input makes the same cell
+OP_CONCATENATE = 9  # channel c comes from the input whose channels span c, at c minus its offset
 # The inputs of a merge the table names (an Inception module concatenates four towers).
 MERGE_INPUTS_SHOWN = 4
-WINDOWED_OP_KINDS = {specs.CONVOLUTION: OP_CONVOLUTION, specs.MAX_POOLING: OP_MAX_POOLING,
-                     specs.AVERAGE_POOLING: OP_AVERAGE_POOLING}
+WINDOWED_OP_KINDS = {
+    specs.CONVOLUTION: OP_CONVOLUTION,
+    specs.MAX_POOLING: OP_MAX_POOLING,
+    specs.AVERAGE_POOLING: OP_AVERAGE_POOLING,
+}
 # A separable convolution's two kernels do not make one grid per tap; the others' one kernel does.
 KERNEL_GRID_TYPES = types_where(operation=specs.CONVOLUTION) - types_where(inspection=specs.INSPECT_SEPARABLE)
 # Kernels with more weights than this are not written as kernel points (VGG16's 3x3x512x512 layers
 # hold 2.4M each): their receptive fields still show, their weight grids do not.
 KERNEL_WEIGHTS_LIMIT = 2_000_000
 
-INT_COLUMNS = ("op_kind", "layer_start", "map_rows", "map_cols", "channels",
-               "source_layer", "source_start", "source_rows", "source_cols", "source_channels",
-               "kernel_rows", "kernel_cols", "stride_rows", "stride_cols", "pad_top", "pad_left",
-               "dilation_rows", "dilation_cols", "group_inputs", "group_outputs",
-               "kernel_start", "kernel_tap_stride", "kernel_in_stride",
-               *(f"merge_input_{k}" for k in range(MERGE_INPUTS_SHOWN)),
-               *(f"merge_offset_{k}" for k in range(MERGE_INPUTS_SHOWN)))
+INT_COLUMNS = (
+    "op_kind",
+    "layer_start",
+    "map_rows",
+    "map_cols",
+    "channels",
+    "source_layer",
+    "source_start",
+    "source_rows",
+    "source_cols",
+    "source_channels",
+    "kernel_rows",
+    "kernel_cols",
+    "stride_rows",
+    "stride_cols",
+    "pad_top",
+    "pad_left",
+    "dilation_rows",
+    "dilation_cols",
+    "group_inputs",
+    "group_outputs",
+    "kernel_start",
+    "kernel_tap_stride",
+    "kernel_in_stride",
+    *(f"merge_input_{k}" for k in range(MERGE_INPUTS_SHOWN)),
+    *(f"merge_offset_{k}" for k in range(MERGE_INPUTS_SHOWN)),
+)
 FLOAT_COLUMNS = ("weight_max",)
 
 
@@ -83,8 +106,9 @@ class OperationData:
     units: Mapping[str, Sequence[str]] | None = None
 
 
-def operation_data(bundle: Bundle, layers: Sequence[LayerCells], epoch: int = -1,
-                   units: Mapping[str, Sequence[str]] | None = None) -> OperationData:
+def operation_data(
+    bundle: Bundle, layers: Sequence[LayerCells], epoch: int = -1, units: Mapping[str, Sequence[str]] | None = None
+) -> OperationData:
     """The layer table and kernel weights (of ``epoch``) of a network; winners are in ``core.timeline``.
 
     ``layers`` are ``core.cells.LayerCells`` (from ``layer_cells``). ``units``
@@ -96,8 +120,9 @@ def operation_data(bundle: Bundle, layers: Sequence[LayerCells], epoch: int = -1
     return OperationData(*layer_table(bundle, layers, epoch, units), units)
 
 
-def layer_table(bundle: Bundle, layers: Sequence[LayerCells], epoch: int = -1,
-                units: Mapping[str, Sequence[str]] | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def layer_table(
+    bundle: Bundle, layers: Sequence[LayerCells], epoch: int = -1, units: Mapping[str, Sequence[str]] | None = None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """``({column: array with one row per layer}, kernel weights float32)``."""
     by_name = {cells.name: cells for cells in layers}
     computing = [_computing_layer(bundle, layer, (units or {}).get(layer.name)) for layer in bundle.layers]
@@ -105,8 +130,12 @@ def layer_table(bundle: Bundle, layers: Sequence[LayerCells], epoch: int = -1,
     kernels, kernel_start = [], 0
     for row, (layer, _source, _padding) in zip(rows, computing):
         kernel = _kernel_of(layer)
-        if layer.type not in KERNEL_GRID_TYPES or row["op_kind"] != OP_CONVOLUTION or kernel is None or \
-                int(np.prod(kernel.shape)) > KERNEL_WEIGHTS_LIMIT:
+        if (
+            layer.type not in KERNEL_GRID_TYPES
+            or row["op_kind"] != OP_CONVOLUTION
+            or kernel is None
+            or int(np.prod(kernel.shape)) > KERNEL_WEIGHTS_LIMIT
+        ):
             continue
         values = np.asarray(bundle.weights(layer.name, epoch)[kernel.name], dtype=np.float32)
         row["kernel_start"] = kernel_start
@@ -114,14 +143,14 @@ def layer_table(bundle: Bundle, layers: Sequence[LayerCells], epoch: int = -1,
         kernels.append(values.ravel())
         kernel_start += values.size
     table = {name: np.ascontiguousarray([row[name] for row in rows], dtype=np.int32) for name in INT_COLUMNS}
-    table.update({name: np.ascontiguousarray([row[name] for row in rows], dtype=np.float32)
-                  for name in FLOAT_COLUMNS})
+    table.update({name: np.ascontiguousarray([row[name] for row in rows], dtype=np.float32) for name in FLOAT_COLUMNS})
     weights = np.concatenate(kernels) if kernels else np.zeros(0, dtype=np.float32)
     return table, np.ascontiguousarray(weights, dtype=np.float32)
 
 
-def _computing_layer(bundle: Bundle, layer: LayerInfo,
-                     unit: Sequence[str] | None) -> tuple[LayerInfo, str | None, tuple[int, int]]:
+def _computing_layer(
+    bundle: Bundle, layer: LayerInfo, unit: Sequence[str] | None
+) -> tuple[LayerInfo, str | None, tuple[int, int]]:
     """``(layer that computes this row, the layer it reads, (rows, cols) of padding in between)``.
 
     A layer on its own computes itself. A unit's output is computed by the
@@ -187,22 +216,48 @@ def _padding_before(padding: Any) -> tuple[int, int]:
     return (int(rows) if is_scalar(rows) else int(rows[0])), (int(cols) if is_scalar(cols) else int(cols[0]))
 
 
-def _layer_row(layer: LayerInfo, by_name: Mapping[str, LayerCells], computing: LayerInfo, source_name: str | None,
-               padding: tuple[int, int]) -> Row:
+def _layer_row(
+    layer: LayerInfo,
+    by_name: Mapping[str, LayerCells],
+    computing: LayerInfo,
+    source_name: str | None,
+    padding: tuple[int, int],
+) -> Row:
     """The table row of ``layer``'s cells, computed by ``computing`` from ``source_name``'s cells."""
     cells = by_name[layer.name]
     row: Row = dict.fromkeys(INT_COLUMNS, 0)
-    row.update(op_kind=OP_NONE, layer_start=cells.start, map_rows=cells.map_rows, map_cols=cells.map_cols,
-               channels=cells.channels, source_layer=-1, source_start=-1, kernel_start=-1, weight_max=1.0,
-               kernel_rows=1, kernel_cols=1, stride_rows=1, stride_cols=1, dilation_rows=1, dilation_cols=1,
-               group_inputs=1, group_outputs=1, **{f"merge_input_{k}": -1 for k in range(MERGE_INPUTS_SHOWN)})
+    row.update(
+        op_kind=OP_NONE,
+        layer_start=cells.start,
+        map_rows=cells.map_rows,
+        map_cols=cells.map_cols,
+        channels=cells.channels,
+        source_layer=-1,
+        source_start=-1,
+        kernel_start=-1,
+        weight_max=1.0,
+        kernel_rows=1,
+        kernel_cols=1,
+        stride_rows=1,
+        stride_cols=1,
+        dilation_rows=1,
+        dilation_cols=1,
+        group_inputs=1,
+        group_outputs=1,
+        **{f"merge_input_{k}": -1 for k in range(MERGE_INPUTS_SHOWN)},
+    )
     if _is_merge(computing) and cells.count:
         return _merge_row(row, computing, by_name)
     if source_name is None or not cells.count or not by_name[source_name].count:
         return row  # merges, and layers folded into a unit (no cells of their own) or reading one
     source = by_name[source_name]
-    row.update(source_layer=source.layer_index, source_start=source.start, source_rows=source.map_rows,
-               source_cols=source.map_cols, source_channels=source.channels)
+    row.update(
+        source_layer=source.layer_index,
+        source_start=source.start,
+        source_rows=source.map_rows,
+        source_cols=source.map_cols,
+        source_channels=source.channels,
+    )
     spatial = len(source.output_shape) == 3 and len(cells.output_shape) == 3
     channels_last = computing.config.get("data_format", "channels_last") == "channels_last"
     operation = _operation_of(computing)
@@ -217,8 +272,11 @@ def _layer_row(layer: LayerInfo, by_name: Mapping[str, LayerCells], computing: L
         if window is not None:
             row.update(window, op_kind=OP_TRANSPOSED_CONVOLUTION)
     elif spatial and channels_last and operation in specs.WINDOWED_OPERATIONS:
-        padded = (source.output_shape[0] + 2 * padding[0], source.output_shape[1] + 2 * padding[1],
-                  source.output_shape[2])
+        padded = (
+            source.output_shape[0] + 2 * padding[0],
+            source.output_shape[1] + 2 * padding[1],
+            source.output_shape[2],
+        )
         window = window_geometry(computing.type, computing.config, padded, cells.output_shape)
         if window is not None:
             row.update(window)
@@ -237,8 +295,9 @@ def _layer_row(layer: LayerInfo, by_name: Mapping[str, LayerCells], computing: L
     return row
 
 
-def window_geometry(layer_type: str, config: Mapping[str, Any], input_shape: Sequence[int],
-                    output_shape: Sequence[int]) -> dict[str, int] | None:
+def window_geometry(
+    layer_type: str, config: Mapping[str, Any], input_shape: Sequence[int], output_shape: Sequence[int]
+) -> dict[str, int] | None:
     """The window of a Conv2D/DepthwiseConv2D/SeparableConv2D/pooling layer, as table columns.
 
     Input row ``r`` is in the window of output row ``y`` iff ``r + pad_top - y * stride_rows``
@@ -269,13 +328,23 @@ def window_geometry(layer_type: str, config: Mapping[str, Any], input_shape: Seq
     extents = [(kernel[axis] - 1) * dilation[axis] + 1 for axis in (0, 1)]
     _rows, pad_top, _ = window_extent(in_rows, extents[0], strides[0], padding)
     _cols, pad_left, _ = window_extent(in_cols, extents[1], strides[1], padding)
-    return dict(kernel_rows=kernel[0], kernel_cols=kernel[1], stride_rows=strides[0], stride_cols=strides[1],
-                pad_top=pad_top, pad_left=pad_left, dilation_rows=dilation[0], dilation_cols=dilation[1],
-                group_inputs=group_inputs, group_outputs=group_outputs)
+    return dict(
+        kernel_rows=kernel[0],
+        kernel_cols=kernel[1],
+        stride_rows=strides[0],
+        stride_cols=strides[1],
+        pad_top=pad_top,
+        pad_left=pad_left,
+        dilation_rows=dilation[0],
+        dilation_cols=dilation[1],
+        group_inputs=group_inputs,
+        group_outputs=group_outputs,
+    )
 
 
-def transposed_window(config: Mapping[str, Any], input_shape: Sequence[int],
-                      output_shape: Sequence[int]) -> dict[str, int] | None:
+def transposed_window(
+    config: Mapping[str, Any], input_shape: Sequence[int], output_shape: Sequence[int]
+) -> dict[str, int] | None:
     """A Conv2DTranspose's window as table columns, read from the output: output row ``y`` receives input
     row ``r`` iff ``y + pad_top - r * stride_rows`` is a multiple of ``dilation_rows`` below ``kernel_rows``
     times it (``core.numpy_layers`` crops ``pad_top`` rows of the scattered map). Every input channel feeds every
@@ -290,9 +359,18 @@ def transposed_window(config: Mapping[str, Any], input_shape: Sequence[int],
         extent = (kernel[axis] - 1) * dilation[axis] + 1
         scattered = (int(input_shape[axis]) - 1) * strides[axis] + extent
         before.append(0 if padding == "valid" else max(scattered - int(output_shape[axis]), 0) // 2)
-    return dict(kernel_rows=kernel[0], kernel_cols=kernel[1], stride_rows=strides[0], stride_cols=strides[1],
-                pad_top=before[0], pad_left=before[1], dilation_rows=dilation[0], dilation_cols=dilation[1],
-                group_inputs=int(input_shape[2]), group_outputs=int(output_shape[2]))
+    return dict(
+        kernel_rows=kernel[0],
+        kernel_cols=kernel[1],
+        stride_rows=strides[0],
+        stride_cols=strides[1],
+        pad_top=before[0],
+        pad_left=before[1],
+        dilation_rows=dilation[0],
+        dilation_cols=dilation[1],
+        group_inputs=int(input_shape[2]),
+        group_outputs=int(output_shape[2]),
+    )
 
 
 def winner_cells(bundle: Bundle, layers: Sequence[LayerCells], activations: Mapping[str, npt.ArrayLike]) -> np.ndarray:
@@ -315,14 +393,16 @@ def winner_cells(bundle: Bundle, layers: Sequence[LayerCells], activations: Mapp
         window = window_geometry(layer.type, layer.config, source.output_shape, pooled.output_shape)
         if window is None:
             continue
-        values = np.asarray(activations[source.name], dtype=np.float32)[..., :pooled.channels]
-        winners[pooled.start:pooled.start + pooled.count] = _pool_winners(
-            values, window, (*pooled.output_shape[:2], pooled.channels), source.start)
+        values = np.asarray(activations[source.name], dtype=np.float32)[..., : pooled.channels]
+        winners[pooled.start : pooled.start + pooled.count] = _pool_winners(
+            values, window, (*pooled.output_shape[:2], pooled.channels), source.start
+        )
     return np.ascontiguousarray(winners)
 
 
-def _pool_winners(values: np.ndarray, window: Mapping[str, int], output_shape: Sequence[int],
-                  source_start: int) -> np.ndarray:
+def _pool_winners(
+    values: np.ndarray, window: Mapping[str, int], output_shape: Sequence[int], source_start: int
+) -> np.ndarray:
     """Cell indices of each window's maximum, in the pooled layer's cell order (channel, row, col)."""
     rows, cols, channels = values.shape
     out_rows, out_cols, _ = output_shape
@@ -332,7 +412,7 @@ def _pool_winners(values: np.ndarray, window: Mapping[str, int], output_shape: S
     bottom = max((out_rows - 1) * strides[0] + size[0] - rows - top, 0)
     right = max((out_cols - 1) * strides[1] + size[1] - cols - left, 0)
     padded = np.pad(values, ((top, bottom), (left, right), (0, 0)), constant_values=-np.inf)
-    windows = sliding_window_view(padded, size, axis=(0, 1))[::strides[0], ::strides[1]][:out_rows, :out_cols]
+    windows = sliding_window_view(padded, size, axis=(0, 1))[:: strides[0], :: strides[1]][:out_rows, :out_cols]
     best = windows.reshape(out_rows, out_cols, channels, -1).argmax(axis=-1)  # (rows', cols', C)
     out_row, out_col = np.indices((out_rows, out_cols))
     row = out_row[..., None] * strides[0] - top + best // size[1]

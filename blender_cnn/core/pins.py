@@ -39,8 +39,11 @@ def requirements_folder() -> Path:
     for folder in (ADDON_ROOT, ADDON_ROOT.parent):
         if (folder / REQUIREMENTS_FILE).is_file() and (folder / NO_DEPS_FILE).is_file():
             return folder
-    raise BlenderCNNError(str(ADDON_ROOT), f"holds no {REQUIREMENTS_FILE} and {NO_DEPS_FILE}, which say the "
-                                           "versions of TensorFlow and Keras to install; reinstall the add-on")
+    raise BlenderCNNError(
+        str(ADDON_ROOT),
+        f"holds no {REQUIREMENTS_FILE} and {NO_DEPS_FILE}, which say the "
+        "versions of TensorFlow and Keras to install; reinstall the add-on",
+    )
 
 
 def read_pins(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -62,8 +65,9 @@ def extractor_requirements(platform: str = sys.platform) -> tuple[list[str], lis
     if missing:
         raise BlenderCNNError(str(folder / REQUIREMENTS_FILE), f"pins no version of {', '.join(missing)}")
     renamed = PLATFORM_NAMES.get(platform, {})
-    requirements = [renamed[name] + pins[name][len(name):] if name in renamed else pins[name]
-                    for name in EXTRACTOR_PACKAGES]
+    requirements = [
+        renamed[name] + pins[name][len(name) :] if name in renamed else pins[name] for name in EXTRACTOR_PACKAGES
+    ]
     return requirements, list(read_pins(folder / NO_DEPS_FILE).values())
 
 

@@ -42,14 +42,20 @@ FRAME_ASPECT = 16 / 9
 VIEW_FORESHORTENING = math.sqrt(0.5)
 
 
-def layer_table(bundle_layers: Sequence[LayerInfo], plan: GraphPlan,
-                channels_shown: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+def layer_table(
+    bundle_layers: Sequence[LayerInfo], plan: GraphPlan, channels_shown: Mapping[str, int] | None = None
+) -> dict[str, np.ndarray]:
     """``{column: array}`` with one row per layer (see the module's docstring)."""
     count = len(bundle_layers)
-    table: dict[str, np.ndarray] = {"item": np.zeros(count, np.int32), "column": np.zeros(count, np.float32),
-             "lane": np.zeros(count, np.float32), "is_output": np.ones(count, np.float32),
-             "in_block": np.zeros(count, np.float32), "block_half_height": np.zeros(count, np.float32),
-             "half_height": np.zeros(count, np.float32)}
+    table: dict[str, np.ndarray] = {
+        "item": np.zeros(count, np.int32),
+        "column": np.zeros(count, np.float32),
+        "lane": np.zeros(count, np.float32),
+        "is_output": np.ones(count, np.float32),
+        "in_block": np.zeros(count, np.float32),
+        "block_half_height": np.zeros(count, np.float32),
+        "half_height": np.zeros(count, np.float32),
+    }
     index_of = {layer.name: layer.index for layer in bundle_layers}
     for unit in plan.units:
         item = plan.item_of_unit(unit.index)
@@ -62,17 +68,22 @@ def layer_table(bundle_layers: Sequence[LayerInfo], plan: GraphPlan,
             table["is_output"][row] = 1.0 if block is None or block.output == unit.index else 0.0
             table["in_block"][row] = 0.0 if block is None else 1.0
     for layer in bundle_layers:
-        table["half_height"][layer.index] = 0.5 * wall_height(layer.output_shape, (channels_shown or {}).get(
-            layer.name, 0))
+        table["half_height"][layer.index] = 0.5 * wall_height(
+            layer.output_shape, (channels_shown or {}).get(layer.name, 0)
+        )
     # Where links attach while a block is collapsed: on its output's wall, which stands for all its units.
-    output_of_item = {plan.item_of_unit(unit.index): index_of[unit.output] for unit in plan.units
-                      if unit.block < 0 or plan.blocks[unit.block].output == unit.index}
+    output_of_item = {
+        plan.item_of_unit(unit.index): index_of[unit.output]
+        for unit in plan.units
+        if unit.block < 0 or plan.blocks[unit.block].output == unit.index
+    }
     table["block_half_height"] = table["half_height"][[output_of_item[item] for item in table["item"]]]
     return table
 
 
-def wall_height(output_shape: Sequence[int], channels_shown: int = 0, map_gap: float = 2.0,
-                neuron_scale: float = 2.5) -> float:
+def wall_height(
+    output_shape: Sequence[int], channels_shown: int = 0, map_gap: float = 2.0, neuron_scale: float = 2.5
+) -> float:
     """Height of a layer's wall in the grid layout at Cell Size 1 (a column of neurons for small 1-D layers)."""
     rows, cols, channels = display_shape(output_shape)
     if channels_shown:
@@ -94,19 +105,28 @@ def link_curves(bundle_layers: Sequence[LayerInfo], plan: GraphPlan) -> tuple[di
         sources.append(index_of[plan.units[source].output])
         targets.append(index_of[plan.units[target].output])
         colors.append(MERGE_COLORS.get(type_of[plan.units[target].head], PLAIN_LINK_COLOR))
-    return {"source_layer": np.asarray(sources, np.int32), "target_layer": np.asarray(targets, np.int32),
-            "link_color": np.asarray(colors, np.float32).reshape(-1, 3)}, LINK_POINTS
+    return {
+        "source_layer": np.asarray(sources, np.int32),
+        "target_layer": np.asarray(targets, np.int32),
+        "link_color": np.asarray(colors, np.float32).reshape(-1, 3),
+    }, LINK_POINTS
 
 
-def lane_spacing(bundle_layers: Sequence[LayerInfo], channels_shown: Mapping[str, int] | None = None,
-                 label_room: float = 1.35) -> float:
+def lane_spacing(
+    bundle_layers: Sequence[LayerInfo], channels_shown: Mapping[str, int] | None = None, label_room: float = 1.35
+) -> float:
     """Distance between lanes: the tallest wall plus room for its label."""
     heights = [wall_height(layer.output_shape, (channels_shown or {}).get(layer.name, 0)) for layer in bundle_layers]
     return float(max(20.0, round(label_room * max(heights, default=0.0))))
 
 
-def row_length(plan: GraphPlan, layer_spacing: float, row_spacing: float, aspect: float = FRAME_ASPECT,
-               expanded: Mapping[int, float] | None = None) -> int:
+def row_length(
+    plan: GraphPlan,
+    layer_spacing: float,
+    row_spacing: float,
+    aspect: float = FRAME_ASPECT,
+    expanded: Mapping[int, float] | None = None,
+) -> int:
     """Columns per row so that the network is closest to ``aspect`` with its blocks as ``expanded`` says.
 
     ``expanded`` maps item positions to their Expand (0..1); by default blocks

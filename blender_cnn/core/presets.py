@@ -32,7 +32,7 @@ TRAINING_DEFAULTS = {
 }
 DATASETS = ("digits",)
 FOLDER_KEY = "folder"
-DATASET_HINT = f"use \"digits\" or {{\"{FOLDER_KEY}\": \"path/to/images\"}} (one subfolder per class)"
+DATASET_HINT = f'use "digits" or {{"{FOLDER_KEY}": "path/to/images"}} (one subfolder per class)'
 
 
 def load_design(path: str | os.PathLike[str]) -> Any:  # whatever the JSON holds
@@ -67,8 +67,11 @@ def check_preset(preset: object, where: str = "preset") -> dict[str, Any]:
         fail("needs 'layers', a non-empty list")
     seen = {INPUT_NAME}
     for position, layer in enumerate(layers):
-        if not isinstance(layer, dict) or not isinstance(layer.get("type"), str) \
-                or not isinstance(layer.get("name"), str):
+        if (
+            not isinstance(layer, dict)
+            or not isinstance(layer.get("type"), str)
+            or not isinstance(layer.get("name"), str)
+        ):
             fail(f"layer #{position} needs a 'type' (a Keras layer class) and a 'name'")
         if layer["name"] in seen:
             fail(f"layer name {layer['name']!r} is used twice (the input is called {INPUT_NAME!r})")

@@ -40,8 +40,8 @@ class ScenePlan:
     layer_spacing: float
     lane_spacing: float
     row_length: int
-    unit_labels: dict[int, str]    # bundle layer index -> text under the unit
-    block_labels: dict[int, str]   # bundle layer index of a block's output -> text while collapsed
+    unit_labels: dict[int, str]  # bundle layer index -> text under the unit
+    block_labels: dict[int, str]  # bundle layer index of a block's output -> text while collapsed
     layer_indices: dict[str, int]  # layer name -> its index in the bundle
 
     @property
@@ -51,8 +51,10 @@ class ScenePlan:
     @property
     def items(self) -> list[tuple[int, int]]:
         """(columns, lanes) per item, in order."""
-        return [(self.graph.blocks[index].columns, self.graph.blocks[index].lanes) if kind == "block" else (1, 1)
-                for kind, index in self.graph.items]
+        return [
+            (self.graph.blocks[index].columns, self.graph.blocks[index].lanes) if kind == "block" else (1, 1)
+            for kind, index in self.graph.items
+        ]
 
     @property
     def item_layers(self) -> list[tuple[str, list[int]]]:
@@ -70,14 +72,18 @@ class ScenePlan:
         return self.graph.block_items
 
 
-def plan_scene(bundle: Bundle, budget_gb: float = budget.DEFAULT_BUDGET_GB, detailed: bool | None = None,
-               samples: int = 1) -> ScenePlan:
+def plan_scene(
+    bundle: Bundle, budget_gb: float = budget.DEFAULT_BUDGET_GB, detailed: bool | None = None, samples: int = 1
+) -> ScenePlan:
     """The ``ScenePlan`` of ``bundle`` (its layers, epochs and weights' sizes), within ``budget_gb`` of memory."""
     layers = bundle.layers
     graph = plan_graph(layers, detailed)
     channels = budget.plan_channels(layers, set(graph.shown_layers), budget_gb * 1e9, len(bundle.epochs), samples)
-    capped_shapes = [(*layer.output_shape[:2], channels.shown[layer.name]) if layer.is_spatial else layer.output_shape
-                     for layer in layers if layer.name in channels.shown]
+    capped_shapes = [
+        (*layer.output_shape[:2], channels.shown[layer.name]) if layer.is_spatial else layer.output_shape
+        for layer in layers
+        if layer.name in channels.shown
+    ]
     layer_spacing = float(suggested_spacing(capped_shapes, GRID))
     lane_spacing = placement.lane_spacing([layer for layer in layers if layer.name in channels.shown], channels.shown)
     table = placement.layer_table(layers, graph, channels.shown)
@@ -85,26 +91,39 @@ def plan_scene(bundle: Bundle, budget_gb: float = budget.DEFAULT_BUDGET_GB, deta
     # Rows stand one lane apart while every block is collapsed, as the scene starts.
     row_length = placement.row_length(graph, layer_spacing, lane_spacing)
     unit_labels, block_labels = _labels(bundle, graph, channels)
-    return ScenePlan(graph, channels, table, links, link_points, layer_spacing, lane_spacing, row_length,
-                     unit_labels, block_labels, {layer.name: layer.index for layer in layers})
+    return ScenePlan(
+        graph,
+        channels,
+        table,
+        links,
+        link_points,
+        layer_spacing,
+        lane_spacing,
+        row_length,
+        unit_labels,
+        block_labels,
+        {layer.name: layer.index for layer in layers},
+    )
 
 
-def _labels(bundle: Bundle, graph: GraphPlan,
-            channels: budget.ChannelPlan) -> tuple[dict[int, str], dict[int, str]]:
+def _labels(bundle: Bundle, graph: GraphPlan, channels: budget.ChannelPlan) -> tuple[dict[int, str], dict[int, str]]:
     by_name = {layer.name: layer for layer in bundle.layers}
     unit_labels: dict[int, str] = {}
     block_labels: dict[int, str] = {}
     for unit in graph.units:
         output = by_name[unit.output]
-        unit_labels[output.index] = unit_label([by_name[name] for name in unit.layers],
-                                               channels.shown.get(unit.output))
+        unit_labels[output.index] = unit_label([by_name[name] for name in unit.layers], channels.shown.get(unit.output))
     for block in graph.blocks:
         members = [by_name[name] for index in block.units for name in graph.units[index].layers]
         output = by_name[graph.units[block.output].output]
         params = sum(layer.params for layer in members)
-        block_labels[output.index] = "\n".join([
-            block.name, f"{len(members)} layers, {params:,} parameters", _shape_text(output, channels.shown.get(
-                output.name))])
+        block_labels[output.index] = "\n".join(
+            [
+                block.name,
+                f"{len(members)} layers, {params:,} parameters",
+                _shape_text(output, channels.shown.get(output.name)),
+            ]
+        )
     return unit_labels, block_labels
 
 
@@ -112,17 +131,22 @@ def _labels(bundle: Bundle, graph: GraphPlan,
 class OutputLabels:
     """One output head as the scene labels it: its neurons' class names and probability bars."""
 
-    layer: int                     # bundle layer index of the head
+    layer: int  # bundle layer index of the head
     class_names: tuple[str, ...]
-    units: tuple[int, ...]         # the neurons that get their class name and bar (``labeled_output_units``)
+    units: tuple[int, ...]  # the neurons that get their class name and bar (``labeled_output_units``)
 
 
 def output_labels(bundle: Bundle, epoch: int = -1, sample: int = 0) -> list[OutputLabels]:
     """Every output head of ``bundle`` (``Bundle.outputs``: several for a network of several outputs), each
     with its own class names and the neurons labeled for ``sample`` at ``epoch``."""
-    return [OutputLabels(bundle.layer(head.layer).index, head.class_names,
-                         tuple(labeled_output_units(bundle, epoch, sample, head=position)))
-            for position, head in enumerate(bundle.outputs)]
+    return [
+        OutputLabels(
+            bundle.layer(head.layer).index,
+            head.class_names,
+            tuple(labeled_output_units(bundle, epoch, sample, head=position)),
+        )
+        for position, head in enumerate(bundle.outputs)
+    ]
 
 
 def labeled_output_units(bundle: Bundle, epoch: int = -1, sample: int = 0, head: int = 0) -> list[int]:

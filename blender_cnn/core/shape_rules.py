@@ -73,15 +73,24 @@ class Settings:
             raise LayerProblem(f"{key} must be true or false, got {value!r}")
         return value
 
-    def number(self, key: str, default: float | None = None, low: float | None = None,
-               high: float | None = None) -> float:
+    def number(
+        self, key: str, default: float | None = None, low: float | None = None, high: float | None = None
+    ) -> float:
         value = self.kwargs.get(key, default)
         if value is None and default is None and key not in self.kwargs:
             raise LayerProblem(f"needs {key!r}, a number")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or (low is not None and value < low) or (high is not None and value > high):
-            bounds = f" from {low} to {high}" if low is not None and high is not None else \
-                (f" of at least {low}" if low is not None else "")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or (low is not None and value < low)
+            or (high is not None and value > high)
+        ):
+            bounds = (
+                f" from {low} to {high}"
+                if low is not None and high is not None
+                else (f" of at least {low}" if low is not None else "")
+            )
             raise LayerProblem(f"{key} must be a number{bounds}, got {value!r}")
         return value
 
@@ -89,8 +98,10 @@ class Settings:
         value = self.kwargs.get(key, default)
         name = "linear" if value is None else value
         if not isinstance(name, str) or name not in ACTIVATIONS:
-            raise LayerProblem(f"{key} {value!r} is not one the numpy forward pass computes; it computes "
-                               f"{', '.join(sorted(ACTIVATIONS))}")
+            raise LayerProblem(
+                f"{key} {value!r} is not one the numpy forward pass computes; it computes "
+                f"{', '.join(sorted(ACTIVATIONS))}"
+            )
         return name
 
     def channels_last(self) -> str:
@@ -116,10 +127,10 @@ def _window(size: int, extent: int, stride: int, padding: str) -> int:
 def _check_window(what: str, window: Sequence[int], dilation: Sequence[int], shape: Shape, padding: str) -> list[int]:
     extents = [(window[a] - 1) * dilation[a] + 1 for a in (0, 1)]
     if padding == "valid" and (extents[0] > shape[0] or extents[1] > shape[1]):
-        spans = "" if dilation == [1, 1] else f" with dilation {shape_text(dilation)} spans " \
-                                              f"{shape_text(extents)},"
-        raise LayerProblem(f"{what} {shape_text(window)}{spans} is larger than its {shape_text(shape[:2])} input "
-                           f"with padding 'valid'")
+        spans = "" if dilation == [1, 1] else f" with dilation {shape_text(dilation)} spans {shape_text(extents)},"
+        raise LayerProblem(
+            f"{what} {shape_text(window)}{spans} is larger than its {shape_text(shape[:2])} input with padding 'valid'"
+        )
     return extents
 
 
@@ -130,13 +141,16 @@ def _conv_common(s: Settings, shape: Shape) -> tuple[list[int], list[int], list[
     padding = s.padding()
     s.channels_last()
     if max(strides) > 1 and max(dilation) > 1:
-        raise LayerProblem(f"strides {shape_text(strides)} and dilation_rate {shape_text(dilation)}: Keras "
-                           "allows strides above 1 or dilation above 1, not both")
+        raise LayerProblem(
+            f"strides {shape_text(strides)} and dilation_rate {shape_text(dilation)}: Keras "
+            "allows strides above 1 or dilation above 1, not both"
+        )
     return kernel, strides, dilation, padding
 
 
-def _conv_shape(s: Settings, shape: Shape,
-                name: str = "kernel") -> tuple[list[int], list[int], list[int], str, int, int]:
+def _conv_shape(
+    s: Settings, shape: Shape, name: str = "kernel"
+) -> tuple[list[int], list[int], list[int], str, int, int]:
     kernel, strides, dilation, padding = _conv_common(s, shape)
     extents = _check_window(name, kernel, dilation, shape, padding)
     rows, cols = (_window(shape[a], extents[a], strides[a], padding) for a in (0, 1))
@@ -149,15 +163,24 @@ def conv2d(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     kernel, strides, dilation, padding, rows, cols = _conv_shape(s, shape)
     channels = shape[2]
     if channels % groups or filters % groups:
-        raise LayerProblem(f"groups {groups} must divide both the input's {channels} channels and the "
-                           f"{filters} filters")
+        raise LayerProblem(
+            f"groups {groups} must divide both the input's {channels} channels and the {filters} filters"
+        )
     use_bias = s.boolean("use_bias", True)
     weights: dict[str, Shape] = {"kernel": (*kernel, channels // groups, filters)}
     if use_bias:
         weights["bias"] = (filters,)
-    config = {"filters": filters, "kernel_size": kernel, "strides": strides, "padding": padding,
-              "data_format": "channels_last", "dilation_rate": dilation, "groups": groups,
-              "activation": s.activation(), "use_bias": use_bias}
+    config = {
+        "filters": filters,
+        "kernel_size": kernel,
+        "strides": strides,
+        "padding": padding,
+        "data_format": "channels_last",
+        "dilation_rate": dilation,
+        "groups": groups,
+        "activation": s.activation(),
+        "use_bias": use_bias,
+    }
     return (rows, cols, filters), _count(weights), config, weights
 
 
@@ -168,9 +191,16 @@ def depthwise_conv2d(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleRe
     weights: dict[str, Shape] = {"kernel": (*kernel, shape[2], multiplier)}
     if use_bias:
         weights["bias"] = (shape[2] * multiplier,)
-    config = {"kernel_size": kernel, "strides": strides, "padding": padding, "data_format": "channels_last",
-              "dilation_rate": dilation, "depth_multiplier": multiplier, "activation": s.activation(),
-              "use_bias": use_bias}
+    config = {
+        "kernel_size": kernel,
+        "strides": strides,
+        "padding": padding,
+        "data_format": "channels_last",
+        "dilation_rate": dilation,
+        "depth_multiplier": multiplier,
+        "activation": s.activation(),
+        "use_bias": use_bias,
+    }
     return (rows, cols, shape[2] * multiplier), _count(weights), config, weights
 
 
@@ -179,13 +209,23 @@ def separable_conv2d(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleRe
     multiplier = s.positive("depth_multiplier", 1)
     kernel, strides, dilation, padding, rows, cols = _conv_shape(s, shape)
     use_bias = s.boolean("use_bias", True)
-    weights: dict[str, Shape] = {"depthwise_kernel": (*kernel, shape[2], multiplier),
-                                 "pointwise_kernel": (1, 1, shape[2] * multiplier, filters)}
+    weights: dict[str, Shape] = {
+        "depthwise_kernel": (*kernel, shape[2], multiplier),
+        "pointwise_kernel": (1, 1, shape[2] * multiplier, filters),
+    }
     if use_bias:
         weights["bias"] = (filters,)
-    config = {"filters": filters, "kernel_size": kernel, "strides": strides, "padding": padding,
-              "data_format": "channels_last", "dilation_rate": dilation, "depth_multiplier": multiplier,
-              "activation": s.activation(), "use_bias": use_bias}
+    config = {
+        "filters": filters,
+        "kernel_size": kernel,
+        "strides": strides,
+        "padding": padding,
+        "data_format": "channels_last",
+        "dilation_rate": dilation,
+        "depth_multiplier": multiplier,
+        "activation": s.activation(),
+        "use_bias": use_bias,
+    }
     return (rows, cols, filters), _count(weights), config, weights
 
 
@@ -212,9 +252,17 @@ def conv2d_transpose(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleRe
     weights: dict[str, Shape] = {"kernel": (*kernel, filters, shape[2])}
     if use_bias:
         weights["bias"] = (filters,)
-    config = {"filters": filters, "kernel_size": kernel, "strides": strides, "padding": padding,
-              "output_padding": output_padding, "data_format": "channels_last", "dilation_rate": dilation,
-              "activation": s.activation(), "use_bias": use_bias}
+    config = {
+        "filters": filters,
+        "kernel_size": kernel,
+        "strides": strides,
+        "padding": padding,
+        "output_padding": output_padding,
+        "data_format": "channels_last",
+        "dilation_rate": dilation,
+        "activation": s.activation(),
+        "use_bias": use_bias,
+    }
     return (*sizes, filters), _count(weights), config, weights
 
 
@@ -263,8 +311,11 @@ def relu(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     max_value = s.get("max_value")
     if max_value is not None:
         s.number("max_value", low=0)
-    config = {"max_value": max_value, "negative_slope": s.number("negative_slope", 0.0, low=0),
-              "threshold": s.number("threshold", 0.0, low=0)}
+    config = {
+        "max_value": max_value,
+        "negative_slope": s.number("negative_slope", 0.0, low=0),
+        "threshold": s.number("threshold", 0.0, low=0),
+    }
     return shape, 0, config, {}
 
 
@@ -287,9 +338,12 @@ def flatten(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
 
 def reshape(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     target = s.get("target_shape")
-    if not isinstance(target, (list, tuple)) or not target or not all(
-            isinstance(v, int) and not isinstance(v, bool) and (v > 0 or v == -1) for v in target) \
-            or list(target).count(-1) > 1:
+    if (
+        not isinstance(target, (list, tuple))
+        or not target
+        or not all(isinstance(v, int) and not isinstance(v, bool) and (v > 0 or v == -1) for v in target)
+        or list(target).count(-1) > 1
+    ):
         raise LayerProblem(f"target_shape must be a list of positive integers (one may be -1), got {target!r}")
     size, known = int(np.prod(shape)), int(np.prod([v for v in target if v != -1]))
     if size % known or (-1 not in target and known != size):
@@ -303,8 +357,11 @@ def zero_padding(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult
     value = s.get("padding", 1)
     try:
         sides = two_sided(value)
-        if isinstance(value, bool) or len(sides) != 2 or not all(
-                isinstance(v, (int, np.integer)) and v >= 0 for pair in sides for v in pair):
+        if (
+            isinstance(value, bool)
+            or len(sides) != 2
+            or not all(isinstance(v, (int, np.integer)) and v >= 0 for pair in sides for v in pair)
+        ):
             raise ValueError
     except (TypeError, ValueError, IndexError):
         raise LayerProblem(f"padding must be a non-negative integer, two of them or two pairs, got {value!r}") from None
@@ -350,6 +407,7 @@ def concatenate(s: Settings, shapes: Sequence[Shape], names: Sequence[str]) -> R
 
 
 # ---------------------------------------------------------------- small helpers
+
 
 def _count(weight_shapes: Mapping[str, Shape]) -> int:
     return int(sum(int(np.prod(shape)) for shape in weight_shapes.values()))

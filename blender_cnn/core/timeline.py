@@ -52,11 +52,15 @@ def stored_samples(bundle: Bundle, cell_count: int, shown: int = 0, budget: int 
         raise BlenderCNNError(bundle.path, f"has {bundle.sample_count} samples; sample {shown} does not exist")
     fitting = max(1, budget // max(1, cell_count * len(bundle.epochs)))
     others = [sample for sample in range(bundle.sample_count) if sample != shown]
-    return sorted([shown, *others[:fitting - 1]])
+    return sorted([shown, *others[: fitting - 1]])
 
 
-def sample_timeline(bundle: Bundle, layers: Sequence[LayerCells], slot: int,
-                    activations_of_epoch: Callable[[int], Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def sample_timeline(
+    bundle: Bundle,
+    layers: Sequence[LayerCells],
+    slot: int,
+    activations_of_epoch: Callable[[int], Mapping[str, np.ndarray]],
+) -> dict[str, np.ndarray]:
     """``{attribute name: array}`` for one sample slot over all epochs.
 
     ``activations_of_epoch(epoch number)`` returns ``{layer name: output}`` of that sample.

@@ -12,4 +12,6 @@ of a design and make a design of an imported network,
 import bpy
 
 # Registered in this order (preferences and operators before the panels that show them), unregistered in reverse.
-register, unregister = bpy.utils.register_submodule_factory(__name__, ("tree", "operators", "tensorflow_operators", "panel"))
+register, unregister = bpy.utils.register_submodule_factory(
+    __name__, ("tree", "operators", "tensorflow_operators", "panel")
+)

@@ -51,11 +51,11 @@ def is_design_node(node):
 class Analysis:
     """What the tree's design is: per node its DesignLayer and problem, the totals."""
 
-    layers: dict = field(default_factory=dict)    # node name -> DesignLayer
+    layers: dict = field(default_factory=dict)  # node name -> DesignLayer
     problems: dict = field(default_factory=dict)  # node name -> reason
-    design_problem: str = None                    # problems of the design as a whole
+    design_problem: str = None  # problems of the design as a whole
     total_params: int = 0
-    error: str = None                             # an unexpected failure of the analysis itself
+    error: str = None  # an unexpected failure of the analysis itself
 
     @property
     def problem_count(self):
@@ -63,6 +63,7 @@ class Analysis:
 
 
 # ---------------------------------------------------------------- argument values
+
 
 def list_text(value):
     """How a list argument (``target_shape``, ZeroPadding2D's ``padding``) reads in its text field."""
@@ -210,6 +211,7 @@ def entry_of(node):
 
 # ---------------------------------------------------------------- tree -> design
 
+
 class _Graph:
     """The tree read as a design: the Input node, the layer nodes in design order, their sources."""
 
@@ -294,12 +296,15 @@ def _design_and_graph(tree):
     if tree.description:
         design["description"] = tree.description
     if graph.input is not None:
-        design["input_shape"] = [int(size) for size in graph.input.input_shape[:graph.input.rank]]
+        design["input_shape"] = [int(size) for size in graph.input.input_shape[: graph.input.rank]]
         given = _given(graph.input)
         names = class_names_of(graph.input)
         given_names = given.get("class_names")
-        design["class_names"] = given_names if isinstance(given_names, list) and \
-            [str(name).strip() for name in given_names] == names else names
+        design["class_names"] = (
+            given_names
+            if isinstance(given_names, list) and [str(name).strip() for name in given_names] == names
+            else names
+        )
     layers, previous = [], design_core.INPUT_NAME
     for node in graph.layers:
         entry = entry_of(node)
@@ -314,7 +319,7 @@ def _design_and_graph(tree):
             design["training"] = json.loads(tree.training_json)
         except ValueError:
             design["training"] = tree.training_json  # the design's check says what is wrong with it
-    for key, value in (extra.items() if isinstance(extra, dict) else ()):
+    for key, value in extra.items() if isinstance(extra, dict) else ():
         design.setdefault(key, value)
     return design, graph
 
@@ -336,8 +341,9 @@ def analyse_tree(tree):
             problem = info.problem
             if info.name == design_core.INPUT_NAME:
                 problem = problem.replace("'input_shape'", "the input shape")
-            result.problems[node_name] = problem if node_name not in result.problems \
-                else f"{result.problems[node_name]}; {problem}"
+            result.problems[node_name] = (
+                problem if node_name not in result.problems else f"{result.problems[node_name]}; {problem}"
+            )
     result.problems.update(graph.problems)  # a node's own structure first: a missing link explains the rest
     design_problem = design_core.problems(design).get(design_core.DESIGN_KEY)
     result.design_problem = design_problem
@@ -347,22 +353,33 @@ def analyse_tree(tree):
 
 # ---------------------------------------------------------------- design -> tree
 
+
 def checked_structure(design):
     """``design`` when the designer can show it: a dict whose input shape and layer types have nodes; else
     BlenderCNNError. Whether the design is valid is the nodes' business: its problems show on them."""
     if not isinstance(design, dict) or not isinstance(design.get("layers"), list):
         raise BlenderCNNError("design", "must be a dict with a list of 'layers'")
     shape = design.get("input_shape")
-    if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or \
-            not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
-        raise BlenderCNNError(f"design {design.get('name')!r}", f"has input_shape {shape!r}; the node designer "
-                                                                 "takes 1 to 3 positive sizes")
-    unknown = sorted({str(entry.get("type")) if isinstance(entry, dict) else repr(entry)
-                      for entry in design["layers"]
-                      if not isinstance(entry, dict) or entry.get("type") not in DESIGNABLE_TYPES})
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+    ):
+        raise BlenderCNNError(
+            f"design {design.get('name')!r}",
+            f"has input_shape {shape!r}; the node designer takes 1 to 3 positive sizes",
+        )
+    unknown = sorted(
+        {
+            str(entry.get("type")) if isinstance(entry, dict) else repr(entry)
+            for entry in design["layers"]
+            if not isinstance(entry, dict) or entry.get("type") not in DESIGNABLE_TYPES
+        }
+    )
     if unknown:
-        raise BlenderCNNError(f"design {design.get('name')!r}", f"has layer types the designer has no node for: "
-                                                                 f"{', '.join(unknown)}")
+        raise BlenderCNNError(
+            f"design {design.get('name')!r}", f"has layer types the designer has no node for: {', '.join(unknown)}"
+        )
     return design
 
 
@@ -446,6 +463,7 @@ def _lay_out(tree, nodes, sources):
 
 # ---------------------------------------------------------------- bundle -> design
 
+
 def design_from_bundle(bundle):
     """A design of a network bundle's layers: types, inputs, and the config keys the designer's rules take.
 
@@ -456,10 +474,14 @@ def design_from_bundle(bundle):
     manifest_layers = list(bundle.layers)
     input_names = {layer.name for layer in manifest_layers if layer.type == "InputLayer"}
     if len(bundle.inputs) > 1 or len(bundle.outputs) > 1:
-        raise BlenderCNNError(bundle.name, f"has {len(bundle.inputs)} inputs and {len(bundle.outputs)} outputs; "
-                                           "the designer designs networks of one input and one output")
-    unknown = sorted({layer.type for layer in manifest_layers if layer.type != "InputLayer"
-                      and layer.type not in DESIGNABLE_TYPES})
+        raise BlenderCNNError(
+            bundle.name,
+            f"has {len(bundle.inputs)} inputs and {len(bundle.outputs)} outputs; "
+            "the designer designs networks of one input and one output",
+        )
+    unknown = sorted(
+        {layer.type for layer in manifest_layers if layer.type != "InputLayer" and layer.type not in DESIGNABLE_TYPES}
+    )
     if unknown:
         raise BlenderCNNError(bundle.name, f"has layer types the designer has no node for: {', '.join(unknown)}")
     layers, previous = [], design_core.INPUT_NAME
@@ -480,5 +502,9 @@ def design_from_bundle(bundle):
             entry["inputs"] = inputs
         layers.append(entry)
         previous = layer.name
-    return {"name": bundle.name, "input_shape": [int(size) for size in bundle.input_shape],
-            "class_names": [str(name) for name in bundle.class_names], "layers": layers}
+    return {
+        "name": bundle.name,
+        "input_shape": [int(size) for size in bundle.input_shape],
+        "class_names": [str(name) for name in bundle.class_names],
+        "layers": layers,
+    }

@@ -33,12 +33,13 @@ from ..ui.polls import OnActiveNetwork
 from . import convert
 from .tree import TREE_TYPE, check_tree, refresh, tree_from_design
 
-DESIGN_PROPERTY = "blender_cnn_design"          # on a network built from a design: the design's name
+DESIGN_PROPERTY = "blender_cnn_design"  # on a network built from a design: the design's name
 PATTERN_NAMES = ("centred square", "diagonal stripe", "checkerboard")  # core.design.synthetic_inputs' order
-SKIPPED_INPUTS = ("Cells", "History", "Epoch")   # data objects, and the one epoch a design has: never carried over
+SKIPPED_INPUTS = ("Cells", "History", "Epoch")  # data objects, and the one epoch a design has: never carried over
 
 
 # ---------------------------------------------------------------- folders
+
 
 def user_presets_folder():
     """Where the user's own design presets are saved (never the add-on's folder)."""
@@ -59,6 +60,7 @@ _preset_items = enum_items(lambda: preset_files(), "No presets")
 
 
 # ---------------------------------------------------------------- the functions behind the operators
+
 
 def new_design(design, context=None, name=None):
     """A new design tree showing ``design``, shown in the node editor of ``context`` if there is one."""
@@ -116,14 +118,26 @@ def start_design_bundle(design, seed, pattern):
         return None
     inputs = None
     if pattern != "ALL":
-        inputs = design_core.synthetic_inputs(design["input_shape"])[int(pattern):int(pattern) + 1]
+        inputs = design_core.synthetic_inputs(design["input_shape"])[int(pattern) : int(pattern) + 1]
 
     def run(out_path, log, should_stop):
-        design_core.design_bundle(design, out_path, seed=seed, inputs=inputs, should_stop=should_stop,
-                                  progress=lambda done, total, name: log(f"layer {name}: {done}/{total}"))
+        design_core.design_bundle(
+            design,
+            out_path,
+            seed=seed,
+            inputs=inputs,
+            should_stop=should_stop,
+            progress=lambda done, total, name: log(f"layer {name}: {done}/{total}"),
+        )
 
-    task = jobs.Task("Computing activations", f"design {design['name']!r}", path, run,
-                     progress_total=len(design_core.infer_shapes(design)) - 1, starting="starting...")
+    task = jobs.Task(
+        "Computing activations",
+        f"design {design['name']!r}",
+        path,
+        run,
+        progress_total=len(design_core.infer_shapes(design)) - 1,
+        starting="starting...",
+    )
     return jobs.start_job(task)
 
 
@@ -135,7 +149,7 @@ def design_bundle_path(design, seed, pattern):
 
 def designed_network(design_name, scene=None):
     """The network object built from the design ``design_name``, or None."""
-    for obj in (scene.objects if scene is not None else bpy.data.objects):
+    for obj in scene.objects if scene is not None else bpy.data.objects:
         if obj.get(DESIGN_PROPERTY) == design_name and is_network(obj):
             return obj
     return None
@@ -156,8 +170,10 @@ def build_design_network(design, bundle_path, context, seed, frame_camera=True):
     """``build_design_scene`` once the bundle of the design's random weights is written."""
     network, restored = place_design_network(design["name"], bundle_path, context, frame_camera)
     infos = design_core.infer_shapes(design)
-    summary = (f"Built design {design['name']}: {len(infos) - 1} layers, "
-               f"{design_core.total_parameters(infos):,} parameters (random weights, seed {seed})")
+    summary = (
+        f"Built design {design['name']}: {len(infos) - 1} layers, "
+        f"{design_core.total_parameters(infos):,} parameters (random weights, seed {seed})"
+    )
     if restored is not None:
         summary += f"; replaced the previous network, kept {restored} settings"
     return network, summary
@@ -266,13 +282,20 @@ def remove_network(network):
     """Remove a network built by the add-on: its collection's objects, their data and its node tree."""
     collections = [c for c in network.users_collection if c.name.startswith("CNN ")]
     objects = {obj for collection in collections for obj in collection.all_objects} | {network}
-    trees = {modifier.node_group for obj in objects for modifier in obj.modifiers
-             if modifier.type == "NODES" and modifier.node_group is not None}
+    trees = {
+        modifier.node_group
+        for obj in objects
+        for modifier in obj.modifiers
+        if modifier.type == "NODES" and modifier.node_group is not None
+    }
     data = [obj.data for obj in objects if obj.data is not None]
     for obj in objects:
         bpy.data.objects.remove(obj)
-    owners = ((bpy.types.Mesh, bpy.data.meshes), (bpy.types.Curves, bpy.data.hair_curves),
-              (bpy.types.Curve, bpy.data.curves))
+    owners = (
+        (bpy.types.Mesh, bpy.data.meshes),
+        (bpy.types.Curves, bpy.data.hair_curves),
+        (bpy.types.Curve, bpy.data.curves),
+    )
     for block in data:
         for kind, owner in owners:
             if isinstance(block, kind) and block.users == 0:
@@ -309,8 +332,12 @@ def _editor_tree(context):
 class OnDesignTree:
     """An operator on a design tree: the node editor's, or the one ``tree_name`` names (scripts, tests)."""
 
-    tree_name: StringProperty(name="Tree", default="", options={"HIDDEN", "SKIP_SAVE"},
-                              description="The design tree (default: the node editor's)")
+    tree_name: StringProperty(
+        name="Tree",
+        default="",
+        options={"HIDDEN", "SKIP_SAVE"},
+        description="The design tree (default: the node editor's)",
+    )
 
     @classmethod
     def poll(cls, context):
@@ -321,6 +348,7 @@ class OnDesignTree:
 
 
 # ---------------------------------------------------------------- operators
+
 
 class BCNN_OT_new_design_from_preset(bpy.types.Operator):
     """Start a new network design (a CNN Design node tree) from a preset: a shipped one or one you saved"""
@@ -339,8 +367,9 @@ class BCNN_OT_new_design_from_preset(bpy.types.Operator):
             raise BlenderCNNError("preset", f"{self.preset!r} is not a preset file (any more)")
         tree = new_design(load_design(paths[self.preset]), context)
         result = refresh(tree)
-        self.report({"INFO"}, f"New design {tree.name}: {len(result.layers) - 1} layers, "
-                              f"{result.total_params:,} parameters")
+        self.report(
+            {"INFO"}, f"New design {tree.name}: {len(result.layers) - 1} layers, {result.total_params:,} parameters"
+        )
         return {"FINISHED"}
 
 
@@ -381,11 +410,18 @@ keeps its settings. A big design computes with a progress bar; Esc cancels"""
     bl_options = {"REGISTER", "UNDO"}
 
     seed: IntProperty(name="Seed", default=0, min=0, description="Seed of the random weights")
-    inputs: EnumProperty(name="Inputs", default="ALL", description="The samples whose activations are shown",
-                         items=[("ALL", "All Patterns", "Three synthetic inputs: " + ", ".join(PATTERN_NAMES))] +
-                         [(str(i), name.title(), f"Only the {name}") for i, name in enumerate(PATTERN_NAMES)])
-    frame_camera: BoolProperty(name="Set Up Camera", default=True,
-                               description="On the first build, add a camera, light and world that frame it")
+    inputs: EnumProperty(
+        name="Inputs",
+        default="ALL",
+        description="The samples whose activations are shown",
+        items=[("ALL", "All Patterns", "Three synthetic inputs: " + ", ".join(PATTERN_NAMES))]
+        + [(str(i), name.title(), f"Only the {name}") for i, name in enumerate(PATTERN_NAMES)],
+    )
+    frame_camera: BoolProperty(
+        name="Set Up Camera",
+        default=True,
+        description="On the first build, add a camera, light and world that frame it",
+    )
 
     @reports_user_errors
     def execute(self, context):
@@ -400,8 +436,7 @@ keeps its settings. A big design computes with a progress bar; Esc cancels"""
 
     @reports_user_errors
     def _build(self, context, bundle_path):
-        _network, summary = build_design_network(self._design, bundle_path, context, self.seed,
-                                                 self.frame_camera)
+        _network, summary = build_design_network(self._design, bundle_path, context, self.seed, self.frame_camera)
         self.report({"INFO"}, summary)
         return {"FINISHED"}
 
@@ -422,6 +457,10 @@ class BCNN_OT_design_from_network(OnActiveNetwork, bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (BCNN_OT_new_design_from_preset, BCNN_OT_save_design_preset, BCNN_OT_build_design_scene,
-           BCNN_OT_design_from_network)
+classes = (
+    BCNN_OT_new_design_from_preset,
+    BCNN_OT_save_design_preset,
+    BCNN_OT_build_design_scene,
+    BCNN_OT_design_from_network,
+)
 register, unregister = bpy.utils.register_classes_factory(classes)

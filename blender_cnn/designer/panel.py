@@ -56,9 +56,11 @@ class BCNN_PT_designer(bpy.types.Panel):
         else:
             problems = layout.column(align=True)
             problems.label(text=f"{count} problem{'s' if count > 1 else ''}", icon="ERROR")
-            lines = ([result.error] if result.error else []) + \
-                ([f"Design: {result.design_problem}"] if result.design_problem else []) + \
-                [f"{name}: {reason}" for name, reason in result.problems.items()]
+            lines = (
+                ([result.error] if result.error else [])
+                + ([f"Design: {result.design_problem}"] if result.design_problem else [])
+                + [f"{name}: {reason}" for name, reason in result.problems.items()]
+            )
             for line in lines[:MAX_PROBLEMS_SHOWN]:
                 for part in wrapped(line, 44):
                     problems.label(text=part)

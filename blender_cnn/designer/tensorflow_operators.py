@@ -24,8 +24,10 @@ from ..ui.jobs import BackgroundJob
 from .operators import OnDesignTree, design_tree, designed_network, place_design_network, settings_digest
 from .tree import check_tree
 
-_SEED_DESCRIPTION = ("Seed of the design's random weights (-1: the seed the design's scene was built with, "
-                     "0 when it was not built); with Build Scene's seed the model computes what the scene shows")
+_SEED_DESCRIPTION = (
+    "Seed of the design's random weights (-1: the seed the design's scene was built with, "
+    "0 when it was not built); with Build Scene's seed the model computes what the scene shows"
+)
 
 
 def runs_folder():
@@ -54,8 +56,9 @@ def default_export_path(design_name):
 def default_run_folder(design, epochs, images, seed):
     """``<runs folder>/<design name>-<hash of what was trained>``: the same training lands in the same
     folder (and replaces it), another one beside it."""
-    return os.path.join(runs_folder(), f"{safe_file_name(design['name'])}-"
-                                       f"{settings_digest(design, epochs, images, seed)[:8]}")
+    return os.path.join(
+        runs_folder(), f"{safe_file_name(design['name'])}-{settings_digest(design, epochs, images, seed)[:8]}"
+    )
 
 
 def design_images(design):
@@ -100,8 +103,9 @@ Needs TensorFlow in Blender's Python or in the Python set in the add-on's prefer
     def execute(self, context):
         design = check_tree(design_tree(context, self.tree_name))
         seed = self.seed if self.seed >= 0 else built_seed(design["name"], context.scene)
-        job = start_export(design, bpy.path.abspath(self.filepath), seed,
-                           python_path=preferences.python_with_tensorflow(context))
+        job = start_export(
+            design, bpy.path.abspath(self.filepath), seed, python_path=preferences.python_with_tensorflow(context)
+        )
         self._summary = f"Exported design {design['name']} (weights of seed {seed})"
         return self.run_job(context, job)
 
@@ -120,27 +124,55 @@ replaces the design's network and keeps its settings. Esc cancels and leaves the
     bl_options = {"UNDO"}
 
     # SKIP_SAVE on what belongs to one design (its epochs, seed and run): each training starts from the design.
-    epochs: IntProperty(name="Epochs", default=0, min=0, soft_max=100, options={"SKIP_SAVE"},
-                        description="Epochs to train (0: the design's training section, 8 when it has none)")
+    epochs: IntProperty(
+        name="Epochs",
+        default=0,
+        min=0,
+        soft_max=100,
+        options={"SKIP_SAVE"},
+        description="Epochs to train (0: the design's training section, 8 when it has none)",
+    )
     dataset: EnumProperty(
-        name="Dataset", default="DESIGN",
-        items=[("DESIGN", "Design's Dataset", "The dataset the design's training section names (digits when it "
-                                               "names none): 8x8 digits, resized to the input"),
-               ("FOLDER", "Image Folder", "A folder with one subfolder of images per class; the subfolders' "
-                                          "names are the classes")])
-    image_folder: StringProperty(name="Image Folder", subtype="DIR_PATH",
-                                 description="The folder of class subfolders to train on")
+        name="Dataset",
+        default="DESIGN",
+        items=[
+            (
+                "DESIGN",
+                "Design's Dataset",
+                "The dataset the design's training section names (digits when it "
+                "names none): 8x8 digits, resized to the input",
+            ),
+            (
+                "FOLDER",
+                "Image Folder",
+                "A folder with one subfolder of images per class; the subfolders' names are the classes",
+            ),
+        ],
+    )
+    image_folder: StringProperty(
+        name="Image Folder", subtype="DIR_PATH", description="The folder of class subfolders to train on"
+    )
     run_folder: StringProperty(
-        name="Run Folder", subtype="DIR_PATH", options={"SKIP_SAVE"},
+        name="Run Folder",
+        subtype="DIR_PATH",
+        options={"SKIP_SAVE"},
         description="Where the run is written: a checkpoint per epoch and the bundle of all epochs (empty: a "
-                    "folder named after the design in the add-on's runs folder). It must be new, empty or an "
-                    "earlier run, which is replaced once training is complete")
-    seed: IntProperty(name="Seed", default=-1, min=-1, options={"SKIP_SAVE"},
-                      description="Seed of the initial weights (-1: the seed the design's scene was built with, "
-                                  "0 when it was not built): epoch 0 is the network Build Scene shows")
-    frame_camera: BoolProperty(name="Set Up Camera", default=True,
-                               description="When the design has no network yet, add a camera, light and world "
-                                           "that frame it")
+        "folder named after the design in the add-on's runs folder). It must be new, empty or an "
+        "earlier run, which is replaced once training is complete",
+    )
+    seed: IntProperty(
+        name="Seed",
+        default=-1,
+        min=-1,
+        options={"SKIP_SAVE"},
+        description="Seed of the initial weights (-1: the seed the design's scene was built with, "
+        "0 when it was not built): epoch 0 is the network Build Scene shows",
+    )
+    frame_camera: BoolProperty(
+        name="Set Up Camera",
+        default=True,
+        description="When the design has no network yet, add a camera, light and world that frame it",
+    )
 
     @reports_user_errors
     def invoke(self, context, event):
@@ -177,20 +209,25 @@ replaces the design's network and keeps its settings. Esc cancels and leaves the
         images = self.images(design)
         seed = self.seed if self.seed >= 0 else built_seed(design["name"], context.scene)
         epochs = self.epochs or None
-        run_dir = (bpy.path.abspath(self.run_folder) if self.run_folder
-                   else default_run_folder(design, epochs, images, seed))
-        job = start_training(design, run_dir, epochs, images, seed,
-                             python_path=preferences.python_with_tensorflow(context))
+        run_dir = (
+            bpy.path.abspath(self.run_folder) if self.run_folder else default_run_folder(design, epochs, images, seed)
+        )
+        job = start_training(
+            design, run_dir, epochs, images, seed, python_path=preferences.python_with_tensorflow(context)
+        )
         self._design = design
         return self.run_job(context, job)
 
     @reports_user_errors
     def job_finished(self, context):
-        network, restored = place_design_network(self._design["name"], self._job.bundle_path, context,
-                                                 self.frame_camera)
+        network, restored = place_design_network(
+            self._design["name"], self._job.bundle_path, context, self.frame_camera
+        )
         epochs = network_bundle(network).epochs
-        summary = (f"Trained design {self._design['name']} for {epochs[-1]} epochs into {self._job.out_path}; "
-                   f"showing epochs {epochs[0]}..{epochs[-1]}")
+        summary = (
+            f"Trained design {self._design['name']} for {epochs[-1]} epochs into {self._job.out_path}; "
+            f"showing epochs {epochs[0]}..{epochs[-1]}"
+        )
         if restored is not None:
             summary += f"; replaced the previous network, kept {restored} settings"
         self.report({"INFO"}, summary)

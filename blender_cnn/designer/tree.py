@@ -14,7 +14,6 @@ design of a tree without problems.
 This module uses ``convert``, never the other way round.
 """
 
-
 import bpy
 import nodeitems_utils
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, IntVectorProperty, StringProperty
@@ -32,18 +31,27 @@ WRAP = 38  # characters per line of a problem drawn on a node
 # ---------------------------------------------------------------- the layer types, from the registry
 
 # The node properties of each designable type: the registry's arguments a node shows.
-ARGUMENTS = {layer_type: tuple(argument for argument in spec_of(layer_type).arguments if argument.shown)
-             for layer_type in designable_layer_types()}
+ARGUMENTS = {
+    layer_type: tuple(argument for argument in spec_of(layer_type).arguments if argument.shown)
+    for layer_type in designable_layer_types()
+}
 # The Add menu: the input, then one category per registry category.
-CATEGORIES = (("BCNN_INPUT", "Input", ("Input",)),
-              *((f"BCNN_{category.upper()}", category,
-                 tuple(spec.type for spec in LAYER_SPECS.values() if spec.category == category and spec.shape_rule))
-                for category in DESIGNER_CATEGORIES))
+CATEGORIES = (
+    ("BCNN_INPUT", "Input", ("Input",)),
+    *(
+        (
+            f"BCNN_{category.upper()}",
+            category,
+            tuple(spec.type for spec in LAYER_SPECS.values() if spec.category == category and spec.shape_rule),
+        )
+        for category in DESIGNER_CATEGORIES
+    ),
+)
 
 
 # ---------------------------------------------------------------- the analysis, cached per tree
 
-_analyses = {}   # tree.as_pointer() -> Analysis
+_analyses = {}  # tree.as_pointer() -> Analysis
 _suspended = []  # non-empty while tree_from_design fills a tree: no analysis per added node
 
 
@@ -62,8 +70,11 @@ def analyse(tree):
 
 def _signature(tree):
     """What an edit that Blender does not report (a rename, an undo) changes: names, links."""
-    return (tree.name, tuple(node.name for node in tree.nodes),
-            tuple((link.from_node.name, link.to_node.name) for link in tree.links))
+    return (
+        tree.name,
+        tuple(node.name for node in tree.nodes),
+        tuple((link.from_node.name, link.to_node.name) for link in tree.links),
+    )
 
 
 def analysis(tree):
@@ -136,6 +147,7 @@ def wrapped(text, width=WRAP):
 
 # ---------------------------------------------------------------- a tree of a design, the design of a tree
 
+
 def tree_from_design(design, name=None, tree=None):
     """A "CNN Design" tree (new, or ``tree`` emptied) showing ``design``; layers left to right by depth.
 
@@ -157,8 +169,11 @@ def tree_from_design(design, name=None, tree=None):
 def check_tree(tree):
     """The tree's design, or one BlenderCNNError naming the tree and listing every problem."""
     result = analyse(tree)
-    lines = ([result.error] if result.error else []) + ([result.design_problem] if result.design_problem else []) \
+    lines = (
+        ([result.error] if result.error else [])
+        + ([result.design_problem] if result.design_problem else [])
         + [f"{name}: {reason}" for name, reason in result.problems.items()]
+    )
     if lines:
         count = f"{len(lines)} problem{'s' if len(lines) > 1 else ''}"
         raise BlenderCNNError(f"design {tree.design_name!r}", f"has {count}:\n  " + "\n  ".join(lines))
@@ -167,6 +182,7 @@ def check_tree(tree):
 
 # ---------------------------------------------------------------- tree, socket, nodes
 
+
 class BCNN_DesignTree(bpy.types.NodeTree):
     """A convolutional neural network designed from nodes: shapes and parameters update as you edit"""
 
@@ -174,9 +190,12 @@ class BCNN_DesignTree(bpy.types.NodeTree):
     bl_label = "CNN Design"
     bl_icon = "NETWORK_DRIVE"
 
-    design_name: StringProperty(name="Design Name", default="design", update=_changed,
-                                description="The network's name; rebuilding a design of this name replaces "
-                                            "its network")
+    design_name: StringProperty(
+        name="Design Name",
+        default="design",
+        update=_changed,
+        description="The network's name; rebuilding a design of this name replaces its network",
+    )
     description: StringProperty(name="Description", default="", update=_changed)
     # Parts of the design that have no node: the training section and unknown keys, as JSON.
     training_json: StringProperty(name="Training", default="", options={"HIDDEN"})
@@ -263,8 +282,10 @@ def result_lines(node, result):
     info = result.layers.get(node.name)
     if info is None or info.output_shape is None:
         return [("shape unknown (an input is invalid)", "QUESTION")] if info is not None or result.layers else []
-    return [(f"Output {shape_text(info.output_shape)}", "OUTLINER_DATA_LATTICE"),
-            (f"{info.params:,} parameters", "NONE")]
+    return [
+        (f"Output {shape_text(info.output_shape)}", "OUTLINER_DATA_LATTICE"),
+        (f"{info.params:,} parameters", "NONE"),
+    ]
 
 
 def _title(name):
@@ -276,8 +297,9 @@ def _property(argument):
     options = {"name": _title(argument.name), "update": _changed}
     start = argument.start
     if argument.kind == "int":
-        return IntProperty(default=int(start), min=argument.minimum if argument.minimum is not None else -2**31,
-                           **options)
+        return IntProperty(
+            default=int(start), min=argument.minimum if argument.minimum is not None else -(2**31), **options
+        )
     if argument.kind == "axis":
         return IntProperty(default=int(start), min=argument.minimum, max=argument.maximum, **options)
     if argument.kind == "pair":
@@ -305,12 +327,23 @@ def _node_class(layer_type):
     for argument in arguments:
         annotations[argument.prop] = _property(argument)
         if argument.optional:
-            annotations[argument.use_prop] = BoolProperty(name=f"Set {_title(argument.name)}", default=False,
-                                                          update=_changed)
+            annotations[argument.use_prop] = BoolProperty(
+                name=f"Set {_title(argument.name)}", default=False, update=_changed
+            )
     doc = f"A Keras {layer_type} layer"
-    return type(f"BCNN_NT_{layer_type}", (DesignNode, bpy.types.Node), {
-        "__doc__": doc, "bl_idname": convert.node_idname(layer_type), "bl_label": layer_type, "bl_icon": "NONE",
-        "layer_type": layer_type, "arguments": arguments, "__annotations__": annotations})
+    return type(
+        f"BCNN_NT_{layer_type}",
+        (DesignNode, bpy.types.Node),
+        {
+            "__doc__": doc,
+            "bl_idname": convert.node_idname(layer_type),
+            "bl_label": layer_type,
+            "bl_icon": "NONE",
+            "layer_type": layer_type,
+            "arguments": arguments,
+            "__annotations__": annotations,
+        },
+    )
 
 
 class BCNN_NT_Input(DesignNode, bpy.types.Node):
@@ -321,12 +354,20 @@ class BCNN_NT_Input(DesignNode, bpy.types.Node):
     layer_type = "Input"
 
     input_shape: IntVectorProperty(name="Input Shape", size=3, default=(28, 28, 1), min=1, update=_changed)
-    rank: IntProperty(name="Axes", default=3, min=1, max=3, update=_changed,
-                      description="How many axes the input has: 3 for an image (height, width, channels), "
-                                  "1 for a vector")
-    class_names: StringProperty(name="Classes", default="0, 1, 2, 3, 4, 5, 6, 7, 8, 9", update=_changed,
-                                description="The class names, separated by commas: the output layer gives "
-                                            "one value per class")
+    rank: IntProperty(
+        name="Axes",
+        default=3,
+        min=1,
+        max=3,
+        update=_changed,
+        description="How many axes the input has: 3 for an image (height, width, channels), 1 for a vector",
+    )
+    class_names: StringProperty(
+        name="Classes",
+        default="0, 1, 2, 3, 4, 5, 6, 7, 8, 9",
+        update=_changed,
+        description="The class names, separated by commas: the output layer gives one value per class",
+    )
 
     def draw_arguments(self, layout):
         column = layout.column(align=True)
@@ -344,6 +385,7 @@ NODE_CLASSES = (BCNN_NT_Input, *LAYER_NODE_CLASSES)
 
 # ---------------------------------------------------------------- the Add menu
 
+
 class _DesignCategory(nodeitems_utils.NodeCategory):
     @classmethod
     def poll(cls, context):
@@ -351,9 +393,10 @@ class _DesignCategory(nodeitems_utils.NodeCategory):
 
 
 def _categories():
-    return [_DesignCategory(identifier, label,
-                            items=[nodeitems_utils.NodeItem(convert.node_idname(t)) for t in types])
-            for identifier, label, types in CATEGORIES]
+    return [
+        _DesignCategory(identifier, label, items=[nodeitems_utils.NodeItem(convert.node_idname(t)) for t in types])
+        for identifier, label, types in CATEGORIES
+    ]
 
 
 CATEGORY_ID = "BCNN_DESIGN_NODES"

@@ -12,8 +12,10 @@ import os
 from ..core.errors import BlenderCNNError, first_line
 from .safety import check_config, read_model_config
 
-ARCHITECTURE_HINT = ("pass the network's architecture with --architecture FILE (a .keras or .h5 model, "
-                     "a model.to_json() file or a preset)")
+ARCHITECTURE_HINT = (
+    "pass the network's architecture with --architecture FILE (a .keras or .h5 model, "
+    "a model.to_json() file or a preset)"
+)
 
 
 def is_architecture_json(path):
@@ -72,8 +74,9 @@ def _from_json(keras, path, allow_unsafe):
     try:
         return keras.saving.deserialize_keras_object(data, safe_mode=not allow_unsafe)
     except Exception as error:  # as above: any failure means the config does not describe a model we can build
-        raise BlenderCNNError(path, f"does not describe a Keras model this Keras can build ({first_line(error)})") \
-            from None
+        raise BlenderCNNError(
+            path, f"does not describe a Keras model this Keras can build ({first_line(error)})"
+        ) from None
 
 
 def _json_kind(data):

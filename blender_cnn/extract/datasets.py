@@ -65,8 +65,10 @@ def load_dataset(name, input_shape, validation_split=0.2, seed=0, base_dir=None)
     if isinstance(spec, dict):
         return load_image_folder(spec[FOLDER_KEY], input_shape, validation_split, seed)
     if channels not in (1, 3):
-        raise BlenderCNNError("input_shape", f"digits are grayscale: the input needs 1 channel (or 3, the grey "
-                                             f"value repeated), not {channels}")
+        raise BlenderCNNError(
+            "input_shape",
+            f"digits are grayscale: the input needs 1 channel (or 3, the grey value repeated), not {channels}",
+        )
 
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -81,7 +83,8 @@ def load_dataset(name, input_shape, validation_split=0.2, seed=0, base_dir=None)
     indices = np.arange(len(labels))
     # Stratified, so every class has validation samples to pick from.
     train_idx, val_idx = train_test_split(
-        indices, test_size=float(validation_split), random_state=int(seed), stratify=labels)
+        indices, test_size=float(validation_split), random_state=int(seed), stratify=labels
+    )
     preprocessing = {
         "source": "sklearn.datasets.load_digits (8x8 grayscale, values 0..16, 1797 images)",
         "scale": "value / 16, giving 0..1",
@@ -92,7 +95,7 @@ def load_dataset(name, input_shape, validation_split=0.2, seed=0, base_dir=None)
             "from": [8, 8],
             "to": [height, width],
             "coordinates": "half-pixel centers, edge pixels clamped (same as tf.image.resize "
-                           "method='bilinear', antialias=False)",
+            "method='bilinear', antialias=False)",
         },
         "layout": f"channels_last (N, H, W, {channels}), float32",
         "split": {
@@ -107,8 +110,10 @@ def load_dataset(name, input_shape, validation_split=0.2, seed=0, base_dir=None)
         preprocessing["color"] = "grey value repeated in the 3 channels"
     return Dataset(
         name="digits",
-        x_train=images[train_idx], y_train=labels[train_idx],
-        x_val=images[val_idx], y_val=labels[val_idx],
+        x_train=images[train_idx],
+        y_train=labels[train_idx],
+        x_val=images[val_idx],
+        y_val=labels[val_idx],
         class_names=[str(label) for label in digits.target_names],
         preprocessing=preprocessing,
         val_source_index=val_idx.astype(np.int32),
@@ -128,29 +133,43 @@ def find_class_images(folder):
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise BlenderCNNError(folder, "no such image folder (it needs one subfolder of images per class)")
-    class_names = sorted(entry for entry in os.listdir(folder)
-                         if not entry.startswith(".") and os.path.isdir(os.path.join(folder, entry)))
+    class_names = sorted(
+        entry
+        for entry in os.listdir(folder)
+        if not entry.startswith(".") and os.path.isdir(os.path.join(folder, entry))
+    )
     if not class_names:
-        raise BlenderCNNError(folder, "has no class subfolders; put the images of each class in a subfolder "
-                                      "named after the class")
+        raise BlenderCNNError(
+            folder, "has no class subfolders; put the images of each class in a subfolder named after the class"
+        )
     if len(class_names) < 2:
-        raise BlenderCNNError(folder, f"has one class subfolder ({class_names[0]!r}); a classifier needs at "
-                                      "least 2 classes, one subfolder each")
+        raise BlenderCNNError(
+            folder,
+            f"has one class subfolder ({class_names[0]!r}); a classifier needs at least 2 classes, one subfolder each",
+        )
     files = []
     for name in class_names:
         found = []
         for root, dirs, entries in os.walk(os.path.join(folder, name)):
             dirs[:] = sorted(entry for entry in dirs if not entry.startswith("."))
-            found.extend(os.path.join(root, entry) for entry in sorted(entries)
-                         if not entry.startswith(".") and entry.lower().endswith(FOLDER_IMAGE_SUFFIXES))
+            found.extend(
+                os.path.join(root, entry)
+                for entry in sorted(entries)
+                if not entry.startswith(".") and entry.lower().endswith(FOLDER_IMAGE_SUFFIXES)
+            )
         files.append(found)
     if not any(files):
-        raise BlenderCNNError(folder, f"holds no images ({', '.join(FOLDER_IMAGE_SUFFIXES)}) in its class "
-                                      f"subfolders {', '.join(class_names)}")
+        raise BlenderCNNError(
+            folder,
+            f"holds no images ({', '.join(FOLDER_IMAGE_SUFFIXES)}) in its class subfolders {', '.join(class_names)}",
+        )
     empty = [name for name, found in zip(class_names, files) if not found]
     if empty:
-        raise BlenderCNNError(folder, f"class subfolder{'s' * (len(empty) > 1)} {', '.join(empty)} "
-                                      f"hold{'s' * (len(empty) == 1)} no images ({', '.join(FOLDER_IMAGE_SUFFIXES)})")
+        raise BlenderCNNError(
+            folder,
+            f"class subfolder{'s' * (len(empty) > 1)} {', '.join(empty)} "
+            f"hold{'s' * (len(empty) == 1)} no images ({', '.join(FOLDER_IMAGE_SUFFIXES)})",
+        )
     return class_names, files
 
 
@@ -167,13 +186,18 @@ def load_image_folder(folder, input_shape, validation_split=0.2, seed=0):
     try:
         image_input_shape(input_shape)
     except BlenderCNNError:
-        raise BlenderCNNError("input_shape", f"images can only feed networks that take (height, width, 1 or 3 "
-                                             f"channels); this one takes {list(input_shape)}") from None
+        raise BlenderCNNError(
+            "input_shape",
+            f"images can only feed networks that take (height, width, 1 or 3 "
+            f"channels); this one takes {list(input_shape)}",
+        ) from None
     class_names, files = find_class_images(folder)
     few = [f"{name} ({len(found)})" for name, found in zip(class_names, files) if len(found) < 2]
     if few:
-        raise BlenderCNNError(folder, f"needs at least 2 images per class (one to train on, one to validate "
-                                      f"with); too few in {', '.join(few)}")
+        raise BlenderCNNError(
+            folder,
+            f"needs at least 2 images per class (one to train on, one to validate with); too few in {', '.join(few)}",
+        )
 
     import tensorflow as tf
 
@@ -204,7 +228,7 @@ def load_image_folder(folder, input_shape, validation_split=0.2, seed=0):
         "color": sorted(colors)[0] if len(colors) == 1 else sorted(colors),
         "split": {
             "method": "per class: a shuffle by seed (numpy default_rng), the first round(count * "
-                      "validation_split) images (at least 1) validate",
+            "validation_split) images (at least 1) validate",
             "validation_split": float(validation_split),
             "seed": int(seed),
             "train_count": int(len(train_idx)),
@@ -214,8 +238,10 @@ def load_image_folder(folder, input_shape, validation_split=0.2, seed=0):
     }
     return Dataset(
         name=f"folder:{os.path.basename(folder)}",
-        x_train=images[train_idx], y_train=labels[train_idx],
-        x_val=images[val_idx], y_val=labels[val_idx],
+        x_train=images[train_idx],
+        y_train=labels[train_idx],
+        x_val=images[val_idx],
+        y_val=labels[val_idx],
         class_names=class_names,
         preprocessing=preprocessing,
         val_source_index=val_idx.astype(np.int32),
@@ -232,9 +258,10 @@ def pick_samples(labels, samples_per_class, class_count):
     for label in range(class_count):
         positions = np.flatnonzero(labels == label)[:samples_per_class]
         if len(positions) < samples_per_class:
-            raise BlenderCNNError("samples_per_class",
-                                  f"class {label} has only {len(positions)} validation images, "
-                                  f"{samples_per_class} asked for")
+            raise BlenderCNNError(
+                "samples_per_class",
+                f"class {label} has only {len(positions)} validation images, {samples_per_class} asked for",
+            )
         chosen.extend(positions.tolist())
     return np.asarray(chosen, dtype=np.int64)
 
@@ -246,10 +273,14 @@ def resize_bilinear(images, height, width):
 
 
 def _check_input_shape(input_shape):
-    if (not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3
-            or not all(isinstance(size, int) and size > 0 for size in input_shape)):
-        raise BlenderCNNError("input_shape", f"must be three positive integers [height, width, channels], "
-                                             f"got {input_shape!r}")
+    if (
+        not isinstance(input_shape, (list, tuple))
+        or len(input_shape) != 3
+        or not all(isinstance(size, int) and size > 0 for size in input_shape)
+    ):
+        raise BlenderCNNError(
+            "input_shape", f"must be three positive integers [height, width, channels], got {input_shape!r}"
+        )
     return tuple(input_shape)
 
 
@@ -262,5 +293,6 @@ def _decode_image(tf, path):
         raise BlenderCNNError(path, f"cannot be read ({error.strerror or error})") from None
     except (tf.errors.InvalidArgumentError, ValueError) as error:
         text = str(error).strip().splitlines()
-        raise BlenderCNNError(path, f"cannot be decoded as an image ({text[0] if text else type(error).__name__})") \
-            from None
+        raise BlenderCNNError(
+            path, f"cannot be decoded as an image ({text[0] if text else type(error).__name__})"
+        ) from None

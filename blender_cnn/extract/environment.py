@@ -31,16 +31,20 @@ ENVIRONMENT_NAME = "tensorflow"
 MARKER_FILE = "blender_cnn_environment.json"
 LABEL = "Installing TensorFlow"
 # pip lines that mean the index could not be reached at all (rather than answered "no such version").
-UNREACHABLE = re.compile(r"NewConnectionError|Failed to establish a new connection|ConnectTimeout|"
-                         r"Name or service not known|Temporary failure in name resolution|nodename nor servname|"
-                         r"getaddrinfo failed|ProxyError|SSLError|Connection refused|Network is unreachable|"
-                         r"Max retries exceeded|Read timed out|RemoteDisconnected|Connection reset")
+UNREACHABLE = re.compile(
+    r"NewConnectionError|Failed to establish a new connection|ConnectTimeout|"
+    r"Name or service not known|Temporary failure in name resolution|nodename nor servname|"
+    r"getaddrinfo failed|ProxyError|SSLError|Connection refused|Network is unreachable|"
+    r"Max retries exceeded|Read timed out|RemoteDisconnected|Connection reset"
+)
 ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 DEFAULT_INDEX = "https://pypi.org/simple"
 # Environment variables of the user's that would send pip's files elsewhere than into the environment.
 PIP_REDIRECTS = ("PIP_TARGET", "PIP_PREFIX", "PIP_ROOT", "PIP_USER", "PIP_SRC")
-CHECK_SCRIPT = ("import json, h5py, keras, numpy, tensorflow, tf_keras; print(json.dumps({module.__name__: "
-                "module.__version__ for module in (tensorflow, keras, tf_keras, h5py, numpy)}))")
+CHECK_SCRIPT = (
+    "import json, h5py, keras, numpy, tensorflow, tf_keras; print(json.dumps({module.__name__: "
+    "module.__version__ for module in (tensorflow, keras, tf_keras, h5py, numpy)}))"
+)
 TERMINATE_SECONDS = 3
 
 _running = []  # the child process this CLI waits for, which SIGTERM (a cancelled job) stops first
@@ -81,10 +85,14 @@ def start_install(folder, python=None):
     """
     python = os.fspath(python or sys.executable)
     requirements, no_deps = extractor_requirements()  # refuse a broken add-on before anything starts
-    task = jobs.Task(LABEL, "TensorFlow", os.path.join(os.fspath(folder), ENVIRONMENT_NAME),
-                     run=lambda out_path, log, _should_stop: install(out_path, log),
-                     command=lambda out_path: jobs.module_command("extract.environment", out_path),
-                     starting=f"making a Python environment for {', '.join(requirements + no_deps)}...")
+    task = jobs.Task(
+        LABEL,
+        "TensorFlow",
+        os.path.join(os.fspath(folder), ENVIRONMENT_NAME),
+        run=lambda out_path, log, _should_stop: install(out_path, log),
+        command=lambda out_path: jobs.module_command("extract.environment", out_path),
+        starting=f"making a Python environment for {', '.join(requirements + no_deps)}...",
+    )
     return jobs.SubprocessJob(task, python)
 
 
@@ -97,8 +105,17 @@ def install(out_path, log=print):
     python = environment_python(out_path)
     if code != 0 or not os.path.isfile(python):
         raise BlenderCNNError(sys.executable, f"cannot make a virtual environment ({_last_line(lines, code)})")
-    pip = [python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--progress-bar", "off",
-           "--prefer-binary"]
+    pip = [
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+        "--prefer-binary",
+    ]
     for arguments in (requirements, ["--no-deps", *no_deps]):
         log(f"step pip: pip install {' '.join(arguments)}")
         code, lines = _run(pip + arguments, lambda line: log(_progress(line)))
@@ -108,14 +125,22 @@ def install(out_path, log=print):
     code, lines = _run([python, "-c", CHECK_SCRIPT], log)
     versions = next((json.loads(line) for line in reversed(lines) if line.startswith("{")), None)
     if code != 0 or not isinstance(versions, dict):
-        raise BlenderCNNError(python, f"has the packages, but TensorFlow does not import there "
-                                      f"({_last_line(lines, code)})")
-    marker = {"requirements": requirements, "no_deps": no_deps, "versions": versions,
-              "made_with": sys.executable, "python_version": sys.version.split()[0]}
+        raise BlenderCNNError(
+            python, f"has the packages, but TensorFlow does not import there ({_last_line(lines, code)})"
+        )
+    marker = {
+        "requirements": requirements,
+        "no_deps": no_deps,
+        "versions": versions,
+        "made_with": sys.executable,
+        "python_version": sys.version.split()[0],
+    }
     with open(os.path.join(out_path, MARKER_FILE), "w", encoding="utf-8") as handle:
         json.dump(marker, handle, indent=1)
-    log(f"installed {', '.join(f'{name} {version}' for name, version in versions.items())} into {out_path} "
-        f"in {time.perf_counter() - started:.0f} s")
+    log(
+        f"installed {', '.join(f'{name} {version}' for name, version in versions.items())} into {out_path} "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
     return out_path
 
 
@@ -137,7 +162,7 @@ def _progress(line):
 
 def _pip_error(lines, code):
     """One readable error for a failed pip: the index cannot be reached, has no such version, or pip's own."""
-    errors = [line.strip()[len("ERROR: "):] for line in lines if line.strip().startswith("ERROR: ")]
+    errors = [line.strip()[len("ERROR: ") :] for line in lines if line.strip().startswith("ERROR: ")]
     unreachable = [line for line in lines if UNREACHABLE.search(line)]
     if unreachable:
         indexes = [DEFAULT_INDEX]
@@ -147,14 +172,19 @@ def _pip_error(lines, code):
         remote = [url for url in indexes if not url.startswith("file:")] or indexes
         reason = ERRNO_REASON.search(unreachable[-1])
         why = reason.group(1).strip() if reason else UNREACHABLE.search(unreachable[-1]).group(0)
-        return BlenderCNNError(f"package index {', '.join(remote)}", f"cannot be reached ({why}); check the "
-                               "network connection, or pip's index settings (PIP_INDEX_URL, pip.conf). "
-                               "Nothing was installed")
+        return BlenderCNNError(
+            f"package index {', '.join(remote)}",
+            f"cannot be reached ({why}); check the "
+            "network connection, or pip's index settings (PIP_INDEX_URL, pip.conf). "
+            "Nothing was installed",
+        )
     missing = next((error for error in errors if error.startswith("No matching distribution found for ")), None)
     if missing:
         requirement = missing.removeprefix("No matching distribution found for ")
-        return BlenderCNNError(requirement, f"is not in the package index for Python {sys.version.split()[0]} on "
-                                            f"{sys.platform}; nothing was installed")
+        return BlenderCNNError(
+            requirement,
+            f"is not in the package index for Python {sys.version.split()[0]} on {sys.platform}; nothing was installed",
+        )
     return BlenderCNNError("pip", (errors[-1] if errors else _last_line(lines, code)) + "; nothing was installed")
 
 
@@ -164,8 +194,9 @@ def _last_line(lines, code):
 
 def _run(command, on_line):
     """Run ``command``, passing each line it prints (stdout and stderr) to ``on_line``; ``(exit code, lines)``."""
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("PYTHONPATH", "PYTHONHOME", *PIP_REDIRECTS)}
+    environment = {
+        key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME", *PIP_REDIRECTS)
+    }
     environment["PYTHONUNBUFFERED"] = "1"
     # A group of its own, so that a cancel stops what it starts too (venv runs ensurepip, pip may run builds);
     # SIGTERM waits until the process is known to _stop.
@@ -173,9 +204,17 @@ def _run(command, on_line):
     if blocked:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace",
-                                   env=environment, start_new_session=os.name == "posix")
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=environment,
+            start_new_session=os.name == "posix",
+        )
         _running.append(process)
     finally:
         if blocked:
@@ -216,8 +255,10 @@ def _signal_group(process, signal_number):
 def main(argv=None):
     arguments = sys.argv[1:] if argv is None else argv
     if len(arguments) != 1:
-        print("usage: python -m blender_cnn.extract.environment FOLDER (a new virtual environment with TensorFlow)",
-              file=sys.stderr)
+        print(
+            "usage: python -m blender_cnn.extract.environment FOLDER (a new virtual environment with TensorFlow)",
+            file=sys.stderr,
+        )
         return 2
     signal.signal(signal.SIGTERM, _stop)
     return jobs.run_cli(lambda: install(arguments[0]))

@@ -52,8 +52,10 @@ def export_keras(design, path, seed=0, log=None):
     except OSError as error:
         raise BlenderCNNError(path, f"cannot be written ({error.strerror or error})") from None
     if log:
-        log(f"wrote {path}: {preset['name']!r}, {model.count_params()} parameters, "
-            f"{'design weights of seed ' + str(seed) if seed is not None else 'Keras initial weights'}")
+        log(
+            f"wrote {path}: {preset['name']!r}, {model.count_params()} parameters, "
+            f"{'design weights of seed ' + str(seed) if seed is not None else 'Keras initial weights'}"
+        )
     return path
 
 
@@ -73,12 +75,17 @@ def set_design_weights(model, weights, where="design"):
         arrays = weights.get(layer.name, {})
         named = named_weights(layer)
         if {name for name, _ in named} != set(arrays):
-            raise BlenderCNNError(where, f"layer {layer.name!r}: Keras holds weights "
-                                         f"{[name for name, _ in named]}, the design {sorted(arrays)}")
+            raise BlenderCNNError(
+                where,
+                f"layer {layer.name!r}: Keras holds weights {[name for name, _ in named]}, the design {sorted(arrays)}",
+            )
         for name, variable in named:
             if tuple(variable.shape) != tuple(arrays[name].shape):
-                raise BlenderCNNError(where, f"layer {layer.name!r}: weight {name!r} is {tuple(variable.shape)} "
-                                             f"in Keras, {tuple(arrays[name].shape)} in the design")
+                raise BlenderCNNError(
+                    where,
+                    f"layer {layer.name!r}: weight {name!r} is {tuple(variable.shape)} "
+                    f"in Keras, {tuple(arrays[name].shape)} in the design",
+                )
             variable.assign(arrays[name])
 
 
@@ -93,10 +100,13 @@ def start_export(design, path, seed=0, python_path="", in_process=None):
     validate_design(design, where)
     weights = ["--keras-initial-weights"] if seed is None else ["--seed", str(int(seed))]
     task = jobs.Task(
-        "Exporting", where, path,
+        "Exporting",
+        where,
+        path,
         run=lambda out_path, log, _should_stop: export_keras(design, out_path, seed, log=log),
         command=lambda out_path: jobs.module_command("extract.export", jobs.DESIGN_FILE, out_path, *weights),
-        inputs=jobs.design_input(design))
+        inputs=jobs.design_input(design),
+    )
     return jobs.start_job(task, python_path, in_process)
 
 
@@ -104,18 +114,26 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m blender_cnn.extract.export",
         description="Save a design or preset (JSON) as a Keras model file (.keras) that loads in safe mode. "
-                    "See docs/designing.md.")
+        "See docs/designing.md.",
+    )
     parser.add_argument("design", metavar="DESIGN", help="a design or preset JSON file")
     parser.add_argument("out", metavar="OUT", help="the Keras model file to write (.keras)")
     weights = parser.add_mutually_exclusive_group()
-    weights.add_argument("--seed", type=int, default=0,
-                         help="the seed of the design's random weights, as the designer's Build Scene uses "
-                              "(default 0)")
-    weights.add_argument("--keras-initial-weights", action="store_true",
-                         help="keep Keras' own random initial weights instead of the design's")
+    weights.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the seed of the design's random weights, as the designer's Build Scene uses (default 0)",
+    )
+    weights.add_argument(
+        "--keras-initial-weights",
+        action="store_true",
+        help="keep Keras' own random initial weights instead of the design's",
+    )
     args = parser.parse_args(argv)
-    return jobs.run_cli(lambda: export_keras(args.design, args.out,
-                                             None if args.keras_initial_weights else args.seed, log=print))
+    return jobs.run_cli(
+        lambda: export_keras(args.design, args.out, None if args.keras_initial_weights else args.seed, log=print)
+    )
 
 
 if __name__ == "__main__":

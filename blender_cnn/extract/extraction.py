@@ -53,9 +53,14 @@ class ExtractionOptions:
 
     def keyword_arguments(self):
         """The same choices as keyword arguments of ``keras_bundle.extract``."""
-        chosen = {"architecture": self.architecture, "samples": self.samples, "images": list(self.images) or None,
-                  "samples_per_class": self.samples_per_class, "allow_unsafe": self.allow_unsafe,
-                  "activations_dtype": "float16" if self.float16 else None}
+        chosen = {
+            "architecture": self.architecture,
+            "samples": self.samples,
+            "images": list(self.images) or None,
+            "samples_per_class": self.samples_per_class,
+            "allow_unsafe": self.allow_unsafe,
+            "activations_dtype": "float16" if self.float16 else None,
+        }
         chosen = {key: value for key, value in chosen.items() if value}
         return chosen if self.importance else {**chosen, "importance": False}
 
@@ -114,8 +119,12 @@ def start_extraction(source, out_dir, python_path="", options=None, in_process=N
     if not source or not (os.path.exists(source) or os.path.exists(source + ".index")):
         raise BlenderCNNError(source or "source", "no such checkpoint file or run folder")
     options = options or ExtractionOptions()
-    task = jobs.Task("Extracting", source, os.path.join(os.fspath(out_dir), bundle_name(source)),
-                     run=lambda out_path, log, _should_stop: run_extractor(source, out_path, options, log),
-                     command=lambda out_path: extract_arguments(source, out_path, options),
-                     progress_total=expected_epoch_count(source))
+    task = jobs.Task(
+        "Extracting",
+        source,
+        os.path.join(os.fspath(out_dir), bundle_name(source)),
+        run=lambda out_path, log, _should_stop: run_extractor(source, out_path, options, log),
+        command=lambda out_path: extract_arguments(source, out_path, options),
+        progress_total=expected_epoch_count(source),
+    )
     return jobs.start_job(task, python_path, in_process)

@@ -47,18 +47,18 @@ EMPTY_CLASS_PASSES_LIMIT = 10
 class GradientPlan:
     """What to differentiate in one model: decided once from its structure."""
 
-    score: str             # LOGIT or OUTPUT
-    output_layer: str      # the flat layer whose output is the model's
-    logit_source: str      # LOGIT and a Softmax-type output layer: the layer whose output is the logit
-    split: frozenset       # layers run as activation(pre-activation), so the tapes see the pre-activation
-    dense: tuple           # Dense layers whose output gradients are kept
+    score: str  # LOGIT or OUTPUT
+    output_layer: str  # the flat layer whose output is the model's
+    logit_source: str  # LOGIT and a Softmax-type output layer: the layer whose output is the logit
+    split: frozenset  # layers run as activation(pre-activation), so the tapes see the pre-activation
+    dense: tuple  # Dense layers whose output gradients are kept
     class_count: int
 
 
 @dataclass
 class BatchResult:
-    outputs: list           # float32 numpy output of every flat layer after the input, in graph order
-    importance: dict        # layer name -> (K, U) float64: sums over this batch's samples, see ``EpochImportance``
+    outputs: list  # float32 numpy output of every flat layer after the input, in graph order
+    importance: dict  # layer name -> (K, U) float64: sums over this batch's samples, see ``EpochImportance``
     output_gradients: dict  # Dense layer name -> (batch, K, units) float32
 
 
@@ -71,8 +71,10 @@ def plan_gradients(keras, graph, described, sample_count, log=print):
     by_name = {flat.name: flat for flat in graph.layers}
     output = by_name[graph.output_name]
     if len(graph.output_names or ()) > 1:
-        log(f"importance: the model has {len(graph.output_names)} outputs ({', '.join(graph.output_names)}); "
-            f"importance is computed for the first, {output.name!r}")
+        log(
+            f"importance: the model has {len(graph.output_names)} outputs ({', '.join(graph.output_names)}); "
+            f"importance is computed for the first, {output.name!r}"
+        )
     class_count = math.prod(shapes[output.name])
     score, logit_source, split = OUTPUT, "", set()
     if isinstance(output.layer, keras.layers.Softmax) and len(output.inputs) == 1:
@@ -82,13 +84,19 @@ def plan_gradients(keras, graph, described, sample_count, log=print):
         split.add(output.name)
     dense = []
     for flat in graph.layers[1:]:
-        if not isinstance(flat.layer, keras.layers.Dense) or len(flat.inputs) != 1 \
-                or len(shapes[flat.inputs[0]]) != 1 or len(shapes[flat.name]) != 1:
+        if (
+            not isinstance(flat.layer, keras.layers.Dense)
+            or len(flat.inputs) != 1
+            or len(shapes[flat.inputs[0]]) != 1
+            or len(shapes[flat.name]) != 1
+        ):
             continue  # a Dense layer on feature maps acts per position; its connections are not one matrix
         size = 4 * sample_count * class_count * shapes[flat.name][0]
         if size > OUTPUT_GRADIENTS_MAX_BYTES:
-            log(f"no output gradients for {flat.name!r}: {size / 1e6:.0f} MB per epoch; its connections' "
-                "importance falls back to activation x weight")
+            log(
+                f"no output gradients for {flat.name!r}: {size / 1e6:.0f} MB per epoch; its connections' "
+                "importance falls back to activation x weight"
+            )
             continue
         dense.append(flat.name)
         split.add(flat.name)
@@ -142,8 +150,10 @@ def _run_batch_with_gradients(keras, graph, plan, inputs, labels, empty_classes)
     import tensorflow as tf
 
     pre_activations = {}
-    with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape, \
-            tf.GradientTape(persistent=True, watch_accessed_variables=False) as tail:
+    with (
+        tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape,
+        tf.GradientTape(persistent=True, watch_accessed_variables=False) as tail,
+    ):
 
         def call_layer(flat, args, kwargs):
             if flat.name in plan.split:
@@ -157,8 +167,10 @@ def _run_batch_with_gradients(keras, graph, plan, inputs, labels, empty_classes)
             return values
 
         several = len(graph.model_inputs) > 1
-        x = [keras.ops.convert_to_tensor(values, dtype=tensor.dtype)
-             for values, tensor in zip(inputs if several else [inputs], graph.model_inputs)]
+        x = [
+            keras.ops.convert_to_tensor(values, dtype=tensor.dtype)
+            for values, tensor in zip(inputs if several else [inputs], graph.model_inputs)
+        ]
         for tensor in x:
             _watch(tf, tape, tensor)
         outputs = run_graph(keras, graph, x if several else x[0], call_layer)
@@ -175,15 +187,21 @@ def _run_batch_with_gradients(keras, graph, plan, inputs, labels, empty_classes)
         scores = [class_scores[k] for k in range(plan.class_count)]
 
     # The output layer's activation, for importance, is the logit it holds (see the module's docstring).
-    targets = {name: (logit if plan.score == LOGIT and name == plan.output_layer else value)
-               for name, value in outputs.items() if value.dtype.is_floating}
+    targets = {
+        name: (logit if plan.score == LOGIT and name == plan.output_layer else value)
+        for name, value in outputs.items()
+        if value.dtype.is_floating
+    }
     names = list(targets)
     importance = {}
 
     def products(score):
         gradients = tape.gradient(score, [targets[name] for name in names])
-        return {name: _channel_products(tf, targets[name], gradient)
-                for name, gradient in zip(names, gradients) if gradient is not None}
+        return {
+            name: _channel_products(tf, targets[name], gradient)
+            for name, gradient in zip(names, gradients)
+            if gradient is not None
+        }
 
     if own_score is not None:
         own_rows = own.numpy().T.astype(np.float64)
@@ -193,8 +211,10 @@ def _run_batch_with_gradients(keras, graph, plan, inputs, labels, empty_classes)
             sums = importance.setdefault(name, np.zeros((plan.class_count, values.shape[1])))
             sums[k] += values.sum(axis=0)
 
-    output_gradients = {name: np.zeros((len(labels), plan.class_count, pre_activations[name].shape[-1]), np.float32)
-                        for name in plan.dense}
+    output_gradients = {
+        name: np.zeros((len(labels), plan.class_count, pre_activations[name].shape[-1]), np.float32)
+        for name in plan.dense
+    }
     for k, score in enumerate(scores if plan.dense else ()):
         for name, gradient in zip(plan.dense, tail.gradient(score, [pre_activations[name] for name in plan.dense])):
             if gradient is None:  # the score does not depend on this layer: no gradients to keep
@@ -233,4 +253,4 @@ def _activation_name(layer):
 
 
 def _as_numpy(graph, outputs):
-    return [np.asarray(outputs[flat.name], dtype=np.float32) for flat in graph.layers[len(graph.model_inputs):]]
+    return [np.asarray(outputs[flat.name], dtype=np.float32) for flat in graph.layers[len(graph.model_inputs) :]]

@@ -26,11 +26,20 @@ CSV_LOGGER_SUFFIX = ".log"
 
 def find_history(folder):
     """The history file in ``folder`` (``.json`` before ``.csv`` before a CSVLogger ``.log``), or None."""
-    names = sorted(entry for entry in os.listdir(folder)
-                   if os.path.isfile(os.path.join(folder, entry))
-                   and (HISTORY_NAME.search(entry) or _is_csv_logger_log(os.path.join(folder, entry))))
-    names.sort(key=lambda name: (name.lower().endswith(CSV_LOGGER_SUFFIX), not name.lower().endswith(".json"),
-                                 name.lower() != "history.json", name))
+    names = sorted(
+        entry
+        for entry in os.listdir(folder)
+        if os.path.isfile(os.path.join(folder, entry))
+        and (HISTORY_NAME.search(entry) or _is_csv_logger_log(os.path.join(folder, entry)))
+    )
+    names.sort(
+        key=lambda name: (
+            name.lower().endswith(CSV_LOGGER_SUFFIX),
+            not name.lower().endswith(".json"),
+            name.lower() != "history.json",
+            name,
+        )
+    )
     return os.path.join(folder, names[0]) if names else None
 
 
@@ -45,8 +54,11 @@ def read_history(path):
     except BlenderCNNError:
         raise
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, csv.Error) as error:
-        raise BlenderCNNError(path, f"is not a readable training history ({first_line(error)}); "
-                                    "expected Keras' CSVLogger file or history.history saved as JSON") from None
+        raise BlenderCNNError(
+            path,
+            f"is not a readable training history ({first_line(error)}); "
+            "expected Keras' CSVLogger file or history.history saved as JSON",
+        ) from None
     if not any(history.values()):
         raise BlenderCNNError(path, f"is not a readable training history: it has none of {', '.join(METRIC_NAMES)}")
     return history
@@ -86,8 +98,11 @@ def _from_json(stored):
     if "epochs" in stored:  # written by scripts/train.py: epochs named, 0 = before training
         epochs = [int(epoch) for epoch in stored["epochs"]]
     else:
-        lengths = {len(values) for key, values in stored.items()
-                   if METRIC_ALIASES.get(key, key) in METRIC_NAMES and isinstance(values, list)}
+        lengths = {
+            len(values)
+            for key, values in stored.items()
+            if METRIC_ALIASES.get(key, key) in METRIC_NAMES and isinstance(values, list)
+        }
         epochs = list(range(1, max(lengths, default=0) + 1))
     history = {metric: {} for metric in METRIC_NAMES}
     for key, values in stored.items():

@@ -44,19 +44,32 @@ TF_OPERATION_LAYERS = ("TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer")
 # (module, class, how many arguments). Arithmetic on Keras tensors (x + 3.0, x * y) records the first four.
 # Only these are loaded: tf_keras looks a TFOpLambda's function up by the name in the file.
 TF_OPERATIONS = {
-    "__operators__.add": ("keras.src.ops.numpy", "Add", 2), "math.add": ("keras.src.ops.numpy", "Add", 2),
+    "__operators__.add": ("keras.src.ops.numpy", "Add", 2),
+    "math.add": ("keras.src.ops.numpy", "Add", 2),
     "math.subtract": ("keras.src.ops.numpy", "Subtract", 2),
     "math.multiply": ("keras.src.ops.numpy", "Multiply", 2),
     "math.truediv": ("keras.src.ops.numpy", "TrueDivide", 2),
-    "math.maximum": ("keras.src.ops.numpy", "Maximum", 2), "math.minimum": ("keras.src.ops.numpy", "Minimum", 2),
-    "nn.relu": ("keras.src.ops.nn", "Relu", 1), "nn.relu6": ("keras.src.ops.nn", "Relu6", 1),
-    "math.sigmoid": ("keras.src.ops.nn", "Sigmoid", 1), "nn.sigmoid": ("keras.src.ops.nn", "Sigmoid", 1),
-    "math.tanh": ("keras.src.ops.numpy", "Tanh", 1), "nn.silu": ("keras.src.ops.nn", "Silu", 1),
+    "math.maximum": ("keras.src.ops.numpy", "Maximum", 2),
+    "math.minimum": ("keras.src.ops.numpy", "Minimum", 2),
+    "nn.relu": ("keras.src.ops.nn", "Relu", 1),
+    "nn.relu6": ("keras.src.ops.nn", "Relu6", 1),
+    "math.sigmoid": ("keras.src.ops.nn", "Sigmoid", 1),
+    "nn.sigmoid": ("keras.src.ops.nn", "Sigmoid", 1),
+    "math.tanh": ("keras.src.ops.numpy", "Tanh", 1),
+    "nn.silu": ("keras.src.ops.nn", "Silu", 1),
 }
 CONSTANT_ARGUMENT = "_CONSTANT_VALUE"  # how Keras 2 writes a constant first argument (3.0 - x)
 # Settings Keras 2 layers store that say how a layer was made, trained or run, not what it computes in inference.
-INFERENCE_IRRELEVANT = {"dynamic", "fused", "conv_op", "force_generator", "rng_type", "virtual_batch_size",
-                        "adjustment", "input_length"}
+INFERENCE_IRRELEVANT = {
+    "dynamic",
+    "fused",
+    "conv_op",
+    "force_generator",
+    "rng_type",
+    "virtual_batch_size",
+    "adjustment",
+    "input_length",
+}
 IRRELEVANT_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 RENAMED = {"LeakyReLU": {"alpha": "negative_slope"}}
 # Keras 2 and 3 run the same operations; what is left is float rounding (fused batch norm, summation order).
@@ -69,10 +82,14 @@ LONGEST_REASON = 300
 
 # --- Telling Keras 2 files apart ---------------------------------------------------------------------------
 
+
 def is_keras2_saved_model(path):
     """True for a SavedModel folder Keras 2 wrote with its layers (``model.save("dir")`` in tf.keras 2.x)."""
-    return (os.path.isdir(path) and os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
-            and os.path.isfile(os.path.join(path, KERAS2_METADATA_FILE)))
+    return (
+        os.path.isdir(path)
+        and os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
+        and os.path.isfile(os.path.join(path, KERAS2_METADATA_FILE))
+    )
 
 
 def keras2_saved_model_folder(path):
@@ -142,6 +159,7 @@ def tf_keras_module(path):
 
 # --- Reading with tf_keras --------------------------------------------------------------------------------
 
+
 def read_config(path):
     """The Keras 2 model config ``{"class_name", "config"}`` of ``path``, read without loading anything."""
     path = os.fspath(path)
@@ -175,19 +193,28 @@ def _saved_model_config(path):
     if not isinstance(root, dict) or not isinstance(root.get("config"), dict):
         raise BlenderCNNError(path, f"has no model in its {KERAS2_METADATA_FILE}")
     # Layers the SavedModel tracks are checked too (as a "layers" list, which check_config reads as layers).
-    tracked = [{"class_name": node.get("class_name"), "config": node.get("config") or {"name": node.get("name")}}
-               for node_path, node in nodes.items()
-               if node_path != "root" and isinstance(node, dict) and ".keras_api." not in node_path]
+    tracked = [
+        {"class_name": node.get("class_name"), "config": node.get("config") or {"name": node.get("name")}}
+        for node_path, node in nodes.items()
+        if node_path != "root" and isinstance(node, dict) and ".keras_api." not in node_path
+    ]
     return {"class_name": root.get("class_name"), "config": root["config"], "layers": tracked}
 
 
 def check_keras2_config(config, where, allow_unsafe):
     """Refuse a Keras 2 config that is not a layer graph, holds layers Keras 3 lacks, or would run code."""
-    if not isinstance(config, dict) or config.get("class_name") not in MODEL_CLASSES \
-            or not isinstance(config.get("config"), dict) or not isinstance(config["config"].get("layers"), list):
+    if (
+        not isinstance(config, dict)
+        or config.get("class_name") not in MODEL_CLASSES
+        or not isinstance(config.get("config"), dict)
+        or not isinstance(config["config"].get("layers"), list)
+    ):
         class_name = config.get("class_name") if isinstance(config, dict) else None
-        raise BlenderCNNError(where, f"holds a subclassed Keras 2 model (class {class_name!r}); its layer graph lives "
-                                     "in Python code, not in the file. Save it as a Functional or Sequential model")
+        raise BlenderCNNError(
+            where,
+            f"holds a subclassed Keras 2 model (class {class_name!r}); its layer graph lives "
+            "in Python code, not in the file. Save it as a Functional or Sequential model",
+        )
     import keras
 
     tf_keras = tf_keras_module(where)
@@ -195,12 +222,21 @@ def check_keras2_config(config, where, allow_unsafe):
         class_name, name = layer.get("class_name"), (layer.get("config") or {}).get("name")
         if class_name in TF_OPERATION_LAYERS and not _is_rebuilt_operation(layer):
             function = (layer.get("config") or {}).get("function", class_name)
-            raise BlenderCNNError(where, f"layer {name!r} is TensorFlow's {function} called on a Keras tensor in the "
-                                         "model's code (a Keras 2 TFOpLambda), which Keras 3 cannot rebuild; "
-                                         "use the Keras layer for it (layers.Add, layers.Rescaling...) and save again")
-        if isinstance(class_name, str) and not hasattr(keras.layers, class_name) and class_name not in MODEL_CLASSES \
-                and isinstance(getattr(tf_keras.layers, class_name, None), type):
-            raise BlenderCNNError(where, f"layer {name!r} is a Keras 2 {class_name}, a layer type Keras 3 no longer has")
+            raise BlenderCNNError(
+                where,
+                f"layer {name!r} is TensorFlow's {function} called on a Keras tensor in the "
+                "model's code (a Keras 2 TFOpLambda), which Keras 3 cannot rebuild; "
+                "use the Keras layer for it (layers.Add, layers.Rescaling...) and save again",
+            )
+        if (
+            isinstance(class_name, str)
+            and not hasattr(keras.layers, class_name)
+            and class_name not in MODEL_CLASSES
+            and isinstance(getattr(tf_keras.layers, class_name, None), type)
+        ):
+            raise BlenderCNNError(
+                where, f"layer {name!r} is a Keras 2 {class_name}, a layer type Keras 3 no longer has"
+            )
     check_config(_without_rebuilt_operations(config), where, allow_unsafe)
 
 
@@ -212,8 +248,11 @@ def _without_rebuilt_operations(node):
     """``node`` with the TFOpLambda entries of known TensorFlow functions left out of its layer lists (they are not
     Keras 3 layers, and check_config would take them for code)."""
     if isinstance(node, list):
-        return [_without_rebuilt_operations(item) for item in node
-                if not (isinstance(item, dict) and _is_rebuilt_operation(item))]
+        return [
+            _without_rebuilt_operations(item)
+            for item in node
+            if not (isinstance(item, dict) and _is_rebuilt_operation(item))
+        ]
     if isinstance(node, dict):
         return {key: _without_rebuilt_operations(value) for key, value in node.items()}
     return node
@@ -257,6 +296,7 @@ def load_tf_keras_model(path, allow_unsafe):
 
 # --- Keras 2 model -> Keras 3 model -------------------------------------------------------------------------
 
+
 class Keras2Network:
     """A tf_keras model and the Keras 3 model built from it once; ``to_keras3`` copies the current weights over."""
 
@@ -273,9 +313,12 @@ class Keras2Network:
 def build_keras3_model(keras, model, where, allow_unsafe):
     """A Keras 3 model with the layer graph of the tf_keras ``model`` (its own initial weights)."""
     config = json.loads(model.to_json())
-    translated = {"module": "keras" if config["class_name"] == "Sequential" else "keras.src.models.functional",
-                  "class_name": "Sequential" if config["class_name"] == "Sequential" else "Functional",
-                  "config": _translate_model_config(keras, config, where), "registered_name": None}
+    translated = {
+        "module": "keras" if config["class_name"] == "Sequential" else "keras.src.models.functional",
+        "class_name": "Sequential" if config["class_name"] == "Sequential" else "Functional",
+        "config": _translate_model_config(keras, config, where),
+        "registered_name": None,
+    }
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -283,8 +326,9 @@ def build_keras3_model(keras, model, where, allow_unsafe):
     except BlenderCNNError:
         raise
     except Exception as error:  # anything Keras 3 cannot build from it
-        raise BlenderCNNError(where, f"was written by Keras 2 and cannot be rebuilt in Keras 3 ({_short(error)})") \
-            from None
+        raise BlenderCNNError(
+            where, f"was written by Keras 2 and cannot be rebuilt in Keras 3 ({_short(error)})"
+        ) from None
 
 
 def _translate_model_config(keras, entry, where):
@@ -295,16 +339,27 @@ def _translate_model_config(keras, entry, where):
     layers = [_translate_layer(keras, layer, where) for layer in raw_layers]
     # Keras 2 numbers the calls of a nested model built on an Input from 1 (call 0 is the model's own graph).
     # Keras 3 does so for functional models but not for Sequential ones, whose first call is 0 there.
-    shifted = {layer["config"]["name"] for raw, layer in zip(raw_layers, layers)
-               if layer["class_name"] == "Sequential" and _sequential_has_input(raw)}
+    shifted = {
+        layer["config"]["name"]
+        for raw, layer in zip(raw_layers, layers)
+        if layer["class_name"] == "Sequential" and _sequential_has_input(raw)
+    }
     if entry["class_name"] == "Sequential" and layers and layers[0]["class_name"] != "InputLayer":
         # Keras 2 keeps a Sequential's input shape on its first layer; Keras 3 wants an InputLayer.
         first = layers[0]["config"]
         shape = raw_layers[0].get("config", {}).get("batch_input_shape") or shape
         if shape is not None:
-            layers.insert(0, {"class_name": "InputLayer", "config": {"batch_shape": _plain(shape),
-                                                                      "dtype": first.get("dtype") or "float32",
-                                                                      "name": f"{first.get('name') or 'layer'}_input"}})
+            layers.insert(
+                0,
+                {
+                    "class_name": "InputLayer",
+                    "config": {
+                        "batch_shape": _plain(shape),
+                        "dtype": first.get("dtype") or "float32",
+                        "name": f"{first.get('name') or 'layer'}_input",
+                    },
+                },
+            )
     for layer in layers:
         layer["inbound_nodes"] = [_relink(node, shifted) for node in layer.get("inbound_nodes", [])]
     for key in ("input_layers", "output_layers"):
@@ -312,8 +367,11 @@ def _translate_model_config(keras, entry, where):
             config[key] = _relink(config[key], shifted)
     names = [layer["config"].get("name") for layer in layers]
     if len(set(names)) != len(names):
-        raise BlenderCNNError(where, "has layers whose names differ only by '/' and '_'; Keras 3 forbids '/' in "
-                                     "layer names, so they cannot be told apart")
+        raise BlenderCNNError(
+            where,
+            "has layers whose names differ only by '/' and '_'; Keras 3 forbids '/' in "
+            "layer names, so they cannot be told apart",
+        )
     config["layers"] = layers
     if isinstance(config.get("name"), str):
         config["name"] = keras3_name(config["name"])
@@ -322,8 +380,9 @@ def _translate_model_config(keras, entry, where):
 
 def _sequential_has_input(entry):
     layers = entry.get("config", {}).get("layers", [])
-    return bool(layers) and (layers[0].get("class_name") == "InputLayer"
-                             or layers[0].get("config", {}).get("batch_input_shape") is not None)
+    return bool(layers) and (
+        layers[0].get("class_name") == "InputLayer" or layers[0].get("config", {}).get("batch_input_shape") is not None
+    )
 
 
 def _relink(references, shifted):
@@ -333,10 +392,17 @@ def _relink(references, shifted):
         return {key: _relink(value, shifted) for key, value in references.items()}
     if not isinstance(references, list):
         return references
-    if len(references) >= 3 and isinstance(references[0], str) and isinstance(references[1], int) \
-            and references[0] != CONSTANT_ARGUMENT:
-        return [keras3_name(references[0]), references[1] - (keras3_name(references[0]) in shifted),
-                *[_relink(item, shifted) for item in references[2:]]]
+    if (
+        len(references) >= 3
+        and isinstance(references[0], str)
+        and isinstance(references[1], int)
+        and references[0] != CONSTANT_ARGUMENT
+    ):
+        return [
+            keras3_name(references[0]),
+            references[1] - (keras3_name(references[0]) in shifted),
+            *[_relink(item, shifted) for item in references[2:]],
+        ]
     return [_relink(item, shifted) for item in references]
 
 
@@ -352,8 +418,11 @@ def _translate_layer(keras, entry, where):
     entry["config"] = {**entry["config"], "name": keras3_name(entry["config"].get("name"))}
     class_name = entry["class_name"]
     if class_name in MODEL_CLASSES:
-        return {**entry, "class_name": "Functional" if class_name == "Model" else class_name,
-                "config": _translate_model_config(keras, entry, where)}
+        return {
+            **entry,
+            "class_name": "Functional" if class_name == "Model" else class_name,
+            "config": _translate_model_config(keras, entry, where),
+        }
     if _is_rebuilt_operation(entry):
         return _translate_operation(entry, where)
     # Initializers, regularizers and constraints shape training, not inference, and the weights are copied:
@@ -372,8 +441,10 @@ def _translate_layer(keras, entry, where):
         config["axis"] = config["axis"][0]
     if class_name == "Lambda" and isinstance(config.get("function"), list):  # Keras 2 stores [code, defaults, closure]
         code, defaults, closure = config["function"][:3]
-        config["function"] = {"class_name": "__lambda__",
-                              "config": {"code": code, "defaults": defaults, "closure": closure}}
+        config["function"] = {
+            "class_name": "__lambda__",
+            "config": {"code": code, "defaults": defaults, "closure": closure},
+        }
         for key in ("module", "function_type", "output_shape_type", "output_shape_module"):
             config.pop(key, None)
     layer_class = getattr(keras.layers, class_name, None)
@@ -383,8 +454,11 @@ def _translate_layer(keras, entry, where):
         for key in [key for key in config if key not in accepted]:
             value = config.pop(key)
             if not (key in INFERENCE_IRRELEVANT or (key in defaults and _plain(value) == _plain(defaults[key]))):
-                raise BlenderCNNError(where, f"layer {name!r} ({class_name}) has the Keras 2 setting {key}={value!r}, "
-                                             "which Keras 3 does not have; it cannot be converted")
+                raise BlenderCNNError(
+                    where,
+                    f"layer {name!r} ({class_name}) has the Keras 2 setting {key}={value!r}, "
+                    "which Keras 3 does not have; it cannot be converted",
+                )
     for key in ("layer", "forward_layer", "backward_layer"):  # wrappers (TimeDistributed, Bidirectional)
         if isinstance(config.get(key), dict) and "class_name" in config[key]:
             config[key] = _translate_layer(keras, config[key], where)
@@ -400,18 +474,28 @@ def _translate_operation(entry, where):
         # Keras 2 writes a TFOpLambda's call as [first argument, node, tensor, kwargs], not in a list of inputs.
         first = node[0] if isinstance(node, list) and len(node) == 1 and isinstance(node[0], list) else node
         if not isinstance(first, list) or len(first) != 4 or not isinstance(first[3], dict):
-            raise BlenderCNNError(where, f"layer {name!r} ({entry['config']['function']}) is called in a way that "
-                                         "cannot be converted")
+            raise BlenderCNNError(
+                where, f"layer {name!r} ({entry['config']['function']}) is called in a way that cannot be converted"
+            )
         kwargs = {key: value for key, value in first[3].items() if key != "name"}
         arguments = [first[2] if first[0] == CONSTANT_ARGUMENT else first[:3]]
         if argument_count == 2 and set(kwargs) == {"y"}:
             arguments.append(kwargs.pop("y"))
         if kwargs or len(arguments) != argument_count:
-            raise BlenderCNNError(where, f"layer {name!r} ({entry['config']['function']}) has arguments "
-                                         f"{sorted(kwargs) or len(arguments)} that cannot be converted")
+            raise BlenderCNNError(
+                where,
+                f"layer {name!r} ({entry['config']['function']}) has arguments "
+                f"{sorted(kwargs) or len(arguments)} that cannot be converted",
+            )
         nodes.append({"args": [_operation_argument(argument, name, where) for argument in arguments], "kwargs": {}})
-    return {"module": module, "class_name": class_name, "config": {"name": name}, "registered_name": class_name,
-            "name": name, "inbound_nodes": nodes}
+    return {
+        "module": module,
+        "class_name": class_name,
+        "config": {"name": name},
+        "registered_name": class_name,
+        "name": name,
+        "inbound_nodes": nodes,
+    }
 
 
 def _operation_argument(argument, name, where):
@@ -420,8 +504,10 @@ def _operation_argument(argument, name, where):
         return argument
     if isinstance(argument, list) and len(argument) == 3 and isinstance(argument[0], str):
         # The shape is a stand-in: Keras 3 replaces this tensor by the output of the layer its history names.
-        return {"class_name": "__keras_tensor__",
-                "config": {"shape": [1], "dtype": "float32", "keras_history": list(argument)}}
+        return {
+            "class_name": "__keras_tensor__",
+            "config": {"shape": [1], "dtype": "float32", "keras_history": list(argument)},
+        }
     raise BlenderCNNError(where, f"layer {name!r} takes the constant {argument!r}; only single numbers are converted")
 
 
@@ -432,8 +518,11 @@ def _init_parameters(layer_class, base):
         if "__init__" not in vars(klass):
             continue
         parameters = inspect.signature(klass.__init__).parameters.values()
-        names.update(parameter.name for parameter in parameters
-                     if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL))
+        names.update(
+            parameter.name
+            for parameter in parameters
+            if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
+        )
         if klass is base or not any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters):
             break
     return names
@@ -454,8 +543,9 @@ def _keras2_defaults(class_name):
         for parameter in parameters:
             if parameter.default is not parameter.empty:
                 defaults.setdefault(parameter.name, parameter.default)
-        if klass is tf_keras.layers.Layer or not any(parameter.kind == parameter.VAR_KEYWORD
-                                                     for parameter in parameters):
+        if klass is tf_keras.layers.Layer or not any(
+            parameter.kind == parameter.VAR_KEYWORD for parameter in parameters
+        ):
             break
     return defaults
 
@@ -476,8 +566,9 @@ def copy_weights(source, target, where):
             twin = target.get_layer(keras3_name(layer.name))
         except ValueError:
             if layer.weights:
-                raise BlenderCNNError(where, f"layer {layer.name!r} of the Keras 2 model has no Keras 3 counterpart") \
-                    from None
+                raise BlenderCNNError(
+                    where, f"layer {layer.name!r} of the Keras 2 model has no Keras 3 counterpart"
+                ) from None
             continue
         if hasattr(layer, "layers") and hasattr(twin, "layers"):  # a nested model: layer by layer too
             copy_weights(layer, twin, where)
@@ -485,8 +576,11 @@ def copy_weights(source, target, where):
         values = layer.get_weights()
         expected = [tuple(variable.shape) for variable in twin.weights]
         if [value.shape for value in values] != expected:
-            raise BlenderCNNError(where, f"layer {layer.name!r} has weights of shapes {[v.shape for v in values]} in "
-                                         f"Keras 2 but {expected} in Keras 3; it cannot be converted")
+            raise BlenderCNNError(
+                where,
+                f"layer {layer.name!r} has weights of shapes {[v.shape for v in values]} in "
+                f"Keras 2 but {expected} in Keras 3; it cannot be converted",
+            )
         twin.set_weights(values)
 
 
@@ -504,8 +598,11 @@ def check_same_outputs(source, target, where):
     if expected.shape != got.shape or not difference <= AGREEMENT_TOLERANCE:
         with warnings.catch_warnings():
             where_first = _first_disagreeing_layer(source, target, inputs)
-        raise BlenderCNNError(where, "was written by Keras 2, and its Keras 3 rebuild computes other outputs "
-                                     f"({where_first}); it cannot be converted")
+        raise BlenderCNNError(
+            where,
+            "was written by Keras 2, and its Keras 3 rebuild computes other outputs "
+            f"({where_first}); it cannot be converted",
+        )
 
 
 def _first_disagreeing_layer(source, target, inputs):
@@ -526,6 +623,7 @@ def _first_disagreeing_layer(source, target, inputs):
 
 
 # --- Loaders for sources.py ---------------------------------------------------------------------------------
+
 
 def load_full_model(keras, path, allow_unsafe):
     """The Keras 3 model of a Keras 2 ``.h5``, ``.keras`` or SavedModel folder, weights and all."""
@@ -583,8 +681,12 @@ def restore_weights(model, path, architecture_path):
                         break
     except (ValueError, AssertionError, tf.errors.OpError) as error:  # a stored variable of another shape, mostly
         detail = SHAPE_ERROR.search(str(error))
-        reason = (f"variable {detail.group(3)} has shape {detail.group(2)} in the network but {detail.group(1)} "
-                  "in the checkpoint" if detail else _short(error))
+        reason = (
+            f"variable {detail.group(3)} has shape {detail.group(2)} in the network but {detail.group(1)} "
+            "in the checkpoint"
+            if detail
+            else _short(error)
+        )
         raise BlenderCNNError(path, f"{fit_hint}: {reason}") from None
     missing = [variable.name.removesuffix(":0") for variable in untouched()]
     if missing:

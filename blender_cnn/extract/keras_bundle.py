@@ -41,8 +41,9 @@ from .sources import FULL_MODEL, file_stem, find_source
 from .tf_graphs import saved_model_folder
 from .training import METRIC_NAMES, read_run
 
-SAMPLES_HINT = ("pass the inputs to show with --samples FILE (an .npz with arrays 'inputs' and 'labels') "
-                "or --images FILE ...")
+SAMPLES_HINT = (
+    "pass the inputs to show with --samples FILE (an .npz with arrays 'inputs' and 'labels') or --images FILE ..."
+)
 ACTIVATIONS_DTYPES = ("float32", "float16")
 # Every layer's output for one batch of samples is held at once; VGG16 at 224x224 needs ~60 MB a sample.
 ACTIVATION_BATCH_BYTES = 256 * 1024 * 1024
@@ -68,8 +69,18 @@ def extract_run(run_dir, out_path=None, log=print):
     return extract(run_dir, out_path, log=log)
 
 
-def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe=False, log=print,
-            images=None, samples_per_class=None, activations_dtype="float32", importance=True):
+def extract(
+    source,
+    out_path=None,
+    architecture=None,
+    samples=None,
+    allow_unsafe=False,
+    log=print,
+    images=None,
+    samples_per_class=None,
+    activations_dtype="float32",
+    importance=True,
+):
     """Write the bundle of the checkpoints at ``source`` (a file or a folder) and return its path.
 
     ``architecture``: the file the network's structure comes from when the
@@ -91,8 +102,9 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
     """
     source = os.fspath(source)
     if activations_dtype not in ACTIVATIONS_DTYPES:
-        raise BlenderCNNError("activations_dtype", f"must be one of {', '.join(ACTIVATIONS_DTYPES)}, "
-                                                   f"got {activations_dtype!r}")
+        raise BlenderCNNError(
+            "activations_dtype", f"must be one of {', '.join(ACTIVATIONS_DTYPES)}, got {activations_dtype!r}"
+        )
     images = [os.fspath(path) for path in images] if images else None
     if images and (samples is not None or samples_per_class is not None):
         raise BlenderCNNError("images", "give image files or samples (a file, or a count per class), not both")
@@ -105,11 +117,15 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
     # With no samples from anywhere, the model is shown made-up ones (samples.synthetic_samples).
     synthetic = samples is None and samples_path is None and not images and dataset_samples is None
     if synthetic and samples_per_class is not None:
-        raise BlenderCNNError(source, f"has no {SAMPLES_FILE} beside it to take {samples_per_class} per class "
-                                      f"from; {SAMPLES_HINT}")
-    options = {"activations_dtype": activations_dtype, "samples_per_class": samples_per_class,
-               "images": [os.path.abspath(path) for path in images] if images else None,
-               "importance": bool(importance)}
+        raise BlenderCNNError(
+            source, f"has no {SAMPLES_FILE} beside it to take {samples_per_class} per class from; {SAMPLES_HINT}"
+        )
+    options = {
+        "activations_dtype": activations_dtype,
+        "samples_per_class": samples_per_class,
+        "images": [os.path.abspath(path) for path in images] if images else None,
+        "importance": bool(importance),
+    }
     if synthetic:  # a samples.npz put beside the model later is then not mistaken for the one used
         options["samples"] = "synthetic"
     inputs_files = images or ([samples_path] if dataset_samples is None and not synthetic else [])
@@ -126,8 +142,9 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
     elif not images and not synthetic and not isinstance(samples, Samples):
         samples = read_samples(samples_path)
         if not samples.preprocessing and found.run.get("preprocessing"):  # the run's file: its data's story
-            samples = dataclasses.replace(samples, preprocessing=found.run["preprocessing"],
-                                          dataset=samples.dataset or found.run.get("dataset"))
+            samples = dataclasses.replace(
+                samples, preprocessing=found.run["preprocessing"], dataset=samples.dataset or found.run.get("dataset")
+            )
         if samples_per_class is not None:
             samples = samples_per_class_of(samples, samples_per_class)
     elif images or synthetic:
@@ -146,15 +163,19 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
             if loaded is not model:  # weights-only epochs reuse one model; full models are new each time
                 model = loaded
                 if samples is None and images:
-                    samples = image_samples(images, _image_input_shape(model, checkpoint.path),
-                                            found.run.get("preprocessing"))
+                    samples = image_samples(
+                        images, _image_input_shape(model, checkpoint.path), found.run.get("preprocessing")
+                    )
                 elif samples is None:
                     samples = synthetic_samples(model.inputs[0].shape[1:], found.run.get("preprocessing"))
-                    log(f"samples: none given ({SAMPLES_HINT}); showing {len(samples.inputs)} synthetic inputs "
+                    log(
+                        f"samples: none given ({SAMPLES_HINT}); showing {len(samples.inputs)} synthetic inputs "
                         f"of shape {samples.inputs.shape[1:]}, {samples.synthetic}: "
-                        + ", ".join(samples.preprocessing["samples"]))
-                samples, run_inputs, input_shapes = samples_for_model(keras, model, samples, checkpoint.path,
-                                                                      found.run.get("preprocessing"))
+                        + ", ".join(samples.preprocessing["samples"])
+                    )
+                samples, run_inputs, input_shapes = samples_for_model(
+                    keras, model, samples, checkpoint.path, found.run.get("preprocessing")
+                )
                 flat = flatten_model(keras, model, input_shapes, checkpoint.path)
                 samples = samples_for_heads(samples, flat.output_names)
                 input_names, output_names = flat.input_names, flat.output_names
@@ -163,41 +184,49 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
                     graph, first_path = described, checkpoint.path
                     slots = _reserve_arrays(writer, graph, len(epochs), len(samples.inputs), activations_dtype)
                 elif structure(described) != structure(graph):
-                    raise BlenderCNNError(checkpoint.path, f"has a different layer structure than "
-                                                           f"{os.path.basename(first_path)}; all checkpoints of a "
-                                                           "run must be the same network")
-                plan = (plan_gradients(keras, flat, graph, len(samples.inputs), log if position == 0 else _silent)
-                        if importance else None)
+                    raise BlenderCNNError(
+                        checkpoint.path,
+                        f"has a different layer structure than "
+                        f"{os.path.basename(first_path)}; all checkpoints of a "
+                        "run must be the same network",
+                    )
+                plan = (
+                    plan_gradients(keras, flat, graph, len(samples.inputs), log if position == 0 else _silent)
+                    if importance
+                    else None
+                )
                 score = plan.score if plan is not None else None
                 batch_size = _batch_size(graph, gradients=plan is not None)
-                computed = [layer.name for layer in flat.layers[len(input_names):]]  # in batch.outputs
+                computed = [layer.name for layer in flat.layers[len(input_names) :]]  # in batch.outputs
                 head_positions = {name: computed.index(name) for name in output_names}
             for layer in flat.layers[1:]:
                 for weight_name, variable in named_weights(layer.layer):
                     slots[weight_key(layer.name, weight_name)].write(variable.numpy(), position)
             epoch_importance = EpochImportance(samples.labels, plan.class_count) if plan is not None else None
             for start, batch in run_samples(keras, flat, plan, run_inputs, samples.labels, batch_size):
-                for described_layer, values in zip(graph[len(input_names):], batch.outputs):
+                for described_layer, values in zip(graph[len(input_names) :], batch.outputs):
                     slots[described_layer["activations"]].write(values, position, first_sample=start)
                 if plan is not None:
                     if importance_slots is None:
-                        importance_slots = _reserve_importance(writer, graph, batch, len(epochs),
-                                                               len(samples.inputs))
+                        importance_slots = _reserve_importance(writer, graph, batch, len(epochs), len(samples.inputs))
                     epoch_importance.add(batch.importance)
                     for name, values in batch.output_gradients.items():
                         importance_slots[name, "output_gradients"].write(values, position, first_sample=start)
                 for name, index in head_positions.items():  # every output head's own probabilities
                     probabilities = as_probabilities(batch.outputs[index])
                     if name not in head_predictions:
-                        head_predictions[name] = np.zeros((len(epochs), len(samples.inputs), probabilities.shape[1]),
-                                                          np.float32)
-                    head_predictions[name][position, start:start + len(probabilities)] = probabilities
+                        head_predictions[name] = np.zeros(
+                            (len(epochs), len(samples.inputs), probabilities.shape[1]), np.float32
+                        )
+                    head_predictions[name][position, start : start + len(probabilities)] = probabilities
                 del batch
             if plan is not None:
                 for name, rows in epoch_importance.rows().items():
                     importance_slots[name, "importance"].write(rows, position)
-            log(f"epoch {checkpoint.epoch}: {os.path.basename(checkpoint.path)} "
-                f"({time.perf_counter() - epoch_started:.1f} s)")
+            log(
+                f"epoch {checkpoint.epoch}: {os.path.basename(checkpoint.path)} "
+                f"({time.perf_counter() - epoch_started:.1f} s)"
+            )
             if checkpoint.kind == FULL_MODEL:  # the next epoch is a new model; free this one's graph
                 model = plan = flat = loaded = None
                 keras.backend.clear_session()
@@ -209,8 +238,10 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
 
         unrecognized = [layer["name"] for layer in graph[1:] if not is_known_layer_type(layer["type"])]
         if unrecognized:
-            log("shown by their activations only (layer types the add-on does not draw): "
-                + ", ".join(f"{layer['name']} ({layer['type']})" for layer in graph if layer["name"] in unrecognized))
+            log(
+                "shown by their activations only (layer types the add-on does not draw): "
+                + ", ".join(f"{layer['name']} ({layer['type']})" for layer in graph if layer["name"] in unrecognized)
+            )
 
         writer.add("samples/inputs", inputs)
         writer.add("samples/labels", samples.labels)
@@ -219,8 +250,10 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
             writer.add("samples/source_index", samples.source_index)
         metrics = {}
         for metric in METRIC_NAMES:
-            writer.add(f"metrics/{metric}", np.asarray(
-                [found.history.get(metric, {}).get(epoch, math.nan) for epoch in epochs], dtype=np.float32))
+            writer.add(
+                f"metrics/{metric}",
+                np.asarray([found.history.get(metric, {}).get(epoch, math.nan) for epoch in epochs], dtype=np.float32),
+            )
             metrics[metric] = f"metrics/{metric}"
 
         run = found.run
@@ -228,13 +261,18 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
         class_names = run.get("class_names") or samples.class_names or [str(index) for index in range(class_count)]
         if len(class_names) != class_count:
             where = os.path.join(found.folder, "run.json") if run.get("class_names") else samples.path or "samples"
-            raise BlenderCNNError(where, f"lists {len(class_names)} class names but the network outputs "
-                                         f"{class_count} classes")
+            raise BlenderCNNError(
+                where, f"lists {len(class_names)} class names but the network outputs {class_count} classes"
+            )
         preset = run.get("preset", {})
         # Samples that say how they were made (images, a per-class pick) describe themselves best.
-        samples_entry = {"inputs": "samples/inputs", "labels": "samples/labels", "predictions": "samples/predictions",
-                         "preprocessing": samples.preprocessing or run.get("preprocessing") or {},
-                         "dataset": samples.dataset or (None if images or synthetic else run.get("dataset"))}
+        samples_entry = {
+            "inputs": "samples/inputs",
+            "labels": "samples/labels",
+            "predictions": "samples/predictions",
+            "preprocessing": samples.preprocessing or run.get("preprocessing") or {},
+            "dataset": samples.dataset or (None if images or synthetic else run.get("dataset")),
+        }
         if samples.synthetic:
             samples_entry["synthetic"] = samples.synthetic
         if samples.source_index is not None:
@@ -265,17 +303,24 @@ def extract(source, out_path=None, architecture=None, samples=None, allow_unsafe
             if len(skipped) and not len(empty_classes_computed(samples.labels, len(class_names))):
                 # Too many classes without samples to run a pass each: their rows are zero, not estimates.
                 manifest["importance"]["classes_without_samples"] = "zero"
-                log(f"importance: {len(skipped)} classes have no sample; more than {EMPTY_CLASS_PASSES_LIMIT}, "
-                    f"so their importance is left at zero (label the samples, or use --samples-per-class)")
+                log(
+                    f"importance: {len(skipped)} classes have no sample; more than {EMPTY_CLASS_PASSES_LIMIT}, "
+                    f"so their importance is left at zero (label the samples, or use --samples-per-class)"
+                )
             if len(output_names) > 1:  # importance is the first head's (extract/multi_io.py)
                 manifest["importance"]["output"] = output_names[0]
-        manifest.update(add_inputs_and_outputs(writer, graph, samples, input_names, every_input, output_names,
-                                               head_predictions, class_names))
+        manifest.update(
+            add_inputs_and_outputs(
+                writer, graph, samples, input_names, every_input, output_names, head_predictions, class_names
+            )
+        )
         writer.finish(manifest)
     finally:
         writer.discard()
-    log(f"wrote {out_path}: {len(graph)} layers, {len(epochs)} epochs, {len(inputs)} samples, "
-        f"{os.path.getsize(out_path) / 1e6:.2f} MB in {time.perf_counter() - started:.1f} s")
+    log(
+        f"wrote {out_path}: {len(graph)} layers, {len(epochs)} epochs, {len(inputs)} samples, "
+        f"{os.path.getsize(out_path) / 1e6:.2f} MB in {time.perf_counter() - started:.1f} s"
+    )
     return out_path
 
 
@@ -287,7 +332,8 @@ def _reserve_arrays(writer, graph, epoch_count, sample_count, activations_dtype)
             slots[weight["array"]] = writer.reserve(weight["array"], (epoch_count, *weight["shape"]), np.float32)
         leading = 1 if not layer["inputs"] else epoch_count  # an input is the same at every epoch
         slots[layer["activations"]] = writer.reserve(
-            layer["activations"], (leading, sample_count, *layer["output_shape"]), activations_dtype)
+            layer["activations"], (leading, sample_count, *layer["output_shape"]), activations_dtype
+        )
     return slots
 
 
@@ -303,7 +349,8 @@ def _reserve_importance(writer, graph, batch, epoch_count, sample_count):
         if name in batch.output_gradients:
             layer["output_gradients"] = f"output_gradients/{name}"
             slots[name, "output_gradients"] = writer.reserve(
-                layer["output_gradients"], (epoch_count, sample_count, *batch.output_gradients[name].shape[1:]))
+                layer["output_gradients"], (epoch_count, sample_count, *batch.output_gradients[name].shape[1:])
+            )
     return slots
 
 
@@ -318,8 +365,11 @@ def _batch_size(graph, gradients=False):
 def _image_input_shape(model, path):
     shape = tuple(model.inputs[0].shape[1:])
     if any(size is None for size in shape):
-        raise BlenderCNNError(path, f"takes inputs of any size {shape}; image files need a network with a fixed "
-                                    "input size, or pass --samples with inputs already sized")
+        raise BlenderCNNError(
+            path,
+            f"takes inputs of any size {shape}; image files need a network with a fixed "
+            "input size, or pass --samples with inputs already sized",
+        )
     return tuple(int(size) for size in shape)
 
 

@@ -28,8 +28,18 @@ from ..core.layer_specs import NESTED_MODEL_SEPARATOR, OPERATION_TYPE_PREFIX
 
 PREDICTION_BATCH = 256
 # Config entries that describe how a layer was made or trained, not what it computes.
-SKIPPED_CONFIG_KEYS = {"name", "trainable", "dtype", "autocast", "sparse", "ragged", "optional",
-                       "batch_shape", "batch_input_shape", "quantization_config"}
+SKIPPED_CONFIG_KEYS = {
+    "name",
+    "trainable",
+    "dtype",
+    "autocast",
+    "sparse",
+    "ragged",
+    "optional",
+    "batch_shape",
+    "batch_input_shape",
+    "quantization_config",
+}
 SKIPPED_CONFIG_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 # keras.ops operations that compute what the merge layer of the same class name does, given two like tensors.
 MERGING_OPERATIONS = frozenset({"Add", "Subtract", "Multiply", "Maximum", "Minimum"})
@@ -37,9 +47,9 @@ MERGING_OPERATIONS = frozenset({"Add", "Subtract", "Multiply", "Maximum", "Minim
 
 @dataclass
 class FlatLayer:
-    name: str       # unique in the graph; nested layers are "<model>/<layer>"
-    layer: object   # the Keras layer
-    inputs: list    # names of the flat layers it takes input from, in the order it takes them
+    name: str  # unique in the graph; nested layers are "<model>/<layer>"
+    layer: object  # the Keras layer
+    inputs: list  # names of the flat layers it takes input from, in the order it takes them
     call: tuple = ((), {})  # (args, kwargs) of its call, each input tensor a Source
     operation: bool = False  # a keras.ops operation (no weights, no layer config), not a layer
 
@@ -54,16 +64,16 @@ class Source:
 
 @dataclass
 class FlatGraph:
-    layers: list        # FlatLayer, the inputs first (in the model's order), each after the layers it takes input from
+    layers: list  # FlatLayer, the inputs first (in the model's order), each after the layers it takes input from
     model_input: object  # the symbolic input the graph was rebuilt from (the first, with several)
-    tensors: dict       # flat layer name -> symbolic output
-    output_name: str    # the flat layer whose output is the model's output (its first, with several)
+    tensors: dict  # flat layer name -> symbolic output
+    output_name: str  # the flat layer whose output is the model's output (its first, with several)
     model_inputs: list = None  # every symbolic input, in the model's order
     output_names: list = None  # every output's flat layer, in the model's order
 
     @property
     def input_names(self):
-        return [flat.name for flat in self.layers[:len(self.model_inputs)]]
+        return [flat.name for flat in self.layers[: len(self.model_inputs)]]
 
 
 def flatten_model(keras, model, input_shape, where):
@@ -114,8 +124,7 @@ def flatten_model(keras, model, input_shape, where):
             raise BlenderCNNError(where, f"layer {name!r} has several outputs; only layers with one are supported")
         producers[id(outputs)] = name
         graph.tensors[name] = outputs
-        graph.layers.append(FlatLayer(name, layer, sources, call,
-                                      operation=not isinstance(layer, keras.layers.Layer)))
+        graph.layers.append(FlatLayer(name, layer, sources, call, operation=not isinstance(layer, keras.layers.Layer)))
         return outputs
 
     def run_model(prefix, inner, args, kwargs):
@@ -127,8 +136,11 @@ def flatten_model(keras, model, input_shape, where):
             return tensor
         run_through_graph = getattr(inner, "_run_through_graph", None)
         if run_through_graph is None or not hasattr(inner, "_nodes_by_depth"):
-            raise BlenderCNNError(where, f"model {prefix.rstrip(NESTED_MODEL_SEPARATOR) or inner.name!r} is a subclassed "
-                                         "model; its layer graph lives in Python code, not in the file")
+            raise BlenderCNNError(
+                where,
+                f"model {prefix.rstrip(NESTED_MODEL_SEPARATOR) or inner.name!r} is a subclassed "
+                "model; its layer graph lives in Python code, not in the file",
+            )
         return run_through_graph(inputs, call_fn=lambda operation, *a, **k: call_layer(prefix, operation, a, k))
 
     model_inputs = graph.model_inputs if len(graph.model_inputs) > 1 else graph.model_input
@@ -138,8 +150,9 @@ def flatten_model(keras, model, input_shape, where):
         if name == "" or name in graph.input_names:
             raise BlenderCNNError(where, "the model's output is not the output of one of its layers")
     if len(set(graph.output_names)) != len(graph.output_names):
-        raise BlenderCNNError(where, "gives the output of one layer as two of its outputs; each output must be "
-                                     "a layer's own")
+        raise BlenderCNNError(
+            where, "gives the output of one layer as two of its outputs; each output must be a layer's own"
+        )
     graph.output_name = graph.output_names[0]
     return graph
 
@@ -175,8 +188,10 @@ def describe_layer(flat, tensors, is_input):
         "output_shape": [int(size) for size in shape],
         "config": config,
         "params": 0 if is_input or flat.operation else int(layer.count_params()),
-        "weights": [{"name": name, "array": weight_key(flat.name, name), "shape": [int(n) for n in variable.shape]}
-                    for name, variable in named_weights(layer)],
+        "weights": [
+            {"name": name, "array": weight_key(flat.name, name), "shape": [int(n) for n in variable.shape]}
+            for name, variable in named_weights(layer)
+        ],
         "activations": f"activations/{flat.name}",
     }
 
@@ -191,9 +206,13 @@ def _describe_operation(flat, tensors):
     """
     class_name = type(flat.layer).__name__
     args, kwargs = flat.call
-    if (class_name in MERGING_OPERATIONS and len(args) == 2 and not kwargs
-            and all(isinstance(arg, Source) for arg in args)
-            and len({tuple(tensors[arg.name].shape) for arg in args}) == 1):
+    if (
+        class_name in MERGING_OPERATIONS
+        and len(args) == 2
+        and not kwargs
+        and all(isinstance(arg, Source) for arg in args)
+        and len({tuple(tensors[arg.name].shape) for arg in args}) == 1
+    ):
         return class_name, {}
     try:
         config = json_safe_config(flat.layer.get_config())
@@ -223,8 +242,16 @@ def named_weights(layer):
 
 def structure(described):
     """What must be equal for two checkpoints to be epochs of the same network."""
-    return [(layer["name"], layer["type"], layer["inputs"], layer["output_shape"],
-             [(weight["name"], weight["shape"]) for weight in layer["weights"]]) for layer in described]
+    return [
+        (
+            layer["name"],
+            layer["type"],
+            layer["inputs"],
+            layer["output_shape"],
+            [(weight["name"], weight["shape"]) for weight in layer["weights"]],
+        )
+        for layer in described
+    ]
 
 
 def run_graph(keras, graph, inputs, call_layer=None):
@@ -237,15 +264,17 @@ def run_graph(keras, graph, inputs, call_layer=None):
     pre-activation, say) while the tape is watching.
     """
     inputs = inputs if len(graph.model_inputs) > 1 else [inputs]  # several inputs come as a list, in order
-    outputs = {name: keras.ops.convert_to_tensor(values, dtype=tensor.dtype)
-               for name, tensor, values in zip(graph.input_names, graph.model_inputs, inputs)}
-    for flat in graph.layers[len(graph.model_inputs):]:
+    outputs = {
+        name: keras.ops.convert_to_tensor(values, dtype=tensor.dtype)
+        for name, tensor, values in zip(graph.input_names, graph.model_inputs, inputs)
+    }
+    for flat in graph.layers[len(graph.model_inputs) :]:
         args, kwargs = keras.tree.map_structure(
-            lambda value: outputs[value.name] if isinstance(value, Source) else value, flat.call)
+            lambda value: outputs[value.name] if isinstance(value, Source) else value, flat.call
+        )
         if "training" not in kwargs and _takes_training(flat.layer):
             kwargs["training"] = False
-        outputs[flat.name] = (call_layer(flat, args, kwargs) if call_layer is not None
-                              else flat.layer(*args, **kwargs))
+        outputs[flat.name] = call_layer(flat, args, kwargs) if call_layer is not None else flat.layer(*args, **kwargs)
     return outputs
 
 

@@ -68,8 +68,9 @@ def build_model(preset):
         try:
             tensors[entry["name"]] = layer(inputs[0] if len(inputs) == 1 else inputs)
         except (TypeError, ValueError) as error:
-            raise BlenderCNNError(where, f"layer {entry['name']!r} cannot take input from "
-                                         f"{', '.join(sources)}: {first_line(error)}") from None
+            raise BlenderCNNError(
+                where, f"layer {entry['name']!r} cannot take input from {', '.join(sources)}: {first_line(error)}"
+            ) from None
         previous = entry["name"]
     model = keras.Model(tensors[INPUT_NAME], tensors[previous], name=preset["name"])
     training = preset["training"]
@@ -80,15 +81,19 @@ def build_model(preset):
     )
     class_count = len(preset["class_names"])
     if tuple(model.output.shape[1:]) != (class_count,):
-        raise BlenderCNNError(where, f"the last layer outputs shape {tuple(model.output.shape[1:])}, "
-                                     f"but there are {class_count} classes")
+        raise BlenderCNNError(
+            where, f"the last layer outputs shape {tuple(model.output.shape[1:])}, but there are {class_count} classes"
+        )
     return model
 
 
 def _make_layer(keras, type_name, name, kwargs, where):
     layer_class = getattr(keras.layers, type_name, None) if not type_name.startswith("_") else None
-    if (type_name in REFUSED_LAYER_TYPES or not isinstance(layer_class, type)
-            or not issubclass(layer_class, keras.layers.Layer)):
+    if (
+        type_name in REFUSED_LAYER_TYPES
+        or not isinstance(layer_class, type)
+        or not issubclass(layer_class, keras.layers.Layer)
+    ):
         raise BlenderCNNError(where, f"layer {name!r}: {type_name!r} is not a Keras layer type this add-on builds")
     try:
         return layer_class(name=name, **kwargs)

@@ -48,17 +48,22 @@ def samples_for_model(keras, model, samples, where, preprocessing=None):
     named = samples.named_inputs or {}
     if len(names) == 1 and names[0] not in named:
         if named:
-            raise BlenderCNNError(samples.path or "samples", f"give inputs {_keys('inputs', named)}, but the "
-                                                             f"model's input layer is {names[0]!r}")
+            raise BlenderCNNError(
+                samples.path or "samples",
+                f"give inputs {_keys('inputs', named)}, but the model's input layer is {names[0]!r}",
+            )
         return samples, samples.inputs, samples.inputs.shape[1:]
     missing = [name for name in names if name not in named]
     unknown = [name for name in named if name not in names]
     if missing or unknown:
         given = f"; they give {_keys('inputs', named)}" if named else ""
-        raise BlenderCNNError(samples.path or "samples", f"the model takes {len(names)} inputs "
-                                                         f"({', '.join(names)}): samples need one array per input, "
-                                                         f"{_keys('inputs', names)}{given} (image files and "
-                                                         "--samples-per-class from a dataset fill one input)")
+        raise BlenderCNNError(
+            samples.path or "samples",
+            f"the model takes {len(names)} inputs "
+            f"({', '.join(names)}): samples need one array per input, "
+            f"{_keys('inputs', names)}{given} (image files and "
+            "--samples-per-class from a dataset fill one input)",
+        )
     arrays = [named[name] for name in names]
     samples = dataclasses.replace(samples, inputs=arrays[0])
     if len(arrays) == 1:
@@ -72,8 +77,10 @@ def samples_for_heads(samples, output_names):
     for prefix, given in (("labels", samples.head_labels), ("class_names", samples.head_class_names)):
         unknown = [name for name in given if name not in output_names]
         if unknown:
-            raise BlenderCNNError(samples.path or "samples", f"give {_keys(prefix, unknown)}, but the model's "
-                                                             f"outputs are {', '.join(output_names)}")
+            raise BlenderCNNError(
+                samples.path or "samples",
+                f"give {_keys(prefix, unknown)}, but the model's outputs are {', '.join(output_names)}",
+            )
     first = output_names[0]
     changes = {}
     if first in samples.head_labels:
@@ -99,19 +106,33 @@ def add_inputs_and_outputs(writer, graph, samples, input_names, inputs, output_n
         if position:
             writer.add(key, values)
         input_entries.append({"layer": name, "shape": shapes[name], "array": key})
-    output_entries = [{"layer": output_names[0], "class_names": list(class_names),
-                       "predictions": "samples/predictions", "labels": "samples/labels"}]
+    output_entries = [
+        {
+            "layer": output_names[0],
+            "class_names": list(class_names),
+            "predictions": "samples/predictions",
+            "labels": "samples/labels",
+        }
+    ]
     for name in output_names[1:]:
         values = predictions[name]
         names = samples.head_class_names.get(name) or [str(index) for index in range(values.shape[-1])]
         if len(names) != values.shape[-1]:
-            raise BlenderCNNError(samples.path or "samples", f"lists {len(names)} class names for output {name!r}, "
-                                                             f"which has {values.shape[-1]} classes")
+            raise BlenderCNNError(
+                samples.path or "samples",
+                f"lists {len(names)} class names for output {name!r}, which has {values.shape[-1]} classes",
+            )
         labels = samples.head_labels.get(name, np.full(len(samples.labels), UNLABELLED, np.int32))
         writer.add(f"samples/predictions/{name}", values)
         writer.add(f"samples/labels/{name}", labels)
-        output_entries.append({"layer": name, "class_names": list(names), "predictions": f"samples/predictions/{name}",
-                               "labels": f"samples/labels/{name}"})
+        output_entries.append(
+            {
+                "layer": name,
+                "class_names": list(names),
+                "predictions": f"samples/predictions/{name}",
+                "labels": f"samples/labels/{name}",
+            }
+        )
     return {"inputs": input_entries, "outputs": output_entries}
 
 
@@ -120,12 +141,21 @@ def _synthetic(model, names, preprocessing):
     made = [synthetic_samples(tensor.shape[1:], preprocessing) for tensor in model.inputs]
     count = min(len(each.inputs) for each in made)
     kinds = list(dict.fromkeys(each.synthetic for each in made))
-    recorded = dict(made[0].preprocessing, samples=made[0].preprocessing["samples"][:count],
-                    inputs={name: {"kind": each.synthetic, "samples": each.preprocessing["samples"][:count]}
-                            for name, each in zip(names, made)})
-    return Samples(inputs=made[0].inputs[:count], labels=made[0].labels[:count], preprocessing=recorded,
-                   synthetic=" and ".join(kinds),
-                   named_inputs={name: each.inputs[:count] for name, each in zip(names, made)})
+    recorded = dict(
+        made[0].preprocessing,
+        samples=made[0].preprocessing["samples"][:count],
+        inputs={
+            name: {"kind": each.synthetic, "samples": each.preprocessing["samples"][:count]}
+            for name, each in zip(names, made)
+        },
+    )
+    return Samples(
+        inputs=made[0].inputs[:count],
+        labels=made[0].labels[:count],
+        preprocessing=recorded,
+        synthetic=" and ".join(kinds),
+        named_inputs={name: each.inputs[:count] for name, each in zip(names, made)},
+    )
 
 
 def _keys(prefix, names):

@@ -95,8 +95,9 @@ def unsafe_objects(config):
             if class_name in CODE_LAYER_TYPES:
                 found.append((name, CODE_LAYER_TYPES[class_name], SAFETY_HINT))
             elif isinstance(module, str) and not module.startswith(KERAS_MODULE_PREFIXES):
-                found.append((name, f"of class {class_name!r} from module {module!r}, code that is not in the file",
-                              ""))
+                found.append(
+                    (name, f"of class {class_name!r} from module {module!r}, code that is not in the file", "")
+                )
             elif in_layer_list and not _is_keras_class(keras, class_name, module):
                 found.append((name, *_unknown_class_problem(keras, class_name)))
         for key, value in node.items():
@@ -119,8 +120,11 @@ def _unknown_class_problem(keras, class_name):
     """``(reason, remedy)`` for a class in a layer list that is not Keras' own as the file names it."""
     homes = [module for module in _shipped_modules() if _shipped_operation(keras, class_name, module)]
     if homes:  # legacy .h5 files name no module, and Keras looks such a class up in keras.layers only
-        return (f"of class {class_name!r}, which Keras ships in {homes[0]}, but the file does not say so "
-                "(legacy .h5 files do not)", SAVE_AS_KERAS_HINT)
+        return (
+            f"of class {class_name!r}, which Keras ships in {homes[0]}, but the file does not say so "
+            "(legacy .h5 files do not)",
+            SAVE_AS_KERAS_HINT,
+        )
     return f"of class {class_name!r}, which is not a Keras layer; its code is not in the file", ""
 
 

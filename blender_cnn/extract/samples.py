@@ -39,14 +39,14 @@ SYNTHETIC_OPEN_SIZE = 64
 
 @dataclass(frozen=True)
 class Samples:
-    inputs: np.ndarray                # (S, *input_shape) float32, exactly as fed to the network
-    labels: np.ndarray                # (S,) int32; UNLABELLED (-1) where the class is not known
+    inputs: np.ndarray  # (S, *input_shape) float32, exactly as fed to the network
+    labels: np.ndarray  # (S,) int32; UNLABELLED (-1) where the class is not known
     source_index: np.ndarray | None = None
     class_names: list | None = None
     preprocessing: dict = field(default_factory=dict)
     dataset: str | None = None
-    path: str | None = None           # the file they came from, for messages and provenance
-    synthetic: str | None = None      # made up for a model that came with none: "patterns" or "noise"
+    path: str | None = None  # the file they came from, for messages and provenance
+    synthetic: str | None = None  # made up for a model that came with none: "patterns" or "noise"
     # A model of several inputs or outputs (extract/multi_io.py): {input layer: (S, ...)} for each input
     # (``inputs`` is then the first), and the labels and class names of output heads, by output layer.
     named_inputs: dict | None = None
@@ -56,27 +56,47 @@ class Samples:
     def __post_init__(self):
         inputs, labels = np.asarray(self.inputs), np.asarray(self.labels)
         where = self.path or "samples"
-        if inputs.dtype.kind not in "fiu" or labels.dtype.kind not in "iu" or labels.shape != inputs.shape[:1] \
-                or inputs.ndim < 2 or len(inputs) == 0:
-            raise BlenderCNNError(where, f"needs numeric 'inputs' (S, ...) and integer 'labels' (S,) with S > 0, "
-                                         f"got {inputs.dtype} {inputs.shape} and {labels.dtype} {labels.shape}")
+        if (
+            inputs.dtype.kind not in "fiu"
+            or labels.dtype.kind not in "iu"
+            or labels.shape != inputs.shape[:1]
+            or inputs.ndim < 2
+            or len(inputs) == 0
+        ):
+            raise BlenderCNNError(
+                where,
+                f"needs numeric 'inputs' (S, ...) and integer 'labels' (S,) with S > 0, "
+                f"got {inputs.dtype} {inputs.shape} and {labels.dtype} {labels.shape}",
+            )
         object.__setattr__(self, "inputs", np.ascontiguousarray(inputs, dtype=np.float32))
         object.__setattr__(self, "labels", np.ascontiguousarray(labels, dtype=np.int32))
         if self.source_index is not None:
             object.__setattr__(self, "source_index", np.ascontiguousarray(self.source_index, dtype=np.int32))
         for name, values in (self.named_inputs or {}).items():
             if np.asarray(values).dtype.kind not in "fiu" or np.shape(values)[:1] != labels.shape:
-                raise BlenderCNNError(where, f"needs numeric 'inputs/{name}' of {len(labels)} samples, "
-                                             f"got {np.asarray(values).dtype} {np.shape(values)}")
+                raise BlenderCNNError(
+                    where,
+                    f"needs numeric 'inputs/{name}' of {len(labels)} samples, "
+                    f"got {np.asarray(values).dtype} {np.shape(values)}",
+                )
         for name, values in self.head_labels.items():
             if np.asarray(values).dtype.kind not in "iu" or np.shape(values) != labels.shape:
-                raise BlenderCNNError(where, f"needs integer 'labels/{name}' of shape {labels.shape}, "
-                                             f"got {np.asarray(values).dtype} {np.shape(values)}")
+                raise BlenderCNNError(
+                    where,
+                    f"needs integer 'labels/{name}' of shape {labels.shape}, "
+                    f"got {np.asarray(values).dtype} {np.shape(values)}",
+                )
         if self.named_inputs is not None:
-            object.__setattr__(self, "named_inputs", {name: np.ascontiguousarray(values, dtype=np.float32)
-                                                      for name, values in self.named_inputs.items()})
-        object.__setattr__(self, "head_labels", {name: np.ascontiguousarray(values, dtype=np.int32)
-                                                 for name, values in self.head_labels.items()})
+            object.__setattr__(
+                self,
+                "named_inputs",
+                {name: np.ascontiguousarray(values, dtype=np.float32) for name, values in self.named_inputs.items()},
+            )
+        object.__setattr__(
+            self,
+            "head_labels",
+            {name: np.ascontiguousarray(values, dtype=np.int32) for name, values in self.head_labels.items()},
+        )
 
 
 def read_samples(path):
@@ -96,13 +116,20 @@ def read_samples(path):
         if key not in stored and not (key == "inputs" and named):
             raise BlenderCNNError(path, f"lacks the array {key!r} (it has {sorted(stored)})")
     class_names = stored.get("class_names")
-    return Samples(inputs=stored["inputs"] if "inputs" in stored else next(iter(named.values())),
-                   labels=stored["labels"], source_index=stored.get("source_index"),
-                   class_names=None if class_names is None else [str(name) for name in class_names.tolist()],
-                   path=path, named_inputs=named or None,
-                   head_labels={key.split("/", 1)[1]: stored[key] for key in stored if key.startswith("labels/")},
-                   head_class_names={key.split("/", 1)[1]: [str(name) for name in stored[key].tolist()]
-                                     for key in stored if key.startswith("class_names/")})
+    return Samples(
+        inputs=stored["inputs"] if "inputs" in stored else next(iter(named.values())),
+        labels=stored["labels"],
+        source_index=stored.get("source_index"),
+        class_names=None if class_names is None else [str(name) for name in class_names.tolist()],
+        path=path,
+        named_inputs=named or None,
+        head_labels={key.split("/", 1)[1]: stored[key] for key in stored if key.startswith("labels/")},
+        head_class_names={
+            key.split("/", 1)[1]: [str(name) for name in stored[key].tolist()]
+            for key in stored
+            if key.startswith("class_names/")
+        },
+    )
 
 
 def image_samples(paths, input_shape, preprocessing=None):
@@ -139,8 +166,11 @@ def image_samples(paths, input_shape, preprocessing=None):
         recorded["color"] = colors
     if preprocessing:
         recorded["network_preprocessing"] = preprocessing
-    return Samples(inputs=np.stack(inputs).astype(np.float32), labels=np.full(len(paths), UNLABELLED, dtype=np.int32),
-                   preprocessing=recorded)
+    return Samples(
+        inputs=np.stack(inputs).astype(np.float32),
+        labels=np.full(len(paths), UNLABELLED, dtype=np.int32),
+        preprocessing=recorded,
+    )
 
 
 def synthetic_samples(input_shape, preprocessing=None):
@@ -160,21 +190,31 @@ def synthetic_samples(input_shape, preprocessing=None):
         inputs = np.stack([_pattern(name, height, width, channels) for name in names]).reshape(len(names), *shape)
     else:
         kind, names = "noise", [f"uniform noise, seed {seed}" for seed in range(SYNTHETIC_NOISE_SAMPLES)]
-        inputs = np.stack([np.random.default_rng(seed).random(shape, dtype=np.float32)
-                           for seed in range(SYNTHETIC_NOISE_SAMPLES)])
+        inputs = np.stack(
+            [np.random.default_rng(seed).random(shape, dtype=np.float32) for seed in range(SYNTHETIC_NOISE_SAMPLES)]
+        )
     low, high = settings["range"]
     inputs = low + inputs * (high - low)
     if settings["mean"] is not None:
         inputs = (inputs - np.asarray(settings["mean"], np.float32)) / np.asarray(settings["std"], np.float32)
-    recorded = {"source": "synthetic", "kind": kind, "samples": names, "range": [low, high],
-                "why": f"the model came with no samples ({SAMPLES_FILE}, --samples or --images)",
-                "labels": f"{UNLABELLED}: synthetic inputs have no class"}
+    recorded = {
+        "source": "synthetic",
+        "kind": kind,
+        "samples": names,
+        "range": [low, high],
+        "why": f"the model came with no samples ({SAMPLES_FILE}, --samples or --images)",
+        "labels": f"{UNLABELLED}: synthetic inputs have no class",
+    }
     if settings["mean"] is not None:
         recorded.update(mean=settings["mean"], std=settings["std"])
     if any(size is None for size in input_shape):
         recorded["open_axes"] = f"axes the model leaves open are {SYNTHETIC_OPEN_SIZE} long"
-    return Samples(inputs=inputs.astype(np.float32), labels=np.full(len(names), UNLABELLED, dtype=np.int32),
-                   preprocessing=recorded, synthetic=kind)
+    return Samples(
+        inputs=inputs.astype(np.float32),
+        labels=np.full(len(names), UNLABELLED, dtype=np.int32),
+        preprocessing=recorded,
+        synthetic=kind,
+    )
 
 
 def _pattern(name, height, width, channels):
@@ -206,19 +246,31 @@ def run_dataset_samples(run, samples_per_class):
     _check_count(samples_per_class)
     preset = run.get("preset") or {}
     training = preset.get("training") or {}
-    if run.get("dataset") not in DATASETS or "input_shape" not in preset \
-            or not {"validation_split", "seed"} <= training.keys():
+    if (
+        run.get("dataset") not in DATASETS
+        or "input_shape" not in preset
+        or not {"validation_split", "seed"} <= training.keys()
+    ):
         return None
     dataset = load_dataset(run["dataset"], preset["input_shape"], training["validation_split"], training["seed"])
-    chosen = pick_per_class(dataset.y_val, samples_per_class, len(dataset.class_names),
-                            f"dataset {dataset.name!r} (validation split)")
-    preprocessing = dict(dataset.preprocessing, samples={
-        "per_class": samples_per_class,
-        "chosen_from": "validation split, first images of each class in split order",
-    })
-    return Samples(inputs=dataset.x_val[chosen], labels=dataset.y_val[chosen],
-                   source_index=dataset.val_source_index[chosen], class_names=list(dataset.class_names),
-                   preprocessing=preprocessing, dataset=dataset.name)
+    chosen = pick_per_class(
+        dataset.y_val, samples_per_class, len(dataset.class_names), f"dataset {dataset.name!r} (validation split)"
+    )
+    preprocessing = dict(
+        dataset.preprocessing,
+        samples={
+            "per_class": samples_per_class,
+            "chosen_from": "validation split, first images of each class in split order",
+        },
+    )
+    return Samples(
+        inputs=dataset.x_val[chosen],
+        labels=dataset.y_val[chosen],
+        source_index=dataset.val_source_index[chosen],
+        class_names=list(dataset.class_names),
+        preprocessing=preprocessing,
+        dataset=dataset.name,
+    )
 
 
 def samples_per_class_of(samples, samples_per_class, class_count=None):
@@ -230,16 +282,27 @@ def samples_per_class_of(samples, samples_per_class, class_count=None):
     chosen = pick_per_class(samples.labels, samples_per_class, class_count, where)
     # Positions in the source dataset when known, else positions in the samples file.
     index = samples.source_index[chosen] if samples.source_index is not None else chosen
-    preprocessing = dict(samples.preprocessing, samples={
-        "per_class": samples_per_class,
-        "chosen_from": f"{os.path.basename(where)}, first samples of each class in stored order"})
-    return Samples(inputs=samples.inputs[chosen], labels=samples.labels[chosen], source_index=index,
-                   class_names=samples.class_names, preprocessing=preprocessing, dataset=samples.dataset,
-                   path=samples.path,
-                   named_inputs=None if samples.named_inputs is None else {
-                       name: values[chosen] for name, values in samples.named_inputs.items()},
-                   head_labels={name: values[chosen] for name, values in samples.head_labels.items()},
-                   head_class_names=samples.head_class_names)
+    preprocessing = dict(
+        samples.preprocessing,
+        samples={
+            "per_class": samples_per_class,
+            "chosen_from": f"{os.path.basename(where)}, first samples of each class in stored order",
+        },
+    )
+    return Samples(
+        inputs=samples.inputs[chosen],
+        labels=samples.labels[chosen],
+        source_index=index,
+        class_names=samples.class_names,
+        preprocessing=preprocessing,
+        dataset=samples.dataset,
+        path=samples.path,
+        named_inputs=None
+        if samples.named_inputs is None
+        else {name: values[chosen] for name, values in samples.named_inputs.items()},
+        head_labels={name: values[chosen] for name, values in samples.head_labels.items()},
+        head_class_names=samples.head_class_names,
+    )
 
 
 def pick_per_class(labels, samples_per_class, class_count, where):
@@ -253,8 +316,9 @@ def pick_per_class(labels, samples_per_class, class_count, where):
     for label in range(class_count):
         positions = np.flatnonzero(labels == label)[:samples_per_class]
         if len(positions) < samples_per_class:
-            raise BlenderCNNError(where, f"holds {len(positions)} samples of class {label}; "
-                                         f"{samples_per_class} per class were asked for")
+            raise BlenderCNNError(
+                where, f"holds {len(positions)} samples of class {label}; {samples_per_class} per class were asked for"
+            )
         chosen.extend(positions.tolist())
     return np.asarray(chosen, dtype=np.int64)
 

@@ -42,14 +42,13 @@ from .tf_checkpoints import INDEX_SUFFIX, CheckpointRestorer, checkpoint_prefix
 from .tf_graphs import SAVED_MODEL, TF1_CHECKPOINT, graph_loader, is_saver_checkpoint, meta_graph_of, saved_model_folder
 from .training import read_run
 
-FULL_MODEL = "model"      # architecture and weights
-WEIGHTS = "weights"       # Keras weights only
-TF_CHECKPOINT = "tf"      # tf.train.Checkpoint
+FULL_MODEL = "model"  # architecture and weights
+WEIGHTS = "weights"  # Keras weights only
+TF_CHECKPOINT = "tf"  # tf.train.Checkpoint
 KIND_PREFERENCE = (FULL_MODEL, WEIGHTS, TF_CHECKPOINT, TF1_CHECKPOINT, SAVED_MODEL)  # the last two: tf_graphs.py
 NUMBER = re.compile(r"\d+")
 EPOCH_IN_NAME = re.compile(r"(?:epoch|ep|ckpt|checkpoint)[_\-.]?(\d+)", re.IGNORECASE)
-SOURCE_HINT = ("point at a .keras, .h5 or .weights.h5 file, a TensorFlow checkpoint (ckpt-N.index) "
-               "or a folder of them")
+SOURCE_HINT = "point at a .keras, .h5 or .weights.h5 file, a TensorFlow checkpoint (ckpt-N.index) or a folder of them"
 
 
 @dataclass
@@ -64,19 +63,21 @@ class EpochCheckpoint:
 class Source:
     name: str
     folder: str
-    checkpoints: list            # EpochCheckpoint, by epoch
-    history: dict                # {metric: {epoch: value}}, empty when the run left none
+    checkpoints: list  # EpochCheckpoint, by epoch
+    history: dict  # {metric: {epoch: value}}, empty when the run left none
     history_path: str | None
     architecture_path: str | None
-    run: dict                    # run.json of scripts/train.py, or {}
-    samples_path: str | None     # samples.npz beside the checkpoints, if there is one
+    run: dict  # run.json of scripts/train.py, or {}
+    samples_path: str | None  # samples.npz beside the checkpoints, if there is one
     notes: list = field(default_factory=list)  # what was chosen, for the log
 
     @property
     def files(self):
         """Every file the bundle is made from, to tell whether a bundle is newer than all of them."""
-        paths = [checkpoint.path + (INDEX_SUFFIX if checkpoint.kind in (TF_CHECKPOINT, TF1_CHECKPOINT) else "")
-                 for checkpoint in self.checkpoints]
+        paths = [
+            checkpoint.path + (INDEX_SUFFIX if checkpoint.kind in (TF_CHECKPOINT, TF1_CHECKPOINT) else "")
+            for checkpoint in self.checkpoints
+        ]
         paths = [os.path.join(path, keras2.SAVED_MODEL_FILE) if os.path.isdir(path) else path for path in paths]
         paths += [path for path in (self.history_path, self.architecture_path, self.samples_path) if path]
         run_json = os.path.join(self.folder, "run.json")
@@ -91,8 +92,11 @@ def find_source(source, architecture=None, allow_unsafe=False):
         folder = source
         candidates = _checkpoint_files(folder)
         if not candidates:
-            raise BlenderCNNError(source, "holds no checkpoints (.keras, .h5, .weights.h5 or ckpt-N.index); "
-                                          "train one with scripts/train.py or " + SOURCE_HINT)
+            raise BlenderCNNError(
+                source,
+                "holds no checkpoints (.keras, .h5, .weights.h5 or ckpt-N.index); "
+                "train one with scripts/train.py or " + SOURCE_HINT,
+            )
         group, ignored = _pick_group(candidates)
         if ignored:
             notes.append(f"using {len(group)} {group[0][1]} checkpoints, ignoring {', '.join(sorted(ignored))}")
@@ -134,16 +138,29 @@ def find_source(source, architecture=None, allow_unsafe=False):
         notes.append("written by Keras 2 (tf.keras 2.x): read with tf_keras and converted to Keras 3")
     loader = _loaders(kind, architecture_path, allow_unsafe)
     epochs = _epoch_numbers([path for path, _ in group], history)
-    checkpoints = sorted((EpochCheckpoint(epoch, path, kind, _bind(loader, path))
-                          for epoch, (path, _) in zip(epochs, group)), key=lambda checkpoint: checkpoint.epoch)
+    checkpoints = sorted(
+        (EpochCheckpoint(epoch, path, kind, _bind(loader, path)) for epoch, (path, _) in zip(epochs, group)),
+        key=lambda checkpoint: checkpoint.epoch,
+    )
     for earlier, later in zip(checkpoints, checkpoints[1:]):
         if earlier.epoch == later.epoch:
-            raise BlenderCNNError(folder, f"{os.path.basename(earlier.path)} and {os.path.basename(later.path)} "
-                                          f"are both epoch {earlier.epoch}; keep one")
+            raise BlenderCNNError(
+                folder,
+                f"{os.path.basename(earlier.path)} and {os.path.basename(later.path)} "
+                f"are both epoch {earlier.epoch}; keep one",
+            )
     samples_path = os.path.join(folder, SAMPLES_FILE)
-    return Source(name=run.get("name") or name_hint, folder=folder, checkpoints=checkpoints, history=history,
-                  history_path=history_path, architecture_path=architecture_path, run=run,
-                  samples_path=samples_path if os.path.isfile(samples_path) else None, notes=notes)
+    return Source(
+        name=run.get("name") or name_hint,
+        folder=folder,
+        checkpoints=checkpoints,
+        history=history,
+        history_path=history_path,
+        architecture_path=architecture_path,
+        run=run,
+        samples_path=samples_path if os.path.isfile(samples_path) else None,
+        notes=notes,
+    )
 
 
 def _checkpoint_files(folder):
@@ -190,8 +207,9 @@ def _epoch_numbers(paths, history):
     """The epoch of each path: the number that varies between the names, or the rule for a lone file."""
     numbers = [[int(text) for text in NUMBER.findall(os.path.basename(path))] for path in paths]
     if len(paths) > 1:
-        varying = next(position for position in range(len(numbers[0]))
-                       if len({values[position] for values in numbers}) > 1)
+        varying = next(
+            position for position in range(len(numbers[0])) if len({values[position] for values in numbers}) > 1
+        )
         return [values[varying] for values in numbers]
     match = EPOCH_IN_NAME.search(os.path.basename(paths[0]))
     if match:
@@ -203,9 +221,11 @@ def _epoch_numbers(paths, history):
 def _find_architecture(folder, group, run):
     in_group = {path for path, _ in group}
     candidates = [path for path, kind in _checkpoint_files(folder) if kind == FULL_MODEL and path not in in_group]
-    candidates += [os.path.join(folder, entry) for entry in sorted(os.listdir(folder))
-                   if entry.lower().endswith(".json") and entry != "run.json"
-                   and is_architecture_json(os.path.join(folder, entry))]
+    candidates += [
+        os.path.join(folder, entry)
+        for entry in sorted(os.listdir(folder))
+        if entry.lower().endswith(".json") and entry != "run.json" and is_architecture_json(os.path.join(folder, entry))
+    ]
     if not candidates and run.get("preset"):
         candidates = [os.path.join(folder, "run.json")]
     if len(candidates) == 1:
@@ -213,8 +233,11 @@ def _find_architecture(folder, group, run):
     what = os.path.basename(group[0][0])
     if not candidates:
         raise BlenderCNNError(what, "holds weights only; " + ARCHITECTURE_HINT)
-    raise BlenderCNNError(folder, f"holds several architectures ({', '.join(map(os.path.basename, candidates))}); "
-                                  "choose one with --architecture FILE")
+    raise BlenderCNNError(
+        folder,
+        f"holds several architectures ({', '.join(map(os.path.basename, candidates))}); "
+        "choose one with --architecture FILE",
+    )
 
 
 def _tf_checkpoint_kind(prefix):
@@ -237,6 +260,7 @@ def _loaders(kind, architecture_path, allow_unsafe):
     if kind in (TF1_CHECKPOINT, SAVED_MODEL):  # TensorFlow graphs without Keras layers (tf_graphs.py)
         return graph_loader(kind, architecture_path, allow_unsafe)
     if kind == FULL_MODEL:
+
         def load_full(keras, path):
             if keras2.use_tf_keras(path):
                 return keras2.load_full_model(keras, path, allow_unsafe)
@@ -260,6 +284,7 @@ def _loaders(kind, architecture_path, allow_unsafe):
         return built["model"]
 
     if kind == WEIGHTS:
+
         def load_weights(keras, path):
             model = model_for(keras)
             fit_hint = f"does not fit the architecture {os.path.basename(architecture_path)}"
@@ -271,8 +296,11 @@ def _loaders(kind, architecture_path, allow_unsafe):
                 model.load_weights(path)
             except Exception as error:  # Keras names the layer that does not fit; pass that on
                 raise BlenderCNNError(path, f"{fit_hint}: {_weights_error(error)}") from None
-            untouched = [variable.path for variable in model.weights
-                         if variable.dtype.startswith("float") and np.isnan(variable.numpy()).all()]
+            untouched = [
+                variable.path
+                for variable in model.weights
+                if variable.dtype.startswith("float") and np.isnan(variable.numpy()).all()
+            ]
             if untouched:
                 raise BlenderCNNError(path, f"{fit_hint}: it lacks the variables {', '.join(untouched)}")
             return model
@@ -290,8 +318,9 @@ def _loaders(kind, architecture_path, allow_unsafe):
 def _weights_error(error):
     """Keras' first line plus the variable and shapes it buries further down."""
     text = str(error)
-    detail = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\)).*?path=([^,\s]+)",
-                       text, re.DOTALL)
+    detail = re.search(
+        r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\)).*?path=([^,\s]+)", text, re.DOTALL
+    )
     if detail:
         expected, stored, variable = detail.groups()
         return f"variable {variable} has shape {expected} in the network but {stored} in the file"
@@ -305,5 +334,5 @@ def _bind(loader, path):
 def file_stem(name):
     for suffix in (".weights.h5", ".keras", ".hdf5", ".h5"):
         if name.lower().endswith(suffix):
-            return name[:-len(suffix)]
+            return name[: -len(suffix)]
     return name

@@ -23,8 +23,10 @@ OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 # Objects every training checkpoint may hold besides the model.
 BOOKKEEPING_NAMES = {"save_counter", "optimizer", "step", "epoch"}
 SHOWN_NAMES = 6
-SHAPE_ERROR = re.compile(r"tensor with shape (\(.*?\)) when attempting to restore variable with shape (\(.*?\)) "
-                         r"and name ([^\s:]+)")
+SHAPE_ERROR = re.compile(
+    r"tensor with shape (\(.*?\)) when attempting to restore variable with shape (\(.*?\)) "
+    r"and name ([^\s:]+)"
+)
 
 
 def checkpoint_prefix(path):
@@ -54,9 +56,12 @@ class CheckpointRestorer:
             if not missing:
                 return self.model
         root, missing = best
-        raise BlenderCNNError(prefix, f"does not fit the network: the checkpoint's {root!r} lacks the variables "
-                                      f"{_shown(missing)}. Pass the architecture the checkpoint was trained with "
-                                      "(--architecture)")
+        raise BlenderCNNError(
+            prefix,
+            f"does not fit the network: the checkpoint's {root!r} lacks the variables "
+            f"{_shown(missing)}. Pass the architecture the checkpoint was trained with "
+            "(--architecture)",
+        )
 
     def _model_names(self, tf, prefix):
         """Names of the objects the checkpoint holds at its top that may be the model ("model", "net", ...)."""
@@ -67,17 +72,20 @@ class CheckpointRestorer:
             graph = trackable_object_graph_pb2.TrackableObjectGraph()
             graph.ParseFromString(reader.get_tensor(OBJECT_GRAPH_KEY))
         except Exception as error:  # TensorFlow raises OpErrors, ValueError, DecodeError for damaged files
-            raise BlenderCNNError(prefix, f"cannot be read as a TensorFlow checkpoint ({first_line(error)})") \
-                from None
+            raise BlenderCNNError(prefix, f"cannot be read as a TensorFlow checkpoint ({first_line(error)})") from None
         names = [child.local_name for child in graph.nodes[0].children if child.local_name not in BOOKKEEPING_NAMES]
         if any(name.startswith(("layer-", "layer_with_weights-")) for name in names):  # the model is the root
-            raise BlenderCNNError(prefix, "holds the weights of a tf.keras 2.x model (model.save_weights or "
-                                          "ModelCheckpoint(save_weights_only=True)), which do not fit a Keras 3 "
-                                          "architecture; pass that model's own architecture (its model.to_json(), "
-                                          ".h5 or SavedModel folder) with --architecture")
+            raise BlenderCNNError(
+                prefix,
+                "holds the weights of a tf.keras 2.x model (model.save_weights or "
+                "ModelCheckpoint(save_weights_only=True)), which do not fit a Keras 3 "
+                "architecture; pass that model's own architecture (its model.to_json(), "
+                ".h5 or SavedModel folder) with --architecture",
+            )
         if not names:
-            raise BlenderCNNError(prefix, "holds no model, only "
-                                          f"{', '.join(child.local_name for child in graph.nodes[0].children)}")
+            raise BlenderCNNError(
+                prefix, f"holds no model, only {', '.join(child.local_name for child in graph.nodes[0].children)}"
+            )
         return names
 
     def _read(self, tf, prefix, root):
@@ -88,11 +96,18 @@ class CheckpointRestorer:
             tf.train.Checkpoint(**{root: self.model}).read(prefix).expect_partial()
         except (ValueError, tf.errors.OpError) as error:  # a stored variable of another shape
             detail = SHAPE_ERROR.search(str(error))
-            reason = (f"variable {detail.group(3)} has shape {detail.group(2)} in the network but {detail.group(1)} "
-                      "in the checkpoint" if detail else first_line(error))
+            reason = (
+                f"variable {detail.group(3)} has shape {detail.group(2)} in the network but {detail.group(1)} "
+                "in the checkpoint"
+                if detail
+                else first_line(error)
+            )
             raise BlenderCNNError(prefix, f"does not fit the network: {reason}") from None
-        return [self.names.get(id(variable), variable.path) for variable in self.variables
-                if np.isnan(variable.numpy()).all()]
+        return [
+            self.names.get(id(variable), variable.path)
+            for variable in self.variables
+            if np.isnan(variable.numpy()).all()
+        ]
 
 
 def variable_names(model, prefix=""):

@@ -40,20 +40,30 @@ from ..core.errors import BlenderCNNError, first_line
 from .architecture import load_architecture
 from .tf_checkpoints import INDEX_SUFFIX, OBJECT_GRAPH_KEY, variable_names
 
-TF1_CHECKPOINT = "tf1"        # tf.compat.v1.train.Saver
-SAVED_MODEL = "saved_model"   # a SavedModel folder of graph functions (Keras 3 export(), tf.Module)
+TF1_CHECKPOINT = "tf1"  # tf.compat.v1.train.Saver
+SAVED_MODEL = "saved_model"  # a SavedModel folder of graph functions (Keras 3 export(), tf.Module)
 META_SUFFIX = ".meta"
 SAVED_MODEL_FILE = "saved_model.pb"
 KERAS2_METADATA_FILE = "keras_metadata.pb"  # a Keras 2 SavedModel, read with its layers by keras2.py
 VARIABLES_FILE = os.path.join("variables", "variables")
 SHOWN_NAMES = 6
 SAVE_KERAS_HINT = 'save the model with model.save("model.keras") and import that file'
-TF1_HINT = ("pass the network as a Keras model, model.to_json() file or preset with --architecture FILE; its weights "
-            "are matched to the checkpoint's variables by name, else by order and shape")
+TF1_HINT = (
+    "pass the network as a Keras model, model.to_json() file or preset with --architecture FILE; its weights "
+    "are matched to the checkpoint's variables by name, else by order and shape"
+)
 
 # Operations that hand a tensor on unchanged (in inference).
-PASS_THROUGH = {"Identity", "IdentityN", "Snapshot", "StopGradient", "PreventGradient", "CheckNumerics",
-                "EnsureShape", "Cast"}
+PASS_THROUGH = {
+    "Identity",
+    "IdentityN",
+    "Snapshot",
+    "StopGradient",
+    "PreventGradient",
+    "CheckNumerics",
+    "EnsureShape",
+    "Cast",
+}
 VARIABLE_OPS = {"VariableV2", "Variable", "VarHandleOp"}
 CALL_OPS = {"StatefulPartitionedCall", "PartitionedCall"}
 IF_OPS = {"If", "StatelessIf"}  # tf.cond in TF 2 graphs; TF 1 graphs have Switch and Merge
@@ -62,21 +72,38 @@ SHAPE_OPS = {"Shape", "ShapeN", "Size", "Rank"}
 # A name scope of TF1 dropout (tf.nn.dropout, tf.compat.v1.layers.dropout): the identity in inference.
 DROPOUT_SCOPE = re.compile(r"^dropout(_\d+)?$")
 # Scopes of what minimize() adds to a TF1 graph; never part of the network.
-TRAINING_SCOPE = re.compile(r"^(gradients|Adam|SGD|GradientDescent|Momentum|RMSProp|Adagrad|Adadelta|Ftrl|train)"
-                            r"(_\d+)?$")
+TRAINING_SCOPE = re.compile(
+    r"^(gradients|Adam|SGD|GradientDescent|Momentum|RMSProp|Adagrad|Adadelta|Ftrl|train)"
+    r"(_\d+)?$"
+)
 FLOAT_TYPES = {1, 2, 14, 19}  # DT_FLOAT, DT_DOUBLE, DT_BFLOAT16, DT_HALF
 INPUT_TYPES = FLOAT_TYPES | {4}  # and DT_UINT8 images
-ACTIVATIONS = {"Relu": "relu", "Relu6": "relu6", "Elu": "elu", "Selu": "selu", "Sigmoid": "sigmoid", "Tanh": "tanh",
-               "Softplus": "softplus", "Softsign": "softsign", "Softmax": "softmax"}
+ACTIVATIONS = {
+    "Relu": "relu",
+    "Relu6": "relu6",
+    "Elu": "elu",
+    "Selu": "selu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Softplus": "softplus",
+    "Softsign": "softsign",
+    "Softmax": "softmax",
+}
 ADDS = {"Add", "AddV2", "BiasAdd"}
 AFFINE_OPS = ADDS | {"Sub", "Mul", "RealDiv"}
-MERGES = {"Add": "Add", "AddV2": "Add", "Sub": "Subtract", "Mul": "Multiply", "Maximum": "Maximum",
-          "Minimum": "Minimum"}
-WEIGHTED_OPS = {"Conv2D", "DepthwiseConv2dNative", "MatMul", "FusedBatchNorm", "FusedBatchNormV2",
-                "FusedBatchNormV3"}
+MERGES = {
+    "Add": "Add",
+    "AddV2": "Add",
+    "Sub": "Subtract",
+    "Mul": "Multiply",
+    "Maximum": "Maximum",
+    "Minimum": "Minimum",
+}
+WEIGHTED_OPS = {"Conv2D", "DepthwiseConv2dNative", "MatMul", "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"}
 
 
 # --- What the files are ------------------------------------------------------------------------------------
+
 
 def is_saver_checkpoint(prefix):
     """True for a TF1 ``Saver`` checkpoint: variables stored by name, without the object graph of
@@ -96,8 +123,11 @@ def saved_model_folder(path):
     path = os.path.normpath(os.fspath(path))
     if os.path.basename(path) == SAVED_MODEL_FILE and os.path.isfile(path):
         path = os.path.dirname(path) or "."
-    if (os.path.isdir(path) and os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
-            and not os.path.isfile(os.path.join(path, KERAS2_METADATA_FILE))):
+    if (
+        os.path.isdir(path)
+        and os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
+        and not os.path.isfile(os.path.join(path, KERAS2_METADATA_FILE))
+    ):
         return path
     return None
 
@@ -117,12 +147,14 @@ def graph_loader(kind, architecture_path, allow_unsafe):
     built = {}
 
     if kind == SAVED_MODEL:
+
         @_one_line_errors("a SavedModel")
         def load_saved_model(keras, path):
             if architecture_path:
                 saved = _SavedModel(path)
-                return _WeightMatcher(load_architecture(keras, architecture_path, allow_unsafe),
-                                      saved.variable_list(), architecture_path).assign(saved.reader, path)
+                return _WeightMatcher(
+                    load_architecture(keras, architecture_path, allow_unsafe), saved.variable_list(), architecture_path
+                ).assign(saved.reader, path)
             return translate_saved_model(keras, path)
 
         return load_saved_model
@@ -134,8 +166,11 @@ def graph_loader(kind, architecture_path, allow_unsafe):
             if architecture_path.lower().endswith(META_SUFFIX):
                 built["weights"] = _translate_meta_graph(keras, architecture_path, reader, prefix)
             else:
-                built["weights"] = _WeightMatcher(load_architecture(keras, architecture_path, allow_unsafe),
-                                                  _saver_variables(prefix, reader), architecture_path)
+                built["weights"] = _WeightMatcher(
+                    load_architecture(keras, architecture_path, allow_unsafe),
+                    _saver_variables(prefix, reader),
+                    architecture_path,
+                )
         return built["weights"].assign(reader, prefix)
 
     return load_saver_checkpoint
@@ -143,6 +178,7 @@ def graph_loader(kind, architecture_path, allow_unsafe):
 
 def _one_line_errors(what):
     """Whatever goes wrong reading a file becomes one error naming it, never a traceback."""
+
     def wrap(load):
         def guarded(keras, path):
             try:
@@ -158,6 +194,7 @@ def _one_line_errors(what):
 
 
 # --- Reading the files -------------------------------------------------------------------------------------
+
 
 def _open_checkpoint(prefix):
     import tensorflow as tf
@@ -219,14 +256,18 @@ class _SavedModel:
                     if attribute.name == "VARIABLE_VALUE":
                         name = attribute.full_name or node.variable.name or attribute.checkpoint_key
                         self.variables[node_id] = _Variable(attribute.checkpoint_key, name)
-        self.keras_export = any(child.local_name == "_all_variables" for child in objects.nodes[0].children) \
-            if objects.nodes else False
+        self.keras_export = (
+            any(child.local_name == "_all_variables" for child in objects.nodes[0].children) if objects.nodes else False
+        )
 
     def describe(self):
         if self.keras_export:
             return ("is a Keras 3 export() artifact: an inference graph without Keras layers", SAVE_KERAS_HINT)
-        return ("is a SavedModel of TensorFlow operations without Keras layers (tf.saved_model.save of a tf.Module "
-                "or a graph)", "build the network from Keras layers and " + SAVE_KERAS_HINT)
+        return (
+            "is a SavedModel of TensorFlow operations without Keras layers (tf.saved_model.save of a tf.Module "
+            "or a graph)",
+            "build the network from Keras layers and " + SAVE_KERAS_HINT,
+        )
 
     def variable_list(self):
         """``[(name, key, shape)]`` of the stored variables, in the order the object graph lists them."""
@@ -245,11 +286,14 @@ class _SavedModel:
         key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
         signature = signatures[key]
         if len(signature.inputs) != 1 or len(signature.outputs) != 1:
-            raise BlenderCNNError(self.path, f"serves {key!r} with {len(signature.inputs)} inputs and "
-                                             f"{len(signature.outputs)} outputs; only networks with one input and "
-                                             "one output are supported")
-        (input_key, input_info), = signature.inputs.items()
-        (_, output_info), = signature.outputs.items()
+            raise BlenderCNNError(
+                self.path,
+                f"serves {key!r} with {len(signature.inputs)} inputs and "
+                f"{len(signature.outputs)} outputs; only networks with one input and "
+                "one output are supported",
+            )
+        ((input_key, input_info),) = signature.inputs.items()
+        ((_, output_info),) = signature.outputs.items()
         return input_key, input_info.name, output_info.name
 
 
@@ -260,8 +304,9 @@ def translate_saved_model(keras, path):
     input_key, input_tensor, output_tensor = saved.signature()
     graph = _Graph(path, saved.meta.graph_def.library)
     graph.saved_variables = saved.variables
-    graph.bound_inputs = {name: list(function.bound_inputs)
-                          for name, function in saved.meta.object_graph_def.concrete_functions.items()}
+    graph.bound_inputs = {
+        name: list(function.bound_inputs) for name, function in saved.meta.object_graph_def.concrete_functions.items()
+    }
     graph.add_graph_def(saved.meta.graph_def)
     graph.finish()
     for node in graph.nodes.values():  # TF1 SavedModels (simple_save) store variables by name
@@ -270,8 +315,9 @@ def translate_saved_model(keras, path):
             graph.variables.setdefault(node.name, _Variable(shared or node.name, shared or node.name))
     input_name = graph.resolve(_tensor_ref(input_tensor))[0]
     context = _Context(path, "it", hint, what)
-    translator = _Translator(keras, graph, input_name, _tensor_ref(output_tensor), input_key, saved.reader, path,
-                             context)
+    translator = _Translator(
+        keras, graph, input_name, _tensor_ref(output_tensor), input_key, saved.reader, path, context
+    )
     return translator.assign(saved.reader, path)
 
 
@@ -282,18 +328,18 @@ def _tensor_ref(text):
 
 @dataclass(frozen=True)
 class _Variable:
-    key: str   # its key in the checkpoint
+    key: str  # its key in the checkpoint
     name: str  # the name it was given
 
 
 @dataclass
 class _Node:
-    name: str      # unique in the graph (inlined functions' nodes carry their call's name)
-    label: str     # the name its program gave it, for naming layers
+    name: str  # unique in the graph (inlined functions' nodes carry their call's name)
+    label: str  # the name its program gave it, for naming layers
     op: str
-    inputs: list   # [(node name, output index)]
+    inputs: list  # [(node name, output index)]
     controls: list
-    attr: object   # the NodeDef's attributes
+    attr: object  # the NodeDef's attributes
 
 
 class _Graph:
@@ -302,12 +348,12 @@ class _Graph:
     def __init__(self, where, library):
         self.where = where
         self.nodes = {}
-        self.aliases = {}         # (node, output) -> (node, output)
-        self.variables = {}       # node name -> _Variable
+        self.aliases = {}  # (node, output) -> (node, output)
+        self.variables = {}  # node name -> _Variable
         self.functions = {function.signature.name: function for function in library.function}
-        self.bound_inputs = {}    # function name -> saved object ids of its captured inputs (SavedModels)
+        self.bound_inputs = {}  # function name -> saved object ids of its captured inputs (SavedModels)
         self.saved_variables = {}  # saved object id -> _Variable
-        self._captured = []        # (ref, _Variable) of captured inputs, known once every node is in
+        self._captured = []  # (ref, _Variable) of captured inputs, known once every node is in
         self._depth = 0
 
     def add_graph_def(self, graph_def):
@@ -360,8 +406,9 @@ class _Graph:
             node = self.nodes[name]
             if name in dead:
                 continue
-            if node.op in ("Merge", "RefMerge") and any(self.resolve(ref) not in dead_refs
-                                                         and self.resolve(ref)[0] not in dead for ref in node.inputs):
+            if node.op in ("Merge", "RefMerge") and any(
+                self.resolve(ref) not in dead_refs and self.resolve(ref)[0] not in dead for ref in node.inputs
+            ):
                 continue
             dead.add(name)
             queue += [consumer for index in range(8) for consumer in consumers.get((name, index), ())]
@@ -373,8 +420,11 @@ class _Graph:
                 self.aliases[(name, taken)] = self.nodes[name].inputs[0]
         for node in list(self.nodes.values()):
             if node.op in ("Merge", "RefMerge") and node.name not in dead:
-                live = [ref for ref in node.inputs if self.resolve(ref) not in dead_refs
-                        and self.resolve(ref)[0] not in dead]
+                live = [
+                    ref
+                    for ref in node.inputs
+                    if self.resolve(ref) not in dead_refs and self.resolve(ref)[0] not in dead
+                ]
                 if len(live) == 1:
                     self.aliases[(node.name, 0)] = live[0]
 
@@ -480,6 +530,7 @@ class _Graph:
 
 # --- Finding a TF1 graph's network -------------------------------------------------------------------------
 
+
 def _find_input_and_output(graph):
     """The placeholder the network takes and the tensor it gives, in a training graph that has no signature.
 
@@ -493,30 +544,45 @@ def _find_input_and_output(graph):
     consumers = graph.consumers()
     for node in graph.nodes.values():
         shape = node.attr["shape"].shape
-        if (node.op == "Placeholder" and node.attr["dtype"].type in INPUT_TYPES and not shape.unknown_rank
-                and len(shape.dim) >= 2):  # a batch of something: not a keep_prob, a learning rate, a flag
+        if (
+            node.op == "Placeholder"
+            and node.attr["dtype"].type in INPUT_TYPES
+            and not shape.unknown_rank
+            and len(shape.dim) >= 2
+        ):  # a batch of something: not a keep_prob, a learning rate, a flag
             region, depth = _forward_region(graph, node.name, consumers)
             if any(graph.nodes[name].op in WEIGHTED_OPS for name in region):
                 found.append((node.name, region, depth))
     if not found:
-        raise BlenderCNNError(graph.where, "has no placeholder whose values reach a convolution or matrix product; "
-                                           + TF1_HINT)
+        raise BlenderCNNError(
+            graph.where, "has no placeholder whose values reach a convolution or matrix product; " + TF1_HINT
+        )
     if len(found) > 1:
-        raise BlenderCNNError(graph.where, f"has several placeholders feeding the network "
-                                           f"({', '.join(name for name, _, _ in found)}); only networks with one "
-                                           "input are supported")
+        raise BlenderCNNError(
+            graph.where,
+            f"has several placeholders feeding the network "
+            f"({', '.join(name for name, _, _ in found)}); only networks with one "
+            "input are supported",
+        )
     input_name, region, depth = found[0]
     translation = _Flow(graph, input_name, consumers)
     numbers = {name for name in region if name == input_name or _gives_numbers(graph.nodes[name])}
-    sinks = [name for name in numbers if name != input_name and name not in translation.collapsed
-             and not any(consumer in numbers for consumer in consumers.get(name, ()))]
+    sinks = [
+        name
+        for name in numbers
+        if name != input_name
+        and name not in translation.collapsed
+        and not any(consumer in numbers for consumer in consumers.get(name, ()))
+    ]
     if not sinks:
         raise BlenderCNNError(graph.where, f"computes nothing from the placeholder {input_name!r}; " + TF1_HINT)
     deepest = max(depth[name] for name in sinks)
     last = sorted({translation.source((name, 0)) for name in sinks if depth[name] == deepest})
     if len(last) > 1:
-        raise BlenderCNNError(graph.where, f"has several outputs ({', '.join(name for name, _ in last)}); only "
-                                           "networks with one output are supported")
+        raise BlenderCNNError(
+            graph.where,
+            f"has several outputs ({', '.join(name for name, _ in last)}); only networks with one output are supported",
+        )
     return input_name, last[0]
 
 
@@ -555,8 +621,10 @@ def _forward_region(graph, input_name, consumers):
             consumer = graph.nodes[consumer_name]
             if any(TRAINING_SCOPE.match(part) for part in consumer.label.split("/")[:-1] or [""]):
                 continue
-            takes_only_known = all(graph.resolve(ref)[0] in region or flow.is_static(ref) or flow.is_sized(ref)
-                                   or flow.is_flagged(ref) for ref in consumer.inputs)
+            takes_only_known = all(
+                graph.resolve(ref)[0] in region or flow.is_static(ref) or flow.is_sized(ref) or flow.is_flagged(ref)
+                for ref in consumer.inputs
+            )
             if consumer_name in flow.collapsed or takes_only_known:
                 if depth.get(consumer_name, -1) < depth[name] + 1:
                     depth[consumer_name] = depth[name] + 1
@@ -572,8 +640,11 @@ class _Flow:
     def __init__(self, graph, input_name, consumers):
         self.graph = graph
         self.dynamic = _reached(graph, [input_name], consumers, stop=SHAPE_OPS)
-        shapes = [name for name in {consumer for name in self.dynamic for consumer in consumers.get(name, ())}
-                  if graph.nodes[name].op in SHAPE_OPS]
+        shapes = [
+            name
+            for name in {consumer for name in self.dynamic for consumer in consumers.get(name, ())}
+            if graph.nodes[name].op in SHAPE_OPS
+        ]
         self.sized = _reached(graph, shapes, consumers) - self.dynamic  # computed from the input's sizes only
         fed, flags = [], []
         for node in graph.nodes.values():
@@ -592,19 +663,22 @@ class _Flow:
             parts = graph.nodes[name].label.split("/")
             for position, part in enumerate(parts[:-1]):
                 if DROPOUT_SCOPE.match(part):
-                    scope = name[:len(name) - len("/".join(parts[position + 1:]))]
+                    scope = name[: len(name) - len("/".join(parts[position + 1 :]))]
                     scopes.setdefault(scope, []).append(name)
                     break
         for scope, members in scopes.items():
-            outside = {graph.resolve(ref) for member in members for ref in graph.nodes[member].inputs
-                       if not graph.resolve(ref)[0].startswith(scope) and graph.resolve(ref)[0] in self.dynamic}
+            outside = {
+                graph.resolve(ref)
+                for member in members
+                for ref in graph.nodes[member].inputs
+                if not graph.resolve(ref)[0].startswith(scope) and graph.resolve(ref)[0] in self.dynamic
+            }
             if len(outside) == 1:
                 self.collapsed.update({member: next(iter(outside)) for member in members})
 
     def is_static(self, ref):
         name = self.graph.resolve(ref)[0]
-        return (name not in self.dynamic and name not in self.fed and name not in self.sized
-                and name not in self.flagged)
+        return name not in self.dynamic and name not in self.fed and name not in self.sized and name not in self.flagged
 
     def is_sized(self, ref):
         return self.graph.resolve(ref)[0] in self.sized
@@ -640,14 +714,31 @@ def _reached(graph, starts, consumers, stop=()):
 
 # --- Constants and variables -------------------------------------------------------------------------------
 
+
 class _Values:
     """The value of a tensor that depends on no input: constants and variables of one checkpoint, through the
     arithmetic that reshapes, transposes or combines them, computed with numpy."""
 
-    UNARY = {"Neg": np.negative, "Rsqrt": lambda x: 1 / np.sqrt(x), "Sqrt": np.sqrt, "Square": np.square,
-             "Reciprocal": lambda x: 1 / x, "Exp": np.exp, "Log": np.log, "Abs": np.abs}
-    BINARY = {"Add": np.add, "AddV2": np.add, "BiasAdd": np.add, "Sub": np.subtract, "Mul": np.multiply,
-              "RealDiv": np.divide, "Maximum": np.maximum, "Minimum": np.minimum}
+    UNARY = {
+        "Neg": np.negative,
+        "Rsqrt": lambda x: 1 / np.sqrt(x),
+        "Sqrt": np.sqrt,
+        "Square": np.square,
+        "Reciprocal": lambda x: 1 / x,
+        "Exp": np.exp,
+        "Log": np.log,
+        "Abs": np.abs,
+    }
+    BINARY = {
+        "Add": np.add,
+        "AddV2": np.add,
+        "BiasAdd": np.add,
+        "Sub": np.subtract,
+        "Mul": np.multiply,
+        "RealDiv": np.divide,
+        "Maximum": np.maximum,
+        "Minimum": np.minimum,
+    }
 
     def __init__(self, graph, reader, where):
         self.graph, self.reader, self.where = graph, reader, where
@@ -661,8 +752,9 @@ class _Values:
             except BlenderCNNError:
                 raise
             except Exception as error:  # numpy's or TensorFlow's: a constant that does not compute, a damaged file
-                raise BlenderCNNError(self.where, f"cannot compute the graph's constant {ref[0]!r} "
-                                                  f"({first_line(error)})") from None
+                raise BlenderCNNError(
+                    self.where, f"cannot compute the graph's constant {ref[0]!r} ({first_line(error)})"
+                ) from None
         return self.cache[ref]
 
     def _compute(self, ref):
@@ -704,8 +796,9 @@ class _Values:
             return np.full(argument(0), argument(1))
         if op == "Shape":
             return np.asarray(argument(0).shape, dtype=np.int32)
-        raise BlenderCNNError(self.where, f"computes a constant with the operation {node.label!r} ({op}), which the "
-                                          "import cannot compute")
+        raise BlenderCNNError(
+            self.where, f"computes a constant with the operation {node.label!r} ({op}), which the import cannot compute"
+        )
 
     def variables_of(self, ref):
         """The variables a constant tensor is computed from."""
@@ -724,11 +817,12 @@ class _Values:
 
 # --- Translating the graph into Keras layers ---------------------------------------------------------------
 
+
 @dataclass
 class _Context:
-    where: str   # the file the graph is in
-    it: str      # how a message refers to the graph
-    hint: str    # what to do when the graph cannot be translated
+    where: str  # the file the graph is in
+    it: str  # how a message refers to the graph
+    hint: str  # what to do when the graph cannot be translated
     what: str = ""  # what the file is, said when it cannot be translated
 
 
@@ -738,10 +832,10 @@ class _Plan:
 
     kind: str
     arguments: dict
-    inputs: list            # source refs
-    output: tuple           # the source ref whose value it computes
-    node: _Node             # the operation it is named after
-    weights: list = field(default_factory=list)    # [values -> array], in the Keras layer's weight order
+    inputs: list  # source refs
+    output: tuple  # the source ref whose value it computes
+    node: _Node  # the operation it is named after
+    weights: list = field(default_factory=list)  # [values -> array], in the Keras layer's weight order
     variables: list = field(default_factory=list)  # names of the variables its weights come from
 
 
@@ -756,8 +850,11 @@ class _Translator:
         self.input_name = input_name
         self.output = self.flow.source(output)
         if self.output[0] == input_name or self.output[0] not in self.flow.dynamic:
-            raise BlenderCNNError(context.where, f"{context.what + ', and ' if context.what else ''}"
-                                                 f"{context.it} does not compute its output from its input")
+            raise BlenderCNNError(
+                context.where,
+                f"{context.what + ', and ' if context.what else ''}"
+                f"{context.it} does not compute its output from its input",
+            )
         self.order = self._needed_order()
         self.readers = {}  # source ref -> the needed operations that take it, once per input
         for name in self.order:
@@ -765,9 +862,17 @@ class _Translator:
                 for ref in self._dynamic_inputs(self.graph.nodes[name]):
                     self.readers.setdefault(ref, []).append(name)
         self.plans, self.tensors, self.absorbed = [], {}, set()
-        self._check_variables(reader, reader_path, {
-            variable for name in self.order for ref in self.graph.nodes[name].inputs if self.flow.is_static(ref)
-            for variable in self.values.variables_of(ref)})
+        self._check_variables(
+            reader,
+            reader_path,
+            {
+                variable
+                for name in self.order
+                for ref in self.graph.nodes[name].inputs
+                if self.flow.is_static(ref)
+                for variable in self.values.variables_of(ref)
+            },
+        )
         self._translate()
         self.model = self._build(shown_input_name)
 
@@ -800,12 +905,17 @@ class _Translator:
     def _unsupported(self, node, reason=""):
         what = f"{self.context.what}, and " if self.context.what else ""
         if not reason and node.op in (*IF_OPS, "Switch", "Merge", "RefSwitch", "RefMerge"):
-            reason = ("a tf.cond on a value fed at run time, such as a training flag; give it a default with "
-                      "tf.compat.v1.placeholder_with_default(False, []) and save again")
+            reason = (
+                "a tf.cond on a value fed at run time, such as a training flag; give it a default with "
+                "tf.compat.v1.placeholder_with_default(False, []) and save again"
+            )
         reason = f" ({reason})" if reason else ""
-        return BlenderCNNError(self.context.where, f"{what}{self.context.it} uses the operation {node.label!r} "
-                                                   f"({node.op}){reason}, which no Keras layer computes here; "
-                                                   f"{self.context.hint}")
+        return BlenderCNNError(
+            self.context.where,
+            f"{what}{self.context.it} uses the operation {node.label!r} "
+            f"({node.op}){reason}, which no Keras layer computes here; "
+            f"{self.context.hint}",
+        )
 
     # -- the translation
     def _translate(self):
@@ -831,8 +941,10 @@ class _Translator:
             raise self._unsupported(node, "the input is not a placeholder")
         shape = node.attr["shape"].shape
         if shape.unknown_rank or len(shape.dim) < 2:
-            raise BlenderCNNError(self.context.where, f"its input {node.label!r} has no known shape; only inputs of "
-                                                      "a known rank are supported")
+            raise BlenderCNNError(
+                self.context.where,
+                f"its input {node.label!r} has no known shape; only inputs of a known rank are supported",
+            )
         return tuple(None if dim.size < 0 else int(dim.size) for dim in shape.dim[1:])
 
     def _tensor(self, ref):
@@ -895,8 +1007,9 @@ class _Translator:
 
     def _check_nhwc(self, node):
         if "data_format" in node.attr and node.attr["data_format"].s not in (b"", b"NHWC"):
-            raise self._unsupported(node, f"data format {node.attr['data_format'].s.decode()}; only NHWC (channels "
-                                          "last) is supported")
+            raise self._unsupported(
+                node, f"data format {node.attr['data_format'].s.decode()}; only NHWC (channels last) is supported"
+            )
 
     def convolution(self, node):
         self._check_nhwc(node)
@@ -914,9 +1027,14 @@ class _Translator:
         channels = value.shape[2] * value.shape[3] if depthwise else value.shape[3]
         bias_weight, bias_ref, ref = self._bias_after((node.name, 0), channels)
         activation, ref = self._activation_after(ref)
-        arguments = {"kernel_size": tuple(value.shape[:2]), "strides": tuple(strides[1:3]), "padding": padding,
-                     "dilation_rate": tuple(dilations[1:3]), "use_bias": bias_weight is not None,
-                     "activation": activation}
+        arguments = {
+            "kernel_size": tuple(value.shape[:2]),
+            "strides": tuple(strides[1:3]),
+            "padding": padding,
+            "dilation_rate": tuple(dilations[1:3]),
+            "use_bias": bias_weight is not None,
+            "activation": activation,
+        }
         if depthwise:
             arguments["depth_multiplier"] = int(value.shape[3])
             kind = "DepthwiseConv2D"
@@ -942,8 +1060,15 @@ class _Translator:
         activation, ref = self._activation_after(ref)
         weights = [(lambda values: values(kernel).T) if transpose else (lambda values: values(kernel))]
         weights += [bias_weight] if bias_weight else []
-        self._add("Dense", {"units": int(units), "use_bias": bias_weight is not None, "activation": activation},
-                  [x], ref, node, weights, [kernel] + ([bias_ref] if bias_ref else []))
+        self._add(
+            "Dense",
+            {"units": int(units), "use_bias": bias_weight is not None, "activation": activation},
+            [x],
+            ref,
+            node,
+            weights,
+            [kernel] + ([bias_ref] if bias_ref else []),
+        )
 
     def fused_batch_norm(self, node):
         self._check_nhwc(node)
@@ -954,8 +1079,15 @@ class _Translator:
             raise self._unsupported(node, "its statistics are computed from the input")
         gamma, beta, mean, variance = refs
         weights = [lambda values, ref=ref: values(ref).reshape(-1) for ref in refs]
-        self._add("BatchNormalization", {"epsilon": float(node.attr["epsilon"].f)},
-                  [self.flow.source(node.inputs[0])], (node.name, 0), node, weights, refs)
+        self._add(
+            "BatchNormalization",
+            {"epsilon": float(node.attr["epsilon"].f)},
+            [self.flow.source(node.inputs[0])],
+            (node.name, 0),
+            node,
+            weights,
+            refs,
+        )
 
     def activation(self, node):
         x = [self.flow.source(node.inputs[0])]
@@ -980,9 +1112,17 @@ class _Translator:
         if len(size) != 4 or size[0] != 1 or size[3] != 1 or strides[0] != 1 or strides[3] != 1:
             raise self._unsupported(node, "it pools across the batch or the channels")
         kind = "MaxPooling2D" if node.op.startswith("MaxPool") else "AveragePooling2D"
-        self._add(kind, {"pool_size": (int(size[1]), int(size[2])), "strides": (int(strides[1]), int(strides[2])),
-                         "padding": node.attr["padding"].s.decode().lower()},
-                  [self.flow.source(node.inputs[0])], (node.name, 0), node)
+        self._add(
+            kind,
+            {
+                "pool_size": (int(size[1]), int(size[2])),
+                "strides": (int(strides[1]), int(strides[2])),
+                "padding": node.attr["padding"].s.decode().lower(),
+            },
+            [self.flow.source(node.inputs[0])],
+            (node.name, 0),
+            node,
+        )
 
     def reduction(self, node):
         x = self.flow.source(node.inputs[0])
@@ -1000,7 +1140,8 @@ class _Translator:
         in_shape = self._tensor(x).shape
         if node.op == "Squeeze":
             axes = {axis % len(in_shape) for axis in node.attr["squeeze_dims"].list.i} or {
-                axis for axis, size in enumerate(in_shape) if size == 1}
+                axis for axis, size in enumerate(in_shape) if size == 1
+            }
             target = [size for axis, size in enumerate(in_shape) if axis not in axes and axis > 0]
         elif node.op == "ExpandDims":
             axis = self._static(node, 1)
@@ -1047,8 +1188,13 @@ class _Translator:
                 raise self._unsupported(node, "it pads with a value other than zero")
         if value[0].any() or value[3].any():
             raise self._unsupported(node, "it pads the batch or the channels")
-        self._add("ZeroPadding2D", {"padding": (tuple(int(n) for n in value[1]), tuple(int(n) for n in value[2]))},
-                  [x], (node.name, 0), node)
+        self._add(
+            "ZeroPadding2D",
+            {"padding": (tuple(int(n) for n in value[1]), tuple(int(n) for n in value[2]))},
+            [x],
+            (node.name, 0),
+            node,
+        )
 
     def concatenation(self, node):
         count = node.attr["N"].i if "N" in node.attr else len(node.inputs) - 1
@@ -1060,8 +1206,11 @@ class _Translator:
 
     def elementwise(self, node):
         """A merge of computed tensors (Add, Multiply...) or arithmetic with a constant (a scale, a shift)."""
-        dynamic = [position for position in range(len(node.inputs))
-                   if self.flow.source(node.inputs[position])[0] in self.flow.dynamic]
+        dynamic = [
+            position
+            for position in range(len(node.inputs))
+            if self.flow.source(node.inputs[position])[0] in self.flow.dynamic
+        ]
         if len(dynamic) == len(node.inputs) and (node.op in MERGES or node.op == "AddN"):
             inputs = [self.flow.source(ref) for ref in node.inputs]
             shapes = {tuple(self._tensor(ref).shape[1:]) for ref in inputs}
@@ -1069,8 +1218,12 @@ class _Translator:
                 raise self._unsupported(node, "it broadcasts tensors of different shapes")
             self._add(MERGES.get(node.op, "Add"), {}, inputs, (node.name, 0), node)
             return
-        if (len(dynamic) != 1 or node.op not in AFFINE_OPS or len(node.inputs) != 2
-                or not self.flow.is_static(node.inputs[1 - dynamic[0]])):
+        if (
+            len(dynamic) != 1
+            or node.op not in AFFINE_OPS
+            or len(node.inputs) != 2
+            or not self.flow.is_static(node.inputs[1 - dynamic[0]])
+        ):
             raise self._unsupported(node)
         self._affine(node, dynamic[0])
 
@@ -1087,9 +1240,13 @@ class _Translator:
             steps.append((current.op, constant, dynamic_first, (current.name, 0)))
             ref = (current.name, 0)
             following = self._only_consumer(ref)
-            if (following is None or following.op not in AFFINE_OPS or len(following.inputs) != 2
-                    or [self.flow.source(r) for r in following.inputs].count(ref) != 1
-                    or not self.flow.is_static([r for r in following.inputs if self.flow.source(r) != ref][0])):
+            if (
+                following is None
+                or following.op not in AFFINE_OPS
+                or len(following.inputs) != 2
+                or [self.flow.source(r) for r in following.inputs].count(ref) != 1
+                or not self.flow.is_static([r for r in following.inputs if self.flow.source(r) != ref][0])
+            ):
                 break
             if following.op == "RealDiv" and self.flow.source(following.inputs[0]) != ref:
                 break
@@ -1102,9 +1259,18 @@ class _Translator:
             epsilon, parts = matched
             present = [part for part in parts if part is not None]
             arguments = {"epsilon": epsilon, "scale": parts[0] is not None, "center": parts[1] is not None}
-            self._add("BatchNormalization", arguments, [x], ref, node,
-                      [lambda values, part=part: np.broadcast_to(values(part).reshape(-1), (channels,)).copy()
-                       for part in present], present)
+            self._add(
+                "BatchNormalization",
+                arguments,
+                [x],
+                ref,
+                node,
+                [
+                    lambda values, part=part: np.broadcast_to(values(part).reshape(-1), (channels,)).copy()
+                    for part in present
+                ],
+                present,
+            )
             return
 
         def scale_and_offset(values):
@@ -1123,17 +1289,28 @@ class _Translator:
 
         scale, offset = scale_and_offset(self.values)
         if scale.size == 1 and offset.size == 1 and not any(self.values.variables_of(ref) for ref in constants):
-            self._add("Rescaling", {"scale": float(scale.reshape(())), "offset": float(offset.reshape(()))},
-                      [x], ref, node)
+            self._add(
+                "Rescaling", {"scale": float(scale.reshape(())), "offset": float(offset.reshape(()))}, [x], ref, node
+            )
             return
         for value in (scale, offset):
             if value.size != 1 and (value.size != channels or value.shape[-1] != channels):
                 raise self._unsupported(node, "its constant varies along more than the channels")
         # Per channel: a batch normalization with mean 0, variance 1, epsilon 0 computes x * scale + offset.
-        self._add("BatchNormalization", {"epsilon": 0.0}, [x], ref, node, [
-            lambda values: np.broadcast_to(scale_and_offset(values)[0].reshape(-1), (channels,)).copy(),
-            lambda values: np.broadcast_to(scale_and_offset(values)[1].reshape(-1), (channels,)).copy(),
-            lambda values: np.zeros(channels, np.float32), lambda values: np.ones(channels, np.float32)], constants)
+        self._add(
+            "BatchNormalization",
+            {"epsilon": 0.0},
+            [x],
+            ref,
+            node,
+            [
+                lambda values: np.broadcast_to(scale_and_offset(values)[0].reshape(-1), (channels,)).copy(),
+                lambda values: np.broadcast_to(scale_and_offset(values)[1].reshape(-1), (channels,)).copy(),
+                lambda values: np.zeros(channels, np.float32),
+                lambda values: np.ones(channels, np.float32),
+            ],
+            constants,
+        )
 
     def _batch_normalization(self, steps):
         """``(epsilon, [gamma, beta, mean, variance])`` if ``x * a + b`` is tf.nn.batch_normalization's
@@ -1190,51 +1367,68 @@ class _Translator:
         return keras.Model(model_input, tensors[self.output], name=_keras_name(input_name) + "_graph")
 
     def _check_variables(self, reader, where, variables):
-        missing = sorted({variable.name for variable in variables
-                          if reader is None or not reader.has_tensor(variable.key)})
+        missing = sorted(
+            {variable.name for variable in variables if reader is None or not reader.has_tensor(variable.key)}
+        )
         if missing:
-            raise BlenderCNNError(where, f"does not fit {os.path.basename(self.context.where)}: it lacks the "
-                                         f"variables {_shown(missing)}")
+            raise BlenderCNNError(
+                where, f"does not fit {os.path.basename(self.context.where)}: it lacks the variables {_shown(missing)}"
+            )
 
     def assign(self, reader, where):
         """Put the weights of the checkpoint ``reader`` (read from ``where``) into the model; return the model."""
         values = _Values(self.graph, reader, where)
         needed = {name for plan, _ in self.layers for name in plan.variables}
-        self._check_variables(reader, where, [variable for variable in self.graph.variables.values()
-                                              if variable.name in needed])
+        self._check_variables(
+            reader, where, [variable for variable in self.graph.variables.values() if variable.name in needed]
+        )
         for plan, layer in self.layers:
             for variable, weight in zip(layer.weights, plan.weights):
                 try:
                     value = np.asarray(weight(values), dtype=np.float32)
                 except ValueError as error:  # a variable of another shape than the graph's first checkpoint had
-                    raise BlenderCNNError(where, f"does not fit {os.path.basename(self.context.where)}: the weights "
-                                                 f"of {', '.join(plan.variables)} do not ({first_line(error)})") \
-                        from None
+                    raise BlenderCNNError(
+                        where,
+                        f"does not fit {os.path.basename(self.context.where)}: the weights "
+                        f"of {', '.join(plan.variables)} do not ({first_line(error)})",
+                    ) from None
                 if tuple(value.shape) != tuple(variable.shape):
-                    raise BlenderCNNError(where, f"does not fit {os.path.basename(self.context.where)}: the weight "
-                                                 f"{variable.name} of {', '.join(plan.variables) or plan.node.label} "
-                                                 f"has shape {tuple(value.shape)}, the graph's "
-                                                 f"{tuple(variable.shape)}")
+                    raise BlenderCNNError(
+                        where,
+                        f"does not fit {os.path.basename(self.context.where)}: the weight "
+                        f"{variable.name} of {', '.join(plan.variables) or plan.node.label} "
+                        f"has shape {tuple(value.shape)}, the graph's "
+                        f"{tuple(variable.shape)}",
+                    )
                 variable.assign(value)
         return self.model
 
 
 _HANDLERS = {
-    "Conv2D": _Translator.convolution, "DepthwiseConv2dNative": _Translator.convolution,
+    "Conv2D": _Translator.convolution,
+    "DepthwiseConv2dNative": _Translator.convolution,
     "MatMul": _Translator.matmul,
-    "FusedBatchNorm": _Translator.fused_batch_norm, "FusedBatchNormV2": _Translator.fused_batch_norm,
+    "FusedBatchNorm": _Translator.fused_batch_norm,
+    "FusedBatchNormV2": _Translator.fused_batch_norm,
     "FusedBatchNormV3": _Translator.fused_batch_norm,
     **{op: _Translator.activation for op in (*ACTIVATIONS, "LeakyRelu")},
-    "MaxPool": _Translator.pooling, "MaxPoolV2": _Translator.pooling, "AvgPool": _Translator.pooling,
-    "Mean": _Translator.reduction, "Max": _Translator.reduction,
-    "Reshape": _Translator.reshape, "Squeeze": _Translator.reshape, "ExpandDims": _Translator.reshape,
-    "Pad": _Translator.padding, "PadV2": _Translator.padding,
+    "MaxPool": _Translator.pooling,
+    "MaxPoolV2": _Translator.pooling,
+    "AvgPool": _Translator.pooling,
+    "Mean": _Translator.reduction,
+    "Max": _Translator.reduction,
+    "Reshape": _Translator.reshape,
+    "Squeeze": _Translator.reshape,
+    "ExpandDims": _Translator.reshape,
+    "Pad": _Translator.padding,
+    "PadV2": _Translator.padding,
     "ConcatV2": _Translator.concatenation,
     **{op: _Translator.elementwise for op in (*AFFINE_OPS, *MERGES, "AddN")},
 }
 
 
 # --- Layer names -------------------------------------------------------------------------------------------
+
 
 def _layer_names(plans, input_name):
     """A Keras name for each plan: the name scope of its operation, up to that of its variables (``conv1`` for
@@ -1244,12 +1438,15 @@ def _layer_names(plans, input_name):
     paths = []
     for plan in plans:
         op_scope, _, base = plan.node.label.rpartition("/")
-        ops = [part.removesuffix(suffix) if suffix and part != suffix else part for part in op_scope.split("/")] \
-            if op_scope else []
+        ops = (
+            [part.removesuffix(suffix) if suffix and part != suffix else part for part in op_scope.split("/")]
+            if op_scope
+            else []
+        )
         variables = _common_scope(plan.variables).split("/") if _common_scope(plan.variables) else []
         match = _match_scope(ops, variables) if variables else None
         if match is not None and match[1] == "":
-            parts = ops[:match[0] + len(variables)]
+            parts = ops[: match[0] + len(variables)]
         else:
             parts = ops or variables or [base]
         paths.append((parts, base))
@@ -1287,8 +1484,9 @@ def _match_scope(ops, variables):
     """``(position, suffix)`` where the parts of a variable scope appear in an operation's scope, each with the same
     suffix (``""`` or ``_1``), or None."""
     for position in range(len(ops) - len(variables) + 1):
-        suffixes = {op[len(variable):] if op.startswith(variable) else None
-                    for op, variable in zip(ops[position:], variables)}
+        suffixes = {
+            op[len(variable) :] if op.startswith(variable) else None for op, variable in zip(ops[position:], variables)
+        }
         if len(suffixes) == 1:
             found = suffixes.pop()
             if found == "" or (found is not None and re.fullmatch(r"_\d+", found)):
@@ -1319,6 +1517,7 @@ def _shown(names):
 
 
 # --- Weights of a Keras architecture from a checkpoint's variables -----------------------------------------
+
 
 def _saver_variables(prefix, reader):
     """``[(name, key, shape)]`` of a Saver checkpoint's model variables, in the order the program made them
@@ -1360,8 +1559,11 @@ class _WeightMatcher:
         self.model = model
         self.architecture = os.path.basename(os.fspath(architecture_path))
         names = variable_names(model)
-        self.weights = [(names.get(id(variable), variable.path), variable) for variable in model.weights
-                        if variable.dtype.startswith("float")]
+        self.weights = [
+            (names.get(id(variable), variable.path), variable)
+            for variable in model.weights
+            if variable.dtype.startswith("float")
+        ]
         self.stored = stored
         self.pairs = None
 
@@ -1375,25 +1577,35 @@ class _WeightMatcher:
             if not wrong:
                 return pairs
             variable, entry = wrong[0]
-            raise BlenderCNNError(where, f"does not fit {self.architecture}: variable {entry[0]} has shape "
-                                         f"{entry[2]} in the checkpoint but {tuple(variable.shape)} in the network")
+            raise BlenderCNNError(
+                where,
+                f"does not fit {self.architecture}: variable {entry[0]} has shape "
+                f"{entry[2]} in the checkpoint but {tuple(variable.shape)} in the network",
+            )
         shapes_fit = len(self.stored) == len(self.weights) and all(
-            tuple(variable.shape) == entry[2] for (_, variable), entry in zip(self.weights, self.stored))
+            tuple(variable.shape) == entry[2] for (_, variable), entry in zip(self.weights, self.stored)
+        )
         if shapes_fit:
             return [(variable, entry) for (_, variable), entry in zip(self.weights, self.stored)]
         if any(name in stored for name in keras_names):  # the names say how they were meant to match
-            missing = [name for name, keras_name in zip([n for n, _ in self.weights], keras_names)
-                       if keras_name not in stored]
-            raise BlenderCNNError(where, f"does not fit {self.architecture}: it lacks the variables "
-                                         f"{_shown(missing)}")
+            missing = [
+                name for name, keras_name in zip([n for n, _ in self.weights], keras_names) if keras_name not in stored
+            ]
+            raise BlenderCNNError(where, f"does not fit {self.architecture}: it lacks the variables {_shown(missing)}")
         for position, ((name, variable), entry) in enumerate(zip(self.weights, self.stored)):
             if tuple(variable.shape) != entry[2]:
-                raise BlenderCNNError(where, f"does not fit {self.architecture}: its variable number {position + 1}, "
-                                             f"{entry[0]}, has shape {entry[2]} but the network's weight {name} "
-                                             f"{tuple(variable.shape)} (matched by order, as no names match)")
-        raise BlenderCNNError(where, f"does not fit {self.architecture}: it holds {len(self.stored)} variables "
-                                     f"({_shown(entry[0] for entry in self.stored)}) and the network "
-                                     f"{len(self.weights)} weights ({_shown(name for name, _ in self.weights)})")
+                raise BlenderCNNError(
+                    where,
+                    f"does not fit {self.architecture}: its variable number {position + 1}, "
+                    f"{entry[0]}, has shape {entry[2]} but the network's weight {name} "
+                    f"{tuple(variable.shape)} (matched by order, as no names match)",
+                )
+        raise BlenderCNNError(
+            where,
+            f"does not fit {self.architecture}: it holds {len(self.stored)} variables "
+            f"({_shown(entry[0] for entry in self.stored)}) and the network "
+            f"{len(self.weights)} weights ({_shown(name for name, _ in self.weights)})",
+        )
 
     def assign(self, reader, where):
         if reader is None:
@@ -1405,9 +1617,12 @@ class _WeightMatcher:
                 raise BlenderCNNError(where, f"does not fit {self.architecture}: it lacks the variable {name}")
             value = np.asarray(reader.get_tensor(key))
             if tuple(value.shape) != tuple(variable.shape):
-                raise BlenderCNNError(where, f"does not fit {self.architecture}: variable {name} has shape "
-                                             f"{tuple(value.shape)} in the checkpoint but {tuple(variable.shape)} "
-                                             "in the network")
+                raise BlenderCNNError(
+                    where,
+                    f"does not fit {self.architecture}: variable {name} has shape "
+                    f"{tuple(value.shape)} in the checkpoint but {tuple(variable.shape)} "
+                    "in the network",
+                )
             variable.assign(value.astype(np.float32))
         return self.model
 

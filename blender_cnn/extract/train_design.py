@@ -56,8 +56,11 @@ def check_run_folder(run_dir):
     names = os.listdir(run_dir)
     is_run = any(CHECKPOINT_PATTERN.match(name) or name in RUN_FILES for name in names)
     if names and not is_run:
-        raise BlenderCNNError(run_dir, "holds files that are not a training run, and training replaces the "
-                                       "run folder whole; choose a new or empty folder")
+        raise BlenderCNNError(
+            run_dir,
+            "holds files that are not a training run, and training replaces the "
+            "run folder whole; choose a new or empty folder",
+        )
 
 
 def training_epochs(design, epochs=None):
@@ -94,14 +97,16 @@ def start_training(design, run_dir, epochs=None, images=None, seed=None, python_
     if seed is not None:
         options += ["--seed", str(int(seed))]
     task = jobs.Task(
-        "Training", where, run_dir,
+        "Training",
+        where,
+        run_dir,
         run=lambda out_path, log, _should_stop: train_design(design, out_path, epochs, images, seed, log),
-        command=lambda out_path: jobs.module_command("extract.train_design", jobs.DESIGN_FILE, out_path,
-                                                     *options),
+        command=lambda out_path: jobs.module_command("extract.train_design", jobs.DESIGN_FILE, out_path, *options),
         # Each epoch is printed twice: once trained, once extracted; epoch 0 is the untrained network.
         progress_total=2 * (epoch_count + 1),
         result=os.path.basename(run_bundle_path(run_dir)),
-        inputs=jobs.design_input(design))
+        inputs=jobs.design_input(design),
+    )
     return jobs.start_job(task, python_path, in_process)
 
 
@@ -119,16 +124,22 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m blender_cnn.extract.train_design",
         description="Train a design or preset (JSON) and write its run folder and the bundle of every epoch "
-                    "(RUN_DIR/<RUN_DIR name>.bcnn.npz). See docs/designing.md.")
+        "(RUN_DIR/<RUN_DIR name>.bcnn.npz). See docs/designing.md.",
+    )
     parser.add_argument("design", metavar="DESIGN", help="a design or preset JSON file")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder to write")
     parser.add_argument("--epochs", type=int, help="epochs to train (default: the design's training.epochs)")
-    parser.add_argument("--images", metavar="FOLDER",
-                        help="a folder with one subfolder of images per class to train on, instead of the "
-                             "design's training.dataset")
-    parser.add_argument("--seed", type=int,
-                        help="start from the design's random weights of this seed (what the designer's Build "
-                             "Scene shows) instead of Keras' initial weights")
+    parser.add_argument(
+        "--images",
+        metavar="FOLDER",
+        help="a folder with one subfolder of images per class to train on, instead of the design's training.dataset",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="start from the design's random weights of this seed (what the designer's Build "
+        "Scene shows) instead of Keras' initial weights",
+    )
     args = parser.parse_args(argv)
 
     def train():

@@ -56,9 +56,12 @@ def train_run(preset_path, run_dir, epochs=None, log=print, images=None, design_
 
     def make_model(dataset):
         if len(dataset.class_names) != len(preset["class_names"]):
-            raise BlenderCNNError(where, f"lists {len(preset['class_names'])} class names, but dataset "
-                                         f"{dataset.name!r} has {len(dataset.class_names)} classes "
-                                         f"({_names(dataset.class_names)})")
+            raise BlenderCNNError(
+                where,
+                f"lists {len(preset['class_names'])} class names, but dataset "
+                f"{dataset.name!r} has {len(dataset.class_names)} classes "
+                f"({_names(dataset.class_names)})",
+            )
         model = build_model(preset)
         if design_seed is not None:
             from .export import set_design_weights
@@ -98,8 +101,10 @@ def train_model(model_path, run_dir, epochs=None, log=print, images=None, traini
     model = load_keras_file(keras, model_path, False)
     input_shape = [int(size) for size in model.input_shape[1:]] if not isinstance(model.input_shape, list) else []
     if len(input_shape) != 3 or input_shape[2] not in (1, 3):
-        raise BlenderCNNError(model_path, f"takes input {model.input_shape}; training here needs one image input "
-                                          "(height, width, 1 or 3 channels)")
+        raise BlenderCNNError(
+            model_path,
+            f"takes input {model.input_shape}; training here needs one image input (height, width, 1 or 3 channels)",
+        )
     status = os.stat(model_path)
     preset = {
         "name": os.path.splitext(os.path.basename(model_path))[0],
@@ -113,13 +118,18 @@ def train_model(model_path, run_dir, epochs=None, log=print, images=None, traini
     def make_model(dataset):
         outputs = tuple(model.output.shape[1:]) if not isinstance(model.output, list) else None
         if outputs != (len(dataset.class_names),):
-            raise BlenderCNNError(model_path, f"outputs shape {outputs}, but dataset {dataset.name!r} has "
-                                              f"{len(dataset.class_names)} classes ({_names(dataset.class_names)})")
+            raise BlenderCNNError(
+                model_path,
+                f"outputs shape {outputs}, but dataset {dataset.name!r} has "
+                f"{len(dataset.class_names)} classes ({_names(dataset.class_names)})",
+            )
         probe = np.asarray(model(dataset.x_train[:16], training=False), dtype=np.float64)
         probabilities = bool(np.all(probe >= 0) and np.allclose(probe.sum(axis=1), 1.0, atol=1e-3))
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(settings["learning_rate"])),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities),
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=float(settings["learning_rate"])),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities),
+            metrics=["accuracy"],
+        )
         return model
 
     return _train(preset, run_dir, make_model, os.path.abspath(model_path), log)
@@ -159,18 +169,21 @@ def _train(preset, run_dir, make_model, source_path, log, design_seed=None):
     import keras
 
     keras.utils.set_random_seed(int(training["seed"]))
-    dataset = load_dataset(training["dataset"], preset["input_shape"],
-                           training["validation_split"], training["seed"])
+    dataset = load_dataset(training["dataset"], preset["input_shape"], training["validation_split"], training["seed"])
     model = make_model(dataset)
-    log(f"{preset['name']}: {model.count_params()} parameters, {len(dataset.x_train)} training and "
+    log(
+        f"{preset['name']}: {model.count_params()} parameters, {len(dataset.x_train)} training and "
         f"{len(dataset.x_val)} validation images of {dataset.name} "
-        f"({time.perf_counter() - started:.1f} s to set up)")
+        f"({time.perf_counter() - started:.1f} s to set up)"
+    )
 
     chosen = pick_samples(dataset.y_val, training["samples_per_class"], len(dataset.class_names))
-    np.savez(os.path.join(run_dir, "samples.npz"),
-             inputs=np.ascontiguousarray(dataset.x_val[chosen], dtype=np.float32),
-             labels=dataset.y_val[chosen].astype(np.int32),
-             source_index=dataset.val_source_index[chosen].astype(np.int32))
+    np.savez(
+        os.path.join(run_dir, "samples.npz"),
+        inputs=np.ascontiguousarray(dataset.x_val[chosen], dtype=np.float32),
+        labels=dataset.y_val[chosen].astype(np.int32),
+        source_index=dataset.val_source_index[chosen].astype(np.int32),
+    )
 
     # Epoch 0 is the untrained model; its metrics are evaluated, not averaged over a pass of training.
     if model.optimizer is not None and not model.optimizer.built:
@@ -178,13 +191,15 @@ def _train(preset, run_dir, make_model, source_path, log, design_seed=None):
     model.save(checkpoint_path(run_dir, 0))
     train_loss, train_accuracy = model.evaluate(dataset.x_train, dataset.y_train, verbose=0)
     val_loss, val_accuracy = model.evaluate(dataset.x_val, dataset.y_val, verbose=0)
-    history = {name: [float(value)] for name, value in zip(
-        METRIC_NAMES, (train_loss, train_accuracy, val_loss, val_accuracy))}
+    history = {
+        name: [float(value)] for name, value in zip(METRIC_NAMES, (train_loss, train_accuracy, val_loss, val_accuracy))
+    }
     log("epoch 0: " + _describe(history, 0))
 
     fit_started = time.perf_counter()
     fit_history = model.fit(
-        dataset.x_train, dataset.y_train,
+        dataset.x_train,
+        dataset.y_train,
         validation_data=(dataset.x_val, dataset.y_val),
         epochs=training["epochs"],
         batch_size=training["batch_size"],
@@ -201,12 +216,15 @@ def _train(preset, run_dir, make_model, source_path, log, design_seed=None):
         values = fit_history.history.get(name, [])
         history[name].extend(float(value) for value in values)
     epoch_list = list(range(training["epochs"] + 1))
-    _write_json(os.path.join(run_dir, "history.json"), {
-        "epochs": epoch_list,
-        "note": "epoch 0 is evaluated before training; for later epochs loss and accuracy are Keras' "
-                "running averages over that epoch's training pass, val_* are evaluated after it",
-        **history,
-    })
+    _write_json(
+        os.path.join(run_dir, "history.json"),
+        {
+            "epochs": epoch_list,
+            "note": "epoch 0 is evaluated before training; for later epochs loss and accuracy are Keras' "
+            "running averages over that epoch's training pass, val_* are evaluated after it",
+            **history,
+        },
+    )
 
     missing = [epoch for epoch in epoch_list if not os.path.isfile(checkpoint_path(run_dir, epoch))]
     if missing:
@@ -224,15 +242,20 @@ def _train(preset, run_dir, make_model, source_path, log, design_seed=None):
         "preprocessing": dataset.preprocessing,
         "class_names": dataset.class_names,
         "epochs": epoch_list,
-        "samples": {"count": int(len(chosen)), "per_class": training["samples_per_class"],
-                    "chosen_from": "validation split, first images of each class in split order"},
+        "samples": {
+            "count": int(len(chosen)),
+            "per_class": training["samples_per_class"],
+            "chosen_from": "validation split, first images of each class in split order",
+        },
         "keras_version": keras.__version__,
         "tensorflow_version": tf.__version__,
         "training_seconds": round(time.perf_counter() - started, 2),
     }
     _write_json(os.path.join(run_dir, "run.json"), run)
-    log(f"trained {training['epochs']} epochs in {run['training_seconds']:.1f} s; "
-        f"final val_accuracy {history['val_accuracy'][-1]:.3f}; wrote {run_dir}")
+    log(
+        f"trained {training['epochs']} epochs in {run['training_seconds']:.1f} s; "
+        f"final val_accuracy {history['val_accuracy'][-1]:.3f}; wrote {run_dir}"
+    )
     return run
 
 
@@ -249,8 +272,9 @@ def read_run(run_dir):
     if not isinstance(run, dict) or run.get("format") != RUN_FORMAT:
         raise BlenderCNNError(path, f"is not a blender_cnn run description (format {RUN_FORMAT!r})")
     if not isinstance(run.get("version"), int) or run["version"] > RUN_VERSION:
-        raise BlenderCNNError(path, f"is run version {run.get('version')!r}; this blender_cnn reads up to "
-                                    f"version {RUN_VERSION}")
+        raise BlenderCNNError(
+            path, f"is run version {run.get('version')!r}; this blender_cnn reads up to version {RUN_VERSION}"
+        )
     return run
 
 
@@ -261,8 +285,11 @@ def _finished_run(run_dir, preset, design_seed=None):
     if run is None:
         return None
     if run.get("preset") != preset or run.get("design_seed") != design_seed:
-        raise BlenderCNNError(run_dir, "holds a finished run of a different preset, epoch count or initial "
-                                       "weights; choose another run folder or delete this one")
+        raise BlenderCNNError(
+            run_dir,
+            "holds a finished run of a different preset, epoch count or initial "
+            "weights; choose another run folder or delete this one",
+        )
     needed = [checkpoint_path(run_dir, epoch) for epoch in run["epochs"]]
     needed += [os.path.join(run_dir, name) for name in ("history.json", "samples.npz")]
     if not all(os.path.isfile(path) for path in needed):

@@ -32,8 +32,14 @@ VERSION_PROPERTY = "blender_cnn_version"
 # Socket types of a node's output, as the data type of the nodes that take it (Sample Index, Capture...).
 DATA_TYPES = {"VALUE": "FLOAT", "INT": "INT", "BOOLEAN": "BOOLEAN", "VECTOR": "FLOAT_VECTOR", "RGBA": "FLOAT_COLOR"}
 # Compare operations by the symbol a reader knows them by.
-COMPARISONS = {"==": "EQUAL", "!=": "NOT_EQUAL", "<": "LESS_THAN", "<=": "LESS_EQUAL", ">": "GREATER_THAN",
-               ">=": "GREATER_EQUAL"}
+COMPARISONS = {
+    "==": "EQUAL",
+    "!=": "NOT_EQUAL",
+    "<": "LESS_THAN",
+    "<=": "LESS_EQUAL",
+    ">": "GREATER_THAN",
+    ">=": "GREATER_EQUAL",
+}
 
 # What a node's input can be given: a socket to link from, or a value for the socket's default (a number, a
 # vector or color, a string or menu item, an object or material).
@@ -113,8 +119,11 @@ def code_version(build: types.FunctionType) -> str:
 
 def _closure_key(function: types.FunctionType) -> tuple[tuple[Plain | None, ...], Plain | None, Plain | None]:
     """What a function holds besides its code: the values it closes over and its defaults."""
-    return (tuple(_plain(cell.cell_contents) for cell in function.__closure__ or ()), _plain(function.__defaults__),
-            _plain(function.__kwdefaults__))
+    return (
+        tuple(_plain(cell.cell_contents) for cell in function.__closure__ or ()),
+        _plain(function.__defaults__),
+        _plain(function.__kwdefaults__),
+    )
 
 
 def _source(thing: types.ModuleType | type | types.FunctionType) -> str:
@@ -200,15 +209,26 @@ class TreeBuilder:
 
     # Interface -----------------------------------------------------------
 
-    def add_input(self, name: str, kind: str, default: Input | None = None, min_value: float | None = None,
-                  max_value: float | None = None, description: str = "",
-                  panel: bpy.types.NodeTreeInterfacePanel | None = None) -> bpy.types.NodeSocket:
+    def add_input(
+        self,
+        name: str,
+        kind: str,
+        default: Input | None = None,
+        min_value: float | None = None,
+        max_value: float | None = None,
+        description: str = "",
+        panel: bpy.types.NodeTreeInterfacePanel | None = None,
+    ) -> bpy.types.NodeSocket:
         """Add a group input (inside ``panel`` if given); returns its socket on the Group Input node."""
         interface = self.tree.interface
         assert interface is not None  # every node tree has one; the stubs allow None
         # The ignore: bpy's stubs list only "DEFAULT" for socket_type; the socket types are registered at run time.
-        item = interface.new_socket(name, in_out="INPUT", socket_type=SOCKET_TYPES[kind],  # type: ignore[arg-type]
-                                    parent=panel)
+        item = interface.new_socket(
+            name,
+            in_out="INPUT",
+            socket_type=SOCKET_TYPES[kind],  # type: ignore[arg-type]
+            parent=panel,
+        )
         self.interface_inputs[name if panel is None else f"{panel.name}/{name}"] = item
         item.description = description
         # The ignores: bpy's stubs give these to the subclass of each socket type (NodeTreeInterfaceSocketFloat...),
@@ -440,8 +460,9 @@ class TreeBuilder:
         return node.outputs["Result"]
 
     def boolean_math(self, operation: str, a: Input, b: Input | None = None) -> bpy.types.NodeSocket:
-        return self.node("FunctionNodeBooleanMath", {0: a} if b is None else {0: a, 1: b},
-                         operation=operation).outputs[0]
+        return self.node("FunctionNodeBooleanMath", {0: a} if b is None else {0: a, 1: b}, operation=operation).outputs[
+            0
+        ]
 
     def all_of(self, *values: Input) -> Input:
         """True where every value is: ``((a and b) and c) ...``."""
@@ -472,11 +493,13 @@ class TreeBuilder:
 
     def map_range(self, value: Input, from_min: Input, from_max: Input) -> bpy.types.NodeSocket:
         """``value`` from ``[from_min, from_max]`` to ``[0, 1]``, clamped."""
-        return self.node("ShaderNodeMapRange", {"Value": value, "From Min": from_min, "From Max": from_max},
-                         clamp=True).outputs["Result"]
+        return self.node(
+            "ShaderNodeMapRange", {"Value": value, "From Min": from_min, "From Max": from_max}, clamp=True
+        ).outputs["Result"]
 
-    def switch(self, input_type: str, condition: Input, false: Input | None = None,
-               true: Input | None = None) -> bpy.types.NodeSocket:
+    def switch(
+        self, input_type: str, condition: Input, false: Input | None = None, true: Input | None = None
+    ) -> bpy.types.NodeSocket:
         """``true`` where ``condition`` holds, else ``false`` (unset: the type's empty value)."""
         inputs = {"Switch": condition}
         if false is not None:
@@ -485,8 +508,13 @@ class TreeBuilder:
             inputs["True"] = true
         return self.node("GeometryNodeSwitch", inputs, input_type=input_type).outputs[0]
 
-    def index_switch(self, index: Input, values: list[Input] | tuple[Input, ...] | Mapping[int, Input],
-                     data_type: str = "FLOAT", label: str = "") -> bpy.types.NodeSocket:
+    def index_switch(
+        self,
+        index: Input,
+        values: list[Input] | tuple[Input, ...] | Mapping[int, Input],
+        data_type: str = "FLOAT",
+        label: str = "",
+    ) -> bpy.types.NodeSocket:
         """The value at ``index`` of ``values`` (a list, or ``{position: value}`` leaving others empty)."""
         switch = self.node("GeometryNodeIndexSwitch", data_type=data_type)
         if label:
@@ -537,8 +565,9 @@ class TreeBuilder:
 
     # Attributes and fields -----------------------------------------------
 
-    def attribute(self, name: str, named: bpy.types.NodeSocket | None = None,
-                  **parts: str | bpy.types.NodeSocket) -> bpy.types.NodeSocket:
+    def attribute(
+        self, name: str, named: bpy.types.NodeSocket | None = None, **parts: str | bpy.types.NodeSocket
+    ) -> bpy.types.NodeSocket:
         """Read a named attribute as a field, at the type ``core/attributes.py`` gives ``name``.
 
         A family's template takes its parts as sockets or values, joined into
@@ -548,7 +577,8 @@ class TreeBuilder:
         spec = attributes.spec(name)
         key = named if named is not None else self.attribute_name(name, **parts) if parts else name
         return self.node("GeometryNodeInputNamedAttribute", {"Name": key}, data_type=spec.data_type).outputs[
-            "Attribute"]
+            "Attribute"
+        ]
 
     def attribute_name(self, template: str, **parts: str | bpy.types.NodeSocket) -> bpy.types.NodeSocket:
         """The name of one attribute of a family, joined in the tree from its parts (sockets or values)."""
@@ -556,18 +586,21 @@ class TreeBuilder:
 
     def attribute_exists(self, name: str) -> bpy.types.NodeSocket:
         """True where the geometry has attribute ``name``."""
-        return self.node("GeometryNodeInputNamedAttribute", {"Name": name},
-                         data_type=attributes.spec(name).data_type).outputs["Exists"]
+        return self.node(
+            "GeometryNodeInputNamedAttribute", {"Name": name}, data_type=attributes.spec(name).data_type
+        ).outputs["Exists"]
 
-    def store(self, geometry: Input, name: str, value: Input, domain: str | None = None,
-              selection: Input | None = None) -> bpy.types.NodeSocket:
+    def store(
+        self, geometry: Input, name: str, value: Input, domain: str | None = None, selection: Input | None = None
+    ) -> bpy.types.NodeSocket:
         """``geometry`` with ``value`` stored as attribute ``name``, at its declared type and (unless given) domain."""
         spec = attributes.spec(name)
         inputs = {"Geometry": geometry, "Name": name, "Value": value}
         if selection is not None:
             inputs["Selection"] = selection
-        return self.node("GeometryNodeStoreNamedAttribute", inputs, data_type=spec.data_type,
-                         domain=domain or spec.domain).outputs[0]
+        return self.node(
+            "GeometryNodeStoreNamedAttribute", inputs, data_type=spec.data_type, domain=domain or spec.domain
+        ).outputs[0]
 
     def position(self) -> bpy.types.NodeSocket:
         return self.node("GeometryNodeInputPosition").outputs[0]
@@ -575,14 +608,20 @@ class TreeBuilder:
     def index(self) -> bpy.types.NodeSocket:
         return self.node("GeometryNodeInputIndex").outputs[0]
 
-    def sample_index(self, geometry: Input, value: bpy.types.NodeSocket, index: Input,
-                     data_type: str | None = None) -> bpy.types.NodeSocket:
+    def sample_index(
+        self, geometry: Input, value: bpy.types.NodeSocket, index: Input, data_type: str | None = None
+    ) -> bpy.types.NodeSocket:
         """``value`` (a field) on ``geometry``'s point ``index``; its type is the value socket's unless given."""
-        return self.node("GeometryNodeSampleIndex", {"Geometry": geometry, "Value": value, "Index": index},
-                         data_type=data_type or DATA_TYPES[value.type], domain="POINT").outputs[0]
+        return self.node(
+            "GeometryNodeSampleIndex",
+            {"Geometry": geometry, "Value": value, "Index": index},
+            data_type=data_type or DATA_TYPES[value.type],
+            domain="POINT",
+        ).outputs[0]
 
-    def statistic(self, geometry: Input, value: Input, selection: Input | None = None,
-                  data_type: str = "FLOAT") -> bpy.types.NodeOutputs:
+    def statistic(
+        self, geometry: Input, value: Input, selection: Input | None = None, data_type: str = "FLOAT"
+    ) -> bpy.types.NodeOutputs:
         """An Attribute Statistic node over the points: its outputs ``Sum``, ``Min``, ``Max``, ``Mean``..."""
         inputs = {"Geometry": geometry, "Attribute": value}
         if selection is not None:
@@ -590,8 +629,9 @@ class TreeBuilder:
         return self.node("GeometryNodeAttributeStatistic", inputs, data_type=data_type, domain="POINT").outputs
 
     def point_count(self, geometry: Input) -> bpy.types.NodeSocket:
-        return self.node("GeometryNodeAttributeDomainSize", {"Geometry": geometry},
-                         component="MESH").outputs["Point Count"]
+        return self.node("GeometryNodeAttributeDomainSize", {"Geometry": geometry}, component="MESH").outputs[
+            "Point Count"
+        ]
 
     def to_string(self, value: Input, decimals: Input | None = None) -> bpy.types.NodeSocket:
         inputs = {"Value": value} if decimals is None else {"Value": value, "Decimals": decimals}
@@ -615,8 +655,9 @@ class TreeBuilder:
         """The geometry of the object ``obj`` (a socket or an object), where it stands relative to this one."""
         return self.node("GeometryNodeObjectInfo", {"Object": obj}, transform_space="RELATIVE").outputs["Geometry"]
 
-    def set_position(self, geometry: Input, position: Input | None = None,
-                     offset: Input | None = None) -> bpy.types.NodeSocket:
+    def set_position(
+        self, geometry: Input, position: Input | None = None, offset: Input | None = None
+    ) -> bpy.types.NodeSocket:
         inputs = {"Geometry": geometry}
         if position is not None:
             inputs["Position"] = position
@@ -624,8 +665,9 @@ class TreeBuilder:
             inputs["Offset"] = offset
         return self.node("GeometryNodeSetPosition", inputs).outputs[0]
 
-    def transform(self, geometry: Input, translation: Input | None = None,
-                  rotation: Input | None = None) -> bpy.types.NodeSocket:
+    def transform(
+        self, geometry: Input, translation: Input | None = None, rotation: Input | None = None
+    ) -> bpy.types.NodeSocket:
         inputs = {"Geometry": geometry}
         if rotation is not None:
             inputs["Rotation"] = rotation
@@ -640,16 +682,21 @@ class TreeBuilder:
         return self.node("GeometryNodeRealizeInstances", {"Geometry": geometry}).outputs[0]
 
     def delete(self, geometry: Input, selection: Input, domain: str = "POINT") -> bpy.types.NodeSocket:
-        return self.node("GeometryNodeDeleteGeometry", {"Geometry": geometry, "Selection": selection},
-                         domain=domain).outputs[0]
+        return self.node(
+            "GeometryNodeDeleteGeometry", {"Geometry": geometry, "Selection": selection}, domain=domain
+        ).outputs[0]
 
     def keep(self, geometry: Input, selection: Input) -> bpy.types.NodeSocket:
         """The points of ``geometry`` where ``selection`` holds (Separate Geometry's Selection)."""
-        return self.node("GeometryNodeSeparateGeometry", {"Geometry": geometry, "Selection": selection},
-                         domain="POINT").outputs["Selection"]
+        return self.node(
+            "GeometryNodeSeparateGeometry", {"Geometry": geometry, "Selection": selection}, domain="POINT"
+        ).outputs["Selection"]
 
-    def capture(self, geometry: Input, fields: Mapping[str, tuple[str, Input]],
-                ) -> tuple[bpy.types.NodeSocket, dict[str, bpy.types.NodeSocket]]:
+    def capture(
+        self,
+        geometry: Input,
+        fields: Mapping[str, tuple[str, Input]],
+    ) -> tuple[bpy.types.NodeSocket, dict[str, bpy.types.NodeSocket]]:
         """``geometry`` with ``fields`` ({name: (kind, field)}, kind FLOAT, BOOLEAN, VECTOR...) captured on its
         points; returns ``(geometry, {name: captured field})``: the values as they were there."""
         node = self.node("GeometryNodeCaptureAttribute", domain="POINT")
@@ -664,8 +711,14 @@ class TreeBuilder:
             self.set_input(node, name, field)
         return node.outputs["Geometry"], {name: find_socket(node.outputs, name) for name in fields}
 
-    def instance_on_points(self, points: Input, instance: Input, selection: Input | None = None,
-                           scale: Input | None = None, rotation: Input | None = None) -> bpy.types.NodeSocket:
+    def instance_on_points(
+        self,
+        points: Input,
+        instance: Input,
+        selection: Input | None = None,
+        scale: Input | None = None,
+        rotation: Input | None = None,
+    ) -> bpy.types.NodeSocket:
         inputs = {"Points": points, "Instance": instance}
         for name, value in (("Selection", selection), ("Scale", scale), ("Rotation", rotation)):
             if value is not None:
@@ -681,8 +734,9 @@ class TreeBuilder:
 
     def grid(self, size_x: Input, size_y: Input) -> bpy.types.NodeSocket:
         """A flat rectangle in the XY plane, ``size_x`` by ``size_y``, of four vertices."""
-        return self.node("GeometryNodeMeshGrid", {"Size X": size_x, "Size Y": size_y, "Vertices X": 2,
-                                                  "Vertices Y": 2}).outputs["Mesh"]
+        return self.node(
+            "GeometryNodeMeshGrid", {"Size X": size_x, "Size Y": size_y, "Vertices X": 2, "Vertices Y": 2}
+        ).outputs["Mesh"]
 
     def spline_parameter(self) -> bpy.types.NodeOutputs:
         """``Factor`` (0 to 1 along the curve), ``Length`` and ``Index`` of each curve point."""

@@ -52,10 +52,18 @@ def add_placed_table(b, table, items, expand_inputs, settings):
     item = b.attribute("item")
     expand_field = b.index_switch(item, [expand_inputs.get(position, 1.0) for position in range(len(items))])
     start_field = b.index_switch(item, starts)
-    return b.group(ensure_graph_position(), {
-        "Table": table, "Start": start_field, "Expand": expand_field, "Layer Spacing": settings["Layer Spacing"],
-        "Lane Spacing": settings["Lane Spacing"], "Row Length": settings["Row Length"],
-        "Row Lanes": row_lanes}).outputs[0]
+    return b.group(
+        ensure_graph_position(),
+        {
+            "Table": table,
+            "Start": start_field,
+            "Expand": expand_field,
+            "Layer Spacing": settings["Layer Spacing"],
+            "Lane Spacing": settings["Lane Spacing"],
+            "Row Length": settings["Row Length"],
+            "Row Lanes": row_lanes,
+        },
+    ).outputs[0]
 
 
 def _add(b, a, c):
@@ -130,8 +138,11 @@ def _build_graph_links(b):
     def top(layer):
         """The top of the layer's wall; of its block's output while the block is collapsed (visible 0)."""
         origin = sample_table(b, table, "origin", layer)
-        half = b.mix(sample_table(b, table, "visible", layer), sample_table(b, table, "block_half_height", layer),
-                     sample_table(b, table, "half_height", layer))
+        half = b.mix(
+            sample_table(b, table, "visible", layer),
+            sample_table(b, table, "block_half_height", layer),
+            sample_table(b, table, "half_height", layer),
+        )
         return b.vector_add(origin, b.combine_xyz(0.0, 0.0, b.multiply(half, cell_size)))
 
     with b.frame("An arch from the top of the source's wall to the target's"):
@@ -184,6 +195,10 @@ def add_graph_labels(b, table, texts, block_texts, size, cell_size, margin, mate
         mesh = text_mesh(b, text, b.multiply(size, factor), "Center", "Top", zone_in.outputs["Anchor"], material)
         labels.append(b.switch("GEOMETRY", b.less_than(factor, 1e-3), mesh))
     joined = b.join(labels)
-    b.link(joined, zone_out.inputs["Geometry"] if "Geometry" in zone_out.inputs else
-           next(socket for socket in zone_out.inputs if socket.identifier.startswith("Generation_")))
+    b.link(
+        joined,
+        zone_out.inputs["Geometry"]
+        if "Geometry" in zone_out.inputs
+        else next(socket for socket in zone_out.inputs if socket.identifier.startswith("Generation_")),
+    )
     return next(socket for socket in zone_out.outputs if socket.identifier.startswith("Generation_"))

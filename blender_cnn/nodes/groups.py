@@ -20,8 +20,16 @@ CONNECTIONS = "BCNN Connections"
 # Attributes that only place and color the cells (map_rows, map_cols, act_low, act_high, importance_row,
 # importance, importance_class and those named), as few patterns as remove them: a node each, and big
 # trees are slow to build.
-LAYOUT_ONLY_PATTERNS = ("map_*", "act_*", "importance*", "channels", "is_neuron", "cell_pitch", "cell_scale",
-                        "cell_tilt")
+LAYOUT_ONLY_PATTERNS = (
+    "map_*",
+    "act_*",
+    "importance*",
+    "channels",
+    "is_neuron",
+    "cell_pitch",
+    "cell_scale",
+    "cell_tilt",
+)
 # A map folded all the way (Map Fold 1) has its rows tilted this far from the wall, alternately forward and back.
 MAP_FOLD_ANGLE = math.radians(80.0)
 LAYER_LABEL = "BCNN Layer Label"
@@ -78,22 +86,49 @@ def _build_cell_layout(b):
     spacing = b.add_input("Layer Spacing", "FLOAT", 40.0, 0.0, description="Distance between layers")
     gap = b.add_input("Map Gap", "FLOAT", 2.0, 0.0, description="Space between the maps of a layer")
     cell_size = b.add_input("Cell Size", "FLOAT", 1.0, 0.001, description="Distance between neighbouring cells")
-    neuron_scale = b.add_input("Neuron Scale", "FLOAT", 2.5, 0.01,
-                               description="Size of dense-layer neurons relative to feature-map cells")
-    layout = b.add_input("Map Layout", "FLOAT", 2.0, 0.0, 2.0,
-                         description="0 = maps in a line, 1 = on a circle, 2 = in a grid; between: a blend")
-    direction = b.add_input("Line Direction", "FLOAT", 0.0, 0.0, 1.0,
-                            description="Where the line of maps runs: 0 = across the wall, 1 = along the network")
-    fold = b.add_input("Fold", "FLOAT", 0.0, 0.0, 1.0,
-                       description="0 = every channel's map, 1 = one summary map of the layer")
+    neuron_scale = b.add_input(
+        "Neuron Scale", "FLOAT", 2.5, 0.01, description="Size of dense-layer neurons relative to feature-map cells"
+    )
+    layout = b.add_input(
+        "Map Layout",
+        "FLOAT",
+        2.0,
+        0.0,
+        2.0,
+        description="0 = maps in a line, 1 = on a circle, 2 = in a grid; between: a blend",
+    )
+    direction = b.add_input(
+        "Line Direction",
+        "FLOAT",
+        0.0,
+        0.0,
+        1.0,
+        description="Where the line of maps runs: 0 = across the wall, 1 = along the network",
+    )
+    fold = b.add_input(
+        "Fold", "FLOAT", 0.0, 0.0, 1.0, description="0 = every channel's map, 1 = one summary map of the layer"
+    )
     shown = b.add_input("Channels Shown", "INT", 0, 0, description="Show the first N channels (0: all)")
-    map_fold = b.add_input("Map Fold", "FLOAT", 0.0, 0.0, 1.0,
-                           description="0 = each map flat, 1 = each map folded like a concertina along its rows")
-    fold_to_max = b.add_input("Fold to Max", "BOOLEAN", False,
-                              description="The summary map shows the maximum over channels instead of the mean")
-    layer_table = b.add_input("Layer Table", "GEOMETRY",
-                              description="One point per layer with its origin and visibility (nodes/graph.py); "
-                                          "without it, layers stand in one row Layer Spacing apart")
+    map_fold = b.add_input(
+        "Map Fold",
+        "FLOAT",
+        0.0,
+        0.0,
+        1.0,
+        description="0 = each map flat, 1 = each map folded like a concertina along its rows",
+    )
+    fold_to_max = b.add_input(
+        "Fold to Max",
+        "BOOLEAN",
+        False,
+        description="The summary map shows the maximum over channels instead of the mean",
+    )
+    layer_table = b.add_input(
+        "Layer Table",
+        "GEOMETRY",
+        description="One point per layer with its origin and visibility (nodes/graph.py); "
+        "without it, layers stand in one row Layer Spacing apart",
+    )
     b.add_output("Geometry", "GEOMETRY")
 
     layer, channel = b.attribute("layer"), b.attribute("channel")
@@ -125,15 +160,19 @@ def _build_cell_layout(b):
         line = b.mix(direction, across, lengthwise, "VECTOR")
     with b.frame("Maps on a circle"):
         angle = b.multiply(b.divide(channel, visible_channels), 2 * math.pi)
-        radius = b.multiply(b.divide(b.multiply(visible_channels, b.add(b.maximum(map_width, map_height), gap)),
-                                     2 * math.pi), b.greater_than(visible_channels, 1.5))
+        radius = b.multiply(
+            b.divide(b.multiply(visible_channels, b.add(b.maximum(map_width, map_height), gap)), 2 * math.pi),
+            b.greater_than(visible_channels, 1.5),
+        )
         circle = b.combine_xyz(0.0, b.multiply(b.sine(angle), b.negate(radius)), b.multiply(b.cosine(angle), radius))
     with b.frame("Maps in a grid"):
         grid_cols = b.ceil(b.sqrt(visible_channels))
         grid_rows = b.ceil(b.divide(visible_channels, grid_cols))
         grid = b.combine_xyz(
-            0.0, b.multiply(centred(b.modulo(channel, grid_cols), grid_cols), b.negate(map_pitch)),
-            b.multiply(centred(b.floor(b.divide(channel, grid_cols)), grid_rows), b.negate(b.add(map_height, gap))))
+            0.0,
+            b.multiply(centred(b.modulo(channel, grid_cols), grid_cols), b.negate(map_pitch)),
+            b.multiply(centred(b.floor(b.divide(channel, grid_cols)), grid_rows), b.negate(b.add(map_height, gap))),
+        )
     with b.frame("Map Layout morphs line, circle, grid; Fold pulls the maps in"):
         line_to_circle = b.clamp(layout, 0.0, 1.0)
         circle_to_grid = b.clamp(b.subtract(layout, 1.0), 0.0, 1.0)
@@ -149,8 +188,11 @@ def _build_cell_layout(b):
         tilt_angle = b.multiply(map_fold, MAP_FOLD_ANGLE)
         row_pitch = b.multiply(cell, b.cosine(tilt_angle))
         tilt = b.multiply(tilt_angle, b.subtract(1.0, b.multiply(b.modulo(row, 2.0), 2.0)))
-        in_map = b.combine_xyz(0.0, b.multiply(centred(col, map_cols), b.negate(cell)),
-                               b.multiply(centred(row, map_rows), b.negate(row_pitch)))
+        in_map = b.combine_xyz(
+            0.0,
+            b.multiply(centred(col, map_cols), b.negate(cell)),
+            b.multiply(centred(row, map_rows), b.negate(row_pitch)),
+        )
 
     with b.frame("The layer's origin: from the graph's table, else in one row"):
         in_row = b.combine_xyz(b.multiply(layer, spacing), 0.0, 0.0)
@@ -168,8 +210,7 @@ def _build_cell_layout(b):
         position = b.vector_add(layer_origin, b.scale(b.vector_add(map_centre, in_map), visible))
         placed = b.set_position(geometry, position)
         wanted_summary = b.compare(summary_kind, "==", b.add(fold_to_max, 1.0))
-        scale = b.mix(is_summary, b.multiply(b.subtract(1.0, fold), channel_shown),
-                      b.multiply(fold, wanted_summary))
+        scale = b.mix(is_summary, b.multiply(b.subtract(1.0, fold), channel_shown), b.multiply(fold, wanted_summary))
         scale = b.multiply(scale, visible)
         geometry = placed
         for name, value in (("cell_pitch", cell), ("cell_scale", scale), ("cell_tilt", tilt)):
@@ -214,14 +255,24 @@ def _colormap(b, factor, colormap_group, menu):
 def _activation_range(b, cells, across_network):
     """(low, high) fields: each cell's layer range, or the whole network's when ``across_network``."""
     low, high = b.attribute("act_low"), b.attribute("act_high")
-    return (b.mix(across_network, low, b.statistic(cells, low)["Min"]),
-            b.mix(across_network, high, b.statistic(cells, high)["Max"]))
+    return (
+        b.mix(across_network, low, b.statistic(cells, low)["Min"]),
+        b.mix(across_network, high, b.statistic(cells, high)["Max"]),
+    )
 
 
 def _importance_inputs(b):
-    return (b.add_input("Show Importance", "FLOAT", 0.0, 0.0, 1.0,
-                        description="0 = colors by activation (weight), 1 = by importance; between, a blend"),
-            b.add_input("Class Count", "INT", 1, 1))
+    return (
+        b.add_input(
+            "Show Importance",
+            "FLOAT",
+            0.0,
+            0.0,
+            1.0,
+            description="0 = colors by activation (weight), 1 = by importance; between, a blend",
+        ),
+        b.add_input("Class Count", "INT", 1, 1),
+    )
 
 
 def _with_importance(b, color, show, class_count):
@@ -231,8 +282,9 @@ def _with_importance(b, color, show, class_count):
     give a class the same color (``importance`` and ``importance_class`` from the Importance groups).
     """
     hue = b.divide(b.attribute("importance_class"), class_count)
-    importance_color = b.node("FunctionNodeCombineColor", {0: hue, 1: 0.75, 2: b.attribute("importance")},
-                              mode="HSV").outputs[0]
+    importance_color = b.node(
+        "FunctionNodeCombineColor", {0: hue, 1: 0.75, 2: b.attribute("importance")}, mode="HSV"
+    ).outputs[0]
     return b.mix(show, color, importance_color, "RGBA")
 
 
@@ -242,8 +294,9 @@ def _build_feature_maps(b):
     points = b.add_input("Cells", "GEOMETRY")
     cell_gap = b.add_input("Cell Gap", "FLOAT", 0.1, 0.0, 0.95, description="Share of a cell left empty")
     colormap = b.add_input("Colormap", "MENU", description="Colormap of the activations")
-    across = b.add_input("Across Network", "BOOLEAN", False,
-                         description="Normalize by the whole network's range instead of each layer's")
+    across = b.add_input(
+        "Across Network", "BOOLEAN", False, description="Normalize by the whole network's range instead of each layer's"
+    )
     show_importance, class_count = _importance_inputs(b)
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
@@ -251,13 +304,13 @@ def _build_feature_maps(b):
     with b.frame("Color: activation in its range, through the colormap, toward importance"):
         low, high = _activation_range(b, points, across)
         value = b.map_range(b.attribute("activation"), low, high)
-        color = _with_importance(b, _colormap(b, value, ensure_activation_colormap(), colormap), show_importance,
-                                 class_count)
+        color = _with_importance(
+            b, _colormap(b, value, ensure_activation_colormap(), colormap), show_importance, class_count
+        )
         colored = b.store(points, CELL_COLOR, color)
     with b.frame("Hidden cells go; each shown cell a quad of its pitch and scale, tilted"):
         shown = b.delete(colored, b.less_than(b.attribute("cell_scale"), 1e-6))
-        size = b.multiply(b.multiply(b.attribute("cell_pitch"), b.attribute("cell_scale")),
-                          b.subtract(1.0, cell_gap))
+        size = b.multiply(b.multiply(b.attribute("cell_pitch"), b.attribute("cell_scale")), b.subtract(1.0, cell_gap))
         tilted = b.combine_xyz(0.0, b.attribute("cell_tilt"), 0.0)
         quads = facing_quads(b, shown, size, material, rotation=tilted)
     b.set_outputs(Mesh=quads)
@@ -293,8 +346,13 @@ def facing_quads(b, points, size, material, selection=None, rotation=None):
         fields["Rotation"] = ("VECTOR", rotation)
     points, captured = b.capture(points, fields)
     painted = b.set_material(b.transform(b.grid(1.0, 1.0), rotation=QUAD_FACING_VIEW), material)
-    return b.instance_on_points(without_layout_attributes(b, points), painted, selection=captured.get("Shown"),
-                                scale=captured["Size"], rotation=captured.get("Rotation"))
+    return b.instance_on_points(
+        without_layout_attributes(b, points),
+        painted,
+        selection=captured.get("Shown"),
+        scale=captured["Size"],
+        rotation=captured.get("Rotation"),
+    )
 
 
 def _build_connections(b):
@@ -311,13 +369,21 @@ def _build_connections(b):
     cells = b.add_input("Cells", "GEOMETRY")
     radius = b.add_input("Edge Radius", "FLOAT", 0.04, 0.0, description="Radius of the strongest edge")
     colormap = b.add_input("Colormap", "MENU", description="Diverging colormap of the weights")
-    bundling = b.add_input("Bundling Strength", "FLOAT", 1.0, 0.0, 1.0,
-                           description="0 = straight lines, 1 = fully bundled")
+    bundling = b.add_input(
+        "Bundling Strength", "FLOAT", 1.0, 0.0, 1.0, description="0 = straight lines, 1 = fully bundled"
+    )
     cell_size = b.add_input("Cell Size", "FLOAT", 1.0, 0.001)
-    highlight = b.add_input("Highlight Neuron", "INT", -1, -1,
-                            description="Cell index of a neuron whose edges stay bright (-1: none)")
-    dimming = b.add_input("Dimmed Brightness", "FLOAT", 0.12, 0.0, 1.0,
-                          description="Brightness of the other edges while a neuron is highlighted")
+    highlight = b.add_input(
+        "Highlight Neuron", "INT", -1, -1, description="Cell index of a neuron whose edges stay bright (-1: none)"
+    )
+    dimming = b.add_input(
+        "Dimmed Brightness",
+        "FLOAT",
+        0.12,
+        0.0,
+        1.0,
+        description="Brightness of the other edges while a neuron is highlighted",
+    )
     show_importance, class_count = _importance_inputs(b)
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Curves", "GEOMETRY")
@@ -339,12 +405,15 @@ def _build_connections(b):
     with b.frame("Color by weight; a highlighted neuron's edges stay bright"):
         weight, weight_max = b.attribute("weight"), b.attribute("weight_max")
         signed = b.map_range(weight, b.negate(weight_max), weight_max)
-        touches = b.any_of(b.compare(b.attribute("source_cell"), "==", highlight),
-                           b.compare(b.attribute("target_cell"), "==", highlight))
+        touches = b.any_of(
+            b.compare(b.attribute("source_cell"), "==", highlight),
+            b.compare(b.attribute("target_cell"), "==", highlight),
+        )
         lit = b.any_of(touches, b.compare(highlight, "<", 0))
         brightness = b.switch("FLOAT", lit, dimming, 1.0)
-        weight_color = _with_importance(b, _colormap(b, signed, ensure_weight_colormap(), colormap), show_importance,
-                                        class_count)
+        weight_color = _with_importance(
+            b, _colormap(b, signed, ensure_weight_colormap(), colormap), show_importance, class_count
+        )
         colored = b.store(placed, EDGE_COLOR, b.scale(weight_color, brightness))
     with b.frame("Thickness by weight"):
         strength = b.divide(b.absolute(weight), weight_max)
@@ -355,8 +424,9 @@ def _build_connections(b):
 
 def text_mesh(b, text, size, align_x, align_y, anchor, material, facing=FACE_NETWORK_VIEW):
     """Filled text turned by ``facing`` (default: to face the network's view), its alignment point at ``anchor``."""
-    curves = b.node("GeometryNodeStringToCurves", {"String": text, "Size": size, "Align X": align_x,
-                                                   "Align Y": align_y})
+    curves = b.node(
+        "GeometryNodeStringToCurves", {"String": text, "Size": size, "Align X": align_x, "Align Y": align_y}
+    )
     # Filled before realizing: each distinct glyph is an instance reference and is filled once, not per letter.
     glyphs = b.node("GeometryNodeFillCurve", {"Curve": curves.outputs["Curve Instances"]}).outputs[0]
     return b.set_material(b.transform(b.realize(glyphs), rotation=facing, translation=anchor), material)
@@ -409,11 +479,17 @@ def _build_legend(b):
     colormap = b.add_input("Colormap", "MENU")
     across = b.add_input("Across Network", "BOOLEAN", False)
     size = b.add_input("Size", "FLOAT", 2.0, 0.0, description="Height of the legend's text")
-    drop = b.add_input("Drop", "FLOAT", 6.5, 0.0,
-                       description="How far below the input layer the bar stands, in text heights (room for its label)")
+    drop = b.add_input(
+        "Drop",
+        "FLOAT",
+        6.5,
+        0.0,
+        description="How far below the input layer the bar stands, in text heights (room for its label)",
+    )
     show_importance = b.add_input("Show Importance", "FLOAT", 0.0, 0.0, 1.0)
-    importance_title = b.add_input("Importance Title", "STRING",
-                                   description="What the colors mean while importance is shown")
+    importance_title = b.add_input(
+        "Importance Title", "STRING", description="What the colors mean while importance is shown"
+    )
     cell_material = b.add_input("Cell Material", "MATERIAL")
     label_material = b.add_input("Label Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
@@ -429,13 +505,19 @@ def _build_legend(b):
         start = b.combine_xyz(centre["X"], b.add(centre["Y"], half_length), bar_z)
         end = b.combine_xyz(centre["X"], b.subtract(centre["Y"], half_length), bar_z)
     with b.frame("The bar: a colored quad per step"):
-        line = b.node("GeometryNodeMeshLine", {"Count": LEGEND_STEPS, "Start Location": start,
-                                               "Offset": b.combine_xyz(0.0, b.negate(step), 0.0)},
-                      mode="OFFSET").outputs[0]
+        line = b.node(
+            "GeometryNodeMeshLine",
+            {"Count": LEGEND_STEPS, "Start Location": start, "Offset": b.combine_xyz(0.0, b.negate(step), 0.0)},
+            mode="OFFSET",
+        ).outputs[0]
         factor = b.divide(b.index(), LEGEND_STEPS - 1)
         # While importance is shown the bar is a brightness ramp: importance is drawn as brightness in a class's hue.
-        bar_color = b.mix(show_importance, _colormap(b, factor, ensure_activation_colormap(), colormap),
-                          b.combine_xyz(factor, factor, factor), "RGBA")
+        bar_color = b.mix(
+            show_importance,
+            _colormap(b, factor, ensure_activation_colormap(), colormap),
+            b.combine_xyz(factor, factor, factor),
+            "RGBA",
+        )
         colored = b.store(line, CELL_COLOR, bar_color)
         # Layer -1: the legend's quads share the cells' material but belong to no layer.
         bar = facing_quads(b, b.store(colored, "layer", -1), step, cell_material)
@@ -453,7 +535,14 @@ def _build_legend(b):
         texts = [
             text_mesh(b, number_or("0", low), size, "Right", "Middle", b.vector_add(start, gap), label_material),
             text_mesh(b, number_or("max", high), size, "Left", "Middle", b.vector_subtract(end, gap), label_material),
-            text_mesh(b, title, b.multiply(size, 0.8), "Center", "Bottom",
-                      b.combine_xyz(centre["X"], centre["Y"], b.add(bar_z, size)), label_material),
+            text_mesh(
+                b,
+                title,
+                b.multiply(size, 0.8),
+                "Center",
+                "Bottom",
+                b.combine_xyz(centre["X"], centre["Y"], b.add(bar_z, size)),
+                label_material,
+            ),
         ]
     b.set_outputs(Mesh=b.join([bar, *texts]))

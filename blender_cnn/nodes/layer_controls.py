@@ -38,8 +38,11 @@ def add_layer_controls(b, layers, groups=None, group_of_cell=None):
     for slot, (name, members) in zip(slots, groups):
         if with_maps & set(members):
             panel = b.add_panel(name)
-            sockets[slot] = {input_name: b.add_input(input_name, kind, default, low, high, description, panel=panel)
-                             for input_name, kind, default, low, high, description in PER_LAYER_INPUTS}
-    return {name: b.index_switch(group_of_cell, {slot: sockets.get(slot, {}).get(name, default) for slot in slots},
-                                 kind)
-            for name, kind, default, *_rest in PER_LAYER_INPUTS}
+            sockets[slot] = {
+                input_name: b.add_input(input_name, kind, default, low, high, description, panel=panel)
+                for input_name, kind, default, low, high, description in PER_LAYER_INPUTS
+            }
+    return {
+        name: b.index_switch(group_of_cell, {slot: sockets.get(slot, {}).get(name, default) for slot in slots}, kind)
+        for name, kind, default, *_rest in PER_LAYER_INPUTS
+    }

@@ -31,11 +31,11 @@ import numpy as np
 if TYPE_CHECKING:
     import bpy
 
-COLUMN_GAP = 60.0      # between the widest node of a column and the next column
-NODE_GAP = 20.0        # between nodes stacked in a column
-SHELF_GAP = 60.0       # between shelves
-FRAME_HEADER = 40.0    # room for a frame's label above its nodes
-FRAME_MARGIN = 20.0    # around a frame's nodes
+COLUMN_GAP = 60.0  # between the widest node of a column and the next column
+NODE_GAP = 20.0  # between nodes stacked in a column
+SHELF_GAP = 60.0  # between shelves
+FRAME_HEADER = 40.0  # room for a frame's label above its nodes
+FRAME_MARGIN = 20.0  # around a frame's nodes
 
 HEADER_HEIGHT = 36.0
 SOCKET_HEIGHT = 22.0
@@ -57,9 +57,15 @@ class Unit:
         return min(columns), max(columns)
 
 
-def positions(count: int, links: Sequence[tuple[int, int]], widths: Sequence[float], heights: Sequence[float],
-              frame_of: Sequence[int | None], first: Collection[int] = (), last: Collection[int] = (),
-              ) -> tuple[np.ndarray, dict[int, tuple[float, float, float, float]], list[int | None]]:
+def positions(
+    count: int,
+    links: Sequence[tuple[int, int]],
+    widths: Sequence[float],
+    heights: Sequence[float],
+    frame_of: Sequence[int | None],
+    first: Collection[int] = (),
+    last: Collection[int] = (),
+) -> tuple[np.ndarray, dict[int, tuple[float, float, float, float]], list[int | None]]:
     """Top-left corners ``(count, 2)`` of ``count`` nodes, ``{frame: (x, y, width, height)}`` and each node's frame.
 
     ``links`` are ``(from node, to node)`` pairs, ``frame_of[i]`` the frame
@@ -102,8 +108,9 @@ def positions(count: int, links: Sequence[tuple[int, int]], widths: Sequence[flo
     return location, frames, frame_of
 
 
-def _adopted(count: int, links: Sequence[tuple[int, int]], frame_of: Iterable[int | None],
-             fixed: Collection[int]) -> list[int | None]:
+def _adopted(
+    count: int, links: Sequence[tuple[int, int]], frame_of: Iterable[int | None], fixed: Collection[int]
+) -> list[int | None]:
     """``frame_of`` with every node outside frames whose consumers are all in one frame moved into it."""
     frame_of = list(frame_of)
     consumers: list[list[int]] = [[] for _ in range(count)]
@@ -140,8 +147,9 @@ def _topological(count: int, links: Iterable[tuple[int, int]]) -> list[int]:
     return order + [i for i in range(count) if i not in placed]
 
 
-def _longest_paths(count: int, links: Iterable[tuple[int, int]], order: Sequence[int], width: Sequence[int],
-                   openers: Collection[int]) -> np.ndarray:
+def _longest_paths(
+    count: int, links: Iterable[tuple[int, int]], order: Sequence[int], width: Sequence[int], openers: Collection[int]
+) -> np.ndarray:
     """Start columns: each after everything that feeds it (``width`` columns of each), then moved right to
     just before its first consumer, the ``openers`` staying in column 0."""
     consumers: list[list[int]] = [[] for _ in range(count)]
@@ -161,8 +169,13 @@ def _longest_paths(count: int, links: Iterable[tuple[int, int]], order: Sequence
     return start
 
 
-def _columns(count: int, links: Sequence[tuple[int, int]], frame_of: Sequence[int | None], first: Collection[int],
-             last: Collection[int]) -> np.ndarray:
+def _columns(
+    count: int,
+    links: Sequence[tuple[int, int]],
+    frame_of: Sequence[int | None],
+    first: Collection[int],
+    last: Collection[int],
+) -> np.ndarray:
     """Each node's column. A frame's nodes take columns of their own, side by side: the frame is a block.
 
     Within a frame, nodes stand by their depth along the links inside it. The
@@ -171,8 +184,9 @@ def _columns(count: int, links: Sequence[tuple[int, int]], frame_of: Sequence[in
     consumer. Should frames feed each other both ways, each node is placed on
     its own instead.
     """
-    units = sorted({("frame", frame) if frame is not None else ("node", i) for i, frame in enumerate(frame_of)},
-                   key=str)
+    units = sorted(
+        {("frame", frame) if frame is not None else ("node", i) for i, frame in enumerate(frame_of)}, key=str
+    )
     unit_index = {unit: k for k, unit in enumerate(units)}
     unit_of = [unit_index[("frame", frame) if frame is not None else ("node", i)] for i, frame in enumerate(frame_of)]
     inside = [(s, t) for s, t in links if unit_of[s] == unit_of[t] and s != t]
@@ -202,8 +216,9 @@ def _has_cycle(count: int, links: Iterable[tuple[int, int]], order: Iterable[int
     return any(position[source] >= position[target] for source, target in links)
 
 
-def _ends(count: int, links: Iterable[tuple[int, int]], first: Collection[int], last: Collection[int],
-          column: np.ndarray) -> np.ndarray:
+def _ends(
+    count: int, links: Iterable[tuple[int, int]], first: Collection[int], last: Collection[int], column: np.ndarray
+) -> np.ndarray:
     """What moves the ``last`` nodes into a column of their own after all others (zeros elsewhere)."""
     shift = np.zeros(count, dtype=np.int64)
     if not last:
@@ -249,13 +264,20 @@ def _shelves(units: Iterable[Unit], column: np.ndarray) -> list[list[Unit]]:
 
 # ---------------------------------------------------------------- reading and writing a bpy tree
 
+
 def node_size(node: bpy.types.Node) -> tuple[float, float]:
     """``(width, height)`` of a node as the editor draws it, estimated from its sockets and options."""
     sockets = [socket for socket in (*node.inputs, *node.outputs) if socket.enabled and not socket.hide]
     height = HEADER_HEIGHT + SOCKET_HEIGHT * len(sockets) + OPTION_HEIGHT * _option_rows(node) + BOTTOM_MARGIN
-    height += VECTOR_FIELDS_HEIGHT * sum(1 for socket in node.inputs if socket.enabled and not socket.hide
-                                         and socket.type == "VECTOR" and not socket.is_linked
-                                         and not socket.hide_value)
+    height += VECTOR_FIELDS_HEIGHT * sum(
+        1
+        for socket in node.inputs
+        if socket.enabled
+        and not socket.hide
+        and socket.type == "VECTOR"
+        and not socket.is_linked
+        and not socket.hide_value
+    )
     return float(node.width), float(height)
 
 
@@ -271,15 +293,21 @@ def _option_rows(node: bpy.types.Node) -> int:
     if rows is None:
         parent = getattr(kind.__mro__[1], "bl_rna", None) if len(kind.__mro__) > 1 else None
         base = {prop.identifier for prop in parent.properties} if parent is not None else set()
-        rows = sum(1 for prop in node.bl_rna.properties
-                   if prop.identifier not in base and prop.type in {"ENUM", "BOOLEAN"} and not prop.is_readonly
-                   and not prop.identifier.startswith(("show_", "use_custom", "is_")))
+        rows = sum(
+            1
+            for prop in node.bl_rna.properties
+            if prop.identifier not in base
+            and prop.type in {"ENUM", "BOOLEAN"}
+            and not prop.is_readonly
+            and not prop.identifier.startswith(("show_", "use_custom", "is_"))
+        )
         _BASE_PROPERTIES[kind] = rows
     return rows
 
 
-def lay_out(tree: bpy.types.NodeTree, first: Iterable[bpy.types.Node | None] = (),
-            last: Iterable[bpy.types.Node | None] = ()) -> None:
+def lay_out(
+    tree: bpy.types.NodeTree, first: Iterable[bpy.types.Node | None] = (), last: Iterable[bpy.types.Node | None] = ()
+) -> None:
     """Place every node of ``tree`` (see the module's docstring); ``first``/``last`` as in ``positions``."""
     nodes = list(tree.nodes)
     frames = [node for node in nodes if node.bl_idname == "NodeFrame"]
@@ -287,14 +315,25 @@ def lay_out(tree: bpy.types.NodeTree, first: Iterable[bpy.types.Node | None] = (
     index = {node.as_pointer(): i for i, node in enumerate(placed)}
     frame_index = {frame.as_pointer(): i for i, frame in enumerate(frames)}
     # The stubs let a link's nodes be None; a link always has both.
-    links = [(index[link.from_node.as_pointer()], index[link.to_node.as_pointer()]) for link in tree.links
-             if link.from_node is not None and link.to_node is not None
-             and link.from_node.as_pointer() in index and link.to_node.as_pointer() in index]
+    links = [
+        (index[link.from_node.as_pointer()], index[link.to_node.as_pointer()])
+        for link in tree.links
+        if link.from_node is not None
+        and link.to_node is not None
+        and link.from_node.as_pointer() in index
+        and link.to_node.as_pointer() in index
+    ]
     sizes = [node_size(node) for node in placed]
     frame_of = [frame_index.get(node.parent.as_pointer()) if node.parent is not None else None for node in placed]
-    location, boxes, adopted = positions(len(placed), links, [w for w, _h in sizes], [h for _w, h in sizes],
-                                         frame_of, [index[node.as_pointer()] for node in first if node is not None],
-                                         [index[node.as_pointer()] for node in last if node is not None])
+    location, boxes, adopted = positions(
+        len(placed),
+        links,
+        [w for w, _h in sizes],
+        [h for _w, h in sizes],
+        frame_of,
+        [index[node.as_pointer()] for node in first if node is not None],
+        [index[node.as_pointer()] for node in last if node is not None],
+    )
     for node, frame, joined in zip(placed, frame_of, adopted):
         if joined != frame:
             assert joined is not None  # adoption only moves nodes into frames, never out of one

@@ -25,10 +25,22 @@ LAYOUT_INPUTS = (
     ("Label Size", "FLOAT", 3.5, 0.0, None, "Height of the layer labels"),
     ("Line Direction", "FLOAT", 0.0, 0.0, 1.0, "Where a line of maps runs: 0 = across the wall, 1 = along the network"),
     ("Fold to Max", "BOOLEAN", False, None, None, "A folded layer shows the maximum over its channels, not the mean"),
-    ("Lane Spacing", "FLOAT", 40.0, 0.0, None,
-     "Distance between a main path and the branches beside it, and between rows of a long network"),
-    ("Row Length", "INT", 1000, 1, None, "Columns of layers (or collapsed blocks) in a row before the network "
-                                         "turns into the next row"),
+    (
+        "Lane Spacing",
+        "FLOAT",
+        40.0,
+        0.0,
+        None,
+        "Distance between a main path and the branches beside it, and between rows of a long network",
+    ),
+    (
+        "Row Length",
+        "INT",
+        1000,
+        1,
+        None,
+        "Columns of layers (or collapsed blocks) in a row before the network turns into the next row",
+    ),
     ("Link Radius", "FLOAT", 0.6, 0.0, None, "Radius of the links between the layers of a graph"),
 )
 BLOCKS_PANEL = "Blocks"
@@ -41,46 +53,92 @@ class GraphObjects:
     layer_table: object
     links: object
     plan: object  # core.scene_plan.ScenePlan
+
+
 # What the network shows over training, as LAYOUT_INPUTS: keyframe them to animate.
 TIMELINE_INPUTS = (
     ("Epoch", "FLOAT", 0.0, None, None, "Epoch number shown; between two epochs their values blend"),
     ("Sample", "FLOAT", 0.0, 0.0, None, "Input sample shown; between two samples their activations cross-fade"),
-    ("Show Training Overlay", "BOOLEAN", False, None, None,
-     "Epoch, loss and accuracy in the top left of the camera's view"),
+    (
+        "Show Training Overlay",
+        "BOOLEAN",
+        False,
+        None,
+        None,
+        "Epoch, loss and accuracy in the top left of the camera's view",
+    ),
     ("Overlay Size", "FLOAT", 0.02, 0.0, None, "Height of the overlay's text as a share of the frame's width"),
 )
 # Modifier inputs of the connections, as LAYOUT_INPUTS.
 CONNECTION_INPUTS = (
-    ("Bundling Strength", "FLOAT", 1.0, 0.0, 1.0, "0 = straight connections, 1 = fully bundled; keyframe it to gather them"),
+    (
+        "Bundling Strength",
+        "FLOAT",
+        1.0,
+        0.0,
+        1.0,
+        "0 = straight connections, 1 = fully bundled; keyframe it to gather them",
+    ),
     ("Highlight Neuron", "INT", -1, -1, None, "Cell index of a dense neuron whose connections stay bright (-1: none)"),
     ("Dimmed Brightness", "FLOAT", 0.12, 0.0, 1.0, "Brightness of the other connections while a neuron is highlighted"),
 )
 # Modifier inputs of the importance view, as LAYOUT_INPUTS.
 IMPORTANCE_INPUTS = (
-    ("Show Importance", "FLOAT", 0.0, 0.0, 1.0,
-     "0 = cells and connections colored by activation and weight, 1 = by importance; keyframe it to fade"),
-    ("Importance Class", "INT", -1, -1, None,
-     "Class whose importance is shown; -1: all classes, each part in the color of the class it matters most for"),
+    (
+        "Show Importance",
+        "FLOAT",
+        0.0,
+        0.0,
+        1.0,
+        "0 = cells and connections colored by activation and weight, 1 = by importance; keyframe it to fade",
+    ),
+    (
+        "Importance Class",
+        "INT",
+        -1,
+        -1,
+        None,
+        "Class whose importance is shown; -1: all classes, each part in the color of the class it matters most for",
+    ),
 )
 # Modifier inputs of the look: (name, kind, default, description). A menu gets its items from the
 # groups' Menu Switches once linked, and starts on the first: the colormaps' defaults.
 STYLE_INPUTS = (
     ("Activation Colormap", "MENU", colormaps.ACTIVATION_COLORMAP, "Sequential colormap of the activations"),
-    ("Normalize Across Network", "BOOLEAN", False,
-     "Color every layer on the whole network's range instead of its own (0 to the layer's maximum)"),
+    (
+        "Normalize Across Network",
+        "BOOLEAN",
+        False,
+        "Color every layer on the whole network's range instead of its own (0 to the layer's maximum)",
+    ),
     ("Weight Colormap", "MENU", colormaps.WEIGHT_COLORMAP, "Diverging colormap of the weights, centred on zero"),
     ("Show Legend", "BOOLEAN", True, "A color bar under the input layer saying what the colors mean"),
     ("Show Connections", "BOOLEAN", True, "The curves between dense layers, one per drawn weight"),
-
-    ("Realize in Render", "BOOLEAN", True,
-     "Final renders get the cells as one mesh (faster to render up to millions of cells); the viewport always "
-     "draws them as instances of one quad. Turn off for networks too large to realize in memory"),
+    (
+        "Realize in Render",
+        "BOOLEAN",
+        True,
+        "Final renders get the cells as one mesh (faster to render up to millions of cells); the viewport always "
+        "draws them as instances of one quad. Turn off for networks too large to realize in memory",
+    ),
 )
 
 
-def build_network_tree(name, layers, class_names, cells_object, history_object, materials, operation_objects=None,
-                       label_notes=None, importance_object=None, importance_method="", stored_classes=0, graph=None,
-                       output_heads=None):
+def build_network_tree(
+    name,
+    layers,
+    class_names,
+    cells_object,
+    history_object,
+    materials,
+    operation_objects=None,
+    label_notes=None,
+    importance_object=None,
+    importance_method="",
+    stored_classes=0,
+    graph=None,
+    output_heads=None,
+):
     """A new modifier tree for one network, for the Curves object that holds its connections.
 
     The cells come from ``cells_object`` (a mesh of one vertex per cell), the
@@ -106,26 +164,47 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     tree.description = f"The 3D scene of the network {name}"
     b = TreeBuilder(tree)
     connections = b.add_input("Geometry", "GEOMETRY")
-    settings = {label: b.add_input(label, kind, default, low, high, description)
-                for label, kind, default, low, high, description in TIMELINE_INPUTS + LAYOUT_INPUTS + CONNECTION_INPUTS
-                + IMPORTANCE_INPUTS}
-    settings.update({label: b.add_input(label, kind, None if kind == "MENU" else default, description=description)
-                     for label, kind, default, description in STYLE_INPUTS})
-    cells_source = b.add_input("Cells", "OBJECT", cells_object,
-                               description="The mesh that holds one vertex per cell")
-    history_source = b.add_input("History", "OBJECT", history_object,
-                                 description="The mesh that holds one vertex per epoch: its number and metrics")
-    importance_source = b.add_input("Importance", "OBJECT", importance_object,
-                                    description="The mesh that holds the importance of every channel and unit")
-    material_inputs = {key: b.add_input(f"{key.title()} Material", "MATERIAL", material)
-                       for key, material in materials.items()}
+    settings = {
+        label: b.add_input(label, kind, default, low, high, description)
+        for label, kind, default, low, high, description in TIMELINE_INPUTS
+        + LAYOUT_INPUTS
+        + CONNECTION_INPUTS
+        + IMPORTANCE_INPUTS
+    }
+    settings.update(
+        {
+            label: b.add_input(label, kind, None if kind == "MENU" else default, description=description)
+            for label, kind, default, description in STYLE_INPUTS
+        }
+    )
+    cells_source = b.add_input("Cells", "OBJECT", cells_object, description="The mesh that holds one vertex per cell")
+    history_source = b.add_input(
+        "History",
+        "OBJECT",
+        history_object,
+        description="The mesh that holds one vertex per epoch: its number and metrics",
+    )
+    importance_source = b.add_input(
+        "Importance",
+        "OBJECT",
+        importance_object,
+        description="The mesh that holds the importance of every channel and unit",
+    )
+    material_inputs = {
+        key: b.add_input(f"{key.title()} Material", "MATERIAL", material) for key, material in materials.items()
+    }
     if operation_objects is not None:
         operation_inputs = operations.add_operation_inputs(b, layers, operation_objects)
     if graph is not None:
-        table_source = b.add_input("Layer Table", "OBJECT", graph.layer_table,
-                                   description="The mesh that holds one point per layer: its block and place")
-        links_source = b.add_input("Links", "OBJECT", graph.links,
-                                   description="The curves that hold the links between the layers of a graph")
+        table_source = b.add_input(
+            "Layer Table",
+            "OBJECT",
+            graph.layer_table,
+            description="The mesh that holds one point per layer: its block and place",
+        )
+        links_source = b.add_input(
+            "Links", "OBJECT", graph.links, description="The curves that hold the links between the layers of a graph"
+        )
         expand_inputs = _add_block_inputs(b, graph.plan)
     b.add_output("Geometry", "GEOMETRY")
     placed_table = None
@@ -142,56 +221,113 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
     with b.frame("The epoch, sample and importance shown"):
         history = b.object_geometry(history_source)
         position = b.group(timeline.ensure_epoch_position(), {"History": history, "Epoch": settings["Epoch"]})
-        epoch_blend = {"Epoch Low": position.outputs["Low"], "Epoch High": position.outputs["High"],
-                       "Epoch Factor": position.outputs["Factor"]}
-        trained = b.group(timeline.ensure_trained_cells(), {"Cells": b.object_geometry(cells_source),
-                                                            "Sample": settings["Sample"], **epoch_blend})
+        epoch_blend = {
+            "Epoch Low": position.outputs["Low"],
+            "Epoch High": position.outputs["High"],
+            "Epoch Factor": position.outputs["Factor"],
+        }
+        trained = b.group(
+            timeline.ensure_trained_cells(),
+            {"Cells": b.object_geometry(cells_source), "Sample": settings["Sample"], **epoch_blend},
+        )
         importance_table = b.object_geometry(importance_source)
         showing_importance = b.greater_than(settings["Show Importance"], 0.0)
-        trained = _only_when(b, showing_importance, trained.outputs[0], b.group(timeline.ensure_importance(
-            from_table=True), {"Geometry": trained.outputs[0], "Table": importance_table, **epoch_blend,
-                               "Class": settings["Importance Class"]}).outputs[0])
-        importance_settings = {"Show Importance": settings["Show Importance"],
-                               "Class Count": max(len(class_names), 1)}
+        trained = _only_when(
+            b,
+            showing_importance,
+            trained.outputs[0],
+            b.group(
+                timeline.ensure_importance(from_table=True),
+                {
+                    "Geometry": trained.outputs[0],
+                    "Table": importance_table,
+                    **epoch_blend,
+                    "Class": settings["Importance Class"],
+                },
+            ).outputs[0],
+        )
+        importance_settings = {"Show Importance": settings["Show Importance"], "Class Count": max(len(class_names), 1)}
     with b.frame("The cells placed, and what they are computed from"):
-        placed = b.group(groups.ensure_cell_layout(), {
-            "Geometry": trained, "Layer Spacing": settings["Layer Spacing"], "Map Gap": settings["Map Gap"],
-            "Cell Size": settings["Cell Size"], "Neuron Scale": settings["Neuron Scale"],
-            "Line Direction": settings["Line Direction"], "Fold to Max": settings["Fold to Max"], **per_layer,
-            **({"Layer Table": placed_table} if placed_table is not None else {})}).outputs[0]
+        placed = b.group(
+            groups.ensure_cell_layout(),
+            {
+                "Geometry": trained,
+                "Layer Spacing": settings["Layer Spacing"],
+                "Map Gap": settings["Map Gap"],
+                "Cell Size": settings["Cell Size"],
+                "Neuron Scale": settings["Neuron Scale"],
+                "Line Direction": settings["Line Direction"],
+                "Fold to Max": settings["Fold to Max"],
+                **per_layer,
+                **({"Layer Table": placed_table} if placed_table is not None else {}),
+            },
+        ).outputs[0]
         if operation_objects is not None:
             placed, operation_parts = operations.add_operation_nodes(
-                b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend,
-                output_heads)
+                b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend, output_heads
+            )
     with b.frame("Cells and connections drawn"):
-        parts = [b.group(groups.ensure_feature_maps(), {
-            "Cells": placed, "Cell Gap": settings["Cell Gap"], "Colormap": settings["Activation Colormap"],
-            "Across Network": settings["Normalize Across Network"], **importance_settings,
-            "Material": material_inputs["cell"]}).outputs[0]]
+        parts = [
+            b.group(
+                groups.ensure_feature_maps(),
+                {
+                    "Cells": placed,
+                    "Cell Gap": settings["Cell Gap"],
+                    "Colormap": settings["Activation Colormap"],
+                    "Across Network": settings["Normalize Across Network"],
+                    **importance_settings,
+                    "Material": material_inputs["cell"],
+                },
+            ).outputs[0]
+        ]
 
-        trained_connections = b.group(timeline.ensure_trained_weights("CURVE"),
-                                      {"Geometry": connections, **epoch_blend})
-        trained_connections = _only_when(b, showing_importance, trained_connections.outputs[0], b.group(
-            timeline.ensure_importance(from_table=False), {"Geometry": trained_connections.outputs[0], **epoch_blend,
-                                                           "Class": settings["Importance Class"]}).outputs[0])
-        edges = b.group(groups.ensure_connections(), {
-            "Curves": trained_connections, "Cells": placed, "Edge Radius": settings["Edge Radius"],
-            "Colormap": settings["Weight Colormap"], "Bundling Strength": settings["Bundling Strength"],
-            "Cell Size": settings["Cell Size"], "Highlight Neuron": settings["Highlight Neuron"],
-            "Dimmed Brightness": settings["Dimmed Brightness"], **importance_settings,
-            "Material": material_inputs["edge"]}).outputs[0]
+        trained_connections = b.group(
+            timeline.ensure_trained_weights("CURVE"), {"Geometry": connections, **epoch_blend}
+        )
+        trained_connections = _only_when(
+            b,
+            showing_importance,
+            trained_connections.outputs[0],
+            b.group(
+                timeline.ensure_importance(from_table=False),
+                {"Geometry": trained_connections.outputs[0], **epoch_blend, "Class": settings["Importance Class"]},
+            ).outputs[0],
+        )
+        edges = b.group(
+            groups.ensure_connections(),
+            {
+                "Curves": trained_connections,
+                "Cells": placed,
+                "Edge Radius": settings["Edge Radius"],
+                "Colormap": settings["Weight Colormap"],
+                "Bundling Strength": settings["Bundling Strength"],
+                "Cell Size": settings["Cell Size"],
+                "Highlight Neuron": settings["Highlight Neuron"],
+                "Dimmed Brightness": settings["Dimmed Brightness"],
+                **importance_settings,
+                "Material": material_inputs["edge"],
+            },
+        ).outputs[0]
         parts.append(b.switch("GEOMETRY", settings["Show Connections"], true=edges))
 
     with b.frame("Legend, labels and the links of a graph"):
-        legend = b.group(groups.ensure_legend(), {
-            "Cells": placed, "Colormap": settings["Activation Colormap"],
-            "Across Network": settings["Normalize Across Network"], "Size": settings["Label Size"],
-            # A unit's label under the input (its rescaling and normalization named) runs wider than a layer's.
-            "Drop": 6.5 if graph is None or graph.plan.graph.detailed else 8.5,
-            "Show Importance": settings["Show Importance"],
-            "Importance Title": _importance_title(b, importance_method, class_names[:stored_classes],
-                                                  settings["Importance Class"]),
-            "Cell Material": material_inputs["cell"], "Label Material": material_inputs["label"]}).outputs[0]
+        legend = b.group(
+            groups.ensure_legend(),
+            {
+                "Cells": placed,
+                "Colormap": settings["Activation Colormap"],
+                "Across Network": settings["Normalize Across Network"],
+                "Size": settings["Label Size"],
+                # A unit's label under the input (its rescaling and normalization named) runs wider than a layer's.
+                "Drop": 6.5 if graph is None or graph.plan.graph.detailed else 8.5,
+                "Show Importance": settings["Show Importance"],
+                "Importance Title": _importance_title(
+                    b, importance_method, class_names[:stored_classes], settings["Importance Class"]
+                ),
+                "Cell Material": material_inputs["cell"],
+                "Label Material": material_inputs["label"],
+            },
+        ).outputs[0]
         parts.append(b.switch("GEOMETRY", settings["Show Legend"], true=legend))
 
         label_margin = b.multiply(settings["Label Size"], 0.6)
@@ -199,31 +335,75 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
             for layer in layers:
                 if not layer.count:
                     continue
-                parts.append(b.group(groups.ensure_layer_label(), {
-                    "Cells": placed, "Layer": layer.layer_index, "Size": settings["Label Size"],
-                    "Text": "\n".join([layer.label, *([label_notes[layer.name]] if layer.name in (label_notes or {})
-                                                      else [])]),
-                    "Margin": label_margin, "Material": material_inputs["label"]}).outputs[0])
+                parts.append(
+                    b.group(
+                        groups.ensure_layer_label(),
+                        {
+                            "Cells": placed,
+                            "Layer": layer.layer_index,
+                            "Size": settings["Label Size"],
+                            "Text": "\n".join(
+                                [layer.label, *([label_notes[layer.name]] if layer.name in (label_notes or {}) else [])]
+                            ),
+                            "Margin": label_margin,
+                            "Material": material_inputs["label"],
+                        },
+                    ).outputs[0]
+                )
         else:
-            parts.append(_unit_labels(b, graph.plan, placed_table, settings, label_margin, material_inputs["label"],
-                                      label_notes or {}, layers))
+            parts.append(
+                _unit_labels(
+                    b,
+                    graph.plan,
+                    placed_table,
+                    settings,
+                    label_margin,
+                    material_inputs["label"],
+                    label_notes or {},
+                    layers,
+                )
+            )
         if graph is not None and len(graph.plan.links["source_layer"]):
             links = b.object_geometry(links_source)
-            parts.append(b.group(ensure_graph_links(), {
-                "Curves": links, "Table": placed_table, "Cell Size": settings["Cell Size"],
-                "Radius": settings["Link Radius"], "Material": material_inputs["edge"]}).outputs[0])
+            parts.append(
+                b.group(
+                    ensure_graph_links(),
+                    {
+                        "Curves": links,
+                        "Table": placed_table,
+                        "Cell Size": settings["Cell Size"],
+                        "Radius": settings["Link Radius"],
+                        "Material": material_inputs["edge"],
+                    },
+                ).outputs[0]
+            )
         for output_layer, names, units in operations.labeled_heads(layers, class_names, output_heads):
             for unit in units:
-                parts.append(b.group(groups.ensure_neuron_label(), {
-                    "Cells": placed, "Cell": output_layer.start + unit, "Text": str(names[unit]),
-                    "Material": material_inputs["label"]}).outputs[0])
+                parts.append(
+                    b.group(
+                        groups.ensure_neuron_label(),
+                        {
+                            "Cells": placed,
+                            "Cell": output_layer.start + unit,
+                            "Text": str(names[unit]),
+                            "Material": material_inputs["label"],
+                        },
+                    ).outputs[0]
+                )
 
     if operation_objects is not None:
         parts.extend(operation_parts)
     with b.frame("The training overlay"):
-        overlay = b.group(timeline.ensure_training_overlay(), {
-            "History": history, "Epoch": settings["Epoch"], **epoch_blend, "Size": settings["Overlay Size"],
-            "Material": material_inputs["label"]}).outputs[0]
+        overlay = b.group(
+            timeline.ensure_training_overlay(),
+            {
+                "History": history,
+                "Epoch": settings["Epoch"],
+                **epoch_blend,
+                "Size": settings["Overlay Size"],
+                "Material": material_inputs["label"],
+            },
+        ).outputs[0]
         parts.append(b.switch("GEOMETRY", settings["Show Training Overlay"], true=overlay))
     b.set_outputs(Geometry=_realized_in_render(b, b.join(parts), settings["Realize in Render"]))
     b.lay_out()
@@ -232,15 +412,31 @@ def build_network_tree(name, layers, class_names, cells_object, history_object, 
 
 def ensure_shared_groups():
     """Every group the network trees share, built (or reused) in this file: ``{name: node group}``."""
-    made = [groups.ensure_cell_layout(), groups.ensure_feature_maps(), groups.ensure_legend(),
-            groups.ensure_connections(), groups.ensure_layer_label(), groups.ensure_neuron_label(),
-            groups.ensure_activation_colormap(), groups.ensure_weight_colormap(),
-            operations.ensure_focus_cell(), operations.ensure_receptive_field(), operations.ensure_kernel_taps(),
-            operations.ensure_pooling_links(), operations.ensure_flatten_links(), operations.ensure_probability(),
-            timeline.ensure_epoch_position(), timeline.ensure_trained_cells(), timeline.ensure_training_overlay(),
-            timeline.ensure_trained_weights("CURVE"), timeline.ensure_trained_weights("POINT"),
-            timeline.ensure_importance(from_table=True), timeline.ensure_importance(from_table=False),
-            ensure_graph_position(), ensure_graph_links()]
+    made = [
+        groups.ensure_cell_layout(),
+        groups.ensure_feature_maps(),
+        groups.ensure_legend(),
+        groups.ensure_connections(),
+        groups.ensure_layer_label(),
+        groups.ensure_neuron_label(),
+        groups.ensure_activation_colormap(),
+        groups.ensure_weight_colormap(),
+        operations.ensure_focus_cell(),
+        operations.ensure_receptive_field(),
+        operations.ensure_kernel_taps(),
+        operations.ensure_pooling_links(),
+        operations.ensure_flatten_links(),
+        operations.ensure_probability(),
+        timeline.ensure_epoch_position(),
+        timeline.ensure_trained_cells(),
+        timeline.ensure_training_overlay(),
+        timeline.ensure_trained_weights("CURVE"),
+        timeline.ensure_trained_weights("POINT"),
+        timeline.ensure_importance(from_table=True),
+        timeline.ensure_importance(from_table=False),
+        ensure_graph_position(),
+        ensure_graph_links(),
+    ]
     return {tree.name: tree for tree in made}
 
 
@@ -251,17 +447,28 @@ def _add_block_inputs(b, plan):
         return {}
     panel = b.add_panel(BLOCKS_PANEL)
     start = 1.0 if plan.graph.expanded_by_default else 0.0
-    return {position: b.add_input(name, "FLOAT", start, 0.0, 1.0,
-                                  "0 = the block as one node (its output), 1 = every unit in it; keyframe to "
-                                  "open it", panel=panel)
-            for position, name in blocks.items()}
+    return {
+        position: b.add_input(
+            name,
+            "FLOAT",
+            start,
+            0.0,
+            1.0,
+            "0 = the block as one node (its output), 1 = every unit in it; keyframe to open it",
+            panel=panel,
+        )
+        for position, name in blocks.items()
+    }
 
 
 def _unit_labels(b, plan, table, settings, margin, material, notes, layers):
     """The labels of every shown unit, and of every block while collapsed, from one zone (``nodes/graph.py``)."""
     shown = {layer.layer_index: layer.name for layer in layers if layer.count}
-    texts = {index: "\n".join([text, *([notes[shown[index]]] if shown[index] in notes else [])])
-             for index, text in plan.unit_labels.items() if index in shown}
+    texts = {
+        index: "\n".join([text, *([notes[shown[index]]] if shown[index] in notes else [])])
+        for index, text in plan.unit_labels.items()
+        if index in shown
+    }
     blocks = {index: text for index, text in plan.block_labels.items() if index in shown}
     return add_graph_labels(b, table, texts, blocks, settings["Label Size"], settings["Cell Size"], margin, material)
 

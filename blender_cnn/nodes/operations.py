@@ -69,10 +69,13 @@ def ensure_probability():
 
 # ---------------------------------------------------------------- small helpers
 
+
 def _table(b, operations, index):
     """``column(name)``: the layer table's column ``name`` at row ``index`` (a layer index)."""
+
     def column(name):
         return b.sample_index(operations, b.attribute(name), index)
+
     return column
 
 
@@ -130,8 +133,9 @@ def _links(b, points, start, end, radius, color, kind, material, selection=None)
     factor = b.spline_parameter()["Factor"]
     placed = b.set_position(lines, b.mix(factor, b.attribute("link_start"), b.attribute("link_end"), "VECTOR"))
     profile = b.node("GeometryNodeCurvePrimitiveCircle", {"Resolution": 6, "Radius": 1.0})
-    tubes = b.node("GeometryNodeCurveToMesh", {"Curve": placed, "Profile Curve": profile.outputs["Curve"],
-                                               "Scale": radius})
+    tubes = b.node(
+        "GeometryNodeCurveToMesh", {"Curve": placed, "Profile Curve": profile.outputs["Curve"], "Scale": radius}
+    )
     return b.set_material(without_layout_attributes(b, tubes.outputs[0]), material)
 
 
@@ -140,6 +144,7 @@ def _text(b, text, size, align_x, anchor, material):
 
 
 # ---------------------------------------------------------------- groups
+
 
 def _build_focus_cell(b):
     """The cell index of the focus pixel, its layer, channel, row and column clamped into the layer."""
@@ -205,59 +210,99 @@ def _build_receptive_field(b):
         # Per cell: is it in the focus pixel's window?
         def in_window(index, focus_index, pad, stride, dilation, size):
             offset = b.int_subtract(b.int_add(index, column(pad)), b.int_multiply(focus_index, column(stride)))
-            return b.all_of(b.compare(offset, ">=", 0), b.compare(b.int_modulo(offset, column(dilation)), "==", 0),
-                            b.compare(b.int_divide(offset, column(dilation)), "<", column(size)))
+            return b.all_of(
+                b.compare(offset, ">=", 0),
+                b.compare(b.int_modulo(offset, column(dilation)), "==", 0),
+                b.compare(b.int_divide(offset, column(dilation)), "<", column(size)),
+            )
 
-        channel_ok = b.all_of(b.compare(channel, ">=", channel_low),
-                              b.compare(channel, "<", b.int_add(channel_low, column("group_inputs"))))
-        window = b.all_of(windowed, channel_ok,
-                          in_window(b.attribute("row"), focus["Row"], "pad_top", "stride_rows", "dilation_rows",
-                                    "kernel_rows"),
-                          in_window(b.attribute("col"), focus["Column"], "pad_left", "stride_cols", "dilation_cols",
-                                    "kernel_cols"))
+        channel_ok = b.all_of(
+            b.compare(channel, ">=", channel_low),
+            b.compare(channel, "<", b.int_add(channel_low, column("group_inputs"))),
+        )
+        window = b.all_of(
+            windowed,
+            channel_ok,
+            in_window(b.attribute("row"), focus["Row"], "pad_top", "stride_rows", "dilation_rows", "kernel_rows"),
+            in_window(b.attribute("col"), focus["Column"], "pad_left", "stride_cols", "dilation_cols", "kernel_cols"),
+        )
         # A transposed convolution's window read from the output: the focus pixel's index and the cell's swap roles.
-        scattered = b.all_of(b.compare(kind, "==", ops.OP_TRANSPOSED_CONVOLUTION), channel_ok,
-                             in_window(focus["Row"], b.attribute("row"), "pad_top", "stride_rows", "dilation_rows",
-                                       "kernel_rows"),
-                             in_window(focus["Column"], b.attribute("col"), "pad_left", "stride_cols",
-                                       "dilation_cols", "kernel_cols"))
+        scattered = b.all_of(
+            b.compare(kind, "==", ops.OP_TRANSPOSED_CONVOLUTION),
+            channel_ok,
+            in_window(focus["Row"], b.attribute("row"), "pad_top", "stride_rows", "dilation_rows", "kernel_rows"),
+            in_window(focus["Column"], b.attribute("col"), "pad_left", "stride_cols", "dilation_cols", "kernel_cols"),
+        )
     with b.frame("Cells a global pooling, flatten, dense layer or merge reads"):
         # Global pooling: neuron c (or 1x1 map c) reads the whole map of channel c.
-        pooled_map = b.all_of(b.compare(kind, "==", ops.OP_GLOBAL_POOLING),
-                              b.compare(channel, "==", b.int_subtract(focus["Index"], column("layer_start"))))
-        flatten = b.all_of(b.compare(kind, "==", ops.OP_FLATTEN),
-                           b.compare(b.index(), "==", _flatten_source(b, focus["Index"], column)))
+        pooled_map = b.all_of(
+            b.compare(kind, "==", ops.OP_GLOBAL_POOLING),
+            b.compare(channel, "==", b.int_subtract(focus["Index"], column("layer_start"))),
+        )
+        flatten = b.all_of(
+            b.compare(kind, "==", ops.OP_FLATTEN),
+            b.compare(b.index(), "==", _flatten_source(b, focus["Index"], column)),
+        )
         dense = b.compare(kind, "==", ops.OP_DENSE)
         merged = _merged_cells(b, column, kind, channel, focus)
     with b.frame("Seen: stored as focus"):
         in_source = b.compare(b.attribute("layer"), "==", column("source_layer"))
-        read = b.any_of(b.all_of(in_source, b.any_of(b.any_of(window, scattered),
-                                                     b.any_of(pooled_map, b.any_of(flatten, dense)))), merged)
+        read = b.any_of(
+            b.all_of(in_source, b.any_of(b.any_of(window, scattered), b.any_of(pooled_map, b.any_of(flatten, dense)))),
+            merged,
+        )
         seen = b.all_of(show, _real_cell(b), read)
         focused = b.store(cells, "focus", seen)
 
     with b.frame("Frames behind the window's cells and the focus pixel"):
         pitch = b.attribute("cell_pitch")
-        frames = _facing_quads(b, _overlay(b, focused, OVERLAY_WINDOW, WINDOW_COLOR), b.multiply(pitch, 1.22),
-                               b.multiply(pitch, 0.08), highlight, selection=seen)
+        frames = _facing_quads(
+            b,
+            _overlay(b, focused, OVERLAY_WINDOW, WINDOW_COLOR),
+            b.multiply(pitch, 1.22),
+            b.multiply(pitch, 0.08),
+            highlight,
+            selection=seen,
+        )
         is_focus = b.all_of(show, b.compare(b.index(), "==", focus["Index"]))
-        focus_frame = _facing_quads(b, _overlay(b, focused, OVERLAY_FOCUS, FOCUS_COLOR), b.multiply(pitch, 1.3),
-                                    b.multiply(pitch, 0.08), highlight, selection=is_focus)
+        focus_frame = _facing_quads(
+            b,
+            _overlay(b, focused, OVERLAY_FOCUS, FOCUS_COLOR),
+            b.multiply(pitch, 1.3),
+            b.multiply(pitch, 0.08),
+            highlight,
+            selection=is_focus,
+        )
 
     with b.frame("Output pixels whose windows are drawn: the focus pixel, or a grid of its channel's"):
         map_rows, map_cols = column("map_rows"), column("map_cols")
         spacing = b.ceil(b.sqrt(b.divide(b.int_multiply(map_rows, map_cols), b.maximum(max_windows, 1.0))))
         spacing = b.int_maximum(spacing, 1)
-        on_grid = b.all_of(b.compare(b.attribute("layer"), "==", focus["Layer"]),
-                           b.compare(channel, "==", focus["Channel"]), _real_cell(b),
-                           b.compare(b.int_modulo(b.attribute("row"), spacing), "==", 0),
-                           b.compare(b.int_modulo(b.attribute("col"), spacing), "==", 0))
+        on_grid = b.all_of(
+            b.compare(b.attribute("layer"), "==", focus["Layer"]),
+            b.compare(channel, "==", focus["Channel"]),
+            _real_cell(b),
+            b.compare(b.int_modulo(b.attribute("row"), spacing), "==", 0),
+            b.compare(b.int_modulo(b.attribute("col"), spacing), "==", 0),
+        )
         drawn = b.all_of(show, windowed, b.switch("BOOLEAN", all_calculations, is_focus, on_grid))
 
-    taps = b.group(ensure_kernel_taps(), {
-        "Cells": focused, "Operations": operations, "Kernels": kernels, "Focus Layer": focus["Layer"],
-        "Focus Index": focus["Index"], "Drawn": drawn, "Kernel Position": kernel_position, "Line Radius": radius,
-        "Colormap": colormap, "Highlight Material": highlight, "Edge Material": edge}).outputs[0]
+    taps = b.group(
+        ensure_kernel_taps(),
+        {
+            "Cells": focused,
+            "Operations": operations,
+            "Kernels": kernels,
+            "Focus Layer": focus["Layer"],
+            "Focus Index": focus["Index"],
+            "Drawn": drawn,
+            "Kernel Position": kernel_position,
+            "Line Radius": radius,
+            "Colormap": colormap,
+            "Highlight Material": highlight,
+            "Edge Material": edge,
+        },
+    ).outputs[0]
     b.set_outputs(Cells=focused, Mesh=b.join([frames, focus_frame, taps]))
 
 
@@ -272,8 +317,10 @@ def _merged_cells(b, column, kind, channel, focus):
     def broadcast(focus_index, size):
         return b.int_multiply(focus_index, b.compare(size, ">", 1))
 
-    same_place = b.all_of(b.compare(b.attribute("row"), "==", broadcast(focus["Row"], b.attribute("map_rows"))),
-                          b.compare(b.attribute("col"), "==", broadcast(focus["Column"], b.attribute("map_cols"))))
+    same_place = b.all_of(
+        b.compare(b.attribute("row"), "==", broadcast(focus["Row"], b.attribute("map_rows"))),
+        b.compare(b.attribute("col"), "==", broadcast(focus["Column"], b.attribute("map_cols"))),
+    )
     found = None
     for k in range(ops.MERGE_INPUTS_SHOWN):
         is_input = b.compare(layer, "==", column(f"merge_input_{k}"))
@@ -309,9 +356,11 @@ def _build_kernel_taps(b):
         # duplicate index says which input cell and which kernel weight it is.
         targets = b.store(focused, "target_cell", b.index(), domain="POINT")
         taps = b.int_multiply(column("kernel_rows"), column("kernel_cols"))
-        duplicated = b.node("GeometryNodeDuplicateElements", {
-            "Geometry": targets, "Selection": drawn, "Amount": b.int_multiply(taps, column("group_inputs"))},
-            domain="POINT")
+        duplicated = b.node(
+            "GeometryNodeDuplicateElements",
+            {"Geometry": targets, "Selection": drawn, "Amount": b.int_multiply(taps, column("group_inputs"))},
+            domain="POINT",
+        )
         duplicate = duplicated.outputs["Duplicate Index"]
         in_channel = b.int_divide(duplicate, taps)
         tap = b.int_modulo(duplicate, taps)
@@ -319,9 +368,11 @@ def _build_kernel_taps(b):
         kx = b.int_modulo(tap, column("kernel_cols"))
 
     with b.frame("The input cell and the kernel weight of each tap; taps on the padding go"):
+
         def source_index(index, stride, pad, k, dilation):
-            return b.int_add(b.int_subtract(b.int_multiply(index, column(stride)), column(pad)),
-                             b.int_multiply(k, column(dilation)))
+            return b.int_add(
+                b.int_subtract(b.int_multiply(index, column(stride)), column(pad)), b.int_multiply(k, column(dilation))
+            )
 
         row = source_index(b.attribute("row"), "stride_rows", "pad_top", ky, "dilation_rows")
         col = source_index(b.attribute("col"), "stride_cols", "pad_left", kx, "dilation_cols")
@@ -329,10 +380,16 @@ def _build_kernel_taps(b):
         low = b.int_multiply(b.int_divide(out_channel, column("group_outputs")), column("group_inputs"))
         source_rows, source_cols = column("source_rows"), column("source_cols")
         source = _cell_index(b, column("source_start"), b.int_add(low, in_channel), source_rows, row, source_cols, col)
-        weight_index = b.int_add(b.int_add(column("kernel_start"), b.int_multiply(tap, column("kernel_tap_stride"))),
-                                 b.int_add(b.int_multiply(in_channel, column("kernel_in_stride")), out_channel))
-        inside = b.all_of(b.compare(row, ">=", 0), b.compare(row, "<", source_rows),
-                          b.compare(col, ">=", 0), b.compare(col, "<", source_cols))
+        weight_index = b.int_add(
+            b.int_add(column("kernel_start"), b.int_multiply(tap, column("kernel_tap_stride"))),
+            b.int_add(b.int_multiply(in_channel, column("kernel_in_stride")), out_channel),
+        )
+        inside = b.all_of(
+            b.compare(row, ">=", 0),
+            b.compare(row, "<", source_rows),
+            b.compare(col, ">=", 0),
+            b.compare(col, "<", source_cols),
+        )
         taps_points = b.store(duplicated.outputs["Geometry"], "source_cell", source, domain="POINT")
         taps_points = b.store(taps_points, "weight_index", weight_index)
         # Taps that fall on the padding read zeros: no cell, no line.
@@ -359,9 +416,14 @@ def _build_kernel_taps(b):
         kernel_tiles = _facing_quads(b, tiles, tile_size, 0.0, highlight, selection=tile_selection)
         # A pale backing a little larger than each tile: weights near zero are dark in the diverging
         # colormap and would vanish into the background without it.
-        backing = _facing_quads(b, _overlay(b, tiles, OVERLAY_KERNEL_BACKING, KERNEL_BACKING_COLOR),
-                                b.multiply(tile_size, 1.18), b.multiply(source_pitch, 0.03), highlight,
-                                selection=tile_selection)
+        backing = _facing_quads(
+            b,
+            _overlay(b, tiles, OVERLAY_KERNEL_BACKING, KERNEL_BACKING_COLOR),
+            b.multiply(tile_size, 1.18),
+            b.multiply(source_pitch, 0.03),
+            highlight,
+            selection=tile_selection,
+        )
 
     b.set_outputs(Mesh=b.join([lines, kernel_tiles, backing]))
 
@@ -392,8 +454,7 @@ def _build_pooling_links(b):
         winner = b.attribute("winner_cell")
         in_channel = b.any_of(all_channels, b.compare(b.attribute("channel"), "==", channel))
         pooled = _sampling_step(b, cells, b.all_of(b.compare(winner, ">=", 0), in_channel), max_links)
-        kept = b.store(b.store(cells, "source_cell", winner, domain="POINT"), "target_cell", b.index(),
-                       domain="POINT")
+        kept = b.store(b.store(cells, "source_cell", winner, domain="POINT"), "target_cell", b.index(), domain="POINT")
         kept = b.keep(kept, pooled)
     with b.frame("A line from the winner, and a frame behind it"):
         winner_position = b.sample_index(cells, b.position(), b.attribute("source_cell"))
@@ -424,8 +485,11 @@ def _build_flatten_links(b):
         column = _table(b, operations, b.attribute("layer"))
         source = _flatten_source(b, b.index(), column)
         source_channel = b.sample_index(cells, b.attribute("channel"), source)
-        neurons = b.all_of(b.compare(column("op_kind"), "==", ops.OP_FLATTEN), _real_cell(b),
-                           b.any_of(all_channels, b.compare(source_channel, "==", channel)))
+        neurons = b.all_of(
+            b.compare(column("op_kind"), "==", ops.OP_FLATTEN),
+            _real_cell(b),
+            b.any_of(all_channels, b.compare(source_channel, "==", channel)),
+        )
         kept_selection = _sampling_step(b, cells, neurons, max_links)
         with_source = b.store(cells, "source_cell", source, domain="POINT")
         with_source = b.store(with_source, "target_cell", b.index(), domain="POINT")
@@ -462,12 +526,14 @@ def _build_probability(b):
         bar = b.store(b.store(bar, "probability", probability), "overlay", OVERLAY_BAR)
         bar = b.store(bar, HIGHLIGHT_COLOR, (*BAR_COLOR, 1.0))
         shift = b.combine_xyz(0.0, b.negate(b.add(start, b.multiply(bar_length, 0.5))), 0.0)
-        bar = b.set_material(b.transform(bar, translation=b.vector_add(centre, shift), rotation=QUAD_FACING_VIEW),
-                             highlight)
+        bar = b.set_material(
+            b.transform(bar, translation=b.vector_add(centre, shift), rotation=QUAD_FACING_VIEW), highlight
+        )
     with b.frame("The number, after the bar"):
         text = b.to_string(probability, 2)
-        text_at = b.vector_add(centre, b.combine_xyz(
-            0.0, b.negate(b.add(b.add(start, bar_length), b.multiply(pitch, 0.3))), 0.0))
+        text_at = b.vector_add(
+            centre, b.combine_xyz(0.0, b.negate(b.add(b.add(start, bar_length), b.multiply(pitch, 0.3))), 0.0)
+        )
         number = _text(b, text, b.multiply(pitch, 0.5), "Left", text_at, label)
     b.set_outputs(Mesh=b.join([bar, number]))
 
@@ -481,17 +547,47 @@ OPERATION_INPUTS = (
     ("Focus Channel", "INT", 0, 0, None, "Channel (feature map) of the focus pixel"),
     ("Focus Row", "INT", 0, 0, None, "Row of the focus pixel (neuron number for dense layers)"),
     ("Focus Column", "INT", 0, 0, None, "Column of the focus pixel"),
-    ("Show Receptive Field", "BOOLEAN", True, None, None,
-     "Frame the input cells the focus pixel is computed from, with lines and the kernel's weights"),
-    ("Kernel Position", "FLOAT", 0.3, 0.0, 1.0,
-     "Where the kernel's weight tiles float: 0 = on the input window, 1 = at the focus pixel"),
-    ("All Calculations", "BOOLEAN", False, None, None,
-     "Draw the windows of every output position of the focus channel, not only the focus pixel's"),
+    (
+        "Show Receptive Field",
+        "BOOLEAN",
+        True,
+        None,
+        None,
+        "Frame the input cells the focus pixel is computed from, with lines and the kernel's weights",
+    ),
+    (
+        "Kernel Position",
+        "FLOAT",
+        0.3,
+        0.0,
+        1.0,
+        "Where the kernel's weight tiles float: 0 = on the input window, 1 = at the focus pixel",
+    ),
+    (
+        "All Calculations",
+        "BOOLEAN",
+        False,
+        None,
+        None,
+        "Draw the windows of every output position of the focus channel, not only the focus pixel's",
+    ),
     ("Max Windows", "INT", 64, 1, None, "At most this many windows in All Calculations (evenly spaced)"),
-    ("Show Pooling", "BOOLEAN", True, None, None,
-     "Frame the winning input pixel of each max-pooling window and link it to its pooled pixel"),
-    ("All Channels", "BOOLEAN", False, None, None,
-     "Pooling winners and flatten links of every channel, not only of the focus channel's maps"),
+    (
+        "Show Pooling",
+        "BOOLEAN",
+        True,
+        None,
+        None,
+        "Frame the winning input pixel of each max-pooling window and link it to its pooled pixel",
+    ),
+    (
+        "All Channels",
+        "BOOLEAN",
+        False,
+        None,
+        None,
+        "Pooling winners and flatten links of every channel, not only of the focus channel's maps",
+    ),
     ("Show Flatten", "BOOLEAN", True, None, None, "Link each cell of the last feature maps to its flatten neuron"),
     ("Max Links", "INT", 2000, 1, None, "At most about this many pooling and flatten links each (evenly sampled)"),
     ("Show Probabilities", "BOOLEAN", True, None, None, "Bars and numbers of the output layer's probabilities"),
@@ -501,22 +597,39 @@ OPERATION_INPUTS = (
 def focus_defaults(layers, table):
     """The first convolution's centre pixel (else the first layer with an operation): where focus starts."""
     kinds = table["op_kind"]
-    order = [i for i, kind in enumerate(kinds) if kind == ops.OP_CONVOLUTION] or \
-            [i for i, kind in enumerate(kinds) if kind != ops.OP_NONE] or [0]
+    order = (
+        [i for i, kind in enumerate(kinds) if kind == ops.OP_CONVOLUTION]
+        or [i for i, kind in enumerate(kinds) if kind != ops.OP_NONE]
+        or [0]
+    )
     layer = layers[order[0]]
-    return {"Focus Layer": layer.layer_index, "Focus Channel": 0, "Focus Row": layer.map_rows // 2,
-            "Focus Column": layer.map_cols // 2}
+    return {
+        "Focus Layer": layer.layer_index,
+        "Focus Channel": 0,
+        "Focus Row": layer.map_rows // 2,
+        "Focus Column": layer.map_cols // 2,
+    }
 
 
 def add_operation_inputs(b, layers, objects):
     """Add the modifier inputs of this module; ``objects`` holds "Operations", "Kernels" and "table"."""
     defaults = focus_defaults(layers, objects["table"])
-    sockets = {name: b.add_input(name, kind, defaults.get(name, default), low, high, description)
-               for name, kind, default, low, high, description in OPERATION_INPUTS}
-    sockets["Operations"] = b.add_input("Operations", "OBJECT", objects["Operations"],
-                                        description="The mesh that holds one vertex per layer: how it is computed")
-    sockets["Kernels"] = b.add_input("Kernels", "OBJECT", objects["Kernels"],
-                                     description="The mesh that holds one vertex per convolution kernel weight")
+    sockets = {
+        name: b.add_input(name, kind, defaults.get(name, default), low, high, description)
+        for name, kind, default, low, high, description in OPERATION_INPUTS
+    }
+    sockets["Operations"] = b.add_input(
+        "Operations",
+        "OBJECT",
+        objects["Operations"],
+        description="The mesh that holds one vertex per layer: how it is computed",
+    )
+    sockets["Kernels"] = b.add_input(
+        "Kernels",
+        "OBJECT",
+        objects["Kernels"],
+        description="The mesh that holds one vertex per convolution kernel weight",
+    )
     return sockets
 
 
@@ -528,48 +641,96 @@ def labeled_heads(layers, class_names, output_heads=None):
         chosen = [(layers[-1], tuple(class_names), tuple(range(len(class_names))))]
     else:
         chosen = [(layers[head.layer], head.class_names, head.units) for head in output_heads]
-    return [(cells, names, units) for cells, names, units in chosen
-            if len(cells.output_shape) == 1 and cells.count == len(names) and names]
+    return [
+        (cells, names, units)
+        for cells, names, units in chosen
+        if len(cells.output_shape) == 1 and cells.count == len(names) and names
+    ]
 
 
-def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_names, epoch_blend,
-                        output_heads=None):
+def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_names, epoch_blend, output_heads=None):
     """Wire the groups of this module; returns ``(cells with the focus attribute, [geometry parts])``.
 
     ``epoch_blend`` holds the Epoch Low/High/Factor sockets that pick the kernels' weights;
     ``output_heads`` the output neurons that get a probability bar (see ``labeled_heads``).
     """
     operations = b.object_geometry(inputs["Operations"])
-    kernels = b.group(ensure_trained_weights("POINT"), {"Geometry": b.object_geometry(inputs["Kernels"]),
-                                                        **epoch_blend}).outputs[0]
+    kernels = b.group(
+        ensure_trained_weights("POINT"), {"Geometry": b.object_geometry(inputs["Kernels"]), **epoch_blend}
+    ).outputs[0]
     radius = settings["Edge Radius"]
-    field = b.group(ensure_receptive_field(), {
-        "Cells": placed, "Operations": operations, "Kernels": kernels,
-        **{name: inputs[name] for name in ("Focus Layer", "Focus Channel", "Focus Row", "Focus Column",
-                                           "All Calculations", "Max Windows", "Kernel Position")},
-        "Show": inputs["Show Receptive Field"], "Line Radius": b.multiply(radius, 0.2),
-        "Colormap": settings["Weight Colormap"], "Highlight Material": materials["highlight"],
-        "Edge Material": materials["edge"]})
-    pooling = b.group(ensure_pooling_links(), {
-        "Cells": placed, "Channel": inputs["Focus Channel"], "All Channels": inputs["All Channels"],
-        "Max Links": inputs["Max Links"], "Line Radius": b.multiply(radius, 0.2),
-        "Highlight Material": materials["highlight"], "Edge Material": materials["edge"]}).outputs[0]
-    flatten = b.group(ensure_flatten_links(), {
-        "Cells": placed, "Operations": operations, "Channel": inputs["Focus Channel"],
-        "All Channels": inputs["All Channels"], "Max Links": inputs["Max Links"],
-        "Line Radius": b.multiply(radius, 0.12), "Edge Material": materials["edge"]}).outputs[0]
-    parts = [field.outputs["Mesh"], b.switch("GEOMETRY", inputs["Show Pooling"], true=pooling),
-             b.switch("GEOMETRY", inputs["Show Flatten"], true=flatten)]
+    field = b.group(
+        ensure_receptive_field(),
+        {
+            "Cells": placed,
+            "Operations": operations,
+            "Kernels": kernels,
+            **{
+                name: inputs[name]
+                for name in (
+                    "Focus Layer",
+                    "Focus Channel",
+                    "Focus Row",
+                    "Focus Column",
+                    "All Calculations",
+                    "Max Windows",
+                    "Kernel Position",
+                )
+            },
+            "Show": inputs["Show Receptive Field"],
+            "Line Radius": b.multiply(radius, 0.2),
+            "Colormap": settings["Weight Colormap"],
+            "Highlight Material": materials["highlight"],
+            "Edge Material": materials["edge"],
+        },
+    )
+    pooling = b.group(
+        ensure_pooling_links(),
+        {
+            "Cells": placed,
+            "Channel": inputs["Focus Channel"],
+            "All Channels": inputs["All Channels"],
+            "Max Links": inputs["Max Links"],
+            "Line Radius": b.multiply(radius, 0.2),
+            "Highlight Material": materials["highlight"],
+            "Edge Material": materials["edge"],
+        },
+    ).outputs[0]
+    flatten = b.group(
+        ensure_flatten_links(),
+        {
+            "Cells": placed,
+            "Operations": operations,
+            "Channel": inputs["Focus Channel"],
+            "All Channels": inputs["All Channels"],
+            "Max Links": inputs["Max Links"],
+            "Line Radius": b.multiply(radius, 0.12),
+            "Edge Material": materials["edge"],
+        },
+    ).outputs[0]
+    parts = [
+        field.outputs["Mesh"],
+        b.switch("GEOMETRY", inputs["Show Pooling"], true=pooling),
+        b.switch("GEOMETRY", inputs["Show Flatten"], true=flatten),
+    ]
 
     bars = []
     for output_layer, names, units in labeled_heads(layers, class_names, output_heads):
         # Bars start after the longest class name (text 0.8 pitch high, about 0.6 of that per letter).
         offset = 0.8 + 0.8 * 0.62 * max(len(str(name)) for name in names) + 0.6
-        bars += [b.group(ensure_probability(), {
-            "Cells": placed, "Cell": output_layer.start + unit, "Offset": offset,
-            "Highlight Material": materials["highlight"], "Label Material": materials["label"]}).outputs[0]
-            for unit in units]
+        bars += [
+            b.group(
+                ensure_probability(),
+                {
+                    "Cells": placed,
+                    "Cell": output_layer.start + unit,
+                    "Offset": offset,
+                    "Highlight Material": materials["highlight"],
+                    "Label Material": materials["label"],
+                },
+            ).outputs[0]
+            for unit in units
+        ]
     if bars:
         parts.append(b.switch("GEOMETRY", inputs["Show Probabilities"], true=b.join(bars)))
     return field.outputs["Cells"], parts
-

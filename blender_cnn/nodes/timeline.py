@@ -97,13 +97,16 @@ def _build_trained_cells(b):
         def activation(epoch, slot):
             return b.attribute("activation_e{epoch}_s{slot}", epoch=epoch, slot=slot)
 
-        value = b.mix(sample_factor,
-                      b.mix(factor, activation(low, first_slot), activation(high, first_slot)),
-                      b.mix(factor, activation(low, second_slot), activation(high, second_slot)))
+        value = b.mix(
+            sample_factor,
+            b.mix(factor, activation(low, first_slot), activation(high, first_slot)),
+            b.mix(factor, activation(low, second_slot), activation(high, second_slot)),
+        )
     with b.frame("Pooling winners of the nearest epoch and sample"):
         nearest_slot = b.round(b.maximum(sample, 0.0))
-        winner = b.attribute("winner_cell_e{epoch}_s{slot}", epoch=_nearest_epoch(b, low, high, factor),
-                             slot=nearest_slot)
+        winner = b.attribute(
+            "winner_cell_e{epoch}_s{slot}", epoch=_nearest_epoch(b, low, high, factor), slot=nearest_slot
+        )
     b.set_outputs(Cells=b.store(b.store(cells, "activation", value), "winner_cell", winner))
 
 
@@ -132,8 +135,11 @@ def _build_training_overlay(b):
     with b.frame("One line: the epoch and each metric the history has, blended between epochs"):
         parts = ["epoch ", b.to_string(epoch, 1)]
         for name, label in zip(HISTORY_METRICS, ("loss", "accuracy", "val. loss", "val. accuracy")):
-            value = b.mix(factor, b.sample_index(history, b.attribute(name), low),
-                          b.sample_index(history, b.attribute(name), high))
+            value = b.mix(
+                factor,
+                b.sample_index(history, b.attribute(name), low),
+                b.sample_index(history, b.attribute(name), high),
+            )
             shown = b.to_string(b.multiply(value, 100.0), 1) if "accuracy" in name else b.to_string(value, 3)
             text = b.join_strings(f"   {label} ", shown, "%" if "accuracy" in name else "")
             # A metric the bundle lacks (or NaN for an epoch) is left out, not shown as 0 or nan.
@@ -151,8 +157,11 @@ def _build_training_overlay(b):
         # Camera space: X right, Y up, looking down -Z; the top-left corner of a 16:9 frame, inset a little.
         corner = (-0.46 * frame_width, 0.24 * frame_width, -OVERLAY_DISTANCE)
         text = text_mesh(b, line, height, "Left", "Top", (0.0, 0.0, 0.0), material, facing=(0.0, 0.0, 0.0))
-        placed = b.transform(b.transform(text, translation=corner), translation=placement.outputs["Location"],
-                             rotation=placement.outputs["Rotation"])
+        placed = b.transform(
+            b.transform(text, translation=corner),
+            translation=placement.outputs["Location"],
+            rotation=placement.outputs["Rotation"],
+        )
         # Marked so that framing the network leaves out text that sits at the camera.
         marked = b.store(placed, SCREEN_OVERLAY, 1)
     b.set_outputs(Mesh=marked)
@@ -180,9 +189,12 @@ def _build_importance(b, from_table):
     every_class = b.compare(chosen, "<", 0)
 
     def at(epoch):
-        name = b.switch("STRING", every_class, b.attribute_name("importance_e{epoch}_c{klass}", epoch=epoch,
-                                                                 klass=chosen),
-                        b.attribute_name("importance_e{epoch}_all", epoch=epoch))
+        name = b.switch(
+            "STRING",
+            every_class,
+            b.attribute_name("importance_e{epoch}_c{klass}", epoch=epoch, klass=chosen),
+            b.attribute_name("importance_e{epoch}_all", epoch=epoch),
+        )
         return read("importance_e{epoch}_all", named=name)
 
     with b.frame("Importance for the class shown (or all), blended between two epochs"):

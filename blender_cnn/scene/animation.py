@@ -19,8 +19,14 @@ EASINGS = ("EASE", "LINEAR")
 MARKER_PREFIX = "epoch "
 
 
-def animate_training(network: bpy.types.Object, frames_per_epoch: int = 24, hold_frames: int = 12, easing: str = "EASE",
-                     start_frame: int = 1, scene: bpy.types.Scene | None = None) -> tuple[int, int]:
+def animate_training(
+    network: bpy.types.Object,
+    frames_per_epoch: int = 24,
+    hold_frames: int = 12,
+    easing: str = "EASE",
+    start_frame: int = 1,
+    scene: bpy.types.Scene | None = None,
+) -> tuple[int, int]:
     """Keyframe the Epoch input from the bundle's first epoch to its last; returns ``(first frame, last frame)``.
 
     Each epoch is held for ``hold_frames`` frames, then the network moves to
@@ -31,8 +37,10 @@ def animate_training(network: bpy.types.Object, frames_per_epoch: int = 24, hold
     scene = scene or bpy.context.scene
     assert scene is not None  # the stubs allow a context without a scene
     if frames_per_epoch < 1 or hold_frames < 0:
-        raise BlenderCNNError(network.name, f"needs at least 1 frame per epoch and no negative hold, got "
-                                            f"{frames_per_epoch} and {hold_frames}")
+        raise BlenderCNNError(
+            network.name,
+            f"needs at least 1 frame per epoch and no negative hold, got {frames_per_epoch} and {hold_frames}",
+        )
     if easing not in EASINGS:
         raise BlenderCNNError(network.name, f"easing must be one of {EASINGS}, got {easing!r}")
     epochs = network_bundle(network).epochs
@@ -45,14 +53,19 @@ def animate_training(network: bpy.types.Object, frames_per_epoch: int = 24, hold
     _replace_keys(network, "Epoch", keys, easing)
     for marker in [marker for marker in scene.timeline_markers if marker.name.startswith(MARKER_PREFIX)]:
         scene.timeline_markers.remove(marker)
-    for arrival, epoch in keys[::2 if hold_frames else 1]:
+    for arrival, epoch in keys[:: 2 if hold_frames else 1]:
         scene.timeline_markers.new(f"{MARKER_PREFIX}{epoch}", frame=arrival)
     scene.frame_start, scene.frame_end = start_frame, keys[-1][0]
     return scene.frame_start, scene.frame_end
 
 
-def animate_samples(network: bpy.types.Object, samples: Sequence[int], frames_per_sample: int = 48,
-                    fade_frames: int = 0, start_frame: int = 1) -> int:
+def animate_samples(
+    network: bpy.types.Object,
+    samples: Sequence[int],
+    frames_per_sample: int = 48,
+    fade_frames: int = 0,
+    start_frame: int = 1,
+) -> int:
     """Keyframe the Sample input through ``samples`` (stored sample slots): cuts, or cross-fades of ``fade_frames``.
 
     Returns the last frame.
@@ -60,7 +73,9 @@ def animate_samples(network: bpy.types.Object, samples: Sequence[int], frames_pe
     stored = list(network.get(STORED_SAMPLES_PROPERTY, []))
     missing = [sample for sample in samples if sample not in stored]
     if not samples or missing:
-        raise BlenderCNNError(network.name, f"stores the activations of samples {stored}; cannot show {missing or 'none'}")
+        raise BlenderCNNError(
+            network.name, f"stores the activations of samples {stored}; cannot show {missing or 'none'}"
+        )
     if frames_per_sample < 1 or not 0 <= fade_frames < frames_per_sample:
         raise BlenderCNNError(network.name, "needs at least 1 frame per sample and a fade shorter than that")
     keys = []

@@ -18,15 +18,15 @@ import numpy.typing as npt
 
 from ..core import attributes
 
-LINE_HEIGHT = 1.25   # in text sizes
+LINE_HEIGHT = 1.25  # in text sizes
 SPACE_ADVANCE = 0.28
 
 
 @dataclass(frozen=True)
 class Glyph:
-    vertices: np.ndarray      # (n, 2) in units of the text size, origin on the baseline
-    loop_vertices: np.ndarray # vertex index of every face corner
-    face_sizes: np.ndarray    # corners per face
+    vertices: np.ndarray  # (n, 2) in units of the text size, origin on the baseline
+    loop_vertices: np.ndarray  # vertex index of every face corner
+    face_sizes: np.ndarray  # corners per face
     advance: float
 
 
@@ -58,8 +58,9 @@ def _make_glyphs(characters):
         glyphs = {}
         for character in characters:
             if character.isspace():
-                glyphs[character] = Glyph(np.zeros((0, 2), np.float32), np.zeros(0, np.int32),
-                                          np.zeros(0, np.int32), SPACE_ADVANCE)
+                glyphs[character] = Glyph(
+                    np.zeros((0, 2), np.float32), np.zeros(0, np.int32), np.zeros(0, np.int32), SPACE_ADVANCE
+                )
                 continue
             once = _font_mesh(holder, character)
             twice = _font_mesh(holder, character * 2)
@@ -134,8 +135,8 @@ class Annotation:
     left: bool = False
 
 
-BACKING_MARGIN = 0.18   # in text sizes, around each text's plate
-LIFT = 0.04             # in text sizes: the text in front of its plate, the plate in front of what it labels
+BACKING_MARGIN = 0.18  # in text sizes, around each text's plate
+LIFT = 0.04  # in text sizes: the text in front of its plate, the plate in front of what it labels
 
 
 def annotation_mesh(name: str, annotations: Iterable[Annotation]) -> bpy.types.Mesh:
@@ -151,12 +152,15 @@ def annotation_mesh(name: str, annotations: Iterable[Annotation]) -> bpy.types.M
             continue
         right, up = np.asarray(annotation.right, np.float32), np.asarray(annotation.up, np.float32)
         normal = np.cross(right, up)
-        centre = np.asarray(annotation.anchor, np.float32) + (right * annotation.size * width / 2 if annotation.left
-                                                              else 0.0)
+        centre = np.asarray(annotation.anchor, np.float32) + (
+            right * annotation.size * width / 2 if annotation.left else 0.0
+        )
         half_w, half_h = width / 2 + BACKING_MARGIN, height / 2 + BACKING_MARGIN
         plate = np.array([(-half_w, -half_h), (half_w, -half_h), (half_w, half_h), (-half_w, half_h)], np.float32)
-        for outline, faces, face_loops, lift, material in ((plate, np.array([4], np.int32), np.arange(4), 1, 1),
-                                                          (flat, text_faces, text_loops, 2, 0)):
+        for outline, faces, face_loops, lift, material in (
+            (plate, np.array([4], np.int32), np.arange(4), 1, 1),
+            (flat, text_faces, text_loops, 2, 0),
+        ):
             placed = centre + annotation.size * (outline[:, :1] * right + outline[:, 1:] * up + LIFT * lift * normal)
             vertices.append(placed)
             loops.append(face_loops + offset)
@@ -177,7 +181,8 @@ def annotation_mesh(name: str, annotations: Iterable[Annotation]) -> bpy.types.M
     mesh.polygons.foreach_set("material_index", np.concatenate(materials))
     mesh.update()
     declared = attributes.spec("annotation")
-    owner = cast(bpy.types.IntAttribute,  # the stubs say Attribute
-                 mesh.attributes.new(declared.name, declared.data_type, declared.domain))  # type: ignore[arg-type]
+    # The schema's type and domain are plain strings; the stubs want literals. They say Attribute, not IntAttribute.
+    new_attribute = mesh.attributes.new(declared.name, declared.data_type, declared.domain)  # type: ignore[arg-type]
+    owner = cast(bpy.types.IntAttribute, new_attribute)
     owner.data.foreach_set("value", np.concatenate(owners))
     return mesh

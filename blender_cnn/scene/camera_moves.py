@@ -37,8 +37,13 @@ ORBIT_FIT_DIRECTIONS = 24
 MOVED_PATHS = ("location", "rotation_euler")
 
 
-def orbit(network: bpy.types.Object, camera: bpy.types.Object | None = None, frame_start: int = 1,
-          frame_end: int = 250, turns: float = 1.0) -> bpy.types.Object:
+def orbit(
+    network: bpy.types.Object,
+    camera: bpy.types.Object | None = None,
+    frame_start: int = 1,
+    frame_end: int = 250,
+    turns: float = 1.0,
+) -> bpy.types.Object:
     """Circle the camera ``turns`` times around the network's centre, looking at it; returns the camera.
 
     The orbit starts from the stage's view (from the input side, slightly above), keeps
@@ -55,12 +60,12 @@ def orbit(network: bpy.types.Object, camera: bpy.types.Object | None = None, fra
     azimuth0 = math.atan2(VIEW_DIRECTION.y, VIEW_DIRECTION.x)
 
     def direction(azimuth: float) -> Vector:
-        return Vector((math.cos(azimuth) * math.cos(elevation), math.sin(azimuth) * math.cos(elevation),
-                       math.sin(elevation)))
+        return Vector(
+            (math.cos(azimuth) * math.cos(elevation), math.sin(azimuth) * math.cos(elevation), math.sin(elevation))
+        )
 
     tried = np.linspace(0.0, 2 * math.pi, ORBIT_FIT_DIRECTIONS, endpoint=False)
-    distance = FRAMING_MARGIN * max(fit_distance(points, centre, direction(azimuth0 + a), LENS, scene)
-                                    for a in tried)
+    distance = FRAMING_MARGIN * max(fit_distance(points, centre, direction(azimuth0 + a), LENS, scene) for a in tried)
     keys = max(2, math.ceil(abs(turns) * ORBIT_KEYS_PER_TURN))
     poses = []
     for step in range(keys + 1):
@@ -71,8 +76,9 @@ def orbit(network: bpy.types.Object, camera: bpy.types.Object | None = None, fra
     return camera
 
 
-def fly_through(network: bpy.types.Object, camera: bpy.types.Object | None = None, frame_start: int = 1,
-                frame_end: int = 250) -> bpy.types.Object:
+def fly_through(
+    network: bpy.types.Object, camera: bpy.types.Object | None = None, frame_start: int = 1, frame_end: int = 250
+) -> bpy.types.Object:
     """Fly from before the input layer along +X to past the output; returns the camera.
 
     The camera passes just beside the layers' walls and a little above their middle,
@@ -89,13 +95,19 @@ def fly_through(network: bpy.types.Object, camera: bpy.types.Object | None = Non
     look = Vector((1.5 * spacing, centre[1] - side.y, centre[2] - side.z)).normalized()
     start = Vector((low[0] - spacing, side.y, side.z))
     end = Vector((high[0] + 0.5 * spacing, side.y, side.z))
-    _write_keys(camera, [frame_start, frame_end], [(start, look), (end, look)], FLY_THROUGH_LENS,
-                frame_start, frame_end)
+    _write_keys(
+        camera, [frame_start, frame_end], [(start, look), (end, look)], FLY_THROUGH_LENS, frame_start, frame_end
+    )
     return camera
 
 
-def push_in(network: bpy.types.Object, layer_name: str, camera: bpy.types.Object | None = None, frame_start: int = 1,
-            frame_end: int = 250) -> bpy.types.Object:
+def push_in(
+    network: bpy.types.Object,
+    layer_name: str,
+    camera: bpy.types.Object | None = None,
+    frame_start: int = 1,
+    frame_end: int = 250,
+) -> bpy.types.Object:
     """Move from the framing view of the whole network to a close view of one layer's cells; returns the camera.
 
     Both ends look along the stage's view direction, so the move is a smooth dolly
@@ -117,6 +129,7 @@ def push_in(network: bpy.types.Object, layer_name: str, camera: bpy.types.Object
 
 
 # --- geometry ---------------------------------------------------------------------
+
 
 def network_centre(network: bpy.types.Object, points: np.ndarray | None = None) -> Vector:
     """The centre of the box around everything the network draws (world space)."""
@@ -174,6 +187,7 @@ def _layer_spacing(network, low, high):
 
 # --- checks and keyframes -----------------------------------------------------------
 
+
 def _checked(network, camera, frame_start, frame_end):
     """Refuse bad input before anything changes; returns the camera and its scene."""
     if network is None:
@@ -187,8 +201,7 @@ def _checked(network, camera, frame_start, frame_end):
     if camera.type != "CAMERA":
         raise BlenderCNNError(camera.name, f"is not a camera but a {camera.type.lower()} object")
     if int(frame_end) <= int(frame_start):
-        raise BlenderCNNError("frame range", f"the last frame ({frame_end}) must come after the first "
-                                             f"({frame_start})")
+        raise BlenderCNNError("frame range", f"the last frame ({frame_end}) must come after the first ({frame_start})")
     return camera, scene
 
 

@@ -25,8 +25,9 @@ from .network import (
 )
 
 
-def redraw_connections(network: bpy.types.Object,
-                       selection: connection_data.EdgeSelection) -> list[connection_data.DrawnLayer]:
+def redraw_connections(
+    network: bpy.types.Object, selection: connection_data.EdgeSelection
+) -> list[connection_data.DrawnLayer]:
     """Replace the network's connection curves by those ``selection`` (an ``EdgeSelection``) keeps.
 
     The modifier's settings and keyframes stay; the layer labels' counts and
@@ -38,7 +39,8 @@ def redraw_connections(network: bpy.types.Object,
     if epoch not in bundle.epochs:
         epoch = -1
     curve_arrays, point_arrays, points_per_edge, drawn_layers = connection_data.dense_connections(
-        bundle, layers, epoch, selection)
+        bundle, layers, epoch, selection
+    )
     old = network.data
     assert isinstance(old, bpy.types.Curves)  # a network object's data are its connection curves
     network.data = hair_curves(old.name, len(curve_arrays["weight"]), points_per_edge, curve_arrays, point_arrays)
@@ -48,8 +50,10 @@ def redraw_connections(network: bpy.types.Object,
         bpy.data.hair_curves.remove(old)
     notes = {drawn.name: drawn.label for drawn in drawn_layers}
     _set_label_notes(network, layers, notes)
-    network[CONNECTIONS_PROPERTY] = [{"layer": drawn.name, "drawn": drawn.drawn, "total": drawn.total,
-                                      "selection": drawn.selection} for drawn in drawn_layers]
+    network[CONNECTIONS_PROPERTY] = [
+        {"layer": drawn.name, "drawn": drawn.drawn, "total": drawn.total, "selection": drawn.selection}
+        for drawn in drawn_layers
+    ]
     network.update_tag()
     return drawn_layers
 
@@ -63,8 +67,11 @@ def _set_label_notes(network, layers, notes):
     for node in tree.nodes:
         if node.bl_idname == "GeometryNodeIndexSwitch" and node.label == UNIT_LABELS:
             _set_unit_label_notes(node, by_index, notes)
-        if node.bl_idname != "GeometryNodeGroup" or node.node_tree is None or \
-                not node.node_tree.name.startswith(LAYER_LABEL):
+        if (
+            node.bl_idname != "GeometryNodeGroup"
+            or node.node_tree is None
+            or not node.node_tree.name.startswith(LAYER_LABEL)
+        ):
             continue
         layer = by_index.get(node.inputs["Layer"].default_value)
         if layer is not None and layer.name in notes:
@@ -109,7 +116,9 @@ def clear_highlight(network: bpy.types.Object) -> None:
 def drawn_connection_counts(network: bpy.types.Object) -> list[tuple[str, int, int, str]]:
     """``[(layer, drawn, total, selection)]`` as recorded at the last build or redraw."""
     try:
-        return [(entry["layer"], entry["drawn"], entry["total"], entry["selection"])
-                for entry in network.get(CONNECTIONS_PROPERTY, [])]
+        return [
+            (entry["layer"], entry["drawn"], entry["total"], entry["selection"])
+            for entry in network.get(CONNECTIONS_PROPERTY, [])
+        ]
     except (KeyError, TypeError) as error:
         raise BlenderCNNError(network.name, f"has an unreadable record of its connections ({error})") from None

@@ -20,8 +20,9 @@ from ..nodes.timeline import SCREEN_OVERLAY
 _VECTOR_WIDTHS = {"FLOAT_COLOR": ("color", 4), "FLOAT_VECTOR": ("vector", 3), "FLOAT4X4": ("value", 16)}
 
 
-def evaluated_geometry(network: bpy.types.Object,
-                       depsgraph: bpy.types.Depsgraph | None = None) -> bpy.types.GeometrySet:
+def evaluated_geometry(
+    network: bpy.types.Object, depsgraph: bpy.types.Depsgraph | None = None
+) -> bpy.types.GeometrySet:
     """The network's GeometrySet after its nodes; keep it alive while reading its parts."""
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
     return network.evaluated_get(depsgraph).evaluated_geometry()
@@ -44,8 +45,9 @@ class DrawnQuads:
         self._instances = geometry.instances_pointcloud()
         references = geometry.instance_references()
         self._matrix = np.array(matrix_world, dtype=np.float32)
-        matching = [index for index, reference in enumerate(references) if _material_name(reference)
-                    .startswith(material_prefix)]
+        matching = [
+            index for index, reference in enumerate(references) if _material_name(reference).startswith(material_prefix)
+        ]
         # The reference GeometrySets own their meshes; keep them, not just the meshes.
         self._quad_references = [references[index] for index in matching]
         if self._instances is None or not matching:
@@ -87,8 +89,9 @@ class DrawnQuads:
         return np.einsum("nij,vj->nvi", self.transforms(), local)[:, :, :3]
 
 
-def drawn_quads(network: bpy.types.Object, material_prefix: str,
-                depsgraph: bpy.types.Depsgraph | None = None) -> tuple[DrawnQuads, bpy.types.GeometrySet]:
+def drawn_quads(
+    network: bpy.types.Object, material_prefix: str, depsgraph: bpy.types.Depsgraph | None = None
+) -> tuple[DrawnQuads, bpy.types.GeometrySet]:
     """The squares ``network`` draws with a material whose name starts with ``material_prefix``.
 
     Returns the ``DrawnQuads`` and the GeometrySet it reads, which must be kept
@@ -100,8 +103,9 @@ def drawn_quads(network: bpy.types.Object, material_prefix: str,
     return DrawnQuads(geometry, evaluated.matrix_world, material_prefix), geometry
 
 
-def drawn_points(network: bpy.types.Object, limit: int = 20_000,
-                 depsgraph: bpy.types.Depsgraph | None = None) -> np.ndarray:
+def drawn_points(
+    network: bpy.types.Object, limit: int = 20_000, depsgraph: bpy.types.Depsgraph | None = None
+) -> np.ndarray:
     """World positions of (a sample of) everything drawn with the network: quad centres and mesh vertices.
 
     The training overlay is left out: it sits in front of the camera, wherever that is.
@@ -144,8 +148,11 @@ def _curves(network, depsgraph, links):
     points = read_attribute(curves, "position") @ matrix[:3, :3].T + matrix[:3, 3]
     offsets = np.empty(len(curves.curves) + 1, dtype=np.int32)
     curves.curve_offset_data.foreach_get("value", offsets)
-    is_link = read_attribute(curves, GRAPH_LINK) if GRAPH_LINK in curves.attributes else \
-        np.zeros(len(curves.curves), dtype=np.int32)
+    is_link = (
+        read_attribute(curves, GRAPH_LINK)
+        if GRAPH_LINK in curves.attributes
+        else np.zeros(len(curves.curves), dtype=np.int32)
+    )
     chosen = np.flatnonzero(is_link == int(links))
     if not len(chosen):
         return np.zeros((0, 2, 3), dtype=np.float32)

@@ -15,8 +15,11 @@ AttributeKind = Literal["INT", "FLOAT", "FLOAT_VECTOR"]
 AttributeDomain = Literal["POINT", "EDGE", "FACE", "CORNER", "CURVE", "INSTANCE"]
 
 
-def write_attributes(data: bpy.types.Mesh | bpy.types.Curves | bpy.types.PointCloud,
-                     arrays: Mapping[str, npt.ArrayLike], domain: AttributeDomain) -> None:
+def write_attributes(
+    data: bpy.types.Mesh | bpy.types.Curves | bpy.types.PointCloud,
+    arrays: Mapping[str, npt.ArrayLike],
+    domain: AttributeDomain,
+) -> None:
     """Store each ``{name: array}`` as a named attribute on ``domain``, at the type ``core/attributes.py`` declares
     for ``name`` (INT, FLOAT, or FLOAT_VECTOR for (n, 3) arrays)."""
     for name, values in arrays.items():
@@ -37,8 +40,13 @@ def points_mesh(name: str, count: int, arrays: Mapping[str, npt.ArrayLike]) -> b
     return mesh
 
 
-def hair_curves(name: str, count: int, points_per_curve: int, curve_arrays: Mapping[str, npt.ArrayLike],
-                point_arrays: Mapping[str, npt.ArrayLike] | None = None) -> bpy.types.Curves:
+def hair_curves(
+    name: str,
+    count: int,
+    points_per_curve: int,
+    curve_arrays: Mapping[str, npt.ArrayLike],
+    point_arrays: Mapping[str, npt.ArrayLike] | None = None,
+) -> bpy.types.Curves:
     """Hair curves of ``points_per_curve`` points each, carrying per-curve and per-point attributes."""
     curves = bpy.data.hair_curves.new(name)
     if count:

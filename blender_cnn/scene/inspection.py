@@ -38,11 +38,11 @@ from .network import (
     shown_channels,
 )
 
-INSPECTION_TEXT_PROPERTY = "blender_cnn_inspection"        # on the network: the last inspection as text
-ANNOTATIONS_PROPERTY = "blender_cnn_inspection_object"    # on the network: its annotation object
-TEXT_BLOCK = "BCNN Inspection"                            # the same text in the Text Editor, for copying
-NUMBER_SIZE = 0.2     # numbers on cells, in cell edges
-LABEL_SIZE = 0.9      # the equation, in cell edges
+INSPECTION_TEXT_PROPERTY = "blender_cnn_inspection"  # on the network: the last inspection as text
+ANNOTATIONS_PROPERTY = "blender_cnn_inspection_object"  # on the network: its annotation object
+TEXT_BLOCK = "BCNN Inspection"  # the same text in the Text Editor, for copying
+NUMBER_SIZE = 0.2  # numbers on cells, in cell edges
+LABEL_SIZE = 0.9  # the equation, in cell edges
 
 
 def shown_epoch_and_sample(network: bpy.types.Object, bundle: Bundle) -> tuple[int, int]:
@@ -116,8 +116,11 @@ def annotation_object(network: bpy.types.Object) -> bpy.types.Object | None:
 def _custom_input_activations(network, bundle, epoch):
     flat = network.get(CUSTOM_INPUT_PROPERTY)
     if flat is None:
-        raise BlenderCNNError(network.name, "shows a custom input that was not kept (it is too large, or was "
-                                            "shown by an older version); show the image again to inspect it")
+        raise BlenderCNNError(
+            network.name,
+            "shows a custom input that was not kept (it is too large, or was "
+            "shown by an older version); show the image again to inspect it",
+        )
     inputs = inputs_from_flat(bundle, np.asarray(flat, dtype=np.float32))  # every input of the network
     return {name: values[0] for name, values in forward(bundle, inputs, epoch).items()}
 
@@ -160,7 +163,7 @@ class _CellQuads:
 
 def _keys(indices):
     # 16 bits each for channel, row and column; the layer above them.
-    return ((indices[:, 0] << 48) | (indices[:, 1] << 32) | (indices[:, 2] << 16) | indices[:, 3])
+    return (indices[:, 0] << 48) | (indices[:, 1] << 32) | (indices[:, 2] << 16) | indices[:, 3]
 
 
 def _unit(vectors):
@@ -185,11 +188,11 @@ def _draw_annotations(network, inspection, layers):
     annotations = []
     found = quads.find([_cell_index(target, inspection.position)])[0]
     # A merge's terms each name the input they are in; other layers' terms are all in one source.
-    shown = [term for term in inspection.terms if not term.padding and
-             (term.layer or inspection.source_layer) in layers]
+    shown = [
+        term for term in inspection.terms if not term.padding and (term.layer or inspection.source_layer) in layers
+    ]
     if shown:
-        spots = quads.find([_cell_index(layers[term.layer or inspection.source_layer], term.source)
-                            for term in shown])
+        spots = quads.find([_cell_index(layers[term.layer or inspection.source_layer], term.source) for term in shown])
         for term, spot in zip(shown, spots):
             if spot < 0:
                 continue
@@ -199,8 +202,11 @@ def _draw_annotations(network, inspection, layers):
                 text = f"{term.value:.2g}\n×{term.weight:.2g}"
             else:
                 text = f"{term.value:.2g}"
-            annotations.append(Annotation(text, quads.centres[spot], quads.rights[spot], quads.ups[spot],
-                                          NUMBER_SIZE * quads.edges[spot]))
+            annotations.append(
+                Annotation(
+                    text, quads.centres[spot], quads.rights[spot], quads.ups[spot], NUMBER_SIZE * quads.edges[spot]
+                )
+            )
     if found >= 0:
         annotations.append(_equation_annotation(quads, found, inspection))
     mesh = annotation_mesh(f"{network.name} Inspection", annotations)

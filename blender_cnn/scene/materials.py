@@ -8,7 +8,12 @@ from ..nodes.groups import CELL_COLOR, EDGE_COLOR
 from ..nodes.operations import HIGHLIGHT_COLOR
 
 VERSION_PROPERTY = "blender_cnn_version"
-CELL_MATERIAL, EDGE_MATERIAL, LABEL_MATERIAL, HIGHLIGHT_MATERIAL = "BCNN Cell", "BCNN Edge", "BCNN Label", "BCNN Highlight"
+CELL_MATERIAL, EDGE_MATERIAL, LABEL_MATERIAL, HIGHLIGHT_MATERIAL = (
+    "BCNN Cell",
+    "BCNN Edge",
+    "BCNN Label",
+    "BCNN Highlight",
+)
 ANNOTATION_MATERIAL, ANNOTATION_PLATE_MATERIAL = "BCNN Annotation", "BCNN Annotation Plate"
 
 
@@ -19,15 +24,18 @@ def ensure_materials() -> dict[str, bpy.types.Material]:
         "edge": _ensure(EDGE_MATERIAL, 2, _glowing_attribute_material, attribute=EDGE_COLOR, strength=1.6),
         "label": _ensure(LABEL_MATERIAL, 1, _plain_emission, color=(0.85, 0.87, 0.9, 1.0), strength=1.0),
         # Receptive-field frames, kernel tiles, pooling winners and probability bars.
-        "highlight": _ensure(HIGHLIGHT_MATERIAL, 2, _glowing_attribute_material, attribute=HIGHLIGHT_COLOR,
-                             strength=1.4),
+        "highlight": _ensure(
+            HIGHLIGHT_MATERIAL, 2, _glowing_attribute_material, attribute=HIGHLIGHT_COLOR, strength=1.4
+        ),
     }
 
 
 def ensure_annotation_materials() -> tuple[bpy.types.Material, bpy.types.Material]:
     """``(text, plate)`` materials of inspection annotations: bright numbers on dark plates, readable on any cell."""
-    return (_ensure(ANNOTATION_MATERIAL, 1, _plain_emission, color=(1.0, 0.93, 0.75, 1.0), strength=2.0),
-            _ensure(ANNOTATION_PLATE_MATERIAL, 1, _plain_emission, color=(0.01, 0.01, 0.015, 1.0), strength=1.0))
+    return (
+        _ensure(ANNOTATION_MATERIAL, 1, _plain_emission, color=(1.0, 0.93, 0.75, 1.0), strength=2.0),
+        _ensure(ANNOTATION_PLATE_MATERIAL, 1, _plain_emission, color=(0.01, 0.01, 0.015, 1.0), strength=1.0),
+    )
 
 
 def _ensure(name, version, build, **options):

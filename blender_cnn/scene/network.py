@@ -61,10 +61,15 @@ DETAILED_PROPERTY = "blender_cnn_every_layer"
 DEFAULT_EDGES = connection_data.EdgeSelection()
 
 
-def build_network(bundle: Bundle | str | os.PathLike[str], epoch: int = -1, sample: int = 0,
-                  collection: bpy.types.Collection | None = None,
-                  edges: connection_data.EdgeSelection = DEFAULT_EDGES,
-                  memory_budget_gb: float = DEFAULT_BUDGET_GB, detailed: bool | None = None) -> bpy.types.Object:
+def build_network(
+    bundle: Bundle | str | os.PathLike[str],
+    epoch: int = -1,
+    sample: int = 0,
+    collection: bpy.types.Collection | None = None,
+    edges: connection_data.EdgeSelection = DEFAULT_EDGES,
+    memory_budget_gb: float = DEFAULT_BUDGET_GB,
+    detailed: bool | None = None,
+) -> bpy.types.Object:
     """Build a network scene from a ``Bundle`` or a bundle path; returns the network object.
 
     ``epoch`` is an epoch number of the bundle (negative counts from the last)
@@ -88,14 +93,24 @@ def build_network(bundle: Bundle | str | os.PathLike[str], epoch: int = -1, samp
     cell_arrays["importance_row"] = importance_timeline.cell_rows(layers)[0]
     importance_table = importance_timeline.importance_table(bundle, layers)
     connections = connection_data.dense_connections(bundle, layers, epoch, edges)
-    operations = operation_data.operation_data(bundle, layers, epoch,
-                                               {unit.output: unit.layers for unit in plan.graph.units})
+    operations = operation_data.operation_data(
+        bundle, layers, epoch, {unit.output: unit.layers for unit in plan.graph.units}
+    )
     epoch_number = bundle.epochs[bundle.epoch_index(epoch)]
 
     new_datablocks = _NewDatablocks()
     try:
-        network = _build(bundle, layers, cell_arrays, connections, collection, operations, importance_table, plan,
-                         output_labels(bundle, epoch, sample))
+        network = _build(
+            bundle,
+            layers,
+            cell_arrays,
+            connections,
+            collection,
+            operations,
+            importance_table,
+            plan,
+            output_labels(bundle, epoch, sample),
+        )
         set_network_input(network, "Epoch", float(epoch_number))
         set_network_input(network, "Sample", float(sample))
     except Exception:
@@ -120,35 +135,55 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
     mesh = points_mesh(f"{name} cells", len(cell_arrays["layer"]), cell_arrays)
     cells = bpy.data.objects.new(f"{name} cells", mesh)
     history_table = timeline.history_table(bundle)
-    history = bpy.data.objects.new(f"{name} history", points_mesh(f"{name} history", len(bundle.epochs),
-                                                                   history_table))
+    history = bpy.data.objects.new(f"{name} history", points_mesh(f"{name} history", len(bundle.epochs), history_table))
     row_count = len(next(iter(importance_table.values())))
-    importance_rows = bpy.data.objects.new(f"{name} importance", points_mesh(f"{name} importance", row_count,
-                                                                              importance_table))
+    importance_rows = bpy.data.objects.new(
+        f"{name} importance", points_mesh(f"{name} importance", row_count, importance_table)
+    )
     curve_arrays, point_arrays, points_per_edge, drawn_layers = connections
-    curves = hair_curves(f"{name} connections", len(curve_arrays["weight"]), points_per_edge, curve_arrays,
-                         point_arrays)
+    curves = hair_curves(
+        f"{name} connections", len(curve_arrays["weight"]), points_per_edge, curve_arrays, point_arrays
+    )
     network = bpy.data.objects.new(name, curves)
     network_collection.objects.link(network)
     # The network object draws what these hold through its node tree; they only keep data.
-    layer_table = bpy.data.objects.new(f"{name} layers", points_mesh(f"{name} layers", len(bundle.layers),
-                                                                       plan.layer_table))
+    layer_table = bpy.data.objects.new(
+        f"{name} layers", points_mesh(f"{name} layers", len(bundle.layers), plan.layer_table)
+    )
     link_count = len(plan.links["source_layer"])
-    links = bpy.data.objects.new(f"{name} links", hair_curves(f"{name} links", link_count, plan.link_points, {
-        "source_layer": plan.links["source_layer"], "target_layer": plan.links["target_layer"],
-        "link_color": plan.links["link_color"]}))
+    links = bpy.data.objects.new(
+        f"{name} links",
+        hair_curves(
+            f"{name} links",
+            link_count,
+            plan.link_points,
+            {
+                "source_layer": plan.links["source_layer"],
+                "target_layer": plan.links["target_layer"],
+                "link_color": plan.links["link_color"],
+            },
+        ),
+    )
     # The network object draws what these hold through its node tree; they only keep data.
     for data_object in (cells, history, importance_rows, layer_table, links):
         data_object.hide_render = data_object.hide_viewport = data_object.hide_select = True
         network_collection.objects.link(data_object)
 
-    tree = build_network_tree(name, layers, bundle.class_names, cells, history, ensure_materials(),
-                              add_operation_objects(name, operations, bundle, layers, network_collection),
-                              label_notes=_label_notes(bundle, plan, drawn_layers),
-                              importance_object=importance_rows,
-                              importance_method=importance.METHOD_LABELS[importance.importance_method(bundle)],
-                              stored_classes=importance_timeline.stored_class_count(bundle),
-                              graph=GraphObjects(layer_table, links, plan), output_heads=output_heads)
+    tree = build_network_tree(
+        name,
+        layers,
+        bundle.class_names,
+        cells,
+        history,
+        ensure_materials(),
+        add_operation_objects(name, operations, bundle, layers, network_collection),
+        label_notes=_label_notes(bundle, plan, drawn_layers),
+        importance_object=importance_rows,
+        importance_method=importance.METHOD_LABELS[importance.importance_method(bundle)],
+        stored_classes=importance_timeline.stored_class_count(bundle),
+        graph=GraphObjects(layer_table, links, plan),
+        output_heads=output_heads,
+    )
     modifier = network.modifiers.new(MODIFIER_NAME, "NODES")
     assert isinstance(modifier, bpy.types.NodesModifier)  # what a "NODES" modifier is; the stubs say Modifier
     modifier.node_group = tree
@@ -161,8 +196,10 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
     set_network_input(network, "Row Length", plan.row_length)
 
     network[BUNDLE_PROPERTY] = bundle.path
-    network[CONNECTIONS_PROPERTY] = [{"layer": drawn.name, "drawn": drawn.drawn, "total": drawn.total,
-                                      "selection": drawn.selection} for drawn in drawn_layers]
+    network[CONNECTIONS_PROPERTY] = [
+        {"layer": drawn.name, "drawn": drawn.drawn, "total": drawn.total, "selection": drawn.selection}
+        for drawn in drawn_layers
+    ]
     return network
 
 
@@ -189,8 +226,13 @@ def network_bundle(network: bpy.types.Object) -> Bundle:
     return load_bundle(path)
 
 
-def show_input(network: bpy.types.Object, inputs: npt.ArrayLike | Mapping[str, npt.ArrayLike] | Sequence[npt.ArrayLike],
-               epoch: int = -1, label: str = "custom input", bundle: Bundle | None = None) -> dict[str, np.ndarray]:
+def show_input(
+    network: bpy.types.Object,
+    inputs: npt.ArrayLike | Mapping[str, npt.ArrayLike] | Sequence[npt.ArrayLike],
+    epoch: int = -1,
+    label: str = "custom input",
+    bundle: Bundle | None = None,
+) -> dict[str, np.ndarray]:
     """Run one input (the model's input shape) through every epoch's weights and show it at ``epoch``.
 
     A network of several inputs takes one array per input, ``{input layer name: array}`` or a list in the order
@@ -264,10 +306,16 @@ def fit_rows(network: bpy.types.Object, bundle: Bundle | None = None) -> int:
     """
     bundle = bundle or network_bundle(network)
     plan = plan_graph(bundle.layers, network.get(DETAILED_PROPERTY))
-    expanded = {position: float(get_network_input(network, f"{BLOCKS_PANEL}/{name}"))
-                for position, name in plan.block_items.items()}
-    length = row_length(plan, float(get_network_input(network, "Layer Spacing")),
-                        float(get_network_input(network, "Lane Spacing")), expanded=expanded)
+    expanded = {
+        position: float(get_network_input(network, f"{BLOCKS_PANEL}/{name}"))
+        for position, name in plan.block_items.items()
+    }
+    length = row_length(
+        plan,
+        float(get_network_input(network, "Layer Spacing")),
+        float(get_network_input(network, "Lane Spacing")),
+        expanded=expanded,
+    )
     set_network_input(network, "Row Length", length)
     return length
 
@@ -304,16 +352,20 @@ def set_network_input(network: bpy.types.Object, name: str, value: object) -> No
     network.update_tag()
 
 
-def space_layers(network: bpy.types.Object, bundle: Bundle | None = None, layout: float = GRID,
-                 channels_shown: int = 0) -> float:
+def space_layers(
+    network: bpy.types.Object, bundle: Bundle | None = None, layout: float = GRID, channels_shown: int = 0
+) -> float:
     """Set Layer Spacing so the widest wall (in ``layout``) does not hide its neighbour, and size the labels to match.
 
     Returns the spacing; a user can change both on the modifier afterwards.
     """
     bundle = bundle or network_bundle(network)
     shown = shown_channels(network)
-    shapes = [(*layer.output_shape[:2], shown[layer.name]) if shown and layer.is_spatial else layer.output_shape
-              for layer in bundle.layers if shown is None or layer.name in shown]
+    shapes = [
+        (*layer.output_shape[:2], shown[layer.name]) if shown and layer.is_spatial else layer.output_shape
+        for layer in bundle.layers
+        if shown is None or layer.name in shown
+    ]
     spacing = float(suggested_spacing(shapes, layout, channels_shown=channels_shown))
     set_network_input(network, "Layer Spacing", spacing)
     set_network_input(network, "Label Size", max(3.5, round(LABEL_SIZE_PER_SPACING * spacing, 1)))

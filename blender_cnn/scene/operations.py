@@ -18,16 +18,19 @@ if TYPE_CHECKING:
     from ..core.operations import OperationData
 
 
-def add_operation_objects(name: str, data: OperationData, bundle: Bundle, layers: Sequence[LayerCells],
-                          collection: bpy.types.Collection) -> dict[str, Any]:
+def add_operation_objects(
+    name: str, data: OperationData, bundle: Bundle, layers: Sequence[LayerCells], collection: bpy.types.Collection
+) -> dict[str, Any]:
     """Two hidden point meshes from ``core.operations.OperationData``, linked to ``collection``.
 
     The kernel points hold every epoch's weights (``weight_e{E}``). Returns
     ``{"Operations": layer table object, "Kernels": kernel weights object, "table": the table}``.
     """
     objects: dict[str, Any] = {"table": data.layer_table}
-    for key, count, arrays in (("Operations", len(data.layer_table["op_kind"]), data.layer_table),
-                               ("Kernels", len(data.kernel_weights), kernel_timeline(bundle, layers, data.units))):
+    for key, count, arrays in (
+        ("Operations", len(data.layer_table["op_kind"]), data.layer_table),
+        ("Kernels", len(data.kernel_weights), kernel_timeline(bundle, layers, data.units)),
+    ):
         obj = bpy.data.objects.new(f"{name} {key.lower()}", points_mesh(f"{name} {key.lower()}", count, arrays))
         # Data only: the network object draws what they describe.
         obj.hide_render = obj.hide_viewport = obj.hide_select = True
@@ -36,8 +39,10 @@ def add_operation_objects(name: str, data: OperationData, bundle: Bundle, layers
     return objects
 
 
-def kernel_timeline(bundle: Bundle, layers: Sequence[LayerCells],
-                    units: Mapping[str, Sequence[str]] | None = None) -> dict[str, np.ndarray]:
+def kernel_timeline(
+    bundle: Bundle, layers: Sequence[LayerCells], units: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, np.ndarray]:
     """``{weight_e{E}: the kernel points' weights at epoch E}`` for every epoch of the bundle."""
-    return {weight_name(index): layer_table(bundle, layers, epoch, units)[1]
-            for index, epoch in enumerate(bundle.epochs)}
+    return {
+        weight_name(index): layer_table(bundle, layers, epoch, units)[1] for index, epoch in enumerate(bundle.epochs)
+    }

@@ -33,10 +33,18 @@ RenderProgress.__doc__ = """One rendered frame: ``done`` of ``total`` frames aft
 ``remaining`` the estimated seconds left, ``path`` the PNG just written."""
 
 
-def render_animation(output: str | os.PathLike[str], scene: bpy.types.Scene | None = None, engine: str = "CYCLES",
-                     width: int = 1280, height: int = 720, samples: int = 32, frame_start: int | None = None,
-                     frame_end: int | None = None, video: bool = False,
-                     progress: Callable[[RenderProgress], object] | None = None) -> list[str]:
+def render_animation(
+    output: str | os.PathLike[str],
+    scene: bpy.types.Scene | None = None,
+    engine: str = "CYCLES",
+    width: int = 1280,
+    height: int = 720,
+    samples: int = 32,
+    frame_start: int | None = None,
+    frame_end: int | None = None,
+    video: bool = False,
+    progress: Callable[[RenderProgress], object] | None = None,
+) -> list[str]:
     """Render ``frame_start``..``frame_end`` (the scene's range by default) through the scene's camera.
 
     ``output`` is a folder (frames ``frame_0001.png``...) or a path prefix
@@ -63,9 +71,18 @@ class AnimationRender:
     """A frame-by-frame render in steps: ``start()``, ``step()`` until ``done``, then ``finish()``
     (or ``cancel()``). The modal operator renders one step per timer event."""
 
-    def __init__(self, output: str | os.PathLike[str], scene: bpy.types.Scene | None = None, engine: str = "CYCLES",
-                 width: int = 1280, height: int = 720, samples: int = 32, frame_start: int | None = None,
-                 frame_end: int | None = None, video: bool = False) -> None:
+    def __init__(
+        self,
+        output: str | os.PathLike[str],
+        scene: bpy.types.Scene | None = None,
+        engine: str = "CYCLES",
+        width: int = 1280,
+        height: int = 720,
+        samples: int = 32,
+        frame_start: int | None = None,
+        frame_end: int | None = None,
+        video: bool = False,
+    ) -> None:
         scene = scene or bpy.context.scene
         assert scene is not None  # the stubs allow a context without a scene
         self.scene = scene
@@ -111,8 +128,12 @@ class AnimationRender:
     def start(self) -> None:
         scene = self.scene
         render = scene.render
-        self._saved = (scene.frame_current, render.filepath, render.image_settings.media_type,
-                       render.image_settings.file_format)
+        self._saved = (
+            scene.frame_current,
+            render.filepath,
+            render.image_settings.media_type,
+            render.image_settings.file_format,
+        )
         if self.video:
             assert self.video_path is not None  # set with video
             os.makedirs(os.path.dirname(self.video_path), exist_ok=True)
@@ -140,8 +161,9 @@ class AnimationRender:
             raise BlenderCNNError(path, "was not written by the render (is the folder writable?)")
         self.seconds.append(time.perf_counter() - began)
         self.written.append(path)
-        return RenderProgress(frame, len(self.written), self.total, time.perf_counter() - self._started,
-                              self.remaining(), path)
+        return RenderProgress(
+            frame, len(self.written), self.total, time.perf_counter() - self._started, self.remaining(), path
+        )
 
     def remaining(self) -> float:
         """Seconds left, estimated from the frames so far (the first frame, which compiles shaders and
@@ -199,8 +221,9 @@ def video_path(output: str, is_folder: bool = False) -> str:
     return output if output.lower().endswith((".mp4", ".m4v")) else output + ".mp4"
 
 
-def encode_video(frames: Sequence[str], path: str, like_scene: bpy.types.Scene | None = None,
-                 fps: int | None = None) -> str:
+def encode_video(
+    frames: Sequence[str], path: str, like_scene: bpy.types.Scene | None = None, fps: int | None = None
+) -> str:
     """Encode PNG ``frames`` (in order) into an MP4 (H.264) at ``path`` with Blender's FFmpeg; returns ``path``.
 
     A temporary scene shows them as one image strip in the sequencer and renders

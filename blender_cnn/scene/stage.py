@@ -21,8 +21,9 @@ LIGHT_NAME = "BCNN Key Light"
 ENGINES = {"CYCLES": "CYCLES", "EEVEE": "BLENDER_EEVEE", "BLENDER_EEVEE": "BLENDER_EEVEE"}
 
 
-def set_up_stage(network: bpy.types.Object, scene: bpy.types.Scene | None = None,
-                 margin: float = 1.08) -> bpy.types.Object:
+def set_up_stage(
+    network: bpy.types.Object, scene: bpy.types.Scene | None = None, margin: float = 1.08
+) -> bpy.types.Object:
     """Dark world, a soft key light and a camera that frames ``network``; returns the camera."""
     scene = scene or bpy.context.scene
     assert scene is not None  # the stubs allow a context without a scene
@@ -39,8 +40,13 @@ def set_up_stage(network: bpy.types.Object, scene: bpy.types.Scene | None = None
     return camera
 
 
-def frame_camera(camera: bpy.types.Object, network: bpy.types.Object, scene: bpy.types.Scene | None = None,
-                 margin: float = 1.08, points: np.ndarray | None = None) -> None:
+def frame_camera(
+    camera: bpy.types.Object,
+    network: bpy.types.Object,
+    scene: bpy.types.Scene | None = None,
+    margin: float = 1.08,
+    points: np.ndarray | None = None,
+) -> None:
     """Aim ``camera`` along the view direction so the evaluated network (or ``points``, world) fills the frame."""
     scene = scene or bpy.context.scene
     camera_data = camera.data
@@ -82,8 +88,13 @@ def camera_projection(camera: bpy.types.Object, scene: bpy.types.Scene | None = 
     return square @ projection @ camera.matrix_world.inverted()
 
 
-def configure_render(scene: bpy.types.Scene | None = None, engine: str = "CYCLES", width: int = 1280, height: int = 720,
-                     samples: int = 32) -> None:
+def configure_render(
+    scene: bpy.types.Scene | None = None,
+    engine: str = "CYCLES",
+    width: int = 1280,
+    height: int = 720,
+    samples: int = 32,
+) -> None:
     scene = scene or bpy.context.scene
     assert scene is not None  # the stubs allow a context without a scene
     render = scene.render
@@ -101,8 +112,14 @@ def configure_render(scene: bpy.types.Scene | None = None, engine: str = "CYCLES
         scene.eevee.taa_render_samples = samples
 
 
-def render_still(path: str | os.PathLike[str], scene: bpy.types.Scene | None = None, engine: str = "CYCLES",
-                 width: int = 1280, height: int = 720, samples: int = 32) -> str:
+def render_still(
+    path: str | os.PathLike[str],
+    scene: bpy.types.Scene | None = None,
+    engine: str = "CYCLES",
+    width: int = 1280,
+    height: int = 720,
+    samples: int = 32,
+) -> str:
     """Render the scene's camera view to a PNG at ``path``; returns the path."""
     scene = scene or bpy.context.scene
     assert scene is not None  # the stubs allow a context without a scene

@@ -55,6 +55,7 @@ DEFAULT_EMISSION = {"cell_emission": 0.9, "edge_emission": 1.6, "highlight_emiss
 
 # ---------------------------------------------------------------- folders and files
 
+
 def user_styles_folder() -> str:
     """Where the user's own styles are saved (the add-on's user folder, never its own)."""
     return user_folder(STYLES_FOLDER)
@@ -76,8 +77,9 @@ def style_path(identifier: str) -> str:
     for preset_id, _label, path in style_presets():
         if preset_id == identifier:
             return path
-    raise BlenderCNNError(identifier, "is no style preset; the presets are "
-                          f"{[preset_id for preset_id, _label, _path in style_presets()]}")
+    raise BlenderCNNError(
+        identifier, f"is no style preset; the presets are {[preset_id for preset_id, _label, _path in style_presets()]}"
+    )
 
 
 def load_style(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -107,6 +109,7 @@ def save_style(style: dict[str, Any], name: str, folder: str | os.PathLike[str] 
 
 
 # ---------------------------------------------------------------- checking
+
 
 def check_style(style: object, where: str = "style") -> dict[str, Any]:
     """A clean copy of ``style`` (colors as 4 floats); raises one BlenderCNNError naming ``where`` and the key."""
@@ -144,14 +147,17 @@ def _is_number(value):
 
 
 def _color(value, where, key):
-    if (not isinstance(value, (list, tuple)) or len(value) not in (3, 4)
-            or not all(_is_number(channel) and math.isfinite(channel) and 0.0 <= channel <= 1.0
-                       for channel in value)):
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) not in (3, 4)
+        or not all(_is_number(channel) and math.isfinite(channel) and 0.0 <= channel <= 1.0 for channel in value)
+    ):
         raise BlenderCNNError(where, f"key {key!r} must be 3 or 4 numbers from 0 to 1 (RGB or RGBA), not {value!r}")
     return [float(channel) for channel in value] + ([1.0] if len(value) == 3 else [])
 
 
 # ---------------------------------------------------------------- reading and applying
+
 
 def current_style(network: bpy.types.Object, scene: bpy.types.Scene | None = None) -> dict[str, Any]:
     """The style ``network`` and ``scene`` show now, with every key of a style."""
@@ -162,8 +168,9 @@ def current_style(network: bpy.types.Object, scene: bpy.types.Scene | None = Non
     background = _world_background(scene)
     style["background"] = list(background.inputs["Color"].default_value) if background else list(BACKGROUND)
     light = bpy.data.objects.get(LIGHT_NAME)
-    style["light_energy"] = float(light.data.energy) if light is not None and light.type == "LIGHT" \
-        else DEFAULT_LIGHT_ENERGY
+    style["light_energy"] = (
+        float(light.data.energy) if light is not None and light.type == "LIGHT" else DEFAULT_LIGHT_ENERGY
+    )
     label = _emission_node(bpy.data.materials.get(LABEL_MATERIAL), "ShaderNodeEmission")
     style["label_color"] = list(label.inputs["Color"].default_value) if label else list(DEFAULT_LABEL_COLOR)
     for key, material_name in EMISSION_KEYS.items():
@@ -174,8 +181,12 @@ def current_style(network: bpy.types.Object, scene: bpy.types.Scene | None = Non
     return style
 
 
-def apply_style(network: bpy.types.Object, style: dict[str, Any] | str | os.PathLike[str], scene: bpy.types.Scene | None = None,
-                where: str | None = None) -> dict[str, Any]:
+def apply_style(
+    network: bpy.types.Object,
+    style: dict[str, Any] | str | os.PathLike[str],
+    scene: bpy.types.Scene | None = None,
+    where: str | None = None,
+) -> dict[str, Any]:
     """Give ``network`` and ``scene`` the look of ``style`` (a dict, or the path of a preset file).
 
     Only the keys the style holds change. Everything is checked first: a bad
@@ -210,8 +221,9 @@ def apply_style(network: bpy.types.Object, style: dict[str, Any] | str | os.Path
     if "label_color" in style or any(key in style for key in EMISSION_KEYS):
         ensure_materials()
     if "label_color" in style:
-        _emission_node(bpy.data.materials[LABEL_MATERIAL], "ShaderNodeEmission").inputs["Color"].default_value = \
-            style["label_color"]
+        _emission_node(bpy.data.materials[LABEL_MATERIAL], "ShaderNodeEmission").inputs["Color"].default_value = style[
+            "label_color"
+        ]
     for key, material_name in EMISSION_KEYS.items():
         if key in style:
             node = _emission_node(bpy.data.materials[material_name], "ShaderNodeBsdfPrincipled")
@@ -232,8 +244,9 @@ def _world_background(scene, create=False):
     background = next((node for node in tree.nodes if node.bl_idname == "ShaderNodeBackground"), None)
     if background is None and create:
         background = tree.nodes.new("ShaderNodeBackground")
-        output = next((node for node in tree.nodes if node.bl_idname == "ShaderNodeOutputWorld"), None) \
-            or tree.nodes.new("ShaderNodeOutputWorld")
+        output = next(
+            (node for node in tree.nodes if node.bl_idname == "ShaderNodeOutputWorld"), None
+        ) or tree.nodes.new("ShaderNodeOutputWorld")
         tree.links.new(background.outputs[0], output.inputs["Surface"])
     return background
 

@@ -40,8 +40,9 @@ def builtin_presets_folder() -> Path | None:
     return None
 
 
-def preset_entries(builtin_folder: str | os.PathLike[str] | None,
-                   user_folder_path: str | os.PathLike[str] | None) -> list[Entry]:
+def preset_entries(
+    builtin_folder: str | os.PathLike[str] | None, user_folder_path: str | os.PathLike[str] | None
+) -> list[Entry]:
     """``[(identifier, label, path)]`` of the JSON files of both folders: built-in ones, then the user's."""
     found = []
     for prefix, folder, suffix in (("builtin", builtin_folder, ""), ("user", user_folder_path, " (user)")):
@@ -51,8 +52,9 @@ def preset_entries(builtin_folder: str | os.PathLike[str] | None,
     return found
 
 
-def enum_items(entries_function: Callable[[], Iterable[Entry]],
-               empty_label: str) -> Callable[[object, object], list[Entry]]:
+def enum_items(
+    entries_function: Callable[[], Iterable[Entry]], empty_label: str
+) -> Callable[[object, object], list[Entry]]:
     """A dynamic EnumProperty ``items`` callback listing ``entries_function()``; it never raises."""
     kept: list[Entry] = []  # Blender needs the strings of a dynamic enum kept alive
 

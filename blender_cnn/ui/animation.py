@@ -15,18 +15,25 @@ class BCNN_OT_animate_training(OnActiveNetwork, bpy.types.Operator):
     bl_label = "Animate Training"
     bl_options = {"REGISTER", "UNDO"}
 
-    frames_per_epoch: IntProperty(name="Frames per Epoch", default=24, min=1,
-                                  description="Frames the move from one epoch to the next takes")
+    frames_per_epoch: IntProperty(
+        name="Frames per Epoch", default=24, min=1, description="Frames the move from one epoch to the next takes"
+    )
     hold_frames: IntProperty(name="Hold", default=12, min=0, description="Frames each epoch stays still")
-    easing: EnumProperty(name="Motion", default="EASE", items=(
-        ("EASE", "Eased", "Slow out of each epoch and into the next"),
-        ("LINEAR", "Linear", "Constant speed between epochs")))
+    easing: EnumProperty(
+        name="Motion",
+        default="EASE",
+        items=(
+            ("EASE", "Eased", "Slow out of each epoch and into the next"),
+            ("LINEAR", "Linear", "Constant speed between epochs"),
+        ),
+    )
     start_frame: IntProperty(name="Start Frame", default=1)
 
     @reports_user_errors
     def execute(self, context):
-        first, last = animate_training(context.active_object, self.frames_per_epoch, self.hold_frames,
-                                       self.easing, self.start_frame, context.scene)
+        first, last = animate_training(
+            context.active_object, self.frames_per_epoch, self.hold_frames, self.easing, self.start_frame, context.scene
+        )
         self.report({"INFO"}, f"Training animated over frames {first} to {last}")
         return {"FINISHED"}
 
@@ -50,8 +57,9 @@ class BCNN_OT_animate_samples(OnActiveNetwork, bpy.types.Operator):
         except ValueError:
             self.report({"ERROR"}, f"Samples must be whole numbers separated by commas, got {self.samples!r}")
             return {"CANCELLED"}
-        last = animate_samples(context.active_object, samples, self.frames_per_sample, self.fade_frames,
-                               self.start_frame)
+        last = animate_samples(
+            context.active_object, samples, self.frames_per_sample, self.fade_frames, self.start_frame
+        )
         self.report({"INFO"}, f"Samples {samples} animated up to frame {last}")
         return {"FINISHED"}
 

@@ -17,25 +17,50 @@ class BCNN_OT_draw_connections(OnActiveNetwork, bpy.types.Operator):
     bl_label = "Draw Connections"
     bl_options = {"REGISTER", "UNDO"}
 
-    mode: EnumProperty(name="Draw", default="AUTO", items=(
-        ("AUTO", "Automatic", f"Every weight of layers up to {connection_data.AUTO_MAX_EDGES:,} weights, "
-                              "the strongest per neuron within that many above"),
-        (connection_data.ALL, "All", "One curve per weight (slow for millions)"),
-        (connection_data.STRONGEST_PER_NEURON, "Strongest per Neuron",
-         "The incoming weights of largest magnitude of every neuron"),
-        (connection_data.STRONGEST_SHARE, "Strongest Share", "The given share of the weights of largest magnitude"),
-    ))
+    mode: EnumProperty(
+        name="Draw",
+        default="AUTO",
+        items=(
+            (
+                "AUTO",
+                "Automatic",
+                f"Every weight of layers up to {connection_data.AUTO_MAX_EDGES:,} weights, "
+                "the strongest per neuron within that many above",
+            ),
+            (connection_data.ALL, "All", "One curve per weight (slow for millions)"),
+            (
+                connection_data.STRONGEST_PER_NEURON,
+                "Strongest per Neuron",
+                "The incoming weights of largest magnitude of every neuron",
+            ),
+            (connection_data.STRONGEST_SHARE, "Strongest Share", "The given share of the weights of largest magnitude"),
+        ),
+    )
     per_neuron: IntProperty(name="Per Neuron", default=10, min=1, description="Incoming weights kept per neuron")
-    share: FloatProperty(name="Share", default=10.0, min=0.001, max=100.0, subtype="PERCENTAGE",
-                         description="Share of each layer's weights kept, strongest first")
-    rank_by: EnumProperty(name="Strongest by", default=connection_data.BY_WEIGHT, items=(
-        (connection_data.BY_WEIGHT, "Weight", "The weights of largest magnitude"),
-        (connection_data.BY_IMPORTANCE, "Importance",
-         "The connections that matter most for a class (gradient x activation when the bundle has it, "
-         "else activation x weight magnitude; docs/importance.md)"),
-    ))
-    importance_class: IntProperty(name="Class", default=-1, min=-1,
-                                  description="Class whose importance ranks the connections; -1: all classes")
+    share: FloatProperty(
+        name="Share",
+        default=10.0,
+        min=0.001,
+        max=100.0,
+        subtype="PERCENTAGE",
+        description="Share of each layer's weights kept, strongest first",
+    )
+    rank_by: EnumProperty(
+        name="Strongest by",
+        default=connection_data.BY_WEIGHT,
+        items=(
+            (connection_data.BY_WEIGHT, "Weight", "The weights of largest magnitude"),
+            (
+                connection_data.BY_IMPORTANCE,
+                "Importance",
+                "The connections that matter most for a class (gradient x activation when the bundle has it, "
+                "else activation x weight magnitude; docs/importance.md)",
+            ),
+        ),
+    )
+    importance_class: IntProperty(
+        name="Class", default=-1, min=-1, description="Class whose importance ranks the connections; -1: all classes"
+    )
 
     def invoke(self, context, event):
         return context.window_manager.invoke_props_dialog(self)
@@ -43,9 +68,13 @@ class BCNN_OT_draw_connections(OnActiveNetwork, bpy.types.Operator):
     @reports_user_errors
     def execute(self, context):
         network = context.active_object
-        selection = connection_data.EdgeSelection(None if self.mode == "AUTO" else self.mode,
-                                                  per_neuron=self.per_neuron, share=self.share / 100.0,
-                                                  rank_by=self.rank_by, importance_class=self.importance_class)
+        selection = connection_data.EdgeSelection(
+            None if self.mode == "AUTO" else self.mode,
+            per_neuron=self.per_neuron,
+            share=self.share / 100.0,
+            rank_by=self.rank_by,
+            importance_class=self.importance_class,
+        )
         drawn = redraw_connections(network, selection)
         self.report({"INFO"}, "; ".join(f"{layer.name}: {layer.label}" for layer in drawn) or "No dense connections")
         return {"FINISHED"}

@@ -13,6 +13,7 @@ def reports_user_errors(method):
     The wrapper takes exactly the method's positional arguments: Blender checks the argument count of
     ``execute`` and ``invoke`` when it registers the class.
     """
+
     def call(self, *args):
         try:
             return method(self, *args)
@@ -22,12 +23,16 @@ def reports_user_errors(method):
 
     count = method.__code__.co_argcount
     if count == 2:
+
         def wrapper(self, context):
             return call(self, context)
     elif count == 3:
+
         def wrapper(self, context, other):
             return call(self, context, other)
     else:
-        raise TypeError(f"reports_user_errors wraps (self, context) or (self, context, x), "
-                        f"not {method.__qualname__} with {count} arguments")
+        raise TypeError(
+            f"reports_user_errors wraps (self, context) or (self, context, x), "
+            f"not {method.__qualname__} with {count} arguments"
+        )
     return functools.wraps(method)(wrapper)

@@ -34,8 +34,12 @@ class BackgroundJob:
 
     def run_job(self, context, job):
         self._job = job
-        if self.run_in_background and not self.is_repeat() and context.window is not None \
-                and job.poll_until(QUICK_SECONDS) == jobs.RUNNING:
+        if (
+            self.run_in_background
+            and not self.is_repeat()
+            and context.window is not None
+            and job.poll_until(QUICK_SECONDS) == jobs.RUNNING
+        ):
             return self._start_modal(context)
         try:
             job.poll_until()

@@ -26,16 +26,23 @@ def import_bundle(context, path, epoch=-1, sample=0, frame_camera=True, every_la
     when the bundle cannot be built.
     """
     bundle = load_bundle(path)
-    network = build_network(bundle, epoch=epoch, sample=sample, memory_budget_gb=preferences.memory_budget(context),
-                            detailed=True if every_layer else None)
+    network = build_network(
+        bundle,
+        epoch=epoch,
+        sample=sample,
+        memory_budget_gb=preferences.memory_budget(context),
+        detailed=True if every_layer else None,
+    )
     if frame_camera:
         set_up_stage(network, context.scene)
     for selected in context.selected_objects:
         selected.select_set(False)
     network.select_set(True)
     context.view_layer.objects.active = network
-    summary = (f"Built {bundle.name}: {len(bundle.layers)} layers, epoch "
-               f"{bundle.epochs[bundle.epoch_index(epoch)]}, sample {sample}")
+    summary = (
+        f"Built {bundle.name}: {len(bundle.layers)} layers, epoch "
+        f"{bundle.epochs[bundle.epoch_index(epoch)]}, sample {sample}"
+    )
     return network, summary
 
 
@@ -44,12 +51,16 @@ class _ViewOptions:
 
     epoch: IntProperty(name="Epoch", default=-1, description="Epoch whose activations are shown (-1: the last one)")
     sample: IntProperty(name="Sample", default=0, min=0, description="Input sample whose activations are shown")
-    frame_camera: BoolProperty(name="Set Up Camera", default=True,
-                               description="Add a camera, light and dark world that frame the network")
-    every_layer: BoolProperty(name="Show Every Layer", default=False,
-                              description="Each layer on its own, BatchNormalization and activations included, "
-                                          "instead of units that fold them into the layer they finish (deep "
-                                          "networks, see the README)")
+    frame_camera: BoolProperty(
+        name="Set Up Camera", default=True, description="Add a camera, light and dark world that frame the network"
+    )
+    every_layer: BoolProperty(
+        name="Show Every Layer",
+        default=False,
+        description="Each layer on its own, BatchNormalization and activations included, "
+        "instead of units that fold them into the layer they finish (deep "
+        "networks, see the README)",
+    )
 
 
 class BCNN_OT_import_bundle(bpy.types.Operator, ImportHelper, _ViewOptions):
@@ -64,8 +75,9 @@ class BCNN_OT_import_bundle(bpy.types.Operator, ImportHelper, _ViewOptions):
 
     @reports_user_errors
     def execute(self, context):
-        _network, summary = import_bundle(context, self.filepath, self.epoch, self.sample, self.frame_camera,
-                                          self.every_layer)
+        _network, summary = import_bundle(
+            context, self.filepath, self.epoch, self.sample, self.frame_camera, self.every_layer
+        )
         self.report({"INFO"}, summary)
         return {"FINISHED"}
 
@@ -87,30 +99,45 @@ add-on's preferences"""
     filter_folder: BoolProperty(default=True, options={"HIDDEN"})
 
     architecture: StringProperty(
-        name="Architecture", subtype="FILE_PATH",
+        name="Architecture",
+        subtype="FILE_PATH",
         description="Optional network for weights-only files and TensorFlow checkpoints: a .keras or .h5 "
-                    "model, a model.to_json() file or a preset (default: found beside the checkpoints)")
+        "model, a model.to_json() file or a preset (default: found beside the checkpoints)",
+    )
     samples: StringProperty(
-        name="Samples", subtype="FILE_PATH",
+        name="Samples",
+        subtype="FILE_PATH",
         description="Optional .npz with 'inputs' and 'labels' to record activations for "
-                    "(default: samples.npz beside the checkpoints; with none, synthetic test patterns)")
+        "(default: samples.npz beside the checkpoints; with none, synthetic test patterns)",
+    )
     image_folder: StringProperty(
-        name="Image Folder", subtype="DIR_PATH",
+        name="Image Folder",
+        subtype="DIR_PATH",
         description="Optional folder of PNG/JPEG images to use as the samples, resized and converted to the "
-                    "network's input (instead of the run's samples)")
+        "network's input (instead of the run's samples)",
+    )
     samples_per_class: IntProperty(
-        name="Samples per Class", default=0, min=0,
-        description="How many samples of every class to record (0: the samples the run chose)")
-    float16: BoolProperty(name="Store as float16", default=False,
-                          description="Store activations as float16: half the bundle's size")
-    importance: BoolProperty(name="Compute Importance", default=True,
-                             description="Gradient x activation importance of every layer and class, for Show "
-                                         "Importance and pruning by importance; costs extra backward passes "
-                                         "(VGG16 with 4 samples: 82 s instead of 34 s)")
+        name="Samples per Class",
+        default=0,
+        min=0,
+        description="How many samples of every class to record (0: the samples the run chose)",
+    )
+    float16: BoolProperty(
+        name="Store as float16", default=False, description="Store activations as float16: half the bundle's size"
+    )
+    importance: BoolProperty(
+        name="Compute Importance",
+        default=True,
+        description="Gradient x activation importance of every layer and class, for Show "
+        "Importance and pruning by importance; costs extra backward passes "
+        "(VGG16 with 4 samples: 82 s instead of 34 s)",
+    )
     allow_unsafe: BoolProperty(
-        name="Allow Unsafe Loading", default=False,
+        name="Allow Unsafe Loading",
+        default=False,
         description="WARNING: loads Lambda layers, which run Python code stored in the file. "
-                    "Only for files from a source you trust")
+        "Only for files from a source you trust",
+    )
 
     # What the last run extracted, so that redoing it (Adjust Last Operation) only rebuilds.
     extracted_bundle: StringProperty(options={"HIDDEN", "SKIP_SAVE"})
@@ -158,7 +185,8 @@ add-on's preferences"""
             samples_per_class=self.samples_per_class or None,
             float16=self.float16,
             allow_unsafe=self.allow_unsafe,
-            importance=self.importance)
+            importance=self.importance,
+        )
 
     @staticmethod
     def _extraction_key(source, options):
@@ -168,11 +196,18 @@ add-on's preferences"""
     def execute(self, context):
         source = self.source()
         self._options = self.extraction_options()
-        if (self.extracted_bundle and self.extracted_from == self._extraction_key(source, self._options)
-                and os.path.isfile(self.extracted_bundle)):
+        if (
+            self.extracted_bundle
+            and self.extracted_from == self._extraction_key(source, self._options)
+            and os.path.isfile(self.extracted_bundle)
+        ):
             return self._build(context, self.extracted_bundle)
-        job = start_extraction(source, preferences.bundle_folder(), options=self._options,
-                               python_path=preferences.python_with_tensorflow(context))
+        job = start_extraction(
+            source,
+            preferences.bundle_folder(),
+            options=self._options,
+            python_path=preferences.python_with_tensorflow(context),
+        )
         return self.run_job(context, job)
 
     def job_finished(self, context):
@@ -182,8 +217,9 @@ add-on's preferences"""
 
     @reports_user_errors
     def _build(self, context, bundle_path):
-        _network, summary = import_bundle(context, bundle_path, self.epoch, self.sample, self.frame_camera,
-                                          self.every_layer)
+        _network, summary = import_bundle(
+            context, bundle_path, self.epoch, self.sample, self.frame_camera, self.every_layer
+        )
         self.report({"INFO"}, summary)
         return {"FINISHED"}
 
@@ -198,8 +234,11 @@ activations; needs no TensorFlow"""
 
     filter_glob: StringProperty(default="*.png;*.jpg;*.jpeg", options={"HIDDEN"})
     epoch: IntProperty(name="Epoch", default=-1, description="Epoch whose weights compute it (-1: the last one)")
-    invert: BoolProperty(name="Invert", default=False,
-                         description="Dark drawing on light paper: invert it, as digit data sets are light on dark")
+    invert: BoolProperty(
+        name="Invert",
+        default=False,
+        description="Dark drawing on light paper: invert it, as digit data sets are light on dark",
+    )
 
     @reports_user_errors
     def execute(self, context):

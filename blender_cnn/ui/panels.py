@@ -54,7 +54,14 @@ class BCNN_PT_network(bpy.types.Panel):
         self.draw_budget(info, network)
         layout.operator("bcnn.show_image", text="Show Image", icon="IMAGE_DATA")
         identifiers = input_identifiers(modifier.node_group)
-        for inputs in (TIMELINE_INPUTS, LAYOUT_INPUTS, STYLE_INPUTS, CONNECTION_INPUTS, IMPORTANCE_INPUTS, OPERATION_INPUTS):
+        for inputs in (
+            TIMELINE_INPUTS,
+            LAYOUT_INPUTS,
+            STYLE_INPUTS,
+            CONNECTION_INPUTS,
+            IMPORTANCE_INPUTS,
+            OPERATION_INPUTS,
+        ):
             settings = layout.column(align=True)
             if inputs is TIMELINE_INPUTS:
                 row = settings.row(align=True)
@@ -80,7 +87,6 @@ class BCNN_PT_network(bpy.types.Panel):
         row.operator("bcnn.render_still", text="Render Still", icon="RENDER_STILL")
         row.operator("bcnn.render_animation", text="Render Animation", icon="RENDER_ANIMATION")
 
-
     @staticmethod
     def draw_inspection(layout, network):
         text = network.get(INSPECTION_TEXT_PROPERTY)
@@ -91,8 +97,10 @@ class BCNN_PT_network(bpy.types.Panel):
         for line in lines[:INSPECTION_LINES_SHOWN]:
             box.label(text=line)
         if len(lines) > INSPECTION_LINES_SHOWN:
-            box.label(text=f"... {len(lines) - INSPECTION_LINES_SHOWN} more lines (Copy, or the Text Editor's "
-                           f"'BCNN Inspection')")
+            box.label(
+                text=f"... {len(lines) - INSPECTION_LINES_SHOWN} more lines (Copy, or the Text Editor's "
+                f"'BCNN Inspection')"
+            )
             box.label(text=lines[-1])
         row = box.row(align=True)
         row.operator("bcnn.copy_inspection", text="Copy", icon="COPYDOWN")
@@ -109,8 +117,9 @@ class BCNN_PT_network(bpy.types.Panel):
         column.label(text=f"Blocks ({len(blocks)}): expand to show their layers", icon="OUTLINER_COLLECTION")
         column.operator("bcnn.fit_rows", icon="MOD_ARRAY")
         for name in blocks:
-            column.prop(getattr(modifier.properties.inputs, identifiers[name]), "value", text=name[len(prefix):],
-                        slider=True)
+            column.prop(
+                getattr(modifier.properties.inputs, identifiers[name]), "value", text=name[len(prefix) :], slider=True
+            )
 
     @staticmethod
     def draw_budget(layout, network):
@@ -120,8 +129,11 @@ class BCNN_PT_network(bpy.types.Panel):
             layout.label(text=f"Scene about {estimate:.1f} GB", icon="MEMORY")
         if capped:
             shown = shown_channels(network) or {}
-            layout.label(text=f"{len(capped)} wide layers show their first {max(shown[name] for name in capped)} "
-                              f"maps (memory budget in the preferences)", icon="INFO")
+            layout.label(
+                text=f"{len(capped)} wide layers show their first {max(shown[name] for name in capped)} "
+                f"maps (memory budget in the preferences)",
+                icon="INFO",
+            )
 
     @staticmethod
     def draw_connection_counts(layout, network):

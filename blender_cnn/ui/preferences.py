@@ -17,26 +17,38 @@ from .jobs import BackgroundJob, running_jobs
 
 # "blender_cnn" when imported as a package, "bl_ext.<repo>.blender_cnn" when installed as an extension.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
-ENGINE_ITEMS = (("CYCLES", "Cycles", "Path tracing on the CPU: slower, soft light"),
-                ("EEVEE", "Eevee", "Real-time engine on the GPU: fast after its first frame compiles shaders"))
+ENGINE_ITEMS = (
+    ("CYCLES", "Cycles", "Path tracing on the CPU: slower, soft light"),
+    ("EEVEE", "Eevee", "Real-time engine on the GPU: fast after its first frame compiles shaders"),
+)
 
 
 class BCNN_AddonPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_PACKAGE
 
     python_path: StringProperty(
-        name=jobs.PREFERENCE_NAME, subtype="FILE_PATH",
+        name=jobs.PREFERENCE_NAME,
+        subtype="FILE_PATH",
         description="A Python program with TensorFlow (tensorflow-cpu 2.21) that extracts checkpoints when "
-                    "Blender's own Python cannot import TensorFlow, e.g. the project's .venv/bin/python")
+        "Blender's own Python cannot import TensorFlow, e.g. the project's .venv/bin/python",
+    )
 
-    render_engine: EnumProperty(name="Render Engine", items=ENGINE_ITEMS, default="CYCLES",
-                                description="The engine the render operators start with")
-    render_samples: IntProperty(name="Render Samples", default=32, min=1,
-                                description="The samples per pixel the render operators start with")
+    render_engine: EnumProperty(
+        name="Render Engine",
+        items=ENGINE_ITEMS,
+        default="CYCLES",
+        description="The engine the render operators start with",
+    )
+    render_samples: IntProperty(
+        name="Render Samples", default=32, min=1, description="The samples per pixel the render operators start with"
+    )
     memory_budget: FloatProperty(
-        name="Scene Memory Budget (GB)", default=DEFAULT_BUDGET_GB, min=0.1,
+        name="Scene Memory Budget (GB)",
+        default=DEFAULT_BUDGET_GB,
+        min=0.1,
         description="The most memory a network's scene may take: above it, wide layers show their first maps "
-                    "only, and the panel and labels say so")
+        "only, and the panel and labels say so",
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -45,30 +57,37 @@ class BCNN_AddonPreferences(bpy.types.AddonPreferences):
         row.prop(self, "render_samples")
         layout.prop(self, "memory_budget")
         if jobs.tensorflow_in_this_python():
-            layout.label(text="TensorFlow is importable in Blender's Python: checkpoints are read here",
-                         icon="CHECKMARK")
+            layout.label(
+                text="TensorFlow is importable in Blender's Python: checkpoints are read here", icon="CHECKMARK"
+            )
         layout.prop(self, "python_path")
         row = layout.row()
         row.operator(BCNN_OT_check_python.bl_idname, icon="CHECKMARK")
         installed = environment.installed_environment(environment_folder())
-        row.operator(BCNN_OT_install_tensorflow.bl_idname, icon="IMPORT",
-                     text="Reinstall TensorFlow" if installed else jobs.INSTALL_BUTTON)
+        row.operator(
+            BCNN_OT_install_tensorflow.bl_idname,
+            icon="IMPORT",
+            text="Reinstall TensorFlow" if installed else jobs.INSTALL_BUTTON,
+        )
         for job in running_jobs:
             if job.label == environment.LABEL:
                 layout.label(text=job.status_text, icon="TIME")
         if not bpy.app.online_access:
             layout.label(text=f"{jobs.INSTALL_BUTTON} needs Allow Online Access (System > Network)", icon="INFO")
         if installed is None:
-            layout.label(text=f"{jobs.INSTALL_BUTTON} makes a Python of the add-on's own with Blender's Python and "
-                              "installs tensorflow-cpu, keras and tf-keras into it")
+            layout.label(
+                text=f"{jobs.INSTALL_BUTTON} makes a Python of the add-on's own with Blender's Python and "
+                "installs tensorflow-cpu, keras and tf-keras into it"
+            )
             layout.label(text="(about 300 MB from pip's package index, 1.6 GB on disk; Esc cancels)")
         else:
             versions = ", ".join(installed["requirements"] + installed["no_deps"])
             if environment.is_current(installed):
                 layout.label(text=f"Installed: {versions}", icon="CHECKMARK")
             else:
-                layout.label(text=f"Installed: {versions}; the add-on now needs other versions, reinstall",
-                             icon="ERROR")
+                layout.label(
+                    text=f"Installed: {versions}; the add-on now needs other versions, reinstall", icon="ERROR"
+                )
             layout.label(text=f"in {installed['folder']}")
 
 
@@ -107,9 +126,12 @@ tf-keras versions the add-on is tested with into it from pip's package index, an
     @reports_user_errors
     def execute(self, context):
         if not bpy.app.online_access:  # Blender's rule for extensions: no download unless the user allows it
-            raise BlenderCNNError("Online access", f"is off (Preferences > System > Network); {self.bl_label} "
-                                                   "downloads TensorFlow with pip. Allow online access, or set "
-                                                   f"'{jobs.PREFERENCE_NAME}' to a Python that has it")
+            raise BlenderCNNError(
+                "Online access",
+                f"is off (Preferences > System > Network); {self.bl_label} "
+                "downloads TensorFlow with pip. Allow online access, or set "
+                f"'{jobs.PREFERENCE_NAME}' to a Python that has it",
+            )
         return self.run_job(context, environment.start_install(environment_folder()))
 
     def job_finished(self, context):

@@ -22,9 +22,11 @@ from ..scene.stage import render_still
 from .errors import reports_user_errors
 from .preferences import ADDON_PACKAGE, ENGINE_ITEMS
 
-MOVE_ITEMS = (("ORBIT", "Orbit", "Circle around the network's centre, looking at it"),
-              ("FLY_THROUGH", "Fly-through", "Fly from before the input layer along the network to past the output"),
-              ("PUSH_IN", "Push-in", "Move from the view of the whole network to a close view of one layer"))
+MOVE_ITEMS = (
+    ("ORBIT", "Orbit", "Circle around the network's centre, looking at it"),
+    ("FLY_THROUGH", "Fly-through", "Fly from before the input layer along the network to past the output"),
+    ("PUSH_IN", "Push-in", "Move from the view of the whole network to a close view of one layer"),
+)
 DEFAULTS = {"engine": "CYCLES", "samples": 32, "width": 1280, "height": 720}
 TIMER_SECONDS = 0.05
 
@@ -85,8 +87,12 @@ class BCNN_OT_render_still(_RenderSettings, bpy.types.Operator):
     bl_label = "Render Still"
     bl_options = {"UNDO"}
 
-    filepath: StringProperty(name="Output", subtype="FILE_PATH", default="//render.png",
-                             description="The PNG to write ('//' is the .blend's folder)")
+    filepath: StringProperty(
+        name="Output",
+        subtype="FILE_PATH",
+        default="//render.png",
+        description="The PNG to write ('//' is the .blend's folder)",
+    )
 
     def execute(self, context):
         path = output_path(self.filepath, "render.png")
@@ -110,12 +116,18 @@ class BCNN_OT_render_animation(_RenderSettings, bpy.types.Operator):
     bl_label = "Render Animation"
     bl_options = {"UNDO"}
 
-    filepath: StringProperty(name="Output", subtype="FILE_PATH", default="//render/",
-                             description="A folder or a file-name prefix for the frames; the MP4 file for a video")
-    video: BoolProperty(name="Video (MP4)", default=False,
-                        description="Encode the frames into one MP4 (H.264) with Blender's FFmpeg")
-    use_scene_range: BoolProperty(name="Scene Frame Range", default=True,
-                                  description="Render the scene's frame range, else the range below")
+    filepath: StringProperty(
+        name="Output",
+        subtype="FILE_PATH",
+        default="//render/",
+        description="A folder or a file-name prefix for the frames; the MP4 file for a video",
+    )
+    video: BoolProperty(
+        name="Video (MP4)", default=False, description="Encode the frames into one MP4 (H.264) with Blender's FFmpeg"
+    )
+    use_scene_range: BoolProperty(
+        name="Scene Frame Range", default=True, description="Render the scene's frame range, else the range below"
+    )
     frame_start: IntProperty(name="Start", default=1, min=0)
     frame_end: IntProperty(name="End", default=250, min=0)
 
@@ -131,15 +143,17 @@ class BCNN_OT_render_animation(_RenderSettings, bpy.types.Operator):
 
     def execute(self, context):
         scene = context.scene
-        first, last = ((scene.frame_start, scene.frame_end) if self.use_scene_range
-                       else (self.frame_start, self.frame_end))
+        first, last = (
+            (scene.frame_start, scene.frame_end) if self.use_scene_range else (self.frame_start, self.frame_end)
+        )
         default_name = "animation.mp4" if self.video else "render/"
         output = self.filepath or "//" + default_name
         keep_folder = output.endswith(("/", os.sep))
         output = output_path(output, default_name) + (os.sep if keep_folder else "")
         try:
-            self._job = AnimationRender(output, scene, self.engine, self.width, self.height, self.samples,
-                                        first, last, self.video)
+            self._job = AnimationRender(
+                output, scene, self.engine, self.width, self.height, self.samples, first, last, self.video
+            )
             self._job.start()
         except (BlenderCNNError, OSError) as error:
             self.report({"ERROR"}, _one_line(error, output))
@@ -189,7 +203,8 @@ class BCNN_OT_render_animation(_RenderSettings, bpy.types.Operator):
         context.window_manager.progress_update(report.done)
         context.workspace.status_text_set(
             f"Rendered frame {report.frame} ({report.done}/{report.total}), about "
-            f"{format_seconds(report.remaining)} left (Esc cancels)")
+            f"{format_seconds(report.remaining)} left (Esc cancels)"
+        )
         return {"RUNNING_MODAL"}
 
     def cancel(self, context):
@@ -223,8 +238,9 @@ def _layer_items(_self, context):
             layers = network_bundle(network).layers
         except (BlenderCNNError, OSError):
             layers = []
-        _layer_items_cache[path] = ([(layer.name, layer.name, f"Layer {layer.index}") for layer in layers]
-                                    or [("NONE", "No layers", "The network's bundle cannot be read")])
+        _layer_items_cache[path] = [(layer.name, layer.name, f"Layer {layer.index}") for layer in layers] or [
+            ("NONE", "No layers", "The network's bundle cannot be read")
+        ]
     return _layer_items_cache[path]
 
 
@@ -237,10 +253,18 @@ class BCNN_OT_camera_move(bpy.types.Operator):
 
     move: EnumProperty(name="Move", items=MOVE_ITEMS, default="ORBIT")
     layer: EnumProperty(name="Layer", items=_layer_items, description="The layer a push-in ends on")
-    turns: FloatProperty(name="Turns", default=1.0, soft_min=-3.0, soft_max=3.0,
-                         description="Turns of an orbit (negative: clockwise seen from above)")
-    use_scene_range: BoolProperty(name="Scene Frame Range", default=True,
-                                  description="Move over the scene's frame range, else over the range below")
+    turns: FloatProperty(
+        name="Turns",
+        default=1.0,
+        soft_min=-3.0,
+        soft_max=3.0,
+        description="Turns of an orbit (negative: clockwise seen from above)",
+    )
+    use_scene_range: BoolProperty(
+        name="Scene Frame Range",
+        default=True,
+        description="Move over the scene's frame range, else over the range below",
+    )
     frame_start: IntProperty(name="Start", default=1, min=0)
     frame_end: IntProperty(name="End", default=250, min=0)
 
@@ -272,8 +296,9 @@ class BCNN_OT_camera_move(bpy.types.Operator):
     def execute(self, context):
         scene = context.scene
         network = scene_network(context)
-        first, last = ((scene.frame_start, scene.frame_end) if self.use_scene_range
-                       else (self.frame_start, self.frame_end))
+        first, last = (
+            (scene.frame_start, scene.frame_end) if self.use_scene_range else (self.frame_start, self.frame_end)
+        )
         if self.move == "ORBIT":
             camera_moves.orbit(network, scene.camera, first, last, turns=self.turns)
         elif self.move == "FLY_THROUGH":
