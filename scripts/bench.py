@@ -229,6 +229,16 @@ def measured_subprocess(*command):
     return seconds, peak_bytes, printed
 
 
+def measured_child(script, *args):
+    """Run ``script`` with ``args`` in its own Python (``measured_subprocess``, the machine's load noted first);
+    the last JSON line it printed (Blender may print after it), with its ``process_seconds`` and ``peak``."""
+    note_load()
+    seconds, peak, printed = measured_subprocess(script, *args)
+    result = json.loads(next(line for line in reversed(printed.splitlines()) if line.startswith("{")))
+    result.update(process_seconds=seconds, peak=peak)
+    return result
+
+
 def make_checkpoints(kind, run_dir, epochs, samples):
     """Save ``epochs`` checkpoints of a random-weight model, weights perturbed a little each epoch, and samples.
 

@@ -32,30 +32,20 @@ from bench import (
     benchmarks_file,
     format_bytes,
     format_seconds,
+    measured_child,
     measured_line,
-    measured_subprocess,
-    note_load,
     write_section,
 )
-from bench_scene import cifar_greyscale_layers, write_synthetic_bundle
+from bench_scene import cifar_greyscale_layers, digits_demo_layers, write_synthetic_bundle
 
 SECTION = "Epoch animation"
-DIGITS_LAYERS = [
-    ("Conv2D", 8),
-    ("MaxPooling2D", None),
-    ("Conv2D", 16),
-    ("MaxPooling2D", None),
-    ("Flatten", None),
-    ("Dense", 32),
-    ("Dense", 10),
-]
 # (key, name, input shape, layers, epochs, goal for the median frame change in seconds)
 CASES = (
-    ("digits", "digits demo CNN", (16, 16, 1), DIGITS_LAYERS, 20, 0.050),
+    ("digits", "digits demo CNN", (16, 16, 1), digits_demo_layers(), 20, 0.050),
     ("cifar", "CIFAR-10 greyscale CNN", (32, 32, 1), cifar_greyscale_layers(), 10, 0.250),
 )
 SMOKE_CASES = (
-    ("digits", "digits demo CNN", (16, 16, 1), DIGITS_LAYERS, 2, 0.050),
+    ("digits", "digits demo CNN", (16, 16, 1), digits_demo_layers(), 2, 0.050),
     ("cifar", "CIFAR-10 greyscale CNN", (8, 8, 1), cifar_greyscale_layers(), 2, 0.250),
 )
 FRAMES_PER_EPOCH, HOLD = 12, 4
@@ -134,9 +124,7 @@ def child_render(bundle_path, engine, output, width, height, samples):
 
 
 def run_child(*args):
-    note_load()
-    seconds, peak, printed = measured_subprocess(Path(__file__).resolve(), *args)
-    return {**json.loads(printed.strip().splitlines()[-1]), "process_seconds": seconds, "peak": peak}
+    return measured_child(Path(__file__).resolve(), *args)
 
 
 def case_name(name, shape, epochs):
@@ -198,8 +186,7 @@ def main(argv=None):
     render_size = SMOKE_RENDER_SIZE if args.smoke else RENDER_SIZE
     scrubbing, renders = {}, {}
     with tempfile.TemporaryDirectory(prefix="blender_cnn_bench_") as work:
-        note_load()
-        baseline_peak = measured_subprocess(SCRIPTS / "bench_scene.py", "--child-baseline", work)[1]
+        baseline_peak = measured_child(SCRIPTS / "bench_scene.py", "--child-baseline", work)["peak"]
         bundles = {}
         for key, name, shape, layers, epochs, _goal in cases:
             bundles[key] = write_synthetic_bundle(Path(work) / f"{key}.bcnn.npz", key, shape, layers, epochs=epochs)

@@ -218,32 +218,21 @@ def scene_child(kind, work):
     """(e): a synthetic network built as the scene builds it (default edge selection), its evaluated curves
     straight and bundled, seen from the stage camera."""
     import bpy
-    from bench_scene import cifar_greyscale_layers, write_synthetic_bundle
+    from bench_scene import cifar_greyscale_layers, digits_demo_layers, write_synthetic_bundle
 
     from blender_cnn.scene.drawn import drawn_curves
     from blender_cnn.scene.network import build_network, set_network_input
     from blender_cnn.scene.stage import camera_projection, configure_render, set_up_stage
 
     layers = {
-        "digits": (
-            (16, 16, 1),
-            [
-                ("Conv2D", 8),
-                ("MaxPooling2D", None),
-                ("Conv2D", 16),
-                ("MaxPooling2D", None),
-                ("Flatten", None),
-                ("Dense", 32),
-                ("Dense", 10),
-            ],
-        ),
+        "digits": ((16, 16, 1), digits_demo_layers()),
         "cifar": ((32, 32, 1), cifar_greyscale_layers()),
     }[kind]
     path = write_synthetic_bundle(Path(work) / f"{kind}.bcnn.npz", kind, *layers)
     bpy.ops.wm.read_homefile(app_template="")
     network = build_network(path)
     camera = set_up_stage(network)
-    configure_render(bpy.context.scene, width=1280, height=720)
+    configure_render(bpy.context.scene, "CYCLES", 1280, 720, 32)
     drawn = {}
     for strength in (0.0, 1.0):
         set_network_input(network, "Bundling Strength", strength)

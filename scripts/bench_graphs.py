@@ -49,7 +49,7 @@ from bench import (
     note_load,
     write_section,
 )
-from bench_scene import _evaluated_counts, _import_bpy
+from bench_scene import timed_build
 
 from blender_cnn.core.budget import DEFAULT_BUDGET_GB
 
@@ -123,28 +123,9 @@ def child_build(path, blend=None):
 
     With ``blend``, the scene is then saved there (not timed), so the gallery need not build it again.
     """
-    bpy, import_seconds = _import_bpy(Path(path).parent)
-    from blender_cnn.core.bundle import load_bundle
+    bpy, bundle, network, counts, times = timed_build(path)
     from blender_cnn.core.graph import plan_graph
-    from blender_cnn.scene.network import (
-        CAPPED_PROPERTY,
-        ESTIMATE_PROPERTY,
-        build_network,
-        get_network_input,
-        shown_channels,
-    )
-
-    times = {"import": import_seconds}
-    start = time.perf_counter()
-    bundle = load_bundle(path)
-    times["load"] = time.perf_counter() - start
-    start = time.perf_counter()
-    network = build_network(bundle)
-    times["build"] = time.perf_counter() - start
-    start = time.perf_counter()
-    bpy.context.evaluated_depsgraph_get().update()
-    counts = _evaluated_counts(bpy, network)
-    times["evaluate"] = time.perf_counter() - start
+    from blender_cnn.scene.network import CAPPED_PROPERTY, ESTIMATE_PROPERTY, get_network_input, shown_channels
 
     graph = plan_graph(bundle.layers)
     shown = shown_channels(network) or {}

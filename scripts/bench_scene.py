@@ -42,9 +42,8 @@ from bench import (
     cpu_model,
     format_bytes,
     format_seconds,
+    measured_child,
     measured_line,
-    measured_subprocess,
-    note_load,
     package_version,
     write_section,
 )
@@ -66,6 +65,19 @@ SMOKE_NAIVE_LIMIT = 5.0
 
 
 # Networks as (layer type, settings) after the input; shapes follow Keras ("same" convs, 2x2 pools that floor).
+def digits_demo_layers():
+    """The digits demo's network (presets/digits_cnn.json) at 16x16."""
+    return [
+        ("Conv2D", 8),
+        ("MaxPooling2D", None),
+        ("Conv2D", 16),
+        ("MaxPooling2D", None),
+        ("Flatten", None),
+        ("Dense", 32),
+        ("Dense", CLASS_COUNT),
+    ]
+
+
 def cifar_greyscale_layers():
     return [
         ("Conv2D", 64),
@@ -233,15 +245,16 @@ def _evaluated_counts(bpy, obj):
     }
 
 
-def child_build(bundle_path, blend_path=None, again=False):
-    """Time reading the bundle, the build and the first evaluation of one bundle; optionally save the .blend.
+def timed_build(bundle_path):
+    """bpy with an empty file, then ``bundle_path`` read, its network built and evaluated, each timed in ``times``
+    (import, load, build, evaluate): ``(bpy, bundle, network, evaluated counts, times)``.
 
     The bundle's arrays are read from the file as ``build_network`` needs them (``load_bundle`` reads
     the manifest only), so *build* includes reading them.
     """
     bpy, import_seconds = _import_bpy(Path(bundle_path).parent)
     from blender_cnn.core.bundle import load_bundle
-    from blender_cnn.scene.network import CONNECTIONS_PROPERTY, build_network, get_network_input
+    from blender_cnn.scene.network import build_network
 
     times = {"import": import_seconds}
     start = time.perf_counter()
@@ -253,6 +266,16 @@ def child_build(bundle_path, blend_path=None, again=False):
     start = time.perf_counter()
     counts = _evaluated_counts(bpy, network)
     times["evaluate"] = time.perf_counter() - start
+    return bpy, bundle, network, counts, times
+
+
+def child_build(bundle_path, blend_path=None, again=False):
+    """Time reading the bundle, the build and the first evaluation of one bundle (``timed_build``); optionally
+    save the .blend."""
+    bpy, bundle, network, counts, times = timed_build(bundle_path)
+    from blender_cnn.core.bundle import load_bundle
+    from blender_cnn.scene.network import CONNECTIONS_PROPERTY, build_network, get_network_input
+
     # Counted from what was built, so that nothing else adds to the process's peak memory.
     activations = sum(int(np.prod(layer.output_shape)) for layer in bundle.layers)
     cells = len(get_network_input(network, "Cells").data.vertices)
@@ -364,12 +387,7 @@ def child_naive(bundle_path, time_limit):
 
 
 def run_child(*args):
-    # Other work on the machine slows every figure down; the report says how busy it was.
-    note_load()
-    seconds, peak, printed = measured_subprocess(Path(__file__).resolve(), *args)
-    result = json.loads(printed.strip().splitlines()[-1])
-    result.update(process_seconds=seconds, peak=peak)
-    return result
+    return measured_child(Path(__file__).resolve(), *args)
 
 
 def measure(work, naive_limit, smoke=False):
@@ -459,22 +477,14 @@ def plot(results, path):
     vgg, side = results["vgg16"], results["vgg_side"]
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
     goal = f"VGG16 goal ({VGG16_GOAL_SECONDS:g} s, {VGG16_GOAL_BYTES / 1e9:g} GB)"
+    approaches = (
+        (ours, "o-", "tab:blue", "blender_cnn (one mesh, Geometry Nodes)"),
+        (naive, "s--", "tab:red", "one object per cell (bpy)"),
+    )
     for axis, column, goal_value in ((time_axis, 1, VGG16_GOAL_SECONDS), (memory_axis, 2, VGG16_GOAL_BYTES / 1e9)):
         scale = 1 if column == 1 else 1e-9
-        axis.loglog(
-            [p[0] for p in ours],
-            [p[column] * scale for p in ours],
-            "o-",
-            color="tab:blue",
-            label="blender_cnn (one mesh, Geometry Nodes)",
-        )
-        axis.loglog(
-            [p[0] for p in naive],
-            [p[column] * scale for p in naive],
-            "s--",
-            color="tab:red",
-            label="one object per cell (bpy)",
-        )
+        for points, style, color, label in approaches:
+            axis.loglog([p[0] for p in points], [p[column] * scale for p in points], style, color=color, label=label)
         vgg_value = total_seconds(vgg) if column == 1 else vgg["peak"] * scale
         axis.loglog(
             [vgg["activations"]], [vgg_value], "*", color="black", markersize=14, label=f"VGG16 {side}x{side} conv+pool"

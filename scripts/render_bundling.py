@@ -49,7 +49,7 @@ def main(argv=None):
         network = build_network(path, sample=args.sample)
         for name in ("Show Receptive Field", "Show Pooling", "Show Flatten"):
             set_network_input(network, name, False)
-        configure_render(bpy.context.scene, width=args.width, height=args.height, samples=args.samples)
+        configure_render(bpy.context.scene, "CYCLES", args.width, args.height, args.samples)
         camera = set_up_stage(network)
         # The connections are the subject: frame where they run, straight or bundled.
         ends = []

@@ -1,4 +1,5 @@
-"""Bundle files written by hand with numpy, valid or broken, for the tests of the format and of importance."""
+"""Bundle files written by hand with numpy, valid or broken, for the tests of the format and of importance; and
+what the extraction tests hand the extractor: samples files, small designs, checkpoints moved as if trained."""
 
 import json
 
@@ -110,3 +111,52 @@ def as_if_trained(variable, rng, noise=0.3, gamma=(0.5, 1.5)):
     if variable.name == "alpha":
         return rng.uniform(0.05, 0.5, shape)
     return variable.numpy() + rng.normal(0, noise, shape)
+
+
+def random_samples(count, shape, classes, label_dtype=np.int32):
+    """``(inputs, labels)``: ``count`` random inputs of ``shape`` in [0, 1) and random labels below ``classes``."""
+    rng = np.random.default_rng(0)
+    return rng.random((count, *shape), dtype=np.float32), rng.integers(0, classes, count).astype(label_dtype)
+
+
+def write_samples(path, data, count=4):
+    """A samples.npz of the first ``count`` of ``data``'s ``(inputs, labels)``."""
+    inputs, labels = data
+    np.savez(path, inputs=inputs[:count], labels=labels[:count])
+    return path
+
+
+def small_design(input_shape):
+    """A valid design of three classes a, b, c: conv (2 filters), pool, flatten and a softmax head, out."""
+    return {
+        "name": "small",
+        "input_shape": list(input_shape),
+        "class_names": ["a", "b", "c"],
+        "layers": [
+            {"type": "Conv2D", "name": "conv", "filters": 2, "kernel_size": 3, "activation": "relu"},
+            {"type": "MaxPooling2D", "name": "pool", "pool_size": 2},
+            {"type": "Flatten", "name": "flatten"},
+            {"type": "Dense", "name": "out", "units": 3, "activation": "softmax"},
+        ],
+    }
+
+
+def tiny_digits_design(layers, **training):
+    """A design named tiny of the digits dataset at 8x8 (classes "0" to "9"), its ``layers`` and ``training``."""
+    return {
+        "name": "tiny",
+        "input_shape": [8, 8, 1],
+        "class_names": [str(digit) for digit in range(10)],
+        "layers": layers,
+        "training": {"dataset": "digits", **training},
+    }
+
+
+def save_nudged_checkpoints(model, folder, epochs, rng, noise):
+    """Save ``model`` as ``folder``/epoch_000.keras, epoch_001.keras ...: after the first, every weight moves by
+    normal noise of scale ``noise`` from the epoch before, as training would move it."""
+    for epoch in range(epochs):
+        if epoch:
+            for variable in model.weights:
+                variable.assign(variable.numpy() + rng.normal(0, noise, variable.shape).astype(np.float32))
+        model.save(folder / f"epoch_{epoch:03d}.keras")

@@ -1,5 +1,6 @@
 """The fixtures the test modules share: bundles (trained with Keras, or designed in numpy), a clean Blender file
-with the add-on registered, networks built from those bundles, the user's folders and the designer's jobs.
+with the add-on registered, networks built from those bundles, the user's folders, the designer's jobs and the
+extension zip.
 Test modules never import fixtures from each other; a module defines only the fixtures that build its own data
 (the hand-written bundles of test_operations, the Keras models of test_inspection...). Helpers that several
 modules call live in plain modules: scene_readers.py, ui_recorder.py, bundle_files.py.
@@ -99,6 +100,24 @@ def keras():
     """Keras (and so TensorFlow), imported once, its C++ logging quiet. Tests that take it are marked ``tf``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="session")
+def build_extension():
+    """scripts/build_extension.py, imported as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_extension", REPO / "scripts" / "build_extension.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def extension_zip(build_extension, tmp_path_factory):
+    """The add-on's extension zip, as a user downloads it: built once per session."""
+    work = tmp_path_factory.mktemp("extension")
+    return build_extension.build_extension(work / "dist", stage_dir=work / "stage")
 
 
 @pytest.fixture

@@ -58,6 +58,18 @@ def annotations(network):
     return np.array(plates), glyph_faces
 
 
+def label_texts(network):
+    """Every label text the network's tree draws: a layer's own (detailed scenes), the units' (graphs) and the
+    output neurons'."""
+    texts = []
+    for node in network.modifiers["BlenderCNN"].node_group.nodes:
+        if node.bl_idname == "GeometryNodeIndexSwitch" and node.data_type == "STRING":
+            texts += [socket.default_value for socket in node.inputs[1:] if hasattr(socket, "default_value")]
+        elif node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs:
+            texts.append(node.inputs["Text"].default_value)
+    return texts
+
+
 # ---------------------------------------------------------------- rendered images
 
 

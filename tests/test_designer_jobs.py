@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from bundle_files import tiny_digits_design
 from ui_recorder import ESCAPE, TIMER, draw_designer_panel, modal_context, modal_driver, new_tree_from_preset, run_modal
 
 from blender_cnn.core import jobs
@@ -21,18 +22,18 @@ from blender_cnn.core import jobs
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EPOCHS = 2
-TINY = {
-    "name": "tiny",
-    "input_shape": [8, 8, 1],
-    "class_names": [str(digit) for digit in range(10)],
-    "layers": [
+TINY = tiny_digits_design(
+    [
         {"type": "Conv2D", "name": "conv", "filters": 3, "kernel_size": 3, "activation": "relu"},
         {"type": "MaxPooling2D", "name": "pool", "pool_size": 2},
         {"type": "Flatten", "name": "flatten"},
         {"type": "Dense", "name": "output", "units": 10, "activation": "softmax"},
     ],
-    "training": {"dataset": "digits", "epochs": 5, "batch_size": 256, "learning_rate": 0.01, "seed": 1},
-}
+    epochs=5,
+    batch_size=256,
+    learning_rate=0.01,
+    seed=1,
+)
 
 
 def tiny_tree(bpy):
@@ -56,6 +57,26 @@ def scene_state(bpy):
 
 def files_under(folder):
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")) if folder.exists() else []
+
+
+def started_training(bpy, tree, frame_camera):
+    """Train Design of ``tree`` started as a click in the UI starts it: ``(the operator on a stand-in, the
+    context of its modal loop)``, its job running."""
+    from blender_cnn.designer.tensorflow_operators import BCNN_OT_train_design
+
+    driver = modal_driver(
+        BCNN_OT_train_design,
+        tree_name=tree.name,
+        epochs=EPOCHS,
+        dataset="DESIGN",
+        image_folder="",
+        run_folder="",
+        seed=0,
+        frame_camera=frame_camera,
+    )
+    context = modal_context(bpy)
+    assert driver.execute(context) == {"RUNNING_MODAL"}
+    return driver, context
 
 
 # ---------------------------------------------------------------- export
@@ -141,23 +162,10 @@ def test_training_a_design_replaces_its_network_with_every_epoch_and_keeps_the_s
 @pytest.mark.tf
 @pytest.mark.bpy
 def test_training_in_the_external_python_shows_progress_of_both_stages(bpy_designer, runs, external_python):
-    from blender_cnn.designer.tensorflow_operators import BCNN_OT_train_design
     from blender_cnn.scene.network import network_bundle
 
     bpy = bpy_designer
-    tree = tiny_tree(bpy)
-    driver = modal_driver(
-        BCNN_OT_train_design,
-        tree_name=tree.name,
-        epochs=EPOCHS,
-        dataset="DESIGN",
-        image_folder="",
-        run_folder="",
-        seed=0,
-        frame_camera=False,
-    )
-    context = modal_context(bpy)
-    assert driver.execute(context) == {"RUNNING_MODAL"}
+    driver, context = started_training(bpy, tiny_tree(bpy), frame_camera=False)
     assert isinstance(driver._job, jobs.SubprocessJob)
     assert run_modal(driver, context) == {"FINISHED"}, driver.reports
     assert network_bundle(bpy.context.view_layer.objects.active).epochs == [0, 1, 2]
@@ -173,23 +181,10 @@ def test_training_in_the_external_python_shows_progress_of_both_stages(bpy_desig
 @pytest.mark.tf
 @pytest.mark.bpy
 def test_cancelling_training_leaves_the_scene_and_the_runs_folder_as_they_were(bpy_designer, runs):
-    from blender_cnn.designer.tensorflow_operators import BCNN_OT_train_design
-
     bpy = bpy_designer
     tree = tiny_tree(bpy)
     before = scene_state(bpy)
-    driver = modal_driver(
-        BCNN_OT_train_design,
-        tree_name=tree.name,
-        epochs=EPOCHS,
-        dataset="DESIGN",
-        image_folder="",
-        run_folder="",
-        seed=0,
-        frame_camera=True,
-    )
-    context = modal_context(bpy)
-    assert driver.execute(context) == {"RUNNING_MODAL"}
+    driver, context = started_training(bpy, tree, frame_camera=True)
     assert driver.modal(context, TIMER) == {"PASS_THROUGH"}
     assert driver.modal(context, ESCAPE) == {"CANCELLED"}
     assert driver.reports[-1] == ({"WARNING"}, "Train Design cancelled; the scene is unchanged")

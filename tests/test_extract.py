@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from bundle_files import tiny_digits_design
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
@@ -23,11 +24,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
 ]
 EPOCHS = 2
-TINY_PRESET = {
-    "name": "tiny",
-    "input_shape": [8, 8, 1],
-    "class_names": [str(digit) for digit in range(10)],
-    "layers": [
+TINY_PRESET = tiny_digits_design(
+    [
         {"type": "Conv2D", "name": "conv1", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
         {"type": "Conv2D", "name": "conv2", "filters": 4, "kernel_size": 3, "padding": "same"},
         # A skip connection, so the graph is not a chain: add takes conv1 and conv2.
@@ -36,16 +34,13 @@ TINY_PRESET = {
         {"type": "Flatten", "name": "flatten"},
         {"type": "Dense", "name": "output", "units": 10, "activation": "softmax"},
     ],
-    "training": {
-        "dataset": "digits",
-        "epochs": EPOCHS,
-        "batch_size": 64,
-        "learning_rate": 0.01,
-        "validation_split": 0.2,
-        "seed": 3,
-        "samples_per_class": 1,
-    },
-}
+    epochs=EPOCHS,
+    batch_size=64,
+    learning_rate=0.01,
+    validation_split=0.2,
+    seed=3,
+    samples_per_class=1,
+)
 EXPECTED_GRAPH = {
     "input": ("InputLayer", [], [8, 8, 1]),
     "conv1": ("Conv2D", ["input"], [8, 8, 4]),

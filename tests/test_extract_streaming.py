@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from bundle_files import save_nudged_checkpoints
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
@@ -50,11 +51,7 @@ def run_dir(tmp_path_factory):
     keras.utils.set_random_seed(1)
     model = small_model()
     rng = np.random.default_rng(1)
-    for epoch in range(EPOCHS):
-        if epoch:
-            for variable in model.weights:
-                variable.assign(variable.numpy() + rng.normal(0, 0.1, variable.shape).astype(np.float32))
-        model.save(folder / f"epoch_{epoch:03d}.keras")
+    save_nudged_checkpoints(model, folder, EPOCHS, rng, noise=0.1)
     np.savez(
         folder / "samples.npz",
         inputs=rng.random((SAMPLES, 12, 12, 1), dtype=np.float32),

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from bundle_files import random_samples, small_design, write_samples
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
@@ -24,30 +25,12 @@ pytestmark = [
 SHAPE = (6, 6, 1)
 CLASSES = 3
 QUIET = {"log": lambda message: None}
-PRESET = {
-    "name": "small",
-    "input_shape": list(SHAPE),
-    "class_names": ["a", "b", "c"],
-    "layers": [
-        {"type": "Conv2D", "name": "conv", "filters": 2, "kernel_size": 3, "activation": "relu"},
-        {"type": "MaxPooling2D", "name": "pool", "pool_size": 2},
-        {"type": "Flatten", "name": "flatten"},
-        {"type": "Dense", "name": "out", "units": CLASSES, "activation": "softmax"},
-    ],
-    "training": {"learning_rate": 0.05},
-}
+PRESET = {**small_design(SHAPE), "training": {"learning_rate": 0.05}}
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    return rng.random((32, *SHAPE), dtype=np.float32), rng.integers(0, CLASSES, 32).astype(np.int32)
-
-
-def write_samples(path, data, count=4):
-    inputs, labels = data
-    np.savez(path, inputs=inputs[:count], labels=labels[:count])
-    return path
+    return random_samples(32, SHAPE, CLASSES)
 
 
 def nested_model():

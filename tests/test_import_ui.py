@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from ui_recorder import ESCAPE, modal_context, modal_driver, run_modal
+from ui_recorder import ESCAPE, modal_context, modal_driver, run_in_fresh_blender, run_modal
 
 from blender_cnn.core import jobs
 from blender_cnn.core.bundle import load_bundle
@@ -334,30 +334,12 @@ print("IMPORT_RESULT:" + json.dumps(result))
 @pytest.mark.slow
 @pytest.mark.tf
 @pytest.mark.bpy
-def test_installed_extension_extracts_in_the_external_python(demo_run_dir, tmp_path):
-    import importlib.util
-    import json
-    import subprocess
+def test_installed_extension_extracts_in_the_external_python(extension_zip, demo_run_dir, tmp_path):
     from pathlib import Path
 
-    scripts = Path(jobs.ADDON_ROOT).parent / "scripts" / "build_extension.py"
-    spec = importlib.util.spec_from_file_location("build_extension", scripts)
-    build_extension = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_extension)
-    zip_path = build_extension.build_extension(tmp_path / "dist", stage_dir=tmp_path / "stage")
-
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("BLENDER_USER_")}
-    environment["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
-    completed = subprocess.run(
-        [sys.executable, "-c", _INSTALLED_SCRIPT, str(zip_path), str(demo_run_dir)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_in_fresh_blender(
+        _INSTALLED_SCRIPT, "IMPORT_RESULT:", tmp_path / "user", extension_zip, demo_run_dir, timeout=300
     )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("IMPORT_RESULT:")]
-    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
-    result = json.loads(lines[-1].removeprefix("IMPORT_RESULT:"))
     assert result["import"] == ["FINISHED"]
     # The bundle lands in the extension's user folder, not in the add-on's own folder.
     assert Path(result["bundle"]).parent == Path(result["user_folder"]) / "bundles"

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from bundle_files import expect_error, small_bundle, stamped, write_raw
+from bundle_files import expect_error, save_nudged_checkpoints, small_bundle, stamped, write_raw
 
 from blender_cnn.core.bundle import FORMAT_VERSION, load_bundle, write_bundle
 from blender_cnn.core.errors import BlenderCNNError
@@ -174,11 +174,7 @@ def run(tmp_path_factory):
     keras.utils.set_random_seed(5)
     model = tiny_model(keras)
     rng = np.random.default_rng(5)
-    for epoch in range(EPOCHS):
-        if epoch:
-            for variable in model.weights:
-                variable.assign(variable.numpy() + rng.normal(0, 0.2, variable.shape).astype(np.float32))
-        model.save(folder / f"epoch_{epoch:03d}.keras")
+    save_nudged_checkpoints(model, folder, EPOCHS, rng, noise=0.2)
     np.savez(folder / "samples.npz", inputs=rng.random((len(LABELS), 6, 6, 1), dtype=np.float32), labels=LABELS)
     original = keras_bundle._batch_size
     keras_bundle._batch_size = lambda graph, gradients=False: 2  # three batches: the sums must add up across them

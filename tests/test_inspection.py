@@ -4,23 +4,11 @@ import numpy as np
 import pytest
 from bundle_files import as_if_trained
 
+from blender_cnn.core import inspection_record as kinds  # the kinds of Inspection
 from blender_cnn.core.bundle import load_bundle
 from blender_cnn.core.design import design_bundle
 from blender_cnn.core.errors import BlenderCNNError
-from blender_cnn.core.inspection import (
-    ACTIVATION,
-    CONCATENATION,
-    CONVOLUTION,
-    DENSE,
-    GLOBAL_AVERAGE_POOLING,
-    GLOBAL_MAX_POOLING,
-    MAX_POOLING,
-    MERGE,
-    NORMALIZATION,
-    SEPARABLE,
-    VALUE,
-    inspect_cell,
-)
+from blender_cnn.core.inspection import inspect_cell
 
 # Strides and 'same' padding on odd sizes: windows hang over the top-left and bottom-right edges unevenly.
 DESIGN = {
@@ -93,7 +81,7 @@ def test_strided_same_padded_convolution_equals_the_textbook_sum(bundle, row, co
     inspection = inspect_cell(bundle, "conv", (row, col, channel), epoch=0, sample=1)
     pad = same_padding(9, 3, 2)
     expected = naive_conv_pixel(inputs, kernel, bias, row, col, channel, 2, pad)
-    assert inspection.kind == CONVOLUTION
+    assert inspection.kind == kinds.CONVOLUTION
     assert len(inspection.terms) == 3 * 3 * 2
     np.testing.assert_allclose(inspection.total, expected, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(inspection.value, max(expected, 0.0), rtol=1e-6, atol=1e-6)
@@ -122,7 +110,7 @@ def test_max_pooling_names_the_window_and_its_winner(bundle):
     values = bundle.activations("conv_valid", 0, 1)  # 4x4: 'same' pooling of 2 over 4 needs no padding
     inspection = inspect_cell(bundle, "pool", (1, 0, 2), epoch=0, sample=1)
     window = values[2:4, 0:2, 2]
-    assert inspection.kind == MAX_POOLING
+    assert inspection.kind == kinds.MAX_POOLING
     assert [term.value for term in inspection.terms] == [float(v) for v in window.ravel()]
     assert inspection.value == float(window.max()) == inspection.stored
     winner = inspection.terms[inspection.winner]
@@ -136,7 +124,7 @@ def test_dense_lists_the_strongest_contributions_and_sums_them_all(bundle):
     inspection = inspect_cell(bundle, "output", 2, epoch=0, sample=0, top=4)
     products = inputs * kernel[:, 2]
     strongest = np.argsort(-np.abs(products), kind="stable")[:4]
-    assert inspection.kind == DENSE
+    assert inspection.kind == kinds.DENSE
     assert [term.source[0] for term in inspection.terms] == list(strongest)
     assert inspection.hidden_terms == 2
     np.testing.assert_allclose(inspection.products_sum, products.sum(), rtol=1e-6, atol=1e-6)
@@ -150,7 +138,7 @@ def test_dense_lists_the_strongest_contributions_and_sums_them_all(bundle):
 
 def test_a_layer_without_weights_or_window_shows_its_value(bundle):
     inspection = inspect_cell(bundle, "flatten", 5, epoch=0, sample=0)
-    assert inspection.kind == VALUE
+    assert inspection.kind == kinds.VALUE
     assert inspection.value == float(bundle.activations("flatten", 0, 0)[5])
 
 
@@ -308,7 +296,7 @@ def test_depthwise_with_a_depth_multiplier_reads_one_input_channel(graph, row, c
     kernel = weights["kernel"]  # Keras 3 names a depthwise kernel 'kernel': (3, 3, 6 channels, multiplier 2)
     expected = textbook_depthwise(values, kernel, 2, "same")[row, col, channel] + weights["bias"][channel]
     inspection = inspect_cell(graph, "depthwise", (row, col, channel), epoch=0, sample=1)
-    assert inspection.kind == CONVOLUTION and len(inspection.terms) == 9
+    assert inspection.kind == kinds.CONVOLUTION and len(inspection.terms) == 9
     assert {term.source[2] for term in inspection.terms} == {channel // 2}
     for term in inspection.terms:
         i, j = term.tap
@@ -329,7 +317,7 @@ def test_separable_shows_each_depthwise_window_then_the_pointwise_sum(graph, row
     pointwise = weights["pointwise_kernel"][0, 0]  # (24, 5)
     total = depthwise[row, col] @ pointwise[:, channel] + weights["bias"][channel]
     inspection = inspect_cell(graph, "separable", (row, col, channel), epoch=0, sample=1)
-    assert inspection.kind == SEPARABLE
+    assert inspection.kind == kinds.SEPARABLE
     assert [stage.source for stage in inspection.pointwise] == [(k,) for k in range(24)]
     np.testing.assert_allclose(
         [stage.value for stage in inspection.pointwise], depthwise[row, col], rtol=1e-5, atol=1e-6
@@ -376,7 +364,7 @@ def test_transposed_convolution_lists_the_input_cells_that_scatter_onto_the_cell
         for col in range(out_cols):
             channel = (row + col) % filters
             inspection = inspect_cell(graph, layer, (row, col, channel), epoch=0, sample=1)
-            assert inspection.kind == CONVOLUTION
+            assert inspection.kind == kinds.CONVOLUTION
             assert {(*term.source[:2], term.tap) for term in inspection.terms} == reaching.get((row, col), set())
             assert len(inspection.terms) == len(reaching.get((row, col), ())) * values.shape[2]
             total = scattered[row, col, channel] + weights["bias"][channel]
@@ -390,7 +378,7 @@ def test_transposed_convolution_lists_the_input_cells_that_scatter_onto_the_cell
 def test_add_and_multiply_show_each_input_at_the_cell(graph):
     separable, gate = graph_values(graph, "separable"), graph_values(graph, "gate")
     inspection = inspect_cell(graph, "excite", (2, 3, 4), epoch=0, sample=1)
-    assert inspection.kind == MERGE and inspection.source_layer is None
+    assert inspection.kind == kinds.MERGE and inspection.source_layer is None
     assert [(term.layer, term.source) for term in inspection.terms] == [("separable", (2, 3, 4)), ("gate", (0, 0, 4))]
     assert [term.value for term in inspection.terms] == [
         float(np.float32(separable[2, 3, 4])),
@@ -414,7 +402,7 @@ def test_concatenate_names_the_input_and_its_channel(graph, channel, source, sou
     relu, swish = graph_values(graph, "relu"), graph_values(graph, "swish")
     expected = np.concatenate([relu, swish], axis=-1)[1, 2, channel]
     inspection = inspect_cell(graph, "concat", (1, 2, channel), epoch=0, sample=1)
-    assert inspection.kind == CONCATENATION and inspection.source_layer == source
+    assert inspection.kind == kinds.CONCATENATION and inspection.source_layer == source
     assert inspection.terms[0].layer == source and inspection.terms[0].source == (1, 2, source_channel)
     check_value(inspection, expected)
     first = 0 if source == "relu" else 5
@@ -435,7 +423,7 @@ def test_concatenating_one_dimensional_layers(graph):
 def test_global_average_pooling_takes_the_whole_map(graph):
     values = graph_values(graph, "separable")[:, :, 2]
     inspection = inspect_cell(graph, "squeeze", (0, 0, 2), epoch=0, sample=1)  # keepdims: (1, 1, 5)
-    assert inspection.kind == GLOBAL_AVERAGE_POOLING and inspection.count == 16
+    assert inspection.kind == kinds.GLOBAL_AVERAGE_POOLING and inspection.count == 16
     assert [term.source for term in inspection.terms] == [(r, c, 2) for r in range(4) for c in range(4)]
     np.testing.assert_allclose(inspection.total, values.sum(), rtol=1e-6, atol=1e-6)
     check_value(inspection, values.mean())
@@ -447,7 +435,7 @@ def test_global_max_pooling_names_the_winner(graph):
     values = graph_values(graph, "sigmoid")[:, :, 1]
     inspection = inspect_cell(graph, "global_max", 1, epoch=0, sample=1)
     row, col = np.unravel_index(np.argmax(values), values.shape)
-    assert inspection.kind == GLOBAL_MAX_POOLING and inspection.count == 64 and len(inspection.terms) == 64
+    assert inspection.kind == kinds.GLOBAL_MAX_POOLING and inspection.count == 64 and len(inspection.terms) == 64
     assert inspection.terms[inspection.winner].source == (row, col, 1)
     check_value(inspection, values.max())
     assert inspection.equation() == f"max of 64 values = {inspection.value:.4g} at row {row}, column {col}"
@@ -474,7 +462,7 @@ def test_batch_normalization_shows_its_statistics(graph, layer, source, channel)
         weights["moving_variance"][channel] + 1e-3
     ) * gamma + weights["beta"][channel]
     inspection = inspect_cell(graph, layer, (2, 1, channel), epoch=0, sample=1)
-    assert inspection.kind == NORMALIZATION and inspection.terms[0].value == np.float32(x)
+    assert inspection.kind == kinds.NORMALIZATION and inspection.terms[0].value == np.float32(x)
     assert inspection.parameter("moving_mean") == np.float32(weights["moving_mean"][channel])
     assert inspection.parameter("moving_variance") == np.float32(weights["moving_variance"][channel])
     assert inspection.parameter("gamma") == (None if layer == "dw_norm" else np.float32(gamma))
@@ -506,7 +494,7 @@ def test_activation_layers_show_input_function_and_result(graph, layer, source, 
     for cell in cells:
         cell = tuple(int(i) for i in cell)
         inspection = inspect_cell(graph, layer, cell, epoch=0, sample=1)
-        assert inspection.kind == ACTIVATION and inspection.source_layer == source
+        assert inspection.kind == kinds.ACTIVATION and inspection.source_layer == source
         assert inspection.terms[0].source == cell and inspection.terms[0].value == np.float32(inputs[cell])
         assert inspection.activation in (name, "silu" if name == "swish" else name)  # Keras 3 saves swish as silu
         check_value(inspection, function(inputs[cell]))
@@ -524,7 +512,7 @@ def test_a_layer_that_cannot_be_inspected_is_one_clear_error(graph):
         r"inspection cannot take apart term by term$",
     ):
         inspect_cell(graph, "layer_norm", (0, 0, 0), epoch=0)
-    assert inspect_cell(graph, "input", (1, 2, 0), epoch=0).kind == VALUE
+    assert inspect_cell(graph, "input", (1, 2, 0), epoch=0).kind == kinds.VALUE
 
 
 # ---------------------------------------------------------------- more layers of the same families
@@ -562,7 +550,7 @@ def softmax(values):
 def test_rescaling_and_normalization_show_their_numbers(extras):
     x = graph_values(extras, "input")[3, 1]
     inspection = inspect_cell(extras, "rescale", (3, 1, 2), epoch=0, sample=1)
-    assert inspection.kind == NORMALIZATION
+    assert inspection.kind == kinds.NORMALIZATION
     assert (inspection.parameter("scale"), inspection.parameter("offset")) == (-1.0, 0.25)
     check_value(inspection, x[2] * -1.0 + 0.25)
     scaled, weights = graph_values(extras, "rescale")[3, 1], graph_weights(extras, "normalize")
@@ -596,7 +584,7 @@ def test_prelu_and_elu(extras):
 def test_the_other_merges(extras, layer, function, equation):
     prelu, elu, normalized = (graph_values(extras, name)[2, 4, 0] for name in ("prelu", "elu", "normalize"))
     inspection = inspect_cell(extras, layer, (2, 4, 0), epoch=0, sample=1)
-    assert inspection.kind == MERGE and len(inspection.terms) == (3 if layer == "average" else 2)
+    assert inspection.kind == kinds.MERGE and len(inspection.terms) == (3 if layer == "average" else 2)
     check_value(inspection, function(prelu, elu, normalized))
     assert equation in inspection.equation()
 
@@ -619,7 +607,7 @@ def test_softmax_over_the_channels_of_a_convolution_and_of_a_layer(extras):
 def test_dense_on_a_feature_map_works_pixel_by_pixel(extras):
     values, weights = graph_values(extras, "softmax")[1, 3], graph_weights(extras, "per_pixel")
     inspection = inspect_cell(extras, "per_pixel", (1, 3, 1), epoch=0, sample=1)
-    assert inspection.kind == DENSE and {term.source[:2] for term in inspection.terms} == {(1, 3)}
+    assert inspection.kind == kinds.DENSE and {term.source[:2] for term in inspection.terms} == {(1, 3)}
     check_value(inspection, values @ weights["kernel"][:, 1] + weights["bias"][1])
     assert "channel 0, row 1, column 3: " in inspection.text()
 
@@ -635,11 +623,11 @@ def test_every_layer_of_a_published_graph_is_inspected_as_tensorflow_computed_it
     model = getattr(keras.applications, application)(weights=None, input_shape=(32, 32, 3), classes=3, **options)
     network = extracted(keras, model, tmp_path, noise=0.05, gamma=(0.5, 1.5))
     rng = np.random.default_rng(2)
-    kinds = set()
+    seen_kinds = set()
     for layer in network.layers:
         position = tuple(int(rng.integers(size)) for size in layer.output_shape)
         inspection = inspect_cell(network, layer.name, position, epoch=0, sample=1)
-        kinds.add(inspection.kind)
+        seen_kinds.add(inspection.kind)
         values = network.activations(layer.name, 0, 1)
         np.testing.assert_allclose(
             inspection.value,
@@ -649,4 +637,12 @@ def test_every_layer_of_a_published_graph_is_inspected_as_tensorflow_computed_it
             err_msg=layer.name,
         )
         assert inspection.text().endswith(inspection.equation())
-    assert {CONVOLUTION, NORMALIZATION, ACTIVATION, MERGE, GLOBAL_AVERAGE_POOLING, DENSE, VALUE} <= kinds
+    assert {
+        kinds.CONVOLUTION,
+        kinds.NORMALIZATION,
+        kinds.ACTIVATION,
+        kinds.MERGE,
+        kinds.GLOBAL_AVERAGE_POOLING,
+        kinds.DENSE,
+        kinds.VALUE,
+    } <= seen_kinds

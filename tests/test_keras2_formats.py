@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from bundle_files import random_samples, write_samples
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 pytest.importorskip("keras")
@@ -31,14 +32,7 @@ layers = tf_keras.layers
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    return rng.random((24, *SHAPE), dtype=np.float32), rng.integers(0, CLASSES, 24).astype(np.int32)
-
-
-def write_samples(path, data, count=4):
-    inputs, labels = data
-    np.savez(path, inputs=inputs[:count], labels=labels[:count])
-    return path
+    return random_samples(24, SHAPE, CLASSES)
 
 
 def separable_model():
@@ -286,27 +280,35 @@ def test_arithmetic_on_keras_tensors_and_slashes_in_names_convert(tmp_path, data
     np.testing.assert_array_equal(bundle.weights("stem_conv", 1)["kernel"], model.get_layer("stem/conv").kernel)
 
 
-def test_tensorflow_functions_that_keras3_lacks_are_refused_by_name(tmp_path, data):
+def cumulative_sum(image):
+    """A TFOpLambda of a TensorFlow function that keras3 lacks: no keras.ops operation is made from it."""
     import tensorflow as tf
 
-    image = tf_keras.Input(SHAPE, name="image")
-    summed = tf.math.cumsum(image, axis=1)  # a TFOpLambda of a function no keras.ops operation is made from
-    model = tf_keras.Model(image, layers.Dense(CLASSES, name="out")(layers.Flatten(name="flatten")(summed)))
-    model.save(tmp_path / "ops.h5")
-    with pytest.raises(BlenderCNNError, match=r"ops\.h5: layer 'tf\.math\.cumsum' is TensorFlow's math\.cumsum"):
-        extract(
-            tmp_path / "ops.h5", tmp_path / "out.bcnn.npz", samples=write_samples(tmp_path / "s.npz", data), **QUIET
-        )
+    return tf.math.cumsum(image, axis=1)
 
 
-def test_lambda_in_a_keras2_file_is_refused_before_loading(tmp_path, data):
+def doubled(image):
+    """A Lambda layer: it stores Python code, which would run on loading, so the file is refused before loading."""
+    return layers.Lambda(lambda x: x * 2, name="my_lambda")(image)
+
+
+@pytest.mark.parametrize(
+    ("name", "layer", "refusal"),
+    [
+        ("ops", cumulative_sum, r"ops\.h5: layer 'tf\.math\.cumsum' is TensorFlow's math\.cumsum"),
+        ("lambda", doubled, r"lambda\.h5: layer 'my_lambda' is a Lambda layer"),
+    ],
+)
+def test_what_keras3_cannot_compute_in_a_keras2_file_is_refused_by_name(tmp_path, data, name, layer, refusal):
     image = tf_keras.Input(SHAPE, name="image")
-    doubled = layers.Lambda(lambda x: x * 2, name="my_lambda")(image)
-    model = tf_keras.Model(image, layers.Dense(CLASSES, name="out")(layers.Flatten(name="flatten")(doubled)))
-    model.save(tmp_path / "lambda.h5")
-    with pytest.raises(BlenderCNNError, match=r"lambda\.h5: layer 'my_lambda' is a Lambda layer"):
+    model = tf_keras.Model(image, layers.Dense(CLASSES, name="out")(layers.Flatten(name="flatten")(layer(image))))
+    model.save(tmp_path / f"{name}.h5")
+    with pytest.raises(BlenderCNNError, match=refusal):
         extract(
-            tmp_path / "lambda.h5", tmp_path / "out.bcnn.npz", samples=write_samples(tmp_path / "s.npz", data), **QUIET
+            tmp_path / f"{name}.h5",
+            tmp_path / "out.bcnn.npz",
+            samples=write_samples(tmp_path / "s.npz", data),
+            **QUIET,
         )
 
 

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from scene_readers import label_texts
 
 from blender_cnn.core.bundle import load_bundle
 from blender_cnn.extract.keras_bundle import extract
@@ -94,17 +95,6 @@ def test_a_samples_file_put_beside_the_model_later_replaces_the_synthetic_inputs
     os.utime(tmp_path / "samples.npz", (past, past))
     bundle = load_bundle(extract(tmp_path / "alone.keras", out, log=lambda _line: None))
     assert "synthetic" not in bundle.manifest["samples"] and bundle.sample_count == 2
-
-
-def label_texts(network):
-    """Every label text the network's tree draws: a layer's own (detailed scenes) and the units' (graphs)."""
-    texts = []
-    for node in network.modifiers["BlenderCNN"].node_group.nodes:
-        if node.bl_idname == "GeometryNodeIndexSwitch" and node.data_type == "STRING":
-            texts += [socket.default_value for socket in node.inputs[1:] if hasattr(socket, "default_value")]
-        elif node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs:
-            texts.append(node.inputs["Text"].default_value)
-    return texts
 
 
 @pytest.mark.bpy

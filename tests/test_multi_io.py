@@ -4,7 +4,7 @@ each input as an input, each head with its classes' names and probability bars."
 
 import numpy as np
 import pytest
-from scene_readers import drawn_cells
+from scene_readers import drawn_cells, label_texts
 
 from blender_cnn.core.bundle import MULTI_IO_VERSION, load_bundle, write_bundle
 from blender_cnn.core.errors import BlenderCNNError
@@ -308,17 +308,6 @@ def test_a_lone_model_of_two_inputs_is_shown_synthetic_inputs_in_both(keras, tmp
 
 
 # ---------------------------------------------------------------- the scene
-
-
-def label_texts(network):
-    """Every text the network's tree labels something with (layers, units, output neurons)."""
-    texts = []
-    for node in network.modifiers["BlenderCNN"].node_group.nodes:
-        if node.bl_idname == "GeometryNodeIndexSwitch" and node.data_type == "STRING":
-            texts += [socket.default_value for socket in node.inputs[1:] if hasattr(socket, "default_value")]
-        elif node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs:
-            texts.append(node.inputs["Text"].default_value)
-    return texts
 
 
 def probability_bars(network):

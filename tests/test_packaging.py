@@ -8,38 +8,18 @@ and cannot register a second copy of the add-on in the test process.
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from ui_recorder import run_in_fresh_blender
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADDON_MODULE = "bl_ext.user_default.blender_cnn"
 RESULT_MARKER = "PACKAGING_RESULT:"
 
 
-def _load_build_extension():
-    spec = importlib.util.spec_from_file_location("build_extension", REPO_ROOT / "scripts" / "build_extension.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build_extension = _load_build_extension()
-
-
-@pytest.fixture(scope="module")
-def extension_zip(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("extension")
-    return build_extension.build_extension(work / "dist", stage_dir=work / "stage")
-
-
-def test_staged_extension_validates(tmp_path):
+def test_staged_extension_validates(build_extension, tmp_path):
     staged = build_extension.stage_extension(tmp_path / "stage")
     build_extension.validate_extension(staged)
 
@@ -80,21 +60,7 @@ print("PACKAGING_RESULT:" + json.dumps(result))
 
 
 def _install_in_fresh_blender(zip_path: Path, user_dir: Path, *extra_args: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BLENDER_USER_")}
-    env["BLENDER_USER_RESOURCES"] = str(user_dir)
-    completed = subprocess.run(
-        [sys.executable, "-c", _INSTALL_SCRIPT, str(zip_path), *extra_args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_MARKER)]
-    assert completed.returncode == 0 and lines, (
-        f"Blender subprocess failed (exit {completed.returncode})\n"
-        f"--- stdout ---\n{completed.stdout[-4000:]}\n--- stderr ---\n{completed.stderr[-4000:]}"
-    )
-    return json.loads(lines[-1][len(RESULT_MARKER) :])
+    return run_in_fresh_blender(_INSTALL_SCRIPT, RESULT_MARKER, user_dir, zip_path, *extra_args)
 
 
 @pytest.mark.bpy

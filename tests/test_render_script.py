@@ -293,30 +293,24 @@ def test_render_operators(blender, demo_bundle, tmp_path):
     assert bpy.ops.bcnn.render_still(filepath=str(still), width=64, height=36, samples=2) == {"FINISHED"}
     assert_network_visible(still)
 
+    def render_two_frames(filepath, **options):
+        return bpy.ops.bcnn.render_animation(
+            "EXEC_DEFAULT",
+            filepath=filepath,
+            width=64,
+            height=36,
+            samples=1,
+            use_scene_range=False,
+            frame_start=1,
+            frame_end=2,
+            **options,
+        )
+
     frames = tmp_path / "frames"
-    assert bpy.ops.bcnn.render_animation(
-        "EXEC_DEFAULT",
-        filepath=f"{frames}/",
-        width=64,
-        height=36,
-        samples=1,
-        use_scene_range=False,
-        frame_start=1,
-        frame_end=2,
-    ) == {"FINISHED"}
+    assert render_two_frames(f"{frames}/") == {"FINISHED"}
     assert sorted(p.name for p in frames.iterdir()) == ["frame_0001.png", "frame_0002.png"]
     video = tmp_path / "clip.mp4"
-    assert bpy.ops.bcnn.render_animation(
-        "EXEC_DEFAULT",
-        filepath=str(video),
-        video=True,
-        width=64,
-        height=36,
-        samples=1,
-        use_scene_range=False,
-        frame_start=1,
-        frame_end=2,
-    ) == {"FINISHED"}
+    assert render_two_frames(str(video), video=True) == {"FINISHED"}
     assert video.read_bytes()[4:8] == b"ftyp"
 
     with pytest.raises(RuntimeError, match="comes before the first"):

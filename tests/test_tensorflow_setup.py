@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ui_recorder import ESCAPE, modal_context, modal_driver
+from ui_recorder import ESCAPE, modal_context, modal_driver, run_in_fresh_blender
 
 from blender_cnn.core import jobs, pins
 from blender_cnn.extract import environment
@@ -187,27 +187,11 @@ print("SETUP_RESULT:" + json.dumps(result))
 @pytest.mark.tf
 @pytest.mark.bpy
 @pytest.mark.slow
-def test_install_tensorflow_sets_up_the_extractor_and_import_runs_there(demo_run_dir, tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("build_extension", REPO / "scripts" / "build_extension.py")
-    build_extension = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_extension)
-    zip_path = build_extension.build_extension(tmp_path / "dist", stage_dir=tmp_path / "stage")
-
-    environment_variables = {key: value for key, value in os.environ.items() if not key.startswith("BLENDER_USER_")}
-    environment_variables["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
+def test_install_tensorflow_sets_up_the_extractor_and_import_runs_there(extension_zip, demo_run_dir, tmp_path):
     started = time.perf_counter()
-    completed = subprocess.run(
-        [sys.executable, "-c", _INSTALL_SCRIPT, str(zip_path), str(demo_run_dir)],
-        env=environment_variables,
-        capture_output=True,
-        text=True,
-        timeout=1800,
+    result = run_in_fresh_blender(
+        _INSTALL_SCRIPT, "SETUP_RESULT:", tmp_path / "user", extension_zip, demo_run_dir, timeout=1800
     )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("SETUP_RESULT:")]
-    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
-    result = json.loads(lines[-1].removeprefix("SETUP_RESULT:"))
     print(
         f"\ninstall {result['install_seconds']:.0f} s, import through it {result['import_seconds']:.0f} s, "
         f"whole test process {time.perf_counter() - started:.0f} s"

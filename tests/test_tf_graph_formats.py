@@ -14,6 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from bundle_files import random_samples, small_design, write_samples
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
@@ -33,13 +34,7 @@ TOLERANCE = 1e-5
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    return rng.random((16, 8, 8, 1), dtype=np.float32), rng.integers(0, CLASSES, 16).astype(np.int64)
-
-
-def write_samples(path, inputs, labels, count=4):
-    np.savez(path, inputs=inputs[:count], labels=labels[:count])
-    return path
+    return random_samples(16, (8, 8, 1), CLASSES, label_dtype=np.int64)
 
 
 def assert_close(stored, expected, what):
@@ -121,7 +116,7 @@ def test_tf1_saver_run_of_tf_compat_v1_layers_imports_with_the_sessions_activati
 
     for run in runs:
         assert {"model.ckpt-1.index", "model.ckpt-1.meta", "model.ckpt-2.index", "checkpoint"} <= set(os.listdir(run))
-        write_samples(run / "samples.npz", inputs, labels)
+        write_samples(run / "samples.npz", (inputs, labels))
         bundle = load_bundle(extract(run, tmp_path / f"{run.name}.bcnn.npz", **QUIET))
 
         assert bundle.epochs == [1, 2]  # model.ckpt-N is global step N
@@ -219,7 +214,7 @@ def test_tf1_saver_run_of_tf_nn_operations_and_reference_variables(tmp_path, dat
                 outputs = session.run(tensors, {pixels: pixels_in[:4], keep_prob: 1.0})
                 references.update({(epoch, name): value for name, value in outputs.items()})
             fc_left_out.save(session, str(tmp_path / "partial" / "model.ckpt"), global_step=3)
-    write_samples(run / "samples.npz", pixels_in, labels)
+    write_samples(run / "samples.npz", (pixels_in, labels))
 
     bundle = load_bundle(extract(run, tmp_path / "run.bcnn.npz", **QUIET))
     assert bundle.epochs == [1, 2]
@@ -258,17 +253,7 @@ def test_tf1_saver_run_of_tf_nn_operations_and_reference_variables(tmp_path, dat
     assert not (tmp_path / "partial.bcnn.npz").exists()
 
 
-SMALL_PRESET = {
-    "name": "small",
-    "input_shape": [8, 8, 1],
-    "class_names": ["a", "b", "c"],
-    "layers": [
-        {"type": "Conv2D", "name": "conv", "filters": 2, "kernel_size": 3, "activation": "relu"},
-        {"type": "MaxPooling2D", "name": "pool", "pool_size": 2},
-        {"type": "Flatten", "name": "flatten"},
-        {"type": "Dense", "name": "out", "units": CLASSES, "activation": "softmax"},
-    ],
-}
+SMALL_PRESET = small_design((8, 8, 1))
 
 
 def test_tf1_checkpoint_takes_a_keras_architecture_matched_by_order_and_shape(tmp_path, data):
@@ -287,7 +272,7 @@ def test_tf1_checkpoint_takes_a_keras_architecture_matched_by_order_and_shape(tm
             session.run(tf1.global_variables_initializer())
             tf1.train.Saver().save(session, str(run / "model.ckpt"), global_step=5, write_meta_graph=False)
             expected = session.run(probs, {x: inputs[:4]})
-    write_samples(run / "samples.npz", inputs, labels)
+    write_samples(run / "samples.npz", (inputs, labels))
     preset = tmp_path / "small.json"
     preset.write_text(json.dumps(SMALL_PRESET))
 
@@ -336,7 +321,7 @@ def test_keras_export_imports_with_the_models_own_activations(tmp_path, data):
     model = branchy_model()
     model.fit(inputs, labels, epochs=2, batch_size=8, verbose=0)  # moving statistics away from 0 and 1
     model.export(str(tmp_path / "exported"), verbose=False)
-    samples = write_samples(tmp_path / "samples.npz", inputs, labels)
+    samples = write_samples(tmp_path / "samples.npz", (inputs, labels))
 
     bundle = load_bundle(extract(tmp_path / "exported", samples=samples, **QUIET))
     assert (tmp_path / "exported.bcnn.npz").is_file()  # beside the SavedModel folder, not inside it
@@ -385,7 +370,7 @@ def test_tf_module_saved_model_imports_with_the_modules_own_activations(tmp_path
     inputs, labels = data
     net = TinyNet()
     tf.saved_model.save(net, str(tmp_path / "module"))
-    samples = write_samples(tmp_path / "samples.npz", inputs, labels)
+    samples = write_samples(tmp_path / "samples.npz", (inputs, labels))
 
     bundle = load_bundle(extract(tmp_path / "module", tmp_path / "module.bcnn.npz", samples=samples, **QUIET))
     assert [(layer.name, layer.type) for layer in bundle.layers] == [
@@ -405,8 +390,7 @@ def test_tf_module_saved_model_imports_with_the_modules_own_activations(tmp_path
 
 
 def test_graphs_with_an_operation_no_layer_computes_are_refused_saying_what_to_save(tmp_path, data, capsys):
-    inputs, labels = data
-    samples = write_samples(tmp_path / "samples.npz", inputs, labels)
+    samples = write_samples(tmp_path / "samples.npz", data)
     image = keras.Input((8, 8, 1))
     normed = keras.layers.LayerNormalization(name="norm")(keras.layers.Conv2D(2, 3, name="conv")(image))
     outputs = keras.layers.Dense(CLASSES, name="out")(keras.layers.Flatten(name="flat")(normed))

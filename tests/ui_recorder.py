@@ -1,6 +1,11 @@
 """Stand-ins for Blender's UI in tests: a UILayout that records what a panel or node draws, the panels drawn
-into it, a window for operators' modal loops, and a user's clicks that several test modules share."""
+into it, a window for operators' modal loops, and a user's clicks that several test modules share; and a fresh
+Blender of a user's own, for what only an installed extension does."""
 
+import json
+import os
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
@@ -158,3 +163,26 @@ def run_modal(driver, context, timeout=120):
     while (result := driver.modal(context, TIMER)) == {"PASS_THROUGH"} and time.monotonic() < deadline:
         time.sleep(0.05)
     return result
+
+
+# ---------------------------------------------------------------- a fresh Blender
+
+
+def run_in_fresh_blender(script, marker, user_folder, *args, timeout=600):
+    """Run ``script`` (code that imports bpy) with ``args`` in a new Python whose Blender user folder is
+    ``user_folder`` (none of this process' BLENDER_USER_* settings); the JSON it printed last after ``marker``."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("BLENDER_USER_")}
+    environment["BLENDER_USER_RESOURCES"] = str(user_folder)
+    completed = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(marker)]
+    assert completed.returncode == 0 and lines, (
+        f"Blender subprocess failed (exit {completed.returncode})\n"
+        f"--- stdout ---\n{completed.stdout[-4000:]}\n--- stderr ---\n{completed.stderr[-4000:]}"
+    )
+    return json.loads(lines[-1].removeprefix(marker))

@@ -96,6 +96,7 @@ def _a(name: str, data_type: str, where: str | tuple[str, ...] | dict[str, str],
     return Attribute(name, data_type, tuple(where.items()), description)
 
 
+# fmt: off
 ATTRIBUTES = _declare(
     # The cells: written by core/cells.py, one value per cell.
     _a("layer", INT, (CELLS, DRAWN), "Index of the cell's layer in the bundle (-1 on the legend's quads)"),
@@ -110,12 +111,8 @@ ATTRIBUTES = _declare(
     _a("act_low", FLOAT, CELLS, "Low end of the layer's activation range over all epochs and samples"),
     _a("act_high", FLOAT, CELLS, "High end of the layer's activation range"),
     _a("activation_e{epoch}_s{slot}", FLOAT, CELLS, "Activation at epoch position E of sample slot S"),
-    _a(
-        "winner_cell_e{epoch}_s{slot}",
-        INT,
-        CELLS,
-        "Cell that won the cell's max-pooling window at epoch position E and sample slot S (-1: none)",
-    ),
+    _a("winner_cell_e{epoch}_s{slot}", INT, CELLS,
+       "Cell that won the cell's max-pooling window at epoch position E and sample slot S (-1: none)"),
     _a("importance_row", INT, CELLS, "Row of the importance table the cell reads"),
     # Stored on the cells by the node groups.
     _a("activation", FLOAT, CELLS, "Activation at the Epoch and Sample shown, blended (BCNN Trained Cells)"),
@@ -124,48 +121,24 @@ ATTRIBUTES = _declare(
     _a("cell_scale", FLOAT, CELLS, "How much of the cell is drawn: 0 hidden, 1 whole"),
     _a("cell_tilt", FLOAT, CELLS, "Angle of the cell's row about the wall's horizontal axis (Map Fold)"),
     _a("focus", FLOAT, CELLS, "1 on the cells the focus pixel is computed from (BCNN Receptive Field)"),
-    _a(
-        "importance",
-        FLOAT,
-        {CELLS: POINT, CONNECTIONS: CURVE},
-        "Importance at the Epoch and Class shown, 0..1 (BCNN Importance); on the curves per curve",
-    ),
+    _a("importance", FLOAT, {CELLS: POINT, CONNECTIONS: CURVE},
+       "Importance at the Epoch and Class shown, 0..1 (BCNN Importance); on the curves per curve"),
     _a("importance_class", INT, {CELLS: POINT, CONNECTIONS: CURVE}, "Class the importance shown is for"),
     # The connections: written by core/connections.py, per curve.
     _a("source_cell", INT, {CONNECTIONS: CURVE, DRAWN: POINT}, "Cell a connection (or a drawn link) starts at"),
     _a("target_cell", INT, {CONNECTIONS: CURVE, DRAWN: POINT}, "Cell a connection (or a drawn link) ends at"),
     _a("weight_e{epoch}", FLOAT, {CONNECTIONS: CURVE, KERNELS: POINT}, "Weight at epoch position E"),
-    _a(
-        "weight",
-        FLOAT,
-        {CONNECTIONS: CURVE, KERNELS: POINT, DRAWN: POINT},
-        "Weight at the Epoch shown, blended (BCNN Trained Weights); on the kernel points per point",
-    ),
-    _a(
-        "weight_max",
-        FLOAT,
-        {CONNECTIONS: CURVE, OPERATIONS: POINT},
-        "Largest weight magnitude of the layer, all epochs",
-    ),
+    _a("weight", FLOAT, {CONNECTIONS: CURVE, KERNELS: POINT, DRAWN: POINT},
+       "Weight at the Epoch shown, blended (BCNN Trained Weights); on the kernel points per point"),
+    _a("weight_max", FLOAT, {CONNECTIONS: CURVE, OPERATIONS: POINT},
+       "Largest weight magnitude of the layer, all epochs"),
     _a("bundle_offset", FLOAT_VECTOR, CONNECTIONS, "Lateral offset of a curve point when fully bundled"),
-    _a(
-        "importance_e{epoch}_c{klass}",
-        FLOAT,
-        {IMPORTANCE_TABLE: POINT, CONNECTIONS: CURVE},
-        "Importance for class k at epoch position E; on the curves per curve",
-    ),
-    _a(
-        "importance_e{epoch}_all",
-        FLOAT,
-        {IMPORTANCE_TABLE: POINT, CONNECTIONS: CURVE},
-        "Importance for all classes at epoch position E",
-    ),
-    _a(
-        "importance_top_e{epoch}",
-        INT,
-        {IMPORTANCE_TABLE: POINT, CONNECTIONS: CURVE},
-        "Class the row (or curve) matters most for at epoch position E",
-    ),
+    _a("importance_e{epoch}_c{klass}", FLOAT, {IMPORTANCE_TABLE: POINT, CONNECTIONS: CURVE},
+       "Importance for class k at epoch position E; on the curves per curve"),
+    _a("importance_e{epoch}_all", FLOAT, {IMPORTANCE_TABLE: POINT, CONNECTIONS: CURVE},
+       "Importance for all classes at epoch position E"),
+    _a("importance_top_e{epoch}", INT, {IMPORTANCE_TABLE: POINT, CONNECTIONS: CURVE},
+       "Class the row (or curve) matters most for at epoch position E"),
     # The history: one point per epoch (core/timeline.py).
     _a("epoch", FLOAT, HISTORY, "The epoch's number"),
     _a("loss", FLOAT, HISTORY, "Training loss of the epoch (NaN: unknown)"),
@@ -175,12 +148,8 @@ ATTRIBUTES = _declare(
     # The operations table: one point per layer (core/operations.py's INT_COLUMNS; weight_max above).
     _a("op_kind", INT, OPERATIONS, "What the layer computes (core/operations.py's OP_* kinds)"),
     _a("layer_start", INT, OPERATIONS, "Index of the layer's first cell"),
-    _a(
-        "source_layer",
-        INT,
-        {OPERATIONS: POINT, LINKS: CURVE},
-        "Layer the layer reads; on a graph's link curves, where the link starts",
-    ),
+    _a("source_layer", INT, {OPERATIONS: POINT, LINKS: CURVE},
+       "Layer the layer reads; on a graph's link curves, where the link starts"),
     _a("source_start", INT, OPERATIONS, "First cell of the layer it reads"),
     _a("source_rows", INT, OPERATIONS, "Rows of the maps it reads"),
     _a("source_cols", INT, OPERATIONS, "Columns of the maps it reads"),
@@ -216,12 +185,8 @@ ATTRIBUTES = _declare(
     _a("link_color", FLOAT_VECTOR, {LINKS: CURVE}, "Color of a link, by the merge it feeds"),
     # Stored on what the groups draw; the materials read the colors.
     _a("cell_color", FLOAT_COLOR, DRAWN, "Color of a cell's quad (and the legend's), read by the cell material"),
-    _a(
-        "edge_color",
-        FLOAT_COLOR,
-        {CONNECTIONS: CURVE, LINKS: CURVE, DRAWN: POINT},
-        "Color of a connection or a graph's link (per curve), or a line (per point), read by the edge material",
-    ),
+    _a("edge_color", FLOAT_COLOR, {CONNECTIONS: CURVE, LINKS: CURVE, DRAWN: POINT},
+       "Color of a connection or a graph's link (per curve), or a line (per point), read by the edge material"),
     _a("highlight_color", FLOAT_COLOR, DRAWN, "Color of an overlay, read by the highlight material"),
     _a("overlay", INT, DRAWN, "Which overlay a quad is (nodes/operations.py's OVERLAY_*)"),
     _a("link", INT, DRAWN, "Which kind of line a tube is (nodes/operations.py's LINK_*)"),
@@ -234,6 +199,7 @@ ATTRIBUTES = _declare(
     _a("screen_overlay", INT, DRAWN, "1 on the training overlay's text, which sits at the camera"),
     _a("annotation", INT, {ANNOTATIONS: FACE}, "Which annotation a face belongs to"),
 )
+# fmt: on
 
 # The colors the materials read (Cycles does not find a geometry attribute called plain "color").
 CELL_COLOR, EDGE_COLOR, HIGHLIGHT_COLOR = "cell_color", "edge_color", "highlight_color"

@@ -718,6 +718,25 @@ def validate(
         _check_outputs(manifest, shapes, epoch_count, sample_count, check_array, labels_of, fail)
 
 
+def _entry_list(
+    manifest: Mapping[str, Any], key: str, fields: Mapping[str, type], fail: Callable[[str], NoReturn]
+) -> list[dict[str, Any]]:
+    """The manifest's list ``key`` (version 4), refused unless it is non-empty and every entry is an object whose
+    ``fields`` have their types."""
+    entries = manifest[key]
+    if (
+        not isinstance(entries, list)
+        or not entries
+        or not all(
+            isinstance(entry, dict) and all(isinstance(entry.get(name), kind) for name, kind in fields.items())
+            for entry in entries
+        )
+    ):
+        named = [f"'{name}'" for name in fields]
+        fail(f"manifest '{key}' must be a non-empty list of objects with {', '.join(named[:-1])} and {named[-1]}")
+    return entries
+
+
 def _check_inputs(
     manifest: Mapping[str, Any],
     shapes: Mapping[str, list[int]],
@@ -728,19 +747,7 @@ def _check_inputs(
 ) -> None:
     """The manifest's ``inputs`` (version 4): every input layer once, each with its samples; the first the one
     ``input_shape`` and ``samples.inputs`` describe."""
-    entries = manifest["inputs"]
-    if (
-        not isinstance(entries, list)
-        or not entries
-        or not all(
-            isinstance(entry, dict)
-            and isinstance(entry.get("layer"), str)
-            and isinstance(entry.get("array"), str)
-            and isinstance(entry.get("shape"), list)
-            for entry in entries
-        )
-    ):
-        fail("manifest 'inputs' must be a non-empty list of objects with 'layer', 'shape' and 'array'")
+    entries = _entry_list(manifest, "inputs", {"layer": str, "shape": list, "array": str}, fail)
     names = [entry["layer"] for entry in entries]
     if len(set(names)) != len(names) or set(names) != set(sources):
         fail(
@@ -767,23 +774,9 @@ def _check_outputs(
 ) -> None:
     """The manifest's ``outputs`` (version 4): each head's layer, classes, predictions and labels; the first the
     one ``class_names`` and the samples' ``predictions`` and ``labels`` describe."""
-    entries = manifest["outputs"]
-    if (
-        not isinstance(entries, list)
-        or not entries
-        or not all(
-            isinstance(entry, dict)
-            and isinstance(entry.get("layer"), str)
-            and isinstance(entry.get("class_names"), list)
-            and isinstance(entry.get("predictions"), str)
-            and isinstance(entry.get("labels"), str)
-            for entry in entries
-        )
-    ):
-        fail(
-            "manifest 'outputs' must be a non-empty list of objects with 'layer', 'class_names', 'predictions' "
-            "and 'labels'"
-        )
+    entries = _entry_list(
+        manifest, "outputs", {"layer": str, "class_names": list, "predictions": str, "labels": str}, fail
+    )
     names = [entry["layer"] for entry in entries]
     if len(set(names)) != len(names):
         fail(f"manifest 'outputs' names a layer twice: {', '.join(names)}")

@@ -89,19 +89,10 @@ def layer_cells(bundle: Bundle, shown: Mapping[str, int] | None = None) -> list[
 
 
 # The per-cell attributes ``cell_arrays`` writes, at their types in ``core/attributes.py``.
-CELL_COLUMNS = (
-    "layer",
-    "channel",
-    "row",
-    "col",
-    "map_rows",
-    "map_cols",
-    "channels",
-    "is_neuron",
-    "is_summary",
-    "act_low",
-    "act_high",
-)
+# fmt: off
+CELL_COLUMNS = ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels", "is_neuron", "is_summary",
+                "act_low", "act_high")
+# fmt: on
 
 
 def cell_arrays(

@@ -217,11 +217,11 @@ def _weighted(
     return Inspection(
         kind=kind,
         terms=terms,
-        pointwise=pointwise,
         bias=bias,
         total=total,
         activation=activation,
         value=float(activate(layer, activation, totals)[index]),
+        pointwise=pointwise,
         **common,
     )
 

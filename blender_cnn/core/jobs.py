@@ -30,6 +30,7 @@ never leaves a half-written file.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -169,6 +170,14 @@ def module_command(module: str, *arguments: str | os.PathLike[str]) -> list[str]
 def design_input(design: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """The work folder's input files for a CLI that reads a design: ``DESIGN_FILE`` with ``design``."""
     return ((DESIGN_FILE, json.dumps(design, indent=1)),)
+
+
+def design_cli(module: str, description: str, output: str, output_help: str) -> argparse.ArgumentParser:
+    """The parser of a CLI that reads a design and writes ``output``: ``python -m blender_cnn.MODULE DESIGN OUTPUT``."""
+    parser = argparse.ArgumentParser(prog=f"python -m blender_cnn.{module}", description=description)
+    parser.add_argument("design", metavar="DESIGN", help="a design or preset JSON file")
+    parser.add_argument(output, metavar=output.upper(), help=output_help)
+    return parser
 
 
 def parse_progress(line: str) -> str | None:
@@ -356,17 +365,8 @@ class SubprocessJob(Job):
                     handle.write(text)
             # The work folder as cwd: the CLI finds its inputs there, and "python -m" puts the cwd first on
             # sys.path, where stray files elsewhere would shadow modules.
-            self.process = subprocess.Popen(
-                self.command,
-                cwd=self.work_dir,
-                env=child_environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                **_no_console_window(),
+            self.process = start_text_process(
+                self.command, cwd=self.work_dir, env=child_environment(), stderr=subprocess.PIPE, **_no_console_window()
             )
         except OSError as error:
             shutil.rmtree(self.work_dir, ignore_errors=True)
@@ -503,6 +503,20 @@ def start_job(task: Task, python_path: str | os.PathLike[str] = "", in_process: 
         raise no_tensorflow_error()
     check_external_python(python_path)
     return SubprocessJob(task, python_path)
+
+
+def start_text_process(command: Sequence[str], **options: Any) -> subprocess.Popen[str]:
+    """Start ``command`` with no input and its output read as lines of UTF-8 text (undecodable bytes replaced);
+    ``options`` are Popen's others (``stderr``, ``env``...)."""
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        **options,
+    )
 
 
 def _no_console_window() -> dict[str, Any]:

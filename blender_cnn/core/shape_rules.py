@@ -148,85 +148,61 @@ def _conv_common(s: Settings, shape: Shape) -> tuple[list[int], list[int], list[
     return kernel, strides, dilation, padding
 
 
-def _conv_shape(
-    s: Settings, shape: Shape, name: str = "kernel"
-) -> tuple[list[int], list[int], list[int], str, int, int]:
+def _conv_shape(s: Settings, shape: Shape, name: str = "kernel") -> tuple[list[int], int, int, dict[str, Any]]:
+    """The kernel, the output's rows and columns, and the window's part of the config (Keras' order)."""
     kernel, strides, dilation, padding = _conv_common(s, shape)
     extents = _check_window(name, kernel, dilation, shape, padding)
     rows, cols = (_window(shape[a], extents[a], strides[a], padding) for a in (0, 1))
-    return kernel, strides, dilation, padding, rows, cols
+    window = {
+        "kernel_size": kernel,
+        "strides": strides,
+        "padding": padding,
+        "data_format": "channels_last",
+        "dilation_rate": dilation,
+    }
+    return kernel, rows, cols, window
+
+
+def _convolution(s: Settings, output: Shape, weights: dict[str, Shape], config: dict[str, Any]) -> RuleResult:
+    """A convolution's result: a bias per output channel unless ``use_bias`` is false, and the config ending
+    in the activation and use_bias."""
+    use_bias = s.boolean("use_bias", True)
+    if use_bias:
+        weights["bias"] = (output[-1],)
+    config.update(activation=s.activation(), use_bias=use_bias)
+    return output, _count(weights), config, weights
 
 
 def conv2d(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     filters = s.positive("filters")
     groups = s.positive("groups", 1)
-    kernel, strides, dilation, padding, rows, cols = _conv_shape(s, shape)
+    kernel, rows, cols, window = _conv_shape(s, shape)
     channels = shape[2]
     if channels % groups or filters % groups:
         raise LayerProblem(
             f"groups {groups} must divide both the input's {channels} channels and the {filters} filters"
         )
-    use_bias = s.boolean("use_bias", True)
     weights: dict[str, Shape] = {"kernel": (*kernel, channels // groups, filters)}
-    if use_bias:
-        weights["bias"] = (filters,)
-    config = {
-        "filters": filters,
-        "kernel_size": kernel,
-        "strides": strides,
-        "padding": padding,
-        "data_format": "channels_last",
-        "dilation_rate": dilation,
-        "groups": groups,
-        "activation": s.activation(),
-        "use_bias": use_bias,
-    }
-    return (rows, cols, filters), _count(weights), config, weights
+    return _convolution(s, (rows, cols, filters), weights, {"filters": filters, **window, "groups": groups})
 
 
 def depthwise_conv2d(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     multiplier = s.positive("depth_multiplier", 1)
-    kernel, strides, dilation, padding, rows, cols = _conv_shape(s, shape)
-    use_bias = s.boolean("use_bias", True)
+    kernel, rows, cols, window = _conv_shape(s, shape)
     weights: dict[str, Shape] = {"kernel": (*kernel, shape[2], multiplier)}
-    if use_bias:
-        weights["bias"] = (shape[2] * multiplier,)
-    config = {
-        "kernel_size": kernel,
-        "strides": strides,
-        "padding": padding,
-        "data_format": "channels_last",
-        "dilation_rate": dilation,
-        "depth_multiplier": multiplier,
-        "activation": s.activation(),
-        "use_bias": use_bias,
-    }
-    return (rows, cols, shape[2] * multiplier), _count(weights), config, weights
+    return _convolution(s, (rows, cols, shape[2] * multiplier), weights, {**window, "depth_multiplier": multiplier})
 
 
 def separable_conv2d(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
     filters = s.positive("filters")
     multiplier = s.positive("depth_multiplier", 1)
-    kernel, strides, dilation, padding, rows, cols = _conv_shape(s, shape)
-    use_bias = s.boolean("use_bias", True)
+    kernel, rows, cols, window = _conv_shape(s, shape)
     weights: dict[str, Shape] = {
         "depthwise_kernel": (*kernel, shape[2], multiplier),
         "pointwise_kernel": (1, 1, shape[2] * multiplier, filters),
     }
-    if use_bias:
-        weights["bias"] = (filters,)
-    config = {
-        "filters": filters,
-        "kernel_size": kernel,
-        "strides": strides,
-        "padding": padding,
-        "data_format": "channels_last",
-        "dilation_rate": dilation,
-        "depth_multiplier": multiplier,
-        "activation": s.activation(),
-        "use_bias": use_bias,
-    }
-    return (rows, cols, filters), _count(weights), config, weights
+    config = {"filters": filters, **window, "depth_multiplier": multiplier}
+    return _convolution(s, (rows, cols, filters), weights, config)
 
 
 def conv2d_transpose(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:
@@ -248,10 +224,7 @@ def conv2d_transpose(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleRe
             sizes.append((size - 1) * stride + extent + (max(extent, stride) - extent if extra is None else extra))
         else:
             sizes.append(size * stride if extra is None else (size - 1) * stride + extent % 2 + extra)
-    use_bias = s.boolean("use_bias", True)
     weights: dict[str, Shape] = {"kernel": (*kernel, filters, shape[2])}
-    if use_bias:
-        weights["bias"] = (filters,)
     config = {
         "filters": filters,
         "kernel_size": kernel,
@@ -260,10 +233,8 @@ def conv2d_transpose(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleRe
         "output_padding": output_padding,
         "data_format": "channels_last",
         "dilation_rate": dilation,
-        "activation": s.activation(),
-        "use_bias": use_bias,
     }
-    return (*sizes, filters), _count(weights), config, weights
+    return _convolution(s, (*sizes, filters), weights, config)
 
 
 def pooling(s: Settings, shape: Shape, _names: Sequence[str]) -> RuleResult:

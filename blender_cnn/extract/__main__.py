@@ -23,15 +23,16 @@ def main(argv=None):
     parser.add_argument(
         "source",
         metavar="SOURCE",
-        help="a .keras, .h5 or .weights.h5 file, a TensorFlow checkpoint (ckpt-N.index), "
-        "or a folder of per-epoch checkpoints (e.g. one written by scripts/train.py)",
+        help="a .keras, .h5 or .weights.h5 file, a TensorFlow or TF1 checkpoint (.index), a SavedModel folder, "
+        "or a folder of per-epoch checkpoints (e.g. one written by scripts/train.py); docs/importing.md lists "
+        "every format",
     )
     parser.add_argument("--out", metavar="FILE", help="bundle to write (default: <name>.bcnn.npz beside SOURCE)")
     parser.add_argument(
         "--architecture",
         metavar="FILE",
-        help="the network for weights-only files and TensorFlow checkpoints: a .keras or .h5 "
-        "model, a model.to_json() file or a preset",
+        help="the network for weights-only files and checkpoints: a .keras or .h5 model, a Keras 2 SavedModel "
+        "folder, a model.to_json() file or a preset",
     )
     parser.add_argument(
         "--samples",

@@ -204,16 +204,8 @@ def _run(command, on_line):
     if blocked:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            env=environment,
-            start_new_session=os.name == "posix",
+        process = jobs.start_text_process(
+            command, stderr=subprocess.STDOUT, env=environment, start_new_session=os.name == "posix"
         )
         _running.append(process)
     finally:

@@ -17,7 +17,6 @@ TensorFlow, else in another one through this module's CLI)::
     python -m blender_cnn.extract.export DESIGN.json OUT.keras [--seed N | --keras-initial-weights]
 """
 
-import argparse
 import os
 import sys
 
@@ -111,13 +110,12 @@ def start_export(design, path, seed=0, python_path="", in_process=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m blender_cnn.extract.export",
-        description="Save a design or preset (JSON) as a Keras model file (.keras) that loads in safe mode. "
-        "See docs/designing.md.",
+    parser = jobs.design_cli(
+        "extract.export",
+        "Save a design or preset (JSON) as a Keras model file (.keras) that loads in safe mode. See docs/designing.md.",
+        "out",
+        "the Keras model file to write (.keras)",
     )
-    parser.add_argument("design", metavar="DESIGN", help="a design or preset JSON file")
-    parser.add_argument("out", metavar="OUT", help="the Keras model file to write (.keras)")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument(
         "--seed",

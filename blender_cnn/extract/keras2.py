@@ -43,21 +43,17 @@ TF_OPERATION_LAYERS = ("TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer")
 # The TensorFlow functions a TFOpLambda may call that are rebuilt, as the keras.ops operation computing the same
 # (module, class, how many arguments). Arithmetic on Keras tensors (x + 3.0, x * y) records the first four.
 # Only these are loaded: tf_keras looks a TFOpLambda's function up by the name in the file.
+# fmt: off
 TF_OPERATIONS = {
-    "__operators__.add": ("keras.src.ops.numpy", "Add", 2),
-    "math.add": ("keras.src.ops.numpy", "Add", 2),
-    "math.subtract": ("keras.src.ops.numpy", "Subtract", 2),
-    "math.multiply": ("keras.src.ops.numpy", "Multiply", 2),
-    "math.truediv": ("keras.src.ops.numpy", "TrueDivide", 2),
-    "math.maximum": ("keras.src.ops.numpy", "Maximum", 2),
+    "__operators__.add": ("keras.src.ops.numpy", "Add", 2), "math.add": ("keras.src.ops.numpy", "Add", 2),
+    "math.subtract": ("keras.src.ops.numpy", "Subtract", 2), "math.multiply": ("keras.src.ops.numpy", "Multiply", 2),
+    "math.truediv": ("keras.src.ops.numpy", "TrueDivide", 2), "math.maximum": ("keras.src.ops.numpy", "Maximum", 2),
     "math.minimum": ("keras.src.ops.numpy", "Minimum", 2),
-    "nn.relu": ("keras.src.ops.nn", "Relu", 1),
-    "nn.relu6": ("keras.src.ops.nn", "Relu6", 1),
-    "math.sigmoid": ("keras.src.ops.nn", "Sigmoid", 1),
-    "nn.sigmoid": ("keras.src.ops.nn", "Sigmoid", 1),
-    "math.tanh": ("keras.src.ops.numpy", "Tanh", 1),
-    "nn.silu": ("keras.src.ops.nn", "Silu", 1),
+    "nn.relu": ("keras.src.ops.nn", "Relu", 1), "nn.relu6": ("keras.src.ops.nn", "Relu6", 1),
+    "math.sigmoid": ("keras.src.ops.nn", "Sigmoid", 1), "nn.sigmoid": ("keras.src.ops.nn", "Sigmoid", 1),
+    "math.tanh": ("keras.src.ops.numpy", "Tanh", 1), "nn.silu": ("keras.src.ops.nn", "Silu", 1),
 }
+# fmt: on
 CONSTANT_ARGUMENT = "_CONSTANT_VALUE"  # how Keras 2 writes a constant first argument (3.0 - x)
 # Settings Keras 2 layers store that say how a layer was made, trained or run, not what it computes in inference.
 INFERENCE_IRRELEVANT = {
@@ -657,7 +653,7 @@ def restore_weights(model, path, architecture_path):
     """
     import tensorflow as tf
 
-    from .tf_checkpoints import INDEX_SUFFIX, SHAPE_ERROR
+    from .tf_checkpoints import INDEX_SUFFIX, shape_mismatch
 
     variables = [variable for variable in model.weights if variable.dtype.is_floating]
     for variable in variables:
@@ -680,14 +676,7 @@ def restore_weights(model, path, architecture_path):
                     if not untouched():
                         break
     except (ValueError, AssertionError, tf.errors.OpError) as error:  # a stored variable of another shape, mostly
-        detail = SHAPE_ERROR.search(str(error))
-        reason = (
-            f"variable {detail.group(3)} has shape {detail.group(2)} in the network but {detail.group(1)} "
-            "in the checkpoint"
-            if detail
-            else _short(error)
-        )
-        raise BlenderCNNError(path, f"{fit_hint}: {reason}") from None
+        raise BlenderCNNError(path, f"{fit_hint}: {shape_mismatch(error) or _short(error)}") from None
     missing = [variable.name.removesuffix(":0") for variable in untouched()]
     if missing:
         shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")

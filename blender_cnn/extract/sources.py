@@ -48,7 +48,10 @@ TF_CHECKPOINT = "tf"  # tf.train.Checkpoint
 KIND_PREFERENCE = (FULL_MODEL, WEIGHTS, TF_CHECKPOINT, TF1_CHECKPOINT, SAVED_MODEL)  # the last two: tf_graphs.py
 NUMBER = re.compile(r"\d+")
 EPOCH_IN_NAME = re.compile(r"(?:epoch|ep|ckpt|checkpoint)[_\-.]?(\d+)", re.IGNORECASE)
-SOURCE_HINT = "point at a .keras, .h5 or .weights.h5 file, a TensorFlow checkpoint (ckpt-N.index) or a folder of them"
+SOURCE_HINT = (
+    "point at a .keras, .h5 or .weights.h5 file, a TensorFlow or TF1 checkpoint (.index), a SavedModel folder "
+    "or a folder of them (docs/importing.md lists every format)"
+)
 
 
 @dataclass
@@ -94,8 +97,7 @@ def find_source(source, architecture=None, allow_unsafe=False):
         if not candidates:
             raise BlenderCNNError(
                 source,
-                "holds no checkpoints (.keras, .h5, .weights.h5 or ckpt-N.index); "
-                "train one with scripts/train.py or " + SOURCE_HINT,
+                "holds no checkpoints or saved models; train one with scripts/train.py or " + SOURCE_HINT,
             )
         group, ignored = _pick_group(candidates)
         if ignored:

@@ -29,6 +29,16 @@ SHAPE_ERROR = re.compile(
 )
 
 
+def shape_mismatch(error):
+    """What TensorFlow's ``error`` says when a stored variable's shape is not the network's; None for another error."""
+    detail = SHAPE_ERROR.search(str(error))
+    if detail is None:
+        return None
+    return (
+        f"variable {detail.group(3)} has shape {detail.group(2)} in the network but {detail.group(1)} in the checkpoint"
+    )
+
+
 def checkpoint_prefix(path):
     """``ckpt-3`` for ``ckpt-3``, ``ckpt-3.index`` or ``ckpt-3.data-00000-of-00001``; None if not a checkpoint."""
     path = os.fspath(path)
@@ -95,14 +105,9 @@ class CheckpointRestorer:
         try:
             tf.train.Checkpoint(**{root: self.model}).read(prefix).expect_partial()
         except (ValueError, tf.errors.OpError) as error:  # a stored variable of another shape
-            detail = SHAPE_ERROR.search(str(error))
-            reason = (
-                f"variable {detail.group(3)} has shape {detail.group(2)} in the network but {detail.group(1)} "
-                "in the checkpoint"
-                if detail
-                else first_line(error)
-            )
-            raise BlenderCNNError(prefix, f"does not fit the network: {reason}") from None
+            raise BlenderCNNError(
+                prefix, f"does not fit the network: {shape_mismatch(error) or first_line(error)}"
+            ) from None
         return [
             self.names.get(id(variable), variable.path)
             for variable in self.variables

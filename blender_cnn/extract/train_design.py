@@ -12,7 +12,6 @@ the two, which ``core.jobs`` jobs show as progress.
 folder: it appears, bundle and all, only when both stages are done.
 """
 
-import argparse
 import os
 import sys
 
@@ -121,13 +120,13 @@ def with_absolute_dataset(design, base_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m blender_cnn.extract.train_design",
-        description="Train a design or preset (JSON) and write its run folder and the bundle of every epoch "
+    parser = jobs.design_cli(
+        "extract.train_design",
+        "Train a design or preset (JSON) and write its run folder and the bundle of every epoch "
         "(RUN_DIR/<RUN_DIR name>.bcnn.npz). See docs/designing.md.",
+        "run_dir",
+        "the run folder to write",
     )
-    parser.add_argument("design", metavar="DESIGN", help="a design or preset JSON file")
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder to write")
     parser.add_argument("--epochs", type=int, help="epochs to train (default: the design's training.epochs)")
     parser.add_argument(
         "--images",

@@ -432,16 +432,25 @@ def text_mesh(b, text, size, align_x, align_y, anchor, material, facing=FACE_NET
     return b.set_material(b.transform(b.realize(glyphs), rotation=facing, translation=anchor), material)
 
 
+def _label_sockets(b, description, anchor, size, gap, gap_default):
+    """A label group's sockets: the Cells, the ``anchor`` index ("Layer", "Cell") it is placed by, the Text, its Size,
+    the ``gap`` ("Margin", "Offset") from the anchor and the Material; the output Mesh. Returns the inputs."""
+    b.tree.description = description
+    inputs = (
+        b.add_input("Cells", "GEOMETRY"),
+        b.add_input(anchor, "INT", 0, 0),
+        b.add_input("Text", "STRING"),
+        b.add_input("Size", "FLOAT", size, 0.0),
+        b.add_input(gap, "FLOAT", gap_default, 0.0),
+        b.add_input("Material", "MATERIAL"),
+    )
+    b.add_output("Mesh", "GEOMETRY")
+    return inputs
+
+
 def _build_layer_label(b):
     """A layer's name and shape, centred under its cells wherever the layout put them."""
-    b.tree.description = "Text under one layer"
-    cells = b.add_input("Cells", "GEOMETRY")
-    layer = b.add_input("Layer", "INT", 0, 0)
-    text = b.add_input("Text", "STRING")
-    size = b.add_input("Size", "FLOAT", 2.0, 0.0)
-    margin = b.add_input("Margin", "FLOAT", 1.5, 0.0)
-    material = b.add_input("Material", "MATERIAL")
-    b.add_output("Mesh", "GEOMETRY")
+    cells, layer, text, size, margin, material = _label_sockets(b, "Text under one layer", "Layer", 2.0, "Margin", 1.5)
 
     with b.frame("Under the layer's cells: their centre, below the lowest"):
         stats = b.statistic(cells, b.position(), b.compare(b.attribute("layer"), "==", layer), "FLOAT_VECTOR")
@@ -452,14 +461,7 @@ def _build_layer_label(b):
 
 def _build_neuron_label(b):
     """Text beside one cell (a class name beside its output neuron); Size and Offset are in cell pitches."""
-    b.tree.description = "Text beside one cell"
-    cells = b.add_input("Cells", "GEOMETRY")
-    cell = b.add_input("Cell", "INT", 0, 0)
-    text = b.add_input("Text", "STRING")
-    size = b.add_input("Size", "FLOAT", 0.8, 0.0)
-    offset = b.add_input("Offset", "FLOAT", 0.8, 0.0)
-    material = b.add_input("Material", "MATERIAL")
-    b.add_output("Mesh", "GEOMETRY")
+    cells, cell, text, size, offset, material = _label_sockets(b, "Text beside one cell", "Cell", 0.8, "Offset", 0.8)
 
     with b.frame("Beside the cell, in its pitch"):
         centre = b.sample_index(cells, b.position(), cell)

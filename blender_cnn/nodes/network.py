@@ -252,12 +252,9 @@ def build_network_tree(
             groups.ensure_cell_layout(),
             {
                 "Geometry": trained,
-                "Layer Spacing": settings["Layer Spacing"],
-                "Map Gap": settings["Map Gap"],
-                "Cell Size": settings["Cell Size"],
-                "Neuron Scale": settings["Neuron Scale"],
-                "Line Direction": settings["Line Direction"],
-                "Fold to Max": settings["Fold to Max"],
+                **_same_named(
+                    settings, "Layer Spacing", "Map Gap", "Cell Size", "Neuron Scale", "Line Direction", "Fold to Max"
+                ),
                 **per_layer,
                 **({"Layer Table": placed_table} if placed_table is not None else {}),
             },
@@ -267,14 +264,18 @@ def build_network_tree(
                 b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend, output_heads
             )
     with b.frame("Cells and connections drawn"):
+        # The activation colors, which the cells and the legend share.
+        activation_colors = {
+            "Colormap": settings["Activation Colormap"],
+            "Across Network": settings["Normalize Across Network"],
+        }
         parts = [
             b.group(
                 groups.ensure_feature_maps(),
                 {
                     "Cells": placed,
                     "Cell Gap": settings["Cell Gap"],
-                    "Colormap": settings["Activation Colormap"],
-                    "Across Network": settings["Normalize Across Network"],
+                    **activation_colors,
                     **importance_settings,
                     "Material": material_inputs["cell"],
                 },
@@ -298,12 +299,10 @@ def build_network_tree(
             {
                 "Curves": trained_connections,
                 "Cells": placed,
-                "Edge Radius": settings["Edge Radius"],
                 "Colormap": settings["Weight Colormap"],
-                "Bundling Strength": settings["Bundling Strength"],
-                "Cell Size": settings["Cell Size"],
-                "Highlight Neuron": settings["Highlight Neuron"],
-                "Dimmed Brightness": settings["Dimmed Brightness"],
+                **_same_named(
+                    settings, "Edge Radius", "Bundling Strength", "Cell Size", "Highlight Neuron", "Dimmed Brightness"
+                ),
                 **importance_settings,
                 "Material": material_inputs["edge"],
             },
@@ -315,8 +314,7 @@ def build_network_tree(
             groups.ensure_legend(),
             {
                 "Cells": placed,
-                "Colormap": settings["Activation Colormap"],
-                "Across Network": settings["Normalize Across Network"],
+                **activation_colors,
                 "Size": settings["Label Size"],
                 # A unit's label under the input (its rescaling and normalization named) runs wider than a layer's.
                 "Drop": 6.5 if graph is None or graph.plan.graph.detailed else 8.5,
@@ -471,6 +469,11 @@ def _unit_labels(b, plan, table, settings, margin, material, notes, layers):
     }
     blocks = {index: text for index, text in plan.block_labels.items() if index in shown}
     return add_graph_labels(b, table, texts, blocks, settings["Label Size"], settings["Cell Size"], margin, material)
+
+
+def _same_named(settings, *names):
+    """The network's inputs ``names`` for a group's inputs of the same names."""
+    return {name: settings[name] for name in names}
 
 
 def _only_when(b, condition, plain, extended):

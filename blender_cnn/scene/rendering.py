@@ -69,19 +69,20 @@ def render_animation(
 
 class AnimationRender:
     """A frame-by-frame render in steps: ``start()``, ``step()`` until ``done``, then ``finish()``
-    (or ``cancel()``). The modal operator renders one step per timer event."""
+    (or ``cancel()``). The modal operator renders one step per timer event. It takes
+    every argument of ``render_animation`` but ``progress``, with no defaults."""
 
     def __init__(
         self,
         output: str | os.PathLike[str],
-        scene: bpy.types.Scene | None = None,
-        engine: str = "CYCLES",
-        width: int = 1280,
-        height: int = 720,
-        samples: int = 32,
-        frame_start: int | None = None,
-        frame_end: int | None = None,
-        video: bool = False,
+        scene: bpy.types.Scene | None,
+        engine: str,
+        width: int,
+        height: int,
+        samples: int,
+        frame_start: int | None,
+        frame_end: int | None,
+        video: bool,
     ) -> None:
         scene = scene or bpy.context.scene
         assert scene is not None  # the stubs allow a context without a scene

@@ -88,13 +88,7 @@ def camera_projection(camera: bpy.types.Object, scene: bpy.types.Scene | None = 
     return square @ projection @ camera.matrix_world.inverted()
 
 
-def configure_render(
-    scene: bpy.types.Scene | None = None,
-    engine: str = "CYCLES",
-    width: int = 1280,
-    height: int = 720,
-    samples: int = 32,
-) -> None:
+def configure_render(scene: bpy.types.Scene | None, engine: str, width: int, height: int, samples: int) -> None:
     scene = scene or bpy.context.scene
     assert scene is not None  # the stubs allow a context without a scene
     render = scene.render

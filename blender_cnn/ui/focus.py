@@ -40,10 +40,7 @@ class BCNN_OT_focus_selected_cell(AtCursor, bpy.types.Operator):
 
     bl_idname = "bcnn.focus_selected_cell"
     bl_label = "Focus Cell at Cursor"
-
-    @staticmethod
-    def pick(network, location):
-        return focus_nearest_cell(network, location)
+    pick = staticmethod(focus_nearest_cell)
 
     @staticmethod
     def describe(picked):
@@ -57,10 +54,7 @@ class BCNN_OT_inspect_cell(AtCursor, bpy.types.Operator):
 
     bl_idname = "bcnn.inspect_cell"
     bl_label = "Inspect Cell at Cursor"
-
-    @staticmethod
-    def pick(network, location):
-        return inspect_nearest_cell(network, location)
+    pick = staticmethod(inspect_nearest_cell)
 
     @staticmethod
     def describe(inspection):

@@ -57,8 +57,15 @@ def scene_network(context):
     return next((obj for obj in context.scene.objects if is_network(obj)), None)
 
 
+def _output_property(default, description):
+    """A render operator's output path ('//' is the .blend's folder)."""
+    return StringProperty(name="Output", subtype="FILE_PATH", default=default, description=description)
+
+
 class _RenderSettings:
-    """Properties shared by both render operators."""
+    """What both render operators share: undo, the render's properties, the poll and the dialog."""
+
+    bl_options = {"UNDO"}
 
     engine: EnumProperty(name="Engine", items=ENGINE_ITEMS, default="CYCLES")
     width: IntProperty(name="Width", default=1280, min=4, max=16384, subtype="PIXEL")
@@ -85,14 +92,8 @@ class BCNN_OT_render_still(_RenderSettings, bpy.types.Operator):
 
     bl_idname = "bcnn.render_still"
     bl_label = "Render Still"
-    bl_options = {"UNDO"}
 
-    filepath: StringProperty(
-        name="Output",
-        subtype="FILE_PATH",
-        default="//render.png",
-        description="The PNG to write ('//' is the .blend's folder)",
-    )
+    filepath: _output_property("//render.png", "The PNG to write ('//' is the .blend's folder)")
 
     def execute(self, context):
         path = output_path(self.filepath, "render.png")
@@ -114,14 +115,8 @@ class BCNN_OT_render_animation(_RenderSettings, bpy.types.Operator):
 
     bl_idname = "bcnn.render_animation"
     bl_label = "Render Animation"
-    bl_options = {"UNDO"}
 
-    filepath: StringProperty(
-        name="Output",
-        subtype="FILE_PATH",
-        default="//render/",
-        description="A folder or a file-name prefix for the frames; the MP4 file for a video",
-    )
+    filepath: _output_property("//render/", "A folder or a file-name prefix for the frames; the MP4 file for a video")
     video: BoolProperty(
         name="Video (MP4)", default=False, description="Encode the frames into one MP4 (H.264) with Blender's FFmpeg"
     )
