@@ -228,7 +228,7 @@ def external_python(monkeypatch):
     from blender_cnn.core import jobs
     from blender_cnn.ui import preferences
 
-    monkeypatch.setattr(jobs, "tensorflow_in_this_python", lambda: False)
+    monkeypatch.setattr(jobs, "modules_in_this_python", lambda _modules: False)
     monkeypatch.setattr(preferences, "python_with_tensorflow", lambda _context: sys.executable)
 
 

@@ -16,7 +16,7 @@ tf = pytest.importorskip("tensorflow")
 from blender_cnn.core.bundle import load_bundle  # noqa: E402
 from blender_cnn.core.errors import BlenderCNNError  # noqa: E402
 from blender_cnn.extract import __main__ as extract_cli  # noqa: E402
-from blender_cnn.extract import keras_bundle  # noqa: E402
+from blender_cnn.extract import bundle_writing, keras_bundle  # noqa: E402
 
 pytestmark = [
     pytest.mark.tf,
@@ -76,12 +76,12 @@ def keras_outputs(checkpoint, inputs):
 @pytest.fixture(scope="module")
 def streamed(run_dir):
     """The run extracted with a batch budget so small that every layer is written in several batches."""
-    original = keras_bundle.ACTIVATION_BATCH_BYTES
-    keras_bundle.ACTIVATION_BATCH_BYTES = 3 * 12 * 12 * 3 * 4 * 3  # about 3 samples of every layer per batch
+    original = bundle_writing.ACTIVATION_BATCH_BYTES
+    bundle_writing.ACTIVATION_BATCH_BYTES = 3 * 12 * 12 * 3 * 4 * 3  # about 3 samples of every layer per batch
     try:
         path = keras_bundle.extract(run_dir, run_dir / "small.bcnn.npz", log=quiet)
     finally:
-        keras_bundle.ACTIVATION_BATCH_BYTES = original
+        bundle_writing.ACTIVATION_BATCH_BYTES = original
     return load_bundle(path)
 
 

@@ -260,7 +260,7 @@ def test_operator_runs_the_external_python_when_blender_has_no_tensorflow(
 ):
     from blender_cnn.ui import preferences
 
-    monkeypatch.setattr(jobs, "tensorflow_in_this_python", lambda: False)
+    monkeypatch.setattr(jobs, "modules_in_this_python", lambda _modules: False)
     monkeypatch.setattr(preferences, "python_with_tensorflow", lambda _context: "")
     missing = "TensorFlow is not importable in Blender's Python. Set 'Python with TensorFlow'"
     with pytest.raises(RuntimeError, match=missing):
@@ -305,7 +305,7 @@ def test_the_modal_loop_shows_progress_builds_and_cancels_with_esc(demo_run_dir,
     context = modal_context()
     driver._start_modal(context)
     assert driver.modal(context, ESCAPE) == {"CANCELLED"}
-    assert driver.reports[-1] == ({"WARNING"}, "Import TensorFlow Checkpoint cancelled; the scene is unchanged")
+    assert driver.reports[-1] == ({"WARNING"}, "Import Network Checkpoint cancelled; the scene is unchanged")
     job.join(timeout=60)
     assert leftovers(tmp_path / "cancelled") == []
 
@@ -319,7 +319,7 @@ import bpy
 zip_path, demo_run_dir = sys.argv[1:3]
 package = "bl_ext.user_default.blender_cnn"
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-sys.modules[package + ".core.jobs"].tensorflow_in_this_python = lambda: False
+sys.modules[package + ".core.jobs"].modules_in_this_python = lambda _modules: False
 bpy.context.preferences.addons[package].preferences.python_path = sys.executable
 result = {"import": sorted(bpy.ops.bcnn.import_checkpoint(directory=demo_run_dir)),
           "bundle": bpy.context.view_layer.objects.active["blender_cnn_bundle"],

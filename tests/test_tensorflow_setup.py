@@ -40,7 +40,9 @@ def pins_of(path):
 def test_the_installed_versions_are_the_requirements_files_pins():
     requirements, no_deps = pins.extractor_requirements(platform="linux")
     pinned = pins_of(REPO / "requirements.txt")
-    assert requirements == [pinned[name] for name in ("tensorflow-cpu", "keras", "h5py", "numpy")]
+    assert requirements == [
+        pinned[name] for name in ("tensorflow-cpu", "keras", "h5py", "numpy", "onnx", "onnxruntime")
+    ]
     assert no_deps == list(pins_of(REPO / "requirements-no-deps.txt").values())
     assert "tf-keras" not in pinned, "tf-keras goes with --no-deps only (its metadata asks for tensorflow)"
     assert jobs.TENSORFLOW_REQUIREMENT == pinned["tensorflow-cpu"]
@@ -160,7 +162,7 @@ zip_path, demo_run_dir = sys.argv[1:3]
 package = "bl_ext.user_default.blender_cnn"
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
 jobs = sys.modules[package + ".core.jobs"]
-jobs.tensorflow_in_this_python = lambda: False
+jobs.modules_in_this_python = lambda _modules: False
 bpy.context.preferences.system.use_online_access = True  # as the user allows it; the install needs it
 preferences = bpy.context.preferences.addons[package].preferences
 result = {"python_before": preferences.python_path}
@@ -216,7 +218,9 @@ def test_install_tensorflow_sets_up_the_extractor_and_import_runs_there(extensio
     )
     listed = {re.sub(r"[-_.]+", "-", entry["name"]).lower(): entry["version"] for entry in listed}
     assert "tensorflow" not in listed
-    assert [f"{name}=={listed[name]}" for name in ("tensorflow-cpu", "keras", "h5py", "numpy")] == requirements
+    assert [
+        f"{name}=={listed[name]}" for name in ("tensorflow-cpu", "keras", "h5py", "numpy", "onnx", "onnxruntime")
+    ] == requirements
 
     assert result["import"] == ["FINISHED"] and result["ran_in"] == [python]
     assert Path(result["bundle"]).is_file()

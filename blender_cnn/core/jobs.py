@@ -58,6 +58,9 @@ FAILED = "FAILED"
 CANCELLED = "CANCELLED"
 
 TENSORFLOW_REQUIREMENT = pinned("tensorflow-cpu")  # as requirements.txt pins it
+# The modules a task's work imports (``Task.needs``): TensorFlow for Keras work, onnx and onnxruntime for ONNX files.
+TENSORFLOW = ("tensorflow",)
+ONNX_RUNTIME = ("onnx", "onnxruntime")
 PREFERENCE_LOCATION = "Edit > Preferences > Add-ons > Blender CNN"
 PREFERENCE_NAME = "Python with TensorFlow"
 INSTALL_BUTTON = "Install TensorFlow"
@@ -82,33 +85,48 @@ class JobCancelled(BlenderCNNError):
         super().__init__(source, f"{label.lower()} was cancelled")
 
 
+def modules_in_this_python(modules: Sequence[str]) -> bool:
+    """Whether every one of ``modules`` could be imported here, found without importing them (TensorFlow's
+    import takes seconds)."""
+    return all(importlib.util.find_spec(module) is not None for module in modules)
+
+
 def tensorflow_in_this_python() -> bool:
-    """Whether TensorFlow could be imported here, found without importing it (that takes seconds)."""
-    return importlib.util.find_spec("tensorflow") is not None
+    return modules_in_this_python(TENSORFLOW)
 
 
-class TensorFlowMissing(BlenderCNNError):
+def _named(modules: Sequence[str]) -> str:
+    """How a message names the packages a task needs: "TensorFlow", "onnx and onnxruntime"."""
+    return "TensorFlow" if tuple(modules) == TENSORFLOW else " and ".join(modules)
+
+
+def _requirements(modules: Sequence[str]) -> str:
+    """The pinned requirements that provide ``modules`` (TensorFlow's CPU wheel for "tensorflow")."""
+    return " ".join(TENSORFLOW_REQUIREMENT if module == "tensorflow" else pinned(module) for module in modules)
+
+
+class PackagesMissing(BlenderCNNError):
     """No Python to run the work in; reads as a sentence rather than "where: what"."""
 
-    def __init__(self) -> None:
+    def __init__(self, modules: Sequence[str] = TENSORFLOW) -> None:
         message = (
-            f"is not importable in Blender's Python. Set '{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} to a "
-            f"Python that has {TENSORFLOW_REQUIREMENT} (for example this project's .venv/bin/python), "
-            f"or press '{INSTALL_BUTTON}' there"
+            f"{'is' if len(modules) == 1 else 'are'} not importable in Blender's Python. Set '{PREFERENCE_NAME}' "
+            f"in {PREFERENCE_LOCATION} to a Python that has {_requirements(modules)} (for example this project's "
+            f".venv/bin/python), or press '{INSTALL_BUTTON}' there"
         )
-        super().__init__("TensorFlow", message)
-        self.args = (f"TensorFlow {message}",)
+        super().__init__(_named(modules), message)
+        self.args = (f"{_named(modules)} {message}",)
 
     def __str__(self) -> str:
         return self.args[0]
 
 
-def no_tensorflow_error() -> TensorFlowMissing:
-    return TensorFlowMissing()
+def no_tensorflow_error() -> PackagesMissing:
+    return PackagesMissing(TENSORFLOW)
 
 
-def check_external_python(python: str | os.PathLike[str]) -> None:
-    """Raise a ``BlenderCNNError`` unless ``python`` runs and can import TensorFlow."""
+def check_external_python(python: str | os.PathLike[str], modules: Sequence[str] = TENSORFLOW) -> None:
+    """Raise a ``BlenderCNNError`` unless ``python`` runs and can import ``modules`` (TensorFlow)."""
     python = os.fspath(python)
     if os.path.isdir(python):
         raise BlenderCNNError(
@@ -120,10 +138,14 @@ def check_external_python(python: str | os.PathLike[str]) -> None:
         raise BlenderCNNError(
             python,
             f"does not exist; set '{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} "
-            f"to a Python that has {TENSORFLOW_REQUIREMENT}",
+            f"to a Python that has {_requirements(modules)}",
         )
     # find_spec answers in milliseconds where importing TensorFlow takes seconds.
-    probe = [python, "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is None)"]
+    probe = [
+        python,
+        "-c",
+        f"import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None for m in {list(modules)!r}))",
+    ]
     try:
         result = subprocess.run(
             probe,
@@ -138,8 +160,8 @@ def check_external_python(python: str | os.PathLike[str]) -> None:
     if result.returncode == 1:
         raise BlenderCNNError(
             python,
-            f"has no TensorFlow; install it there with "
-            f"'{python} -m pip install {TENSORFLOW_REQUIREMENT}', or set "
+            f"has no {_named(modules)}; install it there with "
+            f"'{python} -m pip install {_requirements(modules)}', or set "
             f"'{PREFERENCE_NAME}' in {PREFERENCE_LOCATION} to a Python that has it",
         )
     if result.returncode != 0:
@@ -237,6 +259,7 @@ class Task:
     result: str = ""  # the path inside a folder output that callers want (a run's bundle)
     inputs: tuple[tuple[str, str], ...] = ()  # ((file name, text), ...) the CLI reads from its current folder
     starting: str = "starting TensorFlow..."
+    needs: tuple[str, ...] = TENSORFLOW  # the modules its work imports, in this Python or the other one
 
 
 class Job(ABC):
@@ -490,18 +513,18 @@ class ThreadJob(Job):
 
 
 def start_job(task: Task, python_path: str | os.PathLike[str] = "", in_process: bool | None = None) -> Job:
-    """Start ``task``: in this Python when TensorFlow is importable here (``in_process`` None) or the task
-    has no CLI, else in ``python_path``, which is checked for TensorFlow first. Raises ``BlenderCNNError``
+    """Start ``task``: in this Python when the modules it needs are importable here (``in_process`` None) or
+    the task has no CLI, else in ``python_path``, which is checked for them first. Raises ``BlenderCNNError``
     with what to install and where when neither can."""
     if task.command is None:
         in_process = True
     elif in_process is None:
-        in_process = tensorflow_in_this_python()
+        in_process = modules_in_this_python(task.needs)
     if in_process:
         return ThreadJob(task)
     if not python_path:
-        raise no_tensorflow_error()
-    check_external_python(python_path)
+        raise PackagesMissing(task.needs)
+    check_external_python(python_path, task.needs)
     return SubprocessJob(task, python_path)
 
 

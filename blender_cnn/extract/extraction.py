@@ -1,9 +1,10 @@
 """Extracting checkpoints into a bundle as a job (``core.jobs``): the user's options, the CLI, the bundle's name.
 
-``start_extraction`` is what File > Import > TensorFlow Checkpoint runs: the
-extractor (``keras_bundle.extract``) in this Python when TensorFlow is
-importable here, else its CLI (``python -m <add-on>.extract``) in the Python
-the preferences name. Progress counts the checkpoints the source holds.
+``start_extraction`` is what File > Import > Network Checkpoint runs: the
+extractor (``keras_bundle.extract``) in this Python when what it needs is
+importable here (TensorFlow; onnx and onnxruntime for ONNX files), else its
+CLI (``python -m <add-on>.extract``) in the Python the preferences name.
+Progress counts the checkpoints the source holds.
 """
 
 import hashlib
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from ..core import jobs
 from ..core.bundle import FILE_SUFFIX
 from ..core.errors import BlenderCNNError
+from .onnx_files import ONNX_SUFFIX
 
 # What the extractor reads as checkpoints (TensorFlow's by their .index file); for the progress total only.
-CHECKPOINT_SUFFIXES = (".keras", ".h5", ".hdf5", ".index")
+CHECKPOINT_SUFFIXES = (".keras", ".h5", ".hdf5", ".index", ".onnx")
 NUMBER = re.compile(r"\d+")
 
 
@@ -72,21 +74,32 @@ def extract_arguments(source, out_path, options=None):
     return jobs.module_command("extract", source, "--out", out_path, *options.command_arguments())
 
 
-def expected_epoch_count(source):
-    """How many checkpoints the extractor will read from ``source``, or None when that is not known.
+def _checkpoint_group(source):
+    """The checkpoint files the extractor will read from ``source``, or None when that is not known.
 
     In a folder the epochs are the files whose names differ only in a number
     (``epoch_003.keras``); the largest such group is the one the extractor picks.
     """
     source = os.fspath(source)
     if not os.path.isdir(source):
-        return 1 if source.endswith(CHECKPOINT_SUFFIXES) else None
+        return [source] if source.lower().endswith(CHECKPOINT_SUFFIXES) else None
     groups = {}
     for name in os.listdir(source):
-        if name.endswith(CHECKPOINT_SUFFIXES):
-            pattern = NUMBER.sub("#", name)
-            groups[pattern] = groups.get(pattern, 0) + 1
-    return max(groups.values()) if groups else None
+        if name.lower().endswith(CHECKPOINT_SUFFIXES):
+            groups.setdefault(NUMBER.sub("#", name), []).append(name)
+    return max(groups.values(), key=len) if groups else None
+
+
+def expected_epoch_count(source):
+    """How many checkpoints the extractor will read from ``source``, or None when that is not known."""
+    group = _checkpoint_group(source)
+    return len(group) if group else None
+
+
+def is_onnx_source(source):
+    """Whether ``source`` is an ONNX file or a folder of them, which onnxruntime reads instead of TensorFlow."""
+    group = _checkpoint_group(source)
+    return bool(group) and group[0].lower().endswith(ONNX_SUFFIX)
 
 
 def bundle_name(source):
@@ -119,6 +132,7 @@ def start_extraction(source, out_dir, python_path="", options=None, in_process=N
     if not source or not (os.path.exists(source) or os.path.exists(source + ".index")):
         raise BlenderCNNError(source or "source", "no such checkpoint file or run folder")
     options = options or ExtractionOptions()
+    onnx = is_onnx_source(source)
     task = jobs.Task(
         "Extracting",
         source,
@@ -126,5 +140,7 @@ def start_extraction(source, out_dir, python_path="", options=None, in_process=N
         run=lambda out_path, log, _should_stop: run_extractor(source, out_path, options, log),
         command=lambda out_path: extract_arguments(source, out_path, options),
         progress_total=expected_epoch_count(source),
+        starting="starting onnxruntime..." if onnx else jobs.Task.starting,
+        needs=jobs.ONNX_RUNTIME if onnx else jobs.TENSORFLOW,
     )
     return jobs.start_job(task, python_path, in_process)

@@ -10,7 +10,9 @@ Recognized checkpoint files:
 - a folder with ``saved_model.pb`` and ``keras_metadata.pb``: a tf.keras 2.x SavedModel (``model.save("dir")``);
 - ``NAME.index`` + ``.data-*`` (+ ``NAME.meta``) without an object graph: a TF1 ``Saver`` checkpoint, and a
   SavedModel folder without ``keras_metadata.pb`` (Keras 3 ``export()``, a ``tf.Module``): TensorFlow graphs
-  rebuilt as Keras models by ``tf_graphs.py``; the ``.meta`` graph is a TF1 checkpoint's architecture.
+  rebuilt as Keras models by ``tf_graphs.py``; the ``.meta`` graph is a TF1 checkpoint's architecture;
+- ``.onnx``: an ONNX model (PyTorch's ``torch.onnx.export``, tf2onnx...), graph and weights, read by
+  ``onnx_files.py`` and turned into layers by ``onnx_layers.py``, without TensorFlow.
 
 Files Keras 2 wrote (``keras_version`` 2.x, ``keras_metadata.pb``) are read by
 tf_keras and converted to Keras 3 (``keras2.py``).
@@ -36,6 +38,7 @@ from ..core.errors import BlenderCNNError, first_line
 from . import keras2
 from .architecture import ARCHITECTURE_HINT, is_architecture_json, load_architecture, load_keras_file
 from .history import find_history, read_history
+from .onnx_files import ONNX_KIND, is_onnx_file, read_onnx
 from .safety import check_config, read_model_config
 from .samples import SAMPLES_FILE
 from .tf_checkpoints import INDEX_SUFFIX, CheckpointRestorer, checkpoint_prefix
@@ -45,12 +48,13 @@ from .training import read_run
 FULL_MODEL = "model"  # architecture and weights
 WEIGHTS = "weights"  # Keras weights only
 TF_CHECKPOINT = "tf"  # tf.train.Checkpoint
-KIND_PREFERENCE = (FULL_MODEL, WEIGHTS, TF_CHECKPOINT, TF1_CHECKPOINT, SAVED_MODEL)  # the last two: tf_graphs.py
+# TF1_CHECKPOINT and SAVED_MODEL: tf_graphs.py; ONNX_KIND: onnx_files.py.
+KIND_PREFERENCE = (FULL_MODEL, WEIGHTS, ONNX_KIND, TF_CHECKPOINT, TF1_CHECKPOINT, SAVED_MODEL)
 NUMBER = re.compile(r"\d+")
 EPOCH_IN_NAME = re.compile(r"(?:epoch|ep|ckpt|checkpoint)[_\-.]?(\d+)", re.IGNORECASE)
 SOURCE_HINT = (
-    "point at a .keras, .h5 or .weights.h5 file, a TensorFlow or TF1 checkpoint (.index), a SavedModel folder "
-    "or a folder of them (docs/importing.md lists every format)"
+    "point at a .keras, .h5, .weights.h5 or .onnx file, a TensorFlow or TF1 checkpoint (.index), a SavedModel "
+    "folder or a folder of them (docs/importing.md lists every format)"
 )
 
 
@@ -59,7 +63,7 @@ class EpochCheckpoint:
     epoch: int
     path: str
     kind: str
-    load: object = field(repr=False)  # load(keras) -> the Keras model with this epoch's weights
+    load: object = field(repr=False)  # load(keras) -> the Keras model with this epoch's weights (ONNX: its model)
 
 
 @dataclass
@@ -130,7 +134,7 @@ def find_source(source, architecture=None, allow_unsafe=False):
 
     kind = group[0][1]
     architecture_path = None
-    if kind != FULL_MODEL:
+    if kind not in (FULL_MODEL, ONNX_KIND):
         architecture_path = os.fspath(architecture) if architecture else _default_architecture(folder, group, run)
         if architecture_path:
             notes.append(f"architecture: {architecture_path}")
@@ -185,6 +189,8 @@ def _checkpoint_files(folder):
 
 def _file_kind(path):
     lowered = path.lower()
+    if is_onnx_file(lowered):
+        return ONNX_KIND
     if lowered.endswith(".weights.h5"):
         return WEIGHTS
     if lowered.endswith(".keras"):
@@ -259,6 +265,8 @@ def _default_architecture(folder, group, run):
 
 
 def _loaders(kind, architecture_path, allow_unsafe):
+    if kind == ONNX_KIND:  # no Keras: the ONNX graph is the network
+        return lambda _keras, path: read_onnx(path)
     if kind in (TF1_CHECKPOINT, SAVED_MODEL):  # TensorFlow graphs without Keras layers (tf_graphs.py)
         return graph_loader(kind, architecture_path, allow_unsafe)
     if kind == FULL_MODEL:
@@ -334,7 +342,7 @@ def _bind(loader, path):
 
 
 def file_stem(name):
-    for suffix in (".weights.h5", ".keras", ".hdf5", ".h5"):
+    for suffix in (".weights.h5", ".keras", ".hdf5", ".h5", ".onnx"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name

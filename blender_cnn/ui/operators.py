@@ -83,19 +83,19 @@ class BCNN_OT_import_bundle(bpy.types.Operator, ImportHelper, _ViewOptions):
 
 
 class BCNN_OT_import_checkpoint(BackgroundJob, bpy.types.Operator, ImportHelper, _ViewOptions):
-    """Read TensorFlow/Keras checkpoints (one file, or a run folder with one per epoch) and build the \
-network's 3D scene. Runs TensorFlow in Blender's Python if it has it, else in the Python set in the \
-add-on's preferences"""
+    """Read TensorFlow/Keras checkpoints or ONNX files (one file, or a run folder with one per epoch) and build \
+the network's 3D scene. Runs TensorFlow (onnxruntime for ONNX) in Blender's Python if it has it, else in the \
+Python set in the add-on's preferences"""
 
     bl_idname = "bcnn.import_checkpoint"
-    bl_label = "Import TensorFlow Checkpoint"
+    bl_label = "Import Network Checkpoint"
     bl_options = {"REGISTER", "UNDO"}
 
     # One file browser for both: a selected file is the source; with none selected, the folder is.
     # SKIP_SAVE: a script that passes only ``directory`` must not inherit the last file picked.
     filepath: StringProperty(name="File Path", subtype="FILE_PATH", options={"HIDDEN", "SKIP_SAVE"})
     directory: StringProperty(name="Run Folder", subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
-    filter_glob: StringProperty(default="*.keras;*.h5;*.hdf5;*.index", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.keras;*.h5;*.hdf5;*.index;*.onnx", options={"HIDDEN"})
     filter_folder: BoolProperty(default=True, options={"HIDDEN"})
 
     architecture: StringProperty(
@@ -275,7 +275,7 @@ def image_files(folder):
 
 def menu_import(self, _context):
     self.layout.operator(BCNN_OT_import_bundle.bl_idname, text="CNN Network Bundle (.bcnn.npz)")
-    self.layout.operator(BCNN_OT_import_checkpoint.bl_idname, text="TensorFlow Checkpoint (.keras, run folder)")
+    self.layout.operator(BCNN_OT_import_checkpoint.bl_idname, text="Network Checkpoint (.keras, .h5, .onnx, run folder)")
 
 
 classes = (BCNN_OT_import_bundle, BCNN_OT_import_checkpoint, BCNN_OT_show_image, BCNN_OT_fit_rows)
