@@ -74,8 +74,11 @@ class BCNN_PT_designer(bpy.types.Panel):
         valid.operator("bcnn.build_design_scene", text="Build Scene", icon="SCENE_DATA")
         tensorflow = layout.column(align=True)
         tensorflow.enabled = count == 0
-        tensorflow.label(text="With TensorFlow:")
-        tensorflow.operator("bcnn.export_design", text="Export to Keras", icon="EXPORT")
+        # ONNX needs the onnx package, which the same external Python (the extractor's) has.
+        tensorflow.label(text="With TensorFlow (ONNX: the onnx package):")
+        exports = tensorflow.row(align=True)
+        exports.operator("bcnn.export_design", text="Export to Keras", icon="EXPORT")
+        exports.operator("bcnn.export_onnx", text="Export to ONNX", icon="EXPORT")
         tensorflow.operator("bcnn.train_design", text="Train", icon="PLAY")
 
 

@@ -1,6 +1,7 @@
-"""The designer's operators that need TensorFlow: export a design to Keras, train it and show its epochs.
+"""The designer's operators that need another package: export a design to Keras (TensorFlow) or ONNX (onnx), train
+it (TensorFlow) and show its epochs.
 
-Both run as ``core.jobs`` jobs (in Blender's Python when it has TensorFlow,
+All run as ``core.jobs`` jobs (in Blender's Python when it has the package,
 else in the Python set in the add-on's preferences), with Blender's progress
 bar, the job's status text and Esc to cancel. Training ends by building the
 trained network in place of the design's network, keeping its settings
@@ -15,6 +16,7 @@ from bpy_extras.io_utils import ExportHelper
 
 from ..core.errors import BlenderCNNError
 from ..extract.export import KERAS_SUFFIX, start_export
+from ..extract.onnx_export import ONNX_SUFFIX, start_onnx_export
 from ..extract.train_design import start_training, training_epochs
 from ..scene.network import network_bundle
 from ..scene.user_folders import safe_file_name, user_folder
@@ -47,10 +49,10 @@ def built_seed(design_name, scene):
     return int(source.get("seed", 0)) if source.get("kind") == "design" else 0
 
 
-def default_export_path(design_name):
-    """``<design name>.keras`` beside the .blend file (or just the name, for Blender's file browser to place)."""
+def default_export_path(design_name, suffix=KERAS_SUFFIX):
+    """``<design name><suffix>`` beside the .blend file (or just the name, for Blender's file browser to place)."""
     folder = bpy.path.abspath("//") if bpy.data.filepath else ""
-    return os.path.join(folder, safe_file_name(design_name) + KERAS_SUFFIX)
+    return os.path.join(folder, safe_file_name(design_name) + suffix)
 
 
 def default_run_folder(design, epochs, images, seed):
@@ -74,16 +76,15 @@ def design_images(design):
     return os.path.abspath(os.path.join(bpy.path.abspath("//"), os.path.expanduser(spec["folder"])))
 
 
-class BCNN_OT_export_design(OnDesignTree, BackgroundJob, bpy.types.Operator, ExportHelper):
-    """Save the design as a Keras model file (.keras, loads in safe mode) with the weights its scene shows. \
-Needs TensorFlow in Blender's Python or in the Python set in the add-on's preferences"""
+class DesignExport(OnDesignTree, BackgroundJob, ExportHelper):
+    """What every export of a design does: a file browser on ``<design name><filename_ext>`` (in the folder of
+    the last export), the weights of the seed the design's scene was built with, the job and its report.
 
-    bl_idname = "bcnn.export_design"
-    bl_label = "Export Design to Keras"
-    bl_options = {"REGISTER"}
+    An export names its file suffix (``filename_ext``), what it writes (``model_kind``) and its job's starter
+    (``start_export_job(design, path, seed, python_path=...)``).
+    """
 
-    filename_ext = KERAS_SUFFIX
-    filter_glob: StringProperty(default="*.keras", options={"HIDDEN"})
+    model_kind = ""
     # SKIP_SAVE: each export starts from the seed of the scene as it is now.
     seed: IntProperty(name="Seed", default=-1, min=-1, description=_SEED_DESCRIPTION, options={"SKIP_SAVE"})
 
@@ -94,7 +95,7 @@ Needs TensorFlow in Blender's Python or in the Python set in the add-on's prefer
         if self.seed < 0:
             self.seed = built_seed(tree.design_name, context.scene)
         # The design's name, in the folder of the last export when there was one.
-        name = default_export_path(tree.design_name)
+        name = default_export_path(tree.design_name, self.filename_ext)
         folder = os.path.dirname(bpy.path.abspath(self.filepath)) if self.filepath else ""
         self.filepath = os.path.join(folder, os.path.basename(name)) if folder else name
         return ExportHelper.invoke(self, context, event)
@@ -103,15 +104,43 @@ Needs TensorFlow in Blender's Python or in the Python set in the add-on's prefer
     def execute(self, context):
         design = check_tree(design_tree(context, self.tree_name))
         seed = self.seed if self.seed >= 0 else built_seed(design["name"], context.scene)
-        job = start_export(
+        job = self.start_export_job(
             design, bpy.path.abspath(self.filepath), seed, python_path=preferences.python_with_tensorflow(context)
         )
-        self._summary = f"Exported design {design['name']} (weights of seed {seed})"
+        self._summary = f"Exported design {design['name']} as {self.model_kind} (weights of seed {seed})"
         return self.run_job(context, job)
 
     def job_finished(self, context):
         self.report({"INFO"}, f"{self._summary} to {self._job.result_path}")
         return {"FINISHED"}
+
+
+class BCNN_OT_export_design(DesignExport, bpy.types.Operator):
+    """Save the design as a Keras model file (.keras, loads in safe mode) with the weights its scene shows. \
+Needs TensorFlow in Blender's Python or in the Python set in the add-on's preferences"""
+
+    bl_idname = "bcnn.export_design"
+    bl_label = "Export Design to Keras"
+    bl_options = {"REGISTER"}
+
+    filename_ext = KERAS_SUFFIX
+    filter_glob: StringProperty(default="*.keras", options={"HIDDEN"})
+    model_kind = "a Keras model"
+    start_export_job = staticmethod(start_export)
+
+
+class BCNN_OT_export_onnx(DesignExport, bpy.types.Operator):
+    """Save the design as an ONNX model file (.onnx, NCHW input, as PyTorch exports one) with the weights its \
+scene shows. Needs the onnx package in Blender's Python or in the Python set in the add-on's preferences"""
+
+    bl_idname = "bcnn.export_onnx"
+    bl_label = "Export Design to ONNX"
+    bl_options = {"REGISTER"}
+
+    filename_ext = ONNX_SUFFIX
+    filter_glob: StringProperty(default="*.onnx", options={"HIDDEN"})
+    model_kind = "an ONNX model"
+    start_export_job = staticmethod(start_onnx_export)
 
 
 class BCNN_OT_train_design(OnDesignTree, BackgroundJob, bpy.types.Operator):
@@ -234,5 +263,5 @@ replaces the design's network and keeps its settings. Esc cancels and leaves the
         return {"FINISHED"}
 
 
-classes = (BCNN_OT_export_design, BCNN_OT_train_design)
+classes = (BCNN_OT_export_design, BCNN_OT_export_onnx, BCNN_OT_train_design)
 register, unregister = bpy.utils.register_classes_factory(classes)

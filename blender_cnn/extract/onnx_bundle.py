@@ -157,7 +157,16 @@ def write_onnx_epochs(plan, writer, log):
             (entry.version for entry in first_model.opset_import if entry.domain in ("", "ai.onnx")), default=None
         ),
         "input_layout": layout_of_input.kind,
+        # Which nodes each layer stands for and which tensor its activations are: the way back to the file.
+        "onnx_layers": {
+            layer.name: {"nodes": list(layer.nodes), "tensor": layer.tensor} for layer in layers if layer.tensor
+        },
     }
+    if plan.importance:
+        log(
+            "importance: ONNX files carry no gradients here; the add-on shows its activation x weight estimate "
+            "(docs/importance.md)"
+        )
     return finish_bundle(
         writer, plan, graph, samples, [layers[0].name], [samples.inputs], output_names, head_predictions, details, log
     )

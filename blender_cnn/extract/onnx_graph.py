@@ -15,8 +15,10 @@ it is Keras' HWC order, and the Dense layer after it has its rows permuted
 to match (``onnx_layers``).
 
 *Names.* PyTorch writes the module path of a node into its name:
-``/layer1/layer1.0/conv1/Conv`` is module ``layer1.0.conv1`` (each scope that
-starts with the path so far replaces it, any other is appended with a dot);
+``/layer1/layer1.0/conv1/Conv`` is module ``layer1.0.conv1``, and
+``/layer1/layer1.0/downsample/downsample.0/Conv`` is ``layer1.0.downsample.0``
+(a Sequential's child repeats its parent's scope before its index; any other
+scope is appended with a dot);
 torch's newer exporter writes the scopes into the node's metadata
 (``pkg.torch.onnx.name_scopes``). A layer is named by its module path; where
 one path holds several layers (a block's residual Add sits in
@@ -149,6 +151,12 @@ def json_attributes(node):
     return kept
 
 
+def user_float(value):
+    """A float32 from the file as the number its author wrote: the shortest decimal that is that float32
+    (``1e-05``, not ``9.999999747378752e-06``), as Keras' configs hold it."""
+    return float(str(np.float32(value)))
+
+
 def module_path(node):
     """The PyTorch module a node belongs to (``layer1.0.conv1``), or None when its name carries none."""
     for prop in node.metadata_props:
@@ -160,9 +168,13 @@ def module_path(node):
             if isinstance(scopes, list) and scopes and isinstance(scopes[-1], str) and scopes[-1]:
                 return scopes[-1]
     scopes = [scope for scope in node.name.split("/") if scope][:-1]
-    path = ""
+    path, previous = "", None
     for scope in scopes:
-        path = scope if not path or scope.startswith(path + ".") else f"{path}.{scope}"
+        if previous is not None and scope.startswith(previous + "."):  # a Sequential's child: "layer1.0"
+            path += scope[len(previous) :]
+        else:
+            path = f"{path}.{scope}" if path else scope
+        previous = scope
     return path or None
 
 

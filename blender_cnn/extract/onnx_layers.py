@@ -38,6 +38,7 @@ from .onnx_graph import (
     input_layout,
     json_attributes,
     module_path,
+    user_float,
     weight_module,
 )
 
@@ -45,7 +46,6 @@ ONNX_TYPE_PREFIX = "onnx."  # outputs-only layers: "onnx.<OpType>"
 # Constants up to this many values are written into an operation's config (x * per-channel scale).
 MAX_CONFIG_CONSTANT = 4096
 ACTIVATIONS = {  # ONNX op -> Keras activation name, for ops whose ONNX defaults are Keras' function
-    "Sigmoid": "sigmoid",
     "Tanh": "tanh",
     "Softplus": "softplus",
     "Softsign": "softsign",
@@ -449,32 +449,49 @@ def _batch_normalization(t, node, _fused):
     if t.layout_of[source].kind == PLAIN and len(t.onnx_shape(source)) != 1:
         return None
     gamma, beta, mean, variance = parameters
-    config = {"axis": -1, "epsilon": float(attributes(node).get("epsilon", 1e-5)), "center": True, "scale": True}
+    config = {"axis": -1, "epsilon": user_float(attributes(node).get("epsilon", 1e-5)), "center": True, "scale": True}
     weights = [("gamma", gamma), ("beta", beta), ("moving_mean", mean), ("moving_variance", variance)]
     return t.add(node, "BatchNormalization", [source], config, weights)
 
 
-def _relu(t, node, _fused):
-    return t.add(node, "ReLU", [node.input[0]], {"max_value": None, "negative_slope": 0.0, "threshold": 0.0})
+def _relu_config(max_value=None):
+    return {"max_value": max_value, "negative_slope": 0.0, "threshold": 0.0}
+
+
+def _relu(t, node, fused):
+    """Relu, and a Clip(0, 6) right after it, as torch 2.0 and older wrote ReLU6: one ReLU layer."""
+    clip = t.single_consumer(node.output[0], "Clip")
+    bounds = _clip_bounds(t, clip) if clip is not None else None
+    if bounds is not None and bounds[0] == 0.0:
+        fused.add(id(clip))
+        return t.add(clip, "ReLU", [node.input[0]], _relu_config(bounds[1]), nodes=[node, clip], op="relu")
+    return t.add(node, "ReLU", [node.input[0]], _relu_config())
+
+
+def _clip_bounds(t, node):
+    """``(low, high)`` of a Clip (attributes before opset 11, constant inputs since), None for an open bound;
+    None when a bound is not a constant."""
+    attrs = attributes(node)
+    bounds = [attrs.get("min"), attrs.get("max")]
+    for position in (1, 2):
+        if len(node.input) > position and node.input[position]:
+            value = t.constant(node.input[position])
+            if value is None:
+                return None
+            bounds[position - 1] = value
+    low, high = (None if bound is None else user_float(np.ravel(bound)[0]) for bound in bounds)
+    return low, (high if high is not None and math.isfinite(high) else None)
 
 
 def _clip(t, node, _fused):
-    attrs = attributes(node)
-    low = attrs.get("min", None)
-    high = attrs.get("max", None)
-    if len(node.input) > 1 and node.input[1]:
-        low = t.constant(node.input[1])
-    if len(node.input) > 2 and node.input[2]:
-        high = t.constant(node.input[2])
-    low = None if low is None else float(np.ravel(low)[0])
-    high = None if high is None else float(np.ravel(high)[0])
-    if low != 0.0 or (high is not None and not math.isfinite(high)):
+    bounds = _clip_bounds(t, node)
+    if bounds is None or bounds[0] != 0.0:
         return None
-    return t.add(node, "ReLU", [node.input[0]], {"max_value": high, "negative_slope": 0.0, "threshold": 0.0})
+    return t.add(node, "ReLU", [node.input[0]], _relu_config(bounds[1]))
 
 
 def _leaky_relu(t, node, _fused):
-    slope = float(attributes(node).get("alpha", 0.01))
+    slope = user_float(attributes(node).get("alpha", 0.01))
     return t.add(node, "LeakyReLU", [node.input[0]], {"negative_slope": slope})
 
 
@@ -492,7 +509,7 @@ def _prelu(t, node, _fused):
 
 
 def _elu(t, node, _fused):
-    alpha = float(attributes(node).get("alpha", 1.0))
+    alpha = user_float(attributes(node).get("alpha", 1.0))
     if alpha == 1.0:
         return t.add(node, "Activation", [node.input[0]], {"activation": "elu"})
     return t.add(node, "ELU", [node.input[0]], {"alpha": alpha})
@@ -622,7 +639,7 @@ def _constant_for(t, source, constant):
     """A constant operand broadcast against ``source``, in the bundle's layout, as JSON (a number or lists)."""
     constant = np.asarray(constant, dtype=np.float64)
     if constant.size == 1:
-        return float(constant.ravel()[0])
+        return user_float(constant.ravel()[0])
     layout = t.layout_of[source]
     rank = len(t.onnx_shape(source)) + 1
     if constant.ndim > rank or layout.kind == FLAT_CHW:
@@ -713,8 +730,8 @@ def _dropout(t, node, _fused):
     rate = attrs.get("ratio")
     if rate is None and len(node.input) > 1:
         ratio = t.constant(node.input[1])
-        rate = None if ratio is None else float(np.ravel(ratio)[0])
-    config = {"rate": float(0.5 if rate is None else rate), "seed": None, "noise_shape": None}
+        rate = None if ratio is None else user_float(np.ravel(ratio)[0])
+    config = {"rate": user_float(0.5 if rate is None else rate), "seed": None, "noise_shape": None}
     return t.add(node, "Dropout", [node.input[0]], config)
 
 
@@ -771,9 +788,10 @@ TRANSLATORS = {
     "Elu": _elu,
     "Selu": _selu,
     "Gelu": _gelu,
+    **{op: _activation for op in ACTIVATIONS},
+    # After the plain activations: a Sigmoid that gates its own input is a SiLU.
     "Sigmoid": _gated("silu", "Sigmoid"),
     "HardSigmoid": _gated("hard_silu", "HardSigmoid"),
-    **{op: _activation for op in ACTIVATIONS},
     "Softmax": _softmax,
     "Gemm": _gemm,
     "MatMul": _matmul,

@@ -275,7 +275,9 @@ def image_files(folder):
 
 def menu_import(self, _context):
     self.layout.operator(BCNN_OT_import_bundle.bl_idname, text="CNN Network Bundle (.bcnn.npz)")
-    self.layout.operator(BCNN_OT_import_checkpoint.bl_idname, text="Network Checkpoint (.keras, .h5, .onnx, run folder)")
+    self.layout.operator(
+        BCNN_OT_import_checkpoint.bl_idname, text="Network Checkpoint (.keras, .h5, .onnx, run folder)"
+    )
 
 
 classes = (BCNN_OT_import_bundle, BCNN_OT_import_checkpoint, BCNN_OT_show_image, BCNN_OT_fit_rows)
