@@ -15,9 +15,9 @@ Python, in this order (``SECTIONS``):
 - ``extraction``: the extractor's time and peak memory by model size, up to
   VGG16 at 224x224 (this script, ``--section extraction``; random weights, no
   download; about 3 GB of free disk for the VGG16 checkpoints);
-- ``scene``, ``bundling``, ``animation``, ``graphs``: ``scripts/bench_scene.py``,
-  ``bench_bundling.py``, ``bench_animation.py``, ``bench_graphs.py`` (see
-  their docstrings); each also runs on its own.
+- ``scene``, ``bundling``, ``animation``, ``graphs``, ``onnx``: ``scripts/bench_scene.py``,
+  ``bench_bundling.py``, ``bench_animation.py``, ``bench_graphs.py``, ``bench_onnx.py``
+  (see their docstrings); each also runs on its own.
 
 Without ``--only`` the file is started afresh, so a section no script wrote
 any more cannot stay behind; with it, the named sections are replaced and the
@@ -58,6 +58,7 @@ SECTIONS = (
     ("bundling", "bench_bundling.py", ()),
     ("animation", "bench_animation.py", ()),
     ("graphs", "bench_graphs.py", ()),
+    ("onnx", "bench_onnx.py", ()),
 )
 
 # (name, description, checkpoint epochs, samples): the networks of the extraction benchmark.

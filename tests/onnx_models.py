@@ -18,6 +18,10 @@ Networks (``NETWORKS`` maps each name to its builder, ``builder(seed=0) -> Netwo
 - ``inverted_residual``: MobileNetV2's stem and an expanding InvertedResidual with its residual Add, then SiLU,
   Hardswish, avgpool, flatten, classifier, softmax. ``inverted_residual_fused``: BatchNormalization folded likewise.
 
+``resnet50(seed=0)``, torchvision's ResNet50 at 3x224x224 with 1000 classes and its BatchNormalization folded (25.5 M
+weights, a 102 MB file), is not in ``NETWORKS``: the tests that run every network would take minutes. The ONNX
+import benchmark (``scripts/bench_onnx.py``) uses it.
+
 What the exporter writes, and these graphs copy (torch/onnx/utils.py, torch/csrc/jit/passes/onnx/naming.cpp,
 eval_peephole.cpp, symbolic_opset*.py):
 
@@ -192,10 +196,10 @@ class _Builder:
         self.last = layer.name
         return layer.name
 
-    def conv(self, module, channels_in, channels_out, kernel, *, stride=1, pad=0, bias=True, inputs=None):
+    def conv(self, module, channels_in, channels_out, kernel, *, stride=1, pad=0, bias=True, inputs=None, scale=1.0):
         weights = {
             "kernel": self._normal(
-                1.0 / np.sqrt(channels_in * kernel * kernel), (kernel, kernel, channels_in, channels_out)
+                scale / np.sqrt(channels_in * kernel * kernel), (kernel, kernel, channels_in, channels_out)
             )
         }
         if bias:
@@ -326,6 +330,60 @@ def inverted_residual(seed=0):
 
 def inverted_residual_fused(seed=0):
     return fuse_batch_norm(inverted_residual(seed), "inverted_residual_fused")
+
+
+# torchvision's ResNet50: Bottleneck blocks per layer, and each layer's bottleneck width (its output is 4x that).
+RESNET50_LAYERS = ((3, 64), (4, 128), (6, 256), (3, 512))
+RESNET50_INPUT_SHAPE = (3, 224, 224)
+RESNET50_CLASSES = 1000
+
+
+def resnet50(seed=0):
+    """torchvision's ``resnet50()`` as its eval export writes it: each BatchNormalization folded into its Conv.
+
+    Stem conv1 7x7/2 pad 3 (3 -> 64), relu, maxpool 3x3/2 pad 1; layer1..layer4 of 3, 4, 6, 3 Bottleneck blocks
+    (conv1 1x1, relu, conv2 3x3 carrying the stride as torchvision v1.5 does, relu_1, conv3 1x1 to 4x the width,
+    downsample.0 1x1 on each layer's first block, Add, relu_2: the block's one ReLU module called three times);
+    avgpool, ``torch.flatten(x, 1)``, fc 2048 -> 1000. Input 3x224x224, 25.53 M weights (torchvision's 25.56 M
+    less the 26,560 BatchNormalization scales the folding absorbs), about 100 MB as an ONNX file: too big for the
+    tests that run every network of ``NETWORKS``, so it is not one of them (``scripts/bench_onnx.py`` uses it).
+    Random weights: He-scaled (std sqrt(2 / fan_in)) for the convs a ReLU follows; conv3 and downsample.0, which end
+    the two paths an Add joins, at a quarter of the variance (std 0.5 / sqrt(fan_in)), so every block's output stays
+    about the size of its input (RMS 1 to 2 throughout, logits' std about 1) instead of doubling 16 times.
+    """
+    he, damped = np.sqrt(2.0), 0.5
+    b = _Builder(seed)
+    b.conv("conv1", 3, 64, 7, stride=2, pad=3, bias=False, scale=he)
+    b.batch_norm("bn1", 64)
+    b.add("relu", "relu")
+    block_input = b.max_pool("maxpool", 3, stride=2, pad=1)
+    channels = 64
+    for number, (blocks, width) in enumerate(RESNET50_LAYERS, start=1):
+        for index in range(blocks):
+            block = f"layer{number}.{index}"
+            stride = 2 if index == 0 and number > 1 else 1
+            b.conv(f"{block}.conv1", channels, width, 1, bias=False, scale=he, inputs=[block_input])
+            b.batch_norm(f"{block}.bn1", width)
+            b.add("relu", f"{block}.relu")
+            b.conv(f"{block}.conv2", width, width, 3, stride=stride, pad=1, bias=False, scale=he)
+            b.batch_norm(f"{block}.bn2", width)
+            b.add("relu", f"{block}.relu", name=f"{block}.relu_1", call=1)
+            b.conv(f"{block}.conv3", width, 4 * width, 1, bias=False, scale=damped)
+            residual = b.batch_norm(f"{block}.bn3", 4 * width)
+            identity = block_input
+            if index == 0:
+                b.conv(
+                    f"{block}.downsample.0", channels, 4 * width, 1, stride=stride, bias=False, scale=damped,
+                    inputs=[block_input],
+                )  # fmt: skip
+                identity = b.batch_norm(f"{block}.downsample.1", 4 * width)
+            b.add("add", block, name=f"{block}.add", inputs=[residual, identity])
+            block_input = b.add("relu", f"{block}.relu", name=f"{block}.relu_2", call=2)
+            channels = 4 * width
+    b.add("global_avg_pool", "avgpool")
+    b.add("flatten", "", name="flatten", config={"form": "flatten"})
+    b.dense("fc", channels, RESNET50_CLASSES)
+    return fuse_batch_norm(Network("resnet50", b.layers, RESNET50_INPUT_SHAPE), "resnet50")
 
 
 NETWORKS = {
@@ -675,3 +733,47 @@ def to_keras(network):
         if spec.weights:
             layer.set_weights(spec.weights)
     return keras.Model(model_input, tensors[network.layers[-1].name], name=network.name)
+
+
+# --- reading what onnxruntime computes, for the importer's tests ----------------------------------------
+
+
+def every_tensor(model_path, nchw):
+    """onnxruntime's value of every node output for ``nchw``, asked for independently of the importer."""
+    import onnx
+    import onnxruntime
+
+    model = onnx.load(model_path)
+    outputs = {value.name for value in model.graph.output}
+    for node in model.graph.node:
+        model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in node.output if name not in outputs)
+        outputs.update(node.output)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    return {model.graph.input[0].name: nchw, **dict(zip(names, session.run(None, {model.graph.input[0].name: nchw})))}
+
+
+def expected_activations(bundle, layer, values, recorded_layouts=False):
+    """onnxruntime's value of a layer's node in the bundle's layout: NCHW moved to NHWC; a Flatten of a feature
+    map in Keras' HWC order, which is its NCHW input moved to NHWC, then flattened.
+
+    PyTorch's files are NCHW throughout. tf2onnx's keep some tensors NHWC; with ``recorded_layouts`` the
+    layout the importer recorded for each tensor (``source.onnx_layers``) says which.
+    """
+    recorded = bundle.manifest["source"]["onnx_layers"]
+
+    def channels_last(name):
+        value = values[recorded[name]["tensor"]]
+        first = recorded[name]["layout"] == "channels_first" if recorded_layouts else value.ndim == 4
+        return value.transpose(0, 2, 3, 1) if first and value.ndim == 4 else value
+
+    value = channels_last(layer.name)
+    if layer.type == "Flatten" and layer.inputs[0] in recorded:
+        value = channels_last(layer.inputs[0]).reshape(len(value), -1)
+    return value
+
+
+def assert_close(actual, expected, what, relative=1e-5):
+    scale = float(np.abs(expected).max()) or 1.0
+    difference = float(np.abs(np.asarray(actual) - expected).max())
+    assert difference <= relative * scale, f"{what}: differs by {difference:.3g} (largest value {scale:.3g})"

@@ -28,6 +28,7 @@ SMOKE_ARGUMENTS = {
     "bench_bundling.py": (),
     "bench_animation.py": (),
     "bench_graphs.py": (),
+    "bench_onnx.py": (),
 }
 SMOKE_SCRIPTS = [
     pytest.param("bench.py", marks=[pytest.mark.tf, pytest.mark.render]),
@@ -35,6 +36,7 @@ SMOKE_SCRIPTS = [
     "bench_bundling.py",
     pytest.param("bench_animation.py", marks=pytest.mark.render),
     pytest.param("bench_graphs.py", marks=pytest.mark.tf),
+    "bench_onnx.py",
 ]
 
 

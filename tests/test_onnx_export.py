@@ -434,7 +434,9 @@ def test_the_job_runs_here_or_in_the_external_python(tmp_path):
 
 
 def test_the_job_says_where_to_find_onnx_when_blender_has_none(tmp_path):
-    with pytest.raises(BlenderCNNError, match="onnx is not importable in Blender's Python. Set 'Python with TensorFlow' .* onnx=="):
+    with pytest.raises(
+        BlenderCNNError, match="onnx is not importable in Blender's Python. Set 'Python with TensorFlow' .* onnx=="
+    ):
         start_onnx_export(CASES["Rescaling"], tmp_path / "model.onnx", in_process=False)
 
 

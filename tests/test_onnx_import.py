@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx_models
-import onnxruntime
 import pytest
 from onnx import TensorProto, helper
 
@@ -23,7 +22,6 @@ from blender_cnn.extract.keras_bundle import extract
 
 NETWORKS = sorted(onnx_models.NETWORKS)
 REPO = Path(__file__).resolve().parent.parent
-RELATIVE = 1e-5
 
 
 def quiet(_line):
@@ -36,34 +34,6 @@ def write_samples(folder, network, count=4):
     labels = np.arange(count, dtype=np.int32) % network.classes
     np.savez(folder / "samples.npz", inputs=nchw.transpose(0, 2, 3, 1), labels=labels)
     return nchw
-
-
-def every_tensor(model_path, nchw):
-    """onnxruntime's value of every node output for ``nchw``, asked for independently of the importer."""
-    model = onnx.load(model_path)
-    outputs = {value.name for value in model.graph.output}
-    for node in model.graph.node:
-        model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in node.output if name not in outputs)
-        outputs.update(node.output)
-    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [output.name for output in session.get_outputs()]
-    return {model.graph.input[0].name: nchw, **dict(zip(names, session.run(None, {model.graph.input[0].name: nchw})))}
-
-
-def expected_activations(bundle, layer, values):
-    """onnxruntime's value of a layer's node in the bundle's layout: NCHW moved to NHWC; a Flatten of a feature
-    map in Keras' HWC order, which is its NCHW input moved to NHWC, then flattened."""
-    tensors = {name: entry["tensor"] for name, entry in bundle.manifest["source"]["onnx_layers"].items()}
-    value = values[tensors[layer.name]]
-    if layer.type == "Flatten" and values[tensors[layer.inputs[0]]].ndim == 4:
-        value = values[tensors[layer.inputs[0]]].transpose(0, 2, 3, 1).reshape(len(value), -1)
-    return value.transpose(0, 2, 3, 1) if value.ndim == 4 else value
-
-
-def assert_close(actual, expected, what):
-    scale = float(np.abs(expected).max()) or 1.0
-    difference = float(np.abs(np.asarray(actual) - expected).max())
-    assert difference <= RELATIVE * scale, f"{what}: differs by {difference:.3g} (largest value {scale:.3g})"
 
 
 def imported(tmp_path, network, **save_options):
@@ -94,20 +64,22 @@ def test_layers_are_the_modules_pytorch_users_wrote(tmp_path, name):
 def test_every_layers_activations_are_onnxruntimes_for_its_node(tmp_path, name):
     network = onnx_models.NETWORKS[name]()
     path, nchw, bundle = imported(tmp_path, network)
-    values = every_tensor(path, nchw)
+    values = onnx_models.every_tensor(path, nchw)
     recorded = bundle.manifest["source"]["onnx_layers"]
     padding = [layer.name for layer in bundle.layers if layer.name not in recorded]
     assert all(name.endswith(".pad") for name in padding), "only the padding Keras needs has no node of its own"
     for layer in bundle.layers:
         if layer.name in padding:
             continue
-        expected = expected_activations(bundle, layer, values)
-        assert_close(bundle.layer_activations(layer.name), expected, f"{layer.name} ({recorded[layer.name]['tensor']})")
+        expected = onnx_models.expected_activations(bundle, layer, values)
+        onnx_models.assert_close(
+            bundle.layer_activations(layer.name), expected, f"{layer.name} ({recorded[layer.name]['tensor']})"
+        )
     probabilities = bundle.array("samples/predictions")[0]
     logits = values[onnx.load(path).graph.output[0].name]
     softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
     expected = logits if name.startswith("inverted") else softmax / softmax.sum(axis=1, keepdims=True)
-    assert_close(probabilities, expected, "predictions")
+    onnx_models.assert_close(probabilities, expected, "predictions")
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -115,12 +87,14 @@ def test_show_image_computes_what_onnxruntime_does(tmp_path, name):
     """The numpy forward pass on the bundle's weights, from the input alone, gives every node's value."""
     network = onnx_models.NETWORKS[name]()
     path, nchw, bundle = imported(tmp_path, network)
-    values = every_tensor(path, nchw)
+    values = onnx_models.every_tensor(path, nchw)
     computed = forward(bundle, nchw.transpose(0, 2, 3, 1))
     recorded = bundle.manifest["source"]["onnx_layers"]
     for layer in bundle.layers[1:]:
         if layer.name in recorded:
-            assert_close(computed[layer.name], expected_activations(bundle, layer, values), layer.name)
+            onnx_models.assert_close(
+                computed[layer.name], onnx_models.expected_activations(bundle, layer, values), layer.name
+            )
 
 
 def test_external_data_and_a_batch_fixed_to_one_import_alike(tmp_path):
@@ -214,9 +188,9 @@ def test_ops_without_a_layer_are_shown_by_their_activations(tmp_path):
     ]
     assert bundle.layer("pool").output_shape == (3, 3, 2)
     nchw = bundle.array("samples/inputs").transpose(0, 3, 1, 2)
-    values = every_tensor(tmp_path / "odd.onnx", nchw)
-    assert_close(bundle.layer_activations("wave"), values["w"].transpose(0, 2, 3, 1), "wave")
-    assert_close(bundle.layer_activations("pool"), values["p"].transpose(0, 2, 3, 1), "pool")
+    values = onnx_models.every_tensor(tmp_path / "odd.onnx", nchw)
+    onnx_models.assert_close(bundle.layer_activations("wave"), values["w"].transpose(0, 2, 3, 1), "wave")
+    onnx_models.assert_close(bundle.layer_activations("pool"), values["p"].transpose(0, 2, 3, 1), "pool")
     assert any(line.startswith("kept as outputs only") and "pool" in line for line in lines)
     assert any(line.startswith("shown by their activations only") and "wave (onnx.Cos)" in line for line in lines)
 
@@ -252,10 +226,14 @@ def test_the_keras_twin_gives_the_same_bundle(tmp_path, name):
         layer.name: (layer.type, layer.inputs, layer.output_shape) for layer in from_keras.layers
     }
     for layer in from_onnx.layers:
-        assert_close(from_onnx.layer_activations(layer.name), from_keras.layer_activations(layer.name), layer.name)
+        onnx_models.assert_close(
+            from_onnx.layer_activations(layer.name), from_keras.layer_activations(layer.name), layer.name
+        )
         keras_config = from_keras.layer(layer.name).config
         assert {key: keras_config[key] for key in layer.config} == layer.config, layer.name
-    assert_close(from_onnx.array("samples/predictions"), from_keras.array("samples/predictions"), "predictions")
+    onnx_models.assert_close(
+        from_onnx.array("samples/predictions"), from_keras.array("samples/predictions"), "predictions"
+    )
 
 
 @pytest.mark.tf
@@ -343,6 +321,6 @@ def test_a_designs_onnx_export_imports_back_as_the_design(tmp_path, preset):
         back = next(name for name in weighted if name == layer_name or name.startswith(layer_name + "."))
         for weight_name, values in arrays.items():
             np.testing.assert_allclose(imported_bundle.weights(back)[weight_name], values, rtol=0, atol=1e-7)
-    assert_close(
+    onnx_models.assert_close(
         imported_bundle.array("samples/predictions")[0], designed.array("samples/predictions")[0], "predictions"
     )

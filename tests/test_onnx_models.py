@@ -398,3 +398,50 @@ def test_keras_twin_layers(keras):
     assert twin.get_layer("features.2").get_config()["activation"] == "silu"
     assert twin.get_layer("features.3").get_config()["activation"] == "hard_silu"
     assert twin.get_layer("features.0.1").get_config()["epsilon"] == pytest.approx(1e-5)
+
+
+def test_resnet50_is_torchvisions_as_its_eval_export_writes_it():
+    """Not one of NETWORKS (too big for every test); its structure checked once, and one forward pass."""
+    network = om.resnet50()
+    model = om.to_onnx(network)
+    onnx.checker.check_model(model)
+    dims = [dim.dim_param or dim.dim_value for dim in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, 224, 224] and network.classes == 1000
+    ops = Counter(node.op_type for node in model.graph.node)
+    assert ops == {"Conv": 53, "Relu": 49, "Add": 16, "MaxPool": 1, "GlobalAveragePool": 1, "Flatten": 1, "Gemm": 1}
+    names = [node.name for node in model.graph.node]
+    assert names[:11] == [
+        "/conv1/Conv",
+        "/relu/Relu",
+        "/maxpool/MaxPool",
+        "/layer1/layer1.0/conv1/Conv",
+        "/layer1/layer1.0/relu/Relu",
+        "/layer1/layer1.0/conv2/Conv",
+        "/layer1/layer1.0/relu_1/Relu",
+        "/layer1/layer1.0/conv3/Conv",
+        "/layer1/layer1.0/downsample/downsample.0/Conv",
+        "/layer1/layer1.0/Add",
+        "/layer1/layer1.0/relu_2/Relu",
+    ]
+    assert names[-6:] == [
+        "/layer4/layer4.2/conv3/Conv",
+        "/layer4/layer4.2/Add",
+        "/layer4/layer4.2/relu_2/Relu",
+        "/avgpool/GlobalAveragePool",
+        "/Flatten",
+        "/fc/Gemm",
+    ]
+    downsampled = [name.split("/")[2] for name in names if "downsample" in name]
+    assert downsampled == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"]
+    nodes = {node.name: node for node in model.graph.node}
+    # v1.5: the stride sits on the 3x3 conv2, not on conv1.
+    assert _attributes(nodes["/layer2/layer2.0/conv2/Conv"])["strides"] == [2, 2]
+    assert _attributes(nodes["/layer2/layer2.0/conv1/Conv"])["strides"] == [1, 1]
+    assert _attributes(nodes["/conv1/Conv"])["pads"] == [3, 3, 3, 3]
+    assert [layer.name for layer in network.layers] == rule_names(model)
+    weights = [numpy_helper.to_array(tensor) for tensor in model.graph.initializer]
+    # torchvision's 25,557,032 parameters less the 26,560 BatchNormalization scales folded into the convs.
+    assert sum(weight.size for weight in weights) == 25_557_032 - 26_560
+    assert [tensor.name for tensor in model.graph.initializer][-2:] == ["fc.weight", "fc.bias"]
+    outputs = om.run_onnx(model, om.sample_inputs(network, 1))
+    assert outputs.shape == (1, 1000) and np.isfinite(outputs).all() and 0.1 < outputs.std() < 100

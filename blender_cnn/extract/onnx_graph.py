@@ -198,11 +198,22 @@ class NamedUnit:
     op: str
     fallback: str | None = None  # a node's own name when it carries no module path (``Conv_0``, ``conv1``)
     fixed: str | None = None  # a name decided elsewhere (the graph input's)
+    scoped: bool = False  # its path is PyTorch's module path (the node's name starts with "/")
+    first_scope: str | None = None  # the first "/" part of the node's name (another exporter's model name)
     name: str = field(default="", init=False)
 
 
 def assign_names(units):
-    """Give every unit its name by the rules in this module's docstring; names are unique."""
+    """Give every unit its name by the rules in this module's docstring; names are unique.
+
+    Exporters other than PyTorch's (tf2onnx) put the model's own name before every node's
+    (``resnet50_1/conv1_conv/...``); a first scope every layer shares says nothing and is dropped.
+    """
+    unscoped = [unit for unit in units if unit.path and not unit.scoped]
+    heads = {unit.first_scope for unit in unscoped}
+    if len(unscoped) > 1 and len(heads) == 1 and all(unit.path != unit.first_scope for unit in unscoped):
+        for unit in unscoped:
+            unit.path = unit.path[len(unit.first_scope) + 1 :]
     counts = Counter(unit.path for unit in units if unit.path)
     prefixes = {
         ".".join(parts[:end])

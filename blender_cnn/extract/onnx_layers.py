@@ -133,7 +133,13 @@ class Translation:
     def add(self, node, layer_type, inputs, config, weights=(), tensor=None, layout=None, op=None, nodes=None):
         tensor = tensor if tensor is not None else node.output[0]
         layout = layout or self.layout_for_output(inputs, tensor)
-        unit = NamedUnit(self.path_of(node, weights), op or node.op_type, fallback=_own_name(node))
+        unit = NamedUnit(
+            self.path_of(node, weights),
+            op or node.op_type,
+            fallback=_own_name(node),
+            scoped=node.name.startswith("/"),
+            first_scope=node.name.split("/", 1)[0],
+        )
         layer = Layer(
             unit,
             layer_type,
@@ -691,7 +697,18 @@ def _reshape(t, node, _fused):
     shape, result = t.onnx_shape(source), t.onnx_shape(tensor)
     if len(result) == 1 and math.prod(shape) == result[0]:
         return _flatten_layer(t, node, source)
-    if t.layout_of[source].kind == PLAIN and len(shape) > 0:
+    # tf2onnx writes a Transpose of a 1x1 map (NCHW <-> NHWC) as a Reshape, and leaves some that change
+    # nothing: the bundle's values do not move.
+    kind = t.layout_of[source].kind
+    if shape == result:
+        return _identity(t, node, _fused)
+    if kind == CHANNELS_FIRST and len(shape) == 3 and shape[1:] == (1, 1) and result == (1, 1, shape[0]):
+        t.alias(tensor, source, Layout(PLAIN))
+        return t.layer_of[source]
+    if kind == PLAIN and len(shape) == 3 and shape[:2] == (1, 1) and result == (shape[2], 1, 1):
+        t.alias(tensor, source, Layout(CHANNELS_FIRST))
+        return t.layer_of[source]
+    if kind == PLAIN and len(shape) > 0:
         return t.add(node, "Reshape", [source], {"target_shape": list(result)}, layout=Layout(PLAIN))
     return None
 
