@@ -117,9 +117,9 @@ def test_external_data_and_a_batch_fixed_to_one_import_alike(tmp_path):
         )
 
 
-def test_a_folder_of_per_epoch_exports_is_one_run(tmp_path):
-    """The three lines a PyTorch user adds to a training loop leave epoch_001.onnx ... and a history."""
-    run = tmp_path / "run"
+def per_epoch_run(folder):
+    """What the three lines a PyTorch user adds to a training loop leave: epoch_001.onnx ... and a history."""
+    run = folder / "run"
     run.mkdir()
     networks = {epoch: onnx_models.small_cnn(seed=epoch) for epoch in (1, 2, 3)}
     for epoch, network in networks.items():
@@ -129,6 +129,11 @@ def test_a_folder_of_per_epoch_exports_is_one_run(tmp_path):
         writer.writerow(["epoch", "loss", "accuracy"])
         writer.writerows([[epoch - 1, 2.0 / epoch, 0.3 * epoch] for epoch in networks])  # CSVLogger counts from 0
     write_samples(run, networks[1])
+    return run, networks
+
+
+def test_a_folder_of_per_epoch_exports_is_one_run(tmp_path):
+    run, networks = per_epoch_run(tmp_path)
     lines = []
     bundle = load_bundle(extract(run, log=lines.append))
     assert bundle.path == str(run / "run.bcnn.npz") and bundle.epochs == [1, 2, 3]
@@ -141,6 +146,36 @@ def test_a_folder_of_per_epoch_exports_is_one_run(tmp_path):
     assert not np.allclose(first, last), "each epoch's activations are its own"
     assert sum(line.startswith("epoch ") for line in lines) == 3
     assert any("importance: ONNX files carry no gradients" in line for line in lines)
+
+
+@pytest.mark.bpy
+def test_a_per_epoch_onnx_run_animates_like_a_keras_run(blender, tmp_path):
+    """Animate Training keys the epochs; at each epoch's frame the cells show that epoch's activations."""
+    from scene_readers import drawn_cells
+
+    from blender_cnn.scene.network import build_network
+
+    run, _networks = per_epoch_run(tmp_path)
+    bundle = load_bundle(extract(run, log=quiet))
+    network = build_network(bundle, sample=1)
+    blender.context.view_layer.objects.active = network
+    assert blender.ops.bcnn.animate_training(frames_per_epoch=6, hold_frames=2, easing="LINEAR", start_frame=1) == {
+        "FINISHED"
+    }
+    scene = blender.context.scene
+    markers = sorted((marker.frame, marker.name) for marker in scene.timeline_markers)
+    assert markers == [(1, "epoch 1"), (9, "epoch 2"), (17, "epoch 3")]
+    conv = [layer.name for layer in bundle.layers].index("features.0")
+    shown = []
+    for frame, epoch in ((1, 1), (9, 2), (17, 3)):
+        scene.frame_set(frame)
+        _centres, cells = drawn_cells(network)
+        mine = (cells["layer"] == conv) & (cells["is_summary"] == 0)
+        order = np.lexsort((cells["col"][mine], cells["row"][mine], cells["channel"][mine]))
+        expected = bundle.activations("features.0", epoch, 1).transpose(2, 0, 1).ravel()
+        np.testing.assert_allclose(cells["activation"][mine][order], expected, rtol=1e-5, atol=1e-6)
+        shown.append(cells["activation"][mine][order])
+    assert not np.allclose(shown[0], shown[2])
 
 
 def test_a_run_whose_files_differ_in_structure_is_refused(tmp_path):

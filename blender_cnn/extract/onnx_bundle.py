@@ -47,6 +47,9 @@ class OnnxRunner:
             raise BlenderCNNError(path, f"takes {len(inputs)} inputs ({names}); ONNX import takes networks of one")
         self.input = inputs[0]
         self.fixed_batch = declared_batch(self.input)
+        # A model exported in half or double precision takes its inputs so; the bundle stays float32.
+        element_type = self.input.type.tensor_type.elem_type
+        self.input_dtype = onnx.helper.tensor_dtype_to_np_dtype(element_type) if element_type else np.float32
         self.tensors = data_tensor_names(model)
         exposed = onnx.ModelProto()
         exposed.CopyFrom(model)
@@ -73,7 +76,7 @@ class OnnxRunner:
         if self.fixed_batch is not None and len(onnx_inputs) != self.fixed_batch:
             return self._run_in_fixed_batches(onnx_inputs)
         try:
-            values = self.session.run(None, {self.input.name: onnx_inputs})
+            values = self.session.run(None, {self.input.name: onnx_inputs.astype(self.input_dtype, copy=False)})
         except Exception as error:  # a shape or value the graph refuses, found only when it runs
             raise BlenderCNNError(self.path, f"onnxruntime failed to run it on the samples: {_reason(error)}") from None
         found = {name: value for name, value in zip(self.names, values) if np.asarray(value).dtype.kind in FLOAT_KINDS}

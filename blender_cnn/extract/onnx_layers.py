@@ -244,7 +244,10 @@ class Translation:
             if not any(output in self.shapes for output in node.output):
                 continue  # integer results (indices, shapes): no activations to show
             translate_node = TRANSLATORS.get(node.op_type)
-            done = translate_node(self, node, fused) if translate_node else None
+            try:
+                done = translate_node(self, node, fused) if translate_node else None
+            except (KeyError, ValueError, IndexError, TypeError):  # a node unlike any exporter's we know
+                done = None
             if done is None:
                 self.outputs_only(node)
         self._name_layers()
@@ -450,10 +453,14 @@ def _reduce(layer_type):
 def _batch_normalization(t, node, _fused):
     source = node.input[0]
     parameters = [t.constant(name) for name in node.input[1:5]]
-    if any(values is None for values in parameters) or t.layout_of[source].kind == FLAT_CHW:
+    layout = t.layout_of[source]
+    if any(values is None for values in parameters) or (
+        layout.kind != CHANNELS_FIRST and len(t.onnx_shape(source)) != 1
+    ):
         return None
-    if t.layout_of[source].kind == PLAIN and len(t.onnx_shape(source)) != 1:
-        return None
+    if layout.kind == FLAT_CHW:  # BatchNorm1d of a flattened map: one statistic per value, in PyTorch's CHW order
+        channels, height, width = layout.chw
+        parameters = [values.reshape(channels, height, width).transpose(1, 2, 0).ravel() for values in parameters]
     gamma, beta, mean, variance = parameters
     config = {"axis": -1, "epsilon": user_float(attributes(node).get("epsilon", 1e-5)), "center": True, "scale": True}
     weights = [("gamma", gamma), ("beta", beta), ("moving_mean", mean), ("moving_variance", variance)]
