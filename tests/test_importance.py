@@ -168,7 +168,7 @@ def tiny_model(keras):
 def run(tmp_path_factory):
     """Two epochs of the tiny model, its samples, and its bundle extracted in batches of two samples."""
     keras = pytest.importorskip("keras")
-    from blender_cnn.extract import keras_bundle
+    from blender_cnn.extract import keras_bundle, keras_epochs
 
     folder = tmp_path_factory.mktemp("importance")
     keras.utils.set_random_seed(5)
@@ -176,12 +176,12 @@ def run(tmp_path_factory):
     rng = np.random.default_rng(5)
     save_nudged_checkpoints(model, folder, EPOCHS, rng, noise=0.2)
     np.savez(folder / "samples.npz", inputs=rng.random((len(LABELS), 6, 6, 1), dtype=np.float32), labels=LABELS)
-    original = keras_bundle.batch_size
-    keras_bundle.batch_size = lambda graph, gradients=False: 2  # three batches: the sums must add up across them
+    original = keras_epochs.batch_size
+    keras_epochs.batch_size = lambda graph, gradients=False: 2  # three batches: the sums must add up across them
     try:
         path = keras_bundle.extract(folder, folder / "tiny.bcnn.npz", log=quiet)
     finally:
-        keras_bundle.batch_size = original
+        keras_epochs.batch_size = original
     return folder, load_bundle(path)
 
 

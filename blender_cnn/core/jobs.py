@@ -74,6 +74,7 @@ WORD_GAPS = re.compile(r"\W+")
 # The design a CLI works on, written into the job's work folder (the CLI's current folder).
 DESIGN_FILE = "design.json"
 TENSORFLOW_CHECK_SECONDS = 60
+INTERRUPTED_EXIT_CODE = 130  # what a shell reports for a program Ctrl-C stopped
 TERMINATE_SECONDS = 5
 
 # The add-on's root package folder (``blender_cnn``, or the extension's folder, named by its id).
@@ -225,6 +226,9 @@ def run_cli(action: Callable[[], object]) -> int:
     except BlenderCNNError as error:
         print(f"{ERROR_PREFIX}{one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: the work cleans up after itself on the way out; one line, no traceback
+        print(f"{ERROR_PREFIX}interrupted; nothing was written", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
     return 0
 
 

@@ -1,5 +1,5 @@
 """``python -m blender_cnn.extract SOURCE [--out FILE] [--architecture FILE] [--samples FILE | --images FILE ...]
-[--samples-per-class N] [--float16] [--no-importance] [--allow-unsafe]``."""
+[--samples-per-class N] [--float16] [--no-importance] [--dask ADDRESS] [--allow-unsafe]``."""
 
 import argparse
 import os
@@ -67,6 +67,12 @@ def main(argv=None):
         "it costs extra backward passes (VGG16 with 4 samples: 82 s instead of 34 s)",
     )
     parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="compute the epochs on a Dask cluster: local:N (N worker processes here) or a scheduler's address "
+        "(tcp://host:8786); the bundle is the same, see docs/scaling.md",
+    )
+    parser.add_argument(
         "--allow-unsafe",
         action="store_true",
         help="load Lambda layers, which run Python code stored in the file; only for files you trust",
@@ -86,6 +92,7 @@ def main(argv=None):
             samples_per_class=args.samples_per_class,
             activations_dtype="float16" if args.float16 else "float32",
             importance=args.importance,
+            dask=args.dask,
         )
         print(f"done in {time.perf_counter() - started:.1f} s: {out_path}")
 

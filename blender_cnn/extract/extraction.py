@@ -33,6 +33,7 @@ class ExtractionOptions:
     float16: bool = False
     allow_unsafe: bool = False
     importance: bool = True
+    dask: str = ""  # a cluster address to compute the epochs on (docs/scaling.md); "" for this machine
 
     def command_arguments(self):
         """The extractor CLI's options for these choices."""
@@ -51,6 +52,8 @@ class ExtractionOptions:
             arguments.append("--allow-unsafe")
         if not self.importance:
             arguments.append("--no-importance")
+        if self.dask:
+            arguments += ["--dask", self.dask]
         return arguments
 
     def keyword_arguments(self):
@@ -62,6 +65,7 @@ class ExtractionOptions:
             "samples_per_class": self.samples_per_class,
             "allow_unsafe": self.allow_unsafe,
             "activations_dtype": "float16" if self.float16 else None,
+            "dask": self.dask,
         }
         chosen = {key: value for key, value in chosen.items() if value}
         return chosen if self.importance else {**chosen, "importance": False}

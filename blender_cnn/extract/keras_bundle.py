@@ -20,19 +20,9 @@ import time
 
 from ..core.bundle import BundleWriter
 from ..core.errors import BlenderCNNError
-from .bundle_writing import (
-    add_head_predictions,
-    batch_size,
-    default_bundle_path,
-    finish_bundle,
-    plan_extraction,
-    reserve_arrays,
-)
-from .gradients import EpochImportance, plan_gradients, run_samples
-from .keras_graph import describe_layer, flatten_model, named_weights, structure, weight_key
-from .multi_io import samples_for_heads, samples_for_model
+from .bundle_writing import default_bundle_path, finish_bundle, plan_extraction
+from .keras_epochs import EpochWriter, KerasState, epoch_pieces, log_epoch
 from .onnx_files import ONNX_KIND
-from .sources import FULL_MODEL
 
 __all__ = ["default_bundle_path", "extract", "extract_run"]
 
@@ -56,6 +46,7 @@ def extract(
     samples_per_class=None,
     activations_dtype="float32",
     importance=True,
+    dask=None,
 ):
     """Write the bundle of the checkpoints at ``source`` (a file or a folder) and return its path.
 
@@ -73,8 +64,10 @@ def extract(
     activations (bundle version 2). ``importance``: also store each layer's
     gradient x activation importance and the Dense layers' output gradients
     (bundle version 3, docs/importance.md). ``allow_unsafe``: load Lambda layers,
-    which run code stored in the file. An ``out_path`` newer than every input
-    file and made with the same options is reused as it is.
+    which run code stored in the file. ``dask``: a cluster address (``local:N``,
+    ``tcp://host:8786``) to compute the epochs on (``cluster_extraction``); the
+    bundle is the same. An ``out_path`` newer than every input file and made
+    with the same options is reused as it is.
     """
     plan = plan_extraction(
         source, out_path, architecture, samples, allow_unsafe, log, images, samples_per_class, activations_dtype,
@@ -87,7 +80,13 @@ def extract(
         if plan.found.checkpoints[0].kind == ONNX_KIND:
             from .onnx_bundle import write_onnx_epochs
 
+            if dask:
+                log(f"cluster: not used; ONNX files are read here, onnxruntime takes seconds an epoch ({dask})")
             return write_onnx_epochs(plan, writer, log)
+        if dask:
+            from .cluster_extraction import write_keras_epochs_on_cluster
+
+            return write_keras_epochs_on_cluster(plan, writer, log, dask, source, architecture, allow_unsafe)
         return _write_keras_epochs(plan, writer, log)
     finally:
         writer.discard()
@@ -97,103 +96,46 @@ def _write_keras_epochs(plan, writer, log):
     """Every checkpoint's weights and activations (and importance) into ``writer``, then the bundle's end."""
     import keras
 
-    found, epochs = plan.found, plan.epochs
-    graph, head_predictions, slots, importance_slots, score = None, {}, {}, None, None
-    model, gradient_plan, flat = None, None, None
-    for position, checkpoint in enumerate(found.checkpoints):
-        epoch_started = time.perf_counter()
-        loaded = checkpoint.load(keras)
-        if loaded is not model:  # weights-only epochs reuse one model; full models are new each time
-            model = loaded
-            samples = plan.samples_for_input(tuple(model.inputs[0].shape[1:]), checkpoint.path, log)
-            samples, run_inputs, input_shapes = samples_for_model(
-                keras, model, samples, checkpoint.path, found.run.get("preprocessing")
-            )
-            flat = flatten_model(keras, model, input_shapes, checkpoint.path)
-            samples = samples_for_heads(samples, flat.output_names)
-            input_names, output_names = flat.input_names, flat.output_names
-            described = [describe_layer(layer, flat.tensors, is_input=not layer.inputs) for layer in flat.layers]
-            if graph is None:
-                graph, first_path = described, checkpoint.path
-                slots = reserve_arrays(writer, graph, len(epochs), len(samples.inputs), plan.activations_dtype)
-            elif structure(described) != structure(graph):
-                raise BlenderCNNError(
-                    checkpoint.path,
-                    f"has a different layer structure than "
-                    f"{os.path.basename(first_path)}; all checkpoints of a "
-                    "run must be the same network",
-                )
-            gradient_plan = (
-                plan_gradients(keras, flat, graph, len(samples.inputs), log if position == 0 else _silent)
-                if plan.importance
-                else None
-            )
-            score = gradient_plan.score if gradient_plan is not None else None
-            samples_per_batch = batch_size(graph, gradients=gradient_plan is not None)
-            computed = [layer.name for layer in flat.layers[len(input_names) :]]  # in batch.outputs
-            head_positions = {name: computed.index(name) for name in output_names}
-        for layer in flat.layers[1:]:
-            for weight_name, variable in named_weights(layer.layer):
-                slots[weight_key(layer.name, weight_name)].write(variable.numpy(), position)
-        epoch_importance = (
-            EpochImportance(samples.labels, gradient_plan.class_count) if gradient_plan is not None else None
+    epochs = EpochWriter(writer, len(plan.epochs), plan.activations_dtype)
+    state = KerasState()
+    preprocessing = plan.found.run.get("preprocessing")
+    for position, checkpoint in enumerate(plan.found.checkpoints):
+        started = time.perf_counter()
+        model = None
+        if plan.samples is None:  # image files and synthetic inputs are sized to the network's input
+            model = checkpoint.load(keras)
+            plan.samples_for_input(tuple(model.inputs[0].shape[1:]), checkpoint.path, log)
+        pieces = epoch_pieces(
+            keras,
+            checkpoint,
+            plan.samples,
+            preprocessing,
+            plan.importance,
+            state,
+            log if position == 0 else _silent,
+            model,
         )
-        for start, batch in run_samples(keras, flat, gradient_plan, run_inputs, samples.labels, samples_per_batch):
-            for described_layer, values in zip(graph[len(input_names) :], batch.outputs):
-                slots[described_layer["activations"]].write(values, position, first_sample=start)
-            if gradient_plan is not None:
-                if importance_slots is None:
-                    importance_slots = _reserve_importance(writer, graph, batch, len(epochs), len(samples.inputs))
-                epoch_importance.add(batch.importance)
-                for name, values in batch.output_gradients.items():
-                    importance_slots[name, "output_gradients"].write(values, position, first_sample=start)
-            for name, index in head_positions.items():  # every output head's own probabilities
-                add_head_predictions(
-                    head_predictions, name, batch.outputs[index], position, start, len(epochs), len(samples.inputs)
-                )
-            del batch
-        if gradient_plan is not None:
-            for name, rows in epoch_importance.rows().items():
-                importance_slots[name, "importance"].write(rows, position)
-        log(
-            f"epoch {checkpoint.epoch}: {os.path.basename(checkpoint.path)} ({time.perf_counter() - epoch_started:.1f} s)"
-        )
-        if checkpoint.kind == FULL_MODEL:  # the next epoch is a new model; free this one's graph
-            model = gradient_plan = flat = loaded = None
-            keras.backend.clear_session()
-    every_input = run_inputs if len(input_names) > 1 else [run_inputs]
-    for layer, values in zip(graph, every_input):  # the input layers come first, in the model's order
-        slots[layer["activations"]].write(values, 0, first_sample=0)
+        epochs.write(pieces, position, checkpoint)
+        log_epoch(log, checkpoint, time.perf_counter() - started)
+    return finish_keras_bundle(plan, writer, epochs, keras.__version__, log)
+
+
+def finish_keras_bundle(plan, writer, epochs, keras_version, log):
+    """The bundle's end once every epoch's pieces are written (serially or from a cluster)."""
+    epochs.write_inputs()
     return finish_bundle(
         writer,
         plan,
-        graph,
-        samples,
-        input_names,
-        every_input,
-        output_names,
-        head_predictions,
-        {"keras_version": keras.__version__},
+        epochs.graph,
+        epochs.samples,
+        epochs.input_names,
+        epochs.every_input,
+        epochs.output_names,
+        epochs.head_predictions,
+        {"keras_version": keras_version},
         log,
-        importance_score=score if importance_slots else None,
+        importance_score=epochs.score if epochs.has_importance else None,
     )
-
-
-def _reserve_importance(writer, graph, batch, epoch_count, sample_count):
-    """Slots ``{(layer name, field): slot}`` for the importance arrays the first batch gave, noted in ``graph``."""
-    slots = {}
-    for layer in graph:
-        name = layer["name"]
-        if name in batch.importance:
-            class_count, channels = batch.importance[name].shape
-            layer["importance"] = f"importance/{name}"
-            slots[name, "importance"] = writer.reserve(layer["importance"], (epoch_count, class_count + 1, channels))
-        if name in batch.output_gradients:
-            layer["output_gradients"] = f"output_gradients/{name}"
-            slots[name, "output_gradients"] = writer.reserve(
-                layer["output_gradients"], (epoch_count, sample_count, *batch.output_gradients[name].shape[1:])
-            )
-    return slots
 
 
 def _silent(*_args):
