@@ -136,3 +136,17 @@ def _alive(pid):
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@pytest.mark.bpy
+def test_import_checkpoint_uses_the_cluster_the_preferences_name(blender, run_copy, demo_bundle_path, bundle_folder):
+    from blender_cnn.ui import preferences
+
+    original = preferences.cluster_address
+    preferences.cluster_address = lambda _context: "local:2"
+    try:
+        assert blender.ops.bcnn.import_checkpoint(directory=str(run_copy)) == {"FINISHED"}
+    finally:
+        preferences.cluster_address = original
+    network = blender.context.view_layer.objects.active
+    assert_same_bundle(network["blender_cnn_bundle"], demo_bundle_path)

@@ -41,7 +41,7 @@ def test_the_installed_versions_are_the_requirements_files_pins():
     requirements, no_deps = pins.extractor_requirements(platform="linux")
     pinned = pins_of(REPO / "requirements.txt")
     assert requirements == [
-        pinned[name] for name in ("tensorflow-cpu", "keras", "h5py", "numpy", "onnx", "onnxruntime")
+        pinned[name] for name in ("tensorflow-cpu", "keras", "h5py", "numpy", "onnx", "onnxruntime", "distributed")
     ]
     assert no_deps == list(pins_of(REPO / "requirements-no-deps.txt").values())
     assert "tf-keras" not in pinned, "tf-keras goes with --no-deps only (its metadata asks for tensorflow)"
@@ -219,7 +219,8 @@ def test_install_tensorflow_sets_up_the_extractor_and_import_runs_there(extensio
     listed = {re.sub(r"[-_.]+", "-", entry["name"]).lower(): entry["version"] for entry in listed}
     assert "tensorflow" not in listed
     assert [
-        f"{name}=={listed[name]}" for name in ("tensorflow-cpu", "keras", "h5py", "numpy", "onnx", "onnxruntime")
+        f"{name}=={listed[name]}"
+        for name in ("tensorflow-cpu", "keras", "h5py", "numpy", "onnx", "onnxruntime", "distributed")
     ] == requirements
 
     assert result["import"] == ["FINISHED"] and result["ran_in"] == [python]
@@ -236,7 +237,12 @@ def test_the_preferences_offer_the_install_and_then_use_what_it_made(blender, py
 
     def drawn():
         settings = SimpleNamespace(
-            layout=RecordingLayout(), python_path="", render_engine="CYCLES", render_samples=32, memory_budget=6.0
+            layout=RecordingLayout(),
+            python_path="",
+            render_engine="CYCLES",
+            render_samples=32,
+            memory_budget=6.0,
+            cluster_address="",
         )
         preferences.BCNN_AddonPreferences.draw(settings, blender.context)
         return settings.layout.record
@@ -244,6 +250,7 @@ def test_the_preferences_offer_the_install_and_then_use_what_it_made(blender, py
     record = drawn()
     assert "bcnn.install_tensorflow" in record["operators"] and "python_path" in record["props"]
     assert any("tensorflow-cpu, keras and tf-keras" in label for label in record["labels"])
+    assert "cluster_address" in record["props"]
     assert preferences.python_with_tensorflow(blender.context) == ""
 
     # What a finished install leaves: the environment's Python and, written last, its marker.

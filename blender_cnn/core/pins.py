@@ -20,8 +20,9 @@ REQUIREMENTS_FILE = "requirements.txt"
 # Installed with --no-deps: tf-keras' metadata asks for the full tensorflow wheel (see the file's comment).
 NO_DEPS_FILE = "requirements-no-deps.txt"
 # What the extractor imports, taken from requirements.txt; every pin of NO_DEPS_FILE is installed too.
-# numpy is pinned so the extractor runs on the numpy the tests run on; onnx and onnxruntime read .onnx files.
-EXTRACTOR_PACKAGES = ("tensorflow-cpu", "keras", "h5py", "numpy", "onnx", "onnxruntime")
+# numpy is pinned so the extractor runs on the numpy the tests run on; onnx and onnxruntime read .onnx files;
+# distributed extracts a run's epochs on a Dask cluster (the preferences' Dask Cluster).
+EXTRACTOR_PACKAGES = ("tensorflow-cpu", "keras", "h5py", "numpy", "onnx", "onnxruntime", "distributed")
 # tensorflow-cpu has wheels for Linux and Windows only; on macOS the tensorflow wheel is the CPU build.
 PLATFORM_NAMES = {"darwin": {"tensorflow-cpu": "tensorflow"}}
 

@@ -42,8 +42,9 @@ DEFAULT_INDEX = "https://pypi.org/simple"
 # Environment variables of the user's that would send pip's files elsewhere than into the environment.
 PIP_REDIRECTS = ("PIP_TARGET", "PIP_PREFIX", "PIP_ROOT", "PIP_USER", "PIP_SRC")
 CHECK_SCRIPT = (
-    "import json, h5py, keras, numpy, onnx, onnxruntime, tensorflow, tf_keras; print(json.dumps({module.__name__: "
-    "module.__version__ for module in (tensorflow, keras, tf_keras, h5py, numpy, onnx, onnxruntime)}))"
+    "import json, distributed, h5py, keras, numpy, onnx, onnxruntime, tensorflow, tf_keras; print(json.dumps("
+    "{module.__name__: module.__version__ for module in (tensorflow, keras, tf_keras, h5py, numpy, onnx, "
+    "onnxruntime, distributed)}))"
 )
 TERMINATE_SECONDS = 3
 

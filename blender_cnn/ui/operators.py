@@ -176,7 +176,7 @@ Python set in the add-on's preferences"""
             return bpy.path.abspath(self.directory)
         return path
 
-    def extraction_options(self):
+    def extraction_options(self, context):
         """The extraction options the user set, with paths made absolute."""
         return ExtractionOptions(
             architecture=bpy.path.abspath(self.architecture) if self.architecture else None,
@@ -186,6 +186,7 @@ Python set in the add-on's preferences"""
             float16=self.float16,
             allow_unsafe=self.allow_unsafe,
             importance=self.importance,
+            dask=preferences.cluster_address(context),
         )
 
     @staticmethod
@@ -195,7 +196,7 @@ Python set in the add-on's preferences"""
     @reports_user_errors
     def execute(self, context):
         source = self.source()
-        self._options = self.extraction_options()
+        self._options = self.extraction_options(context)
         if (
             self.extracted_bundle
             and self.extracted_from == self._extraction_key(source, self._options)

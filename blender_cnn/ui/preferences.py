@@ -1,5 +1,5 @@
 """Add-on preferences: the Python that extracts checkpoints when Blender's own has no TensorFlow (and the button
-that installs one), and render defaults."""
+that installs one), the Dask cluster long work may use, and render defaults."""
 
 import os
 import tempfile
@@ -33,6 +33,13 @@ class BCNN_AddonPreferences(bpy.types.AddonPreferences):
         "Blender's own Python cannot import TensorFlow, e.g. the project's .venv/bin/python",
     )
 
+    cluster_address: StringProperty(
+        name="Dask Cluster",
+        description="Where Import Checkpoint extracts a run's epochs and Render Animation renders its frames: "
+        "local:N (N worker processes on this machine) or a Dask scheduler's address (tcp://host:8786); empty: "
+        "this Blender alone. See docs/scaling.md",
+    )
+
     render_engine: EnumProperty(
         name="Render Engine",
         items=ENGINE_ITEMS,
@@ -56,6 +63,7 @@ class BCNN_AddonPreferences(bpy.types.AddonPreferences):
         row.prop(self, "render_engine")
         row.prop(self, "render_samples")
         layout.prop(self, "memory_budget")
+        layout.prop(self, "cluster_address")
         if jobs.tensorflow_in_this_python():
             layout.label(
                 text="TensorFlow is importable in Blender's Python: checkpoints are read here", icon="CHECKMARK"
@@ -77,7 +85,7 @@ class BCNN_AddonPreferences(bpy.types.AddonPreferences):
         if installed is None:
             layout.label(
                 text=f"{jobs.INSTALL_BUTTON} makes a Python of the add-on's own with Blender's Python and "
-                "installs tensorflow-cpu, keras and tf-keras into it"
+                "installs tensorflow-cpu, keras and tf-keras into it (with onnxruntime and Dask distributed)"
             )
             layout.label(text="(about 300 MB from pip's package index, 1.6 GB on disk; Esc cancels)")
         else:
@@ -166,6 +174,14 @@ def python_with_tensorflow(context):
 def environment_folder():
     """Where Install TensorFlow puts its Python environment: the extension's (or add-on's) user folder."""
     return user_folder("python")
+
+
+def cluster_address(context):
+    """The Dask cluster set in the preferences ('' for none: the work stays in this Blender)."""
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
+    if addon is None or addon.preferences is None:
+        return ""
+    return addon.preferences.cluster_address.strip()
 
 
 def memory_budget(context):
