@@ -27,10 +27,8 @@ _RUNS = {}
 
 def write_keras_epochs_on_cluster(plan, writer, log, address, source, architecture, allow_unsafe, should_stop=None):
     """Every checkpoint of ``plan`` computed on the cluster at ``address`` and written into ``writer``; returns the
-    finished bundle's path (``keras_bundle.finish_keras_bundle``)."""
+    finished bundle's path."""
     from distributed import as_completed
-
-    from .keras_bundle import finish_keras_bundle
 
     checkpoints = plan.found.checkpoints
     run = (os.path.abspath(source), architecture and os.path.abspath(architecture), bool(allow_unsafe))
@@ -67,7 +65,7 @@ def write_keras_epochs_on_cluster(plan, writer, log, address, source, architectu
         except BaseException:
             stop(client, futures, event)
             raise
-    return finish_keras_bundle(plan, writer, epochs, keras_version, log)
+    return epochs.finish(plan, keras_version, log)
 
 
 def _found(run):

@@ -20,7 +20,7 @@ import time
 
 from ..core.bundle import BundleWriter
 from ..core.errors import BlenderCNNError
-from .bundle_writing import default_bundle_path, finish_bundle, plan_extraction
+from .bundle_writing import default_bundle_path, plan_extraction
 from .keras_epochs import EpochWriter, KerasState, epoch_pieces, log_epoch
 from .onnx_files import ONNX_KIND
 
@@ -117,25 +117,7 @@ def _write_keras_epochs(plan, writer, log):
         )
         epochs.write(pieces, position, checkpoint)
         log_epoch(log, checkpoint, time.perf_counter() - started)
-    return finish_keras_bundle(plan, writer, epochs, keras.__version__, log)
-
-
-def finish_keras_bundle(plan, writer, epochs, keras_version, log):
-    """The bundle's end once every epoch's pieces are written (serially or from a cluster)."""
-    epochs.write_inputs()
-    return finish_bundle(
-        writer,
-        plan,
-        epochs.graph,
-        epochs.samples,
-        epochs.input_names,
-        epochs.every_input,
-        epochs.output_names,
-        epochs.head_predictions,
-        {"keras_version": keras_version},
-        log,
-        importance_score=epochs.score if epochs.has_importance else None,
-    )
+    return epochs.finish(plan, keras.__version__, log)
 
 
 def _silent(*_args):

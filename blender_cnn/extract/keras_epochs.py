@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..core.errors import BlenderCNNError
-from .bundle_writing import add_head_predictions, batch_size, reserve_arrays
+from .bundle_writing import add_head_predictions, batch_size, finish_bundle, reserve_arrays
 from .gradients import EpochImportance, plan_gradients, run_samples
 from .keras_graph import describe_layer, flatten_model, named_weights, structure, weight_key
 from .multi_io import samples_for_heads, samples_for_model
@@ -159,10 +159,24 @@ class EpochWriter:
             self.importance_slots[name, kind] = self.writer.reserve(layer[kind], (*leading, *shape))
         return self.importance_slots[name, kind]
 
-    def write_inputs(self):
-        """The input layers' activations: the samples as fed, the same at every epoch."""
+    def finish(self, plan, keras_version, log):
+        """The bundle's end once every epoch is written: the input layers' activations (the samples as fed, the
+        same at every epoch), then the samples, metrics and manifest. Returns the bundle's path."""
         for layer, values in zip(self.graph, self.every_input):  # the input layers come first, in the model's order
             self.slots[layer["activations"]].write(values, 0, first_sample=0)
+        return finish_bundle(
+            self.writer,
+            plan,
+            self.graph,
+            self.samples,
+            self.input_names,
+            self.every_input,
+            self.output_names,
+            self.head_predictions,
+            {"keras_version": keras_version},
+            log,
+            importance_score=self.score if self.has_importance else None,
+        )
 
 
 def log_epoch(log, checkpoint, seconds):
