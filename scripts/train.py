@@ -1,9 +1,11 @@
 """Train a preset, a design or a Keras model and save a checkpoint per epoch (and, with --bundle, the bundle).
 
     python scripts/train.py [--preset P | --model M.keras] [--images FOLDER] [--epochs N]
-                            [--run-dir D] [--bundle OUT.bcnn.npz]
+                            [--run-dir D] [--bundle OUT.bcnn.npz] [--live]
 
 Without --bundle, ``python -m blender_cnn.extract D`` turns the run into a network bundle later.
+With --live, every epoch's bundle is written as the epoch finishes, for Blender's Watch Run
+(docs/animation.md, "Live training").
 """
 
 import argparse
@@ -42,20 +44,30 @@ def main(argv=None):
     parser.add_argument(
         "--bundle", help="after training, also write the bundle of every epoch to this file (.bcnn.npz)"
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="live training: after every epoch, write the bundle of the epochs so far into the run folder "
+        "(live.json, live/) for Blender's Watch Run (CNN tab), which shows each epoch as it finishes; "
+        "trains even when the folder holds this run finished",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
         # Imported here, so a usage error answers without loading TensorFlow.
         from blender_cnn.extract.keras_bundle import extract_run
+        from blender_cnn.extract.live import live_callback
         from blender_cnn.extract.training import train_model, train_run
 
+        live = live_callback if args.live else None
+        preset = args.preset or os.path.join(REPO, "presets", "digits_cnn.json")
+        run_dir = args.run_dir or os.path.join("runs", _stem(args.model or preset))
+        if args.live:
+            print(f"live: watch {os.path.abspath(run_dir)} in Blender (CNN tab > Watch Run)", flush=True)
         if args.model:
-            run_dir = args.run_dir or os.path.join("runs", _stem(args.model))
-            train_model(args.model, run_dir, epochs=args.epochs, images=args.images)
+            train_model(args.model, run_dir, epochs=args.epochs, images=args.images, live=live)
         else:
-            preset = args.preset or os.path.join(REPO, "presets", "digits_cnn.json")
-            run_dir = args.run_dir or os.path.join("runs", _stem(preset))
-            train_run(preset, run_dir, epochs=args.epochs, images=args.images)
+            train_run(preset, run_dir, epochs=args.epochs, images=args.images, live=live)
         if args.bundle:
             extract_run(run_dir, args.bundle)
     except BlenderCNNError as error:

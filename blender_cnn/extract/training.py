@@ -11,6 +11,7 @@ A run folder holds::
     history.json                          loss/accuracy/val_loss/val_accuracy for epochs 0..N
     samples.npz                           the fixed samples: inputs, labels, source_index
     run.json                              preset, dataset, preprocessing, class names; written last
+    live.json, live/                      with ``live``: the status and bundles Watch Run reads (``live.py``)
 
 ``run.json`` is written last, so its presence means the run finished; a
 finished run with the same preset and epoch count is reused, not retrained.
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..core.design import random_weights
 from ..core.errors import BlenderCNNError
+from ..core.live import remove_live_files
 from ..core.presets import FOLDER_KEY, TRAINING_DEFAULTS
 from .datasets import dataset_class_names, load_dataset, pick_samples, resolve_dataset
 from .keras_models import build_model, load_network
@@ -39,7 +41,7 @@ def checkpoint_path(run_dir, epoch):
     return os.path.join(run_dir, f"epoch_{epoch:03d}.keras")
 
 
-def train_run(preset_path, run_dir, epochs=None, log=print, images=None, design_seed=None):
+def train_run(preset_path, run_dir, epochs=None, log=print, images=None, design_seed=None, live=None):
     """Train a preset or design into ``run_dir``; reuse the folder if it already holds this run.
 
     ``preset_path`` is a preset or design: the path of its JSON file or a
@@ -48,7 +50,10 @@ def train_run(preset_path, run_dir, epochs=None, log=print, images=None, design_
     class) its ``training.dataset``. ``design_seed`` starts from the design's
     random weights of that seed (``core.design.random_weights``), so epoch 0
     is the network the designer's Build Scene shows, instead of Keras' own
-    initial weights. Returns the run description (the contents of ``run.json``).
+    initial weights. ``live``: ``live.live_callback``, or a function like it
+    that makes the callback saving each epoch instead of ``ModelCheckpoint``; a
+    live training trains even when the folder holds this run finished. Returns
+    the run description (the contents of ``run.json``).
     """
     preset = load_network(preset_path, dataset=_folder_spec(images))
     preset = {**preset, "training": with_epochs(preset["training"], epochs)}
@@ -70,17 +75,17 @@ def train_run(preset_path, run_dir, epochs=None, log=print, images=None, design_
         return model
 
     source_path = os.path.abspath(where) if isinstance(preset_path, (str, os.PathLike)) else None
-    return _train(preset, run_dir, make_model, source_path, log, design_seed)
+    return _train(preset, run_dir, make_model, source_path, log, design_seed, live)
 
 
-def train_model(model_path, run_dir, epochs=None, log=print, images=None, training=None):
+def train_model(model_path, run_dir, epochs=None, log=print, images=None, training=None, live=None):
     """Train the Keras model file ``model_path`` (loaded in safe mode) into ``run_dir``, as ``train_run`` does.
 
     The dataset is the image folder ``images`` or else digits, sized to the
     model's input. The model is compiled again: Adam, sparse categorical
     cross-entropy (from logits when its outputs are not probabilities),
     accuracy. ``training`` overrides ``core.presets.TRAINING_DEFAULTS``
-    (``epochs`` defaults to 8 there).
+    (``epochs`` defaults to 8 there). ``live``: as ``train_run`` takes it.
     """
     model_path = os.fspath(model_path)
     if not os.path.isfile(model_path):
@@ -132,7 +137,7 @@ def train_model(model_path, run_dir, epochs=None, log=print, images=None, traini
         )
         return model
 
-    return _train(preset, run_dir, make_model, os.path.abspath(model_path), log)
+    return _train(preset, run_dir, make_model, os.path.abspath(model_path), log, live=live)
 
 
 def _folder_spec(images):
@@ -154,14 +159,16 @@ def _names(class_names, limit=12):
     return shown + (", ..." if len(class_names) > limit else "")
 
 
-def _train(preset, run_dir, make_model, source_path, log, design_seed=None):
+def _train(preset, run_dir, make_model, source_path, log, design_seed=None, live=None):
     """Train ``make_model(dataset)`` as ``preset["training"]`` says and write the run folder (module docstring)."""
     training = preset["training"]
     run_dir = os.fspath(run_dir)
     finished = _finished_run(run_dir, preset, design_seed)
-    if finished is not None:
+    if finished is not None and live is None:
         log(f"reusing {run_dir}: it already holds {training['epochs']} epochs of {preset['name']!r}")
         return finished
+    if finished is not None:  # a live training is watched as it goes: a finished one has nothing to show
+        log(f"training {run_dir} again, live: it holds this run finished")
     os.makedirs(run_dir, exist_ok=True)
     _remove_stale_files(run_dir)
 
@@ -196,6 +203,20 @@ def _train(preset, run_dir, make_model, source_path, log, design_seed=None):
     }
     log("epoch 0: " + _describe(history, 0))
 
+    if live is not None:
+        # What run.json will say, for the manifests of the bundles written before it is.
+        described = {
+            "name": preset["name"],
+            "preset": preset,
+            "dataset": dataset.name,
+            "preprocessing": dataset.preprocessing,
+            "class_names": dataset.class_names,
+        }
+        first_metrics = {name: values[0] for name, values in history.items()}
+        saving = live(run_dir, described, first_metrics, log)
+    else:
+        # Keras formats {epoch} 1-based, so epoch_001 is the model after the first pass.
+        saving = keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "epoch_{epoch:03d}.keras"))
     fit_started = time.perf_counter()
     fit_history = model.fit(
         dataset.x_train,
@@ -206,8 +227,7 @@ def _train(preset, run_dir, make_model, source_path, log, design_seed=None):
         shuffle=True,
         verbose=0,
         callbacks=[
-            # Keras formats {epoch} 1-based, so epoch_001 is the model after the first pass.
-            keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "epoch_{epoch:03d}.keras")),
+            saving,
             keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")),
             _epoch_logger(keras, log, fit_started),
         ],
@@ -216,7 +236,7 @@ def _train(preset, run_dir, make_model, source_path, log, design_seed=None):
         values = fit_history.history.get(name, [])
         history[name].extend(float(value) for value in values)
     epoch_list = list(range(training["epochs"] + 1))
-    _write_json(
+    write_json(
         os.path.join(run_dir, "history.json"),
         {
             "epochs": epoch_list,
@@ -251,7 +271,7 @@ def _train(preset, run_dir, make_model, source_path, log, design_seed=None):
         "tensorflow_version": tf.__version__,
         "training_seconds": round(time.perf_counter() - started, 2),
     }
-    _write_json(os.path.join(run_dir, "run.json"), run)
+    write_json(os.path.join(run_dir, "run.json"), run)
     log(
         f"trained {training['epochs']} epochs in {run['training_seconds']:.1f} s; "
         f"final val_accuracy {history['val_accuracy'][-1]:.3f}; wrote {run_dir}"
@@ -302,13 +322,14 @@ def _remove_stale_files(run_dir):
     for entry in os.listdir(run_dir):
         if CHECKPOINT_PATTERN.match(entry) or entry in ("history.csv", "history.json", "samples.npz", "run.json"):
             os.remove(os.path.join(run_dir, entry))
+    remove_live_files(run_dir)
 
 
 def _describe(history, index):
     return ", ".join(f"{name} {history[name][index]:.4f}" for name in METRIC_NAMES if name in history)
 
 
-def _write_json(path, data):
+def write_json(path, data):
     tmp_path = path + ".partial"
     with open(tmp_path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=1)

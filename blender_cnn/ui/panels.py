@@ -41,6 +41,7 @@ class BCNN_PT_network(bpy.types.Panel):
         imports = layout.column(align=True)
         imports.operator("bcnn.import_bundle", text="Import Bundle", icon="IMPORT")
         imports.operator("bcnn.import_checkpoint", text="Import Checkpoint", icon="FILE_FOLDER")
+        imports.operator("bcnn.watch_run", text="Watch Run", icon="PLAY")
         for job in list(running_jobs):
             imports.label(text=job.status_text, icon="TIME")
         network = context.active_object
