@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/render.py --bundle runs/digits_cnn/digits_cnn.bcnn.npz --output out/net.png
     .venv/bin/python scripts/render.py --bundle B.bcnn.npz --animate-epochs --camera orbit --video --output out/net.mp4
+    .venv/bin/python scripts/render.py --bundle B.bcnn.npz --camera orbit --video --dask local:4 --output out/net.mp4
     blender -b -P scripts/render.py -- --blend scene.blend --animation --output out/frames/
 
 Runs under the bpy module of the project's environment and under a Blender
@@ -11,7 +12,13 @@ prefix), --video (implies --animation) encodes them into one MP4 with
 Blender's own FFmpeg. The frame range is --frames, else the epoch animation's
 range (--animate-epochs), else the scene's range (1-120 for a scene built from
 a bundle). Progress is printed per frame with an estimate of the time left.
-Bad input gives one line on stderr and exit code 2.
+--dask ADDRESS (implies --animation) renders the frames on a Dask cluster
+(docs/scaling.md): local:N worker processes on this machine, or the workers
+of a scheduler (tcp://host:8786; workers need bpy and distributed, not this
+add-on). The scene is saved as a .blend that travels to the workers, or that
+they read from --shared-dir; the frames come back here, and a video is
+encoded here. Bad input, a failure or Ctrl-C gives one line on stderr and
+exit code 2.
 """
 
 import argparse
@@ -61,11 +68,43 @@ def parse_args(argv):
     mode.add_argument("--animation", action="store_true", help="every frame of the range, as PNGs")
     parser.add_argument("--video", action="store_true", help="an MP4 (H.264) of the range; implies --animation")
     parser.add_argument("--output", required=True, help="PNG file (still), folder or prefix (animation), MP4")
+    cluster = parser.add_argument_group("rendering on a Dask cluster (docs/scaling.md)")
+    cluster.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="render the animation's frames on a Dask cluster (implies --animation): local:N for N worker "
+        "processes on this machine, or a scheduler's address such as tcp://host:8786",
+    )
+    cluster.add_argument(
+        "--shared-dir",
+        metavar="DIR",
+        help="with --dask: a folder every worker sees at the same path; the saved .blend is put there for the "
+        "workers to read, instead of being sent to each of them",
+    )
+    cluster.add_argument(
+        "--chunk-frames",
+        type=int,
+        metavar="N",
+        help="with --dask: frames per task (default: enough tasks for three per worker)",
+    )
     args = parser.parse_args(argv)
 
     if args.still and args.video:
         raise UsageError("--video renders an animation: use it without --still")
-    args.animation = args.animation or args.video
+    if args.still and args.dask:
+        raise UsageError("--dask renders an animation's frames on a cluster: use it without --still")
+    if not args.dask and (args.shared_dir or args.chunk_frames is not None):
+        raise UsageError("--shared-dir and --chunk-frames are for rendering on a cluster: use them with --dask")
+    if args.shared_dir and not os.path.isdir(args.shared_dir):
+        raise UsageError(f"--shared-dir {args.shared_dir}: no such folder")
+    if args.chunk_frames is not None and args.chunk_frames < 1:
+        raise UsageError(f"--chunk-frames must be at least 1 (got {args.chunk_frames})")
+    if args.dask and UNDER_BLENDER and args.dask.strip().startswith("local:"):
+        raise UsageError(
+            "--dask local:N starts workers with the bpy module of this Python, which a Blender binary's Python "
+            "lacks: run render.py with the project's .venv/bin/python"
+        )
+    args.animation = args.animation or args.video or bool(args.dask)
     if args.width < 4 or args.height < 4 or args.samples < 1:
         raise UsageError(
             f"--width/--height must be at least 4 and --samples at least 1 "
@@ -128,12 +167,29 @@ def main(argv=None):
         # bpy operators raise RuntimeError with Blender's own report, e.g. a file it cannot read.
         where = args.blend or args.bundle
         return _fail(f"{where}: {' '.join(str(error).split())}")
+    except KeyboardInterrupt:
+        stopped = "; the cluster's tasks were cancelled" if args.dask else ""
+        if args.video:
+            stopped += "; no partial video was kept"
+        elif args.animation:
+            stopped += "; the frames written so far were kept"
+        return _fail(f"interrupted (Ctrl-C){stopped}")
     for path in paths:
         print(f"wrote {path}")
     return 0
 
 
 def render(args):
+    if args.dask:
+        from blender_cnn.core.cluster import connect
+
+        # Before the scene is built: a wrong address fails in seconds, and local workers start meanwhile.
+        with connect(args.dask) as client:
+            return _render(args, client)
+    return _render(args)
+
+
+def _render(args, client=None):
     from blender_cnn.scene import stage
     from blender_cnn.scene.rendering import format_seconds, render_animation
 
@@ -157,18 +213,53 @@ def render(args):
         print(f"{PROGRAM}: frame {first} rendered in {format_seconds(time.perf_counter() - started)}", flush=True)
         return [path]
 
-    def progress(report):
-        print(
-            f"{PROGRAM}: frame {report.frame} ({report.done}/{report.total}) after "
-            f"{format_seconds(report.elapsed)}, about {format_seconds(report.remaining)} left",
-            flush=True,
-        )
-
     output = args.output
     if not args.video and output.endswith(("/", os.sep)):
         os.makedirs(output, exist_ok=True)
+    if client is not None:
+        return _render_on_cluster(args, client, first, last)
     return render_animation(
-        output, scene, engine, args.width, args.height, args.samples, first, last, video=args.video, progress=progress
+        output, scene, engine, args.width, args.height, args.samples, first, last, video=args.video, progress=_progress
+    )
+
+
+def _render_on_cluster(args, client, first, last):
+    import shutil
+
+    from blender_cnn.scene.cluster_render import render_on_cluster, save_blend_for_cluster
+
+    # The scene has its render settings and camera moves by now: the workers render what the .blend holds.
+    folder = args.shared_dir or tempfile.mkdtemp(prefix="blender_cnn_cluster_")
+    blend = None
+    try:
+        blend = save_blend_for_cluster(folder)
+        return render_on_cluster(
+            client,
+            blend,
+            first,
+            last,
+            args.output,
+            video=args.video,
+            progress=_progress,
+            shared_dir=args.shared_dir,
+            chunk_frames=args.chunk_frames,
+        )
+    finally:
+        if args.shared_dir:
+            if blend is not None and os.path.exists(blend):
+                os.remove(blend)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _progress(report):
+    from blender_cnn.scene.rendering import format_seconds
+
+    per_minute = report.done / report.elapsed * 60 if report.elapsed > 0 else float("nan")
+    print(
+        f"{PROGRAM}: frame {report.frame} ({report.done}/{report.total}) after "
+        f"{format_seconds(report.elapsed)}, about {format_seconds(report.remaining)} left, {per_minute:.1f} frames/min",
+        flush=True,
     )
 
 

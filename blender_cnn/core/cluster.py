@@ -48,7 +48,12 @@ def local_worker_count(address: str) -> int | None:
 def connect(address: str) -> Iterator[Any]:
     """A ``distributed.Client`` of the cluster at ``address``, closed (with its local cluster) on leaving."""
     workers = local_worker_count(address)
-    from distributed import Client, LocalCluster
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise BlenderCNNError(
+            address, "needs Dask distributed in this Python (pip install distributed; see requirements.txt)"
+        ) from None
 
     # A worker that dies is reported by the client's own error; Dask's warnings would bury the progress lines.
     for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
@@ -61,7 +66,13 @@ def connect(address: str) -> Iterator[Any]:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                # The scheduler's HTTP server (health checks) still starts without a dashboard; on its default
+                # port 8787 it warns on stderr whenever another cluster already has that port.
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.CRITICAL,
+                # Dask's default (RAM / N per worker) would have the nanny kill a worker rendering a big scene
+                # or holding a VGG16 epoch, and retry it until the job fails; the machine's own limit applies.
+                memory_limit=0,
             )
             client = Client(cluster)
         else:

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -223,17 +224,29 @@ def video_path(output: str, is_folder: bool = False) -> str:
 
 
 def encode_video(
-    frames: Sequence[str], path: str, like_scene: bpy.types.Scene | None = None, fps: int | None = None
+    frames: Sequence[str],
+    path: str,
+    like_scene: bpy.types.Scene | None = None,
+    fps: int | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+    fps_base: float | None = None,
 ) -> str:
     """Encode PNG ``frames`` (in order) into an MP4 (H.264) at ``path`` with Blender's FFmpeg; returns ``path``.
 
     A temporary scene shows them as one image strip in the sequencer and renders
-    it as a movie; its size and frame rate come from ``like_scene``.
+    it as a movie; its size and frame rate come from ``like_scene``, unless
+    ``size`` (width, height) and ``fps`` (with ``fps_base``, default 1) are given.
+    The movie is written to a temporary file beside ``path`` and moved there
+    once complete, so a failed or interrupted encoding leaves no partial video.
     """
     if not frames:
         raise BlenderCNNError(path, "no frames to encode")
     like_scene = like_scene or bpy.context.scene
     assert like_scene is not None  # the stubs allow a context without a scene
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    # Hidden, beside the video (so the move is a rename), and created by Blender (so it gets the usual permissions).
+    partial = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial.mp4")
     scene = bpy.data.scenes.new("BCNN Video Encoding")
     try:
         editor = scene.sequence_editor_create()
@@ -246,10 +259,10 @@ def encode_video(
         scene.frame_start, scene.frame_end = 1, len(frames)
         render = scene.render
         source = like_scene.render
-        render.resolution_x, render.resolution_y = source.resolution_x, source.resolution_y
+        render.resolution_x, render.resolution_y = size or (source.resolution_x, source.resolution_y)
         render.resolution_percentage = 100
         render.fps = fps or source.fps
-        render.fps_base = 1.0 if fps else source.fps_base
+        render.fps_base = (fps_base or 1.0) if fps else source.fps_base
         render.use_sequencer = True
         # The PNGs are already display colors: show them as they are.
         view = scene.view_settings
@@ -266,14 +279,16 @@ def encode_video(
         ffmpeg.codec = "H264"
         ffmpeg.constant_rate_factor = "HIGH"
         ffmpeg.audio_codec = "NONE"
-        render.filepath = path
+        render.filepath = partial
         render.use_file_extension = False
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         bpy.ops.render.render(animation=True, scene=scene.name)
+        if not os.path.exists(partial) or not os.path.getsize(partial):
+            raise BlenderCNNError(path, "was not written by Blender's FFmpeg (is the folder writable?)")
+        os.replace(partial, path)
     finally:
         bpy.data.scenes.remove(scene)
-    if not os.path.exists(path) or not os.path.getsize(path):
-        raise BlenderCNNError(path, "was not written by Blender's FFmpeg (is the folder writable?)")
+        if os.path.exists(partial):
+            os.remove(partial)
     return path
 
 
