@@ -353,3 +353,26 @@ def test_the_worker_task_imports_only_bpy_distributed_and_the_standard_library()
             assert node.level == 0, f"line {node.lineno}: a relative import reaches into blender_cnn"
             imported.add(node.module.split(".")[0])
     assert imported - sys.stdlib_module_names - {"__future__"} == {"bpy", "distributed"}, imported
+
+
+@pytest.mark.slow
+def test_render_animation_in_blender_uses_the_cluster_the_preferences_name(
+    blender, staged_designed_network, dask_cluster, tmp_path
+):
+    """The operator behind the sidebar's Render Animation: the same frames on the cluster as without one."""
+    from blender_cnn.ui import preferences
+
+    scene = blender.context.scene
+    settings = {"width": 64, "height": 36, "samples": 1, "engine": "CYCLES", "use_scene_range": False}
+    settings.update(frame_start=FRAMES[0], frame_end=FRAMES[1])
+    assert blender.ops.bcnn.render_animation(filepath=f"{tmp_path / 'here'}/", **settings) == {"FINISHED"}
+    address, _client = dask_cluster
+    original = preferences.cluster_address
+    preferences.cluster_address = lambda _context: address
+    try:
+        assert blender.ops.bcnn.render_animation(filepath=f"{tmp_path / 'there'}/", **settings) == {"FINISHED"}
+    finally:
+        preferences.cluster_address = original
+    assert_same_frames(frames_in(tmp_path / "there"), frames_in(tmp_path / "here"))
+    assert scene.camera is not None
+    assert not [name for name in os.listdir(tempfile.gettempdir()) if name.startswith("blender_cnn_render_")]

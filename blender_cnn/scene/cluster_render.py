@@ -39,6 +39,7 @@ from ..core import cluster
 from ..core.errors import BlenderCNNError, first_line
 from . import cluster_frames
 from .rendering import FRAME_PREFIX, RenderProgress, encode_video, frame_prefix, video_path
+from .stage import configure_render
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -102,6 +103,35 @@ def save_blend_for_cluster(directory: str | os.PathLike[str]) -> str:
     path = os.path.join(os.path.abspath(directory), f"{BLEND_PREFIX}{uuid.uuid4().hex}.blend")
     bpy.ops.wm.save_as_mainfile(filepath=path, copy=True, compress=True)
     return path
+
+
+def cluster_render_of_scene(
+    scene: bpy.types.Scene,
+    address: str,
+    output: str | os.PathLike[str],
+    engine: str,
+    width: int,
+    height: int,
+    samples: int,
+    frame_start: int,
+    frame_end: int,
+    video: bool,
+) -> ClusterRender:
+    """A ``ClusterRender`` of the open file's ``scene`` as Render Animation shows it: the render settings set as
+    for a render here, then the file saved for the workers (not started; ``step()`` starts it)."""
+    if scene.camera is None:
+        raise BlenderCNNError(scene.name, "has no camera to render from (set up the stage first)")
+    if video and (width % 2 or height % 2):
+        raise BlenderCNNError("video size", f"H.264 needs an even width and height, not {width}x{height}")
+    configure_render(scene, engine, width, height, samples)
+    blend = save_blend_for_cluster(tempfile.gettempdir())
+    try:
+        render = ClusterRender(address, blend, frame_start, frame_end, bpy.path.abspath(str(output)), video)
+    except BlenderCNNError:
+        os.remove(blend)
+        raise
+    render.owns_blend = True
+    return render
 
 
 def chunks_of(frames: list[int], chunk_frames: int) -> list[list[int]]:
@@ -185,6 +215,7 @@ class ClusterRender:
         self._topic = ""
         self._blend: Any = None  # the scattered bytes' future, or the .blend's path in the shared folder
         self._copied_blend: str | None = None
+        self.owns_blend = False  # the .blend is a temporary saved for this render, removed when it ends
         self._chunks: list[list[int]] = []
         self._futures: list[Any] = []
         self._results: dict[int, dict[str, Any]] = {}
@@ -372,6 +403,10 @@ class ClusterRender:
             with contextlib.suppress(OSError):
                 os.remove(self._copied_blend)
             self._copied_blend = None
+        if self.owns_blend:
+            with contextlib.suppress(OSError):
+                os.remove(self.blend_path)
+            self.owns_blend = False
         if self._frame_folder is not None:
             shutil.rmtree(self._frame_folder, ignore_errors=True)
             self._frame_folder = None

@@ -17,10 +17,10 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from ..core.errors import BlenderCNNError
 from ..scene import camera_moves
 from ..scene.network import is_network, network_bundle
-from ..scene.rendering import AnimationRender, format_seconds
+from ..scene.rendering import AnimationRender, RenderProgress, format_seconds
 from ..scene.stage import render_still
 from .errors import reports_user_errors
-from .preferences import ADDON_PACKAGE, ENGINE_ITEMS
+from .preferences import ADDON_PACKAGE, ENGINE_ITEMS, cluster_address
 
 MOVE_ITEMS = (
     ("ORBIT", "Orbit", "Circle around the network's centre, looking at it"),
@@ -145,10 +145,20 @@ class BCNN_OT_render_animation(_RenderSettings, bpy.types.Operator):
         output = self.filepath or "//" + default_name
         keep_folder = output.endswith(("/", os.sep))
         output = output_path(output, default_name) + (os.sep if keep_folder else "")
+        address = cluster_address(context)
         try:
-            self._job = AnimationRender(
-                output, scene, self.engine, self.width, self.height, self.samples, first, last, self.video
-            )
+            if address:  # the preferences name a Dask cluster: the frames are rendered there (docs/scaling.md)
+                cluster_render_of_scene = _cluster_renderer(address)
+                self._job = _ClusterSteps(
+                    cluster_render_of_scene(
+                        scene, address, output, self.engine, self.width, self.height, self.samples, first, last,
+                        self.video,
+                    )
+                )  # fmt: skip
+            else:
+                self._job = AnimationRender(
+                    output, scene, self.engine, self.width, self.height, self.samples, first, last, self.video
+                )
             self._job.start()
         except (BlenderCNNError, OSError) as error:
             self.report({"ERROR"}, _one_line(error, output))
@@ -217,6 +227,58 @@ class BCNN_OT_render_animation(_RenderSettings, bpy.types.Operator):
         where = paths[0] if self.video else os.path.dirname(paths[0])
         self.report({"INFO"}, f"Rendered {self._job.total} frames in {elapsed}: {where}")
         return {"FINISHED"}
+
+
+def _cluster_renderer(address):
+    """``scene.cluster_render.cluster_render_of_scene``, or why this Blender cannot render on ``address``."""
+    if bpy.app.binary_path and address.strip().startswith("local:"):
+        # Local workers would be Blender's bundled Python, which cannot import bpy.
+        raise BlenderCNNError(
+            address,
+            "local workers cannot render from inside Blender (its Python has no bpy module); start a scheduler "
+            "and workers with bpy and give its address (docs/scaling.md), or use scripts/render.py --dask local:N",
+        )
+    try:  # imported only for a cluster: it needs Dask distributed, which Blender's Python need not have
+        from ..scene.cluster_render import cluster_render_of_scene
+    except ImportError:
+        raise BlenderCNNError(
+            address, "needs Dask distributed in Blender's Python to render on a cluster (docs/scaling.md)"
+        ) from None
+    return cluster_render_of_scene
+
+
+class _ClusterSteps:
+    """A ``ClusterRender`` seen as an ``AnimationRender``: each ``step`` gives the newest frame's report (frames
+    arrive from several workers at once), ``seconds`` the time since the start."""
+
+    def __init__(self, render):
+        self.render = render
+        self.total = render.total
+        self.video_path, self.prefix = render.video_path, render.prefix
+        self._last = None
+        self._started = time.perf_counter()
+
+    @property
+    def done(self):
+        return self.render.done
+
+    @property
+    def seconds(self):
+        return [time.perf_counter() - self._started]
+
+    def start(self):
+        self.render.start()
+
+    def step(self):
+        reports = self.render.step()
+        self._last = reports[-1] if reports else self._last
+        return self._last or RenderProgress(0, 0, self.total, 0.0, float("nan"), "")
+
+    def finish(self):
+        return self.render.finish()
+
+    def cancel(self):
+        return self.render.cancel()
 
 
 _layer_items_cache = {}
