@@ -75,6 +75,7 @@ def stage_extension(stage_dir: Path = DEFAULT_STAGE_DIR) -> Path:
     stage_dir = Path(stage_dir)
     if not (ADDON_SOURCE / "__init__.py").is_file():
         raise ExtensionBuildError(f"{ADDON_SOURCE / '__init__.py'} is missing; the add-on has no entry point")
+    _build_web_viewer()
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     shutil.copytree(ADDON_SOURCE, stage_dir, ignore=_IGNORED)
@@ -85,6 +86,19 @@ def stage_extension(stage_dir: Path = DEFAULT_STAGE_DIR) -> Path:
     if PRESETS.is_dir():
         shutil.copytree(PRESETS, stage_dir / "presets", ignore=_IGNORED, dirs_exist_ok=True)
     return stage_dir
+
+
+def _build_web_viewer() -> None:
+    """Export for Web's page script (blender_cnn/web/viewer.js, not in git): rebuilt from the pinned npm packages
+    when its sources changed, so the zip always carries it and exporting never downloads anything."""
+    spec = importlib.util.spec_from_file_location("build_web_viewer", REPO_ROOT / "scripts" / "build_web_viewer.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        module.build(log=lambda _message: None)
+    except module.WebViewerBuildError as error:
+        raise ExtensionBuildError(str(error)) from error
 
 
 def validate_extension(path: Path) -> str:

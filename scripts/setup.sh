@@ -112,5 +112,36 @@ ensure_venv() {
     say "Python packages installed"
 }
 
+# --- (d) Export for Web: npm and Chromium ------------------------------------
+# The page Export for Web writes carries three.js, which npm fetches at the versions
+# web/package-lock.json pins (checking each package's integrity hash) and esbuild bundles
+# (scripts/build_web_viewer.py, quick when nothing changed). Its test opens the page in
+# headless Chromium. Each comes from Debian only when its command is missing: a Node.js
+# from elsewhere, with its own npm, is kept.
+install_web_tools() {
+    local missing=()
+    command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    if [ ${#missing[@]} -eq 0 ]; then
+        say "npm and chromium present"
+        return
+    fi
+    local sudo=() can_install=yes
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    command -v apt-get >/dev/null 2>&1 || can_install=no
+    [ ${#sudo[@]} -eq 0 ] || command -v sudo >/dev/null 2>&1 || can_install=no
+    if [ "$can_install" = no ]; then
+        # Without npm the add-on has no page to write; without Chromium only the browser test skips.
+        command -v npm >/dev/null 2>&1 || fail "npm is missing and cannot be installed here (no apt-get, or not root)"
+        say "chromium is missing and cannot be installed here: the web export's browser test will skip"
+        return
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
 install_debian_packages
 ensure_venv
+install_web_tools
+"$venv_dir/bin/python" "$repo_root/scripts/build_web_viewer.py"

@@ -4,5 +4,6 @@ import bpy
 
 # Registered in this order (preferences and operators before the panels that show them), unregistered in reverse.
 register, unregister = bpy.utils.register_submodule_factory(
-    __name__, ("preferences", "operators", "focus", "connections", "animation", "render", "style", "live", "panels")
+    __name__,
+    ("preferences", "operators", "focus", "connections", "animation", "render", "web", "style", "live", "panels"),
 )

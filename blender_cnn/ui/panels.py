@@ -87,6 +87,7 @@ class BCNN_PT_network(bpy.types.Panel):
         row = renders.row(align=True)
         row.operator("bcnn.render_still", text="Render Still", icon="RENDER_STILL")
         row.operator("bcnn.render_animation", text="Render Animation", icon="RENDER_ANIMATION")
+        renders.operator("bcnn.export_web", text="Export for Web", icon="WORLD")
 
     @staticmethod
     def draw_inspection(layout, network):
