@@ -59,6 +59,7 @@ SECTIONS = (
     ("animation", "bench_animation.py", ()),
     ("graphs", "bench_graphs.py", ()),
     ("onnx", "bench_onnx.py", ()),
+    ("cluster", "bench_cluster.py", ()),
 )
 
 # (name, description, checkpoint epochs, samples): the networks of the extraction benchmark.

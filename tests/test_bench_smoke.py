@@ -29,6 +29,7 @@ SMOKE_ARGUMENTS = {
     "bench_animation.py": (),
     "bench_graphs.py": (),
     "bench_onnx.py": (),
+    "bench_cluster.py": (),
 }
 SMOKE_SCRIPTS = [
     pytest.param("bench.py", marks=[pytest.mark.tf, pytest.mark.render]),
@@ -37,6 +38,7 @@ SMOKE_SCRIPTS = [
     pytest.param("bench_animation.py", marks=pytest.mark.render),
     pytest.param("bench_graphs.py", marks=pytest.mark.tf),
     "bench_onnx.py",
+    pytest.param("bench_cluster.py", marks=[pytest.mark.tf, pytest.mark.render, pytest.mark.slow]),
 ]
 
 
