@@ -49,6 +49,9 @@ SMOKE_CASES = (
     ("cifar", "CIFAR-10 greyscale CNN", (8, 8, 1), cifar_greyscale_layers(), 2, 0.250),
 )
 FRAMES_PER_EPOCH, HOLD = 12, 4
+# The first case again, with a sweep and Inspect's numbers shown (child_scrub's ``annotated``).
+ANNOTATED_KEY = "digits annotated"
+ANNOTATED_NOTE = "a conv1 sweep and an inspected conv2 pixel shown"
 RENDER_SAMPLES = {"CYCLES": 32, "EEVEE": 16}
 RENDER_SIZE = (1280, 720)
 SMOKE_RENDER_SAMPLES, SMOKE_RENDER_SIZE = {"CYCLES": 1}, (64, 36)
@@ -71,10 +74,18 @@ def _scene(bundle_path):
     return bpy, network, first, last
 
 
-def child_scrub(bundle_path):
-    """Median cost of a frame change over the animation, and the bytes each stored epoch takes."""
+def child_scrub(bundle_path, annotated=False):
+    """Median cost of a frame change over the animation, and the bytes each stored epoch takes.
+
+    ``annotated``: also the lesson on convolution the add-on shows: the first convolution's window sweeping
+    across its first map over the same frames (its products and their sum written beside it), and a pixel of
+    the second convolution inspected (its 72 inputs, weights and products on their cells).
+    """
     bpy, network, first, last = _scene(bundle_path)
     from blender_cnn.scene.network import get_network_input
+
+    if annotated:
+        _annotate(network, first, last)
 
     scene = bpy.context.scene
     depsgraph = bpy.context.evaluated_depsgraph_get()
@@ -109,6 +120,23 @@ def child_scrub(bundle_path):
     )
 
 
+def _annotate(network, first, last):
+    import bpy
+
+    from blender_cnn.core.bundle import load_bundle
+    from blender_cnn.scene.animation import animate_sweep
+    from blender_cnn.scene.inspection import inspect_network_cell
+
+    scene = bpy.context.scene
+    frame_range = scene.frame_start, scene.frame_end
+    bundle = load_bundle(network["blender_cnn_bundle"])
+    convolutions = [layer for layer in bundle.layers if layer.type == "Conv2D"]
+    rows, cols, _channels = convolutions[1].output_shape
+    inspect_network_cell(network, convolutions[1].name, (rows // 2, cols // 2, 0))
+    animate_sweep(network, convolutions[0].name, start_frame=first, frames=last - first + 1)
+    scene.frame_start, scene.frame_end = frame_range
+
+
 def child_render(bundle_path, engine, output, width, height, samples):
     """Time one frame mid-animation, twice (the first render of it compiles shaders)."""
     bpy, _network, first, last = _scene(bundle_path)
@@ -137,8 +165,10 @@ def report(cases, scrubbing, renders, baseline_peak, render_size, render_samples
         "",
         *measured_line("bench_animation.py", ("numpy", "bpy")),
         "",
-        "Synthetic bundles of the real shapes, one sample, weights and activations drifting each epoch;",
+        "Synthetic bundles of the real shapes, one sample, weights (kernels too) and activations drifting each epoch;",
         f"`animate_training` with {FRAMES_PER_EPOCH} frames per epoch and a hold of {HOLD}; the training overlay on.",
+        f"The last row: the demo with {ANNOTATED_NOTE}: `animate_sweep` over the same frames and `inspect_network_cell`,",
+        "every number following the epoch (and the sweep) as it is scrubbed.",
         "*Frame change*: `scene.frame_set` plus evaluating the network's nodes, over every third frame of the",
         "animation (median and worst). *Per epoch*: the stored per-epoch attributes (cells' activations and",
         "pooling winners, curves' and kernel points' weights) of one epoch. *Peak*: the process's maximum",
@@ -147,10 +177,14 @@ def report(cases, scrubbing, renders, baseline_peak, render_size, render_samples
         "| network | frame change (median) | worst | goal | per epoch | peak |",
         "|---|---:|---:|---|---:|---:|",
     ]
-    for key, name, shape, _layers, epochs, goal in cases:
+    rows = [(key, case_name(name, shape, epochs), goal) for key, name, shape, _layers, epochs, goal in cases]
+    if ANNOTATED_KEY in scrubbing:
+        _key, name, shape, _layers, epochs, goal = cases[0]
+        rows.append((ANNOTATED_KEY, f"{case_name(name, shape, epochs)}, {ANNOTATED_NOTE}", goal))
+    for key, title, goal in rows:
         result = scrubbing[key]
         lines.append(
-            f"| {case_name(name, shape, epochs)} | {format_seconds(result['median'])} "
+            f"| {title} | {format_seconds(result['median'])} "
             f"| {format_seconds(result['max'])} | under {format_seconds(goal)}: "
             f"{'**met**' if result['median'] < goal else '**NOT met**'} | "
             f"{format_bytes(result['per_epoch'])} | {format_bytes(result['peak'])} |"
@@ -189,9 +223,14 @@ def main(argv=None):
         baseline_peak = measured_child(SCRIPTS / "bench_scene.py", "--child-baseline", work)["peak"]
         bundles = {}
         for key, name, shape, layers, epochs, _goal in cases:
-            bundles[key] = write_synthetic_bundle(Path(work) / f"{key}.bcnn.npz", key, shape, layers, epochs=epochs)
+            bundles[key] = write_synthetic_bundle(
+                Path(work) / f"{key}.bcnn.npz", key, shape, layers, epochs=epochs, conv_kernels=True
+            )
             scrubbing[key] = run_child("--child-scrub", bundles[key])
             print(case_name(name, shape, epochs), scrubbing[key], flush=True)
+        first_key = cases[0][0]
+        scrubbing[ANNOTATED_KEY] = run_child("--child-scrub", bundles[first_key], "annotated")
+        print(ANNOTATED_NOTE, scrubbing[ANNOTATED_KEY], flush=True)
         if not args.no_renders:
             for engine, samples in render_samples.items():
                 try:
@@ -211,7 +250,7 @@ if __name__ == "__main__":
         # Keep the user's own add-ons and settings out of the measured processes.
         os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
     if len(sys.argv) > 1 and sys.argv[1] == "--child-scrub":
-        child_scrub(sys.argv[2])
+        child_scrub(sys.argv[2], annotated=sys.argv[3:] == ["annotated"])
     elif len(sys.argv) > 1 and sys.argv[1] == "--child-render":
         child_render(*sys.argv[2:8])
     else:

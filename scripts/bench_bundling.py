@@ -9,7 +9,7 @@ sections are kept). Every timing runs in a child Python of its own. The figures:
 (a) nn_vis's dense network 784-81-49-10 (67,963 edges; 784 as a 28x28 grid,
     81 as a 9x9 grid, 49 and 10 as columns): time to bundle all three layer pairs.
 (b) one layer pair 8192 (grid) -> 256 (grid), 2,097,152 edges: time and peak
-    memory of straight points + bundling + offsets, then Blender's hair curves.
+    memory of the routes the scene stores (``route_edges``), then Blender's hair curves.
 (c) datashader's hammer_bundle on the edges of (a) and (b), against ours, each
     timed cold (the first call in a fresh Python, after its imports) and warm
     (the second call in the same process); hammer_bundle also with
@@ -50,7 +50,7 @@ from bench import (
     write_section,
 )
 
-from blender_cnn.core.bundling import bundle_edges, default_points_per_edge, lateral_offsets, straight_points
+from blender_cnn.core.bundling import bundle_edges, default_points_per_edge, route_edges, straight_points
 from blender_cnn.core.connections import AUTO_MAX_EDGES
 from blender_cnn.core.drawing_metrics import distortion, drawing_bounds, ink
 from blender_cnn.core.layout import display_shape, neuron_positions, suggested_spacing
@@ -161,18 +161,16 @@ def child(mode, *args, limit=None):
 
 
 def large_pair_child(sizes):
-    """(b): straight points, bundling and offsets of one large layer pair, as the scene would need them."""
+    """(b): the bundling routes of one large layer pair, as the scene stores them."""
     sources, targets = parse_sizes(sizes)
     (source, target, _, _), _ = dense_stack((sources, targets))
     start = time.perf_counter()
     points = default_points_per_edge(len(source))
-    straight = straight_points(source, target, points)
-    bundled = bundle_edges(source, target, points, straight=straight)
-    offsets = lateral_offsets(bundled, straight)
+    routes = route_edges(source, target, points)
+    route = routes.point_arrays()["bundle_route"]
     seconds = time.perf_counter() - start
-    del bundled, straight
-    # Then Blender's hair curves, as the scene writes them: one curve per edge, the offsets per point
-    # (the node tree places the points from the neurons and the keyframable bundling strength).
+    # Then Blender's hair curves, as the scene writes them: one curve per edge with its route, the route's
+    # weights per point (the node tree places the points from the neurons and the keyframable bundling strength).
     import bpy  # noqa: F401 (Blender as a module; imported here so the timing above excludes it)
 
     from blender_cnn.scene.geometry_data import hair_curves
@@ -184,8 +182,9 @@ def large_pair_child(sizes):
         "target_cell": sources + np.arange(count, dtype=np.int32) // sources,
         "weight": np.zeros(count, np.float32),
         "weight_max": np.ones(count, np.float32),
+        **routes.curve_arrays(),
     }
-    curves = hair_curves("bench connections", count, points, curve_arrays, {"bundle_offset": offsets.reshape(-1, 3)})
+    curves = hair_curves("bench connections", count, points, curve_arrays, {"bundle_route": route})
     curve_seconds = time.perf_counter() - start
     emit(
         seconds=seconds,
@@ -193,7 +192,7 @@ def large_pair_child(sizes):
         edges=count,
         points=points,
         curve_points=len(curves.points),
-        bytes=offsets.nbytes,
+        bytes=route.nbytes + sum(array.nbytes for array in routes.curve_arrays().values()),
     )
 
 
@@ -369,8 +368,8 @@ def report(results, stacks, scenes):
     large, _, peak = results["large"]
     total = large["seconds"] + large["curve_seconds"]
     lines.append(
-        f"| {case_label('large', large_sizes)}: straight + bundled + offsets "
-        f"{format_seconds(large['seconds'])}, then Blender hair curves with the offsets "
+        f"| {case_label('large', large_sizes)}: the routes the scene stores (`route_edges`) "
+        f"{format_seconds(large['seconds'])}, then Blender hair curves with them "
         f"{format_seconds(large['curve_seconds'])} (child process) | {large['edges']:,} | "
         f"{large['points']} | {format_seconds(total)} | {format_bytes(peak)} | under "
         f"{GOALS['large_seconds']:g} s: {met(total < GOALS['large_seconds'])}; under "

@@ -139,8 +139,11 @@ def series_input_side(target):
     )
 
 
-def write_synthetic_bundle(path, name, input_shape, layers, seed=0, epochs=1, samples=1):
-    """A valid bundle: random activations and Dense kernels that drift from epoch to epoch, and falling loss."""
+def write_synthetic_bundle(path, name, input_shape, layers, seed=0, epochs=1, samples=1, conv_kernels=False):
+    """A valid bundle: random activations and Dense kernels that drift from epoch to epoch, and falling loss.
+
+    ``conv_kernels``: the convolutions get drifting kernels and biases too (what a sweep or Inspect reads).
+    """
     from blender_cnn.core.bundle import write_bundle
 
     rng = np.random.default_rng(seed)
@@ -178,9 +181,18 @@ def write_synthetic_bundle(path, name, input_shape, layers, seed=0, epochs=1, sa
         layer_name = f"{kind.lower()}_{index}"
         config, weights = {}, []
         if kind == "Conv2D":
-            # Conv kernels never reach the scene, so they are left out; params still says how many there are.
+            # Without conv_kernels the kernels are left out (only their kernel points would show them); params
+            # still says how many there are.
             config = {"filters": setting, "kernel_size": [3, 3], "padding": "same", "activation": "relu"}
             params = (9 * shapes[index - 1][-1] + 1) * setting
+            if conv_kernels:
+                kernel = drifting((3, 3, shapes[index - 1][-1], setting), 0.2)
+                arrays[f"weights/{layer_name}/kernel"] = kernel
+                arrays[f"weights/{layer_name}/bias"] = drifting((setting,), 0.05)
+                weights = [
+                    {"name": "kernel", "array": f"weights/{layer_name}/kernel", "shape": list(kernel.shape[1:])},
+                    {"name": "bias", "array": f"weights/{layer_name}/bias", "shape": [setting]},
+                ]
         elif kind == "MaxPooling2D":
             config, params = {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}, 0
         elif kind == "Dense":

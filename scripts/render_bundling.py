@@ -1,14 +1,18 @@
-"""Render networks with straight and bundled connections side by side, with their ink and distortion.
+"""Render networks with straight and bundled connections, with their ink, distortion and ambiguity.
 
     .venv/bin/python scripts/render_bundling.py BUNDLE [BUNDLE ...] [--output-dir docs/bundling] [--samples 16]
 
 For each bundle: the scene built with its default edge selection, the
 receptive-field and pooling overlays off, the stage camera framing its
 connections (straight and bundled), rendered at Bundling Strength 0 and 1
-(Cycles). The ink of each drawing (the share of
-the frame's pixels the curves cover, one pixel wide, through the camera's own
-projection at the render's size) and the bundled curves' distortion are
-printed as a markdown table for docs/bundling.md.
+(Cycles): ``NAME_straight.png`` and ``NAME_bundled.png`` (the default
+bundling). When some layer pair draws only some of its weights, also
+``NAME_funnel.png``: the same scene bundled as before rails, every pair
+through one funnel (``style="funnel"``), its routes written onto the curves.
+The ink of each drawing (the share of the frame's pixels the curves cover,
+one pixel wide, through the camera's own projection at the render's size),
+its ambiguity (``core/drawing_metrics.py``, same projection) and the bundled
+curves' distortion are printed as a markdown table for docs/bundling.md.
 """
 
 import argparse
@@ -20,6 +24,16 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 STRENGTHS = {"straight": 0.0, "bundled": 1.0}
+
+
+def draw_routes(network, routes):
+    """Store ``routes`` (core/bundling.py's Routes, in the curves' order) on the network's connection curves."""
+    from blender_cnn.scene.geometry_data import write_attributes
+
+    write_attributes(network.data, routes.curve_arrays(), "CURVE")
+    write_attributes(network.data, routes.point_arrays(), "POINT")
+    network.data.update_tag()
+    network.update_tag()
 
 
 def main(argv=None):
@@ -35,7 +49,8 @@ def main(argv=None):
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
     import bpy
 
-    from blender_cnn.core.drawing_metrics import distortion, ink
+    from blender_cnn.core.bundling import FUNNEL, route_edges
+    from blender_cnn.core.drawing_metrics import ambiguity, distortion, ink
     from blender_cnn.scene.drawn import drawn_curves
     from blender_cnn.scene.network import build_network, set_network_input
     from blender_cnn.scene.stage import camera_projection, configure_render, frame_camera, render_still, set_up_stage
@@ -52,34 +67,45 @@ def main(argv=None):
         configure_render(bpy.context.scene, "CYCLES", args.width, args.height, args.samples)
         camera = set_up_stage(network)
         # The connections are the subject: frame where they run, straight or bundled.
-        ends = []
-        for strength in STRENGTHS.values():
-            set_network_input(network, "Bundling Strength", strength)
-            ends.append(drawn_curves(network).reshape(-1, 3))
-        frame_camera(camera, network, margin=1.25, points=np.concatenate(ends)[::7])
-        projection = np.array(camera_projection(camera))
-        frame = (-1.0, -args.height / args.width, 1.0, args.height / args.width)
-        inks, curves = {}, None
+        drawn = {}
         for label, strength in STRENGTHS.items():
             set_network_input(network, "Bundling Strength", strength)
+            drawn[label] = drawn_curves(network)
+        frame_camera(camera, network, margin=1.25, points=np.concatenate([*drawn.values()]).reshape(-1, 3)[::7])
+        projection = np.array(camera_projection(camera))
+        frame = (-1.0, -args.height / args.width, 1.0, args.height / args.width)
+        pruned = any(entry["drawn"] < entry["total"] for entry in network["blender_cnn_connections"])
+        looks = list(STRENGTHS) + (["funnel"] if pruned else [])
+        measured = {}
+        for label in looks:
+            if label == "funnel":
+                ends = drawn["straight"]
+                draw_routes(network, route_edges(ends[:, 0], ends[:, -1], ends.shape[1], style=FUNNEL))
+            set_network_input(network, "Bundling Strength", STRENGTHS.get(label, 1.0))
             curves = drawn_curves(network)
-            inks[label] = ink(curves, projection, args.width, frame)
+            measured[label] = (
+                ink(curves, projection, args.width, frame),
+                ambiguity(curves, projection, args.width, frame),
+                distortion(curves),
+            )
             image = render_still(
                 args.output_dir / f"{network.name}_{label}.png",
                 width=args.width,
                 height=args.height,
                 samples=args.samples,
             )
-            print(f"{network.name} {label}: {image}, ink {inks[label]:.4f}", flush=True)
-        drawn = network["blender_cnn_connections"]
-        rows.append(
-            f"| {network.name} | {sum(entry['drawn'] for entry in drawn):,} of "
-            f"{sum(entry['total'] for entry in drawn):,} | {inks['straight']:.4f} | {inks['bundled']:.4f} | "
-            f"{inks['bundled'] / inks['straight']:.2f} | {distortion(curves):.3f} |"
-        )
+            print(f"{network.name} {label}: {image}, ink, ambiguity, distortion {measured[label]}", flush=True)
+        entries = network["blender_cnn_connections"]
+        for label in looks:
+            plain, (bundled, confused, bent) = measured["straight"][0], measured[label]
+            rows.append(
+                f"| {network.name} | {label} | {sum(entry['drawn'] for entry in entries):,} of "
+                f"{sum(entry['total'] for entry in entries):,} | {bundled:.4f} | {bundled / plain:.2f} | "
+                f"{confused:.2f} | {bent:.3f} |"
+            )
     print(
-        "\n| network | curves drawn | straight ink | bundled ink | ratio | distortion |\n"
-        "|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
+        "\n| network | drawing | curves drawn | ink | ink / straight | ambiguity | distortion |\n"
+        "|---|---|---:|---:|---:|---:|---:|\n" + "\n".join(rows)
     )
 
 

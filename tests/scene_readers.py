@@ -40,22 +40,15 @@ def cell_centre(network, layer_index, channel, row, col):
 
 
 def annotations(network):
-    """Per annotation of an inspected cell: its plate's centre (world space) and its text's face count, in order."""
-    from blender_cnn.scene.inspection import annotation_object
+    """Per text of an inspected cell, in order: its plates' centre (world space) and its glyph face count."""
+    from blender_cnn.nodes.annotations import ANNOTATION_INSPECT_CELL, ANNOTATION_INSPECT_EQUATION
+    from blender_cnn.scene.annotations import drawn_texts
 
-    mesh = annotation_object(network).data
-    owner = np.empty(len(mesh.polygons), dtype=np.int32)
-    mesh.attributes["annotation"].data.foreach_get("value", owner)
-    material = np.empty(len(mesh.polygons), dtype=np.int32)
-    mesh.polygons.foreach_get("material_index", material)
-    matrix = np.array(network.matrix_world)
-    plates, glyph_faces = [], []
-    for index in np.unique(owner):
-        plate = np.flatnonzero((owner == index) & (material == 1))[0]
-        corners = np.array([mesh.vertices[v].co[:] for v in mesh.polygons[plate].vertices])
-        plates.append(corners.mean(axis=0) @ matrix[:3, :3].T + matrix[:3, 3])
-        glyph_faces.append(int(np.sum((owner == index) & (material == 0))))
-    return np.array(plates), glyph_faces
+    texts = sorted(
+        (text for text in drawn_texts(network) if text.kind in (ANNOTATION_INSPECT_CELL, ANNOTATION_INSPECT_EQUATION)),
+        key=lambda text: text.item,
+    )
+    return np.array([text.centre for text in texts]), [text.glyph_faces for text in texts]
 
 
 def label_texts(network):

@@ -98,5 +98,6 @@ def test_every_attribute_of_a_scene_is_declared_at_its_type_and_domain(blender, 
         ("op_kind", "operations"),
         ("item", "layer table"),
         ("importance_top_e{epoch}", "importance"),
-        ("bundle_offset", "connections"),
+        ("bundle_route", "connections"),
+        ("bundle_source_group", "connections"),
     } <= checked

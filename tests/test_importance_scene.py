@@ -148,7 +148,7 @@ def test_draw_connections_by_importance_draws_exactly_those_edges_and_says_so(bl
     network = build_network(demo_bundle)
     blender.context.view_layer.objects.active = network
     assert blender.ops.bcnn.draw_connections(
-        mode="STRONGEST_PER_NEURON", per_neuron=4, rank_by="IMPORTANCE", importance_class=5
+        mode="STRONGEST_PER_NEURON", per_neuron=4, rank_by="IMPORTANCE", importance_class=5, chosen="EPOCH"
     ) == {"FINISHED"}
     cells = {layer.name: layer for layer in layer_cells(demo_bundle)}
     source, target = (read_attribute(network.data, name) for name in ("source_cell", "target_cell"))
@@ -163,7 +163,8 @@ def test_draw_connections_by_importance_draws_exactly_those_edges_and_says_so(bl
     assert drawn == expected
     name = demo_bundle.class_names[5]
     assert (
-        network["blender_cnn_connections"][0]["selection"] == f"strongest 4 per neuron by importance for class {name}"
+        network["blender_cnn_connections"][0]["selection"]
+        == f"strongest 4 per neuron by importance for class {name} at epoch {demo_bundle.epochs[-1]}"
     )
 
 

@@ -189,6 +189,45 @@ def test_a_cell_outside_the_layer_is_one_clear_error(bundle):
         inspect_cell(bundle, "conv", (5, 0, 0), epoch=0)
 
 
+# ---------------------------------------------------------------- the texts the scene writes
+
+
+@pytest.mark.parametrize(
+    "layer, position", [("conv", (2, 3, 1)), ("conv_valid", (0, 0, 2)), ("pool", (1, 1, 0)), ("output", (1,))]
+)
+def test_the_scene_s_equation_is_the_panel_s_words_with_any_epoch_s_numbers(bundle, layer, position):
+    from blender_cnn.core.inspection_annotations import ABOVE_MAP, ON_CELL, RIGHT_OF_NEURON, texts_of
+
+    inspection = inspect_cell(bundle, layer, position, epoch=0, sample=1)
+    *cells, equation = texts_of(inspection)
+    header, words = equation.text(epoch=0.0, sample=1).split("\n")
+    assert words == inspection.equation()
+    assert header == f"{inspection.where()}, epoch 0.0, sample 1"
+    assert equation.place == (ABOVE_MAP if len(position) == 3 else RIGHT_OF_NEURON)
+    labelled = [term for term in inspection.terms if not term.padding]
+    assert [(text.layer, text.position) for text in cells] == [(inspection.source_layer, t.source) for t in labelled]
+    assert all(text.place == ON_CELL for text in cells)
+    if inspection.kind == kinds.CONVOLUTION:
+        term = labelled[0]
+        assert cells[0].text() == f"{term.value:.2f}\n×{term.weight:.2f}\n={term.product:.2f}"
+
+
+def test_another_sample_s_numbers_are_read_from_the_same_inputs(bundle):
+    from blender_cnn.core.inspection_annotations import EVERY_TERM, annotation_timeline, numbers_like
+
+    reference = inspect_cell(bundle, "output", 2, epoch=0, sample=0, top=4)
+    other = inspect_cell(bundle, "output", 2, epoch=0, sample=1, top=EVERY_TERM)
+    *cells, equation = numbers_like(reference, other)
+    products = bundle.activations("hidden", 0, 1) * bundle.weights("output", 0)["kernel"][:, 2]
+    # The same four inputs as at sample 0, with sample 1's products; the equation sums all six.
+    np.testing.assert_allclose([c[0] for c in cells], products[[t.source[0] for t in reference.terms]], rtol=1e-6)
+    np.testing.assert_allclose(equation[0], products.sum(), rtol=1e-5, atol=1e-6)
+    timeline = annotation_timeline(bundle, reference, {0: 0, 1: 1})
+    assert timeline.numbers.shape == (1, 2, len(cells) + 1, 4) and timeline.slots == (0, 1)
+    np.testing.assert_allclose(timeline.numbers[0, 1, :-1, 0], [c[0] for c in cells], rtol=1e-6)
+    np.testing.assert_allclose(timeline.numbers[0, 0, -1, : len(equation)], reference.equation_template()[1], rtol=1e-6)
+
+
 # ---------------------------------------------------------------- the layers of published graphs
 # A tiny functional model with the layer kinds of ResNet, MobileNetV2, DenseNet, EfficientNet and Inception,
 # extracted by the real extractor: every expectation is computed here from the weights with textbook numpy,

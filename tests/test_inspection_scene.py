@@ -76,7 +76,7 @@ def test_inspecting_max_pooling_and_a_custom_image(blender, inspected_demo_netwo
 
 
 def test_the_panel_shows_the_text_and_copy_and_clear_work(blender, inspected_demo_network, demo_bundle):
-    from blender_cnn.scene.inspection import INSPECTION_TEXT_PROPERTY, annotation_object
+    from blender_cnn.scene.inspection import INSPECTION_TEXT_PROPERTY, inspection_data
 
     record = draw_panel(blender)
     assert "bcnn.inspect_cell" in record["operators"] and "bcnn.copy_inspection" not in record["operators"]
@@ -89,8 +89,46 @@ def test_the_panel_shows_the_text_and_copy_and_clear_work(blender, inspected_dem
     has_clipboard = window_manager.clipboard == "probe"  # background Blender without a display has none
     assert blender.ops.bcnn.copy_inspection() == {"FINISHED"}
     assert not has_clipboard or window_manager.clipboard == inspected_demo_network[INSPECTION_TEXT_PROPERTY]
-    holder = annotation_object(inspected_demo_network)
-    assert holder.parent == inspected_demo_network
+    holder = inspection_data(inspected_demo_network)
+    assert holder is not None and len(annotations(inspected_demo_network)[0]) == 4 + 1  # a corner pixel's window
     name = holder.name
     assert blender.ops.bcnn.clear_inspection() == {"FINISHED"}
     assert INSPECTION_TEXT_PROPERTY not in inspected_demo_network and name not in blender.data.objects
+    assert not len(annotations(inspected_demo_network)[0])
+
+
+def test_inspected_numbers_follow_the_epoch_and_sample_shown(blender, inspected_demo_network, demo_bundle):
+    from blender_cnn.core.inspection import inspect_cell
+    from blender_cnn.nodes.annotations import ANNOTATION_INSPECT_CELL, ANNOTATION_INSPECT_EQUATION
+    from blender_cnn.scene.annotations import drawn_texts
+    from blender_cnn.scene.network import set_network_input
+
+    conv2 = demo_bundle.layer("conv2")
+    inspect_at(blender, cell_centre(inspected_demo_network, conv2.index, 5, 3, 4))
+    first, last = demo_bundle.epochs[0], demo_bundle.epochs[-1]
+
+    def expected(epoch, sample):
+        inspection = inspect_cell(demo_bundle, "conv2", (3, 4, 5), epoch=epoch, sample=sample)
+        inside = [term for term in inspection.terms if not term.padding]
+        cells = np.array([(term.value, term.weight, term.product) for term in inside])
+        return cells, np.array([inspection.products_sum, inspection.bias, inspection.total, inspection.value])
+
+    def drawn():
+        texts = drawn_texts(inspected_demo_network)
+        cells = [
+            text.numbers[:3] for text in sorted(texts, key=lambda t: t.item) if text.kind == ANNOTATION_INSPECT_CELL
+        ]
+        (equation,) = [text.numbers for text in texts if text.kind == ANNOTATION_INSPECT_EQUATION]
+        return np.array(cells), np.array(equation)
+
+    for epoch, sample in ((last, 3), (first, 3), (last, 2)):
+        set_network_input(inspected_demo_network, "Epoch", float(epoch))
+        set_network_input(inspected_demo_network, "Sample", float(sample))
+        for got, want in zip(drawn(), expected(epoch, sample)):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # Between two epochs every number is the blend of theirs, as the cells' colors are.
+    second = demo_bundle.epochs[1]
+    set_network_input(inspected_demo_network, "Epoch", (first + second) / 2)
+    halfway = [(a + b) / 2 for a, b in zip(expected(first, 2), expected(second, 2))]
+    for got, want in zip(drawn(), halfway):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

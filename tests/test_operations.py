@@ -327,17 +327,18 @@ def test_all_calculations_draws_a_sample_of_windows(network, bundle):
 
     focus(network, bundle.layer("strided").index, 2, 0, 0)
     set_network_input(network, "All Calculations", True)
-    set_network_input(network, "Max Windows", 4)
+    lines_each = 3 * 3 * INPUT_SHAPE[2]
+    set_network_input(network, "Max Lines", 4 * lines_each)
     targets = {target for _source, target in links(network, 1)}
     windows = {divmod(target - cell_index(bundle, "strided", 2, 0, 0), 7) for target in targets}  # (row, col)
     assert all(0 <= row < 6 and 0 <= col < 7 for row, col in windows)  # the focused channel's 6x7 outputs
-    # At most Max Windows of them, in an even grid from the first window that spreads over the whole map.
+    # At most as many windows as Max Lines allows, in an even grid from the first window over the whole map.
     assert 1 < len(windows) <= 4
     rows, cols = sorted({row for row, _ in windows}), sorted({col for _, col in windows})
     assert windows == {(row, col) for row in rows for col in cols} and rows[0] == cols[0] == 0
     (step,) = set(np.diff(rows)) | set(np.diff(cols))
     assert rows[-1] + step >= 6 and cols[-1] + step >= 7, "one more step would leave the map"
-    set_network_input(network, "Max Windows", 1000)
+    set_network_input(network, "Max Lines", 1000 * lines_each)
     lines = links(network, 1)
     assert len({target for _source, target in lines}) == 6 * 7
     for target in (cell_index(bundle, "strided", 2, 5, 6), cell_index(bundle, "strided", 2, 3, 2)):

@@ -35,7 +35,7 @@ KERNELS = "kernels"  # mesh, one vertex per convolution kernel weight
 LAYER_TABLE = "layer table"  # mesh, one vertex per layer: its place in a graph (core/placement.py)
 LINKS = "links"  # hair curves, one per link between the layers of a graph
 DRAWN = "drawn"  # what the node groups output: quads, text, tubes
-ANNOTATIONS = "annotations"  # the mesh of an annotation (scene/annotations.py)
+INSPECTION = "inspection"  # mesh, one vertex per number annotation of the last Inspect (scene/inspection.py)
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,20 @@ ATTRIBUTES = _declare(
        "Weight at the Epoch shown, blended (BCNN Trained Weights); on the kernel points per point"),
     _a("weight_max", FLOAT, {CONNECTIONS: CURVE, OPERATIONS: POINT},
        "Largest weight magnitude of the layer, all epochs"),
-    _a("bundle_offset", FLOAT_VECTOR, CONNECTIONS, "Lateral offset of a curve point when fully bundled"),
+    # The bundling route of a connection (core/bundling.py's Routes): ids unique over the network's layer pairs.
+    _a("bundle_source_group", INT, {CONNECTIONS: CURVE}, "Group of source neurons whose centre the curve passes"),
+    _a("bundle_source_cluster", INT, {CONNECTIONS: CURVE}, "Cluster of source neurons whose centre the curve passes"),
+    _a("bundle_target_cluster", INT, {CONNECTIONS: CURVE}, "Cluster of target neurons whose centre the curve passes"),
+    _a("bundle_target_group", INT, {CONNECTIONS: CURVE}, "Group of target neurons whose centre the curve passes"),
+    _a("bundle_source_share", FLOAT, {CONNECTIONS: CURVE},
+       "1 / the curves of its layer pair leaving its source: centres weigh each neuron once"),
+    _a("bundle_target_share", FLOAT, {CONNECTIONS: CURVE}, "1 / the curves of its layer pair reaching its target"),
+    _a("bundle_spread", FLOAT, {CONNECTIONS: CURVE},
+       "How far the curve's cluster places lie beyond their centres, in units of the centre's distance from its "
+       "group's (0: at the centre; a pruned layer's rails: 1)"),
+    _a("bundle_route", FLOAT_VECTOR, CONNECTIONS,
+       "A curve point's share of its own neuron, own group centre and own cluster centre (the far cluster's centre "
+       "takes the rest); own is the source's side before the middle of the curve, the target's after it"),
     _a("importance_e{epoch}_c{klass}", FLOAT, {IMPORTANCE_TABLE: POINT, CONNECTIONS: CURVE},
        "Importance for class k at epoch position E; on the curves per curve"),
     _a("importance_e{epoch}_all", FLOAT, {IMPORTANCE_TABLE: POINT, CONNECTIONS: CURVE},
@@ -167,6 +180,7 @@ ATTRIBUTES = _declare(
     _a("kernel_start", INT, OPERATIONS, "First kernel point of the layer (-1: no kernel points)"),
     _a("kernel_tap_stride", INT, OPERATIONS, "Kernel points between two taps of the window"),
     _a("kernel_in_stride", INT, OPERATIONS, "Kernel points between two input channels"),
+    _a("bias_start", INT, OPERATIONS, "Kernel point of the bias of output channel 0 (-1: no bias points)"),
     _a("merge_input_{k}", INT, OPERATIONS, "Layer of a merge's input k (-1: none)"),
     _a("merge_offset_{k}", INT, OPERATIONS, "Channel offset of a concatenation's input k"),
     # The layer table of a graph: one point per layer (core/placement.py), and what BCNN Graph Position adds.
@@ -197,7 +211,31 @@ ATTRIBUTES = _declare(
     _a("probability", FLOAT, DRAWN, "An output neuron's probability, on its bar"),
     _a("graph_link", INT, {LINKS: CURVE}, "1 on the curves of a graph's links"),
     _a("screen_overlay", INT, DRAWN, "1 on the training overlay's text, which sits at the camera"),
-    _a("annotation", INT, {ANNOTATIONS: FACE}, "Which annotation a face belongs to"),
+    # Numbers written beside the cells (nodes/annotations.py): Inspect's and the sweep's.
+    _a("tap_rank", INT, DRAWN, "Order of a tap in its window: input channel, then kernel row and column"),
+    _a("annotation", INT, DRAWN,
+       "What a glyph (or plate) of a number annotation is (nodes/annotations.py's ANNOTATION_*; 0: none)"),
+    _a("annotation_item", INT, DRAWN, "Which of its kind: a tap's rank, an inspection's annotation"),
+    _a("annotation_cell", INT, (INSPECTION, DRAWN), "Cell the annotation is placed by (-1: none)"),
+    _a("annotation_n{number}", FLOAT, (INSPECTION, DRAWN), "Number n of the annotation as shown (blended)"),
+    _a("annotation_size", FLOAT, DRAWN, "Text height of a line of an annotation"),
+    _a("annotation_line", INT, DRAWN, "The line a written number is on (BCNN Number Lines)"),
+    _a("annotation_prefix", INT, DRAWN, "What a written number follows: nodes/annotations.py's PREFIX_*"),
+    _a("annotation_decimals", INT, DRAWN, "Decimals a written number shows"),
+    _a("annotation_value", FLOAT, DRAWN, "The number a segment of a line writes"),
+    _a("annotation_characters", INT, DRAWN, "Characters of a written number, its prefix included"),
+    _a("annotation_whole", INT, DRAWN, "A written number's digits before the point, as an integer"),
+    _a("annotation_fraction", INT, DRAWN, "A written number's digits after the point, as an integer"),
+    _a("annotation_digits", INT, DRAWN, "How many digits a written number has before the point"),
+    _a("annotation_negative", INT, DRAWN, "1 when a written number gets a minus sign"),
+    _a("annotation_slot", INT, DRAWN, "Which character of its number a glyph is"),
+    _a("annotation_advance", FLOAT, DRAWN, "How far a glyph moves the next one along its line"),
+    _a("annotation_align", FLOAT, DRAWN, "0: the line centred on its anchor, 1: starting at it"),
+    _a("annotation_place", INT, INSPECTION, "Where an inspection's annotation stands (core/inspection_annotations.py)"),
+    _a("annotation_template", INT, INSPECTION, "Which of the inspection's templates writes the annotation"),
+    _a("annotation_lines", INT, INSPECTION, "Lines of the annotation's text"),
+    _a("inspection_n{number}_e{epoch}_s{slot}", FLOAT, INSPECTION,
+       "Number n of an inspection's annotation at epoch position E and sample slot S"),
 )
 # fmt: on
 

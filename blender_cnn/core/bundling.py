@@ -8,7 +8,19 @@ them with a keyframable strength.
 
 The algorithm (see docs/bundling.md for why and the measurements):
 
-1. **Nested cluster routing.** Per layer pair, the source neurons and the
+1. **Rails for a pruned layer pair** (the default, ``style="structure"``).
+   When only some weights of a pair are drawn (the strongest per neuron),
+   the narrower layer's neurons are grouped by k-means on their (y, z) into
+   ``rails`` (9) clusters. Every edge leaves its wide-side neuron, curves
+   within ``rail_fan`` (0.1) of the way onto the rail of its narrow-side
+   neuron's cluster, runs along it, and leaves it for its neuron just
+   before the narrow layer. A rail runs at its cluster's centre pushed out
+   from the layer's centre (``rail_spread``, twice as far), so that rails
+   stay apart in a picture. Edges share ink only with edges that reach the
+   same cluster of neurons: a reader following a rail arrives at the right
+   few neurons, where one trunk would lead to all of them.
+2. **Nested cluster routing for a complete pair** (and for every pair with
+   ``style="funnel"``, the default before rails). Per layer pair, the source neurons and the
    target neurons are each grouped by k-means on their (y, z) into
    *clusters*, as a funnel: the wider layer gets one cluster, the narrower
    one or two (``strands``), so the middle of the way holds one or two
@@ -19,11 +31,19 @@ The algorithm (see docs/bundling.md for why and the measurements):
    cluster's centre, and mirrors that at the target end. Edges of
    neighbouring neurons share their fan from their group on; all edges of one
    pair of clusters share the middle stretch.
-2. **Optional KDE smoothing**, off by default (kernel density estimation edge bundling, Hurter et al.
+3. **Optional KDE smoothing**, off by default (kernel density estimation edge bundling, Hurter et al.
    2012, applied per slice of constant x): a few steps move each interior
    point up the gradient of the density of all points of its slice, then
    smooth each edge along its length. It draws neighbouring bundles together
    and rounds the corners left by the routing.
+
+The routing is kept as data that scales (``route_edges``): per edge, the
+ids of its groups and clusters and how far its clusters' centres are pushed
+out from their groups', and per point how much of each place of the route it
+takes. The centres are means of the neurons' positions, so
+``routed_points`` (and the scene's node group, which does the same in
+Geometry Nodes) recomputes every curve from wherever the neurons stand now:
+moving or spreading a layer moves and spreads its bundles.
 
 Pure numpy, float32, processed in chunks of edges so that millions fit.
 """
@@ -31,6 +51,7 @@ Pure numpy, float32, processed in chunks of edges so that millions fit.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +66,16 @@ HUGE_EDGE_COUNT = 500_000
 CHUNK_EDGES = 131_072
 GROUP_SIZE = 64
 STRANDS = 2
+# Bundling styles: rails for pruned layer pairs and the funnel for complete ones, or the funnel everywhere.
+STRUCTURE, FUNNEL = "structure", "funnel"
+STYLES = (STRUCTURE, FUNNEL)
+RAILS = 9
+RAIL_SPREAD = 2.0
+RAIL_FAN = 0.1
+# k-means runs whose tightest gives the rails: on a grid, nearly always its even blocks.
+RAIL_RESTARTS = 8
+# Kinds of route (rows of ``Routes.point_weights``): the funnel, rails at the target's side or at the source's.
+FUNNEL_ROUTE, RAIL_AT_TARGET, RAIL_AT_SOURCE = 0, 1, 2
 
 LATERAL = slice(1, 3)
 
@@ -130,11 +161,65 @@ def lateral_offsets(bundled: npt.ArrayLike, straight: npt.ArrayLike) -> np.ndarr
     return offsets
 
 
+@dataclass(frozen=True)
+class Routes:
+    """How each edge is bundled, as data that holds wherever its neurons stand (``route_edges``).
+
+    Per edge (``E``): int32 ids of its source group, source cluster, target
+    cluster and target group (unique over all layer pairs of the call);
+    float32 shares: 1 / the number of the pair's edges leaving its source
+    (``source_share``) or reaching its target (``target_share``), so that a
+    centre weighted by them is the mean of distinct neurons, however many edges
+    each has; float32 ``spread``: a cluster's place is its centre pushed out
+    from its group's centre by that much of their distance (0: the centre
+    itself; rails: 1, twice as far); and its ``kind`` (int8, a row of
+    ``point_weights``). ``point_weights`` (kinds, P, 3) float32: each point as
+    a mix of its own neuron, its own group's centre and its own cluster's
+    place, the far cluster's place taking the rest; "own" is the source's side
+    for the points before the middle of the edge (t < 0.5) and the target's
+    after it.
+    """
+
+    source_group: np.ndarray
+    source_cluster: np.ndarray
+    target_cluster: np.ndarray
+    target_group: np.ndarray
+    source_share: np.ndarray
+    target_share: np.ndarray
+    spread: np.ndarray
+    kind: np.ndarray
+    point_weights: np.ndarray
+
+    @property
+    def points_per_edge(self) -> int:
+        return int(self.point_weights.shape[1])
+
+    def curve_arrays(self) -> dict[str, np.ndarray]:
+        """The per-edge arrays by the names the scene stores them under (``core/attributes.py``)."""
+        return {
+            "bundle_source_group": self.source_group,
+            "bundle_source_cluster": self.source_cluster,
+            "bundle_target_cluster": self.target_cluster,
+            "bundle_target_group": self.target_group,
+            "bundle_source_share": self.source_share,
+            "bundle_target_share": self.target_share,
+            "bundle_spread": self.spread,
+        }
+
+    def point_arrays(self) -> dict[str, np.ndarray]:
+        """The per-point array the scene stores: ``bundle_route``, float32 (E * P, 3), edge after edge."""
+        return {"bundle_route": np.ascontiguousarray(self.point_weights[self.kind].reshape(-1, 3))}
+
+
 def bundle_edges(
     source_xyz: npt.ArrayLike,
     target_xyz: npt.ArrayLike,
     points_per_edge: int | None = None,
     *,
+    style: str = STRUCTURE,
+    rails: int = RAILS,
+    rail_spread: float = RAIL_SPREAD,
+    rail_fan: float = RAIL_FAN,
     source_clusters: int | None = None,
     target_clusters: int | None = None,
     strands: int = STRANDS,
@@ -153,6 +238,16 @@ def bundle_edges(
     the x of their target), so one call may take all dense connections of a network.
 
     - ``points_per_edge``: P, points along each edge; default ``default_points_per_edge(E)``.
+    - ``style``: ``"structure"`` (rails for a pair of which only some weights
+      are drawn, the funnel below for a complete one) or ``"funnel"`` (the
+      funnel for every pair, the default before rails).
+    - ``rails``: rails of a pruned pair: clusters of its narrower layer
+      (at most one per neuron). More rails keep more apart and take more ink.
+    - ``rail_spread``: how far a rail runs from the narrow layer's centre, in
+      units of its cluster centre's distance from it (1: at the centre).
+    - ``rail_fan``: share of the way (0 < f < 0.5) over which an edge curves
+      from its wide-side neuron onto its rail; it leaves the rail for its
+      narrow-side neuron over half that (at least two steps between points).
     - ``source_clusters``, ``target_clusters``: k-means clusters of the source
       and target neurons of each layer pair; by default ``default_clusters``
       chooses them, at most ``strands`` cluster pairs (strands in the middle
@@ -169,15 +264,78 @@ def bundle_edges(
       at most half the fan.
     - ``kde_iterations``: KDEEB density-gradient steps after routing. Off by
       default: measured, they pull apart bundles the routing made coincide
-      and add ink (docs/bundling.md); kept for experiments.
+      and add ink (docs/bundling.md); kept for experiments. The scene cannot
+      draw them: it keeps only the routing (``route_edges``), which follows
+      the neurons when the layout changes.
     - ``kde_bandwidth``: kernel width of the first step, as a share of the
       lateral extent of the layer pair; halved at every step.
     - ``smoothing``: passes of smoothing along each edge after each step.
     - ``seed``: seeds the k-means initialisation; the same inputs give the same points.
     - ``straight``: the result of ``straight_points`` for these edges, if the caller already has it.
 
+    Whether a pair is complete, and the clusters, depend only on the ends'
+    positions (equal positions are one neuron), not on the weights.
+
     Point 0 equals the source and point P-1 the target exactly; every point
     has the x of the matching straight point exactly; only y and z move.
+    Without KDE steps it is ``routed_points(source, target, route_edges(...))``.
+    """
+    if kde_iterations < 0 or kde_bandwidth <= 0 or smoothing < 0:
+        raise ValueError("kde_iterations and smoothing must be >= 0 and kde_bandwidth > 0")
+    source, target, _ = _checked_edges(source_xyz, target_xyz, 2)
+    routes = route_edges(
+        source,
+        target,
+        points_per_edge,
+        style=style,
+        rails=rails,
+        rail_spread=rail_spread,
+        rail_fan=rail_fan,
+        source_clusters=source_clusters,
+        target_clusters=target_clusters,
+        strands=strands,
+        group_size=group_size,
+        fan_length=fan_length,
+        group_length=group_length,
+        seed=seed,
+    )
+    bundled = routed_points(source, target, routes, straight=straight)
+    if kde_iterations and routes.points_per_edge > 2:
+        for edges in _layer_pairs(source, target):
+            lateral = np.ascontiguousarray(bundled[edges, 1:-1, 1:3])
+            _kde_smooth(
+                lateral, source[edges][:, LATERAL], target[edges][:, LATERAL], kde_iterations, kde_bandwidth, smoothing
+            )
+            bundled[edges, 1:-1, 1:3] = lateral
+    return bundled
+
+
+def route_edges(
+    source_xyz: npt.ArrayLike,
+    target_xyz: npt.ArrayLike,
+    points_per_edge: int | None = None,
+    *,
+    style: str = STRUCTURE,
+    rails: int = RAILS,
+    rail_spread: float = RAIL_SPREAD,
+    rail_fan: float = RAIL_FAN,
+    source_clusters: int | None = None,
+    target_clusters: int | None = None,
+    strands: int = STRANDS,
+    group_size: int = GROUP_SIZE,
+    fan_length: float = 0.15,
+    group_length: float | None = None,
+    seed: int = 0,
+) -> Routes:
+    """The ``Routes`` of the edges ``source_xyz[i] -> target_xyz[i]``: the bundling, before any position.
+
+    The parameters are ``bundle_edges``'. Groups, clusters and rails are
+    found on these positions; ``routed_points`` then draws the routes from
+    these or any later positions of the same neurons. k-means does not change
+    its choice when a layer's neurons are moved or scaled together (it takes
+    them in the order of their values and gives a neuron halfway between two
+    centres to the first), so routing the moved neurons anew gives the curves
+    ``routed_points`` draws from the old routes.
     """
     source, target, _ = _checked_edges(source_xyz, target_xyz, 2)
     points = default_points_per_edge(len(source)) if points_per_edge is None else points_per_edge
@@ -190,26 +348,179 @@ def bundle_edges(
         raise ValueError(f"group_length must be in (0, fan_length), got {group_length!r}")
     if group_size < 0 or strands < 1:
         raise ValueError("group_size must be >= 0 and strands >= 1")
-    if kde_iterations < 0 or kde_bandwidth <= 0 or smoothing < 0:
-        raise ValueError("kde_iterations and smoothing must be >= 0 and kde_bandwidth > 0")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
+    if rails < 1 or rail_spread <= 0 or not 0.0 < rail_fan < 0.5:
+        raise ValueError(
+            f"rails must be >= 1, rail_spread > 0 and rail_fan in (0, 0.5), got {rails!r}, {rail_spread!r}, {rail_fan!r}"
+        )
+    count = len(source)
+    ids = {
+        name: np.zeros(count, np.int32) for name in ("source_group", "source_cluster", "target_cluster", "target_group")
+    }
+    shares = {name: np.ones(count, np.float32) for name in ("source_share", "target_share")}
+    spread = np.zeros(count, np.float32)
+    kind = np.full(count, FUNNEL_ROUTE, np.int8)
+    next_id = 0
+    for edges in _layer_pairs(source, target) if count else []:
+        sources, source_of = _distinct(np.ascontiguousarray(source[edges][:, LATERAL]))
+        targets, target_of = _distinct(np.ascontiguousarray(target[edges][:, LATERAL]))
+        for side, of in (("source", source_of), ("target", target_of)):
+            shares[f"{side}_share"][edges] = 1.0 / np.bincount(of)[of]
+        # A complete pair is one biclique: one junction reads exactly, so it keeps the funnel's little ink.
+        if style == STRUCTURE and len(edges) < len(sources) * len(targets):
+            at_target = len(targets) <= len(sources)
+            narrow, narrow_of = (targets, target_of) if at_target else (sources, source_of)
+            labels = kmeans(narrow, min(rails, len(narrow)), seed, restarts=RAIL_RESTARTS)[1]
+            narrow_side, wide_side = ("target", "source") if at_target else ("source", "target")
+            # The wide side's cluster and group are its whole layer; the narrow side's group is its whole layer,
+            # the centre its rails spread from.
+            ids[f"{wide_side}_cluster"][edges] = ids[f"{wide_side}_group"][edges] = next_id
+            ids[f"{narrow_side}_group"][edges] = next_id + 1
+            ids[f"{narrow_side}_cluster"][edges] = next_id + 2 + labels[narrow_of]
+            next_id += 2 + int(labels.max()) + 1
+            spread[edges] = rail_spread - 1.0
+            kind[edges] = RAIL_AT_TARGET if at_target else RAIL_AT_SOURCE
+            continue
+        k_source, k_target = default_clusters(len(sources), len(targets), strands)
+        k_source = k_source if source_clusters is None else source_clusters
+        k_target = k_target if target_clusters is None else target_clusters
+        for side, neurons, of, clusters, side_seed in (
+            ("source", sources, source_of, k_source, seed),
+            ("target", targets, target_of, k_target, seed + 1),
+        ):
+            cluster, group = nested_labels(neurons, clusters, group_size, side_seed)
+            ids[f"{side}_cluster"][edges] = next_id + cluster[of]
+            next_id += int(cluster.max()) + 1
+            ids[f"{side}_group"][edges] = next_id + group[of]
+            next_id += int(group.max()) + 1
+    funnel = _own_side_weights(route_weights(points, fan_length, group_length) if points > 2 else None, points)
+    return Routes(
+        **ids,
+        **shares,
+        spread=spread,
+        kind=kind,
+        point_weights=np.stack([funnel, *rail_weights(points, rail_fan)]),
+    )
+
+
+def rail_weights(points: int, fan: float) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (P, 3) own-side weights of the two rail routes: rails at the target's side, and at the source's.
+
+    From the wide side's neuron an edge curves onto the rail (the narrow
+    side's cluster place) over ``fan`` of the way, a smoothstep, so it leaves
+    along +x and joins the rail along it; it leaves the rail for its narrow-side
+    neuron over half ``fan``, at least two steps between points. No group
+    takes a share: a wide-side group would merge neighbours that feed
+    different rails.
+    """
+    t = _parameters(points).astype(np.float64)
+    narrow_fan = max(fan / 2, min(2.0 / (points - 1), fan)) if points > 1 else fan
+
+    def onto(way: np.ndarray, length: float) -> np.ndarray:
+        u = np.clip(way / length, 0.0, 1.0)
+        return 3 * u**2 - 2 * u**3
+
+    before = _before_middle(points)
+    at_target = np.zeros((points, 3))
+    at_source = np.zeros((points, 3))
+    # Rails at the target's side: before the middle the source's neuron gives way to the far (target) cluster;
+    # after it, the target's cluster gives way to the target itself.
+    at_target[before, 0] = 1.0 - onto(t[before], fan)
+    leaving = onto(1.0 - t[~before], narrow_fan)
+    at_target[~before, 0], at_target[~before, 2] = 1.0 - leaving, leaving
+    # Rails at the source's side mirror it.
+    arriving = onto(t[before], narrow_fan)
+    at_source[before, 0], at_source[before, 2] = 1.0 - arriving, arriving
+    at_source[~before, 0] = 1.0 - onto(1.0 - t[~before], fan)
+    for weights in (at_target, at_source):
+        weights[[0, -1]] = (1.0, 0.0, 0.0)
+    return at_target.astype(np.float32), at_source.astype(np.float32)
+
+
+def _own_side_weights(interior: np.ndarray | None, points: int) -> np.ndarray:
+    """float32 (P, 3) ``Routes.point_weights`` from ``route_weights``' (P-2, 6) of the interior points.
+
+    Before the middle an interior point's target group and target neuron
+    weigh nothing, after it its source neuron and source group: three
+    weights and a side say it all. The ends are their own neurons.
+    """
+    weights = np.zeros((points, 3), np.float32)
+    weights[[0, -1], 0] = 1.0
+    if interior is not None:
+        before = np.flatnonzero(_before_middle(points)[1:-1])
+        after = np.flatnonzero(~_before_middle(points)[1:-1])
+        if np.any(interior[before][:, 4:]) or np.any(interior[after][:, :2]):
+            raise ValueError("route weights give the far side's group or neuron a share")
+        weights[1 + before] = interior[before][:, :3]
+        weights[1 + after] = interior[after][:, 5:2:-1]
+    return weights
+
+
+def _before_middle(points: int) -> np.ndarray:
+    """bool (P,): the points whose own side is the source's, t < 0.5 (as the scene's node group decides)."""
+    return 2 * np.arange(points) < points - 1
+
+
+def routed_points(
+    source_xyz: npt.ArrayLike, target_xyz: npt.ArrayLike, routes: Routes, straight: np.ndarray | None = None
+) -> np.ndarray:
+    """float32 (E, P, 3): the edges bundled along ``routes`` from where their neurons stand now.
+
+    What the scene's node group computes: each group's and cluster's centre
+    is the mean of its neurons' positions (each neuron once, by the shares), a
+    cluster's place its centre pushed out from its group's by ``routes.spread``,
+    each point the mix ``routes.point_weights`` gives of its own neuron, own
+    group, own cluster and the far cluster, on the straight point's x. Ends
+    equal the neurons exactly.
+    """
+    source, target, points = _checked_edges(source_xyz, target_xyz, routes.points_per_edge)
     if straight is None:
         straight = straight_points(source, target, points)
     elif straight.shape != (len(source), points, 3):
         raise ValueError(f"straight must have shape {(len(source), points, 3)}, got {straight.shape}")
+    if len(routes.source_group) != len(source):
+        raise ValueError(f"routes are for {len(routes.source_group)} edges, got {len(source)}")
     bundled = straight.copy()
     if points < 3 or len(source) == 0:
         return bundled
-    weights = route_weights(points, fan_length, group_length)
-    for edges in _layer_pairs(source, target):
-        lateral = _routed_lateral(
-            source[edges], target[edges], weights, source_clusters, target_clusters, strands, group_size, seed
-        )
-        if kde_iterations:
-            _kde_smooth(
-                lateral, source[edges][:, LATERAL], target[edges][:, LATERAL], kde_iterations, kde_bandwidth, smoothing
-            )
-        bundled[edges, 1:-1, 1:3] = lateral
+    spread = routes.spread[:, None]
+    source_group = _centres(source[:, LATERAL], routes.source_group, routes.source_share)
+    target_group = _centres(target[:, LATERAL], routes.target_group, routes.target_share)
+    source_cluster = _centres(source[:, LATERAL], routes.source_cluster, routes.source_share)
+    target_cluster = _centres(target[:, LATERAL], routes.target_cluster, routes.target_share)
+    places = (
+        source[:, LATERAL],
+        source_group,
+        source_cluster + spread * (source_cluster - source_group),
+        target_cluster + spread * (target_cluster - target_group),
+        target_group,
+        target[:, LATERAL],
+    )
+    # Back to the six places' weights: own side first, the far cluster taking what the three leave.
+    own = routes.point_weights[:, 1:-1].astype(np.float32)
+    far = np.float32(1.0) - own.sum(axis=2, dtype=np.float32)
+    weights = np.zeros((len(own), points - 2, 6), np.float32)
+    before = _before_middle(points)[1:-1]
+    weights[:, before, :3], weights[:, before, 3] = own[:, before], far[:, before]
+    weights[:, ~before, 5:2:-1], weights[:, ~before, 2] = own[:, ~before], far[:, ~before]
+    for start in range(0, len(source), CHUNK_EDGES):
+        part = slice(start, start + CHUNK_EDGES)
+        mine = weights[routes.kind[part]][..., None]  # (edges, P-2, 6, 1)
+        lateral = mine[:, :, 0] * places[0][part, None, :]
+        for column in range(1, 6):
+            lateral = lateral + mine[:, :, column] * places[column][part, None, :]
+        bundled[part, 1:-1, 1:3] = lateral
     return bundled
+
+
+def _centres(lateral: np.ndarray, ids: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """float32 (E, 2): per edge, the share-weighted mean (y, z) of the edges of its id."""
+    total = np.bincount(ids, weights=shares)
+    mean = np.stack([np.bincount(ids, weights=shares * lateral[:, axis]) for axis in range(2)], axis=1)
+    nonempty = total > 0
+    mean[nonempty] /= total[nonempty, None]
+    return mean[ids].astype(np.float32)
 
 
 def _layer_pairs(source: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
@@ -223,16 +534,31 @@ def _layer_pairs(source: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
 
 
 def _distinct(lateral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (y, z) rows and, per row of ``lateral``, the index of its distinct row."""
-    key = lateral.view(np.uint64).ravel()  # one float32 pair = one 64-bit key: a 1D sort, not a row sort
-    keys, inverse = np.unique(key, return_inverse=True)
-    return keys.view(np.float32).reshape(-1, 2), inverse
+    """Distinct (y, z) rows, ordered by y then z, and per row of ``lateral`` the index of its distinct row.
+
+    The order is what k-means' seeding picks from, so it must not change when
+    the layout moves or spreads a layer: an order of the values does not,
+    where one of their bit patterns (negative numbers, -0.0) would.
+    """
+    order = np.lexsort((lateral[:, 1], lateral[:, 0]))
+    ordered = lateral[order]
+    first = np.r_[True, np.any(ordered[1:] != ordered[:-1], axis=1)]
+    inverse = np.empty(len(lateral), np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
 
 
 def kmeans(
-    positions: npt.ArrayLike, clusters: int, seed: int = 0, iterations: int = 25
+    positions: npt.ArrayLike, clusters: int, seed: int = 0, iterations: int = 25, restarts: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(centres, label per position): k-means with k-means++ seeding, deterministic for a seed."""
+    """(centres, label per position): k-means with k-means++ seeding, deterministic for a seed.
+
+    ``restarts`` > 1 keeps the tightest of that many runs (seeds ``seed``, ``seed + 1``, ...).
+    """
+    if restarts > 1:
+        runs = [kmeans(positions, clusters, seed + run, iterations) for run in range(restarts)]
+        points = np.asarray(positions, dtype=np.float64)
+        return min(runs, key=lambda run: float(((points - run[0][run[1]]) ** 2).sum()))
     positions = np.asarray(positions, dtype=np.float64)
     clusters = max(1, min(int(clusters), len(positions)))
     rng = np.random.default_rng(seed)
@@ -244,8 +570,11 @@ def kmeans(
         seeds.append(positions[pick])
         nearest = np.minimum(nearest, ((positions - positions[pick]) ** 2).sum(axis=1))
     centres = np.array(seeds)
+    # A symmetric layout has neurons exactly between two centres; what rounding makes of them after the layer was
+    # moved or spread must not change the clusters.
+    tie = 1e-6 * float(np.ptp(positions, axis=0).max()) ** 2
     for _ in range(iterations):
-        labels = _nearest(positions, centres)
+        labels = _nearest(positions, centres, tie)
         counts = np.bincount(labels, minlength=clusters)
         moved = np.stack([np.bincount(labels, positions[:, axis], minlength=clusters) for axis in range(2)], 1)
         filled = counts > 0
@@ -254,12 +583,16 @@ def kmeans(
         if np.allclose(moved, centres):
             break
         centres = moved
-    return centres, _nearest(positions, centres)
+    return centres, _nearest(positions, centres, tie)
 
 
-def _nearest(positions: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Index of each position's nearest centre: |c|^2 - 2 x.c ranks them as |x - c|^2 does, without an (n, k, 2) array."""
-    return ((centres**2).sum(axis=1)[None, :] - 2.0 * positions @ centres.T).argmin(axis=1)
+def _nearest(positions: np.ndarray, centres: np.ndarray, tie: float = 0.0) -> np.ndarray:
+    """Index of each position's nearest centre, the lowest of those within ``tie`` (squared distance) of it.
+
+    |c|^2 - 2 x.c ranks the centres as |x - c|^2 does, without an (n, k, 2) array.
+    """
+    score = (centres**2).sum(axis=1)[None, :] - 2.0 * positions @ centres.T
+    return (score <= score.min(axis=1, keepdims=True) + tie).argmax(axis=1)
 
 
 def route_weights(points: int, fan_length: float, group_length: float) -> np.ndarray:
@@ -299,61 +632,39 @@ def route_weights(points: int, fan_length: float, group_length: float) -> np.nda
     return weights.astype(np.float32)
 
 
-def nested_clusters(
+def nested_labels(
     positions: npt.ArrayLike, clusters: int, group_size: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """float32 (cluster centre, group centre) per position (n, 2): groups nested inside k-means clusters.
+    """int (cluster, group) label per position (n, 2): groups nested inside k-means clusters.
 
     Each cluster of n neurons is divided by k-means into round(n / ``group_size``)
     groups of neighbours. A cluster that would get a single group is not
-    divided: each of its neurons is its own group and fans straight into the
-    cluster's centre. ``group_size`` 0: no groups at all.
+    divided: each of its neurons is a group of its own and fans straight into
+    the cluster's centre. ``group_size`` 0: no groups at all. Group labels
+    are unique over all clusters, from 0.
     """
     positions = np.asarray(positions, dtype=np.float64)
-    centres, labels = kmeans(positions, clusters, seed)
-    group = positions.copy()
-    for cluster in range(len(centres)):
+    _centres_found, labels = kmeans(positions, clusters, seed)
+    group = np.arange(len(positions))
+    next_group = len(positions)
+    for cluster in range(int(labels.max()) + 1 if len(labels) else 0):
         members = np.flatnonzero(labels == cluster)
         groups = round(len(members) / group_size) if group_size else 0
         if groups > 1:
-            group_centres, group_labels = kmeans(positions[members], groups, seed + 2 + cluster)
-            group[members] = group_centres[group_labels]
-    return centres[labels].astype(np.float32), group.astype(np.float32)
+            _group_centres, group_labels = kmeans(positions[members], groups, seed + 2 + cluster)
+            group[members] = next_group + group_labels
+            next_group += groups
+    return labels, np.unique(group, return_inverse=True)[1].reshape(-1)
 
 
-def _routed_lateral(
-    source: np.ndarray,
-    target: np.ndarray,
-    weights: np.ndarray,
-    source_clusters: int | None,
-    target_clusters: int | None,
-    strands: int,
-    group_size: int,
-    seed: int,
-) -> np.ndarray:
-    """float32 (E, P-2, 2): interior (y, z) of the edges routed through their groups' and clusters' centres."""
-    sources, source_of = _distinct(np.ascontiguousarray(source[:, LATERAL]))
-    targets, target_of = _distinct(np.ascontiguousarray(target[:, LATERAL]))
-    k_source, k_target = default_clusters(len(sources), len(targets), strands)
-    k_source = k_source if source_clusters is None else source_clusters
-    k_target = k_target if target_clusters is None else target_clusters
-    # Per distinct neuron, its cluster's centre and its group's centre.
-    source_centre, source_group = nested_clusters(sources, k_source, group_size, seed)
-    target_centre, target_group = nested_clusters(targets, k_target, group_size, seed + 1)
-    weights = weights[None, :, :, None]
-    lateral = np.empty((len(source), weights.shape[1], 2), dtype=np.float32)
-    for start in range(0, len(source), CHUNK_EDGES):
-        part = slice(start, start + CHUNK_EDGES)
-        of_source, of_target = source_of[part], target_of[part]
-        lateral[part] = (
-            weights[:, :, 0] * source[part, None, LATERAL]
-            + weights[:, :, 1] * source_group[of_source, None, :]
-            + weights[:, :, 2] * source_centre[of_source, None, :]
-            + weights[:, :, 3] * target_centre[of_target, None, :]
-            + weights[:, :, 4] * target_group[of_target, None, :]
-            + weights[:, :, 5] * target[part, None, LATERAL]
-        )
-    return lateral
+def nested_clusters(
+    positions: npt.ArrayLike, clusters: int, group_size: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (cluster centre, group centre) per position (n, 2) of ``nested_labels``: each the mean of its members."""
+    positions = np.asarray(positions, dtype=np.float64)
+    shares = np.ones(len(positions))
+    cluster, group = nested_labels(positions, clusters, group_size, seed)
+    return _centres(positions, cluster, shares), _centres(positions, group, shares)
 
 
 def _gaussian_blur(grid: np.ndarray, sigma: float) -> np.ndarray:

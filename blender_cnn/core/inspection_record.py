@@ -104,8 +104,19 @@ class Inspection:
         return f"{self.layer} channel {channel}, row {row}, column {col}"
 
     def equation(self) -> str:
-        """One line: how the value came about (the scene's label beside the cell)."""
-        return _EQUATIONS.get(self.kind, _value_equation)(self)
+        """One line: how the value came about (the panel's last line)."""
+        special = _EQUATIONS.get(self.kind)
+        return special(self) if special is not None else fill(*self.equation_template())
+
+    def equation_template(self) -> tuple[str, tuple[float, ...]]:
+        """``equation()`` as a format string over numbers ``n0, n1, ...``, and those numbers.
+
+        The words depend only on the layer and which terms are listed, so the
+        scene writes any epoch's and sample's numbers into the same template
+        (``core/inspection_annotations.py``). A merge's or normalization's
+        negative operand is not bracketed there, as it is in ``equation()``.
+        """
+        return _TEMPLATES.get(self.kind, _value_template)(self)
 
     def text(self) -> str:
         """The inspection as plain text, for the panel and for copying into slides."""
@@ -116,56 +127,120 @@ class Inspection:
 
 
 # ---------------------------------------------------------------- equations
+#
+# Each kind's equation is a template over numbers n0, n1, ... (``Inspection.equation_template``): the panel's
+# text fills it with this epoch's numbers, and the scene (nodes/annotations.py) fills the same template in
+# Geometry Nodes with the numbers of whatever epoch and sample the network shows.
+
+Template = tuple[str, tuple[float, ...]]
 
 
-def _with_activation(inspection: Inspection, line: str) -> str:
+class _Numbers:
+    """The numbers of a template, each placed as ``{nK:spec}`` where it is added."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def __call__(self, value: float, spec: str = ".4g") -> str:
+        self.values.append(float(value))
+        return f"{{n{len(self.values) - 1}:{spec}}}"
+
+
+def escaped(text: str) -> str:
+    """``text`` as literal text of a format string (a layer named with braces)."""
+    return str(text).replace("{", "{{").replace("}", "}}")
+
+
+def fill(template: str, numbers: Sequence[float], **named: Any) -> str:
+    """A template's text with ``numbers`` as n0, n1, ... (and named fields, such as the scene's epoch)."""
+    return template.format(**{f"n{index}": value for index, value in enumerate(numbers)}, **named)
+
+
+def _with_activation(inspection: Inspection, line: str, number: _Numbers) -> str:
     if inspection.activation not in (None, "linear"):
-        line += f" -> {inspection.activation} -> {inspection.value:.4g}"
+        line += f" -> {escaped(inspection.activation)} -> {number(inspection.value)}"
     return line
 
 
-def _sum_equation(inspection: Inspection) -> str:
+def _sum_template(inspection: Inspection) -> Template:
     count = len(inspection.pointwise or inspection.terms) + inspection.hidden_terms
     prefix = "pointwise sum" if inspection.kind == SEPARABLE else "sum"
-    line = f"{prefix} of {count} products {inspection.products_sum:.4g}"
+    number = _Numbers()
+    line = f"{prefix} of {count} products {number(inspection.products_sum)}"
     if inspection.bias is not None:
-        line += f" + bias {inspection.bias:.4g}"
-    return _with_activation(inspection, line + f" = {inspection.total:.4g}")
+        line += f" + bias {number(inspection.bias)}"
+    assert inspection.total is not None  # every weighted layer's inspection has its pre-activation
+    line = _with_activation(inspection, line + f" = {number(inspection.total)}", number)
+    return line, tuple(number.values)
 
 
-def _pooling_equation(inspection: Inspection) -> str:
+def _pooling_template(inspection: Inspection) -> Template:
+    number = _Numbers()
     if inspection.kind in (MAX_POOLING, GLOBAL_MAX_POOLING):
-        line = f"max of {_values(inspection.count)} = {inspection.value:.4g}"
+        line = f"max of {_values(inspection.count)} = {number(inspection.value)}"
         if inspection.kind == GLOBAL_MAX_POOLING:
             assert inspection.winner is not None  # max pooling always names its winning term
             row, col, _channel = inspection.terms[inspection.winner].source
-            line += f" at row {row}, column {col}"
-        return line
-    if inspection.kind == GLOBAL_AVERAGE_POOLING:
-        return (
-            f"mean of {_values(inspection.count)}: {inspection.total:.4g} / {inspection.count} = {inspection.value:.4g}"
+            line += f" at row {number(row, '.0f')}, column {number(col, '.0f')}"
+    elif inspection.kind == GLOBAL_AVERAGE_POOLING:
+        assert inspection.total is not None  # a mean pooling's inspection has its sum
+        line = (
+            f"mean of {_values(inspection.count)}: {number(inspection.total)} / {inspection.count} "
+            f"= {number(inspection.value)}"
         )
-    return f"mean of {_values(inspection.count)} = {inspection.value:.4g}"
+    else:
+        line = f"mean of {_values(inspection.count)} = {number(inspection.value)}"
+    return line, tuple(number.values)
 
 
 def _values(count: int) -> str:
     return "1 value" if count == 1 else f"{count} values"
 
 
+def _merge_template(inspection: Inspection) -> Template:
+    number = _Numbers()
+    symbol = MERGE_SYMBOLS.get(inspection.layer_type)
+    operands = [number(term.value) for term in inspection.terms]
+    if symbol:
+        joined = symbol.join(operands)
+    else:
+        joined = f"{MERGE_FUNCTIONS[inspection.layer_type]}({', '.join(operands)})"
+    return f"{joined} = {number(inspection.value)}", tuple(number.values)
+
+
 def _merge_equation(inspection: Inspection) -> str:
     symbol = MERGE_SYMBOLS.get(inspection.layer_type)
-    if symbol:
-        first, *others = inspection.terms
-        joined = symbol.join([f"{first.value:.4g}"] + [_bracketed(term.value) for term in others])
-    else:
-        values = ", ".join(f"{term.value:.4g}" for term in inspection.terms)
-        joined = f"{MERGE_FUNCTIONS[inspection.layer_type]}({values})"
+    if not symbol:
+        return fill(*_merge_template(inspection))
+    first, *others = inspection.terms
+    joined = symbol.join([f"{first.value:.4g}"] + [_bracketed(term.value) for term in others])
     return f"{joined} = {inspection.value:.4g}"
 
 
-def _concatenation_equation(inspection: Inspection) -> str:
-    term = inspection.terms[0]
-    return f"{term.layer} {_place(term.source)} = {inspection.value:.4g}"
+def _concatenation_template(inspection: Inspection) -> Template:
+    term, number = inspection.terms[0], _Numbers()
+    return f"{escaped(str(term.layer))} {_place(term.source)} = {number(inspection.value)}", tuple(number.values)
+
+
+def _normalization_template(inspection: Inspection) -> Template:
+    get, number = inspection.parameter, _Numbers()
+    x = number(inspection.terms[0].value)
+    if inspection.layer_type == "Rescaling":
+        line = f"{x} x {number(get('scale'))} + {number(get('offset'))}"
+    elif inspection.layer_type == "Normalization" and get("invert"):
+        mean = number(get("mean"))
+        line = f"{mean} + {x} x sqrt({number(get('variance'))})"
+    elif inspection.layer_type == "Normalization":
+        line = f"({x} - {number(get('mean'))}) / sqrt({number(get('variance'))})"
+    else:
+        line = (
+            f"({x} - {number(get('moving_mean'))}) / sqrt({number(get('moving_variance'))} + {number(get('epsilon'))})"
+        )
+        if get("gamma") is not None:
+            line += f" x {number(get('gamma'))}"
+        if get("beta") is not None:
+            line += f" + {number(get('beta'))}"
+    return f"{line} = {number(inspection.value)}", tuple(number.values)
 
 
 def _normalization_equation(inspection: Inspection) -> str:
@@ -190,26 +265,35 @@ def _bracketed(number: float) -> str:
     return f"({number:.4g})" if number < 0 else f"{number:.4g}"
 
 
-def _activation_equation(inspection: Inspection) -> str:
-    return f"{inspection.activation}({inspection.terms[0].value:.4g}) = {inspection.value:.4g}"
+def _activation_template(inspection: Inspection) -> Template:
+    number = _Numbers()
+    line = f"{escaped(str(inspection.activation))}({number(inspection.terms[0].value)}) = {number(inspection.value)}"
+    return line, tuple(number.values)
 
 
-def _value_equation(inspection: Inspection) -> str:
-    return f"value {inspection.value:.4g}"
+def _value_template(inspection: Inspection) -> Template:
+    number = _Numbers()
+    return f"value {number(inspection.value)}", tuple(number.values)
 
 
+_TEMPLATES: dict[str, Callable[[Inspection], Template]] = {
+    CONVOLUTION: _sum_template,
+    SEPARABLE: _sum_template,
+    DENSE: _sum_template,
+    MAX_POOLING: _pooling_template,
+    AVERAGE_POOLING: _pooling_template,
+    GLOBAL_MAX_POOLING: _pooling_template,
+    GLOBAL_AVERAGE_POOLING: _pooling_template,
+    MERGE: _merge_template,
+    CONCATENATION: _concatenation_template,
+    NORMALIZATION: _normalization_template,
+    ACTIVATION: _activation_template,
+}
+# The panel's text: the templates filled in, but with a merge's and a normalization's negative operands bracketed,
+# which a template (the same words for every epoch) cannot do.
 _EQUATIONS: dict[str, Callable[[Inspection], str]] = {
-    CONVOLUTION: _sum_equation,
-    SEPARABLE: _sum_equation,
-    DENSE: _sum_equation,
-    MAX_POOLING: _pooling_equation,
-    AVERAGE_POOLING: _pooling_equation,
-    GLOBAL_MAX_POOLING: _pooling_equation,
-    GLOBAL_AVERAGE_POOLING: _pooling_equation,
     MERGE: _merge_equation,
-    CONCATENATION: _concatenation_equation,
     NORMALIZATION: _normalization_equation,
-    ACTIVATION: _activation_equation,
 }
 
 

@@ -11,7 +11,9 @@ Pure numpy, no bpy. Three kinds of arrays, written beside the cells:
   layer, so which cells a chosen output pixel sees is computed in Geometry
   Nodes from the modifier's focus inputs, and can be keyframed.
 - the *kernel weights*: one value per weight of every convolution kernel, each
-  layer's kernel flattened in Keras order ``(ky, kx, in channel, out channel)``;
+  layer's kernel flattened in Keras order ``(ky, kx, in channel, out channel)``,
+  then every convolution's biases (``bias_start``), so that a sweep can show
+  the whole sum of a window, bias included, for any epoch;
 - ``winner_cells``: for a max-pooling cell the cell index of the input pixel
   that won its window (depends on the input and epoch), -1 elsewhere;
   ``core.timeline`` stores them per epoch and sample.
@@ -91,6 +93,7 @@ INT_COLUMNS = (
     "kernel_start",
     "kernel_tap_stride",
     "kernel_in_stride",
+    "bias_start",
     *(f"merge_input_{k}" for k in range(MERGE_INPUTS_SHOWN)),
     *(f"merge_offset_{k}" for k in range(MERGE_INPUTS_SHOWN)),
 )
@@ -141,6 +144,16 @@ def layer_table(
         row["kernel_start"] = kernel_start
         row["weight_max"] = float(np.max(np.abs(bundle.array(kernel.array)))) or 1.0
         kernels.append(values.ravel())
+        kernel_start += values.size
+    for row, (layer, _source, _padding) in zip(rows, computing):
+        bias = _bias_of(layer)
+        if row["op_kind"] != OP_CONVOLUTION or bias is None:
+            continue
+        values = np.asarray(bundle.weights(layer.name, epoch)[bias.name], dtype=np.float32).ravel()
+        if values.size < row["channels"]:
+            continue  # not one bias per output channel: the window's sum is shown without it
+        row["bias_start"] = kernel_start
+        kernels.append(values)
         kernel_start += values.size
     table = {name: np.ascontiguousarray([row[name] for row in rows], dtype=np.int32) for name in INT_COLUMNS}
     table.update({name: np.ascontiguousarray([row[name] for row in rows], dtype=np.float32) for name in FLOAT_COLUMNS})
@@ -235,6 +248,7 @@ def _layer_row(
         source_layer=-1,
         source_start=-1,
         kernel_start=-1,
+        bias_start=-1,
         weight_max=1.0,
         kernel_rows=1,
         kernel_cols=1,
@@ -424,3 +438,9 @@ def _pool_winners(
 
 def _kernel_of(layer: LayerInfo) -> WeightInfo | None:
     return next((w for w in layer.weights if w.name in ("kernel", "depthwise_kernel")), None)
+
+
+def _bias_of(layer: LayerInfo) -> WeightInfo | None:
+    if not layer.config.get("use_bias", True):
+        return None
+    return next((w for w in layer.weights if w.name == "bias"), None)

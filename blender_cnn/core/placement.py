@@ -21,7 +21,7 @@ the source unit's output to the unit it feeds.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -157,3 +157,27 @@ def row_length(
         if error < best_error:
             best, best_error = length, error
     return best
+
+
+def opening_order(plan: GraphPlan, has_maps: Callable[[str], bool]) -> dict[int, int]:
+    """``{item position: rank}`` of the items the Expansion Level opens, in their order along the network.
+
+    Blocks open and units whose output has feature maps (``has_maps`` of its
+    name) unfold; flat units have nothing to open and get no rank, so the
+    opening never idles over the dense head.
+    """
+    order: dict[int, int] = {}
+    for position, (kind, index) in enumerate(plan.items):
+        if kind == "block" or has_maps(plan.units[index].output):
+            order[position] = len(order)
+    return order
+
+
+def opened(level: float, rank: int, count: int) -> float:
+    """How far the item of ``rank`` among ``count`` is open at Expansion Level ``level``, as the node tree has it.
+
+    It opens while the level crosses ``[rank / count, (rank + 1) / count]``,
+    eased at both ends (smoothstep): 0 before, 1 after.
+    """
+    t = min(max(level * count - rank, 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)

@@ -491,10 +491,15 @@ class TreeBuilder:
         self.set_input(node, f"B_{suffix}", b)
         return find_socket(node.outputs, f"Result_{suffix}")
 
-    def map_range(self, value: Input, from_min: Input, from_max: Input) -> bpy.types.NodeSocket:
-        """``value`` from ``[from_min, from_max]`` to ``[0, 1]``, clamped."""
+    def map_range(
+        self, value: Input, from_min: Input, from_max: Input, interpolation: str = "LINEAR"
+    ) -> bpy.types.NodeSocket:
+        """``value`` from ``[from_min, from_max]`` to ``[0, 1]``, clamped; ``"SMOOTHSTEP"`` eases both ends."""
         return self.node(
-            "ShaderNodeMapRange", {"Value": value, "From Min": from_min, "From Max": from_max}, clamp=True
+            "ShaderNodeMapRange",
+            {"Value": value, "From Min": from_min, "From Max": from_max},
+            clamp=True,
+            interpolation_type=interpolation,
         ).outputs["Result"]
 
     def switch(
@@ -696,10 +701,11 @@ class TreeBuilder:
         self,
         geometry: Input,
         fields: Mapping[str, tuple[str, Input]],
+        domain: str = "POINT",
     ) -> tuple[bpy.types.NodeSocket, dict[str, bpy.types.NodeSocket]]:
         """``geometry`` with ``fields`` ({name: (kind, field)}, kind FLOAT, BOOLEAN, VECTOR...) captured on its
-        points; returns ``(geometry, {name: captured field})``: the values as they were there."""
-        node = self.node("GeometryNodeCaptureAttribute", domain="POINT")
+        points (or ``domain``); returns ``(geometry, {name: captured field})``: the values as they were there."""
+        node = self.node("GeometryNodeCaptureAttribute", domain=domain)
         # The cast: the stubs say Node (``node`` stays one, as in ``index_switch``).
         capture_items = cast(bpy.types.GeometryNodeCaptureAttribute, node).capture_items
         for name, (kind, _field) in fields.items():

@@ -66,6 +66,20 @@ def add_placed_table(b, table, items, expand_inputs, settings):
     ).outputs[0]
 
 
+def item_openings(b, level, order):
+    """``{item position: socket}``: how far each item of ``order`` (``{position: rank}``) is open at ``level``.
+
+    The Expansion Level opens them one after another: item ``rank`` of ``n``
+    while the level crosses ``[rank / n, (rank + 1) / n]``, eased at both ends
+    (``core.placement.opened`` is the same in numpy). One Map Range per item.
+    """
+    count = max(len(order), 1)
+    return {
+        position: b.map_range(level, rank / count, (rank + 1) / count, interpolation="SMOOTHSTEP")
+        for position, rank in order.items()
+    }
+
+
 def _add(b, a, c):
     if isinstance(a, float) and isinstance(c, float):
         return a + c

@@ -42,6 +42,8 @@ NEURON_LABEL = "BCNN Neuron Label"
 # the network is looked at from, with text reading along -Y (left to right on screen).
 FACE_NETWORK_VIEW = (math.pi / 2, 0.0, -math.pi / 2)
 QUAD_FACING_VIEW = (0.0, -math.pi / 2, 0.0)
+# Points per Bezier segment of a glyph's outline when text is filled (Blender's text object uses 12).
+GLYPH_RESOLUTION = 6
 
 
 def ensure_cell_layout():
@@ -73,8 +75,11 @@ def _build_cell_layout(b):
 
     Map Layout morphs continuously: 0 = line (across the wall, or along the
     network as Line Direction goes to 1), 1 = circle, 2 = grid. Fold collapses
-    a layer's maps into its summary map (mean or max over channels). Map
-    Layout, Fold and Channels Shown are fields, so each layer can have its own.
+    a layer's maps into its summary map (mean or max over channels). Filter
+    Spread scales every map's offset from its layer's centre; Stack lines the
+    maps up one behind another there instead, a cell apart; Reduced Depth caps
+    the maps shown. Map Layout, Line Direction, Fold, Channels Shown and Stack
+    are fields, so each layer can have its own.
     Map Fold folds each map like a paper concertina: its rows tilt
     alternately forward and back about the hinges between them, so the map
     shrinks in height. Stores ``cell_pitch`` (distance between neighbouring
@@ -109,6 +114,24 @@ def _build_cell_layout(b):
         "Fold", "FLOAT", 0.0, 0.0, 1.0, description="0 = every channel's map, 1 = one summary map of the layer"
     )
     shown = b.add_input("Channels Shown", "INT", 0, 0, description="Show the first N channels (0: all)")
+    reduced_depth = b.add_input(
+        "Reduced Depth", "INT", 0, 0, description="Show at most N channels of every layer (0: all)"
+    )
+    filter_spread = b.add_input(
+        "Filter Spread",
+        "FLOAT",
+        1.0,
+        0.0,
+        description="Scales each map's offset from its layer's centre: 0 = stacked there, 1 = as the layout places them",
+    )
+    stack = b.add_input(
+        "Stack",
+        "FLOAT",
+        0.0,
+        0.0,
+        1.0,
+        description="0 = the maps where the layout places them, 1 = one behind another at the layer's centre",
+    )
     map_fold = b.add_input(
         "Map Fold",
         "FLOAT",
@@ -146,8 +169,11 @@ def _build_cell_layout(b):
     with b.frame("Cell pitch, channels shown, map size"):
         # cell_size * (1 + is_neuron * (neuron_scale - 1)): neurons get the larger pitch.
         cell = b.multiply(cell_size, b.multiply_add(is_neuron, b.subtract(neuron_scale, 1.0), 1.0))
-        # Channels shown: all when the input is 0, else at most that many.
+        # Channels shown: all when the input is 0, else at most that many; Reduced Depth caps every layer alike.
         visible_channels = b.minimum(channels, b.multiply_add(b.less_than(shown, 0.5), channels, shown))
+        visible_channels = b.minimum(
+            visible_channels, b.multiply_add(b.less_than(reduced_depth, 0.5), channels, reduced_depth)
+        )
         map_width = b.multiply(map_cols, cell)
         map_height = b.multiply(map_rows, cell)
         map_pitch = b.add(map_width, gap)
@@ -173,10 +199,13 @@ def _build_cell_layout(b):
             b.multiply(centred(b.modulo(channel, grid_cols), grid_cols), b.negate(map_pitch)),
             b.multiply(centred(b.floor(b.divide(channel, grid_cols)), grid_rows), b.negate(b.add(map_height, gap))),
         )
-    with b.frame("Map Layout morphs line, circle, grid; Fold pulls the maps in"):
+    with b.frame("Map Layout morphs line, circle, grid; Filter Spread, Stack and Fold pull the maps in"):
         line_to_circle = b.clamp(layout, 0.0, 1.0)
         circle_to_grid = b.clamp(b.subtract(layout, 1.0), 0.0, 1.0)
         map_centre = b.mix(circle_to_grid, b.mix(line_to_circle, line, circle, "VECTOR"), grid, "VECTOR")
+        # A stack stands along the network so no two maps share a plane (coplanar quads flicker in renders).
+        stacked = b.combine_xyz(b.multiply(centred(channel, visible_channels), cell), 0.0, 0.0)
+        map_centre = b.mix(stack, b.scale(map_centre, filter_spread), stacked, "VECTOR")
         # Folding pulls the maps into the layer's centre, where the summary map grows; summary maps stay there.
         # Hidden channels wait there too, so that labels and the camera frame only what is shown.
         channel_shown = b.less_than(channel, visible_channels)
@@ -358,11 +387,18 @@ def facing_quads(b, points, size, material, selection=None, rotation=None):
 def _build_connections(b):
     """Curves from the cell ``source_cell`` to ``target_cell``, bundled, colored and thickened by weight.
 
-    A curve's points lie evenly along the straight line between its two cells
-    plus ``bundle_offset`` (lateral, computed at Cell Size 1) scaled by the
-    Bundling Strength and the Cell Size: 0 draws straight lines, 1 the bundles.
-    Both ends have no offset, so curves always start and end at their neurons.
-    A highlighted neuron keeps its own edges bright and dims the others.
+    The bundles are drawn from where the neurons stand now, so every input
+    that moves a neuron (Layer Spacing, Neuron Scale, Cell Size, the layouts,
+    a graph's rows and blocks) moves and reshapes its curves. Each curve runs
+    through the centres of its source group, source cluster, target cluster
+    and target group (``core/bundling.py``'s routes): a centre is the mean of
+    its neurons' current positions, each neuron once (``bundle_*_share``), and
+    a cluster's place is pushed out from its group's centre by ``bundle_spread``
+    (a pruned layer's rails).
+    Each point mixes them by ``bundle_route``, on the x of the straight line;
+    Bundling Strength blends the straight line (0) into the bundle (1).
+    Both ends are the neurons themselves at any strength. A highlighted
+    neuron keeps its own edges bright and dims the others.
     """
     b.tree.description = "Draws the connections between placed cells, straight or bundled"
     curves = b.add_input("Curves", "GEOMETRY")
@@ -372,7 +408,6 @@ def _build_connections(b):
     bundling = b.add_input(
         "Bundling Strength", "FLOAT", 1.0, 0.0, 1.0, description="0 = straight lines, 1 = fully bundled"
     )
-    cell_size = b.add_input("Cell Size", "FLOAT", 1.0, 0.001)
     highlight = b.add_input(
         "Highlight Neuron", "INT", -1, -1, description="Cell index of a neuron whose edges stay bright (-1: none)"
     )
@@ -388,19 +423,78 @@ def _build_connections(b):
     material = b.add_input("Material", "MATERIAL")
     b.add_output("Curves", "GEOMETRY")
 
-    with b.frame("Points along the line between the two cells, plus the bundling offset"):
-        position = b.position()
+    with b.frame("Per curve, once: its neurons where they stand, and the centres of its route"):
+        source = b.sample_index(cells, b.position(), b.attribute("source_cell"))
+        target = b.sample_index(cells, b.position(), b.attribute("target_cell"))
 
-        def cell_position(index_attribute):
-            return b.sample_index(cells, position, b.attribute(index_attribute))
+        def centre(neuron, key, share_name):
+            """The share-weighted mean position of the curves' neurons with the same ``key``."""
+            share = b.attribute(share_name)
+            totals = [
+                b.node(
+                    "GeometryNodeAccumulateField",
+                    {"Value": value, "Group ID": b.attribute(key)},
+                    data_type=kind,
+                    domain="CURVE",
+                ).outputs["Total"]
+                for value, kind in ((b.scale(neuron, share), "FLOAT_VECTOR"), (share, "FLOAT"))
+            ]
+            return b.scale(totals[0], b.divide(1.0, totals[1]))
 
+        source_group = centre(source, "bundle_source_group", "bundle_source_share")
+        target_group = centre(target, "bundle_target_group", "bundle_target_share")
+        # A rail runs at its cluster's centre pushed out from its group's (the layer's), so rails stay apart.
+        spread = b.attribute("bundle_spread")
+
+        def place(cluster, group):
+            return b.vector_add(cluster, b.scale(b.vector_subtract(cluster, group), spread))
+
+        curves, route = b.capture(
+            curves,
+            {
+                "Source": ("VECTOR", source),
+                "Source Group": ("VECTOR", source_group),
+                "Source Cluster": (
+                    "VECTOR",
+                    place(centre(source, "bundle_source_cluster", "bundle_source_share"), source_group),
+                ),
+                "Target Cluster": (
+                    "VECTOR",
+                    place(centre(target, "bundle_target_cluster", "bundle_target_share"), target_group),
+                ),
+                "Target Group": ("VECTOR", target_group),
+                "Target": ("VECTOR", target),
+            },
+            domain="CURVE",
+        )
+
+    with b.frame("Per point: the straight line, the route, blended sideways by Bundling Strength"):
         # The points' share of the way by index, not by length: bundled curves are not straight.
         point_index = b.spline_parameter()["Index"]
         point_count = b.node("GeometryNodeSplineLength").outputs["Point Count"]
         factor = b.divide(point_index, b.maximum(b.subtract(point_count, 1.0), 1.0))
-        straight = b.mix(factor, cell_position("source_cell"), cell_position("target_cell"), "VECTOR")
-        offset = b.scale(b.attribute("bundle_offset"), b.multiply(bundling, cell_size))
-        placed = b.set_position(curves, b.vector_add(straight, offset))
+        straight = b.mix(factor, route["Source"], route["Target"], "VECTOR")
+        # Before the middle a point's own side is the source's, after it the target's (Routes.point_weights).
+        before_middle = b.compare(factor, "<", 0.5, "FLOAT")
+
+        def own(source_side, target_side):
+            return b.switch("VECTOR", before_middle, route[target_side], route[source_side])
+
+        weights = b.attribute("bundle_route")
+        shares = b.separate_xyz(weights)
+        far_share = b.subtract(1.0, b.vector_math("DOT_PRODUCT", weights, (1.0, 1.0, 1.0)))
+        routed = b.scale(own("Source", "Target"), shares["X"])
+        for place, share in (
+            (own("Source Group", "Target Group"), shares["Y"]),
+            (own("Source Cluster", "Target Cluster"), shares["Z"]),
+            (own("Target Cluster", "Source Cluster"), far_share),
+        ):
+            routed = b.vector_add(routed, b.scale(place, share))
+        # Only sideways: every point keeps the straight line's x, so the curve never doubles back.
+        sideways = b.vector_math("MULTIPLY", b.vector_subtract(routed, straight), (0.0, 1.0, 1.0))
+        # Curves drawn before routes were stored have none: straight until Draw Connections draws them anew.
+        strength = b.switch("FLOAT", b.attribute_exists("bundle_route"), 0.0, bundling)
+        placed = b.set_position(curves, b.vector_add(straight, b.scale(sideways, strength)))
 
     with b.frame("Color by weight; a highlighted neuron's edges stay bright"):
         weight, weight_max = b.attribute("weight"), b.attribute("weight_max")
@@ -422,13 +516,24 @@ def _build_connections(b):
     b.set_outputs(Curves=b.set_material(thick, material))
 
 
+def filled_glyphs(b, glyphs):
+    """String to Curves' glyph outlines filled, each distinct one once, at ``GLYPH_RESOLUTION``.
+
+    Filling is most of a text's cost; at Blender's 12 points per Bezier segment
+    the demo's 18 labels took 15 ms of CPU a frame, at 6 they take 9 and look
+    the same at 1280x720 (measured, issue 18).
+    """
+    coarse = b.node("GeometryNodeSetSplineResolution", {"Geometry": glyphs, "Resolution": GLYPH_RESOLUTION})
+    return b.node("GeometryNodeFillCurve", {"Curve": coarse.outputs[0]}).outputs[0]
+
+
 def text_mesh(b, text, size, align_x, align_y, anchor, material, facing=FACE_NETWORK_VIEW):
     """Filled text turned by ``facing`` (default: to face the network's view), its alignment point at ``anchor``."""
     curves = b.node(
         "GeometryNodeStringToCurves", {"String": text, "Size": size, "Align X": align_x, "Align Y": align_y}
     )
     # Filled before realizing: each distinct glyph is an instance reference and is filled once, not per letter.
-    glyphs = b.node("GeometryNodeFillCurve", {"Curve": curves.outputs["Curve Instances"]}).outputs[0]
+    glyphs = filled_glyphs(b, curves.outputs["Curve Instances"])
     return b.set_material(b.transform(b.realize(glyphs), rotation=facing, translation=anchor), material)
 
 

@@ -1,13 +1,24 @@
 """Per-layer modifier inputs: a panel per layer with feature maps, turned into per-cell fields.
 
-Each layer's Map Layout, Fold, Channels Shown and Map Fold are inputs of their own, so
-each can be changed and keyframed on its own; an Index Switch on the cell's
-``layer`` attribute hands every cell the value of its layer.
+Each layer's Map Layout, Line Direction, Fold, Channels Shown and Map Fold are inputs of
+their own, so each can be changed and keyframed on its own; an Index Switch on the
+cell's ``layer`` attribute hands every cell the value of its layer.
 """
+
+# A layer's Line Direction below 0 follows the network's, this its default: a keyframable float cannot be "unset".
+FOLLOW_NETWORK = -1.0
 
 # (name, kind, default, min, max, description) of the inputs in each layer's panel.
 PER_LAYER_INPUTS = (
     ("Map Layout", "FLOAT", 2.0, 0.0, 2.0, "0 = maps in a line, 1 = on a circle, 2 = in a grid; between: a blend"),
+    (
+        "Line Direction",
+        "FLOAT",
+        FOLLOW_NETWORK,
+        FOLLOW_NETWORK,
+        1.0,
+        "Where this layer's line of maps runs: 0 = across the wall, 1 = along the network; -1: as the network's",
+    ),
     ("Fold", "FLOAT", 0.0, 0.0, 1.0, "0 = every channel's map, 1 = one summary map of the layer"),
     ("Channels Shown", "INT", 0, 0, None, "Show the first N channels (0: all)"),
     ("Map Fold", "FLOAT", 0.0, 0.0, 1.0, "0 = each map flat, 1 = each map folded like a concertina along its rows"),
@@ -46,3 +57,8 @@ def add_layer_controls(b, layers, groups=None, group_of_cell=None):
         name: b.index_switch(group_of_cell, {slot: sockets.get(slot, {}).get(name, default) for slot in slots}, kind)
         for name, kind, default, *_rest in PER_LAYER_INPUTS
     }
+
+
+def line_direction(b, own, network):
+    """Each cell's Line Direction: its layer's own (``own``, a field) where 0 or more, else the network's."""
+    return b.switch("FLOAT", b.less_than(own, 0.0), own, network)

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import bpy
 
 from ..core import colormaps
-from . import groups, operations, timeline
+from ..core.placement import opening_order
+from . import annotations, groups, operations, timeline
 from .builder import TreeBuilder
-from .graph import add_graph_labels, add_placed_table, ensure_graph_links, ensure_graph_position
-from .layer_controls import add_layer_controls
+from .graph import add_graph_labels, add_placed_table, ensure_graph_links, ensure_graph_position, item_openings
+from .layer_controls import add_layer_controls, has_controls, line_direction
 
 # Modifier inputs: (name, kind, default, min, max, description). Defaults suit a cell size of 1.
 LAYOUT_INPUTS = (
@@ -25,6 +26,33 @@ LAYOUT_INPUTS = (
     ("Label Size", "FLOAT", 3.5, 0.0, None, "Height of the layer labels"),
     ("Line Direction", "FLOAT", 0.0, 0.0, 1.0, "Where a line of maps runs: 0 = across the wall, 1 = along the network"),
     ("Fold to Max", "BOOLEAN", False, None, None, "A folded layer shows the maximum over its channels, not the mean"),
+    # The controls of the article's Unity version (docs/animation.md, "Opening the network").
+    (
+        "Expansion Level",
+        "FLOAT",
+        1.0,
+        0.0,
+        1.0,
+        "0 = every layer folded and every block collapsed, 1 = as each one's Fold and Expand say; between, they "
+        "open one after another along the network",
+    ),
+    (
+        "Filter Spread",
+        "FLOAT",
+        1.0,
+        0.0,
+        None,
+        "How far a layer's maps stand from its centre: 0 = stacked there, 1 = as the layout places them, 2 = twice",
+    ),
+    ("Reduced Depth", "INT", 0, 0, None, "Every layer shows at most its first N maps (0: all)"),
+    (
+        "Collapse Input",
+        "FLOAT",
+        0.0,
+        0.0,
+        1.0,
+        "0 = the input's channels (R, G, B...) side by side, 1 = stacked one behind another as one image",
+    ),
     (
         "Lane Spacing",
         "FLOAT",
@@ -211,12 +239,23 @@ def build_network_tree(
     with b.frame("Where each layer stands, and its own inputs"):
         if graph is not None:
             table = b.object_geometry(table_source)
-            placed_table = add_placed_table(b, table, graph.plan.items, expand_inputs, settings)
-        if graph is not None and not graph.plan.graph.detailed:
             item_of_cell = b.sample_index(table, b.attribute("item"), b.attribute("layer"))
+            openings, opened = _openings(b, settings["Expansion Level"], layers, graph, item_of_cell)
+            # The Expansion Level caps each block's own Expand.
+            expand_inputs = {
+                position: b.minimum(expand, openings[position]) for position, expand in expand_inputs.items()
+            }
+            placed_table = add_placed_table(b, table, graph.plan.items, expand_inputs, settings)
+        else:
+            _openings_by_layer, opened = _openings(b, settings["Expansion Level"], layers)
+        if graph is not None and not graph.plan.graph.detailed:
             per_layer = add_layer_controls(b, layers, graph.plan.item_layers, item_of_cell)
         else:
             per_layer = add_layer_controls(b, layers)
+        # The Expansion Level caps each layer's openness as it caps a block's: its maps fold until its turn.
+        per_layer["Fold"] = b.maximum(per_layer["Fold"], b.subtract(1.0, opened))
+        per_layer["Line Direction"] = line_direction(b, per_layer["Line Direction"], settings["Line Direction"])
+        stack = b.switch("FLOAT", _is_input(b, layers, graph), 0.0, settings["Collapse Input"])
 
     with b.frame("The epoch, sample and importance shown"):
         history = b.object_geometry(history_source)
@@ -253,9 +292,17 @@ def build_network_tree(
             {
                 "Geometry": trained,
                 **_same_named(
-                    settings, "Layer Spacing", "Map Gap", "Cell Size", "Neuron Scale", "Line Direction", "Fold to Max"
+                    settings,
+                    "Layer Spacing",
+                    "Map Gap",
+                    "Cell Size",
+                    "Neuron Scale",
+                    "Fold to Max",
+                    "Filter Spread",
+                    "Reduced Depth",
                 ),
                 **per_layer,
+                "Stack": stack,
                 **({"Layer Table": placed_table} if placed_table is not None else {}),
             },
         ).outputs[0]
@@ -300,9 +347,7 @@ def build_network_tree(
                 "Curves": trained_connections,
                 "Cells": placed,
                 "Colormap": settings["Weight Colormap"],
-                **_same_named(
-                    settings, "Edge Radius", "Bundling Strength", "Cell Size", "Highlight Neuron", "Dimmed Brightness"
-                ),
+                **_same_named(settings, "Edge Radius", "Bundling Strength", "Highlight Neuron", "Dimmed Brightness"),
                 **importance_settings,
                 "Material": material_inputs["edge"],
             },
@@ -425,6 +470,9 @@ def ensure_shared_groups():
         operations.ensure_pooling_links(),
         operations.ensure_flatten_links(),
         operations.ensure_probability(),
+        annotations.ensure_annotation_lines(),
+        annotations.ensure_window_numbers(),
+        annotations.ensure_no_inspection(),
         timeline.ensure_epoch_position(),
         timeline.ensure_trained_cells(),
         timeline.ensure_training_overlay(),
@@ -457,6 +505,35 @@ def _add_block_inputs(b, plan):
         )
         for position, name in blocks.items()
     }
+
+
+def _openings(b, level, layers, graph=None, item_of_cell=None):
+    """``({slot: socket}, field)``: how far each item is open at the Expansion Level, and each cell's item's.
+
+    Slots are item positions of the graph (``item_of_cell`` each cell's), or
+    without a graph the layers, each one item.
+    """
+    with_maps = {layer.name for layer in layers if has_controls(layer)}
+    if graph is not None:
+        order = opening_order(graph.plan.graph, with_maps.__contains__)
+        cell_slot, slots = item_of_cell, range(len(graph.plan.items))
+    else:
+        ranked = [layer.layer_index for layer in layers if layer.name in with_maps]
+        order = {index: rank for rank, index in enumerate(ranked)}
+        cell_slot, slots = b.attribute("layer"), [layer.layer_index for layer in layers]
+    openings = item_openings(b, level, order)
+    return openings, b.index_switch(cell_slot, {slot: openings.get(slot, 1.0) for slot in slots})
+
+
+def _is_input(b, layers, graph):
+    """A field true on the cells of the network's input layers (with a graph: of the units that take no input)."""
+    if graph is not None:
+        index_of = graph.plan.layer_indices
+        inputs = {index_of[unit.output] for unit in graph.plan.graph.units if not unit.inputs}
+    else:
+        inputs = {layer.layer_index for layer in layers if layer.type == "InputLayer"}
+    layer = b.attribute("layer")
+    return b.any_of(*(b.compare(layer, "==", index) for index in sorted(inputs))) if inputs else False
 
 
 def _unit_labels(b, plan, table, settings, margin, material, notes, layers):

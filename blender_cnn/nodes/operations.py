@@ -20,6 +20,15 @@ tubes (meshes), so they never mix with the connections' curves.
 
 from ..core import operations as ops
 from ..core.attributes import EDGE_COLOR, HIGHLIGHT_COLOR
+from .annotations import (
+    ANNOTATION_CALCULATIONS,
+    INSPECTION_NODE,
+    ensure_annotation_lines,
+    ensure_no_inspection,
+    ensure_number_lines,
+    ensure_window_numbers,
+    format_string,
+)
 from .builder import ensure_group
 from .groups import QUAD_FACING_VIEW, facing_quads, text_mesh, without_layout_attributes
 from .timeline import ensure_trained_weights
@@ -32,7 +41,10 @@ FLATTEN_LINKS = "BCNN Flatten Links"
 PROBABILITY = "BCNN Probability"
 
 OVERLAY_WINDOW, OVERLAY_FOCUS, OVERLAY_KERNEL, OVERLAY_WINNER, OVERLAY_BAR, OVERLAY_KERNEL_BACKING = 1, 2, 3, 4, 5, 6
+OVERLAY_PENDING = 7  # a sweep's output pixel not computed yet
 LINK_WINDOW, LINK_POOLING, LINK_FLATTEN = 1, 2, 3
+# The cells' per-epoch and per-sample attributes (core/attributes.py's families), which no drawn line needs.
+TIMELINE_FAMILIES = ("activation_e*", "winner_cell_e*")
 
 # Linear RGB.
 WINDOW_COLOR = (1.0, 0.32, 0.04)
@@ -40,7 +52,12 @@ FOCUS_COLOR = (1.0, 0.85, 0.25)
 WINNER_COLOR = (1.0, 0.08, 0.45)
 FLATTEN_COLOR = (0.25, 0.45, 1.0)
 BAR_COLOR = (0.75, 0.8, 0.9)
+BAR_LENGTH = 6.0  # a certain class's bar, in cell pitches
 KERNEL_BACKING_COLOR = (0.45, 0.45, 0.5)
+PENDING_COLOR = (0.035, 0.035, 0.045)
+# All Calculations draws at most this many window lines by default: about 1 kB each once drawn as tubes, so a
+# million stays near a gigabyte, and beyond it an even grid of the windows is drawn.
+MAX_CALCULATION_LINES = 1_000_000
 
 
 def ensure_focus_cell():
@@ -122,12 +139,16 @@ def _overlay(b, points, kind, color):
 def _links(b, points, start, end, radius, color, kind, material, selection=None):
     """A thin tube from ``start`` to ``end`` (fields on ``points``) per selected point.
 
-    Every point attribute (``source_cell``, ``target_cell``, ...) reaches the tube.
+    Every point attribute (``source_cell``, ``target_cell``, ...) reaches the tube, but the cells' stored
+    epochs and samples: joined with everything else drawn as a mesh, each of those hundreds of attributes would
+    be written on every vertex of it (text too), which made a frame change with numbers shown twice as slow.
     """
     stored = b.store(points, "link_start", start)
     stored = b.store(stored, "link_end", end)
     stored = b.store(stored, "link", kind)
     stored = b.store(stored, EDGE_COLOR, (*color, 1.0), domain="POINT")
+    for family in TIMELINE_FAMILIES:
+        stored = b.remove_attribute(stored, family)
     line = b.node("GeometryNodeCurvePrimitiveLine", {"Start": (0.0, 0.0, 0.0), "End": (0.0, 0.0, 1.0)})
     lines = b.realize(b.instance_on_points(stored, line.outputs[0], selection=selection))
     factor = b.spline_parameter()["Factor"]
@@ -147,28 +168,58 @@ def _text(b, text, size, align_x, anchor, material):
 
 
 def _build_focus_cell(b):
-    """The cell index of the focus pixel, its layer, channel, row and column clamped into the layer."""
+    """The cell index of the focus pixel, its layer, channel, row and column clamped into the layer.
+
+    With Show Sweep the row and column come from Sweep instead (0..1 across the
+    map in reading order), and ``Filled`` says how many of the map's pixels the
+    window has passed (-1 without a sweep: all are shown); ``Revealed`` how many
+    of the window's taps are summed so far (all unless Sweep Taps).
+    """
     b.tree.description = "Which cell the focus inputs name"
     operations = b.add_input("Operations", "GEOMETRY")
     layer = b.add_input("Layer", "INT", 1, 0)
     channel = b.add_input("Channel", "INT", 0, 0)
     row = b.add_input("Row", "INT", 0, 0)
     col = b.add_input("Column", "INT", 0, 0)
-    for name in ("Index", "Layer", "Channel", "Row", "Column"):
+    show_sweep = b.add_input("Show Sweep", "BOOLEAN", False)
+    sweep = b.add_input("Sweep", "FLOAT", 0.0, 0.0, 1.0)
+    sweep_taps = b.add_input("Sweep Taps", "BOOLEAN", False)
+    for name in ("Index", "Layer", "Channel", "Row", "Column", "Filled", "Revealed"):
         b.add_output(name, "INT")
 
     def clamped(value, count):
         return b.int_clamp(value, 0, b.int_subtract(count, 1))
 
-    with b.frame("Layer, channel, row and column, each clamped into the layer"):
+    with b.frame("Layer and channel, clamped into the network and the layer"):
         layer = clamped(layer, b.point_count(operations))
         column = _table(b, operations, layer)
         channel = clamped(channel, column("channels"))
-        row = clamped(row, column("map_rows"))
-        col = clamped(col, column("map_cols"))
-    with b.frame("The cell's index"):
-        cell = _cell_index(b, column("layer_start"), channel, column("map_rows"), row, column("map_cols"), col)
-    b.set_outputs(Index=cell, Layer=layer, Channel=channel, Row=row, Column=col)
+    with b.frame("The sweep: the pixels passed, the window's place, and the taps summed so far"):
+        rows, cols = column("map_rows"), column("map_cols")
+        pixels = b.int_multiply(rows, cols)
+        # A little more than Sweep x pixels: a key at k/pixels lands on pixel k, not just before it.
+        progress = b.multiply(b.clamp(sweep, 0.0, 1.0), pixels)
+        passed = b.int_clamp(
+            b.node("FunctionNodeFloatToInt", {"Float": b.add(progress, 1e-3)}, rounding_mode="FLOOR").outputs[0],
+            0,
+            pixels,
+        )
+        at = b.int_minimum(passed, b.int_subtract(pixels, 1))
+        taps = b.int_multiply(b.int_multiply(column("kernel_rows"), column("kernel_cols")), column("group_inputs"))
+        # Within the window's share of the sweep: one more tap per 1 / (taps + 1) of it, the whole sum at the end.
+        share = b.clamp(b.subtract(progress, at), 0.0, 1.0)
+        step = b.node(
+            "FunctionNodeFloatToInt", {"Float": b.multiply(share, b.int_add(taps, 1))}, rounding_mode="FLOOR"
+        ).outputs[0]
+        revealed = b.switch("INT", b.all_of(show_sweep, sweep_taps), 1 << 30, b.int_minimum(b.int_add(step, 1), taps))
+        filled = b.switch("INT", show_sweep, -1, passed)
+        row = b.switch("INT", show_sweep, row, b.int_divide(at, cols))
+        col = b.switch("INT", show_sweep, col, b.int_modulo(at, cols))
+    with b.frame("Row and column clamped, and the cell's index"):
+        row = clamped(row, rows)
+        col = clamped(col, cols)
+        cell = _cell_index(b, column("layer_start"), channel, rows, row, cols, col)
+    b.set_outputs(Index=cell, Layer=layer, Channel=channel, Row=row, Column=col, Filled=filled, Revealed=revealed)
 
 
 def _focus_inputs(b):
@@ -181,23 +232,36 @@ def _focus_inputs(b):
 def _build_receptive_field(b):
     """The focus pixel's window: ``focus`` (0/1) on the cells it sees, frames, lines and kernel tiles.
 
-    With All Calculations the lines are drawn for every output position of the
-    focus channel, at most Max Windows of them (evenly spaced on the map).
+    With All Calculations the lines are drawn for every output pixel of the
+    focus channel (with All Channels, of every channel of the layer); when they
+    would be more than Max Lines, for an even grid of them, and a label under
+    the map says how many windows of how many are drawn. While a sweep runs
+    (Filled >= 0) the focus map's pixels from Filled on are not computed yet:
+    they are hidden, and dark squares stand in their place.
     """
     b.tree.description = "What one output pixel is computed from"
     cells = b.add_input("Cells", "GEOMETRY")
     operations, focus = _focus_inputs(b)
+    filled = b.add_input(
+        "Filled", "INT", -1, -1, description="Pixels of the focus map the sweep has passed (-1: no sweep)"
+    )
     kernels = b.add_input("Kernels", "GEOMETRY")
     show = b.add_input("Show", "BOOLEAN", True)
     all_calculations = b.add_input("All Calculations", "BOOLEAN", False)
-    max_windows = b.add_input("Max Windows", "INT", 64, 1)
+    all_channels = b.add_input("All Channels", "BOOLEAN", False)
+    max_lines = b.add_input("Max Lines", "INT", MAX_CALCULATION_LINES, 1)
     kernel_position = b.add_input("Kernel Position", "FLOAT", 0.3, 0.0, 1.0)
     radius = b.add_input("Line Radius", "FLOAT", 0.05, 0.0)
+    cell_gap = b.add_input("Cell Gap", "FLOAT", 0.12, 0.0, 0.95)
+    label_size = b.add_input("Label Size", "FLOAT", 1.0, 0.0, description="Text height of the count, in cell pitches")
     colormap = b.add_input("Colormap", "MENU")
     highlight = b.add_input("Highlight Material", "MATERIAL")
     edge = b.add_input("Edge Material", "MATERIAL")
+    text_material = b.add_input("Text Material", "MATERIAL")
+    plate_material = b.add_input("Plate Material", "MATERIAL")
     b.add_output("Cells", "GEOMETRY")
     b.add_output("Mesh", "GEOMETRY")
+    b.add_output("Taps", "GEOMETRY")
 
     column = _table(b, operations, focus["Layer"])
     kind = column("op_kind")
@@ -253,6 +317,16 @@ def _build_receptive_field(b):
         )
         seen = b.all_of(show, _real_cell(b), read)
         focused = b.store(cells, "focus", seen)
+    with b.frame("The sweep: the focus map's pixels the window has not reached are hidden"):
+        map_index = b.int_add(b.int_multiply(b.attribute("row"), column("map_cols")), b.attribute("col"))
+        pending = b.all_of(
+            b.compare(filled, ">=", 0),
+            b.compare(b.attribute("layer"), "==", focus["Layer"]),
+            b.compare(channel, "==", focus["Channel"]),
+            _real_cell(b),
+            b.compare(map_index, ">=", filled),
+        )
+        focused = b.store(focused, "cell_scale", b.multiply(b.attribute("cell_scale"), b.logical_not(pending)))
 
     with b.frame("Frames behind the window's cells and the focus pixel"):
         pitch = b.attribute("cell_pitch")
@@ -274,18 +348,92 @@ def _build_receptive_field(b):
             selection=is_focus,
         )
 
-    with b.frame("Output pixels whose windows are drawn: the focus pixel, or a grid of its channel's"):
+    with b.frame("Stand-ins for the pixels the sweep has not reached"):
+        pitch = b.attribute("cell_pitch")
+        stand_ins = _facing_quads(
+            b,
+            _overlay(b, focused, OVERLAY_PENDING, PENDING_COLOR),
+            b.multiply(pitch, b.subtract(1.0, cell_gap)),
+            0.0,
+            highlight,
+            selection=pending,
+        )
+
+    with b.frame("Output pixels whose windows are drawn: the focus pixel, or every one (an even grid of them)"):
         map_rows, map_cols = column("map_rows"), column("map_cols")
-        spacing = b.ceil(b.sqrt(b.divide(b.int_multiply(map_rows, map_cols), b.maximum(max_windows, 1.0))))
-        spacing = b.int_maximum(spacing, 1)
-        on_grid = b.all_of(
+        maps = b.switch("INT", all_channels, 1, column("channels"))
+        windows = b.int_multiply(maps, b.int_multiply(map_rows, map_cols))
+        lines_each = b.int_maximum(
+            b.int_multiply(b.int_multiply(column("kernel_rows"), column("kernel_cols")), column("group_inputs")), 1
+        )
+        affordable = b.int_maximum(b.int_divide(max_lines, lines_each), 1)
+
+        def windows_at(spacing):
+            along = b.int_multiply(
+                b.int_divide(b.int_add(map_rows, b.int_subtract(spacing, 1)), spacing),
+                b.int_divide(b.int_add(map_cols, b.int_subtract(spacing, 1)), spacing),
+            )
+            return b.int_multiply(maps, along)
+
+        # The grid spacing that keeps the windows affordable: sqrt(windows / affordable) rounded up, or one more.
+        spacing = b.int_maximum(b.ceil(b.sqrt(b.divide(windows, affordable))), 1)
+        spacing = b.switch("INT", b.compare(windows_at(spacing), ">", affordable), spacing, b.int_add(spacing, 1))
+        # Maps of one pixel each that are still too many: every n-th map.
+        map_step = b.int_maximum(b.ceil(b.divide(windows_at(spacing), affordable)), 1)
+        in_layer = b.all_of(
             b.compare(b.attribute("layer"), "==", focus["Layer"]),
-            b.compare(channel, "==", focus["Channel"]),
+            b.switch(
+                "BOOLEAN",
+                all_channels,
+                b.compare(channel, "==", focus["Channel"]),
+                b.compare(b.int_modulo(channel, map_step), "==", 0),
+            ),
             _real_cell(b),
+        )
+        on_grid = b.all_of(
+            in_layer,
             b.compare(b.int_modulo(b.attribute("row"), spacing), "==", 0),
             b.compare(b.int_modulo(b.attribute("col"), spacing), "==", 0),
         )
+        is_focus = b.all_of(show, b.compare(b.index(), "==", focus["Index"]))
+        calculating = b.all_of(show, windowed, all_calculations)
         drawn = b.all_of(show, windowed, b.switch("BOOLEAN", all_calculations, is_focus, on_grid))
+        drawn_count = b.statistic(focused, drawn)["Sum"]
+
+    with b.frame("Under the layer: how many of its windows All Calculations draws"):
+        listed = b.all_of(
+            b.compare(b.attribute("layer"), "==", focus["Layer"]),
+            _real_cell(b),
+            b.any_of(all_channels, b.compare(channel, "==", focus["Channel"])),
+        )
+        extent = b.statistic(focused, b.position(), listed, "FLOAT_VECTOR")
+        middle, bottom = b.separate_xyz(extent["Mean"]), b.separate_xyz(extent["Min"])
+        focus_pitch = b.sample_index(focused, pitch, focus["Index"])
+        size = b.multiply(focus_pitch, label_size)
+        anchor = b.node(
+            "GeometryNodePoints",
+            {
+                "Count": 1,
+                "Position": b.combine_xyz(
+                    middle["X"], middle["Y"], b.subtract(bottom["Z"], b.multiply(focus_pitch, 1.6))
+                ),
+            },
+        ).outputs[0]
+        anchor = b.store(b.store(anchor, "annotation", ANNOTATION_CALCULATIONS), "annotation_size", size)
+        drawn_windows = b.node("FunctionNodeFloatToInt", {"Float": drawn_count}).outputs[0]
+        anchor = b.store(b.store(anchor, "annotation_n0", drawn_count), "annotation_n1", windows)
+        words = b.switch(
+            "STRING",
+            b.compare(drawn_windows, "<", windows),
+            "all {n} windows",
+            "{d} of {n} windows (an even grid of them)",
+        )
+        count_text = format_string(b, words, {"d": ("INT", drawn_windows), "n": ("INT", windows)})
+        count_label = b.group(
+            ensure_annotation_lines(),
+            {"Text": count_text, "Anchors": anchor, "Text Material": text_material, "Plate Material": plate_material},
+        ).outputs[0]
+        count_label = b.switch("GEOMETRY", calculating, None, count_label)
 
     taps = b.group(
         ensure_kernel_taps(),
@@ -302,8 +450,12 @@ def _build_receptive_field(b):
             "Highlight Material": highlight,
             "Edge Material": edge,
         },
-    ).outputs[0]
-    b.set_outputs(Cells=focused, Mesh=b.join([frames, focus_frame, taps]))
+    )
+    b.set_outputs(
+        Cells=focused,
+        Mesh=b.join([frames, focus_frame, stand_ins, taps.outputs["Mesh"], count_label]),
+        Taps=taps.outputs["Taps"],
+    )
 
 
 def _merged_cells(b, column, kind, channel, focus):
@@ -348,6 +500,7 @@ def _build_kernel_taps(b):
     highlight = b.add_input("Highlight Material", "MATERIAL")
     edge = b.add_input("Edge Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
+    b.add_output("Taps", "GEOMETRY")
     cells = focused
     column = _table(b, operations, focus["Layer"])
 
@@ -392,8 +545,9 @@ def _build_kernel_taps(b):
         )
         taps_points = b.store(duplicated.outputs["Geometry"], "source_cell", source, domain="POINT")
         taps_points = b.store(taps_points, "weight_index", weight_index)
+        every_tap = b.store(b.store(taps_points, "inside", inside), "tap_rank", duplicate)
         # Taps that fall on the padding read zeros: no cell, no line.
-        taps_points = b.delete(b.store(taps_points, "inside", inside), b.logical_not(b.attribute("inside")))
+        taps_points = b.delete(every_tap, b.logical_not(b.attribute("inside")))
 
     with b.frame("A line from each tap's input cell to its output pixel"):
         source_cell = b.attribute("source_cell")
@@ -425,7 +579,7 @@ def _build_kernel_taps(b):
             selection=tile_selection,
         )
 
-    b.set_outputs(Mesh=b.join([lines, kernel_tiles, backing]))
+    b.set_outputs(Mesh=b.join([lines, kernel_tiles, backing]), Taps=every_tap)
 
 
 def _weight_colormap():
@@ -501,17 +655,16 @@ def _build_flatten_links(b):
 
 
 def _build_probability(b):
-    """A bar as long as one output neuron's activation (its probability) and the value as text.
+    """A bar as long as one output neuron's activation (its probability); ``probability_numbers`` writes it.
 
     Offset and Length are in cell pitches; the bar starts Offset to the right of the neuron.
     """
-    b.tree.description = "One output neuron's probability as a bar and a number"
+    b.tree.description = "One output neuron's probability as a bar"
     cells = b.add_input("Cells", "GEOMETRY")
     cell = b.add_input("Cell", "INT", 0, 0)
     offset = b.add_input("Offset", "FLOAT", 2.0, 0.0)
-    length = b.add_input("Length", "FLOAT", 6.0, 0.0)
+    length = b.add_input("Length", "FLOAT", BAR_LENGTH, 0.0)
     highlight = b.add_input("Highlight Material", "MATERIAL")
-    label = b.add_input("Label Material", "MATERIAL")
     b.add_output("Mesh", "GEOMETRY")
 
     with b.frame("The neuron: where, its pitch, its probability"):
@@ -529,13 +682,38 @@ def _build_probability(b):
         bar = b.set_material(
             b.transform(bar, translation=b.vector_add(centre, shift), rotation=QUAD_FACING_VIEW), highlight
         )
-    with b.frame("The number, after the bar"):
-        text = b.to_string(probability, 2)
-        text_at = b.vector_add(
-            centre, b.combine_xyz(0.0, b.negate(b.add(b.add(start, bar_length), b.multiply(pitch, 0.3))), 0.0)
+    b.set_outputs(Mesh=bar)
+
+
+def probability_numbers(b, cells, heads, material):
+    """Each labelled output neuron's probability written after its bar: one Number Lines for every head.
+
+    ``heads`` are ``[(first cell of the neuron's layer, units, offset of the bar in pitches)]``. A text per
+    number cost a String to Curves and a Fill Curve each: ten of them were a tenth of the demo's frame.
+    """
+    parts = []
+    for start, units, offset in heads:
+        points = b.node("GeometryNodePoints", {"Count": len(units)}).outputs[0]
+        cell = b.index_switch(b.index(), [start + unit for unit in units], "INT", label="Output Neurons")
+        points = b.store(points, "annotation_cell", cell)
+        cell = b.attribute("annotation_cell")
+        pitch = b.sample_index(cells, b.attribute("cell_pitch"), cell)
+        probability = b.sample_index(cells, b.attribute("activation"), cell)
+        bar_end = b.add(
+            b.multiply(offset, pitch), b.maximum(b.multiply(b.multiply(probability, BAR_LENGTH), pitch), 1e-4)
         )
-        number = _text(b, text, b.multiply(pitch, 0.5), "Left", text_at, label)
-    b.set_outputs(Mesh=b.join([bar, number]))
+        after = b.combine_xyz(0.0, b.negate(b.add(bar_end, b.multiply(pitch, 0.3))), 0.0)
+        points = b.set_position(points, b.vector_add(b.sample_index(cells, b.position(), cell), after))
+        for name, value in (
+            ("annotation_value", probability),
+            ("annotation_decimals", 2),
+            ("annotation_size", b.multiply(pitch, 0.5)),
+            ("annotation_align", 1.0),
+        ):
+            points = b.store(points, name, value)
+        parts.append(points)
+    segments = b.store(b.join(parts), "annotation_line", b.index())
+    return b.group(ensure_number_lines(), {"Segments": segments, "Text Material": material, "Plates": False}).outputs[0]
 
 
 # ---------------------------------------------------------------- wiring into a network's tree
@@ -547,6 +725,33 @@ OPERATION_INPUTS = (
     ("Focus Channel", "INT", 0, 0, None, "Channel (feature map) of the focus pixel"),
     ("Focus Row", "INT", 0, 0, None, "Row of the focus pixel (neuron number for dense layers)"),
     ("Focus Column", "INT", 0, 0, None, "Column of the focus pixel"),
+    (
+        "Show Sweep",
+        "BOOLEAN",
+        False,
+        None,
+        None,
+        "Sweep the focus window across the focus layer's channel (a convolution or pooling): its map fills in as "
+        "the window passes, with the window's products and their sum",
+    ),
+    (
+        "Sweep",
+        "FLOAT",
+        0.0,
+        0.0,
+        1.0,
+        "How far the sweep has gone: 0 = before the first pixel, 1 = the whole map, in reading order; keyframe it",
+    ),
+    (
+        "Sweep Taps",
+        "BOOLEAN",
+        False,
+        None,
+        None,
+        "Add the window's products one at a time (a running sum) before the window moves on; for slow sweeps",
+    ),
+    ("Sweep Numbers", "BOOLEAN", True, None, None, "Write each input value, weight and product on the window's cells"),
+    ("Number Size", "FLOAT", 1.0, 0.0, None, "Size of the numbers of a sweep and of Inspect"),
     (
         "Show Receptive Field",
         "BOOLEAN",
@@ -569,9 +774,18 @@ OPERATION_INPUTS = (
         False,
         None,
         None,
-        "Draw the windows of every output position of the focus channel, not only the focus pixel's",
+        "Draw the window of every output pixel of the focus channel (with All Channels, of every channel of the "
+        "layer), not only the focus pixel's",
     ),
-    ("Max Windows", "INT", 64, 1, None, "At most this many windows in All Calculations (evenly spaced)"),
+    (
+        "Max Lines",
+        "INT",
+        MAX_CALCULATION_LINES,
+        1,
+        None,
+        "All Calculations draws at most about this many window lines: beyond it, an even grid of the windows, and "
+        "the label under the layer says how many of how many",
+    ),
     (
         "Show Pooling",
         "BOOLEAN",
@@ -586,7 +800,8 @@ OPERATION_INPUTS = (
         False,
         None,
         None,
-        "Pooling winners and flatten links of every channel, not only of the focus channel's maps",
+        "Pooling winners, flatten links and All Calculations' windows of every channel, not only of the focus "
+        "channel's maps",
     ),
     ("Show Flatten", "BOOLEAN", True, None, None, "Link each cell of the last feature maps to its flatten neuron"),
     ("Max Links", "INT", 2000, 1, None, "At most about this many pooling and flatten links each (evenly sampled)"),
@@ -611,8 +826,16 @@ def focus_defaults(layers, table):
     }
 
 
+# In ``objects``: {layer index: (its name, what makes its value of a window's sum: "relu")}.
+LAYER_WORDS = "layer words"
+
+
 def add_operation_inputs(b, layers, objects):
-    """Add the modifier inputs of this module; ``objects`` holds "Operations", "Kernels" and "table"."""
+    """Add the modifier inputs of this module.
+
+    ``objects`` holds "Operations", "Kernels" and "table" (``scene/operations.py``), and may hold
+    "number materials" (text, plate) and ``LAYER_WORDS``.
+    """
     defaults = focus_defaults(layers, objects["table"])
     sockets = {
         name: b.add_input(name, kind, defaults.get(name, default), low, high, description)
@@ -630,6 +853,13 @@ def add_operation_inputs(b, layers, objects):
         objects["Kernels"],
         description="The mesh that holds one vertex per convolution kernel weight",
     )
+    text, plate = objects.get("number materials", (None, None))
+    sockets["Number Material"] = b.add_input("Number Material", "MATERIAL", text, description="The numbers' text")
+    sockets["Number Plate Material"] = b.add_input(
+        "Number Plate Material", "MATERIAL", plate, description="The plates behind the numbers"
+    )
+    # Not sockets: what the sweep writes for each layer (``add_operation_nodes``).
+    sockets[LAYER_WORDS] = objects.get(LAYER_WORDS, {})
     return sockets
 
 
@@ -659,31 +889,72 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
         ensure_trained_weights("POINT"), {"Geometry": b.object_geometry(inputs["Kernels"]), **epoch_blend}
     ).outputs[0]
     radius = settings["Edge Radius"]
+    numbers_look = {
+        "Text Material": inputs["Number Material"],
+        "Plate Material": inputs["Number Plate Material"],
+    }
+    with b.frame("The focus pixel, or the sweep's"):
+        focus = b.group(
+            ensure_focus_cell(),
+            {
+                "Operations": operations,
+                "Layer": inputs["Focus Layer"],
+                "Channel": inputs["Focus Channel"],
+                "Row": inputs["Focus Row"],
+                "Column": inputs["Focus Column"],
+                **{name: inputs[name] for name in ("Show Sweep", "Sweep", "Sweep Taps")},
+            },
+        ).outputs
     field = b.group(
         ensure_receptive_field(),
         {
             "Cells": placed,
             "Operations": operations,
             "Kernels": kernels,
-            **{
-                name: inputs[name]
-                for name in (
-                    "Focus Layer",
-                    "Focus Channel",
-                    "Focus Row",
-                    "Focus Column",
-                    "All Calculations",
-                    "Max Windows",
-                    "Kernel Position",
-                )
-            },
+            **{f"Focus {name}": focus[name] for name in ("Layer", "Channel", "Row", "Column")},
+            "Filled": focus["Filled"],
+            **{name: inputs[name] for name in ("All Calculations", "All Channels", "Max Lines", "Kernel Position")},
             "Show": inputs["Show Receptive Field"],
             "Line Radius": b.multiply(radius, 0.2),
+            "Cell Gap": settings["Cell Gap"],
+            "Label Size": b.multiply(inputs["Number Size"], 0.9),
             "Colormap": settings["Weight Colormap"],
             "Highlight Material": materials["highlight"],
             "Edge Material": materials["edge"],
+            **numbers_look,
         },
     )
+    timeline_inputs = {"Epoch": settings["Epoch"], **epoch_blend, "Sample": settings["Sample"]}
+    with b.frame("The sweep's numbers: the window's products and their sum"):
+        words = inputs.get(LAYER_WORDS) or {}
+        numbers = b.group(
+            ensure_window_numbers(),
+            {
+                "Cells": field.outputs["Cells"],
+                "Operations": operations,
+                "Kernels": kernels,
+                "Taps": field.outputs["Taps"],
+                **{f"Focus {name}": focus[name] for name in ("Layer", "Index", "Channel", "Row", "Column")},
+                **timeline_inputs,
+                "Revealed": focus["Revealed"],
+                "Tap Numbers": inputs["Sweep Numbers"],
+                "Layer Name": b.index_switch(
+                    focus["Layer"], {index: name for index, (name, _after) in words.items()}, "STRING", "Layer Names"
+                ),
+                "After Sum": b.index_switch(
+                    focus["Layer"], {index: after for index, (_name, after) in words.items()}, "STRING", "After Sum"
+                ),
+                "Size": inputs["Number Size"],
+                **numbers_look,
+            },
+        ).outputs[0]
+        numbers = b.switch("GEOMETRY", b.all_of(inputs["Show Sweep"], inputs["Show Receptive Field"]), None, numbers)
+    with b.frame("Inspect's numbers: scene/inspection.py gives this node each inspection's own group"):
+        inspection = b.group(
+            ensure_no_inspection(),
+            {"Cells": field.outputs["Cells"], **timeline_inputs, "Size": inputs["Number Size"], **numbers_look},
+        )
+        inspection.name = INSPECTION_NODE
     pooling = b.group(
         ensure_pooling_links(),
         {
@@ -710,14 +981,17 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
     ).outputs[0]
     parts = [
         field.outputs["Mesh"],
+        numbers,
+        inspection.outputs[0],
         b.switch("GEOMETRY", inputs["Show Pooling"], true=pooling),
         b.switch("GEOMETRY", inputs["Show Flatten"], true=flatten),
     ]
 
-    bars = []
+    bars, heads = [], []
     for output_layer, names, units in labeled_heads(layers, class_names, output_heads):
         # Bars start after the longest class name (text 0.8 pitch high, about 0.6 of that per letter).
         offset = 0.8 + 0.8 * 0.62 * max(len(str(name)) for name in names) + 0.6
+        heads.append((output_layer.start, units, offset))
         bars += [
             b.group(
                 ensure_probability(),
@@ -726,11 +1000,11 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
                     "Cell": output_layer.start + unit,
                     "Offset": offset,
                     "Highlight Material": materials["highlight"],
-                    "Label Material": materials["label"],
                 },
             ).outputs[0]
             for unit in units
         ]
     if bars:
-        parts.append(b.switch("GEOMETRY", inputs["Show Probabilities"], true=b.join(bars)))
+        numbers = probability_numbers(b, placed, heads, materials["label"])
+        parts.append(b.switch("GEOMETRY", inputs["Show Probabilities"], true=b.join([*bars, numbers])))
     return field.outputs["Cells"], parts

@@ -1,8 +1,9 @@
-"""Keyframe a network's training and input samples over the timeline.
+"""Keyframe a network's training, its input samples and a convolution's sweep over the timeline.
 
-The network's Epoch and Sample modifier inputs drive what it shows (see
-``nodes/timeline.py``); these functions only write keyframes and markers, so
-a user can edit, retime or replace them like any other animation.
+The network's Epoch, Sample and Sweep modifier inputs drive what it shows (see
+``nodes/timeline.py`` and ``nodes/operations.py``); these functions only write
+keyframes and markers, so a user can edit, retime or replace them like any
+other animation.
 """
 
 from __future__ import annotations
@@ -12,8 +13,15 @@ from collections.abc import Sequence
 import bpy
 from bpy_extras import anim_utils
 
+from ..core import operations as ops
 from ..core.errors import BlenderCNNError
-from .network import STORED_SAMPLES_PROPERTY, network_bundle, network_input_path, set_network_input
+from .network import (
+    STORED_SAMPLES_PROPERTY,
+    get_network_input,
+    network_bundle,
+    network_input_path,
+    set_network_input,
+)
 
 EASINGS = ("EASE", "LINEAR")
 MARKER_PREFIX = "epoch "
@@ -84,6 +92,58 @@ def animate_samples(
         keys += [(arrival, sample), (arrival + frames_per_sample - fade_frames - 1, sample)]
     _replace_keys(network, "Sample", keys, "LINEAR" if fade_frames else "CONSTANT")
     return start_frame + len(samples) * frames_per_sample - 1
+
+
+SWEPT_KINDS = (ops.OP_CONVOLUTION, ops.OP_MAX_POOLING, ops.OP_AVERAGE_POOLING)
+
+
+def sweepable_layers(network: bpy.types.Object) -> list[tuple[int, str]]:
+    """``[(layer index, name)]`` of the layers a sweep can run across: convolutions and poolings with cells."""
+    bundle = network_bundle(network)
+    table = get_network_input(network, "Operations")
+    kinds = [0] * len(bundle.layers)
+    if table is not None and "op_kind" in table.data.attributes:
+        kinds = [item.value for item in table.data.attributes["op_kind"].data]
+    return [(layer.index, layer.name) for layer, kind in zip(bundle.layers, kinds) if kind in SWEPT_KINDS]
+
+
+def animate_sweep(
+    network: bpy.types.Object,
+    layer: str | int,
+    channel: int = 0,
+    start_frame: int = 1,
+    frames: int = 48,
+    taps: bool = False,
+    scene: bpy.types.Scene | None = None,
+) -> tuple[int, int]:
+    """Sweep ``layer``'s (a name or index) window across its map ``channel``: keys Sweep from 0 at ``start_frame``
+    to 1 ``frames`` frames later, at constant speed; returns ``(first frame, last frame)``.
+
+    The focus goes to that layer and channel and Show Sweep is turned on;
+    ``taps`` adds each window's products one at a time (Sweep Taps), which
+    suits slow sweeps. The scene's frame range becomes the sweep's.
+    """
+    scene = scene or bpy.context.scene
+    assert scene is not None  # the stubs allow a context without a scene
+    sweepable = sweepable_layers(network)
+    chosen = [(index, name) for index, name in sweepable if layer in (index, name)]
+    if not chosen:
+        names = ", ".join(name for _index, name in sweepable) or "none"
+        raise BlenderCNNError(network.name, f"cannot sweep {layer!r}: the layers a sweep runs across are {names}")
+    if frames < 2:
+        raise BlenderCNNError(network.name, f"a sweep needs at least 2 frames, got {frames}")
+    index, name = chosen[0]
+    channels = network_bundle(network).layer(name).output_shape[-1]
+    if not 0 <= channel < channels:
+        raise BlenderCNNError(network.name, f"layer {name!r} has {channels} channels; it has no channel {channel}")
+    set_network_input(network, "Focus Layer", index)
+    set_network_input(network, "Focus Channel", channel)
+    set_network_input(network, "Show Sweep", True)
+    set_network_input(network, "Sweep Taps", taps)
+    last = start_frame + frames - 1
+    _replace_keys(network, "Sweep", [(start_frame, 0.0), (last, 1.0)], "LINEAR")
+    scene.frame_start, scene.frame_end = start_frame, last
+    return start_frame, last
 
 
 def _replace_keys(network, input_name, keys, easing):

@@ -1,13 +1,18 @@
-"""Inspect one cell of a built network: its numbers as 3D annotations beside the cells, and as text.
+"""Inspect one cell of a built network: its numbers beside the cells, following the Epoch and Sample, and as text.
 
-The inspection is a snapshot of the epoch and sample the network shows when
-it is made (``core.inspection`` recomputes it from the bundle). The
-annotations are one mesh object, a child of the network, that the next
-inspection replaces: the input values (and kernel weights) on the window's
-cells, a Dense neuron's strongest contributions on their source neurons, and
-the equation beside the inspected cell. The receptive-field view (the focus
-inputs) or the neuron's connections (Highlight Neuron) are switched to the
-same cell.
+``core.inspection`` takes the cell apart at the epoch and sample the network
+shows (the panel's text), and ``core.inspection_annotations`` at every stored
+epoch and sample slot. Those numbers go onto a hidden point mesh beside the
+network (one point per text: the input values and kernel weights on the
+window's cells, a Dense neuron's strongest contributions on their source
+neurons, the equation beside the inspected cell), and a node group made for
+this inspection (``nodes/annotations.py``'s ``build_inspection_tree``) takes
+the place of the network tree's "BCNN Inspection" node: it blends the numbers
+for the Epoch and Sample shown, as the cells blend, and writes them where the
+cells are drawn. So the annotations follow an animated epoch, a cross-fade of
+samples and any change of layout, and render without Python. The next
+inspection replaces them. The receptive-field view (the focus inputs) or the
+neuron's connections (Highlight Neuron) are switched to the same cell.
 """
 
 from __future__ import annotations
@@ -22,15 +27,23 @@ from ..core import cells as cell_data
 from ..core.bundle import Bundle
 from ..core.errors import BlenderCNNError
 from ..core.forward import forward, inputs_from_flat
-from ..core.inspection import CONVOLUTION, DENSE, inspect_cell
+from ..core.inspection import inspect_cell
+from ..core.inspection_annotations import Annotation, SampleSource, annotation_timeline
 from ..core.inspection_record import Inspection
-from .annotations import Annotation, annotation_mesh
-from .drawn import drawn_quads
-from .focus import FOCUS_INPUTS
-from .materials import CELL_MATERIAL, ensure_annotation_materials
+from ..nodes.annotations import (
+    INSPECTION_NODE,
+    INSPECTION_TREE_PREFIX,
+    build_inspection_tree,
+    cell_lines_of,
+    ensure_no_inspection,
+)
+from ..nodes.builder import TreeBuilder
+from .focus import FOCUS_INPUTS, cell_centres
+from .geometry_data import points_mesh
 from .network import (
     CUSTOM_INPUT_PROPERTY,
     SAMPLE_PROPERTY,
+    STORED_SAMPLES_PROPERTY,
     get_network_input,
     network_bundle,
     network_modifier,
@@ -39,10 +52,8 @@ from .network import (
 )
 
 INSPECTION_TEXT_PROPERTY = "blender_cnn_inspection"  # on the network: the last inspection as text
-ANNOTATIONS_PROPERTY = "blender_cnn_inspection_object"  # on the network: its annotation object
+DATA_PROPERTY = "blender_cnn_inspection_data"  # on the network: the point mesh object of its numbers
 TEXT_BLOCK = "BCNN Inspection"  # the same text in the Text Editor, for copying
-NUMBER_SIZE = 0.2  # numbers on cells, in cell edges
-LABEL_SIZE = 0.9  # the equation, in cell edges
 
 
 def shown_epoch_and_sample(network: bpy.types.Object, bundle: Bundle) -> tuple[int, int]:
@@ -59,9 +70,9 @@ def inspect_network_cell(network: bpy.types.Object, layer_name: str, position: S
     Sets the receptive-field focus (feature maps) or the highlighted neuron
     (1-D layers) to that cell, draws the annotations, and stores the text on
     the network and in the Text Editor's "BCNN Inspection". Returns the
-    ``core.inspection.Inspection``.
+    ``core.inspection.Inspection`` of the epoch and sample shown.
     """
-    network_modifier(network)
+    node = _inspection_node(network)
     bundle = network_bundle(network)
     epoch, sample = shown_epoch_and_sample(network, bundle)
     activations = None
@@ -72,11 +83,12 @@ def inspect_network_cell(network: bpy.types.Object, layer_name: str, position: S
     cells = layers[layer_name]
     if len(inspection.position) == 3:
         row, col, channel = inspection.position
+        set_network_input(network, "Show Sweep", False)
         for name, value in zip(FOCUS_INPUTS, (cells.layer_index, channel, row, col)):
             set_network_input(network, name, value)
     else:
         set_network_input(network, "Highlight Neuron", cells.start + inspection.position[0])
-    _draw_annotations(network, inspection, layers)
+    _draw_annotations(network, node, bundle, inspection, layers)
     text = inspection.text()
     network[INSPECTION_TEXT_PROPERTY] = text
     block = bpy.data.texts.get(TEXT_BLOCK) or bpy.data.texts.new(TEXT_BLOCK)
@@ -86,11 +98,11 @@ def inspect_network_cell(network: bpy.types.Object, layer_name: str, position: S
 
 def inspect_nearest_cell(network: bpy.types.Object, location: npt.ArrayLike) -> Inspection | None:
     """Inspect the drawn cell nearest ``location`` (world space); None when the network draws no cells."""
-    quads = _CellQuads(network)
-    if not len(quads.keys):
+    centres, indices = cell_centres(network)
+    if not len(centres):
         return None
-    nearest = int(np.argmin(np.sum((quads.centres - np.asarray(location, dtype=np.float32)) ** 2, axis=1)))
-    layer_index, channel, row, col = (int(value) for value in quads.indices[nearest])
+    nearest = int(np.argmin(np.sum((centres - np.asarray(location, dtype=np.float32)) ** 2, axis=1)))
+    layer_index, channel, row, col = (int(value) for value in indices[nearest])
     bundle = network_bundle(network)
     cells = cell_data.layer_cells(bundle, shown_channels(network))[layer_index]
     position = (row, col, channel) if len(cells.output_shape) == 3 else row * cells.map_cols + col
@@ -99,18 +111,34 @@ def inspect_nearest_cell(network: bpy.types.Object, location: npt.ArrayLike) -> 
 
 def clear_inspection(network: bpy.types.Object) -> None:
     """Remove the annotations and the stored text (the focus and highlight stay as they are)."""
-    old = network.get(ANNOTATIONS_PROPERTY)
-    if old is not None:
-        mesh = old.data
-        bpy.data.objects.remove(old)
+    node = _inspection_node(network, required=False)
+    if node is not None and node.node_tree is not None and node.node_tree.name.startswith(INSPECTION_TREE_PREFIX):
+        old_tree = node.node_tree
+        node.node_tree = ensure_no_inspection()
+        if old_tree.users == 0:
+            bpy.data.node_groups.remove(old_tree)
+    data = network.get(DATA_PROPERTY)
+    if data is not None:
+        mesh = data.data
+        bpy.data.objects.remove(data)
         if mesh is not None and mesh.users == 0:
             bpy.data.meshes.remove(mesh)
-        del network[ANNOTATIONS_PROPERTY]
+    network.pop(DATA_PROPERTY, None)
     network.pop(INSPECTION_TEXT_PROPERTY, None)
+    network.update_tag()
 
 
-def annotation_object(network: bpy.types.Object) -> bpy.types.Object | None:
-    return network.get(ANNOTATIONS_PROPERTY)
+def inspection_data(network: bpy.types.Object) -> bpy.types.Object | None:
+    """The hidden point mesh that holds the last inspection's numbers (one point per text), or None."""
+    return network.get(DATA_PROPERTY)
+
+
+def _inspection_node(network: bpy.types.Object, required: bool = True) -> bpy.types.GeometryNodeGroup | None:
+    tree = network_modifier(network).node_group
+    node = tree.nodes.get(INSPECTION_NODE) if tree is not None else None
+    if node is None and required:
+        raise BlenderCNNError(network.name, "was built by an older version without inspection numbers; import it again")
+    return node
 
 
 def _custom_input_activations(network, bundle, epoch):
@@ -125,117 +153,66 @@ def _custom_input_activations(network, bundle, epoch):
     return {name: values[0] for name, values in forward(bundle, inputs, epoch).items()}
 
 
-class _CellQuads:
-    """The network's drawn cells (summaries left out), found by (layer, channel, row, column)."""
-
-    def __init__(self, network, viewpoint=None):
-        quads, self._geometry = drawn_quads(network, CELL_MATERIAL)
-        if not len(quads):
-            self.keys = np.zeros(0, dtype=np.int64)
-            return
-        indices = np.stack([quads.attribute(name) for name in ("layer", "channel", "row", "col")], axis=1)
-        keep = indices[:, 0] >= 0
-        if quads.has("is_summary"):
-            keep &= quads.attribute("is_summary") == 0
-        corners = quads.corners()[keep]
-        self.indices = indices[keep].astype(np.int64)
-        self.centres = corners.mean(axis=1)
-        self.edges = np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1)
-        # The quad's corners run (0, 0), (1, 0), (0, 1), (1, 1).
-        self.rights = _unit(corners[:, 1] - corners[:, 0])
-        self.ups = _unit(corners[:, 2] - corners[:, 0])
-        if viewpoint is not None:
-            # Text reads correctly only from the side its normal points to: turn it to the camera.
-            facing = np.einsum("ij,ij->i", np.cross(self.rights, self.ups), np.asarray(viewpoint) - self.centres)
-            self.rights[facing < 0] *= -1
-        keys = _keys(self.indices)
-        self._order = np.argsort(keys, kind="stable")
-        self.keys = keys[self._order]
-
-    def find(self, indices):
-        """Positions in this set of the cells ``indices`` (n, 4); -1 for cells not drawn."""
-        if not len(indices) or not len(self.keys):
-            return np.full(len(indices), -1, dtype=np.int64)
-        wanted = _keys(np.asarray(indices, dtype=np.int64).reshape(-1, 4))
-        spot = np.clip(np.searchsorted(self.keys, wanted), 0, len(self.keys) - 1)
-        return np.where(self.keys[spot] == wanted, self._order[spot], -1)
+def _sources(network: bpy.types.Object, bundle: Bundle) -> dict[int, SampleSource]:
+    """The sample slots the cells hold, each with what the inspection recomputes it from."""
+    sources: dict[int, SampleSource] = {int(slot): int(slot) for slot in network.get(STORED_SAMPLES_PROPERTY, [0])}
+    if network.get(CUSTOM_INPUT_PROPERTY) is not None:
+        sources[bundle.sample_count] = lambda epoch: _custom_input_activations(network, bundle, epoch)
+    return sources
 
 
-def _keys(indices):
-    # 16 bits each for channel, row and column; the layer above them.
-    return (indices[:, 0] << 48) | (indices[:, 1] << 32) | (indices[:, 2] << 16) | indices[:, 3]
-
-
-def _unit(vectors):
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
-
-
-def _cell_index(cells, position):
-    """(layer, channel, row, column) of a layer's cell at a (row, column, channel) or (unit,) position."""
+def _cell_index(cells: cell_data.LayerCells, position: tuple[int, ...]) -> int | None:
+    """The cell index of ``position`` in a layer's cells, or None when that cell is not drawn."""
     if len(position) == 3:
         row, col, channel = position
-        return cells.layer_index, channel, row, col
-    unit = position[0]
-    return cells.layer_index, 0, unit // cells.map_cols, unit % cells.map_cols
+        if channel >= cells.channels:
+            return None
+        return cells.start + (channel * cells.map_rows + row) * cells.map_cols + col
+    return cells.start + position[0] if position[0] < cells.count else None
 
 
-def _draw_annotations(network, inspection, layers):
-    scene = bpy.context.scene
-    assert scene is not None  # the stubs allow a context without a scene
-    camera = scene.camera
-    quads = _CellQuads(network, camera.matrix_world.translation if camera is not None else None)
+def _draw_annotations(network, node, bundle, inspection, layers):
+    timeline = annotation_timeline(bundle, inspection, _sources(network, bundle))
+    *on_cells, equation = timeline.annotations
     target = layers[inspection.layer]
-    annotations = []
-    found = quads.find([_cell_index(target, inspection.position)])[0]
-    # A merge's terms each name the input they are in; other layers' terms are all in one source.
-    shown = [
-        term for term in inspection.terms if not term.padding and (term.layer or inspection.source_layer) in layers
-    ]
-    if shown:
-        spots = quads.find([_cell_index(layers[term.layer or inspection.source_layer], term.source) for term in shown])
-        for term, spot in zip(shown, spots):
-            if spot < 0:
-                continue
-            if inspection.kind == DENSE:
-                text = f"{term.product:+.3g}"
-            elif inspection.kind == CONVOLUTION:
-                text = f"{term.value:.2g}\n×{term.weight:.2g}"
-            else:
-                text = f"{term.value:.2g}"
-            annotations.append(
-                Annotation(
-                    text, quads.centres[spot], quads.rights[spot], quads.ups[spot], NUMBER_SIZE * quads.edges[spot]
-                )
-            )
-    if found >= 0:
-        annotations.append(_equation_annotation(quads, found, inspection))
-    mesh = annotation_mesh(f"{network.name} Inspection", annotations)
-    for material in ensure_annotation_materials():
-        mesh.materials.append(material)
+    if _cell_index(target, equation.position) is None:
+        raise BlenderCNNError(network.name, f"does not draw {inspection.where()} (its channel is not shown)")
+    placed: list[tuple[int, Annotation, int]] = []
+    for index, text in enumerate(timeline.annotations):
+        cells = layers.get(text.layer)
+        cell = _cell_index(cells, text.position) if cells is not None and cells.count else None
+        if cell is not None:
+            placed.append((index, text, cell))
+    chosen = [index for index, _text, _cell in placed]
+    arrays = {
+        "annotation_cell": np.array([cell for _index, _text, cell in placed], dtype=np.int32),
+        "annotation_place": np.array([text.place for _index, text, _cell in placed], dtype=np.int32),
+    }
+    for epoch_index in range(timeline.numbers.shape[0]):
+        for slot_index, slot in enumerate(timeline.slots):
+            for k in range(timeline.width):
+                arrays[f"inspection_n{k}_e{epoch_index}_s{slot}"] = timeline.numbers[epoch_index, slot_index, chosen, k]
     clear_inspection(network)
-    holder = bpy.data.objects.new(f"{network.name} Inspection", mesh)
+    name = f"{network.name} inspection"
+    data = bpy.data.objects.new(name, points_mesh(name, len(placed), arrays))
+    data.hide_render = data.hide_viewport = data.hide_select = True
     for collection in network.users_collection:
-        collection.objects.link(holder)
-    holder.parent = network
-    # Mesh coordinates are world positions: undo the network's transform, which the child inherits.
-    inverse = np.linalg.inv(np.array(network.matrix_world, dtype=np.float64))
-    coordinates = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-    mesh.vertices.foreach_get("co", coordinates)
-    world = np.c_[coordinates.reshape(-1, 3), np.ones(len(mesh.vertices))]
-    mesh.vertices.foreach_set("co", (world @ inverse.T)[:, :3].astype(np.float32).ravel())
-    mesh.update()
-    holder.hide_select = True
-    network[ANNOTATIONS_PROPERTY] = holder
+        collection.objects.link(data)
+    network[DATA_PROPERTY] = data
 
-
-def _equation_annotation(quads, found, inspection):
-    """The equation beside the inspected cell: above its map, or right of a column of neurons."""
-    centre, edge = quads.centres[found], quads.edges[found]
-    right, up = quads.rights[found], quads.ups[found]
-    text = f"{inspection.where()}, epoch {inspection.epoch}, sample {inspection.sample}\n{inspection.equation()}"
-    layer, channel = quads.indices[found, 0], quads.indices[found, 1]
-    if len(inspection.position) == 1:
-        return Annotation(text, centre + right * edge * 9.0, right, up, LABEL_SIZE * edge, left=True)
-    same_map = (quads.indices[:, 0] == layer) & (quads.indices[:, 1] == channel)
-    above = np.max((quads.centres[same_map] - centre) @ up)
-    return Annotation(text, centre + up * (above + edge * 2.2), right, up, LABEL_SIZE * edge)
+    label = network.get(SAMPLE_PROPERTY)
+    custom = (bundle.sample_count, label) if bundle.sample_count in timeline.slots and isinstance(label, str) else None
+    tree = bpy.data.node_groups.new(f"{INSPECTION_TREE_PREFIX}{network.name}", "GeometryNodeTree")
+    assert tree is not None  # new() makes one; the stubs allow None
+    builder = TreeBuilder(tree)
+    channel = inspection.position[2] if len(inspection.position) == 3 else 0
+    build_inspection_tree(
+        builder,
+        data,
+        cell_lines_of(inspection.kind),
+        (equation.template, equation.lines, (target.layer_index, channel)),
+        custom,
+    )
+    builder.lay_out()
+    node.node_tree = tree
+    network.update_tag()

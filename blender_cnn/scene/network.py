@@ -27,7 +27,7 @@ from ..core.forward import forward, model_inputs
 from ..core.graph import plan_graph
 from ..core.images import to_model_input
 from ..core.layout import GRID, suggested_spacing
-from ..core.placement import row_length
+from ..core.placement import opened, opening_order, row_length
 from ..core.scene_plan import output_labels, plan_scene
 from ..nodes.network import BLOCKS_PANEL, GraphObjects, build_network_tree, input_identifiers
 from .geometry_data import hair_curves, points_mesh, write_attributes
@@ -75,7 +75,7 @@ def build_network(
     ``epoch`` is an epoch number of the bundle (negative counts from the last)
     and ``sample`` the index of the input sample whose activations are shown;
     ``edges`` (a ``core.connections.EdgeSelection``) chooses which dense
-    weights are drawn, by ``epoch``'s magnitudes. Deep and branching networks
+    weights are drawn, over every epoch by default. Deep and branching networks
     show units (a layer with its plumbing) in blocks that expand; ``detailed``
     True shows every layer instead, None chooses (see ``core/graph.py``). Wide
     layers show fewer maps when the whole scene would need more than
@@ -302,12 +302,21 @@ def fit_rows(network: bpy.types.Object, bundle: Bundle | None = None) -> int:
     """Set Row Length so the network, its blocks as expanded now, fits a 16:9 frame best; returns it.
 
     The row length chosen at build suits the collapsed network; an expanded
-    block (or several) makes rows longer and taller.
+    block (or several) makes rows longer and taller. A block is as expanded as
+    its Expand and the Expansion Level both allow.
     """
     bundle = bundle or network_bundle(network)
     plan = plan_graph(bundle.layers, network.get(DETAILED_PROPERTY))
+    shown, shapes = shown_channels(network), {layer.name: layer.output_shape for layer in bundle.layers}
+    order = opening_order(plan, lambda name: len(shapes[name]) == 3 and (shown is None or name in shown))
+    try:
+        level = float(get_network_input(network, "Expansion Level"))
+    except KeyError:  # a network built before the Expansion Level existed
+        level = 1.0
     expanded = {
-        position: float(get_network_input(network, f"{BLOCKS_PANEL}/{name}"))
+        position: min(
+            float(get_network_input(network, f"{BLOCKS_PANEL}/{name}")), opened(level, order[position], len(order))
+        )
         for position, name in plan.block_items.items()
     }
     length = row_length(

@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 import bpy
 import numpy as np
 
+from ..core.inspection_annotations import after_sum
 from ..core.operations import layer_table
 from ..core.timeline import weight_name
+from ..nodes.operations import LAYER_WORDS
 from .geometry_data import points_mesh
+from .materials import ensure_annotation_materials
 
 if TYPE_CHECKING:
     from ..core.bundle import Bundle
@@ -24,9 +27,19 @@ def add_operation_objects(
     """Two hidden point meshes from ``core.operations.OperationData``, linked to ``collection``.
 
     The kernel points hold every epoch's weights (``weight_e{E}``). Returns
-    ``{"Operations": layer table object, "Kernels": kernel weights object, "table": the table}``.
+    ``{"Operations": layer table object, "Kernels": kernel weights object, "table": the table}``, the numbers'
+    materials and what a sweep writes for each layer (``nodes/operations.py``'s ``LAYER_WORDS``).
     """
-    objects: dict[str, Any] = {"table": data.layer_table}
+    units = data.units or {}
+    objects: dict[str, Any] = {
+        "table": data.layer_table,
+        "number materials": ensure_annotation_materials(),
+        LAYER_WORDS: {
+            cells.layer_index: (cells.name, after_sum(bundle, cells.name, units.get(cells.name)))
+            for cells in layers
+            if cells.count
+        },
+    }
     for key, count, arrays in (
         ("Operations", len(data.layer_table["op_kind"]), data.layer_table),
         ("Kernels", len(data.kernel_weights), kernel_timeline(bundle, layers, data.units)),

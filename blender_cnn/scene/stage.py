@@ -10,6 +10,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from .drawn import drawn_points
+from .looks import depth_of_field_blur, set_depth_of_field
 
 BACKGROUND = (0.008, 0.010, 0.016, 1.0)
 # From the input side, slightly above: layers run left to right and their maps face the camera at 45 degrees.
@@ -18,19 +19,30 @@ VIEW_DIRECTION = Vector((1.0, 1.0, -0.3)).normalized()
 LENS = 85.0
 CAMERA_NAME = "BCNN Camera"
 LIGHT_NAME = "BCNN Key Light"
+# On a world the stage has set up: staging again keeps its background, so a look survives Fit Rows.
+STAGED_PROPERTY = "blender_cnn_stage"
 ENGINES = {"CYCLES": "CYCLES", "EEVEE": "BLENDER_EEVEE", "BLENDER_EEVEE": "BLENDER_EEVEE"}
+DEFAULT_ENGINE, DEFAULT_SAMPLES = "CYCLES", 32
 
 
 def set_up_stage(
     network: bpy.types.Object, scene: bpy.types.Scene | None = None, margin: float = 1.08
 ) -> bpy.types.Object:
-    """Dark world, a soft key light and a camera that frames ``network``; returns the camera."""
+    """Dark world, a soft key light and a camera that frames ``network``; returns the camera.
+
+    Staging a scene again (after Fit Rows, a rebuild) keeps the look a style
+    gave it: the world's background, the light, and a depth of field, which is
+    focused again on the layer the new framing looks at.
+    """
     scene = scene or bpy.context.scene
     assert scene is not None  # the stubs allow a context without a scene
     _set_world(scene)
     _ensure_light(scene)
     camera = _ensure_camera(scene)
     frame_camera(camera, network, scene, margin)
+    blur = depth_of_field_blur(camera)
+    if blur > 0.0:
+        set_depth_of_field(network, blur, camera)
     view = scene.view_settings
     assert view is not None  # a scene always has them; the stubs allow None
     # "Standard" shows the colormap's colors as they are; AgX would desaturate them.
@@ -129,12 +141,18 @@ def _set_world(scene):
     scene.world = world
     assert world.node_tree is not None  # a world has a node tree in Blender 5; the stubs allow None
     background: Any = world.node_tree.nodes.get("Background")  # Any: the stubs give sockets no default_value
+    if background is not None and world.get(STAGED_PROPERTY):
+        return
     if background is None:
         background = world.node_tree.nodes.new("ShaderNodeBackground")
         output = world.node_tree.nodes.get("World Output") or world.node_tree.nodes.new("ShaderNodeOutputWorld")
         world.node_tree.links.new(background.outputs[0], output.inputs["Surface"])
     background.inputs["Color"].default_value = BACKGROUND
     background.inputs["Strength"].default_value = 1.0
+    world[STAGED_PROPERTY] = True
+    # The first staging also sets the render to the add-on's defaults (those of Render Still), so F12 renders
+    # what the default look ("dark") means; staging again keeps a look's engine and samples.
+    configure_render(scene, DEFAULT_ENGINE, scene.render.resolution_x, scene.render.resolution_y, DEFAULT_SAMPLES)
 
 
 def _ensure_light(scene):

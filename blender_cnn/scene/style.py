@@ -1,11 +1,14 @@
 """Scene style presets: the look of a network and its stage as one small JSON file.
 
 A style holds the colormaps and normalization (modifier inputs of the
-network), the world's background color, the key light's energy and the
-shared materials' label color and emission strengths. A preset may hold only
-some of these keys; the others are left as they are. Built-in presets live in
-``presets/styles/`` of the add-on, the user's in the add-on's user folder
-(``user_folder("styles")``), never in the add-on's own folder.
+network), the world's background color and how much it lights the scene, the
+key light's energy, the shared materials' label color and emission strengths,
+and the render side of a look (``scene.looks``): the engine and samples it is
+made for, its size in pixels (or in inches at a dpi, for print), bloom and
+depth of field. A preset may hold only some of these keys; the others are left
+as they are. Built-in presets live in ``presets/styles/`` of the add-on, the
+user's in the add-on's user folder (``user_folder("styles")``), never in the
+add-on's own folder.
 
 ``apply_style`` checks every key and value before it changes anything, so a
 bad preset raises one ``BlenderCNNError`` (naming the file and the key) and
@@ -25,9 +28,19 @@ import bpy
 from ..core import colormaps
 from ..core.errors import BlenderCNNError
 from ..nodes.network import input_identifiers
-from .materials import CELL_MATERIAL, EDGE_MATERIAL, HIGHLIGHT_MATERIAL, LABEL_MATERIAL, ensure_materials
+from . import looks
+from .materials import (
+    CELL_MATERIAL,
+    DEFAULT_BAR_COLOR,
+    EDGE_MATERIAL,
+    HIGHLIGHT_MATERIAL,
+    LABEL_MATERIAL,
+    bar_color_socket,
+    ensure_materials,
+    link_brightness_socket,
+)
 from .network import get_network_input, network_modifier, set_network_input
-from .stage import BACKGROUND, LIGHT_NAME, _ensure_light
+from .stage import BACKGROUND, CAMERA_NAME, LIGHT_NAME, _ensure_light, frame_camera
 from .user_folders import builtin_presets_folder, preset_entries, safe_file_name, user_folder
 
 STYLES_FOLDER = "styles"
@@ -36,6 +49,10 @@ NETWORK_KEYS = {
     "activation_colormap": "Activation Colormap",
     "weight_colormap": "Weight Colormap",
     "normalize_across_network": "Normalize Across Network",
+    # Layout inputs, but part of a look: on white, the gaps between cells read as a white grid over the maps,
+    # and thin grey links all but vanish.
+    "cell_gap": "Cell Gap",
+    "link_radius": "Link Radius",
 }
 # Key of a style -> the material whose emission strength it sets.
 EMISSION_KEYS = {
@@ -43,10 +60,46 @@ EMISSION_KEYS = {
     "edge_emission": EDGE_MATERIAL,
     "highlight_emission": HIGHLIGHT_MATERIAL,
 }
-COLOR_KEYS = ("background", "label_color")
+COLOR_KEYS = ("background", "label_color", "bar_color")
+# The render side of a look (scene.looks): engine, samples, size and dpi, bloom, depth of field.
+RENDER_KEYS = (
+    "engine",
+    "samples",
+    "resolution",
+    "print_size",
+    "dpi",
+    "dither",
+    "world_lighting",
+    "bloom_strength",
+    "bloom_threshold",
+    "bloom_size",
+    "depth_of_field",
+)
 # Every key a style may hold; "name" and "description" are only for people reading the file.
-KEYS = (*NETWORK_KEYS, "background", "light_energy", "label_color", *EMISSION_KEYS)
+MATERIAL_KEYS = ("label_color", "bar_color", "link_brightness", *EMISSION_KEYS)
+KEYS = (*NETWORK_KEYS, "background", "light_energy", *MATERIAL_KEYS, *RENDER_KEYS)
 INFO_KEYS = ("name", "description")
+# On the scene: the name of the last style that set how to render (engine, size), which the render operators
+# then offer instead of their own defaults.
+LOOK_PROPERTY = "blender_cnn_look"
+# A style's engine -> scene.render.engine.
+ENGINES = {"CYCLES": "CYCLES", "EEVEE": "BLENDER_EEVEE", "WORKBENCH": "BLENDER_WORKBENCH"}
+MAX_PIXELS = 16384  # Blender's largest render side
+# Keys whose value is a number with these bounds (inclusive; None: unbounded).
+NUMBER_RANGES: dict[str, tuple[float, float | None]] = {
+    "cell_gap": (0.0, 0.95),
+    "link_radius": (0.0, None),
+    "link_brightness": (0.0, 1.0),
+    "light_energy": (0.0, None),
+    **dict.fromkeys(EMISSION_KEYS, (0.0, None)),
+    "dpi": (1.0, 10000.0),
+    "dither": (0.0, 2.0),
+    "world_lighting": (0.0, None),
+    "bloom_strength": (0.0, 1.0),
+    "bloom_threshold": (0.0, None),
+    "bloom_size": (0.0, 1.0),
+    "depth_of_field": (0.0, looks.MAX_DOF_BLUR),
+}
 # What a scene without a world, light or materials shows (scene.stage and scene.materials' defaults).
 DEFAULT_LIGHT_ENERGY = 2.0
 DEFAULT_LABEL_COLOR = (0.85, 0.87, 0.9, 1.0)
@@ -135,10 +188,51 @@ def check_style(style: object, where: str = "style") -> dict[str, Any]:
             checked[key] = value
         elif key in COLOR_KEYS:
             checked[key] = _color(value, where, key)
-        else:  # light_energy and the emission strengths
-            if not _is_number(value) or not math.isfinite(value) or value < 0:
-                raise BlenderCNNError(where, f"key {key!r} must be a number of 0 or more, not {value!r}")
+        elif key == "engine":
+            if value not in ENGINES:
+                raise BlenderCNNError(where, f"key {key!r} is {value!r}, which is no render engine of {list(ENGINES)}")
+            checked[key] = value
+        elif key == "samples":
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65536:
+                raise BlenderCNNError(where, f"key {key!r} must be a whole number from 1 to 65536, not {value!r}")
+            checked[key] = value
+        elif key == "resolution":
+            if (
+                not isinstance(value, (list, tuple))
+                or len(value) != 2
+                or not all(isinstance(side, int) and not isinstance(side, bool) for side in value)
+                or not all(4 <= side <= MAX_PIXELS for side in value)
+            ):
+                raise BlenderCNNError(
+                    where, f"key {key!r} must be two whole numbers of pixels from 4 to {MAX_PIXELS}, not {value!r}"
+                )
+            checked[key] = [int(side) for side in value]
+        elif key == "print_size":
+            if (
+                not isinstance(value, (list, tuple))
+                or len(value) != 2
+                or not all(_is_number(side) and math.isfinite(side) and side > 0 for side in value)
+            ):
+                raise BlenderCNNError(where, f"key {key!r} must be a width and a height in inches, not {value!r}")
+            checked[key] = [float(side) for side in value]
+        else:
+            low, high = NUMBER_RANGES[key]
+            if not _is_number(value) or not math.isfinite(value) or value < low or (high is not None and value > high):
+                bounds = f"from {low:g} to {high:g}" if high is not None else f"of {low:g} or more"
+                raise BlenderCNNError(where, f"key {key!r} must be a number {bounds}, not {value!r}")
             checked[key] = float(value)
+    if "print_size" in checked:
+        if "resolution" in checked:
+            raise BlenderCNNError(where, "gives both 'resolution' and 'print_size': keep the one you mean")
+        if "dpi" not in checked:
+            raise BlenderCNNError(where, "gives 'print_size' without 'dpi': a size in inches needs its dots per inch")
+        pixels = looks.print_resolution(checked["print_size"], checked["dpi"])
+        if not all(4 <= side <= MAX_PIXELS for side in pixels):
+            raise BlenderCNNError(
+                where,
+                f"key 'print_size' {checked['print_size']} at {checked['dpi']:g} dpi is "
+                f"{pixels[0]} x {pixels[1]} pixels; a side must be from 4 to {MAX_PIXELS}",
+            )
     return checked
 
 
@@ -165,6 +259,7 @@ def current_style(network: bpy.types.Object, scene: bpy.types.Scene | None = Non
     assert scene is not None  # the stubs allow a context without a scene
     style = {key: get_network_input(network, name) for key, name in NETWORK_KEYS.items()}
     style["normalize_across_network"] = bool(style["normalize_across_network"])
+    style["cell_gap"], style["link_radius"] = float(style["cell_gap"]), float(style["link_radius"])
     background = _world_background(scene)
     style["background"] = list(background.inputs["Color"].default_value) if background else list(BACKGROUND)
     light = bpy.data.objects.get(LIGHT_NAME)
@@ -176,9 +271,31 @@ def current_style(network: bpy.types.Object, scene: bpy.types.Scene | None = Non
     for key, material_name in EMISSION_KEYS.items():
         node = _emission_node(bpy.data.materials.get(material_name), "ShaderNodeBsdfPrincipled")
         style[key] = float(node.inputs["Emission Strength"].default_value) if node else DEFAULT_EMISSION[key]
-    style["background"] = [float(channel) for channel in style["background"]]
-    style["label_color"] = [float(channel) for channel in style["label_color"]]
+    bar = bar_color_socket(bpy.data.materials.get(HIGHLIGHT_MATERIAL))
+    style["bar_color"] = list(bar.default_value) if bar is not None else list(DEFAULT_BAR_COLOR)
+    links = link_brightness_socket(bpy.data.materials.get(EDGE_MATERIAL))
+    style["link_brightness"] = float(links.default_value[0]) if links is not None else 1.0
+    for key in COLOR_KEYS:
+        style[key] = [float(channel) for channel in style[key]]
+    style.update(_current_render(scene))
     return style
+
+
+def _current_render(scene):
+    """The render side of the look ``scene`` has now (every render key but ``print_size``)."""
+    render = scene.render
+    engine = next((key for key, name in ENGINES.items() if name == render.engine), "CYCLES")
+    samples = scene.eevee.taa_render_samples if engine == "EEVEE" else scene.cycles.samples
+    return {
+        "engine": engine,
+        "samples": int(samples),
+        "resolution": [int(render.resolution_x), int(render.resolution_y)],
+        "dpi": looks.dpi(scene),
+        "dither": float(render.dither_intensity),
+        "world_lighting": looks.world_lighting(scene),
+        **looks.bloom_settings(scene),
+        "depth_of_field": looks.depth_of_field_blur(scene.camera),
+    }
 
 
 def apply_style(
@@ -205,30 +322,94 @@ def apply_style(
     for key, name in NETWORK_KEYS.items():
         if key in style and name not in identifiers:
             raise BlenderCNNError(network.name, f"has no setting {name!r} for the style key {key!r}")
+    if style.get("bloom_strength", 0.0) > 0.0:
+        looks.check_bloom(scene)
+    if style.get("depth_of_field", 0.0) > 0.0:
+        looks.check_depth_of_field(scene)
 
     # Checked: from here on nothing refuses.
     for key, name in NETWORK_KEYS.items():
         if key in style:
             set_network_input(network, name, style[key])
-    if "background" in style:
+    if "background" in style or "world_lighting" in style:
         background = _world_background(scene, create=True)
-        background.inputs["Color"].default_value = style["background"]
+        if "background" in style:
+            background.inputs["Color"].default_value = style["background"]
+        if "world_lighting" in style:
+            looks.set_world_lighting(scene, background, style["world_lighting"])
     if "light_energy" in style:
         light = bpy.data.objects.get(LIGHT_NAME)
         if light is None or light.type != "LIGHT":
             light = _ensure_light(scene)
         light.data.energy = style["light_energy"]
-    if "label_color" in style or any(key in style for key in EMISSION_KEYS):
+    if any(key in style for key in MATERIAL_KEYS):
         ensure_materials()
     if "label_color" in style:
         _emission_node(bpy.data.materials[LABEL_MATERIAL], "ShaderNodeEmission").inputs["Color"].default_value = style[
             "label_color"
         ]
+    if "bar_color" in style:
+        bar_color_socket(bpy.data.materials[HIGHLIGHT_MATERIAL]).default_value = style["bar_color"]
+    if "link_brightness" in style:
+        brightness = style["link_brightness"]
+        link_brightness_socket(bpy.data.materials[EDGE_MATERIAL]).default_value = (brightness,) * 3 + (1.0,)
     for key, material_name in EMISSION_KEYS.items():
         if key in style:
             node = _emission_node(bpy.data.materials[material_name], "ShaderNodeBsdfPrincipled")
             node.inputs["Emission Strength"].default_value = style[key]
+    _apply_render(network, style, scene)
     return style
+
+
+def look_render_settings(scene: bpy.types.Scene) -> dict[str, Any]:
+    """``engine``, ``width``, ``height`` and ``samples`` of the scene's look, {} when no style has set them.
+
+    What a render operator should offer: a look made for print or for Eevee
+    renders at its own size and with its own engine, not the operator's defaults.
+    """
+    if not scene.get(LOOK_PROPERTY):
+        return {}
+    render = _current_render(scene)
+    width, height = render["resolution"]
+    return {"engine": render["engine"], "width": width, "height": height, "samples": render["samples"]}
+
+
+def _apply_render(network, style, scene):
+    """The render side of a checked style: engine, samples, size and dpi, bloom, depth of field."""
+    render = scene.render
+    if any(key in style for key in ("engine", "samples", "resolution", "print_size")):
+        scene[LOOK_PROPERTY] = style.get("name", "style")
+    if "engine" in style:
+        render.engine = ENGINES[style["engine"]]
+    if "samples" in style:
+        scene.cycles.samples = style["samples"]
+        scene.eevee.taa_render_samples = style["samples"]
+    if "dpi" in style:
+        looks.set_dpi(scene, style["dpi"])
+    if "dither" in style:
+        # Dither hides banding in dark gradients (a bloom's halo), and speckles a white page with 254s.
+        render.dither_intensity = style["dither"]
+    size = style.get("resolution")
+    if "print_size" in style:
+        size = looks.print_resolution(style["print_size"], style["dpi"])
+    if size is not None:
+        aspect = render.resolution_x / render.resolution_y
+        render.resolution_x, render.resolution_y = size
+        render.resolution_percentage = 100
+        camera = scene.camera
+        # A new shape of frame crops or pads the stage's framing: frame again, unless the camera moves.
+        if (
+            camera is not None
+            and camera.name == CAMERA_NAME
+            and not math.isclose(aspect, size[0] / size[1], rel_tol=0.01)
+            and (camera.animation_data is None or camera.animation_data.action is None)
+        ):
+            frame_camera(camera, network, scene)
+    if "bloom_strength" in style or "bloom_threshold" in style or "bloom_size" in style:
+        strength = style.get("bloom_strength", looks.bloom_settings(scene)["bloom_strength"])
+        looks.set_bloom(scene, strength, style.get("bloom_threshold"), style.get("bloom_size"))
+    if "depth_of_field" in style:
+        looks.set_depth_of_field(network, style["depth_of_field"])
 
 
 def _world_background(scene, create=False):

@@ -11,7 +11,7 @@ from .polls import OnActiveNetwork
 
 
 class BCNN_OT_draw_connections(OnActiveNetwork, bpy.types.Operator):
-    """Choose which weights of the dense layers are drawn as curves: all, or the strongest by weight or importance"""
+    """Choose which weights of the dense layers are drawn as curves: all, or the strongest over the run or at one epoch"""
 
     bl_idname = "bcnn.draw_connections"
     bl_label = "Draw Connections"
@@ -61,6 +61,19 @@ class BCNN_OT_draw_connections(OnActiveNetwork, bpy.types.Operator):
     importance_class: IntProperty(
         name="Class", default=-1, min=-1, description="Class whose importance ranks the connections; -1: all classes"
     )
+    chosen: EnumProperty(
+        name="Chosen",
+        default=connection_data.OVER_RUN,
+        items=(
+            (
+                connection_data.OVER_RUN,
+                "Over the Run",
+                "The union of each epoch's strongest, within the same count: the training animation shows "
+                "connections appearing, strengthening and fading",
+            ),
+            (connection_data.AT_EPOCH, "At the Epoch Shown", "The strongest at the epoch the network was built with"),
+        ),
+    )
 
     def invoke(self, context, event):
         return context.window_manager.invoke_props_dialog(self)
@@ -74,6 +87,7 @@ class BCNN_OT_draw_connections(OnActiveNetwork, bpy.types.Operator):
             share=self.share / 100.0,
             rank_by=self.rank_by,
             importance_class=self.importance_class,
+            chosen=self.chosen,
         )
         drawn = redraw_connections(network, selection)
         self.report({"INFO"}, "; ".join(f"{layer.name}: {layer.label}" for layer in drawn) or "No dense connections")

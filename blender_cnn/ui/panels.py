@@ -72,6 +72,7 @@ class BCNN_PT_network(bpy.types.Panel):
                 row = settings.row(align=True)
                 row.operator("bcnn.focus_selected_cell", icon="PIVOT_CURSOR")
                 row.operator("bcnn.inspect_cell", text="Inspect", icon="VIEWZOOM")
+                settings.operator("bcnn.animate_sweep", icon="ANIM")
                 self.draw_inspection(settings, network)
             if inputs is CONNECTION_INPUTS:
                 self.draw_connection_counts(settings, network)

@@ -19,6 +19,7 @@ from ..scene import camera_moves
 from ..scene.network import is_network, network_bundle
 from ..scene.rendering import AnimationRender, RenderProgress, format_seconds
 from ..scene.stage import render_still
+from ..scene.style import look_render_settings
 from .errors import reports_user_errors
 from .preferences import ADDON_PACKAGE, ENGINE_ITEMS, cluster_address
 
@@ -81,6 +82,12 @@ class _RenderSettings:
 
     def invoke(self, context, _event):
         defaults = preference_defaults(context)
+        # A style's look (print at 300 dpi, glow in Eevee) renders at its own size and with its own engine.
+        defaults.update(
+            (key, value)
+            for key, value in look_render_settings(context.scene).items()
+            if key != "engine" or value in {item[0] for item in ENGINE_ITEMS}
+        )
         for name in ("engine", "samples", "width", "height"):
             if not self.properties.is_property_set(name):
                 setattr(self, name, defaults[name])

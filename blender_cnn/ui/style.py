@@ -25,9 +25,27 @@ class BCNN_OT_apply_style(OnActiveNetwork, bpy.types.Operator):
     @reports_user_errors
     def execute(self, context):
         path = style_path(self.style)
-        apply_style(context.active_object, load_style(path), context.scene, where=path)
-        self.report({"INFO"}, f"Applied the style {self.style.partition(':')[2] or self.style}")
+        style = apply_style(context.active_object, load_style(path), context.scene, where=path)
+        self.report({"INFO"}, f"Applied the style {self.style.partition(':')[2] or self.style}{_render_note(style)}")
         return {"FINISHED"}
+
+
+def _render_note(style):
+    """What a look sets for rendering, in a few words (the engine and size a render should use)."""
+    parts = []
+    if "engine" in style:
+        parts.append(style["engine"].title())
+    if "resolution" in style or "print_size" in style:
+        render = bpy.context.scene.render
+        size = f"{render.resolution_x} x {render.resolution_y} px"
+        if "print_size" in style:
+            size += f" ({style['print_size'][0]:g} x {style['print_size'][1]:g} in at {style['dpi']:g} dpi)"
+        parts.append(size)
+    if style.get("bloom_strength", 0.0) > 0.0:
+        parts.append("bloom")
+    if style.get("depth_of_field", 0.0) > 0.0:
+        parts.append("depth of field")
+    return f": {', '.join(parts)}" if parts else ""
 
 
 class BCNN_OT_save_style(OnActiveNetwork, bpy.types.Operator):
