@@ -1,4 +1,4 @@
-"""Time edge bundling of dense connections, measure its clutter, compare datashader's hammer_bundle.
+"""Time edge bundling of dense connections, measure its clutter and ambiguity, compare datashader's hammer_bundle.
 
     .venv/bin/python scripts/bench_bundling.py [--hammer-limit 300] [--no-write] [--benchmarks FILE]
     .venv/bin/python scripts/bench_bundling.py --smoke [--benchmarks FILE]
@@ -10,22 +10,29 @@ sections are kept). Every timing runs in a child Python of its own. The figures:
     81 as a 9x9 grid, 49 and 10 as columns): time to bundle all three layer pairs.
 (b) one layer pair 8192 (grid) -> 256 (grid), 2,097,152 edges: time and peak
     memory of the routes the scene stores (``route_edges``), then Blender's hair curves.
-(c) datashader's hammer_bundle on the edges of (a) and (b), against ours, each
-    timed cold (the first call in a fresh Python, after its imports) and warm
-    (the second call in the same process); hammer_bundle also with
-    ``use_dask=True``. A call is stopped after --hammer-limit seconds.
-    hammer_bundle is 2D: it gets the side view's projection (x, z) of the
-    neurons, and its result is measured in that same view.
+(c) datashader's hammer_bundle on the edges of (a) and (b), and on the
+    pruned pair 8192 -> 256 the CIFAR-10 scene draws (the strongest 78 inputs
+    of each neuron of a random kernel), against ours, each timed cold (the
+    first call in a fresh Python, after its imports) and warm (the second call
+    in the same process); hammer_bundle also with ``use_dask=True``. A call is
+    stopped after --hammer-limit seconds. hammer_bundle is 2D: it gets the side
+    view's projection (x, z) of the neurons, and its result is measured in that
+    same view: ink, distortion and ambiguity, ours with the default bundling
+    and with the one before it (``style="funnel"``), in the same run.
 (d) ink and distortion, straight vs bundled, for a demo-like stack
     (flatten 256 -> 32 -> 10) and a CIFAR-like one (flatten 8192 -> 256 -> 10),
     seen from the stage camera's direction and from the side.
-(e) the same for scenes built by ``build_network``, through the stage camera.
+(e) ink, distortion and ambiguity for scenes built by ``build_network``,
+    through the stage camera: straight, the default bundling, and the one
+    before it, its routes written onto the same curves.
 
-Weights do not enter the bundling (every weight is an edge), so random
-weights are not needed: the edges are all pairs of each dense layer.
-datashader, dask and scikit-image (requirements.txt) are used only here.
-``--smoke`` runs the same path on small stacks, (c) on the first case only and
-(e) on the digits network only, and writes into a temporary folder.
+Weights enter the bundling only through which of them are drawn: (a), (b)
+and (d) draw every weight of each dense layer, so random weights are not
+needed there, and the default draws such complete pairs as before (and
+nothing false can be shown: their ambiguity is 0). datashader, dask and
+scikit-image (requirements.txt) are used only here. ``--smoke`` runs the same
+path on small stacks, (c) on the first and the pruned case only and (e) on
+the digits network only, and writes into a temporary folder.
 """
 
 import argparse
@@ -50,9 +57,9 @@ from bench import (
     write_section,
 )
 
-from blender_cnn.core.bundling import bundle_edges, default_points_per_edge, route_edges, straight_points
-from blender_cnn.core.connections import AUTO_MAX_EDGES
-from blender_cnn.core.drawing_metrics import distortion, drawing_bounds, ink
+from blender_cnn.core.bundling import FUNNEL, bundle_edges, default_points_per_edge, route_edges, straight_points
+from blender_cnn.core.connections import AUTO_MAX_EDGES, STRONGEST_PER_NEURON, EdgeSelection, selected_weights
+from blender_cnn.core.drawing_metrics import ambiguity, distortion, drawing_bounds, ink
 from blender_cnn.core.layout import display_shape, neuron_positions, suggested_spacing
 
 SECTION = "Edge bundling"
@@ -62,23 +69,38 @@ CIFAR = (8192, 256, 10)
 VIEWS = {"stage (1, 1, -0.4)": (1.0, 1.0, -0.4), "side (0, 1, 0)": (0.0, 1.0, 0.0)}
 SIDE = (0.0, 1.0, 0.0)
 RESOLUTIONS = (1024, 512)  # pixels along the longer side of the frame
-GOALS = {"ink": 0.6, "distortion": 1.3, "large_seconds": 30.0, "large_bytes": 4e9, "nn_vis_seconds": 3.0}
+# "ambiguity": at most this share of the ambiguity of the bundling before rails (the funnel), where it shows any.
+GOALS = {
+    "ink": 0.6,
+    "distortion": 1.3,
+    "ambiguity": 0.75,
+    "large_seconds": 30.0,
+    "large_bytes": 4e9,
+    "nn_vis_seconds": 3.0,
+}
+# The pruned pair of (c): the CIFAR-10 scene's flatten -> dense 256, the strongest 78 inputs per neuron (AUTO_MAX_EDGES).
+PRUNED = (8192, 256)
+PRUNED_PER_NEURON = AUTO_MAX_EDGES // PRUNED[1]
 # The synthetic scenes of (e): name -> kind (``scene_child``).
 SCENES = {"digits demo CNN (16x16x1)": "digits", "CIFAR-10 greyscale CNN (32x32x1)": "cifar"}
 SCENE_WIDTHS = (1280, 640)  # render widths of the 16:9 frame
+# The bundled drawings of a scene: the default, and the bundling before rails (every pair through one funnel).
+LOOKS = ("bundled", "funnel")
 # What each run measures: the nn_vis-like stack, the large pair, the cases hammer_bundle runs on, the clutter
 # stacks and the scenes.
 FULL = {
     "nn_vis": NN_VIS,
     "large": CIFAR[:2],
-    "hammer_cases": ("nn_vis", "large"),
+    "pruned": PRUNED,
+    "hammer_cases": ("nn_vis", "large", "pruned"),
     "stacks": {"digits demo": DEMO, "CIFAR-like": CIFAR},
     "scenes": SCENES,
 }
 SMOKE = {
     "nn_vis": (64, 16, 9, 4),
     "large": (256, 16),
-    "hammer_cases": ("nn_vis",),
+    "pruned": (1024, 64),
+    "hammer_cases": ("nn_vis", "pruned"),
     "stacks": {"digits demo": DEMO, "CIFAR-like": (512, 16, 10)},
     "scenes": {"digits demo CNN (16x16x1)": "digits"},
 }
@@ -89,23 +111,57 @@ def spacing(sizes):
     return float(suggested_spacing([(size,) for size in sizes]))
 
 
-def dense_stack(sizes):
-    """(source_xyz, target_xyz, source index, target index) of all weights of a dense stack."""
+def dense_stack(sizes, per_neuron=0):
+    """(source_xyz, target_xyz, source index, target index) of the weights of a dense stack, and every neuron's place.
+
+    Every weight, or (``per_neuron``) the strongest that many inputs of each neuron of random kernels: what the
+    scene draws of a layer of more than AUTO_MAX_EDGES weights.
+    """
     gap = spacing(sizes)
     positions = [neuron_positions(size, index * gap) for index, size in enumerate(sizes)]
     offsets = np.cumsum((0,) + sizes[:-1])
+    rng = np.random.default_rng(0)
     parts = []
     for index, (inputs, outputs) in enumerate(zip(sizes, sizes[1:])):
-        source, target = np.meshgrid(np.arange(inputs), np.arange(outputs), indexing="ij")
+        if per_neuron:
+            kernel = rng.standard_normal((inputs, outputs)).astype(np.float32)
+            source, target = selected_weights(kernel, EdgeSelection(STRONGEST_PER_NEURON, per_neuron=per_neuron))
+        else:
+            source, target = (
+                part.ravel() for part in np.meshgrid(np.arange(inputs), np.arange(outputs), indexing="ij")
+            )
         parts.append(
             (
-                positions[index][source.ravel()],
-                positions[index + 1][target.ravel()],
-                offsets[index] + source.ravel(),
-                offsets[index + 1] + target.ravel(),
+                positions[index][source],
+                positions[index + 1][target],
+                offsets[index] + source,
+                offsets[index + 1] + target,
             )
         )
     return tuple(np.concatenate(column) for column in zip(*parts)), np.concatenate(positions)
+
+
+def case_sizes(config, key):
+    """(sizes, inputs kept per neuron: 0 for all) of a case of ``config``."""
+    if key == "pruned":
+        return config["pruned"], PRUNED_PER_NEURON if config["pruned"] == PRUNED else 16
+    return config[key], 0
+
+
+def side_quality(drawn, straight, source, target):
+    """Ink (over the straight drawing's), distortion and ambiguity of a drawing in the side view, RESOLUTIONS[0].
+
+    The nodes and layer pairs are named by the edges' indices and the straight drawing's ends, so a drawing whose
+    paths end a little off their neurons (hammer_bundle's) is measured on the same graph.
+    """
+    frame = drawing_bounds(straight, SIDE)
+    resolution = RESOLUTIONS[0]
+    pairs = np.unique(np.stack([straight[:, 0, 0], straight[:, -1, 0]], axis=1), axis=0, return_inverse=True)[1]
+    return {
+        "ink": ink(drawn, SIDE, resolution, frame) / ink(straight, SIDE, resolution, frame),
+        "distortion": distortion(drawn),
+        "ambiguity": ambiguity(drawn, SIDE, resolution, frame, sources=source, targets=target, pairs=np.ravel(pairs)),
+    }
 
 
 def sizes_text(sizes):
@@ -196,28 +252,29 @@ def large_pair_child(sizes):
     )
 
 
-def ours_child(sizes):
-    """(c), ours: straight points and bundling of a dense stack, cold then warm, and its side-view clutter."""
-    (source, target, _, _), _ = dense_stack(parse_sizes(sizes))
-    points = default_points_per_edge(len(source))
-    emit(edges=len(source), points=points)
+def ours_child(sizes, per_neuron):
+    """(c), ours: straight points and bundling of a dense stack, cold then warm, and its side-view clutter, with the
+    default bundling and the one before it (``funnel_*``)."""
+    (source_xyz, target_xyz, source, target), _ = dense_stack(parse_sizes(sizes), int(per_neuron))
+    points = default_points_per_edge(len(source_xyz))
+    emit(edges=len(source_xyz), points=points)
     for run in ("cold", "warm"):
         start = time.perf_counter()
-        straight = straight_points(source, target, points)
-        bundled = bundle_edges(source, target, points, straight=straight)
+        straight = straight_points(source_xyz, target_xyz, points)
+        bundled = bundle_edges(source_xyz, target_xyz, points, straight=straight)
         emit(**{run: time.perf_counter() - start})
-    frame = drawing_bounds(straight, SIDE)
-    emit(
-        ink=ink(bundled, SIDE, RESOLUTIONS[0], frame) / ink(straight, SIDE, RESOLUTIONS[0], frame),
-        distortion=distortion(bundled),
-    )
+    emit(**side_quality(bundled, straight, source, target))
+    del bundled
+    funnel = bundle_edges(source_xyz, target_xyz, points, style=FUNNEL, straight=straight)
+    emit(**{f"funnel_{name}": value for name, value in side_quality(funnel, straight, source, target).items()})
 
 
 def scene_child(kind, work):
     """(e): a synthetic network built as the scene builds it (default edge selection), its evaluated curves
-    straight and bundled, seen from the stage camera."""
+    straight, bundled and bundled as before rails, seen from the stage camera."""
     import bpy
     from bench_scene import cifar_greyscale_layers, digits_demo_layers, write_synthetic_bundle
+    from render_bundling import draw_routes
 
     from blender_cnn.scene.drawn import drawn_curves
     from blender_cnn.scene.network import build_network, set_network_input
@@ -233,24 +290,30 @@ def scene_child(kind, work):
     camera = set_up_stage(network)
     configure_render(bpy.context.scene, "CYCLES", 1280, 720, 32)
     drawn = {}
-    for strength in (0.0, 1.0):
+    for look, strength in (("straight", 0.0), ("bundled", 1.0)):
         set_network_input(network, "Bundling Strength", strength)
-        drawn[strength] = drawn_curves(network)
+        drawn[look] = drawn_curves(network)
+    # The bundling before rails, drawn by the scene from its routes on the same curves.
+    ends = drawn["straight"]
+    draw_routes(network, route_edges(ends[:, 0], ends[:, -1], ends.shape[1], style=FUNNEL))
+    drawn["funnel"] = drawn_curves(network)
     projection = np.array(camera_projection(camera))
     # The camera's whole frame, at the render's pixels (camera_projection makes them square).
     frame = (-1.0, -720 / 1280, 1.0, 720 / 1280)
     result = {
-        "edges": len(drawn[1.0]),
+        "edges": len(drawn["bundled"]),
         "total": sum(entry["total"] for entry in network["blender_cnn_connections"]),
-        "distortion": distortion(drawn[1.0]),
+        "distortion": [distortion(drawn[look]) for look in LOOKS],
     }
     for width in SCENE_WIDTHS:
-        plain, bundled = (ink(drawn[strength], projection, width, frame) for strength in (0.0, 1.0))
-        result[f"ink_{width}"] = [plain, bundled]
+        result[f"ink_{width}"] = [ink(drawn[look], projection, width, frame) for look in ("straight", *LOOKS)]
+        result[f"ambiguity_{width}"] = [
+            ambiguity(drawn[look], projection, width, frame) for look in ("straight", *LOOKS)
+        ]
     emit(**result)
 
 
-def hammer_child(sizes, use_dask):
+def hammer_child(sizes, per_neuron, use_dask):
     """(c): datashader's hammer_bundle on the side view's projection of a dense stack, cold then warm."""
     start = time.perf_counter()
     import datashader
@@ -258,7 +321,7 @@ def hammer_child(sizes, use_dask):
     from datashader.bundling import hammer_bundle
 
     emit(imported=time.perf_counter() - start, version=datashader.__version__)
-    (source_xyz, target_xyz, source, target), positions = dense_stack(parse_sizes(sizes))
+    (source_xyz, target_xyz, source, target), positions = dense_stack(parse_sizes(sizes), int(per_neuron))
     nodes = pd.DataFrame({"x": positions[:, 0].astype(np.float64), "y": positions[:, 2].astype(np.float64)})
     edges = pd.DataFrame({"source": source, "target": target})
     for run in ("cold", "warm"):
@@ -266,12 +329,7 @@ def hammer_child(sizes, use_dask):
         paths = hammer_bundle(nodes, edges, use_dask=use_dask == "dask")
         emit(**{run: time.perf_counter() - start})
     polylines = hammer_polylines(paths[["x", "y"]].to_numpy())
-    straight = straight_points(source_xyz, target_xyz, 2)
-    frame = drawing_bounds(straight, SIDE)
-    emit(
-        distortion=distortion(polylines),
-        ink=ink(polylines, SIDE, RESOLUTIONS[0], frame) / ink(straight, SIDE, RESOLUTIONS[0], frame),
-    )
+    emit(**side_quality(polylines, straight_points(source_xyz, target_xyz, 2), source, target))
 
 
 def hammer_polylines(xy):
@@ -319,10 +377,13 @@ def times_ratio(theirs, ours):
 
 
 def case_label(key, sizes):
-    """ "nn_vis dense 784-81-49-10", "8192 grid -> 256 grid"."""
+    """ "nn_vis dense 784-81-49-10", "8192 grid -> 256 grid", "8192 grid -> 256 grid, strongest 78 per neuron"."""
     if key == "nn_vis":
         return ("nn_vis dense " if tuple(sizes) == NN_VIS else "dense ") + "-".join(map(str, sizes))
-    return " -> ".join(f"{size} {'column' if display_shape((size,))[1] == 1 else 'grid'}" for size in sizes)
+    label = " -> ".join(f"{size} {'column' if display_shape((size,))[1] == 1 else 'grid'}" for size in sizes)
+    if key == "pruned":
+        label += f", strongest {case_sizes({'pruned': tuple(sizes)}, key)[1]} per neuron"
+    return label
 
 
 def hammer_cells(outcome, run, ours, limit):
@@ -336,14 +397,20 @@ def hammer_cells(outcome, run, ours, limit):
 
 
 def quality_value(values, name):
-    """A child's "ink" (2 decimals) or "distortion" (3), or "-" when it did not get that far."""
-    return f"{values[name]:.{2 if name == 'ink' else 3}f}" if name in values else "-"
+    """A child's "ink" or "ambiguity" (2 decimals) or "distortion" (3), or "-" when it did not get that far."""
+    return f"{values[name]:.{3 if name.endswith('distortion') else 2}f}" if name in values else "-"
+
+
+def goals_met(ink_ratio, bent, confused, before):
+    """Whether a bundled drawing meets the goals: ink, distortion, and ambiguity well under the funnel's, if any."""
+    clear = confused <= GOALS["ambiguity"] * before if before > 0 else confused == 0
+    return ink_ratio <= GOALS["ink"] and bent < GOALS["distortion"] and clear
 
 
 def report(results, stacks, scenes):
     config, limit = results["config"], results["hammer_limit"]
     nn_vis, large_sizes = config["nn_vis"], config["large"]
-    spaced = [nn_vis, *config["stacks"].values()]
+    spaced = [nn_vis, config["pruned"], *config["stacks"].values()]
     lines = [
         f"## {SECTION}",
         "",
@@ -391,8 +458,11 @@ def report(results, stacks, scenes):
         "### datashader hammer_bundle, same edges",
         "",
         f"hammer_bundle (datashader {version}, default parameters) is 2D: it bundles the side view's projection",
-        "(x, z) of the neurons, and its ink is measured in that view against the straight drawing. Ours is",
-        "straight points + bundling (`straight_points`, `bundle_edges`) of the same edges. Every figure comes",
+        "(x, z) of the neurons, and its ink, distortion and ambiguity are measured in that view (ink against",
+        "the straight drawing). Ours is straight points + bundling (`straight_points`, `bundle_edges`) of the",
+        'same edges; *before rails* is ours with `style="funnel"`, the default before this one, in the same run.',
+        f"The pruned case is the pair the CIFAR-10 scene draws: the strongest {PRUNED_PER_NEURON} inputs of each of",
+        "the 256 neurons (of a random kernel). Every figure comes",
         "from one run of this script, each side in a fresh Python of its own: *cold* is the first call after",
         "the imports, *warm* the second call in the same process." + imported,
         "`use_dask=True` makes hammer_bundle split its work into dask tasks. A call still running after",
@@ -402,12 +472,15 @@ def report(results, stacks, scenes):
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     quality = [
-        f"| case | ink / straight, side view, {RESOLUTIONS[0]} px: ours / hammer_bundle / use_dask "
-        "| distortion: ours / hammer_bundle / use_dask |",
-        "|---|---:|---:|",
+        f"Side view, {RESOLUTIONS[0]} px; each cell: ours / before rails / hammer_bundle / use_dask. Ambiguity",
+        "(docs/bundling.md): the mean share of a neuron's non-neighbours the drawing shows as connected; 0 where",
+        "every weight is drawn.",
+        "",
+        "| case | ink / straight | distortion | ambiguity |",
+        "|---|---:|---:|---:|",
     ]
     for key in config["hammer_cases"]:
-        label, ours = case_label(key, config[key]), results["ours"][key][0]
+        label, ours = case_label(key, case_sizes(config, key)[0]), results["ours"][key][0]
         plain, dask = hammer[key, "plain"], hammer[key, "dask"]
         for run in ("cold", "warm"):
             lines.append(
@@ -417,8 +490,11 @@ def report(results, stacks, scenes):
         quality.append(
             f"| {label} | "
             + " | ".join(
-                " / ".join(quality_value(values, name) for values in (ours, plain[0], dask[0]))
-                for name in ("ink", "distortion")
+                " / ".join(
+                    quality_value(values, prefix + name)
+                    for values, prefix in ((ours, ""), (ours, "funnel_"), (plain[0], ""), (dask[0], ""))
+                )
+                for name in ("ink", "distortion", "ambiguity")
             )
             + " |"
         )
@@ -451,19 +527,25 @@ def report(results, stacks, scenes):
         f"weight of a layer up to {AUTO_MAX_EDGES:,}, else the strongest per neuron within that many), its evaluated",
         "curves at Bundling Strength 0 and 1, drawn through the stage camera's perspective projection",
         "into its whole 16:9 frame at the render's pixels. Synthetic bundles (random weights) of the real shapes.",
+        '*Before rails*: the same curves bundled as by the default before this one (`style="funnel"`), drawn by',
+        "the scene from those routes in the same run. Ambiguity: docs/bundling.md, in the same projection.",
+        f"Goal: ink at most {GOALS['ink']:.0%} of straight, distortion under {GOALS['distortion']:g}, ambiguity at most",
+        f"{GOALS['ambiguity']:.0%} of the one before rails (or 0 where every weight is drawn).",
         "",
-        "| network | curves drawn (of weights) | render | straight ink | bundled ink | ratio | distortion | goal |",
+        "| network | curves drawn (of weights) | render | straight ink | ink / straight: ours / before rails "
+        "| distortion: ours / before rails | ambiguity: straight / ours / before rails | goal |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, numbers in scenes:
+        bent, bent_before = numbers["distortion"]
         for width in SCENE_WIDTHS:
-            plain, bundled = numbers[f"ink_{width}"]
-            ratio = bundled / plain
+            plain, bundled, before = numbers[f"ink_{width}"]
+            confused = numbers[f"ambiguity_{width}"]
             lines.append(
                 f"| {name} | {numbers['edges']:,} ({numbers['total']:,}) | {width}x{width * 9 // 16} | "
-                f"{plain:.3f} | "
-                f"{bundled:.3f} | {ratio:.2f} | {numbers['distortion']:.3f} | "
-                f"{met(ratio <= GOALS['ink'] and numbers['distortion'] < GOALS['distortion'])} |"
+                f"{plain:.3f} | {bundled / plain:.2f} / {before / plain:.2f} | {bent:.3f} / {bent_before:.3f} | "
+                + " / ".join(f"{value:.2f}" for value in confused)
+                + f" | {met(goals_met(bundled / plain, bent, confused[1], confused[2]))} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -484,18 +566,16 @@ def main(argv=None):
     results["large"] = child("--child-large", sizes_text(config["large"]))
     print(f"{case_label('large', config['large'])}:", results["large"], flush=True)
     for key in dict.fromkeys(("nn_vis", *config["hammer_cases"])):
-        results["ours"][key] = child("--child-ours", sizes_text(config[key]))
-        print(f"ours, {case_label(key, config[key])}:", results["ours"][key], flush=True)
+        sizes, per_neuron = case_sizes(config, key)
+        results["ours"][key] = child("--child-ours", sizes_text(sizes), per_neuron)
+        print(f"ours, {case_label(key, sizes)}:", results["ours"][key], flush=True)
     for key in config["hammer_cases"]:
+        sizes, per_neuron = case_sizes(config, key)
         for variant in ("plain", "dask"):
             results["hammer"][key, variant] = child(
-                "--child-hammer", sizes_text(config[key]), variant, limit=args.hammer_limit
+                "--child-hammer", sizes_text(sizes), per_neuron, variant, limit=args.hammer_limit
             )
-            print(
-                f"hammer_bundle ({variant}), {case_label(key, config[key])}:",
-                results["hammer"][key, variant],
-                flush=True,
-            )
+            print(f"hammer_bundle ({variant}), {case_label(key, sizes)}:", results["hammer"][key, variant], flush=True)
 
     stacks = []
     for name, sizes in config["stacks"].items():

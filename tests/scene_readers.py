@@ -48,7 +48,7 @@ def annotations(network):
         (text for text in drawn_texts(network) if text.kind in (ANNOTATION_INSPECT_CELL, ANNOTATION_INSPECT_EQUATION)),
         key=lambda text: text.item,
     )
-    return np.array([text.centre for text in texts]), [text.glyph_faces for text in texts]
+    return np.array([text.centre for text in texts]), [text.glyphs for text in texts]
 
 
 def label_texts(network):

@@ -1,9 +1,18 @@
-"""Ink and distortion of polyline drawings, checked against figures known by hand."""
+"""Ink, distortion and ambiguity of polyline drawings, checked against figures known by hand."""
 
 import numpy as np
 import pytest
 
-from blender_cnn.core.drawing_metrics import CHUNK_EDGES, distortion, drawing_bounds, ink, view_projection
+from blender_cnn.core.drawing_metrics import (
+    CHUNK_EDGES,
+    ambiguity,
+    distortion,
+    drawing_bounds,
+    ink,
+    node_ambiguity,
+    perceived_neighbours,
+    view_projection,
+)
 
 SIDE = (0.0, 1.0, 0.0)  # looking along +y: screen x is world x, screen y is world z
 FRAME = (0.0, 0.0, 10.0, 10.0)
@@ -84,3 +93,93 @@ def test_a_bad_projection_is_refused():
         ink(np.zeros((1, 2, 3)), np.eye(3), bounds=FRAME)
     with pytest.raises(ValueError, match="parallel"):
         view_projection((0, 0, 1))
+
+
+# --- ambiguity: which connections a drawing suggests that do not exist ------------------------------------------------
+# Drawings in the x-z plane seen from the side, 100 x 100 pixels of one unit: sources at x = 0, targets at x = 100.
+
+
+def drawing(*lines):
+    """Polylines (E, P, 3) from lists of (x, z) corners; every line must have as many corners."""
+    return np.array([[(x, 0.0, z) for x, z in line] for line in lines], dtype=np.float32)
+
+
+def side_ambiguity(lines, **options):
+    return ambiguity(lines, SIDE, resolution=100, bounds=(0.0, 0.0, 100.0, 100.0), **options)
+
+
+def test_straight_edges_far_apart_or_crossing_steeply_suggest_nothing_false():
+    """Two sources, two targets, a -> c and b -> d: drawn parallel and far apart, or as an X (90 degrees)."""
+    assert side_ambiguity(drawing([(0, 20), (100, 20)], [(0, 80), (100, 80)])) == 0.0
+    assert side_ambiguity(drawing([(0, 20), (100, 80)], [(0, 80), (100, 20)])) == 0.0
+
+
+def test_edges_sharing_one_trunk_suggest_every_missing_connection():
+    """a -> c and b -> d merge into one stretch: a seems to reach d, b to reach c; each node's only non-neighbour
+    looks connected."""
+    trunk = drawing([(0, 20), (30, 50), (70, 50), (100, 20)], [(0, 80), (30, 50), (70, 50), (100, 80)])
+    assert side_ambiguity(trunk) == 1.0
+    # Five sources, each to its own target, all through one trunk: all 4 non-neighbours of each node look connected.
+    ends = np.linspace(10, 90, 5)
+    assert side_ambiguity(drawing(*[[(0, z), (30, 50), (70, 50), (100, z)] for z in ends])) == 1.0
+
+
+def test_a_complete_pair_through_one_point_reads_exactly():
+    """Every source to every target: whatever a reader follows is a real connection (a confluent junction)."""
+    lines = [[(0, a), (30, 50), (70, 50), (100, b)] for a in (20, 80) for b in (20, 80)]
+    assert side_ambiguity(drawing(*lines)) == 0.0
+
+
+def test_each_node_counts_the_share_of_its_non_neighbours_that_look_connected():
+    """a -> x and b -> y share a trunk, c -> z runs alone: a, b, x and y each see one of their two non-neighbours
+    connected, c and z none; the drawing's ambiguity is their mean, 4 * 0.5 / 6."""
+    lines = drawing(
+        [(0, 20), (30, 40), (70, 40), (100, 20)],
+        [(0, 50), (30, 40), (70, 40), (100, 50)],
+        [(0, 90), (30, 90), (70, 90), (100, 90)],
+    )
+    nodes, shares = node_ambiguity(perceived_neighbours(lines, SIDE, 100, (0.0, 0.0, 100.0, 100.0)))
+    assert len(nodes) == 6 and sorted(shares) == [0.0, 0.0, 0.5, 0.5, 0.5, 0.5]
+    assert side_ambiguity(lines) == pytest.approx(1 / 3)
+    # Nodes named by the caller instead of by their positions: the same answer.
+    named = side_ambiguity(lines, sources=[0, 1, 2], targets=[10, 11, 12])
+    assert named == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize(("degrees", "expected"), [(4.0, 1.0), (20.0, 0.0)])
+def test_only_edges_running_in_nearly_the_same_direction_are_confused(degrees, expected):
+    """Two edges crossing in the middle of the frame at 4 degrees overlap for many pixels and a reader may switch;
+    at 20 degrees the crossing is plain."""
+    rise = 50 * np.tan(np.radians(degrees) / 2)
+    lines = drawing([(0, 50 - rise), (100, 50 + rise)], [(0, 50 + rise), (100, 50 - rise)])
+    assert side_ambiguity(lines) == expected
+
+
+@pytest.mark.parametrize(("gap", "expected"), [(1.0, 1.0), (4.0, 0.0)])
+def test_parallel_edges_closer_than_the_line_width_are_confused(gap, expected):
+    assert side_ambiguity(drawing([(0, 50), (100, 50)], [(0, 50 + gap), (100, 50 + gap)])) == expected
+
+
+def test_ink_next_to_the_nodes_is_left_out():
+    """Two sources one pixel apart whose edges run side by side for their first 2 pixels, then part steeply:
+    no drawing could keep them apart there, so it does not count; without the clearance it does."""
+    lines = drawing([(0, 50), (2, 50), (100, 10)], [(0, 51), (2, 51), (100, 90)])
+    assert side_ambiguity(lines) == 0.0
+    assert side_ambiguity(lines, clearance=0.0) == 1.0
+
+
+def test_layer_pairs_are_measured_apart():
+    """A complete pair merged into one point beside a pruned pair drawn straight: nothing false in either."""
+    complete = [[(0, a), (25, 50), (50, b)] for a in (20, 80) for b in (30, 70)]
+    pruned = [[(50, 30), (75, 30), (100, 30)], [(50, 70), (75, 70), (100, 70)]]
+    assert side_ambiguity(drawing(*complete, *pruned)) == 0.0
+
+
+def test_bad_ambiguity_options_are_refused():
+    lines = drawing([(0, 20), (100, 20)], [(0, 80), (100, 80)])
+    with pytest.raises(ValueError, match="width and angle"):
+        side_ambiguity(lines, width=0.0)
+    with pytest.raises(ValueError, match="both sources and targets"):
+        side_ambiguity(lines, sources=[0, 1])
+    with pytest.raises(ValueError, match="one node id per edge"):
+        side_ambiguity(lines, sources=[0], targets=[1])

@@ -23,14 +23,14 @@ def test_inspecting_a_convolution_pixel_puts_its_inputs_on_the_window_cells(
     expected = inspect_cell(demo_bundle, "conv2", (3, 4, 5), epoch=demo_bundle.epochs[-1], sample=3)
     assert inspected_demo_network[INSPECTION_TEXT_PROPERTY] == expected.text()
     assert blender.data.texts[TEXT_BLOCK].as_string().strip() == expected.text()
-    plates, glyph_faces = annotations(inspected_demo_network)
+    plates, glyphs = annotations(inspected_demo_network)
     pool1 = demo_bundle.layer("pool1")
     inside = [term for term in expected.terms if not term.padding]
     assert len(plates) == len(inside) + 1  # a number on each window cell, and the equation
     for plate, term in zip(plates, inside):
         row, col, channel = term.source
         assert np.linalg.norm(plate - cell_centre(inspected_demo_network, pool1.index, channel, row, col)) < 0.1
-    assert all(faces > 0 for faces in glyph_faces)
+    assert all(faces > 0 for faces in glyphs)
     # The equation sits above the inspected pixel's map, not on it.
     assert np.linalg.norm(plates[-1] - cell_centre(inspected_demo_network, conv2.index, 5, 3, 4)) > 2.0
 

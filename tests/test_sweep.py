@@ -196,7 +196,7 @@ def test_the_sweep_numbers_are_numpy_s_at_two_epochs_and_blend_between_them(netw
         reads = two_epochs.layer(info.inputs[0]).output_shape[-1] if info.type == "Conv2D" else 1
         rows = reads if reads > 1 else (info.config.get("pool_size") or info.config["kernel_size"])[0]
         assert sorted(text.item for text in lines) == list(range(rows + 2))
-        assert all(text.glyph_faces > 0 for text in lines)
+        assert all(text.glyphs > 0 for text in lines)
         panel = {text.numbers for text in lines}
         assert len(panel) == 1  # every line of the panel carries the same numbers
         return taps, np.array(panel.pop())
@@ -336,9 +336,9 @@ bpy.ops.wm.open_mainfile(filepath=sys.argv[1], load_ui=False)
 bpy.context.scene.frame_set(int(sys.argv[2]))
 network = bpy.data.objects[sys.argv[3]]
 geometry = network.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
-mesh = geometry.mesh
-kinds = [item.value for item in mesh.attributes["annotation"].data]
-sums = [item.value for item in mesh.attributes["annotation_n0"].data]
+instances = geometry.instances_pointcloud()
+kinds = [item.value for item in instances.attributes["annotation"].data]
+sums = [item.value for item in instances.attributes["annotation_n0"].data]
 print("RESULT:" + json.dumps({kind: sorted({round(s, 5) for k, s in zip(kinds, sums) if k == kind}) for kind in set(kinds)}))
 """
 

@@ -14,9 +14,9 @@ The algorithm (see docs/bundling.md for why and the measurements):
    ``rails`` (9) clusters. Every edge leaves its wide-side neuron, curves
    within ``rail_fan`` (0.1) of the way onto the rail of its narrow-side
    neuron's cluster, runs along it, and leaves it for its neuron just
-   before the narrow layer. A rail runs at its cluster's centre pushed out
-   from the layer's centre (``rail_spread``, twice as far), so that rails
-   stay apart in a picture. Edges share ink only with edges that reach the
+   before the narrow layer. A grid's rail runs at its cluster's centre pushed
+   out from the layer's centre (``rail_spread``, twice as far), so that rails
+   stay apart in a picture (a column's rails are apart already). Edges share ink only with edges that reach the
    same cluster of neurons: a reader following a rail arrives at the right
    few neurons, where one trunk would lead to all of them.
 2. **Nested cluster routing for a complete pair** (and for every pair with
@@ -244,7 +244,8 @@ def bundle_edges(
     - ``rails``: rails of a pruned pair: clusters of its narrower layer
       (at most one per neuron). More rails keep more apart and take more ink.
     - ``rail_spread``: how far a rail runs from the narrow layer's centre, in
-      units of its cluster centre's distance from it (1: at the centre).
+      units of its cluster centre's distance from it (1: at the centre); a
+      narrow layer in one column keeps its rails at their centres.
     - ``rail_fan``: share of the way (0 < f < 0.5) over which an edge curves
       from its wide-side neuron onto its rail; it leaves the rail for its
       narrow-side neuron over half that (at least two steps between points).
@@ -379,7 +380,9 @@ def route_edges(
             ids[f"{narrow_side}_group"][edges] = next_id + 1
             ids[f"{narrow_side}_cluster"][edges] = next_id + 2 + labels[narrow_of]
             next_id += 2 + int(labels.max()) + 1
-            spread[edges] = rail_spread - 1.0
+            # Seen at an angle, the rails of a grid line up into fewer lines: pushed apart, they stay apart. A
+            # column's rails are a line already, and as long as the column: spreading them only lengthens the way.
+            spread[edges] = 0.0 if _collinear(narrow) else rail_spread - 1.0
             kind[edges] = RAIL_AT_TARGET if at_target else RAIL_AT_SOURCE
             continue
         k_source, k_target = default_clusters(len(sources), len(targets), strands)
@@ -402,6 +405,14 @@ def route_edges(
         kind=kind,
         point_weights=np.stack([funnel, *rail_weights(points, rail_fan)]),
     )
+
+
+def _collinear(lateral: np.ndarray) -> bool:
+    """Whether the (y, z) positions lie on one line (a column of neurons), whatever the layer's scale."""
+    if len(lateral) < 3:
+        return True
+    spread = np.linalg.svd(lateral - lateral.mean(axis=0), compute_uv=False)
+    return bool(spread[1] <= 1e-6 * spread[0])
 
 
 def rail_weights(points: int, fan: float) -> tuple[np.ndarray, np.ndarray]:

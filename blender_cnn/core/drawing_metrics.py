@@ -11,6 +11,8 @@ chunks of edges so that millions fit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +21,8 @@ import numpy.typing as npt
 Bounds = tuple[float, float, float, float]
 
 CHUNK_EDGES = 65_536
+# Edges sampled at once for ambiguity: each leaves a few samples per pixel of its length.
+AMBIGUITY_CHUNK_EDGES = 4_096
 
 
 def view_projection(view_direction: npt.ArrayLike, up: npt.ArrayLike = (0.0, 0.0, 1.0)) -> np.ndarray:
@@ -198,3 +202,287 @@ def distortion(points: npt.ArrayLike) -> float:
     if not counted:
         raise ValueError("distortion needs at least one edge whose ends differ")
     return total / counted
+
+
+@dataclass(frozen=True)
+class Perceived:
+    """Which connections the drawing of one layer pair suggests, and which exist: source by target.
+
+    ``sources`` and ``targets``: the node ids of the rows and columns, every
+    node with an edge in the pair. ``perceived`` and ``true``: bool
+    (sources, targets). A node's perceived neighbours are its row (a source)
+    or its column (a target); ``true`` holds every edge of the pair, whether
+    or not any of its ink is visible, and every edge whose ink is visible is
+    perceived.
+    """
+
+    sources: np.ndarray
+    targets: np.ndarray
+    perceived: np.ndarray
+    true: np.ndarray
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(node ids, false neighbours perceived, non-neighbours) of the sources, then of the targets."""
+        false = self.perceived & ~self.true
+        return (
+            np.concatenate([self.sources, self.targets]),
+            np.concatenate([false.sum(axis=1), false.sum(axis=0)]),
+            np.concatenate([(~self.true).sum(axis=1), (~self.true).sum(axis=0)]),
+        )
+
+
+def node_ambiguity(pairs: Sequence[Perceived]) -> tuple[np.ndarray, np.ndarray]:
+    """(node ids, each node's ambiguity): the share of its non-neighbours that the drawing shows as neighbours.
+
+    A node of two layer pairs (a middle layer) adds up its false neighbours
+    and its non-neighbours on both sides. Nodes with no non-neighbour (every
+    connection they could have is drawn) are left out: nothing false can be
+    suggested about them.
+    """
+    if not pairs:
+        return np.zeros(0, np.int64), np.zeros(0)
+    ids, false, candidates = (np.concatenate(part) for part in zip(*(pair.counts() for pair in pairs)))
+    nodes, where = np.unique(ids, return_inverse=True)
+    false_total = np.bincount(where, weights=false, minlength=len(nodes))
+    candidate_total = np.bincount(where, weights=candidates, minlength=len(nodes))
+    counted = candidate_total > 0
+    return nodes[counted], false_total[counted] / candidate_total[counted]
+
+
+def ambiguity(
+    points: npt.ArrayLike,
+    projection: npt.ArrayLike,
+    resolution: int = 512,
+    bounds: Sequence[float] | None = None,
+    **options: Any,
+) -> float:
+    """How much of what is not connected the drawing shows as connected: the mean over nodes of ``node_ambiguity``.
+
+    0: a reader following the curves never arrives at a neuron its own
+    neuron does not connect to; 1: every neuron seems connected to every
+    neuron of the next layer. ``options`` and the definition:
+    ``perceived_neighbours``. A drawing whose every layer pair is complete
+    (all weights drawn) has nothing to confuse and gives 0.
+    """
+    _nodes, shares = node_ambiguity(perceived_neighbours(points, projection, resolution, bounds, **options))
+    return float(shares.mean()) if len(shares) else 0.0
+
+
+def perceived_neighbours(
+    points: npt.ArrayLike,
+    projection: npt.ArrayLike,
+    resolution: int = 512,
+    bounds: Sequence[float] | None = None,
+    *,
+    sources: npt.ArrayLike | None = None,
+    targets: npt.ArrayLike | None = None,
+    pairs: npt.ArrayLike | None = None,
+    width: float = 2.0,
+    angle: float = 10.0,
+    clearance: float = 3.0,
+) -> list[Perceived]:
+    """The connections the drawing of the polylines (E, P, 3) suggests, and the true ones, per layer pair.
+
+    Each edge runs from its source (point 0) to its target (point P-1).
+    ``sources``, ``targets``: int node ids per edge; by default the ends'
+    positions name the nodes (curves that end at the same point end at the
+    same node). ``pairs``: int layer pair per edge; by default the ends' x
+    (a layer stands in a plane of constant x). Each pair is measured on its
+    own; a pair with every weight drawn is skipped (it has no non-neighbours).
+    The drawing is projected as ``ink`` projects it (``projection``,
+    ``resolution``, ``bounds``), and:
+
+    1. every edge is drawn ``width`` pixels wide; a pixel it covers gets the
+       direction the edge runs there (modulo 180 degrees);
+    2. two edges are *confusable* where they cover the same pixel running in
+       nearly the same direction: directions fall into bins of ``angle`` / 2
+       degrees and the same or a neighbouring bin counts, so directions under
+       ``angle`` / 2 apart always do and ``angle`` or more apart never;
+    3. pixels within ``clearance`` pixels of a node's centre are left out:
+       every edge of a node meets there, and where nodes are closer than that
+       no drawing could tell their edges apart;
+    4. a reader following edge (a, b) onto a confusable edge (c, d) arrives at
+       d: a *perceives* d, and d perceives a (c perceives b, b perceives c).
+       An edge is confusable with itself: a node perceives its own
+       neighbours wherever any of their ink shows.
+
+    A perceived connection is true when it is an edge of the drawing (one
+    hop in the graph), as in the ambiguity measure of edge-path bundling
+    (Wallinger et al., IEEE TVCG 2022, k = 1). ``node_ambiguity`` turns this
+    into a share per node.
+    """
+    points = _checked_polylines(points)
+    if width <= 0 or not 0 < angle <= 180 or clearance < 0:
+        raise ValueError(
+            f"width and angle must be positive (angle at most 180) and clearance >= 0, got {width}, {angle}, "
+            f"{clearance}"
+        )
+    source_id, target_id = _node_ids(points, sources, targets)
+    pair_of = _pair_ids(points, pairs)
+    bounds = drawing_bounds(points, projection) if bounds is None else tuple(float(b) for b in bounds)
+    rows, cols, pixel = raster_shape(bounds, resolution)
+    origin = np.array(bounds[:2])
+    ends = np.concatenate([points[:, 0], points[:, -1]])
+    near_nodes = _near((project(ends, projection) - origin) / pixel, rows, cols, clearance)
+    bins = max(1, round(360.0 / angle))
+    found = []
+    for pair in np.unique(pair_of):
+        edges = np.flatnonzero(pair_of == pair)
+        node_rows, row_of = np.unique(source_id[edges], return_inverse=True)
+        node_cols, col_of = np.unique(target_id[edges], return_inverse=True)
+        true = np.zeros((len(node_rows), len(node_cols)), bool)
+        true[row_of, col_of] = True
+        if true.all():
+            continue
+        perceived = _perceived(
+            points[edges], row_of, col_of, true.shape, projection, origin, pixel, near_nodes, bins, width
+        )
+        found.append(Perceived(node_rows, node_cols, perceived, true))
+    return found
+
+
+def _perceived(
+    points: np.ndarray,
+    row_of: np.ndarray,
+    col_of: np.ndarray,
+    shape: tuple[int, int],
+    projection: npt.ArrayLike,
+    origin: np.ndarray,
+    pixel: float,
+    near_nodes: np.ndarray,
+    bins: int,
+    width: float,
+) -> np.ndarray:
+    """bool (sources, targets): which sources' ink is confusable with which targets' ink (one layer pair)."""
+    sources, targets = shape
+    raster_rows, raster_cols = near_nodes.shape
+    words = (targets + 63) // 64
+    # Cells are (pixel, direction bin); per cell, the targets whose edges cover it, and per source the cells it covers.
+    by_target, by_source = [], []
+    for start in range(0, len(points), AMBIGUITY_CHUNK_EDGES):
+        screen = (project(points[start : start + AMBIGUITY_CHUNK_EDGES], projection) - origin) / pixel
+        edge, covered = _direction_cells(screen, raster_rows, raster_cols, width, bins)
+        visible = ~near_nodes.ravel()[covered // bins]
+        edge, covered = edge[visible] + start, covered[visible]
+        by_target.append(_unique(covered * targets + col_of[edge]))
+        by_source.append(_unique(covered * sources + row_of[edge]))
+    target_cells = _unique(np.concatenate(by_target))
+    source_cells = _unique(np.concatenate(by_source))
+    cells, cell_of = np.unique(target_cells // targets, return_inverse=True)
+    column = target_cells % targets
+    reaching = np.zeros((len(cells), words), np.uint64)
+    np.bitwise_or.at(reaching, (cell_of, column // 64), np.left_shift(np.uint64(1), (column % 64).astype(np.uint64)))
+    perceived = np.zeros((sources, words), np.uint64)
+    for start in range(0, len(source_cells), CHUNK_EDGES * 8):
+        part = source_cells[start : start + CHUNK_EDGES * 8]
+        cell, row = part // sources, part % sources
+        direction = cell % bins
+        seen = np.zeros((len(part), words), np.uint64)
+        for turn in (-1, 0, 1):
+            neighbour = cell - direction + (direction + turn) % bins
+            where = np.minimum(np.searchsorted(cells, neighbour), len(cells) - 1)
+            hit = cells[where] == neighbour
+            seen[hit] |= reaching[where[hit]]
+        order = np.argsort(row, kind="stable")
+        row, seen = row[order], seen[order]
+        first = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+        perceived[row[first]] |= np.bitwise_or.reduceat(seen, first, axis=0)
+    return _bits(perceived, targets)
+
+
+def _unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values: a sort, which numpy 2.5's hashing ``np.unique`` is many times slower than here."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
+def _bits(words: np.ndarray, count: int) -> np.ndarray:
+    """bool (n, count) from (n, words) uint64 bit sets, bit i of word w being column 64 w + i."""
+    as_bytes = np.ascontiguousarray(words.astype("<u8")).view(np.uint8)
+    return np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :count].astype(bool)
+
+
+def _node_ids(
+    points: np.ndarray, sources: npt.ArrayLike | None, targets: npt.ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """int64 node id of each edge's source and target: the given ones, or one per distinct end position."""
+    if sources is not None and targets is not None:
+        source_id, target_id = np.asarray(sources, np.int64), np.asarray(targets, np.int64)
+        if source_id.shape != (len(points),) or target_id.shape != (len(points),):
+            raise ValueError(f"sources and targets must hold one node id per edge ({len(points)})")
+        return source_id, target_id
+    if sources is not None or targets is not None:
+        raise ValueError("give both sources and targets, or neither")
+    ends = np.ascontiguousarray(np.concatenate([points[:, 0], points[:, -1]]), dtype=np.float64)
+    _unique, ids = np.unique(ends.view(np.dtype((np.void, 24))).ravel(), return_inverse=True)
+    return ids[: len(points)].astype(np.int64), ids[len(points) :].astype(np.int64)
+
+
+def _pair_ids(points: np.ndarray, pairs: npt.ArrayLike | None) -> np.ndarray:
+    """int64 layer pair of each edge: the given ones, or one per distinct (source x, target x)."""
+    if pairs is not None:
+        pair_of = np.asarray(pairs, np.int64)
+        if pair_of.shape != (len(points),):
+            raise ValueError(f"pairs must hold one layer pair id per edge ({len(points)})")
+        return pair_of
+    ends = np.ascontiguousarray(np.stack([points[:, 0, 0], points[:, -1, 0]], axis=1), dtype=np.float64)
+    return np.unique(ends.view(np.dtype((np.void, 16))).ravel(), return_inverse=True)[1].astype(np.int64)
+
+
+def _near(nodes: np.ndarray, rows: int, cols: int, clearance: float) -> np.ndarray:
+    """bool (rows, cols): the pixels whose centre is within ``clearance`` pixels of a node (pixel units)."""
+    near = np.zeros(rows * cols, bool)
+    reach = int(np.floor(clearance))
+    for dy in range(-reach - 1, reach + 2):
+        for dx in range(-reach - 1, reach + 2):
+            # The pixel (dx, dy) away from the one holding the node: its centre within reach of the node?
+            col = np.floor(nodes[:, 0]) + dx
+            row = np.floor(nodes[:, 1]) + dy
+            close = np.hypot(col + 0.5 - nodes[:, 0], row + 0.5 - nodes[:, 1]) <= clearance
+            close &= (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
+            near[(row[close] * cols + col[close]).astype(np.int64)] = True
+    return near.reshape(rows, cols)
+
+
+def _direction_cells(
+    screen: np.ndarray, rows: int, cols: int, width: float, bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(edge, cell) of every pixel the polylines (E, P, 2 in pixel units) cover ``width`` wide, cell being
+    ``pixel * bins + direction bin``. Along its longer axis a segment is sampled once per pixel it crosses,
+    as ``rasterize`` does; across it, every pixel overlapping the ``width`` around the line."""
+    begin, end = screen[:, :-1].reshape(-1, 2), screen[:, 1:].reshape(-1, 2)
+    segment_edge = np.repeat(np.arange(len(screen)), screen.shape[1] - 1)
+    delta = end - begin
+    direction = np.mod(np.arctan2(delta[:, 1], delta[:, 0]), np.pi)
+    direction_bin = np.minimum((direction / np.pi * bins).astype(np.int64), bins - 1)
+    x_major = np.abs(delta[:, 0]) >= np.abs(delta[:, 1])
+    edges, cells = [], []
+    for major, chosen in ((0, x_major), (1, ~x_major)):
+        minor = 1 - major
+        b, e = begin[chosen], end[chosen]
+        swap = e[:, major] < b[:, major]
+        u0 = np.where(swap, e[:, major], b[:, major])
+        u1 = np.where(swap, b[:, major], e[:, major])
+        v0 = np.where(swap, e[:, minor], b[:, minor])
+        v1 = np.where(swap, b[:, minor], e[:, minor])
+        first = np.floor(u0)
+        counts = (np.floor(u1) - first).astype(np.int64) + 1
+        span = u1 - u0
+        slope = np.divide(v1 - v0, span, out=np.zeros_like(span), where=span > 0)
+        local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        low, high = np.repeat(u0, counts), np.repeat(u1, counts)
+        u = np.clip(np.repeat(first, counts) + local + 0.5, low, high)
+        v = np.repeat(v0, counts) + (u - low) * np.repeat(slope, counts)
+        owner = np.repeat(np.flatnonzero(chosen), counts)
+        # Across the line: every pixel that overlaps [v - width / 2, v + width / 2).
+        lowest = np.floor(v - width / 2)
+        across = np.ceil(v + width / 2).astype(np.int64) - lowest.astype(np.int64)
+        step = np.arange(across.sum()) - np.repeat(np.cumsum(across) - across, across)
+        owner, u = np.repeat(owner, across), np.repeat(np.floor(u), across)
+        v = np.repeat(lowest, across) + step
+        x, y = (u, v) if major == 0 else (v, u)
+        inside = (x >= 0) & (y >= 0) & (x < cols) & (y < rows)
+        pixel = y[inside].astype(np.int64) * cols + x[inside].astype(np.int64)
+        edges.append(segment_edge[owner[inside]])
+        cells.append(pixel * bins + direction_bin[owner[inside]])
+    return np.concatenate(edges), np.concatenate(cells)

@@ -204,16 +204,17 @@ def _build_annotation_lines(b):
             *(f"annotation_n{k}" for k in range(NUMBERS_STORED)),
         ):
             placed = b.store(placed, name, at_line(b.attribute(name)), domain="INSTANCE")
-        text_mesh = b.set_material(b.realize(placed), text_material)
+        # Left as instances: the network realizes them for final renders, and realizing each frame was most
+        # of a text's cost once its glyphs were filled (measured).
+        text = b.set_material(placed, text_material)
 
     with b.frame("A plate behind each line, as wide as the line"):
         starts = b.node(
             "GeometryNodeInstancesToPoints", {"Instances": placed, "Selection": first, "Position": plate["Centre"]}
         ).outputs[0]
-        quad = b.transform(b.grid(1.0, 1.0), rotation=QUAD_FACING_VIEW)
+        quad = b.set_material(b.transform(b.grid(1.0, 1.0), rotation=QUAD_FACING_VIEW), plate_material)
         plates = b.instance_on_points(starts, quad, scale=b.combine_xyz(1.0, plate["Width"], plate["Height"]))
-        plates = b.set_material(b.realize(plates), plate_material)
-    b.set_outputs(Mesh=b.join([plates, text_mesh]))
+    b.set_outputs(Mesh=b.join([plates, text]))
 
 
 # ---------------------------------------------------------------- numbers as fields
@@ -388,28 +389,29 @@ def _build_number_lines(b):
             "GeometryNodeInstanceOnPoints",
             {
                 "Points": slots,
-                "Instance": filled,
+                "Instance": b.set_material(filled, text_material),
                 "Pick Instance": True,
                 "Instance Index": glyph,
                 "Rotation": FACE_NETWORK_VIEW,
                 "Scale": b.combine_xyz(size, size, size),
             },
         ).outputs[0]
-        text_mesh = b.set_material(b.realize(_only_annotation_attributes(b, glyphs)), text_material)
+        # Instances, as Annotation Lines' glyphs.
+        text = _only_annotation_attributes(b, glyphs)
 
     with b.frame("A plate behind each line"):
         plate_points = b.set_position(
             plate_points,
             offset=b.combine_xyz(b.negate(b.multiply(PLATE_LIFT, size)), b.negate(plate["Middle"]), 0.0),
         )
-        quad = b.transform(b.grid(1.0, 1.0), rotation=QUAD_FACING_VIEW)
+        quad = b.set_material(b.transform(b.grid(1.0, 1.0), rotation=QUAD_FACING_VIEW), plate_material)
         plates = b.instance_on_points(
             _only_annotation_attributes(b, plate_points),
             quad,
             scale=b.combine_xyz(1.0, plate["Width"], plate["Height"]),
         )
-        plates = b.switch("GEOMETRY", with_plates, None, b.set_material(b.realize(plates), plate_material))
-    b.set_outputs(Mesh=b.join([plates, text_mesh]))
+        plates = b.switch("GEOMETRY", with_plates, None, plates)
+    b.set_outputs(Mesh=b.join([plates, text]))
 
 
 # Attributes Number Lines works with and drops before drawing.
@@ -419,6 +421,7 @@ WORKING_ATTRIBUTES = (
     "annotation_decimals",
     "annotation_value",
     "annotation_size",
+    "annotation_align",
     "annotation_characters",
     "annotation_whole",
     "annotation_fraction",
@@ -655,7 +658,9 @@ CONVOLUTION_CELL = ((PREFIX_NONE, 0), (PREFIX_TIMES, 1), (PREFIX_EQUALS, 2))
 POOLING_CELL = ((PREFIX_NONE, 0),)
 DENSE_CELL = ((PREFIX_SIGN, 0),)
 CELL_DECIMALS = 2
-ROW_LINES = 1 << 20
+# Row lines are numbered after the cells' (at most three lines each): small ids, as Accumulate Field allocates up to the
+# largest (an offset of 2**20 cost 14 ms a frame, measured).
+ROW_LINES = 3 * MAX_NUMBERED_TAPS
 
 
 def cell_lines_of(kind):
