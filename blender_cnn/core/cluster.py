@@ -7,10 +7,10 @@ Dask distributed does the scheduling and retries the tasks of a worker that
 dies; nothing here schedules. ``connect`` gives one clear error for an address
 that is malformed or where no scheduler answers within a few seconds.
 
-Work on a cluster stops when told (Ctrl-C, Esc): ``cancel_event`` names a
-cluster-wide flag the tasks check between steps (a frame, an epoch), and
-``stop`` cancels what has not started; closing a local cluster also ends its
-worker processes.
+Work on a cluster stops when told (Ctrl-C, Esc): ``stop`` cancels what has
+not started, and sets the job's ``cancel_event``, a cluster-wide flag that
+tasks of several steps (a chunk of frames) check between them; closing a local
+cluster also ends its worker processes.
 """
 
 from __future__ import annotations
@@ -102,9 +102,10 @@ def cancel_event(client: Any) -> Any:
     return Event(f"blender_cnn-cancel-{uuid.uuid4().hex}", client=client)
 
 
-def stop(client: Any, futures: list[Any], event: Any) -> None:
+def stop(client: Any, futures: list[Any], event: Any = None) -> None:
     """Stop a job: its running tasks see ``event`` and end after their current step, the rest are cancelled."""
-    with contextlib.suppress(Exception):
-        event.set()
+    if event is not None:
+        with contextlib.suppress(Exception):
+            event.set()
     with contextlib.suppress(Exception):
         client.cancel(futures, force=True)

@@ -10,14 +10,15 @@ checkpoint and its outputs, and the bundle is assembled only here.
 Workers read the checkpoints themselves: the run must be at the same path on
 every worker (one machine, or a shared folder). A worker lost mid-epoch costs
 that epoch, which Dask runs again elsewhere. Ctrl-C (or Esc in Blender)
-cancels what has not started, and the bundle writer leaves nothing behind.
+cancels what has not started (an epoch is one step, so there is nothing to
+poll between), and the bundle writer leaves nothing behind.
 """
 
 import os
 import socket
 import time
 
-from ..core.cluster import cancel_event, connect, stop
+from ..core.cluster import connect, stop
 from ..core.errors import BlenderCNNError
 from .keras_epochs import EpochWriter, KerasState, epoch_pieces, log_epoch
 
@@ -38,7 +39,6 @@ def write_keras_epochs_on_cluster(plan, writer, log, address, source, architectu
     with connect(address) as client:
         workers = len(client.scheduler_info().get("workers", {}))
         log(f"cluster: {address}, {workers} workers, {len(checkpoints)} epochs")
-        event = cancel_event(client)
         futures = []
         try:
             if plan.samples is None:  # image files and synthetic inputs are sized to the network's input
@@ -46,9 +46,7 @@ def write_keras_epochs_on_cluster(plan, writer, log, address, source, architectu
                 plan.samples_for_input(shape, checkpoints[0].path, log)
             samples = client.scatter(plan.samples, broadcast=True)
             futures = [
-                client.submit(
-                    _epoch_on_worker, run, position, samples, preprocessing, plan.importance, event.name, pure=False
-                )
+                client.submit(_epoch_on_worker, run, position, samples, preprocessing, plan.importance, pure=False)
                 for position in range(len(checkpoints))
             ]
             positions = {future.key: position for position, future in enumerate(futures)}
@@ -63,7 +61,7 @@ def write_keras_epochs_on_cluster(plan, writer, log, address, source, architectu
                 log_epoch(log, checkpoints[position], seconds)
                 future.release()
         except BaseException:
-            stop(client, futures, event)
+            stop(client, futures)
             raise
     return epochs.finish(plan, keras_version, log)
 
@@ -91,13 +89,10 @@ def _input_shape(run):
     return tuple(found.checkpoints[0].load(keras).inputs[0].shape[1:])
 
 
-def _epoch_on_worker(run, position, samples, preprocessing, importance, cancel_name):
+def _epoch_on_worker(run, position, samples, preprocessing, importance):
     """One epoch's pieces, computed whole: ``(pieces, seconds, keras version)``."""
     import keras
-    from distributed import Event
 
-    if Event(cancel_name).is_set():  # the client stopped the job while this task waited
-        return [], 0.0, keras.__version__
     found, state = _found(run)
     started = time.perf_counter()
     pieces = list(epoch_pieces(keras, found.checkpoints[position], samples, preprocessing, importance, state, _silent))

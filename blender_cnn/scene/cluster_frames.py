@@ -35,7 +35,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, cast
 
-from distributed import Event, get_worker
+from distributed import get_worker
+from distributed.utils import sync
 
 BLENDER_THREAD_NAME = "blender_cnn-bpy"
 EXIT_GUARD_MODULE = "_blender_thread_exit_guard"
@@ -117,7 +118,6 @@ def render_chunk(blend: bytes | str, frames: list[int], job: dict[str, Any]) -> 
     fps_base)}``; after a cancel, only the frames rendered before it.
     """
     worker = get_worker()
-    cancelled = Event(job["cancel"])
     blender = blender_thread()
     rendered: list[tuple[int, bytes]] = []
     # A worker with several threads runs several chunks at once; Blender holds one file at a time.
@@ -128,7 +128,7 @@ def render_chunk(blend: bytes | str, frames: list[int], job: dict[str, Any]) -> 
             blender.open_settings = blender.call(_open_scene, blend, worker.address, job["blender"], threads)
             blender.open_job = job["id"]
         for frame in frames:
-            if cancelled.is_set():
+            if _job_cancelled(worker, job["cancel"]):
                 break
             started = time.perf_counter()
             rendered.append((frame, blender.call(_render_frame, frame, folder)))
@@ -223,6 +223,13 @@ def _open_scene(blend: bytes | str, worker: str, client_version: str, threads: i
         "size": (round(render.resolution_x * scale), round(render.resolution_y * scale)),
         "fps": (render.fps, render.fps_base),
     }
+
+
+def _job_cancelled(worker: Any, event_name: str) -> bool:
+    """Whether the client set the job's cancel event. Asked over the worker's own connection to the scheduler:
+    ``distributed.Event`` would start a client inside the worker, which Dask fails to close when the worker is
+    stopped, printing a traceback on the user's terminal at every Ctrl-C."""
+    return bool(sync(worker.loop, worker.scheduler.event_is_set, name=event_name))
 
 
 def _render_frame(frame: int, folder: str) -> bytes:
