@@ -6,7 +6,7 @@ PYTHON := .venv/bin/python
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k packaging -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: setup demo video lint test test-fast bench extension clean
+.PHONY: setup demo video lint test test-fast test-other-blenders bench extension clean
 
 setup:
 	bash scripts/setup.sh
@@ -32,6 +32,16 @@ test: setup
 # The tier without TensorFlow (tests not marked tf), with importing TensorFlow, Keras or tf_keras made to fail.
 test-fast: setup
 	BCNN_BLOCK_TENSORFLOW=1 $(PYTHON) -m pytest tests -q -ra -m "not tf" $(PYTEST_ARGS)
+
+# The tier without TensorFlow on every other Blender tested (README, "Supported Blender versions"): one
+# requirements-blender-VERSION.txt each, installed by `scripts/setup.sh --blender VERSION` into .venv-blender-VERSION.
+OTHER_BLENDERS := $(patsubst requirements-blender-%.txt,%,$(wildcard requirements-blender-*.txt))
+test-other-blenders: setup
+	set -e; for version in $(OTHER_BLENDERS); do \
+		bash scripts/setup.sh --blender $$version; \
+		echo "tests on Blender $$version"; \
+		BCNN_BLOCK_TENSORFLOW=1 .venv-blender-$$version/bin/python -m pytest tests -q -ra -m "not tf" $(PYTEST_ARGS); \
+	done
 
 # Every section of docs/BENCHMARKS.md, rewritten whole (about 30-40 min on an idle 2-core machine; run it on a
 # quiet one). `make bench BENCH_ARGS="--only scene"` reruns some sections, BENCH_ARGS=--smoke checks they run.

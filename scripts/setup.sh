@@ -3,16 +3,35 @@
 # links against, a Python 3.13 virtual environment in .venv, and the pinned
 # packages from requirements.txt. Safe to run again; a second run does no
 # network work unless something is missing or requirements.txt changed.
+#
+# `setup.sh --blender 5.3` makes instead .venv-blender-5.3, for testing the
+# add-on on another Blender: the bpy of requirements-blender-5.3.txt and every
+# other pin of requirements.txt but TensorFlow's (the add-on needs none, and the
+# tier run there blocks it; `make test-blender-next`).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv_dir="$repo_root/.venv"
-requirements="$repo_root/requirements.txt"
-requirements_no_deps="$repo_root/requirements-no-deps.txt"
-stamp="$venv_dir/.requirements.sha256"
-
 say() { echo "setup: $*"; }
 fail() { echo "setup: error: $*" >&2; exit 1; }
+
+blender=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --blender) [ $# -ge 2 ] || fail "--blender needs a version, such as 5.3"; blender="$2"; shift 2 ;;
+        *) fail "unknown argument '$1' (usage: setup.sh [--blender VERSION])" ;;
+    esac
+done
+
+requirements="$repo_root/requirements.txt"
+requirements_no_deps="$repo_root/requirements-no-deps.txt"
+if [ -z "$blender" ]; then
+    venv_dir="$repo_root/.venv"
+else
+    venv_dir="$repo_root/.venv-blender-$blender"
+    blender_requirements="$repo_root/requirements-blender-$blender.txt"
+    [ -f "$blender_requirements" ] || fail "no requirements-blender-$blender.txt: the other Blenders tested are those of $(cd "$repo_root" && ls requirements-blender-*.txt 2>/dev/null | tr '\n' ' ')"
+fi
+stamp="$venv_dir/.requirements.sha256"
 
 # --- (a) system libraries ----------------------------------------------------
 # bpy's __init__.so and the libraries in bpy/lib link against X11, GL and
@@ -97,14 +116,22 @@ ensure_venv() {
 
     # The interpreter version is part of the hash so a rebuilt venv reinstalls.
     local wanted
-    wanted="$( { cat "$requirements" "$requirements_no_deps" "$repo_root/pyproject.toml"; "$venv_dir/bin/python" -V; } | sha256sum | cut -d' ' -f1)"
+    wanted="$( { cat "$requirements" "$requirements_no_deps" "$repo_root/pyproject.toml" ${blender:+"$blender_requirements"}; "$venv_dir/bin/python" -V; } | sha256sum | cut -d' ' -f1)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         say "Python packages up to date"
         return
     fi
-    say "installing Python packages from requirements.txt"
-    "$venv_dir/bin/python" -m pip install --disable-pip-version-check -q -r "$requirements"
-    "$venv_dir/bin/python" -m pip install --disable-pip-version-check -q --no-deps -r "$requirements_no_deps"
+    local pip=("$venv_dir/bin/python" -m pip install --disable-pip-version-check -q)
+    if [ -z "$blender" ]; then
+        say "installing Python packages from requirements.txt"
+        "${pip[@]}" -r "$requirements"
+        "${pip[@]}" --no-deps -r "$requirements_no_deps"
+    else
+        say "installing Python packages: bpy from $(basename "$blender_requirements"), the rest from requirements.txt without TensorFlow"
+        local others="$venv_dir/requirements-without-bpy-and-tensorflow.txt"
+        grep -v -E '^(bpy|tensorflow-cpu|keras)==' "$requirements" > "$others"
+        "${pip[@]}" -r "$others" -r "$blender_requirements"
+    fi
     # The project itself, editable: scripts and tests import blender_cnn from
     # this checkout without touching sys.path.
     "$venv_dir/bin/python" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$repo_root"

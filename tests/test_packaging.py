@@ -8,6 +8,8 @@ and cannot register a second copy of the add-on in the test process.
 
 from __future__ import annotations
 
+import re
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -17,6 +19,22 @@ from ui_recorder import run_in_fresh_blender
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADDON_MODULE = "bl_ext.user_default.blender_cnn"
 RESULT_MARKER = "PACKAGING_RESULT:"
+
+
+def test_the_manifest_promises_exactly_the_blenders_ci_tests():
+    tested = [re.search(r"^bpy==(\d+)\.(\d+)\.", (REPO_ROOT / "requirements.txt").read_text(), re.M)]
+    tested += [
+        re.search(r"^bpy==(\d+)\.(\d+)\.", path.read_text(), re.M)
+        for path in REPO_ROOT.glob("requirements-blender-*.txt")
+    ]
+    versions = sorted((int(match[1]), int(match[2])) for match in tested)
+    manifest = tomllib.loads((REPO_ROOT / "blender_manifest.toml").read_text())
+    lowest, highest = versions[0], versions[-1]
+    assert manifest["blender_version_min"] == f"{lowest[0]}.{lowest[1]}.0"
+    assert manifest["blender_version_max"] == f"{highest[0]}.{highest[1] + 1}.0"
+    readme = (REPO_ROOT / "README.md").read_text()
+    for major, minor in versions:
+        assert re.search(rf"^\| Blender {major}\.{minor}\b.*\| tested in CI", readme, re.M), (major, minor)
 
 
 def test_staged_extension_validates(build_extension, tmp_path):

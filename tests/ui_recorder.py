@@ -168,13 +168,14 @@ def run_modal(driver, context, timeout=120):
 # ---------------------------------------------------------------- a fresh Blender
 
 
-def run_in_fresh_blender(script, marker, user_folder, *args, timeout=600):
-    """Run ``script`` (code that imports bpy) with ``args`` in a new Python whose Blender user folder is
-    ``user_folder`` (none of this process' BLENDER_USER_* settings); the JSON it printed last after ``marker``."""
+def run_in_fresh_blender(script, marker, user_folder, *args, timeout=600, python=sys.executable):
+    """Run ``script`` (code that imports bpy) with ``args`` in a new ``python`` (by default this one) whose Blender
+    user folder is ``user_folder`` (none of this process' BLENDER_USER_* settings); the JSON it printed last after
+    ``marker``."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("BLENDER_USER_")}
     environment["BLENDER_USER_RESOURCES"] = str(user_folder)
     completed = subprocess.run(
-        [sys.executable, "-c", script, *map(str, args)],
+        [str(python), "-c", script, *map(str, args)],
         env=environment,
         capture_output=True,
         text=True,
