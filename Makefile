@@ -25,13 +25,16 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 
-# -ra lists why tests were skipped (e.g. Eevee without EGL) or xfailed.
+# -ra lists why tests were skipped (e.g. Eevee without EGL) or xfailed. The tests run in one process per core
+# (pytest-xdist), a test file at a time each, so a file's fixtures are made once; PYTEST_WORKERS=0 runs them here.
+PYTEST_WORKERS ?= auto
+PYTEST := -m pytest tests -q -ra -n $(PYTEST_WORKERS) --dist loadfile
 test: setup
-	$(PYTHON) -m pytest tests -q -ra $(PYTEST_ARGS)
+	$(PYTHON) $(PYTEST) $(PYTEST_ARGS)
 
 # The tier without TensorFlow (tests not marked tf), with importing TensorFlow, Keras or tf_keras made to fail.
 test-fast: setup
-	BCNN_BLOCK_TENSORFLOW=1 $(PYTHON) -m pytest tests -q -ra -m "not tf" $(PYTEST_ARGS)
+	BCNN_BLOCK_TENSORFLOW=1 $(PYTHON) $(PYTEST) -m "not tf" $(PYTEST_ARGS)
 
 # The tier without TensorFlow on every other Blender tested (README, "Supported Blender versions"): one
 # requirements-blender-VERSION.txt each, installed by `scripts/setup.sh --blender VERSION` into .venv-blender-VERSION.
@@ -40,7 +43,7 @@ test-other-blenders: setup
 	set -e; for version in $(OTHER_BLENDERS); do \
 		bash scripts/setup.sh --blender $$version; \
 		echo "tests on Blender $$version"; \
-		BCNN_BLOCK_TENSORFLOW=1 .venv-blender-$$version/bin/python -m pytest tests -q -ra -m "not tf" $(PYTEST_ARGS); \
+		BCNN_BLOCK_TENSORFLOW=1 .venv-blender-$$version/bin/python $(PYTEST) -m "not tf" $(PYTEST_ARGS); \
 	done
 
 # Every section of docs/BENCHMARKS.md, rewritten whole (about 30-40 min on an idle 2-core machine; run it on a
