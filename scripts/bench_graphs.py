@@ -126,6 +126,7 @@ def child_build(path, blend=None):
     bpy, bundle, network, counts, times = timed_build(path)
     from blender_cnn.core.graph import plan_graph
     from blender_cnn.scene.network import CAPPED_PROPERTY, ESTIMATE_PROPERTY, get_network_input, shown_channels
+    from blender_cnn.scene.saving import save_without_backup
 
     graph = plan_graph(bundle.layers)
     shown = shown_channels(network) or {}
@@ -150,7 +151,7 @@ def child_build(path, blend=None):
         flush=True,
     )
     if blend:
-        bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+        save_without_backup(str(blend))
 
 
 # --- the parent: models, bundles, runs, report ---------------------------------------------------------

@@ -287,6 +287,7 @@ def child_build(bundle_path, blend_path=None, again=False):
     bpy, bundle, network, counts, times = timed_build(bundle_path)
     from blender_cnn.core.bundle import load_bundle
     from blender_cnn.scene.network import CONNECTIONS_PROPERTY, build_network, get_network_input
+    from blender_cnn.scene.saving import save_without_backup
 
     # Counted from what was built, so that nothing else adds to the process's peak memory.
     activations = sum(int(np.prod(layer.output_shape)) for layer in bundle.layers)
@@ -300,7 +301,7 @@ def child_build(bundle_path, blend_path=None, again=False):
         times["again"] = time.perf_counter() - start
     if blend_path:
         start = time.perf_counter()
-        bpy.ops.wm.save_as_mainfile(filepath=str(blend_path))
+        save_without_backup(str(blend_path))
         times["save"] = time.perf_counter() - start
         result["blend_bytes"] = os.path.getsize(blend_path)
     # Last, as it changes the scene: importance is looked up only while shown, so switching it on re-evaluates.

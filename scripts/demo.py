@@ -61,6 +61,7 @@ def main(argv=None):
 
     from blender_cnn.core.errors import BlenderCNNError
     from blender_cnn.scene.network import build_network
+    from blender_cnn.scene.saving import save_without_backup
     from blender_cnn.scene.stage import render_still, set_up_stage
 
     timings.append(("import bpy", time.perf_counter() - import_start))
@@ -81,7 +82,7 @@ def main(argv=None):
         f"render Cycles {args.width}x{args.height}, {args.samples} samples",
         lambda: render_still(image, engine="CYCLES", width=args.width, height=args.height, samples=args.samples),
     )
-    timed("save .blend", lambda: bpy.ops.wm.save_as_mainfile(filepath=str(blend)))
+    timed("save .blend", lambda: save_without_backup(blend))
 
     print("\nblender_cnn demo")
     for label, seconds in timings:

@@ -75,6 +75,35 @@ def digits_design_bundle(tmp_path_factory):
     return load_bundle(design_bundle(DEMO_PRESET, path, seed=7, inputs=inputs))
 
 
+# Input, stem, two residual blocks (block1: two convolutions and an Add; block2: one and an Add) and a head: the
+# smallest graph of units and blocks (core/graph.py), made in numpy.
+RESIDUAL_DESIGN = {
+    "name": "residual",
+    "input_shape": [8, 8, 1],
+    "class_names": ["a", "b", "c"],
+    "layers": [
+        {"type": "Conv2D", "name": "stem", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+        {"type": "Conv2D", "name": "block1_a", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+        {"type": "Conv2D", "name": "block1_b", "filters": 4, "kernel_size": 3, "padding": "same"},
+        {"type": "Add", "name": "block1_add", "inputs": ["stem", "block1_b"]},
+        {"type": "Conv2D", "name": "block2_a", "filters": 4, "kernel_size": 3, "padding": "same"},
+        {"type": "Add", "name": "block2_add", "inputs": ["block1_add", "block2_a"]},
+        {"type": "GlobalAveragePooling2D", "name": "pool"},
+        {"type": "Dense", "name": "output", "units": 3, "activation": "softmax"},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def residual_design_bundle(tmp_path_factory):
+    """``RESIDUAL_DESIGN`` with random weights, computed in numpy: a network of blocks without TensorFlow."""
+    from blender_cnn.core.bundle import load_bundle
+    from blender_cnn.core.design import design_bundle
+
+    path = tmp_path_factory.mktemp("residual_design") / "residual.bcnn.npz"
+    return load_bundle(design_bundle(RESIDUAL_DESIGN, path, seed=1))
+
+
 @pytest.fixture(scope="session")
 def registered_addon():
     import blender_cnn

@@ -88,32 +88,13 @@ def test_expansion_level_caps_a_layer_s_own_fold(designed_network):
     assert map_centres(designed_network, CONV1) == {}
 
 
-RESIDUAL_DESIGN = {
-    "name": "residual",
-    "input_shape": [8, 8, 1],
-    "class_names": ["a", "b", "c"],
-    "layers": [
-        {"type": "Conv2D", "name": "stem", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
-        {"type": "Conv2D", "name": "block1_a", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
-        {"type": "Conv2D", "name": "block1_b", "filters": 4, "kernel_size": 3, "padding": "same"},
-        {"type": "Add", "name": "block1_add", "inputs": ["stem", "block1_b"]},
-        {"type": "Conv2D", "name": "block2_a", "filters": 4, "kernel_size": 3, "padding": "same"},
-        {"type": "Add", "name": "block2_add", "inputs": ["block1_add", "block2_a"]},
-        {"type": "GlobalAveragePooling2D", "name": "pool"},
-        {"type": "Dense", "name": "output", "units": 3, "activation": "softmax"},
-    ],
-}
-
-
 @pytest.fixture
-def residual_network(blender, tmp_path):
+def residual_network(blender, residual_design_bundle):
     """Input, stem, two residual blocks (block1: two convolutions and an Add; block2: one and an Add) and a head:
     four turns of the Expansion Level, the blocks the third and the fourth."""
-    from blender_cnn.core.bundle import load_bundle
-    from blender_cnn.core.design import design_bundle
     from blender_cnn.scene.network import build_network
 
-    return build_network(load_bundle(design_bundle(RESIDUAL_DESIGN, tmp_path / "residual.bcnn.npz", seed=1)))
+    return build_network(residual_design_bundle)
 
 
 @pytest.mark.parametrize(
