@@ -13,22 +13,34 @@ from types import SimpleNamespace
 class RecordingLayout:
     """Takes the calls a panel or node makes on ``UILayout`` and remembers labels, operators and properties.
 
-    ``props`` holds each property's shown text, or its attribute name when drawn without one.
+    ``props`` holds each property's shown text, or its attribute name when drawn without one; ``prop_data`` the
+    ``(data, attribute, shown text)`` of each, as a click or a keyframe would reach it. ``operator_texts`` holds
+    each button's text (its ``text``, else the operator's label), ``lists`` the ``(list class, data, property)``
+    of each ``template_list``.
     """
 
     def __init__(self, record=None):
         self.record = record if record is not None else {"labels": [], "operators": [], "props": []}
+        for key in ("operator_texts", "prop_data", "lists"):
+            self.record.setdefault(key, [])
 
     def column(self, **_options):
         return RecordingLayout(self.record)
 
     row = box = column
 
+    def split(self, **_options):
+        return RecordingLayout(self.record)
+
+    def separator(self, **_options):
+        pass
+
     def label(self, text="", **_options):
         self.record["labels"].append(text)
 
-    def operator(self, idname, **_options):
+    def operator(self, idname, text=None, **_options):
         self.record["operators"].append(idname)
+        self.record["operator_texts"].append(text if text is not None else _operator_label(idname))
         return SimpleNamespace()
 
     def operator_menu_enum(self, idname, _property, **_options):
@@ -39,24 +51,55 @@ class RecordingLayout:
         if index >= 0:
             value[index]
         self.record["props"].append(text or attribute)
+        self.record["prop_data"].append((data, attribute, text or attribute))
+
+    def template_list(self, list_type, _list_id, data, attribute, active_data, active_attribute, **_options):
+        getattr(data, attribute), getattr(active_data, active_attribute)  # both must exist, as in Blender
+        self.record["lists"].append((list_type, data, attribute))
+
+
+def _operator_label(idname):
+    """The label Blender shows on an operator's button drawn without a text."""
+    import bpy
+
+    module, _dot, name = idname.partition(".")
+    return getattr(getattr(bpy.ops, module), name).get_rna_type().name
 
 
 # ---------------------------------------------------------------- panels
 
 
 def draw_network_panel(bpy):
-    """What the sidebar's network panel shows in the current context: {"labels", "operators", "props"}."""
-    from blender_cnn.ui.panels import BCNN_PT_network
-
+    """What the sidebar's CNN tab shows in the current context, every panel it shows drawn into one record:
+    {"labels", "operators", "props", ...} (see ``RecordingLayout``)."""
     layout = RecordingLayout()
-    helpers = {
-        name: staticmethod(getattr(BCNN_PT_network, name))
-        for name in dir(BCNN_PT_network)
-        if name.startswith("draw_") and name != "draw_header"
-    }
-    panel = type("Panel", (), {"layout": layout, **helpers})()
-    BCNN_PT_network.draw(panel, bpy.context)
+    for panel_class in shown_sidebar_panels(bpy):
+        panel_class.draw(SimpleNamespace(layout=layout), bpy.context)
     return layout.record
+
+
+def shown_sidebar_panels(bpy):
+    """The CNN tab's panel classes whose poll passes (a sub-panel only under a shown parent), in sidebar order."""
+    from blender_cnn.ui.panels import classes
+
+    shown = []
+    for panel_class in classes:
+        parent = getattr(panel_class, "bl_parent_id", "")
+        if parent and parent not in {shown_class.bl_idname for shown_class in shown}:
+            continue
+        if not hasattr(panel_class, "poll") or panel_class.poll(bpy.context):
+            shown.append(panel_class)
+    return shown
+
+
+def draw_sidebar_panels(bpy):
+    """Each shown panel of the CNN tab drawn on its own: {panel label: record}."""
+    records = {}
+    for panel_class in shown_sidebar_panels(bpy):
+        layout = RecordingLayout()
+        panel_class.draw(SimpleNamespace(layout=layout), bpy.context)
+        records[panel_class.bl_label] = layout.record
+    return records
 
 
 def draw_designer_panel(bpy, tree):

@@ -5,5 +5,17 @@ import bpy
 # Registered in this order (preferences and operators before the panels that show them), unregistered in reverse.
 register, unregister = bpy.utils.register_submodule_factory(
     __name__,
-    ("preferences", "operators", "focus", "connections", "animation", "render", "web", "style", "live", "panels"),
+    (
+        "preferences",
+        "operators",
+        "focus",
+        "layer_list",
+        "connections",
+        "animation",
+        "render",
+        "web",
+        "style",
+        "live",
+        "panels",
+    ),
 )

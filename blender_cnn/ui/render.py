@@ -63,6 +63,25 @@ def _output_property(default, description):
     return StringProperty(name="Output", subtype="FILE_PATH", default=default, description=description)
 
 
+RENDER_SETTINGS = ("engine", "width", "height", "samples")
+
+
+def draw_render_settings(layout, operator):
+    """The settings block both render dialogs show: engine, size and samples."""
+    column = layout.column(align=True)
+    for name in RENDER_SETTINGS:
+        column.prop(operator, name)
+
+
+def draw_frame_range(layout, operator):
+    """The scene's frame range, or the operator's own (the renders' and the camera moves' dialogs)."""
+    layout.prop(operator, "use_scene_range")
+    column = layout.column(align=True)
+    column.enabled = not operator.use_scene_range
+    column.prop(operator, "frame_start")
+    column.prop(operator, "frame_end")
+
+
 class _RenderSettings:
     """What both render operators share: undo, the render's properties, the poll and the dialog."""
 
@@ -88,10 +107,20 @@ class _RenderSettings:
             for key, value in look_render_settings(context.scene).items()
             if key != "engine" or value in {item[0] for item in ENGINE_ITEMS}
         )
-        for name in ("engine", "samples", "width", "height"):
+        for name in RENDER_SETTINGS:
             if not self.properties.is_property_set(name):
                 setattr(self, name, defaults[name])
         return context.window_manager.invoke_props_dialog(self)
+
+    def draw(self, _context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop(self, "filepath")
+        draw_render_settings(layout, self)
+        self.draw_more(layout)
+
+    def draw_more(self, _layout):
+        """What a render operator asks beyond the shared settings (the animation: video and frame range)."""
 
 
 class BCNN_OT_render_still(_RenderSettings, bpy.types.Operator):
@@ -133,15 +162,9 @@ class BCNN_OT_render_animation(_RenderSettings, bpy.types.Operator):
     frame_start: IntProperty(name="Start", default=1, min=0)
     frame_end: IntProperty(name="End", default=250, min=0)
 
-    def draw(self, _context):
-        layout = self.layout
-        layout.use_property_split = True
-        for name in ("filepath", "engine", "width", "height", "samples", "video", "use_scene_range"):
-            layout.prop(self, name)
-        column = layout.column(align=True)
-        column.enabled = not self.use_scene_range
-        column.prop(self, "frame_start")
-        column.prop(self, "frame_end")
+    def draw_more(self, layout):
+        layout.prop(self, "video")
+        draw_frame_range(layout, self)
 
     def execute(self, context):
         scene = context.scene
@@ -350,11 +373,7 @@ class BCNN_OT_camera_move(bpy.types.Operator):
             layout.prop(self, "layer")
         if self.move == "ORBIT":
             layout.prop(self, "turns")
-        layout.prop(self, "use_scene_range")
-        column = layout.column(align=True)
-        column.enabled = not self.use_scene_range
-        column.prop(self, "frame_start")
-        column.prop(self, "frame_end")
+        draw_frame_range(layout, self)
 
     @reports_user_errors
     def execute(self, context):
