@@ -315,6 +315,17 @@ def test_strength_zero_draws_straight_lines_and_one_the_bundled_points(demo_netw
     np.testing.assert_allclose(halfway, 0.5 * (straight + bundled), atol=1e-4)
 
 
+@pytest.mark.tf
+@pytest.mark.bpy
+def test_the_viewport_evaluates_fewer_points_per_segment_than_a_final_render(demo_network):
+    from blender_cnn.nodes.groups import RENDER_CURVE_RESOLUTION, VIEWPORT_CURVE_RESOLUTION
+
+    geometry = evaluated_geometry(demo_network)
+    # A final render gets Blender's own 12 (renders stay as they were); the viewport a third of them.
+    assert RENDER_CURVE_RESOLUTION == 12 and VIEWPORT_CURVE_RESOLUTION == 4
+    assert set(read_attribute(geometry.curves, "resolution").tolist()) == {VIEWPORT_CURVE_RESOLUTION}
+
+
 def ends_at_their_neurons(network, demo_bundle, points, curves):
     centres = cell_centre_table(network, demo_bundle)
     starts = np.array([centres[int(cell)] for cell in curves["source_cell"]])
