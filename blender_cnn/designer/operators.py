@@ -23,9 +23,9 @@ from ..scene.network import (
     get_network_input,
     is_network,
     network_bundle,
-    network_modifier,
     set_network_input,
 )
+from ..scene.replacing import plain_inputs, remove_network, take_animation, write_inputs
 from ..scene.user_folders import builtin_presets_folder, enum_items, preset_entries, safe_file_name, user_folder
 from ..ui.errors import reports_user_errors
 from ..ui.jobs import BackgroundJob
@@ -35,7 +35,6 @@ from .tree import TREE_TYPE, check_tree, refresh, tree_from_design
 
 DESIGN_PROPERTY = "blender_cnn_design"  # on a network built from a design: the design's name
 PATTERN_NAMES = ("centred square", "diagonal stripe", "checkerboard")  # core.design.synthetic_inputs' order
-SKIPPED_INPUTS = ("Cells", "History", "Epoch")  # data objects, and the one epoch a design has: never carried over
 
 
 # ---------------------------------------------------------------- folders
@@ -188,14 +187,14 @@ def place_design_network(design_name, bundle_path, context, frame_camera=True):
     Returns ``(network, settings kept, or None when there was no network to replace)``.
     """
     old = designed_network(design_name, context.scene)
-    kept = read_inputs(old) if old is not None else {}
+    kept = plain_inputs(old) if old is not None else {}
     network = build_network(bundle_path)
     network[DESIGN_PROPERTY] = design_name
     restored = None
     if old is not None:
         restored = write_inputs(network, kept)
         _clamp_sample(network)
-        _take_animation(old, network)
+        take_animation(old, network)
         name = old.name
         remove_network(old)
         network.name = name
@@ -212,46 +211,6 @@ def place_design_network(design_name, bundle_path, context, frame_camera=True):
     return network, restored
 
 
-def read_inputs(network):
-    """``{input name: value}`` of the network's modifier inputs that hold plain values."""
-    from ..nodes.network import input_identifiers
-
-    values = {}
-    modifier = network_modifier(network)
-    for name in input_identifiers(modifier.node_group):
-        if name in SKIPPED_INPUTS:
-            continue
-        try:
-            value = get_network_input(network, name)
-        except (AttributeError, KeyError, TypeError):
-            continue
-        if isinstance(value, (bool, int, float, str)):
-            values[name] = value
-        elif hasattr(value, "__len__") and not isinstance(value, bpy.types.ID):
-            try:
-                values[name] = tuple(value)
-            except TypeError:
-                continue
-    return values
-
-
-def write_inputs(network, values):
-    """Set the inputs of ``values`` the network still has; returns how many were set."""
-    from ..nodes.network import input_identifiers
-
-    identifiers = input_identifiers(network_modifier(network).node_group)
-    count = 0
-    for name, value in values.items():
-        if name not in identifiers:
-            continue
-        try:
-            set_network_input(network, name, value)
-            count += 1
-        except (BlenderCNNError, TypeError, ValueError, AttributeError):
-            continue
-    return count
-
-
 def _clamp_sample(network):
     """Show the first sample when the kept Sample is past the new bundle's samples."""
     from ..scene.network import SAMPLE_PROPERTY
@@ -261,54 +220,6 @@ def _clamp_sample(network):
         sample = 0
         set_network_input(network, "Sample", 0.0)
     network[SAMPLE_PROPERTY] = sample
-
-
-def _take_animation(old, new):
-    """Give the new network the old one's action (keyframed modifier inputs), when it has one."""
-    animation = old.animation_data
-    if animation is None or animation.action is None:
-        return
-    action, slot = animation.action, getattr(animation, "action_slot", None)
-    try:
-        target = new.animation_data_create()
-        target.action = action
-        if slot is not None and getattr(target, "action_slot", None) is None:
-            target.action_slot = slot
-    except (AttributeError, TypeError, RuntimeError):
-        pass
-
-
-def remove_network(network):
-    """Remove a network built by the add-on: its collection's objects, their data and its node tree."""
-    collections = [c for c in network.users_collection if c.name.startswith("CNN ")]
-    objects = {obj for collection in collections for obj in collection.all_objects} | {network}
-    trees = {
-        modifier.node_group
-        for obj in objects
-        for modifier in obj.modifiers
-        if modifier.type == "NODES" and modifier.node_group is not None
-    }
-    data = [obj.data for obj in objects if obj.data is not None]
-    for obj in objects:
-        bpy.data.objects.remove(obj)
-    owners = (
-        (bpy.types.Mesh, bpy.data.meshes),
-        (bpy.types.Curves, bpy.data.hair_curves),
-        (bpy.types.Curve, bpy.data.curves),
-    )
-    for block in data:
-        for kind, owner in owners:
-            if isinstance(block, kind) and block.users == 0:
-                owner.remove(block)
-                break
-    for collection in collections:
-        for child in list(collection.children_recursive):
-            if not child.all_objects:
-                bpy.data.collections.remove(child)
-        bpy.data.collections.remove(collection)
-    for tree in trees:
-        if tree.users == 0 and tree.name.startswith("BCNN Network"):
-            bpy.data.node_groups.remove(tree)
 
 
 def design_tree(context, tree_name=""):

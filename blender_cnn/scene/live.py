@@ -21,16 +21,13 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import bpy
 from bpy_extras import anim_utils
 
 from ..core.budget import DEFAULT_BUDGET_GB
 from ..core.bundle import Bundle, load_bundle
-from ..core.errors import BlenderCNNError
 from ..core.live import LiveStatus, read_status
-from ..nodes.network import input_identifiers
 from .network import (
     BUNDLE_PROPERTY,
     DETAILED_PROPERTY,
@@ -39,16 +36,14 @@ from .network import (
     get_network_input,
     is_network,
     network_input_path,
-    network_modifier,
     set_network_input,
 )
+from .replacing import own_collection, plain_inputs, remove_network, take_animation, write_inputs
 from .stage import set_up_stage
 
 # On a network built from a live run: the run folder, so later looks find it to rebuild.
 LIVE_RUN_PROPERTY = "blender_cnn_live_run"
 WAITING, UNCHANGED, UPDATED = "waiting", "unchanged", "updated"
-# Modifier inputs never carried over: data objects of the network's own, and Epoch, which follows the training.
-NOT_CARRIED = ("Cells", "History", "Epoch")
 NAME_SUFFIX = re.compile(r"\.\d{3,}$")
 
 
@@ -125,14 +120,10 @@ def replace_network(
         memory_budget_gb=memory_budget_gb,
         detailed=None if detailed is None else bool(detailed),
     )
-    for name, value in settings.items():
-        try:
-            set_network_input(network, name, value)
-        except (BlenderCNNError, TypeError, ValueError, AttributeError):
-            continue  # an input the new network lacks or holds differently keeps its built value
+    write_inputs(network, settings)
     if not _is_keyed(old, "Sample") and get_network_input(network, "Sample") >= bundle.sample_count:
         set_network_input(network, "Sample", float(sample))  # a Show Image input is not part of the bundle
-    _take_animation(old, network)
+    take_animation(old, network)
     network.parent = old.parent
     network.matrix_parent_inverse = old.matrix_parent_inverse.copy()
     network.matrix_basis = old.matrix_basis.copy()
@@ -148,67 +139,6 @@ def replace_network(
     if active:
         view_layer.objects.active = network
     return network
-
-
-def plain_inputs(network: bpy.types.Object) -> dict[str, Any]:
-    """``{input name: value}`` of the network's modifier inputs that hold numbers, flags, text or vectors."""
-    values: dict[str, Any] = {}
-    for name in input_identifiers(network_modifier(network).node_group):
-        if name in NOT_CARRIED:
-            continue
-        try:
-            value = get_network_input(network, name)
-        except (AttributeError, KeyError, TypeError):
-            continue
-        if isinstance(value, (bool, int, float, str)):
-            values[name] = value
-        elif hasattr(value, "__len__") and not isinstance(value, bpy.types.ID):
-            values[name] = tuple(value)
-    return values
-
-
-def own_collection(network: bpy.types.Object) -> bpy.types.Collection | None:
-    """The collection the build made for the network (``CNN <name>``, unless the user renamed it): the one that
-    also holds the cells it draws."""
-    cells = get_network_input(network, "Cells")
-    for collection in network.users_collection:
-        if cells is not None and cells.name in collection.objects:
-            return collection
-    return next((collection for collection in network.users_collection if collection.name.startswith("CNN ")), None)
-
-
-def remove_network(network: bpy.types.Object) -> None:
-    """Remove a network built by the add-on: its collection's objects, their data, its collection and node tree."""
-    own = own_collection(network)
-    collections = [own] if own is not None else []
-    objects = {obj for collection in collections for obj in collection.all_objects} | {network}
-    trees = {
-        modifier.node_group
-        for obj in objects
-        for modifier in obj.modifiers
-        if isinstance(modifier, bpy.types.NodesModifier) and modifier.node_group is not None
-    }
-    data = [obj.data for obj in objects if obj.data is not None]
-    for obj in objects:
-        bpy.data.objects.remove(obj)
-    owners: tuple[tuple[type, Any], ...] = (
-        (bpy.types.Mesh, bpy.data.meshes),
-        (bpy.types.Curves, bpy.data.hair_curves),
-        (bpy.types.Curve, bpy.data.curves),
-    )
-    for block in data:
-        for kind, owner in owners:
-            if isinstance(block, kind) and block.users == 0:
-                owner.remove(block)
-                break
-    for collection in collections:
-        for child in list(collection.children_recursive):
-            if not child.all_objects:
-                bpy.data.collections.remove(child)
-        bpy.data.collections.remove(collection)
-    for tree in trees:
-        if tree.users == 0 and tree.name.startswith("BCNN Network"):
-            bpy.data.node_groups.remove(tree)
 
 
 def _shown_sample(network, bundle):
@@ -237,17 +167,6 @@ def _is_keyed(network, input_name):
         return False
     channels = anim_utils.action_get_channelbag_for_slot(animation.action, animation.action_slot)
     return channels is not None and channels.fcurves.find(network_input_path(network, input_name)) is not None
-
-
-def _take_animation(old, new):
-    """Give the new network the old one's action: its node tree is built alike, so the keyed paths still fit."""
-    animation = old.animation_data
-    if animation is None or animation.action is None:
-        return
-    target = new.animation_data_create()
-    target.action = animation.action
-    if animation.action_slot is not None:
-        target.action_slot = animation.action_slot
 
 
 def _take_names(network, name, collection_name):
