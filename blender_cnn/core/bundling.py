@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -220,55 +221,18 @@ def bundle_edges(
     target_xyz: npt.ArrayLike,
     points_per_edge: int | None = None,
     *,
-    style: str = STRUCTURE,
-    rails: int = RAILS,
-    rail_spread: float = RAIL_SPREAD,
-    rail_fan: float = RAIL_FAN,
-    source_clusters: int | None = None,
-    target_clusters: int | None = None,
-    strands: int = STRANDS,
-    group_size: int = GROUP_SIZE,
-    fan_length: float = 0.15,
-    group_length: float | None = None,
     kde_iterations: int = 0,
     kde_bandwidth: float = 0.08,
     smoothing: int = 2,
-    seed: int = 0,
     straight: np.ndarray | None = None,
+    **routing: Any,
 ) -> np.ndarray:
     """float32 (E, P, 3) bundled points of the edges ``source_xyz[i] -> target_xyz[i]``.
 
     Edges are bundled per layer pair (edges sharing the x of their source and
     the x of their target), so one call may take all dense connections of a network.
 
-    - ``points_per_edge``: P, points along each edge; default ``default_points_per_edge(E)``.
-    - ``style``: ``"structure"`` (rails for a pair of which only some weights
-      are drawn, and for a complete pair into a layer of at least
-      ``RAIL_MIN_NEURONS``; the funnel below for the rest) or ``"funnel"``
-      (the funnel for every pair, the default before rails).
-    - ``rails``: rails of a pair on rails: bands of its narrower layer's rows
-      (``rail_bands``, at most one per row). More rails keep more apart
-      and take more ink.
-    - ``rail_spread``: how far a rail runs from the narrow layer's centre, in
-      units of its band centre's distance from it (1: at the centre); a
-      narrow layer in one column keeps its rails at their centres.
-    - ``rail_fan``: share of the way (0 < f < 0.5) over which an edge curves
-      from its wide-side neuron onto its rail; it leaves the rail for its
-      narrow-side neuron over half that (at least two steps between points).
-    - ``source_clusters``, ``target_clusters``: k-means clusters of the source
-      and target neurons of each layer pair; by default ``default_clusters``
-      chooses them, at most ``strands`` cluster pairs (strands in the middle
-      of the way) per layer pair. Fewer clusters, fewer and thicker bundles:
-      less ink, longer detours.
-    - ``group_size``: neurons per group, the finer level inside each cluster;
-      a cluster of fewer than 1.5 groups' worth of neurons is not divided and
-      its neurons fan straight into its centre. 0 turns groups off.
-    - ``fan_length``: share of the way (0 < f < 0.5) by which an edge has
-      reached its source cluster's centre; it leaves its target cluster's
-      centre as far from the end.
-    - ``group_length``: share of the way over which an edge merges into its
-      group's centre; default the first step between points, 1 / (P - 1),
-      at most half the fan.
+    - ``points_per_edge`` and ``routing``: how the edges are routed, ``route_edges``' parameters.
     - ``kde_iterations``: KDEEB density-gradient steps after routing. Off by
       default: measured, they pull apart bundles the routing made coincide
       and add ink (docs/bundling.md); kept for experiments. The scene cannot
@@ -277,7 +241,6 @@ def bundle_edges(
     - ``kde_bandwidth``: kernel width of the first step, as a share of the
       lateral extent of the layer pair; halved at every step.
     - ``smoothing``: passes of smoothing along each edge after each step.
-    - ``seed``: seeds the k-means initialisation; the same inputs give the same points.
     - ``straight``: the result of ``straight_points`` for these edges, if the caller already has it.
 
     Whether a pair is complete, and the clusters and bands, depend only on
@@ -291,22 +254,7 @@ def bundle_edges(
     if kde_iterations < 0 or kde_bandwidth <= 0 or smoothing < 0:
         raise ValueError("kde_iterations and smoothing must be >= 0 and kde_bandwidth > 0")
     source, target, _ = _checked_edges(source_xyz, target_xyz, 2)
-    routes = route_edges(
-        source,
-        target,
-        points_per_edge,
-        style=style,
-        rails=rails,
-        rail_spread=rail_spread,
-        rail_fan=rail_fan,
-        source_clusters=source_clusters,
-        target_clusters=target_clusters,
-        strands=strands,
-        group_size=group_size,
-        fan_length=fan_length,
-        group_length=group_length,
-        seed=seed,
-    )
+    routes = route_edges(source, target, points_per_edge, **routing)
     bundled = routed_points(source, target, routes, straight=straight)
     if kde_iterations and routes.points_per_edge > 2:
         for edges in _layer_pairs(source, target):
@@ -337,8 +285,37 @@ def route_edges(
 ) -> Routes:
     """The ``Routes`` of the edges ``source_xyz[i] -> target_xyz[i]``: the bundling, before any position.
 
-    The parameters are ``bundle_edges``'. Groups, clusters and rails are
-    found on these positions; ``routed_points`` then draws the routes from
+    - ``points_per_edge``: P, points along each edge; default ``default_points_per_edge(E)``.
+    - ``style``: ``"structure"`` (rails for a pair of which only some weights
+      are drawn, and for a complete pair into a layer of at least
+      ``RAIL_MIN_NEURONS``; the funnel below for the rest) or ``"funnel"``
+      (the funnel for every pair, the default before rails).
+    - ``rails``: rails of a pair on rails: bands of its narrower layer's rows
+      (``rail_bands``, at most one per row). More rails keep more apart
+      and take more ink.
+    - ``rail_spread``: how far a rail runs from the narrow layer's centre, in
+      units of its band centre's distance from it (1: at the centre); a
+      narrow layer in one column keeps its rails at their centres.
+    - ``rail_fan``: share of the way (0 < f < 0.5) over which an edge curves
+      from its wide-side neuron onto its rail; it leaves the rail for its
+      narrow-side neuron over half that (at least two steps between points).
+    - ``source_clusters``, ``target_clusters``: k-means clusters of the source
+      and target neurons of each layer pair; by default ``default_clusters``
+      chooses them, at most ``strands`` cluster pairs (strands in the middle
+      of the way) per layer pair. Fewer clusters, fewer and thicker bundles:
+      less ink, longer detours.
+    - ``group_size``: neurons per group, the finer level inside each cluster;
+      a cluster of fewer than 1.5 groups' worth of neurons is not divided and
+      its neurons fan straight into its centre. 0 turns groups off.
+    - ``fan_length``: share of the way (0 < f < 0.5) by which an edge has
+      reached its source cluster's centre; it leaves its target cluster's
+      centre as far from the end.
+    - ``group_length``: share of the way over which an edge merges into its
+      group's centre; default the first step between points, 1 / (P - 1),
+      at most half the fan.
+    - ``seed``: seeds the k-means initialisation; the same inputs give the same points.
+
+    Groups, clusters and rails are found on these positions; ``routed_points`` then draws the routes from
     these or any later positions of the same neurons. k-means does not change
     its choice when a layer's neurons are moved or scaled together (it takes
     them in the order of their values and gives a neuron halfway between two
