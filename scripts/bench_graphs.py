@@ -49,7 +49,7 @@ from bench import (
     note_load,
     write_section,
 )
-from bench_scene import timed_build
+from bench_scene import GROUP_WAYS, timed_build, use_groups
 
 from blender_cnn.core.budget import DEFAULT_BUDGET_GB
 
@@ -118,11 +118,13 @@ def child_model(name, side, folder):
     print(json.dumps({"layers": len(model.layers), "params": int(model.count_params())}))
 
 
-def child_build(path, blend=None):
+def child_build(path, blend=None, groups="asset", asset=None):
     """Time reading the bundle, ``build_network`` at the default budget and the first evaluation.
 
     With ``blend``, the scene is then saved there (not timed), so the gallery need not build it again.
+    ``groups`` "code" builds the shared node groups from code instead of taking them from ``asset``.
     """
+    use_groups(groups, asset)
     bpy, bundle, network, counts, times = timed_build(path)
     from blender_cnn.core.graph import plan_graph
     from blender_cnn.scene.network import CAPPED_PROPERTY, ESTIMATE_PROPERTY, get_network_input, shown_channels
@@ -183,7 +185,11 @@ def run_child(*args, timeout):
 
 def measure(folder, architectures, side, timeout, keep_blends=False):
     """Every architecture's model and extraction first (so all bundles exist early), then every scene."""
+    from build_node_groups import build as build_node_groups
+
     samples = write_digit_sample(samples_path(folder, side), side)
+    # The shared node groups as the extension build prebuilds them (bench_scene.py compares the two ways).
+    asset = build_node_groups(folder / "node_groups.blend")
     baseline = run(SCRIPTS / "bench_scene.py", "--child-baseline", folder, timeout=timeout)[1]
     results = {"baseline_peak": baseline, "side": side, "rows": []}
     for name in architectures:
@@ -215,7 +221,7 @@ def measure(folder, architectures, side, timeout, keep_blends=False):
         out = bundle_path(folder, row["name"], side)
         blend = ("--blend", out.with_suffix("").with_suffix(".blend")) if keep_blends else ()
         try:
-            row["scene"] = run_child("--child-build", out, *blend, timeout=timeout)
+            row["scene"] = run_child("--child-build", out, *blend, "--asset", asset, timeout=timeout)
         except TimedOut as stopped:
             row["scene"] = {"timed_out": str(stopped)}
         print(row["name"], json.dumps(row["scene"]), flush=True)
@@ -351,6 +357,8 @@ def main(argv=None):
     parser.add_argument("--child-model", nargs=3, metavar=("NAME", "SIDE", "DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--child-build", help=argparse.SUPPRESS)
     parser.add_argument("--blend", help=argparse.SUPPRESS)
+    parser.add_argument("--groups", choices=GROUP_WAYS, default="asset", help=argparse.SUPPRESS)
+    parser.add_argument("--asset", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_timeout:
         signal.alarm(args.child_timeout)
@@ -358,7 +366,7 @@ def main(argv=None):
         name, side, folder = args.child_model
         return child_model(name, int(side), folder)
     if args.child_build:
-        return child_build(args.child_build, args.blend)
+        return child_build(args.child_build, args.blend, args.groups, args.asset)
 
     side = SMOKE_SIDE if args.smoke else SIDE
     architectures = [SMOKE_ARCHITECTURE] if args.smoke else (args.only or [name for name, _ in ARCHITECTURES])

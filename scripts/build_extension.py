@@ -3,7 +3,8 @@
 The add-on source lives in ``blender_cnn/`` while its manifest, presets,
 licence and requirements files (the pins Install TensorFlow installs) sit at
 the repository top, so they are first staged together into one
-folder (``build/extension/`` by default), which is then validated and packed
+folder (``build/extension/`` by default), with the shared node groups built into
+``assets/node_groups.blend`` (``scripts/build_node_groups.py``), which is then validated and packed
 by Blender's own extension tool, ``blender_ext.py``, shipped in the bpy wheel.
 That tool is the same code ``blender --command extension build`` runs, so no
 Blender binary is needed.
@@ -85,7 +86,21 @@ def stage_extension(stage_dir: Path = DEFAULT_STAGE_DIR) -> Path:
         shutil.copy2(requirements, stage_dir / requirements.name)
     if PRESETS.is_dir():
         shutil.copytree(PRESETS, stage_dir / "presets", ignore=_IGNORED, dirs_exist_ok=True)
+    _build_node_groups(stage_dir / "assets" / "node_groups.blend")
     return stage_dir
+
+
+def _build_node_groups(path: Path) -> None:
+    """The shared node groups, built from the add-on's code into the .blend a new file takes them from
+    (blender_cnn/nodes/prebuilt.py), so the zip never carries groups older than its code."""
+    spec = importlib.util.spec_from_file_location("build_node_groups", REPO_ROOT / "scripts" / "build_node_groups.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        module.build(path)
+    except RuntimeError as error:
+        raise ExtensionBuildError(str(error)) from error
 
 
 def _build_web_viewer() -> None:

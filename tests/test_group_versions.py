@@ -68,3 +68,18 @@ def test_a_group_made_for_one_kind_has_a_version_of_its_own(blender):
 
     versions = {timeline.ensure_trained_weights(domain)[VERSION_PROPERTY] for domain in ("CURVE", "POINT")}
     assert len(versions) == 2
+
+
+def test_the_version_does_not_depend_on_what_the_process_built_before(blender, fresh_versions):
+    """A group saved (or prebuilt) by one process is kept by the next: its version once hashed the builder's
+    cache of versions too, which differed with the groups the process had built before."""
+    from blender_cnn.nodes import builder, groups
+    from blender_cnn.nodes.network import ensure_shared_groups
+
+    # The connections group builds a group of its own inside: its hash reads the builder's functions.
+    first = builder.code_version(groups._build_connections)
+    builder._versions.clear()
+    ensure_shared_groups()
+    for key in [key for key in builder._versions if key[0] is groups._build_connections.__code__]:
+        del builder._versions[key]
+    assert builder.code_version(groups._build_connections) == first

