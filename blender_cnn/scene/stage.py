@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import math
 import os
+import textwrap
+from dataclasses import replace
 from typing import Any
 
 import bpy
 import numpy as np
-from mathutils import Matrix, Vector
+from mathutils import Matrix, Quaternion, Vector
 
-from .drawn import drawn_points
+from ..core.cells import COLUMN_MAX_NEURONS
+from ..nodes.groups import NEURON_LABEL
+from .composition import (
+    Problem,
+    View,
+    check_drawing,
+    frame_size,
+    label_sockets,
+    min_text_height,
+    read_drawing,
+    text_heights,
+)
 from .looks import depth_of_field_blur, set_depth_of_field
+from .network import (
+    DETAILED_PROPERTY,
+    fit_rows,
+    get_network_input,
+    network_modifier,
+    set_network_input,
+)
 
 BACKGROUND = (0.008, 0.010, 0.016, 1.0)
 # From the input side, slightly above: layers run left to right and their maps face the camera at 45 degrees.
@@ -23,12 +44,35 @@ LIGHT_NAME = "BCNN Key Light"
 STAGED_PROPERTY = "blender_cnn_stage"
 ENGINES = {"CYCLES": "CYCLES", "EEVEE": "BLENDER_EEVEE", "BLENDER_EEVEE": "BLENDER_EEVEE"}
 DEFAULT_ENGINE, DEFAULT_SAMPLES = "CYCLES", 32
+# Views the framing tries, in order, as (degrees turned from VIEW_DIRECTION's azimuth toward the network's side,
+# degrees looking down): VIEW_DIRECTION's own first (12 down), then looking down more, which turns a long network's
+# diagonal up the frame and fills more of its height; then turned 5 degrees, which stands neighbouring layers (and
+# their labels) further apart across the frame and narrows the walls.
+VIEWS = tuple((turn, elevation) for turn in (0.0, 5.0) for elevation in (12.0, 15.0, 18.0, 21.0))
+# Texts are sized this much over the least height the checks ask for.
+TEXT_HEADROOM = 1.05
+# Class names grow up to a neuron's pitch (beyond it a neighbour's would touch them) ...
+MAX_CLASS_NAME_SIZE = 1.0
+# ... and then with the neurons of columns, as long as no column outgrows the tallest wall of maps, up to this Neuron
+# Scale (the build's is 2.5).
+MAX_NEURON_SCALE = 40.0
+COLUMN_ROOM = 1.25
+# Layer Spacing and Lane Spacing a graph's units gain per unit of Label Size their labels grow by.
+GRAPH_ROOM = (3.0, 4.0)
+# Labels grow up to this many times the Label Size the network had when first staged (kept on it).
+MAX_LABEL_GROWTH = 2.5
+BUILT_LABEL_SIZE_PROPERTY = "blender_cnn_built_label_size"
+# Passes of measuring, sizing and framing again.
+STAGE_PASSES = 8
 
 
 def set_up_stage(
     network: bpy.types.Object, scene: bpy.types.Scene | None = None, margin: float = 1.08
 ) -> bpy.types.Object:
     """Dark world, a soft key light and a camera that frames ``network``; returns the camera.
+
+    The texts are sized and placed for the camera's view (``fit_texts``): what
+    the stage cannot fix, ``scene.composition.check_composition`` reports.
 
     Staging a scene again (after Fit Rows, a rebuild) keeps the look a style
     gave it: the world's background, the light, and a depth of field, which is
@@ -39,7 +83,7 @@ def set_up_stage(
     _set_world(scene)
     _ensure_light(scene)
     camera = _ensure_camera(scene)
-    frame_camera(camera, network, scene, margin)
+    fit_texts(network, camera, scene, margin)
     blur = depth_of_field_blur(camera)
     if blur > 0.0:
         set_depth_of_field(network, blur, camera)
@@ -59,31 +103,311 @@ def frame_camera(
     margin: float = 1.08,
     points: np.ndarray | None = None,
 ) -> None:
-    """Aim ``camera`` along the view direction so the evaluated network (or ``points``, world) fills the frame."""
+    """Aim ``camera`` so the evaluated network (or ``points``, world) fills the frame, centred in it.
+
+    ``margin`` 1.08 leaves 4% of the frame's height free at each edge. Framing
+    the network, the camera tries the ``VIEWS`` in turn and keeps the first
+    the composition checks (``scene/composition.py``) find no problem with but
+    small texts (which ``fit_texts`` sizes), else the one with fewest.
+    ``points`` are framed along ``VIEW_DIRECTION`` as they are.
+    """
     scene = scene or bpy.context.scene
+    assert scene is not None  # the stubs allow a context without a scene
     camera_data = camera.data
     assert isinstance(camera_data, bpy.types.Camera)  # ``camera`` is a camera object
-    camera.rotation_mode = "QUATERNION"
-    camera.rotation_quaternion = VIEW_DIRECTION.to_track_quat("-Z", "Y")
     camera_data.lens = LENS
-    # camera_fit_coords reads the camera's evaluated rotation, so apply the new one first.
+    edge = max(0.0, (margin - 1.0) / 2.0)
+    if points is not None:
+        framed = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        _place(camera, *fit_view(framed, VIEW_DIRECTION, camera, scene, edge), framed)
+    else:
+        _frame_drawing(camera, read_drawing(network), scene, edge)
+    _update_matrices()
+
+
+def _frame_drawing(camera, drawing, scene, edge=0.04):
+    """Frame ``drawing`` (see ``frame_camera``); returns the view and its problems (None when nothing is drawn).
+
+    The views are tried from the lowest up, and the first with no problem but
+    small texts is taken: the lowest of the best.
+    """
+    framed = _framed_points(drawing)
+    if not len(framed):
+        return None
+    # The training overlay stands in front of the camera, wherever it is: it moves with the view being tried.
+    drawing = replace(drawing, texts=[text for text in drawing.texts if text.kind != "overlay"])
+    best = None
+    for turn, elevation in VIEWS:
+        location, rotation = fit_view(framed, view_direction(elevation, turn), camera, scene, edge)
+        view = View(camera, scene, Matrix.LocRotScale(location, rotation, None))  # type: ignore[arg-type]  # stubs: a Vector is a sequence
+        problems = check_drawing(drawing, view)
+        # Fewest problems but small texts (which the stage sizes next), then fewest problems.
+        score = (sum(problem.kind != "small" for problem in problems), len(problems))
+        if best is None or score < best[0]:
+            best = (score, location, rotation, view, problems)
+        if score[0] == 0:
+            break
+    assert best is not None
+    _place(camera, best[1], best[2], framed)
+    return best[3], best[4]
+
+
+def view_direction(elevation: float, turn: float = 0.0) -> Vector:
+    """The stage's view from the input side, ``turn`` degrees more from the side than ``VIEW_DIRECTION``, looking
+    ``elevation`` degrees down."""
+    azimuth = math.atan2(VIEW_DIRECTION.y, VIEW_DIRECTION.x) + math.radians(turn)
+    down = math.radians(elevation)
+    return Vector((math.cos(down) * math.cos(azimuth), math.cos(down) * math.sin(azimuth), -math.sin(down)))
+
+
+def fit_view(
+    points: np.ndarray, direction: Vector, camera: bpy.types.Object, scene: bpy.types.Scene, edge: float = 0.04
+) -> tuple[Vector, Quaternion]:
+    """Where ``camera`` (its lens and sensor, at the scene's frame size) stands looking along ``direction`` so that
+    ``points`` (n, 3) just fill the frame, ``edge`` of its height free at every side, and are centred in it.
+
+    Each point bounds the camera's distance and sideways shift linearly, so the
+    tightest distance has a closed form per axis; the other axis is then
+    centred by bisection. Returns the location and the rotation.
+    """
+    rotation = Vector(direction).to_track_quat("-Z", "Y")  # type: ignore[arg-type]  # bpy stubs: a Vector is a sequence
+    axes = rotation.to_matrix()
+    right, up = np.array(axes.col[0]), np.array(axes.col[1])  # type: ignore[index]  # bpy stubs: col indexes
+    forward = -np.array(axes.col[2])  # type: ignore[index]
+    width, height = frame_size(scene)
+    tangent_x, tangent_y = _half_view_tangents(camera, width, height)
+    free = 2.0 * edge * height
+    tangent_x *= max(0.05, 1.0 - free / width)
+    tangent_y *= max(0.05, 1.0 - free / height)
+    origin = points.mean(axis=0)
+    relative = np.asarray(points, dtype=np.float64) - origin
+    x, y, depth = relative @ right, relative @ up, relative @ forward
+    distance = max(
+        (np.max(x - tangent_x * depth) + np.max(-x - tangent_x * depth)) / (2.0 * tangent_x),
+        (np.max(y - tangent_y * depth) + np.max(-y - tangent_y * depth)) / (2.0 * tangent_y),
+    )
+    reach = depth + distance
+    shift_x, shift_y = _centred(x, reach), _centred(y, reach)
+    location = origin + shift_x * right + shift_y * up - distance * forward
+    return Vector(location.tolist()), rotation
+
+
+def _centred(across: np.ndarray, reach: np.ndarray) -> float:
+    """The sideways shift that centres points ``across`` the view at distances ``reach`` from the camera."""
+    reach = np.maximum(reach, 1e-6)
+    low, high = float(across.min()), float(across.max())
+    for _step in range(50):
+        shift = (low + high) / 2.0
+        if np.max((across - shift) / reach) > np.max((shift - across) / reach):
+            low = shift
+        else:
+            high = shift
+    return (low + high) / 2.0
+
+
+def _half_view_tangents(camera, width, height):
+    """Tangents of half the horizontal and vertical angle of view (the sensor fits the wider side)."""
+    data = camera.data
+    sensor = data.sensor_width if data.sensor_fit != "VERTICAL" else data.sensor_height
+    wide = sensor / (2.0 * data.lens)
+    if data.sensor_fit == "VERTICAL" or (data.sensor_fit == "AUTO" and height > width):
+        return wide * width / height, wide
+    return wide, wide * height / width
+
+
+def _place(camera, location, rotation, points):
+    """Put the camera at ``location`` turned by ``rotation``, its clip range covering ``points``."""
+    camera.rotation_mode = "QUATERNION"
+    camera.rotation_quaternion = rotation
+    camera.location = location
+    forward = -np.array(rotation.to_matrix().col[2])
+    depths = (points - np.array(location)) @ forward
+    camera_data = camera.data
+    camera_data.clip_start = max(0.01, min(1.0, 0.5 * float(depths.min())))
+    camera_data.clip_end = max(1000.0, 1.5 * float(depths.max()))
+
+
+def _framed_points(drawing):
+    """Everything the frame must hold: the drawn points and the corners of every text's lines."""
+    corners = [text.lines.reshape(-1, 3) for text in drawing.texts if text.kind != "overlay"]
+    return np.concatenate([drawing.points, *corners]) if corners else drawing.points
+
+
+# ---------------------------------------------------------------- texts
+
+
+def fit_texts(
+    network: bpy.types.Object,
+    camera: bpy.types.Object | None = None,
+    scene: bpy.types.Scene | None = None,
+    margin: float = 1.08,
+) -> list[Problem]:
+    """Frame ``camera`` and size and place the network's texts for it; returns what is still wrong.
+
+    Texts smaller than the checks ask for grow: the labels and the legend by
+    Label Size, the class names to a neuron's pitch and then with the neurons
+    (Neuron Scale, columns only), the probabilities with them. A label that
+    runs over another or over cells gets its long lines wrapped. Each change is
+    measured again through the camera, framed again, a few passes at most.
+    ``margin`` is ``frame_camera``'s.
+    """
+    scene = scene or bpy.context.scene
+    assert scene is not None  # the stubs allow a context without a scene
+    camera = camera or scene.camera
+    assert camera is not None  # set_up_stage makes one
+    camera_data = camera.data
+    assert isinstance(camera_data, bpy.types.Camera)  # ``camera`` is a camera object
+    camera_data.lens = LENS
+    drawing = read_drawing(network)
+    problems: list[Problem] = []
+    for last in [False] * (STAGE_PASSES - 1) + [True]:
+        framed = _frame_drawing(camera, drawing, scene, max(0.0, (margin - 1.0) / 2.0))
+        if framed is None:
+            return problems
+        view, problems = framed
+        if last or not (_grow_texts(network, drawing, view) | _wrap_labels(network, drawing, problems)):
+            break
+        drawing = read_drawing(network)
+    _update_matrices()
+    return problems
+
+
+def _update_matrices():
+    """Apply a new pose to the camera's matrix, for what reads it next (the depth of field, a render)."""
     view_layer = bpy.context.view_layer
     assert view_layer is not None  # the stubs allow a context without one
     view_layer.update()
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    # The network as drawn rather than its bounding box, so that sparse walls of maps do not leave
-    # the frame half empty.
-    if points is None:
-        points = drawn_points(network, depsgraph=depsgraph)
-    location, _scale = camera.camera_fit_coords(depsgraph, points.ravel().tolist())
-    # Back off from the tight fit along the view, so nothing touches the border and the framing stays centred.
-    depths = (points - np.asarray(location, dtype=np.float32)) @ np.asarray(VIEW_DIRECTION, dtype=np.float32)
-    # The ignore: bpy's stubs do not let a Vector be made from a Vector.
-    camera.location = Vector(location) - VIEW_DIRECTION * float(depths.mean() * (margin - 1.0))  # type: ignore[arg-type]
-    # The clip range always covers what is framed, however long the network.
-    nearest, furthest = float(depths.min()), float(depths.max()) + float(depths.mean() * (margin - 1.0))
-    camera_data.clip_start = max(0.01, min(1.0, 0.5 * nearest))
-    camera_data.clip_end = max(1000.0, 1.5 * furthest)
+
+
+def _grow_texts(network, drawing, view):
+    """Grow the texts the view shows too small; whether anything changed."""
+    need = min_text_height(view.height) * TEXT_HEADROOM
+    seen = text_heights(drawing, view)
+    shortfall: dict[str, float] = {}
+    columns = set()  # layers of neurons in a column, whose pitch Neuron Scale sets
+    for text, height in zip(drawing.texts, seen):
+        if height is None or height >= need:
+            continue
+        if text.layer is not None and 0 < int((drawing.cell_layers == text.layer).sum()) <= COLUMN_MAX_NEURONS:
+            columns.add(text.layer)
+        kind = "class names" if text.group.startswith("the class names") else text.kind
+        if text.kind == "label" and kind != "class names":
+            kind = "labels"
+        shortfall[kind] = max(shortfall.get(kind, 1.0), need / max(height, 1e-3))
+    changed = False
+    if "labels" in shortfall:
+        size = float(get_network_input(network, "Label Size"))
+        grown = min(size * shortfall["labels"], _built_label_size(network) * MAX_LABEL_GROWTH)
+        if grown > size * 1.01:
+            set_network_input(network, "Label Size", round(grown, 2))
+            _make_room(network, grown - size)
+            changed = True
+    neurons = max(shortfall.get("class names", 1.0), shortfall.get("probability", 1.0))
+    if "class names" in shortfall:
+        sizes = [socket for socket in _class_name_sizes(network)]
+        if sizes:
+            current = max(socket.default_value for socket in sizes)
+            wanted = min(MAX_CLASS_NAME_SIZE, current * shortfall["class names"])
+            if wanted > current * 1.01:
+                for socket in sizes:
+                    socket.default_value = wanted
+                network.update_tag()
+                neurons = max(shortfall.get("probability", 1.0), shortfall["class names"] * current / wanted)
+                changed = True
+    # A graph's unit labels stand where the build put them: a column grown taller would run into its label.
+    if neurons > 1.01 and columns and network.get(DETAILED_PROPERTY, True):
+        scale = float(get_network_input(network, "Neuron Scale"))
+        grown = min(scale * min(neurons, _column_room(drawing)), MAX_NEURON_SCALE)
+        if grown > scale * 1.01:
+            set_network_input(network, "Neuron Scale", round(grown, 2))
+            changed = True
+    return changed
+
+
+def _make_room(network, growth):
+    """Stand the units of a graph in rows further apart as their labels grow by ``growth`` (Label Size), and wrap
+    the rows again to fit 16:9: a unit's label is a few lines of about a dozen letters, its block's too."""
+    if network.get(DETAILED_PROPERTY, True):
+        return  # a layer per column in one row: its labels are wrapped instead
+    for name, per_size in (("Layer Spacing", GRAPH_ROOM[0]), ("Lane Spacing", GRAPH_ROOM[1])):
+        set_network_input(network, name, round(float(get_network_input(network, name)) + per_size * growth, 2))
+    fit_rows(network)
+
+
+def _column_room(drawing):
+    """How many times taller the columns of neurons may grow: until the tallest of them stands ``COLUMN_ROOM`` times
+    as tall as the tallest wall of feature maps (beyond, a hidden layer of 32 neurons would tower over the network)."""
+    heights: dict[bool, float] = {}
+    for layer in np.unique(drawing.cell_layers):
+        if layer < 0:
+            continue
+        cells = drawing.cells[drawing.cell_layers == layer]
+        extent = float(np.ptp(cells[:, :, 2]))
+        column = len(cells) <= COLUMN_MAX_NEURONS and float(np.ptp(cells[:, :, 1])) < 0.5 * extent
+        heights[column] = max(heights.get(column, 0.0), extent)
+    if not heights.get(True) or not heights.get(False):
+        return 1.0
+    return COLUMN_ROOM * heights[False] / heights[True]
+
+
+def _built_label_size(network):
+    """The Label Size the network had when it was first staged (kept on it: staging again grows from there)."""
+    if BUILT_LABEL_SIZE_PROPERTY not in network:
+        network[BUILT_LABEL_SIZE_PROPERTY] = float(get_network_input(network, "Label Size"))
+    return float(network[BUILT_LABEL_SIZE_PROPERTY])
+
+
+def _class_name_sizes(network):
+    """The Size inputs of the network's class-name labels (in neuron pitches)."""
+    tree = network_modifier(network).node_group
+    return [
+        node.inputs["Size"]
+        for node in (tree.nodes if tree is not None else ())
+        if isinstance(node, bpy.types.GeometryNodeGroup)
+        and node.node_tree is not None
+        and node.node_tree.name.startswith(NEURON_LABEL)
+    ]
+
+
+def _wrap_labels(network, drawing, problems):
+    """Wrap the long lines of labels that run over other texts or cells; whether any changed."""
+    crowded = {
+        name
+        for problem in problems
+        if problem.kind in ("overlap", "over cells", "outside")
+        for name in (problem.subject, problem.other)
+    }
+    sockets = label_sockets(network)
+    changed = False
+    for text in drawing.texts:
+        if text.name not in crowded or text.source not in sockets:
+            continue
+        socket: Any = sockets[text.source]  # Any: the stubs give NodeSocket no default_value
+        wrapped = wrap_label(socket.default_value)
+        if wrapped != socket.default_value:
+            socket.default_value = wrapped
+            changed = True
+    if changed:
+        network.update_tag()
+    return changed
+
+
+def wrap_label(text: str, least: int = 20) -> str:
+    """``text`` with its long lines wrapped at spaces, a step further each time it is wrapped again.
+
+    A label is a layer's name, its type and shape, then notes (its
+    connections, "synthetic input"). The notes are wrapped first, to the width
+    of the name and type or ``least`` characters; then the type and shape too,
+    to the width of the name or 12 characters. Further it is not wrapped.
+    """
+    lines = text.split("\n")
+    head = max(len(line) for line in lines[:2])
+    keep = 2 if any(len(line) > max(least, head) for line in lines[2:]) else 1
+    width = max(least, head) if keep == 2 else max(12, len(lines[0]))
+    wrapped = lines[:keep]
+    for line in lines[keep:]:
+        wrapped += textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""]
+    return "\n".join(wrapped)
 
 
 def camera_projection(camera: bpy.types.Object, scene: bpy.types.Scene | None = None) -> Matrix:

@@ -8,6 +8,7 @@ the network modifier's own input, so I or right-click > Insert Keyframe keys it 
 
 import bpy
 
+from .composition import draw_composition
 from ..core.errors import BlenderCNNError
 from ..nodes.network import (
     BLOCKS_PANEL,
@@ -266,6 +267,7 @@ class BCNN_PT_render(SidebarPanel, bpy.types.Panel):
         row.operator("bcnn.render_still", text="Render Still", icon="RENDER_STILL")
         row.operator("bcnn.render_animation", text="Render Animation", icon="RENDER_ANIMATION")
         renders.operator("bcnn.export_web", text="Export for Web", icon="WORLD")
+        draw_composition(layout, scene_network(context))
 
 
 def draw_inspection(layout, network):
