@@ -23,16 +23,18 @@ sections are kept). Every timing runs in a child Python of its own. The figures:
     (flatten 256 -> 32 -> 10) and a CIFAR-like one (flatten 8192 -> 256 -> 10),
     seen from the stage camera's direction and from the side.
 (e) ink, distortion and ambiguity for scenes built by ``build_network``,
-    through the stage camera: straight, the default bundling, and the one
-    before it, its routes written onto the same curves.
+    through the stage camera: straight, the default bundling, the one before
+    it (its routes written onto the same curves), and hammer_bundle given the
+    picture itself (the neurons where the camera shows them), all measured in
+    that picture.
 
-Weights enter the bundling only through which of them are drawn: (a), (b)
-and (d) draw every weight of each dense layer, so random weights are not
-needed there, and the default draws such complete pairs as before (and
-nothing false can be shown: their ambiguity is 0). datashader, dask and
-scikit-image (requirements.txt) are used only here. ``--smoke`` runs the same
-path on small stacks, (c) on the first and the pruned case only and (e) on
-the digits network only, and writes into a temporary folder.
+Every case has weights (random kernels): ambiguity asks about the
+connections that stand out (``drawing_metrics.strong_edges``), and in a
+pruned case the weights choose which are drawn. The bundling itself uses
+only the neurons' positions. datashader, dask and scikit-image
+(requirements.txt) are used only here. ``--smoke`` runs the same path on
+small stacks, (c) on the first and the pruned case only and (e) on the
+digits network only, and writes into a temporary folder.
 """
 
 import argparse
@@ -59,7 +61,7 @@ from bench import (
 
 from blender_cnn.core.bundling import FUNNEL, bundle_edges, default_points_per_edge, route_edges, straight_points
 from blender_cnn.core.connections import AUTO_MAX_EDGES, STRONGEST_PER_NEURON, EdgeSelection, selected_weights
-from blender_cnn.core.drawing_metrics import ambiguity, distortion, drawing_bounds, ink
+from blender_cnn.core.drawing_metrics import ambiguity, distortion, drawing_bounds, ink, project, strong_edges
 from blender_cnn.core.layout import display_shape, neuron_positions, suggested_spacing
 
 SECTION = "Edge bundling"
@@ -112,10 +114,11 @@ def spacing(sizes):
 
 
 def dense_stack(sizes, per_neuron=0):
-    """(source_xyz, target_xyz, source index, target index) of the weights of a dense stack, and every neuron's place.
+    """(source_xyz, target_xyz, source index, target index, weight) of the weights of a dense stack of random kernels,
+    and every neuron's place.
 
-    Every weight, or (``per_neuron``) the strongest that many inputs of each neuron of random kernels: what the
-    scene draws of a layer of more than AUTO_MAX_EDGES weights.
+    Every weight, or (``per_neuron``) the strongest that many inputs of each neuron: what the scene draws of a
+    layer of more than AUTO_MAX_EDGES weights.
     """
     gap = spacing(sizes)
     positions = [neuron_positions(size, index * gap) for index, size in enumerate(sizes)]
@@ -123,8 +126,8 @@ def dense_stack(sizes, per_neuron=0):
     rng = np.random.default_rng(0)
     parts = []
     for index, (inputs, outputs) in enumerate(zip(sizes, sizes[1:])):
+        kernel = rng.standard_normal((inputs, outputs)).astype(np.float32)
         if per_neuron:
-            kernel = rng.standard_normal((inputs, outputs)).astype(np.float32)
             source, target = selected_weights(kernel, EdgeSelection(STRONGEST_PER_NEURON, per_neuron=per_neuron))
         else:
             source, target = (
@@ -136,6 +139,7 @@ def dense_stack(sizes, per_neuron=0):
                 positions[index + 1][target],
                 offsets[index] + source,
                 offsets[index + 1] + target,
+                kernel[source, target],
             )
         )
     return tuple(np.concatenate(column) for column in zip(*parts)), np.concatenate(positions)
@@ -148,11 +152,12 @@ def case_sizes(config, key):
     return config[key], 0
 
 
-def side_quality(drawn, straight, source, target):
+def side_quality(drawn, straight, source, target, weight):
     """Ink (over the straight drawing's), distortion and ambiguity of a drawing in the side view, RESOLUTIONS[0].
 
     The nodes and layer pairs are named by the edges' indices and the straight drawing's ends, so a drawing whose
-    paths end a little off their neurons (hammer_bundle's) is measured on the same graph.
+    paths end a little off their neurons (hammer_bundle's) is measured on the same graph; ambiguity asks about the
+    connections that stand out by ``weight``.
     """
     frame = drawing_bounds(straight, SIDE)
     resolution = RESOLUTIONS[0]
@@ -160,7 +165,9 @@ def side_quality(drawn, straight, source, target):
     return {
         "ink": ink(drawn, SIDE, resolution, frame) / ink(straight, SIDE, resolution, frame),
         "distortion": distortion(drawn),
-        "ambiguity": ambiguity(drawn, SIDE, resolution, frame, sources=source, targets=target, pairs=np.ravel(pairs)),
+        "ambiguity": ambiguity(
+            drawn, SIDE, resolution, frame, sources=source, targets=target, pairs=np.ravel(pairs), weights=weight
+        ),
     }
 
 
@@ -219,7 +226,7 @@ def child(mode, *args, limit=None):
 def large_pair_child(sizes):
     """(b): the bundling routes of one large layer pair, as the scene stores them."""
     sources, targets = parse_sizes(sizes)
-    (source, target, _, _), _ = dense_stack((sources, targets))
+    (source, target, _, _, _), _ = dense_stack((sources, targets))
     start = time.perf_counter()
     points = default_points_per_edge(len(source))
     routes = route_edges(source, target, points)
@@ -255,7 +262,7 @@ def large_pair_child(sizes):
 def ours_child(sizes, per_neuron):
     """(c), ours: straight points and bundling of a dense stack, cold then warm, and its side-view clutter, with the
     default bundling and the one before it (``funnel_*``)."""
-    (source_xyz, target_xyz, source, target), _ = dense_stack(parse_sizes(sizes), int(per_neuron))
+    (source_xyz, target_xyz, source, target, weight), _ = dense_stack(parse_sizes(sizes), int(per_neuron))
     points = default_points_per_edge(len(source_xyz))
     emit(edges=len(source_xyz), points=points)
     for run in ("cold", "warm"):
@@ -263,18 +270,39 @@ def ours_child(sizes, per_neuron):
         straight = straight_points(source_xyz, target_xyz, points)
         bundled = bundle_edges(source_xyz, target_xyz, points, straight=straight)
         emit(**{run: time.perf_counter() - start})
-    emit(**side_quality(bundled, straight, source, target))
+    emit(**side_quality(bundled, straight, source, target, weight))
     del bundled
     funnel = bundle_edges(source_xyz, target_xyz, points, style=FUNNEL, straight=straight)
-    emit(**{f"funnel_{name}": value for name, value in side_quality(funnel, straight, source, target).items()})
+    emit(**{f"funnel_{name}": value for name, value in side_quality(funnel, straight, source, target, weight).items()})
+
+
+# The scenes' pictures are measured in the camera's own coordinates: clip x, y (z 0), drawn as they are.
+PICTURE = np.eye(4)
+
+
+def in_picture(points, projection):
+    """float32 (E, P, 3): polylines as the camera shows them, (clip x, clip y, 0)."""
+    screen = project(points, projection)
+    return np.concatenate([screen, np.zeros((*screen.shape[:2], 1))], axis=2).astype(np.float32)
+
+
+def picture_quality(drawn, straight, names, frame):
+    """Ink over the straight drawing's and ambiguity at each of SCENE_WIDTHS, and distortion, of a drawing in the
+    picture (``in_picture``); ``names``: sources, targets, pairs and weights per edge (``perceived_neighbours``)."""
+    result = {"picture_distortion": distortion(drawn)}
+    for width in SCENE_WIDTHS:
+        result[f"ink_{width}"] = ink(drawn, PICTURE, width, frame) / ink(straight, PICTURE, width, frame)
+        result[f"ambiguity_{width}"] = ambiguity(drawn, PICTURE, width, frame, **names)
+    return result
 
 
 def scene_child(kind, work):
     """(e): a synthetic network built as the scene builds it (default edge selection), its evaluated curves
-    straight, bundled and bundled as before rails, seen from the stage camera."""
+    straight, bundled and bundled as before rails, seen from the stage camera; the straight picture and the
+    curves' neurons and weights go to ``work``/``kind``.picture.npz for hammer_bundle."""
     import bpy
     from bench_scene import cifar_greyscale_layers, digits_demo_layers, write_synthetic_bundle
-    from render_bundling import draw_routes
+    from render_bundling import connection_values, draw_routes
 
     from blender_cnn.scene.drawn import drawn_curves
     from blender_cnn.scene.network import build_network, set_network_input
@@ -293,6 +321,7 @@ def scene_child(kind, work):
     for look, strength in (("straight", 0.0), ("bundled", 1.0)):
         set_network_input(network, "Bundling Strength", strength)
         drawn[look] = drawn_curves(network)
+    values = connection_values(network)
     # The bundling before rails, drawn by the scene from its routes on the same curves.
     ends = drawn["straight"]
     draw_routes(network, route_edges(ends[:, 0], ends[:, -1], ends.shape[1], style=FUNNEL))
@@ -300,17 +329,45 @@ def scene_child(kind, work):
     projection = np.array(camera_projection(camera))
     # The camera's whole frame, at the render's pixels (camera_projection makes them square).
     frame = (-1.0, -720 / 1280, 1.0, 720 / 1280)
+    pairs = np.unique(np.stack([ends[:, 0, 0], ends[:, -1, 0]], axis=1), axis=0, return_inverse=True)[1].ravel()
+    names = {"sources": values["source_cell"], "targets": values["target_cell"], "pairs": pairs}
+    names["weights"] = values["weight"]
+    straight = in_picture(drawn["straight"], projection)
+    np.savez(Path(work) / f"{kind}.picture.npz", straight=straight, frame=np.array(frame), **names)
     result = {
         "edges": len(drawn["bundled"]),
         "total": sum(entry["total"] for entry in network["blender_cnn_connections"]),
+        "strong": int(strong_edges(values["weight"], pairs).sum()),
         "distortion": [distortion(drawn[look]) for look in LOOKS],
+        **{f"straight_ink_{width}": ink(straight, PICTURE, width, frame) for width in SCENE_WIDTHS},
     }
-    for width in SCENE_WIDTHS:
-        result[f"ink_{width}"] = [ink(drawn[look], projection, width, frame) for look in ("straight", *LOOKS)]
-        result[f"ambiguity_{width}"] = [
-            ambiguity(drawn[look], projection, width, frame) for look in ("straight", *LOOKS)
-        ]
+    for look in ("straight", *LOOKS):
+        result[look] = picture_quality(in_picture(drawn[look], projection), straight, names, frame)
     emit(**result)
+
+
+def hammer_scene_child(picture):
+    """(e): datashader's hammer_bundle on a scene's picture (``scene_child``'s file): the neurons where the camera
+    shows them, the curves' pairs of neurons; measured in that picture as ours are."""
+    start = time.perf_counter()
+    import pandas as pd
+    from datashader.bundling import hammer_bundle
+
+    emit(imported=time.perf_counter() - start)
+    saved = np.load(picture)
+    straight, frame = saved["straight"], tuple(saved["frame"])
+    names = {key: saved[key] for key in ("sources", "targets", "pairs", "weights")}
+    cells, index = np.unique(np.concatenate([names["sources"], names["targets"]]), return_inverse=True)
+    index = index.ravel()
+    where = np.zeros((len(cells), 2))
+    where[index] = np.concatenate([straight[:, 0, :2], straight[:, -1, :2]])
+    nodes = pd.DataFrame({"x": where[:, 0], "y": where[:, 1]})
+    edges = pd.DataFrame({"source": index[: len(straight)], "target": index[len(straight) :]})
+    start = time.perf_counter()
+    paths = hammer_bundle(nodes, edges)
+    emit(seconds=time.perf_counter() - start)
+    polylines = hammer_polylines(paths[["x", "y"]].to_numpy(), plane=(0, 1))
+    emit(**picture_quality(polylines, straight, names, frame))
 
 
 def hammer_child(sizes, per_neuron, use_dask):
@@ -321,7 +378,7 @@ def hammer_child(sizes, per_neuron, use_dask):
     from datashader.bundling import hammer_bundle
 
     emit(imported=time.perf_counter() - start, version=datashader.__version__)
-    (source_xyz, target_xyz, source, target), positions = dense_stack(parse_sizes(sizes), int(per_neuron))
+    (source_xyz, target_xyz, source, target, weight), positions = dense_stack(parse_sizes(sizes), int(per_neuron))
     nodes = pd.DataFrame({"x": positions[:, 0].astype(np.float64), "y": positions[:, 2].astype(np.float64)})
     edges = pd.DataFrame({"source": source, "target": target})
     for run in ("cold", "warm"):
@@ -329,11 +386,12 @@ def hammer_child(sizes, per_neuron, use_dask):
         paths = hammer_bundle(nodes, edges, use_dask=use_dask == "dask")
         emit(**{run: time.perf_counter() - start})
     polylines = hammer_polylines(paths[["x", "y"]].to_numpy())
-    emit(**side_quality(polylines, straight_points(source_xyz, target_xyz, 2), source, target))
+    emit(**side_quality(polylines, straight_points(source_xyz, target_xyz, 2), source, target, weight))
 
 
-def hammer_polylines(xy):
-    """hammer_bundle's NaN-separated paths as (E, P, 3) points in the x-z plane, padded with their last point.
+def hammer_polylines(xy, plane=(0, 2)):
+    """hammer_bundle's NaN-separated paths as (E, P, 3) points, padded with their last point: its x and y as the
+    ``plane``'s two coordinates (the side view's x and z; the picture's x and y), the third 0.
 
     A repeated last point adds neither ink nor length.
     """
@@ -343,13 +401,13 @@ def hammer_polylines(xy):
     longest = int(lengths.max())
     index = starts[:, None] + np.minimum(np.arange(longest)[None, :], lengths[:, None] - 1)
     polylines = np.zeros((len(starts), longest, 3), dtype=np.float32)
-    polylines[..., 0], polylines[..., 2] = xy[index, 0], xy[index, 1]
+    polylines[..., plane[0]], polylines[..., plane[1]] = xy[index, 0], xy[index, 1]
     return polylines
 
 
 def clutter(sizes):
     """(d): {(view, resolution): (straight ink, bundled ink)} and the two distortions of a dense stack."""
-    (source, target, _, _), _ = dense_stack(sizes)
+    (source, target, _, _, _), _ = dense_stack(sizes)
     points = default_points_per_edge(len(source))
     straight = straight_points(source, target, points)
     bundled = bundle_edges(source, target, points, straight=straight)
@@ -405,6 +463,17 @@ def goals_met(ink_ratio, bent, confused, before):
     """Whether a bundled drawing meets the goals: ink, distortion, and ambiguity well under the funnel's, if any."""
     clear = confused <= GOALS["ambiguity"] * before if before > 0 else confused == 0
     return ink_ratio <= GOALS["ink"] and bent < GOALS["distortion"] and clear
+
+
+def picture_goal(values, width, before, bent=None):
+    """ "**met**" or "**NOT met**" for one drawing of a scene at one width (ambiguity against ``before``'s), or "-".
+
+    ``bent``: the distortion to hold to the goal; default the one in the picture.
+    """
+    if f"ambiguity_{width}" not in values:
+        return "-"
+    bent = values["picture_distortion"] if bent is None else bent
+    return met(goals_met(values[f"ink_{width}"], bent, values[f"ambiguity_{width}"], before))
 
 
 def report(results, stacks, scenes):
@@ -473,8 +542,9 @@ def report(results, stacks, scenes):
     ]
     quality = [
         f"Side view, {RESOLUTIONS[0]} px; each cell: ours / before rails / hammer_bundle / use_dask. Ambiguity",
-        "(docs/bundling.md): the mean share of a neuron's non-neighbours the drawing shows as connected; 0 where",
-        "every weight is drawn.",
+        "(docs/bundling.md): the mean share of a neuron's non-neighbours the drawing shows as connected, among",
+        "the connections that stand out (|weight| at least half the largest of their layer pair). From the side a",
+        "grid's neurons stand behind each other: no drawing can tell those of one row apart.",
         "",
         "| case | ink / straight | distortion | ambiguity |",
         "|---|---:|---:|---:|",
@@ -527,26 +597,46 @@ def report(results, stacks, scenes):
         f"weight of a layer up to {AUTO_MAX_EDGES:,}, else the strongest per neuron within that many), its evaluated",
         "curves at Bundling Strength 0 and 1, drawn through the stage camera's perspective projection",
         "into its whole 16:9 frame at the render's pixels. Synthetic bundles (random weights) of the real shapes.",
-        '*Before rails*: the same curves bundled as by the default before this one (`style="funnel"`), drawn by',
-        "the scene from those routes in the same run. Ambiguity: docs/bundling.md, in the same projection.",
-        f"Goal: ink at most {GOALS['ink']:.0%} of straight, distortion under {GOALS['distortion']:g}, ambiguity at most",
-        f"{GOALS['ambiguity']:.0%} of the one before rails (or 0 where every weight is drawn).",
+        '*Before*: the same curves bundled as by the default before rails (`style="funnel"`: every pair through',
+        "one funnel, a 256-neuron layer's connections in two strands), drawn by the scene from those routes in",
+        "the same run. *hammer_bundle*: datashader's, default parameters, given the picture itself (every",
+        "neuron where the camera shows it, every drawn curve's pair of neurons). Measured in the picture: ink",
+        "over the straight drawing's, ambiguity (docs/bundling.md) of the connections that stand out (|weight| at",
+        "least half the largest of their layer pair, drawn at least 60% as thick as the strongest), and the",
+        "distortion of the curves as drawn there; ours also in 3D, where they are drawn (the picture shortens",
+        "x, the way between the layers, and so lengthens every detour across it).",
+        f"Goal, for ours and for hammer_bundle alike: ink at most {GOALS['ink']:.0%} of straight, distortion under",
+        f"{GOALS['distortion']:g} (ours: of the curves in 3D; hammer_bundle, which has no 3D: in the picture),",
+        f"ambiguity at most {GOALS['ambiguity']:.0%} of the one before.",
         "",
-        "| network | curves drawn (of weights) | render | straight ink | ink / straight: ours / before rails "
-        "| distortion: ours / before rails | ambiguity: straight / ours / before rails | goal |",
+        "| network | curves drawn (of weights; standing out) | render | straight ink | ink / straight: ours / before "
+        "/ hammer_bundle | distortion, picture: ours / before / hammer_bundle (3D: ours / before) | ambiguity: "
+        "straight / ours / before / hammer_bundle | goal: ours / hammer_bundle |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, numbers in scenes:
-        bent, bent_before = numbers["distortion"]
+        hammer = numbers.get("hammer", {})
+        drawings = (numbers["bundled"], numbers["funnel"], hammer)
+
+        def cell(values, key, digits=2):
+            return f"{values[key]:.{digits}f}" if key in values else "-"
+
+        bent = " / ".join(cell(values, "picture_distortion", 3) for values in drawings)
+        bent_3d = " / ".join(f"{value:.3f}" for value in numbers["distortion"])
         for width in SCENE_WIDTHS:
-            plain, bundled, before = numbers[f"ink_{width}"]
-            confused = numbers[f"ambiguity_{width}"]
+            ink_key, confused_key = f"ink_{width}", f"ambiguity_{width}"
+            before = numbers["funnel"][confused_key]
             lines.append(
-                f"| {name} | {numbers['edges']:,} ({numbers['total']:,}) | {width}x{width * 9 // 16} | "
-                f"{plain:.3f} | {bundled / plain:.2f} / {before / plain:.2f} | {bent:.3f} / {bent_before:.3f} | "
-                + " / ".join(f"{value:.2f}" for value in confused)
-                + f" | {met(goals_met(bundled / plain, bent, confused[1], confused[2]))} |"
+                f"| {name} | {numbers['edges']:,} ({numbers['total']:,}; {numbers['strong']:,}) | "
+                f"{width}x{width * 9 // 16} | {numbers[f'straight_ink_{width}']:.3f} | "
+                + " / ".join(cell(values, ink_key) for values in drawings)
+                + f" | {bent} ({bent_3d}) | "
+                + " / ".join(cell(values, confused_key) for values in (numbers["straight"], *drawings))
+                + f" | {picture_goal(numbers['bundled'], width, before, numbers['distortion'][0])} / "
+                + f"{picture_goal(hammer, width, before)} |"
             )
+    if any("hammer_stopped" in numbers for _, numbers in scenes):
+        lines += ["", "hammer_bundle was stopped on: " + ", ".join(n for n, v in scenes if "hammer_stopped" in v)]
     return "\n".join(lines) + "\n"
 
 
@@ -585,8 +675,15 @@ def main(argv=None):
     scenes = []
     with tempfile.TemporaryDirectory() as work:
         for name, kind in config["scenes"].items():
-            scenes.append((name, child("--child-scene", kind, work)[0]))
-            print(name, scenes[-1][1], flush=True)
+            numbers = child("--child-scene", kind, work)[0]
+            hammer, stopped, _ = child(
+                "--child-hammer-scene", Path(work) / f"{kind}.picture.npz", limit=args.hammer_limit
+            )
+            numbers["hammer"] = hammer
+            if stopped:
+                numbers["hammer_stopped"] = True
+            scenes.append((name, numbers))
+            print(name, numbers, flush=True)
 
     with benchmarks_file(args) as path:
         write_section(path, SECTION, report(results, stacks, scenes))
@@ -598,6 +695,7 @@ if __name__ == "__main__":
         "--child-ours": ours_child,
         "--child-hammer": hammer_child,
         "--child-scene": scene_child,
+        "--child-hammer-scene": hammer_scene_child,
     }
     if len(sys.argv) > 1 and sys.argv[1] in children:
         # Keep the user's own add-ons and settings out of the children that import bpy.

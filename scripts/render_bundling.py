@@ -3,16 +3,17 @@
     .venv/bin/python scripts/render_bundling.py BUNDLE [BUNDLE ...] [--output-dir docs/bundling] [--samples 16]
 
 For each bundle: the scene built with its default edge selection, the
-receptive-field and pooling overlays off, the stage camera framing its
-connections (straight and bundled), rendered at Bundling Strength 0 and 1
+receptive-field and pooling overlays off, the stage camera framing the
+connections of its widest layer pair (the most curves: flatten -> dense,
+straight and bundled), rendered at Bundling Strength 0 and 1
 (Cycles): ``NAME_straight.png`` and ``NAME_bundled.png`` (the default
-bundling). When some layer pair draws only some of its weights, also
-``NAME_funnel.png``: the same scene bundled as before rails, every pair
-through one funnel (``style="funnel"``), its routes written onto the curves.
-The ink of each drawing (the share of the frame's pixels the curves cover,
-one pixel wide, through the camera's own projection at the render's size),
-its ambiguity (``core/drawing_metrics.py``, same projection) and the bundled
-curves' distortion are printed as a markdown table for docs/bundling.md.
+bundling), and ``NAME_funnel.png``: the same scene bundled as before rails,
+every pair through one funnel (``style="funnel"``), its routes written onto
+the curves. The ink of each drawing (the share of the frame's pixels the
+curves cover, one pixel wide, through the camera's own projection at the
+render's size), its ambiguity (``core/drawing_metrics.py``, same projection,
+asked about the connections that stand out by weight) and the curves'
+distortion are printed as a markdown table for docs/bundling.md.
 """
 
 import argparse
@@ -24,6 +25,20 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 STRENGTHS = {"straight": 0.0, "bundled": 1.0}
+
+
+def connection_values(network):
+    """{"weight", "source_cell", "target_cell"}: per connection curve as evaluated (``drawn_curves``' order)."""
+    from blender_cnn.nodes.graph import GRAPH_LINK
+    from blender_cnn.scene.drawn import evaluated_geometry, read_attribute
+
+    geometry = evaluated_geometry(network)  # owns the curves read below
+    curves = geometry.curves
+    names = ("weight", "source_cell", "target_cell")
+    if curves is None:
+        return {name: np.zeros(0) for name in names}
+    link = read_attribute(curves, GRAPH_LINK) if GRAPH_LINK in curves.attributes else np.zeros(len(curves.curves))
+    return {name: read_attribute(curves, name)[link == 0] for name in names}
 
 
 def draw_routes(network, routes):
@@ -44,6 +59,7 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=16, help="Cycles render samples")
     parser.add_argument("--width", type=int, default=960)
     parser.add_argument("--height", type=int, default=540)
+    parser.add_argument("--margin", type=float, default=1.25, help="frame size over the subject's extent")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender_cnn_user_"))
@@ -66,26 +82,37 @@ def main(argv=None):
             set_network_input(network, name, False)
         configure_render(bpy.context.scene, "CYCLES", args.width, args.height, args.samples)
         camera = set_up_stage(network)
-        # The connections are the subject: frame where they run, straight or bundled.
+        # The widest layer pair's connections are the subject: frame where they run, straight or bundled.
         drawn = {}
         for label, strength in STRENGTHS.items():
             set_network_input(network, "Bundling Strength", strength)
             drawn[label] = drawn_curves(network)
-        frame_camera(camera, network, margin=1.25, points=np.concatenate([*drawn.values()]).reshape(-1, 3)[::7])
+        ends = drawn["straight"]
+        pairs = np.unique(np.stack([ends[:, 0, 0], ends[:, -1, 0]], axis=1), axis=0, return_inverse=True)[1].ravel()
+        widest = pairs == np.bincount(pairs).argmax()
+        subject = np.concatenate([curves[widest] for curves in drawn.values()]).reshape(-1, 3)
+        frame_camera(camera, network, margin=args.margin, points=subject[:: max(1, len(subject) // 200_000)])
         projection = np.array(camera_projection(camera))
         frame = (-1.0, -args.height / args.width, 1.0, args.height / args.width)
-        pruned = any(entry["drawn"] < entry["total"] for entry in network["blender_cnn_connections"])
-        looks = list(STRENGTHS) + (["funnel"] if pruned else [])
+        values = connection_values(network)
+        # Neurons by cell, layer pairs by the x of the curves' ends, and the weights: ambiguity asks about the
+        # connections that stand out.
+        names = {
+            "sources": values["source_cell"],
+            "targets": values["target_cell"],
+            "pairs": pairs,
+            "weights": values["weight"],
+        }
+        looks = [*STRENGTHS, "funnel"]
         measured = {}
         for label in looks:
             if label == "funnel":
-                ends = drawn["straight"]
                 draw_routes(network, route_edges(ends[:, 0], ends[:, -1], ends.shape[1], style=FUNNEL))
             set_network_input(network, "Bundling Strength", STRENGTHS.get(label, 1.0))
             curves = drawn_curves(network)
             measured[label] = (
                 ink(curves, projection, args.width, frame),
-                ambiguity(curves, projection, args.width, frame),
+                ambiguity(curves, projection, args.width, frame, **names),
                 distortion(curves),
             )
             image = render_still(

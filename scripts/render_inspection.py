@@ -5,7 +5,8 @@
 
 Three images: a conv2 pixel's window in one pool1 map, close up (each cell's
 input value, kernel weight and product); the equation above conv2's map; an
-output neuron's equation beside its column. The demo is shown at its last
+output neuron's equation beside its column, and its strongest inputs' products
+on dense1. The demo is shown at its last
 epoch with sample 3 (a "3"). Train and extract the demo first (``make demo``).
 """
 
@@ -33,11 +34,12 @@ def main(argv=None):
     from mathutils import Vector
 
     from blender_cnn.core.bundle import load_bundle
-    from blender_cnn.nodes.annotations import ANNOTATION_INSPECT_EQUATION
+    from blender_cnn.nodes.annotations import ANNOTATION_INSPECT_CELL, ANNOTATION_INSPECT_EQUATION
     from blender_cnn.scene import stage
-    from blender_cnn.scene.drawn import evaluated_geometry, read_attribute
+    from blender_cnn.scene.drawn import drawn_quads
     from blender_cnn.scene.focus import cell_centres
     from blender_cnn.scene.inspection import inspect_network_cell
+    from blender_cnn.scene.materials import ANNOTATION_MATERIAL
     from blender_cnn.scene.network import build_network, set_network_input
 
     bpy.ops.wm.read_homefile(app_template="")
@@ -50,12 +52,9 @@ def main(argv=None):
     args.output_dir.mkdir(parents=True, exist_ok=True)
 
     def numbers_of(kind):
-        """World positions of the glyphs of one kind of text."""
-        geometry = evaluated_geometry(network)
-        mesh = geometry.mesh
-        matrix = np.array(network.matrix_world, dtype=np.float32)
-        chosen = read_attribute(mesh, "annotation") == kind
-        return read_attribute(mesh, "position")[chosen] @ matrix[:3, :3].T + matrix[:3, 3]
+        """World positions of the glyphs (and plates) of one kind of text."""
+        glyphs, _geometry = drawn_quads(network, ANNOTATION_MATERIAL)
+        return glyphs.centres()[glyphs.attribute("annotation") == kind]
 
     def render(name, points, view, margin):
         stage.VIEW_DIRECTION = Vector(view).normalized()
@@ -82,7 +81,7 @@ def main(argv=None):
     output = indices[:, 0] == bundle.layer("output").index
     render(
         "output_neuron.png",
-        np.concatenate([centres[output], numbers_of(ANNOTATION_INSPECT_EQUATION)]),
+        np.concatenate([centres[output], numbers_of(ANNOTATION_INSPECT_EQUATION), numbers_of(ANNOTATION_INSPECT_CELL)]),
         (1.0, 0.4, -0.2),
         1.2,
     )

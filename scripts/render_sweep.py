@@ -48,8 +48,9 @@ def main(argv=None):
     from blender_cnn.nodes.annotations import ANNOTATION_SWEEP_EQUATION
     from blender_cnn.scene import stage
     from blender_cnn.scene.animation import animate_sweep
-    from blender_cnn.scene.drawn import evaluated_geometry, read_attribute
+    from blender_cnn.scene.drawn import drawn_points, drawn_quads
     from blender_cnn.scene.focus import cell_centres
+    from blender_cnn.scene.materials import ANNOTATION_MATERIAL, CELL_MATERIAL
     from blender_cnn.scene.network import build_network, set_every_layer_input, set_network_input
     from blender_cnn.scene.rendering import encode_video, render_animation
 
@@ -87,14 +88,17 @@ def main(argv=None):
     camera = stage.set_up_stage(network)
     scene.frame_set((first + last) // 2)
     centres, indices = cell_centres(network)
-    shown = ((indices[:, 0] == layer.index) & (indices[:, 1] == channel)) | (indices[:, 0] == layer.index - 1)
-    geometry = evaluated_geometry(network)
-    mesh = geometry.mesh
-    panel = read_attribute(mesh, "position")[read_attribute(mesh, "annotation") == ANNOTATION_SWEEP_EQUATION]
-    panel = panel @ np.array(network.matrix_world)[:3, :3].T + np.array(network.matrix_world)[:3, 3]
-    # Room for the labels under the maps (Label Size 2, two lines).
-    labels = centres[shown] - np.array([0.0, 0.0, 6.0], dtype=np.float32)
-    stage.frame_camera(camera, network, scene, margin=1.06, points=np.concatenate([centres[shown], panel, labels]))
+    # The input, the swept map and the (folded) layer after it, which would otherwise stand cut at the border.
+    cells, _cells_geometry = drawn_quads(network, CELL_MATERIAL)  # with the folded layer's summary map
+    maps = [
+        centres[indices[:, 0] == layer.index - 1],
+        centres[(indices[:, 0] == layer.index) & (indices[:, 1] == channel)],
+        cells.centres()[cells.attribute("layer") == layer.index + 1],
+    ]
+    glyphs, _geometry = drawn_quads(network, ANNOTATION_MATERIAL)  # the panel's glyphs and plates
+    panel = glyphs.centres()[glyphs.attribute("annotation") == ANNOTATION_SWEEP_EQUATION]
+    points = np.concatenate([*maps, panel, *(_drawn_under(drawn_points(network), cells) for cells in maps)])
+    stage.frame_camera(camera, network, scene, margin=1.06, points=points)
     scene.render.fps = args.fps
 
     out = args.output_dir
@@ -115,6 +119,24 @@ def main(argv=None):
     print(f"{len(frames)} frames in {rendered:.0f} s; {video} ({os.path.getsize(video) / 1e6:.2f} MB)")
     for still in stills:
         print(still)
+
+
+# What stands under a map: the squares of the pixels a sweep has not reached and the layer's label (its name
+# and shape), as far as this below the lowest cell drawn (world units: a map's height and a label's), and as far
+# as this beside its cells ("MaxPooling2D 8x8x8" at Label Size 2 is more than twice as wide as its 8 cells).
+UNDER_DEPTH, UNDER_OVERHANG = 24.0, 12.0
+# Layers stand this far apart along the network (the x axis) at least: nothing further belongs to a map.
+ALONG_NETWORK = 10.0
+
+
+def _drawn_under(drawn, cells):
+    """What is drawn under ``cells`` (one map), so that the framing leaves it whole."""
+    low, high = cells.min(axis=0), cells.max(axis=0)
+    beside = (np.abs(drawn[:, 0] - cells[:, 0].mean()) < ALONG_NETWORK) & (
+        (drawn[:, 1] > low[1] - UNDER_OVERHANG) & (drawn[:, 1] < high[1] + UNDER_OVERHANG)
+    )
+    below = (drawn[:, 2] < low[2]) & (drawn[:, 2] > low[2] - UNDER_DEPTH)
+    return drawn[beside & below]
 
 
 if __name__ == "__main__":

@@ -53,3 +53,19 @@ def test_rails_follow_neuron_scale_and_layer_spacing(pruned_network):
     after, _ = drawn(pruned_network, **{"Neuron Scale": 4.0, "Layer Spacing": 1.5 * spacing})
     assert np.abs(after[:, -1] - before[:, -1]).max() > 1.0  # the neurons moved
     np.testing.assert_allclose(after, bundle_edges(after[:, 0], after[:, -1], after.shape[1]), atol=1e-3)
+
+
+def test_the_demos_fully_drawn_flatten_layer_runs_on_rails_not_two_strands(blender, digits_design_bundle):
+    """Every weight of flatten 256 -> dense 32 drawn (the default selection): mid-span its curves run as RAILS
+    strands, one per band of the 32 neurons, as the numpy bundling computes them (before rails: two)."""
+    from blender_cnn.scene.network import build_network
+
+    network = build_network(digits_design_bundle, sample=3)
+    bundled, target_cell = drawn(network, **{"Bundling Strength": 1.0})
+    np.testing.assert_allclose(bundled, bundle_edges(bundled[:, 0], bundled[:, -1], bundled.shape[1]), atol=1e-3)
+    flatten = target_cell < target_cell.max() - 9  # into dense 32, not into the output's 10
+    assert flatten.sum() == 256 * 32
+    middle = np.round(bundled[flatten, bundled.shape[1] // 2, 1:], 3)
+    places, place_of = np.unique(middle, axis=0, return_inverse=True)
+    assert len(places) == RAILS
+    assert np.bincount(place_of.ravel()).tolist() == [256 * 8] * RAILS

@@ -11,6 +11,7 @@ from blender_cnn.core.drawing_metrics import (
     ink,
     node_ambiguity,
     perceived_neighbours,
+    strong_edges,
     view_projection,
 )
 
@@ -175,6 +176,48 @@ def test_layer_pairs_are_measured_apart():
     assert side_ambiguity(drawing(*complete, *pruned)) == 0.0
 
 
+# --- with weights: the connections that stand out ---------------------------------------------------------------------
+
+
+def test_only_the_connections_that_stand_out_count():
+    """A connection stands out when its |weight| is at least half the largest of its layer pair."""
+    weights = [1.0, -0.5, 0.49, -2.0, 1.0, 0.9]
+    pairs = [0, 0, 0, 1, 1, 1]
+    assert strong_edges(weights, pairs).tolist() == [True, True, False, True, True, False]
+    assert strong_edges(weights, pairs, strong=1.0).tolist() == [True, False, False, True, False, False]
+    with pytest.raises(ValueError, match="strong"):
+        strong_edges(weights, pairs, strong=0.0)
+
+
+def test_a_complete_pair_merged_into_one_trunk_hides_which_connections_are_strong():
+    """Every weight of 2 -> 2 drawn: a -> c and b -> d strong, a -> d and b -> c weak (thin, pale). Through one
+    junction the strong curves share their ink: a reader following a's strong curve may end at d; every node's
+    only other-side node without a strong connection looks strongly connected. Straight, the strong curves run
+    far apart and the weak ones cross them steeply: nothing false. Without weights the pair is complete and both
+    drawings read exactly."""
+    ends = [(20, 20), (80, 80), (20, 80), (80, 20)]  # a -> c, b -> d, a -> d, b -> c
+    weights = [1.0, -0.9, 0.1, 0.2]
+    trunk = drawing(*[[(0, a), (30, 50), (70, 50), (100, b)] for a, b in ends])
+    straight = drawing(*[[(0, a), (50, (a + b) / 2), (100, b)] for a, b in ends])
+    assert side_ambiguity(trunk, weights=weights) == 1.0
+    assert side_ambiguity(straight, weights=weights) == 0.0
+    assert side_ambiguity(trunk) == side_ambiguity(straight) == 0.0
+
+
+def test_a_fan_that_collapses_into_one_trunk_is_ambiguous_and_on_rails_it_is_not():
+    """Every weight of 6 -> 6 drawn, each source strongest to the target at its own height. All 36 curves through
+    one trunk: every neuron seems strongly connected to all 5 it is not (1). On rails, every curve onto the rail
+    of its target's height from a tenth of the way: the strong curves run apart (0), the weak ones' crossings
+    near the sources lead nowhere."""
+    heights = np.linspace(10, 90, 6)
+    pairs = [(a, b) for a in range(6) for b in range(6)]
+    weights = [1.0 if a == b else 0.3 for a, b in pairs]
+    trunk = drawing(*[[(0, heights[a]), (30, 50), (70, 50), (100, heights[b])] for a, b in pairs])
+    rails = drawing(*[[(0, heights[a]), (10, heights[b]), (70, heights[b]), (100, heights[b])] for a, b in pairs])
+    assert side_ambiguity(trunk, weights=weights) == 1.0
+    assert side_ambiguity(rails, weights=weights) == 0.0
+
+
 def test_bad_ambiguity_options_are_refused():
     lines = drawing([(0, 20), (100, 20)], [(0, 80), (100, 80)])
     with pytest.raises(ValueError, match="width and angle"):
@@ -183,3 +226,5 @@ def test_bad_ambiguity_options_are_refused():
         side_ambiguity(lines, sources=[0, 1])
     with pytest.raises(ValueError, match="one node id per edge"):
         side_ambiguity(lines, sources=[0], targets=[1])
+    with pytest.raises(ValueError, match="one value per edge"):
+        side_ambiguity(lines, weights=[1.0])

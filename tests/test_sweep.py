@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from scene_readers import drawn_cells, drawn_quads
+from scene_readers import cell_centre, drawn_cells, drawn_quads
 
 pytestmark = pytest.mark.bpy
 
@@ -153,8 +153,6 @@ def test_the_sweep_puts_the_window_in_reading_order_and_draws_the_pixels_before_
 
 def _pixel_centre(network, layer_index, channel, row, col, stand_ins, passed, at):
     """Where output pixel (row, col) is drawn: its cell once computed, else its stand-in."""
-    from scene_readers import cell_centre
-
     if at < passed:
         return cell_centre(network, layer_index, channel, row, col)
     return stand_ins[0]  # the first pixel not reached yet is the window's own
@@ -379,3 +377,15 @@ def test_a_saved_sweep_and_inspection_show_their_numbers_without_the_addon(blend
     assert set(there) == set(expected) >= {1, 2, 3, 4}
     for kind, values in expected.items():
         assert sorted(there[kind]) == pytest.approx(sorted(values)), kind
+
+
+def test_the_output_s_probabilities_are_written_after_their_bars(network, two_epochs):
+    from blender_cnn.scene.materials import LABEL_MATERIAL
+
+    glyphs, _geometry = drawn_quads(network, LABEL_MATERIAL)
+    probabilities = two_epochs.activations("output", 0, 1)
+    # "0.37" and "0.63": four characters each, written as fields (the class names are labels of their own).
+    assert len(glyphs) == sum(len(f"{p:.2f}") for p in probabilities)
+    neuron = cell_centre(network, two_epochs.layer("output").index, 0, 0, 0)
+    # Right of the neurons (-Y), after the bars: further than the class names.
+    assert (glyphs.centres()[:, 1] < neuron[1] - 2.0).all()

@@ -130,11 +130,17 @@ def test_the_glb_holds_every_drawn_cell_connection_and_label_in_the_scene_s_colo
         assert "COLOR_0" in mesh, "a part has no vertex colors"
         assert "KHR_materials_unlit" in document["materials"][mesh["material"]]["extensions"]
 
-    # Every instanced square of the scene is four corners in the file; the cells are most of them.
+    # Every instanced square of the scene is four corners in the file; the cells are most of them. The
+    # probabilities' digits, instanced glyphs, are written with the labels.
     quads, _quad_geometry = drawn_quads(designed_network, CELL_MATERIAL)
     geometry = evaluated_geometry(designed_network)
-    instances = len(geometry.instances_pointcloud().points)
-    assert len(cells["POSITION"]) == 4 * instances and len(quads) > 4000
+    references = geometry.instance_references()
+    reference_index = np.zeros(len(geometry.instances_pointcloud().points), dtype=np.int32)
+    geometry.instances_pointcloud().attributes[".reference_index"].data.foreach_get("value", reference_index)
+    square = [len(reference.mesh.vertices) == 4 and len(reference.mesh.polygons) == 1 for reference in references]
+    glyphs = [reference.mesh for reference, is_square in zip(references, square) if not is_square]
+    assert len(cells["POSITION"]) == 4 * np.take(square, reference_index).sum() and len(quads) > 4000
+    assert glyphs and len(labels["POSITION"]) > sum(len(glyph.vertices) for glyph in glyphs)
     exported = {tuple(row) for row in np.round(cells["COLOR_0"][:, :3], 3)}
     drawn = {tuple(row) for row in np.round(quads.attribute("cell_color")[:, :3], 3)}
     assert drawn <= exported and len(exported) > 100

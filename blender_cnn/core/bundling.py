@@ -8,19 +8,22 @@ them with a keyframable strength.
 
 The algorithm (see docs/bundling.md for why and the measurements):
 
-1. **Rails for a pruned layer pair** (the default, ``style="structure"``).
-   When only some weights of a pair are drawn (the strongest per neuron),
-   the narrower layer's neurons are grouped by k-means on their (y, z) into
-   ``rails`` (9) clusters. Every edge leaves its wide-side neuron, curves
-   within ``rail_fan`` (0.1) of the way onto the rail of its narrow-side
-   neuron's cluster, runs along it, and leaves it for its neuron just
-   before the narrow layer. A grid's rail runs at its cluster's centre pushed
-   out from the layer's centre (``rail_spread``, twice as far), so that rails
-   stay apart in a picture (a column's rails are apart already). Edges share ink only with edges that reach the
-   same cluster of neurons: a reader following a rail arrives at the right
-   few neurons, where one trunk would lead to all of them.
-2. **Nested cluster routing for a complete pair** (and for every pair with
-   ``style="funnel"``, the default before rails). Per layer pair, the source neurons and the
+1. **Rails** (the default, ``style="structure"``), for a pruned layer pair
+   (only some weights drawn, the strongest per neuron) and for a complete
+   one whose narrower layer has at least ``RAIL_MIN_NEURONS`` (16) neurons.
+   The narrower layer's neurons are split into ``rails`` (4) bands of
+   whole, neighbouring rows (counted in the order of z: ``rail_bands``). Every edge leaves its
+   wide-side neuron, curves within ``rail_fan`` (0.2) of the way onto the
+   rail of its narrow-side neuron's band, runs along it, and leaves it for
+   its neuron just before the narrow layer. A grid's rail runs at its band's
+   centre pushed out from the layer's centre (``rail_spread``, three times as
+   far), so that rails stay apart in a picture (a column's rails are apart
+   already). Edges share ink only with edges that reach the same band: a
+   reader following a rail arrives at its own quarter of the neurons, where
+   one trunk would lead to all of them.
+2. **Nested cluster routing** for the remaining pairs (a complete pair into a
+   layer of fewer than 16 neurons) and for every pair with
+   ``style="funnel"``, the default before rails. Per layer pair, the source neurons and the
    target neurons are each grouped by k-means on their (y, z) into
    *clusters*, as a funnel: the wider layer gets one cluster, the narrower
    one or two (``strands``), so the middle of the way holds one or two
@@ -66,14 +69,15 @@ HUGE_EDGE_COUNT = 500_000
 CHUNK_EDGES = 131_072
 GROUP_SIZE = 64
 STRANDS = 2
-# Bundling styles: rails for pruned layer pairs and the funnel for complete ones, or the funnel everywhere.
+# Bundling styles: rails for wide or pruned layer pairs and the funnel for the rest, or the funnel everywhere.
 STRUCTURE, FUNNEL = "structure", "funnel"
 STYLES = (STRUCTURE, FUNNEL)
-RAILS = 9
-RAIL_SPREAD = 2.0
-RAIL_FAN = 0.1
-# k-means runs whose tightest gives the rails: on a grid, nearly always its even blocks.
-RAIL_RESTARTS = 8
+RAILS = 4
+RAIL_SPREAD = 3.0
+RAIL_FAN = 0.2
+# A complete pair runs on rails too when its narrower layer has at least this many neurons (the width from which the
+# funnel split it into two strands); a narrower one (an output layer of 10) keeps the funnel's one trunk.
+RAIL_MIN_NEURONS = 16
 # Kinds of route (rows of ``Routes.point_weights``): the funnel, rails at the target's side or at the source's.
 FUNNEL_ROUTE, RAIL_AT_TARGET, RAIL_AT_SOURCE = 0, 1, 2
 
@@ -172,7 +176,7 @@ class Routes:
     centre weighted by them is the mean of distinct neurons, however many edges
     each has; float32 ``spread``: a cluster's place is its centre pushed out
     from its group's centre by that much of their distance (0: the centre
-    itself; rails: 1, twice as far); and its ``kind`` (int8, a row of
+    itself; a grid's rails: 2, three times as far); and its ``kind`` (int8, a row of
     ``point_weights``). ``point_weights`` (kinds, P, 3) float32: each point as
     a mix of its own neuron, its own group's centre and its own cluster's
     place, the far cluster's place taking the rest; "own" is the source's side
@@ -239,12 +243,14 @@ def bundle_edges(
 
     - ``points_per_edge``: P, points along each edge; default ``default_points_per_edge(E)``.
     - ``style``: ``"structure"`` (rails for a pair of which only some weights
-      are drawn, the funnel below for a complete one) or ``"funnel"`` (the
-      funnel for every pair, the default before rails).
-    - ``rails``: rails of a pruned pair: clusters of its narrower layer
-      (at most one per neuron). More rails keep more apart and take more ink.
+      are drawn, and for a complete pair into a layer of at least
+      ``RAIL_MIN_NEURONS``; the funnel below for the rest) or ``"funnel"``
+      (the funnel for every pair, the default before rails).
+    - ``rails``: rails of a pair on rails: bands of its narrower layer's rows
+      (``rail_bands``, at most one per row). More rails keep more apart
+      and take more ink.
     - ``rail_spread``: how far a rail runs from the narrow layer's centre, in
-      units of its cluster centre's distance from it (1: at the centre); a
+      units of its band centre's distance from it (1: at the centre); a
       narrow layer in one column keeps its rails at their centres.
     - ``rail_fan``: share of the way (0 < f < 0.5) over which an edge curves
       from its wide-side neuron onto its rail; it leaves the rail for its
@@ -274,8 +280,9 @@ def bundle_edges(
     - ``seed``: seeds the k-means initialisation; the same inputs give the same points.
     - ``straight``: the result of ``straight_points`` for these edges, if the caller already has it.
 
-    Whether a pair is complete, and the clusters, depend only on the ends'
-    positions (equal positions are one neuron), not on the weights.
+    Whether a pair is complete, and the clusters and bands, depend only on
+    the ends' positions (equal positions are one neuron), not on the weights:
+    the weights change from epoch to epoch, the routes stay.
 
     Point 0 equals the source and point P-1 the target exactly; every point
     has the x of the matching straight point exactly; only y and z move.
@@ -368,11 +375,10 @@ def route_edges(
         targets, target_of = _distinct(np.ascontiguousarray(target[edges][:, LATERAL]))
         for side, of in (("source", source_of), ("target", target_of)):
             shares[f"{side}_share"][edges] = 1.0 / np.bincount(of)[of]
-        # A complete pair is one biclique: one junction reads exactly, so it keeps the funnel's little ink.
-        if style == STRUCTURE and len(edges) < len(sources) * len(targets):
+        if style == STRUCTURE and _on_rails(len(edges), len(sources), len(targets)):
             at_target = len(targets) <= len(sources)
             narrow, narrow_of = (targets, target_of) if at_target else (sources, source_of)
-            labels = kmeans(narrow, min(rails, len(narrow)), seed, restarts=RAIL_RESTARTS)[1]
+            labels = rail_bands(narrow, rails)
             narrow_side, wide_side = ("target", "source") if at_target else ("source", "target")
             # The wide side's cluster and group are its whole layer; the narrow side's group is its whole layer,
             # the centre its rails spread from.
@@ -405,6 +411,43 @@ def route_edges(
         kind=kind,
         point_weights=np.stack([funnel, *rail_weights(points, rail_fan)]),
     )
+
+
+def _on_rails(edges: int, sources: int, targets: int) -> bool:
+    """Whether the default style draws a layer pair of that many edges and distinct neurons on rails.
+
+    A pruned pair (fewer edges than sources times targets) always does; a
+    complete one when its narrower layer has at least ``RAIL_MIN_NEURONS``.
+    """
+    return edges < sources * targets or min(sources, targets) >= RAIL_MIN_NEURONS
+
+
+def rail_bands(narrow: npt.ArrayLike, rails: int = RAILS) -> np.ndarray:
+    """int rail of each (y, z) position of a narrow layer: ``rails`` bands of neighbouring rows, by z.
+
+    The scene's views look across the layers with z up (the stage camera
+    along the diagonal of x and y, the side view along y): a rail's offset in
+    z moves it across the picture, one in y mostly along its own line. So the
+    rails are bands of whole rows (equal z), the rows taken in the order of
+    their z and cut where the count of neurons comes nearest to an even share
+    (a layer in one row is cut along y instead). Integer counts and the order
+    of values decide, so moving or scaling the layer does not change the
+    bands, and a column of 32 splits into four of 8.
+    """
+    positions = np.asarray(narrow, dtype=np.float64)
+    axis = 1 if len(positions) and np.ptp(positions[:, 1]) > 0 else 0
+    _rows, row_of = np.unique(positions[:, axis], return_inverse=True)
+    row_of = row_of.reshape(-1)
+    counts = np.bincount(row_of)
+    bands = max(1, min(int(rails), len(counts)))
+    running = np.cumsum(counts)
+    shares = np.arange(1, bands) * len(positions) / bands
+    # The row after which each cut falls: the nearest running count to its share, each cut after the one before.
+    cuts = np.abs(running[:-1, None] - shares[None, :]).argmin(axis=0) if bands > 1 else np.zeros(0, np.int64)
+    for index in range(len(cuts)):
+        low = cuts[index - 1] + 1 if index else 0
+        cuts[index] = min(max(cuts[index], low), len(counts) - bands + index)
+    return np.searchsorted(cuts, np.arange(len(counts)), side="left")[row_of]
 
 
 def _collinear(lateral: np.ndarray) -> bool:

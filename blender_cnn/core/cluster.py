@@ -58,6 +58,10 @@ def connect(address: str) -> Iterator[Any]:
     # A worker that dies is reported by the client's own error; Dask's warnings would bury the progress lines.
     for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    if workers is not None:
+        # A local cluster's scheduler runs in this process: a Ctrl-C in the middle of a scatter leaves its
+        # handler's task failed, which asyncio would print as a traceback ("Task exception was never retrieved").
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     cluster = None
     try:
         if workers is not None:

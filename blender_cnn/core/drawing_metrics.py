@@ -1,11 +1,13 @@
-"""How cluttered a drawing of polylines is: ink (share of pixels covered) and distortion.
+"""How cluttered and how truthful a drawing of polylines is: ink, distortion and ambiguity.
 
-Both take polylines as an (E, P, 3) array of points, as the bundling makes
+All take polylines as an (E, P, 3) array of points, as the bundling makes
 them. Ink projects them with a 4x4 world->clip matrix (or a view direction,
 for an orthographic view), draws them one pixel wide into a raster over given
 bounds and counts the covered pixels; to compare a bundled drawing with the
-straight one, pass both the bounds of the straight drawing. Pure numpy, in
-chunks of edges so that millions fit.
+straight one, pass both the bounds of the straight drawing. Ambiguity
+(``ambiguity``) asks how much of what is not connected the drawing shows as
+connected, among the connections that stand out (docs/bundling.md). Pure
+numpy, in chunks of edges so that millions fit.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import numpy.typing as npt
 Bounds = tuple[float, float, float, float]
 
 CHUNK_EDGES = 65_536
-# Edges sampled at once for ambiguity: each leaves a few samples per pixel of its length.
-AMBIGUITY_CHUNK_EDGES = 4_096
+# A connection stands out when its |weight| is at least this share of the largest of its layer pair: the scene
+# draws it at least 0.2 + 0.8 * 0.5 = 60% as thick as the strongest, and at least half as saturated.
+STRONG = 0.5
 
 
 def view_projection(view_direction: npt.ArrayLike, up: npt.ArrayLike = (0.0, 0.0, 1.0)) -> np.ndarray:
@@ -261,11 +264,35 @@ def ambiguity(
     0: a reader following the curves never arrives at a neuron its own
     neuron does not connect to; 1: every neuron seems connected to every
     neuron of the next layer. ``options`` and the definition:
-    ``perceived_neighbours``. A drawing whose every layer pair is complete
-    (all weights drawn) has nothing to confuse and gives 0.
+    ``perceived_neighbours``. With ``weights``, the question is asked of the
+    connections that stand out (``strong_edges``), the ones a reader follows;
+    without, of every edge, and a drawing whose every layer pair is complete
+    (all weights drawn alike) has nothing to confuse and gives 0.
     """
     _nodes, shares = node_ambiguity(perceived_neighbours(points, projection, resolution, bounds, **options))
     return float(shares.mean()) if len(shares) else 0.0
+
+
+def strong_edges(weights: npt.ArrayLike, pairs: npt.ArrayLike, strong: float = STRONG) -> np.ndarray:
+    """bool per edge: its |weight| is at least ``strong`` times the largest |weight| of its layer pair.
+
+    The scene colours a curve by its weight over the pair's largest and
+    thickens it from 0.2 to 1 of the full radius by the same ratio, so these
+    are the curves that stand out: at ``STRONG`` (0.5), at least 60% of full
+    thickness and half of full saturation.
+    """
+    magnitude = np.abs(np.asarray(weights, dtype=np.float64))
+    pair_of = np.asarray(pairs, np.int64)
+    if magnitude.shape != pair_of.shape or magnitude.ndim != 1:
+        raise ValueError(f"weights and pairs must hold one value per edge, got {magnitude.shape} and {pair_of.shape}")
+    if not 0.0 < strong <= 1.0:
+        raise ValueError(f"strong must be in (0, 1], got {strong!r}")
+    if not len(magnitude):
+        return np.zeros(0, bool)
+    _pairs, index = np.unique(pair_of, return_inverse=True)
+    largest = np.zeros(index.max() + 1)
+    np.maximum.at(largest, index, magnitude)
+    return magnitude >= strong * largest[index]
 
 
 def perceived_neighbours(
@@ -277,6 +304,8 @@ def perceived_neighbours(
     sources: npt.ArrayLike | None = None,
     targets: npt.ArrayLike | None = None,
     pairs: npt.ArrayLike | None = None,
+    weights: npt.ArrayLike | None = None,
+    strong: float = STRONG,
     width: float = 2.0,
     angle: float = 10.0,
     clearance: float = 3.0,
@@ -287,10 +316,13 @@ def perceived_neighbours(
     ``sources``, ``targets``: int node ids per edge; by default the ends'
     positions name the nodes (curves that end at the same point end at the
     same node). ``pairs``: int layer pair per edge; by default the ends' x
-    (a layer stands in a plane of constant x). Each pair is measured on its
-    own; a pair with every weight drawn is skipped (it has no non-neighbours).
-    The drawing is projected as ``ink`` projects it (``projection``,
-    ``resolution``, ``bounds``), and:
+    (a layer stands in a plane of constant x). ``weights``: the weight per
+    edge; when given, only the edges that stand out (``strong_edges`` at
+    ``strong``) are asked about and followed: they are the pair's
+    connections, and the ink of the others (thin and pale) leads nowhere.
+    Each pair is measured on its own; a pair whose every pair of nodes is
+    connected is skipped (it has no non-neighbours). The drawing is projected
+    as ``ink`` projects it (``projection``, ``resolution``, ``bounds``), and:
 
     1. every edge is drawn ``width`` pixels wide; a pixel it covers gets the
        direction the edge runs there (modulo 180 degrees);
@@ -322,8 +354,12 @@ def perceived_neighbours(
     bounds = drawing_bounds(points, projection) if bounds is None else tuple(float(b) for b in bounds)
     rows, cols, pixel = raster_shape(bounds, resolution)
     origin = np.array(bounds[:2])
+    # Every neuron is drawn, whichever of its curves stand out: the clearance is around all of them.
     ends = np.concatenate([points[:, 0], points[:, -1]])
     near_nodes = _near((project(ends, projection) - origin) / pixel, rows, cols, clearance)
+    if weights is not None:
+        chosen = strong_edges(weights, pair_of, strong)
+        points, source_id, target_id, pair_of = points[chosen], source_id[chosen], target_id[chosen], pair_of[chosen]
     bins = max(1, round(360.0 / angle))
     found = []
     for pair in np.unique(pair_of):
@@ -335,7 +371,7 @@ def perceived_neighbours(
         if true.all():
             continue
         perceived = _perceived(
-            points[edges], row_of, col_of, true.shape, projection, origin, pixel, near_nodes, bins, width
+            np.asarray(points)[edges], row_of, col_of, true.shape, projection, origin, pixel, near_nodes, bins, width
         )
         found.append(Perceived(node_rows, node_cols, perceived, true))
     return found
@@ -353,41 +389,86 @@ def _perceived(
     bins: int,
     width: float,
 ) -> np.ndarray:
-    """bool (sources, targets): which sources' ink is confusable with which targets' ink (one layer pair)."""
+    """bool (sources, targets): which sources' ink is confusable with which targets' ink (one layer pair).
+
+    Cells are (pixel, direction bin). A first pass over the curves collects
+    per cell the targets whose curves cover it, as bit sets; a second, per
+    source, the targets of the cells its curves cover and of the cells of
+    the neighbouring directions. Curves are taken in chunks of a bounded
+    number of samples, so memory holds the cells and one chunk.
+    """
     sources, targets = shape
-    raster_rows, raster_cols = near_nodes.shape
     words = (targets + 63) // 64
-    # Cells are (pixel, direction bin); per cell, the targets whose edges cover it, and per source the cells it covers.
-    by_target, by_source = [], []
-    for start in range(0, len(points), AMBIGUITY_CHUNK_EDGES):
-        screen = (project(points[start : start + AMBIGUITY_CHUNK_EDGES], projection) - origin) / pixel
+    raster_rows, raster_cols = near_nodes.shape
+    chunks = _sample_chunks(points, projection, origin, pixel, width)
+
+    def visible_cells(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        screen = (project(points[start:stop], projection) - origin) / pixel
         edge, covered = _direction_cells(screen, raster_rows, raster_cols, width, bins)
         visible = ~near_nodes.ravel()[covered // bins]
-        edge, covered = edge[visible] + start, covered[visible]
-        by_target.append(_unique(covered * targets + col_of[edge]))
-        by_source.append(_unique(covered * sources + row_of[edge]))
-    target_cells = _unique(np.concatenate(by_target))
-    source_cells = _unique(np.concatenate(by_source))
-    cells, cell_of = np.unique(target_cells // targets, return_inverse=True)
-    column = target_cells % targets
-    reaching = np.zeros((len(cells), words), np.uint64)
-    np.bitwise_or.at(reaching, (cell_of, column // 64), np.left_shift(np.uint64(1), (column % 64).astype(np.uint64)))
+        return edge[visible] + start, covered[visible]
+
+    cells, reaching = np.zeros(0, np.int64), np.zeros((0, words), np.uint64)
+    for start, stop in chunks:
+        edge, covered = visible_cells(start, stop)
+        pairs = _unique(covered * targets + col_of[edge])
+        cells, reaching = _merged_bit_sets(
+            np.concatenate([cells, pairs // targets]),
+            np.concatenate([reaching, _bit_rows(pairs % targets, words)]),
+        )
     perceived = np.zeros((sources, words), np.uint64)
-    for start in range(0, len(source_cells), CHUNK_EDGES * 8):
-        part = source_cells[start : start + CHUNK_EDGES * 8]
-        cell, row = part // sources, part % sources
+    if not len(cells):
+        return _bits(perceived, targets)
+    for start, stop in chunks:
+        edge, covered = visible_cells(start, stop)
+        pairs = _unique(covered * sources + row_of[edge])
+        cell, row = pairs // sources, pairs % sources
         direction = cell % bins
-        seen = np.zeros((len(part), words), np.uint64)
+        seen = np.zeros((len(pairs), words), np.uint64)
         for turn in (-1, 0, 1):
             neighbour = cell - direction + (direction + turn) % bins
             where = np.minimum(np.searchsorted(cells, neighbour), len(cells) - 1)
             hit = cells[where] == neighbour
             seen[hit] |= reaching[where[hit]]
-        order = np.argsort(row, kind="stable")
-        row, seen = row[order], seen[order]
-        first = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
-        perceived[row[first]] |= np.bitwise_or.reduceat(seen, first, axis=0)
+        rows, seen = _merged_bit_sets(row, seen)
+        perceived[rows] |= seen
     return _bits(perceived, targets)
+
+
+SAMPLES_PER_CHUNK = 4_000_000
+
+
+def _sample_chunks(
+    points: np.ndarray, projection: npt.ArrayLike, origin: np.ndarray, pixel: float, width: float
+) -> list[tuple[int, int]]:
+    """(start, stop) ranges of curves that leave at most about SAMPLES_PER_CHUNK samples each (one curve at least)."""
+    estimate = np.zeros(len(points))
+    for start in range(0, len(points), CHUNK_EDGES):
+        screen = (project(points[start : start + CHUNK_EDGES], projection) - origin) / pixel
+        longer = np.abs(np.diff(screen, axis=1)).max(axis=2)
+        estimate[start : start + CHUNK_EDGES] = (longer + 1).sum(axis=1) * (width + 2)
+    ends = np.searchsorted(
+        np.cumsum(estimate), np.arange(1, estimate.sum() // SAMPLES_PER_CHUNK + 2) * SAMPLES_PER_CHUNK
+    )
+    stops = np.unique(np.clip(ends + 1, 1, len(points)))
+    return list(zip(np.r_[0, stops[:-1]].tolist(), stops.tolist(), strict=True)) if len(points) else []
+
+
+def _bit_rows(columns: np.ndarray, words: int) -> np.ndarray:
+    """uint64 (n, words): one bit set per row, bit ``columns[i]``."""
+    rows = np.zeros((len(columns), words), np.uint64)
+    rows[np.arange(len(columns)), columns // 64] = np.left_shift(np.uint64(1), (columns % 64).astype(np.uint64))
+    return rows
+
+
+def _merged_bit_sets(keys: np.ndarray, bit_sets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct keys, the OR of the bit sets of each key)."""
+    if not len(keys):
+        return keys, bit_sets
+    order = np.argsort(keys, kind="stable")
+    keys, bit_sets = keys[order], bit_sets[order]
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return keys[first], np.bitwise_or.reduceat(bit_sets, first, axis=0)
 
 
 def _unique(values: np.ndarray) -> np.ndarray:

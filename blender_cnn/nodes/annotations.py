@@ -5,7 +5,9 @@ values, so it follows the Epoch and Sample inputs and renders without Python.
 
 A text per number would cost a String to Curves and a Fill Curve each (about
 1 ms per number, measured), and a zone iterating over numbers about 0.15 ms an
-iteration. So there are two writers, each used once per group:
+iteration. So there are two writers, and a network uses each once (``write``:
+the sweep's numbers, Inspect's and the output's probabilities together, as
+each call fills its glyphs again):
 
 - ``BCNN Annotation Lines`` writes lines of words: one string of all of them
   (built with the Format String node from Python's format strings, such as
@@ -58,8 +60,8 @@ NUMBER_SIZE = 0.2
 EQUATION_SIZE = 0.9
 # An equation above its map: the gap between the map's top row and the equation's last line, in cell pitches.
 EQUATION_GAP = 1.2
-# A neuron's equation starts this many pitches to its right.
-NEURON_EQUATION_OFFSET = 9.0
+# A neuron's equation starts this many pitches to its right: after its probability bar and number.
+NEURON_EQUATION_OFFSET = 10.5
 # Windows with more taps than this get no numbers on their cells, only the panel: they would hide the maps.
 MAX_NUMBERED_TAPS = 256
 # The sweep's panel, in cell pitches of the focus map; it lists at most this many input channels' sums.
@@ -138,6 +140,49 @@ def _repeat(b, iterations, items):
 def _on_cell(b, size):
     """The height of a number on a cell, in cell pitches: Number Size shrinks it, but it never outgrows its cell."""
     return b.multiply(b.minimum(size, 1.0), NUMBER_SIZE)
+
+
+def _written_outputs(b):
+    """What a group that writes numbers gives the network's one writer (``write``)."""
+    b.add_output("Segments", "GEOMETRY")  # numbers for Number Lines
+    b.add_output("Text", "STRING")  # lines of words, each ending in a newline ...
+    b.add_output("Anchors", "GEOMETRY")  # ... and a point per line, for Annotation Lines
+
+
+def write(b, parts, materials):
+    """Every number and word of a network drawn by one Number Lines and one Annotation Lines.
+
+    ``parts`` are ``(Segments, Text, Anchors)`` sockets (``_written_outputs``; ``None`` where a part writes
+    none). Each writer fills its glyphs once per call, about a millisecond each frame, so one call for
+    everything (the sweep's numbers, Inspect's, the output's probabilities) saves a fill per part.
+    A part's lines are numbered after the parts before. ``materials``: "text", "plate" and "label"
+    (``_build_number_lines`` says which numbers are written in the label's).
+    """
+    segments, texts, anchors = None, [], []
+    for part_segments, text, part_anchors in parts:
+        if part_segments is not None:
+            if segments is not None:
+                after = b.add(b.statistic(segments, b.attribute("annotation_line"))["Max"], 1.0)
+                part_segments = b.store(part_segments, "annotation_line", b.add(b.attribute("annotation_line"), after))
+                segments = b.join([segments, part_segments])
+            else:
+                segments = part_segments
+        if text is not None:
+            texts.append(text)
+            anchors.append(part_anchors)
+    look = {"Text Material": materials["text"], "Plate Material": materials["plate"]}
+    drawn = [
+        b.group(ensure_number_lines(), {"Segments": segments, **look, "Label Material": materials["label"]}).outputs[0]
+    ]
+    if texts:
+        lines = {"Text": b.join_strings(*texts), "Anchors": b.join(anchors), **look}
+        drawn.append(b.group(ensure_annotation_lines(), lines).outputs[0])
+    return b.join(drawn)
+
+
+def written_by(node):
+    """A writing group's ``(Segments, Text, Anchors)`` for ``write``."""
+    return node.outputs["Segments"], node.outputs["Text"], node.outputs["Anchors"]
 
 
 # ---------------------------------------------------------------- the lines of text
@@ -248,12 +293,14 @@ def _build_number_lines(b):
     Their characters are picked from the glyphs of ``DIGIT_GLYPHS``, made and
     filled once, so no string is built per number. The glyphs get the
     segments' ``annotation*`` attributes, and each line a plate behind it.
+    Numbers of no ``annotation`` kind (0: the output's probabilities) are
+    labels rather than annotations: in the Label Material, with no plate.
     """
     b.tree.description = "Numbers written beside the cells, computed as fields"
     segments = b.add_input("Segments", "GEOMETRY", description="One point per number, in the order they are read")
     text_material = b.add_input("Text Material", "MATERIAL")
     plate_material = b.add_input("Plate Material", "MATERIAL")
-    with_plates = b.add_input("Plates", "BOOLEAN", True, description="A dark plate behind each line")
+    label_material = b.add_input("Label Material", "MATERIAL", description="Numbers of no annotation kind")
     b.add_output("Mesh", "GEOMETRY")
 
     with b.frame("Only the attributes a number needs, on points of their own"):
@@ -360,6 +407,8 @@ def _build_number_lines(b):
         # Each glyph at its own origin: the picked instance keeps its transform.
         identity = b.node("FunctionNodeCombineTransform").outputs[0]
         filled = b.node("GeometryNodeSetInstanceTransform", {"Instances": filled, "Transform": identity}).outputs[0]
+        # The glyphs twice, in each material: instance k is glyph k in the text's, k + len(DIGIT_GLYPHS) in the label's.
+        filled = b.join([b.set_material(filled, text_material), b.set_material(filled, label_material)])
 
     with b.frame("Characters one after another along their line, the line centred on its anchor"):
         line = b.attribute("annotation_line")
@@ -383,15 +432,16 @@ def _build_number_lines(b):
             },
             "POINT",
         )
-        plate_points = b.keep(slots, plate["First"])
+        is_label = b.compare(b.attribute("annotation"), "==", 0)
+        plate_points = b.keep(slots, b.all_of(plate["First"], b.logical_not(is_label)))
         slots = b.set_position(slots, b.vector_add(b.position(), b.scale(offset, size)))
         glyphs = b.node(
             "GeometryNodeInstanceOnPoints",
             {
                 "Points": slots,
-                "Instance": b.set_material(filled, text_material),
+                "Instance": filled,
                 "Pick Instance": True,
-                "Instance Index": glyph,
+                "Instance Index": b.int_add(glyph, b.int_multiply(is_label, len(DIGIT_GLYPHS))),
                 "Rotation": FACE_NETWORK_VIEW,
                 "Scale": b.combine_xyz(size, size, size),
             },
@@ -410,7 +460,6 @@ def _build_number_lines(b):
             quad,
             scale=b.combine_xyz(1.0, plate["Width"], plate["Height"]),
         )
-        plates = b.switch("GEOMETRY", with_plates, None, plates)
     b.set_outputs(Mesh=b.join([plates, text]))
 
 
@@ -488,9 +537,8 @@ def _build_window_numbers(b):
     layer_name = b.add_input("Layer Name", "STRING")
     after_sum = b.add_input("After Sum", "STRING", description="What makes the cell's value of the sum: 'relu'")
     size = b.add_input("Size", "FLOAT", 1.0, 0.0)
-    text_material = b.add_input("Text Material", "MATERIAL")
-    plate_material = b.add_input("Plate Material", "MATERIAL")
-    b.add_output("Mesh", "GEOMETRY")
+    show = b.add_input("Show", "BOOLEAN", True)
+    _written_outputs(b)
 
     def column(name):
         return b.sample_index(operations, b.attribute(name), layer)
@@ -645,12 +693,14 @@ def _build_window_numbers(b):
         last = b.compare(b.index(), "==", b.int_subtract(written, 1))
         line = b.switch("INT", last, b.index(), b.int_subtract(panel_lines, 1))
         anchors = marked(b.set_position(anchors, panel_line(line)), line)
-        text = b.join_strings(header, "\n", b.switch("STRING", single, channels_text, ""), equation)
+        text = b.join_strings(header, "\n", b.switch("STRING", single, channels_text, ""), equation, "\n")
 
-    look = {"Text Material": text_material, "Plate Material": plate_material}
-    words = b.group(ensure_annotation_lines(), {"Text": text, "Anchors": anchors, **look}).outputs[0]
-    figures = b.group(ensure_number_lines(), {"Segments": b.join([tap_numbers, rows]), **look}).outputs[0]
-    b.set_outputs(Mesh=b.switch("GEOMETRY", has_numbers, None, b.join([figures, words])))
+    shown = b.all_of(show, has_numbers)
+    b.set_outputs(
+        Segments=b.switch("GEOMETRY", shown, None, b.join([tap_numbers, rows])),
+        Text=b.switch("STRING", shown, "", text),
+        Anchors=b.switch("GEOMETRY", shown, None, anchors),
+    )
 
 
 # A cell's lines as (prefix, the number it shows: n0, n1...): a convolution's value, weight and product; a value.
@@ -758,9 +808,7 @@ def _inspection_interface(b):
     """The sockets every inspection group shares, so that a network's node can swap one for another."""
     sockets = {"Cells": b.add_input("Cells", "GEOMETRY"), **_epoch_inputs(b)}
     sockets["Size"] = b.add_input("Size", "FLOAT", 1.0, 0.0)
-    sockets["Text Material"] = b.add_input("Text Material", "MATERIAL")
-    sockets["Plate Material"] = b.add_input("Plate Material", "MATERIAL")
-    b.add_output("Mesh", "GEOMETRY")
+    _written_outputs(b)
     return sockets
 
 
@@ -852,10 +900,7 @@ def build_inspection_tree(b, data, cell_lines, equation, custom_sample=None):
         for name in numbers[:NUMBERS_STORED]:
             anchors = b.store(anchors, name, at_equation(b.attribute(name)))
 
-    look = {"Text Material": sockets["Text Material"], "Plate Material": sockets["Plate Material"]}
-    words = b.group(ensure_annotation_lines(), {"Text": text, "Anchors": anchors, **look}).outputs[0]
-    figures = b.group(ensure_number_lines(), {"Segments": on_cells, **look}).outputs[0]
-    b.set_outputs(Mesh=b.join([figures, words]))
+    b.set_outputs(Segments=on_cells, Text=b.join_strings(text, "\n"), Anchors=anchors)
 
 
 def _numbers_in(templates):

@@ -25,9 +25,10 @@ from .annotations import (
     INSPECTION_NODE,
     ensure_annotation_lines,
     ensure_no_inspection,
-    ensure_number_lines,
     ensure_window_numbers,
     format_string,
+    write,
+    written_by,
 )
 from .builder import ensure_group
 from .groups import QUAD_FACING_VIEW, facing_quads, text_mesh, without_layout_attributes
@@ -358,6 +359,8 @@ def _build_receptive_field(b):
             highlight,
             selection=pending,
         )
+        # Only while sweeping: drawing no square still goes over every cell.
+        stand_ins = b.switch("GEOMETRY", b.compare(filled, ">=", 0), None, stand_ins)
 
     with b.frame("Output pixels whose windows are drawn: the focus pixel, or every one (an even grid of them)"):
         map_rows, map_cols = column("map_rows"), column("map_cols")
@@ -685,15 +688,17 @@ def _build_probability(b):
     b.set_outputs(Mesh=bar)
 
 
-def probability_numbers(b, cells, heads, material):
-    """Each labelled output neuron's probability written after its bar: one Number Lines for every head.
+def probability_segments(b, cells, heads):
+    """Each labelled output neuron's probability, to be written after its bar: Number Lines' segments.
 
     ``heads`` are ``[(first cell of the neuron's layer, units, offset of the bar in pitches)]``. A text per
     number cost a String to Curves and a Fill Curve each: ten of them were a tenth of the demo's frame.
+    They are of no ``annotation`` kind, so Number Lines writes them as labels (no plate).
     """
     parts = []
     for start, units, offset in heads:
-        points = b.node("GeometryNodePoints", {"Count": len(units)}).outputs[0]
+        # Vertices of a mesh, as every writer's segments are (Number Lines counts a mesh's points).
+        points = b.node("GeometryNodeMeshLine", {"Count": len(units)}).outputs[0]
         cell = b.index_switch(b.index(), [start + unit for unit in units], "INT", label="Output Neurons")
         points = b.store(points, "annotation_cell", cell)
         cell = b.attribute("annotation_cell")
@@ -712,8 +717,7 @@ def probability_numbers(b, cells, heads, material):
         ):
             points = b.store(points, name, value)
         parts.append(points)
-    segments = b.store(b.join(parts), "annotation_line", b.index())
-    return b.group(ensure_number_lines(), {"Segments": segments, "Text Material": material, "Plates": False}).outputs[0]
+    return b.store(b.join(parts), "annotation_line", b.index())
 
 
 # ---------------------------------------------------------------- wiring into a network's tree
@@ -945,14 +949,13 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
                     focus["Layer"], {index: after for index, (_name, after) in words.items()}, "STRING", "After Sum"
                 ),
                 "Size": inputs["Number Size"],
-                **numbers_look,
+                "Show": b.all_of(inputs["Show Sweep"], inputs["Show Receptive Field"]),
             },
-        ).outputs[0]
-        numbers = b.switch("GEOMETRY", b.all_of(inputs["Show Sweep"], inputs["Show Receptive Field"]), None, numbers)
+        )
     with b.frame("Inspect's numbers: scene/inspection.py gives this node each inspection's own group"):
         inspection = b.group(
             ensure_no_inspection(),
-            {"Cells": field.outputs["Cells"], **timeline_inputs, "Size": inputs["Number Size"], **numbers_look},
+            {"Cells": field.outputs["Cells"], **timeline_inputs, "Size": inputs["Number Size"]},
         )
         inspection.name = INSPECTION_NODE
     pooling = b.group(
@@ -981,11 +984,10 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
     ).outputs[0]
     parts = [
         field.outputs["Mesh"],
-        numbers,
-        inspection.outputs[0],
         b.switch("GEOMETRY", inputs["Show Pooling"], true=pooling),
         b.switch("GEOMETRY", inputs["Show Flatten"], true=flatten),
     ]
+    written = [written_by(numbers), written_by(inspection)]
 
     bars, heads = [], []
     for output_layer, names, units in labeled_heads(layers, class_names, output_heads):
@@ -1005,6 +1007,14 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
             for unit in units
         ]
     if bars:
-        numbers = probability_numbers(b, placed, heads, materials["label"])
-        parts.append(b.switch("GEOMETRY", inputs["Show Probabilities"], true=b.join([*bars, numbers])))
+        shown = inputs["Show Probabilities"]
+        parts.append(b.switch("GEOMETRY", shown, true=b.join(bars)))
+        written.append((b.switch("GEOMETRY", shown, true=probability_segments(b, placed, heads)), None, None))
+    with b.frame("Every number and word above written at once"):
+        look = {
+            "text": inputs["Number Material"],
+            "plate": inputs["Number Plate Material"],
+            "label": materials["label"],
+        }
+        parts.append(write(b, written, look))
     return field.outputs["Cells"], parts

@@ -10,6 +10,7 @@ def save_without_backup(path: str | os.PathLike[str]) -> None:
     the preferences' Save Versions has: it is 0 while saving, then the user's value again, and the preferences
     are left as clean as they were, so Blender does not write them back on quitting."""
     preferences = bpy.context.preferences
+    assert preferences is not None  # the stubs allow a context without preferences
     versions, dirty = preferences.filepaths.save_version, preferences.is_dirty
     preferences.filepaths.save_version = 0
     try:

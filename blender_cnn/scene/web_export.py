@@ -1,8 +1,8 @@
 """Export for Web: the network as shown, as a .glb and one HTML page that anyone can open and turn around.
 
 What the network's nodes draw is read back from its evaluated geometry and written, realized, onto
-temporary meshes: the instanced cells and marks as quads, the label and bar faces as they are, the
-connection curves as lines (glTF ``LINES``: tubes would multiply the connections' share of the file,
+temporary meshes: the instanced cells and marks as quads, the label and bar faces and the numbers' glyphs as
+they are, the connection curves as lines (glTF ``LINES``: tubes would multiply the connections' share of the file,
 most of it, by the sides of a tube). Every vertex carries the color its material shows (the summed
 color attributes the materials read, or the material's constant color for labels) as ``COLOR_0``,
 under one unlit material, so any glTF viewer shows the colors as the scene does. Blender's own glTF
@@ -134,7 +134,7 @@ def export_for_web(
         part
         for part in (
             _instance_part(network.name, geometry, matrix),
-            _mesh_part(network.name, geometry, matrix),
+            _label_part(network.name, geometry, matrix),
             _curve_part(network.name, geometry, matrix, instance_count),
         )
         if part is not None and len(part.positions)
@@ -298,8 +298,14 @@ def _instance_colors(geometry: bpy.types.GeometrySet, matrix: np.ndarray) -> tup
     return colors, world[:, :3, 3]
 
 
-def _instance_part(name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarray) -> _Part | None:
-    """Every instanced mesh (the cells, legend squares and marks), realized; each vertex's element is its instance."""
+def _is_quad(mesh: bpy.types.Mesh) -> bool:
+    """The cells, legend squares and marks are instances of one quad; the numbers' glyphs are not."""
+    return len(mesh.vertices) == 4 and len(mesh.polygons) == 1
+
+
+def _instance_part(name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarray, quads: bool = True) -> _Part | None:
+    """Every instanced quad (``quads``: the cells, legend squares and marks), or every other instanced mesh (the
+    numbers' glyphs), realized; each vertex's element is its instance."""
     found = _instances(geometry, matrix)
     if found is None:
         return None
@@ -310,7 +316,7 @@ def _instance_part(name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarra
     for index, reference in enumerate(references):
         mesh = getattr(reference, "mesh", None)
         chosen = np.flatnonzero(reference_index == index)
-        if mesh is None or not len(chosen) or not len(mesh.polygons):
+        if mesh is None or not len(chosen) or not len(mesh.polygons) or _is_quad(mesh) != quads:
             continue
         local, starts, corner_vertices, _materials = _mesh_arrays(mesh)
         homogeneous = np.c_[local, np.ones(len(local))]
@@ -336,7 +342,34 @@ def _instance_part(name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarra
     )
 
 
-def _mesh_part(name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarray) -> _Part | None:
+def _label_part(name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarray) -> _Part | None:
+    """The labels, bars and link tubes the network draws as faces, and the numbers' glyphs it instances."""
+    found = [
+        part
+        for part in (_mesh_part(geometry, matrix), _instance_part(name, geometry, matrix, quads=False))
+        if part is not None
+    ]
+    if not found:
+        return None
+    face_starts, corners = [], []
+    vertex_offset = corner_offset = 0
+    for part in found:
+        assert part.face_starts is not None and part.corners is not None  # both parts are faces
+        face_starts.append(part.face_starts + corner_offset)
+        corners.append(part.corners + vertex_offset)
+        vertex_offset += len(part.positions)
+        corner_offset += len(part.corners)
+    return _Part(
+        f"{name}: labels",
+        np.concatenate([part.positions for part in found]),
+        np.concatenate([part.colors for part in found]),
+        np.full(vertex_offset, -1.0, dtype=np.float32),
+        face_starts=np.concatenate(face_starts).astype(np.int32),
+        corners=np.concatenate(corners).astype(np.int32),
+    )
+
+
+def _mesh_part(geometry: bpy.types.GeometrySet, matrix: np.ndarray) -> _Part | None:
     """The faces the network draws itself (labels, bars, link tubes), without the overlay held before the camera."""
     mesh = geometry.mesh
     if mesh is None or not len(mesh.polygons):
@@ -362,7 +395,7 @@ def _mesh_part(name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarray) -
     used, remapped = np.unique(corners[kept_corners], return_inverse=True)
     world = positions[used] @ matrix[:3, :3].T + matrix[:3, 3]
     return _Part(
-        f"{name}: labels",
+        "faces",
         world,
         colors[used],
         np.full(len(used), -1.0, dtype=np.float32),
