@@ -12,24 +12,20 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Quaternion, Vector
 
-from ..core.cells import COLUMN_MAX_NEURONS
-from ..nodes.groups import NEURON_LABEL
 from .composition import (
     Problem,
     View,
     check_drawing,
     frame_size,
-    label_sockets,
     min_text_height,
-    read_drawing,
     text_heights,
 )
+from .drawn_texts import label_sockets, read_drawing
 from .looks import depth_of_field_blur, set_depth_of_field
 from .network import (
     DETAILED_PROPERTY,
     fit_rows,
     get_network_input,
-    network_modifier,
     set_network_input,
 )
 
@@ -49,21 +45,26 @@ DEFAULT_ENGINE, DEFAULT_SAMPLES = "CYCLES", 32
 # diagonal up the frame and fills more of its height; then turned 5 degrees, which stands neighbouring layers (and
 # their labels) further apart across the frame and narrows the walls.
 VIEWS = tuple((turn, elevation) for turn in (0.0, 5.0) for elevation in (12.0, 15.0, 18.0, 21.0))
-# Texts are sized this much over the least height the checks ask for.
-TEXT_HEADROOM = 1.05
-# Class names grow up to a neuron's pitch (beyond it a neighbour's would touch them) ...
-MAX_CLASS_NAME_SIZE = 1.0
-# ... and then with the neurons of columns, as long as no column outgrows the tallest wall of maps, up to this Neuron
-# Scale (the build's is 2.5).
-MAX_NEURON_SCALE = 40.0
+# Texts too small are sized this much over the least height the checks ask for.
+TEXT_HEADROOM = 1.08
+# The output layers' class names and probabilities grow with their neurons (Output Scale), as long as no output
+# layer stands taller than COLUMN_ROOM times the tallest other layer, up to this Output Scale.
+OUTPUT_SCALE = "Output Scale"
+MAX_OUTPUT_SCALE = 12.0
 COLUMN_ROOM = 1.25
 # Layer Spacing and Lane Spacing a graph's units gain per unit of Label Size their labels grow by.
 GRAPH_ROOM = (3.0, 4.0)
+# A graph's rows stand this many times further apart when their labels run over the row in front.
+ROW_SPREAD = 1.4
 # Labels grow up to this many times the Label Size the network had when first staged (kept on it).
 MAX_LABEL_GROWTH = 2.5
 BUILT_LABEL_SIZE_PROPERTY = "blender_cnn_built_label_size"
-# Passes of measuring, sizing and framing again.
-STAGE_PASSES = 8
+# Passes at most of measuring, then sizing, wrapping or spreading the texts and reading the network again (the last
+# pass only frames). Each change moves the framing a little: the demo and CIFAR read the network twice, the residual
+# graph five times.
+STAGE_PASSES = 5
+# On the camera: its pose as the stage framed it (location, quaternion), where camera moves start.
+STAGED_POSE_PROPERTY = "blender_cnn_staged_pose"
 
 
 def set_up_stage(
@@ -125,11 +126,12 @@ def frame_camera(
     _update_matrices()
 
 
-def _frame_drawing(camera, drawing, scene, edge=0.04):
-    """Frame ``drawing`` (see ``frame_camera``); returns the view and its problems (None when nothing is drawn).
+def _frame_drawing(camera, drawing, scene, edge=0.04, views=VIEWS):
+    """Frame ``drawing`` (see ``frame_camera``); returns the view, its problems and which of ``views`` it is (None
+    when nothing is drawn).
 
-    The views are tried from the lowest up, and the first with no problem but
-    small texts is taken: the lowest of the best.
+    The ``views`` are tried in turn, and the first with no problem but small
+    texts is taken; else the one with fewest problems.
     """
     framed = _framed_points(drawing)
     if not len(framed):
@@ -137,19 +139,19 @@ def _frame_drawing(camera, drawing, scene, edge=0.04):
     # The training overlay stands in front of the camera, wherever it is: it moves with the view being tried.
     drawing = replace(drawing, texts=[text for text in drawing.texts if text.kind != "overlay"])
     best = None
-    for turn, elevation in VIEWS:
+    for turn, elevation in views:
         location, rotation = fit_view(framed, view_direction(elevation, turn), camera, scene, edge)
         view = View(camera, scene, Matrix.LocRotScale(location, rotation, None))  # type: ignore[arg-type]  # stubs: a Vector is a sequence
         problems = check_drawing(drawing, view)
         # Fewest problems but small texts (which the stage sizes next), then fewest problems.
         score = (sum(problem.kind != "small" for problem in problems), len(problems))
         if best is None or score < best[0]:
-            best = (score, location, rotation, view, problems)
+            best = (score, location, rotation, view, problems, (turn, elevation))
         if score[0] == 0:
             break
     assert best is not None
     _place(camera, best[1], best[2], framed)
-    return best[3], best[4]
+    return best[3], best[4], best[5]
 
 
 def view_direction(elevation: float, turn: float = 0.0) -> Vector:
@@ -175,7 +177,7 @@ def fit_view(
     right, up = np.array(axes.col[0]), np.array(axes.col[1])  # type: ignore[index]  # bpy stubs: col indexes
     forward = -np.array(axes.col[2])  # type: ignore[index]
     width, height = frame_size(scene)
-    tangent_x, tangent_y = _half_view_tangents(camera, width, height)
+    tangent_x, tangent_y = _camera_tangents(camera, width, height)
     free = 2.0 * edge * height
     tangent_x *= max(0.05, 1.0 - free / width)
     tangent_y *= max(0.05, 1.0 - free / height)
@@ -205,14 +207,22 @@ def _centred(across: np.ndarray, reach: np.ndarray) -> float:
     return (low + high) / 2.0
 
 
-def _half_view_tangents(camera, width, height):
-    """Tangents of half the horizontal and vertical angle of view (the sensor fits the wider side)."""
-    data = camera.data
-    sensor = data.sensor_width if data.sensor_fit != "VERTICAL" else data.sensor_height
-    wide = sensor / (2.0 * data.lens)
-    if data.sensor_fit == "VERTICAL" or (data.sensor_fit == "AUTO" and height > width):
+def half_view_tangents(
+    lens: float, width: float, height: float, sensor: float = 36.0, fit: str = "AUTO"
+) -> tuple[float, float]:
+    """Tangents of half the horizontal and vertical angle of view of a ``lens`` (mm) and ``sensor`` (mm) in a frame
+    ``width`` by ``height``: the sensor spans the frame's width, its height (``fit`` "VERTICAL"), or, "AUTO", its
+    wider side."""
+    wide = sensor / (2.0 * lens)
+    if fit == "VERTICAL" or (fit == "AUTO" and height > width):
         return wide * width / height, wide
     return wide, wide * height / width
+
+
+def _camera_tangents(camera, width, height):
+    data = camera.data
+    sensor = data.sensor_height if data.sensor_fit == "VERTICAL" else data.sensor_width
+    return half_view_tangents(data.lens, width, height, sensor, data.sensor_fit)
 
 
 def _place(camera, location, rotation, points):
@@ -244,12 +254,14 @@ def fit_texts(
 ) -> list[Problem]:
     """Frame ``camera`` and size and place the network's texts for it; returns what is still wrong.
 
-    Texts smaller than the checks ask for grow: the labels and the legend by
-    Label Size, the class names to a neuron's pitch and then with the neurons
-    (Neuron Scale, columns only), the probabilities with them. A label that
-    runs over another or over cells gets its long lines wrapped. Each change is
-    measured again through the camera, framed again, a few passes at most.
-    ``margin`` is ``frame_camera``'s.
+    Texts smaller than the checks ask for grow, each kind in one step to the
+    size it needs (a text's pixels are in proportion to its size): the labels
+    and the legend by Label Size, the output neurons' class names and
+    probabilities with their neurons (Output Scale). A label that runs over
+    another or over cells gets its long lines wrapped. The network is read and
+    the views are tried again after each change: ``STAGE_PASSES`` at most.
+    ``margin`` is ``frame_camera``'s. The pose taken is kept on the camera
+    (``staged_pose``), where camera moves start.
     """
     scene = scene or bpy.context.scene
     assert scene is not None  # the stubs allow a context without a scene
@@ -258,18 +270,57 @@ def fit_texts(
     camera_data = camera.data
     assert isinstance(camera_data, bpy.types.Camera)  # ``camera`` is a camera object
     camera_data.lens = LENS
+    edge = max(0.0, (margin - 1.0) / 2.0)
     drawing = read_drawing(network)
     problems: list[Problem] = []
-    for last in [False] * (STAGE_PASSES - 1) + [True]:
-        framed = _frame_drawing(camera, drawing, scene, max(0.0, (margin - 1.0) / 2.0))
+    # Each pass measures through the view taken last (the stage's own at first) and sizes, wraps and spreads the
+    # texts for it; the other views are tried only when that changes nothing and problems remain (a label that runs
+    # over cells in every view until it is wrapped would make each of them be tried). Every change is read again.
+    views = list(VIEWS)
+    for sizing in range(STAGE_PASSES):
+        framed = _frame_drawing(camera, drawing, scene, edge, views[:1])
         if framed is None:
             return problems
-        view, problems = framed
-        if last or not (_grow_texts(network, drawing, view) | _wrap_labels(network, drawing, problems)):
+        view, problems, _taken = framed
+        changed = sizing < STAGE_PASSES - 1 and _fit(network, drawing, view, problems)
+        if not changed and any(problem.kind != "small" for problem in problems):
+            view, problems, taken = _frame_drawing(camera, drawing, scene, edge, views)
+            views.remove(taken)
+            views.insert(0, taken)
+            changed = sizing < STAGE_PASSES - 1 and _fit(network, drawing, view, problems)
+        if not changed:
             break
         drawing = read_drawing(network)
     _update_matrices()
+    camera[STAGED_POSE_PROPERTY] = [*camera.location[:], *camera.rotation_quaternion[:]]
     return problems
+
+
+def staged_pose(camera: bpy.types.Object) -> tuple[Vector, Quaternion] | None:
+    """The camera's location and rotation as the stage last framed it (``fit_texts``), or None."""
+    pose = camera.get(STAGED_POSE_PROPERTY)
+    if pose is None or len(pose) != 7:
+        return None
+    return Vector(pose[:3]), Quaternion(pose[3:])
+
+
+def _fit(network, drawing, view, problems):
+    """Size, wrap and spread the texts for ``view``; whether anything changed.
+
+    Labels that will run into each other or over cells once grown are wrapped
+    now: the layer labels of the drawing as read, grown about the top middle
+    they hang from, are checked through the same view (computed, not read
+    again from the network).
+    """
+    size = float(get_network_input(network, "Label Size"))
+    grown = _grow_texts(network, drawing, view)
+    growth = float(get_network_input(network, "Label Size")) / max(size, 1e-6)
+    if growth > 1.01 and network.get(DETAILED_PROPERTY, True):
+        problems = problems + check_drawing(_grown_labels(drawing, growth), view)
+    wrapped = _wrap_labels(network, drawing, problems)
+    # Labels that wrapping leaves crowded: a graph's rows stand further apart.
+    spread = not wrapped and _spread_rows(network, problems)
+    return grown or wrapped or spread
 
 
 def _update_matrices():
@@ -280,19 +331,18 @@ def _update_matrices():
 
 
 def _grow_texts(network, drawing, view):
-    """Grow the texts the view shows too small; whether anything changed."""
-    need = min_text_height(view.height) * TEXT_HEADROOM
-    seen = text_heights(drawing, view)
+    """Grow the texts the view shows too small, in one step each: a text's height in pixels is in proportion to its
+    size, so the size it needs is its size times the shortfall. Whether anything changed."""
+    least = min_text_height(view.height)
+    need = least * TEXT_HEADROOM
     shortfall: dict[str, float] = {}
-    columns = set()  # layers of neurons in a column, whose pitch Neuron Scale sets
-    for text, height in zip(drawing.texts, seen):
-        if height is None or height >= need:
+    for text, height in zip(drawing.texts, text_heights(drawing, view)):
+        # Only texts too small grow (staging again changes nothing that passes), to the least height and a margin.
+        if height is None or height >= least or text.kind in ("number", "overlay"):
             continue
-        if text.layer is not None and 0 < int((drawing.cell_layers == text.layer).sum()) <= COLUMN_MAX_NEURONS:
-            columns.add(text.layer)
-        kind = "class names" if text.group.startswith("the class names") else text.kind
-        if text.kind == "label" and kind != "class names":
-            kind = "labels"
+        # The output neurons' class names and probabilities are sized in their pitch (Output Scale), the rest by
+        # Label Size.
+        kind = "output" if text.kind == "probability" or text.group.startswith("the class names") else "labels"
         shortfall[kind] = max(shortfall.get(kind, 1.0), need / max(height, 1e-3))
     changed = False
     if "labels" in shortfall:
@@ -302,26 +352,33 @@ def _grow_texts(network, drawing, view):
             set_network_input(network, "Label Size", round(grown, 2))
             _make_room(network, grown - size)
             changed = True
-    neurons = max(shortfall.get("class names", 1.0), shortfall.get("probability", 1.0))
-    if "class names" in shortfall:
-        sizes = [socket for socket in _class_name_sizes(network)]
-        if sizes:
-            current = max(socket.default_value for socket in sizes)
-            wanted = min(MAX_CLASS_NAME_SIZE, current * shortfall["class names"])
-            if wanted > current * 1.01:
-                for socket in sizes:
-                    socket.default_value = wanted
-                network.update_tag()
-                neurons = max(shortfall.get("probability", 1.0), shortfall["class names"] * current / wanted)
-                changed = True
-    # A graph's unit labels stand where the build put them: a column grown taller would run into its label.
-    if neurons > 1.01 and columns and network.get(DETAILED_PROPERTY, True):
-        scale = float(get_network_input(network, "Neuron Scale"))
-        grown = min(scale * min(neurons, _column_room(drawing)), MAX_NEURON_SCALE)
+    if "output" in shortfall and _has_input(network, OUTPUT_SCALE):
+        scale = float(get_network_input(network, OUTPUT_SCALE))
+        grown = min(scale * shortfall["output"], scale * _column_room(drawing), MAX_OUTPUT_SCALE)
         if grown > scale * 1.01:
-            set_network_input(network, "Neuron Scale", round(grown, 2))
+            set_network_input(network, OUTPUT_SCALE, round(grown, 2))
             changed = True
     return changed
+
+
+def _grown_labels(drawing, factor):
+    """``drawing`` with the labels under its layers ``factor`` times as large, about the top middle of each."""
+    texts = []
+    for text in drawing.texts:
+        if text.group == "the labels under the layers":
+            anchor = (text.lines[0, 2] + text.lines[0, 3]) / 2
+            text = replace(text, lines=anchor + factor * (text.lines - anchor), heights=factor * text.heights)
+        texts.append(text)
+    return replace(drawing, texts=texts)
+
+
+def _has_input(network, name):
+    """Whether the network's tree has the input ``name`` (a network built by an older add-on may not)."""
+    try:
+        get_network_input(network, name)
+    except KeyError:
+        return False
+    return True
 
 
 def _make_room(network, growth):
@@ -334,20 +391,37 @@ def _make_room(network, growth):
     fit_rows(network)
 
 
+def _spread_rows(network, problems):
+    """Stand the rows of a graph's units further apart (Lane Spacing) when labels run over other texts or cells; whether
+    it did. A label hangs under its unit, over the row in front of it."""
+    if network.get(DETAILED_PROPERTY, True):
+        return False  # a layer per column in one row: nothing in front of its labels
+    if not any(
+        problem.kind in ("overlap", "over cells") and problem.subject.startswith("the label") for problem in problems
+    ):
+        return False
+    set_network_input(network, "Lane Spacing", round(float(get_network_input(network, "Lane Spacing")) * ROW_SPREAD, 2))
+    fit_rows(network)
+    return True
+
+
 def _column_room(drawing):
-    """How many times taller the columns of neurons may grow: until the tallest of them stands ``COLUMN_ROOM`` times
-    as tall as the tallest wall of feature maps (beyond, a hidden layer of 32 neurons would tower over the network)."""
+    """How many times taller the output layers (those with class names) may grow: until the tallest of them stands
+    ``COLUMN_ROOM`` times as tall as the tallest other layer (beyond, the output would tower over the network)."""
+    outputs = {text.layer for text in drawing.texts if text.kind == "probability" and text.layer is not None}
+    outputs |= {
+        text.layer for text in drawing.texts if text.group.startswith("the class names") and text.layer is not None
+    }
     heights: dict[bool, float] = {}
     for layer in np.unique(drawing.cell_layers):
         if layer < 0:
             continue
-        cells = drawing.cells[drawing.cell_layers == layer]
-        extent = float(np.ptp(cells[:, :, 2]))
-        column = len(cells) <= COLUMN_MAX_NEURONS and float(np.ptp(cells[:, :, 1])) < 0.5 * extent
-        heights[column] = max(heights.get(column, 0.0), extent)
+        extent = float(np.ptp(drawing.cells[drawing.cell_layers == layer][:, :, 2]))
+        output = int(layer) in outputs
+        heights[output] = max(heights.get(output, 0.0), extent)
     if not heights.get(True) or not heights.get(False):
         return 1.0
-    return COLUMN_ROOM * heights[False] / heights[True]
+    return max(1.0, COLUMN_ROOM * heights[False] / heights[True])
 
 
 def _built_label_size(network):
@@ -355,18 +429,6 @@ def _built_label_size(network):
     if BUILT_LABEL_SIZE_PROPERTY not in network:
         network[BUILT_LABEL_SIZE_PROPERTY] = float(get_network_input(network, "Label Size"))
     return float(network[BUILT_LABEL_SIZE_PROPERTY])
-
-
-def _class_name_sizes(network):
-    """The Size inputs of the network's class-name labels (in neuron pitches)."""
-    tree = network_modifier(network).node_group
-    return [
-        node.inputs["Size"]
-        for node in (tree.nodes if tree is not None else ())
-        if isinstance(node, bpy.types.GeometryNodeGroup)
-        and node.node_tree is not None
-        and node.node_tree.name.startswith(NEURON_LABEL)
-    ]
 
 
 def _wrap_labels(network, drawing, problems):

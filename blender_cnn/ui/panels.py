@@ -8,7 +8,6 @@ the network modifier's own input, so I or right-click > Insert Keyframe keys it 
 
 import bpy
 
-from .composition import draw_composition
 from ..core.errors import BlenderCNNError
 from ..nodes.network import (
     BLOCKS_PANEL,
@@ -32,6 +31,7 @@ from ..scene.network import (
     SAMPLE_PROPERTY,
     shown_channels,
 )
+from .composition import draw_composition
 from .jobs import running_jobs
 from .layer_list import draw_layer_list
 from .render import scene_network
