@@ -179,8 +179,12 @@ def _build_graph_links(b):
     b.set_outputs(Curves=b.set_material(marked, material))
 
 
-def add_graph_labels(b, table, texts, block_texts, size, cell_size, margin, material):
+def add_graph_labels(b, table, texts, block_texts, size, cell_size, margin, material, wall_scale=1.0):
     """Every unit's label under its wall, and every collapsed block's, in one For Each Element zone.
+
+    ``wall_scale`` (a field on the table's points, one per layer) says how many
+    times taller than the table's ``half_height`` a wall stands now (an output
+    layer grown by Output Scale).
 
     ``texts`` and ``block_texts`` map layer indices to strings. One zone over
     the layer table draws them all: a group node per label made ResNet50's
@@ -191,7 +195,7 @@ def add_graph_labels(b, table, texts, block_texts, size, cell_size, margin, mate
     in_block, expand = b.attribute("in_block"), b.attribute("expand")
     unit_scale = b.multiply(b.attribute("visible"), b.mix(in_block, 1.0, expand))
     block_scale = b.multiply(b.multiply(in_block, b.attribute("is_output")), b.subtract(1.0, expand))
-    drop = b.add(b.multiply(b.attribute("half_height"), cell_size), margin)
+    drop = b.add(b.multiply(b.multiply(b.attribute("half_height"), wall_scale), cell_size), margin)
     anchor = b.vector_subtract(b.attribute("origin"), b.combine_xyz(0.0, 0.0, drop))
     zone_in = b.node("GeometryNodeForeachGeometryElementInput")
     zone_out = b.node("GeometryNodeForeachGeometryElementOutput", domain="POINT")

@@ -21,6 +21,15 @@ LAYOUT_INPUTS = (
     ("Map Gap", "FLOAT", 2.0, 0.0, None, "Space between the feature maps of a layer"),
     ("Cell Size", "FLOAT", 1.0, 0.001, None, "Distance between neighbouring cells"),
     ("Neuron Scale", "FLOAT", 2.5, 0.01, None, "Size of dense-layer neurons relative to feature-map cells"),
+    (
+        "Output Scale",
+        "FLOAT",
+        1.0,
+        0.01,
+        None,
+        "Size of the output neurons that carry class names and probabilities, relative to other neurons: their "
+        "texts grow with them",
+    ),
     ("Cell Gap", "FLOAT", 0.12, 0.0, 0.95, "Share of each cell left empty"),
     ("Edge Radius", "FLOAT", 0.15, 0.0, None, "Radius of the strongest connection"),
     ("Label Size", "FLOAT", 3.5, 0.0, None, "Height of the layer labels"),
@@ -296,11 +305,11 @@ def build_network_tree(
                     "Layer Spacing",
                     "Map Gap",
                     "Cell Size",
-                    "Neuron Scale",
                     "Fold to Max",
                     "Filter Spread",
                     "Reduced Depth",
                 ),
+                "Neuron Scale": _neuron_scale(b, settings, layers, class_names, output_heads),
                 **per_layer,
                 "Stack": stack,
                 **({"Layer Table": placed_table} if placed_table is not None else {}),
@@ -404,6 +413,7 @@ def build_network_tree(
                     material_inputs["label"],
                     label_notes or {},
                     layers,
+                    _output_layers(layers, class_names, output_heads),
                 )
             )
         if graph is not None and len(graph.plan.links["source_layer"]):
@@ -529,6 +539,24 @@ def _openings(b, level, layers, graph=None, item_of_cell=None):
     return openings, b.index_switch(cell_slot, {slot: openings.get(slot, 1.0) for slot in slots})
 
 
+def _output_layers(layers, class_names, output_heads):
+    """Indices of the layers whose neurons carry class names and probabilities (``operations.labeled_heads``)."""
+    return sorted(
+        {cells.layer_index for cells, _names, _units in operations.labeled_heads(layers, class_names, output_heads)}
+    )
+
+
+def _neuron_scale(b, settings, layers, class_names, output_heads):
+    """Neuron Scale, times Output Scale on the layers whose neurons carry class names and probabilities: those texts
+    are sized in their neurons' pitch, so the output layer can grow to make them readable alone."""
+    outputs = _output_layers(layers, class_names, output_heads)
+    if not outputs:
+        return settings["Neuron Scale"]
+    layer = b.attribute("layer")
+    is_output = b.any_of(*(b.compare(layer, "==", index) for index in outputs))
+    return b.multiply(settings["Neuron Scale"], b.switch("FLOAT", is_output, 1.0, settings["Output Scale"]))
+
+
 def _is_input(b, layers, graph):
     """A field true on the cells of the network's input layers (with a graph: of the units that take no input)."""
     if graph is not None:
@@ -540,8 +568,10 @@ def _is_input(b, layers, graph):
     return b.any_of(*(b.compare(layer, "==", index) for index in sorted(inputs))) if inputs else False
 
 
-def _unit_labels(b, plan, table, settings, margin, material, notes, layers):
-    """The labels of every shown unit, and of every block while collapsed, from one zone (``nodes/graph.py``)."""
+def _unit_labels(b, plan, table, settings, margin, material, notes, layers, output_layers=()):
+    """The labels of every shown unit, and of every block while collapsed, from one zone (``nodes/graph.py``).
+
+    The ``output_layers`` (with class names) hang their labels under their walls as Output Scale grows them."""
     shown = {layer.layer_index: layer.name for layer in layers if layer.count}
     texts = {
         index: "\n".join([text, *([notes[shown[index]]] if shown[index] in notes else [])])
@@ -549,7 +579,11 @@ def _unit_labels(b, plan, table, settings, margin, material, notes, layers):
         if index in shown
     }
     blocks = {index: text for index, text in plan.block_labels.items() if index in shown}
-    return add_graph_labels(b, table, texts, blocks, settings["Label Size"], settings["Cell Size"], margin, material)
+    is_output = b.any_of(*(b.compare(b.index(), "==", index) for index in output_layers)) if output_layers else None
+    wall_scale = b.switch("FLOAT", is_output, 1.0, settings["Output Scale"]) if is_output is not None else 1.0
+    return add_graph_labels(
+        b, table, texts, blocks, settings["Label Size"], settings["Cell Size"], margin, material, wall_scale
+    )
 
 
 def _same_named(settings, *names):

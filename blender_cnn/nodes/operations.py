@@ -54,6 +54,8 @@ WINNER_COLOR = (1.0, 0.08, 0.45)
 FLATTEN_COLOR = (0.25, 0.45, 1.0)
 BAR_COLOR = (0.75, 0.8, 0.9)
 BAR_LENGTH = 6.0  # a certain class's bar, in cell pitches
+# A probability's number, in its neuron's pitch: as tall as the class name on its line (groups.NEURON_LABEL's 0.8).
+PROBABILITY_SIZE = 0.8
 KERNEL_BACKING_COLOR = (0.45, 0.45, 0.5)
 PENDING_COLOR = (0.035, 0.035, 0.045)
 # All Calculations draws at most this many window lines by default: about 1 kB each once drawn as tubes, so a
@@ -712,7 +714,7 @@ def probability_segments(b, cells, heads):
         for name, value in (
             ("annotation_value", probability),
             ("annotation_decimals", 2),
-            ("annotation_size", b.multiply(pitch, 0.5)),
+            ("annotation_size", b.multiply(pitch, PROBABILITY_SIZE)),
             ("annotation_align", 1.0),
         ):
             points = b.store(points, name, value)

@@ -23,7 +23,7 @@ from mathutils import Euler, Vector
 from ..core.errors import BlenderCNNError
 from .drawn import drawn_points, drawn_quads
 from .network import get_network_input, network_bundle, network_modifier
-from .stage import LENS, VIEW_DIRECTION
+from .stage import LENS, VIEW_DIRECTION, half_view_tangents, staged_pose
 
 CELL_MATERIAL = "BCNN Cell"
 # A wider lens inside the network: with the framing's long lens a fly-through would see one map at a time.
@@ -46,18 +46,20 @@ def orbit(
 ) -> bpy.types.Object:
     """Circle the camera ``turns`` times around the network's centre, looking at it; returns the camera.
 
-    The orbit starts from the stage's view (from the input side, slightly above), keeps
-    that view's elevation and one distance: the largest at which the network fills the
-    frame from any side, so nothing leaves the frame on the way round. Positive turns go
-    counter-clockwise seen from above.
+    The orbit starts from the stage's view (from the input side, slightly above: the
+    direction ``stage.staged_pose`` keeps), keeps that view's elevation and one
+    distance: the largest at which the network fills the frame from any side, so
+    nothing leaves the frame on the way round. Positive turns go counter-clockwise
+    seen from above.
     """
     camera, scene = _checked(network, camera, frame_start, frame_end)
     if not math.isfinite(turns) or turns == 0:
         raise BlenderCNNError("orbit", f"turns must be a non-zero number, not {turns}")
     points = _drawn(network)
     centre = network_centre(network, points)
-    elevation = math.asin(max(-1.0, min(1.0, VIEW_DIRECTION.z)))
-    azimuth0 = math.atan2(VIEW_DIRECTION.y, VIEW_DIRECTION.x)
+    look0 = _staged_look(camera)
+    elevation = math.asin(max(-1.0, min(1.0, look0.z)))
+    azimuth0 = math.atan2(look0.y, look0.x)
 
     def direction(azimuth: float) -> Vector:
         return Vector(
@@ -110,7 +112,9 @@ def push_in(
 ) -> bpy.types.Object:
     """Move from the framing view of the whole network to a close view of one layer's cells; returns the camera.
 
-    Both ends look along the stage's view direction, so the move is a smooth dolly
+    The move starts where the stage framed the camera (``stage.staged_pose``;
+    a camera the stage never framed starts from a framing along the stage's
+    view direction) and ends looking the same way, so it is a smooth dolly
     that ends with the layer's cells filling the frame.
     """
     camera, scene = _checked(network, camera, frame_start, frame_end)
@@ -118,17 +122,29 @@ def push_in(
     corners = layer_cell_corners(network, layer.index)
     if not len(corners):
         raise BlenderCNNError(layer_name, f"draws no cells in {network.name} (is the layer hidden?)")
-    points = _drawn(network)
-    look = VIEW_DIRECTION.normalized()
-    whole = network_centre(network, points)
+    staged = staged_pose(camera)
     near = Vector((corners.min(axis=0) + corners.max(axis=0)) / 2)
-    start = whole - look * FRAMING_MARGIN * fit_distance(points, whole, look, LENS, scene)
+    look = _staged_look(camera)
+    if staged is not None:
+        start = staged[0]
+    else:
+        points = _drawn(network)
+        whole = network_centre(network, points)
+        start = whole - look * FRAMING_MARGIN * fit_distance(points, whole, look, LENS, scene)
     end = near - look * CLOSE_UP_MARGIN * fit_distance(corners, near, look, LENS, scene)
     _write_keys(camera, [frame_start, frame_end], [(start, look), (end, look)], LENS, frame_start, frame_end)
     return camera
 
 
 # --- geometry ---------------------------------------------------------------------
+
+
+def _staged_look(camera: bpy.types.Object) -> Vector:
+    """The direction the stage framed ``camera`` along (``stage.staged_pose``), else the stage's view direction."""
+    staged = staged_pose(camera)
+    if staged is None:
+        return VIEW_DIRECTION.normalized()
+    return (staged[1] @ Vector((0.0, 0.0, -1.0))).normalized()
 
 
 def network_centre(network: bpy.types.Object, points: np.ndarray | None = None) -> Vector:
@@ -159,15 +175,13 @@ def fit_distance(points: npt.ArrayLike, centre: Vector, look: Vector, lens: floa
     return float(max(1e-3, np.max(np.maximum(np.abs(x) / tan_x, np.abs(y) / tan_y) - depth)))
 
 
-def _half_view_tangents(scene, lens, sensor=36.0):
-    """Tangents of half the horizontal and vertical angle of view (sensor fit "Auto")."""
+def _half_view_tangents(scene, lens):
+    """Tangents of half the horizontal and vertical angle of view of ``lens`` at the scene's frame (sensor fit
+    "Auto")."""
     render = scene.render
-    width = render.resolution_x * render.pixel_aspect_x
-    height = render.resolution_y * render.pixel_aspect_y
-    wide = sensor / (2.0 * lens)
-    if width >= height:
-        return wide, wide * height / width
-    return wide * width / height, wide
+    return half_view_tangents(
+        lens, render.resolution_x * render.pixel_aspect_x, render.resolution_y * render.pixel_aspect_y
+    )
 
 
 def _drawn(network):

@@ -46,7 +46,7 @@ class DrawnQuads:
         references = geometry.instance_references()
         self._matrix = np.array(matrix_world, dtype=np.float32)
         matching = [
-            index for index, reference in enumerate(references) if _material_name(reference).startswith(material_prefix)
+            index for index, reference in enumerate(references) if material_name(reference).startswith(material_prefix)
         ]
         # The reference GeometrySets own their meshes; keep them, not just the meshes.
         self._quad_references = [references[index] for index in matching]
@@ -161,7 +161,7 @@ def _curves(network, depsgraph, links):
     return points[index]
 
 
-def _material_name(reference):
+def material_name(reference):
     """The material of an instanced quad ("" for anything else); Set Material leaves an empty first slot."""
     mesh = getattr(reference, "mesh", None)
     materials = [material for material in (mesh.materials if mesh is not None else ()) if material is not None]

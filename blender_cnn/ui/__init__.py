@@ -16,6 +16,7 @@ register, unregister = bpy.utils.register_submodule_factory(
         "web",
         "style",
         "live",
+        "composition",
         "panels",
     ),
 )

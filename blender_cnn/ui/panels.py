@@ -31,6 +31,7 @@ from ..scene.network import (
     SAMPLE_PROPERTY,
     shown_channels,
 )
+from .composition import draw_composition
 from .jobs import running_jobs
 from .layer_list import draw_layer_list
 from .render import scene_network
@@ -266,6 +267,7 @@ class BCNN_PT_render(SidebarPanel, bpy.types.Panel):
         row.operator("bcnn.render_still", text="Render Still", icon="RENDER_STILL")
         row.operator("bcnn.render_animation", text="Render Animation", icon="RENDER_ANIMATION")
         renders.operator("bcnn.export_web", text="Export for Web", icon="WORLD")
+        draw_composition(layout, scene_network(context))
 
 
 def draw_inspection(layout, network):
