@@ -290,7 +290,12 @@ def test_watch_run_shows_a_training_in_another_process_epoch_by_epoch(blender, t
 
     from blender_cnn.extract.keras_bundle import extract_run
     from blender_cnn.scene.live import live_network
-    from blender_cnn.scene.network import build_network, get_network_input, set_every_layer_input
+    from blender_cnn.scene.network import (
+        build_network,
+        get_network_input,
+        set_every_layer_input,
+        set_network_input,
+    )
     from blender_cnn.ui.jobs import running_jobs
     from blender_cnn.ui.live import BCNN_OT_watch_run
 
@@ -352,6 +357,9 @@ def test_watch_run_shows_a_training_in_another_process_epoch_by_epoch(blender, t
     assert get_network_input(network, "conv1/Map Layout") == pytest.approx(1.0)  # kept through every rebuild
     set_every_layer_input(network, "Map Layout", 2.0)  # back to the default, to compare with a fresh import
     imported = build_network(extract_run(run_dir, tmp_path / "imported.bcnn.npz", log=lambda _: None))
+    # Watch Run staged its first network (frame_camera), and the stage grew the output neurons for their class names;
+    # the rebuilds kept that. Staging an import does the same: give the unstaged import the stage's size.
+    set_network_input(imported, "Output Scale", get_network_input(network, "Output Scale"))
     live_centres, live_values = drawn_cells(network)
     centres, values = drawn_cells(imported)
     np.testing.assert_allclose(live_centres, centres, rtol=1e-6, atol=1e-6)
