@@ -123,13 +123,10 @@ def check_composition(
     """What is wrong with the picture ``camera`` (the scene's by default) takes of ``network`` at the scene's render
     size and current frame: texts out of the frame, overlapping each other or cells, too small to read, and a
     network that does not fill the frame. An empty list when nothing is."""
-    scene = scene or bpy.context.scene
-    assert scene is not None  # the stubs allow a context without a scene
-    if network is None:
-        raise ValueError("check_composition needs the network object")
-    camera = camera or scene.camera
-    if camera is None:
-        return [Problem("framing", "camera", f"{scene.name} has no camera to check")]
+    scene, camera, missing = _what_is_checked(scene, network, camera, "check_composition")
+    if missing:
+        return missing
+    assert network is not None and camera is not None  # _what_is_checked says so
     return check_drawing(read_drawing(network), View(camera, scene))
 
 
@@ -144,13 +141,10 @@ def check_camera_moves(
     view (the end of a push-in, a fly-through) only for what it shows: texts
     it cuts at the frame's edge, overlaps and small texts in the frame.
     """
-    scene = scene or bpy.context.scene
-    assert scene is not None  # the stubs allow a context without a scene
-    if network is None:
-        raise ValueError("check_camera_moves needs the network object")
-    camera = camera or scene.camera
-    if camera is None:
-        return [Problem("framing", "camera", f"{scene.name} has no camera to check")]
+    scene, camera, missing = _what_is_checked(scene, network, camera, "check_camera_moves")
+    if missing:
+        return missing
+    assert network is not None and camera is not None  # _what_is_checked says so
     frames = keyframes(camera)
     if not frames:
         return []
@@ -168,6 +162,21 @@ def check_camera_moves(
     finally:
         scene.frame_set(current)
     return problems
+
+
+def _what_is_checked(
+    scene: bpy.types.Scene | None, network: bpy.types.Object | None, camera: bpy.types.Object | None, caller: str
+) -> tuple[bpy.types.Scene, bpy.types.Object | None, list[Problem]]:
+    """``(scene, camera, problems)``: the scene (the context's by default), its camera unless one is given, and the
+    one problem to report when there is no camera. A missing network is the caller's mistake, not the picture's."""
+    scene = scene or bpy.context.scene
+    assert scene is not None  # the stubs allow a context without a scene
+    if network is None:
+        raise ValueError(f"{caller} needs the network object")
+    camera = camera or scene.camera
+    if camera is None:
+        return scene, None, [Problem("framing", "camera", f"{scene.name} has no camera to check")]
+    return scene, camera, []
 
 
 def keyframes(camera: bpy.types.Object) -> list[int]:
