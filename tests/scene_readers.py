@@ -55,7 +55,9 @@ def label_texts(network):
     """Every label text the network's tree draws: a layer's own (detailed scenes), the units' (graphs) and the
     output neurons'."""
     texts = []
-    for node in network.modifiers["BlenderCNN"].node_group.nodes:
+    from blender_cnn.nodes.builder import tree_nodes
+
+    for node in tree_nodes(network.modifiers["BlenderCNN"].node_group):
         if node.bl_idname == "GeometryNodeIndexSwitch" and node.data_type == "STRING":
             texts += [socket.default_value for socket in node.inputs[1:] if hasattr(socket, "default_value")]
         elif node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs:

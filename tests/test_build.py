@@ -7,6 +7,7 @@ from scene_readers import drawn_cells, label_face_count, map_range
 from blender_cnn.core import colormaps
 from blender_cnn.core.cells import activation_range
 from blender_cnn.core.errors import BlenderCNNError
+from blender_cnn.nodes.builder import tree_nodes
 
 
 def build(blender, bundle, **options):
@@ -117,7 +118,7 @@ def test_every_layer_and_class_has_a_label(blender, demo_bundle):
     tree = network.modifiers["BlenderCNN"].node_group
     label_texts = {
         node.inputs["Text"].default_value
-        for node in tree.nodes
+        for node in tree_nodes(tree)
         if node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs
     }
     for layer in demo_bundle.layers:
@@ -265,7 +266,7 @@ def test_a_layer_the_addon_does_not_understand_is_shown_with_its_outputs(blender
     tree = network.modifiers["BlenderCNN"].node_group
     texts = [
         node.inputs["Text"].default_value
-        for node in tree.nodes
+        for node in tree_nodes(tree)
         if node.bl_idname == "GeometryNodeGroup" and "Text" in node.inputs
     ]
     assert "pool1\nMysteryPooling 8x8x8\n(outputs only)" in texts

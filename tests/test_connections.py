@@ -14,6 +14,7 @@ from blender_cnn.core.connections import (
     selected_over_run,
     selected_weights,
 )
+from blender_cnn.nodes.builder import tree_nodes
 
 
 def build(demo_bundle, **options):
@@ -496,7 +497,7 @@ def test_draw_connections_operator_redraws_the_strongest_and_keeps_the_settings(
     assert record[0]["selection"] == "strongest 5% over the run"
     texts = [
         node.inputs["Text"].default_value
-        for node in network.modifiers["BlenderCNN"].node_group.nodes
+        for node in tree_nodes(network.modifiers["BlenderCNN"].node_group)
         if node.bl_idname == "GeometryNodeGroup" and node.node_tree.name.startswith("BCNN Layer Label")
     ]
     assert any(text.endswith("410 of 8,192 connections (strongest 5% over the run)") for text in texts), texts

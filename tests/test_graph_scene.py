@@ -11,6 +11,7 @@ from ui_recorder import draw_network_panel, inspect_at
 
 from blender_cnn.core.bundle import load_bundle
 from blender_cnn.core.graph import plan_graph
+from blender_cnn.nodes.builder import tree_nodes
 
 pytestmark = [pytest.mark.tf, pytest.mark.bpy, pytest.mark.slow]  # ResNet50 to InceptionV3 scenes: seconds each
 ARCHITECTURES = {
@@ -177,7 +178,7 @@ def test_over_the_memory_budget_wide_layers_show_their_first_maps_and_say_so(ble
             assert channel[layer == index].max() < shown[name] < bundle.layer(name).output_shape[2]
     texts = [
         socket.default_value
-        for node in network.modifiers["BlenderCNN"].node_group.nodes
+        for node in tree_nodes(network.modifiers["BlenderCNN"].node_group)
         if node.bl_idname == "GeometryNodeIndexSwitch" and node.data_type == "STRING"
         for socket in node.inputs[1:]
         if hasattr(socket, "default_value")

@@ -13,6 +13,7 @@ from blender_cnn.core.connections import (
     EdgeSelection,
     selected_weights,
 )
+from blender_cnn.nodes.builder import tree_nodes
 
 pytestmark = pytest.mark.tf  # the trained demo: labelled samples and the gradients of its dense layers
 
@@ -132,7 +133,7 @@ def test_connections_brighten_with_their_importance_and_the_legend_names_the_met
     np.testing.assert_allclose(values, expected / expected.max(), atol=2e-3)
     titles = [
         node.string
-        for node in network_modifier(network).node_group.nodes
+        for node in tree_nodes(network_modifier(network).node_group)
         if node.bl_idname == "FunctionNodeInputString"
     ]
     label = importance.METHOD_LABELS[importance.importance_method(demo_bundle)]

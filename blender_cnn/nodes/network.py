@@ -295,7 +295,7 @@ def build_network_tree(
             ).outputs[0],
         )
         importance_settings = {"Show Importance": settings["Show Importance"], "Class Count": max(len(class_names), 1)}
-    with b.frame("The cells placed, and what they are computed from"):
+    with b.part("The cells placed, and what they are computed from"):
         placed = b.group(
             groups.ensure_cell_layout(),
             {
@@ -363,7 +363,7 @@ def build_network_tree(
         ).outputs[0]
         parts.append(b.switch("GEOMETRY", settings["Show Connections"], true=edges))
 
-    with b.frame("Legend, labels and the links of a graph"):
+    with b.part("Legend, labels and the links of a graph"):
         legend = b.group(
             groups.ensure_legend(),
             {

@@ -11,6 +11,7 @@ import numpy.typing as npt
 from ..core import cells as cell_data
 from ..core import connections as connection_data
 from ..core.errors import BlenderCNNError
+from ..nodes.builder import tree_nodes
 from ..nodes.graph import UNIT_LABELS
 from ..nodes.groups import LAYER_LABEL
 from .focus import cell_centres
@@ -64,7 +65,7 @@ def _set_label_notes(network, layers, notes):
     tree = network_modifier(network).node_group
     assert tree is not None  # network_modifier refuses a modifier without a node group
     node: Any  # of whichever node type its bl_idname names (group nodes, switches)
-    for node in tree.nodes:
+    for node in tree_nodes(tree):
         if node.bl_idname == "GeometryNodeIndexSwitch" and node.label == UNIT_LABELS:
             _set_unit_label_notes(node, by_index, notes)
         if (

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import bpy
 import numpy as np
 
+from ..nodes.builder import tree_nodes
 from ..nodes.graph import UNIT_LABELS
 from ..nodes.groups import LAYER_LABEL, NEURON_LABEL
 from ..nodes.timeline import SCREEN_OVERLAY
@@ -582,7 +584,8 @@ def label_sockets(network: bpy.types.Object) -> dict[tuple[str, int], bpy.types.
     sockets: dict[tuple[str, int], bpy.types.NodeSocket] = {}
     modifier = next((modifier for modifier in network.modifiers if modifier.type == "NODES"), None)
     tree = getattr(modifier, "node_group", None)
-    for node in tree.nodes if tree is not None else ():
+    node: Any  # of whichever node type its bl_idname names (group nodes, switches)
+    for node in tree_nodes(tree) if tree is not None else ():
         group = getattr(node, "node_tree", None)
         if group is not None and group.name.startswith(LAYER_LABEL):
             sockets[("layer", node.inputs["Layer"].default_value)] = node.inputs["Text"]

@@ -18,6 +18,7 @@ neuron's connections (Highlight Neuron) are switched to the same cell.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import bpy
 import numpy as np
@@ -37,7 +38,7 @@ from ..nodes.annotations import (
     cell_lines_of,
     ensure_no_inspection,
 )
-from ..nodes.builder import TreeBuilder
+from ..nodes.builder import TreeBuilder, tree_nodes
 from .focus import FOCUS_INPUTS, cell_centres
 from .geometry_data import points_mesh
 from .network import (
@@ -135,7 +136,8 @@ def inspection_data(network: bpy.types.Object) -> bpy.types.Object | None:
 
 def _inspection_node(network: bpy.types.Object, required: bool = True) -> bpy.types.GeometryNodeGroup | None:
     tree = network_modifier(network).node_group
-    node = tree.nodes.get(INSPECTION_NODE) if tree is not None else None
+    found = (node for node in tree_nodes(tree) if node.name == INSPECTION_NODE) if tree is not None else iter(())
+    node = cast(bpy.types.GeometryNodeGroup | None, next(found, None))  # a group node: the build names one so
     if node is None and required:
         raise BlenderCNNError(network.name, "was built by an older version without inspection numbers; import it again")
     return node

@@ -13,6 +13,7 @@ from typing import Any
 import bpy
 
 from ..core.errors import BlenderCNNError
+from ..nodes.builder import PART_PROPERTY, tree_parts
 from ..nodes.network import input_identifiers
 from .network import get_network_input, network_modifier, set_network_input
 
@@ -86,6 +87,7 @@ def remove_network(network: bpy.types.Object) -> None:
         for modifier in obj.modifiers
         if isinstance(modifier, bpy.types.NodesModifier) and modifier.node_group is not None
     }
+    trees |= {part for tree in trees for part in tree_parts(tree)}
     data = [obj.data for obj in objects if obj.data is not None]
     for obj in objects:
         bpy.data.objects.remove(obj)
@@ -104,6 +106,6 @@ def remove_network(network: bpy.types.Object) -> None:
             if not child.all_objects:
                 bpy.data.collections.remove(child)
         bpy.data.collections.remove(collection)
-    for tree in trees:
+    for tree in sorted(trees, key=lambda tree: bool(tree.get(PART_PROPERTY))):  # the parts, once their tree is gone
         if tree.users == 0 and tree.name.startswith("BCNN Network"):
             bpy.data.node_groups.remove(tree)
