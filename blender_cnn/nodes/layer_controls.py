@@ -30,31 +30,37 @@ def has_controls(layer):
     return len(layer.output_shape) == 3 and layer.count > 0
 
 
-def add_layer_controls(b, layers, groups=None, group_of_cell=None):
-    """Add a panel of inputs per layer; returns ``{input name: field with each cell's layer's value}``.
+def add_layer_inputs(b, layers, groups=None):
+    """Add a panel of inputs per layer; returns ``{slot: {input name: socket}}`` for ``layer_fields``.
 
-    ``groups`` (``[(panel name, [layer indices])]``, with ``group_of_cell`` the
-    field of each cell's group index) shares one panel among several layers: a
-    graph's blocks, whose units take one look. Without it each shown layer with
-    feature maps has its own panel, indexed by the cell's ``layer``.
+    ``groups`` (``[(panel name, [layer indices])]``) shares one panel among
+    several layers: a graph's blocks, whose units take one look; their slot is
+    their place in ``groups``. Without it each shown layer with feature maps has
+    its own panel, its slot its layer index.
     """
     if groups is None:
         groups = [(layer.name, [layer.layer_index]) for layer in layers]
-        group_of_cell = b.attribute("layer")
         slots = [layer.layer_index for layer in layers]
     else:
         slots = list(range(len(groups)))
     with_maps = {layer.layer_index for layer in layers if has_controls(layer)}
     sockets = {}
     for slot, (name, members) in zip(slots, groups):
-        if with_maps & set(members):
-            panel = b.add_panel(name)
-            sockets[slot] = {
-                input_name: b.add_input(input_name, kind, default, low, high, description, panel=panel)
-                for input_name, kind, default, low, high, description in PER_LAYER_INPUTS
-            }
+        panel = b.add_panel(name) if with_maps & set(members) else None
+        sockets[slot] = {
+            input_name: b.add_input(input_name, kind, default, low, high, description, panel=panel)
+            for input_name, kind, default, low, high, description in PER_LAYER_INPUTS
+            if panel is not None
+        }
+    return sockets
+
+
+def layer_fields(b, sockets, slot_of_cell=None):
+    """``{input name: field with each cell's value}`` from ``add_layer_inputs``'s ``sockets``: a cell takes its
+    slot's (``slot_of_cell``, by default its ``layer``), or the default where the slot has no panel."""
+    slot_of_cell = b.attribute("layer") if slot_of_cell is None else slot_of_cell
     return {
-        name: b.index_switch(group_of_cell, {slot: sockets.get(slot, {}).get(name, default) for slot in slots}, kind)
+        name: b.index_switch(slot_of_cell, {slot: inputs.get(name, default) for slot, inputs in sockets.items()}, kind)
         for name, kind, default, *_rest in PER_LAYER_INPUTS
     }
 

@@ -13,7 +13,7 @@ from ..core.placement import opening_order
 from . import annotations, groups, operations, timeline
 from .builder import TreeBuilder
 from .graph import add_graph_labels, add_placed_table, ensure_graph_links, ensure_graph_position, item_openings
-from .layer_controls import add_layer_controls, has_controls, line_direction
+from .layer_controls import add_layer_inputs, has_controls, layer_fields, line_direction
 
 # Modifier inputs: (name, kind, default, min, max, description). Defaults suit a cell size of 1.
 LAYOUT_INPUTS = (
@@ -243,9 +243,14 @@ def build_network_tree(
             "Links", "OBJECT", graph.links, description="The curves that hold the links between the layers of a graph"
         )
         expand_inputs = _add_block_inputs(b, graph.plan)
+    # Before any node: Blender updates the whole tree on each input added, and the tree is smallest now.
+    if graph is not None and not graph.plan.graph.detailed:
+        layer_inputs = add_layer_inputs(b, layers, graph.plan.item_layers)
+    else:
+        layer_inputs = add_layer_inputs(b, layers)
     b.add_output("Geometry", "GEOMETRY")
     placed_table = None
-    with b.frame("Where each layer stands, and its own inputs"):
+    with b.part("Where each layer stands, and its own inputs"):
         if graph is not None:
             table = b.object_geometry(table_source)
             item_of_cell = b.sample_index(table, b.attribute("item"), b.attribute("layer"))
@@ -258,9 +263,9 @@ def build_network_tree(
         else:
             _openings_by_layer, opened = _openings(b, settings["Expansion Level"], layers)
         if graph is not None and not graph.plan.graph.detailed:
-            per_layer = add_layer_controls(b, layers, graph.plan.item_layers, item_of_cell)
+            per_layer = layer_fields(b, layer_inputs, item_of_cell)
         else:
-            per_layer = add_layer_controls(b, layers)
+            per_layer = layer_fields(b, layer_inputs)
         # The Expansion Level caps each layer's openness as it caps a block's: its maps fold until its turn.
         per_layer["Fold"] = b.maximum(per_layer["Fold"], b.subtract(1.0, opened))
         per_layer["Line Direction"] = line_direction(b, per_layer["Line Direction"], settings["Line Direction"])
