@@ -45,13 +45,19 @@ def stored_class_count(bundle: Bundle) -> int:
     return count if count <= CLASS_LIMIT else 0
 
 
-def cell_rows(layers: Sequence[LayerCells]) -> tuple[np.ndarray, int]:
-    """``(row of every cell, row count)``: the cells in ``cells.cell_arrays``' order, summaries included."""
+def _row_starts(layers: Sequence[LayerCells]) -> tuple[dict[str, int], int]:
+    """``({layer name: its first row}, row count)``: a row per channel or unit, and one for the layer's summary."""
     starts: dict[str, int] = {}
     row = 0
     for cells in layers:
         starts[cells.name] = row
         row += (cells.channels if len(cells.output_shape) == 3 else cells.count) + 1  # + the layer's summary row
+    return starts, row
+
+
+def cell_rows(layers: Sequence[LayerCells]) -> tuple[np.ndarray, int]:
+    """``(row of every cell, row count)``: the cells in ``cells.cell_arrays``' order, summaries included."""
+    starts, row = _row_starts(layers)
     rows = np.empty(cell_count(layers), dtype=np.int32)
     for cells in layers:
         span = slice(cells.start, cells.start + cells.count)
@@ -71,7 +77,7 @@ def cell_rows(layers: Sequence[LayerCells]) -> tuple[np.ndarray, int]:
 
 def importance_table(bundle: Bundle, layers: Sequence[LayerCells]) -> dict[str, np.ndarray]:
     """``{attribute name: (rows,) array}`` of the table the cells read, every epoch and stored class."""
-    _rows, row_count = cell_rows(layers)
+    _starts, row_count = _row_starts(layers)
     stored = stored_class_count(bundle)
     class_count = len(bundle.class_names)
     table: dict[str, np.ndarray] = {}
