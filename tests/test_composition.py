@@ -1,6 +1,6 @@
 """Composition checks (scene/composition.py), measured on the projected geometry: the stage leaves the demo, a
-CIFAR-like network and a graph of residual blocks nothing to fix (MobileNetV2, in the slow tier, its output's texts
-only), and bad cameras are caught by messages that name the text.
+CIFAR-like network, a graph of residual blocks and MobileNetV2 (in the slow tier; its output read as the top classes)
+nothing to fix, and bad cameras are caught by messages that name the text.
 
 Renders are not needed: the checks read the evaluated geometry and project it with the scene camera at the render
 size, as a render would show it.
@@ -101,25 +101,32 @@ def network_centre(network):
 def test_the_stage_leaves_nothing_to_fix(blender, request, scene_bundle):
     """Every label, the legend, the class names and the probabilities stand in the frame, clear of each other and of
     the cells, and tall enough at 1280x720; the network fills the frame."""
+    from blender_cnn.scene.network import get_network_input
+
     bundle = request.getfixturevalue(scene_bundle)
     network, _camera = staged(blender, bundle)
     problems = checked(blender, network)
     assert problems == [], "\n".join(map(str, problems))
+    # Each keeps a class name and probability beside every output neuron (no top classes' readout).
+    assert get_network_input(network, "Top Classes") == 0
 
 
 @pytest.mark.tf
 @pytest.mark.slow
-def test_mobilenet_is_left_with_only_its_output_texts_too_small(blender, mobilenet_bundle):
+def test_mobilenet_has_nothing_to_fix_its_output_read_as_the_top_classes(blender, mobilenet_bundle):
     """MobileNetV2's class names would need its output column 2.5 times as tall as its tallest wall to read in a view
-    of the whole network (three rows of 19 units): the stage stops at COLUMN_ROOM and reports them, nothing else."""
+    of the whole network (three rows of 19 units): the stage shows the top classes' readout instead, in the labels'
+    size, and leaves nothing to fix."""
+    from blender_cnn.scene.drawn_texts import read_drawing
+    from blender_cnn.scene.network import get_network_input
+
     network, _camera = staged(blender, mobilenet_bundle)
     problems = checked(blender, network)
-    left = [
-        problem
-        for problem in problems
-        if not (problem.kind == "small" and problem.subject.startswith(("the class names", "the probabilit")))
-    ]
-    assert left == [], "\n".join(map(str, left))
+    assert problems == [], "\n".join(map(str, problems))
+    assert get_network_input(network, "Top Classes") == 5
+    assert get_network_input(network, "Output Scale") == 1.0  # the column no longer grows for texts it does not hold
+    # Its title and five rows, which the checks above measured.
+    assert sum(text.kind == "readout" for text in read_drawing(network).texts) == 6
 
 
 def test_the_output_neurons_grow_for_their_texts_and_no_taller_than_the_network(blender, digits_design_bundle):

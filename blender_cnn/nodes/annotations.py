@@ -46,6 +46,9 @@ INSPECTION_NODE = "BCNN Inspection"
 ANNOTATION_INSPECT_CELL, ANNOTATION_INSPECT_EQUATION = 1, 2
 ANNOTATION_SWEEP_TAP, ANNOTATION_SWEEP_EQUATION = 3, 4
 ANNOTATION_CALCULATIONS = 5
+# The top classes' readout beside an output layer (nodes/operations.py's top_classes_readout): labels, not numbers on
+# cells, though written by Annotation Lines.
+ANNOTATION_TOP_CLASSES = 6
 NUMBERS_STORED = 4  # annotation_n0..3 on the glyphs
 
 # In text heights: between the lines of one text, the plate's margin, and half a digit's height (lines are

@@ -231,7 +231,10 @@ def build_network_tree(
         key: b.add_input(f"{key.title()} Material", "MATERIAL", material) for key, material in materials.items()
     }
     if operation_objects is not None:
-        operation_inputs = operations.add_operation_inputs(b, layers, operation_objects)
+        named = operations.labeled_heads(layers, class_names, output_heads)
+        operation_inputs = operations.add_operation_inputs(
+            b, layers, operation_objects, max((len(names) for _cells, names, _units in named), default=0)
+        )
     if graph is not None:
         table_source = b.add_input(
             "Layer Table",
@@ -435,19 +438,25 @@ def build_network_tree(
                     },
                 ).outputs[0]
             )
-        for output_layer, names, units in operations.labeled_heads(layers, class_names, output_heads):
-            for unit in units:
-                parts.append(
-                    b.group(
-                        groups.ensure_neuron_label(),
-                        {
-                            "Cells": placed,
-                            "Cell": output_layer.start + unit,
-                            "Text": str(names[unit]),
-                            "Material": material_inputs["label"],
-                        },
-                    ).outputs[0]
-                )
+        class_labels = [
+            b.group(
+                groups.ensure_neuron_label(),
+                {
+                    "Cells": placed,
+                    "Cell": output_layer.start + unit,
+                    "Text": str(names[unit]),
+                    "Material": material_inputs["label"],
+                },
+            ).outputs[0]
+            for output_layer, names, units in operations.labeled_heads(layers, class_names, output_heads)
+            for unit in units
+        ]
+        if class_labels and operation_objects is not None:
+            # The top classes' readout (Top Classes) stands for the class names beside the neurons.
+            readout = b.compare(operation_inputs["Top Classes"], ">", 0)
+            parts.append(b.switch("GEOMETRY", readout, b.join(class_labels)))
+        else:
+            parts.extend(class_labels)
 
     if operation_objects is not None:
         parts.extend(operation_parts)
@@ -488,6 +497,7 @@ def ensure_shared_groups():
         operations.ensure_pooling_links(),
         operations.ensure_flatten_links(),
         operations.ensure_probability(),
+        operations.ensure_top_classes(),
         annotations.ensure_annotation_lines(),
         annotations.ensure_window_numbers(),
         annotations.ensure_no_inspection(),

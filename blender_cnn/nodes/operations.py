@@ -20,9 +20,12 @@ tubes (meshes), so they never mix with the connections' curves.
 
 from ..core import operations as ops
 from ..core.attributes import EDGE_COLOR, HIGHLIGHT_COLOR
+from ..core.scene_plan import LABELED_CLASSES_LIMIT
 from .annotations import (
     ANNOTATION_CALCULATIONS,
+    ANNOTATION_TOP_CLASSES,
     INSPECTION_NODE,
+    LINE_SPACING,
     ensure_annotation_lines,
     ensure_no_inspection,
     ensure_window_numbers,
@@ -40,6 +43,7 @@ KERNEL_TAPS = "BCNN Kernel Taps"
 POOLING_LINKS = "BCNN Pooling Links"
 FLATTEN_LINKS = "BCNN Flatten Links"
 PROBABILITY = "BCNN Probability"
+TOP_CLASSES = "BCNN Top Classes"
 
 OVERLAY_WINDOW, OVERLAY_FOCUS, OVERLAY_KERNEL, OVERLAY_WINNER, OVERLAY_BAR, OVERLAY_KERNEL_BACKING = 1, 2, 3, 4, 5, 6
 OVERLAY_PENDING = 7  # a sweep's output pixel not computed yet
@@ -56,6 +60,13 @@ BAR_COLOR = (0.75, 0.8, 0.9)
 BAR_LENGTH = 6.0  # a certain class's bar, in cell pitches
 # A probability's number, in its neuron's pitch: as tall as the class name on its line (groups.NEURON_LABEL's 0.8).
 PROBABILITY_SIZE = 0.8
+# The top classes' readout (``top_classes_readout``): at most this many rows, and the rows a network shows by default
+# when it has more classes than core.scene_plan's LABELED_CLASSES_LIMIT (a class name per neuron of 1000 cannot be read
+# in a view of the network, and the neurons labelled instead are the most probable of the sample it was built with).
+MAX_TOP_CLASSES = 10
+DEFAULT_TOP_CLASSES = 5
+# The readout's last line stands this many text heights above the output layer's lowest neuron, clear of its label.
+READOUT_RISE = 0.6
 KERNEL_BACKING_COLOR = (0.45, 0.45, 0.5)
 PENDING_COLOR = (0.035, 0.035, 0.045)
 # All Calculations draws at most this many window lines by default: about 1 kB each once drawn as tubes, so a
@@ -85,6 +96,10 @@ def ensure_flatten_links():
 
 def ensure_probability():
     return ensure_group(PROBABILITY, _build_probability)
+
+
+def ensure_top_classes():
+    return ensure_group(TOP_CLASSES, _build_top_classes)
 
 
 # ---------------------------------------------------------------- small helpers
@@ -722,6 +737,121 @@ def probability_segments(b, cells, heads):
     return b.store(b.join(parts), "annotation_line", b.index())
 
 
+def top_classes_readout(b, cells, head, output_layer, names, count, size):
+    """The ``count`` most probable classes of one output head, a line each ("0.871  cat") under a title, beside its
+    layer in the labels' ``size``: Annotation Lines' ``(Text, Anchors)``, from the shared group ``TOP_CLASSES``.
+
+    The class names go in as one string, each padded to the longest's width and sliced in the group: one value
+    whatever the number of classes (a node per class name made ImageNet's 1,000 a 522 s build).
+    """
+    width = max(len(str(name)) for name in names)
+    node = b.group(
+        ensure_top_classes(),
+        {
+            "Cells": cells,
+            "Layer": output_layer.layer_index,
+            "Start": output_layer.start,
+            "Classes": len(names),
+            # A String node: a socket's own value is cut at 1,024 bytes.
+            "Names": b.node(
+                "FunctionNodeInputString", string="".join(str(name).ljust(width) for name in names)
+            ).outputs[0],
+            "Name Width": width,
+            "Head": head,
+            "Count": count,
+            "Size": size,
+        },
+    )
+    return node.outputs["Text"], node.outputs["Anchors"]
+
+
+def _build_top_classes(b):
+    """The Count most probable of an output layer's neurons, a line each under a title, beside the layer.
+
+    The neurons are sorted by their probability for the Epoch and Sample shown, so the readout follows them. A line's
+    glyphs carry ``annotation`` ``ANNOTATION_TOP_CLASSES``, ``annotation_item`` (Head * (MAX_TOP_CLASSES + 1) +
+    line, the title's line 0), ``annotation_cell`` (the class's neuron) and ``annotation_n0`` (its probability), for
+    the composition checks and tests to read.
+    """
+    b.tree.description = "The most probable classes of an output layer, a line each"
+    cells = b.add_input("Cells", "GEOMETRY")
+    layer = b.add_input("Layer", "INT", 0, 0, description="The output layer")
+    start = b.add_input("Start", "INT", 0, 0, description="Its first neuron's cell")
+    classes = b.add_input("Classes", "INT", 1, 1, description="Its neurons, one per class")
+    names = b.add_input("Names", "STRING", description="The class names, each padded to Name Width, one after another")
+    width = b.add_input("Name Width", "INT", 1, 1)
+    head = b.add_input("Head", "INT", 0, 0, description="Which output head: its lines' annotation_item")
+    count = b.add_input("Count", "INT", DEFAULT_TOP_CLASSES, 0, description="Lines of classes")
+    size = b.add_input("Size", "FLOAT", 1.0, 0.0, description="Height of the text")
+    b.add_output("Text", "STRING")
+    b.add_output("Anchors", "GEOMETRY")
+
+    rows = b.int_clamp(count, 0, b.int_minimum(classes, MAX_TOP_CLASSES))
+    with b.frame("Every neuron of the output layer (not only those labelled), most probable first"):
+        neurons = b.node("GeometryNodePoints", {"Count": classes}).outputs[0]
+        neurons = b.store(neurons, "annotation_item", b.index())
+        neurons = b.store(neurons, "annotation_cell", b.int_add(b.index(), start))
+        neurons = b.store(
+            neurons,
+            "annotation_value",
+            b.sample_index(cells, b.attribute("activation"), b.attribute("annotation_cell")),
+        )
+        ranked = b.node(
+            "GeometryNodeSortElements",
+            {"Geometry": neurons, "Sort Weight": b.negate(b.attribute("annotation_value"))},
+            domain="POINT",
+        ).outputs[0]
+    with b.frame("A line per class: its probability and name, sliced from Names"):
+        lines = [format_string(b, "top {k} of {n} classes\n", {"k": ("INT", rows), "n": ("INT", classes)})]
+        for rank in range(MAX_TOP_CLASSES):
+            position = b.sample_index(ranked, b.attribute("annotation_item"), rank)
+            name = b.node(
+                "FunctionNodeSliceString",
+                {"String": names, "Position": b.int_multiply(position, width), "Length": width},
+            ).outputs[0]
+            name = b.node("FunctionNodeTrimString", {"String": name}).outputs[0]
+            line = format_string(
+                b,
+                "{p:.3f}  {name}\n",
+                {
+                    "p": ("FLOAT", b.sample_index(ranked, b.attribute("annotation_value"), rank)),
+                    "name": ("STRING", name),
+                },
+            )
+            lines.append(b.switch("STRING", b.compare(rank, "<", rows), "", line))
+        text = b.join_strings(*lines)
+    with b.frame("Each line's anchor: beside the layer, its last line level with the lowest neuron, reading down"):
+        in_layer = b.compare(b.attribute("layer"), "==", layer)
+        extent = b.statistic(cells, b.position(), in_layer, "FLOAT_VECTOR")
+        middle, low = b.separate_xyz(extent["Mean"]), b.separate_xyz(extent["Min"])
+        pitch = b.sample_index(cells, b.attribute("cell_pitch"), start)
+        line = b.index()
+        rank = b.int_subtract(line, 1)
+        # The layer's label hangs under its lowest neuron, as wide as its notes: the readout rises from there, into
+        # the room above the network's end, and stands a letter's height of room after the neurons.
+        bottom = b.add(low["Z"], b.multiply(size, READOUT_RISE))
+        z = b.add(bottom, b.multiply(b.int_subtract(rows, line), b.multiply(size, LINE_SPACING)))
+        y = b.subtract(low["Y"], b.add(b.multiply(pitch, 0.5), size))
+        anchors = b.node("GeometryNodeMeshLine", {"Count": b.int_add(rows, 1)}).outputs[0]
+        anchors = b.set_position(anchors, b.combine_xyz(middle["X"], y, z))
+        is_title = b.compare(line, "==", 0)
+        values = {
+            "annotation": ANNOTATION_TOP_CLASSES,
+            "annotation_item": b.int_add(b.int_multiply(head, MAX_TOP_CLASSES + 1), line),
+            "annotation_cell": b.switch(
+                "INT", is_title, b.sample_index(ranked, b.attribute("annotation_cell"), rank), -1
+            ),
+            "annotation_n0": b.switch(
+                "FLOAT", is_title, b.sample_index(ranked, b.attribute("annotation_value"), rank), 0.0
+            ),
+            "annotation_size": size,
+            "annotation_align": 1.0,
+        }
+        for name, value in values.items():
+            anchors = b.store(anchors, name, value)
+    b.set_outputs(Text=text, Anchors=anchors)
+
+
 # ---------------------------------------------------------------- wiring into a network's tree
 
 # Modifier inputs: (name, kind, default, min, max, description). The focus defaults are per network
@@ -812,6 +942,15 @@ OPERATION_INPUTS = (
     ("Show Flatten", "BOOLEAN", True, None, None, "Link each cell of the last feature maps to its flatten neuron"),
     ("Max Links", "INT", 2000, 1, None, "At most about this many pooling and flatten links each (evenly sampled)"),
     ("Show Probabilities", "BOOLEAN", True, None, None, "Bars and numbers of the output layer's probabilities"),
+    (
+        "Top Classes",
+        "INT",
+        0,
+        0,
+        None,
+        "0 = a class name and probability beside every output neuron; more = instead, a readout beside the output "
+        "layer of this many most probable classes (at most 10), in the labels' size",
+    ),
 )
 
 
@@ -836,13 +975,15 @@ def focus_defaults(layers, table):
 LAYER_WORDS = "layer words"
 
 
-def add_operation_inputs(b, layers, objects):
+def add_operation_inputs(b, layers, objects, class_count=0):
     """Add the modifier inputs of this module.
 
     ``objects`` holds "Operations", "Kernels" and "table" (``scene/operations.py``), and may hold
-    "number materials" (text, plate) and ``LAYER_WORDS``.
+    "number materials" (text, plate) and ``LAYER_WORDS``. ``class_count``: the most classes an output head names,
+    which decides whether the top classes' readout is shown by default.
     """
     defaults = focus_defaults(layers, objects["table"])
+    defaults["Top Classes"] = DEFAULT_TOP_CLASSES if class_count > LABELED_CLASSES_LIMIT else 0
     sockets = {
         name: b.add_input(name, kind, defaults.get(name, default), low, high, description)
         for name, kind, default, low, high, description in OPERATION_INPUTS
@@ -991,8 +1132,11 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
     ]
     written = [written_by(numbers), written_by(inspection)]
 
-    bars, heads = [], []
-    for output_layer, names, units in labeled_heads(layers, class_names, output_heads):
+    bars, heads, readouts = [], [], []
+    for head, (output_layer, names, units) in enumerate(labeled_heads(layers, class_names, output_heads)):
+        readouts.append(
+            top_classes_readout(b, placed, head, output_layer, names, inputs["Top Classes"], settings["Label Size"])
+        )
         # Bars start after the longest class name (text 0.8 pitch high, about 0.6 of that per letter).
         offset = 0.8 + 0.8 * 0.62 * max(len(str(name)) for name in names) + 0.6
         heads.append((output_layer.start, units, offset))
@@ -1009,9 +1153,14 @@ def add_operation_nodes(b, inputs, placed, settings, materials, layers, class_na
             for unit in units
         ]
     if bars:
-        shown = inputs["Show Probabilities"]
+        # The readout replaces the bars and numbers beside the neurons (the class names too: nodes/network.py).
+        readout = b.compare(inputs["Top Classes"], ">", 0)
+        shown = b.all_of(inputs["Show Probabilities"], b.logical_not(readout))
         parts.append(b.switch("GEOMETRY", shown, true=b.join(bars)))
         written.append((b.switch("GEOMETRY", shown, true=probability_segments(b, placed, heads)), None, None))
+        for text, anchors in readouts:
+            shown_readout = b.all_of(inputs["Show Probabilities"], readout)
+            written.append((None, b.switch("STRING", shown_readout, "", text), anchors))
     with b.frame("Every number and word above written at once"):
         look = {
             "text": inputs["Number Material"],

@@ -5,7 +5,8 @@ triangles of one mesh, which carry no id, so glyphs are grouped into texts by
 the order the tree draws them in and by their lines (a text's glyphs come one
 after another, in reading order, on lines one under another); probabilities
 and numbers are glyph instances that carry which text they belong to
-(``annotation_cell``, ``annotation``/``annotation_item``). Each text is named by
+(``annotation_cell``, ``annotation``/``annotation_item``); so do the lines of
+the top classes' readout, which are checked as labels. Each text is named by
 where it stands (under a layer, beside a neuron, by the legend) and, where the
 tree's label nodes hold its words, by them (``label_sockets``).
 ``scene/composition.py`` projects and checks what is read here.
@@ -20,9 +21,11 @@ from typing import Any
 import bpy
 import numpy as np
 
+from ..nodes.annotations import ANNOTATION_TOP_CLASSES
 from ..nodes.builder import tree_nodes
 from ..nodes.graph import UNIT_LABELS
 from ..nodes.groups import LAYER_LABEL, NEURON_LABEL
+from ..nodes.operations import MAX_TOP_CLASSES
 from ..nodes.timeline import SCREEN_OVERLAY
 from .drawn import drawn_points, material_name, read_attribute
 from .materials import ANNOTATION_MATERIAL, ANNOTATION_PLATE_MATERIAL, CELL_MATERIAL, LABEL_MATERIAL
@@ -39,7 +42,7 @@ class Text:
     """One text as drawn, in world space: its lines' ink boxes ``(lines, 4, 3)`` (corners counter-clockwise from
     the bottom left as it reads, top line first) and each line's letter height (the text's)."""
 
-    kind: str  # "label", "probability", "number", "overlay"
+    kind: str  # "label", "probability", "number", "overlay", "readout" (the top classes')
     name: str  # what a message calls it
     lines: np.ndarray
     heights: np.ndarray
@@ -213,11 +216,24 @@ class _Instances:
             if key[0] <= 0:
                 continue
             own = chosen[(keys == key).all(axis=1)]
+            if key[0] == ANNOTATION_TOP_CLASSES:
+                # Labels on a plate of their own, beside the output layer: checked as labels (size, overlap).
+                head, line = divmod(int(key[1]), MAX_TOP_CLASSES + 1)
+                text = _text_from_glyphs(self.corners(own), "readout", _readout_name(head, line))
+                text.group = "the top classes' readout"
+                texts.append(text)
+                continue
             text = _text_from_glyphs(self.corners(own), "number", _number_name(int(key[0]), int(key[1])))
             text.on_plate = True
             text.group = _number_name(int(key[0]), None)
             texts.append(text)
         return texts
+
+
+def _readout_name(head, line):
+    """A line of the top classes' readout: its title (line 0) or the class ranked ``line``."""
+    which = "" if head == 0 else f" of output {head + 1}"
+    return f"the top classes' title{which}" if line == 0 else f"the top class {line}{which}"
 
 
 def _number_name(kind, item):

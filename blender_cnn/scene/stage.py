@@ -12,6 +12,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Quaternion, Vector
 
+from ..nodes.operations import DEFAULT_TOP_CLASSES
 from .composition import (
     Problem,
     View,
@@ -53,6 +54,11 @@ TEXT_HEADROOM = 1.08
 OUTPUT_SCALE = "Output Scale"
 MAX_OUTPUT_SCALE = 12.0
 COLUMN_ROOM = 1.25
+# The output's texts needing this many times more growth than the column has room for are not grown at all: the
+# top classes' readout (Top Classes) stands for them at once. Nearer, they grow and the readout waits for the next
+# pass (the framing after growing may let them pass, as CIFAR's do at the column's full room).
+HOPELESS_GROWTH = 1.5
+TOP_CLASSES = "Top Classes"
 # Layer Spacing and Lane Spacing a graph's units gain per unit of Label Size their labels grow by.
 GRAPH_ROOM = (3.0, 4.0)
 # A graph's rows stand this many times further apart when their labels run over the row in front.
@@ -274,7 +280,9 @@ def fit_texts(
     Texts smaller than the checks ask for grow, each kind in one step to the
     size it needs (a text's pixels are in proportion to its size): the labels
     and the legend by Label Size, the output neurons' class names and
-    probabilities with their neurons (Output Scale). A label that runs over
+    probabilities with their neurons (Output Scale), or, where the output column
+    cannot grow enough, the top classes' readout shows instead (Top Classes,
+    in the labels' size). A label that runs over
     another or over cells gets its long lines wrapped. The network is read and
     the views are tried again after each change: ``STAGE_PASSES`` at most.
     ``margin`` is ``frame_camera``'s. The pose taken is kept on the camera
@@ -353,6 +361,7 @@ def _grow_texts(network, drawing, view):
     least = min_text_height(view.height)
     need = least * TEXT_HEADROOM
     shortfall: dict[str, float] = {}
+    least_growth = 1.0  # how many times taller the output's texts must grow at least
     for text, height in zip(drawing.texts, text_heights(drawing, view)):
         # Only texts too small grow (staging again changes nothing that passes), to the least height and a margin.
         if height is None or height >= least or text.kind in ("number", "overlay"):
@@ -361,6 +370,8 @@ def _grow_texts(network, drawing, view):
         # Label Size.
         kind = "output" if text.kind == "probability" or text.group.startswith("the class names") else "labels"
         shortfall[kind] = max(shortfall.get(kind, 1.0), need / max(height, 1e-3))
+        if kind == "output":
+            least_growth = max(least_growth, least / max(height, 1e-3))
     changed = False
     if "labels" in shortfall:
         size = float(get_network_input(network, "Label Size"))
@@ -371,11 +382,25 @@ def _grow_texts(network, drawing, view):
             changed = True
     if "output" in shortfall and _has_input(network, OUTPUT_SCALE):
         scale = float(get_network_input(network, OUTPUT_SCALE))
-        grown = min(scale * shortfall["output"], scale * _column_room(drawing), MAX_OUTPUT_SCALE)
-        if grown > scale * 1.01:
+        room = min(scale * _column_room(drawing), MAX_OUTPUT_SCALE)
+        grown = min(scale * shortfall["output"], room)
+        if scale * least_growth > room * HOPELESS_GROWTH or grown <= scale * 1.01:
+            changed = _show_top_classes(network) or changed
+        elif grown > scale * 1.01:
             set_network_input(network, OUTPUT_SCALE, round(grown, 2))
             changed = True
     return changed
+
+
+def _show_top_classes(network):
+    """Show the top classes' readout instead of the class names and probabilities beside the output neurons, which
+    the output column cannot grow tall enough to make readable; the column stands at its own size again. Whether
+    anything changed (a network built before the readout existed has no Top Classes)."""
+    if not _has_input(network, TOP_CLASSES) or int(get_network_input(network, TOP_CLASSES)) > 0:
+        return False
+    set_network_input(network, TOP_CLASSES, DEFAULT_TOP_CLASSES)
+    set_network_input(network, OUTPUT_SCALE, 1.0)
+    return True
 
 
 def _grown_labels(drawing, factor):
