@@ -76,7 +76,11 @@ class DrawnQuads:
         return self._matrix @ local
 
     def centres(self) -> np.ndarray:
-        return self.transforms()[:, :3, 3]
+        if not len(self.chosen):
+            return np.zeros((0, 3), dtype=np.float32)
+        # The places alone (the last of each matrix's columns as stored), not every matrix multiplied out.
+        places = self.attribute("instance_transform").reshape(-1, 16)[:, 12:15]
+        return places @ self._matrix[:3, :3].T + self._matrix[:3, 3]
 
     def corners(self) -> np.ndarray:
         """The four world-space corners (n, 4, 3) of every chosen quad."""
