@@ -122,7 +122,7 @@ def child_build(path, blend=None, groups="asset", asset=None):
     """Time reading the bundle, ``build_network`` at the default budget and the first evaluation.
 
     With ``blend``, the scene is then saved there (not timed), so the gallery need not build it again.
-    ``groups`` "code" builds the shared node groups from code instead of taking them from ``asset``.
+    ``groups`` "code" builds the shared node groups from code and the network's tree in one piece, as before both.
     """
     use_groups(groups, asset)
     bpy, bundle, network, counts, times = timed_build(path)

@@ -17,9 +17,10 @@ reused from ``bench.py``):
 
 VGG16 is also saved to a .blend and reopened and evaluated in a fresh
 process. The CIFAR-10 and VGG16 figures are medians of three runs, each run
-twice: with the shared node groups taken from the prebuilt asset
+twice: as now, with the shared node groups taken from the prebuilt asset
 (``scripts/build_node_groups.py`` writes it into the temporary folder first, as
-the extension build does) and built from code as before (``--groups code``).
+the extension build does) and the network's tree built in parts; and as before
+both (``--groups code``): the groups built from code, the tree in one piece.
 A scene's time starts with reading the bundle file: ``load_bundle`` reads the
 manifest, and the arrays are read from the file as the build needs them.
 Writes its own section of docs/BENCHMARKS.md (the other sections are kept) and
@@ -62,10 +63,15 @@ VGG16_REOPEN_GOAL_SECONDS = 3.0
 VGG16_SIDE = 224
 # Each goal's figure is the median of this many runs, each in its own process.
 RUNS = 3
-# How a new file gets the node groups every network shares: from the prebuilt asset the extension build writes
-# (nodes/prebuilt.py), or built from code as before it; both are measured in the same run.
+# How a network's node trees are made: as now, the groups every network shares taken from the prebuilt asset the
+# extension build writes (nodes/prebuilt.py) and the network's own tree built in parts (nodes/builder.py's
+# TreeBuilder.part); or as before both, the groups built from code and the tree in one piece. Both are measured in
+# the same run.
 GROUP_WAYS = ("asset", "code")
-GROUP_WAY_LABELS = {"asset": "groups prebuilt", "code": "groups built from code"}
+GROUP_WAY_LABELS = {
+    "asset": "now: groups prebuilt, tree in parts",
+    "code": "before: groups from code, tree in one piece",
+}
 SERIES_TARGETS = (1e3, 1e4, 3e4, 1e5, 3e5, 1e6, 5e6, 1.5e7)
 # --smoke: the same path on networks small enough to take a second or two each.
 SMOKE_CIFAR_SIDE = 8
@@ -268,11 +274,12 @@ def _evaluated_counts(bpy, obj):
 
 
 def use_groups(groups, asset):
-    """New files take the shared node groups from the prebuilt ``asset`` (``groups`` "asset") or build them from
-    code ("code"), before anything is built."""
-    from blender_cnn.nodes import prebuilt
+    """Before anything is built: new files take the shared node groups from the prebuilt ``asset`` and build the
+    network's tree in parts (``groups`` "asset"), or build the groups from code and the tree in one piece
+    ("code")."""
+    from blender_cnn.nodes import builder, prebuilt
 
-    prebuilt.enabled = groups == "asset"
+    prebuilt.enabled = builder.separate_parts = groups == "asset"
     if asset:
         prebuilt.ASSET_PATH = Path(asset)
 
@@ -584,7 +591,7 @@ def report(results):
     cifar_label = f"CIFAR-10 greyscale CNN, {cifar_side}x{cifar_side}x1"
     vgg_label = f"VGG16 conv + pool, {vgg_side}x{vgg_side}x3"
     networks = [
-        "| network | node groups | activations | cells | connections drawn | quads and faces | read bundle | build "
+        "| network | node trees | activations | cells | connections drawn | quads and faces | read bundle | build "
         "| first evaluation | total (median) | peak memory | totals of the runs |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -637,21 +644,21 @@ def report(results):
     verdicts = [
         f"- CIFAR-10 greyscale as the first network of a new file, read + build + first evaluation, under "
         f"{format_seconds(CIFAR_BUILD_GOAL_SECONDS)}: {verdict(cifar_total < CIFAR_BUILD_GOAL_SECONDS)} "
-        f"({format_seconds(cifar_total)} with the groups prebuilt, {format_seconds(cifar_code)} building them "
-        f"from code: {ratio(cifar_code, cifar_total)}); as another network in a file that has them "
+        f"({format_seconds(cifar_total)} as now, {format_seconds(cifar_code)} as before (groups from code, the tree "
+        f"in one piece): {ratio(cifar_code, cifar_total)}); as another network in a file that has the groups "
         f"{format_seconds(cifar_again)}.",
         f"- VGG16 read, built and evaluated in under {VGG16_GOAL_SECONDS:g} s: "
         f"{verdict(vgg_total < VGG16_GOAL_SECONDS)} ({format_seconds(vgg_total)}; {format_seconds(vgg_code)} "
-        f"building the groups from code: {ratio(vgg_code, vgg_total)}); under {VGG16_GOAL_BYTES / 1e9:g} GB "
+        f"as before: {ratio(vgg_code, vgg_total)}); under {VGG16_GOAL_BYTES / 1e9:g} GB "
         f"peak memory: {verdict(vgg['peak'] < VGG16_GOAL_BYTES)} ({format_bytes(vgg['peak'])}).",
         f"- VGG16's .blend reopened in a fresh process (open, the modifier evaluating while the file opens, then "
         f"evaluate) in under {VGG16_REOPEN_GOAL_SECONDS:g} s: {verdict(reopen_total < VGG16_REOPEN_GOAL_SECONDS)} "
-        f"({format_seconds(reopen_total)}; {format_seconds(reopen_seconds(reopens['code']))} for the file whose "
-        f"groups were built from code; {reopened['faces']:,} quads and faces, "
+        f"({format_seconds(reopen_total)}; {format_seconds(reopen_seconds(reopens['code']))} for the file built "
+        f"as before; {reopened['faces']:,} quads and faces, "
         f"{'as built' if reopened['faces'] == vgg['faces'] else 'NOT as built'}, peak {format_bytes(reopened['peak'])}).",
         f"- VGG16's first save, with relative paths ({format_bytes(vgg['blend_bytes'])}): "
-        f"{format_seconds(saves['asset']['times']['save'])} with the groups prebuilt, "
-        f"{format_seconds(saves['code']['times']['save'])} built from code (median runs). Groups appended from a "
+        f"{format_seconds(saves['asset']['times']['save'])} as now, "
+        f"{format_seconds(saves['code']['times']['save'])} as before (median runs). Groups appended from a "
         f".blend made that save evaluate the whole network again (11 s); linked and made local they do not "
         f"(`blender_cnn/nodes/prebuilt.py`).",
         f"- The prebuilt groups: `scripts/build_node_groups.py` wrote them ({format_bytes(results['asset_bytes'])}) "
@@ -689,9 +696,10 @@ def report(results):
             "*cells* are the points the scene is built from: one per activation plus the summary maps shown",
             "when a layer is folded.",
             f"Each row is the median run (by total) of {len(results['cifar_runs']['asset'])}, the runs of the two "
-            "ways a new file gets the node groups every network shares alternating: *groups prebuilt* takes",
-            "them from the .blend the extension build writes (`scripts/build_node_groups.py`), *groups built from",
-            "code* builds them in the file, as before that asset.",
+            "ways of making the node trees alternating: *now* takes the groups every network shares from the",
+            ".blend the extension build writes (`scripts/build_node_groups.py`) and builds the network's own tree",
+            "in parts, each a group of its own built while nothing uses it (`TreeBuilder.part`); *before* builds",
+            "the groups in the file and the network's tree in one piece, as before both.",
             f"VGG16 is its {vgg_kinds['Conv2D']} conv and {vgg_kinds['MaxPooling2D']} pool layers at "
             f"{vgg_side}x{vgg_side}x3 ({vgg['activations']:,} activations) without the",
             f"classifier. The CIFAR-10 greyscale CNN: {describe_layers(cifar_layers)}: its flatten -> dense {units}",
