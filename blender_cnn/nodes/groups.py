@@ -29,6 +29,10 @@ LAYOUT_ONLY_PATTERNS = (
     "cell_pitch",
     "cell_scale",
     "cell_tilt",
+    # Every epoch's and sample's values (core/attributes.py's families): "activation" and "winner_cell" hold the
+    # ones shown. At VGG scale each one cost 57 MB on the instances, copied again where the parts are joined.
+    "activation_e*",
+    "winner_cell_e*",
 )
 # A map folded all the way (Map Fold 1) has its rows tilted this far from the wall, alternately forward and back.
 MAP_FOLD_ANGLE = math.radians(80.0)
@@ -286,13 +290,20 @@ def _colormap(b, factor, colormap_group, menu):
     return b.group(colormap_group, {"Factor": factor, "Colormap": menu}).outputs[0]
 
 
-def _activation_range(b, cells, across_network):
-    """(low, high) fields: each cell's layer range, or the whole network's when ``across_network``."""
+def _activation_range(b, cells, across_network, by_switch=True):
+    """(low, high) fields: each cell's layer range, or the whole network's when ``across_network``.
+
+    Chosen by a Switch, which evaluates only the side it passes on: Attribute Statistic sorts all the values
+    for a Min or Max (15 million cells at VGG scale), and the Mix it replaced made every evaluation pay that.
+    The legend keeps the Mix (``by_switch=False``): its field output reaches String to Curves as no text, so the
+    legend writes no numbers while normalized across the network; a Switch would write them, a change of the
+    scene of its own.
+    """
     low, high = b.attribute("act_low"), b.attribute("act_high")
-    return (
-        b.mix(across_network, low, b.statistic(cells, low)["Min"]),
-        b.mix(across_network, high, b.statistic(cells, high)["Max"]),
-    )
+    whole_low, whole_high = b.statistic(cells, low)["Min"], b.statistic(cells, high)["Max"]
+    if not by_switch:
+        return b.mix(across_network, low, whole_low), b.mix(across_network, high, whole_high)
+    return b.switch("FLOAT", across_network, low, whole_low), b.switch("FLOAT", across_network, high, whole_high)
 
 
 def _importance_inputs(b):
@@ -342,11 +353,12 @@ def _build_feature_maps(b):
             b, _colormap(b, value, ensure_activation_colormap(), colormap), show_importance, class_count
         )
         colored = b.store(points, CELL_COLOR, color)
-    with b.frame("Hidden cells go; each shown cell a quad of its pitch and scale, tilted"):
-        shown = b.delete(colored, b.less_than(b.attribute("cell_scale"), 1e-6))
+    with b.frame("Each shown cell a quad of its pitch and scale, tilted; hidden cells get none"):
+        # Left out by the instancing's selection rather than deleted: deleting copies every attribute of every cell.
+        shown = b.logical_not(b.less_than(b.attribute("cell_scale"), 1e-6))
         size = b.multiply(b.multiply(b.attribute("cell_pitch"), b.attribute("cell_scale")), b.subtract(1.0, cell_gap))
         tilted = b.combine_xyz(0.0, b.attribute("cell_tilt"), 0.0)
-        quads = facing_quads(b, shown, size, material, rotation=tilted)
+        quads = facing_quads(b, colored, size, material, selection=shown, rotation=tilted)
     b.set_outputs(Mesh=quads)
 
 
@@ -562,14 +574,24 @@ def _label_sockets(b, description, anchor, size, gap, gap_default):
     return inputs
 
 
+def _centre_and_lowest(b, cells, selection):
+    """The selected cells' mean position (X, Y, Z outputs) and their lowest Z.
+
+    Two statistics, not one of the position's Mean and Min: Attribute Statistic sorts its values for a Min,
+    and a vector's Min sorts X, Y and Z (each layer's cells, 15 million at VGG scale); its Mean only sums.
+    """
+    centre = b.separate_xyz(b.statistic(cells, b.position(), selection, "FLOAT_VECTOR")["Mean"])
+    lowest = b.statistic(cells, b.separate_xyz(b.position())["Z"], selection)["Min"]
+    return centre, lowest
+
+
 def _build_layer_label(b):
     """A layer's name and shape, centred under its cells wherever the layout put them."""
     cells, layer, text, size, margin, material = _label_sockets(b, "Text under one layer", "Layer", 2.0, "Margin", 1.5)
 
     with b.frame("Under the layer's cells: their centre, below the lowest"):
-        stats = b.statistic(cells, b.position(), b.compare(b.attribute("layer"), "==", layer), "FLOAT_VECTOR")
-        centre, lowest = b.separate_xyz(stats["Mean"]), b.separate_xyz(stats["Min"])
-        anchor = b.combine_xyz(centre["X"], centre["Y"], b.subtract(lowest["Z"], margin))
+        centre, lowest = _centre_and_lowest(b, cells, b.compare(b.attribute("layer"), "==", layer))
+        anchor = b.combine_xyz(centre["X"], centre["Y"], b.subtract(lowest, margin))
     b.set_outputs(Mesh=text_mesh(b, text, size, "Center", "Top", anchor, material))
 
 
@@ -611,12 +633,11 @@ def _build_legend(b):
     b.add_output("Mesh", "GEOMETRY")
 
     with b.frame("Where the bar stands: under the input layer, along -Y"):
-        stats = b.statistic(cells, b.position(), b.compare(b.attribute("layer"), "==", 0), "FLOAT_VECTOR")
-        centre, lowest = b.separate_xyz(stats["Mean"]), b.separate_xyz(stats["Min"])
+        centre, lowest = _centre_and_lowest(b, cells, b.compare(b.attribute("layer"), "==", 0))
         step = b.multiply(size, 0.6)
         half_length = b.multiply(step, (LEGEND_STEPS - 1) / 2)
         # Below the input layer's own label.
-        bar_z = b.subtract(lowest["Z"], b.multiply(size, drop))
+        bar_z = b.subtract(lowest, b.multiply(size, drop))
         # The bar runs along -Y, left to right as the network is seen.
         start = b.combine_xyz(centre["X"], b.add(centre["Y"], half_length), bar_z)
         end = b.combine_xyz(centre["X"], b.subtract(centre["Y"], half_length), bar_z)
@@ -639,7 +660,7 @@ def _build_legend(b):
         bar = facing_quads(b, b.store(colored, "layer", -1), step, cell_material)
 
     with b.frame("Its range and title"):
-        low, high = _activation_range(b, cells, across)
+        low, high = _activation_range(b, cells, across, by_switch=False)
 
         def number_or(text, value):
             """``value`` written out when normalized across the network, else ``text`` (ranges differ per layer)."""
