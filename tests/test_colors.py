@@ -54,6 +54,24 @@ def test_edges_take_the_diverging_weight_colormap_centred_on_zero(designed_netwo
     np.testing.assert_allclose(read_attribute(curves, "edge_color")[:, :3], expected, atol=2e-3)
 
 
+def test_normalized_across_the_network_the_legend_writes_its_range(designed_network):
+    """Its two ends read the network's lowest and highest activation instead of "0" and "max" (each layer's)."""
+    from blender_cnn.scene.drawn_texts import read_drawing
+    from blender_cnn.scene.network import set_network_input
+
+    def legend_texts():
+        texts = [text for text in read_drawing(designed_network).texts if text.name == "the legend"]
+        return sorted(texts, key=lambda text: -float(text.lines[..., 1].mean()))  # left to right: along -Y
+
+    per_layer = legend_texts()
+    set_network_input(designed_network, "Normalize Across Network", True)
+    across = legend_texts()
+    set_network_input(designed_network, "Normalize Across Network", False)
+    assert len(per_layer) == len(across) == 3  # the two ends and the title
+    widths = [[float(np.ptp(text.lines[..., 1])) for text in texts] for texts in (per_layer, across)]
+    assert widths[0][0] != pytest.approx(widths[1][0]) and widths[0][2] != pytest.approx(widths[1][2])
+
+
 def test_the_legend_shows_the_colormap_from_low_to_high_and_can_be_hidden(designed_network):
     from blender_cnn.scene.network import set_network_input
 

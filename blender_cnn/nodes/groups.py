@@ -290,20 +290,22 @@ def _colormap(b, factor, colormap_group, menu):
     return b.group(colormap_group, {"Factor": factor, "Colormap": menu}).outputs[0]
 
 
-def _activation_range(b, cells, across_network, by_switch=True):
+def _network_range(b, cells):
+    """(low, high) of the whole network's activations: the least of its layers' lows, the greatest of their highs."""
+    return b.statistic(cells, b.attribute("act_low"))["Min"], b.statistic(cells, b.attribute("act_high"))["Max"]
+
+
+def _activation_range(b, cells, across_network):
     """(low, high) fields: each cell's layer range, or the whole network's when ``across_network``.
 
     Chosen by a Switch, which evaluates only the side it passes on: Attribute Statistic sorts all the values
     for a Min or Max (15 million cells at VGG scale), and the Mix it replaced made every evaluation pay that.
-    The legend keeps the Mix (``by_switch=False``): its field output reaches String to Curves as no text, so the
-    legend writes no numbers while normalized across the network; a Switch would write them, a change of the
-    scene of its own.
     """
-    low, high = b.attribute("act_low"), b.attribute("act_high")
-    whole_low, whole_high = b.statistic(cells, low)["Min"], b.statistic(cells, high)["Max"]
-    if not by_switch:
-        return b.mix(across_network, low, whole_low), b.mix(across_network, high, whole_high)
-    return b.switch("FLOAT", across_network, low, whole_low), b.switch("FLOAT", across_network, high, whole_high)
+    whole_low, whole_high = _network_range(b, cells)
+    return (
+        b.switch("FLOAT", across_network, b.attribute("act_low"), whole_low),
+        b.switch("FLOAT", across_network, b.attribute("act_high"), whole_high),
+    )
 
 
 def _importance_inputs(b):
@@ -660,7 +662,8 @@ def _build_legend(b):
         bar = facing_quads(b, b.store(colored, "layer", -1), step, cell_material)
 
     with b.frame("Its range and title"):
-        low, high = _activation_range(b, cells, across, by_switch=False)
+        # The network's own range, a single value each: the numbers are written only when normalized across it.
+        low, high = _network_range(b, cells)
 
         def number_or(text, value):
             """``value`` written out when normalized across the network, else ``text`` (ranges differ per layer)."""
