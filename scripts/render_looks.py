@@ -87,7 +87,7 @@ def render_one(network_name, look, bundle, output, width, samples):
 
     from blender_cnn.scene import looks
     from blender_cnn.scene.network import build_network, network_bundle
-    from blender_cnn.scene.stage import render_still, set_up_stage
+    from blender_cnn.scene.stage import fit_texts, render_still, set_up_stage
     from blender_cnn.scene.style import apply_style, style_path
 
     started = time.perf_counter()
@@ -102,6 +102,9 @@ def render_one(network_name, look, bundle, output, width, samples):
     scene = bpy.context.scene
     set_up_stage(network, scene)
     style = apply_style(network, style_path(f"builtin:{look}"), scene)
+    # What Fix does: the stage leaves the texts of networks as big as MobileNetV2 at 96 as built, to keep
+    # imports quick; a picture for the docs is worth the wait.
+    fit_texts(network, scene.camera, scene)
     render = scene.render
     width = width or render.resolution_x
     height = round(width * render.resolution_y / render.resolution_x)

@@ -12,6 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from interrupting import children_take_ctrl_c
 
 from blender_cnn.core.bundle import load_bundle
 from blender_cnn.core.errors import BlenderCNNError
@@ -93,9 +94,10 @@ def test_a_wrong_address_fails_fast_with_one_line_and_leaves_nothing(run_copy):
 
 def test_ctrl_c_stops_the_cluster_and_leaves_no_bundle(run_copy):
     command = [sys.executable, "-m", "blender_cnn.extract", str(run_copy), "--out", str(run_copy / "run.bcnn.npz")]
-    process = subprocess.Popen(
-        [*command, "--dask", "local:2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    with children_take_ctrl_c():
+        process = subprocess.Popen(
+            [*command, "--dask", "local:2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
     reader.start()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from interrupting import children_take_ctrl_c
 from scene_readers import read_png
 
 pytestmark = [pytest.mark.bpy, pytest.mark.render]
@@ -290,7 +291,8 @@ def test_ctrl_c_stops_the_cluster_and_leaves_no_partial_video(bundle_path, worke
     video = tmp_path / "out" / "net.mp4"
     # Long enough to be mid-render when Ctrl-C comes.
     arguments = [*LOOKS, "--frames", 1, 24, "--dask", "local:2", "--video", "--output", video]
-    process = run_script("--bundle", bundle_path, *arguments, preload=worker_blocker[0], popen=True)
+    with children_take_ctrl_c():
+        process = run_script("--bundle", bundle_path, *arguments, preload=worker_blocker[0], popen=True)
     try:
         first_progress_line(process)
         workers = psutil.Process(process.pid).children(recursive=True)
