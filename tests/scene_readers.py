@@ -68,6 +68,24 @@ def label_texts(network):
 # ---------------------------------------------------------------- rendered images
 
 
+def built_staged_and_rendered(blender, bundle, path, size=(160, 90), samples=4):
+    """A new file with ``bundle``'s network built and staged, rendered by Cycles to ``path``: ``(network, its
+    mesh's vertex positions as evaluated, the picture's pixels)``."""
+    from blender_cnn.scene.network import build_network
+    from blender_cnn.scene.stage import render_still, set_up_stage
+
+    blender.ops.wm.read_homefile(app_template="")
+    for obj in list(blender.data.objects):
+        blender.data.objects.remove(obj)
+    network = build_network(bundle)
+    set_up_stage(network)
+    geometry = evaluated_geometry(network)  # kept while its mesh is read
+    positions = np.empty(len(geometry.mesh.vertices) * 3, np.float32)
+    geometry.mesh.vertices.foreach_get("co", positions)
+    png = render_still(path, engine="CYCLES", width=size[0], height=size[1], samples=samples)
+    return network, positions, read_png(png)
+
+
 def read_png(path):
     """RGB of a PNG as float32 in [0, 1] (the stored, display-encoded values), top row first."""
     import bpy

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scene_readers import read_png
+from scene_readers import built_staged_and_rendered
 
 pytestmark = [pytest.mark.bpy]
 REPO = Path(__file__).resolve().parent.parent
-RENDER_SIZE = (160, 90)
-RENDER_SAMPLES = 4
 
 
 @pytest.fixture(scope="module")
@@ -116,32 +114,16 @@ def test_the_asset_holds_the_groups_the_code_builds(blender, asset, groups_from)
     assert all(group.library is None and group.library_weak_reference is None for group in blender.data.node_groups)
 
 
-def _build_and_render(blender, bundle, path):
-    from blender_cnn.scene.network import build_network
-    from blender_cnn.scene.stage import render_still, set_up_stage
-
-    blender.ops.wm.read_homefile(app_template="")
-    for obj in list(blender.data.objects):
-        blender.data.objects.remove(obj)
-    network = build_network(bundle)
-    set_up_stage(network)
-    geometry = network.evaluated_get(blender.context.evaluated_depsgraph_get()).evaluated_geometry()
-    mesh = geometry.mesh
-    positions = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", positions)
-    width, height = RENDER_SIZE
-    png = render_still(path, engine="CYCLES", width=width, height=height, samples=RENDER_SAMPLES)
-    return positions, read_png(png)
-
-
 @pytest.mark.render
 def test_a_scene_from_the_asset_is_the_scene_from_code_pixel_for_pixel(
     blender, asset, groups_from, digits_design_bundle, tmp_path
 ):
     groups_from(None)
-    code_positions, code_pixels = _build_and_render(blender, digits_design_bundle, tmp_path / "code.png")
+    _network, code_positions, code_pixels = built_staged_and_rendered(blender, digits_design_bundle, tmp_path / "a.png")
     groups_from(asset)
-    asset_positions, asset_pixels = _build_and_render(blender, digits_design_bundle, tmp_path / "asset.png")
+    _network, asset_positions, asset_pixels = built_staged_and_rendered(
+        blender, digits_design_bundle, tmp_path / "b.png"
+    )
     assert blender.data.node_groups.get("BCNN Cell Layout").get("blender_cnn_version")
     np.testing.assert_array_equal(asset_positions, code_positions)
     assert (code_pixels > 0.05).any()

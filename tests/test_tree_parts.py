@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scene_readers import drawn_cells, read_png
+from scene_readers import built_staged_and_rendered, drawn_cells
 
 pytestmark = [pytest.mark.bpy]
-RENDER_SIZE = (160, 90)
-RENDER_SAMPLES = 4
 
 
 def _evaluated_attribute(blender, tree, name):
@@ -71,22 +69,9 @@ def test_without_separate_parts_the_nodes_stand_in_the_tree_in_a_frame(blender, 
     assert math.parent is not None and math.parent.label == "Doubled"
 
 
-def _build_and_render(blender, bundle, path):
-    from blender_cnn.scene.network import build_network
-    from blender_cnn.scene.stage import render_still, set_up_stage
-
-    blender.ops.wm.read_homefile(app_template="")
-    for obj in list(blender.data.objects):
-        blender.data.objects.remove(obj)
-    network = build_network(bundle)
-    set_up_stage(network)
-    geometry = network.evaluated_get(blender.context.evaluated_depsgraph_get()).evaluated_geometry()
-    positions = np.empty(len(geometry.mesh.vertices) * 3, np.float32)
-    geometry.mesh.vertices.foreach_get("co", positions)
+def _centres_and_colors(network):
     centres, cells = drawn_cells(network)
-    width, height = RENDER_SIZE
-    png = render_still(path, engine="CYCLES", width=width, height=height, samples=RENDER_SAMPLES)
-    return network, positions, (centres, cells["cell_color"]), read_png(png)
+    return centres, cells["cell_color"]
 
 
 @pytest.mark.render
@@ -96,10 +81,12 @@ def test_a_network_built_in_parts_draws_what_one_tree_drew_pixel_for_pixel(
     from blender_cnn.nodes import builder
 
     monkeypatch.setattr(builder, "separate_parts", False)
-    network, one_positions, one_cells, one_pixels = _build_and_render(blender, digits_design_bundle, tmp_path / "a.png")
+    network, one_positions, one_pixels = built_staged_and_rendered(blender, digits_design_bundle, tmp_path / "a.png")
+    one_cells = _centres_and_colors(network)
     assert builder.tree_parts(network.modifiers["BlenderCNN"].node_group) == []
     monkeypatch.setattr(builder, "separate_parts", True)
-    network, positions, cells, pixels = _build_and_render(blender, digits_design_bundle, tmp_path / "b.png")
+    network, positions, pixels = built_staged_and_rendered(blender, digits_design_bundle, tmp_path / "b.png")
+    cells = _centres_and_colors(network)
     tree = network.modifiers["BlenderCNN"].node_group
     assert len(builder.tree_parts(tree)) >= 2
     for drawn, drawn_in_one_tree in zip(cells, one_cells):

@@ -387,15 +387,10 @@ class TreeBuilder:
     def _passed_in(self, socket: bpy.types.NodeSocket) -> bpy.types.NodeSocket:
         """The part's input that carries ``socket`` of the outer tree."""
         part = self._part
-        assert part is not None and part.tree.interface is not None
+        assert part is not None  # only called while a part is built
         key = socket.as_pointer()
         if key not in part.passed_in:
-            # The ignore: as in ``add_input``, the stubs list only "DEFAULT" for socket_type.
-            item = part.tree.interface.new_socket(
-                socket.name,
-                in_out="INPUT",
-                socket_type=INTERFACE_TYPES[socket.type],  # type: ignore[arg-type]
-            )
+            item = _carrying(part.tree, socket, "INPUT")
             part.passed_in[key] = item.identifier
             part.links_in.append((socket, item.identifier))
         return self.group_input().outputs[part.passed_in[key]]
@@ -408,14 +403,9 @@ class TreeBuilder:
             raise ValueError(
                 f"{socket.name!r} is in {getattr(owner, 'name', None)!r}, which this builder does not build"
             )
-        assert part.tree.interface is not None
         key = socket.as_pointer()
         if key not in part.passed_out:
-            item = part.tree.interface.new_socket(
-                socket.name,
-                in_out="OUTPUT",
-                socket_type=INTERFACE_TYPES[socket.type],  # type: ignore[arg-type]
-            )
+            item = _carrying(part.tree, socket, "OUTPUT")
             if part.output_node is None:
                 part.output_node = part.tree.nodes.new("NodeGroupOutput")
             part.tree.links.new(socket, part.output_node.inputs[item.identifier])
@@ -893,6 +883,17 @@ class TreeBuilder:
         for part in reversed(parts):
             self.link(part, join.inputs[0])
         return join.outputs[0]
+
+
+def _carrying(tree: bpy.types.NodeTree, socket: bpy.types.NodeSocket, in_out: str) -> bpy.types.NodeTreeInterfaceSocket:
+    """A new input or output of ``tree`` of the kind of value ``socket`` carries, named as it is."""
+    assert tree.interface is not None  # every node tree has one; the stubs allow None
+    # The ignores: as in ``add_input``, the stubs list only "DEFAULT" for socket_type, and in_out as a literal.
+    return tree.interface.new_socket(
+        socket.name,
+        in_out=in_out,  # type: ignore[arg-type]
+        socket_type=INTERFACE_TYPES[socket.type],  # type: ignore[arg-type]
+    )
 
 
 def tree_parts(tree: bpy.types.NodeTree) -> list[bpy.types.NodeTree]:
