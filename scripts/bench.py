@@ -546,6 +546,7 @@ def demo_report(work, epochs, repeats, renders):
     from blender_cnn.core.bundle import load_bundle
     from blender_cnn.core.cells import cell_arrays
     from blender_cnn.core.connections import dense_connections
+    from blender_cnn.scene.drawn import DrawnInstances
     from blender_cnn.scene.network import build_network, set_network_input
     from blender_cnn.scene.stage import render_still, set_up_stage
 
@@ -593,9 +594,8 @@ def demo_report(work, epochs, repeats, renders):
     rows.append(("change Layer Spacing and re-evaluate", median_time(relayout, repeats)))
     rows.append(("camera, light, world", median_time(lambda: set_up_stage(network), repeats)))
     geometry = network.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
-    instances = geometry.instances_pointcloud()
     counts = (
-        f"{len(instances.points) if instances else 0:,} instanced quads (cells and overlays), "
+        f"{len(DrawnInstances(geometry, network.matrix_world)):,} instanced quads (cells and overlays), "
         f"{len(geometry.mesh.polygons) if geometry.mesh else 0:,} mesh faces (text, bars), "
         f"{len(geometry.curves.curves) if geometry.curves else 0:,} curves"
     )

@@ -263,12 +263,13 @@ def _import_bpy(work):
 
 
 def _evaluated_counts(bpy, obj):
+    from blender_cnn.scene.drawn import DrawnInstances
+
     geometry = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
     mesh, curves = geometry.mesh, geometry.curves
-    instances = geometry.instances_pointcloud()
-    # Cells and other squares are instances of one quad each; labels and bars are mesh faces.
+    # Cells and other squares are instances of one quad each (the cells nested in one); labels and bars are mesh faces.
     return {
-        "faces": (len(mesh.polygons) if mesh else 0) + (len(instances.points) if instances else 0),
+        "faces": (len(mesh.polygons) if mesh else 0) + len(DrawnInstances(geometry, obj.matrix_world)),
         "curves": len(curves.curves) if curves else 0,
     }
 
@@ -277,9 +278,9 @@ def use_groups(groups, asset):
     """Before anything is built: new files take the shared node groups from the prebuilt ``asset`` and build the
     network's tree in parts (``groups`` "asset"), or build the groups from code and the tree in one piece
     ("code")."""
-    from blender_cnn.nodes import builder, prebuilt
+    from blender_cnn.nodes import builder, network, prebuilt
 
-    prebuilt.enabled = builder.separate_parts = groups == "asset"
+    prebuilt.enabled = builder.separate_parts = network.nest_cells = groups == "asset"
     if asset:
         prebuilt.ASSET_PATH = Path(asset)
 

@@ -68,16 +68,18 @@ def label_texts(network):
 # ---------------------------------------------------------------- rendered images
 
 
-def built_staged_and_rendered(blender, bundle, path, size=(160, 90), samples=4):
+def built_staged_and_rendered(blender, bundle, path, size=(160, 90), samples=4, realized=True):
     """A new file with ``bundle``'s network built and staged, rendered by Cycles to ``path``: ``(network, its
-    mesh's vertex positions as evaluated, the picture's pixels)``."""
-    from blender_cnn.scene.network import build_network
+    mesh's vertex positions as evaluated, the picture's pixels)``. ``realized`` False renders the cells as
+    instances (Realize in Render off), as the viewport draws them."""
+    from blender_cnn.scene.network import build_network, set_network_input
     from blender_cnn.scene.stage import render_still, set_up_stage
 
     blender.ops.wm.read_homefile(app_template="")
     for obj in list(blender.data.objects):
         blender.data.objects.remove(obj)
     network = build_network(bundle)
+    set_network_input(network, "Realize in Render", realized)
     set_up_stage(network)
     geometry = evaluated_geometry(network)  # kept while its mesh is read
     positions = np.empty(len(geometry.mesh.vertices) * 3, np.float32)

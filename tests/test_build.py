@@ -64,11 +64,11 @@ def test_cell_colors_are_the_colormap_of_the_normalized_activation(blender, demo
 @pytest.mark.tf
 @pytest.mark.bpy
 def test_drawn_parts_carry_no_attribute_that_only_placed_or_colored_the_cells(blender, demo_bundle):
-    from blender_cnn.scene.drawn import evaluated_geometry
+    from blender_cnn.scene.drawn import DrawnInstances, evaluated_geometry
 
     network = build(blender, demo_bundle)
     geometry = evaluated_geometry(network)
-    names = set(geometry.instances_pointcloud().attributes.keys())
+    names = DrawnInstances(geometry, network.matrix_world).attribute_names()
     if geometry.mesh is not None:
         names |= set(geometry.mesh.attributes.keys())
     placing = {

@@ -108,3 +108,38 @@ def test_removing_a_network_removes_its_parts(blender, digits_design_bundle):
     assert len(names) >= 3
     remove_network(network)
     assert [name for name in names if name in blender.data.node_groups] == []
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("realized", [True, False], ids=["realized", "instances"])
+def test_cells_nested_as_one_instance_draw_what_the_joined_cells_drew_pixel_for_pixel(
+    blender, monkeypatch, digits_design_bundle, tmp_path, realized
+):
+    from blender_cnn.nodes import network as network_tree
+
+    monkeypatch.setattr(network_tree, "nest_cells", False)
+    network, joined_positions, joined_pixels = built_staged_and_rendered(
+        blender, digits_design_bundle, tmp_path / "joined.png", realized=realized
+    )
+    joined_cells = _centres_and_colors(network)
+    joined_count = _top_level_instances(network)
+    monkeypatch.setattr(network_tree, "nest_cells", True)
+    network, positions, pixels = built_staged_and_rendered(
+        blender, digits_design_bundle, tmp_path / "nested.png", realized=realized
+    )
+    cells = _centres_and_colors(network)
+    # The cells are one instance of the top level now, not thousands.
+    assert _top_level_instances(network) < joined_count - len(cells[0]) + 2
+    assert len(cells[0]) > 1000
+    for drawn, drawn_joined in zip(cells, joined_cells):
+        np.testing.assert_array_equal(drawn, drawn_joined)
+    np.testing.assert_array_equal(positions, joined_positions)
+    assert (joined_pixels > 0.05).any()
+    np.testing.assert_array_equal(pixels, joined_pixels)
+
+
+def _top_level_instances(network):
+    from blender_cnn.scene.drawn import evaluated_geometry
+
+    geometry = evaluated_geometry(network)  # kept alive while its point cloud is read
+    return len(geometry.instances_pointcloud().points)

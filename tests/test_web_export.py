@@ -11,6 +11,8 @@ import pytest
 from scene_readers import background_color, drawn_quads, evaluated_geometry, read_png
 from ui_recorder import draw_network_panel
 
+from blender_cnn.scene.drawn import DrawnInstances
+
 REPO = Path(__file__).resolve().parent.parent
 EPOCHS = [0, 1, 2]
 _COMPONENTS = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
@@ -134,11 +136,12 @@ def test_the_glb_holds_every_drawn_cell_connection_and_label_in_the_scene_s_colo
     # probabilities' digits, instanced glyphs, are written with the labels.
     quads, _quad_geometry = drawn_quads(designed_network, CELL_MATERIAL)
     geometry = evaluated_geometry(designed_network)
-    references = geometry.instance_references()
-    reference_index = np.zeros(len(geometry.instances_pointcloud().points), dtype=np.int32)
-    geometry.instances_pointcloud().attributes[".reference_index"].data.foreach_get("value", reference_index)
-    square = [len(reference.mesh.vertices) == 4 and len(reference.mesh.polygons) == 1 for reference in references]
-    glyphs = [reference.mesh for reference, is_square in zip(references, square) if not is_square]
+    drawn = DrawnInstances(geometry, designed_network.matrix_world)
+    # Meshes only: the instance that carries the nested cells references a geometry of instances.
+    instanced = [reference.mesh for reference in drawn.references]
+    square = [mesh is not None and len(mesh.vertices) == 4 and len(mesh.polygons) == 1 for mesh in instanced]
+    glyphs = [mesh for mesh, is_square in zip(instanced, square) if mesh is not None and not is_square]
+    reference_index = drawn.reference_index
     assert len(cells["POSITION"]) == 4 * np.take(square, reference_index).sum() and len(quads) > 4000
     assert glyphs and len(labels["POSITION"]) > sum(len(glyph.vertices) for glyph in glyphs)
     exported = {tuple(row) for row in np.round(cells["COLOR_0"][:, :3], 3)}

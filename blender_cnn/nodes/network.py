@@ -15,6 +15,10 @@ from .builder import TreeBuilder
 from .graph import add_graph_labels, add_placed_table, ensure_graph_links, ensure_graph_position, item_openings
 from .layer_controls import add_layer_inputs, has_controls, layer_fields, line_direction
 
+# False joins the cells' instances with the other parts' as they are, as before the nesting: tests and benchmarks
+# compare the two.
+nest_cells = True
+
 # Modifier inputs: (name, kind, default, min, max, description). Defaults suit a cell size of 1.
 LAYOUT_INPUTS = (
     ("Layer Spacing", "FLOAT", 40.0, 0.0, None, "Distance between layers along the network"),
@@ -333,18 +337,20 @@ def build_network_tree(
             "Colormap": settings["Activation Colormap"],
             "Across Network": settings["Normalize Across Network"],
         }
-        parts = [
-            b.group(
-                groups.ensure_feature_maps(),
-                {
-                    "Cells": placed,
-                    "Cell Gap": settings["Cell Gap"],
-                    **activation_colors,
-                    **importance_settings,
-                    "Material": material_inputs["cell"],
-                },
-            ).outputs[0]
-        ]
+        cells = b.group(
+            groups.ensure_feature_maps(),
+            {
+                "Cells": placed,
+                "Cell Gap": settings["Cell Gap"],
+                **activation_colors,
+                **importance_settings,
+                "Material": material_inputs["cell"],
+            },
+        ).outputs[0]
+        # The cells join the other parts as one instance that holds them: joined as they are, all of them would be
+        # copied and given every attribute the other parts' instances have (VGG16: 0.7 GB at the peak, about a
+        # second). Readers see through it (scene/drawn.py's DrawnInstances).
+        parts = [b.node("GeometryNodeGeometryToInstance", {0: cells}).outputs[0] if nest_cells else cells]
 
         trained_connections = b.group(
             timeline.ensure_trained_weights("CURVE"), {"Geometry": connections, **epoch_blend}

@@ -27,7 +27,7 @@ from ..nodes.graph import UNIT_LABELS
 from ..nodes.groups import LAYER_LABEL, NEURON_LABEL
 from ..nodes.operations import MAX_TOP_CLASSES
 from ..nodes.timeline import SCREEN_OVERLAY
-from .drawn import drawn_points, material_name, read_attribute
+from .drawn import DrawnInstances, drawn_points, read_attribute
 from .materials import ANNOTATION_MATERIAL, ANNOTATION_PLATE_MATERIAL, CELL_MATERIAL, LABEL_MATERIAL
 
 # The label of the Index Switch of a graph's block labels (nodes/graph.py's add_graph_labels).
@@ -92,14 +92,14 @@ def read_drawing(network: bpy.types.Object, depsgraph: bpy.types.Depsgraph | Non
     evaluated = network.evaluated_get(depsgraph)
     geometry = evaluated.evaluated_geometry()
     matrix = np.array(evaluated.matrix_world, dtype=np.float64)
-    instances = _Instances(geometry, matrix)
-    cells, cell_layers = instances.cells()
+    instances = DrawnInstances(geometry, matrix)
+    cells, cell_layers = _cells(instances)
     layer_names = _layer_names(network)
     strings = _label_strings(network)
     places = _Places(cells.mean(axis=1) if len(cells) else np.zeros((0, 3)), cell_layers)
     texts = _mesh_texts(geometry, matrix, places, layer_names, strings)
-    texts += instances.probability_texts(places, layer_names, strings)
-    texts += instances.number_texts()
+    texts += _probability_texts(instances, places, layer_names, strings)
+    texts += _number_texts(instances)
     _share_line_heights(texts)
     points = np.concatenate(
         [drawn_points(network, depsgraph=depsgraph).astype(np.float64), _curve_points(geometry, matrix)]
@@ -138,103 +138,56 @@ def transformed(points, matrix):
     return np.einsum("...j,ij->...i", points, matrix[:, :3]) + matrix[:, 3]
 
 
-class _Instances:
-    """The network's instances (cells, glyphs) with their world boxes, read once."""
+def _cells(instances):
+    chosen = instances.chosen(CELL_MATERIAL)
+    corners = instances.box_corners(chosen)
+    area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 3] - corners[:, 0]), axis=1)
+    shown = area > 1e-9  # hidden cells are scaled to nothing
+    return corners[shown], instances.attribute("layer", chosen)[shown].astype(np.int64)
 
-    def __init__(self, geometry, matrix):
-        self._cloud = geometry.instances_pointcloud()
-        references = geometry.instance_references()
-        self._materials = [material_name(reference) for reference in references]
-        # Each reference's flat box in its own space.
-        self._boxes = np.array([_local_box(reference) for reference in references]).reshape(-1, 4, 3)
-        self._matrix = matrix
-        if self._cloud is None or not len(references):
-            self._reference = np.zeros(0, dtype=np.int64)
-            self._columns = np.zeros((0, 4, 4), dtype=np.float32)
-            return
-        self._reference = read_attribute(self._cloud, ".reference_index").astype(np.int64)
-        # Each instance's matrix as Blender stores it, column by column: its axes, then its place. Only the chosen
-        # instances' corners are ever computed, and the world matrix is applied to those corners: ResNet50's
-        # 5.8 million cells took 7 s to transform whole (measured).
-        self._columns = read_attribute(self._cloud, "instance_transform").reshape(-1, 4, 4)
 
-    def chosen(self, prefix, but=None):
-        matching = [
-            index
-            for index, name in enumerate(self._materials)
-            if name.startswith(prefix) and not (but and name.startswith(but))
-        ]
-        return np.flatnonzero(np.isin(self._reference, matching))
+def _probability_texts(instances, places, layer_names, strings):
+    """Numbers written with the label material (the output neurons' probabilities), one text per cell."""
+    chosen = instances.chosen(LABEL_MATERIAL)
+    if not len(chosen):
+        return []
+    cell = instances.attribute("annotation_cell", chosen, -1)
+    texts = []
+    for key in np.unique(cell):
+        corners = instances.box_corners(chosen[cell == key])
+        layer = _layer_at(places, corners.mean(axis=(0, 1)))
+        where = layer_names.get(layer, f"layer {layer}")
+        words = strings.get(("cell", int(key)))
+        name = f"the probability of {words!r} beside {where}" if words else f"a probability beside {where}"
+        text = _text_from_glyphs(corners, "probability", name)
+        text.group, text.layer = f"the probabilities beside {where}", layer
+        texts.append(text)
+    return texts
 
-    def attribute(self, name, chosen, default=0):
-        if self._cloud is None or name not in self._cloud.attributes:
-            return np.full(len(chosen), default)
-        return read_attribute(self._cloud, name)[chosen]
 
-    def corners(self, chosen):
-        """World corners (n, 4, 3) of the chosen instances' boxes: bottom left, bottom right, top right, top left."""
-        references = self._reference[chosen]
-        # One box for all (the cells' quad), else each instance's own: (1 or n, 4, 3).
-        shared = len(references) and (references == references[0]).all()
-        local = (self._boxes[references[:1]] if shared else self._boxes[references]).astype(np.float32)
-        columns = self._columns[chosen]
-        # Each corner is the translation plus the axes of the transform scaled by its local coordinates: a few
-        # array operations, where an einsum over (n, 4, 4) matrices took a tenth of a second on CIFAR's cells.
-        corners = columns[:, None, 3, :3] + local[:, :, 0, None] * columns[:, None, 0, :3]
-        for axis in (1, 2):
-            corners += local[:, :, axis, None] * columns[:, None, axis, :3]
-        # One matrix product over all corners in single precision (the cells' own): a tenth of a pixel at most.
-        world = self._matrix.astype(np.float32)
-        return (corners.reshape(-1, 3) @ world[:3, :3].T + world[:3, 3]).reshape(corners.shape)
-
-    def cells(self):
-        chosen = self.chosen(CELL_MATERIAL)
-        corners = self.corners(chosen)
-        area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 3] - corners[:, 0]), axis=1)
-        shown = area > 1e-9  # hidden cells are scaled to nothing
-        return corners[shown], self.attribute("layer", chosen)[shown].astype(np.int64)
-
-    def probability_texts(self, places, layer_names, strings):
-        """Numbers written with the label material (the output neurons' probabilities), one text per cell."""
-        chosen = self.chosen(LABEL_MATERIAL)
-        if not len(chosen):
-            return []
-        cell = self.attribute("annotation_cell", chosen, -1)
-        texts = []
-        for key in np.unique(cell):
-            corners = self.corners(chosen[cell == key])
-            layer = _layer_at(places, corners.mean(axis=(0, 1)))
-            where = layer_names.get(layer, f"layer {layer}")
-            words = strings.get(("cell", int(key)))
-            name = f"the probability of {words!r} beside {where}" if words else f"a probability beside {where}"
-            text = _text_from_glyphs(corners, "probability", name)
-            text.group, text.layer = f"the probabilities beside {where}", layer
+def _number_texts(instances):
+    """Numbers and equations of the sweep and Inspect, one text per ``(annotation, annotation_item)``."""
+    chosen = instances.chosen(ANNOTATION_MATERIAL, but=ANNOTATION_PLATE_MATERIAL)
+    if not len(chosen):
+        return []
+    keys = np.stack([instances.attribute("annotation", chosen), instances.attribute("annotation_item", chosen)], axis=1)
+    texts = []
+    for key in np.unique(keys, axis=0):
+        if key[0] <= 0:
+            continue
+        own = chosen[(keys == key).all(axis=1)]
+        if key[0] == ANNOTATION_TOP_CLASSES:
+            # Labels on a plate of their own, beside the output layer: checked as labels (size, overlap).
+            head, line = divmod(int(key[1]), MAX_TOP_CLASSES + 1)
+            text = _text_from_glyphs(instances.box_corners(own), "readout", _readout_name(head, line))
+            text.group = "the top classes' readout"
             texts.append(text)
-        return texts
-
-    def number_texts(self):
-        """Numbers and equations of the sweep and Inspect, one text per ``(annotation, annotation_item)``."""
-        chosen = self.chosen(ANNOTATION_MATERIAL, but=ANNOTATION_PLATE_MATERIAL)
-        if not len(chosen):
-            return []
-        keys = np.stack([self.attribute("annotation", chosen), self.attribute("annotation_item", chosen)], axis=1)
-        texts = []
-        for key in np.unique(keys, axis=0):
-            if key[0] <= 0:
-                continue
-            own = chosen[(keys == key).all(axis=1)]
-            if key[0] == ANNOTATION_TOP_CLASSES:
-                # Labels on a plate of their own, beside the output layer: checked as labels (size, overlap).
-                head, line = divmod(int(key[1]), MAX_TOP_CLASSES + 1)
-                text = _text_from_glyphs(self.corners(own), "readout", _readout_name(head, line))
-                text.group = "the top classes' readout"
-                texts.append(text)
-                continue
-            text = _text_from_glyphs(self.corners(own), "number", _number_name(int(key[0]), int(key[1])))
-            text.on_plate = True
-            text.group = _number_name(int(key[0]), None)
-            texts.append(text)
-        return texts
+            continue
+        text = _text_from_glyphs(instances.box_corners(own), "number", _number_name(int(key[0]), int(key[1])))
+        text.on_plate = True
+        text.group = _number_name(int(key[0]), None)
+        texts.append(text)
+    return texts
 
 
 def _readout_name(head, line):
@@ -636,21 +589,3 @@ def label_sockets(network: bpy.types.Object) -> dict[tuple[str, int], bpy.types.
                 if getattr(socket, "default_value", ""):
                     sockets.setdefault((kind, index), socket)
     return sockets
-
-
-def _local_box(reference):
-    """Corners (4, 3) of a flat reference's box in its own space, counter-clockwise in its plane: glyphs lie in
-    their XY plane (bottom left first), the cells' quads in their YZ plane."""
-    mesh = getattr(reference, "mesh", None)
-    if mesh is None or not len(mesh.vertices):
-        return np.zeros((4, 3))
-    flat_positions = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-    mesh.vertices.foreach_get("co", flat_positions)
-    positions = flat_positions.reshape(-1, 3).astype(np.float64)
-    low, high = positions.min(axis=0), positions.max(axis=0)
-    flat = int(np.argmin(high - low))
-    first, second = [axis for axis in (0, 1, 2) if axis != flat]
-    corners = np.repeat(((low + high) / 2)[None], 4, axis=0)
-    for corner, (a, b) in enumerate(((low, low), (high, low), (high, high), (low, high))):
-        corners[corner, first], corners[corner, second] = a[first], b[second]
-    return corners

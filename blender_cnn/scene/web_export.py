@@ -29,6 +29,7 @@ import json
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,7 +40,7 @@ from bpy_extras import anim_utils
 
 from ..core.errors import BlenderCNNError
 from ..nodes.timeline import SCREEN_OVERLAY
-from .drawn import evaluated_geometry, read_attribute
+from .drawn import DrawnInstances, evaluated_geometry, read_attribute
 from .network import (
     SAMPLE_PROPERTY,
     get_network_input,
@@ -212,31 +213,37 @@ def _material_look(material: bpy.types.Material | None) -> _Look:
     return _Look((), tuple(diffuse))
 
 
+_COLOR_TYPES = frozenset({"FLOAT_COLOR", "BYTE_COLOR"})
+
+
 def _look_colors(look: _Look, data: Any, domain: str, count: int) -> np.ndarray:
     """Rows of RGBA: the look's attributes on ``domain`` of ``data`` summed and brightened, or its constant."""
+
+    def read(name: str) -> np.ndarray | None:
+        attribute = data.attributes.get(name)
+        usable = attribute is not None and attribute.domain == domain and attribute.data_type in _COLOR_TYPES
+        return read_attribute(data, name) if usable else None
+
+    return _summed_look(look, read, count)
+
+
+def _summed_look(look: _Look, read: Callable[[str], np.ndarray | None], count: int) -> np.ndarray:
+    """``_look_colors`` with the attributes got from ``read`` (None: not there, so it adds nothing)."""
     if not look.attributes:
         return np.tile(np.array(look.constant, dtype=np.float32), (count, 1))
     total = np.zeros((count, 4), dtype=np.float32)
     for name in look.attributes:
-        attribute = data.attributes.get(name)
-        if (
-            attribute is not None
-            and attribute.domain == domain
-            and attribute.data_type in {"FLOAT_COLOR", "BYTE_COLOR"}
-        ):
-            total += read_attribute(data, name)
+        values = read(name)
+        if values is not None:
+            total += values
     total[:, :3] *= look.gain
     total[:, 3] = 1.0
     return total
 
 
 def _element_counts(geometry: bpy.types.GeometrySet) -> tuple[int, int]:
-    instances = geometry.instances_pointcloud()
     curves = geometry.curves
-    return (
-        len(instances.points) if instances is not None else 0,
-        len(curves.curves) if curves is not None else 0,
-    )
+    return len(DrawnInstances(geometry, np.eye(4))), len(curves.curves) if curves is not None else 0
 
 
 def _mesh_arrays(mesh: bpy.types.Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -267,35 +274,27 @@ def _vertex_materials(starts: np.ndarray, corners: np.ndarray, materials: np.nda
     return slots
 
 
-def _instances(
-    geometry: bpy.types.GeometrySet, matrix: np.ndarray
-) -> tuple[Any, list[Any], np.ndarray, np.ndarray] | None:
-    """``(instances, references, reference index, world matrices)``, or None without instances."""
-    instances = geometry.instances_pointcloud()
-    if instances is None or not len(instances.points):
-        return None
-    reference_index = read_attribute(instances, ".reference_index")
-    # Stored column by column, as Blender's matrices are.
-    local = read_attribute(instances, "instance_transform").reshape(-1, 4, 4).transpose(0, 2, 1)
-    return instances, geometry.instance_references(), reference_index, matrix @ local
-
-
 def _instance_colors(geometry: bpy.types.GeometrySet, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(colors, world centres)`` of every instance: the summed attributes its quad's material reads."""
-    found = _instances(geometry, matrix)
-    if found is None:
-        return np.zeros((0, 4), dtype=np.float32), np.zeros((0, 3))
-    instances, references, reference_index, world = found
-    colors = np.zeros((len(reference_index), 4), dtype=np.float32)
-    for index, reference in enumerate(references):
+    return _colors_of(DrawnInstances(geometry, matrix))
+
+
+def _colors_of(drawn: DrawnInstances) -> tuple[np.ndarray, np.ndarray]:
+    everything = np.arange(len(drawn))
+    colors = np.zeros((len(drawn), 4), dtype=np.float32)
+    for index, reference in enumerate(drawn.references):
         mesh = getattr(reference, "mesh", None)
-        chosen = np.flatnonzero(reference_index == index)
+        chosen = np.flatnonzero(drawn.reference_index == index)
         if mesh is None or not len(chosen):
             continue
         used = [material for material in mesh.materials if material is not None]
         look = _material_look(used[0] if used else None)
-        colors[chosen] = _look_colors(look, instances, "POINT", len(colors))[chosen]
-    return colors, world[:, :3, 3]
+
+        def read(name: str, chosen: np.ndarray = chosen) -> np.ndarray | None:
+            return drawn.attribute(name, chosen) if drawn.data_type(name) in _COLOR_TYPES else None
+
+        colors[chosen] = _summed_look(look, read, len(chosen))
+    return colors, drawn.centres(everything)
 
 
 def _is_quad(mesh: bpy.types.Mesh) -> bool:
@@ -306,21 +305,20 @@ def _is_quad(mesh: bpy.types.Mesh) -> bool:
 def _instance_part(name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarray, quads: bool = True) -> _Part | None:
     """Every instanced quad (``quads``: the cells, legend squares and marks), or every other instanced mesh (the
     numbers' glyphs), realized; each vertex's element is its instance."""
-    found = _instances(geometry, matrix)
-    if found is None:
+    drawn = DrawnInstances(geometry, matrix)
+    if not len(drawn):
         return None
-    _instances_cloud, references, reference_index, world = found
-    colors, _centres = _instance_colors(geometry, matrix)
+    colors, _centres = _colors_of(drawn)
     positions, face_starts, corners, elements, vertex_colors = [], [], [], [], []
     vertex_offset = corner_offset = 0
-    for index, reference in enumerate(references):
+    for index, reference in enumerate(drawn.references):
         mesh = getattr(reference, "mesh", None)
-        chosen = np.flatnonzero(reference_index == index)
+        chosen = np.flatnonzero(drawn.reference_index == index)
         if mesh is None or not len(chosen) or not len(mesh.polygons) or _is_quad(mesh) != quads:
             continue
         local, starts, corner_vertices, _materials = _mesh_arrays(mesh)
         homogeneous = np.c_[local, np.ones(len(local))]
-        placed = np.einsum("nij,vj->nvi", world[chosen], homogeneous)[:, :, :3]
+        placed = np.einsum("nij,vj->nvi", drawn.transforms(chosen).astype(np.float64), homogeneous)[:, :, :3]
         count, size = len(chosen), len(local)
         positions.append(placed.reshape(-1, 3))
         vertex_colors.append(np.repeat(colors[chosen], size, axis=0))
