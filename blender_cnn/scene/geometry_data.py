@@ -35,6 +35,10 @@ def points_mesh(name: str, count: int, arrays: Mapping[str, npt.ArrayLike]) -> b
     """A mesh of ``count`` loose vertices carrying per-point attributes; positions come from nodes."""
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(count)
+    # Adding vertices selects none of them, in an array of its own that every drawn cell would carry on.
+    selection = mesh.attributes.get(".select_vert")
+    if selection is not None:
+        mesh.attributes.remove(selection)
     write_attributes(mesh, arrays, "POINT")
     mesh.update()
     return mesh
