@@ -377,7 +377,11 @@ def child_naive(bundle_path, time_limit):
 
     # Timed from reading the bundle, as ours is; the cells' values and map shapes come from the add-on's numpy.
     start = time.perf_counter()
-    layers, arrays = cell_data.cell_arrays(load_bundle(bundle_path))
+    bundle = load_bundle(bundle_path)
+    layers, arrays = cell_data.cell_arrays(bundle)
+    # Each cell's own copy of its layer's values, as a script without a table would have them.
+    per_layer = cell_data.layer_columns(bundle, layers)
+    arrays.update({name: per_layer[name][arrays["layer"]] for name in cell_data.LAYER_COLUMNS})
     # One object per activation: any cells the add-on adds after the layers' own (summaries) are left out.
     activations = sum(cells.count for cells in layers)
     columns = {

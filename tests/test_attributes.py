@@ -44,7 +44,7 @@ def test_the_names_python_makes_are_the_schema_s_families():
 
 def test_the_cells_are_written_at_their_declared_types(tmp_path):
     from blender_cnn.core.bundle import load_bundle
-    from blender_cnn.core.cells import cell_arrays
+    from blender_cnn.core.cells import cell_arrays, layer_columns
     from blender_cnn.core.design import design_bundle, synthetic_inputs
     from blender_cnn.core.presets import load_design
 
@@ -52,10 +52,14 @@ def test_the_cells_are_written_at_their_declared_types(tmp_path):
     bundle = design_bundle(
         design, tmp_path / "lenet5.bcnn.npz", seed=0, inputs=synthetic_inputs(design["input_shape"])[:1]
     )
-    _layers, arrays = cell_arrays(load_bundle(bundle))
+    layers, arrays = cell_arrays(load_bundle(bundle))
     for name, values in arrays.items():
         declared = attributes.spec(name)
         assert attributes.CELLS in declared.carriers
+        assert np.asarray(values).dtype == declared.dtype, name
+    for name, values in layer_columns(load_bundle(bundle), layers).items():
+        declared = attributes.spec(name)
+        assert attributes.LAYER_TABLE in declared.carriers
         assert np.asarray(values).dtype == declared.dtype, name
 
 
@@ -90,7 +94,7 @@ def test_every_attribute_of_a_scene_is_declared_at_its_type_and_domain(blender, 
             checked.add((declared.name, carrier))
     assert {
         ("layer", "cells"),
-        ("act_high", "cells"),
+        ("act_high", "layer table"),
         ("activation_e{epoch}_s{slot}", "cells"),
         ("weight_e{epoch}", "kernels"),
         ("weight_e{epoch}", "connections"),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from .attributes import CELLS, carried_by
+from .attributes import CELLS, LAYER_TABLE, carried_by
 from .layer_specs import is_known_layer_type
 
 if TYPE_CHECKING:
@@ -89,10 +89,10 @@ def layer_cells(bundle: Bundle, shown: Mapping[str, int] | None = None) -> list[
 
 
 # The per-cell attributes ``cell_arrays`` writes, at their types in ``core/attributes.py``.
-# fmt: off
-CELL_COLUMNS = ("layer", "channel", "row", "col", "map_rows", "map_cols", "channels", "is_neuron", "is_summary",
-                "act_low", "act_high")
-# fmt: on
+CELL_COLUMNS = ("layer", "channel", "row", "col", "is_summary")
+# The per-layer values ``layer_columns`` writes into the layer table, where the cells look them up by ``layer``:
+# stored on every cell they took VGG16 353 MB (15 million cells), in the file and through every evaluation.
+LAYER_COLUMNS = ("map_rows", "map_cols", "channels", "is_neuron", "act_low", "act_high")
 
 
 def cell_arrays(
@@ -101,8 +101,7 @@ def cell_arrays(
     """Per-cell int32 indices and float32 values for one epoch and sample (``shown`` as in ``layer_cells``).
 
     Returns ``(layers, arrays)``; ``arrays`` maps attribute names to arrays of
-    length ``cell_count(layers)``. ``act_low``/``act_high`` are the layer's
-    range over all epochs and samples, so colors stay comparable through training.
+    length ``cell_count(layers)``. What is the same for a whole layer is in ``layer_columns``.
     """
     layers = layer_cells(bundle, shown)
     total = cell_count(layers)
@@ -110,12 +109,6 @@ def cell_arrays(
     # int64 pieces and concatenating them took seconds.
     schema = carried_by(CELLS)
     arrays: dict[str, np.ndarray] = {name: np.empty(total, dtype=schema[name].dtype) for name in CELL_COLUMNS}
-    # A layer's range scans all its epochs and samples: once per layer, shared by its summary map.
-    layer_ranges = {
-        cells.name: activation_range(bundle.array(bundle.layer(cells.name).activations))
-        for cells in layers
-        if cells.count
-    }
 
     def fill(cells: LayerCells, start: int, channels: int, is_summary: int) -> int:
         """The cells of ``channels`` maps of ``cells``' shape from ``start``, channel-major, then row, then column."""
@@ -125,21 +118,8 @@ def cell_arrays(
         grid[...] = np.arange(channels, dtype=np.int32)[:, None, None]
         arrays["row"][start:end].reshape(channels, rows, cols)[...] = np.arange(rows, dtype=np.int32)[None, :, None]
         arrays["col"][start:end].reshape(channels, rows, cols)[...] = np.arange(cols, dtype=np.int32)[None, None, :]
-        low, high = layer_ranges[cells.name]
-        # Only neurons drawn as a column get the larger pitch: a wide layer drawn as a grid (a flatten
-        # of thousands) would otherwise dwarf the feature maps.
-        is_neuron = int(len(cells.output_shape) == 1 and cells.map_cols == 1)
-        for name, value in (
-            ("layer", cells.layer_index),
-            ("map_rows", rows),
-            ("map_cols", cols),
-            ("channels", cells.channels),
-            ("is_neuron", is_neuron),
-            ("is_summary", int(is_summary)),
-            ("act_low", low),
-            ("act_high", high),
-        ):
-            arrays[name][start:end] = value
+        arrays["layer"][start:end] = cells.layer_index
+        arrays["is_summary"][start:end] = int(is_summary)
         return end
 
     for cells in layers:
@@ -156,18 +136,7 @@ def cell_arrays(
                 unit // cells.map_cols,
                 unit % cells.map_cols,
             )
-            low, high = layer_ranges[cells.name]
-            for name, value in (
-                ("layer", cells.layer_index),
-                ("map_rows", cells.map_rows),
-                ("map_cols", cells.map_cols),
-                ("channels", 1),
-                ("is_neuron", int(cells.map_cols == 1)),
-                ("is_summary", 0),
-                ("act_low", low),
-                ("act_high", high),
-            ):
-                arrays[name][span] = value
+            arrays["layer"][span], arrays["is_summary"][span] = cells.layer_index, 0
     start = sum(cells.count for cells in layers)
     for kind in (SUMMARY_MEAN, SUMMARY_MAX):
         for cells in summarized(layers):
@@ -178,6 +147,32 @@ def cell_arrays(
         )
     )
     return layers, arrays
+
+
+def layer_columns(bundle: Bundle, layers: Sequence[LayerCells]) -> dict[str, np.ndarray]:
+    """``{column: array}``, one row per layer of the bundle (``layer_index``): ``LAYER_COLUMNS``.
+
+    ``act_low``/``act_high`` are the layer's range over all epochs and samples, so colors stay comparable through
+    training; a layer without cells has an empty range (inf, -inf), which widens no range it is part of.
+    """
+    schema = carried_by(LAYER_TABLE)
+    count = len(bundle.layers)
+    columns: dict[str, np.ndarray] = {name: np.zeros(count, dtype=schema[name].dtype) for name in LAYER_COLUMNS}
+    columns["act_low"][:], columns["act_high"][:] = np.inf, -np.inf
+    for cells in layers:
+        if not cells.count:
+            continue
+        row = cells.layer_index
+        spatial = len(cells.output_shape) == 3
+        columns["map_rows"][row], columns["map_cols"][row] = cells.map_rows, cells.map_cols
+        columns["channels"][row] = cells.channels if spatial else 1
+        # Only neurons drawn as a column get the larger pitch: a wide layer drawn as a grid (a flatten
+        # of thousands) would otherwise dwarf the feature maps.
+        columns["is_neuron"][row] = int(not spatial and cells.map_cols == 1)
+        # A layer's range scans all its epochs and samples.
+        low, high = activation_range(bundle.array(bundle.layer(cells.name).activations))
+        columns["act_low"][row], columns["act_high"][row] = low, high
+    return columns
 
 
 def summarized(layers: Sequence[LayerCells]) -> list[LayerCells]:

@@ -9,7 +9,7 @@ changes.
 
 import math
 
-from ..core import colormaps
+from ..core import attributes, colormaps
 from ..core.attributes import CELL_COLOR, EDGE_COLOR
 from .builder import ensure_group
 
@@ -17,9 +17,9 @@ CELL_LAYOUT = "BCNN Cell Layout"
 FEATURE_MAPS = "BCNN Feature Maps"
 CONNECTIONS = "BCNN Connections"
 # Cell attributes that only place and size the cells; the drawn quads do without them.
-# Attributes that only place and color the cells (map_rows, map_cols, act_low, act_high, importance_row,
-# importance, importance_class and those named), as few patterns as remove them: a node each, and big
-# trees are slow to build.
+# Attributes that only place and color the cells (importance_row, importance, importance_class, those named, and on
+# networks built before the layer table: map_rows, map_cols, act_low, act_high), as few patterns as remove them: a
+# node each, and big trees are slow to build.
 LAYOUT_ONLY_PATTERNS = (
     "map_*",
     "act_*",
@@ -159,15 +159,15 @@ def _build_cell_layout(b):
     layer_table = b.add_input(
         "Layer Table",
         "GEOMETRY",
-        description="One point per layer with its origin and visibility (nodes/graph.py); "
-        "without it, layers stand in one row Layer Spacing apart",
+        description="One point per layer with its maps' shape (core/cells.py), origin and visibility "
+        "(nodes/graph.py); without it, layers stand in one row Layer Spacing apart",
     )
     b.add_output("Geometry", "GEOMETRY")
 
     layer, channel = b.attribute("layer"), b.attribute("channel")
     row, col = b.attribute("row"), b.attribute("col")
-    map_rows, map_cols = b.attribute("map_rows"), b.attribute("map_cols")
-    channels, is_neuron = b.attribute("channels"), b.attribute("is_neuron")
+    map_rows, map_cols = layer_value(b, layer_table, "map_rows"), layer_value(b, layer_table, "map_cols")
+    channels, is_neuron = layer_value(b, layer_table, "channels"), layer_value(b, layer_table, "is_neuron")
     # Summary cells: 1 = the mean map, 2 = the max map; Fold to Max picks which one a fold shows.
     summary_kind = b.attribute("is_summary")
     is_summary = b.minimum(summary_kind, 1.0)
@@ -291,21 +291,52 @@ def _colormap(b, factor, colormap_group, menu):
     return b.group(colormap_group, {"Factor": factor, "Colormap": menu}).outputs[0]
 
 
-def _network_range(b, cells):
-    """(low, high) of the whole network's activations: the least of its layers' lows, the greatest of their highs."""
-    return b.statistic(cells, b.attribute("act_low"))["Min"], b.statistic(cells, b.attribute("act_high"))["Max"]
+def layer_value(b, table, name):
+    """The cell's layer's ``name`` (one of ``core/cells.py``'s LAYER_COLUMNS), from the layer table's row ``layer``.
+
+    A network built before the table held them carries them on every cell, and reads them there. Which one is
+    decided once, not per cell: a Switch on a single value evaluates only the side it passes on.
+    """
+    kind = attributes.spec(name).data_type
+    return b.switch(
+        kind,
+        _in_table(b, table, name),
+        b.attribute(name),
+        b.sample_index(table, b.attribute(name), b.attribute("layer")),
+    )
 
 
-def _activation_range(b, cells, across_network):
+def _in_table(b, table, name):
+    return b.greater_than(b.statistic(table, b.attribute_exists(name))["Max"], 0.5)
+
+
+def _network_range(b, cells, table):
+    """(low, high) of the whole network's activations: the least of its layers' lows, the greatest of their highs.
+
+    Taken over the table's rows (one per layer), or the cells of a network built before the table held them.
+    """
+    in_table = _in_table(b, table, "act_low")
+    return tuple(
+        b.switch(
+            "FLOAT",
+            in_table,
+            b.statistic(cells, b.attribute(name))[output],
+            b.statistic(table, b.attribute(name))[output],
+        )
+        for name, output in (("act_low", "Min"), ("act_high", "Max"))
+    )
+
+
+def _activation_range(b, cells, table, across_network):
     """(low, high) fields: each cell's layer range, or the whole network's when ``across_network``.
 
     Chosen by a Switch, which evaluates only the side it passes on: Attribute Statistic sorts all the values
     for a Min or Max (15 million cells at VGG scale), and the Mix it replaced made every evaluation pay that.
     """
-    whole_low, whole_high = _network_range(b, cells)
+    whole_low, whole_high = _network_range(b, cells, table)
     return (
-        b.switch("FLOAT", across_network, b.attribute("act_low"), whole_low),
-        b.switch("FLOAT", across_network, b.attribute("act_high"), whole_high),
+        b.switch("FLOAT", across_network, layer_value(b, table, "act_low"), whole_low),
+        b.switch("FLOAT", across_network, layer_value(b, table, "act_high"), whole_high),
     )
 
 
@@ -347,10 +378,11 @@ def _build_feature_maps(b):
     )
     show_importance, class_count = _importance_inputs(b)
     material = b.add_input("Material", "MATERIAL")
+    layer_table = b.add_input("Layer Table", "GEOMETRY", description="One point per layer with its activation range")
     b.add_output("Mesh", "GEOMETRY")
 
     with b.frame("Color: activation in its range, through the colormap, toward importance"):
-        low, high = _activation_range(b, points, across)
+        low, high = _activation_range(b, points, layer_table, across)
         value = b.map_range(b.attribute("activation"), low, high)
         color = _with_importance(
             b, _colormap(b, value, ensure_activation_colormap(), colormap), show_importance, class_count
@@ -633,6 +665,7 @@ def _build_legend(b):
     )
     cell_material = b.add_input("Cell Material", "MATERIAL")
     label_material = b.add_input("Label Material", "MATERIAL")
+    layer_table = b.add_input("Layer Table", "GEOMETRY", description="One point per layer with its activation range")
     b.add_output("Mesh", "GEOMETRY")
 
     with b.frame("Where the bar stands: under the input layer, along -Y"):
@@ -664,7 +697,7 @@ def _build_legend(b):
 
     with b.frame("Its range and title"):
         # The network's own range, a single value each: the numbers are written only when normalized across it.
-        low, high = _network_range(b, cells)
+        low, high = _network_range(b, cells, layer_table)
 
         def number_or(text, value):
             """``value`` written out when normalized across the network, else ``text`` (ranges differ per layer)."""

@@ -307,6 +307,8 @@ def build_network_tree(
             ).outputs[0],
         )
         importance_settings = {"Show Importance": settings["Show Importance"], "Class Count": max(len(class_names), 1)}
+    # One point per layer: its maps' shape and activation range, and in a graph its place.
+    layer_table = {"Layer Table": placed_table} if placed_table is not None else {}
     with b.part("The cells placed, and what they are computed from"):
         placed = b.group(
             groups.ensure_cell_layout(),
@@ -324,7 +326,7 @@ def build_network_tree(
                 "Neuron Scale": _neuron_scale(b, settings, layers, class_names, output_heads),
                 **per_layer,
                 "Stack": stack,
-                **({"Layer Table": placed_table} if placed_table is not None else {}),
+                **layer_table,
             },
         ).outputs[0]
         if operation_objects is not None:
@@ -345,6 +347,7 @@ def build_network_tree(
                 **activation_colors,
                 **importance_settings,
                 "Material": material_inputs["cell"],
+                **layer_table,
             },
         ).outputs[0]
         # The cells join the other parts as one instance that holds them: joined as they are, all of them would be
@@ -392,6 +395,7 @@ def build_network_tree(
                 ),
                 "Cell Material": material_inputs["cell"],
                 "Label Material": material_inputs["label"],
+                **layer_table,
             },
         ).outputs[0]
         parts.append(b.switch("GEOMETRY", settings["Show Legend"], true=legend))

@@ -326,7 +326,7 @@ def _build_receptive_field(b):
             b.compare(b.index(), "==", _flatten_source(b, focus["Index"], column)),
         )
         dense = b.compare(kind, "==", ops.OP_DENSE)
-        merged = _merged_cells(b, column, kind, channel, focus)
+        merged = _merged_cells(b, operations, column, kind, channel, focus)
     with b.frame("Seen: stored as focus"):
         in_source = b.compare(b.attribute("layer"), "==", column("source_layer"))
         read = b.any_of(
@@ -481,7 +481,7 @@ def _build_receptive_field(b):
     )
 
 
-def _merged_cells(b, column, kind, channel, focus):
+def _merged_cells(b, operations, column, kind, channel, focus):
     """The cells a merge combines into the focus cell: the same cell of every input of an Add or Multiply
     (row and column 0 of a 1x1 map it broadcasts, as a squeeze-and-excitation gate), the cell of a
     Concatenate's input whose channels span the focus channel, at the channel less that input's offset."""
@@ -492,9 +492,11 @@ def _merged_cells(b, column, kind, channel, focus):
     def broadcast(focus_index, size):
         return b.int_multiply(focus_index, b.compare(size, ">", 1))
 
+    # The cell's own layer's map size, from the operations table's row of that layer.
+    own_layer = _table(b, operations, layer)
     same_place = b.all_of(
-        b.compare(b.attribute("row"), "==", broadcast(focus["Row"], b.attribute("map_rows"))),
-        b.compare(b.attribute("col"), "==", broadcast(focus["Column"], b.attribute("map_cols"))),
+        b.compare(b.attribute("row"), "==", broadcast(focus["Row"], own_layer("map_rows"))),
+        b.compare(b.attribute("col"), "==", broadcast(focus["Column"], own_layer("map_cols"))),
     )
     found = None
     for k in range(ops.MERGE_INPUTS_SHOWN):

@@ -147,9 +147,8 @@ def _build(bundle, layers, cell_arrays, connections, collection, operations, imp
     network = bpy.data.objects.new(name, curves)
     network_collection.objects.link(network)
     # The network object draws what these hold through its node tree; they only keep data.
-    layer_table = bpy.data.objects.new(
-        f"{name} layers", points_mesh(f"{name} layers", len(bundle.layers), plan.layer_table)
-    )
+    table = {**plan.layer_table, **cell_data.layer_columns(bundle, layers)}
+    layer_table = bpy.data.objects.new(f"{name} layers", points_mesh(f"{name} layers", len(bundle.layers), table))
     link_count = len(plan.links["source_layer"])
     links = bpy.data.objects.new(
         f"{name} links",
