@@ -759,14 +759,25 @@ class TreeBuilder:
         return self.node("GeometryNodeInputIndex").outputs[0]
 
     def sample_index(
-        self, geometry: Input, value: bpy.types.NodeSocket, index: Input, data_type: str | None = None
+        self,
+        geometry: Input,
+        value: bpy.types.NodeSocket,
+        index: Input,
+        data_type: str | None = None,
+        clamp: bool = False,
     ) -> bpy.types.NodeSocket:
-        """``value`` (a field) on ``geometry``'s point ``index``; its type is the value socket's unless given."""
+        """``value`` (a field) on ``geometry``'s point ``index``; its type is the value socket's unless given.
+
+        ``clamp`` for indices that are always valid (a layer's row of a table): out of range they would take the
+        nearest point's value instead of the type's default, and checking every index for that cost more than
+        the lookup (VGG16's 15 million cells).
+        """
         return self.node(
             "GeometryNodeSampleIndex",
             {"Geometry": geometry, "Value": value, "Index": index},
             data_type=data_type or DATA_TYPES[value.type],
             domain="POINT",
+            clamp=clamp,
         ).outputs[0]
 
     def statistic(

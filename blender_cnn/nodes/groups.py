@@ -16,14 +16,15 @@ from .builder import ensure_group
 CELL_LAYOUT = "BCNN Cell Layout"
 FEATURE_MAPS = "BCNN Feature Maps"
 CONNECTIONS = "BCNN Connections"
-# Cell attributes that only place and size the cells; the drawn quads do without them.
-# Attributes that only place and color the cells (importance_row, importance, importance_class, those named, and on
-# networks built before the layer table: map_rows, map_cols, act_low, act_high), as few patterns as remove them: a
-# node each, and big trees are slow to build.
+# Attributes that only place and color the cells (those named, and on networks built before the layer table:
+# map_rows, map_cols, act_low, act_high), as few patterns as remove them: a node each, and big trees are slow to
+# build. The drawn quads do without them.
 LAYOUT_ONLY_PATTERNS = (
     "map_*",
     "act_*",
-    "importance*",
+    "importance_row",
+    "importance",
+    "importance_class",
     "channels",
     "is_neuron",
     "cell_pitch",
@@ -35,6 +36,10 @@ LAYOUT_ONLY_PATTERNS = (
     # The same of the pooling winners, and the one shown ("winner_cell"): only the operations read it, on the cells.
     "winner_cell*",
 )
+# What a cell's color is computed from besides its activation and layer: its layer's range on networks built before
+# the layer table, the importance while it is shown. They ride along onto the cells' quads, where the color is
+# computed, and are dropped there.
+COLOR_INPUTS = ("act_*", "importance", "importance_class")
 # A map folded all the way (Map Fold 1) has its rows tilted this far from the wall, alternately forward and back.
 MAP_FOLD_ANGLE = math.radians(80.0)
 LAYER_LABEL = "BCNN Layer Label"
@@ -239,7 +244,9 @@ def _build_cell_layout(b):
         has_table = b.compare(b.point_count(layer_table), ">", 0)
 
         def from_table(name, kind, fallback):
-            return b.switch(kind, has_table, fallback, b.sample_index(layer_table, b.attribute(name), layer))
+            return b.switch(
+                kind, has_table, fallback, b.sample_index(layer_table, b.attribute(name), layer, clamp=True)
+            )
 
         layer_origin = from_table("origin", "VECTOR", in_row)
         # Units inside a collapsed block gather into its place (visible 0) and grow out as it expands.
@@ -302,7 +309,7 @@ def layer_value(b, table, name):
         kind,
         _in_table(b, table, name),
         b.attribute(name),
-        b.sample_index(table, b.attribute(name), b.attribute("layer")),
+        b.sample_index(table, b.attribute(name), b.attribute("layer"), clamp=True),
     )
 
 
@@ -364,7 +371,9 @@ def _with_importance(b, color, show, class_count):
     importance_color = b.node(
         "FunctionNodeCombineColor", {0: hue, 1: 0.75, 2: b.attribute("importance")}, mode="HSV"
     ).outputs[0]
-    return b.mix(show, color, importance_color, "RGBA")
+    # A Switch, so that while importance is not shown its color is not computed for every cell only to be mixed
+    # in at 0.
+    return b.switch("RGBA", b.greater_than(show, 0.0), color, b.mix(show, color, importance_color, "RGBA"))
 
 
 def _build_feature_maps(b):
@@ -381,33 +390,38 @@ def _build_feature_maps(b):
     layer_table = b.add_input("Layer Table", "GEOMETRY", description="One point per layer with its activation range")
     b.add_output("Mesh", "GEOMETRY")
 
-    with b.frame("Color: activation in its range, through the colormap, toward importance"):
+    with b.frame("Each shown cell a quad of its pitch and scale, tilted; hidden cells get none"):
+        # Left out by the instancing's selection rather than deleted: deleting copies every attribute of every cell.
+        shown = b.logical_not(b.less_than(b.attribute("cell_scale"), 1e-6))
+        size = b.multiply(b.multiply(b.attribute("cell_pitch"), b.attribute("cell_scale")), b.subtract(1.0, cell_gap))
+        quads = facing_quads(b, points, size, material, shown, b.attribute("cell_tilt"), keeping=COLOR_INPUTS)
+    with b.frame("Color: activation in its range, through the colormap, toward importance; on the quads"):
+        # Computed on the quads, not the cells: stored on the cells, the color was carried over as a second copy
+        # (VGG16: 0.2 GB).
         low, high = _activation_range(b, points, layer_table, across)
         value = b.map_range(b.attribute("activation"), low, high)
         color = _with_importance(
             b, _colormap(b, value, ensure_activation_colormap(), colormap), show_importance, class_count
         )
-        colored = b.store(points, CELL_COLOR, color)
-    with b.frame("Each shown cell a quad of its pitch and scale, tilted; hidden cells get none"):
-        # Left out by the instancing's selection rather than deleted: deleting copies every attribute of every cell.
-        shown = b.logical_not(b.less_than(b.attribute("cell_scale"), 1e-6))
-        size = b.multiply(b.multiply(b.attribute("cell_pitch"), b.attribute("cell_scale")), b.subtract(1.0, cell_gap))
-        quads = facing_quads(b, colored, size, material, selection=shown, tilt=b.attribute("cell_tilt"))
-    b.set_outputs(Mesh=quads)
+        colored = b.store(quads, CELL_COLOR, color, domain="INSTANCE")
+        for pattern in COLOR_INPUTS:
+            colored = b.remove_attribute(colored, pattern)
+    b.set_outputs(Mesh=colored)
 
 
-def without_layout_attributes(b, geometry):
-    """``geometry`` without the attributes that only placed the cells.
+def without_layout_attributes(b, geometry, keeping=()):
+    """``geometry`` without the attributes that only placed the cells (but those of the patterns ``keeping``).
 
     Every drawn part must drop them: joining parts gives every vertex the
     union of their attributes, so one part that keeps them costs them all.
     """
     for pattern in LAYOUT_ONLY_PATTERNS:
-        geometry = b.remove_attribute(geometry, pattern)
+        if pattern not in keeping:
+            geometry = b.remove_attribute(geometry, pattern)
     return geometry
 
 
-def facing_quads(b, points, size, material, selection=None, tilt=None):
+def facing_quads(b, points, size, material, selection=None, tilt=None, keeping=()):
     """A square of ``size`` facing the view on every (selected) point: instances of one quad with ``material``.
 
     Instances, not realized: the quads' attributes live once per instance
@@ -416,7 +430,8 @@ def facing_quads(b, points, size, material, selection=None, tilt=None):
     attributes through the instancer; the network tree realizes everything for
     final renders (its Realize in Render input). The attributes that only
     placed the cells are dropped before instancing, so no instance carries them.
-    ``tilt`` (an angle) turns each quad about its horizontal axis after it faces the view.
+    ``tilt`` (an angle) turns each quad about its horizontal axis after it faces the view. ``keeping``: patterns
+    of those attributes the quads keep, for the caller to drop after it used them.
     """
     # Size, selection and tilt may read the layout attributes, so they are captured before those go: the tilt as
     # one angle, not the rotation's three (VGG16: 0.1 GB less).
@@ -428,7 +443,7 @@ def facing_quads(b, points, size, material, selection=None, tilt=None):
     points, captured = b.capture(points, fields)
     painted = b.set_material(b.transform(b.grid(1.0, 1.0), rotation=QUAD_FACING_VIEW), material)
     return b.instance_on_points(
-        without_layout_attributes(b, points),
+        without_layout_attributes(b, points, keeping),
         painted,
         selection=captured.get("Shown"),
         scale=captured["Size"],

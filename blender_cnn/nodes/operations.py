@@ -105,11 +105,12 @@ def ensure_top_classes():
 # ---------------------------------------------------------------- small helpers
 
 
-def _table(b, operations, index):
-    """``column(name)``: the layer table's column ``name`` at row ``index`` (a layer index)."""
+def _table(b, operations, index, clamp=False):
+    """``column(name)``: the layer table's column ``name`` at row ``index`` (a layer index); ``clamp`` where it is
+    a cell's own layer, always a row (``TreeBuilder.sample_index``)."""
 
     def column(name):
-        return b.sample_index(operations, b.attribute(name), index)
+        return b.sample_index(operations, b.attribute(name), index, clamp=clamp)
 
     return column
 
@@ -493,7 +494,7 @@ def _merged_cells(b, operations, column, kind, channel, focus):
         return b.int_multiply(focus_index, b.compare(size, ">", 1))
 
     # The cell's own layer's map size, from the operations table's row of that layer.
-    own_layer = _table(b, operations, layer)
+    own_layer = _table(b, operations, layer, clamp=True)
     same_place = b.all_of(
         b.compare(b.attribute("row"), "==", broadcast(focus["Row"], own_layer("map_rows"))),
         b.compare(b.attribute("col"), "==", broadcast(focus["Column"], own_layer("map_cols"))),
@@ -662,7 +663,7 @@ def _build_flatten_links(b):
     b.add_output("Mesh", "GEOMETRY")
 
     with b.frame("Flatten neurons copying the channel shown, at most Max Links"):
-        column = _table(b, operations, b.attribute("layer"))
+        column = _table(b, operations, b.attribute("layer"), clamp=True)
         source = _flatten_source(b, b.index(), column)
         source_channel = b.sample_index(cells, b.attribute("channel"), source)
         neurons = b.all_of(
