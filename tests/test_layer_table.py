@@ -37,7 +37,23 @@ def test_a_network_built_with_them_on_every_cell_draws_as_before(blender, digits
     network = build_network(digits_design_bundle)
     # Normalized across the network, so the legend's numbers are drawn from the range too.
     set_network_input(network, "Normalize Across Network", True)
+    # Every input a map's place, size and tilt depend on off its default, on one layer or all: worked out once per
+    # map (Cell Layout's maps) or on every cell (the old way), they place every cell alike.
+    for name, value in (
+        ("conv1/Map Layout", 1.0),
+        ("conv1/Fold", 0.6),
+        ("pool1/Line Direction", 1.0),
+        ("pool1/Map Layout", 0.5),
+        ("conv2/Channels Shown", 3),
+        ("conv2/Map Fold", 0.5),
+        ("pool2/Fold", 1.0),
+        ("Fold to Max", True),
+        ("Filter Spread", 0.7),
+        ("Reduced Depth", 5),
+    ):
+        set_network_input(network, name, value)
     centres, drawn = drawn_cells(network)
+    transforms = _cell_transforms(network)
     texts = _mesh_positions(network)
 
     cells = _data_object(network, "cells").data
@@ -55,8 +71,18 @@ def test_a_network_built_with_them_on_every_cell_draws_as_before(blender, digits
     np.testing.assert_array_equal(old_centres, centres)
     for name in ("cell_color", "activation", "layer"):
         np.testing.assert_array_equal(old_drawn[name], drawn[name])
+    # The quads' size and tilt too.
+    np.testing.assert_array_equal(_cell_transforms(network), transforms)
     # The legend's numbers (the network's range) and every label are written the same.
     np.testing.assert_array_equal(_mesh_positions(network), texts)
+
+
+def _cell_transforms(network):
+    from blender_cnn.scene.drawn import drawn_quads
+    from blender_cnn.scene.materials import CELL_MATERIAL
+
+    quads, _geometry = drawn_quads(network, CELL_MATERIAL)  # kept alive while its quads are read
+    return quads.transforms()
 
 
 def _mesh_positions(network):

@@ -36,6 +36,7 @@ LAYER_TABLE = "layer table"  # mesh, one vertex per layer: its place in a graph 
 LINKS = "links"  # hair curves, one per link between the layers of a graph
 DRAWN = "drawn"  # what the node groups output: quads, text, tubes
 INSPECTION = "inspection"  # mesh, one vertex per number annotation of the last Inspect (scene/inspection.py)
+MAPS = "maps"  # points the Cell Layout group makes, one per feature map (nodes/groups.py)
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,11 @@ def _a(name: str, data_type: str, where: str | tuple[str, ...] | dict[str, str],
 # fmt: off
 ATTRIBUTES = _declare(
     # The cells: written by core/cells.py, one value per cell.
-    _a("layer", INT, (CELLS, DRAWN), "Index of the cell's layer in the bundle (-1 on the legend's quads)"),
-    _a("channel", INT, CELLS, "Channel (feature map) of the cell; 0 for a 1-D layer's neurons"),
+    _a("layer", INT, (CELLS, DRAWN, MAPS), "Index of the cell's layer in the bundle (-1 on the legend's quads)"),
+    _a("channel", INT, (CELLS, MAPS), "Channel (feature map) of the cell; 0 for a 1-D layer's neurons"),
     _a("row", INT, CELLS, "Row of the cell in its map"),
     _a("col", INT, CELLS, "Column of the cell in its map"),
-    _a("is_summary", INT, CELLS, "0 on a real cell, 1 on the mean map a folded layer shows, 2 on the max map"),
+    _a("is_summary", INT, (CELLS, MAPS), "0 on a real cell, 1 on the mean map a folded layer shows, 2 on the max map"),
     # The same for every cell of a layer: written by core/cells.py's layer_columns into the layer table, one row per
     # layer, where the cells look them up (networks built before kept them on every cell, where they are still read).
     _a("map_rows", INT, (LAYER_TABLE, OPERATIONS), "Rows of the layer's maps"),
@@ -112,6 +113,10 @@ ATTRIBUTES = _declare(
     _a("is_neuron", INT, LAYER_TABLE, "1 on a 1-D layer drawn as a column of neurons (they get the larger pitch)"),
     _a("act_low", FLOAT, LAYER_TABLE, "Low end of the layer's activation range over all epochs and samples (inf: no cells)"),
     _a("act_high", FLOAT, LAYER_TABLE, "High end of the layer's activation range (-inf: no cells)"),
+    # Where a map's cells stand, worked out once per map by the Cell Layout group (or on the cells themselves, as their
+    # own one-cell extent, on networks built before the layer table): what a layer's label is placed by.
+    _a("extent_low", FLOAT_VECTOR, MAPS, "The lowest X, Y and Z of the map's cell centres"),
+    _a("extent_high", FLOAT_VECTOR, MAPS, "The highest X, Y and Z of the map's cell centres"),
     _a("activation_e{epoch}_s{slot}", FLOAT, CELLS, "Activation at epoch position E of sample slot S"),
     _a("winner_cell_e{epoch}_s{slot}", INT, CELLS,
        "Cell that won the cell's max-pooling window at epoch position E and sample slot S (-1: none)"),

@@ -168,6 +168,7 @@ def _build_cell_layout(b):
         "(nodes/graph.py); without it, layers stand in one row Layer Spacing apart",
     )
     b.add_output("Geometry", "GEOMETRY")
+    b.add_output("Maps", "GEOMETRY")
 
     inputs = {
         "spacing": spacing,
@@ -189,34 +190,51 @@ def _build_cell_layout(b):
     # point of its own, and looked up by each cell. Worked out on every cell, it took a third of VGG16's evaluation
     # (15 million cells, 4,200 maps). A network built before the layer table held the maps' shapes works it out on
     # every cell, as before.
-    per_map = _map_placement(b, inputs)
+    placed = _map_placement(b, inputs)
+    # Three vectors, as each cell looks them up: a lookup checks every cell's index, which cost more than the lookup.
+    per_map = {
+        "corner": placed["corner"],
+        "steps": b.combine_xyz(placed["step_across"], placed["step_down"], placed["pitch"]),
+        "look": b.combine_xyz(placed["scale"], placed["tilt"], 0.0),
+    }
     with b.frame("One point per map: each layer's channels and its two summary maps, as the layer table lists them"):
         maps, map_index = _maps(b, layer_table)
-        maps, on_map = b.capture(maps, {name: (kind, field) for name, (kind, field) in per_map.items()})
+        maps, on_map = b.capture(maps, {name: ("VECTOR", field) for name, field in per_map.items()})
     has_maps = _in_table(b, layer_table, "channels")
     placement = {
-        name: b.switch(kind, has_maps, field, b.sample_index(maps, on_map[name], map_index, clamp=True))
-        for name, (kind, field) in per_map.items()
+        name: b.switch("VECTOR", has_maps, field, b.sample_index(maps, on_map[name], map_index, clamp=True))
+        for name, field in per_map.items()
     }
+
+    def from_first(corner, col, row, step_across, step_down):
+        """The centre of the cell ``col`` columns and ``row`` rows on from the map's first cell, at ``corner``."""
+        return b.vector_subtract(corner, b.combine_xyz(0.0, b.multiply(col, step_across), b.multiply(row, step_down)))
+
+    with b.frame("Each map's extent: its first cell and its last row's, what labels are placed by"):
+        last_col = b.subtract(layer_value(b, layer_table, "map_cols"), 1.0)
+        last_row = b.subtract(layer_value(b, layer_table, "map_rows"), 1.0)
+        extents = b.store(maps, "extent_high", on_map["corner"])
+        steps = b.separate_xyz(on_map["steps"])
+        low = from_first(on_map["corner"], last_col, last_row, steps["X"], steps["Y"])
+        extents = b.store(extents, "extent_low", low)
 
     with b.frame("Placed: the map's top-left cell less the cell's row and column; pitch, scale and tilt stored"):
         row, col = b.attribute("row"), b.attribute("col")
-        offset = b.combine_xyz(0.0, b.multiply(col, placement["step_across"]), b.multiply(row, placement["step_down"]))
-        geometry = b.set_position(geometry, b.vector_subtract(placement["corner"], offset))
+        steps, look = b.separate_xyz(placement["steps"]), b.separate_xyz(placement["look"])
+        geometry = b.set_position(geometry, from_first(placement["corner"], col, row, steps["X"], steps["Y"]))
         # Map Fold tilts the rows alternately forward and back.
-        tilt = b.multiply(placement["tilt"], b.subtract(1.0, b.multiply(b.modulo(row, 2.0), 2.0)))
-        for name, value in (
-            ("cell_pitch", placement["pitch"]),
-            ("cell_scale", placement["scale"]),
-            ("cell_tilt", tilt),
-        ):
+        tilt = b.multiply(look["Y"], b.subtract(1.0, b.multiply(b.modulo(row, 2.0), 2.0)))
+        for name, value in (("cell_pitch", steps["Z"]), ("cell_scale", look["X"]), ("cell_tilt", tilt)):
             geometry = b.store(geometry, name, value)
-    b.set_outputs(Geometry=geometry)
+    # Without maps each cell is its own extent.
+    cell_extents = b.store(b.store(geometry, "extent_low", b.position()), "extent_high", b.position())
+    b.set_outputs(Geometry=geometry, Maps=b.switch("GEOMETRY", has_maps, cell_extents, extents))
 
 
 def _maps(b, layer_table):
-    """One point per map (``channels`` + 2 per row of the layer table: its channels, its mean and its max summary
-    map) with the ``layer``, ``channel`` and ``is_summary`` its cells have, and each cell's map: its index there."""
+    """One point per map (``channels`` + 2 per row of the layer table: its mean and its max summary map, then its
+    channels) with the ``layer``, ``channel`` and ``is_summary`` its cells have, and each cell's map: its index
+    there."""
     per_layer = b.int_add(b.attribute("channels"), 2)
     starts = b.node("GeometryNodeAccumulateField", {"Value": per_layer}, data_type="INT", domain="POINT")
     table, first = b.capture(
@@ -224,24 +242,21 @@ def _maps(b, layer_table):
     )
     duplicated = b.node("GeometryNodeDuplicateElements", {"Geometry": table, "Amount": per_layer}, domain="POINT")
     copy = duplicated.outputs["Duplicate Index"]
-    channels = b.attribute("channels")
-    is_summary = b.int_maximum(b.int_subtract(copy, b.int_subtract(channels, 1)), 0)
+    is_summary = b.switch("INT", b.compare(copy, "<", 2), 0, b.int_add(copy, 1))
     maps = b.store(duplicated.outputs["Geometry"], "is_summary", is_summary)
-    maps = b.store(maps, "channel", b.switch("INT", b.compare(is_summary, ">", 0), copy, 0))
-    # A cell's map: its channel's, or after the layer's channels its summary's (summary cells have channel 0).
+    maps = b.store(maps, "channel", b.int_maximum(b.int_subtract(copy, 2), 0))
+    # A cell's map: its summary's (1 or 2) less one, or its channel's after the two. Summary cells have channel 0,
+    # so it is channel + 2 + summary - 3 * min(summary, 1): integer steps, no lookup of the layer's channels.
     summary = b.attribute("is_summary")
-    within = b.switch(
-        "INT",
-        b.compare(summary, ">", 0),
-        b.attribute("channel"),
-        b.int_add(layer_value(b, layer_table, "channels"), b.int_subtract(summary, 1)),
+    within = b.int_add(
+        b.int_add(b.attribute("channel"), 2), b.int_subtract(summary, b.int_multiply(b.int_minimum(summary, 1), 3))
     )
     map_index = b.int_add(b.sample_index(table, first["First Map"], b.attribute("layer"), clamp=True), within)
     return maps, map_index
 
 
 def _map_placement(b, inputs):
-    """``{name: (kind, field)}``: where a map stands and how its cells are drawn, from ``layer``, ``channel`` and
+    """``{name: field}``: where a map stands and how its cells are drawn, from ``layer``, ``channel`` and
     ``is_summary`` (a map's, or a cell's) and ``_build_cell_layout``'s ``inputs``.
 
     ``corner`` is the centre of the map's first cell (row 0, column 0); ``step_across`` and ``step_down`` take a cell
@@ -339,12 +354,12 @@ def _map_placement(b, inputs):
         scale = b.mix(is_summary, b.multiply(b.subtract(1.0, fold), channel_shown), b.multiply(fold, wanted_summary))
         scale = b.multiply(scale, visible)
     return {
-        "corner": ("VECTOR", corner),
-        "step_across": ("FLOAT", step_across),
-        "step_down": ("FLOAT", step_down),
-        "pitch": ("FLOAT", cell),
-        "scale": ("FLOAT", scale),
-        "tilt": ("FLOAT", tilt_angle),
+        "corner": corner,
+        "step_across": step_across,
+        "step_down": step_down,
+        "pitch": cell,
+        "scale": scale,
+        "tilt": tilt_angle,
     }
 
 
@@ -692,12 +707,13 @@ def text_mesh(b, text, size, align_x, align_y, anchor, material, facing=FACE_NET
     return b.set_material(b.transform(b.realize(glyphs), rotation=facing, translation=anchor), material)
 
 
-def _label_sockets(b, description, anchor, size, gap, gap_default):
-    """A label group's sockets: the Cells, the ``anchor`` index ("Layer", "Cell") it is placed by, the Text, its Size,
-    the ``gap`` ("Margin", "Offset") from the anchor and the Material; the output Mesh. Returns the inputs."""
+def _label_sockets(b, description, anchor, size, gap, gap_default, placed_by="Cells"):
+    """A label group's sockets: what it is placed by (``placed_by``: "Cells", or Cell Layout's "Maps"), the
+    ``anchor`` index ("Layer", "Cell") it is placed by, the Text, its Size, the ``gap`` ("Margin", "Offset") from the
+    anchor and the Material; the output Mesh. Returns the inputs."""
     b.tree.description = description
     inputs = (
-        b.add_input("Cells", "GEOMETRY"),
+        b.add_input(placed_by, "GEOMETRY"),
         b.add_input(anchor, "INT", 0, 0),
         b.add_input("Text", "STRING"),
         b.add_input("Size", "FLOAT", size, 0.0),
@@ -708,23 +724,23 @@ def _label_sockets(b, description, anchor, size, gap, gap_default):
     return inputs
 
 
-def _centre_and_lowest(b, cells, selection):
-    """The selected cells' mean position (X, Y, Z outputs) and their lowest Z.
-
-    Two statistics, not one of the position's Mean and Min: Attribute Statistic sorts its values for a Min,
-    and a vector's Min sorts X, Y and Z (each layer's cells, 15 million at VGG scale); its Mean only sums.
-    """
-    centre = b.separate_xyz(b.statistic(cells, b.position(), selection, "FLOAT_VECTOR")["Mean"])
-    lowest = b.statistic(cells, b.separate_xyz(b.position())["Z"], selection)["Min"]
-    return centre, lowest
+def _centre_and_lowest(b, maps, layer):
+    """The middle of layer ``layer``'s cells (X, Y and Z outputs: of the box around them) and their lowest Z, from
+    the extents of its ``maps`` (Cell Layout's Maps): a few hundred points, where its cells were millions."""
+    in_layer = b.compare(b.attribute("layer"), "==", layer)
+    low = b.statistic(maps, b.attribute("extent_low"), in_layer, "FLOAT_VECTOR")["Min"]
+    high = b.statistic(maps, b.attribute("extent_high"), in_layer, "FLOAT_VECTOR")["Max"]
+    return b.separate_xyz(b.scale(b.vector_add(low, high), 0.5)), b.separate_xyz(low)["Z"]
 
 
 def _build_layer_label(b):
     """A layer's name and shape, centred under its cells wherever the layout put them."""
-    cells, layer, text, size, margin, material = _label_sockets(b, "Text under one layer", "Layer", 2.0, "Margin", 1.5)
+    maps, layer, text, size, margin, material = _label_sockets(
+        b, "Text under one layer", "Layer", 2.0, "Margin", 1.5, "Maps"
+    )
 
-    with b.frame("Under the layer's cells: their centre, below the lowest"):
-        centre, lowest = _centre_and_lowest(b, cells, b.compare(b.attribute("layer"), "==", layer))
+    with b.frame("Under the layer's cells: their middle, below the lowest"):
+        centre, lowest = _centre_and_lowest(b, maps, layer)
         anchor = b.combine_xyz(centre["X"], centre["Y"], b.subtract(lowest, margin))
     b.set_outputs(Mesh=text_mesh(b, text, size, "Center", "Top", anchor, material))
 
@@ -765,10 +781,11 @@ def _build_legend(b):
     cell_material = b.add_input("Cell Material", "MATERIAL")
     label_material = b.add_input("Label Material", "MATERIAL")
     layer_table = b.add_input("Layer Table", "GEOMETRY", description="One point per layer with its activation range")
+    maps = b.add_input("Maps", "GEOMETRY", description="Where each map's cells stand (Cell Layout's Maps)")
     b.add_output("Mesh", "GEOMETRY")
 
     with b.frame("Where the bar stands: under the input layer, along -Y"):
-        centre, lowest = _centre_and_lowest(b, cells, b.compare(b.attribute("layer"), "==", 0))
+        centre, lowest = _centre_and_lowest(b, maps, 0)
         step = b.multiply(size, 0.6)
         half_length = b.multiply(step, (LEGEND_STEPS - 1) / 2)
         # Below the input layer's own label.

@@ -328,7 +328,8 @@ def build_network_tree(
                 "Stack": stack,
                 **layer_table,
             },
-        ).outputs[0]
+        )
+        placed, maps = placed.outputs["Geometry"], placed.outputs["Maps"]
         if operation_objects is not None:
             placed, operation_parts = operations.add_operation_nodes(
                 b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend, output_heads
@@ -396,6 +397,7 @@ def build_network_tree(
                 "Cell Material": material_inputs["cell"],
                 "Label Material": material_inputs["label"],
                 **layer_table,
+                "Maps": maps,
             },
         ).outputs[0]
         parts.append(b.switch("GEOMETRY", settings["Show Legend"], true=legend))
@@ -409,7 +411,7 @@ def build_network_tree(
                     b.group(
                         groups.ensure_layer_label(),
                         {
-                            "Cells": placed,
+                            "Maps": maps,
                             "Layer": layer.layer_index,
                             "Size": settings["Label Size"],
                             "Text": "\n".join(
