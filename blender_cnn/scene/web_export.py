@@ -130,19 +130,22 @@ def export_for_web(
     evaluated = network.evaluated_get(depsgraph)
     geometry = evaluated_geometry(network, depsgraph)
     matrix = np.array(evaluated.matrix_world, dtype=np.float64)
-    instance_count, curve_count = _element_counts(geometry)
+    # Read once for the cells, marks and glyphs: at VGG scale reading the instances takes seconds.
+    drawn = DrawnInstances(geometry, matrix)
+    colors = _colors_of(drawn)
+    instance_count, curve_count = len(drawn), len(geometry.curves.curves) if geometry.curves is not None else 0
     parts = [
         part
         for part in (
-            _instance_part(network.name, geometry, matrix),
-            _label_part(network.name, geometry, matrix),
+            _instance_part(network.name, drawn, colors),
+            _label_part(network.name, geometry, matrix, drawn, colors),
             _curve_part(network.name, geometry, matrix, instance_count),
         )
         if part is not None and len(part.positions)
     ]
     if not parts:
         raise BlenderCNNError(network.name, "draws nothing to export")
-    del geometry  # before the epochs re-evaluate the network
+    del drawn, geometry  # before the epochs re-evaluate the network
 
     table: np.ndarray | None = None
     epoch_numbers: tuple[int, ...] = ()
@@ -241,11 +244,6 @@ def _summed_look(look: _Look, read: Callable[[str], np.ndarray | None], count: i
     return total
 
 
-def _element_counts(geometry: bpy.types.GeometrySet) -> tuple[int, int]:
-    curves = geometry.curves
-    return len(DrawnInstances(geometry, np.eye(4))), len(curves.curves) if curves is not None else 0
-
-
 def _mesh_arrays(mesh: bpy.types.Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(positions, face starts, corner vertices, face material indices)`` of a mesh."""
     positions = read_attribute(mesh, "position").astype(np.float64)
@@ -275,12 +273,13 @@ def _vertex_materials(starts: np.ndarray, corners: np.ndarray, materials: np.nda
 
 
 def _instance_colors(geometry: bpy.types.GeometrySet, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(colors, world centres)`` of every instance: the summed attributes its quad's material reads."""
-    return _colors_of(DrawnInstances(geometry, matrix))
+    """``(colors, world centres)`` of every instance."""
+    drawn = DrawnInstances(geometry, matrix)
+    return _colors_of(drawn), drawn.centres(np.arange(len(drawn)))
 
 
-def _colors_of(drawn: DrawnInstances) -> tuple[np.ndarray, np.ndarray]:
-    everything = np.arange(len(drawn))
+def _colors_of(drawn: DrawnInstances) -> np.ndarray:
+    """Each instance's color: the summed attributes its quad's material reads."""
     colors = np.zeros((len(drawn), 4), dtype=np.float32)
     for index, reference in enumerate(drawn.references):
         mesh = getattr(reference, "mesh", None)
@@ -294,7 +293,7 @@ def _colors_of(drawn: DrawnInstances) -> tuple[np.ndarray, np.ndarray]:
             return drawn.attribute(name, chosen) if drawn.data_type(name) in _COLOR_TYPES else None
 
         colors[chosen] = _summed_look(look, read, len(chosen))
-    return colors, drawn.centres(everything)
+    return colors
 
 
 def _is_quad(mesh: bpy.types.Mesh) -> bool:
@@ -302,13 +301,11 @@ def _is_quad(mesh: bpy.types.Mesh) -> bool:
     return len(mesh.vertices) == 4 and len(mesh.polygons) == 1
 
 
-def _instance_part(name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarray, quads: bool = True) -> _Part | None:
+def _instance_part(name: str, drawn: DrawnInstances, colors: np.ndarray, quads: bool = True) -> _Part | None:
     """Every instanced quad (``quads``: the cells, legend squares and marks), or every other instanced mesh (the
-    numbers' glyphs), realized; each vertex's element is its instance."""
-    drawn = DrawnInstances(geometry, matrix)
+    numbers' glyphs), realized with their ``colors`` (``_colors_of``); each vertex's element is its instance."""
     if not len(drawn):
         return None
-    colors, _centres = _colors_of(drawn)
     positions, face_starts, corners, elements, vertex_colors = [], [], [], [], []
     vertex_offset = corner_offset = 0
     for index, reference in enumerate(drawn.references):
@@ -340,11 +337,14 @@ def _instance_part(name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarra
     )
 
 
-def _label_part(name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarray) -> _Part | None:
-    """The labels, bars and link tubes the network draws as faces, and the numbers' glyphs it instances."""
+def _label_part(
+    name: str, geometry: bpy.types.GeometrySet, matrix: np.ndarray, drawn: DrawnInstances, colors: np.ndarray
+) -> _Part | None:
+    """The labels, bars and link tubes the network draws as faces, and the numbers' glyphs it instances (of
+    ``drawn``, colored ``colors``)."""
     found = [
         part
-        for part in (_mesh_part(geometry, matrix), _instance_part(name, geometry, matrix, quads=False))
+        for part in (_mesh_part(geometry, matrix), _instance_part(name, drawn, colors, quads=False))
         if part is not None
     ]
     if not found:
