@@ -309,7 +309,7 @@ def build_network_tree(
         importance_settings = {"Show Importance": settings["Show Importance"], "Class Count": max(len(class_names), 1)}
     # One point per layer: its maps' shape and activation range, and in a graph its place.
     layer_table = {"Layer Table": placed_table} if placed_table is not None else {}
-    with b.part("The cells placed, and what they are computed from"):
+    with b.part("The cells placed"):
         placed = b.group(
             groups.ensure_cell_layout(),
             {
@@ -330,10 +330,10 @@ def build_network_tree(
             },
         )
         placed, maps = placed.outputs["Geometry"], placed.outputs["Maps"]
-        if operation_objects is not None:
-            placed, operation_parts = operations.add_operation_nodes(
-                b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend, output_heads
-            )
+    if operation_objects is not None:
+        placed, operation_parts = operations.add_operation_nodes(
+            b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend, output_heads
+        )
     with b.frame("Cells and connections drawn"):
         # The activation colors, which the cells and the legend share.
         activation_colors = {
