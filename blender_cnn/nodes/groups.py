@@ -100,6 +100,8 @@ def _build_cell_layout(b):
     shrinks in height. Stores ``cell_pitch`` (distance between neighbouring
     cells of the layer), ``cell_scale`` (how much of the cell is shown: 0 =
     hidden) and ``cell_tilt`` (the row's angle about the wall's horizontal axis).
+    Its Maps output holds one point per map with its ``layer`` and the extent of its cells (``extent_low``,
+    ``extent_high``): what the labels are placed by.
     """
     b.tree.description = "Places every cell from its layer, channel, row and column"
     geometry = b.add_input("Geometry", "GEOMETRY")

@@ -310,7 +310,7 @@ def build_network_tree(
     # One point per layer: its maps' shape and activation range, and in a graph its place.
     layer_table = {"Layer Table": placed_table} if placed_table is not None else {}
     with b.part("The cells placed"):
-        placed = b.group(
+        layout = b.group(
             groups.ensure_cell_layout(),
             {
                 "Geometry": trained,
@@ -329,7 +329,7 @@ def build_network_tree(
                 **layer_table,
             },
         )
-        placed, maps = placed.outputs["Geometry"], placed.outputs["Maps"]
+        placed, maps = layout.outputs["Geometry"], layout.outputs["Maps"]
     if operation_objects is not None:
         placed, operation_parts = operations.add_operation_nodes(
             b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend, output_heads
