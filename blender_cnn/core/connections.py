@@ -152,7 +152,9 @@ def selected_weights(kernel: npt.ArrayLike, selection: EdgeSelection) -> tuple[n
     if selection.mode == ALL:
         target, source = np.divmod(np.arange(inputs * outputs), inputs)
         return source, target
-    magnitude = np.abs(kernel.T)  # (outputs, inputs): one row per target neuron
+    # (outputs, inputs): one row per target neuron, each row contiguous, or partitioning the rows strides through
+    # memory (CIFAR-10's 8192 x 256 kernel: 15 ms instead of 2).
+    magnitude = np.abs(kernel.T, order="C")
     if selection.mode == STRONGEST_PER_NEURON:
         chosen = _strongest(magnitude, min(selection.per_neuron, inputs))
     else:
@@ -189,7 +191,7 @@ def selected_over_run(kernels: Sequence[npt.ArrayLike], selection: EdgeSelection
     peak = np.zeros((rows, columns), dtype=np.float32)
     row_of = np.repeat(np.arange(rows), keep)
     for kernel in kernels:
-        magnitude = np.abs(np.asarray(kernel, dtype=np.float32).T).reshape(rows, columns)
+        magnitude = np.abs(np.asarray(kernel, dtype=np.float32).T, order="C").reshape(rows, columns)
         np.maximum(peak, magnitude, out=peak)
         # Each row's strongest, found in linear time; only they are sorted, to rank them.
         _row, column = np.nonzero(_strongest(magnitude, keep))
