@@ -263,12 +263,28 @@ class _Part:
         self.passed_out: dict[int, str] = {}  # a socket of the part (as_pointer) -> the output's identifier
 
 
+def input_items(tree: bpy.types.NodeTree) -> dict[str, bpy.types.NodeTreeInterfaceSocket]:
+    """Every input of ``tree``'s interface by name; an input inside a panel as ``"<panel>/<input>"``, e.g.
+    ``"conv1/Fold"``."""
+    interface = tree.interface
+    assert interface is not None  # every node tree has one; the stubs allow None
+    items = {}
+    for item in interface.items_tree:
+        if isinstance(item, bpy.types.NodeTreeInterfaceSocket) and item.in_out == "INPUT":
+            panel = item.parent.name if item.parent is not None else ""
+            items[f"{panel}/{item.name}" if panel else item.name] = item
+    return items
+
+
 class TreeBuilder:
     """Adds nodes and links to one tree; values or sockets can be given for inputs."""
 
     def __init__(self, tree: bpy.types.NodeTree) -> None:
         self.tree = tree
-        self._input_node: bpy.types.Node | None = None
+        # A tree made as a copy of another has its Group Input already (``inputs``).
+        self._input_node: bpy.types.Node | None = next(
+            (node for node in tree.nodes if node.bl_idname == "NodeGroupInput"), None
+        )
         self._output_node: bpy.types.Node | None = None
         self._frame: bpy.types.NodeFrame | None = None
         self.interface_inputs: dict[str, bpy.types.NodeTreeInterfaceSocket] = {}
@@ -310,6 +326,36 @@ class TreeBuilder:
         if max_value is not None:
             item.max_value = max_value  # type: ignore[attr-defined]
         return self.group_input().outputs[item.identifier]
+
+    def inputs(self) -> dict[str, bpy.types.NodeSocket]:
+        """The Group Input's socket of every input the tree has, named as ``input_items`` names them: for a tree
+        made as a copy of one that holds inputs."""
+        outputs = self.group_input().outputs
+        items = input_items(self.tree)
+        self.interface_inputs.update(items)
+        return {key: outputs[item.identifier] for key, item in items.items()}
+
+    def copy_panel(
+        self, panel: bpy.types.NodeTreeInterfacePanel, name: str
+    ) -> tuple[bpy.types.NodeTreeInterfacePanel, dict[str, bpy.types.NodeSocket]]:
+        """A copy of ``panel`` named ``name``, right after it, with a copy of each of its inputs (default, range
+        and description); returns it and its inputs' sockets by name.
+
+        Two changes to the tree instead of one for each input and property of each: Blender updates the whole
+        tree on every one.
+        """
+        interface = self.tree.interface
+        assert interface is not None  # every node tree has one; the stubs allow None
+        copy = interface.copy(panel)
+        assert isinstance(copy, bpy.types.NodeTreeInterfacePanel)  # a panel's copy is one; the stubs say Item
+        copy.name = name
+        outputs = self.group_input().outputs
+        sockets = {}
+        for item in copy.interface_items:
+            assert isinstance(item, bpy.types.NodeTreeInterfaceSocket)  # the panels copied hold inputs only
+            self.interface_inputs[f"{name}/{item.name}"] = item
+            sockets[item.name] = outputs[item.identifier]
+        return copy, sockets
 
     def add_panel(self, name: str, closed: bool = True) -> bpy.types.NodeTreeInterfacePanel:
         """A collapsible panel of inputs, as the modifier shows it."""

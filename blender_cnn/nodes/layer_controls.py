@@ -45,13 +45,18 @@ def add_layer_inputs(b, layers, groups=None):
         slots = list(range(len(groups)))
     with_maps = {layer.layer_index for layer in layers if has_controls(layer)}
     sockets = {}
+    panel = None  # the last panel made: the next is a copy of it, in two changes to the tree instead of 21
     for slot, (name, members) in zip(slots, groups):
-        panel = b.add_panel(name) if with_maps & set(members) else None
-        sockets[slot] = {
-            input_name: b.add_input(input_name, kind, default, low, high, description, panel=panel)
-            for input_name, kind, default, low, high, description in PER_LAYER_INPUTS
-            if panel is not None
-        }
+        if not with_maps & set(members):
+            sockets[slot] = {}
+        elif panel is None:
+            panel = b.add_panel(name)
+            sockets[slot] = {
+                input_name: b.add_input(input_name, kind, default, low, high, description, panel=panel)
+                for input_name, kind, default, low, high, description in PER_LAYER_INPUTS
+            }
+        else:
+            panel, sockets[slot] = b.copy_panel(panel, name)
     return sockets
 
 

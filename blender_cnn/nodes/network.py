@@ -6,12 +6,10 @@ everything else lives in the shared groups of ``groups.py``.
 
 from dataclasses import dataclass
 
-import bpy
-
 from ..core import colormaps
 from ..core.placement import opening_order
 from . import annotations, groups, operations, timeline
-from .builder import TreeBuilder
+from .builder import VERSION_PROPERTY, TreeBuilder, ensure_group, input_items
 from .graph import add_graph_labels, add_placed_table, ensure_graph_links, ensure_graph_position, item_openings
 from .layer_controls import add_layer_inputs, has_controls, layer_fields, line_direction
 
@@ -165,6 +163,46 @@ STYLE_INPUTS = (
 )
 
 
+# The materials a network's tree is given, as ``scene.materials.ensure_materials`` makes them.
+MATERIAL_KINDS = ("cell", "edge", "label", "highlight")
+# The network's own objects it reads: (input name, description).
+SOURCE_INPUTS = (
+    ("Cells", "The mesh that holds one vertex per cell"),
+    ("History", "The mesh that holds one vertex per epoch: its number and metrics"),
+    ("Importance", "The mesh that holds the importance of every channel and unit"),
+)
+
+
+def ensure_network_inputs():
+    """A tree that holds nothing but the inputs every network's tree has, each with its default, range and
+    description, and its output.
+
+    Each network's tree starts as a copy of it (``build_network_tree``): adding the inputs one by one, each
+    property a change after which Blender updates the whole tree, took about a tenth of a first network's build.
+    """
+    return ensure_group("BCNN Network Inputs", _add_network_inputs)
+
+
+def _add_network_inputs(b):
+    b.add_input("Geometry", "GEOMETRY")
+    for label, kind, default, low, high, description in (
+        TIMELINE_INPUTS + LAYOUT_INPUTS + CONNECTION_INPUTS + IMPORTANCE_INPUTS
+    ):
+        b.add_input(label, kind, default, low, high, description)
+    for label, kind, default, description in STYLE_INPUTS:
+        b.add_input(label, kind, None if kind == "MENU" else default, description=description)
+    for label, description in SOURCE_INPUTS:
+        b.add_input(label, "OBJECT", description=description)
+    for kind in MATERIAL_KINDS:
+        b.add_input(_material_input(kind), "MATERIAL")
+    operations.add_operation_inputs(b)
+    b.add_output("Geometry", "GEOMETRY")
+
+
+def _material_input(kind):
+    return f"{kind.title()} Material"
+
+
 def build_network_tree(
     name,
     layers,
@@ -172,7 +210,7 @@ def build_network_tree(
     cells_object,
     history_object,
     materials,
-    operation_objects=None,
+    operation_objects,
     label_notes=None,
     importance_object=None,
     importance_method="",
@@ -188,8 +226,8 @@ def build_network_tree(
     object's nodes make as nothing, while a Curves object renders both.
     ``layers`` are ``core.cells.LayerCells``; ``materials`` maps "cell",
     "edge", "label" and "highlight" to materials; ``operation_objects`` (from
-    ``scene.operations.add_operation_objects``) adds receptive fields, kernels,
-    pooling, flatten and probabilities; ``label_notes`` maps layer names to a
+    ``scene.operations.add_operation_objects``) hold what the receptive fields,
+    kernels, pooling, flatten and probabilities are drawn from; ``label_notes`` maps layer names to a
     line added under their label. ``importance_object`` holds the importance
     table (``core/importance_timeline.py``) the cells look up, computed by
     ``importance_method`` (the legend's words) for ``stored_classes`` classes.
@@ -200,45 +238,29 @@ def build_network_tree(
     the last layer, named by ``class_names``.
     Returns the node group.
     """
-    tree = bpy.data.node_groups.new(f"BCNN Network {name}", "GeometryNodeTree")
+    assert set(materials) == set(MATERIAL_KINDS), f"materials for {MATERIAL_KINDS}, not {sorted(materials)}"
+    tree = ensure_network_inputs().copy()
+    del tree[VERSION_PROPERTY]  # the network's own tree, which no code rebuilds
+    tree.name = f"BCNN Network {name}"
     tree.is_modifier = True
     tree.description = f"The 3D scene of the network {name}"
     b = TreeBuilder(tree)
-    connections = b.add_input("Geometry", "GEOMETRY")
+    inputs = b.inputs()
+    for source, value in (("Cells", cells_object), ("History", history_object), ("Importance", importance_object)):
+        b.interface_inputs[source].default_value = value
+    for kind, material in materials.items():
+        b.interface_inputs[_material_input(kind)].default_value = material
+    connections = inputs["Geometry"]
     settings = {
-        label: b.add_input(label, kind, default, low, high, description)
-        for label, kind, default, low, high, description in TIMELINE_INPUTS
-        + LAYOUT_INPUTS
-        + CONNECTION_INPUTS
-        + IMPORTANCE_INPUTS
+        label: inputs[label]
+        for label, *_rest in TIMELINE_INPUTS + LAYOUT_INPUTS + CONNECTION_INPUTS + IMPORTANCE_INPUTS + STYLE_INPUTS
     }
-    settings.update(
-        {
-            label: b.add_input(label, kind, None if kind == "MENU" else default, description=description)
-            for label, kind, default, description in STYLE_INPUTS
-        }
+    cells_source, history_source, importance_source = inputs["Cells"], inputs["History"], inputs["Importance"]
+    material_inputs = {kind: inputs[_material_input(kind)] for kind in MATERIAL_KINDS}
+    named_heads = operations.labeled_heads(layers, class_names, output_heads)
+    operation_inputs = operations.operation_inputs(
+        b, inputs, layers, operation_objects, max((len(names) for _cells, names, _units in named_heads), default=0)
     )
-    cells_source = b.add_input("Cells", "OBJECT", cells_object, description="The mesh that holds one vertex per cell")
-    history_source = b.add_input(
-        "History",
-        "OBJECT",
-        history_object,
-        description="The mesh that holds one vertex per epoch: its number and metrics",
-    )
-    importance_source = b.add_input(
-        "Importance",
-        "OBJECT",
-        importance_object,
-        description="The mesh that holds the importance of every channel and unit",
-    )
-    material_inputs = {
-        key: b.add_input(f"{key.title()} Material", "MATERIAL", material) for key, material in materials.items()
-    }
-    if operation_objects is not None:
-        named = operations.labeled_heads(layers, class_names, output_heads)
-        operation_inputs = operations.add_operation_inputs(
-            b, layers, operation_objects, max((len(names) for _cells, names, _units in named), default=0)
-        )
     if graph is not None:
         table_source = b.add_input(
             "Layer Table",
@@ -255,7 +277,6 @@ def build_network_tree(
         layer_inputs = add_layer_inputs(b, layers, graph.plan.item_layers)
     else:
         layer_inputs = add_layer_inputs(b, layers)
-    b.add_output("Geometry", "GEOMETRY")
     placed_table = None
     with b.part("Where each layer stands, and its own inputs"):
         if graph is not None:
@@ -330,10 +351,9 @@ def build_network_tree(
             },
         )
         placed, maps = layout.outputs["Geometry"], layout.outputs["Maps"]
-    if operation_objects is not None:
-        placed, operation_parts = operations.add_operation_nodes(
-            b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend, output_heads
-        )
+    placed, operation_parts = operations.add_operation_nodes(
+        b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend, output_heads
+    )
     with b.frame("Cells and connections drawn"):
         # The activation colors, which the cells and the legend share.
         activation_colors = {
@@ -460,18 +480,17 @@ def build_network_tree(
                     "Material": material_inputs["label"],
                 },
             ).outputs[0]
-            for output_layer, names, units in operations.labeled_heads(layers, class_names, output_heads)
+            for output_layer, names, units in named_heads
             for unit in units
         ]
-        if class_labels and operation_objects is not None:
+        if class_labels:
             # The top classes' readout (Top Classes) stands for the class names beside the neurons.
             readout = b.compare(operation_inputs["Top Classes"], ">", 0)
             parts.append(b.switch("GEOMETRY", readout, b.join(class_labels)))
         else:
             parts.extend(class_labels)
 
-    if operation_objects is not None:
-        parts.extend(operation_parts)
+    parts.extend(operation_parts)
     with b.frame("The training overlay"):
         overlay = b.group(
             timeline.ensure_training_overlay(),
@@ -495,6 +514,7 @@ def ensure_shared_groups():
     Also what the prebuilt asset holds (``nodes/prebuilt.py``): a group a network uses and this list misses is
     built from code in every new file."""
     made = [
+        ensure_network_inputs(),
         groups.ensure_cell_layout(),
         groups.ensure_feature_maps(),
         groups.ensure_legend(),
@@ -644,13 +664,6 @@ def _realized_in_render(b, geometry, realize):
 
 
 def input_identifiers(tree):
-    """``{input name: socket identifier}``; the identifier names the modifier input.
-
-    Inputs inside a panel are named ``"<panel>/<input>"``, e.g. ``"conv1/Fold"``.
-    """
-    identifiers = {}
-    for item in tree.interface.items_tree:
-        if item.item_type == "SOCKET" and item.in_out == "INPUT":
-            panel = item.parent.name if item.parent is not None else ""
-            identifiers[f"{panel}/{item.name}" if panel else item.name] = item.identifier
-    return identifiers
+    """``{input name: socket identifier}``, names as ``builder.input_items`` gives them; the identifier names the
+    modifier input."""
+    return {name: item.identifier for name, item in input_items(tree).items()}

@@ -997,37 +997,46 @@ def focus_defaults(layers, table):
 LAYER_WORDS = "layer words"
 
 
-def add_operation_inputs(b, layers, objects, class_count=0):
-    """Add the modifier inputs of this module.
+# The module's objects and materials a network gives it: (input name, kind, description).
+OPERATION_SOURCES = (
+    ("Operations", "OBJECT", "The mesh that holds one vertex per layer: how it is computed"),
+    ("Kernels", "OBJECT", "The mesh that holds one vertex per convolution kernel weight"),
+    ("Number Material", "MATERIAL", "The numbers' text"),
+    ("Number Plate Material", "MATERIAL", "The plates behind the numbers"),
+)
+
+
+def add_operation_inputs(b):
+    """Add the modifier inputs of this module, with defaults for no network in particular: a network's tree
+    starts with them (``nodes/network.py``) and ``operation_inputs`` sets its own."""
+    for name, kind, default, low, high, description in OPERATION_INPUTS:
+        b.add_input(name, kind, default, low, high, description)
+    for name, kind, description in OPERATION_SOURCES:
+        b.add_input(name, kind, description=description)
+
+
+def operation_inputs(b, inputs, layers, objects, class_count=0):
+    """The sockets of this module's inputs among ``inputs`` (the tree's, by name), their defaults set for this
+    network; with ``LAYER_WORDS``, what the sweep writes for each layer (``add_operation_nodes``).
 
     ``objects`` holds "Operations", "Kernels" and "table" (``scene/operations.py``), and may hold
     "number materials" (text, plate) and ``LAYER_WORDS``. ``class_count``: the most classes an output head names,
     which decides whether the top classes' readout is shown by default.
     """
-    defaults = focus_defaults(layers, objects["table"])
-    defaults["Top Classes"] = DEFAULT_TOP_CLASSES if class_count > LABELED_CLASSES_LIMIT else 0
-    sockets = {
-        name: b.add_input(name, kind, defaults.get(name, default), low, high, description)
-        for name, kind, default, low, high, description in OPERATION_INPUTS
-    }
-    sockets["Operations"] = b.add_input(
-        "Operations",
-        "OBJECT",
-        objects["Operations"],
-        description="The mesh that holds one vertex per layer: how it is computed",
-    )
-    sockets["Kernels"] = b.add_input(
-        "Kernels",
-        "OBJECT",
-        objects["Kernels"],
-        description="The mesh that holds one vertex per convolution kernel weight",
-    )
     text, plate = objects.get("number materials", (None, None))
-    sockets["Number Material"] = b.add_input("Number Material", "MATERIAL", text, description="The numbers' text")
-    sockets["Number Plate Material"] = b.add_input(
-        "Number Plate Material", "MATERIAL", plate, description="The plates behind the numbers"
-    )
-    # Not sockets: what the sweep writes for each layer (``add_operation_nodes``).
+    defaults = {
+        **focus_defaults(layers, objects["table"]),
+        "Top Classes": DEFAULT_TOP_CLASSES if class_count > LABELED_CLASSES_LIMIT else 0,
+        "Operations": objects["Operations"],
+        "Kernels": objects["Kernels"],
+        "Number Material": text,
+        "Number Plate Material": plate,
+    }
+    for name, value in defaults.items():
+        item = b.interface_inputs[name]
+        if item.default_value != value:  # each change is an update of the whole tree
+            item.default_value = value
+    sockets = {name: inputs[name] for name, *_rest in OPERATION_INPUTS + OPERATION_SOURCES}
     sockets[LAYER_WORDS] = objects.get(LAYER_WORDS, {})
     return sockets
 
