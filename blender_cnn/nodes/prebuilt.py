@@ -100,5 +100,7 @@ def write_prebuilt_groups(path: Path | None = None) -> list[str]:
         enabled = was_enabled
     path = ASSET_PATH if path is None else path
     path.parent.mkdir(parents=True, exist_ok=True)
-    bpy.data.libraries.write(str(path), set(groups.values()), compress=True)
+    # Uncompressed: read in 51 ms instead of 60 (medians of 5), of a first network's 0.4 s. The file is 8.7 MB
+    # instead of 0.5, and the extension's zip compresses it about as well as Blender would.
+    bpy.data.libraries.write(str(path), set(groups.values()), compress=False)
     return sorted(groups)
