@@ -173,30 +173,136 @@ SOURCE_INPUTS = (
 )
 
 
-def ensure_network_inputs():
-    """A tree that holds nothing but the inputs every network's tree has, each with its default, range and
-    description, and its output.
+def ensure_network_skeleton():
+    """A tree that holds what every network's tree has, whatever the network: the inputs, each with its default,
+    range and description, the output, and the nodes that show the epoch, sample and importance, draw the cells
+    and connections and the training overlay (named as ``SKELETON_NODES``), waiting for the network's own nodes.
 
-    Each network's tree starts as a copy of it (``build_network_tree``): adding the inputs one by one, each
-    property a change after which Blender updates the whole tree, took about a tenth of a first network's build.
+    Each network's tree starts as a copy of it (``build_network_tree``): building these anew, each input's
+    property, node, link and value a change after which Blender updates the whole tree, took about a sixth of a
+    first network's build.
     """
-    return ensure_group("BCNN Network Inputs", _add_network_inputs)
+    return ensure_group("BCNN Network Skeleton", _build_network_skeleton)
+
+
+# The skeleton's nodes the network's own connect to, by what they do: their names in the tree.
+SKELETON_NODES = {
+    "epoch position": "Epoch Position",
+    "cells shown": "Cells Shown",
+    "feature maps": "Feature Maps",
+    "connections": "Connections",
+    "connections shown": "Connections Shown",
+    "overlay shown": "Training Overlay Shown",
+}
+
+
+def _build_network_skeleton(b):
+    settings = _add_network_inputs(b)
+
+    def named(node, key):
+        node.name = SKELETON_NODES[key]
+        return node
+
+    with b.frame("The epoch, sample and importance shown"):
+        history = b.object_geometry(settings["History"])
+        position = named(
+            b.group(timeline.ensure_epoch_position(), {"History": history, "Epoch": settings["Epoch"]}),
+            "epoch position",
+        )
+        epoch_blend = _epoch_blend(position)
+        trained = b.group(
+            timeline.ensure_trained_cells(),
+            {"Cells": b.object_geometry(settings["Cells"]), "Sample": settings["Sample"], **epoch_blend},
+        )
+        showing_importance = b.greater_than(settings["Show Importance"], 0.0)
+        importance = b.group(
+            timeline.ensure_importance(from_table=True),
+            {
+                "Geometry": trained.outputs[0],
+                "Table": b.object_geometry(settings["Importance"]),
+                **epoch_blend,
+                "Class": settings["Importance Class"],
+            },
+        )
+        named(_only_when(b, showing_importance, trained.outputs[0], importance.outputs[0]).node, "cells shown")
+    with b.frame("Cells and connections drawn"):
+        # Their cells, the network's layer table and its class count come from the network's own nodes.
+        named(
+            b.group(
+                groups.ensure_feature_maps(),
+                {
+                    "Cell Gap": settings["Cell Gap"],
+                    "Colormap": settings["Activation Colormap"],
+                    "Across Network": settings["Normalize Across Network"],
+                    "Show Importance": settings["Show Importance"],
+                    "Material": settings[_material_input("cell")],
+                },
+            ),
+            "feature maps",
+        )
+        trained_connections = b.group(
+            timeline.ensure_trained_weights("CURVE"), {"Geometry": settings["Geometry"], **epoch_blend}
+        )
+        trained_connections = _only_when(
+            b,
+            showing_importance,
+            trained_connections.outputs[0],
+            b.group(
+                timeline.ensure_importance(from_table=False),
+                {"Geometry": trained_connections.outputs[0], **epoch_blend, "Class": settings["Importance Class"]},
+            ).outputs[0],
+        )
+        edges = named(
+            b.group(
+                groups.ensure_connections(),
+                {
+                    "Curves": trained_connections,
+                    "Colormap": settings["Weight Colormap"],
+                    **_same_named(
+                        settings, "Edge Radius", "Bundling Strength", "Highlight Neuron", "Dimmed Brightness"
+                    ),
+                    "Show Importance": settings["Show Importance"],
+                    "Material": settings[_material_input("edge")],
+                },
+            ),
+            "connections",
+        )
+        named(b.switch("GEOMETRY", settings["Show Connections"], true=edges.outputs[0]).node, "connections shown")
+    with b.frame("The training overlay"):
+        overlay = b.group(
+            timeline.ensure_training_overlay(),
+            {
+                "History": history,
+                "Epoch": settings["Epoch"],
+                **epoch_blend,
+                "Size": settings["Overlay Size"],
+                "Material": settings[_material_input("label")],
+            },
+        ).outputs[0]
+        named(b.switch("GEOMETRY", settings["Show Training Overlay"], true=overlay).node, "overlay shown")
+
+
+def _epoch_blend(position):
+    """The Epoch Low/High/Factor sockets of the Epoch Position node ``position``: what picks an epoch's values."""
+    return {f"Epoch {name}": position.outputs[name] for name in ("Low", "High", "Factor")}
 
 
 def _add_network_inputs(b):
-    b.add_input("Geometry", "GEOMETRY")
+    """Add every network's inputs and output; returns the inputs' sockets by name."""
+    sockets = {"Geometry": b.add_input("Geometry", "GEOMETRY")}
     for label, kind, default, low, high, description in (
         TIMELINE_INPUTS + LAYOUT_INPUTS + CONNECTION_INPUTS + IMPORTANCE_INPUTS
     ):
-        b.add_input(label, kind, default, low, high, description)
+        sockets[label] = b.add_input(label, kind, default, low, high, description)
     for label, kind, default, description in STYLE_INPUTS:
-        b.add_input(label, kind, None if kind == "MENU" else default, description=description)
+        sockets[label] = b.add_input(label, kind, None if kind == "MENU" else default, description=description)
     for label, description in SOURCE_INPUTS:
-        b.add_input(label, "OBJECT", description=description)
+        sockets[label] = b.add_input(label, "OBJECT", description=description)
     for kind in MATERIAL_KINDS:
-        b.add_input(_material_input(kind), "MATERIAL")
+        sockets[_material_input(kind)] = b.add_input(_material_input(kind), "MATERIAL")
     operations.add_operation_inputs(b)
     b.add_output("Geometry", "GEOMETRY")
+    return sockets
 
 
 def _material_input(kind):
@@ -239,7 +345,7 @@ def build_network_tree(
     Returns the node group.
     """
     assert set(materials) == set(MATERIAL_KINDS), f"materials for {MATERIAL_KINDS}, not {sorted(materials)}"
-    tree = ensure_network_inputs().copy()
+    tree = ensure_network_skeleton().copy()
     del tree[VERSION_PROPERTY]  # the network's own tree, which no code rebuilds
     tree.name = f"BCNN Network {name}"
     tree.is_modifier = True
@@ -250,12 +356,10 @@ def build_network_tree(
         b.interface_inputs[source].default_value = value
     for kind, material in materials.items():
         b.interface_inputs[_material_input(kind)].default_value = material
-    connections = inputs["Geometry"]
     settings = {
         label: inputs[label]
         for label, *_rest in TIMELINE_INPUTS + LAYOUT_INPUTS + CONNECTION_INPUTS + IMPORTANCE_INPUTS + STYLE_INPUTS
     }
-    cells_source, history_source, importance_source = inputs["Cells"], inputs["History"], inputs["Importance"]
     material_inputs = {kind: inputs[_material_input(kind)] for kind in MATERIAL_KINDS}
     named_heads = operations.labeled_heads(layers, class_names, output_heads)
     operation_inputs = operations.operation_inputs(
@@ -277,8 +381,13 @@ def build_network_tree(
         layer_inputs = add_layer_inputs(b, layers, graph.plan.item_layers)
     else:
         layer_inputs = add_layer_inputs(b, layers)
+    skeleton = {key: tree.nodes[name] for key, name in SKELETON_NODES.items()}
+    epoch_blend = _epoch_blend(skeleton["epoch position"])
+    trained = skeleton["cells shown"].outputs[0]
+    class_count = max(len(class_names), 1)
     placed_table = None
-    with b.part("Where each layer stands, and its own inputs"):
+    # One part, so that the layers' fields stay in it: as two, each field crossed from one to the other.
+    with b.part("Where each layer and its cells stand"):
         if graph is not None:
             table = b.object_geometry(table_source)
             item_of_cell = b.sample_index(table, b.attribute("item"), b.attribute("layer"))
@@ -299,38 +408,8 @@ def build_network_tree(
         per_layer["Line Direction"] = line_direction(b, per_layer["Line Direction"], settings["Line Direction"])
         stack = b.switch("FLOAT", _is_input(b, layers, graph), 0.0, settings["Collapse Input"])
 
-    with b.frame("The epoch, sample and importance shown"):
-        history = b.object_geometry(history_source)
-        position = b.group(timeline.ensure_epoch_position(), {"History": history, "Epoch": settings["Epoch"]})
-        epoch_blend = {
-            "Epoch Low": position.outputs["Low"],
-            "Epoch High": position.outputs["High"],
-            "Epoch Factor": position.outputs["Factor"],
-        }
-        trained = b.group(
-            timeline.ensure_trained_cells(),
-            {"Cells": b.object_geometry(cells_source), "Sample": settings["Sample"], **epoch_blend},
-        )
-        importance_table = b.object_geometry(importance_source)
-        showing_importance = b.greater_than(settings["Show Importance"], 0.0)
-        trained = _only_when(
-            b,
-            showing_importance,
-            trained.outputs[0],
-            b.group(
-                timeline.ensure_importance(from_table=True),
-                {
-                    "Geometry": trained.outputs[0],
-                    "Table": importance_table,
-                    **epoch_blend,
-                    "Class": settings["Importance Class"],
-                },
-            ).outputs[0],
-        )
-        importance_settings = {"Show Importance": settings["Show Importance"], "Class Count": max(len(class_names), 1)}
-    # One point per layer: its maps' shape and activation range, and in a graph its place.
-    layer_table = {"Layer Table": placed_table} if placed_table is not None else {}
-    with b.part("The cells placed"):
+        # One point per layer: its maps' shape and activation range, and in a graph its place.
+        layer_table = {"Layer Table": placed_table} if placed_table is not None else {}
         layout = b.group(
             groups.ensure_cell_layout(),
             {
@@ -354,52 +433,24 @@ def build_network_tree(
     placed, operation_parts = operations.add_operation_nodes(
         b, operation_inputs, placed, settings, material_inputs, layers, class_names, epoch_blend, output_heads
     )
-    with b.frame("Cells and connections drawn"):
-        # The activation colors, which the cells and the legend share.
-        activation_colors = {
-            "Colormap": settings["Activation Colormap"],
-            "Across Network": settings["Normalize Across Network"],
-        }
-        cells = b.group(
-            groups.ensure_feature_maps(),
-            {
-                "Cells": placed,
-                "Cell Gap": settings["Cell Gap"],
-                **activation_colors,
-                **importance_settings,
-                "Material": material_inputs["cell"],
-                **layer_table,
-            },
-        ).outputs[0]
-        # The cells join the other parts as one instance that holds them: joined as they are, all of them would be
-        # copied and given every attribute the other parts' instances have (VGG16: 0.7 GB at the peak, about a
-        # second). Readers see through it (scene/drawn.py's DrawnInstances).
-        parts = [b.node("GeometryNodeGeometryToInstance", {0: cells}).outputs[0] if nest_cells else cells]
-
-        trained_connections = b.group(
-            timeline.ensure_trained_weights("CURVE"), {"Geometry": connections, **epoch_blend}
-        )
-        trained_connections = _only_when(
-            b,
-            showing_importance,
-            trained_connections.outputs[0],
-            b.group(
-                timeline.ensure_importance(from_table=False),
-                {"Geometry": trained_connections.outputs[0], **epoch_blend, "Class": settings["Importance Class"]},
-            ).outputs[0],
-        )
-        edges = b.group(
-            groups.ensure_connections(),
-            {
-                "Curves": trained_connections,
-                "Cells": placed,
-                "Colormap": settings["Weight Colormap"],
-                **_same_named(settings, "Edge Radius", "Bundling Strength", "Highlight Neuron", "Dimmed Brightness"),
-                **importance_settings,
-                "Material": material_inputs["edge"],
-            },
-        ).outputs[0]
-        parts.append(b.switch("GEOMETRY", settings["Show Connections"], true=edges))
+    # The skeleton's cells and connections drawn, with the network's cells, layer table and class count.
+    layer_table = {"Layer Table": placed_table} if placed_table is not None else {}
+    cells = skeleton["feature maps"]
+    for key, value in {"Cells": placed, **layer_table, "Class Count": class_count}.items():
+        b.set_input(cells, key, value)
+    for key, value in {"Cells": placed, "Class Count": class_count}.items():
+        b.set_input(skeleton["connections"], key, value)
+    # The cells join the other parts as one instance that holds them: joined as they are, all of them would be
+    # copied and given every attribute the other parts' instances have (VGG16: 0.7 GB at the peak, about a
+    # second). Readers see through it (scene/drawn.py's DrawnInstances).
+    parts = [
+        b.node("GeometryNodeGeometryToInstance", {0: cells.outputs[0]}).outputs[0] if nest_cells else cells.outputs[0],
+        skeleton["connections shown"].outputs[0],
+    ]
+    activation_colors = {
+        "Colormap": settings["Activation Colormap"],
+        "Across Network": settings["Normalize Across Network"],
+    }
 
     with b.part("Legend, labels and the links of a graph"):
         legend = b.group(
@@ -491,18 +542,7 @@ def build_network_tree(
             parts.extend(class_labels)
 
     parts.extend(operation_parts)
-    with b.frame("The training overlay"):
-        overlay = b.group(
-            timeline.ensure_training_overlay(),
-            {
-                "History": history,
-                "Epoch": settings["Epoch"],
-                **epoch_blend,
-                "Size": settings["Overlay Size"],
-                "Material": material_inputs["label"],
-            },
-        ).outputs[0]
-        parts.append(b.switch("GEOMETRY", settings["Show Training Overlay"], true=overlay))
+    parts.append(skeleton["overlay shown"].outputs[0])
     b.set_outputs(Geometry=_realized_in_render(b, b.join(parts), settings["Realize in Render"]))
     b.lay_out()
     return tree
@@ -514,7 +554,7 @@ def ensure_shared_groups():
     Also what the prebuilt asset holds (``nodes/prebuilt.py``): a group a network uses and this list misses is
     built from code in every new file."""
     made = [
-        ensure_network_inputs(),
+        ensure_network_skeleton(),
         groups.ensure_cell_layout(),
         groups.ensure_feature_maps(),
         groups.ensure_legend(),
