@@ -570,6 +570,7 @@ def ensure_shared_groups():
         operations.ensure_flatten_links(),
         operations.ensure_probability(),
         operations.ensure_top_classes(),
+        operations.ensure_probability_numbers(),
         annotations.ensure_annotation_lines(),
         annotations.ensure_window_numbers(),
         annotations.ensure_no_inspection(),

@@ -44,6 +44,7 @@ POOLING_LINKS = "BCNN Pooling Links"
 FLATTEN_LINKS = "BCNN Flatten Links"
 PROBABILITY = "BCNN Probability"
 TOP_CLASSES = "BCNN Top Classes"
+PROBABILITY_NUMBERS = "BCNN Probability Numbers"
 
 OVERLAY_WINDOW, OVERLAY_FOCUS, OVERLAY_KERNEL, OVERLAY_WINNER, OVERLAY_BAR, OVERLAY_KERNEL_BACKING = 1, 2, 3, 4, 5, 6
 OVERLAY_PENDING = 7  # a sweep's output pixel not computed yet
@@ -100,6 +101,10 @@ def ensure_probability():
 
 def ensure_top_classes():
     return ensure_group(TOP_CLASSES, _build_top_classes)
+
+
+def ensure_probability_numbers():
+    return ensure_group(PROBABILITY_NUMBERS, _build_probability_numbers)
 
 
 # ---------------------------------------------------------------- small helpers
@@ -739,24 +744,35 @@ def probability_segments(b, cells, heads):
         # Vertices of a mesh, as every writer's segments are (Number Lines counts a mesh's points).
         points = b.node("GeometryNodeMeshLine", {"Count": len(units)}).outputs[0]
         cell = b.index_switch(b.index(), [start + unit for unit in units], "INT", label="Output Neurons")
-        points = b.store(points, "annotation_cell", cell)
-        cell = b.attribute("annotation_cell")
-        pitch = b.sample_index(cells, b.attribute("cell_pitch"), cell)
-        probability = b.sample_index(cells, b.attribute("activation"), cell)
-        bar_end = b.add(
-            b.multiply(offset, pitch), b.maximum(b.multiply(b.multiply(probability, BAR_LENGTH), pitch), 1e-4)
-        )
-        after = b.combine_xyz(0.0, b.negate(b.add(bar_end, b.multiply(pitch, 0.3))), 0.0)
-        points = b.set_position(points, b.vector_add(b.sample_index(cells, b.position(), cell), after))
-        for name, value in (
-            ("annotation_value", probability),
-            ("annotation_decimals", 2),
-            ("annotation_size", b.multiply(pitch, PROBABILITY_SIZE)),
-            ("annotation_align", 1.0),
-        ):
-            points = b.store(points, name, value)
-        parts.append(points)
+        numbers = {"Points": b.store(points, "annotation_cell", cell), "Cells": cells, "Offset": offset}
+        parts.append(b.group(ensure_probability_numbers(), numbers).outputs[0])
     return b.store(b.join(parts), "annotation_line", b.index())
+
+
+def _build_probability_numbers(b):
+    """Each point's neuron (its ``annotation_cell``) gets its probability to write, placed after its bar.
+
+    The same for every network: built once into the prebuilt groups rather than into every network's tree.
+    """
+    b.tree.description = "Places each output neuron's probability after its bar, as Number Lines' segments"
+    points = b.add_input("Points", "GEOMETRY")
+    cells = b.add_input("Cells", "GEOMETRY")
+    offset = b.add_input("Offset", "FLOAT", 0.0, description="Where the neuron's bar starts, in cell pitches")
+    b.add_output("Points", "GEOMETRY")
+    cell = b.attribute("annotation_cell")
+    pitch = b.sample_index(cells, b.attribute("cell_pitch"), cell)
+    probability = b.sample_index(cells, b.attribute("activation"), cell)
+    bar_end = b.add(b.multiply(offset, pitch), b.maximum(b.multiply(b.multiply(probability, BAR_LENGTH), pitch), 1e-4))
+    after = b.combine_xyz(0.0, b.negate(b.add(bar_end, b.multiply(pitch, 0.3))), 0.0)
+    points = b.set_position(points, b.vector_add(b.sample_index(cells, b.position(), cell), after))
+    for name, value in (
+        ("annotation_value", probability),
+        ("annotation_decimals", 2),
+        ("annotation_size", b.multiply(pitch, PROBABILITY_SIZE)),
+        ("annotation_align", 1.0),
+    ):
+        points = b.store(points, name, value)
+    b.set_outputs(Points=points)
 
 
 def top_classes_readout(b, cells, head, output_layer, names, count, size):
