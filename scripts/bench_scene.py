@@ -717,7 +717,9 @@ def report(results):
             "ways of making the node trees alternating: *now* takes the groups every network shares from the",
             ".blend the extension build writes (`scripts/build_node_groups.py`) and builds the network's own tree",
             "in parts, each a group of its own built while nothing uses it (`TreeBuilder.part`); *before* builds",
-            "the groups in the file and the network's tree in one piece, as before both.",
+            "the groups in the file and the network's tree in one piece, as before both. Both ways start the",
+            "network's tree as a copy of the shared skeleton every network's tree has (its inputs and the nodes",
+            "that do not depend on the network: `nodes/network.py`).",
             f"VGG16 is its {vgg_kinds['Conv2D']} conv and {vgg_kinds['MaxPooling2D']} pool layers at "
             f"{vgg_side}x{vgg_side}x3 ({vgg['activations']:,} activations) without the",
             f"classifier. The CIFAR-10 greyscale CNN: {describe_layers(cifar_layers)}: its flatten -> dense {units}",
