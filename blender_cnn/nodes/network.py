@@ -182,7 +182,11 @@ def ensure_network_skeleton():
     property, node, link and value a change after which Blender updates the whole tree, took about a sixth of a
     first network's build.
     """
-    return ensure_group("BCNN Network Skeleton", _build_network_skeleton)
+    skeleton = ensure_group("BCNN Skeleton of Network Trees", _build_network_skeleton)
+    # Nothing uses it, only copies it: without a fake user a saved file would lose it, and the next network
+    # built there would build it again.
+    skeleton.use_fake_user = True
+    return skeleton
 
 
 # The skeleton's nodes the network's own connect to, by what they do: their names in the tree.
