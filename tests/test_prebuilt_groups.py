@@ -104,6 +104,9 @@ def test_the_asset_holds_the_groups_the_code_builds(blender, asset, groups_from)
     from_code = _shared_group_dumps()
     blender.ops.wm.read_homefile(app_template="")
     groups_from(asset)
+    from blender_cnn.nodes import prebuilt
+
+    assert prebuilt.append_prebuilt_groups(), "the asset's groups did not come into the file, local"
     from_asset = _shared_group_dumps()
 
     assert sorted(from_asset) == sorted(from_code)

@@ -28,7 +28,7 @@ enabled = True
 def append_prebuilt_groups(path: Path | None = None) -> bool:
     """Bring every group of ``path`` (the add-on's asset by default) into this file, local; False (and nothing
     added) when the file is missing or unreadable, was written by a newer Blender, or this file already has a
-    group of one of its names."""
+    group of one of its names, and False when a group could not be made local."""
     path = ASSET_PATH if path is None else path
     if not enabled or not path.is_file():
         return False
@@ -50,11 +50,14 @@ def append_prebuilt_groups(path: Path | None = None) -> bool:
             bpy.data.libraries.remove(library)
         return False
     linked = [group for group in target.node_groups if group is not None]
+    names = [group.name for group in linked]
     _make_local(linked)
     for library in added:
         _keep_what_else_came(library, builtin_font)
         bpy.data.libraries.remove(library)
-    return True
+    # Whatever was not made local went with the library.
+    kept = [bpy.data.node_groups.get(name) for name in names]
+    return all(group is not None and group.library is None for group in kept)
 
 
 def _keep_what_else_came(library: bpy.types.Library, builtin_font: bpy.types.VectorFont) -> None:
@@ -72,8 +75,13 @@ def _make_local(linked: list[bpy.types.NodeTree]) -> None:
     """Make the linked groups local in place, each after every linked group that uses it.
 
     A linked group that another linked group still uses is copied by ``make_local`` rather than made local,
-    and the copy's users keep the linked original, which goes with the library.
+    and the copy's users keep the linked original, which goes with the library. Blender 5.3 links a group that
+    nothing uses yet indirectly, and ``make_local`` leaves an indirectly linked group as it is (the groups then
+    went with the library, and every group was built from code): a fake user links each one directly for the
+    while.
     """
+    for group in linked:
+        group.use_fake_user = True
     pending = set(linked)
     while pending:
         users = bpy.data.user_map(subset=pending)
@@ -82,6 +90,8 @@ def _make_local(linked: list[bpy.types.NodeTree]) -> None:
         for group in ready:
             group.make_local()
             pending.discard(group)
+    for group in linked:
+        group.use_fake_user = False
 
 
 def write_prebuilt_groups(path: Path | None = None) -> list[str]:
